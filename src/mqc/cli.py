@@ -1,0 +1,74 @@
+"""The root ``mqc`` command: global options, command groups and the one error handler.
+
+Kept light on purpose: no torch/pandas/numpy at import time (a test asserts it).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from typer.core import TyperGroup
+
+from mqc import __version__
+from mqc.commands import data as data_cmd
+from mqc.commands import profile as profile_cmd
+from mqc.commands._console import State, set_state
+from mqc.commands._errors import report
+from mqc.core.errors import MqcError
+
+
+class MqcGroup(TyperGroup):
+    """Routes domain errors through ``report`` so every command (and CliRunner) gets the same exit codes."""
+
+    def invoke(self, ctx):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except MqcError as exc:
+            sys.exit(report(exc))
+        except KeyboardInterrupt as exc:
+            sys.exit(report(exc))
+
+
+app = typer.Typer(
+    name="mqc",
+    cls=MqcGroup,
+    help="Research CLI for quantitative trading: data, forecasts, training, backtests.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"mqc {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    profile: str = typer.Option(None, "--profile", envvar="MQC_PROFILE", help="Profile name (TOML under the user config dir)."),
+    json_out: bool = typer.Option(False, "--json", help="Print results as JSON on stdout."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or logs; results only."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="More detail on stderr."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
+) -> None:
+    ctx.obj = State(profile=profile, json=json_out, quiet=quiet, verbose=verbose)
+    set_state(ctx.obj)
+
+
+app.add_typer(data_cmd.app, name="data")
+app.add_typer(profile_cmd.app, name="profile")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt as exc:  # pragma: no cover - outside click's invoke
+        sys.exit(report(exc))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,33 @@
+"""The one error handler: a domain error becomes one red line plus a hint, exit code 1."""
+
+from __future__ import annotations
+
+import os
+import traceback
+
+from rich.markup import escape
+
+from mqc.commands._console import err
+from mqc.core.errors import MqcError
+
+
+def debug_enabled() -> bool:
+    return os.environ.get("MQC_DEBUG", "") not in ("", "0", "false")
+
+
+def report(exc: BaseException) -> int:
+    """Print ``exc`` for a person and return the exit code to use."""
+    if isinstance(exc, KeyboardInterrupt):
+        err.print("[red]interrupted[/red]")
+        return 130
+    if debug_enabled():
+        err.print(escape("".join(traceback.format_exception(exc))))
+    if isinstance(exc, MqcError):
+        err.print(f"[bold red]error:[/bold red] {escape(str(exc))}")
+        if exc.hint:
+            err.print(f"[dim]hint:[/dim] {escape(exc.hint)}")
+        return 1
+    err.print(f"[bold red]internal error:[/bold red] {escape(type(exc).__name__)}: {escape(str(exc))}")
+    if not debug_enabled():
+        err.print("[dim]hint: rerun with MQC_DEBUG=1 for the traceback and report it[/dim]")
+    return 1

@@ -1,0 +1,1 @@
+"""The mqc library. Nothing here imports typer or rich, prints, or exits the process."""

@@ -1,0 +1,238 @@
+"""Config dataclasses and the one precedence order that resolves them.
+
+Each concern has one frozen dataclass registered under a table name (``@config_table("market")``).
+A value resolves, lowest to highest, from:
+
+    defaults < hyperparams file < profile < MQC_<TABLE>_<FIELD> environment < CLI flags
+
+and ``resolve`` reports where each value came from, so ``mqc profile show`` can print it.
+Unknown tables and keys are errors with a "did you mean" suggestion.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib
+import os
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any, Literal, TypeVar, get_args, get_origin
+
+from mqc.core.errors import ConfigError
+
+T = TypeVar("T")
+
+_TABLES: dict[str, type] = {}
+
+# Modules that define config tables. Imported lazily by ``known_tables`` so that validating a profile
+# sees every table; each must stay light (dataclasses only, no torch/pandas at import time).
+CONFIG_MODULES: tuple[str, ...] = (
+    "mqc.core.data.config",
+    "mqc.core.market.config",
+    "mqc.core.train.config",
+    "mqc.core.backtest.config",
+    "mqc.core.forecast.config",
+)
+
+
+def config_table(name: str):
+    """Class decorator registering a frozen config dataclass under a profile table name."""
+
+    def wrap(cls: type[T]) -> type[T]:
+        if not dataclasses.is_dataclass(cls):
+            raise TypeError(f"{cls.__name__} must be a dataclass")
+        existing = _TABLES.get(name)
+        if existing is not None and existing.__qualname__ != cls.__qualname__:
+            raise TypeError(f"config table {name!r} registered twice ({existing.__name__}, {cls.__name__})")
+        _TABLES[name] = cls
+        cls.__config_table__ = name  # type: ignore[attr-defined]
+        return cls
+
+    return wrap
+
+
+def known_tables() -> dict[str, type]:
+    for mod in CONFIG_MODULES:
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as exc:
+            if exc.name != mod:
+                raise
+    return dict(_TABLES)
+
+
+def table_name(cls: type) -> str:
+    return cls.__config_table__  # type: ignore[attr-defined]
+
+
+def did_you_mean(name: str, options: typing.Iterable[str]) -> str:
+    match = difflib.get_close_matches(name, list(options), n=1, cutoff=0.6)
+    return f"; did you mean {match[0]!r}?" if match else ""
+
+
+def field_types(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.init}
+
+
+def coerce(value: Any, tp: Any, where: str) -> Any:
+    """Convert ``value`` (from TOML, an env string or a CLI flag) to the annotated type ``tp``."""
+    origin = get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "null")):
+            if type(None) in get_args(tp):
+                return None
+        errors = []
+        for arg in args:
+            try:
+                return coerce(value, arg, where)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+    if origin is Literal:
+        choices = get_args(tp)
+        if value in choices:
+            return value
+        if isinstance(value, str):
+            for c in choices:
+                if str(c) == value.strip():
+                    return c
+        raise ConfigError(
+            f"{where}: {value!r} is not one of {', '.join(map(str, choices))}"
+            + did_you_mean(str(value), map(str, choices))
+        )
+    if origin in (tuple, list):
+        args = get_args(tp)
+        inner = args[0] if args else str
+        if isinstance(value, str):
+            items = [s.strip() for s in value.split(",") if s.strip()]
+        elif isinstance(value, (list, tuple)):
+            items = list(value)
+        else:
+            raise ConfigError(f"{where}: expected a list (comma-separated), got {value!r}")
+        out = [coerce(v, inner, where) for v in items]
+        return tuple(out) if origin is tuple else out
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.strip().lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value.strip().replace("_", ""))
+            except ValueError:
+                pass
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value.strip())
+            except ValueError:
+                pass
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    if tp is Any:
+        return value
+    return value
+
+
+def check_keys(cls: type, values: Mapping[str, Any], where: str) -> None:
+    names = field_types(cls)
+    for key in values:
+        if key not in names:
+            raise ConfigError(f"{where}: unknown key {key!r}{did_you_mean(key, names)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Resolved(typing.Generic[T]):
+    value: T
+    sources: dict[str, str]
+
+
+def env_name(table: str, field: str) -> str:
+    return f"MQC_{table.upper()}_{field.upper()}"
+
+
+def resolve(
+    cls: type[T],
+    *,
+    hyperparams: Mapping[str, Any] | None = None,
+    profile: Mapping[str, Any] | None = None,
+    profile_name: str | None = None,
+    env: Mapping[str, str] | None = None,
+    flags: Mapping[str, Any] | None = None,
+) -> Resolved[T]:
+    """Build ``cls`` from the layers in precedence order and record where each value came from.
+
+    ``profile`` is the table for ``cls`` only (a mapping of field -> value). ``flags`` entries whose
+    value is ``None`` mean "not given on the command line" and are skipped.
+    """
+    table = table_name(cls)
+    types_ = field_types(cls)
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    sources = {name: "default" for name in types_}
+    layers: list[tuple[str, Mapping[str, Any]]] = []
+    if hyperparams:
+        layers.append(("hyperparams", hyperparams))
+    if profile:
+        layers.append((f"profile:{profile_name or '?'}", profile))
+    env_layer = {
+        name: env[env_name(table, name)] for name in types_ if env_name(table, name) in env
+    }
+    for label, layer in layers:
+        check_keys(cls, layer, f"[{table}] in {label}")
+        for key, raw in layer.items():
+            values[key] = coerce(raw, types_[key], f"[{table}].{key} in {label}")
+            sources[key] = label
+    for key, raw in env_layer.items():
+        values[key] = coerce(raw, types_[key], env_name(table, key))
+        sources[key] = f"env:{env_name(table, key)}"
+    if flags:
+        check_keys(cls, flags, f"[{table}] flags")
+        for key, raw in flags.items():
+            if raw is None:
+                continue
+            values[key] = coerce(raw, types_[key], f"--{key.replace('_', '-')}")
+            sources[key] = "flag"
+    try:
+        obj = cls(**values)
+    except TypeError as exc:  # pragma: no cover - guarded by check_keys
+        raise ConfigError(f"[{table}]: {exc}") from exc
+    return Resolved(obj, sources)
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    """A JSON/TOML-friendly dict of a config dataclass (tuples become lists, None dropped for TOML)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        out[f.name] = list(v) if isinstance(v, tuple) else v
+    return out
+
+
+def from_dict(cls: type[T], values: Mapping[str, Any], where: str = "config") -> T:
+    """Rebuild a config from a stored dict (e.g. a checkpoint's ``config.json``), type-checked."""
+    types_ = field_types(cls)
+    check_keys(cls, values, where)
+    return cls(**{k: coerce(v, types_[k], f"{where}.{k}") for k, v in values.items()})

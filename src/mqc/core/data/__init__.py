@@ -1,0 +1,1 @@
+"""OHLCV bars: reading, validation, the local catalog, aligned panels, splits and causal features."""

@@ -1,0 +1,78 @@
+"""Bar sizes: labels like ``15m``/``1h``/``1d``, inference from timestamps, bars per year."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from mqc.core.errors import DataError
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_LABEL = re.compile(r"^(\d+)([smhdw])$")
+
+SECONDS_PER_YEAR = 365.25 * 86400
+
+
+def to_datetime64(timestamps) -> np.ndarray:
+    """Timestamps (numpy, pandas Series/Index, tz-aware or naive UTC) -> naive UTC ``datetime64[ns]``."""
+    import pandas as pd
+
+    idx = pd.DatetimeIndex(timestamps)
+    if idx.tz is not None:
+        idx = idx.tz_convert("UTC").tz_localize(None)
+    return idx.to_numpy(dtype="datetime64[ns]")
+
+
+def epoch_seconds(timestamps) -> np.ndarray:
+    return to_datetime64(timestamps).astype("datetime64[s]").astype(np.int64)
+
+
+def parse_timeframe(label: str) -> int:
+    """Seconds in a bar of ``label`` (``15m`` -> 900)."""
+    m = _LABEL.match(label.strip().lower()) if isinstance(label, str) else None
+    if not m:
+        raise DataError(f"invalid timeframe {label!r}: use a number and a unit, e.g. 1m, 15m, 1h, 1d")
+    return int(m.group(1)) * _UNITS[m.group(2)]
+
+
+def label_for_seconds(seconds: float) -> str:
+    for unit in ("w", "d", "h", "m", "s"):
+        size = _UNITS[unit]
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
+
+
+def infer_bar_seconds(timestamps: np.ndarray) -> int:
+    """The typical bar size: the most common positive gap between consecutive timestamps.
+
+    Daily equity bars have 1-day gaps on weekdays and 3-day gaps over weekends; the mode is 1 day.
+    """
+    ts = epoch_seconds(timestamps)
+    if ts.size < 2:
+        raise DataError("need at least 2 bars to infer the bar size")
+    gaps = np.diff(ts)
+    gaps = gaps[gaps > 0]
+    if gaps.size == 0:
+        raise DataError("cannot infer the bar size: all timestamps are equal")
+    values, counts = np.unique(gaps, return_counts=True)
+    return int(values[np.argmax(counts)])
+
+
+def infer_timeframe(timestamps: np.ndarray) -> str:
+    return label_for_seconds(infer_bar_seconds(timestamps))
+
+
+def bars_per_year(timestamps: np.ndarray) -> float:
+    """Observed bars per year of a series (252-ish for equity days, 365 for crypto days).
+
+    Measured from the data rather than assumed, so annualisation is right for gapped calendars.
+    """
+    ts = epoch_seconds(timestamps)
+    if ts.size < 2:
+        return 252.0
+    span = float(ts[-1] - ts[0])
+    if span <= 0:
+        return 252.0
+    return (ts.size - 1) * SECONDS_PER_YEAR / span

@@ -1,0 +1,59 @@
+"""Market (cost and constraint) config. Light module: dataclasses only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mqc.core.config import config_table
+from mqc.core.errors import ConfigError
+
+ASSET_CLASSES = ("equity", "crypto", "cash")
+
+
+@config_table("market")
+@dataclass(frozen=True)
+class MarketConfig:
+    """Execution costs and constraints. Every simulator in mqc (training, backtest, gym, trading)
+    builds its costs from this one dataclass through ``mqc.core.market.simulator``."""
+
+    equity_fee_bps: float = field(default=1.0, metadata={"help": "commission on traded notional for equities, bps"})
+    crypto_fee_bps: float = field(default=10.0, metadata={"help": "commission on traded notional for crypto, bps"})
+    cash_fee_bps: float = field(default=0.0, metadata={"help": "cost of moving into/out of the cash asset, bps"})
+    slippage_bps: float = field(default=2.0, metadata={"help": "spread + slippage on traded notional, bps (all assets but cash)"})
+    financing_rate: float = field(default=0.05, metadata={"help": "annual rate paid on borrowed notional (long gross above 1)"})
+    borrow_rate: float = field(default=0.0, metadata={"help": "annual borrow fee on short notional"})
+    cash_rate: float = field(default=0.0, metadata={"help": "annual rate earned on uninvested cash"})
+    max_gross_leverage: float = field(default=1.0, metadata={"help": "cap on sum |w| for positions held within a session"})
+    max_overnight_leverage: float = field(default=1.0, metadata={"help": "cap on sum |w| for positions held across a day boundary"})
+    allow_short: bool = field(default=False, metadata={"help": "allow negative weights (subject to crypto_long_only)"})
+    crypto_long_only: bool = field(default=True, metadata={"help": "clip crypto weights at 0 even when shorting is allowed"})
+    include_cash: bool = field(default=False, metadata={"help": "give policies an explicit cash asset"})
+
+    def __post_init__(self) -> None:
+        for name in ("equity_fee_bps", "crypto_fee_bps", "cash_fee_bps", "slippage_bps", "financing_rate", "borrow_rate"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"market.{name} must be >= 0, got {getattr(self, name)}")
+        if self.max_gross_leverage <= 0 or self.max_overnight_leverage <= 0:
+            raise ConfigError("market leverage caps must be > 0")
+        if self.max_overnight_leverage > self.max_gross_leverage:
+            raise ConfigError(
+                f"max_overnight_leverage ({self.max_overnight_leverage}) cannot exceed max_gross_leverage ({self.max_gross_leverage})"
+            )
+
+    def fee_bps(self, asset_class: str) -> float:
+        """Total one-way cost per unit of traded notional, in bps, for an asset class."""
+        if asset_class == "cash":
+            return self.cash_fee_bps
+        base = self.crypto_fee_bps if asset_class == "crypto" else self.equity_fee_bps
+        return base + self.slippage_bps
+
+    def with_cost(self, cost_bps: float | None = None, slippage_bps: float | None = None) -> MarketConfig:
+        """A copy with every non-cash commission set to ``cost_bps`` and/or slippage overridden."""
+        import dataclasses
+
+        changes: dict[str, float] = {}
+        if cost_bps is not None:
+            changes.update(equity_fee_bps=cost_bps, crypto_fee_bps=cost_bps)
+        if slippage_bps is not None:
+            changes["slippage_bps"] = slippage_bps
+        return dataclasses.replace(self, **changes)

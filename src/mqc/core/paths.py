@@ -1,0 +1,43 @@
+"""Where mqc keeps its files. Environment variables override paths only, never behaviour."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+APP = "mqc"
+
+
+def _dir(env: str, default: str) -> Path:
+    value = os.environ.get(env)
+    return Path(value).expanduser() if value else Path(default)
+
+
+def config_dir() -> Path:
+    """User config dir (profiles live in ``profiles/`` below it). Override: ``MQC_CONFIG_DIR``."""
+    import platformdirs
+
+    return _dir("MQC_CONFIG_DIR", platformdirs.user_config_dir(APP))
+
+
+def data_dir() -> Path:
+    """Data dir holding the bar catalog. Override: ``MQC_DATA_DIR``."""
+    import platformdirs
+
+    return _dir("MQC_DATA_DIR", platformdirs.user_data_dir(APP))
+
+
+def cache_dir() -> Path:
+    """Cache dir (provider downloads, forecast features). Override: ``MQC_CACHE_DIR``."""
+    import platformdirs
+
+    return _dir("MQC_CACHE_DIR", platformdirs.user_cache_dir(APP))
+
+
+def runs_dir() -> Path:
+    """Default parent of training and backtest run directories. Override: ``MQC_RUNS_DIR``."""
+    return _dir("MQC_RUNS_DIR", str(data_dir() / "runs"))
+
+
+def profiles_dir() -> Path:
+    return config_dir() / "profiles"

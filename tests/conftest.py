@@ -1,0 +1,65 @@
+"""Shared fixtures: isolated user dirs, offline HF, seeded synthetic bars, optional real data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED_OHLCV = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ohlcv"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("CONFIG", "DATA", "CACHE", "RUNS"):
+        d = tmp_path / f"mqc-{name.lower()}"
+        monkeypatch.setenv(f"MQC_{name}_DIR", str(d))
+    monkeypatch.delenv("MQC_PROFILE", raising=False)
+    monkeypatch.delenv("MQC_DEBUG", raising=False)
+    for key in list(os.environ):
+        if key.startswith("MQC_") and key.count("_") >= 2 and not key.endswith("_DIR"):
+            monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _torch_threads() -> None:
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return
+    torch.set_num_threads(1)
+
+
+@pytest.fixture
+def synth():
+    """Factory: ``synth(n_assets=3, n_bars=500, seed=0, **spec)`` -> {symbol: canonical frame}."""
+    from mqc.core.data.synth import SynthSpec, synth_ohlcv
+
+    def make(**kwargs):
+        return synth_ohlcv(SynthSpec(**kwargs))
+
+    return make
+
+
+@pytest.fixture
+def synth_panel(synth):
+    """Factory: an aligned Panel of synthetic bars."""
+    from mqc.core.data.panel import align_frames
+
+    def make(**kwargs):
+        return align_frames(synth(**kwargs))
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def shared_ohlcv() -> Path:
+    """``../shared/data/ohlcv`` (skips the test when the real data is absent)."""
+    if not SHARED_OHLCV.is_dir():
+        pytest.skip("real data in ../shared/data/ohlcv is not available")
+    return SHARED_OHLCV
