@@ -1,0 +1,1 @@
+"""Probabilistic OHLC forecasters behind one interface (see ``base``)."""

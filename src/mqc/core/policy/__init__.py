@@ -1,0 +1,1 @@
+"""Policies and the strategy interface that backtests and trading replay."""

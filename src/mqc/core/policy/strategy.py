@@ -1,0 +1,110 @@
+"""The strategy interface: anything that turns a panel into causal target weights.
+
+``mqc backtest`` and ``mqc trade`` only ever talk to a ``Strategy``; each checkpoint kind
+(``dm``, ``sharpe``, ``kronos``, ...) registers a loader that rebuilds one from its checkpoint.
+
+Checkpoint file (``torch.save`` of a plain dict, loadable with ``torch.load(weights_only=True)``):
+
+    format="mqc-checkpoint", format_version=1, mqc_version, kind, state_dict, model_config (dict),
+    feature_config (dict), market_config (dict), symbols (list), asset_classes (list), timeframe,
+    lookback, data_fingerprint, feature_stats ({"mean": list, "std": list}), step, metrics (dict)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from mqc.core.errors import ArtifactNotFound, CheckpointError
+from mqc.core.market.config import MarketConfig
+
+CHECKPOINT_FORMAT = "mqc-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+class Strategy(Protocol):
+    kind: str
+    symbols: tuple[str, ...]
+    timeframe: str
+    market: MarketConfig
+    lookback: int  # bars of history the first decision needs
+
+    def target_weights(self, panel: Any) -> np.ndarray:
+        """``[T, A]`` float64 target weights for ``panel`` (same symbols, in order); row t uses
+        bars <= t only. Rows before the first decidable bar are 0 (all cash)."""
+        ...
+
+
+_LOADERS: dict[str, Callable[[dict[str, Any], Path], Strategy]] = {}
+
+
+def register_loader(kind: str, loader: Callable[[dict[str, Any], Path], Strategy]) -> None:
+    _LOADERS[kind] = loader
+
+
+def _import_builtin_loaders() -> None:
+    import importlib
+
+    for mod in ("mqc.core.train.checkpoint_kinds",):
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as exc:
+            if exc.name != mod:
+                raise
+
+
+def resolve_checkpoint_path(ref: str | Path, runs_dir: Path | None = None) -> Path:
+    """A checkpoint file, a run directory (its ``checkpoints/best.pt``), or ``latest`` (newest run)."""
+    from mqc.core import paths
+
+    root = runs_dir or paths.runs_dir()
+    if str(ref) == "latest":
+        runs = sorted(
+            (p for p in root.glob("**/checkpoints/best.pt")), key=lambda p: p.stat().st_mtime
+        ) if root.exists() else []
+        if not runs:
+            raise ArtifactNotFound(f"no training runs under {root}", hint="train one first: mqc train dm")
+        return runs[-1]
+    p = Path(ref).expanduser()
+    if p.is_dir():
+        for cand in (p / "checkpoints" / "best.pt", p / "best.pt", p / "checkpoints" / "latest.pt"):
+            if cand.is_file():
+                return cand
+        raise ArtifactNotFound(f"{p}: no checkpoints/best.pt in this run directory")
+    if not p.is_file():
+        raise ArtifactNotFound(f"checkpoint {p} not found", hint="pass a .pt file, a run directory or 'latest'")
+    return p
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load and check a checkpoint dict (format, version) with ``weights_only=True``."""
+    import torch
+
+    path = Path(path)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"{path}: not a readable mqc checkpoint ({type(exc).__name__}: {str(exc)[:200]})") from exc
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not an mqc checkpoint (no format marker)")
+    if ckpt.get("format_version") != CHECKPOINT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format version {ckpt.get('format_version')!r} (mqc {ckpt.get('mqc_version')}) "
+            f"is not supported by this mqc (format {CHECKPOINT_VERSION})",
+            hint="retrain with this mqc version, or install the mqc version that wrote it",
+        )
+    return ckpt
+
+
+def load_strategy(ref: str | Path) -> Strategy:
+    """Rebuild the strategy stored in a checkpoint (path, run directory or ``latest``)."""
+    path = resolve_checkpoint_path(ref)
+    ckpt = read_checkpoint(path)
+    _import_builtin_loaders()
+    kind = ckpt.get("kind")
+    if kind not in _LOADERS:
+        raise CheckpointError(f"{path}: unknown checkpoint kind {kind!r}; known: {', '.join(sorted(_LOADERS)) or 'none'}")
+    return _LOADERS[kind](ckpt, path)
