@@ -11,8 +11,11 @@ import typer
 from typer.core import TyperGroup
 
 from mqc import __version__
+from mqc.commands import backtest as backtest_cmd
 from mqc.commands import data as data_cmd
+from mqc.commands import forecast as forecast_cmd
 from mqc.commands import profile as profile_cmd
+from mqc.commands import train as train_cmd
 from mqc.commands._console import State, set_state
 from mqc.commands._errors import report
 from mqc.core.errors import MqcError
@@ -61,6 +64,9 @@ def root(
 
 app.add_typer(data_cmd.app, name="data")
 app.add_typer(profile_cmd.app, name="profile")
+app.add_typer(forecast_cmd.app, name="forecast")
+app.command("backtest")(backtest_cmd.backtest)
+app.add_typer(train_cmd.app, name="train")
 
 
 def main() -> None:

@@ -1,13 +1,104 @@
-"""``mqc data``: import, validate, list, show, export and remove OHLCV bars."""
+"""``mqc data``: import, validate, list, show, export, remove, sample, synth and fetch OHLCV bars."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
-from mqc.commands._console import out, print_json, want_json
-from mqc.commands._options import JsonOpt
+from mqc.commands._console import RichProgress, err, out, print_json, state, want_json
+from mqc.commands._options import JsonOpt, split_list
 
 app = typer.Typer(help="Import, validate, inspect and store OHLCV bars.", no_args_is_help=True)
+
+OnErrorOpt = typer.Option(None, "--on-error", help="Bad rows: fail (stop, store nothing), repair (fix what can be fixed, drop the rest) or drop.")
+TimeframeOpt = typer.Option(None, "--timeframe", "-t", help="Bar size label (1m, 15m, 1h, 1d); default: inferred from the timestamps.")
+
+
+def _import_config(on_error: str | None, replace: bool | None = None, asset_class: str | None = None):
+    from mqc.core.data.config import ImportConfig
+    from mqc.core.profiles import resolve_with_profile
+
+    flags = {"on_error": on_error, "replace": replace or None, "asset_class": asset_class}
+    return resolve_with_profile(ImportConfig, state().profile, flags=flags).value
+
+
+def _render_result(result: Any, json_out: bool, *, title: str) -> None:
+    """Table of per-symbol outcomes, then every repair / drop / warning, then skipped files."""
+    if want_json(json_out):
+        print_json(result.to_dict())
+        return
+    from rich.table import Table
+
+    if result.items:
+        t = Table(title=title)
+        for col in ("symbol", "tf", "rows in", "stored", "status", "added", "fixed", "dropped", "warn"):
+            t.add_column(col, justify="left" if col in ("symbol", "tf", "status") else "right")
+        for i in result.items:
+            r = i.report
+            t.add_row(i.symbol, i.timeframe, str(r.rows_in), str(i.rows), i.status, str(i.added), str(r.repaired), str(r.dropped), str(len(r.warnings)))
+        out.print(t)
+    for i in result.items:
+        for issue in i.report.issues:
+            style = {"repaired": "yellow", "dropped": "red", "warning": "dim"}.get(issue.action, "white")
+            out.print(f"[{style}]{_esc(f'{i.symbol} {i.path}: {issue.line()}')}[/{style}]")
+    for e in result.errors:
+        err.print(f"[bold red]error:[/bold red] {_esc(e['error'])}")
+        if e.get("hint"):
+            err.print(f"[dim]hint:[/dim] {_esc(e['hint'])}")
+
+
+def _esc(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(str(text))
+
+
+def _when(iso: str) -> str:
+    """ISO time -> 'YYYY-MM-DD' at midnight, else 'YYYY-MM-DD HH:MM'."""
+    return iso[:10] if iso[11:19] in ("", "00:00:00") else iso[:16].replace("T", " ")
+
+
+def _short(path: str, width: int = 40) -> str:
+    return _esc(path if len(path) <= width else "…" + path[-(width - 1) :])
+
+
+@app.command("import")
+def import_(
+    paths: list[str] = typer.Argument(..., help="CSV/Parquet files, folders or glob patterns (quote globs)."),
+    on_error: str = OnErrorOpt,
+    symbol: str = typer.Option(None, "--symbol", "-s", help="Symbol for a single file (default: symbol column, yfinance ticker or file name)."),
+    timeframe: str = TimeframeOpt,
+    asset_class: str = typer.Option(None, "--asset-class", help="equity, crypto or cash (default: guessed from the symbol)."),
+    replace: bool = typer.Option(False, "--replace", help="Overwrite stored bars that differ instead of refusing."),
+    json_out: bool = JsonOpt,
+) -> None:
+    """Validate every file, then store all of them in the catalog (nothing is stored if one fails)."""
+    from mqc.core.data.importer import import_paths
+
+    cfg = _import_config(on_error, replace, asset_class)
+    with RichProgress() as progress:
+        result = import_paths(paths, cfg, symbol=symbol, timeframe=timeframe, progress=progress)
+    _render_result(result, json_out, title=f"imported into {result.catalog}")
+
+
+@app.command("validate")
+def validate(
+    paths: list[str] = typer.Argument(..., help="CSV/Parquet files, folders or glob patterns."),
+    on_error: str = OnErrorOpt,
+    symbol: str = typer.Option(None, "--symbol", "-s", help="Symbol for a single file."),
+    timeframe: str = TimeframeOpt,
+    json_out: bool = JsonOpt,
+) -> None:
+    """Run the import checks and print the report; writes nothing. Exit 1 when a file fails."""
+    from mqc.core.data.importer import validate_paths
+
+    cfg = _import_config(on_error)
+    with RichProgress() as progress:
+        result = validate_paths(paths, cfg, symbol=symbol, timeframe=timeframe, progress=progress)
+    _render_result(result, json_out, title="validation (nothing written)")
+    if result.errors:
+        raise typer.Exit(1)
 
 
 @app.command("list")
@@ -20,16 +111,154 @@ def list_(
 
     from mqc.core.data.catalog import Catalog
 
-    entries = Catalog().entries(timeframe)
+    cat = Catalog()
+    entries = cat.entries(timeframe)
     if want_json(json_out):
-        print_json([e.__dict__ for e in entries])
+        print_json({"catalog": str(cat.root), "entries": [e.__dict__ for e in entries]})
         return
     if not entries:
         out.print("the catalog is empty: run `mqc data sample` or `mqc data import PATH`")
         return
-    t = Table()
+    t = Table(title=str(cat.root))
     for col in ("symbol", "timeframe", "rows", "first", "last", "class", "source"):
-        t.add_column(col)
+        t.add_column(col, justify="right" if col == "rows" else "left")
     for e in entries:
-        t.add_row(e.symbol, e.timeframe, str(e.rows), e.first[:19], e.last[:19], e.asset_class, e.source)
+        t.add_row(e.symbol, e.timeframe, str(e.rows), _when(e.first), _when(e.last), e.asset_class, _short(e.source, 36))
     out.print(t)
+
+
+@app.command("show")
+def show(
+    symbol: str = typer.Argument(..., help="Symbol in the catalog."),
+    timeframe: str = typer.Option(None, "--timeframe", "-t", help="Bar size, when the symbol is stored at several."),
+    last: int = typer.Option(5, "--last", "-n", help="How many of the latest bars to print."),
+    json_out: bool = JsonOpt,
+) -> None:
+    """Summary statistics, gaps, the last bars and a chart of closes."""
+    from rich.table import Table
+
+    from mqc.commands._console import fmt_pct
+    from mqc.core.data.summary import sparkline, summarize
+
+    s = summarize(symbol, timeframe, last=last, width=min(80, max(20, out.width - 4)))
+    if want_json(json_out):
+        print_json(s.to_dict())
+        return
+    st, e = s.stats, s.entry
+    out.print(f"[bold]{e.symbol}[/bold] {e.timeframe}  {st['rows']} bars  {st['first']} .. {st['last']}  ({e.asset_class}; {_esc(e.source)})")
+    out.print(sparkline(s.closes, len(s.closes)))
+    out.print(f"close {st['min_close']:.6g} .. {st['max_close']:.6g}, last {st['last_close']:.6g}")
+    ann = f"{fmt_pct(st['annual_return'])} / yr" if st["annual_return"] is not None else "-"
+    vol = fmt_pct(st["annual_volatility"])
+    out.print(f"return {fmt_pct(st['total_return'])} ({ann}), volatility {vol} / yr, max drawdown {fmt_pct(st['max_drawdown'])}")
+    out.print(f"gaps {st['gaps']} (largest {st['largest_gap_bars']} bars), zero-volume bars {st['zero_volume_bars']}, content hash {'ok' if s.verified else '[red]MISMATCH[/red]'}")
+    for g in s.gaps[:10]:
+        out.print(f"  gap before {g['before']}: {g['detail']}")
+    for w in st["warnings"][:10]:
+        out.print(f"  [dim]{_esc(w)}[/dim]")
+    t = Table(title=f"last {len(s.last_bars)} bars")
+    for col in ("timestamp", "open", "high", "low", "close", "volume"):
+        t.add_column(col, justify="left" if col == "timestamp" else "right")
+    for b in s.last_bars:
+        t.add_row(b["timestamp"], *(f"{b[c]:.6g}" for c in ("open", "high", "low", "close")), f"{b['volume']:.0f}")
+    out.print(t)
+
+
+@app.command("export")
+def export(
+    symbol: str = typer.Argument(..., help="Symbol in the catalog."),
+    to: str = typer.Option("csv", "--to", help="csv or parquet."),
+    out_path: str = typer.Option(None, "--out", "-o", help="File or folder (default ./SYMBOL_TF.csv)."),
+    timeframe: str = typer.Option(None, "--timeframe", "-t", help="Bar size, when the symbol is stored at several."),
+    json_out: bool = JsonOpt,
+) -> None:
+    """Write a stored symbol to CSV or Parquet (re-importable unchanged)."""
+    from mqc.core.data.summary import export_symbol
+
+    path = export_symbol(symbol, to, out_path, timeframe=timeframe)
+    if want_json(json_out):
+        print_json({"symbol": symbol.upper(), "path": str(path), "format": to})
+        return
+    out.print(f"wrote {path}")
+
+
+@app.command("remove")
+def remove(
+    symbol: str = typer.Argument(..., help="Symbol to remove."),
+    timeframe: str = typer.Option(None, "--timeframe", "-t", help="Bar size, when the symbol is stored at several."),
+    json_out: bool = JsonOpt,
+) -> None:
+    """Remove a symbol from the catalog."""
+    from mqc.core.data.catalog import Catalog
+
+    entry = Catalog().remove(symbol, timeframe)
+    if want_json(json_out):
+        print_json({"removed": entry.__dict__})
+        return
+    out.print(f"removed {entry.key} ({entry.rows} bars)")
+
+
+@app.command("sample")
+def sample(
+    symbols: str = typer.Option(None, "--symbols", help="Comma-separated subset of SP500,NASDAQ,GOOG,EURUSD (default: all)."),
+    json_out: bool = JsonOpt,
+) -> None:
+    """Import real bars shipped inside installed packages (no network): SP500, NASDAQ, GOOG daily; EURUSD hourly."""
+    from mqc.core.data.sample import import_sample
+
+    with RichProgress() as progress:
+        result = import_sample(split_list(symbols), progress=progress)
+    _render_result(result, json_out, title=f"sample imported into {result.catalog}")
+
+
+@app.command("synth")
+def synth(
+    assets: int = typer.Option(5, "--assets", help="Number of assets (SYN0, SYN1, ...)."),
+    bars: int = typer.Option(2000, "--bars", help="Bars per asset."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same bars)."),
+    timeframe: str = typer.Option("1d", "--timeframe", "-t", help="Bar size."),
+    start: str = typer.Option("2015-01-01", "--start", help="First timestamp."),
+    correlation: float = typer.Option(0.3, "--correlation", help="Pairwise correlation of return shocks."),
+    out_dir: str = typer.Option(None, "--out", "-o", help="Write SYN<i>.csv files into this folder."),
+    do_import: bool = typer.Option(False, "--import", help="Store in the catalog (the default when --out is not given)."),
+    json_out: bool = JsonOpt,
+) -> None:
+    """Seeded synthetic bars: correlated assets, GARCH volatility clustering, fat tails."""
+    from mqc.core.data.synth import SynthSpec, import_synth, write_synth_csv
+
+    spec = SynthSpec(n_assets=assets, n_bars=bars, seed=seed, timeframe=timeframe, start=start, correlation=correlation)
+    files = [str(p) for p in write_synth_csv(spec, out_dir)] if out_dir else []
+    result = import_synth(spec) if (do_import or not out_dir) else None
+    if want_json(json_out):
+        print_json({"files": files, "import": result.to_dict() if result else None})
+        return
+    for f in files:
+        out.print(f"wrote {f}")
+    if result:
+        _render_result(result, False, title=f"synthetic bars in {result.catalog}")
+
+
+@app.command("fetch")
+def fetch(
+    symbols: list[str] = typer.Argument(..., help="Provider symbols: AAPL ^GSPC (yfinance) or BTC/USDT (ccxt); commas work too."),
+    provider: str = typer.Option(None, "--provider", "-p", help="yfinance (stocks) or ccxt (crypto)."),
+    timeframe: str = typer.Option(None, "--timeframe", "-t", help="Bar size (default 1d)."),
+    start: str = typer.Option(None, "--start", help="First date (YYYY-MM-DD)."),
+    end: str = typer.Option(None, "--end", help="Last date (YYYY-MM-DD)."),
+    exchange: str = typer.Option(None, "--exchange", help="ccxt exchange id (default binance)."),
+    on_error: str = OnErrorOpt,
+    replace: bool = typer.Option(False, "--replace", help="Overwrite stored bars that differ."),
+    json_out: bool = JsonOpt,
+) -> None:
+    """Download bars (cached, retried on rate limits), validate and import them. Needs mqc[fetch]."""
+    from mqc.core.data.config import FetchConfig
+    from mqc.core.data.fetch import fetch_symbols
+    from mqc.core.profiles import resolve_with_profile
+
+    flags = {"provider": provider, "timeframe": timeframe, "start": start, "end": end, "exchange": exchange}
+    cfg = resolve_with_profile(FetchConfig, state().profile, flags=flags).value
+    icfg = _import_config(on_error or "repair", replace)
+    names = [s.strip() for chunk in symbols for s in chunk.split(",") if s.strip()]
+    with RichProgress() as progress:
+        result = fetch_symbols(names, cfg, icfg, progress=progress)
+    _render_result(result, json_out, title=f"fetched from {cfg.provider} into {result.catalog}")

@@ -34,6 +34,7 @@ CONFIG_MODULES: tuple[str, ...] = (
     "mqc.core.train.config",
     "mqc.core.backtest.config",
     "mqc.core.forecast.config",
+    "mqc.core.forecast.kronos.config",
 )
 
 

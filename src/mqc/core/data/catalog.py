@@ -5,24 +5,29 @@ Layout under ``<data dir>/catalog/``::
     manifest.json              {"version": 1, "entries": {"1d/AAPL": {...}}}
     1d/AAPL.parquet            timestamp (UTC), open, high, low, close, volume
 
-Every write goes to a temp file and is moved into place, and the manifest is written last, so a
-failed import leaves the catalog exactly as it was.
+A batch write first plans every symbol (merging with what is stored and refusing conflicting bars),
+then writes each Parquet file to a temp file, moves them into place, and writes the manifest last,
+so a failed import leaves the catalog exactly as it was. Writers hold a lock file for the batch.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from mqc.core import atomic, paths
+from mqc.core.data.bars import COLUMNS, Bars, bars_table, table_arrays
 from mqc.core.data.reader import normalise_symbol
-from mqc.core.data.timeframe import infer_timeframe, to_datetime64
+from mqc.core.data.timeframe import infer_bar_seconds_ns, label_for_seconds, parse_timeframe
 from mqc.core.errors import ArtifactNotFound, DataError
 
 MANIFEST_VERSION = 1
@@ -58,13 +63,19 @@ class Entry:
         return f"{self.timeframe}/{self.symbol}"
 
 
+def hash_arrays(ts: np.ndarray, cols: dict[str, np.ndarray]) -> str:
+    """Content hash of bars: int64 ns timestamps then the five float64 columns (exact bits)."""
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(ts, dtype=np.int64).data)
+    for col in COLUMNS:
+        h.update(np.ascontiguousarray(cols[col], dtype=np.float64).data)
+    return h.hexdigest()
+
+
 def frame_hash(df: pd.DataFrame) -> str:
     """Content hash of a canonical frame (timestamps and the five columns, exact float bits)."""
-    h = hashlib.sha256()
-    h.update(to_datetime64(df["timestamp"]).astype(np.int64).tobytes())
-    for col in ("open", "high", "low", "close", "volume"):
-        h.update(np.ascontiguousarray(df[col].to_numpy(dtype="float64")).tobytes())
-    return h.hexdigest()
+    b = Bars.from_frame(df, symbol="X", source="")
+    return hash_arrays(b.ts, b.cols)
 
 
 @dataclass
@@ -74,7 +85,29 @@ class WriteResult:
     status: str  # "new", "appended", "unchanged", "replaced"
 
 
+@dataclass
+class WriteItem:
+    """Validated bars of one symbol to store (``ts`` int64 ns UTC, sorted, unique)."""
+
+    symbol: str
+    ts: np.ndarray
+    cols: dict[str, np.ndarray]
+    source: str
+    timeframe: str | None = None
+    asset_class: str | None = None
+
+
+@dataclass
+class _Plan:
+    key: str
+    result: WriteResult
+    ts: np.ndarray = field(repr=False)
+    cols: dict[str, np.ndarray] = field(repr=False)
+
+
 class Catalog:
+    """The bar store. ``root`` defaults to ``<data dir>/catalog`` (``MQC_DATA_DIR`` overrides)."""
+
     def __init__(self, root: str | Path | None = None) -> None:
         self.root = Path(root) if root is not None else paths.data_dir() / "catalog"
 
@@ -88,18 +121,25 @@ class Catalog:
         try:
             data = json.loads(self.manifest_path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
-            raise DataError(f"{self.manifest_path}: corrupted catalog manifest ({exc})") from exc
+            raise DataError(f"{self.manifest_path}: corrupted catalog manifest ({exc})", hint="restore it, or delete the catalog folder and import again") from exc
         if data.get("version") != MANIFEST_VERSION:
             raise DataError(f"{self.manifest_path}: unsupported manifest version {data.get('version')!r}")
         return data
 
     def entries(self, timeframe: str | None = None) -> list[Entry]:
+        """Every stored (timeframe, symbol), sorted; only ``timeframe`` when given."""
         items = [Entry(**e) for e in self._read_manifest()["entries"].values()]
         if timeframe:
             items = [e for e in items if e.timeframe == timeframe]
         return sorted(items, key=lambda e: (e.timeframe, e.symbol))
 
     def find(self, symbol: str, timeframe: str | None = None) -> Entry:
+        """The entry of ``symbol`` (at ``timeframe`` when given).
+
+        Raises:
+            ArtifactNotFound: the symbol is not stored (with a "did you mean").
+            DataError: no timeframe given and the symbol is stored at several.
+        """
         symbol = normalise_symbol(symbol)
         matches = [e for e in self.entries(timeframe) if e.symbol == symbol]
         if not matches:
@@ -113,20 +153,124 @@ class Catalog:
             )
         if len(matches) > 1:
             tfs = ", ".join(e.timeframe for e in matches)
-            raise DataError(f"symbol {symbol!r} is stored at several timeframes ({tfs}); pass --timeframe")
+            raise DataError(f"symbol {symbol!r} is stored at several timeframes ({tfs})", hint="pass --timeframe")
         return matches[0]
 
     def path_for(self, entry: Entry) -> Path:
         return self.root / entry.timeframe / f"{entry.symbol}.parquet"
 
-    def load(self, symbol: str, timeframe: str | None = None) -> pd.DataFrame:
+    def load_arrays(self, symbol: str, timeframe: str | None = None) -> tuple[Entry, np.ndarray, dict[str, np.ndarray]]:
+        """(entry, int64 ns timestamps, {column: float64}) of one stored symbol."""
+        import pyarrow.parquet as pq
+
         entry = self.find(symbol, timeframe)
         path = self.path_for(entry)
         if not path.exists():
             raise DataError(f"catalog entry {entry.key} has no file at {path}", hint=f"mqc data remove {entry.symbol} and import it again")
-        df = pd.read_parquet(path)
-        df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True)
-        return df
+        ts, cols = table_arrays(pq.read_table(path))
+        return entry, ts, cols
+
+    def load(self, symbol: str, timeframe: str | None = None) -> pd.DataFrame:
+        """The canonical frame of one stored symbol (timestamp datetime64[ns, UTC] + five columns)."""
+        entry, ts, cols = self.load_arrays(symbol, timeframe)
+        return Bars(entry.symbol, entry.key, ts, cols, np.arange(ts.size)).to_frame()
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the catalog's lock file (one writer at a time across processes)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "a+") as fh:
+            try:
+                import fcntl
+
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            except ImportError:  # pragma: no cover - Windows: no advisory locks
+                pass
+            yield
+
+    def plan(self, items: Sequence[WriteItem], *, replace: bool = False) -> list[_Plan]:
+        """Merge each item with what is stored (and earlier items of the batch); writes nothing.
+
+        Raises:
+            DataError: a new bar overlaps a stored one with different values (unless ``replace``).
+        """
+        manifest = self._read_manifest()
+        pending: dict[str, _Plan] = {}
+        out: list[_Plan] = []
+        for item in items:
+            symbol = normalise_symbol(item.symbol)
+            tf = item.timeframe or self._timeframe_for(symbol, item.ts)
+            key = f"{tf}/{symbol}"
+            prev = pending.get(key)
+            old_entry = manifest["entries"].get(key)
+            if prev is not None:
+                old_ts, old_cols, base = prev.ts, prev.cols, prev.result.entry
+            elif old_entry is not None:
+                base = Entry(**old_entry)
+                _, old_ts, old_cols = self.load_arrays(symbol, tf)
+            else:
+                old_ts, old_cols, base = None, None, None
+            if old_ts is None or (replace and prev is None):
+                ts, cols, added = item.ts, item.cols, item.ts.size
+                status = "new" if base is None else "replaced"
+                if base is not None and hash_arrays(ts, cols) == base.sha256:
+                    status, added = "unchanged", 0
+            else:
+                ts, cols, added = _merge(old_ts, old_cols, item, symbol)
+                status = "unchanged" if added == 0 else "appended"
+            if status == "unchanged" and base is not None:
+                plan = _Plan(key, WriteResult(base, 0, "unchanged"), ts, cols)
+            else:
+                entry = Entry(
+                    symbol=symbol,
+                    timeframe=tf,
+                    rows=int(ts.size),
+                    first=_iso(ts[0]),
+                    last=_iso(ts[-1]),
+                    sha256=hash_arrays(ts, cols),
+                    source=item.source,
+                    asset_class=item.asset_class or (base.asset_class if base else None) or guess_asset_class(symbol),
+                    imported_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                )
+                plan = _Plan(key, WriteResult(entry, int(added), status), ts, cols)
+            pending[key] = plan if plan.result.status != "unchanged" or prev is None else prev
+            out.append(plan)
+        return out
+
+    def commit(self, plans: Sequence[_Plan]) -> None:
+        """Write planned files (temp files first, then moved into place) and the manifest last."""
+        import pyarrow.parquet as pq
+
+        final: dict[str, _Plan] = {}
+        for p in plans:
+            if p.result.status != "unchanged":
+                final[p.key] = p  # the last plan of a key holds every earlier item of the batch
+        if not final:
+            return
+        manifest = self._read_manifest()
+        staged: list[tuple[Path, Path]] = []
+        try:
+            for p in final.values():
+                target = self.path_for(p.result.entry)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+                pq.write_table(bars_table(p.ts, p.cols), tmp)
+                staged.append((tmp, target))
+            for tmp, target in staged:
+                os.replace(tmp, target)
+        finally:
+            for tmp, _ in staged:
+                tmp.unlink(missing_ok=True)
+        for p in final.values():
+            manifest["entries"][p.key] = asdict(p.result.entry)
+        atomic.write_json(self.manifest_path, manifest)
+
+    def write_many(self, items: Sequence[WriteItem], *, replace: bool = False) -> list[WriteResult]:
+        """Plan then commit ``items`` as one batch under the lock; one WriteResult per item."""
+        with self.locked():
+            plans = self.plan(items, replace=replace)
+            self.commit(plans)
+        return [p.result for p in plans]
 
     def write(
         self,
@@ -143,64 +287,72 @@ class Catalog:
         Overlapping timestamps whose values differ from the stored ones raise DataError unless
         ``replace`` is set, so a re-import can never silently rewrite history.
         """
-        symbol = normalise_symbol(symbol)
-        tf = timeframe or (infer_timeframe(df["timestamp"]) if len(df) > 1 else "1d")
-        manifest = self._read_manifest()
-        key = f"{tf}/{symbol}"
-        old_entry = manifest["entries"].get(key)
-        status = "new"
-        merged = df
-        added = len(df)
-        if old_entry and not replace:
-            old = self.load(symbol, tf)
-            both = old.merge(df, on="timestamp", how="inner", suffixes=("_old", "_new"))
-            if len(both):
-                cols = ["open", "high", "low", "close", "volume"]
-                a = both[[f"{c}_old" for c in cols]].to_numpy()
-                b = both[[f"{c}_new" for c in cols]].to_numpy()
-                diff = ~np.isclose(a, b, rtol=1e-9, atol=0.0)
-                if diff.any():
-                    i, j = np.argwhere(diff)[0]
-                    raise DataError(
-                        f"{source}: bar {both['timestamp'].iloc[i]} of {symbol} differs from the stored one "
-                        f"(field {cols[j]!r}: stored {a[i, j]:g}, new {b[i, j]:g})",
-                        hint=f"pass --replace to overwrite {symbol}, or mqc data remove {symbol} first",
-                    )
-            new_rows = df[~df["timestamp"].isin(old["timestamp"])]
-            added = len(new_rows)
-            if added == 0:
-                return WriteResult(Entry(**old_entry), 0, "unchanged")
-            merged = pd.concat([old, new_rows], ignore_index=True).sort_values("timestamp", kind="stable")
-            status = "appended"
-        elif old_entry:
-            status = "replaced"
-        merged = merged.reset_index(drop=True)
-        entry = Entry(
-            symbol=symbol,
-            timeframe=tf,
-            rows=len(merged),
-            first=merged["timestamp"].iloc[0].isoformat(),
-            last=merged["timestamp"].iloc[-1].isoformat(),
-            sha256=frame_hash(merged),
-            source=source,
-            asset_class=asset_class or (old_entry or {}).get("asset_class") or guess_asset_class(symbol),
-            imported_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        )
-        path = self.path_for(entry)
-        with atomic.atomic_path(path) as tmp:
-            merged.to_parquet(tmp, index=False)
-        manifest["entries"][key] = asdict(entry)
-        atomic.write_json(self.manifest_path, manifest)
-        return WriteResult(entry, added, status)
+        b = Bars.from_frame(df, symbol=symbol, source=source)
+        order = np.argsort(b.ts, kind="stable")
+        if (np.diff(b.ts[order]) == 0).any():
+            raise DataError(f"{source}: duplicate timestamps in the bars of {symbol}", hint="validate the bars first (validate_bars)")
+        b = b.take(order)
+        return self.write_many([WriteItem(symbol, b.ts, b.cols, source, timeframe, asset_class)], replace=replace)[0]
+
+    def _timeframe_for(self, symbol: str, ts: np.ndarray) -> str:
+        if ts.size >= 2:
+            return label_for_seconds(infer_bar_seconds_ns(ts))
+        stored = [e.timeframe for e in self.entries() if e.symbol == symbol]
+        if len(stored) == 1:  # one new bar for a stored symbol: it has that symbol's bar size
+            return stored[0]
+        raise DataError(f"cannot infer the bar size of {symbol} from a single bar", hint="pass --timeframe (e.g. 1d)")
 
     def remove(self, symbol: str, timeframe: str | None = None) -> Entry:
-        entry = self.find(symbol, timeframe)
-        manifest = self._read_manifest()
-        manifest["entries"].pop(entry.key, None)
-        atomic.write_json(self.manifest_path, manifest)
-        self.path_for(entry).unlink(missing_ok=True)
+        """Drop a symbol (manifest first, then its file) and return its old entry."""
+        with self.locked():
+            entry = self.find(symbol, timeframe)
+            manifest = self._read_manifest()
+            manifest["entries"].pop(entry.key, None)
+            atomic.write_json(self.manifest_path, manifest)
+            self.path_for(entry).unlink(missing_ok=True)
         return entry
 
     def verify(self, entry: Entry) -> bool:
         """True when the stored file still hashes to the manifest's content hash."""
-        return frame_hash(self.load(entry.symbol, entry.timeframe)) == entry.sha256
+        try:
+            _, ts, cols = self.load_arrays(entry.symbol, entry.timeframe)
+        except DataError:
+            return False
+        return hash_arrays(ts, cols) == entry.sha256
+
+
+def _iso(ns: int) -> str:
+    return pd.Timestamp(int(ns), unit="ns", tz="UTC").isoformat()
+
+
+def _merge(old_ts: np.ndarray, old_cols: dict[str, np.ndarray], item: WriteItem, symbol: str):
+    """Stored bars + new ones: identical overlaps are ignored, differing ones raise, new ones are added."""
+    _, i_old, i_new = np.intersect1d(old_ts, item.ts, assume_unique=True, return_indices=True)
+    if i_old.size:
+        a = np.stack([old_cols[c][i_old] for c in COLUMNS], axis=1)
+        b = np.stack([item.cols[c][i_new] for c in COLUMNS], axis=1)
+        diff = ~np.isclose(a, b, rtol=1e-9, atol=0.0)
+        if diff.any():
+            i, j = np.argwhere(diff)[0]
+            when = pd.Timestamp(int(old_ts[i_old[i]]), unit="ns", tz="UTC")
+            raise DataError(
+                f"{item.source}: bar {when} of {symbol} differs from the stored one "
+                f"(field {COLUMNS[j]!r}: stored {a[i, j]:g}, new {b[i, j]:g})",
+                hint=f"pass --replace to overwrite {symbol}, or mqc data remove {symbol} first",
+            )
+    fresh = np.ones(item.ts.size, dtype=bool)
+    fresh[i_new] = False
+    added = int(fresh.sum())
+    if added == 0:
+        return old_ts, old_cols, 0
+    ts = np.concatenate([old_ts, item.ts[fresh]])
+    cols = {c: np.concatenate([old_cols[c], item.cols[c][fresh]]) for c in COLUMNS}
+    if not (old_ts.size == 0 or item.ts[fresh][0] > old_ts[-1]):
+        order = np.argsort(ts, kind="stable")
+        ts, cols = ts[order], {c: v[order] for c, v in cols.items()}
+    return ts, cols, added
+
+
+def check_timeframe(label: str) -> str:
+    """Normalise a timeframe label (``1H`` -> ``1h``), raising DataError when invalid."""
+    return label_for_seconds(parse_timeframe(label))

@@ -29,6 +29,47 @@ class DataConfig:
             raise ConfigError(f"max_assets must be >= 1, got {self.max_assets}")
 
 
+@config_table("import")
+@dataclass(frozen=True)
+class ImportConfig:
+    """How ``mqc data import`` / ``validate`` treat bad rows and store bars."""
+
+    on_error: Literal["fail", "repair", "drop"] = field(default="fail", metadata={"help": "fail: stop at the first bad row; repair: fix what can be fixed, drop the rest; drop: drop bad rows"})
+    spike_sigma: float = field(default=12.0, metadata={"help": "robust z-score of a one-bar reversal reported as a spike (warning)"})
+    replace: bool = field(default=False, metadata={"help": "overwrite stored bars that differ instead of refusing the import"})
+    asset_class: str | None = field(default=None, metadata={"help": "asset class to store (equity, crypto, cash); default: guessed from the symbol"})
+
+    def __post_init__(self) -> None:
+        from mqc.core.market.config import ASSET_CLASSES
+
+        if self.spike_sigma <= 0:
+            raise ConfigError(f"spike_sigma must be > 0, got {self.spike_sigma}")
+        if self.asset_class is not None and self.asset_class not in ASSET_CLASSES:
+            raise ConfigError(f"asset_class {self.asset_class!r} is not one of {', '.join(ASSET_CLASSES)}")
+
+
+@config_table("fetch")
+@dataclass(frozen=True)
+class FetchConfig:
+    """Downloads from market-data providers (``mqc data fetch``; needs ``pip install 'mqc[fetch]'``)."""
+
+    provider: Literal["yfinance", "ccxt"] = field(default="yfinance", metadata={"help": "yfinance (stocks, ETFs, indices) or ccxt (crypto exchanges)"})
+    timeframe: str = field(default="1d", metadata={"help": "bar size to download: 1m, 5m, 15m, 1h, 1d"})
+    start: str | None = field(default=None, metadata={"help": "first date to download (default: provider's earliest / 1000 bars for ccxt)"})
+    end: str | None = field(default=None, metadata={"help": "last date to download (default: now)"})
+    exchange: str = field(default="binance", metadata={"help": "ccxt exchange id"})
+    retries: int = field(default=5, metadata={"help": "retries on rate-limit / network errors"})
+    backoff_s: float = field(default=2.0, metadata={"help": "first retry delay in seconds (doubles each retry, capped at 60 s)"})
+    cache_hours: float = field(default=12.0, metadata={"help": "reuse a cached download younger than this (ranges that end in the past never expire)"})
+    page_limit: int = field(default=1000, metadata={"help": "bars per ccxt request"})
+
+    def __post_init__(self) -> None:
+        if self.retries < 0 or self.backoff_s < 0 or self.cache_hours < 0:
+            raise ConfigError("retries, backoff_s and cache_hours must be >= 0")
+        if self.page_limit < 1:
+            raise ConfigError(f"page_limit must be >= 1, got {self.page_limit}")
+
+
 @config_table("split")
 @dataclass(frozen=True)
 class SplitConfig:

@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mqc.core.data.bars import Bars
 from mqc.core.data.catalog import Catalog, guess_asset_class
 from mqc.core.data.config import DataConfig
-from mqc.core.data.reader import COLUMNS, expand_paths, read_bars
+from mqc.core.data.reader import COLUMNS, expand_paths
 from mqc.core.data.timeframe import bars_per_year, infer_timeframe
 from mqc.core.errors import DataError
 
@@ -138,63 +139,95 @@ def align_frames(
     asset_classes: dict[str, str] | None = None,
 ) -> Panel:
     """Align canonical per-symbol frames into a Panel (see module docstring for the rules)."""
-    if not frames:
+    series = {}
+    for s, f in frames.items():
+        b = Bars.from_frame(f, symbol=s, source="")
+        order = np.argsort(b.ts, kind="stable")
+        series[s] = (b.ts[order], {c: v[order] for c, v in b.cols.items()})
+    return align_arrays(series, timeframe=timeframe, align=align, asset_classes=asset_classes)
+
+
+def _day(ns: int) -> str:
+    return str(np.datetime64(int(ns), "ns").astype("datetime64[D]"))
+
+
+def align_arrays(
+    series: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]],
+    *,
+    timeframe: str | None = None,
+    align: str = "union",
+    asset_classes: dict[str, str] | None = None,
+) -> Panel:
+    """Align ``{symbol: (int64 ns timestamps sorted, {column: float64})}`` into a Panel.
+
+    The common range runs from the latest first bar to the earliest last bar (nothing is ever
+    back-filled). ``union`` keeps every timestamp any symbol has and forward-fills the others from
+    their previous close (marked in ``Panel.filled``); ``inner`` keeps timestamps all symbols share.
+
+    Raises:
+        DataError: no symbols, or histories that do not overlap.
+    """
+    if not series:
         raise DataError("no symbols to load", hint="pass --symbols or import bars with mqc data import")
-    symbols = tuple(frames)
+    if align not in ("union", "inner"):
+        raise DataError(f"align must be 'union' or 'inner', got {align!r}")
+    symbols = tuple(series)
     report = PanelReport()
-    start = max(f["timestamp"].iloc[0] for f in frames.values())
-    end = min(f["timestamp"].iloc[-1] for f in frames.values())
+    for s, (ts, _) in series.items():
+        if ts.size == 0:
+            raise DataError(f"{s}: no bars to align")
+    start = max(int(ts[0]) for ts, _ in series.values())
+    end = min(int(ts[-1]) for ts, _ in series.values())
     if start > end:
-        spans = ", ".join(f"{s} {f['timestamp'].iloc[0]:%Y-%m-%d}..{f['timestamp'].iloc[-1]:%Y-%m-%d}" for s, f in frames.items())
+        spans = ", ".join(f"{s} {_day(ts[0])}..{_day(ts[-1])}" for s, (ts, _) in series.items())
         raise DataError(f"the symbols' date ranges do not overlap ({spans})", hint="choose symbols whose histories overlap")
     clipped = {}
-    for s, f in frames.items():
-        report.rows_before_common_start[s] = int((f["timestamp"] < start).sum())
-        report.rows_after_common_end[s] = int((f["timestamp"] > end).sum())
-        clipped[s] = f[(f["timestamp"] >= start) & (f["timestamp"] <= end)].set_index("timestamp")
+    for s, (ts, cols) in series.items():
+        lo, hi = np.searchsorted(ts, start, "left"), np.searchsorted(ts, end, "right")
+        report.rows_before_common_start[s] = int(lo)
+        report.rows_after_common_end[s] = int(ts.size - hi)
+        clipped[s] = (ts[lo:hi], {c: v[lo:hi] for c, v in cols.items()})
+    union = np.unique(np.concatenate([ts for ts, _ in clipped.values()]))
     if align == "inner":
-        index = clipped[symbols[0]].index
-        for f in clipped.values():
-            index = index.intersection(f.index)
-        union = clipped[symbols[0]].index
-        for f in clipped.values():
-            union = union.union(f.index)
-        report.dropped_timestamps = int(len(union) - len(index))
+        index = union
+        for ts, _ in clipped.values():
+            index = index[np.isin(index, ts, assume_unique=True)]
+        report.dropped_timestamps = int(union.size - index.size)
     else:
-        index = clipped[symbols[0]].index
-        for f in clipped.values():
-            index = index.union(f.index)
-    index = index.sort_values()
-    T, A = len(index), len(symbols)
+        index = union
+    T, A = index.size, len(symbols)
     values = np.empty((T, A, len(FIELDS)), dtype=np.float64)
     filled = np.zeros((T, A), dtype=bool)
     for a, s in enumerate(symbols):
-        f = clipped[s].reindex(index)
-        miss = f["close"].isna().to_numpy()
-        if miss.any():
-            close = f["close"].ffill()
-            for col in ("open", "high", "low"):
-                f[col] = f[col].where(~miss, close)
-            f["close"] = close
-            f["volume"] = f["volume"].where(~miss, 0.0)
-        values[:, a, :] = f[list(FIELDS)].to_numpy(dtype=np.float64)
-        filled[:, a] = miss
-        report.filled[s] = int(miss.sum())
-    ts = index.tz_convert("UTC").tz_localize(None).to_numpy().astype("datetime64[ns]")
-    tf = timeframe or infer_timeframe(ts)
+        ts, cols = clipped[s]
+        pos = np.searchsorted(ts, index)
+        present = (pos < ts.size) & (ts[np.minimum(pos, ts.size - 1)] == index)
+        # Index of the last real bar at or before each timestamp; the first timestamp is always real.
+        last = np.maximum.accumulate(np.where(present, np.arange(T), -1))
+        src = pos[last]
+        for f, name in enumerate(FIELDS):
+            col = cols[name][src]
+            if name != "close" and not present.all():
+                col = np.where(present, col, 0.0 if name == "volume" else cols["close"][src])
+            values[:, a, f] = col
+        filled[:, a] = ~present
+        report.filled[s] = int((~present).sum())
+    stamps = index.view("datetime64[ns]")
+    tf = timeframe or (infer_timeframe(stamps) if T >= 2 else "1d")
     classes = tuple((asset_classes or {}).get(s) or guess_asset_class(s) for s in symbols)
-    return Panel(ts, symbols, values, filled, tf, classes, report)
+    return Panel(stamps, symbols, values, filled, tf, classes, report)
 
 
-def _clip_dates(df: pd.DataFrame, start: str | None, end: str | None) -> pd.DataFrame:
+def _clip_ns(ts: np.ndarray, cols: dict[str, np.ndarray], start: str | None, end: str | None):
+    lo, hi = 0, ts.size
     if start:
-        df = df[df["timestamp"] >= pd.Timestamp(start, tz="UTC")]
+        lo = int(np.searchsorted(ts, pd.Timestamp(start, tz="UTC").value, "left"))
     if end:
         e = pd.Timestamp(end, tz="UTC")
         if len(end) <= 10:  # a plain date: include the whole day
             e = e + pd.Timedelta(days=1) - pd.Timedelta(1, "ns")
-        df = df[df["timestamp"] <= e]
-    return df
+        hi = int(np.searchsorted(ts, e.value, "right"))
+    return ts[lo:hi], {c: v[lo:hi] for c, v in cols.items()}
 
 
 def load_panel(
@@ -214,27 +247,26 @@ def load_panel(
     """
     cfg = config or DataConfig(symbols=tuple(symbols), timeframe=timeframe, start=start, end=end)
     syms = [s.upper() for s in (cfg.symbols or symbols)]
-    frames: dict[str, pd.DataFrame] = {}
+    series: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
     classes: dict[str, str] = {}
     report_sources: dict[str, str] = {}
     if cfg.data_root:
-        from mqc.core.data.validate import validate_bars
+        from mqc.core.data.reader import read_file
+        from mqc.core.data.validate import validate_arrays
 
         files = expand_paths([cfg.data_root])
         for path in files:
-            for sym, df in read_bars(path).items():
-                if syms and sym not in syms:
+            for bars in read_file(path, on_error=cfg.on_error):
+                if (syms and bars.symbol not in syms) or bars.symbol in cfg.exclude:
                     continue
-                if sym in cfg.exclude:
-                    continue
-                clean, _ = validate_bars(df, symbol=sym, source=str(path), on_error=cfg.on_error)
-                frames[sym] = clean
-                report_sources[sym] = str(path)
-        missing = [s for s in syms if s not in frames]
+                clean, _ = validate_arrays(bars, on_error=cfg.on_error)
+                series[bars.symbol] = (clean.ts, clean.cols)
+                report_sources[bars.symbol] = str(path)
+        missing = [s for s in syms if s not in series]
         if missing:
-            raise DataError(f"{cfg.data_root}: no file for symbol(s) {', '.join(missing)}")
+            raise DataError(f"{cfg.data_root}: no file for symbol(s) {', '.join(missing)}", hint="check the folder holds SYMBOL.csv for each symbol")
         if syms:
-            frames = {s: frames[s] for s in syms}
+            series = {s: series[s] for s in syms if s in series}
     else:
         cat = catalog or Catalog()
         if not syms:
@@ -247,17 +279,17 @@ def load_panel(
         for s in syms:
             if s in cfg.exclude:
                 continue
-            entry = cat.find(s, cfg.timeframe)
-            frames[entry.symbol] = cat.load(entry.symbol, entry.timeframe)
+            entry, ts, cols = cat.load_arrays(s, cfg.timeframe)
+            series[entry.symbol] = (ts, cols)
             classes[entry.symbol] = entry.asset_class
             report_sources[entry.symbol] = f"catalog:{entry.key}"
     if cfg.max_assets:
-        frames = dict(list(frames.items())[: cfg.max_assets])
-    for s in list(frames):
-        frames[s] = _clip_dates(frames[s], cfg.start, cfg.end).reset_index(drop=True)
-        if len(frames[s]) == 0:
-            raise DataError(f"{s}: no bars between {cfg.start or 'the start'} and {cfg.end or 'the end'}")
-    panel = align_frames(frames, timeframe=cfg.timeframe if not cfg.data_root else None, align=cfg.align, asset_classes=classes)
+        series = dict(list(series.items())[: cfg.max_assets])
+    for s in list(series):
+        series[s] = _clip_ns(*series[s], cfg.start, cfg.end)
+        if series[s][0].size == 0:
+            raise DataError(f"{s}: no bars between {cfg.start or 'the start'} and {cfg.end or 'the end'}", hint="widen --start/--end")
+    panel = align_arrays(series, timeframe=cfg.timeframe if not cfg.data_root else None, align=cfg.align, asset_classes=classes)
     panel.report.sources = report_sources
     return panel
 

@@ -1,190 +1,442 @@
-"""Read OHLCV files (CSV or Parquet) of many shapes into one canonical frame.
+"""Read OHLCV files (CSV or Parquet) of many shapes into one canonical form.
 
 Canonical frame: columns ``timestamp`` (datetime64[ns, UTC]), ``open high low close volume`` (float64),
-one symbol per frame. Column names are matched case-insensitively with common aliases; epoch seconds
-or milliseconds and time-zone-aware strings are converted to UTC.
+one symbol per frame. Column names are matched case-insensitively with common aliases; epoch seconds,
+milliseconds, microseconds or nanoseconds and time-zone-aware strings are converted to UTC; naive
+times are taken as UTC. yfinance's multi-row CSV header (``Price``/``Ticker``/``Date``) is recognised
+and its ticker becomes the symbol.
+
+CSV files are parsed by pyarrow with typed timestamp inference (multi-threaded, no per-row Python);
+pandas is only used as a fallback for unusual date formats.
 """
 
 from __future__ import annotations
 
+import csv
 import glob
 import os
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from mqc.core.errors import DataError
+from mqc.core.data.bars import COLUMNS, PRICE_COLUMNS, Bars
+from mqc.core.errors import ArtifactNotFound, DataError
 
-PRICE_COLUMNS = ("open", "high", "low", "close")
-COLUMNS = ("open", "high", "low", "close", "volume")
-SUFFIXES = (".csv", ".parquet", ".pq", ".txt")
+__all__ = ["ALIASES", "COLUMNS", "PRICE_COLUMNS", "SUFFIXES", "expand_paths", "normalise_symbol", "parse_timestamps", "read_bars", "read_file"]
+
+SUFFIXES = (".csv", ".parquet", ".pq", ".txt", ".tsv", ".gz")
+PARQUET_SUFFIXES = (".parquet", ".pq")
 
 ALIASES: dict[str, tuple[str, ...]] = {
-    "timestamp": ("timestamp", "date", "datetime", "time", "ts", "date_time", "open_time", "opentime", "unix", "index"),
-    "open": ("open", "o", "open_price"),
+    "timestamp": (
+        "timestamp", "date", "datetime", "time", "ts", "date_time", "open_time", "opentime", "unix",
+        "index", "__index_level_0__", "gmt time", "local time",
+    ),
+    "open": ("open", "o", "open_price", "opening price"),
     "high": ("high", "h", "high_price"),
     "low": ("low", "l", "low_price"),
-    "close": ("close", "c", "close_price", "last", "price"),
+    "close": ("close", "c", "close_price", "last", "price", "closing price"),
     "adj_close": ("adj close", "adj_close", "adjclose", "adjusted_close", "adjusted close"),
-    "volume": ("volume", "v", "vol", "volume_base", "base_volume", "volume btc"),
+    "volume": ("volume", "v", "vol", "volume_base", "base_volume", "volume btc", "volume_from"),
     "symbol": ("symbol", "ticker", "asset", "pair", "instrument", "name"),
 }
+_ALIAS_SETS = {canon: {re.sub(r"\s+", " ", a.lower().replace("-", "_")) for a in al} for canon, al in ALIASES.items()}
 
 
 def _norm(name: object) -> str:
     return re.sub(r"\s+", " ", str(name).strip().lower().replace("-", "_"))
 
 
-def _map_columns(columns: list[object], path: Path) -> dict[object, str]:
-    normed = {c: _norm(c) for c in columns}
-    mapping: dict[object, str] = {}
-    for canon, aliases in ALIASES.items():
-        alias_set = {_norm(a) for a in aliases}
-        for original, n in normed.items():
-            if n in alias_set and canon not in mapping.values() and original not in mapping:
+def _map_columns(columns: list[str]) -> dict[str, str]:
+    """Original column name -> canonical name; the first matching column wins each canonical slot.
+
+    An unnamed first column (a pandas index written with ``to_csv``) is taken as the timestamp.
+    """
+    mapping: dict[str, str] = {}
+    if columns and _norm(columns[0]) in ("", "unnamed: 0") and not any(_norm(c) in _ALIAS_SETS["timestamp"] for c in columns):
+        mapping[columns[0]] = "timestamp"
+    for canon, alias_set in _ALIAS_SETS.items():
+        if canon in mapping.values():
+            continue
+        for original in columns:
+            if _norm(original) in alias_set and original not in mapping:
                 mapping[original] = canon
                 break
+    if "close" not in mapping.values() and "adj_close" in mapping.values():
+        # Only an adjusted close: it is the best close there is.
+        mapping = {k: ("close" if v == "adj_close" else v) for k, v in mapping.items()}
     return mapping
 
 
 def expand_paths(paths: list[str | os.PathLike[str]]) -> list[Path]:
-    """Files, directories (their CSV/Parquet files) and glob patterns -> a sorted list of files."""
+    """Files, directories (their CSV/Parquet files) and glob patterns -> a list of files.
+
+    Raises:
+        DataError: when a pattern matches nothing or a folder holds no data files.
+        ArtifactNotFound: when a path does not exist.
+    """
     out: list[Path] = []
     for raw in paths:
         p = Path(raw).expanduser()
         if any(ch in str(raw) for ch in "*?["):
-            matches = sorted(Path(m) for m in glob.glob(str(p)))
-            if not matches:
-                raise DataError(f"{raw}: the pattern matches no file")
-            out.extend(m for m in matches if m.is_file())
+            matches = sorted(Path(m) for m in glob.glob(str(p), recursive=True))
+            files = [m for m in matches if m.is_file()]
+            if not files:
+                raise DataError(f"{raw}: the pattern matches no file", hint="check the pattern; quote it so the shell does not expand it")
+            out.extend(files)
         elif p.is_dir():
             files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in SUFFIXES)
             if not files:
-                raise DataError(f"{p}: no CSV or Parquet files in this folder")
+                raise DataError(f"{p}: no CSV or Parquet files in this folder", hint="point at the files (*.csv, *.parquet) or their folder")
             out.extend(files)
         elif p.is_file():
             out.append(p)
         else:
-            raise DataError(f"{p}: no such file or folder")
-    return out
-
-
-def _looks_binary(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        head = fh.read(4096)
-    if head.startswith(b"PAR1"):
-        return False
-    return b"\x00" in head
-
-
-def _read_raw(path: Path) -> pd.DataFrame:
-    suffix = path.suffix.lower()
-    if path.stat().st_size == 0:
-        raise DataError(f"{path}: the file is empty", hint="export the bars again; the file has no header and no rows")
-    if suffix in (".parquet", ".pq"):
-        try:
-            return pd.read_parquet(path)
-        except Exception as exc:
-            raise DataError(f"{path}: not a readable Parquet file ({type(exc).__name__}: {exc})") from exc
-    if _looks_binary(path):
-        raise DataError(f"{path}: binary content, not a CSV text file", hint="pass a CSV or Parquet file of OHLCV bars")
-    try:
-        df = pd.read_csv(path, engine="pyarrow")
-    except Exception:
-        try:
-            df = pd.read_csv(path, sep=None, engine="python")
-        except Exception as exc:
-            raise DataError(f"{path}: cannot parse as CSV ({type(exc).__name__}: {exc})") from exc
-    # yfinance writes a multi-row header: 'Price,Close,High,...' then 'Ticker,AAPL,...' then 'Date,,,'
-    if len(df) >= 2 and _norm(df.columns[0]) in ("price", "") and _norm(str(df.iloc[0, 0])) == "ticker":
-        df = pd.read_csv(path, header=0, skiprows=[1, 2])
-        df = df.rename(columns={df.columns[0]: "timestamp"})
-    return df
-
-
-def parse_timestamps(values: pd.Series, path: Path) -> pd.Series:
-    """Strings, datetimes or epoch seconds/milliseconds/microseconds -> UTC timestamps."""
-    if pd.api.types.is_datetime64_any_dtype(values):
-        ts = pd.to_datetime(values)
-        return ts.dt.tz_localize("UTC") if ts.dt.tz is None else ts.dt.tz_convert("UTC")
-    if pd.api.types.is_numeric_dtype(values):
-        v = values.astype("float64")
-        mx = np.nanmax(np.abs(v.to_numpy())) if len(v) else 0
-        unit = "s" if mx < 1e11 else "ms" if mx < 1e14 else "us" if mx < 1e17 else "ns"
-        return pd.to_datetime(v, unit=unit, utc=True)
-    try:
-        return pd.to_datetime(values.astype(str), utc=True, format="mixed")
-    except (ValueError, TypeError) as exc:
-        bad = _first_bad_timestamp(values)
-        raise DataError(f"{path}: column 'timestamp', {bad}: not a date/time ({exc.__class__.__name__})") from exc
-
-
-def _first_bad_timestamp(values: pd.Series) -> str:
-    for i, v in enumerate(values):
-        try:
-            pd.Timestamp(str(v))
-        except (ValueError, TypeError):
-            return f"row {i + 2} value {str(v)[:40]!r}"
-    return "some row"
-
-
-def read_bars(path: str | os.PathLike[str], symbol: str | None = None) -> dict[str, pd.DataFrame]:
-    """Read one file into ``{symbol: canonical frame}``.
-
-    A file with a symbol column (a "long" file) yields one frame per symbol; otherwise the symbol is
-    ``symbol`` or the file name's stem (``trainingdata/BTCUSD.csv`` -> ``BTCUSD``). Rows are kept in
-    file order and not validated here: see ``validate.validate_bars``.
-    """
-    path = Path(path)
-    df = _read_raw(path)
-    if df.shape[1] == 1 and df.shape[0] >= 0 and "," not in str(df.columns[0]):
-        raise DataError(
-            f"{path}: only one column ({str(df.columns[0])[:40]!r}); expected timestamp,open,high,low,close,volume",
-        )
-    if isinstance(df.index, pd.DatetimeIndex):
-        df = df.reset_index()
-    mapping = _map_columns(list(df.columns), path)
-    if "close" not in mapping.values() and "adj_close" in mapping.values():
-        # Only an adjusted close: treat it as the close.
-        for k, v in list(mapping.items()):
-            if v == "adj_close":
-                mapping[k] = "close"
-    missing = [c for c in ("timestamp", *PRICE_COLUMNS) if c not in mapping.values()]
-    if missing:
-        found = ", ".join(str(c) for c in df.columns[:10])
-        raise DataError(
-            f"{path}: missing column(s) {', '.join(missing)} (found: {found})",
-            hint="rename the columns to timestamp,open,high,low,close,volume (case-insensitive aliases like Date/Datetime work)",
-        )
-    df = df.rename(columns=mapping)
-    if "volume" not in df.columns:
-        df["volume"] = np.nan
-    for col in COLUMNS:
-        if not pd.api.types.is_numeric_dtype(df[col]):
-            converted = pd.to_numeric(df[col], errors="coerce")
-            bad = converted.isna() & df[col].notna()
-            if bad.any():
-                i = int(np.flatnonzero(bad.to_numpy())[0])
-                raise DataError(
-                    f"{path}: row {i + 2}, field {col!r}: {str(df[col].iloc[i])[:40]!r} is not a number",
-                    hint="fix or delete that row, then import again",
-                )
-            df[col] = converted
-    df["timestamp"] = parse_timestamps(df["timestamp"], path)
-    keep = ["timestamp", *COLUMNS]
-    if "symbol" in df.columns:
-        out = {}
-        for sym, part in df.groupby(df["symbol"].astype(str), sort=True):
-            out[normalise_symbol(sym)] = part[keep].reset_index(drop=True).astype({c: "float64" for c in COLUMNS})
-        return out
-    sym = normalise_symbol(symbol or path.stem)
-    return {sym: df[keep].reset_index(drop=True).astype({c: "float64" for c in COLUMNS})}
+            raise ArtifactNotFound(f"{p}: no such file or folder", hint="check the path")
+    seen: dict[Path, None] = {}
+    for f in out:
+        seen.setdefault(f.resolve(), None)
+    return list(seen)
 
 
 def normalise_symbol(symbol: str) -> str:
-    s = str(symbol).strip().upper()
-    if not s or not re.match(r"^[A-Z0-9][A-Z0-9._=^-]*$", s.replace("/", "-")):
-        raise DataError(f"invalid symbol {symbol!r}: use letters, digits and . _ - = ^")
-    return s.replace("/", "-")
+    """Upper-case symbol; ``/`` becomes ``-`` (``BTC/USDT`` -> ``BTC-USDT``).
+
+    Raises:
+        DataError: for an empty symbol or one with characters other than letters, digits and ._-=^.
+    """
+    s = str(symbol).strip().upper().replace("/", "-")
+    if not s or not re.match(r"^[A-Z0-9^][A-Z0-9._=^-]*$", s) or len(s) > 40:
+        raise DataError(f"invalid symbol {symbol!r}: use letters, digits and . _ - = ^", hint="pass --symbol NAME")
+    return s
+
+
+# ---------------------------------------------------------------------------------------------- CSV
+
+
+def _looks_binary(head: bytes) -> bool:
+    if head.startswith(b"PAR1"):
+        return True
+    if b"\x00" in head:
+        return True
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # A multi-byte character cut at the 4 KiB boundary is fine; garbage earlier is not.
+        return exc.start < len(head) - 4
+    return False
+
+
+def _open_text(path: Path):
+    if path.suffix.lower() == ".gz":
+        import gzip
+
+        return gzip.open(path, "rt", encoding="utf-8", errors="replace", newline="")
+    return open(path, encoding="utf-8", errors="replace", newline="")
+
+
+def _head_bytes(path: Path, n: int = 4096) -> bytes:
+    if path.suffix.lower() == ".gz":
+        import gzip
+
+        try:
+            with gzip.open(path, "rb") as fh:
+                return fh.read(n)
+        except OSError as exc:
+            raise DataError(f"{path}: not a readable gzip file ({exc})", hint="pass a .csv.gz made by gzip") from exc
+    with open(path, "rb") as fh:
+        return fh.read(n)
+
+
+def file_stem(path: Path) -> str:
+    """``BTCUSD.csv`` / ``BTCUSD.csv.gz`` -> ``BTCUSD``."""
+    name = path.name
+    for suffix in (".gz", *SUFFIXES):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+    return name
+
+
+def _header_lines(path: Path, n: int = 3) -> list[list[str]]:
+    with _open_text(path) as fh:
+        lines = [fh.readline() for _ in range(n)]
+    delim = _delimiter(lines[0])
+    return [next(csv.reader([ln], delimiter=delim), []) if ln else [] for ln in lines]
+
+
+def _delimiter(line: str) -> str:
+    counts = {d: line.count(d) for d in (",", ";", "\t", "|")}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+def _read_csv(path: Path):
+    """pyarrow table of the file, the bad lines it skipped, the line number of the first data row,
+    and the ticker named by a yfinance header (or None)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    head = _head_bytes(path)
+    if not head:
+        raise DataError(f"{path}: the file is empty", hint="export the bars again; the file has no header and no rows")
+    if _looks_binary(head):
+        raise DataError(f"{path}: binary content, not a CSV text file", hint="pass a CSV or Parquet file of OHLCV bars")
+    first = head.split(b"\n", 1)[0].decode("utf-8", errors="replace")
+    delim = _delimiter(first)
+    hdr = _header_lines(path)
+    ticker = None
+    read_opts = pacsv.ReadOptions(block_size=1 << 24)
+    first_line = 2
+    if len(hdr) >= 2 and hdr[0] and _norm(hdr[0][0]) == "price" and hdr[1] and _norm(hdr[1][0]) == "ticker":
+        # yfinance: 'Price,Close,High,...' / 'Ticker,AAPL,AAPL,...' / 'Date,,,,' then the rows.
+        tickers = sorted({t.strip() for t in hdr[1][1:] if t.strip()})
+        if len(tickers) > 1:
+            raise DataError(
+                f"{path}: a yfinance file with several tickers ({', '.join(tickers[:5])})",
+                hint="download one ticker per file, e.g. yf.download('AAPL').to_csv('AAPL.csv')",
+            )
+        ticker = tickers[0] if tickers else None
+        skip = 3 if len(hdr) >= 3 and hdr[2] and _norm(hdr[2][0]) in ("date", "datetime") else 2
+        names = ["timestamp", *hdr[0][1:]]
+        read_opts = pacsv.ReadOptions(block_size=1 << 24, skip_rows=skip, column_names=names)
+        first_line = skip + 1
+    bad: list[tuple[int | None, str]] = []
+
+    def on_bad(row) -> str:
+        bad.append((row.number, row.text))
+        return "skip"
+
+    parse = pacsv.ParseOptions(delimiter=delim, invalid_row_handler=on_bad)
+    convert = pacsv.ConvertOptions(strings_can_be_null=True, quoted_strings_can_be_null=True)
+    try:
+        table = pacsv.read_csv(path, read_options=read_opts, parse_options=parse, convert_options=convert)
+    except pa.ArrowInvalid as exc:
+        msg = str(exc).splitlines()[0]
+        if "Empty CSV file" in msg:
+            raise DataError(f"{path}: the file is empty", hint="export the bars again; the file has no header and no rows") from exc
+        raise DataError(f"{path}: cannot parse as CSV ({msg[:160]})", hint="check the file is a text CSV with one header line") from exc
+    return table, bad, first_line, ticker, delim
+
+
+def _scan_lines(path: Path, delim: str, n_fields: int, first_line: int) -> tuple[np.ndarray, list[tuple[int, str]]]:
+    """Slow path, only after pyarrow skipped malformed rows: the line number of every good row and
+    the (line, text) of every bad one."""
+    good: list[int] = []
+    bad: list[tuple[int, str]] = []
+    with _open_text(path) as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if lineno < first_line or not line.strip():
+                continue
+            fields = next(csv.reader([line], delimiter=delim), [])
+            if len(fields) == n_fields:
+                good.append(lineno)
+            else:
+                bad.append((lineno, line.rstrip("\r\n")))
+    return np.asarray(good, dtype=np.int64), bad
+
+
+# ----------------------------------------------------------------------------------- timestamps
+
+
+def _epoch_unit(mx: float) -> str:
+    return "s" if mx < 1e11 else "ms" if mx < 1e14 else "us" if mx < 1e17 else "ns"
+
+
+def _timestamps_ns(col, path: Path, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+    """Arrow column -> (int64 ns UTC, bool mask of unparseable/missing values, first bad value)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    t = col.type
+    if pa.types.is_dictionary(t):
+        col = col.cast(t.value_type)
+        t = col.type
+    if pa.types.is_timestamp(t) or pa.types.is_date(t):
+        target = pa.timestamp("ns", tz="UTC") if pa.types.is_timestamp(t) and t.tz else pa.timestamp("ns")
+        ns = col.cast(target)
+        null = ns.is_null().to_numpy(zero_copy_only=False)
+        return ns.cast(pa.int64()).fill_null(0).to_numpy(), null, ""
+    if pa.types.is_integer(t) or pa.types.is_floating(t):
+        v = col.cast(pa.float64()).to_numpy(zero_copy_only=False)
+        null = ~np.isfinite(v)
+        mx = float(np.max(np.abs(v[~null]))) if (~null).any() else 0.0
+        scale = {"s": 1e9, "ms": 1e6, "us": 1e3, "ns": 1.0}[_epoch_unit(mx)]
+        if scale == 1.0:
+            ints = col.cast(pa.int64()).fill_null(0).to_numpy()
+        else:
+            # Integer epochs are exact in int64; float epochs (with fractions) round to the nanosecond.
+            ints = (col.cast(pa.int64()).fill_null(0).to_numpy() * int(scale)) if pa.types.is_integer(t) else np.round(np.where(null, 0, v) * scale).astype(np.int64)
+        return ints, null, ""
+    strings = pd.Series(pc.cast(col, pa.string()).to_numpy(zero_copy_only=False), dtype=object)
+    missing = strings.isna().to_numpy()
+    parsed = pd.to_datetime(strings, utc=True, format="ISO8601", errors="coerce")
+    for fmt in (None, "mixed"):  # None: one format guessed from the first value (fast), then per value
+        if (parsed.isna().to_numpy() & ~missing).mean() <= 0.5:
+            break
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            parsed = pd.to_datetime(strings, utc=True, format=fmt, errors="coerce")
+    null = parsed.isna().to_numpy()
+    ns = parsed.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ns]").view(np.int64).copy()
+    ns[null] = 0
+    bad = null & ~missing
+    first = str(strings[np.flatnonzero(bad)[0]])[:40] if bad.any() else ""
+    return ns, null, first
+
+
+def parse_timestamps(values: pd.Series, path: str | os.PathLike[str] = "<values>") -> pd.Series:
+    """Strings, datetimes or epoch seconds/milliseconds/microseconds -> UTC timestamps (ns).
+
+    Raises:
+        DataError: naming the first value that is not a date/time.
+    """
+    import pyarrow as pa
+
+    arr = pa.array(values.reset_index(drop=True), from_pandas=True)
+    ns, null, first = _timestamps_ns(arr, Path(path), np.arange(len(values)) + 2)
+    if first:
+        raise DataError(f"{path}: column 'timestamp', value {first!r}: not a date/time")
+    out = pd.Series(pd.DatetimeIndex(ns.view("datetime64[ns]"), tz="UTC"), index=values.index)
+    out[null] = pd.NaT
+    return out
+
+
+# ------------------------------------------------------------------------------------- reading
+
+
+def _numeric(col, name: str) -> tuple[np.ndarray, np.ndarray, str]:
+    """Arrow column -> (float64 values, mask of cells that are text but not numbers, first bad text)."""
+    import pyarrow as pa
+
+    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    t = col.type
+    if pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_decimal(t) or pa.types.is_null(t):
+        v = col.cast(pa.float64()).to_numpy(zero_copy_only=False)
+        return v, np.zeros(v.size, dtype=bool), ""
+    strings = pd.Series(col.cast(pa.string()).to_numpy(zero_copy_only=False), dtype=object)
+    cleaned = strings.str.replace(",", "", regex=False).str.strip()
+    v = pd.to_numeric(cleaned, errors="coerce").to_numpy(dtype=np.float64)
+    bad = np.isnan(v) & strings.notna().to_numpy() & (cleaned != "").to_numpy()
+    first = str(strings[np.flatnonzero(bad)[0]])[:40] if bad.any() else ""
+    return v, bad, first
+
+
+def read_file(path: str | os.PathLike[str], *, symbol: str | None = None, on_error: str = "fail") -> list[Bars]:
+    """Read one CSV/Parquet file into one ``Bars`` per symbol (file order, not yet validated).
+
+    A file with a symbol column (a "long" file) yields one Bars per symbol (only ``symbol``'s rows
+    when it is given); otherwise the symbol is ``symbol``, the ticker of a yfinance header, or the file's stem
+    (``trainingdata/BTCUSD.csv`` -> ``BTCUSD``). Cells that are not numbers or dates and malformed
+    lines fail under ``on_error='fail'`` and are marked invalid (dropped by validation) otherwise.
+
+    Raises:
+        DataError: empty, binary or unparseable file, missing columns, or (fail mode) a bad cell;
+            the message names the file, the row (line number) and the field.
+    """
+    from mqc.core.data.validate import Issue
+
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactNotFound(f"{path}: no such file", hint="check the path")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: the file is empty", hint="export the bars again; the file has no header and no rows")
+    ticker = None
+    notes: list[Issue] = []
+    if path.suffix.lower() in PARQUET_SUFFIXES:
+        table = _read_parquet(path)
+        rows = np.arange(table.num_rows, dtype=np.int64) + 1
+    else:
+        table, bad_lines, first_line, ticker, delim = _read_csv(path)
+        rows = np.arange(table.num_rows, dtype=np.int64) + first_line
+        if bad_lines:
+            rows, bad = _scan_lines(path, delim, table.num_columns, first_line)
+            if rows.size != table.num_rows:  # quoted multi-line fields: fall back to positions
+                rows = np.arange(table.num_rows, dtype=np.int64) + first_line
+            line, text = bad[0] if bad else (0, bad_lines[0][1])
+            if on_error == "fail":
+                more = f" (and {len(bad_lines) - 1} more malformed lines)" if len(bad_lines) > 1 else ""
+                raise DataError(
+                    f"{path}: row {line}: expected {table.num_columns} fields, got a malformed line {text[:60]!r}{more}",
+                    hint="fix or delete that line, or import with --on-error drop",
+                )
+            for ln, tx in bad or [(0, t) for _, t in bad_lines]:
+                notes.append(Issue("malformed", int(ln), "*", f"malformed line {tx[:60]!r}", "dropped"))
+    names = list(table.column_names)
+    mapping = _map_columns(names)
+    missing = [c for c in ("timestamp", *PRICE_COLUMNS) if c not in mapping.values()]
+    if missing:
+        found = ", ".join(str(c) for c in names[:10])
+        raise DataError(
+            f"{path}: missing column(s) {', '.join(missing)} (found: {found})",
+            hint="rename the columns to timestamp,open,high,low,close,volume (aliases like Date/Datetime/Adj Close work)",
+        )
+    if table.num_rows == 0:
+        raise DataError(f"{path}: no rows of bars (only a header)", hint="the file has a header but no data")
+    by_canon = {v: k for k, v in mapping.items()}
+    invalid = np.zeros(table.num_rows, dtype=bool)
+    ts, ts_null, first_bad = _timestamps_ns(table.column(by_canon["timestamp"]), path, rows)
+    if ts_null.any():
+        i = int(np.flatnonzero(ts_null)[0])
+        detail = f"{first_bad!r} is not a date/time" if first_bad else "missing timestamp"
+        if on_error == "fail":
+            raise DataError(f"{path}: row {rows[i]}, field 'timestamp': {detail}", hint="fix or delete that row, or import with --on-error drop")
+        notes.extend(Issue("timestamp", int(r), "timestamp", "missing or unparseable timestamp", "dropped") for r in rows[ts_null])
+        invalid |= ts_null
+    cols: dict[str, np.ndarray] = {}
+    for name in COLUMNS:
+        if name not in by_canon:  # volume may be absent (indices): validation stores 0 with a warning
+            cols[name] = np.full(table.num_rows, np.nan)
+            continue
+        v, bad, first = _numeric(table.column(by_canon[name]), name)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            if on_error == "fail":
+                raise DataError(f"{path}: row {rows[i]}, field {name!r}: {first!r} is not a number", hint="fix or delete that row, or import with --on-error drop")
+            notes.extend(Issue("number", int(r), name, "not a number", "dropped") for r in rows[bad & ~invalid])
+            invalid |= bad
+        cols[name] = v
+    source = str(path)
+    if "symbol" in by_canon:
+        import pyarrow as pa
+
+        enc = table.column(by_canon["symbol"]).combine_chunks().cast(pa.string()).dictionary_encode()
+        codes = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+        out = []
+        for k, name in enumerate(enc.dictionary.to_pylist()):
+            idx = np.flatnonzero(codes == k)
+            own = set(rows[idx].tolist())
+            part_notes = [n for n in notes if n.row in own]
+            out.append(Bars(normalise_symbol(name), source, ts[idx], {c: v[idx] for c, v in cols.items()}, rows[idx], invalid[idx], part_notes))
+        if (codes < 0).any():
+            r = int(rows[np.flatnonzero(codes < 0)[0]])
+            raise DataError(f"{path}: row {r}, field 'symbol': missing symbol", hint="fill in the symbol column")
+        if symbol is not None:  # --symbol on a long file picks that symbol's rows
+            picked = [b for b in out if b.symbol == normalise_symbol(symbol)]
+            if not picked:
+                have = ", ".join(sorted(b.symbol for b in out)[:8])
+                raise DataError(f"{path}: no rows for symbol {normalise_symbol(symbol)} (the file has {have})", hint="pass one of the file's symbols to --symbol")
+            return picked
+        return sorted(out, key=lambda b: b.symbol)
+    sym = normalise_symbol(symbol or ticker or file_stem(path))
+    return [Bars(sym, source, ts, cols, rows, invalid, notes)]
+
+
+def _read_parquet(path: Path):
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path)
+    except Exception as exc:
+        raise DataError(f"{path}: not a readable Parquet file ({type(exc).__name__}: {str(exc)[:120]})", hint="check the file; re-export it") from exc
+
+
+def read_bars(path: str | os.PathLike[str], symbol: str | None = None) -> dict[str, pd.DataFrame]:
+    """Read one file into ``{symbol: canonical frame}`` (see ``read_file``; fails on any bad cell).
+
+    Rows are kept in file order and not validated here: see ``validate.validate_bars``.
+    """
+    return {b.symbol: b.to_frame() for b in read_file(path, symbol=symbol, on_error="fail")}

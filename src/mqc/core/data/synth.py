@@ -6,6 +6,7 @@ Always satisfies low <= open, close <= high and prices > 0. For tests and scale 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -86,3 +87,39 @@ def synth_ohlcv(spec: SynthSpec) -> dict[str, pd.DataFrame]:
             {"timestamp": ts, "open": open_[:, a], "high": high[:, a], "low": low[:, a], "close": close[:, a], "volume": volume[:, a]}
         )
     return out
+
+
+def write_synth_csv(spec: SynthSpec, out_dir: str | Path) -> list[Path]:
+    """Write one ``SYN<i>.csv`` per asset (``timestamp,open,high,low,close,volume``) into ``out_dir``."""
+    from mqc.core import atomic
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for sym, df in synth_ohlcv(spec).items():
+        path = out / f"{sym}.csv"
+        frame = df.assign(timestamp=df["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        atomic.write_text(path, frame.to_csv(index=False, float_format="%.10g"))
+        written.append(path)
+    return written
+
+
+def import_synth(spec: SynthSpec, *, catalog=None):
+    """Store the generated bars in the catalog (source ``synth:seed=N``); returns an ImportResult."""
+    from mqc.core.data.bars import Bars
+    from mqc.core.data.catalog import Catalog, WriteItem
+    from mqc.core.data.importer import ImportResult, SymbolImport
+    from mqc.core.data.timeframe import parse_timeframe
+    from mqc.core.data.validate import validate_arrays
+
+    cat = catalog or Catalog()
+    source = f"synth:seed={spec.seed},assets={spec.n_assets},bars={spec.n_bars}"
+    pending = []
+    for sym, df in synth_ohlcv(spec).items():
+        clean, report = validate_arrays(Bars.from_frame(df, symbol=sym, source=source), bar_seconds=parse_timeframe(spec.timeframe))
+        pending.append((SymbolImport(source, sym, spec.timeframe, report, rows=len(clean)), WriteItem(sym, clean.ts, clean.cols, source, spec.timeframe, "equity")))
+    result = ImportResult(written=True, catalog=str(cat.root))
+    for (si, _), res in zip(pending, cat.write_many([w for _, w in pending]), strict=True):
+        si.status, si.added, si.rows, si.timeframe = res.status, res.added, res.entry.rows, res.entry.timeframe
+        result.items.append(si)
+    return result

@@ -1,4 +1,16 @@
-"""Validate canonical OHLCV frames; fail, repair or drop bad rows and report every change."""
+"""Validate OHLCV bars; fail, repair or drop bad rows and report every change.
+
+All checks are vectorised numpy over the whole file (``validate_arrays``); ``validate_bars`` is the
+same on a canonical pandas frame. Rules, in order:
+
+* rows the reader rejected (a cell that is not a number / date, a malformed line)
+* prices finite and > 0 (unfixable: fail or drop)
+* volume finite and >= 0 (missing -> 0, negative -> |v| under repair; a file with no volume at all
+  is stored with volume 0 and a warning)
+* high >= max(open, close) and low <= min(open, close) (repair widens high / low to cover the bar)
+* timestamps in order (repair and drop sort them) and unique (the last row of a duplicate wins)
+* warnings only: gaps against the inferred bar size, isolated spikes (a jump that reverts next bar)
+"""
 
 from __future__ import annotations
 
@@ -8,10 +20,13 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from mqc.core.data.timeframe import epoch_seconds, infer_bar_seconds, label_for_seconds, to_datetime64
+from mqc.core.data.bars import PRICE_COLUMNS, Bars
+from mqc.core.data.timeframe import infer_bar_seconds_ns, label_for_seconds
 from mqc.core.errors import DataError
 
 OnError = Literal["fail", "repair", "drop"]
+ON_ERROR_CHOICES = ("fail", "repair", "drop")
+_HINT = "fix the file, or import with --on-error repair (fix what can be fixed) or --on-error drop (drop bad rows)"
 
 
 @dataclass
@@ -66,22 +81,205 @@ class ValidationReport:
         }
 
 
-def _fail_or(
-    report: ValidationReport, on_error: OnError, kind: str, rows: np.ndarray, fld: str, detail: str, fixable: bool
-) -> str:
-    """Record an issue for each row; raise on ``fail``. Returns the action taken."""
-    if rows.size == 0:
-        return "none"
-    if on_error == "fail":
-        more = f" (and {rows.size - 1} more rows)" if rows.size > 1 else ""
-        raise DataError(
-            f"{report.source}: row {int(rows[0])}, field {fld!r}: {detail}{more}",
-            hint="fix the file, or import with --on-error repair (fix what can be fixed) or --on-error drop",
+def _fmt_ts(ns: int) -> str:
+    return str(np.datetime64(int(ns), "ns").astype("datetime64[s]")).replace("T", " ")
+
+
+class _Checker:
+    """Applies one rule at a time, recording issues and raising in fail mode."""
+
+    def __init__(self, bars: Bars, report: ValidationReport, on_error: OnError) -> None:
+        self.rows = bars.rows
+        self.report = report
+        self.on_error = on_error
+
+    def flag(self, mask: np.ndarray, kind: str, fld: str, detail: str, *, fixable: bool, values: np.ndarray | None = None) -> str:
+        """Record ``mask`` rows; raise on ``fail``. Returns "none", "repaired" or "dropped"."""
+        idx = np.flatnonzero(mask)
+        if idx.size == 0:
+            return "none"
+        if self.on_error == "fail":
+            more = f" (and {idx.size - 1} more rows)" if idx.size > 1 else ""
+            got = f", got {values[idx[0]]:g}" if values is not None else ""
+            raise DataError(f"{self.report.source}: row {int(self.rows[idx[0]])}, field {fld!r}: {detail}{got}{more}", hint=_HINT)
+        action = "repaired" if (self.on_error == "repair" and fixable) else "dropped"
+        rows = self.rows[idx]
+        if values is None:
+            self.report.issues.extend(Issue(kind, int(r), fld, detail, action) for r in rows)
+        else:
+            self.report.issues.extend(Issue(kind, int(r), fld, f"{detail}, got {x:g}", action) for r, x in zip(rows, values[idx], strict=True))
+        return action
+
+
+def validate_arrays(
+    bars: Bars,
+    *,
+    on_error: OnError = "fail",
+    spike_sigma: float = 12.0,
+    bar_seconds: int | None = None,
+) -> tuple[Bars, ValidationReport]:
+    """Check one symbol's bars and return a clean copy sorted by time, plus the report.
+
+    Args:
+        bars: arrays as read (see ``reader.read_file``).
+        on_error: ``fail`` raises on the first problem; ``repair`` fixes what can be fixed (and drops
+            the rest); ``drop`` drops every bad row.
+        spike_sigma: robust z-score (both ways) beyond which a one-bar reversal is flagged.
+        bar_seconds: the bar size when known (``--timeframe``); inferred from the data otherwise.
+
+    Returns:
+        (clean bars, ValidationReport listing every repair, drop and warning).
+
+    Raises:
+        DataError: in fail mode on the first problem (naming file, row and field), or when no valid
+            row is left.
+    """
+    if on_error not in ON_ERROR_CHOICES:
+        raise DataError(f"on_error must be one of {', '.join(ON_ERROR_CHOICES)}, got {on_error!r}")
+    report = ValidationReport(symbol=bars.symbol, source=bars.source, rows_in=len(bars))
+    if len(bars) == 0:
+        raise DataError(f"{bars.source}: no rows of bars", hint="the file has a header but no data")
+    report.issues.extend(bars.notes)
+    chk = _Checker(bars, report, on_error)
+    keep = np.ones(len(bars), dtype=bool) if bars.invalid is None else ~bars.invalid
+    cols = dict(bars.cols)
+
+    for name in PRICE_COLUMNS:
+        p = cols[name]
+        bad = ~np.isfinite(p) & keep
+        chk.flag(bad, "nan", name, "missing or non-finite price", fixable=False)
+        keep &= ~bad
+        with np.errstate(invalid="ignore"):
+            bad = (p <= 0) & keep
+        chk.flag(bad, "nonpositive", name, "price must be > 0", fixable=False, values=p)
+        keep &= ~bad
+
+    vol = cols["volume"]
+    missing = ~np.isfinite(vol)
+    if missing[keep].all():
+        report.issues.append(Issue("nan", -1, "volume", "no volume in this file; stored as 0", "warning"))
+        vol = np.zeros_like(vol)
+    elif missing.any():
+        action = chk.flag(missing & keep, "nan", "volume", "missing volume (repair: 0)", fixable=True)
+        if action == "repaired":
+            vol = np.where(missing, 0.0, vol)
+        keep &= ~(missing & (action == "dropped"))
+    with np.errstate(invalid="ignore"):
+        neg = (vol < 0) & keep
+    action = chk.flag(neg, "negative", "volume", "volume must be >= 0 (repair: |volume|)", fixable=True, values=vol)
+    if action == "repaired":
+        vol = np.abs(vol)
+    elif action == "dropped":
+        keep &= ~neg
+    cols["volume"] = vol
+
+    o, h, lo, c = (cols[n] for n in PRICE_COLUMNS)
+    with np.errstate(invalid="ignore"):
+        bad_h = (h < np.maximum(o, c)) & keep
+    action = chk.flag(bad_h, "ohlc", "high", "high is below max(open, close) (repair: high = max of the bar)", fixable=True, values=h)
+    if action == "repaired":
+        cols["high"] = np.where(bad_h, np.maximum(np.maximum(o, c), np.maximum(h, lo)), h)
+    elif action == "dropped":
+        keep &= ~bad_h
+    with np.errstate(invalid="ignore"):
+        bad_l = (lo > np.minimum(o, c)) & keep
+    action = chk.flag(bad_l, "ohlc", "low", "low is above min(open, close) (repair: low = min of the bar)", fixable=True, values=lo)
+    if action == "repaired":
+        cols["low"] = np.where(bad_l, np.minimum(np.minimum(o, c), np.minimum(h, lo)), lo)
+    elif action == "dropped":
+        keep &= ~bad_l
+
+    clean = Bars(bars.symbol, bars.source, bars.ts, cols, bars.rows)
+    if not keep.all():
+        clean = clean.take(keep)
+    if len(clean) == 0:
+        raise DataError(f"{bars.source}: no valid rows left after validation", hint="check the file; every row was invalid")
+    clean = _order_and_dedupe(clean, chk)
+    report.rows_out = len(clean)
+    if len(clean) >= 2:
+        _gaps_and_spikes(clean, report, spike_sigma, bar_seconds)
+    elif bar_seconds:
+        report.bar_seconds, report.timeframe = bar_seconds, label_for_seconds(bar_seconds)
+    return clean, report
+
+
+def _order_and_dedupe(bars: Bars, chk: _Checker) -> Bars:
+    d = np.diff(bars.ts)
+    back = np.flatnonzero(d < 0) + 1
+    if back.size:
+        if chk.on_error == "fail":
+            i = back[0]
+            raise DataError(
+                f"{chk.report.source}: row {int(bars.rows[i])}, field 'timestamp': {_fmt_ts(bars.ts[i])} is earlier than "
+                f"the row before ({_fmt_ts(bars.ts[i - 1])}): out of order" + (f" (and {back.size - 1} more rows)" if back.size > 1 else ""),
+                hint=_HINT,
+            )
+        chk.report.issues.extend(Issue("order", int(r), "timestamp", "out of order; rows sorted by time", "repaired") for r in bars.rows[back])
+        bars = bars.take(np.argsort(bars.ts, kind="stable"))
+        d = np.diff(bars.ts)
+    dup = np.flatnonzero(d == 0)  # row dup is followed by a row with the same time: keep the later one
+    if dup.size:
+        if chk.on_error == "fail":
+            i = dup[0]
+            raise DataError(
+                f"{chk.report.source}: row {int(bars.rows[i + 1])}, field 'timestamp': duplicate timestamp {_fmt_ts(bars.ts[i])} "
+                f"(also at row {int(bars.rows[i])})" + (f" (and {dup.size - 1} more rows)" if dup.size > 1 else ""),
+                hint=_HINT,
+            )
+        chk.report.issues.extend(
+            Issue("duplicate", int(r), "timestamp", f"duplicate timestamp {_fmt_ts(t)}; kept the last row", "dropped")
+            for r, t in zip(bars.rows[dup], bars.ts[dup], strict=True)
         )
-    action = "repaired" if (on_error == "repair" and fixable) else "dropped"
-    for r in rows:
-        report.issues.append(Issue(kind, int(r), fld, detail, action))
-    return action
+        mask = np.ones(len(bars), dtype=bool)
+        mask[dup] = False
+        bars = bars.take(mask)
+    return bars
+
+
+def _gaps_and_spikes(bars: Bars, report: ValidationReport, sigma: float, bar_seconds: int | None) -> None:
+    inferred = infer_bar_seconds_ns(bars.ts)
+    secs = bar_seconds or inferred
+    report.bar_seconds = secs
+    report.timeframe = label_for_seconds(secs)
+    if bar_seconds and inferred != bar_seconds:
+        report.issues.append(
+            Issue("timeframe", -1, "timestamp", f"bars look like {label_for_seconds(inferred)}, stored as {label_for_seconds(bar_seconds)} as asked", "warning")
+        )
+    step = np.diff(bars.ts) / 1e9
+    gaps = step / secs
+    # Markets that trade every day (crypto, 24/7 data) should have no holes; session markets
+    # (equities) skip nights, weekends and holidays, so only holes longer than 4.5 days count there.
+    stride = max(1, len(bars) // 200_000)
+    weekday = ((bars.ts[::stride] // 86_400_000_000_000) + 3) % 7  # 0 = Monday (1970-01-01 was a Thursday)
+    always_open = (weekday >= 5).mean() > 0.05
+    big = gaps > 1.5 if always_open else step > 4.5 * 86400
+    report.gaps = int(big.sum())
+    report.largest_gap_bars = float(gaps.max()) if gaps.size else 0.0
+    for i in np.flatnonzero(big)[:20]:
+        report.issues.append(Issue("gap", int(bars.rows[i + 1]), "timestamp", f"gap of {gaps[i]:.0f} bars before this row", "warning"))
+    if report.gaps > 20:
+        report.issues.append(Issue("gap", -1, "timestamp", f"{report.gaps - 20} more gaps not listed", "warning"))
+    _flag_spikes(bars, report, sigma)
+
+
+def _flag_spikes(bars: Bars, report: ValidationReport, sigma: float) -> None:
+    """Warn about isolated spikes: a close far from both neighbours that reverts next bar."""
+    c = bars.cols["close"]
+    if c.size < 30:
+        return
+    r = np.diff(np.log(c))
+    # A strided sample estimates the robust scale as well as the whole series, at a fraction of the cost.
+    sample = r[:: max(1, r.size // 100_000)]
+    mad = float(np.median(np.abs(sample - np.median(sample)))) * 1.4826
+    if not np.isfinite(mad) or mad <= 0:
+        return
+    up = r[:-1] / mad
+    down = r[1:] / mad
+    spikes = np.flatnonzero((np.abs(up) > sigma) & (np.abs(down) > sigma) & (np.sign(up) != np.sign(down)))
+    for i in spikes[:20]:
+        report.issues.append(
+            Issue("spike", int(bars.rows[i + 1]), "close", f"isolated spike ({up[i]:+.0f} then {down[i]:+.0f} robust sigmas)", "warning")
+        )
 
 
 def validate_bars(
@@ -92,135 +290,19 @@ def validate_bars(
     on_error: OnError = "fail",
     spike_sigma: float = 12.0,
 ) -> tuple[pd.DataFrame, ValidationReport]:
-    """Check a canonical frame (see ``reader.read_bars``) and return a clean, sorted copy.
-
-    Checks: required columns, NaNs, prices > 0, high >= max(open, close), low <= min(open, close),
-    volume >= 0, duplicate and out-of-order timestamps, gaps against the inferred bar size, and
-    isolated spikes (a close that jumps away and straight back, reported as a warning).
+    """``validate_arrays`` on a canonical frame (see ``reader.read_bars``); returns a clean sorted frame.
 
     Raises:
-        DataError: on the first problem when ``on_error='fail'``, or when nothing valid is left.
+        DataError: as ``validate_arrays``.
     """
-    report = ValidationReport(symbol=symbol, source=source, rows_in=len(df))
     if len(df) == 0:
         raise DataError(f"{source}: no rows of bars", hint="the file has a header but no data")
-    df = df.reset_index(drop=True).copy()
-    df["_row"] = np.arange(len(df)) + 2
-    keep = np.ones(len(df), dtype=bool)
-
-    # Missing timestamps.
-    bad = df["timestamp"].isna().to_numpy()
-    if _fail_or(report, on_error, "nan", df["_row"].to_numpy()[bad], "timestamp", "missing timestamp", False) != "none":
-        keep &= ~bad
-
-    prices = df[["open", "high", "low", "close"]].to_numpy(dtype="float64")
-    for j, col in enumerate(("open", "high", "low", "close")):
-        bad = ~np.isfinite(prices[:, j]) & keep
-        _fail_or(report, on_error, "nan", df["_row"].to_numpy()[bad], col, "missing or non-finite price", False)
-        keep &= ~bad
-        bad = (prices[:, j] <= 0) & keep
-        _fail_or(report, on_error, "nonpositive", df["_row"].to_numpy()[bad], col, f"price must be > 0, got {_first(prices[bad, j])}", False)
-        keep &= ~bad
-
-    vol = df["volume"].to_numpy(dtype="float64")
-    bad = ~np.isfinite(vol) & keep
-    if bad.any():
-        # A missing volume is common in index data; it is repairable to 0 in any mode but fail.
-        if on_error == "fail" and not np.isnan(vol[keep]).all():
-            _fail_or(report, on_error, "nan", df["_row"].to_numpy()[bad], "volume", "missing volume", True)
-        if np.isnan(vol[keep]).all():
-            report.issues.append(Issue("nan", -1, "volume", "no volume in this file; stored as 0", "warning"))
-        else:
-            _fail_or(report, "repair" if on_error == "repair" else on_error, "nan", df["_row"].to_numpy()[bad], "volume", "missing volume", True)
-            if on_error == "drop":
-                keep &= ~bad
-        vol = np.where(np.isfinite(vol), vol, 0.0)
-    bad = (vol < 0) & keep
-    action = _fail_or(report, on_error, "negative", df["_row"].to_numpy()[bad], "volume", f"volume must be >= 0, got {_first(vol[bad])}", True)
-    if action == "repaired":
-        vol = np.abs(vol)
-    elif action == "dropped":
-        keep &= ~bad
-    df["volume"] = vol
-
-    o, h, lo, c = (prices[:, j] for j in range(4))
-    with np.errstate(invalid="ignore"):
-        bad_h = (h < np.maximum(o, c)) & keep
-        bad_l = (lo > np.minimum(o, c)) & keep
-    action = _fail_or(report, on_error, "ohlc", df["_row"].to_numpy()[bad_h], "high", "high is below max(open, close)", True)
-    if action == "repaired":
-        df.loc[bad_h, "high"] = np.maximum.reduce([o, h, lo, c])[bad_h]
-    elif action == "dropped":
-        keep &= ~bad_h
-    action = _fail_or(report, on_error, "ohlc", df["_row"].to_numpy()[bad_l & keep], "low", "low is above min(open, close)", True)
-    if action == "repaired":
-        df.loc[bad_l, "low"] = np.minimum.reduce([o, h, lo, c])[bad_l]
-    elif action == "dropped":
-        keep &= ~bad_l
-
-    df = df[keep]
-    ts = to_datetime64(df["timestamp"]).astype(np.int64)
-    order_bad = np.flatnonzero(np.diff(ts) < 0)
-    if order_bad.size:
-        rows = df["_row"].to_numpy()[order_bad + 1]
-        if on_error == "fail":
-            _fail_or(report, on_error, "order", rows, "timestamp", "timestamp earlier than the row before (out of order)", True)
-        for r in rows:
-            report.issues.append(Issue("order", int(r), "timestamp", "out of order; rows sorted", "repaired"))
-        df = df.sort_values("timestamp", kind="stable")
-    dup = df["timestamp"].duplicated(keep="last").to_numpy()
-    if dup.any():
-        rows = df["_row"].to_numpy()[dup]
-        if on_error == "fail":
-            _fail_or(report, on_error, "duplicate", rows, "timestamp", f"duplicate timestamp {df['timestamp'].to_numpy()[dup][0]}", True)
-        for r in rows:
-            report.issues.append(Issue("duplicate", int(r), "timestamp", "duplicate timestamp; kept the last row", "dropped"))
-        df = df[~dup]
-
-    if len(df) == 0:
-        raise DataError(f"{source}: no valid rows left after validation", hint="check the file; every row was invalid")
-
-    if len(df) >= 2:
-        secs = infer_bar_seconds(df["timestamp"])
-        report.bar_seconds = secs
-        report.timeframe = label_for_seconds(secs)
-        gaps = np.diff(epoch_seconds(df["timestamp"])) / secs
-        # Weekends/holidays in daily equity data are 3-4 bars; only count gaps beyond a long weekend.
-        threshold = 4.5 if secs >= 86400 else 1.5
-        big = gaps > threshold
-        if secs < 86400:
-            # Intraday: overnight and weekend session gaps are normal; count gaps that skip > 4 days.
-            big = gaps * secs > 4.5 * 86400
-        report.gaps = int(big.sum())
-        report.largest_gap_bars = float(gaps.max()) if gaps.size else 0.0
-        for i in np.flatnonzero(big)[:20]:
-            report.issues.append(
-                Issue("gap", int(df["_row"].iloc[i + 1]), "timestamp", f"gap of {gaps[i]:.0f} bars before this row", "warning")
-            )
-        _flag_spikes(df, report, spike_sigma)
-
-    report.rows_out = len(df)
-    out = df.drop(columns="_row").reset_index(drop=True)
-    return out, report
-
-
-def _first(values: np.ndarray) -> str:
-    return f"{values[0]:g}" if values.size else "?"
-
-
-def _flag_spikes(df: pd.DataFrame, report: ValidationReport, sigma: float) -> None:
-    """Warn about isolated spikes: a close far from both neighbours that reverts next bar."""
-    c = np.log(df["close"].to_numpy(dtype="float64"))
-    if c.size < 30:
-        return
-    r = np.diff(c)
-    mad = np.median(np.abs(r - np.median(r))) * 1.4826
-    if not np.isfinite(mad) or mad <= 0:
-        return
-    up = r[:-1] / mad
-    down = r[1:] / mad
-    spikes = np.flatnonzero((np.abs(up) > sigma) & (np.abs(down) > sigma) & (np.sign(up) != np.sign(down)))
-    for i in spikes[:20]:
-        report.issues.append(
-            Issue("spike", int(df["_row"].iloc[i + 1]), "close", f"isolated spike ({up[i]:+.0f} then {down[i]:+.0f} robust sigmas)", "warning")
-        )
+    bars = Bars.from_frame(df.reset_index(drop=True), symbol=symbol, source=source)
+    if df["timestamp"].isna().any():
+        bars.invalid = df["timestamp"].isna().to_numpy()
+        for r in bars.rows[bars.invalid]:
+            if on_error == "fail":
+                raise DataError(f"{source}: row {int(r)}, field 'timestamp': missing timestamp", hint=_HINT)
+            bars.notes.append(Issue("nan", int(r), "timestamp", "missing timestamp", "dropped"))
+    clean, report = validate_arrays(bars, on_error=on_error, spike_sigma=spike_sigma)
+    return clean.to_frame(), report

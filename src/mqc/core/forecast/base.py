@@ -46,6 +46,21 @@ class Forecast:
         i = int(np.argmin(np.abs(q - 0.5)))
         return self.field(name)[i]
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict: per field, per quantile level, the path over the horizon."""
+        return {
+            "symbol": self.symbol,
+            "model": self.model,
+            "origin": self.origin.isoformat(),
+            "last_close": self.last_close,
+            "timestamps": [t.isoformat() for t in self.timestamps],
+            "quantile_levels": list(self.quantile_levels),
+            "quantiles": {
+                f: {str(q): self.quantiles[i, :, k].tolist() for i, q in enumerate(self.quantile_levels)}
+                for k, f in enumerate(OHLC)
+            },
+        }
+
     def to_frame(self) -> pd.DataFrame:
         """Long frame: symbol, timestamp, step, field, quantile, value."""
         rows = []
@@ -82,12 +97,31 @@ def register_lazy(name: str, target: str) -> None:
     _LAZY[name] = target
 
 
+_BUILTINS_LOADED = False
+
+
+def _ensure_builtins() -> None:
+    """Register the built-in models (and any model package that registers itself) on first use."""
+    global _BUILTINS_LOADED
+    if _BUILTINS_LOADED:
+        return
+    _BUILTINS_LOADED = True
+    import importlib
+
+    importlib.import_module("mqc.core.forecast.registry")
+
+
 def available() -> list[str]:
+    _ensure_builtins()
     return sorted({*_REGISTRY, *_LAZY})
 
 
 def create(name: str, **settings: Any) -> Forecaster:
-    """Build the forecaster called ``name`` with model-specific ``settings``."""
+    """Build the forecaster called ``name`` with model-specific ``settings``.
+
+    mqc's own callers pass ``config=ForecastConfig(...)``; factories should accept it.
+    """
+    _ensure_builtins()
     if name not in _REGISTRY and name in _LAZY:
         import importlib
 
@@ -104,8 +138,11 @@ def create(name: str, **settings: Any) -> Forecaster:
 
 
 def sort_quantiles(q: np.ndarray) -> np.ndarray:
-    """Make a ``[Q, H, 4]`` quantile array monotone in q and OHLC-consistent per quantile path."""
-    q = np.sort(q, axis=0)
+    """Make a ``[..., Q, H, 4]`` quantile array monotone in q and OHLC-consistent per quantile path.
+
+    Leading batch axes are allowed (``[B, Q, H, 4]``); a plain ``[Q, H, 4]`` works as before.
+    """
+    q = np.sort(q, axis=-3)
     o, h, lo, c = (q[..., i] for i in range(4))
     hi = np.maximum.reduce([o, h, c])
     lw = np.minimum.reduce([o, lo, c])

@@ -1,0 +1,108 @@
+"""Training throughput of ``train dm`` against a bare ``nn.GRU`` forward+backward of equal shape.
+
+Both run in the same process, interleaved, on the same synthetic panel shape. Throughput is counted
+in policy-steps/s = windows x lookback x rollout groups per second (per optimiser step the policy
+encodes ``batch_windows * horizon`` windows of ``lookback`` bars; the bare GRU runs a sequence batch
+of exactly that shape: ``nn.GRU(hidden, hidden)`` on ``[batch_windows * horizon, lookback, hidden]``,
+forward + backward + an AdamW step, the policy's recurrent core with nothing around it). A second
+baseline feeds the raw ``A*F`` features straight into the GRU, as a policy without the shared
+input projection would.
+
+    python bench/bench_train.py [--assets 27] [--lookback 64,192] [--objective hybrid] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+
+import torch
+
+from mqc.core.data.config import FeatureConfig
+from mqc.core.data.panel import align_frames
+from mqc.core.data.synth import SynthSpec, synth_ohlcv
+from mqc.core.market.config import MarketConfig
+from mqc.core.train.config import DMTrainConfig
+from mqc.core.train.dm import DMTrainer
+
+
+def _time_interleaved(fns: list, repeats: int) -> list[float]:
+    """Best-of-``repeats`` seconds per call for each function, run round-robin so that load from
+    other processes on a shared machine hits every candidate alike."""
+    for fn in fns:
+        fn()  # warm-up
+    best = [float("inf")] * len(fns)
+    for _ in range(repeats):
+        for i, fn in enumerate(fns):
+            t = time.perf_counter()
+            fn()
+            best[i] = min(best[i], time.perf_counter() - t)
+    return best
+
+
+def bench(assets: int, lookback: int, objective: str, repeats: int, threads: int, device: str) -> dict:
+    torch.set_num_threads(threads)
+    panel = align_frames(synth_ohlcv(SynthSpec(n_assets=assets, n_bars=1500, seed=0)))
+    cfg = DMTrainConfig(lookback=lookback, objective=objective, threads=threads, device=device, save_dir=tempfile.mkdtemp())
+    trainer = DMTrainer(panel, MarketConfig(), cfg, feature_cfg=FeatureConfig())
+    n_seq, width = cfg.batch_windows * cfg.horizon, assets * trainer.data.inputs.n_features
+    dev = trainer.device
+    gru = torch.nn.GRU(cfg.hidden_size, cfg.hidden_size, batch_first=True).to(dev)
+    opt = torch.optim.AdamW(gru.parameters(), lr=1e-3)
+    x = torch.randn(n_seq, lookback, cfg.hidden_size, device=dev)
+    wide = torch.nn.GRU(width, cfg.hidden_size, batch_first=True).to(dev)
+    opt_wide = torch.optim.AdamW(wide.parameters(), lr=1e-3)
+    x_wide = torch.randn(n_seq, lookback, width, device=dev)
+
+    def bare() -> None:
+        opt.zero_grad()
+        out, _ = gru(x)
+        out[:, -1].sum().backward()
+        opt.step()
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    def bare_wide() -> None:
+        opt_wide.zero_grad()
+        out, _ = wide(x_wide)
+        out[:, -1].sum().backward()
+        opt_wide.step()
+
+    def step() -> None:
+        trainer.train_step()
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    t_bare, t_step, t_wide = _time_interleaved([bare, step, bare_wide], repeats)
+    policy_steps = cfg.batch_windows * lookback * cfg.rollout_groups
+    return {
+        "assets": assets, "features": trainer.data.inputs.n_features, "lookback": lookback, "objective": objective,
+        "batch_windows": cfg.batch_windows, "horizon": cfg.horizon, "rollout_groups": cfg.rollout_groups, "hidden": cfg.hidden_size,
+        "step_s": t_step, "bare_gru_s": t_bare,
+        "policy_steps_per_s": policy_steps / t_step, "bare_gru_policy_steps_per_s": policy_steps / t_bare,
+        "ratio": t_bare / t_step,
+        "bare_gru_raw_input_s": t_wide, "ratio_vs_raw_input_gru": t_wide / t_step,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--assets", type=int, default=27)
+    ap.add_argument("--lookback", default="64,192")
+    ap.add_argument("--objective", default="grpo,pathwise,hybrid")
+    ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu")
+    a = ap.parse_args()
+    print(json.dumps({"torch": torch.__version__, "machine": platform.processor() or platform.machine(), "threads": a.threads}))
+    for lb in [int(v) for v in a.lookback.split(",")]:
+        for obj in a.objective.split(","):
+            r = bench(a.assets, lb, obj, a.repeats, a.threads, a.device)
+            print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""Rich tables for ``mqc forecast`` (imported inside command bodies only)."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from mqc.commands._console import fmt_num, fmt_pct
+
+
+def forecast_tables(result) -> list[Table]:
+    """One table per symbol: close quantiles per future bar, with % change vs the last close."""
+    tables = []
+    for s, fc in result.forecasts.items():
+        t = Table(title=f"{s}  {fc.model}  last close {fc.last_close:.4g} at {fc.origin:%Y-%m-%d %H:%M}")
+        t.add_column("step", justify="right")
+        t.add_column("timestamp (UTC)")
+        for q in fc.quantile_levels:
+            t.add_column(f"q{q:g}", justify="right")
+            t.add_column("%", justify="right", style="dim")
+        close = fc.field("close")
+        for h, ts in enumerate(fc.timestamps):
+            cells = [str(h + 1), f"{ts:%Y-%m-%d %H:%M}"]
+            for qi in range(len(fc.quantile_levels)):
+                v = float(close[qi, h])
+                cells += [f"{v:.4g}", fmt_pct(v / fc.last_close - 1.0)]
+            t.add_row(*cells)
+        tables.append(t)
+    return tables
+
+
+_EVAL_COLS = ("mae", "mase", "crps", "wql", "coverage_50", "coverage_80", "coverage_90", "hit_rate", "rank_ic")
+
+
+def eval_table(result) -> Table:
+    t = Table(title=f"rolling-origin eval: {len(result.symbols)} symbols x {len(result.origins)} origins "
+                    f"({result.origins[0]:%Y-%m-%d} .. {result.origins[-1]:%Y-%m-%d})")
+    short = {"coverage_50": "cov50", "coverage_80": "cov80", "coverage_90": "cov90", "hit_rate": "hit", "rank_ic": "ric"}
+    for c in ("model", "h", *_EVAL_COLS, "sec"):
+        t.add_column(short.get(c, c), justify="left" if c == "model" else "right", no_wrap=True)
+    for r in sorted(result.rows, key=lambda r: (r["horizon"], r["model"])):
+        cells = [r["model"], str(r["horizon"])]
+        for c in _EVAL_COLS:
+            v = r.get(c)
+            cells.append(fmt_pct(v) if c in ("mae", "crps", "wql") or c.startswith("coverage") or c == "hit_rate" else fmt_num(v))
+        cells.append(f"{result.seconds.get(r['model'], 0.0):.2f}")
+        t.add_row(*cells)
+    return t
+
+
+def tune_table(res) -> Table:
+    t = Table(title=f"tune {res.symbol} {res.model}: {res.metric} on validation origins (lower is better unless hit_rate/rank_ic)")
+    t.add_column("settings")
+    t.add_column(res.metric, justify="right")
+    for tr in res.trials:
+        mark = " *" if tr["settings"] == res.best else ""
+        t.add_row((", ".join(f"{k}={v}" for k, v in tr["settings"].items()) or "(defaults)") + mark, fmt_num(tr["score"], 5))
+    t.add_row(f"test score of the winner ({', '.join(f'{k}={v}' for k, v in res.best.items())})", fmt_num(res.test.get("score"), 5))
+    return t
+
+
+def select_table(res) -> Table:
+    t = Table(title=f"model selection by {res.metric} (validation origins; test score of the choice)")
+    for c in ("symbol", "model", "validation", "test"):
+        t.add_column(c)
+    for s, ch in res.choices.items():
+        t.add_row(s, ch["model"], fmt_num(ch["validation"][ch["model"]], 5), fmt_num(ch["test"][ch["model"]], 5))
+    return t

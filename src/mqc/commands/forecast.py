@@ -1,0 +1,225 @@
+"""``mqc forecast``: probabilistic OHLC forecasts, rolling-origin evaluation, tuning and model selection.
+
+``mqc forecast AAPL ...`` is shorthand for ``mqc forecast run AAPL ...``: the group routes any first
+argument that is not a subcommand name to ``run`` (see ``DefaultRunGroup``).
+"""
+
+from __future__ import annotations
+
+import typer
+from typer.core import TyperGroup
+
+from mqc.commands._console import RichProgress, info, out, print_json, state, want_json
+from mqc.commands._options import JsonOpt, split_list, symbols_from
+
+
+class DefaultRunGroup(TyperGroup):
+    """A group whose default subcommand is ``run``: ``mqc forecast AAPL`` == ``mqc forecast run AAPL``."""
+
+    def parse_args(self, ctx, args):  # type: ignore[override]
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+app = typer.Typer(
+    cls=DefaultRunGroup,
+    help="Forecast OHLC quantiles (mqc forecast AAPL --model naive), evaluate, tune and select models.",
+    no_args_is_help=True,
+)
+
+ModelsOpt = typer.Option("naive,ewma-vol,bootstrap", "--models", help="Comma-separated models to compare.")
+HpDirOpt = typer.Option(None, "--hyperparams-dir", help="Read/write hyperparams here (default: user dir, then repo hyperparams/).")
+TfOpt = typer.Option(None, "--timeframe", "-t", help="Bar size in the catalog (default 1d).")
+ModelPathOpt = typer.Option(None, "--model-path", "--model-id", help="Chronos weights: local dir or cached HF id.")
+
+
+def _levels(text: str | None) -> tuple[float, ...] | None:
+    items = split_list(text)
+    if items is None:
+        return None
+    try:
+        return tuple(float(x) for x in items)
+    except ValueError as exc:
+        raise typer.BadParameter(f"quantiles must be numbers, got {text!r}") from exc
+
+
+def _ints(text: str | None, name: str) -> tuple[int, ...] | None:
+    items = split_list(text)
+    if items is None:
+        return None
+    try:
+        return tuple(int(x) for x in items)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{name} must be integers, got {text!r}") from exc
+
+
+@app.command("run")
+def run(
+    symbols: list[str] = typer.Argument(None, help="Symbols (space- or comma-separated)."),
+    model: str = typer.Option(None, "--model", "-m", help="Forecaster (naive, ewma-vol, chronos2, ..., or best)."),
+    horizon: int = typer.Option(None, "--horizon", help="Bars to forecast."),
+    quantiles: str = typer.Option(None, "--quantiles", help="Quantile levels, e.g. 0.1,0.5,0.9."),
+    timeframe: str = TfOpt,
+    end: str = typer.Option(None, "--end", help="Forecast as of this date (default: the latest bar)."),
+    model_path: str = ModelPathOpt,
+    context_length: int = typer.Option(None, "--context-length", help="Context bars."),
+    batch_size: int = typer.Option(None, "--batch-size", help="Symbols per forward pass."),
+    device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:0."),
+    dtype: str = typer.Option(None, "--dtype", help="float32 | bfloat16 (CUDA)."),
+    attn: str = typer.Option(None, "--attn", help="sdpa | eager."),
+    compile_: bool = typer.Option(None, "--compile/--no-compile", help="torch.compile (CUDA only)."),
+    volume: bool = typer.Option(None, "--volume-covariate/--no-volume-covariate", help="Chronos-2: log volume as a past covariate."),
+    threads: int = typer.Option(None, "--threads", help="torch CPU threads."),
+    hyperparams_dir: str = HpDirOpt,
+    out_path: str = typer.Option(None, "--out", help="Also write the forecast table to FILE.csv or FILE.parquet."),
+    plot: str = typer.Option(None, "--plot", help="Write a PNG fan chart here."),
+    json_out: bool = JsonOpt,
+) -> None:
+    """Forecast SYMBOLS from their latest bar: quantiles of price and % change vs the last close."""
+    from mqc.core.forecast.service import run_forecast, save_forecasts
+
+    flags = {
+        "model": model, "prediction_length": horizon, "quantile_levels": _levels(quantiles), "timeframe": timeframe,
+        "model_id": model_path, "context_length": context_length, "batch_size": batch_size, "device": device, "dtype": dtype,
+        "attn": attn, "compile": compile_, "volume_covariate": volume, "threads": threads, "hyperparams_dir": hyperparams_dir,
+    }
+    result = run_forecast(symbols_from(symbols, None), profile=state().profile, flags=flags, end=end)
+    if out_path:
+        info(f"wrote {save_forecasts(result, out_path)}")
+    if plot:
+        from mqc.core.forecast.plotting import fan_chart
+        from mqc.core.forecast.service import load_frames
+
+        tf = next(iter(result.configs.values())).timeframe
+        info(f"wrote {fan_chart(result.forecasts, load_frames(list(result.forecasts), tf, end=end), plot)}")
+    if want_json(json_out):
+        print_json(result.to_dict())
+        return
+    from mqc.commands._forecast_view import forecast_tables
+
+    for table in forecast_tables(result):
+        out.print(table)
+
+
+def _eval_config(origins, step, horizon, quantiles, metric=None, test_frac=None):
+    from mqc.core.forecast.config import EvalConfig
+    from mqc.core.profiles import resolve_with_profile
+
+    flags = {"origins": origins, "step": step, "horizons": _ints(horizon, "--horizon"), "quantile_levels": _levels(quantiles), "metric": metric, "test_frac": test_frac}
+    return resolve_with_profile(EvalConfig, state().profile, flags=flags).value
+
+
+def _base_config(timeframe, model_path, hyperparams_dir, context_length=None, model=None):
+    from mqc.core.forecast.config import ForecastConfig
+    from mqc.core.profiles import resolve_with_profile
+
+    flags = {"timeframe": timeframe, "model_id": model_path, "hyperparams_dir": hyperparams_dir, "context_length": context_length, "model": model}
+    return resolve_with_profile(ForecastConfig, state().profile, flags=flags).value
+
+
+@app.command("eval")
+def eval_(
+    symbols: list[str] = typer.Argument(None, help="Symbols to evaluate."),
+    models: str = ModelsOpt,
+    origins: int = typer.Option(None, "--origins", help="Number of rolling origins (latest common bars)."),
+    step: int = typer.Option(None, "--step", help="Bars between origins."),
+    horizon: str = typer.Option(None, "--horizon", help="Horizons to score, e.g. 1,7."),
+    quantiles: str = typer.Option(None, "--quantiles", help="Levels asked of every model."),
+    timeframe: str = TfOpt,
+    context_length: int = typer.Option(None, "--context-length", help="Context bars per origin."),
+    model_path: str = ModelPathOpt,
+    out_path: str = typer.Option(None, "--out", help="Results JSON (default: <runs dir>/forecast-eval/<time>.json)."),
+    json_out: bool = JsonOpt,
+) -> None:
+    """Rolling-origin, strictly causal evaluation of several models side by side."""
+    from mqc.core.forecast.evaluation import model_configs
+    from mqc.core.forecast.service import load_frames
+    from mqc.core.forecast.tuning import run_eval
+
+    ec = _eval_config(origins, step, horizon, quantiles)
+    base = _base_config(timeframe, model_path, None, context_length)
+    frames = load_frames(symbols_from(symbols, None), base.timeframe)
+    with RichProgress() as progress:
+        result, path = run_eval(frames, model_configs(split_list(models) or (), base, ec.quantile_levels), ec, out=out_path, progress=progress)
+    info(f"results saved to {path}")
+    if want_json(json_out):
+        print_json({**result.to_dict(), "path": str(path)})
+        return
+    from mqc.commands._forecast_view import eval_table
+
+    out.print(eval_table(result))
+
+
+@app.command("tune")
+def tune(
+    symbol: str = typer.Argument(..., help="Symbol to tune."),
+    model: str = typer.Option("chronos2", "--model", "-m", help="Model whose settings are searched."),
+    grid: str = typer.Option(None, "--grid", help="KEY=V1,V2;KEY=... (default: the model's grid)."),
+    metric: str = typer.Option(None, "--metric", help="Metric to optimise (crps, mae, wql, coverage_error, ...)."),
+    origins: int = typer.Option(None, "--origins", help="Origins (validation + test)."),
+    step: int = typer.Option(None, "--step", help="Bars between origins."),
+    horizon: str = typer.Option(None, "--horizon", help="Horizons scored, e.g. 1,7."),
+    timeframe: str = TfOpt,
+    model_path: str = ModelPathOpt,
+    hyperparams_dir: str = HpDirOpt,
+    json_out: bool = JsonOpt,
+) -> None:
+    """Search settings on validation origins, score the winner on test origins, write hyperparams/<model>/<SYMBOL>.json."""
+    from mqc.core.forecast.service import load_frames
+    from mqc.core.forecast.tuning import parse_grid
+    from mqc.core.forecast.tuning import tune as tune_core
+
+    ec = _eval_config(origins, step, horizon, None, metric)
+    base = _base_config(timeframe, model_path, hyperparams_dir, model=model)
+    frames = load_frames([symbol.upper()], base.timeframe)
+    with RichProgress() as progress:
+        res = tune_core(frames, next(iter(frames)), base, ec, parse_grid(grid, model), progress=progress)
+    if want_json(json_out):
+        print_json(res.to_dict())
+        return
+    from mqc.commands._forecast_view import tune_table
+
+    out.print(tune_table(res))
+    out.print(f"wrote {res.path}")
+
+
+@app.command("select")
+def select(
+    symbols: list[str] = typer.Argument(None, help="Symbols to choose a model for."),
+    models: str = ModelsOpt,
+    metric: str = typer.Option(None, "--metric", help="Metric deciding the choice (crps, mae, wql, hit_rate, ...)."),
+    origins: int = typer.Option(None, "--origins", help="Origins (validation + test)."),
+    horizon: str = typer.Option(None, "--horizon", help="Horizons scored, e.g. 1,7."),
+    timeframe: str = TfOpt,
+    model_path: str = ModelPathOpt,
+    hyperparams_dir: str = HpDirOpt,
+    json_out: bool = JsonOpt,
+) -> None:
+    """Pick each symbol's model on validation origins and write hyperparams/best/<SYMBOL>.json."""
+    from mqc.core.forecast.service import load_frames
+    from mqc.core.forecast.tuning import select as select_core
+
+    ec = _eval_config(origins, None, horizon, None, metric)
+    base = _base_config(timeframe, model_path, hyperparams_dir)
+    frames = load_frames(symbols_from(symbols, None), base.timeframe)
+    with RichProgress() as progress:
+        res = select_core(frames, split_list(models) or (), base, ec, progress=progress)
+    if want_json(json_out):
+        print_json(res.to_dict())
+        return
+    from mqc.commands._forecast_view import select_table
+
+    out.print(select_table(res))
+
+
+@app.command("models")
+def models_(json_out: bool = JsonOpt) -> None:
+    """List the forecasters that can be named with --model."""
+    from mqc.core.forecast.base import available
+
+    names = available()
+    if want_json(json_out):
+        print_json(names)
+        return
+    out.print("\n".join(names))

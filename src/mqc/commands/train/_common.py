@@ -1,0 +1,119 @@
+"""Options and helpers shared by ``mqc train dm`` and ``mqc train sharpe`` (no torch at import)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import typer
+
+from mqc.commands._console import RichProgress, out, print_json, state, want_json
+from mqc.commands._options import split_list
+
+# Data selection
+DataRootOpt = typer.Option(None, "--data-root", help="Folder of per-symbol CSV/Parquet files (validated on the fly) instead of the catalog.")
+SymbolsOpt = typer.Option(None, "--symbols", "-s", help="Comma-separated catalog symbols (default: all of the timeframe).")
+TimeframeOpt = typer.Option(None, "--timeframe", "-t", help="Bar size: 1d, 1h, 15m, ...")
+StartOpt = typer.Option(None, "--start", help="First bar to load (UTC date/time).")
+EndOpt = typer.Option(None, "--end", help="Last bar to load (UTC date/time).")
+MaxAssetsOpt = typer.Option(None, "--max-assets", help="Keep at most this many symbols.")
+ExcludeOpt = typer.Option(None, "--exclude", help="Comma-separated symbols to leave out.")
+# Market
+CostOpt = typer.Option(None, "--cost-bps", help="Commission in bps for equities and crypto (sets both).")
+SlippageOpt = typer.Option(None, "--slippage-bps", help="Spread + slippage in bps.")
+ShortOpt = typer.Option(None, "--enable-shorting/--long-only", help="Allow short positions (market.allow_short).")
+CashOpt = typer.Option(None, "--include-cash/--no-cash", help="Give the policy an explicit cash leg (market.include_cash).")
+# Training
+LookbackOpt = typer.Option(None, "--lookback", help="Bars of features per decision.")
+HorizonOpt = typer.Option(None, "--horizon", help="Decisions per sampled window.")
+BatchOpt = typer.Option(None, "--batch-windows", help="Windows per optimiser step.")
+HiddenOpt = typer.Option(None, "--hidden-size", help="Hidden width.")
+LayersOpt = typer.Option(None, "--layers", help="Layers.")
+LrOpt = typer.Option(None, "--lr", help="AdamW learning rate.")
+StepsOpt = typer.Option(None, "--steps", help="Optimiser steps.")
+EpochsOpt = typer.Option(None, "--epochs", help="Passes over the train split's decision bars (overrides --steps).")
+EvalOpt = typer.Option(None, "--eval-interval", help="Evaluate on val and save latest.pt every N steps.")
+RiskOpt = typer.Option(None, "--risk-aversion", help="Penalty on PnL variance.")
+DrawdownOpt = typer.Option(None, "--drawdown-lambda", help="Penalty on the differentiable max drawdown.")
+MuonOpt = typer.Option(None, "--muon/--no-muon", help="Muon for hidden matrices + AdamW (--no-muon: AdamW only).")
+CompileOpt = typer.Option(None, "--compile/--no-compile", help="torch.compile the model (CUDA only).")
+DeviceOpt = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N.")
+DtypeOpt = typer.Option(None, "--dtype", help="auto (fp32 CPU, bf16 autocast CUDA), fp32 or bf16.")
+MicroOpt = typer.Option(None, "--microbatch-windows", help="Windows per forward/backward (gradient accumulation).")
+CkptOpt = typer.Option(None, "--gradient-checkpointing/--no-gradient-checkpointing", help="Recompute activations in backward.")
+ThreadsOpt = typer.Option(None, "--threads", help="torch CPU threads.")
+SeedOpt = typer.Option(None, "--seed", help="Random seed.")
+InitOpt = typer.Option(None, "--init-checkpoint", help="Start from this checkpoint's weights.")
+SaveDirOpt = typer.Option(None, "--save-dir", help="Parent folder of the run directory (default: <runs dir>/<kind>).")
+ResumeOpt = typer.Option(None, "--resume", help="Continue a killed run from RUN_DIR/checkpoints/latest.pt (other options ignored).")
+QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress bar or logs; results only.")
+
+
+def resolve_common(data_flags: dict[str, Any], market_flags: dict[str, Any], cost_bps: float | None) -> dict[str, Any]:
+    """Resolve the data, market, features and split tables (defaults < profile < env < flags)."""
+    from mqc.core.data.config import DataConfig, FeatureConfig, SplitConfig
+    from mqc.core.market.config import MarketConfig
+    from mqc.core.profiles import resolve_with_profile
+
+    prof = state().profile
+    data_flags = {**data_flags, "symbols": split_list(data_flags.get("symbols")), "exclude": split_list(data_flags.get("exclude"))}
+    if data_flags["symbols"]:
+        data_flags["symbols"] = tuple(s.upper() for s in data_flags["symbols"])
+    if cost_bps is not None:
+        market_flags = {**market_flags, "equity_fee_bps": cost_bps, "crypto_fee_bps": cost_bps}
+    return {
+        "data": resolve_with_profile(DataConfig, prof, flags=data_flags),
+        "market": resolve_with_profile(MarketConfig, prof, flags=market_flags),
+        "features": resolve_with_profile(FeatureConfig, prof),
+        "split": resolve_with_profile(SplitConfig, prof),
+    }
+
+
+def run_training(kind: str, resolved: dict[str, Any], train_flags: dict[str, Any], resume: str | None, quiet: bool, json_out: bool) -> None:
+    """Resolve the trainer table, train (or resume) with a Rich progress bar, render the result."""
+    from mqc.core.config import table_name
+    from mqc.core.profiles import resolve_with_profile
+    from mqc.core.train import api
+
+    if quiet:
+        state().quiet = True
+    with RichProgress() as progress:
+        if resume:
+            result = api.resume_run(resume, progress=progress)
+        else:
+            tcls = api.TRAIN_CONFIGS[kind]
+            resolved[table_name(tcls)] = resolve_with_profile(tcls, state().profile, flags=train_flags)
+            fn = api.train_dm if kind == "dm" else api.train_sharpe
+            result = fn(
+                resolved["data"].value,
+                resolved["market"].value,
+                resolved[table_name(tcls)].value,
+                feature_cfg=resolved["features"].value,
+                split_cfg=resolved["split"].value,
+                progress=progress,
+                command_line=" ".join(["mqc", *sys.argv[1:]]),
+                sources={k: v.sources for k, v in resolved.items()},
+            )
+    render(result, json_out)
+
+
+def render(result: Any, json_out: bool) -> None:
+    if want_json(json_out):
+        print_json(result.to_dict())
+        return
+    from rich.table import Table
+
+    from mqc.commands._console import fmt_num, fmt_pct
+
+    t = Table(title=f"train {result.kind}: best step {result.best_step} of {result.steps} (selected on val)")
+    cols = [("val (best.pt)", result.val_metrics), ("TEST (once)", result.test_metrics)]
+    cols += [(f"test {k}", v) for k, v in result.test_baselines.items()]
+    t.add_column("metric")
+    for name, _ in cols:
+        t.add_column(name, justify="right")
+    for key, fmt in (("sharpe", fmt_num), ("total_return", fmt_pct), ("annual_return", fmt_pct), ("volatility", fmt_pct),
+                     ("max_drawdown", fmt_pct), ("turnover", fmt_num), ("exposure", fmt_num)):
+        t.add_row(key, *[fmt(m.get(key)) if m else "-" for _, m in cols])
+    out.print(t)
+    out.print(f"run directory: {result.run_dir}")
+    out.print(f"best checkpoint: {result.best_checkpoint}  (next: mqc backtest {result.run_dir})")

@@ -1,0 +1,61 @@
+"""``mqc train kronos``: ``train dm`` with Kronos Monte-Carlo path features appended."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from mqc.commands._console import RichProgress, state
+from mqc.commands._options import JsonOpt, split_list
+from mqc.commands.train import _common as c
+
+
+def kronos(
+    kronos_model: str = typer.Option(None, "--kronos-model", help="Kronos predictor dir (config.json + model.safetensors) or a cached HF id."),
+    kronos_tokenizer: str = typer.Option(None, "--kronos-tokenizer", help="Kronos tokenizer dir or a cached HF id."),
+    kronos_context: int = typer.Option(None, "--kronos-context", help="Context bars per feature origin (origin included)."),
+    kronos_horizons: str = typer.Option(None, "--kronos-horizons", help="Comma-separated path horizons in bars, e.g. 1,12,48."),
+    kronos_sample_count: int = typer.Option(None, "--kronos-sample-count", help="Sample paths per asset and bar."),
+    kronos_temperature: float = typer.Option(None, "--kronos-temperature", help="Sampling temperature."),
+    kronos_top_p: float = typer.Option(None, "--kronos-top-p", help="Nucleus threshold (ignored when --kronos-top-k > 0)."),
+    kronos_top_k: int = typer.Option(None, "--kronos-top-k", help="Top-k sampling (0 = off)."),
+    kronos_clip: float = typer.Option(None, "--kronos-clip", help="Clip of the z-scored inputs."),
+    data_root: str = c.DataRootOpt, symbols: str = c.SymbolsOpt, timeframe: str = c.TimeframeOpt,
+    start: str = c.StartOpt, end: str = c.EndOpt, max_assets: int = c.MaxAssetsOpt, exclude: str = c.ExcludeOpt,
+    cost_bps: float = c.CostOpt, slippage_bps: float = c.SlippageOpt, enable_shorting: bool = c.ShortOpt, include_cash: bool = c.CashOpt,
+    lookback: int = c.LookbackOpt, horizon: int = c.HorizonOpt, batch_windows: int = c.BatchOpt,
+    hidden_size: int = c.HiddenOpt, layers: int = c.LayersOpt, lr: float = c.LrOpt, steps: int = c.StepsOpt, epochs: float = c.EpochsOpt,
+    eval_interval: int = c.EvalOpt, device: str = c.DeviceOpt, threads: int = c.ThreadsOpt, seed: int = c.SeedOpt,
+    save_dir: str = c.SaveDirOpt, resume: str = c.ResumeOpt, quiet: bool = c.QuietOpt, json_out: bool = JsonOpt,
+) -> None:
+    """Train a dm policy on candle + Kronos path features; same run directory and checkpoint as train dm.
+
+    Example: mqc train kronos --symbols SPY,TLT --kronos-model ~/kronos/small --kronos-tokenizer ~/kronos/tok-base --kronos-horizons 1,12,48
+    """
+    from mqc.core.forecast.kronos.config import KronosFeatureConfig
+    from mqc.core.forecast.kronos.trainer import KronosTrainer
+    from mqc.core.profiles import resolve_with_profile
+    from mqc.core.train import api
+    from mqc.core.train.config import DMTrainConfig
+
+    if quiet:
+        state().quiet = True
+    if resume:
+        with RichProgress() as progress:
+            return c.render(api.resume_run(resume, progress=progress), json_out)
+    r = c.resolve_common(
+        dict(data_root=data_root, symbols=symbols, timeframe=timeframe, start=start, end=end, max_assets=max_assets, exclude=exclude),
+        dict(slippage_bps=slippage_bps, allow_short=enable_shorting, include_cash=include_cash), cost_bps,
+    )
+    r["train"] = resolve_with_profile(DMTrainConfig, state().profile, flags=dict(
+        lookback=lookback, horizon=horizon, batch_windows=batch_windows, hidden_size=hidden_size, layers=layers, lr=lr, steps=steps,
+        epochs=epochs, eval_interval=eval_interval, device=device, threads=threads, seed=seed, save_dir=save_dir))
+    r["kronos"] = resolve_with_profile(KronosFeatureConfig, state().profile, flags=dict(
+        model_path=kronos_model, tokenizer_path=kronos_tokenizer, context=kronos_context, horizons=split_list(kronos_horizons),
+        sample_count=kronos_sample_count, temperature=kronos_temperature, top_p=kronos_top_p, top_k=kronos_top_k, clip=kronos_clip))
+    with RichProgress() as progress:
+        result = KronosTrainer(r["kronos"].value, r["data"].value, r["market"].value, r["train"].value, features=r["features"].value,
+                               split=r["split"].value, progress=progress, command_line=" ".join(["mqc", *sys.argv[1:]]),
+                               sources={k: v.sources for k, v in r.items()}).fit()
+    c.render(result, json_out)

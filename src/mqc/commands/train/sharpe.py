@@ -1,0 +1,34 @@
+"""``mqc train sharpe``: the differentiable-Sharpe baseline (no RL)."""
+
+from __future__ import annotations
+
+from mqc.commands._options import JsonOpt
+from mqc.commands.train import _common as c
+
+
+def sharpe(
+    data_root: str = c.DataRootOpt, symbols: str = c.SymbolsOpt, timeframe: str = c.TimeframeOpt,
+    start: str = c.StartOpt, end: str = c.EndOpt, max_assets: int = c.MaxAssetsOpt, exclude: str = c.ExcludeOpt,
+    cost_bps: float = c.CostOpt, slippage_bps: float = c.SlippageOpt, enable_shorting: bool = c.ShortOpt, include_cash: bool = c.CashOpt,
+    lookback: int = c.LookbackOpt, horizon: int = c.HorizonOpt, batch_windows: int = c.BatchOpt,
+    hidden_size: int = c.HiddenOpt, layers: int = c.LayersOpt, lr: float = c.LrOpt, steps: int = c.StepsOpt, epochs: float = c.EpochsOpt,
+    eval_interval: int = c.EvalOpt, risk_aversion: float = c.RiskOpt, drawdown_lambda: float = c.DrawdownOpt,
+    muon: bool = c.MuonOpt, compile_: bool = c.CompileOpt, device: str = c.DeviceOpt, dtype: str = c.DtypeOpt,
+    microbatch_windows: int = c.MicroOpt, gradient_checkpointing: bool = c.CkptOpt, threads: int = c.ThreadsOpt, seed: int = c.SeedOpt,
+    init_checkpoint: str = c.InitOpt, save_dir: str = c.SaveDirOpt, resume: str = c.ResumeOpt,
+    quiet: bool = c.QuietOpt, json_out: bool = JsonOpt,
+) -> None:
+    """Train a per-asset network to maximise Sharpe net of costs; same run directory as train dm.
+
+    Example: mqc train sharpe --symbols SPY,QQQ,TLT,GLD --cost-bps 10
+    """
+    resolved = {} if resume else c.resolve_common(
+        dict(data_root=data_root, symbols=symbols, timeframe=timeframe, start=start, end=end, max_assets=max_assets, exclude=exclude),
+        dict(slippage_bps=slippage_bps, allow_short=enable_shorting, include_cash=include_cash), cost_bps,
+    )
+    flags = dict(lookback=lookback, horizon=horizon, batch_windows=batch_windows, hidden_size=hidden_size, layers=layers, lr=lr,
+                 steps=steps, epochs=epochs, eval_interval=eval_interval, risk_aversion=risk_aversion, drawdown_lambda=drawdown_lambda,
+                 muon=muon, compile=compile_, device=device, dtype=dtype, microbatch_windows=microbatch_windows,
+                 gradient_checkpointing=gradient_checkpointing, threads=threads, seed=seed, init_checkpoint=init_checkpoint,
+                 save_dir=save_dir)
+    c.run_training("sharpe", resolved, flags, resume, quiet, json_out)

@@ -1,0 +1,243 @@
+"""A full backtest report: strategy, benchmarks, walk-forward windows, significance, and its files.
+
+Files in the report directory (each written atomically; ``report.json`` last, so its presence
+means the report is complete):
+
+- ``report.json``: aggregates of the walk-forward windows, the full metrics over the segment, the
+  benchmark rows, the significance figures, the cost model, the split and the data fingerprint.
+- ``windows.json``: per-window metrics.
+- ``trades.jsonl``: one line per bar: executed weights, trades, turnover, reward, gross and
+  overnight leverage, costs, financing, equity.
+- ``equity.csv``: equity of the strategy and every benchmark plus the strategy's drawdown. Row t
+  is the wealth after the position chosen at close t has been held to close t+1.
+- ``equity.png`` (equity and drawdown against the benchmarks) and ``weights.png``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mqc.core import atomic, paths
+from mqc.core.backtest.benchmarks import BENCHMARK_LABELS, run_benchmarks
+from mqc.core.backtest.config import BacktestConfig
+from mqc.core.backtest.engine import BacktestResult, run_backtest
+from mqc.core.backtest.significance import sharpe_significance
+from mqc.core.backtest.walkforward import walk_forward
+from mqc.core.config import to_dict
+from mqc.core.data.panel import Panel
+from mqc.core.market.config import MarketConfig
+from mqc.core.progress import NULL, Progress
+
+SUMMARY_COLUMNS = ("total_return", "annual_return", "volatility", "sharpe", "sortino", "max_drawdown", "calmar", "turnover")
+
+
+@dataclass
+class BacktestReport:
+    """Everything ``mqc backtest`` reports; ``to_dict()`` is the content of ``report.json``."""
+
+    result: BacktestResult
+    benchmarks: dict[str, BacktestResult]
+    windows: list[dict[str, Any]]
+    aggregates: dict[str, Any]
+    significance: dict[str, Any]
+    market: MarketConfig
+    config: BacktestConfig
+    source: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    segment: dict[str, Any] = field(default_factory=dict)
+    out_dir: Path | None = None
+    files: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return self.result.metrics
+
+    def summary_rows(self) -> list[tuple[str, dict[str, float]]]:
+        """(label, metrics) for the strategy and each benchmark, in table order."""
+        rows = [("strategy", self.result.metrics)]
+        rows += [(BENCHMARK_LABELS[name], r.metrics) for name, r in self.benchmarks.items()]
+        return rows
+
+    def to_dict(self) -> dict[str, Any]:
+        from mqc import __version__
+
+        return {
+            "mqc_version": __version__,
+            "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            "source": self.source,
+            "segment": self.segment,
+            "data": self.data,
+            **self.aggregates,
+            "metrics": self.result.metrics,
+            "benchmarks": {name: r.metrics for name, r in self.benchmarks.items()},
+            "significance": self.significance,
+            "market": to_dict(self.market),
+            "backtest": to_dict(self.config),
+            "files": self.files,
+        }
+
+
+def evaluate(
+    panel: Panel,
+    targets: np.ndarray,
+    market: MarketConfig,
+    config: BacktestConfig,
+    *,
+    lo: int = 0,
+    hi: int | None = None,
+    source: dict[str, Any] | None = None,
+    segment: dict[str, Any] | None = None,
+    progress: Progress = NULL,
+) -> BacktestReport:
+    """Replay ``targets`` over ``[lo, hi)`` with benchmarks, windows and significance (no files).
+
+    Args:
+        panel: the loaded bars (targets rows follow its timestamps).
+        targets: ``[T, A]`` target weights (NaN = hold).
+        market: cost model and constraints (shared by the benchmarks).
+        config: window, benchmark and bootstrap settings.
+        lo, hi: the evaluated segment (half-open bar positions).
+    Returns:
+        BacktestReport with ``out_dir`` unset (see ``write_report``).
+    Raises:
+        DataError: bad weights, an empty segment, or a window longer than the segment.
+    """
+    hi = len(panel) if hi is None else hi
+    bpy = panel.bars_per_year
+    progress.start(4, "backtest: replaying the strategy")
+    result = run_backtest(panel, targets, market, start=lo, end=hi, bars_per_year=bpy)
+    windows, aggregates = walk_forward(result, config.window_length, config.stride)
+    progress.advance(1)
+    progress.log("backtest: replaying the benchmarks")
+    benchmarks = run_benchmarks(
+        panel, lo, hi, market, rebalance_every=config.rebalance_every, inv_vol_window=config.inv_vol_window, bars_per_year=bpy
+    )
+    progress.advance(1)
+    significance = sharpe_significance(
+        result.net_returns,
+        benchmarks["equal_weight"].net_returns,
+        bpy,
+        samples=config.bootstrap_samples,
+        block_length=config.block_length,
+        n_trials=config.n_trials,
+        seed=config.seed,
+    )
+    progress.advance(1)
+    seg = {
+        "first": str(result.timestamps[0])[:19],
+        "last": str(result.timestamps[-1])[:19],
+        "start_bar": lo,
+        "end_bar": hi,
+        "bars": hi - lo,
+        **(segment or {}),
+    }
+    data = {
+        "fingerprint": panel.fingerprint,
+        "symbols": list(panel.symbols),
+        "asset_classes": list(panel.asset_classes),
+        "timeframe": panel.timeframe,
+        "bars_loaded": len(panel),
+        "bars_per_year": bpy,
+        "filled_bars": {s: int(panel.filled[lo:hi, i].sum()) for i, s in enumerate(panel.symbols)},
+    }
+    report = BacktestReport(
+        result=result,
+        benchmarks=benchmarks,
+        windows=windows,
+        aggregates=aggregates,
+        significance=significance,
+        market=market,
+        config=config,
+        source=dict(source or {}),
+        data=data,
+        segment=seg,
+    )
+    progress.advance(1)
+    progress.finish()
+    return report
+
+
+def default_out_dir() -> Path:
+    """``<runs dir>/backtests/<UTC timestamp>`` (a numeric suffix when it already exists)."""
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%d-%H%M%S")
+    base = paths.runs_dir() / "backtests" / stamp
+    out, i = base, 1
+    while out.exists():
+        out = base.with_name(f"{stamp}-{i}")
+        i += 1
+    return out
+
+
+def _trade_lines(r: BacktestResult) -> str:
+    syms = r.symbols
+    eq = r.equity
+    rewards = r.rewards
+    on = r.overnight_leverage
+    lines = []
+    for t in range(len(r)):
+        w, d = r.weights[t], r.trades[t]
+        nz = np.flatnonzero(np.abs(w) > 1e-12)
+        tr = np.flatnonzero(np.abs(d) > 1e-12)
+        lines.append(
+            json.dumps(
+                {
+                    "timestamp": str(r.timestamps[t])[:19],
+                    "weights": {syms[a]: round(float(w[a]), 10) for a in nz},
+                    "trades": {syms[a]: round(float(d[a]), 10) for a in tr},
+                    "turnover": float(r.turnover[t]),
+                    "reward": float(rewards[t]),
+                    "net_return": float(r.net_returns[t]),
+                    "gross_leverage": float(r.gross_leverage[t]),
+                    "overnight_leverage": float(on[t]),
+                    "costs": float(r.costs[t]),
+                    "financing": float(r.financing[t]),
+                    "equity": float(eq[t]),
+                }
+            )
+        )
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def _equity_csv(report: BacktestReport) -> str:
+    r = report.result
+    cols = {"strategy": r.equity, **{name: b.equity for name, b in report.benchmarks.items()}, "strategy_drawdown": r.drawdown}
+    header = "timestamp," + ",".join(cols)
+    rows = [header]
+    arrays = list(cols.values())
+    for t in range(len(r)):
+        rows.append(str(r.timestamps[t])[:19] + "," + ",".join(f"{a[t]:.12g}" for a in arrays))
+    return "\n".join(rows) + "\n"
+
+
+def write_report(report: BacktestReport, out_dir: str | Path | None = None) -> Path:
+    """Write the report files (see module docstring) and set ``report.out_dir`` / ``report.files``.
+
+    Returns:
+        The report directory.
+    """
+    out = Path(out_dir).expanduser() if out_dir else default_out_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, str] = {}
+    atomic.write_json(out / "windows.json", report.windows)
+    files["windows"] = str(out / "windows.json")
+    if report.config.write_trades:
+        atomic.write_text(out / "trades.jsonl", _trade_lines(report.result))
+        files["trades"] = str(out / "trades.jsonl")
+    atomic.write_text(out / "equity.csv", _equity_csv(report))
+    files["equity"] = str(out / "equity.csv")
+    if report.config.plots:
+        from mqc.core.backtest.plots import plot_equity, plot_weights
+
+        files["equity_plot"] = str(plot_equity(report, out / "equity.png"))
+        files["weights_plot"] = str(plot_weights(report.result, out / "weights.png"))
+    files["report"] = str(out / "report.json")
+    report.out_dir = out
+    report.files = files
+    atomic.write_json(out / "report.json", report.to_dict())
+    return out

@@ -1,0 +1,316 @@
+"""Where target weights come from: a checkpoint's strategy, or a weights file. One call each.
+
+``run_checkpoint_backtest`` is what ``mqc backtest --checkpoint`` and ``mqc quickstart`` call;
+``run_weights_backtest`` serves ``mqc backtest --weights``. Both load bars with ``load_panel``,
+choose the segment (time split, then ``start``/``end``), replay through ``evaluate`` and write the
+report unless ``write=False``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mqc.core.backtest.config import BacktestConfig
+from mqc.core.backtest.engine import resolve_bounds
+from mqc.core.backtest.report import BacktestReport, evaluate, write_report
+from mqc.core.config import from_dict
+from mqc.core.data.config import DataConfig, SplitConfig
+from mqc.core.data.panel import Panel, Split, load_panel, time_split
+from mqc.core.data.timeframe import parse_timeframe
+from mqc.core.errors import ArtifactNotFound, CheckpointError, DataError
+from mqc.core.market.config import MarketConfig
+from mqc.core.progress import NULL, Progress
+
+
+def select_segment(
+    panel: Panel,
+    config: BacktestConfig,
+    split: SplitConfig,
+    lookback: int = 0,
+    stored_split: dict[str, Any] | None = None,
+) -> tuple[int, int, dict[str, Any]]:
+    """The evaluated bars ``[lo, hi)``: the split's segment, then clipped to ``config.start/end``.
+
+    The split is computed on the whole loaded panel (as in training). A checkpoint's stored split
+    (``{"train": [a, b], "val": .., "test": .., "embargo": n}``) is used as is when the panel has
+    the same number of bars, else its embargo is reused; an embargo of 0 means the lookback.
+    Raises DataError when nothing is left.
+    """
+    info: dict[str, Any] = {"split": config.split}
+    if config.split == "all":
+        lo, hi = 0, len(panel)
+    else:
+        if stored_split and stored_split.get("test") and int(stored_split["test"][1]) == len(panel):
+            s = Split(*(tuple(int(v) for v in stored_split[k]) for k in ("train", "val", "test")), int(stored_split.get("embargo", 0)))
+            info["split_source"] = "checkpoint"
+        else:
+            embargo = int((stored_split or {}).get("embargo") or split.embargo or lookback)
+            s = time_split(len(panel), split.val_frac, split.test_frac, embargo)
+            info["split_source"] = "computed"
+            info["split_config"] = {"val_frac": split.val_frac, "test_frac": split.test_frac, "embargo": embargo}
+        lo, hi = s.segment(config.split)
+        info["split_bars"] = s.to_dict()
+        if hi <= lo:
+            raise DataError(
+                f"the {config.split} segment is empty ({config.split}_frac is 0)",
+                hint="choose --split all or another segment",
+            )
+    if config.start is not None or config.end is not None:
+        a, b = resolve_bounds(panel.timestamps[lo:hi], config.start, config.end)
+        lo, hi = lo + a, lo + b
+        info.update(start=config.start, end=config.end)
+    return lo, hi, info
+
+
+def _market_with_overrides(market: MarketConfig, config: BacktestConfig) -> MarketConfig:
+    return market.with_cost(config.cost_bps, config.slippage_bps)
+
+
+def _run_tables(path: Path) -> dict[str, dict[str, Any]]:
+    """Config tables of the run that wrote ``path`` (``<run>/config.json``), as plain values."""
+    import json
+
+    doc_path = path.parent.parent / "config.json" if path.parent.name == "checkpoints" else path.parent / "config.json"
+    try:
+        doc = json.loads(doc_path.read_text(encoding="utf-8"))
+        tables = doc["configs"]
+        return {t: {k: (v["value"] if isinstance(v, dict) and "value" in v else v) for k, v in vals.items()} for t, vals in tables.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def _table(tables: dict[str, dict[str, Any]], name: str, cls: type, where: Path) -> Any:
+    raw = tables.get(name)
+    if not isinstance(raw, dict):
+        return None
+    names = {f.name for f in dataclasses.fields(cls)}
+    try:
+        return from_dict(cls, {k: v for k, v in raw.items() if k in names}, where=f"{where} [{name}]")
+    except Exception as exc:  # a stored config this version cannot read
+        raise CheckpointError(f"{where}: unreadable [{name}] config ({exc})", hint="retrain with this mqc version") from exc
+
+
+def run_checkpoint_backtest(
+    ref: str | Path,
+    data_cfg: DataConfig | None = None,
+    backtest_cfg: BacktestConfig | None = None,
+    *,
+    split_cfg: SplitConfig | None = None,
+    out_dir: str | Path | None = None,
+    allow_mismatch: bool = False,
+    write: bool = True,
+    progress: Progress = NULL,
+) -> BacktestReport:
+    """Backtest the strategy stored in a checkpoint.
+
+    Args:
+        ref: checkpoint file, run directory or ``latest``.
+        data_cfg: where to load bars. Empty ``symbols`` and the default timeframe mean "the
+            checkpoint's"; other symbols or bar sizes are errors unless ``allow_mismatch``.
+        backtest_cfg: segment, windows, cost overrides, benchmark and bootstrap settings.
+        split_cfg: split fractions (default: stored in the checkpoint, else ``SplitConfig()``).
+        out_dir: report directory (default ``<runs>/backtests/<UTC time>``).
+        allow_mismatch: accept a different bar size, and other symbols (same count, mapped in order).
+        write: write the report files.
+    Returns:
+        BacktestReport (``out_dir`` and ``files`` set when written).
+    Raises:
+        ArtifactNotFound, CheckpointError: missing, corrupted or other-version checkpoint.
+        DataError: data that does not match the checkpoint, an empty segment, a too-long window.
+    """
+    from mqc.core.policy.strategy import load_strategy, read_checkpoint, resolve_checkpoint_path
+
+    cfg = backtest_cfg or BacktestConfig()
+    path = resolve_checkpoint_path(ref)
+    ckpt = read_checkpoint(path)
+    strategy = load_strategy(path)
+    want = tuple(s.upper() for s in strategy.symbols)
+    dcfg = data_cfg or DataConfig()
+    tables = _run_tables(path)
+    stored_data = _table(tables, "data", DataConfig, path)
+    symbols = tuple(s.upper() for s in dcfg.symbols) or want
+    if symbols != want and not (allow_mismatch and len(symbols) == len(want)):
+        raise DataError(
+            f"{path}: the checkpoint trades {', '.join(want)} but the data symbols are {', '.join(symbols)}",
+            hint="drop --symbols to use the checkpoint's, or pass as many symbols as it has with --allow-mismatch",
+        )
+    timeframe = dcfg.timeframe if dcfg.timeframe != DataConfig().timeframe else strategy.timeframe
+    changes: dict[str, Any] = {"symbols": symbols, "timeframe": timeframe}
+    if stored_data is not None:
+        # the run's data settings, where the caller left the defaults: the same bars as in training
+        if dcfg.start is None and dcfg.end is None:
+            changes.update(start=stored_data.start, end=stored_data.end)
+        if dcfg.data_root is None:
+            changes["data_root"] = stored_data.data_root
+        if dcfg.align == DataConfig().align:
+            changes["align"] = stored_data.align
+    dcfg = dataclasses.replace(dcfg, **changes)
+    try:
+        panel = load_panel(config=dcfg)
+    except (ArtifactNotFound, DataError) as exc:
+        raise DataError(
+            f"{path}: data for the checkpoint's symbols ({', '.join(symbols)}, {timeframe}) is not available: {exc}",
+            hint=exc.hint or "import the bars (mqc data import PATH) or pass --data-root DIR",
+        ) from exc
+    if tuple(panel.symbols) != symbols:
+        raise DataError(
+            f"{path}: the loaded data has symbols {', '.join(panel.symbols)}, the checkpoint needs {', '.join(symbols)}",
+            hint="drop --exclude/--max-assets so every checkpoint symbol is loaded",
+        )
+    if parse_timeframe(panel.timeframe) != parse_timeframe(strategy.timeframe) and not allow_mismatch:
+        raise DataError(
+            f"{path}: the checkpoint was trained on {strategy.timeframe} bars but the data has {panel.timeframe} bars",
+            hint=f"load {strategy.timeframe} bars (--timeframe {strategy.timeframe}), or pass --allow-mismatch to replay anyway",
+        )
+    split = split_cfg or _table(tables, "split", SplitConfig, path) or SplitConfig()
+    stored_split = ckpt.get("split") if isinstance(ckpt.get("split"), dict) and split_cfg is None else None
+    lo, hi, seg = select_segment(panel, cfg, split, strategy.lookback, stored_split)
+    history = panel.slice(0, hi)  # the strategy never sees a bar after the segment's end
+    targets = np.asarray(strategy.target_weights(history), dtype=np.float64)
+    if targets.shape != (hi, panel.n_assets):
+        raise CheckpointError(
+            f"{path}: strategy {strategy.kind!r} returned weights of shape {targets.shape}, expected {(hi, panel.n_assets)}"
+        )
+    full = np.zeros((len(panel), panel.n_assets))
+    full[:hi] = targets
+    market = _market_with_overrides(strategy.market, cfg)
+    source = {
+        "type": "checkpoint",
+        "name": f"{strategy.kind} {path.parent.parent.name if path.parent.name == 'checkpoints' else path.stem}",
+        "path": str(path),
+        "kind": strategy.kind,
+        "symbols": list(want),
+        "timeframe": strategy.timeframe,
+        "lookback": strategy.lookback,
+        "checkpoint_mqc_version": ckpt.get("mqc_version"),
+        "checkpoint_data_fingerprint": ckpt.get("data_fingerprint"),
+        "data_matches_checkpoint": ckpt.get("data_fingerprint") == panel.fingerprint,
+        "allow_mismatch": allow_mismatch,
+    }
+    report = evaluate(panel, full, market, cfg, lo=lo, hi=hi, source=source, segment=seg, progress=progress)
+    if write:
+        write_report(report, out_dir)
+    return report
+
+
+def read_weights_file(path: str | Path, panel_symbols: tuple[str, ...] | None = None) -> tuple[np.ndarray, tuple[str, ...], np.ndarray]:
+    """Read a ``timestamp,SYM1,SYM2,...`` CSV of target weights.
+
+    Returns:
+        (timestamps datetime64[ns] UTC [R], symbols, weights [R, S] with NaN for empty cells).
+    Raises:
+        ArtifactNotFound: no such file. DataError: no timestamp column, unparsable or repeated
+        timestamps, non-numeric weights, or symbols not in ``panel_symbols``.
+    """
+    import pandas as pd
+
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise ArtifactNotFound(f"weights file {p} not found", hint="pass a CSV with a timestamp column and one column per symbol")
+    try:
+        df = pd.read_csv(p)
+    except Exception as exc:
+        raise DataError(f"{p}: not a readable CSV ({exc})") from exc
+    cols = [str(c).strip() for c in df.columns]
+    if not cols or cols[0].lower() not in ("timestamp", "date", "datetime", "time"):
+        raise DataError(f"{p}: the first column must be 'timestamp', got {cols[0] if cols else 'nothing'!r}")
+    symbols = tuple(c.upper() for c in cols[1:])
+    if not symbols:
+        raise DataError(f"{p}: no symbol columns after the timestamp")
+    if len(set(symbols)) != len(symbols):
+        raise DataError(f"{p}: repeated symbol columns")
+    if panel_symbols is not None:
+        unknown = [s for s in symbols if s not in panel_symbols]
+        if unknown:
+            raise DataError(
+                f"{p}: unknown symbol(s) {', '.join(unknown)} (the data has {', '.join(panel_symbols)})",
+                hint="remove those columns, or load them with --symbols / --data-root",
+            )
+    try:
+        ts = pd.to_datetime(df.iloc[:, 0], utc=True)
+    except Exception as exc:
+        raise DataError(f"{p}: unparsable timestamp ({exc})", hint="use ISO 8601, e.g. 2024-01-31 or 2024-01-31T15:00:00Z") from exc
+    values = df.iloc[:, 1:].apply(pd.to_numeric, errors="coerce")
+    bad = values.isna() & df.iloc[:, 1:].notna()
+    if bad.to_numpy().any():
+        r, c = np.argwhere(bad.to_numpy())[0]
+        raise DataError(f"{p}: row {r + 2}, column {symbols[c]}: {df.iloc[r, c + 1]!r} is not a number")
+    stamps = ts.dt.tz_localize(None).to_numpy().astype("datetime64[ns]")
+    if len(stamps) > 1 and not (np.diff(stamps.astype(np.int64)) > 0).all():
+        i = int(np.flatnonzero(np.diff(stamps.astype(np.int64)) <= 0)[0])
+        raise DataError(f"{p}: timestamps must be strictly increasing (row {i + 3}: {stamps[i + 1]} after {stamps[i]})")
+    return stamps, symbols, values.to_numpy(dtype=np.float64)
+
+
+def align_weights(
+    stamps: np.ndarray, symbols: tuple[str, ...], values: np.ndarray, panel: Panel, where: str = "weights"
+) -> np.ndarray:
+    """Place weight rows on the panel's bars: ``[T, A]`` with NaN (hold) between rows.
+
+    Every row's timestamp must be a bar of the panel (the close the decision is taken at). Before
+    the first row the book is cash; after a row its weights are held without trading (they drift)
+    until the next row; never back-filled. Columns the file lacks are 0 on every row it has.
+    """
+    idx = np.searchsorted(panel.timestamps, stamps)
+    ok = (idx < len(panel)) & (panel.timestamps[np.minimum(idx, len(panel) - 1)] == stamps)
+    if not ok.all():
+        bad = stamps[~ok]
+        first, last = str(panel.timestamps[0])[:19], str(panel.timestamps[-1])[:19]
+        raise DataError(
+            f"{where}: {bad.size} row timestamp(s) match no {panel.timeframe} bar, first {str(bad[0])[:19]} "
+            f"(bars run {first} .. {last})",
+            hint="each row must be the UTC timestamp of a bar whose close the decision is taken at",
+        )
+    if len(idx) == 0:
+        raise DataError(f"{where}: no weight rows", hint="add at least one row: timestamp,SYM1,...")
+    out = np.full((len(panel), panel.n_assets), np.nan)
+    out[: idx[0]] = 0.0
+    rows = np.zeros((len(stamps), panel.n_assets))
+    for j, s in enumerate(symbols):
+        rows[:, panel.symbols.index(s)] = values[:, j]
+    out[idx] = rows
+    return out
+
+
+def run_weights_backtest(
+    weights_path: str | Path,
+    data_cfg: DataConfig | None = None,
+    backtest_cfg: BacktestConfig | None = None,
+    market: MarketConfig | None = None,
+    *,
+    split_cfg: SplitConfig | None = None,
+    out_dir: str | Path | None = None,
+    write: bool = True,
+    progress: Progress = NULL,
+) -> BacktestReport:
+    """Backtest a weights file (see ``align_weights`` for how rows map to bars).
+
+    Args:
+        weights_path: CSV ``timestamp,SYM1,...`` of target weights decided at each row's close.
+        data_cfg: bars to load (default symbols: the file's columns).
+        backtest_cfg: segment (default split here is whatever the config says), windows, costs.
+        market: cost model (cost overrides of ``backtest_cfg`` apply on top).
+    Returns:
+        BacktestReport. Raises DataError/ArtifactNotFound as ``read_weights_file``/``load_panel``.
+    """
+    cfg = backtest_cfg or BacktestConfig()
+    dcfg = data_cfg or DataConfig()
+    stamps, symbols, values = read_weights_file(weights_path, tuple(s.upper() for s in dcfg.symbols) or None)
+    if not dcfg.symbols:
+        dcfg = dataclasses.replace(dcfg, symbols=symbols)
+    panel = load_panel(config=dcfg)
+    unknown = [s for s in symbols if s not in panel.symbols]
+    if unknown:
+        raise DataError(f"{weights_path}: unknown symbol(s) {', '.join(unknown)} (the data has {', '.join(panel.symbols)})")
+    targets = align_weights(stamps, symbols, values, panel, where=str(weights_path))
+    lo, hi, seg = select_segment(panel, cfg, split_cfg or SplitConfig())
+    mkt = _market_with_overrides(market or MarketConfig(), cfg)
+    source = {"type": "weights", "name": Path(weights_path).name, "path": str(weights_path), "symbols": list(symbols), "rows": len(stamps)}
+    report = evaluate(panel, targets, mkt, cfg, lo=lo, hi=hi, source=source, segment=seg, progress=progress)
+    if write:
+        write_report(report, out_dir)
+    return report

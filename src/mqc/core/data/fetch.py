@@ -1,0 +1,232 @@
+"""``mqc data fetch``: download bars from yfinance (stocks) or ccxt (crypto), cache them, import them.
+
+Provider clients are injectable (tests pass recorded responses; no network). Rate-limit and network
+errors are retried with exponential backoff. Every download is cached under
+``<cache dir>/fetch/<provider>/`` as canonical Parquet, then goes through the normal validate ->
+catalog path like any imported file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mqc.core import atomic, paths
+from mqc.core.data.bars import Bars, bars_table, table_arrays
+from mqc.core.data.catalog import Catalog, WriteItem, check_timeframe
+from mqc.core.data.config import FetchConfig, ImportConfig
+from mqc.core.data.importer import ImportResult, SymbolImport
+from mqc.core.data.reader import normalise_symbol
+from mqc.core.data.timeframe import parse_timeframe
+from mqc.core.data.validate import validate_arrays
+from mqc.core.errors import DataError, require
+from mqc.core.progress import NULL, Progress
+
+_RETRYABLE = {"YFRateLimitError", "RateLimitExceeded", "DDoSProtection", "RequestTimeout", "NetworkError", "ExchangeNotAvailable"}
+_RATE_TEXT = re.compile(r"rate.?limit|too many requests|429", re.IGNORECASE)
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Rate-limit or transient network error of yfinance / ccxt (matched by class name or message)."""
+    names = {c.__name__ for c in type(exc).__mro__}
+    return bool(names & _RETRYABLE) or bool(_RATE_TEXT.search(str(exc)))
+
+
+def with_retries(call: Callable[[], Any], *, what: str, retries: int, backoff_s: float, sleep: Callable[[float], None] = time.sleep, progress: Progress = NULL) -> Any:
+    """Run ``call``; on a retryable error wait ``backoff_s * 2**k`` (max 60 s) and try again.
+
+    Raises:
+        DataError: after ``retries`` retries, or at once for a non-retryable provider error.
+    """
+    for attempt in range(retries + 1):
+        try:
+            return call()
+        except Exception as exc:  # provider libraries raise their own hierarchies
+            if not is_retryable(exc):
+                raise DataError(f"{what}: {type(exc).__name__}: {str(exc)[:200]}", hint="check the symbol and the provider's spelling of it") from exc
+            if attempt == retries:
+                raise DataError(
+                    f"{what}: still rate-limited after {retries} retries ({type(exc).__name__})",
+                    hint="wait a few minutes and run it again; symbols already downloaded are cached",
+                ) from exc
+            delay = min(60.0, backoff_s * 2**attempt)
+            progress.log(f"{what}: {type(exc).__name__}; retrying in {delay:.0f}s")
+            sleep(delay)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+# -------------------------------------------------------------------------------------- parsing
+
+
+def parse_yfinance(df: pd.DataFrame, symbol: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """yfinance ``download`` DataFrame (flat or (Price, Ticker) columns) -> sorted arrays."""
+    if df is None or len(df) == 0:
+        raise DataError(f"yfinance returned no bars for {symbol}", hint="check the ticker on finance.yahoo.com and the --start/--end range")
+    df = df.copy()
+    if isinstance(df.columns, pd.MultiIndex):
+        level = df.columns.names.index("Price") if "Price" in df.columns.names else 0
+        tickers = {c[1 - level] for c in df.columns} if df.columns.nlevels == 2 else set()
+        if len(tickers) > 1:
+            df = df.xs(symbol, axis=1, level=1 - level) if symbol in tickers else df
+        df.columns = [c[level] for c in df.columns]
+    cols = {str(c).strip().lower(): c for c in df.columns}
+    missing = [c for c in ("open", "high", "low", "close") if c not in cols]
+    if missing:
+        raise DataError(f"yfinance response for {symbol} lacks column(s) {', '.join(missing)} (got {', '.join(map(str, df.columns))})")
+    idx = pd.DatetimeIndex(df.index)
+    idx = idx.tz_localize("UTC") if idx.tz is None else idx.tz_convert("UTC")
+    ts = idx.tz_localize(None).to_numpy(dtype="datetime64[ns]").view(np.int64)
+    arrays = {c: pd.to_numeric(df[cols[c]], errors="coerce").to_numpy(dtype=np.float64) for c in ("open", "high", "low", "close")}
+    arrays["volume"] = pd.to_numeric(df[cols["volume"]], errors="coerce").to_numpy(dtype=np.float64) if "volume" in cols else np.full(ts.size, np.nan)
+    order = np.argsort(ts, kind="stable")
+    return ts[order], {c: v[order] for c, v in arrays.items()}
+
+
+def parse_ccxt(rows: Sequence[Sequence[float]], symbol: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """ccxt ``fetch_ohlcv`` rows ``[ms, open, high, low, close, volume]`` -> sorted, de-duplicated arrays."""
+    if not rows:
+        raise DataError(f"ccxt returned no bars for {symbol}", hint="check the market symbol (e.g. BTC/USDT) and --start")
+    a = np.asarray([[np.nan if x is None else x for x in r[:6]] for r in rows], dtype=np.float64)
+    if a.ndim != 2 or a.shape[1] != 6:
+        raise DataError(f"ccxt response for {symbol} is not [time, open, high, low, close, volume] rows")
+    ts = a[:, 0].astype(np.int64) * 1_000_000
+    ts, first = np.unique(ts, return_index=True)  # pages overlap at their edges
+    return ts, {c: a[first, j + 1] for j, c in enumerate(("open", "high", "low", "close", "volume"))}
+
+
+# ------------------------------------------------------------------------------------ downloads
+
+_YF_INTERVALS = {"1m": "1m", "2m": "2m", "5m": "5m", "15m": "15m", "30m": "30m", "1h": "60m", "1d": "1d", "1w": "1wk"}
+
+
+def _download_yfinance(client: Any, symbol: str, cfg: FetchConfig, sleep, progress) -> tuple[np.ndarray, dict]:
+    tf = check_timeframe(cfg.timeframe)
+    if tf not in _YF_INTERVALS:
+        raise DataError(f"yfinance has no {tf} bars", hint=f"use one of {', '.join(_YF_INTERVALS)}")
+    kwargs = {"start": cfg.start, "end": cfg.end, "interval": _YF_INTERVALS[tf], "auto_adjust": False, "progress": False, "threads": False}
+    if cfg.start is None:
+        kwargs.pop("start")
+        kwargs["period"] = "max"
+    df = with_retries(lambda: client.download(symbol, **kwargs), what=f"yfinance {symbol}", retries=cfg.retries, backoff_s=cfg.backoff_s, sleep=sleep, progress=progress)
+    return parse_yfinance(df, symbol)
+
+
+def _download_ccxt(client: Any, symbol: str, cfg: FetchConfig, sleep, progress) -> tuple[np.ndarray, dict]:
+    tf = check_timeframe(cfg.timeframe)
+    step_ms = parse_timeframe(tf) * 1000
+    end_ms = int(pd.Timestamp(cfg.end, tz="UTC").value // 1_000_000) if cfg.end else None
+    since = int(pd.Timestamp(cfg.start, tz="UTC").value // 1_000_000) if cfg.start else None
+    rows: list = []
+    for _ in range(100_000):  # pages; bounded so a misbehaving exchange cannot loop forever
+        page = with_retries(
+            lambda s=since: client.fetch_ohlcv(symbol, tf, s, cfg.page_limit),
+            what=f"ccxt {getattr(client, 'id', 'exchange')} {symbol}", retries=cfg.retries, backoff_s=cfg.backoff_s, sleep=sleep, progress=progress,
+        )
+        page = [r for r in (page or []) if end_ms is None or r[0] <= end_ms]
+        if not page:
+            break
+        rows.extend(page)
+        last = int(page[-1][0])
+        if since is None or len(page) < cfg.page_limit or (end_ms is not None and last + step_ms > end_ms):
+            break  # no --start: one page of the most recent bars
+        if last + step_ms <= since:
+            break
+        since = last + step_ms
+    return parse_ccxt(rows, symbol)
+
+
+def _client(provider: str, cfg: FetchConfig) -> Any:
+    if provider == "yfinance":
+        return require("yfinance", "fetch")
+    ccxt = require("ccxt", "fetch")
+    if not hasattr(ccxt, cfg.exchange):
+        raise DataError(f"ccxt has no exchange {cfg.exchange!r}", hint="see ccxt.exchanges for the ids, e.g. binance, kraken, coinbase")
+    return getattr(ccxt, cfg.exchange)({"enableRateLimit": True})
+
+
+# ---------------------------------------------------------------------------------------- cache
+
+
+def cache_path(symbol: str, cfg: FetchConfig) -> Path:
+    """Where a download of ``symbol`` with these settings is cached."""
+    key = f"{cfg.provider}|{cfg.exchange if cfg.provider == 'ccxt' else ''}|{symbol}|{cfg.timeframe}|{cfg.start}|{cfg.end}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    safe = re.sub(r"[^A-Za-z0-9._-]", "-", symbol)
+    return paths.cache_dir() / "fetch" / cfg.provider / f"{safe}_{cfg.timeframe}_{digest}.parquet"
+
+
+def _cache_fresh(path: Path, cfg: FetchConfig, now: float) -> bool:
+    if not path.is_file():
+        return False
+    if cfg.end and pd.Timestamp(cfg.end, tz="UTC") < pd.Timestamp(now, unit="s", tz="UTC"):
+        return True  # a closed historical range does not change
+    return (now - path.stat().st_mtime) < cfg.cache_hours * 3600
+
+
+def download(symbol: str, cfg: FetchConfig, *, client: Any = None, sleep=time.sleep, now: float | None = None, progress: Progress = NULL) -> tuple[np.ndarray, dict, bool]:
+    """Arrays for one symbol from the cache or the provider; returns (ts, cols, from_cache)."""
+    import pyarrow.parquet as pq
+
+    path = cache_path(symbol, cfg)
+    if _cache_fresh(path, cfg, time.time() if now is None else now):
+        ts, cols = table_arrays(pq.read_table(path))
+        return ts, cols, True
+    client = client if client is not None else _client(cfg.provider, cfg)
+    fn = _download_yfinance if cfg.provider == "yfinance" else _download_ccxt
+    ts, cols = fn(client, symbol, cfg, sleep, progress)
+    with atomic.atomic_path(path) as tmp:
+        pq.write_table(bars_table(ts, cols), tmp)
+    return ts, cols, False
+
+
+def fetch_symbols(
+    symbols: Sequence[str],
+    config: FetchConfig | None = None,
+    import_config: ImportConfig | None = None,
+    *,
+    client: Any = None,
+    catalog: Catalog | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    now: float | None = None,
+    progress: Progress = NULL,
+) -> ImportResult:
+    """Download (or take from the cache) every symbol, validate all of them, then import in one batch.
+
+    Args:
+        symbols: provider symbols (``AAPL``, ``^GSPC``; ccxt ``BTC/USDT``). Stored normalised
+            (``BTC/USDT`` -> ``BTC-USDT``).
+        client: the yfinance module or a ccxt exchange object (default: imported from the extra).
+
+    Raises:
+        DependencyMissing: the provider library is not installed (``pip install 'mqc[fetch]'``).
+        DataError: a provider error, an empty response or invalid bars; nothing is stored then.
+    """
+    cfg = config or FetchConfig()
+    icfg = import_config or ImportConfig(on_error="repair")
+    cat = catalog or Catalog()
+    tf = check_timeframe(cfg.timeframe)
+    pending: list[tuple[SymbolImport, WriteItem]] = []
+    progress.start(len(symbols), f"fetching from {cfg.provider}")
+    for raw in symbols:
+        ts, cols, cached = download(raw, cfg, client=client, sleep=sleep, now=now, progress=progress)
+        sym = normalise_symbol(raw)
+        source = f"{cfg.provider}{':' + cfg.exchange if cfg.provider == 'ccxt' else ''}:{raw}"
+        bars = Bars(sym, source, ts, cols, np.arange(ts.size, dtype=np.int64) + 1)
+        clean, report = validate_arrays(bars, on_error=icfg.on_error, spike_sigma=icfg.spike_sigma, bar_seconds=parse_timeframe(tf))
+        asset = icfg.asset_class or ("crypto" if cfg.provider == "ccxt" else None)
+        item = WriteItem(sym, clean.ts, clean.cols, source, tf, asset)
+        pending.append((SymbolImport("cache" if cached else cfg.provider, sym, tf, report, rows=len(clean)), item))
+        progress.advance(1, symbol=sym, cached=cached)
+    progress.finish()
+    result = ImportResult(written=True, catalog=str(cat.root))
+    for (si, _), res in zip(pending, cat.write_many([w for _, w in pending], replace=icfg.replace), strict=True):
+        si.status, si.added, si.rows = res.status, res.added, res.entry.rows
+        result.items.append(si)
+    return result

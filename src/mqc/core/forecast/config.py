@@ -1,0 +1,117 @@
+"""Forecast configs (light module: dataclasses only, no numpy/pandas/torch at import time).
+
+``ForecastConfig`` holds what a forecaster needs (model, horizon, quantiles and model settings); its
+fields are exactly the keys of ``config{...}`` in a hyperparams file. ``EvalConfig`` holds the
+rolling-origin evaluation settings shared by ``forecast eval``, ``tune`` and ``select``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from mqc.core.config import config_table
+from mqc.core.errors import ConfigError
+
+DEFAULT_CHRONOS_ID = "amazon/chronos-2"
+INTERVALS = (0.5, 0.8, 0.9)  # central intervals whose coverage eval reports
+
+
+def _check_levels(levels: tuple[float, ...], where: str) -> None:
+    if not levels:
+        raise ConfigError(f"{where} must list at least one quantile level")
+    for q in levels:
+        if not 0.0 < q < 1.0:
+            raise ConfigError(f"{where}: quantile level {q} must be strictly between 0 and 1")
+    if len(set(levels)) != len(levels):
+        raise ConfigError(f"{where}: duplicate quantile levels in {list(levels)}")
+
+
+@config_table("forecast")
+@dataclass(frozen=True)
+class ForecastConfig:
+    """One forecaster and its settings; the ``config`` table of ``hyperparams/<model>/<SYMBOL>.json``."""
+
+    model: str = field(default="ewma-vol", metadata={"help": "forecaster name (mqc forecast models lists them)"})
+    model_id: str = field(default=DEFAULT_CHRONOS_ID, metadata={"help": "Chronos weights: a local directory or a Hugging Face id already in the local cache"})
+    prediction_length: int = field(default=7, metadata={"help": "bars to forecast after the last context bar (--horizon)"})
+    quantile_levels: tuple[float, ...] = field(default=(0.1, 0.5, 0.9), metadata={"help": "quantile levels to return, each in (0, 1)"})
+    context_length: int = field(default=512, metadata={"help": "context bars given to the model (the last bar is the origin)"})
+    min_context: int = field(default=32, metadata={"help": "fewest context bars accepted; fewer is an error"})
+    timeframe: str = field(default="1d", metadata={"help": "bar size of the catalog entries to forecast"})
+    batch_size: int = field(default=64, metadata={"help": "series per model forward pass (Chronos)"})
+    device: str = field(default="cpu", metadata={"help": "torch device: cpu, cuda, cuda:0"})
+    dtype: Literal["float32", "bfloat16"] = field(default="float32", metadata={"help": "model weights dtype (bfloat16 needs CUDA)"})
+    attn: Literal["sdpa", "eager"] = field(default="sdpa", metadata={"help": "attention implementation of Chronos-2"})
+    compile: bool = field(default=False, metadata={"help": "torch.compile the model (CUDA only)"})
+    threads: int = field(default=1, metadata={"help": "torch CPU threads"})
+    volume_covariate: bool = field(default=False, metadata={"help": "give Chronos-2 log volume as a past covariate"})
+    cross_learning: bool = field(default=False, metadata={"help": "Chronos-2: share information across the symbols of a batch"})
+    season_length: int = field(default=5, metadata={"help": "seasonal-naive period in bars (5 = a week of equity days)"})
+    window: int = field(default=250, metadata={"help": "bars of returns used by drift, hist-vol, bootstrap and garch"})
+    ewma_lambda: float = field(default=0.94, metadata={"help": "EWMA decay of squared returns (RiskMetrics 0.94)"})
+    block_length: int = field(default=5, metadata={"help": "block length of the return bootstrap"})
+    num_samples: int = field(default=200, metadata={"help": "sample paths drawn by sampling models (bootstrap)"})
+    seed: int = field(default=0, metadata={"help": "random seed of sampling models"})
+    exchange_tz: str = field(default="America/New_York", metadata={"help": "time zone in which equity sessions are learned"})
+    hyperparams_dir: str | None = field(default=None, metadata={"help": "read/write per-symbol hyperparams here instead of the user dir"})
+
+    def __post_init__(self) -> None:
+        if self.prediction_length < 1:
+            raise ConfigError(f"forecast.prediction_length must be >= 1, got {self.prediction_length}", hint="pass --horizon 1 or more")
+        _check_levels(self.quantile_levels, "forecast.quantile_levels")
+        if self.min_context < 2:
+            raise ConfigError(f"forecast.min_context must be >= 2, got {self.min_context}")
+        if self.context_length < self.min_context:
+            raise ConfigError(f"forecast.context_length ({self.context_length}) must be >= min_context ({self.min_context})")
+        for name in ("batch_size", "threads", "season_length", "block_length", "num_samples"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"forecast.{name} must be >= 1, got {getattr(self, name)}")
+        if self.window < 10:
+            raise ConfigError(f"forecast.window must be >= 10 bars, got {self.window}")
+        if not 0.0 < self.ewma_lambda < 1.0:
+            raise ConfigError(f"forecast.ewma_lambda must be in (0, 1), got {self.ewma_lambda}")
+        if not self.device.startswith("cuda") and self.dtype != "float32":
+            raise ConfigError(f"forecast.dtype={self.dtype} needs a CUDA device (got device={self.device})", hint="use --dtype float32 on CPU")
+        if self.compile and not self.device.startswith("cuda"):
+            raise ConfigError("forecast.compile needs a CUDA device", hint="drop --compile on CPU")
+
+    @property
+    def sorted_levels(self) -> tuple[float, ...]:
+        return tuple(sorted(self.quantile_levels))
+
+
+@config_table("forecast_eval")
+@dataclass(frozen=True)
+class EvalConfig:
+    """Rolling-origin evaluation: which origins, which horizons, how to split validation and test."""
+
+    origins: int = field(default=250, metadata={"help": "number of forecast origins (the latest ones of the common history)"})
+    step: int = field(default=1, metadata={"help": "bars between consecutive origins"})
+    horizons: tuple[int, ...] = field(default=(1, 7), metadata={"help": "forecast steps scored (1 = next bar)"})
+    quantile_levels: tuple[float, ...] = field(default=(0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95), metadata={"help": "levels asked of every model (must include the 50/80/90% interval ends)"})
+    metric: str = field(default="crps", metadata={"help": "metric that tune/select minimise (crps, wql, mae, mase, coverage_error) or maximise (hit_rate, rank_ic)"})
+    test_frac: float = field(default=0.3, metadata={"help": "tune/select: share of the latest origins kept for the test score"})
+    chunk: int = field(default=64, metadata={"help": "origins forecast per batched model call"})
+
+    def __post_init__(self) -> None:
+        if self.origins < 1 or self.step < 1 or self.chunk < 1:
+            raise ConfigError("forecast_eval.origins, step and chunk must be >= 1")
+        if not self.horizons or min(self.horizons) < 1:
+            raise ConfigError(f"forecast_eval.horizons must be >= 1, got {list(self.horizons)}", hint="e.g. --horizon 1,7")
+        _check_levels(self.quantile_levels, "forecast_eval.quantile_levels")
+        for width in INTERVALS:
+            for q in ((1 - width) / 2, (1 + width) / 2):
+                if not any(abs(q - x) < 1e-9 for x in self.quantile_levels):
+                    raise ConfigError(
+                        f"forecast_eval.quantile_levels lacks {q:g}, needed for the {width:.0%} interval coverage",
+                        hint="keep 0.05,0.1,0.25,0.5,0.75,0.9,0.95 in --quantiles",
+                    )
+        if 0.5 not in self.quantile_levels:
+            raise ConfigError("forecast_eval.quantile_levels must include 0.5 (the point forecast)")
+        if not 0.0 < self.test_frac < 1.0:
+            raise ConfigError(f"forecast_eval.test_frac must be in (0, 1), got {self.test_frac}")
+
+    @property
+    def max_horizon(self) -> int:
+        return max(self.horizons)

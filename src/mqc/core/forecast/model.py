@@ -1,0 +1,111 @@
+"""``ArrayForecaster``: the shared ``predict`` of mqc's own models, built on a batched array core.
+
+Subclasses implement ``predict_arrays`` over left-NaN-padded context arrays ``[B, L, 5]``
+(open, high, low, close, volume), so the evaluation harness can forecast thousands of windows in one
+call without building timestamps; ``predict`` adds the per-symbol calendar and ``Forecast`` objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from mqc.core.data.catalog import guess_asset_class
+from mqc.core.errors import DataError
+from mqc.core.forecast.base import Forecast
+from mqc.core.forecast.calendar import future_timestamps
+from mqc.core.forecast.config import ForecastConfig
+
+FIELDS5 = ("open", "high", "low", "close", "volume")
+
+
+def frame_array(df: pd.DataFrame, length: int | None = None) -> np.ndarray:
+    """The last ``length`` bars of a canonical frame as float64 ``[T, 5]``."""
+    arr = df[list(FIELDS5)].to_numpy(dtype=np.float64)
+    return arr[-length:] if length else arr
+
+
+def stack_context(context: Sequence[np.ndarray], length: int) -> np.ndarray:
+    """Left-pad (NaN) and stack the last ``length`` bars of each ``[T_i, 5]`` array -> ``[B, L, 5]``."""
+    if not isinstance(context, np.ndarray):
+        L = min(length, max(len(c) for c in context))
+        out = np.full((len(context), L, 5), np.nan)
+        for i, c in enumerate(context):
+            c = c[-L:]
+            out[i, L - len(c):] = c
+        return out
+    return context[:, -length:]
+
+
+def check_context(symbol: str, n_bars: int, min_context: int) -> None:
+    """Raise DataError when a symbol has fewer than ``min_context`` bars of context."""
+    if n_bars < min_context:
+        raise DataError(
+            f"{symbol}: only {n_bars} context bars, the forecaster needs at least {min_context}",
+            hint="load more history (an earlier --start, or mqc data import) or lower forecast.min_context",
+        )
+
+
+class ArrayForecaster:
+    """Base class: ``predict`` over frames, delegating the maths to ``predict_arrays``."""
+
+    name = "base"
+    has_samples = False
+    want_samples = True  # the evaluation harness turns this off: it scores quantiles only
+
+    def __init__(self, config: ForecastConfig | None = None, **overrides: object) -> None:
+        import dataclasses
+
+        cfg = config or ForecastConfig()
+        self.config = dataclasses.replace(cfg, **overrides) if overrides else cfg
+
+    def predict_arrays(
+        self, context: Sequence[np.ndarray] | np.ndarray, prediction_length: int, quantile_levels: tuple[float, ...]
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Forecast a batch of series.
+
+        Args:
+            context: ``B`` arrays ``[T_i, 5]`` (or one ``[B, L, 5]`` array, NaN left-padded), last row = origin.
+            prediction_length: bars to forecast.
+            quantile_levels: sorted levels in (0, 1).
+
+        Returns:
+            ``quantiles [B, Q, H, 4]`` (sorted, OHLC-consistent) and ``samples [B, N, H, 4]`` or None.
+        """
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def predict(
+        self,
+        context: Mapping[str, pd.DataFrame],
+        prediction_length: int,
+        quantile_levels: tuple[float, ...],
+    ) -> dict[str, Forecast]:
+        """Forecast every symbol of ``context`` in one batched call (see ``Forecaster``)."""
+        levels = tuple(sorted(quantile_levels))
+        symbols = list(context)
+        if not symbols:
+            return {}
+        arrays = []
+        for s in symbols:
+            df = context[s]
+            check_context(s, len(df), self.config.min_context)
+            arrays.append(frame_array(df, self.config.context_length))
+        q, samples = self.predict_arrays(arrays, prediction_length, levels)
+        out: dict[str, Forecast] = {}
+        for i, s in enumerate(symbols):
+            df = context[s]
+            ts = df["timestamp"]
+            asset_class = df.attrs.get("asset_class") or guess_asset_class(s)
+            out[s] = Forecast(
+                symbol=s,
+                origin=pd.Timestamp(ts.iloc[-1]),
+                timestamps=future_timestamps(ts.iloc[-500:], prediction_length, asset_class=asset_class, tz=self.config.exchange_tz),
+                quantile_levels=levels,
+                quantiles=q[i],
+                last_close=float(df["close"].iloc[-1]),
+                samples=None if samples is None else samples[i],
+                model=self.name,
+            )
+        return out

@@ -1,0 +1,36 @@
+"""Built-in model names -> lazy factories. Imported by ``base`` on first ``create``/``available``.
+
+Model packages that register themselves (e.g. ``mqc.core.forecast.kronos`` calling
+``base.register_lazy("kronos", ...)`` in its ``__init__``) are imported here too when present.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from mqc.core.forecast.base import register_lazy
+
+BUILTINS = {
+    "naive": "mqc.core.forecast.baselines:Naive",
+    "seasonal-naive": "mqc.core.forecast.baselines:SeasonalNaive",
+    "drift": "mqc.core.forecast.baselines:Drift",
+    "hist-vol": "mqc.core.forecast.baselines:HistVol",
+    "ewma-vol": "mqc.core.forecast.baselines:EwmaVol",
+    "bootstrap": "mqc.core.forecast.baselines:Bootstrap",
+    "garch": "mqc.core.forecast.baselines:Garch",
+    "chronos2": "mqc.core.forecast.chronos:ChronosForecaster",
+    "chronos-bolt": "mqc.core.forecast.chronos:ChronosForecaster",
+    "chronos": "mqc.core.forecast.chronos:ChronosForecaster",
+}
+BASELINES = ("naive", "seasonal-naive", "drift", "hist-vol", "ewma-vol", "bootstrap", "garch")
+WEIGHTED = ("chronos2", "chronos-bolt", "chronos")
+
+for _name, _target in BUILTINS.items():
+    register_lazy(_name, _target)
+
+for _pkg in ("mqc.core.forecast.kronos",):
+    try:
+        importlib.import_module(_pkg)
+    except ModuleNotFoundError as exc:  # absent package: nothing to register
+        if exc.name != _pkg:
+            raise

@@ -1,0 +1,97 @@
+"""Forecast-accuracy metrics on close-price quantile forecasts (vectorised over origins x symbols).
+
+Everything is measured on returns relative to the origin close (scale-free across symbols):
+
+* ``mae``: mean |median return - realised return|; ``mase``: that MAE over persistence's MAE
+  (persistence predicts a zero return), so < 1 beats persistence.
+* ``crps``: mean over levels of twice the pinball loss, the usual quantile approximation of CRPS.
+* ``wql``: weighted quantile loss (pinball in price units over the sum of |actual price|, per
+  symbol, averaged over symbols and levels).
+* ``coverage_50/80/90``: share of outcomes inside the central intervals; ``coverage_error`` their
+  mean absolute gap to nominal.
+* ``hit_rate``: share of non-zero median moves whose sign is right (None for persistence).
+* ``rank_ic``: mean over origins of the Spearman correlation, across symbols, of predicted and
+  realised returns (None with fewer than 3 symbols or constant predictions).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from mqc.core.forecast.config import INTERVALS
+
+LOWER_IS_BETTER = {"mae": True, "mase": True, "crps": True, "wql": True, "coverage_error": True, "hit_rate": False, "rank_ic": False}
+
+
+def _level_index(levels: tuple[float, ...], q: float) -> int:
+    arr = np.asarray(levels)
+    i = int(np.argmin(np.abs(arr - q)))
+    if abs(arr[i] - q) > 1e-9:
+        raise ValueError(f"quantile level {q} not among {list(levels)}")
+    return i
+
+
+def pinball(pred: np.ndarray, actual: np.ndarray, levels: tuple[float, ...]) -> np.ndarray:
+    """Pinball loss ``[..., Q]`` of quantile predictions ``pred [..., Q]`` for ``actual [...]``."""
+    q = np.asarray(levels)
+    diff = actual[..., None] - pred
+    return np.maximum(q * diff, (q - 1.0) * diff)
+
+
+def score(pred: np.ndarray, actual: np.ndarray, last: np.ndarray, levels: tuple[float, ...]) -> dict[str, float | None]:
+    """Metrics of close quantiles ``pred [O, S, Q]`` against ``actual [O, S]`` from origin closes ``last [O, S]``."""
+    rel_pred = pred / last[..., None] - 1.0
+    rel_true = actual / last - 1.0
+    med = rel_pred[..., _level_index(levels, 0.5)]
+    err = np.abs(med - rel_true)
+    naive_err = np.abs(rel_true).sum()
+    out: dict[str, float | None] = {"n": int(err.size)}
+    out["mae"] = float(err.mean())
+    out["mase"] = float(err.sum() / naive_err) if naive_err > 0 else None
+    loss = pinball(rel_pred, rel_true, levels)
+    out["crps"] = float(2.0 * loss.mean())
+    price_loss = pinball(pred, actual, levels)  # [O, S, Q]
+    denom = np.abs(actual).sum(axis=0)  # [S]
+    out["wql"] = float(np.mean(2.0 * price_loss.sum(axis=0) / denom[:, None]))
+    gaps = []
+    for width in INTERVALS:
+        lo = pred[..., _level_index(levels, (1 - width) / 2)]
+        hi = pred[..., _level_index(levels, (1 + width) / 2)]
+        cov = float(((actual >= lo) & (actual <= hi)).mean())
+        out[f"coverage_{int(round(width * 100))}"] = cov
+        gaps.append(abs(cov - width))
+    out["coverage_error"] = float(np.mean(gaps))
+    moved = np.abs(med) > 1e-12
+    out["hit_rate"] = float((np.sign(med[moved]) == np.sign(rel_true[moved])).mean()) if moved.any() else None
+    # Float noise around a zero median (persistence, zero-drift walks) must not be ranked as a signal.
+    out["rank_ic"] = rank_ic(np.where(moved, med, 0.0), rel_true)
+    return out
+
+
+def rank_ic(pred: np.ndarray, actual: np.ndarray) -> float | None:
+    """Mean cross-sectional Spearman correlation over the rows of ``[O, S]`` arrays."""
+    if pred.ndim != 2 or pred.shape[1] < 3:
+        return None
+    rp = pd.DataFrame(pred).rank(axis=1).to_numpy()
+    ra = pd.DataFrame(actual).rank(axis=1).to_numpy()
+    rp = rp - rp.mean(axis=1, keepdims=True)
+    ra = ra - ra.mean(axis=1, keepdims=True)
+    den = np.sqrt((rp**2).sum(axis=1) * (ra**2).sum(axis=1))
+    ok = den > 0
+    if not ok.any():
+        return None
+    return float(((rp * ra).sum(axis=1)[ok] / den[ok]).mean())
+
+
+def metric_value(metrics: dict[str, float | None], name: str) -> float:
+    """A metric as a number to minimise (sign flipped for higher-is-better; missing -> +inf)."""
+    if name not in LOWER_IS_BETTER:
+        from mqc.core.config import did_you_mean
+        from mqc.core.errors import ConfigError
+
+        raise ConfigError(f"unknown metric {name!r}{did_you_mean(name, LOWER_IS_BETTER)}", hint=f"one of {', '.join(LOWER_IS_BETTER)}")
+    v = metrics.get(name)
+    if v is None or not np.isfinite(v):
+        return float("inf")
+    return float(v) if LOWER_IS_BETTER[name] else -float(v)

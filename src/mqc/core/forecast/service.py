@@ -1,0 +1,157 @@
+"""``run_forecast``: catalog bars -> per-symbol settings -> batched forecasts, and saving them.
+
+Per-symbol settings resolve through the one precedence order (defaults < hyperparams file <
+profile < MQC_FORECAST_* < flags); symbols that end up with identical settings share one model
+and one batched call. ``--model best`` takes each symbol's model from ``best/<SYMBOL>.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mqc.core import atomic
+from mqc.core.data.catalog import Catalog
+from mqc.core.errors import ConfigError, DataError
+from mqc.core.forecast import base, hyperparams
+from mqc.core.forecast.base import Forecast
+from mqc.core.forecast.config import ForecastConfig
+from mqc.core.profiles import resolve_with_profile
+
+
+@dataclass
+class ForecastResult:
+    forecasts: dict[str, Forecast]
+    configs: dict[str, ForecastConfig]
+    sources: dict[str, dict[str, str]] = field(default_factory=dict)
+    hyperparams_files: dict[str, str | None] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        from mqc.core.config import to_dict
+
+        return {
+            s: {**f.to_dict(), "config": to_dict(self.configs[s]), "hyperparams_file": self.hyperparams_files.get(s)}
+            for s, f in self.forecasts.items()
+        }
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.concat([f.to_frame() for f in self.forecasts.values()], ignore_index=True)
+
+
+def load_frames(symbols: Sequence[str], timeframe: str, *, end: str | None = None, catalog: Catalog | None = None) -> dict[str, pd.DataFrame]:
+    """Each symbol's full canonical frame from the catalog, on its own calendar (no cross-symbol alignment).
+
+    ``end`` cuts the history (inclusive) to forecast as of an earlier date. ``frame.attrs['asset_class']``
+    carries the catalog's asset class for the calendar.
+
+    Raises:
+        ArtifactNotFound: a symbol is not in the catalog (with a did-you-mean).
+    """
+    cat = catalog or Catalog()
+    frames: dict[str, pd.DataFrame] = {}
+    for s in symbols:
+        entry = cat.find(s, timeframe)
+        df = cat.load(entry.symbol, entry.timeframe)
+        if end:
+            cut = pd.Timestamp(end, tz="UTC")
+            if len(end) <= 10:
+                cut = cut + pd.Timedelta(days=1) - pd.Timedelta(1, "ns")
+            df = df[df["timestamp"] <= cut].reset_index(drop=True)
+            if df.empty:
+                raise DataError(f"{entry.symbol}: no bars on or before {end}")
+        df.attrs["asset_class"] = entry.asset_class
+        frames[entry.symbol] = df
+    return frames
+
+
+def resolve_config(symbol: str, profile: str | None, flags: Mapping[str, Any]) -> tuple[ForecastConfig, dict[str, str], str | None]:
+    """Settings for one symbol: (config, where each value came from, hyperparams file used)."""
+    first = resolve_with_profile(ForecastConfig, profile, flags=flags).value
+    model, hp = first.model, None
+    if model == "best":
+        hp = hyperparams.find(hyperparams.BEST, symbol, first.hyperparams_dir)
+        if hp is None:
+            raise ConfigError(
+                f"no model-selection record for {symbol} (best/{symbol}.json) in {', '.join(map(str, hyperparams.search_dirs(first.hyperparams_dir)))}",
+                hint=f"mqc forecast select {symbol} --models naive,ewma-vol,chronos2",
+            )
+        model = hp.model
+    else:
+        hp = hyperparams.find(model, symbol, first.hyperparams_dir)
+    res = resolve_with_profile(
+        ForecastConfig,
+        profile,
+        hyperparams={**(hp.config if hp else {}), "model": model},
+        flags={**flags, "model": None},
+    )
+    cfg = dataclasses.replace(res.value, model=model)
+    return cfg, res.sources, str(hp.path) if hp and hp.path else None
+
+
+def run_forecast(
+    symbols: Sequence[str],
+    *,
+    profile: str | None = None,
+    flags: Mapping[str, Any] | None = None,
+    end: str | None = None,
+    catalog: Catalog | None = None,
+    frames: Mapping[str, pd.DataFrame] | None = None,
+) -> ForecastResult:
+    """Forecast ``symbols`` from their latest bar (or ``end``).
+
+    Args:
+        symbols: catalog symbols.
+        profile: profile name for the precedence order.
+        flags: ForecastConfig field -> CLI value (None = not given).
+        end: forecast as of this date instead of the latest bar.
+        catalog: catalog to read (default: the user's).
+        frames: bars to use instead of the catalog (tests, library use).
+
+    Returns:
+        ForecastResult with one Forecast per symbol and the resolved settings.
+
+    Raises:
+        ConfigError: unknown model or bad settings; ArtifactNotFound: missing symbol or weights;
+        DataError: too little context.
+    """
+    flags = dict(flags or {})
+    if not symbols:
+        raise ConfigError("no symbols to forecast", hint="mqc forecast AAPL MSFT --model naive")
+    tf = flags.get("timeframe") or resolve_with_profile(ForecastConfig, profile, flags={}).value.timeframe
+    data = dict(frames) if frames is not None else load_frames(symbols, tf, end=end, catalog=catalog)
+    configs, sources, files = {}, {}, {}
+    for s in data:
+        configs[s], sources[s], files[s] = resolve_config(s, profile, flags)
+    groups: dict[ForecastConfig, list[str]] = {}
+    for s, cfg in configs.items():
+        groups.setdefault(cfg, []).append(s)
+    forecasts: dict[str, Forecast] = {}
+    for cfg, syms in groups.items():
+        model = base.create(cfg.model, config=cfg)
+        forecasts.update(model.predict({s: data[s] for s in syms}, cfg.prediction_length, cfg.sorted_levels))
+    ordered = {s: forecasts[s] for s in data}
+    return ForecastResult(ordered, configs, sources, files)
+
+
+def save_forecasts(result: ForecastResult, path: str | Path) -> Path:
+    """Write the long forecast table to ``.csv`` or ``.parquet`` atomically.
+
+    Raises:
+        ConfigError: another file suffix.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise ConfigError(f"--out {path}: use a .csv or .parquet file name")
+    frame = result.to_frame()
+    with atomic.atomic_path(path) as tmp:
+        if suffix == ".csv":
+            frame.to_csv(tmp, index=False)
+        else:
+            frame.to_parquet(tmp, index=False)
+    return path

@@ -1,0 +1,175 @@
+"""``forecast eval`` / ``tune`` / ``select``: the evaluation harness applied to settings and models.
+
+``tune`` searches a grid of settings on validation origins only, then scores the winner once on
+later test origins (an embargo of the longest horizon in between) and writes
+``<model>/<SYMBOL>.json``. ``select`` scores several models on validation origins, keeps each
+symbol's best by a named metric, and writes ``best/<SYMBOL>.json`` with its test score.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mqc import __version__
+from mqc.core import atomic, config, paths
+from mqc.core.data.catalog import frame_hash
+from mqc.core.errors import ConfigError
+from mqc.core.forecast import hyperparams
+from mqc.core.forecast.config import EvalConfig, ForecastConfig
+from mqc.core.forecast.evaluation import EvalResult, evaluate, model_configs, origin_grid, split_origins
+from mqc.core.forecast.scoring import metric_value
+from mqc.core.progress import NULL, Progress
+
+DEFAULT_GRIDS: dict[str, dict[str, tuple]] = {
+    "chronos2": {"context_length": (128, 256, 512, 1024, 2048), "volume_covariate": (False, True)},
+    "chronos-bolt": {"context_length": (128, 256, 512, 1024, 2048)},
+    "chronos": {"context_length": (128, 256, 512)},
+    "ewma-vol": {"ewma_lambda": (0.9, 0.94, 0.97, 0.99)},
+    "hist-vol": {"window": (20, 60, 120, 250, 500)},
+    "drift": {"window": (20, 60, 120, 250, 500)},
+    "bootstrap": {"window": (60, 120, 250, 500), "block_length": (1, 5, 20)},
+    "garch": {"window": (250, 500, 1000)},
+    "seasonal-naive": {"season_length": (5, 7, 21)},
+    "naive": {},
+}
+
+
+def parse_grid(text: str | None, model: str) -> dict[str, tuple]:
+    """``"context_length=256,512;volume_covariate=true,false"`` -> typed grid (default: the model's grid).
+
+    Raises:
+        ConfigError: unknown key (with did-you-mean) or a value of the wrong type.
+    """
+    if not text:
+        return dict(DEFAULT_GRIDS.get(model, {}))
+    types_ = config.field_types(ForecastConfig)
+    grid: dict[str, tuple] = {}
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        if "=" not in part:
+            raise ConfigError(f"--grid {part!r}: use KEY=V1,V2 separated by ';'")
+        key, values = (x.strip() for x in part.split("=", 1))
+        config.check_keys(ForecastConfig, {key: None}, "--grid")
+        grid[key] = tuple(config.coerce(v.strip(), types_[key], f"--grid {key}") for v in values.split(",") if v.strip())
+    return grid
+
+
+def _metadata(frames: Mapping[str, pd.DataFrame], extra: dict | None = None) -> dict[str, Any]:
+    return {
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "mqc_version": __version__,
+        "data_fingerprint": {s: frame_hash(df)[:16] for s, df in frames.items()},
+        **(extra or {}),
+    }
+
+
+def _windows(val, test) -> dict[str, Any]:
+    return {
+        "validation": {"first_origin": val.timestamps[0].isoformat(), "last_origin": val.timestamps[-1].isoformat(), "origins": len(val.timestamps)},
+        "test": {"first_origin": test.timestamps[0].isoformat(), "last_origin": test.timestamps[-1].isoformat(), "origins": len(test.timestamps)},
+    }
+
+
+def run_eval(frames, models: Mapping[str, ForecastConfig], eval_config: EvalConfig, *, out: str | Path | None = None, progress: Progress = NULL) -> tuple[EvalResult, Path]:
+    """``evaluate`` and save the result JSON (default: ``<runs dir>/forecast-eval/<utc time>.json``)."""
+    result = evaluate(frames, models, eval_config, progress=progress)
+    path = Path(out) if out else paths.runs_dir() / "forecast-eval" / f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%f}.json"
+    atomic.write_json(path, {**result.to_dict(), "metadata": _metadata(frames)})
+    return result, path
+
+
+@dataclass
+class TuneResult:
+    symbol: str
+    model: str
+    metric: str
+    best: dict[str, Any]
+    trials: list[dict[str, Any]] = field(default_factory=list)
+    test: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"symbol": self.symbol, "model": self.model, "metric": self.metric, "best": self.best, "trials": self.trials, "test": self.test, "path": str(self.path) if self.path else None}
+
+
+def tune(frames: Mapping[str, pd.DataFrame], symbol: str, base_config: ForecastConfig, eval_config: EvalConfig, grid: Mapping[str, tuple], *, progress: Progress = NULL) -> TuneResult:
+    """Grid-search ``base_config`` for ``symbol`` on validation origins; score the winner on test origins.
+
+    Writes ``<hyperparams dir>/<model>/<SYMBOL>.json``. Raises ConfigError for an unknown metric.
+    """
+    metric_value({}, eval_config.metric)  # validate the metric name before any work
+    data = {symbol: frames[symbol]}
+    keys = list(grid)
+    combos = [dict(zip(keys, vals, strict=True)) for vals in itertools.product(*(grid[k] for k in keys))] or [{}]
+    cands = []
+    for combo in combos:
+        cfg = dataclasses.replace(base_config, **combo, quantile_levels=eval_config.quantile_levels)
+        cands.append((combo, cfg))
+    min_ctx = max(c.min_context for _, c in cands)
+    grid_all = origin_grid(data, eval_config.origins, eval_config.step, min_ctx, eval_config.max_horizon)
+    val, test = split_origins(grid_all, eval_config.test_frac, eval_config.max_horizon, eval_config.step)
+    trials = []
+    for combo, cfg in cands:
+        res = evaluate(data, {cfg.model: cfg}, eval_config, grid=val, progress=progress)
+        trials.append({"settings": combo, "score": res.metric(cfg.model, eval_config.metric), "metrics": res.rows})
+    best_i = min(range(len(trials)), key=lambda i: metric_value({eval_config.metric: trials[i]["score"]}, eval_config.metric))
+    combo, cfg = cands[best_i]
+    test_res = evaluate(data, {cfg.model: cfg}, eval_config, grid=test, progress=progress)
+    test_block = {"metric": eval_config.metric, "score": test_res.metric(cfg.model, eval_config.metric), "metrics": test_res.rows}
+    hp = hyperparams.Hyperparams(
+        symbol=symbol,
+        model=cfg.model,
+        config=hyperparams.stored_config(dataclasses.replace(cfg, quantile_levels=base_config.quantile_levels)),
+        validation={"metric": eval_config.metric, "score": trials[best_i]["score"], "best": combo, "trials": [{"settings": t["settings"], "score": t["score"]} for t in trials]},
+        test=test_block,
+        windows=_windows(val, test),
+        metadata=_metadata(data, {"horizons": list(eval_config.horizons), "step": eval_config.step}),
+    )
+    path = hyperparams.save(hp, cfg.model, base_config.hyperparams_dir)
+    return TuneResult(symbol, cfg.model, eval_config.metric, combo, trials, test_block, path)
+
+
+@dataclass
+class SelectResult:
+    metric: str
+    choices: dict[str, dict[str, Any]]  # symbol -> {"model", "validation", "test", "path"}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"metric": self.metric, "choices": self.choices}
+
+
+def select(frames: Mapping[str, pd.DataFrame], models: Sequence[str], base_config: ForecastConfig, eval_config: EvalConfig, *, progress: Progress = NULL) -> SelectResult:
+    """Pick each symbol's model on validation origins by ``eval_config.metric``; write ``best/<SYMBOL>.json``."""
+    metric_value({}, eval_config.metric)
+    if not models:
+        raise ConfigError("no models to choose from", hint="--models naive,ewma-vol,chronos2")
+    cfgs = model_configs(models, base_config, eval_config.quantile_levels)
+    min_ctx = max(c.min_context for c in cfgs.values())
+    grid_all = origin_grid(frames, eval_config.origins, eval_config.step, min_ctx, eval_config.max_horizon)
+    val, test = split_origins(grid_all, eval_config.test_frac, eval_config.max_horizon, eval_config.step)
+    val_res = evaluate(frames, cfgs, eval_config, grid=val, progress=progress)
+    test_res = evaluate(frames, cfgs, eval_config, grid=test, progress=progress)
+    choices: dict[str, dict[str, Any]] = {}
+    for s in frames:
+        scores = {m: val_res.metric(m, eval_config.metric, symbol=s) for m in models}
+        best = min(models, key=lambda m: metric_value({eval_config.metric: scores[m]}, eval_config.metric))
+        test_scores = {m: test_res.metric(m, eval_config.metric, symbol=s) for m in models}
+        hp = hyperparams.Hyperparams(
+            symbol=s,
+            model=best,
+            config=hyperparams.stored_config(dataclasses.replace(cfgs[best], quantile_levels=base_config.quantile_levels)),
+            validation={"metric": eval_config.metric, "scores": scores},
+            test={"metric": eval_config.metric, "score": test_scores[best], "scores": test_scores},
+            windows=_windows(val, test),
+            metadata=_metadata({s: frames[s]}, {"horizons": list(eval_config.horizons), "candidates": list(models)}),
+        )
+        path = hyperparams.save(hp, hyperparams.BEST, base_config.hyperparams_dir)
+        choices[s] = {"model": best, "validation": scores, "test": test_scores, "path": str(path)}
+    return SelectResult(eval_config.metric, choices)

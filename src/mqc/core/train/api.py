@@ -1,0 +1,140 @@
+"""The Python API of training: ``train_dm``, ``train_sharpe`` and ``resume_run``.
+
+``mqc train dm|sharpe`` and ``mqc quickstart`` call these; each loads the panel once through
+``load_panel``, builds the trainer and returns its ``TrainResult``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from mqc.core import config
+from mqc.core.data.config import DataConfig, FeatureConfig, SplitConfig
+from mqc.core.data.panel import Panel, load_panel
+from mqc.core.errors import CheckpointError
+from mqc.core.market.config import MarketConfig
+from mqc.core.policy.inputs import FeatureProvider, build_feature_provider
+from mqc.core.progress import Progress
+from mqc.core.train.base import BaseTrainer, TrainResult
+from mqc.core.train.config import DMTrainConfig, SharpeTrainConfig
+from mqc.core.train.dm import DMTrainer
+from mqc.core.train.rundir import read_run_config
+from mqc.core.train.sharpe import SharpeTrainer
+
+TRAINERS: dict[str, type[BaseTrainer]] = {"dm": DMTrainer, "sharpe": SharpeTrainer}
+TRAIN_CONFIGS: dict[str, type] = {"dm": DMTrainConfig, "sharpe": SharpeTrainConfig}
+
+
+def _train(
+    kind: str,
+    data_cfg: DataConfig,
+    market_cfg: MarketConfig,
+    train_cfg: Any,
+    *,
+    feature_cfg: FeatureConfig | None,
+    split_cfg: SplitConfig | None,
+    providers: Sequence[FeatureProvider],
+    panel: Panel | None,
+    progress: Progress | None,
+    command_line: str | None,
+    sources: Mapping[str, Mapping[str, str]] | None,
+) -> TrainResult:
+    panel = panel if panel is not None else load_panel(config=data_cfg)
+    trainer = TRAINERS[kind](
+        panel,
+        market_cfg,
+        train_cfg,
+        data_cfg=data_cfg,
+        feature_cfg=feature_cfg,
+        split_cfg=split_cfg,
+        providers=providers,
+        progress=progress,
+        command_line=command_line,
+        sources={k: dict(v) for k, v in (sources or {}).items()},
+    )
+    return trainer.fit()
+
+
+def train_dm(
+    data_cfg: DataConfig,
+    market_cfg: MarketConfig,
+    train_cfg: DMTrainConfig,
+    *,
+    feature_cfg: FeatureConfig | None = None,
+    split_cfg: SplitConfig | None = None,
+    providers: Sequence[FeatureProvider] = (),
+    panel: Panel | None = None,
+    progress: Progress | None = None,
+    command_line: str | None = None,
+    sources: Mapping[str, Mapping[str, str]] | None = None,
+) -> TrainResult:
+    """Train a Dirichlet GRU portfolio policy (``mqc train dm``) and write its run directory.
+
+    Args:
+        data_cfg: which bars (catalog symbols or ``data_root``); ignored for loading when ``panel``
+            is given, but stored in config.json.
+        market_cfg: costs and constraints (``allow_short``, ``include_cash``, leverage caps).
+        train_cfg: the ``[train]`` table.
+        feature_cfg, split_cfg: candle features and the time split (defaults when None).
+        providers: extra causal feature columns (see ``mqc.core.policy.inputs.FeatureProvider``).
+        panel: an already loaded panel (skips ``load_panel``).
+        progress: a progress sink; command_line and sources are recorded in config.json.
+    Returns:
+        TrainResult (run_dir, best checkpoint, val metrics of best.pt, test metrics computed once).
+    Raises:
+        DataError / ArtifactNotFound: bad or missing bars; ConfigError: invalid settings.
+    """
+    return _train("dm", data_cfg, market_cfg, train_cfg, feature_cfg=feature_cfg, split_cfg=split_cfg, providers=providers,
+                  panel=panel, progress=progress, command_line=command_line, sources=sources)
+
+
+def train_sharpe(
+    data_cfg: DataConfig,
+    market_cfg: MarketConfig,
+    train_cfg: SharpeTrainConfig,
+    *,
+    feature_cfg: FeatureConfig | None = None,
+    split_cfg: SplitConfig | None = None,
+    providers: Sequence[FeatureProvider] = (),
+    panel: Panel | None = None,
+    progress: Progress | None = None,
+    command_line: str | None = None,
+    sources: Mapping[str, Mapping[str, str]] | None = None,
+) -> TrainResult:
+    """Train the differentiable-Sharpe baseline (``mqc train sharpe``); arguments as ``train_dm``."""
+    return _train("sharpe", data_cfg, market_cfg, train_cfg, feature_cfg=feature_cfg, split_cfg=split_cfg, providers=providers,
+                  panel=panel, progress=progress, command_line=command_line, sources=sources)
+
+
+def _stored(doc: dict[str, Any], table: str) -> dict[str, Any]:
+    return {k: v["value"] for k, v in doc["configs"][table].items()}
+
+
+def resume_run(run_dir: str | Path, *, progress: Progress | None = None, panel: Panel | None = None) -> TrainResult:
+    """Continue a killed run from its ``checkpoints/latest.pt`` with the configs it stored.
+
+    On CPU with the same seed, the resumed run reproduces the uninterrupted run's metrics.
+
+    Raises:
+        ArtifactNotFound: not a run directory; CheckpointError: no latest.pt or the data changed.
+    """
+    run_dir = Path(run_dir).expanduser()
+    doc = read_run_config(run_dir)
+    kind = doc.get("kind")
+    if kind not in TRAINERS:
+        raise CheckpointError(f"{run_dir}: unknown run kind {kind!r}")
+    if not (run_dir / "checkpoints" / "latest.pt").is_file():
+        raise CheckpointError(f"{run_dir}: no checkpoints/latest.pt yet (killed before the first eval)", hint="start a new run")
+    tcls = TRAIN_CONFIGS[kind]
+    data_cfg = config.from_dict(DataConfig, _stored(doc, "data"), "config.json [data]")
+    market = config.from_dict(MarketConfig, _stored(doc, "market"), "config.json [market]")
+    features = config.from_dict(FeatureConfig, _stored(doc, "features"), "config.json [features]")
+    split = config.from_dict(SplitConfig, _stored(doc, "split"), "config.json [split]")
+    cfg = config.from_dict(tcls, _stored(doc, config.table_name(tcls)), "config.json")
+    panel = panel if panel is not None else load_panel(config=data_cfg)
+    providers = [build_feature_provider(s) for s in doc.get("feature_providers", [])]
+    trainer = TRAINERS[kind](panel, market, cfg, data_cfg=data_cfg, feature_cfg=features, split_cfg=split,
+                             providers=providers, progress=progress, command_line=doc.get("command_line"), resume_dir=run_dir)
+    return trainer.fit()

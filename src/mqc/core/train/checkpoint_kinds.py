@@ -1,0 +1,107 @@
+"""Checkpoint loaders for ``dm`` and ``sharpe``: rebuild a ``Strategy`` that replays the policy.
+
+``load_strategy(path)`` (mqc.core.policy.strategy) imports this module and calls the loader for the
+checkpoint's ``kind``. The strategy recomputes features from the panel it is given, standardises them
+with the stored train-split statistics, decodes deterministically and applies the market's
+constraints, so a backtest sees exactly what training evaluated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mqc.core import config
+from mqc.core.data.config import FeatureConfig
+from mqc.core.errors import CheckpointError, DataError
+from mqc.core.market.config import MarketConfig
+from mqc.core.market.simulator import constrain_weights, overnight_mask
+from mqc.core.policy.inputs import FeatureProvider, build_feature_provider, build_inputs
+from mqc.core.policy.networks import ModelConfig, build_model, decide
+from mqc.core.policy.strategy import register_loader
+
+
+@dataclass
+class PolicyStrategy:
+    """A trained ``dm`` or ``sharpe`` policy as a ``Strategy`` (causal ``target_weights``)."""
+
+    kind: str
+    symbols: tuple[str, ...]
+    timeframe: str
+    market: MarketConfig
+    lookback: int
+    model: torch.nn.Module
+    feature_config: FeatureConfig
+    providers: list[FeatureProvider]
+    feature_stats: dict[str, list[float]]
+    asset_classes: tuple[str, ...]
+    path: Path | None = None
+    step: int = 0
+    metrics: dict[str, Any] | None = None
+    data_fingerprint: str | None = None
+
+    def _aligned(self, panel: Any) -> Any:
+        if tuple(panel.symbols) == self.symbols:
+            return panel
+        missing = [s for s in self.symbols if s not in panel.symbols]
+        if missing:
+            raise DataError(
+                f"the panel lacks symbol(s) {', '.join(missing)} this {self.kind} policy was trained on",
+                hint=f"load exactly {','.join(self.symbols)}",
+            )
+        return panel.select(self.symbols)
+
+    def first_decision(self, warmup: int) -> int:
+        return warmup + self.lookback - 1
+
+    def target_weights(self, panel: Any) -> np.ndarray:
+        """``[T, A]`` float64 weights; row t uses bars <= t only; rows before the first decision are 0."""
+        panel = self._aligned(panel)
+        inputs, _ = build_inputs(panel, self.feature_config, self.providers, stats=self.feature_stats)
+        T, A = len(panel), len(self.symbols)
+        out = np.zeros((T, A), dtype=np.float64)
+        first = self.first_decision(inputs.warmup)
+        if first >= T:
+            return out
+        self.model.eval()
+        w = decide(self.model, torch.as_tensor(inputs.values), first, T).double().numpy()
+        out[first:] = constrain_weights(w, panel.asset_classes, self.market, overnight_mask(panel.timestamps)[first:])
+        return out
+
+
+def _load_policy(ckpt: dict[str, Any], path: Path) -> PolicyStrategy:
+    try:
+        mc = ModelConfig(**{f.name: ckpt["model_config"][f.name] for f in fields(ModelConfig) if f.name in ckpt["model_config"]})
+        model = build_model(mc)
+        model.load_state_dict(ckpt["state_dict"])
+        fc_raw = dict(ckpt["feature_config"])
+        specs = fc_raw.pop("providers", [])
+        fc_raw.pop("names", None)
+        feature_cfg = config.from_dict(FeatureConfig, fc_raw, f"{path}: feature_config")
+        market = config.from_dict(MarketConfig, ckpt["market_config"], f"{path}: market_config")
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise CheckpointError(f"{path}: incomplete or mismatched {ckpt.get('kind')} checkpoint ({type(exc).__name__}: {exc})") from exc
+    return PolicyStrategy(
+        kind=ckpt["kind"],
+        symbols=tuple(ckpt["symbols"]),
+        timeframe=ckpt["timeframe"],
+        market=market,
+        lookback=int(ckpt["lookback"]),
+        model=model.eval(),
+        feature_config=feature_cfg,
+        providers=[build_feature_provider(s) for s in specs],
+        feature_stats=ckpt["feature_stats"],
+        asset_classes=tuple(ckpt["asset_classes"]),
+        path=path,
+        step=int(ckpt.get("step", 0)),
+        metrics=ckpt.get("metrics"),
+        data_fingerprint=ckpt.get("data_fingerprint"),
+    )
+
+
+register_loader("dm", _load_policy)
+register_loader("sharpe", _load_policy)

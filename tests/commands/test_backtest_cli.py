@@ -1,0 +1,60 @@
+"""``mqc backtest`` through the CLI: exit codes, messages, JSON output and the report files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mqc.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def bars(synth, tmp_path) -> tuple[Path, Path]:
+    frames = synth(n_assets=2, n_bars=300, seed=6)
+    root = tmp_path / "bars"
+    root.mkdir()
+    for sym, df in frames.items():
+        df.to_csv(root / f"{sym}.csv", index=False)
+    ts = frames["SYN0"]["timestamp"]
+    weights = tmp_path / "w.csv"
+    rows = "".join(f"{ts[i]:%Y-%m-%d},{0.2 + 0.1 * (i % 3)},{0.4}\n" for i in range(20, 300, 20))
+    weights.write_text("timestamp,SYN0,SYN1\n" + rows)
+    return root, weights
+
+
+def test_weights_backtest_json(bars, tmp_path):
+    root, weights = bars
+    out = tmp_path / "rep"
+    res = runner.invoke(app, ["backtest", "--weights", str(weights), "--data-root", str(root), "--window-length", "100",
+                              "--stride", "50", "--out", str(out), "--no-plots", "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert data["windows"] == 5 and data["segment"]["split"] == "all"
+    assert data["files"]["report"] == str(out / "report.json")
+    assert (out / "equity.csv").is_file() and not (out / "equity.png").exists()
+
+
+def test_table_output_and_default_dir(bars):
+    root, weights = bars
+    res = runner.invoke(app, ["backtest", "-w", str(weights), "--data-root", str(root), "--window-length", "64",
+                              "--no-trades", "--cost-bps", "20"])
+    assert res.exit_code == 0, res.output
+    for text in ("strategy", "walk-forward: 4 windows", "Sharpe vs rebalanced 1/N", "report:", "backtests"):
+        assert text in res.stdout, text
+
+
+def test_errors_exit_one(bars):
+    root, weights = bars
+    res = runner.invoke(app, ["backtest", "-w", str(weights), "--data-root", str(root), "--window-length", "1000"])
+    assert res.exit_code == 1 and "longer than the 300 bars" in res.output
+    res = runner.invoke(app, ["backtest", "-w", str(weights), "-c", "latest"])
+    assert res.exit_code == 1 and "exactly one of" in res.output
+    res = runner.invoke(app, ["backtest", "-c", "latest"])
+    assert res.exit_code == 1 and "no training runs" in res.output
+    res = runner.invoke(app, ["backtest", "-w", str(weights), "--data-root", str(root), "--split", "tset"])
+    assert res.exit_code == 1 and "did you mean 'test'" in res.output

@@ -1,0 +1,177 @@
+"""``mqc data`` end to end through the CLI: exit codes, exact messages, JSON, unchanged catalog."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mqc.cli import app
+
+runner = CliRunner()
+HEADER = "timestamp,open,high,low,close,volume\n"
+
+
+def mqc(*args):
+    return runner.invoke(app, list(map(str, args)))
+
+
+def flat(text: str) -> str:
+    """Output with Rich's line wrapping undone (the console wraps at 80 columns under CliRunner)."""
+    return " ".join(text.split())
+
+
+def catalog_root() -> Path:
+    return Path(os.environ["MQC_DATA_DIR"]) / "catalog"
+
+
+def snapshot():
+    root = catalog_root()
+    if not root.exists():
+        return {}
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file() and p.name != ".lock"}
+
+
+def good_csv(path, n=40, start=0):
+    lines = [HEADER]
+    for k in range(start, start + n):
+        c = 100 + k
+        lines.append(f"2021-01-{1 + k // 24:02d}T{k % 24:02d}:00:00Z,{c},{c + 2},{c - 2},{c + 1},{10 + k}\n")
+    path.write_text("".join(lines))
+    return path
+
+
+@pytest.fixture
+def seeded(tmp_path):
+    """A catalog holding AAA (1h) so failing imports have something to leave untouched."""
+    r = mqc("data", "import", good_csv(tmp_path / "AAA.csv"))
+    assert r.exit_code == 0, r.output
+    return snapshot()
+
+
+BAD_FILES = {
+    "corrupted": (HEADER + "2021-01-01,1,2,0.5,1.5,10\n2021-01-02,1,2\n\x7f\x7f,,\n", r"row 3: expected 6 fields, got a malformed line '2021-01-02,1,2'"),
+    "wrong_columns": ("date,price,qty\n2021-01-01,1,2\n", r"missing column\(s\) open, high, low \(found: date, price, qty\)"),
+    "negative": (HEADER + "2021-01-01,1,2,0.5,1.5,10\n2021-01-02,-1,2,0.5,1.5,10\n", r"row 3, field 'open': price must be > 0, got -1"),
+    "duplicates": (HEADER + "2021-01-01,1,2,0.5,1.5,10\n2021-01-02,1,2,0.5,1.5,10\n2021-01-02,1,2,0.5,1.6,10\n", r"row 4, field 'timestamp': duplicate timestamp 2021-01-02 00:00:00 \(also at row 3\)"),
+    "empty": ("", r"the file is empty"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FILES))
+def test_bad_input_exit_1_exact_message_catalog_unchanged(tmp_path, seeded, case):
+    text, message = BAD_FILES[case]
+    bad = tmp_path / f"{case}.csv"
+    bad.write_text(text)
+    ok = good_csv(tmp_path / "BBB.csv")
+    r = mqc("data", "import", ok, bad)
+    assert r.exit_code == 1, r.output
+    assert f"error: {bad}: " in flat(r.output)
+    assert re.search(message, flat(r.output)), r.output
+    assert "hint:" in r.output
+    assert snapshot() == seeded  # BBB was valid but is not stored either: all or nothing
+
+
+def test_binary_file(tmp_path, seeded):
+    bad = tmp_path / "blob.csv"
+    bad.write_bytes(os.urandom(2048) + b"\x00" * 16)
+    r = mqc("data", "import", bad)
+    assert r.exit_code == 1
+    assert f"error: {bad}: binary content, not a CSV text file" in flat(r.output)
+    assert snapshot() == seeded
+
+
+def test_repair_report_and_json(tmp_path):
+    p = tmp_path / "R.csv"
+    p.write_text(HEADER + "2021-01-04,1,1.2,0.9,1.1,10\n2021-01-05,1.1,1.0,0.9,1.15,-3\n2021-01-06,1.1,1.3,0.9,abc,10\n2021-01-07,1.1,1.3,0.9,1.2,10\n")
+    r = mqc("data", "validate", p)
+    assert r.exit_code == 1 and "row 4, field 'close': 'abc' is not a number" in flat(r.output)
+    r = mqc("data", "import", p, "--on-error", "repair")
+    assert r.exit_code == 0, r.output
+    text = flat(r.output)
+    assert "row 3, field 'volume': volume must be >= 0 (repair: |volume|), got -3 [repaired]" in text
+    assert "row 3, field 'high': high is below max(open, close) (repair: high = max of the bar), got 1 [repaired]" in text
+    assert "row 4, field 'close': not a number [dropped]" in text
+    r = mqc("--json", "data", "list")
+    data = json.loads(r.stdout)
+    assert [(e["symbol"], e["rows"]) for e in data["entries"]] == [("R", 3)]
+    r = mqc("data", "validate", p, "--on-error", "drop", "--json")
+    rep = json.loads(r.stdout)["symbols"][0]["report"]
+    assert r.exit_code == 0 and rep["rows_out"] == 2 and rep["dropped"] == 2
+
+
+def test_validate_writes_nothing(tmp_path):
+    r = mqc("data", "validate", good_csv(tmp_path / "V.csv"))
+    assert r.exit_code == 0 and "validation (nothing written)" in r.output
+    assert snapshot() == {}
+
+
+def test_append_then_idempotent(tmp_path, seeded):
+    r = mqc("--json", "data", "import", good_csv(tmp_path / "AAA.csv", n=60))
+    item = json.loads(r.stdout)["symbols"][0]
+    assert (item["status"], item["added"], item["rows"]) == ("appended", 20, 60)
+    r = mqc("--json", "data", "import", good_csv(tmp_path / "AAA.csv", n=60))
+    assert json.loads(r.stdout)["symbols"][0]["status"] == "unchanged"
+
+
+def test_show_export_remove(tmp_path, seeded):
+    r = mqc("data", "show", "aaa", "--last", "2")
+    assert r.exit_code == 0 and "AAA 1h 40 bars" in flat(r.output) and "last 2 bars" in r.output
+    assert any(ch in r.output for ch in "▁▂▃▄▅▆▇█")
+    out = tmp_path / "x.csv"
+    r = mqc("data", "export", "AAA", "--to", "csv", "--out", out)
+    assert r.exit_code == 0 and out.read_text().startswith(HEADER + "2021-01-01T00:00:00Z,100,102,98,101,10\n")
+    r = mqc("data", "export", "AAA", "--to", "xlsx")
+    assert r.exit_code == 1 and "unknown export format 'xlsx'" in flat(r.output)
+    r = mqc("data", "remove", "AAA")
+    assert r.exit_code == 0 and "removed 1h/AAA (40 bars)" in flat(r.output)
+    r = mqc("data", "show", "AAA")
+    assert r.exit_code == 1 and "symbol 'AAA' is not in the catalog" in flat(r.output) and "hint: mqc data list" in flat(r.output)
+
+
+def test_usage_error_exit_2(tmp_path):
+    r = mqc("data", "import")
+    assert r.exit_code == 2
+    r = mqc("data", "import", good_csv(tmp_path / "U.csv"), "--on-error", "maybe")
+    assert r.exit_code == 1 and "--on-error: 'maybe' is not one of fail, repair, drop" in flat(r.output)
+
+
+def test_sample_and_list():
+    r = mqc("data", "sample")
+    assert r.exit_code == 0, r.output
+    r = mqc("data", "list")
+    for sym in ("SP500", "NASDAQ", "GOOG", "EURUSD"):
+        assert sym in r.output
+    r = mqc("--json", "data", "sample")
+    assert {s["status"] for s in json.loads(r.stdout)["symbols"]} == {"unchanged"}
+
+
+def test_synth_out_and_import(tmp_path):
+    r = mqc("data", "synth", "--assets", "3", "--bars", "200", "--seed", "1", "--timeframe", "1h", "--out", tmp_path / "syn", "--import")
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in (tmp_path / "syn").iterdir()) == ["SYN0.csv", "SYN1.csv", "SYN2.csv"]
+    r = mqc("--json", "data", "list", "--timeframe", "1h")
+    assert [e["rows"] for e in json.loads(r.stdout)["entries"]] == [200, 200, 200]
+    # The written CSVs import as the same bars (up to CSV rounding) without conflict or duplicates.
+    r = mqc("data", "validate", tmp_path / "syn")
+    assert r.exit_code == 0
+
+
+def test_fetch_without_extra_names_the_extra(monkeypatch):
+    import builtins
+
+    real = builtins.__import__
+
+    def no_yf(name, *a, **k):
+        if name == "yfinance":
+            raise ImportError("no yfinance")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_yf)
+    r = mqc("data", "fetch", "AAPL")
+    assert r.exit_code == 1 and "optional dependency 'yfinance' is not installed" in flat(r.output) and "pip install 'mqc[fetch]'" in flat(r.output)

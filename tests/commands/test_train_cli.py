@@ -1,0 +1,92 @@
+"""``mqc train dm|sharpe`` through the real CLI: exit codes, JSON, profiles, errors, resume."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mqc.cli import app
+
+runner = CliRunner()
+TINY = ["--lookback", "16", "--horizon", "8", "--batch-windows", "4", "--hidden-size", "8", "--steps", "4", "--eval-interval", "2"]
+
+
+@pytest.fixture
+def data_root(synth, tmp_path: Path) -> Path:
+    root = tmp_path / "bars"
+    root.mkdir()
+    for sym, df in synth(n_assets=3, n_bars=320, seed=4).items():
+        df.assign(timestamp=df["timestamp"].dt.strftime("%Y-%m-%d")).to_csv(root / f"{sym}.csv", index=False)
+    return root
+
+
+def test_train_dm_json_end_to_end(data_root: Path, tmp_path: Path) -> None:
+    res = runner.invoke(app, ["train", "dm", "--data-root", str(data_root), "--save-dir", str(tmp_path / "runs"), *TINY,
+                              "--rollout-groups", "3", "--objective", "grpo", "--cost-bps", "10", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    run = Path(out["run_dir"])
+    assert out["kind"] == "dm" and out["steps"] == 4 and "sharpe" in out["test_metrics"]
+    doc = json.loads((run / "config.json").read_text())
+    assert doc["configs"]["market"]["equity_fee_bps"] == {"value": 10.0, "source": "flag"}
+    assert doc["configs"]["train"]["objective"]["value"] == "grpo"
+    assert doc["command_line"].startswith("mqc")
+    assert (run / "checkpoints" / "best.pt").is_file() and (run / "report.json").is_file()
+
+
+def test_train_sharpe_reads_a_profile_and_renders_a_table(data_root: Path, tmp_path: Path) -> None:
+    prof = tmp_path / "mqc-config" / "profiles"
+    prof.mkdir(parents=True)
+    (prof / "tiny.toml").write_text(
+        f'[data]\ndata_root = "{data_root}"\n[sharpe]\nsteps = 3\neval_interval = 3\nlookback = 2\nhorizon = 16\nhidden_size = 8\n'
+        f'save_dir = "{tmp_path / "runs"}"\n'
+    )
+    res = runner.invoke(app, ["--profile", "tiny", "train", "sharpe", "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert "TEST (once)" in res.stdout and "run directory" in res.stdout
+    run = Path(res.stdout.split("run directory:")[1].split()[0])
+    doc = json.loads((run / "config.json").read_text())
+    assert doc["configs"]["sharpe"]["steps"] == {"value": 3, "source": "profile:tiny"}
+
+
+def test_resume_from_the_cli(data_root: Path, tmp_path: Path) -> None:
+    from mqc.core.data.config import DataConfig
+    from mqc.core.data.panel import load_panel
+    from mqc.core.market.config import MarketConfig
+    from mqc.core.train.config import DMTrainConfig
+    from mqc.core.train.dm import DMTrainer
+
+    panel = load_panel(config=DataConfig(data_root=str(data_root)))
+    cfg = DMTrainConfig(lookback=16, horizon=8, batch_windows=4, hidden_size=8, steps=6, eval_interval=2, save_dir=str(tmp_path))
+    killed = DMTrainer(panel, MarketConfig(), cfg, data_cfg=DataConfig(data_root=str(data_root))).fit(stop_after=2)
+    res = runner.invoke(app, ["train", "dm", "--resume", str(killed.run_dir), "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["steps"] == 6
+
+
+def test_missing_symbol_is_one_clear_error() -> None:
+    res = runner.invoke(app, ["train", "dm", "--symbols", "NOPE", "--steps", "1"])
+    assert res.exit_code == 1
+    assert "NOPE" in res.output and "Traceback" not in res.output
+
+
+def test_too_few_bars_and_bad_values(data_root: Path) -> None:
+    res = runner.invoke(app, ["train", "dm", "--data-root", str(data_root), "--lookback", "400"])
+    assert res.exit_code == 1 and "too few" in res.output and "--lookback" in " ".join(res.output.split())
+    res = runner.invoke(app, ["train", "dm", "--data-root", str(data_root), "--objective", "ppo"])
+    assert res.exit_code == 1 and "grpo" in res.output
+    res = runner.invoke(app, ["train", "sharpe", "--data-root", str(data_root), "--steps", "0"])
+    assert res.exit_code == 1 and "steps" in res.output
+    res = runner.invoke(app, ["train", "dm", "--resume", str(data_root)])
+    assert res.exit_code == 1 and "not a training run directory" in " ".join(res.output.split())
+
+
+def test_help_does_not_import_torch() -> None:
+    code = "import sys, mqc.cli; assert 'torch' not in sys.modules and 'pandas' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert runner.invoke(app, ["train", "dm", "--help"]).exit_code == 0

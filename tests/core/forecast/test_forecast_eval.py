@@ -1,0 +1,101 @@
+"""Rolling-origin evaluation: causality, metrics, tune/select files, hyperparams validation."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from mqc.core.errors import ConfigError
+from mqc.core.forecast import hyperparams
+from mqc.core.forecast.config import EvalConfig, ForecastConfig
+from mqc.core.forecast.evaluation import evaluate, model_configs, origin_grid
+from mqc.core.forecast.scoring import score
+from mqc.core.forecast.tuning import select, tune
+
+EC = EvalConfig(origins=40, horizons=(1, 3), chunk=16)
+
+
+def _cfgs(names):
+    return model_configs(names, ForecastConfig(window=60), EC.quantile_levels)
+
+
+def test_forecasts_unchanged_when_bars_after_origin_change(synth):
+    frames = synth(n_assets=3, n_bars=300, seed=7)
+    res = evaluate(frames, _cfgs(["ewma-vol", "bootstrap", "drift"]), EC)
+    cut = 15  # perturb every bar after origin #cut
+    t_cut = res.origins[cut]
+    bumped = {}
+    for s, df in frames.items():
+        df = df.copy()
+        after = df["timestamp"] > t_cut
+        for col in ("open", "high", "low", "close"):
+            df.loc[after, col] *= 1.5
+        bumped[s] = df
+    res2 = evaluate(bumped, _cfgs(["ewma-vol", "bootstrap", "drift"]), EC)
+    for m in res.models:
+        assert np.array_equal(res.predictions[m][: cut + 1], res2.predictions[m][: cut + 1])
+        assert not np.allclose(res.predictions[m][cut + 1 :], res2.predictions[m][cut + 1 :])
+
+
+def test_origins_leave_room_for_context_and_horizon(synth):
+    frames = synth(n_assets=2, n_bars=100, seed=1)
+    grid = origin_grid(frames, 1000, 1, 32, 5)
+    assert grid.index.min() == 31 and grid.index.max() == 100 - 1 - 5
+
+
+def test_score_known_answers():
+    levels = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
+    last = np.full((4, 3), 100.0)
+    actual = np.array([[101.0, 99.0, 100.0]] * 4)
+    perfect = np.repeat(actual[..., None], len(levels), axis=-1)
+    m = score(perfect, actual, last, levels)
+    assert m["mae"] == 0 and m["crps"] == 0 and m["coverage_90"] == 1.0 and m["mase"] == 0
+    persist = np.full((4, 3, len(levels)), 100.0)
+    assert score(persist, actual, last, levels)["mase"] == pytest.approx(1.0)
+    assert score(persist, actual, last, levels)["hit_rate"] is None
+
+
+def test_tune_writes_validated_hyperparams(synth, tmp_path):
+    frames = synth(n_assets=1, n_bars=260, seed=2)
+    base = ForecastConfig(model="ewma-vol", window=60, hyperparams_dir=str(tmp_path))
+    res = tune(frames, "SYN0", base, EC, {"ewma_lambda": (0.9, 0.97)})
+    hp = hyperparams.load(res.path)
+    assert res.path == tmp_path / "ewma-vol" / "SYN0.json"
+    assert hp.config["ewma_lambda"] in (0.9, 0.97) and hp.validation["metric"] == "crps"
+    assert hp.windows["validation"]["last_origin"] < hp.windows["test"]["first_origin"]
+
+
+def test_select_writes_best_records(synth, tmp_path):
+    frames = synth(n_assets=2, n_bars=260, seed=3)
+    res = select(frames, ["naive", "ewma-vol"], ForecastConfig(window=60, hyperparams_dir=str(tmp_path)), EC)
+    for s in frames:
+        rec = hyperparams.load(tmp_path / "best" / f"{s}.json")
+        assert rec.model == res.choices[s]["model"] == "ewma-vol"  # naive has no spread: far worse CRPS
+
+
+def test_malformed_hyperparams_name_the_key(tmp_path):
+    p = tmp_path / "chronos2" / "AAPL.json"
+    p.parent.mkdir(parents=True)
+    p.write_text(json.dumps({"symbol": "AAPL", "model": "chronos2", "config": {"context_lenght": 512}}))
+    with pytest.raises(ConfigError, match="unknown key 'context_lenght'; did you mean 'context_length'"):
+        hyperparams.find("chronos2", "AAPL", str(tmp_path))
+    p.write_text(json.dumps({"symbol": "AAPL", "model": "chronos2", "config": {"batch_size": "big"}}))
+    with pytest.raises(ConfigError, match="config.batch_size"):
+        hyperparams.load(p)
+    p.write_text(json.dumps({"symbol": "AAPL", "model": "chronos2", "config": {}, "valdation": {}}))
+    with pytest.raises(ConfigError, match="did you mean 'validation'"):
+        hyperparams.load(p)
+    p.write_text("{not json")
+    with pytest.raises(ConfigError, match="invalid JSON"):
+        hyperparams.load(p)
+
+
+def test_shipped_hyperparams_are_valid():
+    d = hyperparams.shipped_dir()
+    assert d is not None
+    files = sorted(d.glob("*/*.json"))
+    assert files
+    for f in files:
+        hyperparams.load(f)
