@@ -114,3 +114,17 @@ def test_feature_provider_registry_round_trip(synth_panel) -> None:
     assert inputs.names[-1] == "const-test:0"
     with pytest.raises(CheckpointError, match="not registered"):
         build_feature_provider({"name": "no-such-provider"})
+
+
+def test_lazy_feature_provider_is_imported_on_demand(tmp_path, monkeypatch) -> None:
+    from mqc.core.policy.inputs import register_lazy_feature_provider
+
+    (tmp_path / "mqc_lazy_provider_mod.py").write_text(
+        "class P:\n    name = 'lazy-test'\n    def __init__(self, k=1):\n        self.k = k\n"
+        "    def to_dict(self):\n        return {'k': self.k}\n"
+        "    def compute(self, panel):\n        raise RuntimeError\n"
+        "def make(settings):\n    return P(**settings)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    register_lazy_feature_provider("lazy-test", "mqc_lazy_provider_mod:make")
+    assert build_feature_provider({"name": "lazy-test", "settings": {"k": 3}}).to_dict() == {"k": 3}

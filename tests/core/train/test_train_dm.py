@@ -130,6 +130,11 @@ def test_target_weights_need_the_trained_symbols(trend_panel, tmp_path) -> None:
     strat = load_strategy(_train(trend_panel, tmp_path, steps=4).run_dir)
     with pytest.raises(DataError, match="lacks symbol"):
         strat.target_weights(trend_panel.select(["SYN0", "SYN1"]))
+    reordered = trend_panel.select(["SYN2", "SYN0", "SYN1"])
+    np.testing.assert_array_equal(strat.target_weights(reordered), strat.target_weights(trend_panel)[:, [2, 0, 1]])
+    trend_panel.timeframe = "1h"
+    with pytest.raises(DataError, match="trained on 1d bars"):
+        strat.target_weights(trend_panel)
 
 
 class _Rank:
@@ -192,3 +197,15 @@ def test_init_checkpoint_and_hardware_settings(trend_panel, tmp_path) -> None:
             DMTrainer(trend_panel, MarketConfig(), DMTrainConfig(**{**TINY, "device": "cuda"}), feature_cfg=FEATS)
     with pytest.raises(ConfigError, match="rollout_groups"):
         DMTrainConfig(rollout_groups=1)
+
+
+def test_high_costs_lower_turnover(synth_panel, tmp_path) -> None:
+    panel = synth_panel(n_assets=4, n_bars=500, seed=12, drift=(0.0,) * 4, annual_vol=0.3, correlation=0.0)
+    turnover = []
+    for cost in (0.0, 100.0):
+        cfg = DMTrainConfig(lookback=16, horizon=16, batch_windows=8, rollout_groups=4, hidden_size=16, steps=40, eval_interval=20,
+                            objective="pathwise", seed=12, save_dir=str(tmp_path / str(cost)))
+        res = train_dm(DataConfig(), MarketConfig().with_cost(cost, 0.0), cfg, feature_cfg=FEATS, panel=panel)
+        turnover.append((res.val_metrics["turnover"], res.test_metrics["turnover"]))
+    (cheap_val, cheap_test), (dear_val, dear_test) = turnover
+    assert dear_val < 0.8 * cheap_val and dear_test < 0.8 * cheap_test, turnover

@@ -66,3 +66,18 @@ def test_checkpoint_and_causality(synth_panel, tmp_path) -> None:
     np.testing.assert_array_equal(before[:201], after[:201])
     assert (before[: FEATS.warmup + 3] == 0).all()
     assert before[FEATS.warmup + 3 :].sum(-1) == pytest.approx(np.ones(len(panel) - FEATS.warmup - 3))
+
+
+def test_resume_refuses_changed_data_and_epochs_set_the_budget(synth_panel, tmp_path) -> None:
+    from mqc.core.errors import CheckpointError
+    from mqc.core.train import SharpeTrainer as LazySharpeTrainer
+
+    panel = synth_panel(n_assets=3, n_bars=300, seed=2)
+    cfg = SharpeTrainConfig(**{**TINY, "steps": 8, "eval_interval": 4, "save_dir": str(tmp_path)})
+    killed = LazySharpeTrainer(panel, MarketConfig(), cfg, feature_cfg=FEATS).fit(stop_after=4)
+    other = synth_panel(n_assets=3, n_bars=300, seed=3)
+    with pytest.raises(CheckpointError, match="bars changed"):
+        resume_run(killed.run_dir, panel=other)
+    trainer = SharpeTrainer(panel, MarketConfig(), SharpeTrainConfig(**{**TINY, "epochs": 2.0}), feature_cfg=FEATS)
+    n_train = len(trainer.data.decisions("train"))
+    assert trainer.total_steps == -(-2 * n_train // (8 * 32))

@@ -264,7 +264,7 @@ class BaseTrainer(abc.ABC):
             "mqc_version": __version__,
             "command_line": self.command_line,
             "configs": {
-                name: {k: {"value": v, "source": self.sources.get(name, {}).get(k, "default" if not self.sources else "api")} for k, v in config.to_dict(obj).items()}
+                name: {k: {"value": v, "source": self.sources.get(name, {}).get(k, "api")} for k, v in config.to_dict(obj).items()}
                 for name, obj in tables.items()
             },
             "symbols": list(self.data.panel.symbols),
@@ -339,6 +339,8 @@ class BaseTrainer(abc.ABC):
         self.progress.start(self.total_steps, f"train {self.kind}: {self.data.panel.n_assets} assets, {len(self.train_idx)} train bars -> {self.run_dir}")
         if self.step:
             self.progress.advance(self.step)
+        if self.model_cfg.mode == "long" and self.model_cfg.n_assets == 1:
+            self.progress.log("note: one asset, long-only, no cash leg: the policy can only hold it (add --include-cash)")
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         try:
@@ -364,7 +366,9 @@ class BaseTrainer(abc.ABC):
     def _eval_and_save(self, ckpt_dir: Path) -> None:
         val = self.evaluate("val")
         self.last_val = val
-        score = float(val.get(self.cfg.select_metric, 0.0))
+        # Without a val split (val_frac = 0) there is nothing to select on: best.pt follows latest.
+        has_val = len(self.data.decisions("val")) > 0
+        score = float(val.get(self.cfg.select_metric, 0.0)) if has_val else float(self.step)
         improved = score > self.best_score
         if improved:
             self.best_score, self.best_step, self.best_metrics = score, self.step, val

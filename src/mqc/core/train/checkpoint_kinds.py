@@ -45,6 +45,11 @@ class PolicyStrategy:
     data_fingerprint: str | None = None
 
     def _aligned(self, panel: Any) -> Any:
+        if getattr(panel, "timeframe", self.timeframe) != self.timeframe:
+            raise DataError(
+                f"this {self.kind} policy was trained on {self.timeframe} bars, the panel holds {panel.timeframe} bars",
+                hint=f"load {self.timeframe} bars (--timeframe {self.timeframe})",
+            )
         if tuple(panel.symbols) == self.symbols:
             return panel
         missing = [s for s in self.symbols if s not in panel.symbols]
@@ -59,17 +64,22 @@ class PolicyStrategy:
         return warmup + self.lookback - 1
 
     def target_weights(self, panel: Any) -> np.ndarray:
-        """``[T, A]`` float64 weights; row t uses bars <= t only; rows before the first decision are 0."""
-        panel = self._aligned(panel)
-        inputs, _ = build_inputs(panel, self.feature_config, self.providers, stats=self.feature_stats)
-        T, A = len(panel), len(self.symbols)
-        out = np.zeros((T, A), dtype=np.float64)
+        """``[T, A]`` float64 weights in the panel's column order; row t uses bars <= t only; rows
+        before the first decision are 0. Extra panel symbols the policy does not know get 0."""
+        own = self._aligned(panel)
+        inputs, _ = build_inputs(own, self.feature_config, self.providers, stats=self.feature_stats)
+        T = len(own)
+        w_own = np.zeros((T, len(self.symbols)), dtype=np.float64)
         first = self.first_decision(inputs.warmup)
-        if first >= T:
-            return out
-        self.model.eval()
-        w = decide(self.model, torch.as_tensor(inputs.values), first, T).double().numpy()
-        out[first:] = constrain_weights(w, panel.asset_classes, self.market, overnight_mask(panel.timestamps)[first:])
+        if first < T:
+            self.model.eval()
+            w = decide(self.model, torch.as_tensor(inputs.values), first, T).double().numpy()
+            w_own[first:] = constrain_weights(w, own.asset_classes, self.market, overnight_mask(own.timestamps)[first:])
+        if tuple(panel.symbols) == self.symbols:
+            return w_own
+        out = np.zeros((T, len(panel.symbols)), dtype=np.float64)
+        for j, sym in enumerate(self.symbols):
+            out[:, list(panel.symbols).index(sym)] = w_own[:, j]
         return out
 
 

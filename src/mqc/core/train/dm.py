@@ -66,10 +66,10 @@ class DMTrainer(BaseTrainer):
         cfg, h, k = self.cfg, self.cfg.horizon, self.cfg.rollout_groups
         idx = t0[:, None] + torch.arange(h, device=t0.device)  # [b, H]
         alpha = self.span(self.inputs_t, t0, h).float()
-        dist = Dirichlet(alpha)
+        dist = Dirichlet(alpha, validate_args=False)
         ovn = self.data.overnight[idx.cpu().numpy()]
         loss = torch.zeros((), device=alpha.device)
-        stats: dict[str, float] = {}
+        stats: dict[str, float] = {"policy": 0.0, "pathwise": 0.0}
         rew_log = net_log = torch.zeros(1, 1, device=alpha.device)
         if cfg.objective in ("grpo", "hybrid"):
             with torch.no_grad():
@@ -98,7 +98,7 @@ class DMTrainer(BaseTrainer):
             # reference policy's forward pass.
             with torch.no_grad():
                 alpha_ref = self.ref.forward_span(self.inputs_t, t0, h, stride=cfg.kl_every).float()
-            kl = kl_divergence(Dirichlet(alpha[:, :: cfg.kl_every]), Dirichlet(alpha_ref)).mean()
+            kl = kl_divergence(Dirichlet(alpha[:, :: cfg.kl_every], validate_args=False), Dirichlet(alpha_ref, validate_args=False)).mean()
             loss = loss + cfg.kl_coef * kl
         stats.update(
             loss=float(loss.detach()),
