@@ -15,6 +15,7 @@ from mqc.commands import backtest as backtest_cmd
 from mqc.commands import data as data_cmd
 from mqc.commands import forecast as forecast_cmd
 from mqc.commands import profile as profile_cmd
+from mqc.commands import quickstart as quickstart_cmd
 from mqc.commands import train as train_cmd
 from mqc.commands._console import State, set_state
 from mqc.commands._errors import report
@@ -62,6 +63,7 @@ def root(
     set_state(ctx.obj)
 
 
+app.command("quickstart")(quickstart_cmd.quickstart)
 app.add_typer(data_cmd.app, name="data")
 app.add_typer(profile_cmd.app, name="profile")
 app.add_typer(forecast_cmd.app, name="forecast")

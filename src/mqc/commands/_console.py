@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -10,7 +11,17 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-out = Console(highlight=False, soft_wrap=True)
+def _width() -> int | None:
+    """Terminal width on a TTY; otherwise COLUMNS or 120, so piped tables are not squeezed to 80."""
+    if sys.stdout.isatty():
+        return None
+    try:
+        return max(40, int(os.environ.get("COLUMNS", "120")))
+    except ValueError:
+        return 120
+
+
+out = Console(highlight=False, soft_wrap=True, width=_width())
 err = Console(stderr=True, highlight=False)
 
 
@@ -81,7 +92,14 @@ class RichProgress:
             if not self.quiet:
                 err.print(escape(description))
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self._progress = Progress(
             TextColumn("{task.description}"),

@@ -31,7 +31,8 @@ app = typer.Typer(
 ModelsOpt = typer.Option("naive,ewma-vol,bootstrap", "--models", help="Comma-separated models to compare.")
 HpDirOpt = typer.Option(None, "--hyperparams-dir", help="Read/write hyperparams here (default: user dir, then repo hyperparams/).")
 TfOpt = typer.Option(None, "--timeframe", "-t", help="Bar size in the catalog (default 1d).")
-ModelPathOpt = typer.Option(None, "--model-path", "--model-id", help="Chronos weights: local dir or cached HF id.")
+ModelPathOpt = typer.Option(None, "--model-path", "--model-id", help="Model weights (Chronos, or the Kronos predictor): local dir or cached HF id.")
+TokenizerPathOpt = typer.Option(None, "--tokenizer-path", help="Kronos tokenizer: local dir or cached HF id.")
 
 
 def _levels(text: str | None) -> tuple[float, ...] | None:
@@ -63,6 +64,7 @@ def run(
     timeframe: str = TfOpt,
     end: str = typer.Option(None, "--end", help="Forecast as of this date (default: the latest bar)."),
     model_path: str = ModelPathOpt,
+    tokenizer_path: str = TokenizerPathOpt,
     context_length: int = typer.Option(None, "--context-length", help="Context bars."),
     batch_size: int = typer.Option(None, "--batch-size", help="Symbols per forward pass."),
     device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:0."),
@@ -81,7 +83,7 @@ def run(
 
     flags = {
         "model": model, "prediction_length": horizon, "quantile_levels": _levels(quantiles), "timeframe": timeframe,
-        "model_id": model_path, "context_length": context_length, "batch_size": batch_size, "device": device, "dtype": dtype,
+        "model_id": model_path, "tokenizer_path": tokenizer_path, "context_length": context_length, "batch_size": batch_size, "device": device, "dtype": dtype,
         "attn": attn, "compile": compile_, "volume_covariate": volume, "threads": threads, "hyperparams_dir": hyperparams_dir,
     }
     result = run_forecast(symbols_from(symbols, None), profile=state().profile, flags=flags, end=end)
@@ -110,11 +112,11 @@ def _eval_config(origins, step, horizon, quantiles, metric=None, test_frac=None)
     return resolve_with_profile(EvalConfig, state().profile, flags=flags).value
 
 
-def _base_config(timeframe, model_path, hyperparams_dir, context_length=None, model=None):
+def _base_config(timeframe, model_path, hyperparams_dir, context_length=None, model=None, tokenizer_path=None):
     from mqc.core.forecast.config import ForecastConfig
     from mqc.core.profiles import resolve_with_profile
 
-    flags = {"timeframe": timeframe, "model_id": model_path, "hyperparams_dir": hyperparams_dir, "context_length": context_length, "model": model}
+    flags = {"timeframe": timeframe, "model_id": model_path, "tokenizer_path": tokenizer_path, "hyperparams_dir": hyperparams_dir, "context_length": context_length, "model": model}
     return resolve_with_profile(ForecastConfig, state().profile, flags=flags).value
 
 
@@ -129,6 +131,7 @@ def eval_(
     timeframe: str = TfOpt,
     context_length: int = typer.Option(None, "--context-length", help="Context bars per origin."),
     model_path: str = ModelPathOpt,
+    tokenizer_path: str = TokenizerPathOpt,
     out_path: str = typer.Option(None, "--out", help="Results JSON (default: <runs dir>/forecast-eval/<time>.json)."),
     json_out: bool = JsonOpt,
 ) -> None:
@@ -138,7 +141,7 @@ def eval_(
     from mqc.core.forecast.tuning import run_eval
 
     ec = _eval_config(origins, step, horizon, quantiles)
-    base = _base_config(timeframe, model_path, None, context_length)
+    base = _base_config(timeframe, model_path, None, context_length, tokenizer_path=tokenizer_path)
     frames = load_frames(symbols_from(symbols, None), base.timeframe)
     with RichProgress() as progress:
         result, path = run_eval(frames, model_configs(split_list(models) or (), base, ec.quantile_levels), ec, out=out_path, progress=progress)
@@ -162,6 +165,7 @@ def tune(
     horizon: str = typer.Option(None, "--horizon", help="Horizons scored, e.g. 1,7."),
     timeframe: str = TfOpt,
     model_path: str = ModelPathOpt,
+    tokenizer_path: str = TokenizerPathOpt,
     hyperparams_dir: str = HpDirOpt,
     json_out: bool = JsonOpt,
 ) -> None:
@@ -171,7 +175,7 @@ def tune(
     from mqc.core.forecast.tuning import tune as tune_core
 
     ec = _eval_config(origins, step, horizon, None, metric)
-    base = _base_config(timeframe, model_path, hyperparams_dir, model=model)
+    base = _base_config(timeframe, model_path, hyperparams_dir, model=model, tokenizer_path=tokenizer_path)
     frames = load_frames([symbol.upper()], base.timeframe)
     with RichProgress() as progress:
         res = tune_core(frames, next(iter(frames)), base, ec, parse_grid(grid, model), progress=progress)
@@ -193,6 +197,7 @@ def select(
     horizon: str = typer.Option(None, "--horizon", help="Horizons scored, e.g. 1,7."),
     timeframe: str = TfOpt,
     model_path: str = ModelPathOpt,
+    tokenizer_path: str = TokenizerPathOpt,
     hyperparams_dir: str = HpDirOpt,
     json_out: bool = JsonOpt,
 ) -> None:
@@ -201,7 +206,7 @@ def select(
     from mqc.core.forecast.tuning import select as select_core
 
     ec = _eval_config(origins, None, horizon, None, metric)
-    base = _base_config(timeframe, model_path, hyperparams_dir)
+    base = _base_config(timeframe, model_path, hyperparams_dir, tokenizer_path=tokenizer_path)
     frames = load_frames(symbols_from(symbols, None), base.timeframe)
     with RichProgress() as progress:
         res = select_core(frames, split_list(models) or (), base, ec, progress=progress)

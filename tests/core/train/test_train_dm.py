@@ -15,7 +15,7 @@ from mqc.core.policy.inputs import register_feature_provider
 from mqc.core.policy.strategy import load_strategy
 from mqc.core.train.api import resume_run, train_dm
 from mqc.core.train.config import DMTrainConfig
-from mqc.core.train.data import evaluate_weights
+from mqc.core.train.data import evaluate_segment
 from mqc.core.train.dm import DMTrainer
 from mqc.core.train.rundir import read_metrics
 
@@ -74,9 +74,9 @@ def test_checkpoint_round_trip_reproduces_the_test_report(trend_panel, tmp_path)
     assert strat.kind == "dm" and strat.symbols == trend_panel.symbols and strat.lookback == 16
     w = strat.target_weights(trend_panel)
     trainer = DMTrainer(trend_panel, MarketConfig(), DMTrainConfig(**TINY), feature_cfg=FEATS)
-    idx = trainer.data.decisions("test")
-    m = evaluate_weights(trainer.data, w[idx], idx, MarketConfig())
-    assert m["sharpe"] == pytest.approx(res.test_metrics["sharpe"], abs=1e-6)  # fp32 GRU batching differs
+    m = evaluate_segment(trainer.data, w, "test", MarketConfig())
+    for key in ("sharpe", "total_return", "turnover", "max_drawdown"):
+        assert m[key] == pytest.approx(res.test_metrics[key], rel=1e-9, abs=1e-12), key
     first = FEATS.warmup + 16 - 1
     assert (w[:first] == 0).all() and (w[first:].sum(-1) > 0.99).all()
 

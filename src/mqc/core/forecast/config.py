@@ -33,7 +33,8 @@ class ForecastConfig:
     """One forecaster and its settings; the ``config`` table of ``hyperparams/<model>/<SYMBOL>.json``."""
 
     model: str = field(default="ewma-vol", metadata={"help": "forecaster name (mqc forecast models lists them)"})
-    model_id: str = field(default=DEFAULT_CHRONOS_ID, metadata={"help": "Chronos weights: a local directory or a Hugging Face id already in the local cache"})
+    model_id: str = field(default=DEFAULT_CHRONOS_ID, metadata={"help": "model weights (--model-path): a local directory or a Hugging Face id already in the local cache (Chronos, or the Kronos predictor)"})
+    tokenizer_path: str | None = field(default=None, metadata={"help": "Kronos tokenizer (--tokenizer-path): a directory or a cached HF id; unset = kronos_model.tokenizer_path"})
     prediction_length: int = field(default=7, metadata={"help": "bars to forecast after the last context bar (--horizon)"})
     quantile_levels: tuple[float, ...] = field(default=(0.1, 0.5, 0.9), metadata={"help": "quantile levels to return, each in (0, 1)"})
     context_length: int = field(default=512, metadata={"help": "context bars given to the model (the last bar is the origin)"})

@@ -27,11 +27,12 @@ from mqc.core.data.panel import Panel
 from mqc.core.errors import CheckpointError, ConfigError
 from mqc.core.market.config import MarketConfig
 from mqc.core.policy.inputs import FeatureProvider, provider_specs
-from mqc.core.policy.networks import ModelConfig, build_model, decide, leg_mode
+from mqc.core.policy.networks import ModelConfig, build_model, leg_mode
 from mqc.core.policy.strategy import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, read_checkpoint
 from mqc.core.progress import NULL, Progress
 from mqc.core.train import rundir
-from mqc.core.train.data import TrainData, baselines, evaluate_weights, prepare_data
+from mqc.core.train.checkpoint_kinds import policy_target_weights
+from mqc.core.train.data import TrainData, baselines, evaluate_segment, prepare_data
 
 
 @dataclass
@@ -283,12 +284,16 @@ class BaseTrainer(abc.ABC):
 
     # ----- evaluation -----------------------------------------------------------------------
     def evaluate(self, segment: str) -> dict[str, float]:
-        """Deterministic decode (Dirichlet mean / softmax) through the float64 numpy market."""
-        idx = self.data.decisions(segment)
-        self.model.eval()
-        w = decide(self.model, self.inputs_t, int(idx[0]), int(idx[-1]) + 1).double().cpu().numpy() if idx.size else np.zeros((0, self.model_cfg.n_assets))
-        self.model.train()
-        return evaluate_weights(self.data, w, idx, self.market)
+        """Deterministic decode (Dirichlet mean / softmax) replayed by the backtest engine over the
+        whole segment: the numbers ``mqc backtest --checkpoint RUN --split SEGMENT`` prints."""
+        data = self.data
+        lo, hi = data.split.segment(segment)
+        targets = np.zeros((len(data.panel), self.model_cfg.n_assets))
+        if hi > lo:
+            targets[:hi] = policy_target_weights(
+                self.model, self.inputs_t, data.panel.timestamps, data.panel.asset_classes, self.market, max(lo, data.first_decision), hi
+            )
+        return evaluate_segment(data, targets, segment, self.market)
 
     # ----- the loop -------------------------------------------------------------------------
     def _sample_t0(self, n: int) -> torch.Tensor:

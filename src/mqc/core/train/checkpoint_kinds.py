@@ -69,18 +69,47 @@ class PolicyStrategy:
         own = self._aligned(panel)
         inputs, _ = build_inputs(own, self.feature_config, self.providers, stats=self.feature_stats)
         T = len(own)
-        w_own = np.zeros((T, len(self.symbols)), dtype=np.float64)
-        first = self.first_decision(inputs.warmup)
-        if first < T:
-            self.model.eval()
-            w = decide(self.model, torch.as_tensor(inputs.values), first, T).double().numpy()
-            w_own[first:] = constrain_weights(w, own.asset_classes, self.market, overnight_mask(own.timestamps)[first:])
+        w_own = policy_target_weights(
+            self.model, torch.as_tensor(inputs.values), own.timestamps, own.asset_classes, self.market, self.first_decision(inputs.warmup), T
+        )
         if tuple(panel.symbols) == self.symbols:
             return w_own
         out = np.zeros((T, len(panel.symbols)), dtype=np.float64)
         for j, sym in enumerate(self.symbols):
             out[:, list(panel.symbols).index(sym)] = w_own[:, j]
         return out
+
+
+def policy_target_weights(
+    model: torch.nn.Module,
+    inputs: torch.Tensor,
+    timestamps: np.ndarray,
+    asset_classes: tuple[str, ...],
+    market: MarketConfig,
+    start: int,
+    stop: int,
+) -> np.ndarray:
+    """Constrained deterministic decisions of ``model`` for bars ``start .. stop - 1``.
+
+    The one decode both a backtest (``PolicyStrategy.target_weights``) and training's val/test
+    evaluation use. The overnight caps follow ``overnight_mask(timestamps[:stop])``: the bars a
+    backtest ending at ``stop`` sees (the last one always counts as overnight).
+
+    Args:
+        inputs: standardised ``[T, A, F]`` inputs (rows up to ``stop - 1`` are read).
+        start: first decision bar (>= warm-up + lookback - 1).
+    Returns:
+        float64 ``[stop, A]``; rows before ``start`` are 0 (cash).
+    """
+    n_assets = len(asset_classes)
+    out = np.zeros((stop, n_assets), dtype=np.float64)
+    if start < stop:
+        was_training = model.training
+        model.eval()
+        w = decide(model, inputs, start, stop).double().cpu().numpy()
+        model.train(was_training)
+        out[start:] = constrain_weights(w, asset_classes, market, overnight_mask(np.asarray(timestamps)[:stop])[start:stop])
+    return out
 
 
 def _load_policy(ckpt: dict[str, Any], path: Path) -> PolicyStrategy:

@@ -1,9 +1,13 @@
 """Training data: the panel turned into standardised inputs, forward returns, bar lengths and
-train/val/test decision ranges (split by time with an embargo).
+train/val/test decision ranges (split by time with an embargo), and the evaluation of val/test.
 
 A decision at bar t uses the features of bars ``t - lookback + 1 .. t`` and earns ``returns[t]``
-(close t -> close t+1); a segment ``[s0, s1)`` therefore holds decisions ``t`` in
-``[max(s0, first_decision), s1 - 1)`` so that no return reaches past the segment.
+(close t -> close t+1); for training windows a segment ``[s0, s1)`` therefore holds decisions ``t``
+in ``[max(s0, first_decision), s1 - 1)`` so that no return reaches past the segment.
+
+Evaluation (checkpoint selection on val, the final test report) does not use that range: it replays
+the whole segment through the backtest engine (``evaluate_segment``), exactly as
+``mqc backtest --split val|test`` does, so both print the same numbers.
 """
 
 from __future__ import annotations
@@ -18,14 +22,7 @@ from mqc.core.data.config import FeatureConfig, SplitConfig
 from mqc.core.data.panel import Panel, Split, time_split
 from mqc.core.errors import DataError
 from mqc.core.market.config import MarketConfig
-from mqc.core.market.simulator import (
-    bar_years,
-    constrain_weights,
-    fee_rates,
-    overnight_mask,
-    simple_returns,
-    simulate,
-)
+from mqc.core.market.simulator import bar_years, fee_rates, overnight_mask, simple_returns
 from mqc.core.metrics import compute_metrics
 from mqc.core.policy.inputs import FeatureProvider, PolicyInputs, build_inputs
 
@@ -104,29 +101,42 @@ def prepare_data(
     return data
 
 
-def evaluate_weights(data: TrainData, weights: np.ndarray, idx: np.ndarray, market: MarketConfig) -> dict[str, Any]:
-    """Constrain ``weights [len(idx), A]`` and run the float64 market over those bars (from cash).
+def evaluate_segment(data: TrainData, targets: np.ndarray, segment: str, market: MarketConfig) -> dict[str, Any]:
+    """Score target weights on a split segment with the backtest engine (what ``mqc backtest`` runs).
 
+    The scored bars are the whole segment ``[s0, s1)`` as ``run_backtest(start=s0, end=s1)`` replays
+    it: from cash at s0, forward-filled bars held, exact cost drift, the last bar earning nothing.
+
+    Args:
+        targets: ``[T, A]`` target weights over the whole panel (rows outside the segment ignored).
     Returns:
-        compute_metrics(...) of the net returns, plus ``cost`` (summed costs + financing).
+        The engine's metrics of the segment, plus ``costs`` (summed costs + financing).
     """
-    if idx.size == 0:
+    from mqc.core.backtest.engine import run_backtest
+
+    lo, hi = data.split.segment(segment)
+    if hi <= lo:
         return compute_metrics(np.zeros(0), data.panel.bars_per_year)
-    w = constrain_weights(np.asarray(weights, dtype=np.float64), data.panel.asset_classes, market, data.overnight[idx])
-    sim = simulate(w, data.returns[idx], data.fees, data.dt_years[idx], market)
-    m = compute_metrics(sim.net_returns, data.panel.bars_per_year, turnover=sim.turnover, gross_leverage=sim.gross_leverage)
-    m["costs"] = float(np.sum(sim.costs) + np.sum(sim.financing))
-    return m
+    res = run_backtest(data.panel, targets, market, start=lo, end=hi, bars_per_year=data.panel.bars_per_year)
+    return {**res.metrics, "costs": float(np.sum(res.costs) + np.sum(res.financing))}
+
+
+# The baselines of a run's report: the backtest's benchmarks with its default settings, minus cash.
+BASELINES = ("equal_weight", "inverse_vol", "buy_and_hold")
 
 
 def baselines(data: TrainData, segment: str, market: MarketConfig) -> dict[str, dict[str, Any]]:
-    """Equal-weight (1/N) and inverse-volatility (20-bar trailing) rebalanced every bar, same costs."""
-    idx = data.decisions(segment)
-    a = data.panel.n_assets
-    eq = np.full((idx.size, a), 1.0 / a)
-    logr = np.zeros_like(data.returns)
-    logr[1:] = np.diff(np.log(data.panel.close), axis=0)
-    vol = np.stack([logr[max(t - 19, 0) : t + 1].std(0) for t in idx]) if idx.size else np.zeros((0, a))
-    inv = 1.0 / np.maximum(vol, 1e-8)
-    inv = inv / inv.sum(-1, keepdims=True)
-    return {"equal_weight": evaluate_weights(data, eq, idx, market), "inverse_vol": evaluate_weights(data, inv, idx, market)}
+    """The ``mqc backtest`` benchmarks (``benchmark_weights``, default ``BacktestConfig`` settings)
+    replayed over the same segment, through the same engine, with the same costs."""
+    from mqc.core.backtest.benchmarks import benchmark_weights
+    from mqc.core.backtest.config import BacktestConfig
+
+    lo, hi = data.split.segment(segment)
+    if hi <= lo:
+        return {}
+    bt = BacktestConfig()
+    out = {}
+    for name in BASELINES:
+        w = benchmark_weights(name, data.panel, lo, hi, rebalance_every=bt.rebalance_every, inv_vol_window=bt.inv_vol_window)
+        out[name] = evaluate_segment(data, w, segment, market)
+    return out
