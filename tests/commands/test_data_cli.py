@@ -175,3 +175,27 @@ def test_fetch_without_extra_names_the_extra(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_yf)
     r = mqc("data", "fetch", "AAPL")
     assert r.exit_code == 1 and "optional dependency 'yfinance' is not installed" in flat(r.output) and "pip install 'mqc[fetch]'" in flat(r.output)
+
+
+def test_replace_overwrites_only_the_differing_bars(tmp_path, seeded):
+    fix = tmp_path / "fix.csv"
+    # 14:00 revised, 15:00 as stored, 16:00 new.
+    fix.write_text(HEADER + "2021-01-02T14:00:00Z,138,141,136,140.5,48\n2021-01-02T15:00:00Z,139,141,137,140,49\n2021-01-02T16:00:00Z,140,142,138,141,50\n")
+    r = mqc("data", "import", fix, "--symbol", "AAA")
+    assert r.exit_code == 1 and "--replace" in flat(r.output) and snapshot() == seeded
+    r = mqc("--json", "data", "import", fix, "--symbol", "AAA", "--replace")
+    item = json.loads(r.stdout)["symbols"][0]
+    assert (item["status"], item["added"], item["overwritten"], item["rows"]) == ("replaced", 1, 1, 41)
+    r = mqc("--json", "data", "list")
+    assert json.loads(r.stdout)["entries"][0]["rows"] == 41
+
+
+def test_adjusted_option(tmp_path):
+    p = tmp_path / "XYZ.csv"
+    p.write_text("Date,Open,High,Low,Close,Adj Close,Volume\n2024-01-02,10,11,9,10,9,100\n2024-01-03,10,12,10,11,9.9,100\n")
+    r = mqc("data", "validate", p)
+    assert r.exit_code == 0 and "Adj Close, which was ignored" in flat(r.output) and "--adjusted" in flat(r.output)
+    r = mqc("--json", "data", "import", p, "--adjusted")
+    assert r.exit_code == 0, r.output
+    r = mqc("--json", "data", "list")
+    assert "Adj Close" in json.loads(r.stdout)["entries"][0]["adjustment"]

@@ -15,11 +15,15 @@ OnErrorOpt = typer.Option(None, "--on-error", help="Bad rows: fail (stop, store 
 TimeframeOpt = typer.Option(None, "--timeframe", "-t", help="Bar size label (1m, 15m, 1h, 1d); default: inferred from the timestamps.")
 
 
-def _import_config(on_error: str | None, replace: bool | None = None, asset_class: str | None = None):
+AdjustedOpt = typer.Option(False, "--adjusted", help="Files with Close and Adj Close: scale open/high/low/close by Adj Close / Close (returns include dividends).")
+ReplaceHelp = "Overwrite stored bars that differ at the new timestamps (the rest of the stored history is kept). To drop a history, mqc data remove SYMBOL first."
+
+
+def _import_config(on_error: str | None, replace: bool | None = None, asset_class: str | None = None, adjusted: bool | None = None):
     from mqc.core.data.config import ImportConfig
     from mqc.core.profiles import resolve_with_profile
 
-    flags = {"on_error": on_error, "replace": replace or None, "asset_class": asset_class}
+    flags = {"on_error": on_error, "replace": replace or None, "asset_class": asset_class, "adjusted": adjusted or None}
     return resolve_with_profile(ImportConfig, state().profile, flags=flags).value
 
 
@@ -32,15 +36,18 @@ def _render_result(result: Any, json_out: bool, *, title: str) -> None:
 
     if result.items:
         t = Table(title=title)
-        for col in ("symbol", "tf", "rows in", "stored", "status", "added", "fixed", "dropped", "warn"):
+        for col in ("symbol", "tf", "rows in", "stored", "status", "added", "overwritten", "fixed", "dropped", "warn"):
             t.add_column(col, justify="left" if col in ("symbol", "tf", "status") else "right")
         for i in result.items:
             r = i.report
-            t.add_row(i.symbol, i.timeframe, str(r.rows_in), str(i.rows), i.status, str(i.added), str(r.repaired), str(r.dropped), str(len(r.warnings)))
+            t.add_row(
+                i.symbol, i.timeframe, str(r.rows_in), str(i.rows), i.status, str(i.added), str(i.overwritten),
+                str(r.repaired), str(r.dropped), str(len(r.warnings)),
+            )
         out.print(t)
     for i in result.items:
         for issue in i.report.issues:
-            style = {"repaired": "yellow", "dropped": "red", "warning": "dim"}.get(issue.action, "white")
+            style = {"repaired": "yellow", "dropped": "red", "warning": "dim", "note": "cyan"}.get(issue.action, "white")
             out.print(f"[{style}]{_esc(f'{i.symbol} {i.path}: {issue.line()}')}[/{style}]")
     for e in result.errors:
         err.print(f"[bold red]error:[/bold red] {_esc(e['error'])}")
@@ -70,13 +77,14 @@ def import_(
     symbol: str = typer.Option(None, "--symbol", "-s", help="Symbol for a single file (default: symbol column, yfinance ticker or file name)."),
     timeframe: str = TimeframeOpt,
     asset_class: str = typer.Option(None, "--asset-class", help="equity, crypto or cash (default: guessed from the symbol)."),
-    replace: bool = typer.Option(False, "--replace", help="Overwrite stored bars that differ instead of refusing."),
+    replace: bool = typer.Option(False, "--replace", help=ReplaceHelp),
+    adjusted: bool = AdjustedOpt,
     json_out: bool = JsonOpt,
 ) -> None:
     """Validate every file, then store all of them in the catalog (nothing is stored if one fails)."""
     from mqc.core.data.importer import import_paths
 
-    cfg = _import_config(on_error, replace, asset_class)
+    cfg = _import_config(on_error, replace, asset_class, adjusted)
     with RichProgress() as progress:
         result = import_paths(paths, cfg, symbol=symbol, timeframe=timeframe, progress=progress)
     _render_result(result, json_out, title=f"imported into {result.catalog}")
@@ -88,12 +96,13 @@ def validate(
     on_error: str = OnErrorOpt,
     symbol: str = typer.Option(None, "--symbol", "-s", help="Symbol for a single file."),
     timeframe: str = TimeframeOpt,
+    adjusted: bool = AdjustedOpt,
     json_out: bool = JsonOpt,
 ) -> None:
     """Run the import checks and print the report; writes nothing. Exit 1 when a file fails."""
     from mqc.core.data.importer import validate_paths
 
-    cfg = _import_config(on_error)
+    cfg = _import_config(on_error, adjusted=adjusted)
     with RichProgress() as progress:
         result = validate_paths(paths, cfg, symbol=symbol, timeframe=timeframe, progress=progress)
     _render_result(result, json_out, title="validation (nothing written)")
@@ -188,7 +197,7 @@ def remove(
     timeframe: str = typer.Option(None, "--timeframe", "-t", help="Bar size, when the symbol is stored at several."),
     json_out: bool = JsonOpt,
 ) -> None:
-    """Remove a symbol from the catalog."""
+    """Remove a symbol from the catalog (its whole history: the way to start it over before a re-import)."""
     from mqc.core.data.catalog import Catalog
 
     entry = Catalog().remove(symbol, timeframe)
@@ -247,10 +256,10 @@ def fetch(
     end: str = typer.Option(None, "--end", help="Last date (YYYY-MM-DD)."),
     exchange: str = typer.Option(None, "--exchange", help="ccxt exchange id (default binance)."),
     on_error: str = OnErrorOpt,
-    replace: bool = typer.Option(False, "--replace", help="Overwrite stored bars that differ."),
+    replace: bool = typer.Option(False, "--replace", help=ReplaceHelp),
     json_out: bool = JsonOpt,
 ) -> None:
-    """Download bars (cached, retried on rate limits), validate and import them. Needs mqc[fetch]."""
+    """Download bars (cached, retried on rate limits), validate and import them. Needs the fetch extra: pip install "mqc\\[fetch]"."""
     from mqc.core.data.config import FetchConfig
     from mqc.core.data.fetch import fetch_symbols
     from mqc.core.profiles import resolve_with_profile

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -49,6 +51,7 @@ class FakeYF:
 
     def download(self, symbol, **kwargs):
         self.calls += 1
+        self.kwargs = kwargs
         if self.calls <= self.fail_times:
             raise type("YFRateLimitError", (Exception,), {})("Too Many Requests. Rate limited. Try after a while.")
         return yf_frame()
@@ -69,7 +72,10 @@ class FakeExchange:
 def test_parse_yfinance_multiindex():
     ts, cols = parse_yfinance(yf_frame(), "AAPL")
     assert ts[0] == pd.Timestamp("2024-01-02", tz="UTC").value
-    assert cols["close"].tolist() == [185.64, 184.25, 181.91]  # Close, not Adj Close
+    # Adj Close present (auto_adjust=False frame): every price is scaled by Adj Close / Close.
+    np.testing.assert_allclose(cols["close"], [184.9, 183.5, 181.2])
+    np.testing.assert_allclose(cols["open"], [187.15 * 184.9 / 185.64, 184.22 * 183.5 / 184.25, 182.15 * 181.2 / 181.91])
+    assert cols["volume"].tolist() == [82488700, 58414500, 71983600]
     with pytest.raises(DataError, match="yfinance returned no bars for NOPE"):
         parse_yfinance(pd.DataFrame(), "NOPE")
 
@@ -100,6 +106,7 @@ def test_fetch_yfinance_imports_and_caches(tmp_path):
     assert res.items[0].status == "new" and res.items[0].rows == 3 and sleeps == [0.5]
     assert cache_path("AAPL", cfg).is_file()
     assert cat.find("AAPL").source == "yfinance:AAPL"
+    assert yf.kwargs["auto_adjust"] is True and "dividends" in cat.find("AAPL").adjustment
     # Second run: served from the cache (the closed range never expires), nothing downloaded.
     res = fetch_symbols(["AAPL"], cfg, client=yf, catalog=cat, sleep=sleeps.append)
     assert yf.calls == 2 and res.items[0].path == "cache" and res.items[0].status == "unchanged"
@@ -126,3 +133,53 @@ def test_fetch_cache_expires_for_open_ranges(tmp_path):
     assert yf.calls == 1
     fetch_symbols(["AAPL"], cfg, client=yf, catalog=cat, now=mtime + 7200)
     assert yf.calls == 2
+
+
+def test_parse_yfinance_daily_uses_the_exchange_date():
+    """yfinance indexes daily bars at exchange-local midnight (05:00 UTC in New York winter)."""
+    df = yf_frame()
+    df.index = df.index.tz_localize("America/New_York")
+    ts, _ = parse_yfinance(df, "AAPL", daily=True)
+    assert ts.tolist() == [pd.Timestamp(d, tz="UTC").value for d in ("2024-01-02", "2024-01-03", "2024-01-04")]
+
+
+class FormingExchange:
+    """Like ccxt: the ``limit`` latest hourly candles, the last one still forming at ``now_ms``."""
+
+    id = "fake"
+    H = 3_600_000
+
+    def __init__(self, now_ms):
+        self.now_ms = now_ms
+
+    def fetch_ohlcv(self, symbol, tf, since, limit):
+        end = self.now_ms // self.H * self.H
+        out = []
+        for t in range(end - (limit - 1) * self.H, end + 1, self.H):
+            c = 100.0 + (t // self.H) % 7 - (0.5 if t == end else 0.0)  # the forming candle's partial close
+            out.append([t, c, c + 1, c - 1, c, 10.0])
+        return out
+
+
+def test_fetch_drops_the_still_forming_bar_and_refetch_does_not_conflict(tmp_path):
+    H = FormingExchange.H
+    now_ms = pd.Timestamp("2024-03-01 12:20", tz="UTC").value // 1_000_000
+    cat = Catalog(tmp_path / "cat")
+    cfg = FetchConfig(provider="ccxt", timeframe="1h", page_limit=50, cache_hours=12)
+    res = fetch_symbols(["BTC/USDT"], cfg, client=FormingExchange(now_ms), catalog=cat, now=now_ms / 1000)
+    item = res.items[0]
+    assert item.rows == 49
+    assert [i.kind for i in item.report.issues if i.action == "dropped"] == ["forming"]
+    assert cat.find("BTC-USDT").last == pd.Timestamp("2024-03-01 11:00", tz="UTC").isoformat()
+    # The cache holds no partial bar either: within cache_hours it is replayed, nothing new is stored.
+    os.utime(cache_path("BTC/USDT", cfg), (now_ms / 1000, now_ms / 1000))  # written "at" the injected clock
+    res = fetch_symbols(["BTC/USDT"], cfg, client=FormingExchange(now_ms + H), catalog=cat, now=(now_ms + H) / 1000)
+    assert res.items[0].path == "cache" and res.items[0].status == "unchanged"
+    # A fresh download an hour later brings the finished candle with its final close: appended, no conflict.
+    cache_path("BTC/USDT", cfg).unlink()
+    res = fetch_symbols(["BTC/USDT"], cfg, client=FormingExchange(now_ms + H), catalog=cat, now=(now_ms + H) / 1000)
+    assert res.items[0].status == "appended" and res.items[0].added == 1 and cat.find("BTC-USDT").rows == 50
+    noon = pd.Timestamp("2024-03-01 12:00", tz="UTC").value
+    final_close = 100.0 + (noon // 1_000_000 // H) % 7
+    frame = cat.load("BTC-USDT")
+    assert frame["close"].iloc[-1] == final_close and frame["timestamp"].iloc[-1].value == noon

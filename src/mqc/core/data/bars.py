@@ -34,6 +34,10 @@ class Bars:
     rows: np.ndarray
     invalid: np.ndarray | None = None
     notes: list = field(default_factory=list)  # reader-level Issues (validate.Issue)
+    # Per-bar UTC offset (ns) the file wrote its times in, when it wrote one: daily bars are moved
+    # to their local calendar date (see validate.validate_arrays). None: times were UTC or naive.
+    offsets: np.ndarray | None = None
+    adjustment: str = ""  # how the reader adjusted prices ("" = as in the file)
 
     def __len__(self) -> int:
         return int(self.ts.size)
@@ -48,6 +52,8 @@ class Bars:
             self.rows[index],
             None if self.invalid is None else self.invalid[index],
             list(self.notes),
+            None if self.offsets is None else self.offsets[index],
+            self.adjustment,
         )
 
     def to_frame(self) -> pd.DataFrame:

@@ -2,12 +2,17 @@
 
 Layout under ``<data dir>/catalog/``::
 
-    manifest.json              {"version": 1, "entries": {"1d/AAPL": {...}}}
-    1d/AAPL.parquet            timestamp (UTC), open, high, low, close, volume
+    manifest.json                     {"version": 1, "entries": {"1d/AAPL": {..., "file": "AAPL.<sha12>.parquet"}}}
+    1d/AAPL.<sha12>.parquet           timestamp (UTC), open, high, low, close, volume
 
-A batch write first plans every symbol (merging with what is stored and refusing conflicting bars),
-then writes each Parquet file to a temp file, moves them into place, and writes the manifest last,
-so a failed import leaves the catalog exactly as it was. Writers hold a lock file for the batch.
+Data files are content-addressed (the name carries the first 12 hex digits of the bars' hash) and
+the manifest entry names its file, so the atomic rename of the manifest is the single commit point:
+a batch writes every new file under a fresh name, then the manifest, and only then deletes the files
+the old manifest pointed to. A crash or a full disk before the manifest rename leaves the old
+manifest pointing at the old, untouched files; the unreferenced new files are swept on the next
+write. Entries written before this layout (no ``file``) keep reading ``<tf>/<SYMBOL>.parquet`` and
+move to the new layout the next time the symbol is written. Loading checks the file's row count
+(Parquet metadata) against the manifest. Writers hold a lock file for the batch.
 """
 
 from __future__ import annotations
@@ -16,7 +21,6 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -57,6 +61,8 @@ class Entry:
     source: str
     asset_class: str
     imported_at: str
+    file: str = ""  # data file name under <timeframe>/; "" = the older <SYMBOL>.parquet layout
+    adjustment: str = ""  # how prices were adjusted on the way in ("" = stored as delivered)
 
     @property
     def key(self) -> str:
@@ -82,7 +88,8 @@ def frame_hash(df: pd.DataFrame) -> str:
 class WriteResult:
     entry: Entry
     added: int  # new bars
-    status: str  # "new", "appended", "unchanged", "replaced"
+    status: str  # "new", "appended", "unchanged", "replaced" (some stored bars overwritten)
+    overwritten: int = 0  # stored bars whose values the new ones replaced (``replace`` only)
 
 
 @dataclass
@@ -95,6 +102,7 @@ class WriteItem:
     source: str
     timeframe: str | None = None
     asset_class: str | None = None
+    adjustment: str = ""
 
 
 @dataclass
@@ -157,17 +165,31 @@ class Catalog:
         return matches[0]
 
     def path_for(self, entry: Entry) -> Path:
-        return self.root / entry.timeframe / f"{entry.symbol}.parquet"
+        """The data file of ``entry`` (content-addressed, or the older ``<SYMBOL>.parquet``)."""
+        return self.root / entry.timeframe / (entry.file or f"{entry.symbol}.parquet")
 
     def load_arrays(self, symbol: str, timeframe: str | None = None) -> tuple[Entry, np.ndarray, dict[str, np.ndarray]]:
-        """(entry, int64 ns timestamps, {column: float64}) of one stored symbol."""
+        """(entry, int64 ns timestamps, {column: float64}) of one stored symbol.
+
+        Raises:
+            DataError: the entry's file is missing, or its row count disagrees with the manifest
+                (a torn write): ``mqc data remove SYMBOL`` then import it again.
+        """
         import pyarrow.parquet as pq
 
         entry = self.find(symbol, timeframe)
         path = self.path_for(entry)
+        fix = f"mqc data remove {entry.symbol} --timeframe {entry.timeframe}, then import it again"
         if not path.exists():
-            raise DataError(f"catalog entry {entry.key} has no file at {path}", hint=f"mqc data remove {entry.symbol} and import it again")
-        ts, cols = table_arrays(pq.read_table(path))
+            raise DataError(f"catalog entry {entry.key} has no file at {path}", hint=fix)
+        pf = pq.ParquetFile(path)
+        if pf.metadata.num_rows != entry.rows:  # cheap: footer only, checked before reading the bars
+            raise DataError(
+                f"catalog entry {entry.key}: {path.name} holds {pf.metadata.num_rows} bars but the manifest says {entry.rows} "
+                "(an interrupted write?)",
+                hint=fix,
+            )
+        ts, cols = table_arrays(pf.read())
         return entry, ts, cols
 
     def load(self, symbol: str, timeframe: str | None = None) -> pd.DataFrame:
@@ -191,6 +213,11 @@ class Catalog:
     def plan(self, items: Sequence[WriteItem], *, replace: bool = False) -> list[_Plan]:
         """Merge each item with what is stored (and earlier items of the batch); writes nothing.
 
+        New timestamps are added; bars equal to stored ones are ignored. A new bar that differs from
+        the stored bar at the same timestamp raises, unless ``replace`` is set: then it overwrites that
+        bar (counted in ``WriteResult.overwritten``) and every stored bar outside the new
+        timestamps is kept. Wiping a history is a separate step (``Catalog.remove``).
+
         Raises:
             DataError: a new bar overlaps a stored one with different values (unless ``replace``).
         """
@@ -210,35 +237,42 @@ class Catalog:
                 _, old_ts, old_cols = self.load_arrays(symbol, tf)
             else:
                 old_ts, old_cols, base = None, None, None
-            if old_ts is None or (replace and prev is None):
+            overwritten = 0
+            if old_ts is None:
                 ts, cols, added = item.ts, item.cols, item.ts.size
-                status = "new" if base is None else "replaced"
-                if base is not None and hash_arrays(ts, cols) == base.sha256:
-                    status, added = "unchanged", 0
+                status = "new"
             else:
-                ts, cols, added = _merge(old_ts, old_cols, item, symbol)
-                status = "unchanged" if added == 0 else "appended"
+                ts, cols, added, overwritten = _merge(old_ts, old_cols, item, symbol, replace=replace)
+                status = "replaced" if overwritten else ("appended" if added else "unchanged")
             if status == "unchanged" and base is not None:
                 plan = _Plan(key, WriteResult(base, 0, "unchanged"), ts, cols)
             else:
+                sha = hash_arrays(ts, cols)
                 entry = Entry(
                     symbol=symbol,
                     timeframe=tf,
                     rows=int(ts.size),
                     first=_iso(ts[0]),
                     last=_iso(ts[-1]),
-                    sha256=hash_arrays(ts, cols),
+                    sha256=sha,
                     source=item.source,
                     asset_class=item.asset_class or (base.asset_class if base else None) or guess_asset_class(symbol),
                     imported_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                    file=f"{symbol}.{sha[:12]}.parquet",
+                    adjustment=item.adjustment or (base.adjustment if base else ""),
                 )
-                plan = _Plan(key, WriteResult(entry, int(added), status), ts, cols)
+                plan = _Plan(key, WriteResult(entry, int(added), status, int(overwritten)), ts, cols)
             pending[key] = plan if plan.result.status != "unchanged" or prev is None else prev
             out.append(plan)
         return out
 
     def commit(self, plans: Sequence[_Plan]) -> None:
-        """Write planned files (temp files first, then moved into place) and the manifest last."""
+        """Write planned files under new content-addressed names, then the manifest (the commit
+        point), then delete the files the manifest no longer names.
+
+        An error before the manifest rename leaves the catalog as it was (new files are orphans,
+        swept by the next write).
+        """
         import pyarrow.parquet as pq
 
         final: dict[str, _Plan] = {}
@@ -248,22 +282,36 @@ class Catalog:
         if not final:
             return
         manifest = self._read_manifest()
-        staged: list[tuple[Path, Path]] = []
-        try:
-            for p in final.values():
-                target = self.path_for(p.result.entry)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        self._sweep_orphans(manifest)
+        for p in final.values():
+            target = self.path_for(p.result.entry)
+            if target.exists() and pq.ParquetFile(target).metadata.num_rows == p.result.entry.rows:
+                continue  # same content hash, already on disk
+            with atomic.atomic_path(target) as tmp:
                 pq.write_table(bars_table(p.ts, p.cols), tmp)
-                staged.append((tmp, target))
-            for tmp, target in staged:
-                os.replace(tmp, target)
-        finally:
-            for tmp, _ in staged:
-                tmp.unlink(missing_ok=True)
+        old_files = {self.path_for(Entry(**manifest["entries"][k])) for k in final if k in manifest["entries"]}
         for p in final.values():
             manifest["entries"][p.key] = asdict(p.result.entry)
         atomic.write_json(self.manifest_path, manifest)
+        self._delete_unreferenced(old_files, manifest)
+
+    def _referenced(self, manifest: dict) -> set[Path]:
+        return {self.path_for(Entry(**e)) for e in manifest["entries"].values()}
+
+    def _delete_unreferenced(self, files: set[Path], manifest: dict) -> None:
+        keep = self._referenced(manifest)
+        for f in files - keep:
+            f.unlink(missing_ok=True)
+
+    def _sweep_orphans(self, manifest: dict) -> None:
+        """Delete data files and temp files no manifest entry names (left by an interrupted write)."""
+        keep = self._referenced(manifest)
+        for sub in self.root.iterdir() if self.root.is_dir() else ():
+            if not sub.is_dir():
+                continue
+            for f in sub.iterdir():
+                if f.is_file() and (f.suffix == ".parquet" or f.name.endswith(".tmp")) and f not in keep:
+                    f.unlink(missing_ok=True)
 
     def write_many(self, items: Sequence[WriteItem], *, replace: bool = False) -> list[WriteResult]:
         """Plan then commit ``items`` as one batch under the lock; one WriteResult per item."""
@@ -309,7 +357,7 @@ class Catalog:
             manifest = self._read_manifest()
             manifest["entries"].pop(entry.key, None)
             atomic.write_json(self.manifest_path, manifest)
-            self.path_for(entry).unlink(missing_ok=True)
+            self._delete_unreferenced({self.path_for(entry)}, manifest)
         return entry
 
     def verify(self, entry: Entry) -> bool:
@@ -325,32 +373,44 @@ def _iso(ns: int) -> str:
     return pd.Timestamp(int(ns), unit="ns", tz="UTC").isoformat()
 
 
-def _merge(old_ts: np.ndarray, old_cols: dict[str, np.ndarray], item: WriteItem, symbol: str):
-    """Stored bars + new ones: identical overlaps are ignored, differing ones raise, new ones are added."""
+def _merge(old_ts: np.ndarray, old_cols: dict[str, np.ndarray], item: WriteItem, symbol: str, *, replace: bool = False):
+    """Stored bars + new ones -> (ts, cols, added, overwritten).
+
+    Identical overlaps are ignored and new timestamps added. Differing overlaps raise, or with
+    ``replace`` take the new values; stored bars outside the new timestamps are always kept.
+    """
     _, i_old, i_new = np.intersect1d(old_ts, item.ts, assume_unique=True, return_indices=True)
+    overwritten = 0
+    cols_base = old_cols
     if i_old.size:
         a = np.stack([old_cols[c][i_old] for c in COLUMNS], axis=1)
         b = np.stack([item.cols[c][i_new] for c in COLUMNS], axis=1)
         diff = ~np.isclose(a, b, rtol=1e-9, atol=0.0)
         if diff.any():
-            i, j = np.argwhere(diff)[0]
-            when = pd.Timestamp(int(old_ts[i_old[i]]), unit="ns", tz="UTC")
-            raise DataError(
-                f"{item.source}: bar {when} of {symbol} differs from the stored one "
-                f"(field {COLUMNS[j]!r}: stored {a[i, j]:g}, new {b[i, j]:g})",
-                hint=f"pass --replace to overwrite {symbol}, or mqc data remove {symbol} first",
-            )
+            if not replace:
+                i, j = np.argwhere(diff)[0]
+                when = pd.Timestamp(int(old_ts[i_old[i]]), unit="ns", tz="UTC")
+                raise DataError(
+                    f"{item.source}: bar {when} of {symbol} differs from the stored one "
+                    f"(field {COLUMNS[j]!r}: stored {a[i, j]:g}, new {b[i, j]:g})",
+                    hint=f"pass --replace to overwrite the differing bars of {symbol} (the rest of its history is kept)",
+                )
+            changed = diff.any(axis=1)
+            overwritten = int(changed.sum())
+            cols_base = {c: v.copy() for c, v in old_cols.items()}
+            for c in COLUMNS:
+                cols_base[c][i_old[changed]] = item.cols[c][i_new[changed]]
     fresh = np.ones(item.ts.size, dtype=bool)
     fresh[i_new] = False
     added = int(fresh.sum())
     if added == 0:
-        return old_ts, old_cols, 0
+        return old_ts, cols_base, 0, overwritten
     ts = np.concatenate([old_ts, item.ts[fresh]])
-    cols = {c: np.concatenate([old_cols[c], item.cols[c][fresh]]) for c in COLUMNS}
+    cols = {c: np.concatenate([cols_base[c], item.cols[c][fresh]]) for c in COLUMNS}
     if not (old_ts.size == 0 or item.ts[fresh][0] > old_ts[-1]):
         order = np.argsort(ts, kind="stable")
         ts, cols = ts[order], {c: v[order] for c, v in cols.items()}
-    return ts, cols, added
+    return ts, cols, added, overwritten
 
 
 def check_timeframe(label: str) -> str:

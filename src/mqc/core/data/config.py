@@ -36,7 +36,8 @@ class ImportConfig:
 
     on_error: Literal["fail", "repair", "drop"] = field(default="fail", metadata={"help": "fail: stop at the first bad row; repair: fix what can be fixed, drop the rest; drop: drop bad rows"})
     spike_sigma: float = field(default=12.0, metadata={"help": "robust z-score of a one-bar reversal reported as a spike (warning)"})
-    replace: bool = field(default=False, metadata={"help": "overwrite stored bars that differ instead of refusing the import"})
+    replace: bool = field(default=False, metadata={"help": "overwrite stored bars that differ at the new timestamps (the rest of the history is kept) instead of refusing the import"})
+    adjusted: bool = field(default=False, metadata={"help": "scale open/high/low/close by Adj Close / Close when a file has both (dividend- and split-adjusted prices)"})
     asset_class: str | None = field(default=None, metadata={"help": "asset class to store (equity, crypto, cash); default: guessed from the symbol"})
 
     def __post_init__(self) -> None:

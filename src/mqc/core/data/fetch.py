@@ -25,7 +25,7 @@ from mqc.core.data.config import FetchConfig, ImportConfig
 from mqc.core.data.importer import ImportResult, SymbolImport
 from mqc.core.data.reader import normalise_symbol
 from mqc.core.data.timeframe import parse_timeframe
-from mqc.core.data.validate import validate_arrays
+from mqc.core.data.validate import Issue, validate_arrays
 from mqc.core.errors import DataError, require
 from mqc.core.progress import NULL, Progress
 
@@ -65,8 +65,13 @@ def with_retries(call: Callable[[], Any], *, what: str, retries: int, backoff_s:
 # -------------------------------------------------------------------------------------- parsing
 
 
-def parse_yfinance(df: pd.DataFrame, symbol: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """yfinance ``download`` DataFrame (flat or (Price, Ticker) columns) -> sorted arrays."""
+def parse_yfinance(df: pd.DataFrame, symbol: str, *, daily: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """yfinance ``download`` DataFrame (flat or (Price, Ticker) columns) -> sorted arrays.
+
+    Prices are adjusted: a frame with ``Adj Close`` (``auto_adjust=False``) has open/high/low/close
+    scaled by Adj Close / Close; an ``auto_adjust=True`` frame is adjusted already. ``daily`` bars
+    are stamped at 00:00 UTC of their exchange-local date (yfinance indexes them at local midnight).
+    """
     if df is None or len(df) == 0:
         raise DataError(f"yfinance returned no bars for {symbol}", hint="check the ticker on finance.yahoo.com and the --start/--end range")
     df = df.copy()
@@ -81,9 +86,16 @@ def parse_yfinance(df: pd.DataFrame, symbol: str) -> tuple[np.ndarray, dict[str,
     if missing:
         raise DataError(f"yfinance response for {symbol} lacks column(s) {', '.join(missing)} (got {', '.join(map(str, df.columns))})")
     idx = pd.DatetimeIndex(df.index)
-    idx = idx.tz_localize("UTC") if idx.tz is None else idx.tz_convert("UTC")
-    ts = idx.tz_localize(None).to_numpy(dtype="datetime64[ns]").view(np.int64)
+    if daily:  # the local calendar date: wall-clock time in the index's own zone, floored
+        idx = (idx.tz_localize(None) if idx.tz is not None else idx).floor("D")
+    else:
+        idx = idx.tz_localize("UTC") if idx.tz is None else idx.tz_convert("UTC").tz_localize(None)
+    ts = idx.to_numpy(dtype="datetime64[ns]").view(np.int64)
     arrays = {c: pd.to_numeric(df[cols[c]], errors="coerce").to_numpy(dtype=np.float64) for c in ("open", "high", "low", "close")}
+    adj = cols.get("adj close") or cols.get("adj_close") or cols.get("adjclose")
+    if adj is not None:
+        ratio = pd.to_numeric(df[adj], errors="coerce").to_numpy(dtype=np.float64) / arrays["close"]
+        arrays = {c: v * ratio for c, v in arrays.items()}
     arrays["volume"] = pd.to_numeric(df[cols["volume"]], errors="coerce").to_numpy(dtype=np.float64) if "volume" in cols else np.full(ts.size, np.nan)
     order = np.argsort(ts, kind="stable")
     return ts[order], {c: v[order] for c, v in arrays.items()}
@@ -103,6 +115,7 @@ def parse_ccxt(rows: Sequence[Sequence[float]], symbol: str) -> tuple[np.ndarray
 
 # ------------------------------------------------------------------------------------ downloads
 
+YF_ADJUSTMENT = "adjusted by the provider (yfinance auto_adjust: dividends and splits)"
 _YF_INTERVALS = {"1m": "1m", "2m": "2m", "5m": "5m", "15m": "15m", "30m": "30m", "1h": "60m", "1d": "1d", "1w": "1wk"}
 
 
@@ -110,12 +123,12 @@ def _download_yfinance(client: Any, symbol: str, cfg: FetchConfig, sleep, progre
     tf = check_timeframe(cfg.timeframe)
     if tf not in _YF_INTERVALS:
         raise DataError(f"yfinance has no {tf} bars", hint=f"use one of {', '.join(_YF_INTERVALS)}")
-    kwargs = {"start": cfg.start, "end": cfg.end, "interval": _YF_INTERVALS[tf], "auto_adjust": False, "progress": False, "threads": False}
+    kwargs = {"start": cfg.start, "end": cfg.end, "interval": _YF_INTERVALS[tf], "auto_adjust": True, "progress": False, "threads": False}
     if cfg.start is None:
         kwargs.pop("start")
         kwargs["period"] = "max"
     df = with_retries(lambda: client.download(symbol, **kwargs), what=f"yfinance {symbol}", retries=cfg.retries, backoff_s=cfg.backoff_s, sleep=sleep, progress=progress)
-    return parse_yfinance(df, symbol)
+    return parse_yfinance(df, symbol, daily=parse_timeframe(tf) >= 86400)
 
 
 def _download_ccxt(client: Any, symbol: str, cfg: FetchConfig, sleep, progress) -> tuple[np.ndarray, dict]:
@@ -156,7 +169,8 @@ def _client(provider: str, cfg: FetchConfig) -> Any:
 
 def cache_path(symbol: str, cfg: FetchConfig) -> Path:
     """Where a download of ``symbol`` with these settings is cached."""
-    key = f"{cfg.provider}|{cfg.exchange if cfg.provider == 'ccxt' else ''}|{symbol}|{cfg.timeframe}|{cfg.start}|{cfg.end}"
+    # "adj": yfinance caches written before prices were adjusted are not reused.
+    key = f"{cfg.provider}|{cfg.exchange if cfg.provider == 'ccxt' else 'adj'}|{symbol}|{cfg.timeframe}|{cfg.start}|{cfg.end}"
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
     safe = re.sub(r"[^A-Za-z0-9._-]", "-", symbol)
     return paths.cache_dir() / "fetch" / cfg.provider / f"{safe}_{cfg.timeframe}_{digest}.parquet"
@@ -167,23 +181,35 @@ def _cache_fresh(path: Path, cfg: FetchConfig, now: float) -> bool:
         return False
     if cfg.end and pd.Timestamp(cfg.end, tz="UTC") < pd.Timestamp(now, unit="s", tz="UTC"):
         return True  # a closed historical range does not change
-    return (now - path.stat().st_mtime) < cfg.cache_hours * 3600
+    return 0 <= (now - path.stat().st_mtime) < cfg.cache_hours * 3600
 
 
-def download(symbol: str, cfg: FetchConfig, *, client: Any = None, sleep=time.sleep, now: float | None = None, progress: Progress = NULL) -> tuple[np.ndarray, dict, bool]:
-    """Arrays for one symbol from the cache or the provider; returns (ts, cols, from_cache)."""
+def download(
+    symbol: str, cfg: FetchConfig, *, client: Any = None, sleep=time.sleep, now: float | None = None, progress: Progress = NULL
+) -> tuple[np.ndarray, dict, bool, int]:
+    """Arrays for one symbol from the cache or the provider: (ts, cols, from_cache, forming).
+
+    Bars still forming at ``now`` (close time = start + bar size after now) are cut before caching,
+    so neither the cache nor the catalog ever holds a partial bar; ``forming`` counts them.
+    """
     import pyarrow.parquet as pq
 
+    clock = time.time() if now is None else now
     path = cache_path(symbol, cfg)
-    if _cache_fresh(path, cfg, time.time() if now is None else now):
+    if _cache_fresh(path, cfg, clock):
         ts, cols = table_arrays(pq.read_table(path))
-        return ts, cols, True
+        return ts, cols, True, 0
     client = client if client is not None else _client(cfg.provider, cfg)
     fn = _download_yfinance if cfg.provider == "yfinance" else _download_ccxt
     ts, cols = fn(client, symbol, cfg, sleep, progress)
-    with atomic.atomic_path(path) as tmp:
-        pq.write_table(bars_table(ts, cols), tmp)
-    return ts, cols, False
+    done = ts + parse_timeframe(check_timeframe(cfg.timeframe)) * 1_000_000_000 <= int(clock * 1e9)
+    forming = int((~done).sum())
+    if forming:
+        ts, cols = ts[done], {c: v[done] for c, v in cols.items()}
+    if ts.size:
+        with atomic.atomic_path(path) as tmp:
+            pq.write_table(bars_table(ts, cols), tmp)
+    return ts, cols, False, forming
 
 
 def fetch_symbols(
@@ -204,6 +230,9 @@ def fetch_symbols(
             (``BTC/USDT`` -> ``BTC-USDT``).
         client: the yfinance module or a ccxt exchange object (default: imported from the extra).
 
+    Bars still forming at ``now`` (default: the current time) are not stored. yfinance prices are
+    dividend- and split-adjusted (recorded in the entries' ``adjustment``).
+
     Raises:
         DependencyMissing: the provider library is not installed (``pip install 'mqc[fetch]'``).
         DataError: a provider error, an empty response or invalid bars; nothing is stored then.
@@ -212,21 +241,31 @@ def fetch_symbols(
     icfg = import_config or ImportConfig(on_error="repair")
     cat = catalog or Catalog()
     tf = check_timeframe(cfg.timeframe)
+    clock = time.time() if now is None else now
+    adjustment = YF_ADJUSTMENT if cfg.provider == "yfinance" else ""
     pending: list[tuple[SymbolImport, WriteItem]] = []
     progress.start(len(symbols), f"fetching from {cfg.provider}")
     for raw in symbols:
-        ts, cols, cached = download(raw, cfg, client=client, sleep=sleep, now=now, progress=progress)
+        ts, cols, cached, forming = download(raw, cfg, client=client, sleep=sleep, now=clock, progress=progress)
         sym = normalise_symbol(raw)
         source = f"{cfg.provider}{':' + cfg.exchange if cfg.provider == 'ccxt' else ''}:{raw}"
+        if ts.size == 0:
+            raise DataError(f"{source}: every bar returned is still forming at {_iso(clock)}", hint="fetch again after the current bar closes, or widen --start")
         bars = Bars(sym, source, ts, cols, np.arange(ts.size, dtype=np.int64) + 1)
+        if forming:
+            bars.notes.append(Issue("forming", -1, "timestamp", f"{forming} bar(s) still forming at {_iso(clock)} (close time after now) not stored", "dropped"))
         clean, report = validate_arrays(bars, on_error=icfg.on_error, spike_sigma=icfg.spike_sigma, bar_seconds=parse_timeframe(tf))
         asset = icfg.asset_class or ("crypto" if cfg.provider == "ccxt" else None)
-        item = WriteItem(sym, clean.ts, clean.cols, source, tf, asset)
+        item = WriteItem(sym, clean.ts, clean.cols, source, tf, asset, adjustment)
         pending.append((SymbolImport("cache" if cached else cfg.provider, sym, tf, report, rows=len(clean)), item))
         progress.advance(1, symbol=sym, cached=cached)
     progress.finish()
     result = ImportResult(written=True, catalog=str(cat.root))
     for (si, _), res in zip(pending, cat.write_many([w for _, w in pending], replace=icfg.replace), strict=True):
-        si.status, si.added, si.rows = res.status, res.added, res.entry.rows
+        si.status, si.added, si.rows, si.overwritten = res.status, res.added, res.entry.rows, res.overwritten
         result.items.append(si)
     return result
+
+
+def _iso(seconds: float) -> str:
+    return pd.Timestamp(seconds, unit="s", tz="UTC").isoformat(timespec="seconds")

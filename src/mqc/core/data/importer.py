@@ -28,6 +28,7 @@ class SymbolImport:
     status: str = "validated"  # new | appended | unchanged | replaced | validated (dry run)
     added: int = 0
     rows: int = 0  # rows stored for the symbol after the import
+    overwritten: int = 0  # stored bars replaced by differing new ones (--replace)
 
     def to_dict(self) -> dict:
         return {
@@ -36,6 +37,7 @@ class SymbolImport:
             "timeframe": self.timeframe,
             "status": self.status,
             "added": self.added,
+            "overwritten": self.overwritten,
             "rows": self.rows,
             "report": self.report.to_dict(),
         }
@@ -89,10 +91,12 @@ def read_and_validate(
     out: list[tuple[SymbolImport, WriteItem]] = []
     progress.start(len(files), "validating")
     for path in files:
-        for bars in read_file(path, symbol=normalise_symbol(symbol) if symbol else None, on_error=config.on_error):
+        for bars in read_file(path, symbol=normalise_symbol(symbol) if symbol else None, on_error=config.on_error, adjusted=config.adjusted):
             clean, report = validate_arrays(bars, on_error=config.on_error, spike_sigma=config.spike_sigma, bar_seconds=bar_seconds)
             tf = tf_label or report.timeframe
-            item = WriteItem(clean.symbol, clean.ts, clean.cols, source=str(path), timeframe=tf, asset_class=config.asset_class)
+            item = WriteItem(
+                clean.symbol, clean.ts, clean.cols, source=str(path), timeframe=tf, asset_class=config.asset_class, adjustment=bars.adjustment
+            )
             out.append((SymbolImport(str(path), clean.symbol, tf or "?", report, rows=len(clean)), item))
         progress.advance(1, file=path.name)
     progress.finish()
@@ -113,7 +117,9 @@ def import_paths(
 
     Args:
         paths: files, folders or glob patterns of CSV/Parquet bars.
-        config: on_error / spike_sigma / replace / asset_class (``ImportConfig``).
+        config: on_error / spike_sigma / replace / asset_class / adjusted (``ImportConfig``).
+            ``replace`` overwrites stored bars that differ at the new file's timestamps and keeps
+            every other stored bar (to drop a history, ``Catalog.remove`` it first).
         symbol: symbol for the bars of a single file (default: symbol column, yfinance ticker or stem).
         timeframe: bar size label to store under (default: inferred from the timestamps).
         catalog: the catalog to write (default: the user's).
@@ -138,6 +144,7 @@ def import_paths(
     out = ImportResult(written=True, catalog=str(cat.root))
     for (si, _), res in zip(checked, results, strict=True):
         si.status, si.added, si.rows, si.timeframe = res.status, res.added, res.entry.rows, res.entry.timeframe
+        si.overwritten = res.overwritten
         out.items.append(si)
     return out
 

@@ -3,7 +3,9 @@
 Alignment never back-fills: the panel starts at the latest first bar among the symbols. Inside the
 common range, a bar a symbol lacks is forward-filled from its previous close (open = high = low =
 close, volume 0) and marked in ``Panel.filled`` (``align='union'``), or the timestamp is dropped
-for every symbol (``align='inner'``). ``PanelReport`` says what was dropped and filled.
+for every symbol (``align='inner'``). ``PanelReport`` says what was dropped and filled, and warns
+(``warnings``) when more than 10% of a symbol's bars are forward-filled, which usually means its
+timestamps do not line up with the others'.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from mqc.core.data.timeframe import bars_per_year, infer_timeframe
 from mqc.core.errors import DataError
 
 FIELDS = COLUMNS  # open, high, low, close, volume
+FILL_WARN_FRAC = 0.10  # forward-filled share of a symbol's union bars above which PanelReport warns
 
 
 @dataclass
@@ -33,9 +36,11 @@ class PanelReport:
     filled: dict[str, int] = field(default_factory=dict)
     dropped_timestamps: int = 0
     sources: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # for callers to surface (e.g. heavy forward-filling)
 
     def to_dict(self) -> dict:
         return {
+            "warnings": self.warnings,
             "rows_before_common_start": self.rows_before_common_start,
             "rows_after_common_end": self.rows_after_common_end,
             "filled": self.filled,
@@ -212,6 +217,11 @@ def align_arrays(
             values[:, a, f] = col
         filled[:, a] = ~present
         report.filled[s] = int((~present).sum())
+        if T and report.filled[s] > FILL_WARN_FRAC * T:
+            report.warnings.append(
+                f"{s}: {report.filled[s]} of {T} bars ({report.filled[s] / T:.0%}) are forward-filled: its timestamps "
+                "do not line up with the other symbols' (different calendar or time of day?)"
+            )
     stamps = index.view("datetime64[ns]")
     tf = timeframe or (infer_timeframe(stamps) if T >= 2 else "1d")
     classes = tuple((asset_classes or {}).get(s) or guess_asset_class(s) for s in symbols)
@@ -259,6 +269,11 @@ def load_panel(
             for bars in read_file(path, on_error=cfg.on_error):
                 if (syms and bars.symbol not in syms) or bars.symbol in cfg.exclude:
                     continue
+                if bars.symbol in report_sources:
+                    raise DataError(
+                        f"{cfg.data_root}: symbol {bars.symbol} comes from two files: {report_sources[bars.symbol]} and {path}",
+                        hint="keep one file per symbol in the folder (move or rename the other)",
+                    )
                 clean, _ = validate_arrays(bars, on_error=cfg.on_error)
                 series[bars.symbol] = (clean.ts, clean.cols)
                 report_sources[bars.symbol] = str(path)

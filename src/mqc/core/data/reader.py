@@ -218,7 +218,13 @@ def _read_csv(path: Path):
         if "Empty CSV file" in msg:
             raise DataError(f"{path}: the file is empty", hint="export the bars again; the file has no header and no rows") from exc
         raise DataError(f"{path}: cannot parse as CSV ({msg[:160]})", hint="check the file is a text CSV with one header line") from exc
-    return table, bad, first_line, ticker, delim
+
+    def column_as_text(name: str):
+        """The column ``name`` re-read as text (same rows), for offsets pyarrow folded into UTC."""
+        opts = pacsv.ConvertOptions(include_columns=[name], column_types={name: pa.string()}, strings_can_be_null=True)
+        return pacsv.read_csv(path, read_options=read_opts, parse_options=pacsv.ParseOptions(delimiter=delim, invalid_row_handler=lambda _r: "skip"), convert_options=opts).column(name)
+
+    return table, bad, first_line, ticker, delim, column_as_text
 
 
 def _scan_lines(path: Path, delim: str, n_fields: int, first_line: int) -> tuple[np.ndarray, list[tuple[int, str]]]:
@@ -305,6 +311,47 @@ def parse_timestamps(values: pd.Series, path: str | os.PathLike[str] = "<values>
     return out
 
 
+_OFFSET = re.compile(r"([+-])(\d{2}):?(\d{2})$")
+_DAY_NS = 86_400_000_000_000
+
+
+def _local_offsets(col, ts: np.ndarray, null: np.ndarray, as_text=None) -> np.ndarray | None:
+    """Per-row UTC offset (ns) of times written with a non-zero offset or time zone, else None.
+
+    Only computed for bars about a day apart or more (the only ones whose calendar date depends on
+    the offset), so large intraday files pay nothing. ``as_text`` re-reads a CSV's column as text:
+    pyarrow parses ``...-05:00`` straight to UTC, dropping the offset.
+    """
+    import pyarrow as pa
+
+    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    good = ts[~null][:64]
+    if good.size < 2 or np.median(np.abs(np.diff(good))) < 0.8 * _DAY_NS:
+        return None
+    t = col.type
+    if pa.types.is_timestamp(t) and t.tz and as_text is not None:
+        col = as_text()  # CSV: the offsets are in the text only
+        col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+        t = col.type
+    if pa.types.is_timestamp(t):
+        if not t.tz or t.tz.upper() in ("UTC", "Z", "+00:00", "ETC/UTC", "GMT"):
+            return None
+        idx = pd.DatetimeIndex(ts.view("datetime64[ns]"), tz="UTC").tz_convert(t.tz)
+        return (idx.tz_localize(None).asi8 - ts).astype(np.int64)
+    if not (pa.types.is_string(t) or pa.types.is_large_string(t)):
+        return None
+    strings = pd.Series(col.to_numpy(zero_copy_only=False), dtype=object)
+    first = next((str(v).strip() for v in strings[:64] if v is not None and v == v), "")
+    if not _OFFSET.search(first):
+        return None
+    parts = strings.astype("string").str.strip().str.extract(_OFFSET.pattern)
+    sign = np.where(parts[0].to_numpy(dtype=object) == "-", -1, 1)
+    hours = pd.to_numeric(parts[1], errors="coerce").fillna(0).to_numpy(dtype=np.int64)
+    minutes = pd.to_numeric(parts[2], errors="coerce").fillna(0).to_numpy(dtype=np.int64)
+    off = sign * (hours * 3600 + minutes * 60) * 1_000_000_000
+    return None if not off.any() else off.astype(np.int64)
+
+
 # ------------------------------------------------------------------------------------- reading
 
 
@@ -325,13 +372,18 @@ def _numeric(col, name: str) -> tuple[np.ndarray, np.ndarray, str]:
     return v, bad, first
 
 
-def read_file(path: str | os.PathLike[str], *, symbol: str | None = None, on_error: str = "fail") -> list[Bars]:
+def read_file(path: str | os.PathLike[str], *, symbol: str | None = None, on_error: str = "fail", adjusted: bool = False) -> list[Bars]:
     """Read one CSV/Parquet file into one ``Bars`` per symbol (file order, not yet validated).
 
     A file with a symbol column (a "long" file) yields one Bars per symbol (only ``symbol``'s rows
     when it is given); otherwise the symbol is ``symbol``, the ticker of a yfinance header, or the file's stem
     (``trainingdata/BTCUSD.csv`` -> ``BTCUSD``). Cells that are not numbers or dates and malformed
     lines fail under ``on_error='fail'`` and are marked invalid (dropped by validation) otherwise.
+
+    A file with both Close and Adj Close stores Close (with a warning saying Adj Close was ignored);
+    ``adjusted=True`` scales open/high/low/close by Adj Close / Close instead, so returns include
+    dividends. Times written with a UTC offset keep that offset in ``Bars.offsets`` (daily bars
+    are moved to their local calendar date by validation).
 
     Raises:
         DataError: empty, binary or unparseable file, missing columns, or (fail mode) a bad cell;
@@ -345,12 +397,13 @@ def read_file(path: str | os.PathLike[str], *, symbol: str | None = None, on_err
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty", hint="export the bars again; the file has no header and no rows")
     ticker = None
+    column_as_text = None
     notes: list[Issue] = []
     if path.suffix.lower() in PARQUET_SUFFIXES:
         table = _read_parquet(path)
         rows = np.arange(table.num_rows, dtype=np.int64) + 1
     else:
-        table, bad_lines, first_line, ticker, delim = _read_csv(path)
+        table, bad_lines, first_line, ticker, delim, column_as_text = _read_csv(path)
         rows = np.arange(table.num_rows, dtype=np.int64) + first_line
         if bad_lines:
             rows, bad = _scan_lines(path, delim, table.num_columns, first_line)
@@ -386,6 +439,7 @@ def read_file(path: str | os.PathLike[str], *, symbol: str | None = None, on_err
             raise DataError(f"{path}: row {rows[i]}, field 'timestamp': {detail}", hint="fix or delete that row, or import with --on-error drop")
         notes.extend(Issue("timestamp", int(r), "timestamp", "missing or unparseable timestamp", "dropped") for r in rows[ts_null])
         invalid |= ts_null
+    offsets = _local_offsets(table.column(by_canon["timestamp"]), ts, ts_null, column_as_text and (lambda: column_as_text(by_canon["timestamp"])))
     cols: dict[str, np.ndarray] = {}
     for name in COLUMNS:
         if name not in by_canon:  # volume may be absent (indices): validation stores 0 with a warning
@@ -399,6 +453,7 @@ def read_file(path: str | os.PathLike[str], *, symbol: str | None = None, on_err
             notes.extend(Issue("number", int(r), name, "not a number", "dropped") for r in rows[bad & ~invalid])
             invalid |= bad
         cols[name] = v
+    file_notes, adjustment = _adjust(table, by_canon, cols, path, adjusted)
     source = str(path)
     if "symbol" in by_canon:
         import pyarrow as pa
@@ -409,8 +464,10 @@ def read_file(path: str | os.PathLike[str], *, symbol: str | None = None, on_err
         for k, name in enumerate(enc.dictionary.to_pylist()):
             idx = np.flatnonzero(codes == k)
             own = set(rows[idx].tolist())
-            part_notes = [n for n in notes if n.row in own]
-            out.append(Bars(normalise_symbol(name), source, ts[idx], {c: v[idx] for c, v in cols.items()}, rows[idx], invalid[idx], part_notes))
+            part_notes = [n for n in notes if n.row in own] + list(file_notes)
+            part_off = None if offsets is None else offsets[idx]
+            part_cols = {c: v[idx] for c, v in cols.items()}
+            out.append(Bars(normalise_symbol(name), source, ts[idx], part_cols, rows[idx], invalid[idx], part_notes, part_off, adjustment))
         if (codes < 0).any():
             r = int(rows[np.flatnonzero(codes < 0)[0]])
             raise DataError(f"{path}: row {r}, field 'symbol': missing symbol", hint="fill in the symbol column")
@@ -422,7 +479,35 @@ def read_file(path: str | os.PathLike[str], *, symbol: str | None = None, on_err
             return picked
         return sorted(out, key=lambda b: b.symbol)
     sym = normalise_symbol(symbol or ticker or file_stem(path))
-    return [Bars(sym, source, ts, cols, rows, invalid, notes)]
+    return [Bars(sym, source, ts, cols, rows, invalid, notes + file_notes, offsets, adjustment)]
+
+
+ADJUSTED = "scaled by Adj Close / Close"
+
+
+def _adjust(table, by_canon: dict[str, str], cols: dict[str, np.ndarray], path: Path, adjusted: bool) -> tuple[list, str]:
+    """Apply (``adjusted``) or flag (otherwise) a file's Adj Close column. Scales ``cols`` in place.
+
+    Returns the file-level notes and the adjustment label ("" when prices are as in the file).
+    """
+    from mqc.core.data.validate import Issue
+
+    if "adj_close" not in by_canon:
+        if adjusted:
+            return [Issue("adjusted", -1, "adj_close", "no Adj Close column: prices stored as in the file (--adjusted had nothing to apply)", "warning")], ""
+        return [], ""
+    if not adjusted:
+        detail = (
+            "the file also has Adj Close, which was ignored: close is unadjusted, so returns miss dividends; "
+            "import with --adjusted to scale open/high/low/close by Adj Close / Close"
+        )
+        return [Issue("adjusted", -1, "adj_close", detail, "warning")], ""
+    adj, _, _ = _numeric(table.column(by_canon["adj_close"]), "adj_close")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = adj / cols["close"]
+    for name in PRICE_COLUMNS:
+        cols[name] = cols[name] * ratio
+    return [Issue("adjusted", -1, "close", f"open/high/low/close {ADJUSTED} (dividend- and split-adjusted)", "note")], ADJUSTED
 
 
 def _read_parquet(path: Path):

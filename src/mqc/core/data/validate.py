@@ -35,7 +35,7 @@ class Issue:
     row: int  # 1-based line in the source file (header is line 1), or -1 when not tied to one row
     field: str
     detail: str
-    action: str  # "error", "repaired", "dropped", "warning"
+    action: str  # "error", "repaired", "dropped", "warning", "note" (a normalisation, nothing lost)
 
     def line(self) -> str:
         where = f"row {self.row}" if self.row >= 0 else "file"
@@ -189,11 +189,12 @@ def validate_arrays(
     elif action == "dropped":
         keep &= ~bad_l
 
-    clean = Bars(bars.symbol, bars.source, bars.ts, cols, bars.rows)
+    clean = Bars(bars.symbol, bars.source, bars.ts, cols, bars.rows, offsets=bars.offsets, adjustment=bars.adjustment)
     if not keep.all():
         clean = clean.take(keep)
     if len(clean) == 0:
         raise DataError(f"{bars.source}: no valid rows left after validation", hint="check the file; every row was invalid")
+    clean = _calendar_dates(clean, report, bar_seconds)
     clean = _order_and_dedupe(clean, chk)
     report.rows_out = len(clean)
     if len(clean) >= 2:
@@ -201,6 +202,34 @@ def validate_arrays(
     elif bar_seconds:
         report.bar_seconds, report.timeframe = bar_seconds, label_for_seconds(bar_seconds)
     return clean, report
+
+
+_DAY_NS = 86_400_000_000_000
+
+
+def _calendar_dates(bars: Bars, report: ValidationReport, bar_seconds: int | None) -> Bars:
+    """Bars of a day or longer sit at 00:00 UTC of their calendar date (the date in the file's own
+    UTC offset, i.e. the local trading date), so a file written as ``2020-01-23T00:00-05:00`` lines
+    up with a plain ``2020-01-23`` file instead of landing 5 hours later and doubling a panel."""
+    if len(bars) < 2 and not bar_seconds:
+        return bars
+    try:
+        secs = bar_seconds or infer_bar_seconds_ns(bars.ts)
+    except DataError:
+        return bars  # equal timestamps: the duplicate check reports them
+    if secs < 86400:
+        return bars
+    local = bars.ts if bars.offsets is None else bars.ts + bars.offsets
+    day = (local // _DAY_NS) * _DAY_NS
+    moved = int((day != bars.ts).sum())
+    if moved == 0:
+        return bars
+    why = "local times with a UTC offset" if bars.offsets is not None and bars.offsets.any() else "a time of day"
+    report.issues.append(
+        Issue("calendar", -1, "timestamp", f"{moved} daily timestamps written as {why} moved to their calendar date at 00:00 UTC", "note")
+    )
+    out = Bars(bars.symbol, bars.source, day, bars.cols, bars.rows, bars.invalid, bars.notes, None, bars.adjustment)
+    return out
 
 
 def _order_and_dedupe(bars: Bars, chk: _Checker) -> Bars:

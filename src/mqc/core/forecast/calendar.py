@@ -19,10 +19,15 @@ from mqc.core.errors import DataError
 _RECENT = 500  # bars of history used to learn the calendar (~70 sessions of hourly equity bars)
 
 
-def _utc_ns(timestamps) -> np.ndarray:
+def utc_ns(timestamps) -> np.ndarray:
     """Timestamps (any tz / naive UTC / int64 ns) -> int64 nanoseconds since the epoch, UTC."""
     if isinstance(timestamps, np.ndarray) and timestamps.dtype == np.int64:
         return timestamps
+    arr = getattr(timestamps, "array", None)
+    if arr is not None and hasattr(arr, "asi8"):
+        # a datetime Series/Index: its int64 values are already UTC nanoseconds (no object round trip)
+        unit = getattr(arr, "unit", "ns")
+        return arr.asi8.astype(np.int64) * {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}[unit]
     idx = pd.DatetimeIndex(timestamps)
     if idx.tz is not None:
         idx = idx.tz_convert("UTC").tz_localize(None)
@@ -54,7 +59,7 @@ def learn_calendar(timestamps: pd.DatetimeIndex | np.ndarray, *, asset_class: st
     Raises:
         DataError: fewer than 2 bars.
     """
-    ns = _utc_ns(timestamps)[-_RECENT:]
+    ns = utc_ns(timestamps)[-_RECENT:]
     if ns.size < 2:
         raise DataError("need at least 2 bars to learn a calendar")
     gaps = np.diff(ns) // 1_000_000_000
@@ -92,7 +97,7 @@ def future_timestamps(
     calendar: Calendar | None = None,
 ) -> pd.DatetimeIndex:
     """The ``n`` bar timestamps (UTC) that follow the last of ``timestamps`` on its calendar."""
-    ns = _utc_ns(timestamps)
+    ns = utc_ns(timestamps)
     if ns.size < 2:
         raise DataError("need at least 2 bars to build future timestamps")
     cal = calendar or learn_calendar(ns, asset_class=asset_class, tz=tz)

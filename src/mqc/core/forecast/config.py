@@ -51,6 +51,7 @@ class ForecastConfig:
     season_length: int = field(default=5, metadata={"help": "seasonal-naive period in bars (5 = a week of equity days)"})
     window: int = field(default=250, metadata={"help": "bars of returns used by drift, hist-vol, bootstrap and garch"})
     ewma_lambda: float = field(default=0.94, metadata={"help": "EWMA decay of squared returns (RiskMetrics 0.94)"})
+    garch_mean: Literal["zero", "constant"] = field(default="zero", metadata={"help": "garch: zero mean, or a fitted constant mean used as the drift"})
     block_length: int = field(default=5, metadata={"help": "block length of the return bootstrap"})
     num_samples: int = field(default=200, metadata={"help": "sample paths drawn by sampling models (bootstrap)"})
     seed: int = field(default=0, metadata={"help": "random seed of sampling models"})
@@ -70,6 +71,8 @@ class ForecastConfig:
                 raise ConfigError(f"forecast.{name} must be >= 1, got {getattr(self, name)}")
         if self.window < 10:
             raise ConfigError(f"forecast.window must be >= 10 bars, got {self.window}")
+        if self.garch_mean not in ("zero", "constant"):
+            raise ConfigError(f"forecast.garch_mean must be 'zero' or 'constant', got {self.garch_mean!r}")
         if not 0.0 < self.ewma_lambda < 1.0:
             raise ConfigError(f"forecast.ewma_lambda must be in (0, 1), got {self.ewma_lambda}")
         if not self.device.startswith("cuda") and self.dtype != "float32":

@@ -184,14 +184,21 @@ def mean_legs_span(model: nn.Module, inputs: torch.Tensor, t0: torch.Tensor, h: 
 
 
 @torch.no_grad()
-def decide(model: nn.Module, inputs: torch.Tensor, start: int, stop: int, chunk: int = 256) -> torch.Tensor:
-    """Deterministic target weights ``[stop - start, A]`` (unconstrained) for decision bars ``start .. stop - 1``."""
+def decide(model: nn.Module, inputs: torch.Tensor, start: int, stop: int, chunk: int = 256, origin: int | None = None) -> torch.Tensor:
+    """Deterministic target weights ``[stop - start, A]`` (unconstrained) for decision bars ``start .. stop - 1``.
+
+    Decisions run in chunks ``[origin + k * chunk, origin + (k + 1) * chunk)`` clipped to ``stop``
+    (``origin`` defaults to ``start``): fp32 kernels round differently for different batch sizes, so
+    two callers that share ``origin`` and ``stop`` get bit-identical rows whatever their ``start``.
+    """
     cfg: ModelConfig = model.cfg  # type: ignore[assignment]
+    origin = start if origin is None else min(origin, start)
+    first = origin + (start - origin) // chunk * chunk
     out = []
-    for s in range(start, stop, chunk):
+    for s in range(first, stop, chunk):
         h = min(chunk, stop - s)
         p = mean_legs_span(model, inputs, torch.tensor([s], device=inputs.device), h)[0]
         out.append(legs_to_weights(p.float(), cfg.mode, cfg.n_assets, cfg.cap))
     if not out:
         return torch.zeros(0, cfg.n_assets, device=inputs.device)
-    return torch.cat(out)
+    return torch.cat(out)[start - first :]

@@ -26,6 +26,7 @@ from mqc.core.data.config import DataConfig, FeatureConfig, SplitConfig
 from mqc.core.data.panel import Panel
 from mqc.core.errors import CheckpointError, ConfigError
 from mqc.core.market.config import MarketConfig
+from mqc.core.market.simulator import SimResult
 from mqc.core.policy.inputs import FeatureProvider, provider_specs
 from mqc.core.policy.networks import ModelConfig, build_model, leg_mode
 from mqc.core.policy.strategy import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, read_checkpoint
@@ -33,6 +34,7 @@ from mqc.core.progress import NULL, Progress
 from mqc.core.train import rundir
 from mqc.core.train.checkpoint_kinds import policy_target_weights
 from mqc.core.train.data import TrainData, baselines, evaluate_segment, prepare_data
+from mqc.core.train.rollout import filled_at, rollout
 
 
 @dataclass
@@ -139,6 +141,7 @@ class BaseTrainer(abc.ABC):
         self.returns_t = torch.as_tensor(self.data.returns, dtype=torch.float32, device=self.device)
         self.dt_t = torch.as_tensor(self.data.dt_years, dtype=torch.float32, device=self.device)
         self.fees_t = torch.as_tensor(self.data.fees, dtype=torch.float32, device=self.device)
+        self.filled = np.asarray(panel.filled, dtype=bool)
         self.train_idx = self.data.decisions("train")
         self.total_steps = self._total_steps()
         self.step = 0
@@ -160,6 +163,21 @@ class BaseTrainer(abc.ABC):
 
     def after_step(self) -> None:  # noqa: B027 - optional hook
         """Called after each optimiser step (default: nothing)."""
+
+    def rollout(self, targets: torch.Tensor, idx: torch.Tensor, overnight: np.ndarray) -> SimResult:
+        """Simulate unconstrained target paths ``[..., b, H, A]`` at decision bars ``idx`` (``[b, H]``)
+        as the backtest engine would fill them: forward-filled bars are held (see ``rollout.rollout``)."""
+        _, sim = rollout(
+            targets,
+            self.returns_t[idx],
+            filled_at(self.filled, idx, targets.device),
+            self.fees_t,
+            self.dt_t[idx],
+            self.market,
+            self.data.panel.asset_classes,
+            overnight,
+        )
+        return sim
 
     # ----- setup ----------------------------------------------------------------------------
     def _total_steps(self) -> int:
@@ -291,7 +309,8 @@ class BaseTrainer(abc.ABC):
         targets = np.zeros((len(data.panel), self.model_cfg.n_assets))
         if hi > lo:
             targets[:hi] = policy_target_weights(
-                self.model, self.inputs_t, data.panel.timestamps, data.panel.asset_classes, self.market, max(lo, data.first_decision), hi
+                self.model, self.inputs_t, data.panel.timestamps, data.panel.asset_classes, self.market, max(lo, data.first_decision), hi,
+                origin=data.first_decision,
             )
         return evaluate_segment(data, targets, segment, self.market)
 

@@ -88,6 +88,7 @@ def policy_target_weights(
     market: MarketConfig,
     start: int,
     stop: int,
+    origin: int | None = None,
 ) -> np.ndarray:
     """Constrained deterministic decisions of ``model`` for bars ``start .. stop - 1``.
 
@@ -98,6 +99,8 @@ def policy_target_weights(
     Args:
         inputs: standardised ``[T, A, F]`` inputs (rows up to ``stop - 1`` are read).
         start: first decision bar (>= warm-up + lookback - 1).
+        origin: the policy's first decidable bar (default ``start``); rows are decoded in chunks
+            anchored there (see ``decide``), so any ``start`` reproduces a full replay bit for bit.
     Returns:
         float64 ``[stop, A]``; rows before ``start`` are 0 (cash).
     """
@@ -106,7 +109,7 @@ def policy_target_weights(
     if start < stop:
         was_training = model.training
         model.eval()
-        w = decide(model, inputs, start, stop).double().cpu().numpy()
+        w = decide(model, inputs, start, stop, origin=origin).double().cpu().numpy()
         model.train(was_training)
         out[start:] = constrain_weights(w, asset_classes, market, overnight_mask(np.asarray(timestamps)[:stop])[start:stop])
     return out

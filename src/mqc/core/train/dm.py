@@ -9,7 +9,8 @@ through the torch simulator (the same equations as the float64 backtest).
   plus ``kl_coef * KL(pi || pi_ref)`` to an EMA copy of the policy and an entropy bonus.
 * ``pathwise``: reparameterised samples (``Dirichlet.rsample``) so the reward's gradient flows
   through the simulator into the policy.
-* ``hybrid``: the sum of both.
+* ``hybrid``: the sum of both, on one shared set of K reparameterised draws (each term's gradient
+  estimate stays unbiased; the draws and the market simulation are paid for once).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import torch
 from torch.distributions import Dirichlet, kl_divergence
 
 from mqc.core.market.rewards import max_drawdown, portfolio_reward
-from mqc.core.market.simulator import constrain_weights, simulate
 from mqc.core.policy.networks import legs_to_weights
 from mqc.core.train.base import BaseTrainer
 
@@ -54,11 +54,8 @@ class DMTrainer(BaseTrainer):
         """Simulate leg samples ``[K, b, H, legs]`` -> (rewards ``[K, b]``, net returns ``[K, b, H]``)."""
         mc = self.model_cfg
         w = legs_to_weights(legs, mc.mode, mc.n_assets, mc.cap)
-        w = constrain_weights(w, self.data.panel.asset_classes, self.market, ovn)
-        r = self.returns_t[idx].expand(w.shape[0], *idx.shape, mc.n_assets)
-        # Each window starts already holding its first position: entry costs would otherwise
-        # dominate short windows; turnover inside the window is charged in full.
-        sim = simulate(w, r, self.fees_t, self.dt_t[idx], self.market, prev_weights=w[..., 0, :].detach())
+        # Filled bars are held as the backtest engine holds them (see ``rollout``).
+        sim = self.rollout(w, idx, ovn)
         rew = portfolio_reward(sim.net_returns, objective=self.cfg.reward, risk_aversion=self.cfg.risk_aversion, drawdown_lambda=self.cfg.drawdown_lambda)
         return rew, sim.net_returns
 
@@ -70,35 +67,37 @@ class DMTrainer(BaseTrainer):
         ovn = self.data.overnight[idx.cpu().numpy()]
         loss = torch.zeros((), device=alpha.device)
         stats: dict[str, float] = {"policy": 0.0, "pathwise": 0.0}
-        rew_log = net_log = torch.zeros(1, 1, device=alpha.device)
+        pathwise_on = cfg.objective in ("pathwise", "hybrid")
+        # One set of K draws serves both terms: reparameterised (rsample) when the pathwise term
+        # needs its gradient, plain otherwise. The GRPO term scores the same draws, detached, with
+        # the rewards of the same rollouts, so hybrid pays for one sample and one simulation.
+        with torch.set_grad_enabled(pathwise_on and torch.is_grad_enabled()):
+            raw = dist.rsample((k,)) if pathwise_on else dist.sample((k,))
+            legs = raw.clamp(min=1e-6)
+            legs = legs / legs.sum(-1, keepdim=True)
+            rew, net = self._rollouts(legs, idx, ovn)
+        rew_log, net_log = rew.detach(), net.detach()
         if cfg.objective in ("grpo", "hybrid"):
-            with torch.no_grad():
-                legs = dist.sample((k,)).clamp(min=1e-6)
-                legs = legs / legs.sum(-1, keepdim=True)
-                rew, net = self._rollouts(legs, idx, ovn)
-                adv = (rew - rew.mean(0)) / (rew.std(0) + 1e-6)
-            logp = dist.log_prob(legs).sum(-1)  # [K, b]
+            adv = (rew_log - rew_log.mean(0)) / (rew_log.std(0) + 1e-6)
+            logp = dist.log_prob(legs.detach()).sum(-1)  # [K, b]
             policy = -(adv * logp).mean() / h
             loss = loss + policy
             stats["policy"] = float(policy.detach())
-            rew_log, net_log = rew, net
-        if cfg.objective in ("pathwise", "hybrid"):
-            legs = dist.rsample((k,)).clamp(min=1e-6)
-            rew, net = self._rollouts(legs / legs.sum(-1, keepdim=True), idx, ovn)
+        if pathwise_on:
             # Annualised log growth: puts the pathwise term on an O(0.1-1) scale next to GRPO's.
             pathwise = -rew.mean() * self.data.panel.bars_per_year / h
             loss = loss + pathwise
             stats["pathwise"] = float(pathwise.detach())
-            rew_log, net_log = rew.detach(), net.detach()
         entropy = dist.entropy().mean()
         loss = loss - cfg.entropy_coef * entropy
         kl = torch.zeros((), device=alpha.device)
         if cfg.kl_coef:
             # KL on every kl_every-th decision: an unbiased subsample that saves most of the
             # reference policy's forward pass.
-            with torch.no_grad():
+            # inference_mode: the reference is a constant here; skips autograd's version tracking.
+            with torch.inference_mode():
                 alpha_ref = self.ref.forward_span(self.inputs_t, t0, h, stride=cfg.kl_every).float()
-            kl = kl_divergence(Dirichlet(alpha[:, :: cfg.kl_every], validate_args=False), Dirichlet(alpha_ref, validate_args=False)).mean()
+            kl = kl_divergence(Dirichlet(alpha[:, :: cfg.kl_every], validate_args=False), Dirichlet(alpha_ref.clone(), validate_args=False)).mean()
             loss = loss + cfg.kl_coef * kl
         stats.update(
             loss=float(loss.detach()),

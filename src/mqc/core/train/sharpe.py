@@ -10,7 +10,6 @@ from __future__ import annotations
 import torch
 
 from mqc.core.market.rewards import max_drawdown, sharpe_ratio, variance_penalty
-from mqc.core.market.simulator import constrain_weights, simulate
 from mqc.core.policy.networks import legs_to_weights
 from mqc.core.train.base import BaseTrainer
 
@@ -26,8 +25,8 @@ class SharpeTrainer(BaseTrainer):
         idx = t0[:, None] + torch.arange(cfg.horizon, device=t0.device)
         p = torch.softmax(self.span(self.inputs_t, t0, cfg.horizon).float(), -1)
         w = legs_to_weights(p, mc.mode, mc.n_assets, mc.cap)
-        w = constrain_weights(w, self.data.panel.asset_classes, self.market, self.data.overnight[idx.cpu().numpy()])
-        sim = simulate(w, self.returns_t[idx], self.fees_t, self.dt_t[idx], self.market, prev_weights=w[:, 0].detach())
+        # Forward-filled bars are held, exactly as the backtest engine fills them (see ``rollout``).
+        sim = self.rollout(w, idx, self.data.overnight[idx.cpu().numpy()])
         net = sim.net_returns
         sharpe = sharpe_ratio(net)
         dd = max_drawdown(net)

@@ -97,3 +97,64 @@ def test_config_validation():
         KronosFeatureConfig(horizons=(0, 4))
     with pytest.raises(ConfigError, match="sample_count"):
         KronosFeatureConfig(sample_count=0)
+
+
+def _session_bars(n_regular: int, n_extended: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Hourly equity bars: ``n_regular`` regular-session bars (14:30..20:00 UTC), then ``n_extended``
+    bars on an extended-hours schedule (09:00..23:00 UTC) starting right after the last regular bar."""
+    import pandas as pd
+
+    regular, extended = [], []
+    for day in pd.bdate_range("2024-01-02", periods=200):
+        for h in range(9, 24):
+            stamp = day + pd.Timedelta(hours=h, minutes=30 if h == 14 else 0)
+            if len(regular) < n_regular:
+                if 14 <= h <= 20:
+                    regular.append(stamp)
+            elif len(extended) < n_extended and stamp > regular[-1]:
+                extended.append(stamp)
+    ts = pd.DatetimeIndex(regular + extended).values.astype("datetime64[ns]")
+    c = 100 * np.exp(np.cumsum(np.random.default_rng(seed).normal(0, 0.01, len(ts))))
+    return ts, np.stack([c, c * 1.002, c * 0.998, c, np.full_like(c, 1e4)], -1)[:, None, :]
+
+
+def test_features_up_to_t_ignore_later_bar_schedule(tiny_kronos):
+    # the review's case: the vendor adds extended-hours bars after t; the calendar that labels the
+    # future bars of origins <= t must not learn that schedule from the later timestamps
+    cfg = _cfg(tiny_kronos)
+    t = 36  # mid-batch (bars 32..39 share a sampling batch)
+    ts_a, v_a = _session_bars(t + 1, 0, seed=0)
+    ts_b, v_b = _session_bars(t + 1, 150, seed=0)
+    v_b[t + 1 :] *= 1.3  # later prices change too
+    np.testing.assert_array_equal(ts_a, ts_b[: t + 1])
+    np.testing.assert_array_equal(v_a, v_b[: t + 1])
+    a = compute_kronos_features(ts_a, v_a, cfg, use_disk_cache=False)
+    b = compute_kronos_features(ts_b, v_b, cfg, use_disk_cache=False)
+    assert a.valid[cfg.context - 1 :].all()
+    np.testing.assert_array_equal(a.values, b.values[: t + 1])
+    np.testing.assert_array_equal(a.valid, b.valid[: t + 1])
+
+
+def test_future_calendar_follows_history_up_to_each_origin():
+    import pandas as pd
+
+    from mqc.core.forecast.kronos.features import _FutureStamps
+
+    t = 36
+    ts, _ = _session_bars(t + 1, 150, seed=0)
+    future = _FutureStamps(ts, "equity", 8)
+    hours_at_t = set(pd.DatetimeIndex(future(t)).hour)
+    assert hours_at_t <= set(range(14, 21))  # regular session only: nothing after t is known
+    assert pd.DatetimeIndex(future(t))[0] > pd.Timestamp(ts[t])
+    # once the extended schedule dominates the history, the future bars follow it
+    assert set(pd.DatetimeIndex(future(len(ts) - 1)).hour) & {9, 10, 21, 22, 23}
+
+
+def test_cache_key_carries_the_feature_format_version(monkeypatch, tiny_kronos):
+    from mqc.core.forecast.kronos import features as kf
+
+    ts, v = _session_bars(20, 0, seed=0)
+    cfg = _cfg(tiny_kronos)
+    key = kf.cache_key(ts, v[:, 0], "m", "t", cfg)
+    monkeypatch.setattr(kf, "FORMAT_VERSION", kf.FORMAT_VERSION + 1)
+    assert kf.cache_key(ts, v[:, 0], "m", "t", cfg) != key  # a definition change never reuses old entries

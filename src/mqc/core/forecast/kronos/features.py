@@ -11,8 +11,10 @@ Features are cached per asset at ``cache_dir()/kronos_features/<hash>.npz`` keye
 bars, both checkpoints' hashes and the settings, so a second run reuses them. Origins are sampled in
 fixed batches of exactly ``batch_size`` rows aligned to bar 0 (bars without a usable window get a
 dummy row), each batch seeded from the base seed and its start: a bar's features depend on its own
-window only, never on later bars nor on how many bars follow. The future calendar stamps come from
-the calendar learned on the panel's timestamps (a schedule, not prices).
+window only, never on later bars nor on how many bars follow. The future timestamps of origin t
+(they feed the model's temporal embeddings) follow the calendar learned from the trailing
+``CALENDAR_HISTORY`` timestamps ending at t, so a later change of the bar schedule (a vendor adding
+extended-hours bars, say) never reaches features at or before t.
 """
 
 from __future__ import annotations
@@ -35,7 +37,11 @@ from mqc.core.forecast.kronos.config import KronosFeatureConfig
 from mqc.core.progress import NULL, Progress
 
 STATS = ("ret_mean", "ret_std", "p_up", "ret_q10", "ret_q50", "ret_q90", "path_vol", "path_range")
-FORMAT_VERSION = 1
+# 2: the future calendar of origin t is learned from timestamps <= t (1 learned it from the panel)
+FORMAT_VERSION = 2
+# timestamps up to and including the origin that its future calendar is learned from; a fixed
+# trailing window keeps the work per origin constant (no O(T^2) on long panels)
+CALENDAR_HISTORY = 500
 PROVIDER_NAME = "kronos"
 
 
@@ -145,15 +151,34 @@ class _Sampler:
         return sample_paths(self.model, self.tokenizer, windows, xs, ys, settings, make_generator(seed, c.device))
 
 
-def _future(timestamps: np.ndarray, calendar: Any, t: int, n: int) -> np.ndarray:
-    from mqc.core.forecast.calendar import future_timestamps
+class _FutureStamps:
+    """Future bar timestamps per origin, each from the calendar learned on timestamps up to it.
 
-    fut = future_timestamps(timestamps[max(0, t - 1) : t + 1], n, calendar=calendar)
-    return fut.tz_convert("UTC").tz_localize(None).to_numpy()
+    Memoised per origin so the assets of one panel (same timestamps, same asset class) share them.
+    """
+
+    def __init__(self, timestamps: np.ndarray, asset_class: str, horizon: int) -> None:
+        self.timestamps = timestamps
+        self.asset_class = asset_class
+        self.horizon = horizon
+        self._memo: dict[int, np.ndarray] = {}
+
+    def __call__(self, t: int) -> np.ndarray:
+        """``[horizon]`` naive-UTC timestamps after bar ``t``; reads ``timestamps[: t + 1]`` only."""
+        fut = self._memo.get(t)
+        if fut is None:
+            from mqc.core.forecast.calendar import future_timestamps, learn_calendar
+
+            history = self.timestamps[max(0, t + 1 - CALENDAR_HISTORY) : t + 1]
+            calendar = learn_calendar(history, asset_class=self.asset_class)
+            idx = future_timestamps(history[-2:], self.horizon, calendar=calendar)
+            fut = idx.tz_convert("UTC").tz_localize(None).to_numpy()
+            self._memo[t] = fut
+        return fut
 
 
 def _asset_features(
-    sampler: _Sampler, timestamps: np.ndarray, ohlcv: np.ndarray, calendar: Any, progress: Progress, started: float, total: int, done: list[int]
+    sampler: _Sampler, timestamps: np.ndarray, ohlcv: np.ndarray, future: _FutureStamps, progress: Progress, started: float, total: int, done: list[int]
 ) -> tuple[np.ndarray, np.ndarray, int]:
     c = sampler.config
     n, L, H = len(ohlcv), c.context, c.max_horizon
@@ -177,12 +202,12 @@ def _asset_features(
         # so the random draws of a bar never depend on which later bars exist or are finite
         windows = np.zeros((bs, L, 5))
         x_ts = np.broadcast_to(dummy_ts, (bs, L)).copy()
-        y_ts = np.broadcast_to(_future(dummy_ts, calendar, L - 1, H), (bs, H)).copy()
+        y_ts = np.broadcast_to(future(L - 1), (bs, H)).copy()
         for t in origins:
             r = t - b0
             windows[r] = ohlcv[t - L + 1 : t + 1]
             x_ts[r] = timestamps[t - L + 1 : t + 1]
-            y_ts[r] = _future(timestamps, calendar, t, H)
+            y_ts[r] = future(t)
         seed = (c.seed * 1_000_003 + b0) % (2**63)
         paths_ = sampler.run(windows, x_ts, y_ts, seed)
         idx = np.asarray(origins) - b0
@@ -211,7 +236,8 @@ def compute_kronos_features(
         timestamps: ``[T]`` bar timestamps (UTC).
         ohlcv: ``[T, A, 5]`` open, high, low, close, volume.
         config: feature settings.
-        asset_classes: per asset (learns 24/7 vs session calendars for the future stamps).
+        asset_classes: per asset (learns 24/7 vs session calendars for the future stamps; the
+            calendar of origin t is learned from ``timestamps[: t + 1]`` only).
         progress: sink; ``advance`` carries ``eta_s`` over the origins still to sample.
         use_disk_cache: read and write ``cache_dir()/kronos_features``.
 
@@ -222,7 +248,6 @@ def compute_kronos_features(
         DataError: shapes do not match.
         ArtifactNotFound / CheckpointError: the Kronos checkpoints cannot be found or loaded.
     """
-    from mqc.core.forecast.calendar import learn_calendar
     from mqc.core.forecast.kronos.checkpoint import weights_hash
 
     started = time.perf_counter()
@@ -249,10 +274,11 @@ def compute_kronos_features(
     total = sum(max(0, n - config.context + 1) for _ in todo)
     progress.start(total, f"kronos features: {len(todo)} asset(s) x {total // max(len(todo), 1)} bars")
     sampler, done, computed = _Sampler(config), [0], 0
+    futures: dict[str, _FutureStamps] = {}
     for a, key in todo:
         cls = asset_classes[a] if asset_classes else "equity"
-        calendar = learn_calendar(timestamps, asset_class=cls) if n >= 2 else None
-        v, ok, k = _asset_features(sampler, timestamps, ohlcv[:, a, :5], calendar, progress, started, total, done)
+        future = futures.setdefault(cls, _FutureStamps(timestamps, cls, config.max_horizon))
+        v, ok, k = _asset_features(sampler, timestamps, ohlcv[:, a, :5], future, progress, started, total, done)
         values[:, a], valid[:, a] = v, ok
         computed += k
         if use_disk_cache:
