@@ -6,7 +6,7 @@ from typing import Any
 
 import typer
 
-from mqc.commands._console import RichProgress, fmt_num, fmt_pct, out, print_json, state, want_json
+from mqc.commands._console import RichProgress, fmt_num, fmt_pct, out, print_json, state, want_json, warn
 from mqc.commands._options import JsonOpt, split_list
 
 
@@ -61,6 +61,8 @@ def backtest(
                 cfg = dataclasses.replace(cfg, split="all")
             market = resolve_with_profile(MarketConfig, profile).value
             report = run_weights_backtest(weights, data, cfg, market, split_cfg=split_cfg, out_dir=out_dir, progress=progress)
+    for message in report.segment.get("warnings", []):
+        warn(message)  # stderr, also with --json (the JSON carries them under segment.warnings)
     if want_json(json_out):
         print_json(report.to_dict())
         return

@@ -46,3 +46,19 @@ def test_hourly_crypto_is_regular():
     ts = pd.date_range("2024-01-01", periods=500, freq="h", tz="UTC")
     out = future_timestamps(ts, 3)
     assert (out - ts[-1]).tolist() == [pd.Timedelta(hours=k) for k in (1, 2, 3)]
+
+
+def test_batch_shares_calendars_only_between_identical_histories(synth):
+    from mqc.core.forecast import base
+    from mqc.core.forecast.config import ForecastConfig
+
+    eq = synth(n_assets=2, n_bars=120, seed=3, weekdays_only=True)
+    crypto = synth(n_assets=1, n_bars=120, seed=4, weekdays_only=False)["SYN0"]
+    crypto.attrs["asset_class"] = "crypto"
+    frames = {"EQ0": eq["SYN0"], "EQ1": eq["SYN1"], "BTC": crypto}
+    out = base.create("naive", config=ForecastConfig(model="naive")).predict(frames, 6, (0.5,))
+    assert out["EQ0"].timestamps.equals(out["EQ1"].timestamps)
+    assert all(t.dayofweek < 5 for t in out["EQ0"].timestamps)
+    alone = base.create("naive", config=ForecastConfig(model="naive")).predict({"BTC": crypto}, 6, (0.5,))
+    assert out["BTC"].timestamps.equals(alone["BTC"].timestamps)
+    assert (out["BTC"].timestamps.to_series().diff().dropna() == pd.Timedelta(days=1)).all()

@@ -8,6 +8,7 @@ report unless ``write=False``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from pathlib import Path
 from typing import Any
@@ -35,17 +36,32 @@ def select_segment(
 ) -> tuple[int, int, dict[str, Any]]:
     """The evaluated bars ``[lo, hi)``: the split's segment, then clipped to ``config.start/end``.
 
-    The split is computed on the whole loaded panel (as in training). A checkpoint's stored split
-    (``{"train": [a, b], "val": .., "test": .., "embargo": n}``) is used as is when the panel has
-    the same number of bars, else its embargo is reused; an embargo of 0 means the lookback.
-    Raises DataError when nothing is left.
+    With ``stored_split`` (a checkpoint's ``{"train": [a, b], "val": .., "test": .., "embargo": n}``,
+    optionally with ``"times"``: each segment's first and last bar timestamp) the checkpoint's split
+    is used, mapped onto the loaded bars (see ``map_stored_split``); ``split`` is ignored then. Only
+    without one is the split computed from ``split`` on the whole loaded panel (as in training); an
+    embargo of 0 means the lookback. The report's ``segment`` says which, and carries ``warnings``
+    when the evaluated bars overlap the checkpoint's train or val range.
+
+    Raises:
+        DataError: when nothing is left.
     """
     info: dict[str, Any] = {"split": config.split}
+    warnings: list[str] = []
+    mapped = map_stored_split(panel, stored_split) if stored_split else None
+    if stored_split and mapped is None:
+        warnings.append(
+            "the checkpoint's train/val/test split could not be placed on these bars (other data than in training): "
+            "the segment below is recomputed from the split fractions and MAY OVERLAP THE TRAINING DATA"
+        )
     if config.split == "all":
         lo, hi = 0, len(panel)
+        if mapped is not None:
+            info["split_source"] = "checkpoint"
+            info["split_bars"] = mapped.to_dict()
     else:
-        if stored_split and stored_split.get("test") and int(stored_split["test"][1]) == len(panel):
-            s = Split(*(tuple(int(v) for v in stored_split[k]) for k in ("train", "val", "test")), int(stored_split.get("embargo", 0)))
+        if mapped is not None:
+            s = mapped
             info["split_source"] = "checkpoint"
         else:
             embargo = int((stored_split or {}).get("embargo") or split.embargo or lookback)
@@ -63,7 +79,58 @@ def select_segment(
         a, b = resolve_bounds(panel.timestamps[lo:hi], config.start, config.end)
         lo, hi = lo + a, lo + b
         info.update(start=config.start, end=config.end)
+    if mapped is not None:
+        for name in ("train", "val") if config.split != "val" else ("train",):
+            s0, s1 = getattr(mapped, name)
+            n = max(0, min(hi, s1) - max(lo, s0))
+            if n:
+                warnings.append(
+                    f"WARNING: {n} of the {hi - lo} evaluated bars are in the checkpoint's {name.upper()} range "
+                    f"({str(panel.timestamps[s0])[:10]} .. {str(panel.timestamps[s1 - 1])[:10]}): in-sample, not out-of-sample"
+                )
+    if warnings:
+        info["warnings"] = warnings
     return lo, hi, info
+
+
+def map_stored_split(panel: Panel, stored: dict[str, Any]) -> Split | None:
+    """A checkpoint's split placed on ``panel``'s bars, or None when it cannot be placed.
+
+    Same number of bars: the stored indices as they are. Otherwise the stored segment timestamps
+    (``stored["times"]``) locate train and val; ``"first"`` (the first training-data bar) shifts
+    the indices of older checkpoints. Bars after the checkpoint's data are unseen, so the test
+    segment runs to the panel's end.
+    """
+    try:
+        seg = {k: tuple(int(v) for v in stored[k]) for k in ("train", "val", "test")}
+        embargo = int(stored.get("embargo", 0))
+    except (KeyError, TypeError, ValueError):
+        return None
+    n = len(panel)
+    if seg["test"][1] == n:
+        return Split(seg["train"], seg["val"], seg["test"], embargo)
+    ts = panel.timestamps
+    times = stored.get("times") or {}
+    if all(isinstance(times.get(k), list | tuple) and len(times[k]) == 2 for k in ("train", "val", "test")):
+
+        def place(k: str) -> tuple[int, int]:
+            a = int(np.searchsorted(ts, np.datetime64(times[k][0], "ns"), side="left"))
+            b = int(np.searchsorted(ts, np.datetime64(times[k][1], "ns"), side="right"))
+            return a, b
+
+        train, val, test = place("train"), place("val"), place("test")
+    elif stored.get("first") is not None:
+        shift = int(np.searchsorted(ts, np.datetime64(str(stored["first"])[:19], "ns")))
+        if shift >= n or ts[shift] != np.datetime64(str(stored["first"])[:19], "ns"):
+            return None
+        train, val, test = ((a + shift, b + shift) for a, b in (seg["train"], seg["val"], seg["test"]))
+    else:
+        return None
+    if test[0] >= n:  # shorter data than the checkpoint's: no unseen bars to place a test on
+        return None
+    test = (min(test[0], n), n)  # the checkpoint never saw bars after its data: they are test bars
+    train, val = (min(train[0], n), min(train[1], n)), (min(val[0], n), min(val[1], n))
+    return Split(train, val, test, embargo)
 
 
 def _market_with_overrides(market: MarketConfig, config: BacktestConfig) -> MarketConfig:
@@ -81,6 +148,28 @@ def _run_tables(path: Path) -> dict[str, dict[str, Any]]:
         return {t: {k: (v["value"] if isinstance(v, dict) and "value" in v else v) for k, v in vals.items()} for t, vals in tables.items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return {}
+
+
+def _stored_split(ckpt: dict[str, Any], path: Path) -> dict[str, Any] | None:
+    """The checkpoint's split (plus segment timestamps / first bar when recorded), else the run's."""
+    import json
+
+    split = ckpt.get("split")
+    doc: dict[str, Any] = {}
+    doc_path = path.parent.parent / "config.json" if path.parent.name == "checkpoints" else path.parent / "config.json"
+    with contextlib.suppress(OSError, ValueError):
+        doc = json.loads(doc_path.read_text(encoding="utf-8"))
+    if not isinstance(split, dict):
+        split = doc.get("split") if isinstance(doc.get("split"), dict) else None
+    if split is None:
+        return None
+    split = dict(split)
+    if isinstance(ckpt.get("split_times"), dict):
+        split.setdefault("times", ckpt["split_times"])
+    first = (doc.get("panel") or {}).get("first") if isinstance(doc.get("panel"), dict) else None
+    if first:
+        split.setdefault("first", first)
+    return split
 
 
 def _table(tables: dict[str, dict[str, Any]], name: str, cls: type, where: Path) -> Any:
@@ -167,8 +256,13 @@ def run_checkpoint_backtest(
             hint=f"load {strategy.timeframe} bars (--timeframe {strategy.timeframe}), or pass --allow-mismatch to replay anyway",
         )
     split = split_cfg or _table(tables, "split", SplitConfig, path) or SplitConfig()
-    stored_split = ckpt.get("split") if isinstance(ckpt.get("split"), dict) and split_cfg is None else None
+    # The checkpoint's own split always wins: other fractions (a profile's [split]) would move the
+    # test segment onto bars the policy was trained or selected on. --split all / --start / --end
+    # are the explicit ways to look elsewhere (and the report warns on any overlap).
+    stored_split = _stored_split(ckpt, path)
     lo, hi, seg = select_segment(panel, cfg, split, strategy.lookback, stored_split)
+    if stored_split and split_cfg is not None:
+        seg["split_config_ignored"] = {"val_frac": split_cfg.val_frac, "test_frac": split_cfg.test_frac, "embargo": split_cfg.embargo}
     history = panel.slice(0, hi)  # the strategy never sees a bar after the segment's end
     targets = np.asarray(strategy.target_weights(history), dtype=np.float64)
     if targets.shape != (hi, panel.n_assets):
@@ -254,7 +348,23 @@ def align_weights(
     Every row's timestamp must be a bar of the panel (the close the decision is taken at). Before
     the first row the book is cash; after a row its weights are held without trading (they drift)
     until the next row; never back-filled. Columns the file lacks are 0 on every row it has.
+    A target on a bar where the asset's close is forward-filled (``panel.filled``: a weekend or
+    holiday for an equity in a mixed panel) cannot trade there: it stays pending and is placed on
+    the asset's next real bar, unless a later row for that asset gets there first (see
+    ``deferred_targets``).
     """
+    return _align(stamps, symbols, values, panel, where)[0]
+
+
+def deferred_targets(stamps: np.ndarray, symbols: tuple[str, ...], values: np.ndarray, panel: Panel) -> tuple[int, int]:
+    """(targets moved to the asset's next real bar, targets with no real bar left to trade on)."""
+    _, moved, lost = _align(stamps, symbols, values, panel, "weights")
+    return moved, lost
+
+
+def _align(
+    stamps: np.ndarray, symbols: tuple[str, ...], values: np.ndarray, panel: Panel, where: str
+) -> tuple[np.ndarray, int, int]:
     idx = np.searchsorted(panel.timestamps, stamps)
     ok = (idx < len(panel)) & (panel.timestamps[np.minimum(idx, len(panel) - 1)] == stamps)
     if not ok.all():
@@ -272,8 +382,50 @@ def align_weights(
     rows = np.zeros((len(stamps), panel.n_assets))
     for j, s in enumerate(symbols):
         rows[:, panel.symbols.index(s)] = values[:, j]
-    out[idx] = rows
-    return out
+    nxt = _next_real_bars(np.asarray(panel.filled, dtype=bool))
+    moved = lost = 0
+    # Rows in time order: a later row landing on the same (deferred) bar overrides an earlier one.
+    for i, t in enumerate(idx):
+        pos = nxt[t]
+        live = pos < len(panel)
+        lost += int((~live).sum())
+        moved += int((pos[live] != t).sum())
+        cols = np.flatnonzero(live)
+        out[pos[live], cols] = rows[i, live]
+    return out, moved, lost
+
+
+def _next_real_bars(filled: np.ndarray) -> np.ndarray:
+    """``[T, A]``: for each bar and asset, the first bar >= t whose close is real (not forward-filled);
+    ``T`` where none is left."""
+    T = len(filled)
+    pos = np.where(filled, T, np.arange(T)[:, None])
+    # a running minimum from the end: the nearest real bar at or after t
+    return np.minimum.accumulate(pos[::-1], axis=0)[::-1]
+
+
+def carry_into_segment(targets: np.ndarray, panel: Panel, lo: int, hi: int) -> tuple[np.ndarray, int]:
+    """Start a segment ``[lo, hi)`` from the target in force at its first bar, not from cash.
+
+    For each asset without a target of its own at ``lo``, the last target at or before ``lo``
+    (0 before the file's first row) is placed on the asset's first real bar in the segment, unless a
+    newer target already sits between ``lo`` and that bar. Returns the new targets and how many
+    assets were carried in with a non-zero weight.
+    """
+    out = targets.copy()
+    nxt = _next_real_bars(np.asarray(panel.filled[lo:hi], dtype=bool)) + lo
+    carried = 0
+    for a in range(panel.n_assets):
+        col = targets[: lo + 1, a]
+        have = np.flatnonzero(~np.isnan(col))
+        if not have.size or have[-1] == lo:
+            continue
+        pos = int(nxt[0, a])
+        if pos >= hi or not np.isnan(targets[lo : pos + 1, a]).all():
+            continue
+        out[pos, a] = col[have[-1]]
+        carried += bool(col[have[-1]] != 0.0)
+    return out, carried
 
 
 def run_weights_backtest(
@@ -306,10 +458,23 @@ def run_weights_backtest(
     unknown = [s for s in symbols if s not in panel.symbols]
     if unknown:
         raise DataError(f"{weights_path}: unknown symbol(s) {', '.join(unknown)} (the data has {', '.join(panel.symbols)})")
-    targets = align_weights(stamps, symbols, values, panel, where=str(weights_path))
+    targets, moved, lost = _align(stamps, symbols, values, panel, str(weights_path))
     lo, hi, seg = select_segment(panel, cfg, split_cfg or SplitConfig())
+    carried = 0
+    if lo > 0:
+        targets, carried = carry_into_segment(targets, panel, lo, hi)
     mkt = _market_with_overrides(market or MarketConfig(), cfg)
-    source = {"type": "weights", "name": Path(weights_path).name, "path": str(weights_path), "symbols": list(symbols), "rows": len(stamps)}
+    source = {
+        "type": "weights",
+        "name": Path(weights_path).name,
+        "path": str(weights_path),
+        "symbols": list(symbols),
+        "rows": len(stamps),
+        # targets on a bar where the asset's close was forward-filled, traded at its next real bar
+        "deferred_targets": moved,
+        "unexecuted_targets": lost,
+        "carried_into_segment": carried,
+    }
     report = evaluate(panel, targets, mkt, cfg, lo=lo, hi=hi, source=source, segment=seg, progress=progress)
     if write:
         write_report(report, out_dir)

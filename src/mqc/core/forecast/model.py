@@ -89,31 +89,30 @@ class ArrayForecaster:
         symbols = list(context)
         if not symbols:
             return {}
-        arrays = []
+        arrays, stamps = [], []
         for s in symbols:
             df = context[s]
             check_context(s, len(df), self.config.min_context)
             arrays.append(frame_array(df, self.config.context_length))
+            stamps.append(utc_ns(df["timestamp"].iloc[-500:]))  # read each column once: df[col] is not free
         q, samples = self.predict_arrays(arrays, prediction_length, levels)
         out: dict[str, Forecast] = {}
         # Symbols on the same calendar (same asset class and recent timestamps: a basket of
         # equities, say) share one future calendar instead of learning it once each.
         calendars: dict[tuple[str, bytes], pd.DatetimeIndex] = {}
         for i, s in enumerate(symbols):
-            df = context[s]
-            ts = df["timestamp"]
-            asset_class = df.attrs.get("asset_class") or guess_asset_class(s)
-            tail = utc_ns(ts.iloc[-500:])
+            asset_class = context[s].attrs.get("asset_class") or guess_asset_class(s)
+            tail = stamps[i]
             key = (asset_class, tail.tobytes())
             if key not in calendars:
                 calendars[key] = future_timestamps(tail, prediction_length, asset_class=asset_class, tz=self.config.exchange_tz)
             out[s] = Forecast(
                 symbol=s,
-                origin=pd.Timestamp(ts.iloc[-1]),
+                origin=pd.Timestamp(int(tail[-1]), tz="UTC"),
                 timestamps=calendars[key],
                 quantile_levels=levels,
                 quantiles=q[i],
-                last_close=float(df["close"].iloc[-1]),
+                last_close=float(arrays[i][-1, 3]),
                 samples=None if samples is None else samples[i],
                 model=self.name,
             )

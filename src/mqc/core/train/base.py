@@ -231,6 +231,8 @@ class BaseTrainer(abc.ABC):
             "data_fingerprint": panel.fingerprint,
             "feature_stats": self.data.stats,
             "split": self.data.split.to_dict(),
+            # the segments' first and last bars, so a backtest on more (or other) bars finds them
+            "split_times": self.split_times(),
             "step": self.step,
             "metrics": dict(metrics),
         }
@@ -246,6 +248,16 @@ class BaseTrainer(abc.ABC):
                 **self.extra_state(),
             }
         return ckpt
+
+    def split_times(self) -> dict[str, list[str]]:
+        """``{segment: [first bar, last bar]}`` as ISO timestamps (empty segments left out)."""
+        ts = self.data.panel.timestamps
+        out = {}
+        for name in ("train", "val", "test"):
+            lo, hi = self.data.split.segment(name)
+            if hi > lo:
+                out[name] = [str(ts[lo])[:29], str(ts[hi - 1])[:29]]
+        return out
 
     def _restore(self, run_dir: Path) -> None:
         path = run_dir / "checkpoints" / "latest.pt"

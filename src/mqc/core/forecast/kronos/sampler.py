@@ -200,8 +200,8 @@ def sample_paths(
         model,
         tokenizer,
         torch.from_numpy(np.ascontiguousarray(xn)).to(device),
-        torch.from_numpy(np.asarray(x_stamp, dtype=np.float32)).to(device),
-        torch.from_numpy(np.asarray(y_stamp, dtype=np.float32)).to(device),
+        torch.from_numpy(np.array(x_stamp, dtype=np.float32)).to(device),
+        torch.from_numpy(np.array(y_stamp, dtype=np.float32)).to(device),
         settings,
         generator,
     )

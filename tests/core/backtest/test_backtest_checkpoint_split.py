@@ -1,0 +1,54 @@
+"""A checkpoint is always scored on its own split: other fractions never move its test segment onto
+bars it was trained or selected on, and any overlap asked for explicitly is flagged loudly."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_backtest_runner import FAST, save_checkpoint, write_root  # noqa: E402  (registers test-sma)
+
+from mqc.core.backtest.runner import run_checkpoint_backtest  # noqa: E402
+from mqc.core.data.config import DataConfig, SplitConfig  # noqa: E402
+
+SYMS = ["SYN0", "SYN1", "SYN2"]
+STORED = {"train": [0, 240], "val": [260, 320], "test": [340, 400], "embargo": 20}
+
+
+def test_profile_split_fractions_do_not_move_the_test_segment(synth, tmp_path) -> None:
+    root = write_root(synth(n_assets=3, n_bars=400, seed=3), tmp_path / "bars")
+    ck = save_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt", SYMS, split=STORED)
+    other = SplitConfig(val_frac=0.2, test_frac=0.5)  # e.g. a profile's [split] table
+    rep = run_checkpoint_backtest(ck, DataConfig(data_root=str(root)), FAST, split_cfg=other, write=False)
+    seg = rep.segment
+    assert (seg["start_bar"], seg["end_bar"]) == (340, 400)
+    assert seg["split_source"] == "checkpoint" and "warnings" not in seg
+    assert seg["split_config_ignored"]["test_frac"] == 0.5
+
+
+def test_explicit_overlap_is_flagged(synth, tmp_path) -> None:
+    root = write_root(synth(n_assets=3, n_bars=400, seed=3), tmp_path / "bars")
+    ck = save_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt", SYMS, split=STORED)
+    rep = run_checkpoint_backtest(ck, DataConfig(data_root=str(root)), dataclasses.replace(FAST, split="all"), write=False)
+    text = " ".join(rep.segment["warnings"])
+    assert "TRAIN range" in text and "VAL range" in text and "240 of the 400" in text
+    assert rep.to_dict()["segment"]["warnings"] == rep.segment["warnings"]
+    val = run_checkpoint_backtest(ck, DataConfig(data_root=str(root)), dataclasses.replace(FAST, split="val"), write=False)
+    assert "warnings" not in val.segment and (val.segment["start_bar"], val.segment["end_bar"]) == (260, 320)
+
+
+def test_more_bars_than_in_training_keep_the_stored_boundaries(synth, tmp_path) -> None:
+    frames = synth(n_assets=3, n_bars=400, seed=3)
+    root = write_root(frames, tmp_path / "bars")
+    ts = pd.to_datetime(frames["SYN0"]["timestamp"], utc=True).dt.tz_localize(None)
+    # trained on the first 300 bars: train 0..180, val 200..240, test 260..300
+    split = {"train": [0, 180], "val": [200, 240], "test": [260, 300], "embargo": 20}
+    times = {k: [str(ts[split[k][0]]), str(ts[split[k][1] - 1])] for k in ("train", "val", "test")}
+    ck = save_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt", SYMS, split=split, split_times=times)
+    rep = run_checkpoint_backtest(ck, DataConfig(data_root=str(root)), FAST, split_cfg=SplitConfig(), write=False)
+    assert (rep.segment["start_bar"], rep.segment["end_bar"]) == (260, 400)  # unseen bars extend the test
+    assert rep.segment["split_source"] == "checkpoint" and "warnings" not in rep.segment
