@@ -11,6 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+
 def _width() -> int | None:
     """Terminal width on a TTY; otherwise COLUMNS or 120, so piped tables are not squeezed to 80."""
     if sys.stdout.isatty():
