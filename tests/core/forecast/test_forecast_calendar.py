@@ -58,7 +58,7 @@ def test_batch_shares_calendars_only_between_identical_histories(synth):
     frames = {"EQ0": eq["SYN0"], "EQ1": eq["SYN1"], "BTC": crypto}
     out = base.create("naive", config=ForecastConfig(model="naive")).predict(frames, 6, (0.5,))
     assert out["EQ0"].timestamps.equals(out["EQ1"].timestamps)
-    assert all(t.dayofweek < 5 for t in out["EQ0"].timestamps)
+    assert all(t.day_of_week < 5 for t in out["EQ0"].timestamps)
     alone = base.create("naive", config=ForecastConfig(model="naive")).predict({"BTC": crypto}, 6, (0.5,))
     assert out["BTC"].timestamps.equals(alone["BTC"].timestamps)
     assert (out["BTC"].timestamps.to_series().diff().dropna() == pd.Timedelta(days=1)).all()

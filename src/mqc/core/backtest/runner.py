@@ -133,6 +133,12 @@ def map_stored_split(panel: Panel, stored: dict[str, Any]) -> Split | None:
     return Split(train, val, test, embargo)
 
 
+def _add_panel_warnings(segment: dict[str, Any], panel: Panel) -> None:
+    """Data warnings from alignment (e.g. heavy forward-filling) travel with the segment's warnings."""
+    if panel.report.warnings:
+        segment.setdefault("warnings", []).extend(f"data: {w}" for w in panel.report.warnings)
+
+
 def _market_with_overrides(market: MarketConfig, config: BacktestConfig) -> MarketConfig:
     return market.with_cost(config.cost_bps, config.slippage_bps)
 
@@ -285,6 +291,7 @@ def run_checkpoint_backtest(
         "data_matches_checkpoint": ckpt.get("data_fingerprint") == panel.fingerprint,
         "allow_mismatch": allow_mismatch,
     }
+    _add_panel_warnings(seg, panel)
     report = evaluate(panel, full, market, cfg, lo=lo, hi=hi, source=source, segment=seg, progress=progress)
     if write:
         write_report(report, out_dir)
@@ -475,6 +482,7 @@ def run_weights_backtest(
         "unexecuted_targets": lost,
         "carried_into_segment": carried,
     }
+    _add_panel_warnings(seg, panel)
     report = evaluate(panel, targets, mkt, cfg, lo=lo, hi=hi, source=source, segment=seg, progress=progress)
     if write:
         write_report(report, out_dir)

@@ -8,6 +8,7 @@ context, so every quantile path is a valid candle.
 
 from __future__ import annotations
 
+import abc
 from statistics import NormalDist
 
 import numpy as np
@@ -52,8 +53,9 @@ def candles_from_close(close: np.ndarray, last_close: np.ndarray, up: np.ndarray
 class _RandomWalk(ArrayForecaster):
     """Log random walk with per-series drift ``mu`` and cumulative variance ``V_h``."""
 
+    @abc.abstractmethod
     def _moments(self, x: np.ndarray, H: int) -> tuple[np.ndarray, np.ndarray]:
-        raise NotImplementedError  # pragma: no cover - abstract
+        """Per-series drift ``mu [B]`` and cumulative log-return variance ``V [B, H]``."""
 
     def predict_arrays(self, context, prediction_length, quantile_levels):
         cfg = self.config

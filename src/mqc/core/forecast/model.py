@@ -7,6 +7,7 @@ call without building timestamps; ``predict`` adds the per-symbol calendar and `
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -50,7 +51,7 @@ def check_context(symbol: str, n_bars: int, min_context: int) -> None:
         )
 
 
-class ArrayForecaster:
+class ArrayForecaster(abc.ABC):
     """Base class: ``predict`` over frames, delegating the maths to ``predict_arrays``."""
 
     name = "base"
@@ -63,6 +64,7 @@ class ArrayForecaster:
         cfg = config or ForecastConfig()
         self.config = dataclasses.replace(cfg, **overrides) if overrides else cfg
 
+    @abc.abstractmethod
     def predict_arrays(
         self, context: Sequence[np.ndarray] | np.ndarray, prediction_length: int, quantile_levels: tuple[float, ...]
     ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -76,7 +78,6 @@ class ArrayForecaster:
         Returns:
             ``quantiles [B, Q, H, 4]`` (sorted, OHLC-consistent) and ``samples [B, N, H, 4]`` or None.
         """
-        raise NotImplementedError  # pragma: no cover - abstract
 
     def predict(
         self,

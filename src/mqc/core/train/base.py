@@ -375,6 +375,8 @@ class BaseTrainer(abc.ABC):
         self.progress.start(self.total_steps, f"train {self.kind}: {self.data.panel.n_assets} assets, {len(self.train_idx)} train bars -> {self.run_dir}")
         if self.step:
             self.progress.advance(self.step)
+        for message in self.data.panel.report.warnings:
+            self.progress.log(f"warning: {message}")
         if self.model_cfg.mode == "long" and self.model_cfg.n_assets == 1:
             self.progress.log("note: one asset, long-only, no cash leg: the policy can only hold it (add --include-cash)")
         if self.device.type == "cuda":

@@ -75,7 +75,7 @@ class DMTrainConfig(_RuntimeFields):
     reward: Literal["log_wealth", "sharpe"] = field(default="log_wealth", metadata={"help": "per-rollout reward before penalties"})
     kl_coef: float = field(default=0.01, metadata={"help": "weight of KL(policy || EMA reference policy)"})
     ema_decay: float = field(default=0.99, metadata={"help": "EMA decay of the reference policy"})
-    kl_every: int = field(default=4, metadata={"help": "compute the KL on every Nth decision of a window (unbiased subsample; 1: all)"})
+    kl_every: int = field(default=8, metadata={"help": "compute the KL on every Nth decision of a window (unbiased subsample; 1: all)"})
     entropy_coef: float = field(default=0.001, metadata={"help": "weight of the Dirichlet entropy bonus"})
     alpha_min: float = field(default=0.05, metadata={"help": "floor added to softplus concentrations (alpha > 0)"})
 
