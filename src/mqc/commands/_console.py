@@ -146,7 +146,10 @@ def _fmt(v: Any) -> str:
 
 
 def fmt_pct(x: float | None, digits: int = 2) -> str:
-    return "-" if x is None else f"{100 * x:.{digits}f}%"
+    if x is None:
+        return "-"
+    text = f"{100 * x:.{digits}f}%"
+    return text[1:] if text.startswith("-") and float(text[:-1]) == 0.0 else text  # no "-0.00%"
 
 
 def fmt_num(x: float | None, digits: int = 3) -> str:

@@ -100,4 +100,5 @@ def set_(
 
     prof = name or state().profile or "default"
     stored = set_value(prof, key, value)
-    out.print(f"{prof}: {key} = {stored!r}")
+    shown = ", ".join(map(str, stored)) if isinstance(stored, (list, tuple)) else stored
+    out.print(f"{prof}: {key} = {shown}")

@@ -55,28 +55,63 @@ def validate_profile(data: dict[str, Any], where: str) -> None:
             config.coerce(raw, types_[key], f"{where} [{table}].{key}")
 
 
-def default_document() -> dict[str, dict[str, Any]]:
-    doc: dict[str, dict[str, Any]] = {}
-    for table, cls in sorted(config.known_tables().items()):
-        obj = cls()
-        doc[table] = {k: v for k, v in config.to_dict(obj).items() if v is not None}
-    return doc
+def render_profile(data: dict[str, dict[str, Any]]) -> str:
+    """TOML text of a profile: every known table and key, with its help as a comment.
+
+    Keys present in ``data`` are written as values; the rest appear commented out with their
+    defaults, so a fresh profile documents every setting without pinning any of them (a value
+    that is only a default keeps reporting ``default`` as its source, and follows mqc's defaults).
+    """
+    import dataclasses
+
+    import tomli_w
+
+    lines = ["# mqc profile: uncomment a key to set it. Precedence: defaults < hyperparams < profile",
+             "# < MQC_<TABLE>_<FIELD> environment < command-line flags. `mqc profile show` prints the result.", ""]
+    tables = config.known_tables()
+    for table in [*sorted(tables), *sorted(set(data) - set(tables))]:
+        cls = tables.get(table)
+        values = data.get(table, {})
+        lines.append(f"[{table}]")
+        if cls is not None and cls.__doc__:
+            lines.append(f"# {cls.__doc__.strip().splitlines()[0]}")
+        fields = dataclasses.fields(cls) if cls is not None else []
+        for f in fields:
+            help_ = f.metadata.get("help")
+            if f.name in values:
+                lines.append(_toml_line(tomli_w, f.name, values[f.name]) + (f"  # {help_}" if help_ else ""))
+            else:
+                default = getattr(cls(), f.name)
+                shown = _toml_line(tomli_w, f.name, list(default) if isinstance(default, tuple) else default) if default is not None else f"{f.name} = ..."
+                lines.append(f"# {shown}" + (f"  # {help_}" if help_ else ""))
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_line(tomli_w: Any, key: str, value: Any) -> str:
+    """``key = value`` on one line (tomli_w would spread arrays over several lines)."""
+    return f"{key} = {_toml_value(tomli_w, value)}"
+
+
+def _toml_value(tomli_w: Any, value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(tomli_w, v) for v in value) + "]"
+    return tomli_w.dumps({"v": value}).strip()[len("v = "):]
 
 
 def write_profile(name: str, data: dict[str, dict[str, Any]]) -> Path:
-    import tomli_w
-
     path = profile_path(name)
     validate_profile(data, str(path))
-    atomic.write_text(path, tomli_w.dumps(data))
+    atomic.write_text(path, render_profile(data))
     return path
 
 
 def init_profile(name: str, *, force: bool = False) -> Path:
+    """Write a profile that lists every setting (commented out, with its default and help)."""
     path = profile_path(name)
     if path.exists() and not force:
         raise ConfigError(f"profile {name!r} already exists at {path}", hint=f"mqc profile init {name} --force")
-    return write_profile(name, default_document())
+    return write_profile(name, {})
 
 
 def set_value(name: str, dotted_key: str, raw: str) -> Any:

@@ -67,14 +67,97 @@ class RotaryPositionalEmbedding(nn.Module):
 
 @dataclass
 class LayerCache:
-    """Rotated keys and values of one attention layer, preallocated to ``capacity`` positions."""
+    """Keys and values of one attention layer for incremental decoding.
+
+    Each row's own positions live in ``k``/``v``, preallocated to ``capacity`` positions. After
+    :meth:`share`, the first positions are instead held once per run of ``group`` consecutive rows
+    (the sample paths of one window, which share its context): ``shared_k``/``shared_v``. Reading
+    that prefix once per window instead of once per path is what makes a decoding step cheap: at
+    16 paths the per-row copies were 16x the memory traffic of the whole step's attention.
+    """
 
     k: torch.Tensor  # [B, H, capacity, hd]
     v: torch.Tensor
-    length: int = 0
+    length: int = 0  # positions so far, the shared prefix included
+    shared_k: torch.Tensor | None = None  # [B / group, H, prefix, hd]
+    shared_v: torch.Tensor | None = None
+    group: int = 1
 
-    def repeat_interleave(self, n: int) -> LayerCache:
-        return LayerCache(self.k.repeat_interleave(n, 0), self.v.repeat_interleave(n, 0), self.length)
+    @property
+    def prefix(self) -> int:
+        return 0 if self.shared_k is None else self.shared_k.shape[2]
+
+    def append(self, k: torch.Tensor, v: torch.Tensor) -> None:
+        """Store the keys/values ``[B, H, n, hd]`` of the next ``n`` positions."""
+        a = self.length - self.prefix
+        self.k[:, :, a : a + k.shape[2]] = k
+        self.v[:, :, a : a + k.shape[2]] = v
+        self.length += k.shape[2]
+
+    def own(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The rows' own filled keys and values ``[B, H, length - prefix, hd]``."""
+        n = self.length - self.prefix
+        return self.k[:, :, :n], self.v[:, :, :n]
+
+    def share(self, n: int, capacity: int) -> LayerCache:
+        """Row i's positions so far become the shared prefix of rows ``i*n .. i*n+n-1``.
+
+        Args:
+            n: rows per run (sample paths per window).
+            capacity: positions each new row can still append.
+
+        Returns:
+            A cache of ``B * n`` rows; this one's filled keys are referenced, not copied.
+        """
+        if self.shared_k is not None:
+            raise ValueError("a cache can be shared once")
+        b, h, _, hd = self.k.shape
+        shape = (b * n, h, capacity, hd)
+        fk, fv = self.own()
+        return LayerCache(self.k.new_empty(shape), self.v.new_empty(shape), self.length, fk, fv, n)
+
+    def attend(self, q: torch.Tensor) -> torch.Tensor:
+        """Attention of the ``n`` newest positions' queries ``q [B, H, n, hd]`` over the cache.
+
+        Query i sees every position up to its own (all cached positions when ``n`` is 1).
+        """
+        k, v = self.own()
+        if self.shared_k is None:
+            if q.shape[2] == 1:
+                # a single new query attends to every cached position: no mask needed
+                return F.scaled_dot_product_attention(q, k, v)
+            raise ValueError("an unshared KV cache appends a whole prefill or one position at a time")
+        return attend_shared(q, self.shared_k, self.shared_v, k, v, self.group)  # type: ignore[arg-type]
+
+
+def attend_shared(
+    q: torch.Tensor, shared_k: torch.Tensor, shared_v: torch.Tensor, k: torch.Tensor, v: torch.Tensor, group: int
+) -> torch.Tensor:
+    """Softmax attention over a prefix shared by runs of ``group`` rows followed by per-row keys.
+
+    Args:
+        q: ``[B, H, n, hd]`` queries of each row's last ``n`` positions.
+        shared_k, shared_v: ``[B / group, H, P, hd]`` the prefix, once per run of rows.
+        k, v: ``[B, H, m, hd]`` each row's own positions after the prefix (``m >= n``); query i
+            sees own positions ``0 .. m - n + i`` (causal), and the whole prefix.
+
+    Returns:
+        ``[B, H, n, hd]``, the same quantity as one softmax over the concatenated keys.
+    """
+    b, h, n, hd = q.shape
+    w, p, m = b // group, shared_k.shape[2], k.shape[2]
+    q = q * hd**-0.5
+    # the runs' queries stacked on one axis: one GEMM per window reads its prefix once
+    qg = q.view(w, group, h, n, hd).transpose(1, 2).reshape(w, h, group * n, hd)
+    pre = (qg @ shared_k.transpose(-1, -2)).view(w, h, group, n, p).transpose(1, 2).reshape(b, h, n, p)
+    own = q @ k.transpose(-1, -2)
+    if n > 1:
+        hidden = torch.ones(n, m, dtype=torch.bool, device=q.device).triu(m - n + 1)
+        own = own.masked_fill(hidden, float("-inf"))
+    probs = torch.softmax(torch.cat([pre, own], dim=-1), dim=-1)
+    pg = probs[..., :p].reshape(w, group, h, n, p).transpose(1, 2).reshape(w, h, group * n, p)
+    out = (pg @ shared_v).view(w, h, group, n, hd).transpose(1, 2).reshape(b, h, n, hd)
+    return out + probs[..., p:] @ v
 
 
 class _Projections(nn.Module):
@@ -111,18 +194,11 @@ class MultiHeadAttentionWithRoPE(_Projections):
         if cache is None:
             out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
             return self.merge(out)
-        end = start + x.shape[1]
-        cache.k[:, :, start:end] = k
-        cache.v[:, :, start:end] = v
-        cache.length = end
+        cache.append(k, v)
         if start == 0:
-            out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        elif x.shape[1] == 1:
-            # a single new query attends to every cached position: no mask needed
-            out = F.scaled_dot_product_attention(q, cache.k[:, :, :end], cache.v[:, :, :end])
-        else:
-            raise ValueError("the KV cache appends either a whole prefill or one position at a time")
-        return self.merge(out)
+            # a prefill attends to its own fresh keys (the same tensors as the uncached pass)
+            return self.merge(F.scaled_dot_product_attention(q, k, v, is_causal=True))
+        return self.merge(cache.attend(q))
 
 
 class MultiHeadCrossAttentionWithRoPE(_Projections):
@@ -136,9 +212,12 @@ class MultiHeadCrossAttentionWithRoPE(_Projections):
     def keys_values(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.heads(self.k_proj(hidden)), self.heads(self.v_proj(hidden))
 
-    def attend(self, query: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    def attend(self, query: torch.Tensor, kv: LayerCache | tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """Unmasked attention of ``query [B, 1, d]`` over a window's keys/values (a cache or a pair)."""
         q = self.heads(self.q_proj(query))
-        return self.merge(F.scaled_dot_product_attention(q, k, v))
+        if isinstance(kv, LayerCache):
+            return self.merge(kv.attend(q))
+        return self.merge(F.scaled_dot_product_attention(q, *kv))
 
 
 class TransformerBlock(nn.Module):
@@ -223,9 +302,9 @@ class DependencyAwareLayer(nn.Module):
         self.cross_attn = MultiHeadCrossAttentionWithRoPE(d_model, n_heads)
         self.norm = RMSNorm(d_model)
 
-    def forward(self, last_hidden: torch.Tensor, sibling: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """``last_hidden`` [B, 1, d] is the window's last hidden state; k/v cover the whole window."""
-        return self.norm(last_hidden + self.cross_attn.attend(sibling, k, v))
+    def forward(self, last_hidden: torch.Tensor, sibling: torch.Tensor, kv: LayerCache | tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """``last_hidden`` [B, 1, d] is the window's last hidden state; ``kv`` covers the whole window."""
+        return self.norm(last_hidden + self.cross_attn.attend(sibling, kv))
 
 
 class DualHead(nn.Module):

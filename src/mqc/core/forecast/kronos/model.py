@@ -20,6 +20,7 @@ from mqc.core.forecast.kronos.layers import (
     RMSNorm,
     TemporalEmbedding,
     TransformerBlock,
+    repeat_filled,
 )
 
 TOKENIZER_KEYS = (
@@ -85,6 +86,40 @@ class KronosTokenizer(nn.Module):
             z = block(z)
         return self.head(z)
 
+    def decode_last(self, s1: torch.Tensor, s2: torch.Tensor, n_last: int, group: int = 1) -> torch.Tensor:
+        """``decode(s1, s2)[:, -n_last:]``, decoding a prefix shared by groups of rows only once.
+
+        Rows come in runs of ``group`` consecutive rows (the sample paths of one window) that hold
+        the same ids at every position before the last ``n_last``. The decoder is causal, so that
+        prefix is decoded once per run, its keys/values are copied to the run's rows, and only the
+        last ``n_last`` positions are decoded per row: ``group`` times less work on the prefix.
+
+        Args:
+            s1, s2: ids ``[B, L]``, ``B`` a multiple of ``group``.
+            n_last: positions to return (the sampled ones), ``1 <= n_last <= L``.
+            group: rows sharing each prefix.
+
+        Returns:
+            Normalised candles ``[B, n_last, d_in]``.
+        """
+        prefix = s1.shape[1] - n_last
+        if prefix <= 0 or not self.decoder:
+            return self.decode(s1, s2)[:, -n_last:]
+        caches = [
+            LayerCache(s1.new_empty(shape, dtype=self.head.weight.dtype), s1.new_empty(shape, dtype=self.head.weight.dtype))
+            for shape in (
+                (s1.shape[0] // group, b.self_attn.n_heads, s1.shape[1], b.self_attn.head_dim) for b in self.decoder
+            )
+        ]
+        src = slice(0, s1.shape[0], group)
+        z = self.post_quant_embed(self.tokenizer.codes(s1[src, :prefix], s2[src, :prefix]))
+        for block, cache in zip(self.decoder, caches):
+            z = block(z, cache)
+        z = self.post_quant_embed(self.tokenizer.codes(s1[:, prefix:], s2[:, prefix:]))
+        for block, cache in zip(self.decoder, caches):
+            z = block(z, cache.repeat_interleave(group))
+        return self.head(z)
+
 
 @dataclass
 class KronosCache:
@@ -103,8 +138,8 @@ class KronosCache:
         """Copy every row ``n`` times (row i -> rows i*n .. i*n+n-1): one prefill serves n paths."""
         return KronosCache(
             [c.repeat_interleave(n) for c in self.layers],
-            self.dep_k.repeat_interleave(n, 0),
-            self.dep_v.repeat_interleave(n, 0),
+            repeat_filled(self.dep_k, n, self.length),
+            repeat_filled(self.dep_v, n, self.length),
             self.last_hidden.repeat_interleave(n, 0),
         )
 

@@ -160,7 +160,8 @@ def generate(
         s1[:, cur] = pre[:, 0]
         s2[:, cur] = post[:, 0]
     start = max(0, total - window)
-    z = tokenizer.decode(s1[:, start:], s2[:, start:])[:, -horizon:]
+    # the paths of a window share its context tokens: decode them once per window, not per path
+    z = tokenizer.decode_last(s1[:, start:], s2[:, start:], min(horizon, total - start), s)
     return z.reshape(n_win, s, horizon, z.shape[-1])
 
 
