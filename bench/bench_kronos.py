@@ -54,11 +54,15 @@ def bench_cache(root: Path, context: int, steps: int, paths: int, max_context: i
 def bench_features(root: Path, preset: str, origins: int) -> dict:
     cfg = KronosFeatureConfig(model_path=str(root / preset / "model"), tokenizer_path=str(root / preset / "tokenizer"),
                               max_context=MAX_CONTEXT[preset], batch_size=origins)
-    ts, x = _bars(cfg.context - 1 + origins, seed=1)
+    # origins are sampled in fixed batches aligned to bar 0; leading NaN bars move the first usable
+    # origin to a batch boundary so the measured batches are full (steady state, no half-empty batch)
+    pad = (-(cfg.context - 1)) % cfg.batch_size
+    ts, x = _bars(pad + cfg.context - 1 + origins, seed=1)
+    x[:pad] = np.nan
     t0 = time.perf_counter()
     res = compute_kronos_features(ts, x[:, None, :], cfg, use_disk_cache=False)
     secs = time.perf_counter() - t0
-    return {"preset": preset, "origins": res.computed_origins, "context": cfg.context, "horizons": list(cfg.horizons),
+    return {"preset": preset, "origins": res.computed_origins, "batches": -(-origins // cfg.batch_size), "context": cfg.context, "horizons": list(cfg.horizons),
             "sample_count": cfg.sample_count, "seconds": round(secs, 1), "s_per_1000_bars_x_asset": round(secs / res.computed_origins * 1000, 0)}
 
 

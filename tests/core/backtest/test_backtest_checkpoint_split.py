@@ -4,16 +4,15 @@ bars it was trained or selected on, and any overlap asked for explicitly is flag
 from __future__ import annotations
 
 import dataclasses
-import sys
-from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_backtest_runner import FAST, save_checkpoint, write_root  # noqa: E402  (registers test-sma)
+# pytest's default (prepend) import mode puts this folder on sys.path; importing the runner tests
+# also registers their test-only "test-sma" strategy kind.
+from test_backtest_runner import FAST, save_checkpoint, write_root
 
-from mqc.core.backtest.runner import run_checkpoint_backtest  # noqa: E402
-from mqc.core.data.config import DataConfig, SplitConfig  # noqa: E402
+from mqc.core.backtest.runner import run_checkpoint_backtest
+from mqc.core.data.config import DataConfig, SplitConfig
 
 SYMS = ["SYN0", "SYN1", "SYN2"]
 STORED = {"train": [0, 240], "val": [260, 320], "test": [340, 400], "embargo": 20}

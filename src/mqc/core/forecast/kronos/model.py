@@ -20,7 +20,6 @@ from mqc.core.forecast.kronos.layers import (
     RMSNorm,
     TemporalEmbedding,
     TransformerBlock,
-    repeat_filled,
 )
 
 TOKENIZER_KEYS = (
@@ -105,41 +104,48 @@ class KronosTokenizer(nn.Module):
         prefix = s1.shape[1] - n_last
         if prefix <= 0 or not self.decoder:
             return self.decode(s1, s2)[:, -n_last:]
-        caches = [
-            LayerCache(s1.new_empty(shape, dtype=self.head.weight.dtype), s1.new_empty(shape, dtype=self.head.weight.dtype))
-            for shape in (
-                (s1.shape[0] // group, b.self_attn.n_heads, s1.shape[1], b.self_attn.head_dim) for b in self.decoder
-            )
-        ]
+        dtype = self.head.weight.dtype
+        caches = []
+        for block in self.decoder:
+            att = block.self_attn
+            shape = (s1.shape[0] // group, att.n_heads, prefix, att.head_dim)
+            caches.append(LayerCache(s1.new_empty(shape, dtype=dtype), s1.new_empty(shape, dtype=dtype)))
         src = slice(0, s1.shape[0], group)
         z = self.post_quant_embed(self.tokenizer.codes(s1[src, :prefix], s2[src, :prefix]))
-        for block, cache in zip(self.decoder, caches):
+        for block, cache in zip(self.decoder, caches, strict=True):
             z = block(z, cache)
         z = self.post_quant_embed(self.tokenizer.codes(s1[:, prefix:], s2[:, prefix:]))
-        for block, cache in zip(self.decoder, caches):
-            z = block(z, cache.repeat_interleave(group))
+        for block, cache in zip(self.decoder, caches, strict=True):
+            z = block(z, cache.share(group, n_last))
         return self.head(z)
 
 
 @dataclass
 class KronosCache:
-    """KV cache of one sampling batch: per-layer self-attention plus the dependency layer's keys."""
+    """KV cache of one sampling batch: per-layer self-attention plus the dependency layer's keys.
+
+    ``dep`` holds the dependency layer's cross-attention keys/values of every window position
+    (unrotated: that layer runs at position 0 at inference), in the same layout as a layer cache.
+    """
 
     layers: list[LayerCache]
-    dep_k: torch.Tensor  # [B, 4, capacity, hd]: unrotated cross-attention keys of each position
-    dep_v: torch.Tensor
+    dep: LayerCache
     last_hidden: torch.Tensor = field(default_factory=lambda: torch.empty(0))  # [B, 1, d]
 
     @property
     def length(self) -> int:
         return self.layers[0].length
 
-    def repeat_interleave(self, n: int) -> KronosCache:
-        """Copy every row ``n`` times (row i -> rows i*n .. i*n+n-1): one prefill serves n paths."""
+    def share(self, n: int, capacity: int) -> KronosCache:
+        """Every row's positions so far become the shared prefix of ``n`` rows (one prefill, n paths).
+
+        Args:
+            n: rows per prefilled row (row i -> rows ``i*n .. i*n+n-1``).
+            capacity: positions each row can still append.
+        """
         return KronosCache(
-            [c.repeat_interleave(n) for c in self.layers],
-            repeat_filled(self.dep_k, n, self.length),
-            repeat_filled(self.dep_v, n, self.length),
+            [c.share(n, capacity) for c in self.layers],
+            self.dep.share(n, capacity),
             self.last_hidden.repeat_interleave(n, 0),
         )
 
@@ -207,27 +213,29 @@ class Kronos(nn.Module):
         return self.head.proj_s1(last[:, 0]), last, k, v
 
     def new_cache(self, batch: int, capacity: int, device: torch.device, dtype: torch.dtype) -> KronosCache:
-        layers = []
-        for block in self.transformer:
-            att = block.self_attn
+        """An empty cache of ``batch`` rows holding up to ``capacity`` positions."""
+        def empty(att: nn.Module) -> LayerCache:
             shape = (batch, att.n_heads, capacity, att.head_dim)
-            layers.append(LayerCache(torch.empty(shape, device=device, dtype=dtype), torch.empty(shape, device=device, dtype=dtype)))
-        dep = self.dep_layer.cross_attn
-        shape = (batch, dep.n_heads, capacity, dep.head_dim)
-        return KronosCache(layers, torch.empty(shape, device=device, dtype=dtype), torch.empty(shape, device=device, dtype=dtype))
+            return LayerCache(torch.empty(shape, device=device, dtype=dtype), torch.empty(shape, device=device, dtype=dtype))
+
+        return KronosCache([empty(block.self_attn) for block in self.transformer], empty(self.dep_layer.cross_attn))
 
     def extend(self, s1: torch.Tensor, s2: torch.Tensor, stamp: torch.Tensor, cache: KronosCache) -> torch.Tensor:
         """Append positions (a whole prefill, or one token) to ``cache``; returns last s1 logits [B, V1]."""
-        start = cache.length
         h = self._hidden(s1, s2, stamp, cache.layers)
-        k, v = self.dep_layer.cross_attn.keys_values(h)
-        end = start + h.shape[1]
-        cache.dep_k[:, :, start:end] = k
-        cache.dep_v[:, :, start:end] = v
+        cache.dep.append(*self.dep_layer.cross_attn.keys_values(h))
         cache.last_hidden = h[:, -1:]
         return self.head.proj_s1(cache.last_hidden[:, 0])
 
-    def s2_logits(self, s1_sample: torch.Tensor, last: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """Fine-token logits [B, V2] given the sampled coarse ids ``s1_sample`` [B, 1]."""
+    def s2_logits(
+        self, s1_sample: torch.Tensor, last: torch.Tensor, kv: LayerCache | tuple[torch.Tensor, torch.Tensor]
+    ) -> torch.Tensor:
+        """Fine-token logits [B, V2] given the sampled coarse ids ``s1_sample`` [B, 1].
+
+        Args:
+            last: the window's last hidden state [B, 1, d].
+            kv: the dependency layer's keys/values over the window: ``cache.dep`` or a pair from
+                :meth:`window`.
+        """
         sibling = self.embedding.emb_s1(s1_sample)
-        return self.head.proj_s2(self.dep_layer(last, sibling, k, v)[:, 0])
+        return self.head.proj_s2(self.dep_layer(last, sibling, kv)[:, 0])

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from mqc.core.errors import ConfigError
+from mqc.core.forecast.kronos.layers import LayerCache
 from mqc.core.forecast.kronos.model import Kronos, KronosCache, KronosTokenizer
 
 CANDLE_FIELDS = ("open", "high", "low", "close", "volume", "amount")
@@ -137,26 +138,26 @@ def generate(
         start = max(0, cur - window)
         if not settings.use_cache:
             logits1, last, k, v = model.window(s1[:, start:cur], s2[:, start:cur], stamp[:, start:cur])
+            kv: LayerCache | tuple[torch.Tensor, torch.Tensor] = (k, v)
         else:
             if cache is None or start != cache_start:
                 cap = min(window, total)
                 if i == 0:
-                    # one prefill per window serves all of its paths
+                    # one prefill per window; its keys are shared by the window's paths, not copied
                     src = slice(0, n_win * s, s)
-                    cache = model.new_cache(n_win, cap, x.device, x.dtype)
+                    cache = model.new_cache(n_win, ctx_len - start, x.device, x.dtype)
                     logits1 = model.extend(s1[src, start:cur], s2[src, start:cur], stamp_win[:, start:cur], cache)
                     logits1 = logits1.repeat_interleave(s, 0)
-                    cache = cache.repeat_interleave(s)
+                    cache = cache.share(s, cap - (ctx_len - start))
                 else:
                     cache = model.new_cache(rows, cap, x.device, x.dtype)
                     logits1 = model.extend(s1[:, start:cur], s2[:, start:cur], stamp[:, start:cur], cache)
                 cache_start = start
             else:
                 logits1 = model.extend(s1[:, cur - 1 : cur], s2[:, cur - 1 : cur], stamp[:, cur - 1 : cur], cache)
-            n = cache.length
-            last, k, v = cache.last_hidden, cache.dep_k[:, :, :n], cache.dep_v[:, :, :n]
+            last, kv = cache.last_hidden, cache.dep
         pre = draw(logits1, settings, generator)
-        post = draw(model.s2_logits(pre, last, k, v), settings, generator)
+        post = draw(model.s2_logits(pre, last, kv), settings, generator)
         s1[:, cur] = pre[:, 0]
         s2[:, cur] = post[:, 0]
     start = max(0, total - window)
