@@ -23,7 +23,7 @@ def utc_ns(timestamps) -> np.ndarray:
     """Timestamps (any tz / naive UTC / int64 ns) -> int64 nanoseconds since the epoch, UTC."""
     if isinstance(timestamps, np.ndarray) and timestamps.dtype == np.int64:
         return timestamps
-    arr = getattr(timestamps, "array", None)
+    arr = timestamps if hasattr(timestamps, "asi8") else getattr(timestamps, "array", None)
     if arr is not None and hasattr(arr, "asi8"):
         # a datetime Series/Index: its int64 values are already UTC nanoseconds (no object round trip)
         unit = getattr(arr, "unit", "ns")
