@@ -11,6 +11,12 @@ while the window does not slide; when it slides, every hidden state changes (the
 was visible to all of them), so the cache is rebuilt from the new window, which costs what the
 uncached step costs. Rows are laid out window-major (row = window * sample_count + path) and draws
 use one generator, exactly like upstream, so a seed gives the same paths with or without the cache.
+
+The paths of a window share its context, so the context is prefilled once per window and its keys
+and values are shared by the window's paths (never copied per path), and the final tokenizer
+decode runs the shared context once per window and only the sampled bars per path. Both are exact
+rewrites of the same computation (the attention is causal); the floats agree with the per-path
+computation to rounding (~1e-7), and the sampled tokens are the same.
 """
 
 from __future__ import annotations
