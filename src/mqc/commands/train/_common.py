@@ -116,4 +116,4 @@ def render(result: Any, json_out: bool) -> None:
         t.add_row(key, *[fmt(m.get(key)) if m else "-" for _, m in cols])
     out.print(t)
     out.print(f"run directory: {result.run_dir}")
-    out.print(f"best checkpoint: {result.best_checkpoint}  (next: mqc backtest {result.run_dir})")
+    out.print(f"best checkpoint: {result.best_checkpoint}  (next: mqc backtest --checkpoint {result.run_dir})")

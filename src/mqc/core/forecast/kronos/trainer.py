@@ -1,7 +1,7 @@
 """``mqc train kronos``: the ``train dm`` trainer with Kronos path features appended.
 
 The run directory and checkpoint are those of ``train dm`` (kind ``dm``); the checkpoint stores the
-provider's settings, so ``mqc backtest RUN_DIR`` rebuilds the Kronos features (from the disk cache
+provider's settings, so ``mqc backtest --checkpoint RUN_DIR`` rebuilds the Kronos features (from the disk cache
 when the bars are the same) and replays the policy.
 """
 
