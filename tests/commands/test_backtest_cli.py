@@ -34,7 +34,9 @@ def test_weights_backtest_json(bars, tmp_path):
                               "--stride", "50", "--out", str(out), "--no-plots", "--json"])
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
-    assert data["windows"] == 5 and data["segment"]["split"] == "all"
+    # the segment starts at the file's first row (bar 20): 280 bars, 4 windows of 100 every 50
+    assert data["windows"] == 4 and data["segment"]["split"] == "all" and data["segment"]["start_bar"] == 20
+    assert data["windows_kind"] == "rolling (overlapping) slices of one replay"
     assert data["files"]["report"] == str(out / "report.json")
     assert (out / "equity.csv").is_file() and not (out / "equity.png").exists()
 
@@ -44,14 +46,14 @@ def test_table_output_and_default_dir(bars):
     res = runner.invoke(app, ["backtest", "-w", str(weights), "--data-root", str(root), "--window-length", "64",
                               "--no-trades", "--cost-bps", "20"])
     assert res.exit_code == 0, res.output
-    for text in ("strategy", "walk-forward: 4 windows", "Sharpe vs rebalanced 1/N", "report:", "backtests"):
+    for text in ("strategy", "rolling windows (overlapping slices of one replay, not re-fits): 4 windows", "Sharpe vs rebalanced 1/N", "report:", "backtests"):
         assert text in res.stdout, text
 
 
 def test_errors_exit_one(bars):
     root, weights = bars
     res = runner.invoke(app, ["backtest", "-w", str(weights), "--data-root", str(root), "--window-length", "1000"])
-    assert res.exit_code == 1 and "longer than the 300 bars" in res.output
+    assert res.exit_code == 1 and "longer than the 280 bars" in res.output
     res = runner.invoke(app, ["backtest", "-w", str(weights), "-c", "latest"])
     assert res.exit_code == 1 and "exactly one of" in res.output
     res = runner.invoke(app, ["backtest", "-c", "latest"])

@@ -204,3 +204,23 @@ def test_adjusted_option(tmp_path):
     assert r.exit_code == 0, r.output
     r = mqc("--json", "data", "list")
     assert "Adj Close" in json.loads(r.stdout)["entries"][0]["adjustment"]
+
+
+def test_replace_after_readjustment_rescales_and_reports(tmp_path):
+    old = tmp_path / "old.csv"
+    old.write_text(HEADER + "".join(f"2021-02-{d:02d},{100 + d},{102 + d},{98 + d},{101 + d},1000\n" for d in range(1, 21)))
+    assert mqc("data", "import", old, "--symbol", "XYZ").exit_code == 0
+    assert mqc("data", "import", old, "--symbol", "QQQ").exit_code == 0
+    new = tmp_path / "new.csv"  # days 11-25 re-delivered at half the price (a dividend/split re-adjustment)
+    new.write_text(HEADER + "".join(f"2021-02-{d:02d},{(100 + d) / 2},{(102 + d) / 2},{(98 + d) / 2},{(101 + d) / 2},1000\n" for d in range(11, 26)))
+    r = mqc("--json", "data", "import", new, "--symbol", "XYZ", "--replace")
+    assert r.exit_code == 0, r.output
+    item = json.loads(r.stdout)["symbols"][0]
+    assert (item["status"], item["added"], item["overwritten"], item["rescaled"]) == ("replaced", 5, 10, 10)
+    assert item["price_factor"] == pytest.approx(0.5)
+    r = mqc("data", "import", new, "--symbol", "QQQ", "--replace")
+    assert r.exit_code == 0 and "re-adjusted QQQ's history" in flat(r.output), r.output
+    r = mqc("data", "export", "XYZ", "--out", tmp_path / "out.csv")
+    assert r.exit_code == 0, r.output
+    first = (tmp_path / "out.csv").read_text().splitlines()[1].split(",")
+    assert float(first[4]) == pytest.approx(51.0)  # day 1's close 102, now on the new basis

@@ -17,7 +17,7 @@ def backtest(
     data_root: str = typer.Option(None, "--data-root", help="Folder of per-symbol CSV/Parquet bars instead of the catalog."),
     timeframe: str = typer.Option(None, "--timeframe", "-t", help="Bar size (default: the checkpoint's, else 1d)."),
     split: str = typer.Option(None, "--split", help="Segment: test, val or all (default: test for checkpoints, all for weights)."),
-    window_length: int = typer.Option(None, "--window-length", help="Bars per walk-forward window [256]."),
+    window_length: int = typer.Option(None, "--window-length", help="Bars per rolling window (overlapping slices of one replay) [256]."),
     stride: int = typer.Option(None, "--stride", help="Bars between window starts [64]."),
     start: str = typer.Option(None, "--start", help="First timestamp evaluated (UTC, inclusive), within the split."),
     end: str = typer.Option(None, "--end", help="Last timestamp evaluated (UTC, inclusive), within the split."),
@@ -90,9 +90,15 @@ def render_summary(report: Any) -> None:
     out.print(t)
     a, s = report.aggregates, report.significance
     out.print(
-        f"walk-forward: {a['windows']} windows of {a['window_length']} bars: Sharpe mean {a['sharpe_mean']:.2f}, "
-        f"return mean {fmt_pct(a['cumulative_return_mean'])}, worst max DD {fmt_pct(a['max_drawdown_worst'])}"
+        f"rolling windows (overlapping slices of one replay, not re-fits): {a['windows']} windows of "
+        f"{a['window_length']} bars: Sharpe mean {a['sharpe_mean']:.2f}, return mean {fmt_pct(a['cumulative_return_mean'])}, "
+        f"worst max DD {fmt_pct(a['max_drawdown_worst'])}"
     )
+    if seg.get("skipped_before_first_row"):
+        out.print(
+            f"evaluated from the weights file's first row; {seg['skipped_before_first_row']} earlier bars "
+            "(no decision yet) are not scored (pass --start to choose the range)"
+        )
     if s.get("p_value") is not None:
         out.print(
             f"Sharpe vs rebalanced 1/N: {s['sharpe_diff']:+.2f} (95% CI {s['ci_low']:+.2f} .. {s['ci_high']:+.2f}, "

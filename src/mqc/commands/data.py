@@ -16,7 +16,11 @@ TimeframeOpt = typer.Option(None, "--timeframe", "-t", help="Bar size label (1m,
 
 
 AdjustedOpt = typer.Option(False, "--adjusted", help="Files with Close and Adj Close: scale open/high/low/close by Adj Close / Close (returns include dividends).")
-ReplaceHelp = "Overwrite stored bars that differ at the new timestamps (the rest of the stored history is kept). To drop a history, mqc data remove SYMBOL first."
+ReplaceHelp = (
+    "Overwrite stored bars that differ at the new timestamps (the rest of the stored history is kept; when the provider "
+    "re-adjusted its history by one factor, the kept bars are rescaled onto the new basis, else refused). "
+    "To drop a history, mqc data remove SYMBOL first."
+)
 
 
 def _import_config(on_error: str | None, replace: bool | None = None, asset_class: str | None = None, adjusted: bool | None = None):

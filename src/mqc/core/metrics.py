@@ -62,12 +62,16 @@ def compute_metrics(
     *,
     turnover: np.ndarray | None = None,
     gross_leverage: np.ndarray | None = None,
+    final_bar_held: bool = True,
 ) -> dict[str, float]:
     """All standard metrics for one series of per-bar net returns.
 
-    ``total_return`` is compounded; ``annual_return`` is the CAGR implied by the number of bars and
-    ``bars_per_year``; ``volatility`` is annualised; ``turnover`` and ``exposure`` are per-bar means
-    of sum |trade| and gross leverage; ``hit_rate`` is the share of bars with a positive return
+    ``total_return`` is compounded; ``annual_return`` is the CAGR implied by the number of held
+    bars and ``bars_per_year``. With ``final_bar_held=False`` (a backtest segment: its last bar
+    only trades at the close and earns nothing) that bar's return (a final trade's cost, if any)
+    is folded into the bar before: it counts neither toward the years nor as a period of the
+    volatility, Sharpe, Sortino and hit rate; ``n_bars`` still counts it. ``volatility`` is
+    annualised; ``turnover`` and ``exposure`` are per-bar means of sum |trade| and gross leverage; ``hit_rate`` is the share of bars with a positive return
     among bars with a non-zero one.
     """
     r = np.asarray(net_returns, dtype=np.float64)
@@ -76,10 +80,14 @@ def compute_metrics(
         return {k: 0.0 for k in METRIC_NAMES}
     growth = float(np.prod(1.0 + r))
     total = growth - 1.0
-    years = n / bars_per_year
-    annual = growth ** (1.0 / years) - 1.0 if growth > 0 and years > 0 else -1.0
-    vol = float(r.std(ddof=1) * math.sqrt(bars_per_year)) if n > 1 else 0.0
     mdd = max_drawdown(r)
+    if not final_bar_held and n > 1:
+        # The last bar is no holding period (it can only pay the cost of a final trade): fold it into
+        # the bar before, so wealth is unchanged and the per-period statistics see n - 1 periods.
+        r = np.concatenate([r[:-2], [(1.0 + r[-2]) * (1.0 + r[-1]) - 1.0]])
+    years = r.size / bars_per_year
+    annual = growth ** (1.0 / years) - 1.0 if growth > 0 and years > 0 else -1.0
+    vol = float(r.std(ddof=1) * math.sqrt(bars_per_year)) if r.size > 1 else 0.0
     nonzero = r[np.abs(r) > 1e-15]
     return {
         "total_return": total,

@@ -51,3 +51,25 @@ def test_more_bars_than_in_training_keep_the_stored_boundaries(synth, tmp_path) 
     rep = run_checkpoint_backtest(ck, DataConfig(data_root=str(root)), FAST, split_cfg=SplitConfig(), write=False)
     assert (rep.segment["start_bar"], rep.segment["end_bar"]) == (260, 400)  # unseen bars extend the test
     assert rep.segment["split_source"] == "checkpoint" and "warnings" not in rep.segment
+
+
+def test_stored_indices_need_matching_times_when_recorded(synth_panel) -> None:
+    """Same bar count is not enough: stored segment timestamps must sit on the stored indices."""
+    import numpy as np
+
+    from mqc.core.backtest.runner import map_stored_split
+
+    panel = synth_panel(n_assets=2, n_bars=400, seed=3)
+    ts = panel.timestamps
+
+    def times(shift: int) -> dict:
+        return {k: [str(ts[a + shift])[:29], str(ts[b - 1 + shift])[:29]] for k, (a, b) in
+                (("train", (0, 240)), ("val", (260, 320)), ("test", (340, 399)))}
+
+    stored = {**STORED, "times": times(0)}
+    assert map_stored_split(panel, stored).test == (340, 400)
+    assert map_stored_split(panel, dict(STORED)).test == (340, 400)  # no times recorded: trusted
+    # the same number of bars, but training's bars started one bar later: placed by timestamp
+    shifted = map_stored_split(panel, {**STORED, "times": times(1)})
+    assert shifted.train == (1, 241) and shifted.val == (261, 321) and shifted.test == (341, 400)
+    assert np.datetime64(ts[shifted.train[0]]) == ts[1]

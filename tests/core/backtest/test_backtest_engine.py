@@ -48,6 +48,13 @@ def panel(synth_panel) -> Panel:
     return synth_panel(n_assets=3, n_bars=240, seed=7)
 
 
+def _held_years(panel: Panel) -> list[float]:
+    """Bar lengths in years as a backtest holds them: the segment's last bar is not held."""
+    dt = bar_years(panel.timestamps)
+    dt[-1] = 0.0
+    return dt.tolist()
+
+
 def _random_weights(rng, shape, lo=-0.4, hi=0.6):
     return rng.uniform(lo, hi, size=shape)
 
@@ -64,7 +71,7 @@ def test_equity_matches_plain_python_ledger(panel):
     w[::7] *= 1.6  # some bars borrow (long gross > 1), some sit mostly in cash
     res = run_backtest(panel, w, LEVERED)
     fees = [LEVERED.fee_bps("equity") / 1e4] * panel.n_assets
-    ref = ledger_equity(panel.close.tolist(), w.tolist(), fees, bar_years(panel.timestamps).tolist(), LEVERED)
+    ref = ledger_equity(panel.close.tolist(), w.tolist(), fees, _held_years(panel), LEVERED)
     np.testing.assert_allclose(res.equity, ref, rtol=1e-12)
     assert res.metrics["total_return"] == pytest.approx(ref[-1] - 1.0, rel=1e-10)
 
@@ -76,7 +83,7 @@ def test_holds_nan_targets_like_the_ledger(panel):
     w[60:120, 1] = np.nan  # one asset held while the others trade
     res = run_backtest(panel, w, LEVERED)
     fees = [LEVERED.fee_bps("equity") / 1e4] * panel.n_assets
-    ref = ledger_equity(panel.close.tolist(), w.tolist(), fees, bar_years(panel.timestamps).tolist(), LEVERED)
+    ref = ledger_equity(panel.close.tolist(), w.tolist(), fees, _held_years(panel), LEVERED)
     np.testing.assert_allclose(res.equity, ref, rtol=1e-12)
     assert np.abs(res.trades[10:40]).max() < 1e-15
     assert np.abs(res.trades[60:120, 1]).max() < 1e-15
@@ -167,3 +174,14 @@ def test_start_end_and_bad_inputs(panel):
         run_backtest(panel, bad, MarketConfig())
     with pytest.raises(DataError, match="no bars"):
         run_backtest(panel, w, MarketConfig(), start="2100-01-01")
+
+
+def test_last_bar_has_no_holding_period(panel):
+    """The segment's last bar earns nothing: no financing, no cash interest, not a year fraction."""
+    cfg = dataclasses.replace(MarketConfig(), cash_rate=0.05)
+    res = run_backtest(panel, np.full((len(panel), panel.n_assets), 0.2), cfg)
+    assert res.financing[-1] == 0.0 and res.financing[-2] < 0.0  # cash earns on held bars only
+    n = len(res)
+    growth = float(np.prod(1.0 + res.net_returns))
+    years = (n - 1) / res.bars_per_year
+    assert res.metrics["annual_return"] == pytest.approx(growth ** (1.0 / years) - 1.0, rel=1e-12)

@@ -19,7 +19,7 @@ from mqc.core.backtest.significance import (
     sharpe_significance,
     stationary_bootstrap_indices,
 )
-from mqc.core.backtest.walkforward import walk_forward
+from mqc.core.backtest.walkforward import WINDOWS_KIND, rolling_windows
 from mqc.core.errors import ConfigError, DataError
 from mqc.core.market.config import MarketConfig
 
@@ -104,17 +104,21 @@ def test_bootstrap_indices_are_blocks():
     assert steps.mean() > 0.75  # mostly consecutive: blocks of mean length 8
 
 
-def test_walk_forward_windows(synth_panel):
+def test_rolling_windows(synth_panel):
     panel = synth_panel(n_assets=2, n_bars=300, seed=4)
     res = run_backtest(panel, np.full((300, 2), 0.5), MarketConfig())
-    windows, agg = walk_forward(res, 100, 50)
+    windows, agg = rolling_windows(res, 100, 50)
     assert agg["windows"] == len(windows) == 5
     assert windows[-1]["end_bar"] == 300
     w0 = windows[0]
     assert w0["reward"] == pytest.approx(np.log1p(res.net_returns[:100]).sum())
     assert agg["max_drawdown_worst"] == max(w["max_drawdown"] for w in windows)
+    # slices of one replay, labelled so; the best window is labelled as chosen in hindsight
+    assert agg["windows_kind"] == WINDOWS_KIND == "rolling (overlapping) slices of one replay"
+    assert agg["objective_best"] == max(w["objective"] for w in windows)
+    assert "hindsight" in agg["objective_best_note"]
     with pytest.raises(DataError, match="longer than the 300 bars"):
-        walk_forward(res, 301, 64)
+        rolling_windows(res, 301, 64)
 
 
 def test_config_validation():
@@ -133,7 +137,7 @@ def test_report_files(synth_panel, tmp_path):
     data = json.loads((out / "report.json").read_text())
     for key in ("windows", "objective_mean", "reward_mean", "reward_std", "sharpe_mean", "turnover_mean",
                 "cumulative_return_mean", "max_drawdown_worst", "objective_best", "metrics", "benchmarks",
-                "significance", "market", "data"):
+                "significance", "market", "data", "windows_kind", "objective_best_note"):
         assert key in data, key
     assert data["data"]["fingerprint"] == panel.fingerprint
     assert set(data["benchmarks"]) == {"cash", "buy_and_hold", "equal_weight", "inverse_vol"}

@@ -188,12 +188,37 @@ def test_weights_file_rules(synth, tmp_path):
     ts = frames["SYN0"]["timestamp"]
     path = tmp_path / "w.csv"
     path.write_text(f"timestamp,SYN0,SYN1\n{ts[10]:%Y-%m-%d},0.5,0.5\n{ts[100]:%Y-%m-%d},0.3,\n")
-    rep = run_weights_backtest(path, DataConfig(data_root=str(root)), dataclasses.replace(FAST, split="all"), write=False)
+    # an explicit --start before the first row: cash until the first row
+    cfg = dataclasses.replace(FAST, split="all", start=f"{ts[0]:%Y-%m-%d}")
+    rep = run_weights_backtest(path, DataConfig(data_root=str(root)), cfg, write=False)
     r = rep.result
+    assert rep.segment["start_bar"] == 0 and "skipped_before_first_row" not in rep.segment
     assert np.all(r.weights[:10] == 0.0) and r.turnover[10] == pytest.approx(1.0)
     assert np.abs(r.trades[11:100]).max() < 1e-15  # held between rows: no orders
     assert r.weights[100, 0] == pytest.approx(0.3) and abs(r.trades[100, 1]) < 1e-15  # empty cell: SYN1 held
     assert not np.allclose(r.weights[50], 0.5)  # drifted
+    # by default the evaluated segment starts at the file's first row (no cash years scored)
+    rep = run_weights_backtest(path, DataConfig(data_root=str(root)), dataclasses.replace(FAST, split="all"), write=False)
+    assert rep.segment["start_bar"] == 10 and rep.segment["skipped_before_first_row"] == 10
+    assert rep.segment["first"][:10] == f"{ts[10]:%Y-%m-%d}" and rep.segment["active_from"] == "first weights row"
+    assert rep.result.turnover[0] == pytest.approx(1.0) and rep.result.weights[90, 0] == pytest.approx(0.3)
+
+
+def test_weights_file_from_mid_sample_scores_like_the_benchmark(synth, tmp_path):
+    """A file that IS rebalanced 1/N from mid-sample scores the 1/N benchmark's Sharpe by default."""
+    frames = synth(n_assets=3, n_bars=300, seed=9)
+    root = write_root(frames, tmp_path / "bars")
+    ts = frames["SYN0"]["timestamp"]
+    rows = "".join(f"{t:%Y-%m-%d},{1 / 3},{1 / 3},{1 / 3}\n" for t in ts[150:])
+    path = tmp_path / "w.csv"
+    path.write_text("timestamp,SYN0,SYN1,SYN2\n" + rows)
+    cfg = dataclasses.replace(FAST, split="all", bootstrap_samples=50)
+    rep = run_weights_backtest(path, DataConfig(data_root=str(root)), cfg, write=False)
+    bench = rep.benchmarks["equal_weight"].metrics
+    assert rep.segment["start_bar"] == 150 and rep.metrics["n_bars"] == 150
+    assert rep.metrics["sharpe"] == pytest.approx(bench["sharpe"], abs=1e-9)
+    assert rep.metrics["annual_return"] == pytest.approx(bench["annual_return"], abs=1e-9)
+    assert rep.significance["sharpe_diff"] == pytest.approx(0.0, abs=1e-9)
 
 
 def test_weights_file_errors(synth, tmp_path):

@@ -46,7 +46,8 @@ def test_target_on_a_filled_bar_trades_at_the_next_real_bar(mixed_root, tmp_path
     sat = int(np.flatnonzero(ts.day_of_week == 5)[2])  # a Saturday: EQ's bar is forward-filled
     mon = sat + 2
     path = _write(tmp_path / "w.csv", [(ts[sat], 0.5, 0.5), (ts[sat + 20], 0.5, 0.5)])
-    rep = run_weights_backtest(path, data, dataclasses.replace(FAST, split="all"), write=False)
+    # from the panel's first bar (by default the segment would start at the file's first row)
+    rep = run_weights_backtest(path, data, dataclasses.replace(FAST, split="all", start=f"{ts[0]:%Y-%m-%d}"), write=False)
     w = rep.result.weights
     assert w[sat, 0] == pytest.approx(0.5) and w[sat, 1] == 0.0  # crypto trades on Saturday, EQ cannot
     assert w[sat + 1, 1] == 0.0

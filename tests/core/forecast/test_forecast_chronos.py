@@ -83,3 +83,31 @@ def test_hourly_equity_timestamps_from_sessions(tiny_chronos2):
     fc = _model(tiny_chronos2, context_length=128).predict({"AAPL": df}, 9, (0.5,))["AAPL"]
     hours = [t.tz_convert("America/New_York").hour for t in fc.timestamps]
     assert hours == [9, 10, 11, 12, 13, 14, 15, 9, 10]
+
+
+@pytest.mark.parametrize("cross_learning", [False, True])
+def test_eval_never_leaks_later_bars_into_earlier_origins(tiny_chronos2, synth, cross_learning):
+    """Cross-learning shares information across the series of a call: origins must not share a call."""
+    from mqc.core.forecast.config import EvalConfig
+    from mqc.core.forecast.evaluation import evaluate
+
+    frames = synth(n_assets=3, n_bars=200, seed=4)
+    cfg = ForecastConfig(model="chronos2", model_id=str(tiny_chronos2), context_length=64, cross_learning=cross_learning)
+    ec = EvalConfig(origins=8, horizons=(1,), chunk=8)
+    res = evaluate(frames, {"c": cfg}, ec)
+    k = 2
+    bumped = {}
+    for s, df in frames.items():
+        df = df.copy()
+        after = df["timestamp"] > res.origins[k]
+        for col in ("open", "high", "low", "close"):
+            df.loc[after, col] *= 1.5
+        bumped[s] = df
+    res2 = evaluate(bumped, {"c": cfg}, ec)
+    assert np.array_equal(res.predictions["c"][: k + 1], res2.predictions["c"][: k + 1])
+    assert not np.allclose(res.predictions["c"][k + 1 :], res2.predictions["c"][k + 1 :])
+    assert _model(tiny_chronos2, cross_learning=cross_learning).shares_across_series is cross_learning
+    if cross_learning:
+        # all symbols of one origin still share a call: that is the cross-learning asked for
+        solo = evaluate({s: frames[s] for s in list(frames)[:1]}, {"c": cfg}, ec)
+        assert not np.allclose(solo.predictions["c"][:, 0], res.predictions["c"][:, 0])

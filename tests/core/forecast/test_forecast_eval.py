@@ -99,3 +99,69 @@ def test_shipped_hyperparams_are_valid():
     assert files
     for f in files:
         hyperparams.load(f)
+
+
+@pytest.mark.parametrize("metric", ["rank_ic"])
+def test_cross_sectional_metric_is_rejected_for_per_symbol_choices(synth, tmp_path, metric):
+    from mqc.core.forecast.scoring import PER_SYMBOL_METRICS
+
+    frames = synth(n_assets=4, n_bars=260, seed=3)
+    ec = EvalConfig(origins=40, horizons=(1,), chunk=16, metric=metric)
+    base_cfg = ForecastConfig(window=60, hyperparams_dir=str(tmp_path))
+    with pytest.raises(ConfigError, match="cross-sectional") as err:
+        select(frames, ["naive", "drift", "ewma-vol"], base_cfg, ec)
+    assert "crps" in err.value.hint and set(PER_SYMBOL_METRICS) <= set(err.value.hint.replace(",", " ").split())
+    with pytest.raises(ConfigError, match="cross-sectional"):
+        tune(frames, "SYN0", ForecastConfig(model="drift", window=60, hyperparams_dir=str(tmp_path)), ec, {"window": (20, 60)})
+    assert not list(tmp_path.rglob("*.json"))
+
+
+def test_choice_fails_when_every_candidate_scores_none(synth, tmp_path):
+    from mqc.core.errors import DataError
+
+    frames = synth(n_assets=2, n_bars=260, seed=3)
+    ec = EvalConfig(origins=40, horizons=(1,), chunk=16, metric="hit_rate")  # undefined for flat forecasts
+    with pytest.raises(DataError, match="no candidate has a hit_rate score"):
+        select(frames, ["naive", "seasonal-naive"][:1], ForecastConfig(hyperparams_dir=str(tmp_path)), ec)
+    with pytest.raises(DataError, match="no candidate has a hit_rate score"):
+        tune(frames, "SYN0", ForecastConfig(model="hist-vol", window=60, hyperparams_dir=str(tmp_path)), ec, {"window": (20, 60)})
+    assert not list(tmp_path.rglob("*.json"))
+
+
+def test_window_baselines_use_the_whole_window_beyond_context_length(synth):
+    frames = synth(n_assets=1, n_bars=2600, seed=5)
+    ec = EvalConfig(origins=3, horizons=(1,), chunk=16)
+    cfgs = {f"w{w}": ForecastConfig(model="hist-vol", window=w, context_length=512) for w in (1000, 2000)}
+    res = evaluate(frames, cfgs, ec)
+    assert not np.allclose(res.predictions["w1000"], res.predictions["w2000"])
+    close = frames["SYN0"]["close"].to_numpy()
+    levels = res.quantile_levels
+    rows = origin_grid(frames, 3, 1, 32, 1).index[:, 0]
+    assert len(rows) == 3
+    for w in (1000, 2000):
+        for o, i in enumerate(rows):
+            r = np.diff(np.log(close[i - w : i + 1]))
+            assert len(r) == w
+            hi = close[i] * np.exp(1.6448536269514722 * r.std(ddof=1))  # the 0.95 quantile of the next close
+            assert res.predictions[f"w{w}"][o, 0, levels.index(0.95), 0] == pytest.approx(hi, rel=1e-9)
+
+
+def test_bootstrap_forecast_independent_of_batch_and_chunking(synth):
+    frames = synth(n_assets=3, n_bars=400, seed=6)
+    sym = "SYN1"
+    cfg = ForecastConfig(model="bootstrap", window=120, block_length=20)
+    from mqc.core.forecast import base
+
+    ctx = {s: df.iloc[:-30] for s, df in frames.items()}
+    ctx["SHORT"] = frames["SYN0"].iloc[:-30].iloc[-40:]  # few returns: its block length must not shrink the others'
+    together = base.create("bootstrap", config=cfg).predict(ctx, 7, (0.1, 0.5, 0.9))[sym]
+    alone = base.create("bootstrap", config=cfg).predict({sym: ctx[sym]}, 7, (0.1, 0.5, 0.9))[sym]
+    assert np.array_equal(together.quantiles, alone.quantiles) and np.array_equal(together.samples, alone.samples)
+    cfgs = {"b": cfg}
+    r64 = evaluate(frames, cfgs, EvalConfig(origins=30, horizons=(1, 7), chunk=64))
+    r10 = evaluate(frames, cfgs, EvalConfig(origins=30, horizons=(1, 7), chunk=10))
+    assert np.array_equal(r64.predictions["b"], r10.predictions["b"]) and r64.rows == r10.rows
+    # eval forecasts equal live forecasts from the same origin (same random stream)
+    i = int(r64.origins.size - 1)
+    live = base.create("bootstrap", config=cfg).predict({sym: frames[sym][frames[sym]["timestamp"] <= r64.origins[i]]}, 7, r64.quantile_levels)[sym]
+    assert np.allclose(live.quantiles[:, :, 3], r64.predictions["b"][i, 1])

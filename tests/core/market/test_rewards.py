@@ -73,3 +73,26 @@ def test_financing_cost_and_portfolio_reward() -> None:
     assert rewards.portfolio_reward(r, objective="sharpe").item() == pytest.approx(rewards.sharpe_ratio(r).item())
     with pytest.raises(ValueError, match="unknown objective"):
         rewards.portfolio_reward(r, objective="nope")
+
+
+def test_portfolio_reward_annual_scales() -> None:
+    """Known answers: annualised log growth, annualised Sharpe, annualised variance, DD fraction."""
+    r = torch.tensor([0.01, -0.02, 0.03, 0.0], dtype=torch.float64)
+    bpy, t = 252.0, 4
+    logs = [math.log1p(x) for x in (0.01, -0.02, 0.03, 0.0)]
+    mean = sum((0.01, -0.02, 0.03, 0.0)) / t
+    var = sum((x - mean) ** 2 for x in (0.01, -0.02, 0.03, 0.0)) / t  # population variance
+    growth = sum(logs) * bpy / t
+    assert rewards.portfolio_reward(r, bars_per_year=bpy).item() == pytest.approx(growth)
+    sharpe = mean / math.sqrt(var + 1e-8) * math.sqrt(bpy)
+    assert rewards.portfolio_reward(r, objective="sharpe", bars_per_year=bpy).item() == pytest.approx(sharpe)
+    assert rewards.variance_penalty(r, bpy).item() == pytest.approx(var * bpy)
+    dd = 1.0 - (1.01 * 0.98) / 1.01  # peak after bar 0, trough after bar 1
+    pen = rewards.portfolio_reward(r, risk_aversion=3.0, drawdown_lambda=0.5, bars_per_year=bpy)
+    assert pen.item() == pytest.approx(growth - 3.0 * var * bpy - 0.5 * dd)
+    # the annual scale does not depend on the horizon: a path repeated twice has the same reward
+    rr = torch.cat([r, r])
+    for objective in ("log_wealth", "sharpe"):
+        a = rewards.portfolio_reward(r, objective=objective, risk_aversion=1.0, bars_per_year=bpy).item()
+        b = rewards.portfolio_reward(rr, objective=objective, risk_aversion=1.0, bars_per_year=bpy).item()
+        assert a == pytest.approx(b, rel=1e-6)

@@ -15,7 +15,7 @@ class BacktestConfig:
     """What to replay and how to report it."""
 
     split: Literal["test", "val", "all"] = field(default="test", metadata={"help": "segment to evaluate: test, val or all (time split of the loaded bars)"})
-    window_length: int = field(default=256, metadata={"help": "bars per walk-forward window"})
+    window_length: int = field(default=256, metadata={"help": "bars per rolling window (overlapping slices of one replay, not re-fits)"})
     stride: int = field(default=64, metadata={"help": "bars between the starts of consecutive windows"})
     start: str | None = field(default=None, metadata={"help": "first timestamp evaluated (inclusive, UTC), within the split"})
     end: str | None = field(default=None, metadata={"help": "last timestamp evaluated (inclusive, UTC), within the split"})

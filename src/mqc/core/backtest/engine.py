@@ -7,7 +7,8 @@ on top of it:
 - **Timing.** Row t of ``weights`` is decided at the close of bar t with bars <= t and is executed at
   that close; it earns the return from close t to close t+1 (next-bar execution by construction:
   no row can trade on a price it has not seen). The last bar earns nothing (the backtest ends at its
-  close). The first bar starts from cash.
+  close): it has no holding period, so it pays no financing, earns no cash interest and does not
+  count toward the years of the CAGR. The first bar starts from cash.
 - **Holding (NaN).** A NaN target means "no order": the asset keeps its drifted weight (its position
   in shares is unchanged). Weights files use this between their rows.
 - **Stale bars.** Where ``panel.filled[t, a]`` (no real bar: the close was forward-filled), asset a
@@ -171,13 +172,16 @@ def run_backtest(
     returns = simple_returns(panel.close[lo:hi])
     fees = fee_rates(panel.asset_classes, market_config)
     dt = bar_years(ts)
+    dt[-1] = 0.0  # the segment ends at the last close: nothing is held past it, nothing financed
     overnight = overnight_mask(ts)
     executed, sim = execute(targets, returns, fees, dt, overnight, panel.asset_classes, market_config)
     before = np.zeros_like(executed)
     if len(ts) > 1:
         before[1:] = drifted_weights(executed[:-1], returns[:-1], sim.net_returns[:-1])
     bpy = float(bars_per_year if bars_per_year is not None else panel.bars_per_year)
-    metrics = compute_metrics(sim.net_returns, bpy, turnover=sim.turnover, gross_leverage=sim.gross_leverage)
+    metrics = compute_metrics(
+        sim.net_returns, bpy, turnover=sim.turnover, gross_leverage=sim.gross_leverage, final_bar_held=False
+    )
     return BacktestResult(
         timestamps=ts,
         symbols=panel.symbols,

@@ -1,9 +1,9 @@
-"""A full backtest report: strategy, benchmarks, walk-forward windows, significance, and its files.
+"""A full backtest report: strategy, benchmarks, rolling windows (slices of one replay), significance, and its files.
 
 Files in the report directory (each written atomically; ``report.json`` last, so its presence
 means the report is complete):
 
-- ``report.json``: aggregates of the walk-forward windows, the full metrics over the segment, the
+- ``report.json``: aggregates of the rolling windows, the full metrics over the segment, the
   benchmark rows, the significance figures, the cost model, the split and the data fingerprint.
 - ``windows.json``: per-window metrics.
 - ``trades.jsonl``: one line per bar: executed weights, trades, turnover, reward, gross and
@@ -28,7 +28,7 @@ from mqc.core.backtest.benchmarks import BENCHMARK_LABELS, run_benchmarks
 from mqc.core.backtest.config import BacktestConfig
 from mqc.core.backtest.engine import BacktestResult, run_backtest
 from mqc.core.backtest.significance import sharpe_significance
-from mqc.core.backtest.walkforward import walk_forward
+from mqc.core.backtest.walkforward import rolling_windows
 from mqc.core.config import to_dict
 from mqc.core.data.panel import Panel
 from mqc.core.market.config import MarketConfig
@@ -112,7 +112,7 @@ def evaluate(
     bpy = panel.bars_per_year
     progress.start(4, "backtest: replaying the strategy")
     result = run_backtest(panel, targets, market, start=lo, end=hi, bars_per_year=bpy)
-    windows, aggregates = walk_forward(result, config.window_length, config.stride)
+    windows, aggregates = rolling_windows(result, config.window_length, config.stride)
     progress.advance(1)
     progress.log("backtest: replaying the benchmarks")
     benchmarks = run_benchmarks(

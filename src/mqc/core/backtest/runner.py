@@ -96,7 +96,8 @@ def select_segment(
 def map_stored_split(panel: Panel, stored: dict[str, Any]) -> Split | None:
     """A checkpoint's split placed on ``panel``'s bars, or None when it cannot be placed.
 
-    Same number of bars: the stored indices as they are. Otherwise the stored segment timestamps
+    Same number of bars: the stored indices as they are, provided the stored segment timestamps
+    (when recorded) fall on those very bars (the same count of other bars is other data). Otherwise the stored segment timestamps
     (``stored["times"]``) locate train and val; ``"first"`` (the first training-data bar) shifts
     the indices of older checkpoints. Bars after the checkpoint's data are unseen, so the test
     segment runs to the panel's end.
@@ -107,10 +108,10 @@ def map_stored_split(panel: Panel, stored: dict[str, Any]) -> Split | None:
     except (KeyError, TypeError, ValueError):
         return None
     n = len(panel)
-    if seg["test"][1] == n:
-        return Split(seg["train"], seg["val"], seg["test"], embargo)
     ts = panel.timestamps
     times = stored.get("times") or {}
+    if seg["test"][1] == n and _indices_match_times(ts, seg, times):
+        return Split(seg["train"], seg["val"], seg["test"], embargo)
     if all(isinstance(times.get(k), list | tuple) and len(times[k]) == 2 for k in ("train", "val", "test")):
 
         def place(k: str) -> tuple[int, int]:
@@ -131,6 +132,23 @@ def map_stored_split(panel: Panel, stored: dict[str, Any]) -> Split | None:
     test = (min(test[0], n), n)  # the checkpoint never saw bars after its data: they are test bars
     train, val = (min(train[0], n), min(train[1], n)), (min(val[0], n), min(val[1], n))
     return Split(train, val, test, embargo)
+
+
+def _indices_match_times(ts: np.ndarray, seg: dict[str, tuple[int, ...]], times: Any) -> bool:
+    """True when no recorded segment timestamp contradicts the stored indices on ``ts``."""
+    if not isinstance(times, dict):
+        return True
+    for k, (a, b) in seg.items():
+        pair = times.get(k)
+        if not (isinstance(pair, list | tuple) and len(pair) == 2) or b <= a:
+            continue
+        try:
+            first, last = (np.datetime64(str(v)[:29].replace("Z", ""), "ns") for v in pair)
+        except ValueError:
+            return False
+        if not (0 <= a < b <= len(ts)) or ts[a] != first or ts[b - 1] != last:
+            return False
+    return True
 
 
 def _add_panel_warnings(segment: dict[str, Any], panel: Panel) -> None:
@@ -467,6 +485,14 @@ def run_weights_backtest(
         raise DataError(f"{weights_path}: unknown symbol(s) {', '.join(unknown)} (the data has {', '.join(panel.symbols)})")
     targets, moved, lost = _align(stamps, symbols, values, panel, str(weights_path))
     lo, hi, seg = select_segment(panel, cfg, split_cfg or SplitConfig())
+    first_row = int(np.searchsorted(panel.timestamps, stamps[0], side="left"))
+    if cfg.start is None and lo < first_row < hi:
+        # Bars before the file's first row hold no decision: scoring them as cash would dilute the
+        # strategy's Sharpe/CAGR while the benchmarks and the significance test run over them too.
+        # Without an explicit --start the segment begins at the first weights row.
+        seg["skipped_before_first_row"] = first_row - lo
+        lo = first_row
+    seg["active_from"] = "first weights row" if seg.get("skipped_before_first_row") else "segment start"
     carried = 0
     if lo > 0:
         targets, carried = carry_into_segment(targets, panel, lo, hi)

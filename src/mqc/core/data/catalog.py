@@ -90,6 +90,10 @@ class WriteResult:
     added: int  # new bars
     status: str  # "new", "appended", "unchanged", "replaced" (some stored bars overwritten)
     overwritten: int = 0  # stored bars whose values the new ones replaced (``replace`` only)
+    rescaled: int = 0  # kept stored bars moved onto the new bars' adjustment basis (``replace`` only)
+    price_factor: float = 1.0  # what those bars' open/high/low/close were multiplied by
+    volume_factor: float = 1.0  # what their volume was multiplied by
+    note: str = ""  # why they were rescaled (for the import / fetch report)
 
 
 @dataclass
@@ -237,12 +241,12 @@ class Catalog:
                 _, old_ts, old_cols = self.load_arrays(symbol, tf)
             else:
                 old_ts, old_cols, base = None, None, None
-            overwritten = 0
+            overwritten, rebase = 0, None
             if old_ts is None:
                 ts, cols, added = item.ts, item.cols, item.ts.size
                 status = "new"
             else:
-                ts, cols, added, overwritten = _merge(old_ts, old_cols, item, symbol, replace=replace)
+                ts, cols, added, overwritten, rebase = _merge(old_ts, old_cols, item, symbol, tf, replace=replace)
                 status = "replaced" if overwritten else ("appended" if added else "unchanged")
             if status == "unchanged" and base is not None:
                 plan = _Plan(key, WriteResult(base, 0, "unchanged"), ts, cols)
@@ -261,7 +265,10 @@ class Catalog:
                     file=f"{symbol}.{sha[:12]}.parquet",
                     adjustment=item.adjustment or (base.adjustment if base else ""),
                 )
-                plan = _Plan(key, WriteResult(entry, int(added), status, int(overwritten)), ts, cols)
+                result = WriteResult(entry, int(added), status, int(overwritten))
+                if rebase is not None:
+                    result.rescaled, result.price_factor, result.volume_factor, result.note = rebase
+                plan = _Plan(key, result, ts, cols)
             pending[key] = plan if plan.result.status != "unchanged" or prev is None else prev
             out.append(plan)
         return out
@@ -373,14 +380,17 @@ def _iso(ns: int) -> str:
     return pd.Timestamp(int(ns), unit="ns", tz="UTC").isoformat()
 
 
-def _merge(old_ts: np.ndarray, old_cols: dict[str, np.ndarray], item: WriteItem, symbol: str, *, replace: bool = False):
-    """Stored bars + new ones -> (ts, cols, added, overwritten).
+def _merge(old_ts: np.ndarray, old_cols: dict[str, np.ndarray], item: WriteItem, symbol: str, tf: str, *, replace: bool = False):
+    """Stored bars + new ones -> (ts, cols, added, overwritten, rebase).
 
     Identical overlaps are ignored and new timestamps added. Differing overlaps raise, or with
-    ``replace`` take the new values; stored bars outside the new timestamps are always kept.
+    ``replace`` take the new values; stored bars outside the new timestamps are always kept, and
+    when the overlap shows the provider re-adjusted its history (see ``_rebase``) they are moved
+    onto the new basis: ``rebase`` is then (bars rescaled, price factor, volume factor, note).
     """
     _, i_old, i_new = np.intersect1d(old_ts, item.ts, assume_unique=True, return_indices=True)
     overwritten = 0
+    rebase = None
     cols_base = old_cols
     if i_old.size:
         a = np.stack([old_cols[c][i_old] for c in COLUMNS], axis=1)
@@ -398,19 +408,88 @@ def _merge(old_ts: np.ndarray, old_cols: dict[str, np.ndarray], item: WriteItem,
             changed = diff.any(axis=1)
             overwritten = int(changed.sum())
             cols_base = {c: v.copy() for c, v in old_cols.items()}
+            kept = np.ones(old_ts.size, dtype=bool)
+            kept[i_old] = False
+            if kept.any():
+                rebase = _rebase(a, b, int(kept.sum()), item, symbol, tf)
+                if rebase is not None:
+                    _, price_f, volume_f, _ = rebase
+                    for c in PRICE_COLUMNS:
+                        cols_base[c][kept] *= price_f
+                    cols_base["volume"][kept] *= volume_f
             for c in COLUMNS:
                 cols_base[c][i_old[changed]] = item.cols[c][i_new[changed]]
     fresh = np.ones(item.ts.size, dtype=bool)
     fresh[i_new] = False
     added = int(fresh.sum())
     if added == 0:
-        return old_ts, cols_base, 0, overwritten
+        return old_ts, cols_base, 0, overwritten, rebase
     ts = np.concatenate([old_ts, item.ts[fresh]])
     cols = {c: np.concatenate([cols_base[c], item.cols[c][fresh]]) for c in COLUMNS}
     if not (old_ts.size == 0 or item.ts[fresh][0] > old_ts[-1]):
         order = np.argsort(ts, kind="stable")
         ts, cols = ts[order], {c: v[order] for c, v in cols.items()}
-    return ts, cols, added, overwritten
+    return ts, cols, added, overwritten, rebase
+
+
+PRICE_COLUMNS = ("open", "high", "low", "close")
+REBASE_MIN_MOVE = 1e-6  # |new/stored - 1| of a close above this: the bar moved, not float noise
+REBASE_TOL = 1e-3  # relative spread tolerated between ratios that share one basis (price rounding)
+REBASE_SHARE = 0.5  # share of overlapping bars uniformly scaled above which the overlap is a re-adjustment
+REBASE_CLEAN = 0.9  # share of overlapping bars on the median factor needed to rescale rather than refuse
+
+
+def _rebase(a: np.ndarray, b: np.ndarray, n_kept: int, item: WriteItem, symbol: str, tf: str):
+    """Detect a provider re-adjustment in the overlap ``a`` (stored) vs ``b`` (new), ``[n, 5]``.
+
+    A split or dividend makes providers like yfinance rescale the whole earlier history, so a
+    re-delivered range differs from the stored one by one constant factor on every price of every
+    bar. Keeping the older stored bars unchanged would then mix two bases (a fake jump at the seam).
+    Individual corrections (a revised close, a bar that was still forming) do not scale open, high,
+    low and close alike and are merged as before.
+
+    Returns:
+        None when the overlap is not a re-adjustment, else (bars to rescale, price factor, volume
+        factor, note) when one factor explains the overlap.
+
+    Raises:
+        DataError: most overlapping bars are rescaled, but not by one factor (several bases).
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = b[:, :4] / a[:, :4]
+        r_close = r[:, 3]
+        uniform = np.all(np.abs(r / r_close[:, None] - 1.0) <= REBASE_TOL, axis=1) & (np.abs(r_close - 1.0) > REBASE_MIN_MOVE)
+        uniform &= np.isfinite(r_close) & (r_close > 0)
+    n = a.shape[0]
+    if uniform.sum() <= REBASE_SHARE * n:
+        return None
+    factor = float(np.median(r_close[uniform]))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        on_basis = np.all(np.abs(r / factor - 1.0) <= REBASE_TOL, axis=1)
+    if on_basis.mean() < REBASE_CLEAN:
+        lo, hi = np.nanmin(r_close), np.nanmax(r_close)
+        raise DataError(
+            f"{item.source}: the new bars of {symbol} are on another adjustment basis than the stored ones, and not by one "
+            f"factor (new/stored close {lo:.6g}..{hi:.6g} over {n} overlapping bars): the kept older history cannot be "
+            "rescaled safely and keeping it as is would mix two bases",
+            hint=f"store the full history again: mqc data remove {symbol} --timeframe {tf}, then import or fetch it without --start",
+        )
+    # Volume follows the provider's own choice (yfinance scales it for splits, not for dividends):
+    # use the ratio the overlap shows when it is clean, else the inverse of the price factor.
+    va, vb = a[on_basis, 4], b[on_basis, 4]
+    ok = (va > 0) & (vb > 0)
+    volume_factor = 1.0 / factor
+    if ok.any():
+        v = vb[ok] / va[ok]
+        vmed = float(np.median(v))
+        if np.mean(np.abs(v / vmed - 1.0) <= REBASE_TOL) >= REBASE_CLEAN:
+            volume_factor = vmed
+    note = (
+        f"the provider re-adjusted {symbol}'s history (split or dividend): the new bars are the stored ones x {factor:.6g} "
+        f"on {int(on_basis.sum())} of {n} overlapping bars, so the {n_kept} kept stored bars were rescaled onto the new basis "
+        f"(prices x {factor:.6g}, volume x {volume_factor:.6g})"
+    )
+    return n_kept, factor, volume_factor, note
 
 
 def check_timeframe(label: str) -> str:

@@ -8,6 +8,8 @@ from typing import Literal
 from mqc.core.config import config_table
 from mqc.core.errors import ConfigError
 
+MIXED_CLOSE = ("warn", "lag_crypto", "error")
+
 
 @config_table("data")
 @dataclass(frozen=True)
@@ -23,8 +25,17 @@ class DataConfig:
     exclude: tuple[str, ...] = field(default=(), metadata={"help": "symbols to leave out"})
     align: Literal["union", "inner"] = field(default="union", metadata={"help": "union: forward-fill (and mark) missing bars; inner: drop any bar some symbol lacks"})
     on_error: Literal["fail", "repair", "drop"] = field(default="fail", metadata={"help": "what to do with invalid rows when reading --data-root files"})
+    mixed_close: Literal["warn", "lag_crypto", "error"] = field(
+        default="warn",
+        metadata={
+            "help": "daily+ panels mixing crypto (closes 24:00 UTC) with equities (close 20:00-21:00 UTC): warn (report the "
+            "3-4 h look-ahead), lag_crypto (each date uses the previous crypto bar: causal, crypto acts a day late) or error"
+        },
+    )
 
     def __post_init__(self) -> None:
+        if self.mixed_close not in MIXED_CLOSE:
+            raise ConfigError(f"mixed_close must be one of {', '.join(MIXED_CLOSE)}, got {self.mixed_close!r}")
         if self.max_assets is not None and self.max_assets < 1:
             raise ConfigError(f"max_assets must be >= 1, got {self.max_assets}")
 
@@ -36,7 +47,7 @@ class ImportConfig:
 
     on_error: Literal["fail", "repair", "drop"] = field(default="fail", metadata={"help": "fail: stop at the first bad row; repair: fix what can be fixed, drop the rest; drop: drop bad rows"})
     spike_sigma: float = field(default=12.0, metadata={"help": "robust z-score of a one-bar reversal reported as a spike (warning)"})
-    replace: bool = field(default=False, metadata={"help": "overwrite stored bars that differ at the new timestamps (the rest of the history is kept) instead of refusing the import"})
+    replace: bool = field(default=False, metadata={"help": "overwrite stored bars that differ at the new timestamps (the rest of the history is kept, rescaled when the provider re-adjusted it by one factor) instead of refusing the import"})
     adjusted: bool = field(default=False, metadata={"help": "scale open/high/low/close by Adj Close / Close when a file has both (dividend- and split-adjusted prices)"})
     asset_class: str | None = field(default=None, metadata={"help": "asset class to store (equity, crypto, cash); default: guessed from the symbol"})
 

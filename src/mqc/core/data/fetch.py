@@ -262,7 +262,7 @@ def fetch_symbols(
     progress.finish()
     result = ImportResult(written=True, catalog=str(cat.root))
     for (si, _), res in zip(pending, cat.write_many([w for _, w in pending], replace=icfg.replace), strict=True):
-        si.status, si.added, si.rows, si.overwritten = res.status, res.added, res.entry.rows, res.overwritten
+        si.record_write(res)
         result.items.append(si)
     return result
 

@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mqc.core.data.catalog import Catalog, WriteItem, check_timeframe
+from mqc.core.data.catalog import Catalog, WriteItem, WriteResult, check_timeframe
 from mqc.core.data.config import ImportConfig
 from mqc.core.data.reader import expand_paths, normalise_symbol, read_file
 from mqc.core.data.timeframe import parse_timeframe
-from mqc.core.data.validate import ValidationReport, validate_arrays
+from mqc.core.data.validate import Issue, ValidationReport, validate_arrays
 from mqc.core.errors import DataError
 from mqc.core.progress import NULL, Progress
 
@@ -29,6 +29,17 @@ class SymbolImport:
     added: int = 0
     rows: int = 0  # rows stored for the symbol after the import
     overwritten: int = 0  # stored bars replaced by differing new ones (--replace)
+    rescaled: int = 0  # kept stored bars moved onto a re-adjusted delivery's basis (--replace)
+    price_factor: float = 1.0  # their prices were multiplied by this
+    volume_factor: float = 1.0  # their volume was multiplied by this
+
+    def record_write(self, res: WriteResult) -> None:
+        """Copy a catalog write's outcome in; a rescale of kept bars becomes a report warning."""
+        self.status, self.added, self.rows, self.timeframe = res.status, res.added, res.entry.rows, res.entry.timeframe
+        self.overwritten, self.rescaled = res.overwritten, res.rescaled
+        self.price_factor, self.volume_factor = res.price_factor, res.volume_factor
+        if res.note:
+            self.report.issues.append(Issue("rebased", -1, "close", res.note, "warning"))
 
     def to_dict(self) -> dict:
         return {
@@ -38,6 +49,9 @@ class SymbolImport:
             "status": self.status,
             "added": self.added,
             "overwritten": self.overwritten,
+            "rescaled": self.rescaled,
+            "price_factor": self.price_factor,
+            "volume_factor": self.volume_factor,
             "rows": self.rows,
             "report": self.report.to_dict(),
         }
@@ -143,8 +157,7 @@ def import_paths(
     results = cat.write_many(items, replace=cfg.replace)
     out = ImportResult(written=True, catalog=str(cat.root))
     for (si, _), res in zip(checked, results, strict=True):
-        si.status, si.added, si.rows, si.timeframe = res.status, res.added, res.entry.rows, res.entry.timeframe
-        si.overwritten = res.overwritten
+        si.record_write(res)
         out.items.append(si)
     return out
 

@@ -6,6 +6,14 @@ close, volume 0) and marked in ``Panel.filled`` (``align='union'``), or the time
 for every symbol (``align='inner'``). ``PanelReport`` says what was dropped and filled, and warns
 (``warnings``) when more than 10% of a symbol's bars are forward-filled, which usually means its
 timestamps do not line up with the others'.
+
+Daily (or longer) bars align on the date, but a crypto day closes at 24:00 UTC while an equity day
+of the same date closes at 16:00 New York (20:00-21:00 UTC). In a panel mixing the two, a decision
+"at the close of bar D" would see 3-4 hours of crypto prices the equities cannot trade on.
+``mixed_close`` says what to do: ``warn`` (a ``PanelReport`` warning), ``lag_crypto`` (every crypto
+series is shifted one of its own bars later, so the value at date D is crypto bar D-1, closed at
+00:00 UTC of D, before any equity close of D; the price is that crypto acts a day late) or
+``error``.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from mqc.core.data.bars import Bars
 from mqc.core.data.catalog import Catalog, guess_asset_class
 from mqc.core.data.config import DataConfig
 from mqc.core.data.reader import COLUMNS, expand_paths
-from mqc.core.data.timeframe import bars_per_year, infer_timeframe
+from mqc.core.data.timeframe import bars_per_year, infer_bar_seconds_ns, infer_timeframe, parse_timeframe
 from mqc.core.errors import DataError
 
 FIELDS = COLUMNS  # open, high, low, close, volume
@@ -37,6 +45,7 @@ class PanelReport:
     dropped_timestamps: int = 0
     sources: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # for callers to surface (e.g. heavy forward-filling)
+    lagged: list[str] = field(default_factory=list)  # symbols shifted one bar later (mixed_close="lag_crypto")
 
     def to_dict(self) -> dict:
         return {
@@ -46,6 +55,7 @@ class PanelReport:
             "filled": self.filled,
             "dropped_timestamps": self.dropped_timestamps,
             "sources": self.sources,
+            "lagged": self.lagged,
         }
 
 
@@ -142,6 +152,7 @@ def align_frames(
     timeframe: str | None = None,
     align: str = "union",
     asset_classes: dict[str, str] | None = None,
+    mixed_close: str = "warn",
 ) -> Panel:
     """Align canonical per-symbol frames into a Panel (see module docstring for the rules)."""
     series = {}
@@ -149,7 +160,7 @@ def align_frames(
         b = Bars.from_frame(f, symbol=s, source="")
         order = np.argsort(b.ts, kind="stable")
         series[s] = (b.ts[order], {c: v[order] for c, v in b.cols.items()})
-    return align_arrays(series, timeframe=timeframe, align=align, asset_classes=asset_classes)
+    return align_arrays(series, timeframe=timeframe, align=align, asset_classes=asset_classes, mixed_close=mixed_close)
 
 
 def _day(ns: int) -> str:
@@ -162,15 +173,18 @@ def align_arrays(
     timeframe: str | None = None,
     align: str = "union",
     asset_classes: dict[str, str] | None = None,
+    mixed_close: str = "warn",
 ) -> Panel:
     """Align ``{symbol: (int64 ns timestamps sorted, {column: float64})}`` into a Panel.
 
     The common range runs from the latest first bar to the earliest last bar (nothing is ever
     back-filled). ``union`` keeps every timestamp any symbol has and forward-fills the others from
     their previous close (marked in ``Panel.filled``); ``inner`` keeps timestamps all symbols share.
+    ``mixed_close`` handles daily+ panels mixing crypto with equities (module docstring).
 
     Raises:
-        DataError: no symbols, or histories that do not overlap.
+        DataError: no symbols, histories that do not overlap, or a mixed-close panel with
+            ``mixed_close="error"``.
     """
     if not series:
         raise DataError("no symbols to load", hint="pass --symbols or import bars with mqc data import")
@@ -181,6 +195,8 @@ def align_arrays(
     for s, (ts, _) in series.items():
         if ts.size == 0:
             raise DataError(f"{s}: no bars to align")
+    classes = tuple((asset_classes or {}).get(s) or guess_asset_class(s) for s in symbols)
+    series = _mixed_close(series, classes, timeframe, mixed_close, report)
     start = max(int(ts[0]) for ts, _ in series.values())
     end = min(int(ts[-1]) for ts, _ in series.values())
     if start > end:
@@ -224,8 +240,60 @@ def align_arrays(
             )
     stamps = index.view("datetime64[ns]")
     tf = timeframe or (infer_timeframe(stamps) if T >= 2 else "1d")
-    classes = tuple((asset_classes or {}).get(s) or guess_asset_class(s) for s in symbols)
     return Panel(stamps, symbols, values, filled, tf, classes, report)
+
+
+DAY_SECONDS = 86_400
+
+
+def _mixed_close(
+    series: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]],
+    classes: tuple[str, ...],
+    timeframe: str | None,
+    mode: str,
+    report: PanelReport,
+) -> dict[str, tuple[np.ndarray, dict[str, np.ndarray]]]:
+    """Warn about, lag, or refuse crypto mixed with equities in a daily-or-longer panel."""
+    if mode not in ("warn", "lag_crypto", "error"):
+        raise DataError(f"mixed_close must be 'warn', 'lag_crypto' or 'error', got {mode!r}")
+    crypto = [s for s, c in zip(series, classes, strict=True) if c == "crypto"]
+    equity = [s for s, c in zip(series, classes, strict=True) if c == "equity"]
+    if not crypto or not equity:
+        return series
+    if timeframe:
+        bar_seconds = parse_timeframe(timeframe)
+    else:
+        sizes = [infer_bar_seconds_ns(ts) for ts, _ in series.values() if ts.size >= 2]
+        bar_seconds = min(sizes) if sizes else DAY_SECONDS
+    if bar_seconds < DAY_SECONDS:  # intraday bars carry their exact time: nothing to reconcile
+        return series
+    names = f"crypto ({', '.join(crypto)}) with equities ({', '.join(equity)})"
+    why = (
+        "a crypto day closes at 24:00 UTC but an equity day of the same date closes at 16:00 New York (20:00-21:00 UTC)"
+    )
+    if mode == "error":
+        raise DataError(
+            f"the daily panel mixes {names}: {why}, so bar D would show equity decisions 3-4 hours of later crypto prices",
+            hint='set mixed_close = "lag_crypto" in the [data] profile table (crypto at D = its bar D-1), or load crypto and equities in separate panels',
+        )
+    if mode == "warn":
+        report.warnings.append(
+            f"the daily panel mixes {names}: {why}, so a decision at the close of bar D sees 3-4 hours of crypto prices "
+            'the equities cannot trade on (look-ahead). Fix: mixed_close = "lag_crypto" in the [data] profile table '
+            "(each date uses the previous crypto bar; crypto then acts a day late), or separate panels"
+        )
+        return series
+    out = dict(series)
+    for s in crypto:
+        ts, cols = series[s]
+        # Re-stamp bar i-1 at bar i's time: the value at date D is the bar that closed at 00:00 UTC of D.
+        out[s] = (ts[1:], {c: v[:-1] for c, v in cols.items()})
+    report.lagged = list(crypto)
+    report.warnings.append(
+        f"mixed_close=lag_crypto: {', '.join(crypto)} shifted one bar later ({why}), so every crypto value at date D "
+        "was known before the equity close of D; crypto decisions act a day late"
+    )
+    return out
 
 
 def _clip_ns(ts: np.ndarray, cols: dict[str, np.ndarray], start: str | None, end: str | None):
@@ -304,7 +372,13 @@ def load_panel(
         series[s] = _clip_ns(*series[s], cfg.start, cfg.end)
         if series[s][0].size == 0:
             raise DataError(f"{s}: no bars between {cfg.start or 'the start'} and {cfg.end or 'the end'}", hint="widen --start/--end")
-    panel = align_arrays(series, timeframe=cfg.timeframe if not cfg.data_root else None, align=cfg.align, asset_classes=classes)
+    panel = align_arrays(
+        series,
+        timeframe=cfg.timeframe if not cfg.data_root else None,
+        align=cfg.align,
+        asset_classes=classes,
+        mixed_close=cfg.mixed_close,
+    )
     panel.report.sources = report_sources
     return panel
 

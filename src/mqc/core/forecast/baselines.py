@@ -50,14 +50,24 @@ def candles_from_close(close: np.ndarray, last_close: np.ndarray, up: np.ndarray
     return np.stack([open_, high, low, close], axis=-1)
 
 
+def _window_bars(config) -> int:
+    """Context bars a window model needs: ``window`` returns take ``window + 1`` closes, whatever
+    ``context_length`` says (a recorded window must really be used, not cut to the context)."""
+    return max(config.context_length, config.window + 1)
+
+
 class _RandomWalk(ArrayForecaster):
     """Log random walk with per-series drift ``mu`` and cumulative variance ``V_h``."""
+
+    @property
+    def context_bars(self) -> int:
+        return _window_bars(self.config)
 
     @abc.abstractmethod
     def _moments(self, x: np.ndarray, H: int) -> tuple[np.ndarray, np.ndarray]:
         """Per-series drift ``mu [B]`` and cumulative log-return variance ``V [B, H]``."""
 
-    def predict_arrays(self, context, prediction_length, quantile_levels):
+    def predict_arrays(self, context, prediction_length, quantile_levels, keys=None):
         cfg = self.config
         x = stack_context(context, max(cfg.window + 1, 2))
         mu, var_h = self._moments(x, prediction_length)  # [B], [B, H]
@@ -133,7 +143,7 @@ class Naive(ArrayForecaster):
 
     name = "naive"
 
-    def predict_arrays(self, context, prediction_length, quantile_levels):
+    def predict_arrays(self, context, prediction_length, quantile_levels, keys=None):
         x = stack_context(context, 1)
         last = x[:, -1, :4]
         q = np.broadcast_to(last[:, None, None, :], (len(x), len(quantile_levels), prediction_length, 4))
@@ -145,7 +155,7 @@ class SeasonalNaive(ArrayForecaster):
 
     name = "seasonal-naive"
 
-    def predict_arrays(self, context, prediction_length, quantile_levels):
+    def predict_arrays(self, context, prediction_length, quantile_levels, keys=None):
         m = self.config.season_length
         x = stack_context(context, m)
         L = x.shape[1]
@@ -172,29 +182,49 @@ def _sample_quantiles(x: np.ndarray, levels: tuple[float, ...]) -> np.ndarray:
     return s[:, lo] * (1 - frac) + s[:, hi] * frac
 
 
+def _data_key(row: np.ndarray) -> tuple[int]:
+    """A stable key from a series' own data, for callers that pass no ``keys``."""
+    import hashlib
+
+    return (int.from_bytes(hashlib.blake2b(np.ascontiguousarray(row, dtype=np.float64).tobytes(), digest_size=8).digest(), "little"),)
+
+
 class Bootstrap(ArrayForecaster):
-    """Stationary-ish block bootstrap of the last ``window`` log returns; returns sample paths."""
+    """Block bootstrap of the last ``window`` log returns; returns sample paths.
+
+    Each series draws from its own random stream, ``default_rng([seed, *key])`` with the key of
+    (symbol, origin), and uses its own block length (``block_length`` capped by its valid returns),
+    so a symbol's forecast is the same alone or in a batch, and whatever the eval chunk size.
+    """
 
     name = "bootstrap"
     has_samples = True
 
-    def predict_arrays(self, context, prediction_length, quantile_levels):
+    @property
+    def context_bars(self) -> int:
+        return _window_bars(self.config)
+
+    def predict_arrays(self, context, prediction_length, quantile_levels, keys=None):
         cfg = self.config
         x = stack_context(context, cfg.window + 1)
         r = _log_returns(x, cfg.window)  # [B, W]
         B, W = r.shape
         H, N = prediction_length, cfg.num_samples
-        n_valid = np.maximum(np.isfinite(r).sum(axis=1), 1)
-        # One block length for the batch keeps the gather a single vectorised take.
-        b = int(min(cfg.block_length, n_valid.min()))
-        rng = np.random.default_rng(cfg.seed)
-        n_blocks = -(-H // b)
-        # Block starts lie in the valid (right) part of each padded row: [W - n_valid, W - b].
-        span = (n_valid - b + 1).astype(np.float64)
-        starts = (W - n_valid)[:, None, None] + np.floor(rng.random((B, N, n_blocks)) * span[:, None, None]).astype(np.int64)
-        idx = (starts[..., None] + np.arange(b)).reshape(B, N, -1)[:, :, :H]
-        flat = idx + (np.arange(B) * W)[:, None, None]
-        draws = np.nan_to_num(r).ravel()[flat]  # [B, N, H]
+        if keys is not None and len(keys) != B:
+            raise ValueError(f"{len(keys)} random-stream keys for {B} series")
+        draws = np.empty((B, N, H))
+        for i in range(B):
+            valid = r[i][np.isfinite(r[i])]  # padding is on the left, so these are the latest returns
+            if len(valid) == 0:
+                draws[i] = 0.0
+                continue
+            b = min(cfg.block_length, len(valid))
+            key = keys[i] if keys is not None else _data_key(x[i, :, 3])
+            rng = np.random.default_rng([cfg.seed, *key])
+            n_blocks = -(-H // b)
+            starts = rng.integers(0, len(valid) - b + 1, size=(N, n_blocks))
+            idx = (starts[..., None] + np.arange(b)).reshape(N, -1)[:, :H]
+            draws[i] = valid[idx]
         last = x[:, -1, 3]
         close = last[:, None, None] * np.exp(np.cumsum(draws, axis=2))  # [B, N, H]
         up, dn = _wicks(x, cfg.window)

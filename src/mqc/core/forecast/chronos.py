@@ -92,6 +92,11 @@ class ChronosForecaster(ArrayForecaster):
         return self.pipeline_class == "Chronos2Pipeline"
 
     @property
+    def shares_across_series(self) -> bool:
+        """Chronos-2 with cross-learning attends across every series of a call (see ``ArrayForecaster``)."""
+        return self.multivariate and self.config.cross_learning
+
+    @property
     def pipeline(self) -> Any:
         """The loaded chronos pipeline (loaded once per path/device/dtype/attn in this process)."""
         if self._pipe is None:
@@ -143,7 +148,7 @@ class ChronosForecaster(ArrayForecaster):
         torch = require("torch", "forecast")
         return [torch.from_numpy(np.ascontiguousarray(a[:, k])) for a in arrays for k in range(4)]
 
-    def predict_arrays(self, context, prediction_length, quantile_levels):
+    def predict_arrays(self, context, prediction_length, quantile_levels, keys=None):
         import warnings
 
         cfg = self.config

@@ -3,7 +3,9 @@
 Origins are timestamps every symbol has, each with ``min_context`` bars before it and the longest
 horizon after it on the symbol's own calendar. The context of origin t is the bars up to and
 including t (nothing later is ever sliced in), and the outcome at horizon h is the symbol's h-th
-bar after t. Models with a batched array core forecast ``chunk`` origins x symbols per call.
+bar after t. Models with a batched array core forecast ``chunk`` origins x symbols per call, except
+models that share information across the series of a call (Chronos-2 cross-learning), which get
+one call per origin. Window baselines receive ``window + 1`` bars even above ``context_length``.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ import numpy as np
 import pandas as pd
 
 from mqc.core.errors import DataError
+from mqc.core.forecast.calendar import utc_ns
 from mqc.core.forecast.config import EvalConfig, ForecastConfig
-from mqc.core.forecast.model import frame_array
+from mqc.core.forecast.model import frame_array, series_key
 from mqc.core.forecast.scoring import score
 from mqc.core.progress import NULL, Progress
 
@@ -30,6 +33,11 @@ class OriginGrid:
 
     def subset(self, sel: slice | np.ndarray) -> OriginGrid:
         return OriginGrid(self.timestamps[sel], self.index[sel], self.symbols)
+
+    @property
+    def origin_ns(self) -> np.ndarray:
+        """Origin timestamps as int64 UTC nanoseconds (the origin part of ``series_key``)."""
+        return utc_ns(self.timestamps)
 
 
 @dataclass
@@ -97,13 +105,26 @@ def origin_grid(frames: Mapping[str, pd.DataFrame], n_origins: int, step: int, m
 
 
 def _forecast_close(model, cfg: ForecastConfig, arrays: list[np.ndarray], frames, grid: OriginGrid, rows: np.ndarray, H: int, levels) -> np.ndarray:
-    """Close quantiles ``[len(rows), S, Q, H]`` from the origins ``rows`` of the grid."""
+    """Close quantiles ``[len(rows), S, Q, H]`` from the origins ``rows`` of the grid.
+
+    A model whose series inform each other within a call (``shares_across_series``) gets one call
+    per origin: mixing origins would let a later origin's context (an earlier origin's future)
+    reach the earlier forecast. Other array models forecast all ``rows`` x symbols in one call.
+    """
     S = len(grid.symbols)
-    L = cfg.context_length
     if hasattr(model, "predict_arrays"):
-        ctx = [arrays[j][max(0, i - L + 1) : i + 1] for o in rows for j, i in enumerate(grid.index[o])]
-        q, _ = model.predict_arrays(ctx, H, levels)
-        return q[..., 3].reshape(len(rows), S, len(levels), H)
+        # Window baselines need more than context_length bars (window + 1 closes).
+        L = getattr(model, "context_bars", cfg.context_length)
+        groups = [[o] for o in rows] if getattr(model, "shares_across_series", False) else [list(rows)]
+        ons = grid.origin_ns
+        parts = []
+        for group in groups:
+            ctx = [arrays[j][max(0, i - L + 1) : i + 1] for o in group for j, i in enumerate(grid.index[o])]
+            keys = [series_key(s, ons[o]) for o in group for s in grid.symbols]
+            q, _ = model.predict_arrays(ctx, H, levels, keys=keys)
+            parts.append(q[..., 3].reshape(len(group), S, len(levels), H))
+        return np.concatenate(parts)
+    L = cfg.context_length
     out = np.empty((len(rows), S, len(levels), H))
     for k, o in enumerate(rows):  # models without an array core (e.g. external ones): per-origin predict
         ctx = {s: frames[s].iloc[max(0, grid.index[o, j] - L + 1) : grid.index[o, j] + 1] for j, s in enumerate(grid.symbols)}

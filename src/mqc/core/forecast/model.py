@@ -55,6 +55,18 @@ def stack_context(context: Sequence[np.ndarray], length: int) -> np.ndarray:
     return context[:, -length:]
 
 
+def series_key(symbol: str, origin_ns: int) -> tuple[int, int]:
+    """Stable random-stream key of one (symbol, origin): a 64-bit hash of the name and the origin time.
+
+    Sampling models seed each series from ``(seed, *key)``, so a symbol's draws do not depend on
+    which other symbols share the batch, on the eval chunk size, or on Python's salted ``hash``.
+    """
+    import hashlib
+
+    sym = int.from_bytes(hashlib.blake2b(symbol.encode("utf-8"), digest_size=8).digest(), "little")
+    return sym, int(origin_ns) & 0xFFFF_FFFF_FFFF_FFFF
+
+
 def check_context(symbol: str, n_bars: int, min_context: int) -> None:
     """Raise DataError when a symbol has fewer than ``min_context`` bars of context."""
     if n_bars < min_context:
@@ -70,6 +82,9 @@ class ArrayForecaster(abc.ABC):
     name = "base"
     has_samples = False
     want_samples = True  # the evaluation harness turns this off: it scores quantiles only
+    # True when one call's series inform each other's forecasts (Chronos-2 cross-learning): the
+    # evaluation harness then never mixes origins in one call, so no later bar reaches an earlier origin.
+    shares_across_series = False
 
     def __init__(self, config: ForecastConfig | None = None, **overrides: object) -> None:
         import dataclasses
@@ -77,9 +92,18 @@ class ArrayForecaster(abc.ABC):
         cfg = config or ForecastConfig()
         self.config = dataclasses.replace(cfg, **overrides) if overrides else cfg
 
+    @property
+    def context_bars(self) -> int:
+        """Bars of context each series needs (window models need more than ``context_length``)."""
+        return self.config.context_length
+
     @abc.abstractmethod
     def predict_arrays(
-        self, context: Sequence[np.ndarray] | np.ndarray, prediction_length: int, quantile_levels: tuple[float, ...]
+        self,
+        context: Sequence[np.ndarray] | np.ndarray,
+        prediction_length: int,
+        quantile_levels: tuple[float, ...],
+        keys: Sequence[tuple[int, ...]] | None = None,
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Forecast a batch of series.
 
@@ -87,6 +111,8 @@ class ArrayForecaster(abc.ABC):
             context: ``B`` arrays ``[T_i, 5]`` (or one ``[B, L, 5]`` array, NaN left-padded), last row = origin.
             prediction_length: bars to forecast.
             quantile_levels: sorted levels in (0, 1).
+            keys: per series, the stable random-stream key (``series_key``) of sampling models;
+                deterministic models ignore it. None: sampling models key each series on its data.
 
         Returns:
             ``quantiles [B, Q, H, 4]`` (sorted, OHLC-consistent) and ``samples [B, N, H, 4]`` or None.
@@ -107,9 +133,10 @@ class ArrayForecaster(abc.ABC):
         for s in symbols:
             df = context[s]
             check_context(s, len(df), self.config.min_context)
-            arrays.append(frame_array(df, self.config.context_length))
+            arrays.append(frame_array(df, self.context_bars))
             stamps.append(utc_ns(column_values(df, "timestamp")[-500:]))
-        q, samples = self.predict_arrays(arrays, prediction_length, levels)
+        keys = [series_key(s, int(stamps[i][-1])) for i, s in enumerate(symbols)]
+        q, samples = self.predict_arrays(arrays, prediction_length, levels, keys=keys)
         out: dict[str, Forecast] = {}
         # Symbols on the same calendar (same asset class and recent timestamps: a basket of
         # equities, say) share one future calendar instead of learning it once each.

@@ -22,6 +22,9 @@ import pandas as pd
 from mqc.core.forecast.config import INTERVALS
 
 LOWER_IS_BETTER = {"mae": True, "mase": True, "crps": True, "wql": True, "coverage_error": True, "hit_rate": False, "rank_ic": False}
+# Metrics measured across symbols at each origin: undefined for one symbol, so no per-symbol choice.
+CROSS_SECTIONAL = frozenset({"rank_ic"})
+PER_SYMBOL_METRICS = tuple(m for m in LOWER_IS_BETTER if m not in CROSS_SECTIONAL)
 
 
 def _level_index(levels: tuple[float, ...], q: float) -> int:
@@ -95,3 +98,37 @@ def metric_value(metrics: dict[str, float | None], name: str) -> float:
     if v is None or not np.isfinite(v):
         return float("inf")
     return float(v) if LOWER_IS_BETTER[name] else -float(v)
+
+
+def check_per_symbol_metric(name: str, command: str) -> None:
+    """Raise ConfigError unless ``name`` can rank candidates for a single symbol.
+
+    Raises:
+        ConfigError: unknown metric, or a cross-sectional one (``rank_ic``) that has no per-symbol value.
+    """
+    from mqc.core.errors import ConfigError
+
+    metric_value({}, name)  # unknown names, with a did-you-mean
+    if name in CROSS_SECTIONAL:
+        raise ConfigError(
+            f"{command}: metric {name!r} is cross-sectional (across symbols at each origin), so it has no value per symbol",
+            hint=f"use one of {', '.join(PER_SYMBOL_METRICS)}",
+        )
+
+
+def best_candidate(scores: dict[str, float | None], name: str, what: str) -> str:
+    """The candidate (key of ``scores``) with the best ``name`` score; ties keep the first.
+
+    Raises:
+        DataError: no candidate has a finite score (nothing to choose on).
+    """
+    from mqc.core.errors import DataError
+
+    usable = {k: metric_value({name: v}, name) for k, v in scores.items()}
+    finite = {k: v for k, v in usable.items() if np.isfinite(v)}
+    if not finite:
+        raise DataError(
+            f"{what}: no candidate has a {name} score (every one is undefined), so there is nothing to choose on",
+            hint=f"pick another metric ({', '.join(PER_SYMBOL_METRICS)}); hit_rate is undefined for flat forecasts like naive",
+        )
+    return min(finite, key=lambda k: finite[k])

@@ -25,7 +25,7 @@ from mqc.core.errors import ConfigError
 from mqc.core.forecast import hyperparams
 from mqc.core.forecast.config import EvalConfig, ForecastConfig
 from mqc.core.forecast.evaluation import EvalResult, evaluate, model_configs, origin_grid, split_origins
-from mqc.core.forecast.scoring import metric_value
+from mqc.core.forecast.scoring import best_candidate, check_per_symbol_metric
 from mqc.core.progress import NULL, Progress
 
 DEFAULT_GRIDS: dict[str, dict[str, tuple]] = {
@@ -102,9 +102,12 @@ class TuneResult:
 def tune(frames: Mapping[str, pd.DataFrame], symbol: str, base_config: ForecastConfig, eval_config: EvalConfig, grid: Mapping[str, tuple], *, progress: Progress = NULL) -> TuneResult:
     """Grid-search ``base_config`` for ``symbol`` on validation origins; score the winner on test origins.
 
-    Writes ``<hyperparams dir>/<model>/<SYMBOL>.json``. Raises ConfigError for an unknown metric.
+    Writes ``<hyperparams dir>/<model>/<SYMBOL>.json``.
+
+    Raises:
+        ConfigError: unknown or cross-sectional metric; DataError: no setting has a score.
     """
-    metric_value({}, eval_config.metric)  # validate the metric name before any work
+    check_per_symbol_metric(eval_config.metric, "forecast tune")  # before any work
     data = {symbol: frames[symbol]}
     keys = list(grid)
     combos = [dict(zip(keys, vals, strict=True)) for vals in itertools.product(*(grid[k] for k in keys))] or [{}]
@@ -119,7 +122,7 @@ def tune(frames: Mapping[str, pd.DataFrame], symbol: str, base_config: ForecastC
     for combo, cfg in cands:
         res = evaluate(data, {cfg.model: cfg}, eval_config, grid=val, progress=progress)
         trials.append({"settings": combo, "score": res.metric(cfg.model, eval_config.metric), "metrics": res.rows})
-    best_i = min(range(len(trials)), key=lambda i: metric_value({eval_config.metric: trials[i]["score"]}, eval_config.metric))
+    best_i = int(best_candidate({str(i): t["score"] for i, t in enumerate(trials)}, eval_config.metric, f"forecast tune {symbol}"))
     combo, cfg = cands[best_i]
     test_res = evaluate(data, {cfg.model: cfg}, eval_config, grid=test, progress=progress)
     test_block = {"metric": eval_config.metric, "score": test_res.metric(cfg.model, eval_config.metric), "metrics": test_res.rows}
@@ -146,8 +149,12 @@ class SelectResult:
 
 
 def select(frames: Mapping[str, pd.DataFrame], models: Sequence[str], base_config: ForecastConfig, eval_config: EvalConfig, *, progress: Progress = NULL) -> SelectResult:
-    """Pick each symbol's model on validation origins by ``eval_config.metric``; write ``best/<SYMBOL>.json``."""
-    metric_value({}, eval_config.metric)
+    """Pick each symbol's model on validation origins by ``eval_config.metric``; write ``best/<SYMBOL>.json``.
+
+    Raises:
+        ConfigError: no models, or an unknown or cross-sectional metric; DataError: no model has a score for a symbol.
+    """
+    check_per_symbol_metric(eval_config.metric, "forecast select")
     if not models:
         raise ConfigError("no models to choose from", hint="--models naive,ewma-vol,chronos2")
     cfgs = model_configs(models, base_config, eval_config.quantile_levels)
@@ -156,10 +163,14 @@ def select(frames: Mapping[str, pd.DataFrame], models: Sequence[str], base_confi
     val, test = split_origins(grid_all, eval_config.test_frac, eval_config.max_horizon, eval_config.step)
     val_res = evaluate(frames, cfgs, eval_config, grid=val, progress=progress)
     test_res = evaluate(frames, cfgs, eval_config, grid=test, progress=progress)
-    choices: dict[str, dict[str, Any]] = {}
+    # Choose for every symbol before writing any file: a symbol with no usable score fails the
+    # whole run and leaves the stored records as they were.
+    picks = {}
     for s in frames:
         scores = {m: val_res.metric(m, eval_config.metric, symbol=s) for m in models}
-        best = min(models, key=lambda m: metric_value({eval_config.metric: scores[m]}, eval_config.metric))
+        picks[s] = (best_candidate(scores, eval_config.metric, f"forecast select {s}"), scores)
+    choices: dict[str, dict[str, Any]] = {}
+    for s, (best, scores) in picks.items():
         test_scores = {m: test_res.metric(m, eval_config.metric, symbol=s) for m in models}
         hp = hyperparams.Hyperparams(
             symbol=s,

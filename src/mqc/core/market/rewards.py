@@ -34,10 +34,11 @@ def sharpe_ratio(net_returns: torch.Tensor, eps: float = 1e-8, bars_per_year: fl
     return s * bars_per_year**0.5 if bars_per_year else s
 
 
-def variance_penalty(net_returns: torch.Tensor) -> torch.Tensor:
-    """Population variance of per-bar net returns times the number of bars (scales like log wealth)."""
-    t = net_returns.shape[-1]
-    return net_returns.var(-1, unbiased=False) * t
+def variance_penalty(net_returns: torch.Tensor, bars_per_year: float | None = None) -> torch.Tensor:
+    """Population variance of per-bar net returns, annualised (``var * bars_per_year``) when
+    ``bars_per_year`` is given, else times the number of bars (the scale of total log wealth)."""
+    scale = bars_per_year if bars_per_year else net_returns.shape[-1]
+    return net_returns.var(-1, unbiased=False) * scale
 
 
 def max_drawdown(net_returns: torch.Tensor) -> torch.Tensor:
@@ -74,25 +75,41 @@ def portfolio_reward(
     objective: str = "log_wealth",
     risk_aversion: float = 0.0,
     drawdown_lambda: float = 0.0,
+    bars_per_year: float | None = None,
 ) -> torch.Tensor:
     """The training reward of one path: objective minus risk-aversion and drawdown penalties.
 
+    With ``bars_per_year`` (what the trainers pass) every term is on an annual scale:
+
+    * ``log_wealth``: annualised log growth ``sum_t log(1 + net_t) * bars_per_year / T``;
+    * ``sharpe``: annualised Sharpe ``mean / std * sqrt(bars_per_year)``;
+    * ``risk_aversion`` weighs the annualised variance ``var * bars_per_year`` (so with log
+      wealth the reward is the mean-variance ``g - lambda * sigma^2``);
+    * ``drawdown_lambda`` weighs the max drawdown of the path (a fraction: 0.1 = 10%).
+
+    Without it the terms are per path: total log growth, per-bar Sharpe, ``var * T``.
+
     Args:
         net_returns: ``[..., T]`` net returns (costs and financing already deducted).
-        objective: ``log_wealth`` or ``sharpe`` (per-bar Sharpe times T, on the log-wealth scale).
+        objective: ``log_wealth`` or ``sharpe``.
         risk_aversion: weight on ``variance_penalty``.
         drawdown_lambda: weight on ``max_drawdown``.
+        bars_per_year: annualisation (None: per-path units, see above).
     Returns:
         ``[...]`` rewards (higher is better).
+    Raises:
+        ValueError: unknown ``objective``.
     """
     if objective == "log_wealth":
         r = log_wealth(net_returns)
+        if bars_per_year:
+            r = r * (bars_per_year / net_returns.shape[-1])
     elif objective == "sharpe":
-        r = sharpe_ratio(net_returns)
+        r = sharpe_ratio(net_returns, bars_per_year=bars_per_year)
     else:
         raise ValueError(f"unknown objective {objective!r}")
     if risk_aversion:
-        r = r - risk_aversion * variance_penalty(net_returns)
+        r = r - risk_aversion * variance_penalty(net_returns, bars_per_year)
     if drawdown_lambda:
         r = r - drawdown_lambda * max_drawdown(net_returns)
     return r

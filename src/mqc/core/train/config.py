@@ -50,8 +50,8 @@ class _RuntimeFields:
     seed: int = field(default=0, metadata={"help": "seed for weights, window sampling and rollouts"})
     init_checkpoint: str | None = field(default=None, metadata={"help": "start from the weights of this checkpoint (same kind and shapes)"})
     save_dir: str | None = field(default=None, metadata={"help": "parent of the run directory (default: <runs dir>/<kind>)"})
-    risk_aversion: float = field(default=0.0, metadata={"help": "penalty on the variance of per-bar PnL"})
-    drawdown_lambda: float = field(default=0.0, metadata={"help": "penalty on the differentiable max drawdown of each rollout"})
+    risk_aversion: float = field(default=0.0, metadata={"help": "penalty weight on the annualised variance of per-bar net returns"})
+    drawdown_lambda: float = field(default=0.0, metadata={"help": "penalty weight on the differentiable max drawdown (fraction) of each rollout"})
 
     def _check_runtime(self, table: str) -> None:
         _positive(self, ("steps", "eval_interval", "log_interval", "lr", "muon_lr", "threads", "microbatch_windows", "epochs"), table)
@@ -72,7 +72,7 @@ class DMTrainConfig(_RuntimeFields):
     hidden_size: int = field(default=32, metadata={"help": "GRU hidden size"})
     layers: int = field(default=1, metadata={"help": "GRU layers"})
     objective: Literal["grpo", "pathwise", "hybrid"] = field(default="hybrid", metadata={"help": "grpo: score-function with group advantages; pathwise: reparameterised samples through the simulator; hybrid: both"})
-    reward: Literal["log_wealth", "sharpe"] = field(default="log_wealth", metadata={"help": "per-rollout reward before penalties"})
+    reward: Literal["log_wealth", "sharpe"] = field(default="log_wealth", metadata={"help": "per-rollout reward before penalties: annualised log growth or annualised Sharpe"})
     kl_coef: float = field(default=0.01, metadata={"help": "weight of KL(policy || EMA reference policy)"})
     ema_decay: float = field(default=0.99, metadata={"help": "EMA decay of the reference policy"})
     kl_every: int = field(default=8, metadata={"help": "compute the KL on every Nth decision of a window (unbiased subsample; 1: all)"})

@@ -56,7 +56,15 @@ class DMTrainer(BaseTrainer):
         w = legs_to_weights(legs, mc.mode, mc.n_assets, mc.cap)
         # Filled bars are held as the backtest engine holds them (see ``rollout``).
         sim = self.rollout(w, idx, ovn)
-        rew = portfolio_reward(sim.net_returns, objective=self.cfg.reward, risk_aversion=self.cfg.risk_aversion, drawdown_lambda=self.cfg.drawdown_lambda)
+        # Annual units (see ``portfolio_reward``): annualised log growth or annualised Sharpe, so
+        # the penalty weights mean the same thing whatever the horizon or bar size.
+        rew = portfolio_reward(
+            sim.net_returns,
+            objective=self.cfg.reward,
+            risk_aversion=self.cfg.risk_aversion,
+            drawdown_lambda=self.cfg.drawdown_lambda,
+            bars_per_year=self.data.panel.bars_per_year,
+        )
         return rew, sim.net_returns
 
     def loss_on(self, t0: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
@@ -84,8 +92,8 @@ class DMTrainer(BaseTrainer):
             loss = loss + policy
             stats["policy"] = float(policy.detach())
         if pathwise_on:
-            # Annualised log growth: puts the pathwise term on an O(0.1-1) scale next to GRPO's.
-            pathwise = -rew.mean() * self.data.panel.bars_per_year / h
+            # The reward is already annualised: an O(0.1-1) scale next to GRPO's normalised term.
+            pathwise = -rew.mean()
             loss = loss + pathwise
             stats["pathwise"] = float(pathwise.detach())
         entropy = dist.entropy().mean()

@@ -61,3 +61,20 @@ def test_tokenizer_path_from_environment(monkeypatch):
     monkeypatch.setenv("MQC_KRONOS_MODEL_TOKENIZER_PATH", "/some/tok")
     assert resolve_settings(None).tokenizer_path == "/some/tok"
     assert resolve_settings(None, tokenizer_path="/x").tokenizer_path == "/x"
+
+
+def test_symbol_forecast_is_the_same_alone_or_in_a_batch(synth, tiny_kronos):
+    """Each symbol samples from its own (seed, symbol, origin) stream, not a generator shared by the call."""
+    model_dir, tok_dir = tiny_kronos
+    frames = synth(n_assets=3, n_bars=60, seed=1)
+    frames["SHORT"] = frames["SYN0"].iloc[:30].reset_index(drop=True)  # another length group, sampled first
+
+    def fc():
+        return base.create("kronos", model_path=str(model_dir), tokenizer_path=str(tok_dir), context=40, sample_count=6, seed=3)
+
+    together = fc().predict(frames, 5, (0.1, 0.5, 0.9))
+    for sym in ("SYN1", "SYN2"):
+        alone = fc().predict({sym: frames[sym]}, 5, (0.1, 0.5, 0.9))[sym]
+        np.testing.assert_array_equal(alone.samples, together[sym].samples)
+    # different symbols (and so different streams) do not share draws
+    assert not np.array_equal(together["SYN1"].samples - together["SYN1"].last_close, together["SYN2"].samples - together["SYN2"].last_close)

@@ -35,7 +35,7 @@ def _check_sampling(obj: object, table: str) -> None:
         raise bad("clip", "> 0")
     if obj.threads < 1:  # type: ignore[attr-defined]
         raise bad("threads", ">= 1")
-    if obj.batch_size < 1:  # type: ignore[attr-defined]
+    if getattr(obj, "batch_size", 1) < 1:
         raise bad("batch_size", ">= 1")
 
 
@@ -56,7 +56,6 @@ class KronosModelConfig:
     device: str = field(default="cpu", metadata={"help": "torch device: cpu, cuda, cuda:0"})
     seed: int = field(default=0, metadata={"help": "random seed of the path sampler"})
     threads: int = field(default=1, metadata={"help": "torch CPU threads"})
-    batch_size: int = field(default=16, metadata={"help": "windows sampled per batched call (times sample_count rows)"})
     use_cache: bool = field(default=True, metadata={"help": "KV cache for autoregressive sampling (same paths, faster)"})
 
     def __post_init__(self) -> None:

@@ -1,7 +1,8 @@
 """The ``kronos`` forecaster: Monte-Carlo candle paths from Kronos, summarised into quantiles.
 
 Every path is kept (``Forecast.samples``), so quantiles, probabilities and path statistics come
-from the same draws. Symbols with equally long context are sampled together in one batch.
+from the same draws. Each symbol is sampled from its own random stream, seeded from the seed, the
+symbol and the origin, so its forecast is the same alone or beside other symbols.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from mqc.core.errors import ConfigError, DataError
 from mqc.core.forecast.base import Forecast, sort_quantiles
 from mqc.core.forecast.calendar import future_timestamps
 from mqc.core.forecast.kronos.config import DEFAULT_MODEL, KronosModelConfig
+from mqc.core.forecast.model import series_key
 
 FIELDS5 = ("open", "high", "low", "close", "volume")
 # ForecastConfig fields that carry over to Kronos settings when not given explicitly
@@ -83,12 +85,19 @@ class KronosForecaster:
         windows: Sequence[np.ndarray],
         context_timestamps: Sequence[np.ndarray],
         future: Sequence[np.ndarray],
+        keys: Sequence[tuple[int, ...]] | None = None,
     ) -> list[np.ndarray]:
-        """Sample paths for windows of any lengths (grouped by length and batched).
+        """Sample paths for windows of any lengths, each from its own seeded random stream.
+
+        Every window is sampled with its own generator seeded from ``(seed, *key)``, so its paths
+        do not depend on which other windows are in the call (the paths of one window still form
+        one batch of ``sample_count``).
 
         Args:
             windows: per series ``[L_i, 5]`` OHLCV, last row = origin.
             context_timestamps: per series ``[L_i]`` timestamps; ``future`` ``[H]`` future timestamps.
+            keys: per series, a stable random-stream key (``model.series_key``: symbol and origin);
+                None keys each window on its own data.
 
         Returns:
             Per series ``[S, H, 6]`` float32 paths (open, high, low, close, volume, amount).
@@ -100,29 +109,26 @@ class KronosForecaster:
             sample_paths,
         )
 
+        if keys is not None and len(keys) != len(windows):
+            raise ValueError(f"{len(keys)} random-stream keys for {len(windows)} windows")
         model, tokenizer = self._load()
         s = self.settings
         sampling = SamplingSettings(s.sample_count, s.temperature, s.top_k, s.top_p, s.clip, s.max_context, s.use_cache)
-        gen = make_generator(s.seed, s.device)
-        out: list[np.ndarray | None] = [None] * len(windows)
-        by_len: dict[tuple[int, int], list[int]] = {}
+        out: list[np.ndarray] = []
         for i, w in enumerate(windows):
-            by_len.setdefault((len(w), len(future[i])), []).append(i)
-        for (_, _h), idx in sorted(by_len.items()):
-            for j in range(0, len(idx), s.batch_size):
-                chunk = idx[j : j + s.batch_size]
-                paths = sample_paths(
-                    model,
-                    tokenizer,
-                    np.stack([windows[i] for i in chunk]),
-                    np.stack([calendar_stamps(context_timestamps[i]) for i in chunk]),
-                    np.stack([calendar_stamps(future[i]) for i in chunk]),
-                    sampling,
-                    gen,
-                )
-                for k, i in enumerate(chunk):
-                    out[i] = paths[k]
-        return [p for p in out if p is not None]
+            key = keys[i] if keys is not None else _data_key(w)
+            seed = int(np.random.SeedSequence([int(s.seed), *key]).generate_state(1, np.uint64)[0] >> 1)
+            paths = sample_paths(
+                model,
+                tokenizer,
+                w[None],
+                calendar_stamps(context_timestamps[i])[None],
+                calendar_stamps(future[i])[None],
+                sampling,
+                make_generator(seed, s.device),
+            )
+            out.append(paths[0])
+        return out
 
     def predict(
         self,
@@ -154,7 +160,8 @@ class KronosForecaster:
             windows.append(arr)
             stamps.append(_naive_utc(pd.DatetimeIndex(df["timestamp"])))
             futures.append(_naive_utc(fut))
-        paths = self.sample_windows(windows, stamps, futures)
+        keys = [series_key(sym, int(stamps[i][-1].astype("datetime64[ns]").astype(np.int64))) for i, sym in enumerate(symbols)]
+        paths = self.sample_windows(windows, stamps, futures, keys)
         out: dict[str, Forecast] = {}
         for i, sym in enumerate(symbols):
             samples = paths[i][..., :4].astype(np.float64)
@@ -172,6 +179,14 @@ class KronosForecaster:
                 model=self.name,
             )
         return out
+
+
+def _data_key(window: np.ndarray) -> tuple[int]:
+    """A stable random-stream key from a window's own values (when the caller has no symbol key)."""
+    import hashlib
+
+    digest = hashlib.blake2b(np.ascontiguousarray(window, dtype=np.float64).tobytes(), digest_size=8).digest()
+    return (int.from_bytes(digest, "little"),)
 
 
 def _naive_utc(idx: pd.DatetimeIndex) -> np.ndarray:
