@@ -9,6 +9,7 @@ import sys
 
 import typer
 from typer.core import TyperGroup
+from typer.exceptions import TyperException
 
 from mqc import __version__
 from mqc.commands import backtest as backtest_cmd
@@ -23,14 +24,21 @@ from mqc.core.errors import MqcError
 
 
 class MqcGroup(TyperGroup):
-    """Routes domain errors through ``report`` so every command (and CliRunner) gets the same exit codes."""
+    """Routes every error through ``report`` so every command (and CliRunner) gets the same exit codes.
+
+    Typer's own exits and usage errors pass through (exit 2 with its usage message). Anything else is
+    one line, never a traceback: domain errors (MqcError) as ``error:``, bugs as ``internal error:``
+    with a pointer to MQC_DEBUG=1, which prints the traceback.
+    """
 
     def invoke(self, ctx):  # type: ignore[override]
         try:
             return super().invoke(ctx)
-        except MqcError as exc:
+        except (TyperException, typer.Exit, typer.Abort):
+            raise
+        except (MqcError, KeyboardInterrupt) as exc:
             sys.exit(report(exc))
-        except KeyboardInterrupt as exc:
+        except Exception as exc:
             sys.exit(report(exc))
 
 
@@ -61,6 +69,12 @@ def root(
 ) -> None:
     ctx.obj = State(profile=profile, json=json_out, quiet=quiet, verbose=verbose)
     set_state(ctx.obj)
+    # A typo in --profile / MQC_PROFILE must not silently fall back to defaults. `mqc profile ...`
+    # commands handle the name themselves (init/set create it, show reports it missing).
+    if profile and ctx.invoked_subcommand != "profile":
+        from mqc.core.profiles import require_profile
+
+        require_profile(profile)
 
 
 app.command("quickstart")(quickstart_cmd.quickstart)

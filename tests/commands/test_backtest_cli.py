@@ -59,4 +59,27 @@ def test_errors_exit_one(bars):
     res = runner.invoke(app, ["backtest", "-c", "latest"])
     assert res.exit_code == 1 and "no training runs" in res.output
     res = runner.invoke(app, ["backtest", "-w", str(weights), "--data-root", str(root), "--split", "tset"])
-    assert res.exit_code == 1 and "did you mean 'test'" in res.output
+    assert res.exit_code == 2 and "tset" in res.output and "'test'" in res.output
+    res = runner.invoke(app, ["backtest", "-w", str(weights), "--data-root", str(root), "--stride", "0"])
+    assert res.exit_code == 1 and "hint: pass a valid --stride" in res.output
+
+
+def test_default_window_fits_a_short_segment_and_costs_are_shown(bars, tmp_path):
+    root, weights = bars
+    res = runner.invoke(app, ["backtest", "-w", str(weights), "--data-root", str(root), "--split", "test", "--no-plots",
+                              "--slippage-bps", "3", "--out", str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.stdout.split())
+    assert "note: the default window of 256 bars is longer than the" in text and "strategy" in text
+    assert "costs (fee+slippage per trade): equity 1+3 bps; overrides: --slippage-bps 3" in text
+
+
+def test_capped_rows_warn_on_stderr(bars, tmp_path):
+    root, weights = bars
+    heavy = tmp_path / "heavy.csv"
+    heavy.write_text(weights.read_text().replace(",0.4\n", ",0.9\n"))
+    res = runner.invoke(app, ["backtest", "-w", str(heavy), "--data-root", str(root), "--no-plots", "--out", str(tmp_path / "r"), "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert data["source"]["capped_targets"] > 0
+    assert "exceed the leverage cap" in " ".join(res.stderr.split())

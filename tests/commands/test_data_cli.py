@@ -26,6 +26,11 @@ def flat(text: str) -> str:
     return " ".join(text.split())
 
 
+def unboxed(text: str) -> str:
+    """A Typer usage error with its Rich panel borders removed and lines joined."""
+    return flat(text.replace("│", " "))
+
+
 def dense(text: str) -> str:
     """Output with all whitespace removed: Rich may break a long tmp path anywhere, even before its ':'."""
     return "".join(text.split())
@@ -132,7 +137,7 @@ def test_show_export_remove(tmp_path, seeded):
     r = mqc("data", "export", "AAA", "--to", "csv", "--out", out)
     assert r.exit_code == 0 and out.read_text().startswith(HEADER + "2021-01-01T00:00:00Z,100,102,98,101,10\n")
     r = mqc("data", "export", "AAA", "--to", "xlsx")
-    assert r.exit_code == 1 and "unknown export format 'xlsx'" in flat(r.output)
+    assert r.exit_code == 2 and "'xlsx' is not one of 'csv', 'parquet'" in unboxed(r.output)
     r = mqc("data", "remove", "AAA")
     assert r.exit_code == 0 and "removed 1h/AAA (40 bars)" in flat(r.output)
     r = mqc("data", "show", "AAA")
@@ -143,7 +148,7 @@ def test_usage_error_exit_2(tmp_path):
     r = mqc("data", "import")
     assert r.exit_code == 2
     r = mqc("data", "import", good_csv(tmp_path / "U.csv"), "--on-error", "maybe")
-    assert r.exit_code == 1 and "--on-error: 'maybe' is not one of fail, repair, drop" in flat(r.output)
+    assert r.exit_code == 2 and "'maybe' is not one of 'fail', 'repair', 'drop'" in unboxed(r.output)
 
 
 def test_sample_and_list():
@@ -179,7 +184,7 @@ def test_fetch_without_extra_names_the_extra(monkeypatch):
 
     monkeypatch.setattr(builtins, "__import__", no_yf)
     r = mqc("data", "fetch", "AAPL")
-    assert r.exit_code == 1 and "optional dependency 'yfinance' is not installed" in flat(r.output) and "pip install 'mqc[fetch]'" in flat(r.output)
+    assert r.exit_code == 1 and "optional dependency 'yfinance' is not installed" in flat(r.output) and 'pip install yfinance (or from the mqc checkout: pip install -e ".[fetch]")' in flat(r.output)
 
 
 def test_replace_overwrites_only_the_differing_bars(tmp_path, seeded):
@@ -224,3 +229,87 @@ def test_replace_after_readjustment_rescales_and_reports(tmp_path):
     assert r.exit_code == 0, r.output
     first = (tmp_path / "out.csv").read_text().splitlines()[1].split(",")
     assert float(first[4]) == pytest.approx(51.0)  # day 1's close 102, now on the new basis
+
+
+# --- new-user walkthrough fixes -------------------------------------------------------------------
+
+
+@pytest.fixture
+def hourly_syn():
+    r = mqc("data", "synth", "--assets", 1, "--bars", 60, "--timeframe", "1H")
+    assert r.exit_code == 0, r.output
+    return "SYN0"
+
+
+@pytest.mark.parametrize("alias", ["1H", "1hr", "hourly", "60min"])
+def test_timeframe_aliases_are_normalised(hourly_syn, alias):
+    r = mqc("--json", "data", "list", "--timeframe", alias)
+    assert r.exit_code == 0, r.output
+    assert [e["symbol"] for e in json.loads(r.stdout)["entries"]] == [hourly_syn]
+
+
+@pytest.mark.parametrize("cmd", [("list",), ("show", "SYN0"), ("export", "SYN0"), ("remove", "SYN0")])
+def test_invalid_timeframe_is_an_error_everywhere(hourly_syn, cmd):
+    r = mqc("data", *cmd, "--timeframe", "3x")
+    assert r.exit_code == 1
+    assert "invalid timeframe '3x'" in flat(r.stderr)
+
+
+def test_ambiguous_capital_m_is_refused(hourly_syn):
+    r = mqc("data", "list", "--timeframe", "1M")
+    assert r.exit_code == 1 and "ambiguous" in r.stderr
+
+
+def test_list_at_an_empty_timeframe_names_the_stored_ones(hourly_syn):
+    r = mqc("data", "list", "--timeframe", "daily")
+    assert r.exit_code == 0 and "no symbols at 1d (stored timeframes: 1h)" in flat(r.stdout)
+
+
+def test_show_at_the_wrong_timeframe_says_where_the_symbol_is(hourly_syn):
+    r = mqc("data", "show", "syn0", "--timeframe", "1d")
+    assert r.exit_code == 1
+    assert "SYN0 is stored at 1h, not 1d" in r.stderr and "pass --timeframe 1h" in r.stderr
+    assert "did you mean" not in r.stderr
+
+
+def test_export_to_a_new_folder_writes_inside_it(hourly_syn, tmp_path):
+    target = tmp_path / "exports"
+    r = mqc("--json", "data", "export", hourly_syn, "--to", "parquet", "--out", f"{target}/")
+    assert r.exit_code == 0, r.output
+    assert target.is_dir() and json.loads(r.stdout)["path"] == str(target / "SYN0_1h.parquet")
+    assert (target / "SYN0_1h.parquet").is_file()
+    # An existing folder without the trailing separator means the same.
+    r = mqc("data", "export", hourly_syn, "--out", str(target))
+    assert r.exit_code == 0 and (target / "SYN0_1h.csv").is_file()
+
+
+@pytest.mark.parametrize("args", [("validate", "x.csv", "--on-error", "fix"), ("export", "SYN0", "--to", "xlsx"), ("fetch", "AAPL", "--provider", "bloomberg")])
+def test_bad_choices_are_usage_errors_listing_the_choices(args):
+    r = mqc("data", *args)
+    assert r.exit_code == 2, r.output
+    assert "is not one of" in unboxed(r.output)
+
+
+def test_repairs_are_counted_per_row(tmp_path):
+    f = tmp_path / "MESSY.csv"
+    # Row 3: high below the close AND low above the open -> two repaired fields, one row.
+    f.write_text(HEADER + "2020-01-01,10,11,9,10.5,100\n2020-01-02,10,9.5,10.6,10.8,100\n2020-01-03,10.8,11,10.5,10.9,100\n")
+    r = mqc("--json", "data", "validate", str(f), "--on-error", "repair")
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.stdout)["symbols"][0]["report"]
+    assert rep["repaired"] == 1 and rep["repaired_fields"] == 2
+    r = mqc("data", "validate", str(f), "--on-error", "repair")
+    assert "fixed rows" in flat(r.stdout)
+
+
+def test_show_prints_max_drawdown_as_a_positive_loss(hourly_syn):
+    r = mqc("--json", "data", "show", hourly_syn)
+    dd = json.loads(r.stdout)["stats"]["max_drawdown"]
+    assert dd > 0
+    text = flat(mqc("data", "show", hourly_syn).stdout)
+    assert f"max drawdown {100 * dd:.2f}%" in text and "max drawdown -" not in text
+
+
+def test_synth_rejects_a_bad_start():
+    r = mqc("data", "synth", "--start", "notadate")
+    assert r.exit_code == 1 and "--start: invalid date/time 'notadate'" in r.stderr

@@ -115,3 +115,121 @@ def test_kronos_with_model_and_tokenizer_paths_end_to_end(catalog, tmp_path):
     bad_args = [str(tmp_path / "missing-tok") if a == str(tok_dir) else a for a in args]
     bad = runner.invoke(app, bad_args)
     assert bad.exit_code == 1 and "missing-tok" in " ".join(bad.output.split())
+
+
+def _lambda_of(stdout: str, symbol: str) -> float:
+    return json.loads(stdout)[symbol]["config"]["ewma_lambda"]
+
+
+def test_tuned_settings_apply_the_same_way_in_run_select_and_best(catalog, tmp_path):
+    hp = ["--hyperparams-dir", str(tmp_path)]
+    tuned = {"symbol": "SYN0", "model": "ewma-vol", "config": {"ewma_lambda": 0.9, "window": 60}}
+    (tmp_path / "ewma-vol").mkdir()
+    tuned_path = tmp_path / "ewma-vol" / "SYN0.json"
+    tuned_path.write_text(json.dumps(tuned))
+    direct = runner.invoke(app, ["forecast", "SYN0", "--model", "ewma-vol", *hp, "--json"])
+    assert direct.exit_code == 0, direct.output
+    assert _lambda_of(direct.stdout, "SYN0") == 0.9
+    r = runner.invoke(app, ["forecast", "select", "SYN0", "SYN1", "--models", "naive,ewma-vol", "--origins", "40", "--horizon", "1", *hp])
+    assert r.exit_code == 0, r.output
+    assert "ewma-vol/SYN0.json" in r.stdout  # the settings column names the tuned file
+    rec = json.loads((tmp_path / "best" / "SYN0.json").read_text())
+    assert rec["model"] == "ewma-vol" and rec["config"]["ewma_lambda"] == 0.9
+    assert rec["metadata"]["settings_file"] == str(tuned_path)
+    assert json.loads((tmp_path / "best" / "SYN1.json").read_text())["metadata"]["settings_file"] is None  # no tuned file
+    best = runner.invoke(app, ["forecast", "SYN0", "--model", "best", *hp, "--json"])
+    assert best.exit_code == 0, best.output
+    b, d = json.loads(best.stdout)["SYN0"], json.loads(direct.stdout)["SYN0"]
+    assert b["config"] == d["config"] and b["quantiles"] == d["quantiles"]  # best == the chosen model, same settings
+    assert b["hyperparams_file"] == str(tuned_path) and b["selection_file"] == str(tmp_path / "best" / "SYN0.json")
+    table = runner.invoke(app, ["forecast", "SYN0", "--model", "best", *hp])
+    assert f"SYN0 settings: {tuned_path}" in table.stdout and "best/SYN0.json" in table.stdout
+
+
+def test_eval_applies_tuned_settings_and_records_them(catalog, tmp_path):
+    (tmp_path / "ewma-vol").mkdir()
+    (tmp_path / "ewma-vol" / "SYN0.json").write_text(json.dumps({"symbol": "SYN0", "model": "ewma-vol", "config": {"ewma_lambda": 0.9}}))
+    r = runner.invoke(app, ["forecast", "eval", "SYN0", "SYN1", "--models", "ewma-vol", "--origins", "20", "--horizon", "1",
+                            "--hyperparams-dir", str(tmp_path), "--json"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    per = res["configs"]["ewma-vol"]["per_symbol"]
+    assert per["SYN0"]["ewma_lambda"] == 0.9 and per["SYN1"]["ewma_lambda"] == 0.94
+    assert res["settings_files"]["ewma-vol"] == {"SYN0": str(tmp_path / "ewma-vol" / "SYN0.json"), "SYN1": None}
+
+
+def test_eval_warns_when_fewer_origins_than_requested(catalog, tmp_path):
+    r = runner.invoke(app, ["forecast", "eval", "SYN0", "--models", "naive", "--origins", "5000", "--horizon", "1", "--json", "--out", str(tmp_path / "e.json")])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert res["requested_origins"] == 5000 and res["n_origins"] < 400
+    assert f"used {res['n_origins']}" in " ".join(r.stderr.split()) and "--origins 5000" in r.stderr
+    assert "warning" not in runner.invoke(app, ["forecast", "eval", "SYN0", "--models", "naive", "--origins", "30", "--horizon", "1"]).stderr
+
+
+def test_horizon_above_the_maximum_is_a_clear_error(catalog):
+    r = runner.invoke(app, ["forecast", "SYN0", "--model", "naive", "--horizon", "100000"])
+    assert r.exit_code == 1
+    text = " ".join(r.output.split())
+    assert "maximum of 10,000 bars" in text and "100,000" in text
+    assert runner.invoke(app, ["forecast", "eval", "SYN0", "--models", "naive", "--horizon", "1,20000"]).exit_code == 1
+
+
+def test_crypto_prices_print_in_fixed_notation(synth):
+    from mqc.commands._forecast_view import fmt_price
+
+    assert fmt_price(49590.1234) == "49,590.12" and fmt_price(49612.5) != fmt_price(49590.1234)
+    assert fmt_price(1.084231) == "1.08423" and fmt_price(0.0000123456) == "0.0000123456"
+    assert fmt_price(0.0) == "0.00" and fmt_price(float("nan")) == "-"
+    cat = Catalog()
+    df = synth(n_assets=1, n_bars=300, seed=5)["SYN0"]
+    for c in ("open", "high", "low", "close"):
+        df[c] = df[c] * 500.0  # ~50,000: a BTC-sized price
+    cat.write("BTCUSDT", df, source="synth", timeframe="1d", asset_class="crypto")
+    r = runner.invoke(app, ["forecast", "BTCUSDT", "--model", "ewma-vol", "--horizon", "2"])
+    assert r.exit_code == 0, r.output
+    assert "e+" not in r.stdout
+    f = json.loads(runner.invoke(app, ["forecast", "BTCUSDT", "--model", "ewma-vol", "--horizon", "2", "--json"]).stdout)["BTCUSDT"]
+    assert fmt_price(f["quantiles"]["close"]["0.1"][0]) in r.stdout and fmt_price(f["quantiles"]["close"]["0.9"][0]) in r.stdout
+
+
+def test_invalid_timeframe_is_reported_before_symbol_lookup(catalog, monkeypatch):
+    r = runner.invoke(app, ["forecast", "SYN0", "-t", "hurly"])
+    assert r.exit_code == 1
+    text = " ".join(r.output.split())
+    assert "invalid timeframe 'hurly'" in text and "not in the catalog" not in text
+    calls = []
+    real = Catalog.find
+
+    def spy(self, symbol, timeframe=None):
+        calls.append((symbol, timeframe))
+        return real(self, symbol, timeframe)
+
+    monkeypatch.setattr(Catalog, "find", spy)
+    r = runner.invoke(app, ["forecast", "SYN0", "SYN1", "--model", "naive", "-t", "1d", "--json"])
+    assert r.exit_code == 0, r.output
+    # the catalog's own lookup (and so its "stored at <timeframe>" messages) decides for each symbol
+    assert {c[0] for c in calls} == {"SYN0", "SYN1"} and {c[1] for c in calls} == {"1d"}
+
+
+@pytest.mark.parametrize(
+    ("args", "allowed"),
+    [
+        (["forecast", "select", "SYN0", "--metric", "crsp"], "crps"),
+        (["forecast", "tune", "SYN0", "--model", "naive", "--metric", "rank_ic"], "hit_rate"),
+        (["forecast", "SYN0", "--dtype", "fp16"], "bfloat16"),
+        (["forecast", "SYN0", "--attn", "flash"], "eager"),
+    ],
+)
+def test_fixed_choice_options_are_usage_errors(catalog, args, allowed):
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2, r.output
+    assert allowed in r.output and "is not one of" in " ".join(r.output.split())
+
+
+def test_cli_metric_lists_match_the_core():
+    from mqc.commands import forecast as cmd
+    from mqc.core.forecast import config, scoring
+
+    assert cmd._METRICS == config.METRICS == tuple(scoring.LOWER_IS_BETTER)
+    assert cmd._PER_SYMBOL_METRICS == config.PER_SYMBOL_METRICS == scoring.PER_SYMBOL_METRICS

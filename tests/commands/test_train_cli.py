@@ -49,6 +49,7 @@ def test_train_sharpe_reads_a_profile_and_renders_a_table(data_root: Path, tmp_p
     res = runner.invoke(app, ["--profile", "tiny", "train", "sharpe", "--quiet"])
     assert res.exit_code == 0, res.output
     assert "TEST (once)" in res.stdout and "run directory" in res.stdout
+    assert "test segment: " in res.stdout and "costs (fee+slippage per trade): equity 1+2 bps" in res.stdout
     run = Path(res.stdout.split("run directory:")[1].split()[0])
     doc = json.loads((run / "config.json").read_text())
     assert doc["configs"]["sharpe"]["steps"] == {"value": 3, "source": "profile:tiny"}
@@ -67,6 +68,32 @@ def test_resume_from_the_cli(data_root: Path, tmp_path: Path) -> None:
     res = runner.invoke(app, ["train", "dm", "--resume", str(killed.run_dir), "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["steps"] == 6
+    # options given with --resume are errors naming them, and the kind must match
+    res = runner.invoke(app, ["train", "dm", "--resume", str(killed.run_dir), "--steps", "500", "--long-only"])
+    assert res.exit_code == 1 and "--steps" in res.output and "--enable-shorting/--long-only" in res.output
+    res = runner.invoke(app, ["train", "sharpe", "--resume", str(killed.run_dir)])
+    assert res.exit_code == 1 and "is a dm run" in " ".join(res.output.split())
+
+
+def test_relative_data_root_is_stored_absolute(data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(data_root.parent)
+    res = runner.invoke(app, ["train", "sharpe", "--data-root", "bars", "--save-dir", str(tmp_path / "runs"), "--lookback", "2",
+                              "--horizon", "16", "--hidden-size", "8", "--steps", "2", "--eval-interval", "2", "--json"])
+    assert res.exit_code == 0, res.output
+    run = Path(json.loads(res.stdout)["run_dir"])
+    doc = json.loads((run / "config.json").read_text())
+    assert doc["configs"]["data"]["data_root"]["value"] == str(data_root.resolve())
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    monkeypatch.chdir(other)
+    monkeypatch.setenv("MQC_MARKET_SLIPPAGE_BPS", "9")  # a [market] setting a checkpoint backtest does not apply
+    res = runner.invoke(app, ["backtest", "--checkpoint", str(run), "--no-plots", "--out", str(tmp_path / "bt"), "--json"])
+    assert res.exit_code == 0, res.output
+    rep = json.loads(res.stdout)
+    assert rep["segment"]["market_config_ignored"] == ["slippage_bps"] and rep["market"]["slippage_bps"] == 2.0
+    assert "[market] settings (slippage_bps) are ignored" in " ".join(res.stderr.split())
+    res = runner.invoke(app, ["backtest", "--checkpoint", str(run), "--start", "2000-01-01", "--no-plots", "--out", str(tmp_path / "bt2")])
+    assert res.exit_code == 1 and "outside the test split, which covers" in " ".join(res.output.split())
 
 
 def test_missing_symbol_is_one_clear_error() -> None:
@@ -79,9 +106,11 @@ def test_too_few_bars_and_bad_values(data_root: Path) -> None:
     res = runner.invoke(app, ["train", "dm", "--data-root", str(data_root), "--lookback", "400"])
     assert res.exit_code == 1 and "too few" in res.output and "--lookback" in " ".join(res.output.split())
     res = runner.invoke(app, ["train", "dm", "--data-root", str(data_root), "--objective", "ppo"])
-    assert res.exit_code == 1 and "grpo" in res.output
+    assert res.exit_code == 2 and "grpo" in res.output and "ppo" in res.output
+    res = runner.invoke(app, ["train", "dm", "--data-root", str(data_root), "--dtype", "fp8"])
+    assert res.exit_code == 2 and "bf16" in res.output
     res = runner.invoke(app, ["train", "sharpe", "--data-root", str(data_root), "--steps", "0"])
-    assert res.exit_code == 1 and "steps" in res.output
+    assert res.exit_code == 1 and "steps" in res.output and "hint: pass a positive --steps" in res.output
     res = runner.invoke(app, ["train", "dm", "--resume", str(data_root)])
     assert res.exit_code == 1 and "not a training run directory" in " ".join(res.output.split())
 

@@ -22,8 +22,14 @@ def _width() -> int | None:
         return 120
 
 
+def _err_width() -> int | None:
+    """Like ``_width`` for stderr: when piped to a log or CI, never hard-wrap an error line."""
+    return None if sys.stderr.isatty() else 1000
+
+
 out = Console(highlight=False, soft_wrap=True, width=_width())
-err = Console(stderr=True, highlight=False)
+# soft_wrap off a terminal: an error line stays one line in logs (grep-able, not split mid-hint).
+err = Console(stderr=True, highlight=False, soft_wrap=not sys.stderr.isatty(), width=_err_width())
 
 
 @dataclass

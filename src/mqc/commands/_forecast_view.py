@@ -2,16 +2,41 @@
 
 from __future__ import annotations
 
+import math
+
 from rich.table import Table
 
 from mqc.commands._console import fmt_num, fmt_pct
+
+
+def short_path(path: str | None) -> str | None:
+    """``.../hyperparams/ewma-vol/SP500.json`` -> ``hyperparams/ewma-vol/SP500.json`` (fits a table cell)."""
+    if not path:
+        return None
+    parts = path.replace("\\", "/").split("/")
+    return "/".join(parts[-3:])
+
+
+def fmt_price(v: float | None) -> str:
+    """A price in fixed notation with at least 6 significant digits and at least 2 decimals.
+
+    ``49590.12`` (not ``4.959e+04``, which hides the spread between quantiles of a crypto price),
+    ``1.08423`` for FX, ``0.000012345`` for micro-priced tokens; never scientific notation.
+    """
+    if v is None or not math.isfinite(v):
+        return "-"
+    if v == 0:
+        return "0.00"
+    magnitude = math.floor(math.log10(abs(v))) + 1  # digits before the decimal point
+    decimals = min(12, max(2, 6 - magnitude))
+    return f"{v:,.{decimals}f}"
 
 
 def forecast_tables(result) -> list[Table]:
     """One table per symbol: close quantiles per future bar, with % change vs the last close."""
     tables = []
     for s, fc in result.forecasts.items():
-        t = Table(title=f"{s}  {fc.model}  last close {fc.last_close:.4g} at {fc.origin:%Y-%m-%d %H:%M}")
+        t = Table(title=f"{s}  {fc.model}  last close {fmt_price(fc.last_close)} at {fc.origin:%Y-%m-%d %H:%M}")
         t.add_column("step", justify="right")
         t.add_column("timestamp (UTC)")
         for q in fc.quantile_levels:
@@ -22,7 +47,7 @@ def forecast_tables(result) -> list[Table]:
             cells = [str(h + 1), f"{ts:%Y-%m-%d %H:%M}"]
             for qi in range(len(fc.quantile_levels)):
                 v = float(close[qi, h])
-                cells += [f"{v:.4g}", fmt_pct(v / fc.last_close - 1.0)]
+                cells += [fmt_price(v), fmt_pct(v / fc.last_close - 1.0)]
             t.add_row(*cells)
         tables.append(t)
     return tables
@@ -32,7 +57,9 @@ _EVAL_COLS = ("mae", "mase", "crps", "wql", "coverage_50", "coverage_80", "cover
 
 
 def eval_table(result) -> Table:
-    t = Table(title=f"rolling-origin eval: {len(result.symbols)} symbols x {len(result.origins)} origins "
+    asked = result.requested_origins
+    short_of = f" (of {asked} requested)" if asked and asked > len(result.origins) else ""
+    t = Table(title=f"rolling-origin eval: {len(result.symbols)} symbols x {len(result.origins)} origins{short_of} "
                     f"({result.origins[0]:%Y-%m-%d} .. {result.origins[-1]:%Y-%m-%d})")
     short = {"coverage_50": "cov50", "coverage_80": "cov80", "coverage_90": "cov90", "hit_rate": "hit", "rank_ic": "ric"}
     for c in ("model", "h", *_EVAL_COLS, "sec"):
@@ -44,6 +71,9 @@ def eval_table(result) -> Table:
             cells.append(fmt_pct(v) if c in ("mae", "crps", "wql") or c.startswith("coverage") or c == "hit_rate" else fmt_num(v))
         cells.append(f"{result.seconds.get(r['model'], 0.0):.2f}")
         t.add_row(*cells)
+    applied = [f"{m} {s}: {short_path(p)}" for m, files in result.settings_files.items() for s, p in files.items() if p]
+    if applied:
+        t.caption = "settings: " + "; ".join(applied)
     return t
 
 
@@ -60,8 +90,9 @@ def tune_table(res) -> Table:
 
 def select_table(res) -> Table:
     t = Table(title=f"model selection by {res.metric} (validation origins; test score of the choice)")
-    for c in ("symbol", "model", "validation", "test"):
+    for c in ("symbol", "model", "validation", "test", "settings"):
         t.add_column(c)
     for s, ch in res.choices.items():
-        t.add_row(s, ch["model"], fmt_num(ch["validation"][ch["model"]], 5), fmt_num(ch["test"][ch["model"]], 5))
+        settings = short_path(ch.get("settings_file")) or "defaults"
+        t.add_row(s, ch["model"], fmt_num(ch["validation"][ch["model"]], 5), fmt_num(ch["test"][ch["model"]], 5), settings)
     return t

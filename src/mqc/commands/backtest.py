@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 import typer
@@ -10,13 +11,21 @@ from mqc.commands._console import RichProgress, fmt_num, fmt_pct, out, print_jso
 from mqc.commands._options import JsonOpt, split_list
 
 
+class SplitChoice(StrEnum):
+    """Segments ``--split`` accepts (Typer reports any other value as a usage error)."""
+
+    test = "test"
+    val = "val"
+    all = "all"
+
+
 def backtest(
     checkpoint: str = typer.Option(None, "--checkpoint", "-c", help="Checkpoint file, run directory or 'latest'."),
     weights: str = typer.Option(None, "--weights", "-w", help="CSV of target weights: timestamp,SYM1,SYM2,..."),
     symbols: str = typer.Option(None, "--symbols", "-s", help="Comma-separated symbols (default: the checkpoint's / the file's)."),
     data_root: str = typer.Option(None, "--data-root", help="Folder of per-symbol CSV/Parquet bars instead of the catalog."),
     timeframe: str = typer.Option(None, "--timeframe", "-t", help="Bar size (default: the checkpoint's, else 1d)."),
-    split: str = typer.Option(None, "--split", help="Segment: test, val or all (default: test for checkpoints, all for weights)."),
+    split: SplitChoice = typer.Option(None, "--split", help="Segment: test, val or all (default: test for checkpoints, all for weights)."),
     window_length: int = typer.Option(None, "--window-length", help="Bars per rolling window (overlapping slices of one replay) [256]."),
     stride: int = typer.Option(None, "--stride", help="Bars between window starts [64]."),
     start: str = typer.Option(None, "--start", help="First timestamp evaluated (UTC, inclusive), within the split."),
@@ -33,6 +42,9 @@ def backtest(
 
     Example: mqc backtest --checkpoint latest --split test --cost-bps 5
     """
+    import dataclasses
+    from pathlib import Path
+
     from mqc.core.backtest.config import BacktestConfig
     from mqc.core.backtest.runner import run_checkpoint_backtest, run_weights_backtest
     from mqc.core.data.config import DataConfig, SplitConfig
@@ -43,24 +55,34 @@ def backtest(
     if (checkpoint is None) == (weights is None):
         raise ConfigError("give exactly one of --checkpoint and --weights", hint="mqc backtest --checkpoint latest")
     profile = state().profile
-    flags = dict(split=split, window_length=window_length, stride=stride, start=start, end=end, cost_bps=cost_bps,
+    flags = dict(split=split.value if split is not None else None, window_length=window_length, stride=stride, start=start, end=end, cost_bps=cost_bps,
                  slippage_bps=slippage_bps, write_trades=False if no_trades else None, plots=False if no_plots else None)
     resolved = resolve_with_profile(BacktestConfig, profile, flags=flags)
     cfg = resolved.value
     data = resolve_with_profile(DataConfig, profile, flags=dict(symbols=split_list(symbols), timeframe=timeframe, data_root=data_root)).value
+    if data.data_root is not None:
+        data = dataclasses.replace(data, data_root=str(Path(data.data_root).expanduser().resolve()))
+    fit_windows = resolved.sources["window_length"] == "default"  # shrink only a window the user did not ask for
     split_res = resolve_with_profile(SplitConfig, profile)
     split_cfg = split_res.value if any(s != "default" for s in split_res.sources.values()) else None
+    market_res = resolve_with_profile(MarketConfig, profile)
     with RichProgress() as progress:
         if checkpoint is not None:
             report = run_checkpoint_backtest(checkpoint, data, cfg, split_cfg=split_cfg, out_dir=out_dir,
-                                             allow_mismatch=allow_mismatch, progress=progress)
+                                             allow_mismatch=allow_mismatch, fit_windows=fit_windows, progress=progress)
+            ignored = {k: v for k, v in market_res.sources.items() if v != "default"}
+            if ignored:
+                # the checkpoint's own market (what it was trained under) is replayed; only flags override
+                report.segment["market_config_ignored"] = sorted(ignored)
+                report.segment.setdefault("warnings", []).append(
+                    f"the profile/env [market] settings ({', '.join(sorted(ignored))}) are ignored for a checkpoint: "
+                    "its own market is used (override costs with --cost-bps/--slippage-bps)"
+                )
         else:
-            import dataclasses
-
             if resolved.sources["split"] == "default":
                 cfg = dataclasses.replace(cfg, split="all")
-            market = resolve_with_profile(MarketConfig, profile).value
-            report = run_weights_backtest(weights, data, cfg, market, split_cfg=split_cfg, out_dir=out_dir, progress=progress)
+            report = run_weights_backtest(weights, data, cfg, market_res.value, split_cfg=split_cfg, out_dir=out_dir,
+                                          fit_windows=fit_windows, progress=progress)
     for message in report.segment.get("warnings", []):
         warn(message)  # stderr, also with --json (the JSON carries them under segment.warnings)
     if want_json(json_out):
@@ -76,6 +98,8 @@ def render_summary(report: Any) -> None:
     """
     from rich.table import Table
 
+    from mqc.core.backtest.report import cost_line
+
     seg = report.segment
     t = Table(title=f"{report.source.get('name', 'strategy')}: {seg['split']} segment {seg['first'][:10]} .. {seg['last'][:10]} ({seg['bars']} bars)")
     for col in ("", "total return", "CAGR", "vol", "Sharpe", "Sortino", "max DD", "Calmar", "turnover"):
@@ -87,13 +111,17 @@ def render_summary(report: Any) -> None:
             fmt_pct(m["turnover"]),
             style="bold" if label == "strategy" else None,
         )
+    out.print(cost_line(report.data["costs"]))
     out.print(t)
     a, s = report.aggregates, report.significance
-    out.print(
+    if a.get("window_note"):
+        out.print(f"note: {a['window_note']}")
+    if a["windows"]:
+        out.print(
         f"rolling windows (overlapping slices of one replay, not re-fits): {a['windows']} windows of "
         f"{a['window_length']} bars: Sharpe mean {a['sharpe_mean']:.2f}, return mean {fmt_pct(a['cumulative_return_mean'])}, "
         f"worst max DD {fmt_pct(a['max_drawdown_worst'])}"
-    )
+        )
     if seg.get("skipped_before_first_row"):
         out.print(
             f"evaluated from the weights file's first row; {seg['skipped_before_first_row']} earlier bars "

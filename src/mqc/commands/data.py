@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum, StrEnum
 from typing import Any
 
 import typer
@@ -11,7 +12,31 @@ from mqc.commands._options import JsonOpt, split_list
 
 app = typer.Typer(help="Import, validate, inspect and store OHLCV bars.", no_args_is_help=True)
 
-OnErrorOpt = typer.Option(None, "--on-error", help="Bad rows: fail (stop, store nothing), repair (fix what can be fixed, drop the rest) or drop.")
+
+
+class OnError(StrEnum):
+    """Choices of --on-error (an Enum so a wrong value is Typer's usage error, exit 2)."""
+
+    fail = "fail"
+    repair = "repair"
+    drop = "drop"
+
+
+class ExportFormat(StrEnum):
+    csv = "csv"
+    parquet = "parquet"
+
+
+class Provider(StrEnum):
+    yfinance = "yfinance"
+    ccxt = "ccxt"
+
+
+def _val(choice: Enum | None) -> str | None:
+    return None if choice is None else str(choice.value)
+
+
+OnErrorOpt = typer.Option(None, "--on-error", case_sensitive=False, help="Bad rows: fail (stop, store nothing), repair (fix what can be fixed, drop the rest) or drop.")
 TimeframeOpt = typer.Option(None, "--timeframe", "-t", help="Bar size label (1m, 15m, 1h, 1d); default: inferred from the timestamps.")
 
 
@@ -23,11 +48,11 @@ ReplaceHelp = (
 )
 
 
-def _import_config(on_error: str | None, replace: bool | None = None, asset_class: str | None = None, adjusted: bool | None = None):
+def _import_config(on_error: OnError | str | None, replace: bool | None = None, asset_class: str | None = None, adjusted: bool | None = None):
     from mqc.core.data.config import ImportConfig
     from mqc.core.profiles import resolve_with_profile
 
-    flags = {"on_error": on_error, "replace": replace or None, "asset_class": asset_class, "adjusted": adjusted or None}
+    flags = {"on_error": _val(on_error) if isinstance(on_error, Enum) else on_error, "replace": replace or None, "asset_class": asset_class, "adjusted": adjusted or None}
     return resolve_with_profile(ImportConfig, state().profile, flags=flags).value
 
 
@@ -40,7 +65,8 @@ def _render_result(result: Any, json_out: bool, *, title: str) -> None:
 
     if result.items:
         t = Table(title=title)
-        for col in ("symbol", "tf", "rows in", "stored", "status", "added", "overwritten", "fixed", "dropped", "warn"):
+        # "fixed rows" counts rows (a bar with a bad high and a bad low is one), like "dropped".
+        for col in ("symbol", "tf", "rows in", "stored", "status", "added", "overwritten", "fixed rows", "dropped rows", "warn"):
             t.add_column(col, justify="left" if col in ("symbol", "tf", "status") else "right")
         for i in result.items:
             r = i.report
@@ -77,7 +103,7 @@ def _short(path: str, width: int = 40) -> str:
 @app.command("import")
 def import_(
     paths: list[str] = typer.Argument(..., help="CSV/Parquet files, folders or glob patterns (quote globs)."),
-    on_error: str = OnErrorOpt,
+    on_error: OnError = OnErrorOpt,
     symbol: str = typer.Option(None, "--symbol", "-s", help="Symbol for a single file (default: symbol column, yfinance ticker or file name)."),
     timeframe: str = TimeframeOpt,
     asset_class: str = typer.Option(None, "--asset-class", help="equity, crypto or cash (default: guessed from the symbol)."),
@@ -97,7 +123,7 @@ def import_(
 @app.command("validate")
 def validate(
     paths: list[str] = typer.Argument(..., help="CSV/Parquet files, folders or glob patterns."),
-    on_error: str = OnErrorOpt,
+    on_error: OnError = OnErrorOpt,
     symbol: str = typer.Option(None, "--symbol", "-s", help="Symbol for a single file."),
     timeframe: str = TimeframeOpt,
     adjusted: bool = AdjustedOpt,
@@ -123,6 +149,7 @@ def list_(
     from rich.table import Table
 
     from mqc.core.data.catalog import Catalog
+    from mqc.core.data.catalog import check_timeframe as cat_tf
 
     cat = Catalog()
     entries = cat.entries(timeframe)
@@ -130,7 +157,11 @@ def list_(
         print_json({"catalog": str(cat.root), "entries": [e.__dict__ for e in entries]})
         return
     if not entries:
-        out.print("the catalog is empty: run `mqc data sample` or `mqc data import PATH`")
+        stored = sorted({e.timeframe for e in cat.entries()}) if timeframe else []
+        if stored:
+            out.print(f"no symbols at {cat_tf(timeframe)} (stored timeframes: {', '.join(stored)})")
+        else:
+            out.print("the catalog is empty: run `mqc data sample` or `mqc data import PATH`")
         return
     t = Table(title=str(cat.root))
     for col in ("symbol", "timeframe", "rows", "first", "last", "class", "source"):
@@ -163,7 +194,7 @@ def show(
     out.print(f"close {st['min_close']:.6g} .. {st['max_close']:.6g}, last {st['last_close']:.6g}")
     ann = f"{fmt_pct(st['annual_return'])} / yr" if st["annual_return"] is not None else "-"
     vol = fmt_pct(st["annual_volatility"])
-    out.print(f"return {fmt_pct(st['total_return'])} ({ann}), volatility {vol} / yr, max drawdown {fmt_pct(st['max_drawdown'])}")
+    out.print(f"return {fmt_pct(st['total_return'])} ({ann}), volatility {vol} / yr, max drawdown {fmt_pct(st['max_drawdown'])} (loss from peak)")
     out.print(f"gaps {st['gaps']} (largest {st['largest_gap_bars']} bars), zero-volume bars {st['zero_volume_bars']}, content hash {'ok' if s.verified else '[red]MISMATCH[/red]'}")
     for g in s.gaps[:10]:
         out.print(f"  gap before {g['before']}: {g['detail']}")
@@ -180,17 +211,17 @@ def show(
 @app.command("export")
 def export(
     symbol: str = typer.Argument(..., help="Symbol in the catalog."),
-    to: str = typer.Option("csv", "--to", help="csv or parquet."),
-    out_path: str = typer.Option(None, "--out", "-o", help="File or folder (default ./SYMBOL_TF.csv)."),
+    to: ExportFormat = typer.Option(ExportFormat.csv, "--to", case_sensitive=False, help="File format."),
+    out_path: str = typer.Option(None, "--out", "-o", help="File, or folder (existing, or ending in /: created) that receives SYMBOL_TF.EXT (default ./SYMBOL_TF.csv)."),
     timeframe: str = typer.Option(None, "--timeframe", "-t", help="Bar size, when the symbol is stored at several."),
     json_out: bool = JsonOpt,
 ) -> None:
     """Write a stored symbol to CSV or Parquet (re-importable unchanged)."""
     from mqc.core.data.summary import export_symbol
 
-    path = export_symbol(symbol, to, out_path, timeframe=timeframe)
+    path = export_symbol(symbol, to.value, out_path, timeframe=timeframe)
     if want_json(json_out):
-        print_json({"symbol": symbol.upper(), "path": str(path), "format": to})
+        print_json({"symbol": symbol.upper(), "path": str(path), "format": to.value})
         return
     out.print(f"wrote {path}")
 
@@ -238,8 +269,11 @@ def synth(
 ) -> None:
     """Seeded synthetic bars: correlated assets, GARCH volatility clustering, fat tails."""
     from mqc.core.data.synth import SynthSpec, import_synth, write_synth_csv
+    from mqc.core.data.timeframe import normalise_timeframe
+    from mqc.core.dates import check_timestamp
 
-    spec = SynthSpec(n_assets=assets, n_bars=bars, seed=seed, timeframe=timeframe, start=start, correlation=correlation)
+    check_timestamp(start, "--start")
+    spec = SynthSpec(n_assets=assets, n_bars=bars, seed=seed, timeframe=normalise_timeframe(timeframe), start=start, correlation=correlation)
     files = [str(p) for p in write_synth_csv(spec, out_dir)] if out_dir else []
     result = import_synth(spec) if (do_import or not out_dir) else None
     if want_json(json_out):
@@ -254,23 +288,23 @@ def synth(
 @app.command("fetch")
 def fetch(
     symbols: list[str] = typer.Argument(..., help="Provider symbols: AAPL ^GSPC (yfinance) or BTC/USDT (ccxt); commas work too."),
-    provider: str = typer.Option(None, "--provider", "-p", help="yfinance (stocks) or ccxt (crypto)."),
+    provider: Provider = typer.Option(None, "--provider", "-p", case_sensitive=False, help="yfinance (stocks) or ccxt (crypto)."),
     timeframe: str = typer.Option(None, "--timeframe", "-t", help="Bar size (default 1d)."),
     start: str = typer.Option(None, "--start", help="First date (YYYY-MM-DD)."),
     end: str = typer.Option(None, "--end", help="Last date (YYYY-MM-DD)."),
     exchange: str = typer.Option(None, "--exchange", help="ccxt exchange id (default binance)."),
-    on_error: str = OnErrorOpt,
+    on_error: OnError = OnErrorOpt,
     replace: bool = typer.Option(False, "--replace", help=ReplaceHelp),
     json_out: bool = JsonOpt,
 ) -> None:
-    """Download bars (cached, retried on rate limits), validate and import them. Needs the fetch extra: pip install "mqc\\[fetch]"."""
+    """Download bars (cached, retried on rate limits), validate and import them. Needs yfinance (stocks) or ccxt (crypto): pip install yfinance ccxt, or pip install -e ".\\[fetch]" from the mqc checkout."""
     from mqc.core.data.config import FetchConfig
     from mqc.core.data.fetch import fetch_symbols
     from mqc.core.profiles import resolve_with_profile
 
-    flags = {"provider": provider, "timeframe": timeframe, "start": start, "end": end, "exchange": exchange}
+    flags = {"provider": _val(provider), "timeframe": timeframe, "start": start, "end": end, "exchange": exchange}
     cfg = resolve_with_profile(FetchConfig, state().profile, flags=flags).value
-    icfg = _import_config(on_error or "repair", replace)
+    icfg = _import_config(_val(on_error) or "repair", replace)
     names = [s.strip() for chunk in symbols for s in chunk.split(",") if s.strip()]
     with RichProgress() as progress:
         result = fetch_symbols(names, cfg, icfg, progress=progress)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import typer
 from typer.core import TyperGroup
 
-from mqc.commands._console import RichProgress, info, out, print_json, state, want_json
+from mqc.commands._console import RichProgress, info, out, print_json, state, want_json, warn
 from mqc.commands._options import JsonOpt, split_list, symbols_from
 
 
@@ -33,6 +33,23 @@ HpDirOpt = typer.Option(None, "--hyperparams-dir", help="Read/write hyperparams 
 TfOpt = typer.Option(None, "--timeframe", "-t", help="Bar size in the catalog (default 1d).")
 ModelPathOpt = typer.Option(None, "--model-path", "--model-id", help="Model weights (Chronos, or the Kronos predictor): local dir or cached HF id.")
 TokenizerPathOpt = typer.Option(None, "--tokenizer-path", help="Kronos tokenizer: local dir or cached HF id.")
+
+
+def _choice(allowed: tuple[str, ...], option: str):
+    """A callback making ``option`` a usage error (exit 2) unless its value is one of ``allowed``."""
+
+    def check(value: str | None) -> str | None:
+        if value is not None and value not in allowed:
+            raise typer.BadParameter(f"{value!r} is not one of {', '.join(allowed)}", param_hint=option)
+        return value
+
+    return check
+
+
+# Kept in sync with core/forecast/config.py METRICS / PER_SYMBOL_METRICS (a test checks it); literal
+# here so `mqc --help` does not import the forecast core.
+_METRICS = ("mae", "mase", "crps", "wql", "coverage_error", "hit_rate", "rank_ic")
+_PER_SYMBOL_METRICS = tuple(m for m in _METRICS if m != "rank_ic")
 
 
 def _levels(text: str | None) -> tuple[float, ...] | None:
@@ -68,8 +85,8 @@ def run(
     context_length: int = typer.Option(None, "--context-length", help="Context bars."),
     batch_size: int = typer.Option(None, "--batch-size", help="Symbols per forward pass."),
     device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:0."),
-    dtype: str = typer.Option(None, "--dtype", help="float32 | bfloat16 (CUDA)."),
-    attn: str = typer.Option(None, "--attn", help="sdpa | eager."),
+    dtype: str = typer.Option(None, "--dtype", help="float32 | bfloat16 (CUDA).", callback=_choice(("float32", "bfloat16"), "--dtype")),
+    attn: str = typer.Option(None, "--attn", help="sdpa | eager.", callback=_choice(("sdpa", "eager"), "--attn")),
     compile_: bool = typer.Option(None, "--compile/--no-compile", help="torch.compile (CUDA only)."),
     volume: bool = typer.Option(None, "--volume-covariate/--no-volume-covariate", help="Chronos-2: log volume as a past covariate."),
     threads: int = typer.Option(None, "--threads", help="torch CPU threads."),
@@ -102,6 +119,10 @@ def run(
 
     for table in forecast_tables(result):
         out.print(table)
+    for s, path in result.hyperparams_files.items():
+        chosen = result.selection_files.get(s)
+        if path or chosen:
+            out.print(f"{s} settings: {path or 'defaults (no hyperparams file)'}" + (f" (model chosen by {chosen})" if chosen else ""), highlight=False, soft_wrap=True)
 
 
 def _eval_config(origins, step, horizon, quantiles, metric=None, test_frac=None):
@@ -110,6 +131,26 @@ def _eval_config(origins, step, horizon, quantiles, metric=None, test_frac=None)
 
     flags = {"origins": origins, "step": step, "horizons": _ints(horizon, "--horizon"), "quantile_levels": _levels(quantiles), "metric": metric, "test_frac": test_frac}
     return resolve_with_profile(EvalConfig, state().profile, flags=flags).value
+
+
+def _settings(models, frames, timeframe, model_path, hyperparams_dir, context_length, tokenizer_path, levels):
+    """Each candidate's per-symbol settings, resolved like ``forecast run`` (tuned files applied)."""
+    from mqc.core.forecast.service import model_settings
+
+    if not models:
+        raise typer.BadParameter("name at least one model, e.g. naive,ewma-vol", param_hint="--models")
+    flags = {"timeframe": timeframe, "model_id": model_path, "tokenizer_path": tokenizer_path, "hyperparams_dir": hyperparams_dir, "context_length": context_length}
+    settings = model_settings(models, list(frames), profile=state().profile, flags=flags, quantile_levels=levels)
+    for m, files in settings.files.items():
+        for s, path in files.items():
+            if path:
+                info(f"{s} {m} settings: {path}")
+    return settings
+
+
+def _warn_origins(requested: int | None, used: int) -> None:
+    if requested is not None and used < requested:
+        warn(f"--origins {requested} asked for more origins than the common history allows: used {used}")
 
 
 def _base_config(timeframe, model_path, hyperparams_dir, context_length=None, model=None, tokenizer_path=None):
@@ -132,19 +173,21 @@ def eval_(
     context_length: int = typer.Option(None, "--context-length", help="Context bars per origin."),
     model_path: str = ModelPathOpt,
     tokenizer_path: str = TokenizerPathOpt,
+    hyperparams_dir: str = HpDirOpt,
     out_path: str = typer.Option(None, "--out", help="Results JSON (default: <runs dir>/forecast-eval/<time>.json)."),
     json_out: bool = JsonOpt,
 ) -> None:
-    """Rolling-origin, strictly causal evaluation of several models side by side."""
-    from mqc.core.forecast.evaluation import model_configs
+    """Rolling-origin, strictly causal evaluation of several models side by side (tuned per-symbol settings applied)."""
     from mqc.core.forecast.service import load_frames
     from mqc.core.forecast.tuning import run_eval
 
     ec = _eval_config(origins, step, horizon, quantiles)
-    base = _base_config(timeframe, model_path, None, context_length, tokenizer_path=tokenizer_path)
+    base = _base_config(timeframe, model_path, hyperparams_dir, context_length, tokenizer_path=tokenizer_path)
     frames = load_frames(symbols_from(symbols, None), base.timeframe)
+    settings = _settings(split_list(models) or (), frames, timeframe, model_path, hyperparams_dir, context_length, tokenizer_path, ec.quantile_levels)
     with RichProgress() as progress:
-        result, path = run_eval(frames, model_configs(split_list(models) or (), base, ec.quantile_levels), ec, out=out_path, progress=progress)
+        result, path = run_eval(frames, settings.configs, ec, out=out_path, progress=progress, settings_files=settings.files)
+    _warn_origins(result.requested_origins, len(result.origins))
     info(f"results saved to {path}")
     if want_json(json_out):
         print_json({**result.to_dict(), "path": str(path)})
@@ -159,7 +202,7 @@ def tune(
     symbol: str = typer.Argument(..., help="Symbol to tune."),
     model: str = typer.Option("chronos2", "--model", "-m", help="Model whose settings are searched."),
     grid: str = typer.Option(None, "--grid", help="KEY=V1,V2;KEY=... (default: the model's grid)."),
-    metric: str = typer.Option(None, "--metric", help="Metric to optimise (crps, mae, wql, coverage_error, ...)."),
+    metric: str = typer.Option(None, "--metric", help=f"Metric to optimise: {', '.join(_PER_SYMBOL_METRICS)}.", callback=_choice(_PER_SYMBOL_METRICS, "--metric")),
     origins: int = typer.Option(None, "--origins", help="Origins (validation + test)."),
     step: int = typer.Option(None, "--step", help="Bars between origins."),
     horizon: str = typer.Option(None, "--horizon", help="Horizons scored, e.g. 1,7."),
@@ -192,7 +235,7 @@ def tune(
 def select(
     symbols: list[str] = typer.Argument(None, help="Symbols to choose a model for."),
     models: str = ModelsOpt,
-    metric: str = typer.Option(None, "--metric", help="Metric deciding the choice (crps, mae, wql, hit_rate, ...)."),
+    metric: str = typer.Option(None, "--metric", help=f"Metric deciding the choice: {', '.join(_PER_SYMBOL_METRICS)}.", callback=_choice(_PER_SYMBOL_METRICS, "--metric")),
     origins: int = typer.Option(None, "--origins", help="Origins (validation + test)."),
     horizon: str = typer.Option(None, "--horizon", help="Horizons scored, e.g. 1,7."),
     timeframe: str = TfOpt,
@@ -201,15 +244,17 @@ def select(
     hyperparams_dir: str = HpDirOpt,
     json_out: bool = JsonOpt,
 ) -> None:
-    """Pick each symbol's model on validation origins and write hyperparams/best/<SYMBOL>.json."""
+    """Pick each symbol's model on validation origins (tuned per-symbol settings applied) and write hyperparams/best/<SYMBOL>.json."""
     from mqc.core.forecast.service import load_frames
     from mqc.core.forecast.tuning import select as select_core
 
     ec = _eval_config(origins, None, horizon, None, metric)
     base = _base_config(timeframe, model_path, hyperparams_dir, tokenizer_path=tokenizer_path)
     frames = load_frames(symbols_from(symbols, None), base.timeframe)
+    names = split_list(models) or ()
+    settings = _settings(names, frames, timeframe, model_path, hyperparams_dir, None, tokenizer_path, ec.quantile_levels)
     with RichProgress() as progress:
-        res = select_core(frames, split_list(models) or (), base, ec, progress=progress)
+        res = select_core(frames, names, base, ec, progress=progress, settings=settings)
     if want_json(json_out):
         print_json(res.to_dict())
         return

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from mqc.commands._console import out, print_json, state, want_json
+from mqc.commands._console import info, out, print_json, state, want_json
 from mqc.commands._options import JsonOpt
 
 app = typer.Typer(help="TOML profiles: one table per config (data, market, train, ...).", no_args_is_help=True)
@@ -39,12 +39,19 @@ def list_(json_out: bool = JsonOpt) -> None:
 
 
 @app.command("path")
-def path(name: str = typer.Argument(None, help="Profile name (default: the profiles folder).")) -> None:
-    """Print where a profile (or the profiles folder) lives."""
+def path(
+    name: str = typer.Argument(None, help="Profile name (default: the profiles folder)."),
+    json_out: bool = JsonOpt,
+) -> None:
+    """Print where a profile (or the profiles folder) lives (it need not exist yet)."""
     from mqc.core import paths
     from mqc.core.profiles import profile_path
 
-    out.print(str(profile_path(name) if name else paths.profiles_dir()))
+    where = profile_path(name) if name else paths.profiles_dir()
+    if want_json(json_out):
+        print_json({"profile": name, "path": str(where), "exists": where.exists()})
+        return
+    out.print(str(where))
 
 
 @app.command("show")
@@ -93,12 +100,21 @@ def show(
 def set_(
     key: str = typer.Argument(..., help="TABLE.KEY, e.g. market.equity_fee_bps"),
     value: str = typer.Argument(..., help="New value (lists comma-separated; 'none' clears)."),
-    name: str = typer.Option(None, "--name", "-n", help="Profile to edit (default: --profile, else 'default')."),
+    name: str = typer.Option(None, "--name", "-n", help="Profile to edit (default: --profile, else 'default'); created when missing."),
+    json_out: bool = JsonOpt,
 ) -> None:
-    """Set one value in a profile, type-checked against its config."""
-    from mqc.core.profiles import set_value
+    """Set one value in a profile, type-checked against its config (a missing profile is created, said on stderr)."""
+    from mqc.core.profiles import profile_path, set_value
 
     prof = name or state().profile or "default"
+    existed = profile_path(prof).is_file()
     stored = set_value(prof, key, value)
+    if not existed:
+        # A typo in -n would otherwise create a stray profile silently; --quiet hides this line,
+        # but the JSON "created" flag and `mqc profile list` still show it.
+        info(f"created profile {prof} at {profile_path(prof)}")
+    if want_json(json_out):
+        print_json({"profile": prof, "key": key, "value": list(stored) if isinstance(stored, tuple) else stored, "created": not existed})
+        return
     shown = ", ".join(map(str, stored)) if isinstance(stored, (list, tuple)) else stored
     out.print(f"{prof}: {key} = {shown}")

@@ -35,14 +35,31 @@ class DependencyMissing(MqcError, ImportError):
     """An optional dependency is not installed; the hint names the extra that provides it."""
 
 
-def require(module: str, extra: str):
-    """Import an optional dependency or raise DependencyMissing naming the mqc extra."""
+# Import name -> PyPI package, where they differ. ("mqc" on PyPI is an unrelated project, so hints
+# name the real packages, and the extra only as an editable install from the mqc checkout.)
+_PACKAGES = {"chronos": "chronos-forecasting", "safetensors.torch": "safetensors", "huggingface_hub": "huggingface_hub"}
+
+
+def install_hint(module: str, extra: str, package: str | None = None) -> str:
+    """The pip command that provides ``module``: its package, or the mqc extra from a source checkout."""
+    pkg = package or _PACKAGES.get(module, module.split(".")[0])
+    return f'pip install {pkg}  (or from the mqc checkout: pip install -e ".[{extra}]")'
+
+
+def require(module: str, extra: str, package: str | None = None):
+    """Import an optional dependency or raise DependencyMissing naming the package to install.
+
+    Args:
+        module: import name (``yfinance``, ``safetensors.torch``).
+        extra: the mqc extra that lists it (for a source install).
+        package: the PyPI name when it differs from the import name and is not in the built-in table.
+
+    Raises:
+        DependencyMissing: the import failed.
+    """
     import importlib
 
     try:
         return importlib.import_module(module)
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise DependencyMissing(
-            f"optional dependency {module!r} is not installed",
-            hint=f"pip install 'mqc[{extra}]'",
-        ) from exc
+        raise DependencyMissing(f"optional dependency {module!r} is not installed", hint=install_hint(module, extra, package)) from exc

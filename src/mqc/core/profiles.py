@@ -22,6 +22,23 @@ def profile_path(name: str) -> Path:
     return paths.profiles_dir() / f"{name}.toml"
 
 
+def require_profile(name: str) -> Path:
+    """The path of profile ``name``, which must exist.
+
+    Raises:
+        ArtifactNotFound: no such profile (with a "did you mean" among the existing ones).
+    """
+    path = profile_path(name)
+    if not path.is_file():
+        have = list_profiles()
+        listing = f"; profiles: {', '.join(have)}" if have else "; there are no profiles yet"
+        raise ArtifactNotFound(
+            f"profile {name!r} not found at {path}{config.did_you_mean(name, have)}{listing}",
+            hint=f"check --profile / MQC_PROFILE, or create it: mqc profile init {name}",
+        )
+    return path
+
+
 def list_profiles() -> list[str]:
     d = paths.profiles_dir()
     return sorted(p.stem for p in d.glob("*.toml")) if d.is_dir() else []
@@ -129,6 +146,10 @@ def set_value(name: str, dotted_key: str, raw: str) -> Any:
     data.setdefault(table, {})[key] = list(value) if isinstance(value, tuple) else value
     if value is None:
         data[table].pop(key)
+    # Build the config from the table, so its __post_init__ invariants (dates, ranges, ...) reject a
+    # value before it is written, rather than in every later command that reads the profile.
+    types_ = config.field_types(cls)
+    cls(**{k: config.coerce(v, types_[k], f"{table}.{k}") for k, v in data[table].items()})
     write_profile(name, data)
     return value
 

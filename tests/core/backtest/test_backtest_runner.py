@@ -125,8 +125,49 @@ def test_bad_checkpoints(root, tmp_path):
 
 def test_window_longer_than_segment(root, tmp_path):
     ck = save_checkpoint(tmp_path / "a.pt", ["SYN0", "SYN1", "SYN2"])
+    long = dataclasses.replace(FAST, window_length=256)
+    # an explicitly chosen window keeps the clear error
     with pytest.raises(DataError, match="--window-length 256 is longer than the 60 bars"):
-        run_checkpoint_backtest(ck, DataConfig(data_root=str(root)), dataclasses.replace(FAST, window_length=256), write=False)
+        run_checkpoint_backtest(ck, DataConfig(data_root=str(root)), long, fit_windows=False, write=False)
+    # the default window shrinks to the segment: the main metrics are still reported
+    rep = run_checkpoint_backtest(ck, DataConfig(data_root=str(root)), long, fit_windows=True, write=False)
+    assert rep.aggregates["windows"] == 1 and rep.aggregates["window_length"] == 60
+    assert "60 evaluated bars" in rep.aggregates["window_note"]
+    assert np.isfinite(rep.metrics["sharpe"])
+    # None: fit only the default length
+    rep = run_checkpoint_backtest(ck, DataConfig(data_root=str(root)), long, write=False)
+    assert rep.aggregates["window_length"] == 60
+
+
+def test_start_before_split_is_an_error(root, tmp_path):
+    ck = save_checkpoint(tmp_path / "a.pt", ["SYN0", "SYN1", "SYN2"])
+    with pytest.raises(DataError, match=r"--start 2000-01-01 outside the test split, which covers \d{4}-"):
+        run_checkpoint_backtest(ck, DataConfig(data_root=str(root)), dataclasses.replace(FAST, start="2000-01-01"), write=False)
+    # with --split all the same start is inside the range
+    rep = run_checkpoint_backtest(ck, DataConfig(data_root=str(root)), dataclasses.replace(FAST, split="all", start="2000-01-01"), write=False)
+    assert rep.segment["start_bar"] == 0
+
+
+def test_capped_weight_rows_are_counted(root, tmp_path):
+    panel = load_panel(config=DataConfig(data_root=str(root)))
+    f = tmp_path / "w.csv"
+    ts = [str(t)[:10] for t in panel.timestamps[:3]]
+    f.write_text(f"timestamp,SYN0,SYN1\n{ts[0]},0.9,0.9\n{ts[1]},0.5,0.5\n{ts[2]},0.7,0.6\n")
+    cfg = dataclasses.replace(FAST, split="all")
+    rep = run_weights_backtest(f, DataConfig(data_root=str(root), symbols=("SYN0", "SYN1")), cfg, MarketConfig(), write=False)
+    assert rep.source["capped_targets"] == 2
+    assert any("2 target row(s) exceed the leverage cap" in w for w in rep.segment["warnings"])
+    rep = run_weights_backtest(f, DataConfig(data_root=str(root), symbols=("SYN0", "SYN1")), cfg,
+                               MarketConfig(max_gross_leverage=2.0, max_overnight_leverage=2.0), write=False)
+    assert rep.source["capped_targets"] == 0 and not rep.segment.get("warnings")
+
+
+def test_report_records_costs_used(root, tmp_path):
+    ck = save_checkpoint(tmp_path / "a.pt", ["SYN0", "SYN1", "SYN2"])
+    rep = run_checkpoint_backtest(ck, DataConfig(data_root=str(root)), dataclasses.replace(FAST, cost_bps=7.0), write=False)
+    costs = rep.data["costs"]
+    assert costs["overrides"] == {"cost_bps": 7.0}
+    assert all(v == 7.0 for v in costs["fee_bps"].values())
 
 
 def _assert_replay_causal(strategy, panel: Panel, k: int, market: MarketConfig) -> None:

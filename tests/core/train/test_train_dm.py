@@ -126,6 +126,18 @@ def test_too_few_bars_and_nans_are_clear_errors(synth_panel, tmp_path) -> None:
     assert not (tmp_path / "runs").exists(), "a failed start leaves no run directory"
 
 
+def test_too_few_bars_names_the_limiting_symbol(synth, tmp_path) -> None:
+    from mqc.core.data.panel import align_frames
+
+    frames = synth(n_assets=3, n_bars=300, seed=2)
+    frames["SYN2"] = frames["SYN2"].iloc[250:]  # a late starter cuts the common range to 50 bars
+    panel = align_frames(frames)
+    assert len(panel) == 50
+    with pytest.raises(DataError, match=r"common range is only \d{4}-\d\d-\d\d \.\. .*SYN2 start\(s\) only at") as exc:
+        _train(panel, tmp_path, lookback=64)
+    assert "250 earlier bars" in str(exc.value)
+
+
 def test_target_weights_need_the_trained_symbols(trend_panel, tmp_path) -> None:
     strat = load_strategy(_train(trend_panel, tmp_path, steps=4).run_dir)
     with pytest.raises(DataError, match="lacks symbol"):

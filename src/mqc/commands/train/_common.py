@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from enum import StrEnum
 from typing import Any
 
 import typer
@@ -45,12 +46,47 @@ ThreadsOpt = typer.Option(None, "--threads", help="torch CPU threads.")
 SeedOpt = typer.Option(None, "--seed", help="Random seed.")
 InitOpt = typer.Option(None, "--init-checkpoint", help="Start from this checkpoint's weights.")
 SaveDirOpt = typer.Option(None, "--save-dir", help="Parent folder of the run directory (default: <runs dir>/<kind>).")
-ResumeOpt = typer.Option(None, "--resume", help="Continue a killed run from RUN_DIR/checkpoints/latest.pt (other options ignored).")
+ResumeOpt = typer.Option(None, "--resume", help="Continue a killed run from RUN_DIR/checkpoints/latest.pt with its stored settings (no other training options).")
+
+
+class DtypeChoice(StrEnum):
+    """Values of ``--dtype``."""
+
+    auto = "auto"
+    fp32 = "fp32"
+    bf16 = "bf16"
+
+
+# option names that differ from the config field they set
+_FLAG_NAMES = {"allow_short": "--enable-shorting/--long-only", "include_cash": "--include-cash/--no-cash",
+               "compile": "--compile/--no-compile", "muon": "--muon/--no-muon",
+               "gradient_checkpointing": "--gradient-checkpointing/--no-gradient-checkpointing"}
+
+
+def check_resume(kind: str, resume: str | None, given: dict[str, Any]) -> None:
+    """With ``--resume`` every setting comes from the run: other options are an error, not ignored."""
+    from mqc.core.errors import ConfigError
+
+    if not resume:
+        return
+    named = [_FLAG_NAMES.get(k, "--" + k.replace("_", "-")) for k, v in given.items() if v is not None]
+    if named:
+        raise ConfigError(
+            f"--resume continues the run with its stored settings; these options cannot be changed: {', '.join(named)}",
+            hint=f"drop them (mqc train {kind} --resume {resume}), or start a new run without --resume",
+        )
+
+
+def choice(value: Any) -> Any:
+    """An Enum option's plain value (None stays None)."""
+    return None if value is None else value.value
 QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress bar or logs; results only.")
 
 
 def resolve_common(data_flags: dict[str, Any], market_flags: dict[str, Any], cost_bps: float | None) -> dict[str, Any]:
     """Resolve the data, market, features and split tables (defaults < profile < env < flags)."""
+    import dataclasses
+
     from mqc.core.data.config import DataConfig, FeatureConfig, SplitConfig
     from mqc.core.market.config import MarketConfig
     from mqc.core.profiles import resolve_with_profile
@@ -61,25 +97,36 @@ def resolve_common(data_flags: dict[str, Any], market_flags: dict[str, Any], cos
         data_flags["symbols"] = tuple(s.upper() for s in data_flags["symbols"])
     if cost_bps is not None:
         market_flags = {**market_flags, "equity_fee_bps": cost_bps, "crypto_fee_bps": cost_bps}
+    data = resolve_with_profile(DataConfig, prof, flags=data_flags)
+    if data.value.data_root is not None:
+        from mqc.core.train.api import absolute_data_root
+
+        # stored absolute in config.json: backtest/resume must work from any directory
+        data = dataclasses.replace(data, value=absolute_data_root(data.value))
     return {
-        "data": resolve_with_profile(DataConfig, prof, flags=data_flags),
+        "data": data,
         "market": resolve_with_profile(MarketConfig, prof, flags=market_flags),
         "features": resolve_with_profile(FeatureConfig, prof),
         "split": resolve_with_profile(SplitConfig, prof),
     }
 
 
-def run_training(kind: str, resolved: dict[str, Any], train_flags: dict[str, Any], resume: str | None, quiet: bool, json_out: bool) -> None:
-    """Resolve the trainer table, train (or resume) with a Rich progress bar, render the result."""
+def run_training(
+    kind: str, data_flags: dict[str, Any], market_flags: dict[str, Any], cost_bps: float | None,
+    train_flags: dict[str, Any], resume: str | None, quiet: bool, json_out: bool,
+) -> None:
+    """Resolve the tables, train (or resume) with a Rich progress bar, render the result."""
     from mqc.core.config import table_name
     from mqc.core.profiles import resolve_with_profile
     from mqc.core.train import api
 
+    check_resume(kind, resume, {**data_flags, **market_flags, "cost_bps": cost_bps, **train_flags})
+    resolved = {} if resume else resolve_common(data_flags, market_flags, cost_bps)
     if quiet:
         state().quiet = True
     with RichProgress() as progress:
         if resume:
-            result = api.resume_run(resume, progress=progress)
+            result = api.resume_run(resume, progress=progress, expect_kind=kind)
         else:
             tcls = api.TRAIN_CONFIGS[kind]
             resolved[table_name(tcls)] = resolve_with_profile(tcls, state().profile, flags=train_flags)
@@ -115,5 +162,11 @@ def render(result: Any, json_out: bool) -> None:
                      ("max_drawdown", fmt_pct), ("turnover", fmt_num), ("exposure", fmt_num)):
         t.add_row(key, *[fmt(m.get(key)) if m else "-" for _, m in cols])
     out.print(t)
+    if getattr(result, "test_range", None):
+        out.print(f"test segment: {result.test_range[0][:10]} .. {result.test_range[1][:10]}")
+    if getattr(result, "costs", None):
+        from mqc.core.backtest.report import cost_line
+
+        out.print(cost_line(result.costs))
     out.print(f"run directory: {result.run_dir}")
     out.print(f"best checkpoint: {result.best_checkpoint}  (next: mqc backtest --checkpoint {result.run_dir})")

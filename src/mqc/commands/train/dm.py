@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 import typer
 
 from mqc.commands._options import JsonOpt
 from mqc.commands.train import _common as c
+
+
+class Objective(StrEnum):
+    """Values of ``--objective``."""
+
+    grpo = "grpo"
+    pathwise = "pathwise"
+    hybrid = "hybrid"
+
+
+class Reward(StrEnum):
+    """Values of ``--reward``."""
+
+    log_wealth = "log_wealth"
+    sharpe = "sharpe"
 
 
 def dm(
@@ -14,14 +31,14 @@ def dm(
     cost_bps: float = c.CostOpt, slippage_bps: float = c.SlippageOpt, enable_shorting: bool = c.ShortOpt, include_cash: bool = c.CashOpt,
     lookback: int = c.LookbackOpt, horizon: int = c.HorizonOpt, batch_windows: int = c.BatchOpt,
     rollout_groups: int = typer.Option(None, "--rollout-groups", "-k", help="K rollouts per window (GRPO group)."),
-    objective: str = typer.Option(None, "--objective", help="grpo, pathwise or hybrid."),
-    reward: str = typer.Option(None, "--reward", help="log_wealth or sharpe."),
+    objective: Objective = typer.Option(None, "--objective", help="grpo, pathwise or hybrid."),
+    reward: Reward = typer.Option(None, "--reward", help="log_wealth or sharpe."),
     kl_coef: float = typer.Option(None, "--kl-coef", help="Weight of KL to the EMA reference policy."),
     ema_decay: float = typer.Option(None, "--ema-decay", help="EMA decay of the reference policy."),
     entropy_coef: float = typer.Option(None, "--entropy-coef", help="Entropy bonus weight."),
     hidden_size: int = c.HiddenOpt, layers: int = c.LayersOpt, lr: float = c.LrOpt, steps: int = c.StepsOpt, epochs: float = c.EpochsOpt,
     eval_interval: int = c.EvalOpt, risk_aversion: float = c.RiskOpt, drawdown_lambda: float = c.DrawdownOpt,
-    muon: bool = c.MuonOpt, compile_: bool = c.CompileOpt, device: str = c.DeviceOpt, dtype: str = c.DtypeOpt,
+    muon: bool = c.MuonOpt, compile_: bool = c.CompileOpt, device: str = c.DeviceOpt, dtype: c.DtypeChoice = c.DtypeOpt,
     microbatch_windows: int = c.MicroOpt, gradient_checkpointing: bool = c.CkptOpt, threads: int = c.ThreadsOpt, seed: int = c.SeedOpt,
     init_checkpoint: str = c.InitOpt, save_dir: str = c.SaveDirOpt, resume: str = c.ResumeOpt,
     quiet: bool = c.QuietOpt, json_out: bool = JsonOpt,
@@ -30,14 +47,13 @@ def dm(
 
     Example: mqc train dm --symbols SPY,QQQ,TLT,GLD --lookback 192 --steps 300
     """
-    resolved = {} if resume else c.resolve_common(
-        dict(data_root=data_root, symbols=symbols, timeframe=timeframe, start=start, end=end, max_assets=max_assets, exclude=exclude),
-        dict(slippage_bps=slippage_bps, allow_short=enable_shorting, include_cash=include_cash), cost_bps,
-    )
-    flags = dict(lookback=lookback, horizon=horizon, batch_windows=batch_windows, rollout_groups=rollout_groups, objective=objective,
-                 reward=reward, kl_coef=kl_coef, ema_decay=ema_decay, entropy_coef=entropy_coef, hidden_size=hidden_size, layers=layers,
+    data_flags = dict(data_root=data_root, symbols=symbols, timeframe=timeframe, start=start, end=end, max_assets=max_assets,
+                      exclude=exclude)
+    market_flags = dict(slippage_bps=slippage_bps, allow_short=enable_shorting, include_cash=include_cash)
+    flags = dict(lookback=lookback, horizon=horizon, batch_windows=batch_windows, rollout_groups=rollout_groups, objective=c.choice(objective),
+                 reward=c.choice(reward), kl_coef=kl_coef, ema_decay=ema_decay, entropy_coef=entropy_coef, hidden_size=hidden_size, layers=layers,
                  lr=lr, steps=steps, epochs=epochs, eval_interval=eval_interval, risk_aversion=risk_aversion,
-                 drawdown_lambda=drawdown_lambda, muon=muon, compile=compile_, device=device, dtype=dtype,
+                 drawdown_lambda=drawdown_lambda, muon=muon, compile=compile_, device=device, dtype=c.choice(dtype),
                  microbatch_windows=microbatch_windows, gradient_checkpointing=gradient_checkpointing, threads=threads, seed=seed,
                  init_checkpoint=init_checkpoint, save_dir=save_dir)
-    c.run_training("dm", resolved, flags, resume, quiet, json_out)
+    c.run_training("dm", data_flags, market_flags, cost_bps, flags, resume, quiet, json_out)

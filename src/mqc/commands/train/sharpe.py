@@ -13,7 +13,7 @@ def sharpe(
     lookback: int = c.LookbackOpt, horizon: int = c.HorizonOpt, batch_windows: int = c.BatchOpt,
     hidden_size: int = c.HiddenOpt, layers: int = c.LayersOpt, lr: float = c.LrOpt, steps: int = c.StepsOpt, epochs: float = c.EpochsOpt,
     eval_interval: int = c.EvalOpt, risk_aversion: float = c.RiskOpt, drawdown_lambda: float = c.DrawdownOpt,
-    muon: bool = c.MuonOpt, compile_: bool = c.CompileOpt, device: str = c.DeviceOpt, dtype: str = c.DtypeOpt,
+    muon: bool = c.MuonOpt, compile_: bool = c.CompileOpt, device: str = c.DeviceOpt, dtype: c.DtypeChoice = c.DtypeOpt,
     microbatch_windows: int = c.MicroOpt, gradient_checkpointing: bool = c.CkptOpt, threads: int = c.ThreadsOpt, seed: int = c.SeedOpt,
     init_checkpoint: str = c.InitOpt, save_dir: str = c.SaveDirOpt, resume: str = c.ResumeOpt,
     quiet: bool = c.QuietOpt, json_out: bool = JsonOpt,
@@ -22,13 +22,12 @@ def sharpe(
 
     Example: mqc train sharpe --symbols SPY,QQQ,TLT,GLD --cost-bps 10
     """
-    resolved = {} if resume else c.resolve_common(
-        dict(data_root=data_root, symbols=symbols, timeframe=timeframe, start=start, end=end, max_assets=max_assets, exclude=exclude),
-        dict(slippage_bps=slippage_bps, allow_short=enable_shorting, include_cash=include_cash), cost_bps,
-    )
+    data_flags = dict(data_root=data_root, symbols=symbols, timeframe=timeframe, start=start, end=end, max_assets=max_assets,
+                      exclude=exclude)
+    market_flags = dict(slippage_bps=slippage_bps, allow_short=enable_shorting, include_cash=include_cash)
     flags = dict(lookback=lookback, horizon=horizon, batch_windows=batch_windows, hidden_size=hidden_size, layers=layers, lr=lr,
                  steps=steps, epochs=epochs, eval_interval=eval_interval, risk_aversion=risk_aversion, drawdown_lambda=drawdown_lambda,
-                 muon=muon, compile=compile_, device=device, dtype=dtype, microbatch_windows=microbatch_windows,
+                 muon=muon, compile=compile_, device=device, dtype=c.choice(dtype), microbatch_windows=microbatch_windows,
                  gradient_checkpointing=gradient_checkpointing, threads=threads, seed=seed, init_checkpoint=init_checkpoint,
                  save_dir=save_dir)
-    c.run_training("sharpe", resolved, flags, resume, quiet, json_out)
+    c.run_training("sharpe", data_flags, market_flags, cost_bps, flags, resume, quiet, json_out)

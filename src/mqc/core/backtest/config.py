@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from mqc.core.config import config_table
+from mqc.core.dates import check_range, check_timestamp
 from mqc.core.errors import ConfigError
 
 
@@ -32,20 +33,23 @@ class BacktestConfig:
 
     def __post_init__(self) -> None:
         if self.window_length < 2:
-            raise ConfigError(f"backtest.window_length must be >= 2 bars, got {self.window_length}")
+            raise ConfigError(f"backtest.window_length must be >= 2 bars, got {self.window_length}", hint="pass a valid --window-length (or fix [backtest] window_length in the profile)")
         if self.stride < 1:
-            raise ConfigError(f"backtest.stride must be >= 1 bar, got {self.stride}")
+            raise ConfigError(f"backtest.stride must be >= 1 bar, got {self.stride}", hint="pass a valid --stride (or fix [backtest] stride in the profile)")
         for name in ("cost_bps", "slippage_bps"):
             v = getattr(self, name)
             if v is not None and v < 0:
-                raise ConfigError(f"backtest.{name} must be >= 0, got {v}")
+                raise ConfigError(f"backtest.{name} must be >= 0, got {v}", hint=f"pass --{name.replace('_', '-')} 0 or more")
         if self.rebalance_every < 0:
-            raise ConfigError(f"backtest.rebalance_every must be >= 0, got {self.rebalance_every}")
+            raise ConfigError(f"backtest.rebalance_every must be >= 0, got {self.rebalance_every}", hint="pass a valid --rebalance-every (or fix [backtest] rebalance_every in the profile)")
         if self.inv_vol_window < 2:
-            raise ConfigError(f"backtest.inv_vol_window must be >= 2 bars, got {self.inv_vol_window}")
+            raise ConfigError(f"backtest.inv_vol_window must be >= 2 bars, got {self.inv_vol_window}", hint="pass a valid --inv-vol-window (or fix [backtest] inv_vol_window in the profile)")
         if self.bootstrap_samples < 0:
-            raise ConfigError(f"backtest.bootstrap_samples must be >= 0, got {self.bootstrap_samples}")
+            raise ConfigError(f"backtest.bootstrap_samples must be >= 0, got {self.bootstrap_samples}", hint="pass a valid --bootstrap-samples (or fix [backtest] bootstrap_samples in the profile)")
         if self.block_length < 0:
-            raise ConfigError(f"backtest.block_length must be >= 0, got {self.block_length}")
+            raise ConfigError(f"backtest.block_length must be >= 0, got {self.block_length}", hint="pass a valid --block-length (or fix [backtest] block_length in the profile)")
         if self.n_trials < 1:
-            raise ConfigError(f"backtest.n_trials must be >= 1, got {self.n_trials}")
+            raise ConfigError(f"backtest.n_trials must be >= 1, got {self.n_trials}", hint="pass a valid --n-trials (or fix [backtest] n_trials in the profile)")
+        check_timestamp(self.start, "backtest.start")
+        check_timestamp(self.end, "backtest.end")
+        check_range(self.start, self.end, "backtest")

@@ -93,6 +93,8 @@ def evaluate(
     hi: int | None = None,
     source: dict[str, Any] | None = None,
     segment: dict[str, Any] | None = None,
+    fit_windows: bool | None = None,
+    cost_overrides: dict[str, float] | None = None,
     progress: Progress = NULL,
 ) -> BacktestReport:
     """Replay ``targets`` over ``[lo, hi)`` with benchmarks, windows and significance (no files).
@@ -103,6 +105,10 @@ def evaluate(
         market: cost model and constraints (shared by the benchmarks).
         config: window, benchmark and bootstrap settings.
         lo, hi: the evaluated segment (half-open bar positions).
+        fit_windows: the window length was not chosen by the user: when the segment is shorter,
+            use one window over the whole segment (``aggregates["window_note"]`` says so) instead of
+            raising. None: fit when ``config.window_length`` is the default.
+        cost_overrides: the stress-test overrides already applied to ``market`` (for the report).
     Returns:
         BacktestReport with ``out_dir`` unset (see ``write_report``).
     Raises:
@@ -112,7 +118,25 @@ def evaluate(
     bpy = panel.bars_per_year
     progress.start(4, "backtest: replaying the strategy")
     result = run_backtest(panel, targets, market, start=lo, end=hi, bars_per_year=bpy)
-    windows, aggregates = rolling_windows(result, config.window_length, config.stride)
+    n_bars = hi - lo
+    if fit_windows is None:
+        fit_windows = config.window_length == BacktestConfig().window_length
+    window_note = None
+    if fit_windows and config.window_length > n_bars:
+        # The default window is a convenience, not a request: a short test split still gets its
+        # full-segment metrics and one window spanning it.
+        window_note = (
+            f"the default window of {config.window_length} bars is longer than the {n_bars} evaluated bars: "
+            f"using one window of {n_bars} bars (pass --window-length to choose)"
+        )
+    if window_note is not None and n_bars < 2:
+        windows, aggregates = [], {"windows": 0, "window_length": n_bars}
+    elif window_note is not None:
+        windows, aggregates = rolling_windows(result, n_bars, max(1, min(config.stride, n_bars)))
+    else:
+        windows, aggregates = rolling_windows(result, config.window_length, config.stride)
+    if window_note is not None:
+        aggregates["window_note"] = window_note
     progress.advance(1)
     progress.log("backtest: replaying the benchmarks")
     benchmarks = run_benchmarks(
@@ -145,6 +169,7 @@ def evaluate(
         "bars_loaded": len(panel),
         "bars_per_year": bpy,
         "filled_bars": {s: int(panel.filled[lo:hi, i].sum()) for i, s in enumerate(panel.symbols)},
+        "costs": cost_summary(market, panel.asset_classes, cost_overrides),
     }
     report = BacktestReport(
         result=result,
@@ -161,6 +186,33 @@ def evaluate(
     progress.advance(1)
     progress.finish()
     return report
+
+
+def cost_summary(market: MarketConfig, asset_classes: tuple[str, ...] | list[str], overrides: dict[str, float] | None = None) -> dict[str, Any]:
+    """The cost model actually used: commission and slippage bps per asset class present, overrides.
+
+    Args:
+        market: the cost model of the replay (overrides already applied).
+        asset_classes: the panel's asset classes (one per symbol).
+        overrides: ``{"cost_bps": .., "slippage_bps": ..}`` given on top of the stored/profile market.
+    Returns:
+        ``{"fee_bps": {class: bps}, "slippage_bps": {class: bps}, "overrides": {...}}``.
+    """
+    fees: dict[str, float] = {}
+    slip: dict[str, float] = {}
+    for cls in dict.fromkeys(asset_classes):
+        total = market.fee_bps(cls)
+        s = 0.0 if cls == "cash" else market.slippage_bps
+        fees[cls], slip[cls] = total - s, s
+    return {"fee_bps": fees, "slippage_bps": slip, "overrides": {k: v for k, v in (overrides or {}).items() if v is not None}}
+
+
+def cost_line(costs: dict[str, Any]) -> str:
+    """One short line for a cost summary (see ``cost_summary``)."""
+    parts = [f"{cls} {fee:g}+{costs['slippage_bps'][cls]:g} bps" for cls, fee in costs["fee_bps"].items()]
+    ov = costs.get("overrides") or {}
+    tail = ", ".join(f"--{k.replace('_', '-')} {v:g}" for k, v in ov.items()) if ov else "none"
+    return f"costs (fee+slippage per trade): {', '.join(parts)}; overrides: {tail}"
 
 
 def default_out_dir() -> Path:

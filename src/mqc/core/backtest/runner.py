@@ -76,6 +76,7 @@ def select_segment(
                 hint="choose --split all or another segment",
             )
     if config.start is not None or config.end is not None:
+        _check_bounds_in_segment(panel, lo, hi, config)
         a, b = resolve_bounds(panel.timestamps[lo:hi], config.start, config.end)
         lo, hi = lo + a, lo + b
         info.update(start=config.start, end=config.end)
@@ -91,6 +92,51 @@ def select_segment(
     if warnings:
         info["warnings"] = warnings
     return lo, hi, info
+
+
+def _check_bounds_in_segment(panel: Panel, lo: int, hi: int, config: BacktestConfig) -> None:
+    """Raise when ``start``/``end`` fall outside the selected split (clipping would hide it)."""
+    if config.split == "all" or hi <= lo:
+        return
+    a, b = resolve_bounds(panel.timestamps, config.start, config.end) if _any_bar(panel, config) else (lo, hi)
+    first, last = str(panel.timestamps[lo])[:19], str(panel.timestamps[hi - 1])[:19]
+    bad = []
+    if config.start is not None and a < lo:
+        bad.append(f"--start {config.start}")
+    if config.end is not None and b > hi:
+        bad.append(f"--end {config.end}")
+    if bad:
+        raise DataError(
+            f"{' and '.join(bad)} outside the {config.split} split, which covers {first} .. {last}",
+            hint=f"choose --start/--end within {first[:10]} .. {last[:10]}, or pass --split all to evaluate other bars",
+        )
+
+
+def _any_bar(panel: Panel, config: BacktestConfig) -> bool:
+    """True when ``start``/``end`` select at least one bar of the panel (else the later check reports it)."""
+    try:
+        resolve_bounds(panel.timestamps, config.start, config.end)
+    except DataError:
+        return False
+    return True
+
+
+def count_capped_targets(result: Any, asset_classes: tuple[str, ...], market: MarketConfig) -> int:
+    """Target rows in the replay whose gross leverage (after shorting rules) exceeds the cap of their bar.
+
+    Such rows are scaled down proportionally by ``constrain_weights``; counting them makes it visible.
+    """
+    from mqc.core.market.simulator import constrain_weights
+
+    t = np.asarray(result.target_weights, dtype=np.float64)
+    rows = ~np.isnan(t).all(axis=1)
+    if not rows.any():
+        return 0
+    w = np.nan_to_num(t[rows])
+    capped = constrain_weights(w, asset_classes, market, overnight=np.asarray(result.overnight)[rows])
+    # The allowed book is the same as the requested one unless the leverage cap bit.
+    clipped = constrain_weights(w, asset_classes, dataclasses.replace(market, max_gross_leverage=1e12, max_overnight_leverage=1e12))
+    return int((np.abs(np.abs(clipped).sum(1) - np.abs(capped).sum(1)) > 1e-9).sum())
 
 
 def map_stored_split(panel: Panel, stored: dict[str, Any]) -> Split | None:
@@ -161,6 +207,10 @@ def _market_with_overrides(market: MarketConfig, config: BacktestConfig) -> Mark
     return market.with_cost(config.cost_bps, config.slippage_bps)
 
 
+def _overrides(config: BacktestConfig) -> dict[str, float]:
+    return {k: v for k, v in (("cost_bps", config.cost_bps), ("slippage_bps", config.slippage_bps)) if v is not None}
+
+
 def _run_tables(path: Path) -> dict[str, dict[str, Any]]:
     """Config tables of the run that wrote ``path`` (``<run>/config.json``), as plain values."""
     import json
@@ -215,6 +265,7 @@ def run_checkpoint_backtest(
     split_cfg: SplitConfig | None = None,
     out_dir: str | Path | None = None,
     allow_mismatch: bool = False,
+    fit_windows: bool | None = None,
     write: bool = True,
     progress: Progress = NULL,
 ) -> BacktestReport:
@@ -228,6 +279,8 @@ def run_checkpoint_backtest(
         split_cfg: split fractions (default: stored in the checkpoint, else ``SplitConfig()``).
         out_dir: report directory (default ``<runs>/backtests/<UTC time>``).
         allow_mismatch: accept a different bar size, and other symbols (same count, mapped in order).
+        fit_windows: the window length is a default: shrink the rolling windows to a shorter
+            segment instead of raising (see ``evaluate``; None: when it is the default 256).
         write: write the report files.
     Returns:
         BacktestReport (``out_dir`` and ``files`` set when written).
@@ -310,7 +363,8 @@ def run_checkpoint_backtest(
         "allow_mismatch": allow_mismatch,
     }
     _add_panel_warnings(seg, panel)
-    report = evaluate(panel, full, market, cfg, lo=lo, hi=hi, source=source, segment=seg, progress=progress)
+    report = evaluate(panel, full, market, cfg, lo=lo, hi=hi, source=source, segment=seg, fit_windows=fit_windows,
+                      cost_overrides=_overrides(cfg), progress=progress)
     if write:
         write_report(report, out_dir)
     return report
@@ -461,6 +515,7 @@ def run_weights_backtest(
     *,
     split_cfg: SplitConfig | None = None,
     out_dir: str | Path | None = None,
+    fit_windows: bool | None = None,
     write: bool = True,
     progress: Progress = NULL,
 ) -> BacktestReport:
@@ -471,8 +526,9 @@ def run_weights_backtest(
         data_cfg: bars to load (default symbols: the file's columns).
         backtest_cfg: segment (default split here is whatever the config says), windows, costs.
         market: cost model (cost overrides of ``backtest_cfg`` apply on top).
+        fit_windows: as in ``run_checkpoint_backtest``.
     Returns:
-        BacktestReport. Raises DataError/ArtifactNotFound as ``read_weights_file``/``load_panel``.
+        BacktestReport (``source["capped_targets"]``: target rows scaled down to the leverage cap). Raises DataError/ArtifactNotFound as ``read_weights_file``/``load_panel``.
     """
     cfg = backtest_cfg or BacktestConfig()
     dcfg = data_cfg or DataConfig()
@@ -509,7 +565,15 @@ def run_weights_backtest(
         "carried_into_segment": carried,
     }
     _add_panel_warnings(seg, panel)
-    report = evaluate(panel, targets, mkt, cfg, lo=lo, hi=hi, source=source, segment=seg, progress=progress)
+    report = evaluate(panel, targets, mkt, cfg, lo=lo, hi=hi, source=source, segment=seg, fit_windows=fit_windows,
+                      cost_overrides=_overrides(cfg), progress=progress)
+    capped = count_capped_targets(report.result, panel.asset_classes, mkt)
+    report.source["capped_targets"] = capped
+    if capped:
+        report.segment.setdefault("warnings", []).append(
+            f"{capped} target row(s) exceed the leverage cap (max_gross_leverage {mkt.max_gross_leverage:g}, "
+            f"overnight {mkt.max_overnight_leverage:g}) and were scaled down proportionally"
+        )
     if write:
         write_report(report, out_dir)
     return report

@@ -31,7 +31,11 @@ import pandas as pd
 from mqc.core import atomic, paths
 from mqc.core.data.bars import COLUMNS, Bars, bars_table, table_arrays
 from mqc.core.data.reader import normalise_symbol
-from mqc.core.data.timeframe import infer_bar_seconds_ns, label_for_seconds, parse_timeframe
+from mqc.core.data.timeframe import (
+    infer_bar_seconds_ns,
+    label_for_seconds,
+    normalise_timeframe,
+)
 from mqc.core.errors import ArtifactNotFound, DataError
 
 MANIFEST_VERSION = 1
@@ -139,9 +143,14 @@ class Catalog:
         return data
 
     def entries(self, timeframe: str | None = None) -> list[Entry]:
-        """Every stored (timeframe, symbol), sorted; only ``timeframe`` when given."""
+        """Every stored (timeframe, symbol), sorted; only ``timeframe`` when given.
+
+        Raises:
+            DataError: ``timeframe`` is not a bar size (aliases like ``1H`` or ``daily`` are accepted).
+        """
         items = [Entry(**e) for e in self._read_manifest()["entries"].values()]
         if timeframe:
+            timeframe = check_timeframe(timeframe)
             items = [e for e in items if e.timeframe == timeframe]
         return sorted(items, key=lambda e: (e.timeframe, e.symbol))
 
@@ -153,8 +162,16 @@ class Catalog:
             DataError: no timeframe given and the symbol is stored at several.
         """
         symbol = normalise_symbol(symbol)
+        timeframe = check_timeframe(timeframe) if timeframe else None
         matches = [e for e in self.entries(timeframe) if e.symbol == symbol]
         if not matches:
+            elsewhere = [e.timeframe for e in self.entries() if e.symbol == symbol]
+            if elsewhere:
+                tfs = ", ".join(elsewhere)
+                raise ArtifactNotFound(
+                    f"{symbol} is stored at {tfs}, not {timeframe}",
+                    hint=f"pass --timeframe {elsewhere[0]}" if len(elsewhere) == 1 else f"pass --timeframe with one of {tfs}",
+                )
             have = sorted({e.symbol for e in self.entries(timeframe)})
             from mqc.core.config import did_you_mean
 
@@ -493,5 +510,5 @@ def _rebase(a: np.ndarray, b: np.ndarray, n_kept: int, item: WriteItem, symbol: 
 
 
 def check_timeframe(label: str) -> str:
-    """Normalise a timeframe label (``1H`` -> ``1h``), raising DataError when invalid."""
-    return label_for_seconds(parse_timeframe(label))
+    """Normalise a timeframe label (``1H`` -> ``1h``, ``daily`` -> ``1d``), raising DataError when invalid."""
+    return normalise_timeframe(label)

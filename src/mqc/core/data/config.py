@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from mqc.core.config import config_table
+from mqc.core.dates import check_range, check_timestamp
 from mqc.core.errors import ConfigError
 
 MIXED_CLOSE = ("warn", "lag_crypto", "error")
@@ -38,6 +39,9 @@ class DataConfig:
             raise ConfigError(f"mixed_close must be one of {', '.join(MIXED_CLOSE)}, got {self.mixed_close!r}")
         if self.max_assets is not None and self.max_assets < 1:
             raise ConfigError(f"max_assets must be >= 1, got {self.max_assets}")
+        check_timestamp(self.start, "data.start")
+        check_timestamp(self.end, "data.end")
+        check_range(self.start, self.end, "data")
 
 
 @config_table("import")
@@ -63,7 +67,7 @@ class ImportConfig:
 @config_table("fetch")
 @dataclass(frozen=True)
 class FetchConfig:
-    """Downloads from market-data providers (``mqc data fetch``; needs ``pip install 'mqc[fetch]'``)."""
+    """Downloads from market-data providers (``mqc data fetch``; needs yfinance or ccxt: ``pip install -e ".[fetch]"`` from the mqc checkout)."""
 
     provider: Literal["yfinance", "ccxt"] = field(default="yfinance", metadata={"help": "yfinance (stocks, ETFs, indices) or ccxt (crypto exchanges)"})
     timeframe: str = field(default="1d", metadata={"help": "bar size to download: 1m, 5m, 15m, 1h, 1d"})
@@ -80,6 +84,9 @@ class FetchConfig:
             raise ConfigError("retries, backoff_s and cache_hours must be >= 0")
         if self.page_limit < 1:
             raise ConfigError(f"page_limit must be >= 1, got {self.page_limit}")
+        check_timestamp(self.start, "fetch.start")
+        check_timestamp(self.end, "fetch.end")
+        check_range(self.start, self.end, "fetch")
 
 
 @config_table("split")

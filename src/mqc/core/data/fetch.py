@@ -234,7 +234,7 @@ def fetch_symbols(
     dividend- and split-adjusted (recorded in the entries' ``adjustment``).
 
     Raises:
-        DependencyMissing: the provider library is not installed (``pip install 'mqc[fetch]'``).
+        DependencyMissing: the provider library (yfinance or ccxt) is not installed.
         DataError: a provider error, an empty response or invalid bars; nothing is stored then.
     """
     cfg = config or FetchConfig()

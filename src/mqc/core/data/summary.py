@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,7 +92,8 @@ def summarize(symbol: str, timeframe: str | None = None, *, catalog: Catalog | N
         "total_return": float(close[-1] / close[0] - 1.0),
         "annual_return": float((close[-1] / close[0]) ** (1 / years) - 1.0) if years > 0 else None,
         "annual_volatility": float(logr.std(ddof=1) * np.sqrt(bpy)) if logr.size > 1 and np.isfinite(bpy) else None,
-        "max_drawdown": float((close / peak - 1.0).min()),
+        # A positive loss fraction (0.65 = 65% below the peak), as backtest and train report it.
+        "max_drawdown": max(0.0, float(-(close / peak - 1.0).min())),
         "mean_volume": float(cols["volume"].mean()),
         "zero_volume_bars": int((cols["volume"] == 0).sum()),
         "gaps": report.gaps,
@@ -117,6 +119,10 @@ def export_symbol(
     Daily bars at midnight are written as plain dates; others as ISO-8601 ``...Z``. The file can be
     imported again unchanged (the round trip is exact).
 
+    Args:
+        out: a file, or a folder (an existing one, or any path ending in ``/``, created when missing)
+            that receives ``<SYMBOL>_<timeframe>.<ext>``.
+
     Returns:
         The written path (default ``./<SYMBOL>_<timeframe>.<ext>``).
 
@@ -127,9 +133,12 @@ def export_symbol(
         raise DataError(f"unknown export format {to!r}", hint="use --to csv or --to parquet")
     cat = catalog or Catalog()
     entry, ts, cols = cat.load_arrays(symbol, timeframe)
-    path = Path(out) if out else Path(f"{entry.symbol}_{entry.timeframe}.{to}")
-    if path.is_dir():
-        path = path / f"{entry.symbol}_{entry.timeframe}.{to}"
+    name = f"{entry.symbol}_{entry.timeframe}.{to}"
+    path = Path(out) if out else Path(name)
+    # "exports/" (trailing separator) or an existing folder means: write into that folder.
+    if out and (str(out).endswith(("/", os.sep)) or path.is_dir()):
+        path.mkdir(parents=True, exist_ok=True)
+        path = path / name
     if to == "parquet":
         import pyarrow.parquet as pq
 

@@ -9,7 +9,18 @@ import numpy as np
 from mqc.core.errors import DataError
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_LABEL = re.compile(r"^(\d+)([smhdw])$")
+_LABEL = re.compile(r"^(\d+)\s*([a-z]+)$")
+# Unit spellings accepted case-insensitively (1H, 1hr, 4 hours, 15min, 1D, 1day). A bare upper-case
+# ``M`` is refused: pandas and many providers read it as month, most people as minute.
+_UNIT_ALIASES = {
+    "s": "s", "sec": "s", "secs": "s", "second": "s", "seconds": "s",
+    "m": "m", "min": "m", "mins": "m", "minute": "m", "minutes": "m", "t": "m",
+    "h": "h", "hr": "h", "hrs": "h", "hour": "h", "hours": "h",
+    "d": "d", "day": "d", "days": "d",
+    "w": "w", "wk": "w", "week": "w", "weeks": "w",
+}
+_WORDS = {"daily": "1d", "hourly": "1h", "weekly": "1w", "minutely": "1m"}
+_TIMEFRAME_HELP = "use a number and a unit, e.g. 1m, 15m, 1h, 4h, 1d, 1w (or daily, hourly)"
 
 SECONDS_PER_YEAR = 365.25 * 86400
 
@@ -29,11 +40,31 @@ def epoch_seconds(timestamps) -> np.ndarray:
 
 
 def parse_timeframe(label: str) -> int:
-    """Seconds in a bar of ``label`` (``15m`` -> 900)."""
-    m = _LABEL.match(label.strip().lower()) if isinstance(label, str) else None
-    if not m:
-        raise DataError(f"invalid timeframe {label!r}: use a number and a unit, e.g. 1m, 15m, 1h, 1d")
-    return int(m.group(1)) * _UNITS[m.group(2)]
+    """Seconds in a bar of ``label`` (``15m`` -> 900; ``1H``, ``1hr``, ``hourly`` -> 3600).
+
+    Raises:
+        DataError: not a bar size (``1M`` is refused as ambiguous: month or minute).
+    """
+    if not isinstance(label, str):
+        raise DataError(f"invalid timeframe {label!r}: {_TIMEFRAME_HELP}")
+    text = label.strip()
+    if re.fullmatch(r"\d+\s*M", text):
+        raise DataError(f"invalid timeframe {label!r}: ambiguous (month or minute?)", hint=f"minutes are {text[:-1].strip()}m; months are not supported")
+    text = _WORDS.get(text.lower(), text.lower())
+    m = _LABEL.match(text)
+    unit = _UNIT_ALIASES.get(m.group(2)) if m else None
+    if unit is None or int(m.group(1)) < 1:
+        raise DataError(f"invalid timeframe {label!r}: {_TIMEFRAME_HELP}")
+    return int(m.group(1)) * _UNITS[unit]
+
+
+def normalise_timeframe(label: str) -> str:
+    """The canonical label of ``label`` (``1H`` -> ``1h``, ``daily`` -> ``1d``, ``60m`` -> ``1h``).
+
+    Raises:
+        DataError: not a bar size.
+    """
+    return label_for_seconds(parse_timeframe(label))
 
 
 def label_for_seconds(seconds: float) -> str:

@@ -56,6 +56,12 @@ class ValidationReport:
 
     @property
     def repaired(self) -> int:
+        """Rows with at least one repaired field (a bar with a bad high and a bad low counts once)."""
+        return len({i.row for i in self.issues if i.action == "repaired" and i.row >= 0})
+
+    @property
+    def repaired_fields(self) -> int:
+        """Individual repairs (one per field per row)."""
         return sum(1 for i in self.issues if i.action == "repaired")
 
     @property
@@ -74,6 +80,7 @@ class ValidationReport:
             "rows_out": self.rows_out,
             "timeframe": self.timeframe,
             "repaired": self.repaired,
+            "repaired_fields": self.repaired_fields,
             "dropped": self.dropped,
             "gaps": self.gaps,
             "largest_gap_bars": self.largest_gap_bars,

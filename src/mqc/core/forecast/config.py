@@ -15,6 +15,13 @@ from mqc.core.errors import ConfigError
 
 DEFAULT_CHRONOS_ID = "amazon/chronos-2"
 INTERVALS = (0.5, 0.8, 0.9)  # central intervals whose coverage eval reports
+# The longest horizon accepted: beyond this a "forecast" is mostly noise and a table of it is
+# unreadable (100,000 daily bars is ~400 years), so asking for more is a mistake, not a request.
+MAX_HORIZON = 10_000
+# Metrics eval reports and tune/select may rank by (the keys of scoring.LOWER_IS_BETTER, kept here
+# so the CLI can list them without importing numpy); rank_ic is cross-sectional, no per-symbol value.
+METRICS = ("mae", "mase", "crps", "wql", "coverage_error", "hit_rate", "rank_ic")
+PER_SYMBOL_METRICS = tuple(m for m in METRICS if m != "rank_ic")
 
 
 def _check_levels(levels: tuple[float, ...], where: str) -> None:
@@ -61,6 +68,11 @@ class ForecastConfig:
     def __post_init__(self) -> None:
         if self.prediction_length < 1:
             raise ConfigError(f"forecast.prediction_length must be >= 1, got {self.prediction_length}", hint="pass --horizon 1 or more")
+        if self.prediction_length > MAX_HORIZON:
+            raise ConfigError(
+                f"forecast.prediction_length {self.prediction_length:,} is above the maximum of {MAX_HORIZON:,} bars",
+                hint=f"pass --horizon {MAX_HORIZON} or less",
+            )
         _check_levels(self.quantile_levels, "forecast.quantile_levels")
         if self.min_context < 2:
             raise ConfigError(f"forecast.min_context must be >= 2, got {self.min_context}")
@@ -103,6 +115,8 @@ class EvalConfig:
             raise ConfigError("forecast_eval.origins, step and chunk must be >= 1")
         if not self.horizons or min(self.horizons) < 1:
             raise ConfigError(f"forecast_eval.horizons must be >= 1, got {list(self.horizons)}", hint="e.g. --horizon 1,7")
+        if max(self.horizons) > MAX_HORIZON:
+            raise ConfigError(f"forecast_eval.horizons: {max(self.horizons):,} is above the maximum of {MAX_HORIZON:,} bars", hint="e.g. --horizon 1,7")
         _check_levels(self.quantile_levels, "forecast_eval.quantile_levels")
         for width in INTERVALS:
             for q in ((1 - width) / 2, (1 + width) / 2):

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from mqc.core.errors import DataError
+from mqc.core.errors import ConfigError, DataError
 from mqc.core.forecast.calendar import utc_ns
 from mqc.core.forecast.config import EvalConfig, ForecastConfig
 from mqc.core.forecast.model import frame_array, series_key
@@ -30,9 +30,15 @@ class OriginGrid:
     timestamps: pd.DatetimeIndex  # [O] origin timestamps (UTC)
     index: np.ndarray  # int [O, S]: row of each origin in each symbol's frame
     symbols: tuple[str, ...]
+    requested: int | None = None  # origins asked for (``origins`` of EvalConfig); None = not recorded
 
     def subset(self, sel: slice | np.ndarray) -> OriginGrid:
-        return OriginGrid(self.timestamps[sel], self.index[sel], self.symbols)
+        return OriginGrid(self.timestamps[sel], self.index[sel], self.symbols, self.requested)
+
+    def columns(self, cols: Sequence[int]) -> OriginGrid:
+        """The same origins for a subset of the symbols (by position)."""
+        cols = list(cols)
+        return OriginGrid(self.timestamps, self.index[:, cols], tuple(self.symbols[j] for j in cols), self.requested)
 
     @property
     def origin_ns(self) -> np.ndarray:
@@ -56,6 +62,8 @@ class EvalResult:
     predictions: dict[str, np.ndarray] = field(default_factory=dict)  # model -> close quantiles [O, S, Q, Hmax]
     actual: np.ndarray | None = None  # [O, S, Hmax]
     last_close: np.ndarray | None = None  # [O, S]
+    requested_origins: int | None = None  # what was asked for; len(origins) is what the data allowed
+    settings_files: dict[str, dict[str, str | None]] = field(default_factory=dict)  # model -> symbol -> hyperparams file
 
     def metric(self, model: str, name: str, symbol: str | None = None) -> float | None:
         """Mean of one metric over the scored horizons (for one symbol, or pooled)."""
@@ -70,10 +78,12 @@ class EvalResult:
             "horizons": list(self.horizons),
             "quantile_levels": list(self.quantile_levels),
             "n_origins": len(self.origins),
+            "requested_origins": self.requested_origins,
             "first_origin": self.origins[0].isoformat() if len(self.origins) else None,
             "last_origin": self.origins[-1].isoformat() if len(self.origins) else None,
             "seconds": self.seconds,
             "configs": self.configs,
+            "settings_files": self.settings_files,
             "results": self.rows,
             "per_symbol": self.per_symbol,
         }
@@ -101,7 +111,16 @@ def origin_grid(frames: Mapping[str, pd.DataFrame], n_origins: int, step: int, m
     for j, s in enumerate(symbols):
         ts = pd.DatetimeIndex(frames[s]["timestamp"])
         index[:, j] = ts.get_indexer(chosen)
-    return OriginGrid(chosen, index, symbols)
+    return OriginGrid(chosen, index, symbols, n_origins)
+
+
+def _per_symbol(spec: ForecastConfig | Mapping[str, ForecastConfig], symbols: Sequence[str]) -> dict[str, ForecastConfig]:
+    if isinstance(spec, ForecastConfig):
+        return dict.fromkeys(symbols, spec)
+    missing = [s for s in symbols if s not in spec]
+    if missing:
+        raise ConfigError(f"no settings for {', '.join(missing)}", hint="give a config for every evaluated symbol")
+    return {s: spec[s] for s in symbols}
 
 
 def _forecast_close(model, cfg: ForecastConfig, arrays: list[np.ndarray], frames, grid: OriginGrid, rows: np.ndarray, H: int, levels) -> np.ndarray:
@@ -136,65 +155,84 @@ def _forecast_close(model, cfg: ForecastConfig, arrays: list[np.ndarray], frames
 
 def evaluate(
     frames: Mapping[str, pd.DataFrame],
-    models: Mapping[str, ForecastConfig],
+    models: Mapping[str, ForecastConfig | Mapping[str, ForecastConfig]],
     eval_config: EvalConfig,
     *,
     grid: OriginGrid | None = None,
     progress: Progress = NULL,
     factory=None,
+    settings_files: Mapping[str, Mapping[str, str | None]] | None = None,
 ) -> EvalResult:
     """Score each model (label -> config) on rolling origins of ``frames``.
 
     Args:
         frames: canonical per-symbol frames (full history).
-        models: label -> ForecastConfig; labels head the result table.
+        models: label -> ForecastConfig, or label -> {symbol: ForecastConfig} when symbols have their
+            own (tuned) settings; symbols sharing a config share one forecaster and batched call.
         eval_config: origins, horizons, quantile levels.
         grid: origins to use (default: ``origin_grid`` from ``eval_config``).
         progress: sink advanced once per origin.
         factory: ``(name, config) -> forecaster`` (default: the registry).
+        settings_files: label -> symbol -> hyperparams file behind the config (recorded in the result).
 
     Returns:
         EvalResult with pooled and per-symbol metrics and the raw forecasts.
 
     Raises:
-        DataError: too little history for the origins; ConfigError: unknown model.
+        DataError: too little history for the origins; ConfigError: unknown model, missing settings.
     """
+    from mqc.core.config import to_dict
     from mqc.core.forecast import base
 
     make = factory or (lambda name, cfg: base.create(name, config=cfg))
     levels = tuple(sorted(eval_config.quantile_levels))
     H = eval_config.max_horizon
-    min_ctx = max(c.min_context for c in models.values())
+    per_symbol = {label: _per_symbol(spec, list(frames)) for label, spec in models.items()}
+    min_ctx = max(c.min_context for cfgs in per_symbol.values() for c in cfgs.values())
     grid = grid or origin_grid(frames, eval_config.origins, eval_config.step, min_ctx, H)
     symbols = grid.symbols
     arrays = [frame_array(frames[s]) for s in symbols]
     n_orig, S = grid.index.shape
     actual = np.stack([arrays[j][grid.index[:, j][:, None] + np.arange(1, H + 1)[None, :], 3] for j in range(S)], axis=1)  # [O, S, H]
     last = np.stack([arrays[j][grid.index[:, j], 3] for j in range(S)], axis=1)  # [O, S]
-    forecasters = {}
-    for label, cfg in models.items():
-        m = make(cfg.model, cfg)
-        if hasattr(m, "want_samples"):
-            m.want_samples = False  # only quantiles are scored
-        forecasters[label] = m
+    # label -> [(config, forecaster, symbol columns, sub-grid, sub-arrays)]: one forecaster per distinct config
+    plans: dict[str, list] = {}
+    for label, cfgs in per_symbol.items():
+        groups: dict[ForecastConfig, list[int]] = {}
+        for j, s in enumerate(symbols):
+            groups.setdefault(cfgs[s], []).append(j)
+        plans[label] = []
+        for cfg, cols in groups.items():
+            m = make(cfg.model, cfg)
+            if hasattr(m, "want_samples"):
+                m.want_samples = False  # only quantiles are scored
+            sub = grid if len(cols) == S else grid.columns(cols)
+            plans[label].append((cfg, m, cols, sub, [arrays[j] for j in cols]))
     preds = {label: np.empty((n_orig, S, len(levels), H)) for label in models}
     seconds = dict.fromkeys(models, 0.0)
     progress.start(n_orig, f"forecast eval: {len(models)} model(s) x {S} symbol(s) x {n_orig} origins")
     try:
         for start in range(0, n_orig, eval_config.chunk):
             rows = np.arange(start, min(n_orig, start + eval_config.chunk))
-            for label, cfg in models.items():
+            for label, plan in plans.items():
                 t0 = time.perf_counter()
-                preds[label][rows] = _forecast_close(forecasters[label], cfg, arrays, frames, grid, rows, H, levels)
+                for cfg, m, cols, sub, sub_arrays in plan:
+                    block = _forecast_close(m, cfg, sub_arrays, frames, sub, rows, H, levels)
+                    preds[label][rows[:, None], np.asarray(cols)[None, :]] = block
                 seconds[label] += time.perf_counter() - t0
             progress.advance(len(rows))
     finally:
         progress.finish()
-    result = EvalResult(symbols, tuple(models), tuple(eval_config.horizons), levels, grid.timestamps, seconds=seconds, actual=actual, last_close=last)
-    for label, cfg in models.items():
-        from mqc.core.config import to_dict
-
-        result.configs[label] = {k: v for k, v in to_dict(cfg).items() if k != "hyperparams_dir"}
+    result = EvalResult(
+        symbols, tuple(models), tuple(eval_config.horizons), levels, grid.timestamps, seconds=seconds, actual=actual, last_close=last,
+        requested_origins=grid.requested,
+    )
+    for label, cfgs in per_symbol.items():
+        dicts = {s: {k: v for k, v in to_dict(cfgs[s]).items() if k != "hyperparams_dir"} for s in symbols}
+        distinct = {repr(d) for d in dicts.values()}
+        # One shared config is stored as is; symbols with their own settings get one entry each.
+        result.configs[label] = next(iter(dicts.values())) if len(distinct) == 1 else {"per_symbol": dicts}
+        result.settings_files[label] = {s: (settings_files or {}).get(label, {}).get(s) for s in symbols}
         result.predictions[label] = preds[label]
         for h in eval_config.horizons:
             p, a = preds[label][:, :, :, h - 1], actual[:, :, h - 1]

@@ -2,7 +2,9 @@
 
 Per-symbol settings resolve through the one precedence order (defaults < hyperparams file <
 profile < MQC_FORECAST_* < flags); symbols that end up with identical settings share one model
-and one batched call. ``--model best`` takes each symbol's model from ``best/<SYMBOL>.json``.
+and one batched call. ``--model best`` takes each symbol's model from ``best/<SYMBOL>.json`` and
+then resolves that model's settings exactly as ``--model <that model>`` would (its tuned
+``<model>/<SYMBOL>.json`` when present), the same rule ``eval`` and ``select`` use.
 """
 
 from __future__ import annotations
@@ -30,12 +32,18 @@ class ForecastResult:
     configs: dict[str, ForecastConfig]
     sources: dict[str, dict[str, str]] = field(default_factory=dict)
     hyperparams_files: dict[str, str | None] = field(default_factory=dict)
+    selection_files: dict[str, str | None] = field(default_factory=dict)  # best/<SYMBOL>.json behind --model best
 
     def to_dict(self) -> dict[str, Any]:
         from mqc.core.config import to_dict
 
         return {
-            s: {**f.to_dict(), "config": to_dict(self.configs[s]), "hyperparams_file": self.hyperparams_files.get(s)}
+            s: {
+                **f.to_dict(),
+                "config": to_dict(self.configs[s]),
+                "hyperparams_file": self.hyperparams_files.get(s),
+                "selection_file": self.selection_files.get(s),
+            }
             for s, f in self.forecasts.items()
         }
 
@@ -50,8 +58,12 @@ def load_frames(symbols: Sequence[str], timeframe: str, *, end: str | None = Non
     carries the catalog's asset class for the calendar.
 
     Raises:
+        DataError: an invalid timeframe label (checked before any symbol lookup).
         ArtifactNotFound: a symbol is not in the catalog (with a did-you-mean).
     """
+    from mqc.core.data.timeframe import parse_timeframe
+
+    parse_timeframe(timeframe)  # "hourly" is a bad label, not a missing symbol
     cat = catalog or Catalog()
     frames: dict[str, pd.DataFrame] = {}
     for s in symbols:
@@ -70,19 +82,31 @@ def load_frames(symbols: Sequence[str], timeframe: str, *, end: str | None = Non
 
 
 def resolve_config(symbol: str, profile: str | None, flags: Mapping[str, Any]) -> tuple[ForecastConfig, dict[str, str], str | None]:
-    """Settings for one symbol: (config, where each value came from, hyperparams file used)."""
+    """Settings for one symbol: (config, where each value came from, hyperparams file used).
+
+    ``model="best"`` reads the model name from ``best/<SYMBOL>.json``; the settings of that model
+    then resolve like any other (defaults < ``<model>/<SYMBOL>.json`` < profile < env < flags).
+
+    Raises:
+        ConfigError: no selection record for ``best``, a malformed hyperparams file, bad settings.
+    """
+    cfg, sources, path, _ = resolve_symbol(symbol, profile, flags)
+    return cfg, sources, path
+
+
+def resolve_symbol(symbol: str, profile: str | None, flags: Mapping[str, Any]) -> tuple[ForecastConfig, dict[str, str], str | None, str | None]:
+    """``resolve_config`` plus the ``best/<SYMBOL>.json`` that chose the model (None unless ``best``)."""
     first = resolve_with_profile(ForecastConfig, profile, flags=flags).value
-    model, hp = first.model, None
+    model, selection = first.model, None
     if model == "best":
-        hp = hyperparams.find(hyperparams.BEST, symbol, first.hyperparams_dir)
-        if hp is None:
+        rec = hyperparams.find(hyperparams.BEST, symbol, first.hyperparams_dir)
+        if rec is None:
             raise ConfigError(
                 f"no model-selection record for {symbol} (best/{symbol}.json) in {', '.join(map(str, hyperparams.search_dirs(first.hyperparams_dir)))}",
                 hint=f"mqc forecast select {symbol} --models naive,ewma-vol,chronos2",
             )
-        model = hp.model
-    else:
-        hp = hyperparams.find(model, symbol, first.hyperparams_dir)
+        model, selection = rec.model, str(rec.path) if rec.path else None
+    hp = hyperparams.find(model, symbol, first.hyperparams_dir)
     res = resolve_with_profile(
         ForecastConfig,
         profile,
@@ -90,7 +114,51 @@ def resolve_config(symbol: str, profile: str | None, flags: Mapping[str, Any]) -
         flags={**flags, "model": None},
     )
     cfg = dataclasses.replace(res.value, model=model)
-    return cfg, res.sources, str(hp.path) if hp and hp.path else None
+    return cfg, res.sources, str(hp.path) if hp and hp.path else None, selection
+
+
+@dataclass
+class ModelSettings:
+    """Per model label, per symbol: the resolved config and the hyperparams file applied (or None)."""
+
+    configs: dict[str, dict[str, ForecastConfig]]
+    files: dict[str, dict[str, str | None]]
+
+
+def model_settings(
+    models: Sequence[str],
+    symbols: Sequence[str],
+    *,
+    profile: str | None = None,
+    flags: Mapping[str, Any] | None = None,
+    quantile_levels: tuple[float, ...] | None = None,
+) -> ModelSettings:
+    """Each model's settings for each symbol, resolved like ``forecast run`` does (tuned files included).
+
+    Args:
+        models: model names (``best`` is not a candidate here).
+        symbols: symbols whose per-symbol hyperparams files are looked up.
+        profile: profile name for the precedence order.
+        flags: ForecastConfig field -> CLI value (None = not given); ``model`` is ignored.
+        quantile_levels: levels to ask of every model (the evaluation's), overriding the files'.
+
+    Returns:
+        ModelSettings with configs and hyperparams file paths per model and symbol.
+
+    Raises:
+        ConfigError: ``best`` among the models, a malformed hyperparams file, bad settings.
+    """
+    if "best" in models:
+        raise ConfigError("'best' is not a model to compare", hint="name the candidates, e.g. --models naive,ewma-vol,chronos2")
+    configs: dict[str, dict[str, ForecastConfig]] = {}
+    files: dict[str, dict[str, str | None]] = {}
+    for m in models:
+        configs[m], files[m] = {}, {}
+        for s in symbols:
+            cfg, _, path, _ = resolve_symbol(s, profile, {**(flags or {}), "model": m})
+            configs[m][s] = dataclasses.replace(cfg, quantile_levels=quantile_levels) if quantile_levels else cfg
+            files[m][s] = path
+    return ModelSettings(configs, files)
 
 
 def run_forecast(
@@ -124,9 +192,9 @@ def run_forecast(
         raise ConfigError("no symbols to forecast", hint="mqc forecast AAPL MSFT --model naive")
     tf = flags.get("timeframe") or resolve_with_profile(ForecastConfig, profile, flags={}).value.timeframe
     data = dict(frames) if frames is not None else load_frames(symbols, tf, end=end, catalog=catalog)
-    configs, sources, files = {}, {}, {}
+    configs, sources, files, selections = {}, {}, {}, {}
     for s in data:
-        configs[s], sources[s], files[s] = resolve_config(s, profile, flags)
+        configs[s], sources[s], files[s], selections[s] = resolve_symbol(s, profile, flags)
     groups: dict[ForecastConfig, list[str]] = {}
     for s, cfg in configs.items():
         groups.setdefault(cfg, []).append(s)
@@ -135,7 +203,7 @@ def run_forecast(
         model = base.create(cfg.model, config=cfg)
         forecasts.update(model.predict({s: data[s] for s in syms}, cfg.prediction_length, cfg.sorted_levels))
     ordered = {s: forecasts[s] for s in data}
-    return ForecastResult(ordered, configs, sources, files)
+    return ForecastResult(ordered, configs, sources, files, selections)
 
 
 def save_forecasts(result: ForecastResult, path: str | Path) -> Path:

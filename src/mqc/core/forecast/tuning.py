@@ -26,6 +26,7 @@ from mqc.core.forecast import hyperparams
 from mqc.core.forecast.config import EvalConfig, ForecastConfig
 from mqc.core.forecast.evaluation import EvalResult, evaluate, model_configs, origin_grid, split_origins
 from mqc.core.forecast.scoring import best_candidate, check_per_symbol_metric
+from mqc.core.forecast.service import ModelSettings
 from mqc.core.progress import NULL, Progress
 
 DEFAULT_GRIDS: dict[str, dict[str, tuple]] = {
@@ -77,9 +78,21 @@ def _windows(val, test) -> dict[str, Any]:
     }
 
 
-def run_eval(frames, models: Mapping[str, ForecastConfig], eval_config: EvalConfig, *, out: str | Path | None = None, progress: Progress = NULL) -> tuple[EvalResult, Path]:
-    """``evaluate`` and save the result JSON (default: ``<runs dir>/forecast-eval/<utc time>.json``)."""
-    result = evaluate(frames, models, eval_config, progress=progress)
+def run_eval(
+    frames,
+    models: Mapping[str, ForecastConfig | Mapping[str, ForecastConfig]],
+    eval_config: EvalConfig,
+    *,
+    out: str | Path | None = None,
+    progress: Progress = NULL,
+    settings_files: Mapping[str, Mapping[str, str | None]] | None = None,
+) -> tuple[EvalResult, Path]:
+    """``evaluate`` and save the result JSON (default: ``<runs dir>/forecast-eval/<utc time>.json``).
+
+    The JSON records ``requested_origins`` next to ``n_origins`` (fewer when the history is short)
+    and, per model and symbol, the hyperparams file whose settings were applied.
+    """
+    result = evaluate(frames, models, eval_config, progress=progress, settings_files=settings_files)
     path = Path(out) if out else paths.runs_dir() / "forecast-eval" / f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%f}.json"
     atomic.write_json(path, {**result.to_dict(), "metadata": _metadata(frames)})
     return result, path
@@ -148,8 +161,28 @@ class SelectResult:
         return {"metric": self.metric, "choices": self.choices}
 
 
-def select(frames: Mapping[str, pd.DataFrame], models: Sequence[str], base_config: ForecastConfig, eval_config: EvalConfig, *, progress: Progress = NULL) -> SelectResult:
+def select(
+    frames: Mapping[str, pd.DataFrame],
+    models: Sequence[str],
+    base_config: ForecastConfig,
+    eval_config: EvalConfig,
+    *,
+    progress: Progress = NULL,
+    settings: ModelSettings | None = None,
+) -> SelectResult:
     """Pick each symbol's model on validation origins by ``eval_config.metric``; write ``best/<SYMBOL>.json``.
+
+    Args:
+        frames: per-symbol frames.
+        models: candidate model names.
+        base_config: settings shared by all candidates (and ``hyperparams_dir`` for the records).
+        eval_config: origins, horizons, metric.
+        progress: progress sink.
+        settings: per model and symbol settings from ``service.model_settings`` (tuned files
+            applied, as ``forecast run`` does); None = ``base_config`` for every candidate.
+
+    Each record stores the chosen model's settings as scored and the hyperparams file they came
+    from (``metadata.settings_file``), so ``--model best`` can be checked against them.
 
     Raises:
         ConfigError: no models, or an unknown or cross-sectional metric; DataError: no model has a score for a symbol.
@@ -157,12 +190,15 @@ def select(frames: Mapping[str, pd.DataFrame], models: Sequence[str], base_confi
     check_per_symbol_metric(eval_config.metric, "forecast select")
     if not models:
         raise ConfigError("no models to choose from", hint="--models naive,ewma-vol,chronos2")
-    cfgs = model_configs(models, base_config, eval_config.quantile_levels)
-    min_ctx = max(c.min_context for c in cfgs.values())
+    if settings is None:
+        shared = model_configs(models, base_config, eval_config.quantile_levels)
+        settings = ModelSettings({m: dict.fromkeys(frames, shared[m]) for m in models}, {m: dict.fromkeys(frames) for m in models})
+    cfgs = {m: {s: dataclasses.replace(settings.configs[m][s], quantile_levels=eval_config.quantile_levels) for s in frames} for m in models}
+    min_ctx = max(c.min_context for per in cfgs.values() for c in per.values())
     grid_all = origin_grid(frames, eval_config.origins, eval_config.step, min_ctx, eval_config.max_horizon)
     val, test = split_origins(grid_all, eval_config.test_frac, eval_config.max_horizon, eval_config.step)
-    val_res = evaluate(frames, cfgs, eval_config, grid=val, progress=progress)
-    test_res = evaluate(frames, cfgs, eval_config, grid=test, progress=progress)
+    val_res = evaluate(frames, cfgs, eval_config, grid=val, progress=progress, settings_files=settings.files)
+    test_res = evaluate(frames, cfgs, eval_config, grid=test, progress=progress, settings_files=settings.files)
     # Choose for every symbol before writing any file: a symbol with no usable score fails the
     # whole run and leaves the stored records as they were.
     picks = {}
@@ -175,12 +211,20 @@ def select(frames: Mapping[str, pd.DataFrame], models: Sequence[str], base_confi
         hp = hyperparams.Hyperparams(
             symbol=s,
             model=best,
-            config=hyperparams.stored_config(dataclasses.replace(cfgs[best], quantile_levels=base_config.quantile_levels)),
+            config=hyperparams.stored_config(dataclasses.replace(cfgs[best][s], quantile_levels=base_config.quantile_levels)),
             validation={"metric": eval_config.metric, "scores": scores},
             test={"metric": eval_config.metric, "score": test_scores[best], "scores": test_scores},
             windows=_windows(val, test),
-            metadata=_metadata({s: frames[s]}, {"horizons": list(eval_config.horizons), "candidates": list(models)}),
+            metadata=_metadata(
+                {s: frames[s]},
+                {
+                    "horizons": list(eval_config.horizons),
+                    "candidates": list(models),
+                    "settings_file": settings.files[best].get(s),
+                    "settings_files": {m: settings.files[m].get(s) for m in models},
+                },
+            ),
         )
         path = hyperparams.save(hp, hyperparams.BEST, base_config.hyperparams_dir)
-        choices[s] = {"model": best, "validation": scores, "test": test_scores, "path": str(path)}
+        choices[s] = {"model": best, "validation": scores, "test": test_scores, "path": str(path), "settings_file": settings.files[best].get(s)}
     return SelectResult(eval_config.metric, choices)

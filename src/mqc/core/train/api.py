@@ -13,7 +13,7 @@ from typing import Any
 from mqc.core import config
 from mqc.core.data.config import DataConfig, FeatureConfig, SplitConfig
 from mqc.core.data.panel import Panel, load_panel
-from mqc.core.errors import CheckpointError
+from mqc.core.errors import CheckpointError, ConfigError
 from mqc.core.market.config import MarketConfig
 from mqc.core.policy.inputs import FeatureProvider, build_feature_provider
 from mqc.core.progress import Progress
@@ -41,6 +41,7 @@ def _train(
     command_line: str | None,
     sources: Mapping[str, Mapping[str, str]] | None,
 ) -> TrainResult:
+    data_cfg = absolute_data_root(data_cfg)
     panel = panel if panel is not None else load_panel(config=data_cfg)
     trainer = TRAINERS[kind](
         panel,
@@ -55,6 +56,15 @@ def _train(
         sources={k: dict(v) for k, v in (sources or {}).items()},
     )
     return trainer.fit()
+
+
+def absolute_data_root(data_cfg: DataConfig) -> DataConfig:
+    """``data_cfg`` with ``data_root`` user-expanded and absolute, so the run's config.json works from any directory."""
+    if data_cfg.data_root is None:
+        return data_cfg
+    import dataclasses
+
+    return dataclasses.replace(data_cfg, data_root=str(Path(data_cfg.data_root).expanduser().resolve()))
 
 
 def train_dm(
@@ -112,19 +122,31 @@ def _stored(doc: dict[str, Any], table: str) -> dict[str, Any]:
     return {k: v["value"] for k, v in doc["configs"][table].items()}
 
 
-def resume_run(run_dir: str | Path, *, progress: Progress | None = None, panel: Panel | None = None) -> TrainResult:
+def resume_run(
+    run_dir: str | Path, *, progress: Progress | None = None, panel: Panel | None = None, expect_kind: str | None = None
+) -> TrainResult:
     """Continue a killed run from its ``checkpoints/latest.pt`` with the configs it stored.
 
-    On CPU with the same seed, the resumed run reproduces the uninterrupted run's metrics.
+    On CPU with the same seed, the resumed run reproduces the uninterrupted run's metrics. Every
+    setting comes from the run's config.json (nothing can be changed on resume).
 
+    Args:
+        run_dir: the run directory.
+        expect_kind: the trainer the caller asked for (``dm``/``sharpe``); another kind is an error.
     Raises:
-        ArtifactNotFound: not a run directory; CheckpointError: no latest.pt or the data changed.
+        ArtifactNotFound: not a run directory; CheckpointError: no latest.pt or the data changed;
+        ConfigError: the run is of another kind than ``expect_kind``.
     """
     run_dir = Path(run_dir).expanduser()
     doc = read_run_config(run_dir)
     kind = doc.get("kind")
     if kind not in TRAINERS:
         raise CheckpointError(f"{run_dir}: unknown run kind {kind!r}")
+    if expect_kind is not None and kind != expect_kind:
+        raise ConfigError(
+            f"{run_dir} is a {kind} run, it cannot be resumed by 'mqc train {expect_kind}'",
+            hint=f"mqc train {kind} --resume {run_dir}",
+        )
     if not (run_dir / "checkpoints" / "latest.pt").is_file():
         raise CheckpointError(f"{run_dir}: no checkpoints/latest.pt yet (killed before the first eval)", hint="start a new run")
     tcls = TRAIN_CONFIGS[kind]

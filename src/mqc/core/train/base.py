@@ -51,6 +51,8 @@ class TrainResult:
     test_metrics: dict[str, float]
     test_baselines: dict[str, dict[str, float]] = field(default_factory=dict)
     seconds: float = 0.0
+    test_range: tuple[str, str] | None = None  # first and last bar of the test segment (UTC)
+    costs: dict[str, Any] = field(default_factory=dict)  # the cost model trained and scored under
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -450,4 +452,16 @@ class BaseTrainer(abc.ABC):
             test_metrics=test,
             test_baselines=base,
             seconds=time.perf_counter() - started,
+            test_range=self._test_range(),
+            costs=self._costs(),
         )
+
+    def _costs(self) -> dict[str, Any]:
+        from mqc.core.backtest.report import cost_summary  # lazy: the backtest package is heavier
+
+        return cost_summary(self.market, self.data.panel.asset_classes)
+
+    def _test_range(self) -> tuple[str, str] | None:
+        lo, hi = self.data.split.segment("test")
+        ts = self.data.panel.timestamps
+        return (str(ts[lo])[:19], str(ts[hi - 1])[:19]) if hi > lo else None

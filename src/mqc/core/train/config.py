@@ -18,13 +18,13 @@ def _positive(obj: object, names: tuple[str, ...], table: str) -> None:
     for name in names:
         value = getattr(obj, name)
         if value is not None and value <= 0:
-            raise ConfigError(f"{table}.{name} must be > 0, got {value}")
+            raise ConfigError(f"{table}.{name} must be > 0, got {value}", hint=f"pass a positive --{name.replace('_', '-')} (or fix [{table}] {name} in the profile)")
 
 
 def _non_negative(obj: object, names: tuple[str, ...], table: str) -> None:
     for name in names:
         if getattr(obj, name) < 0:
-            raise ConfigError(f"{table}.{name} must be >= 0, got {getattr(obj, name)}")
+            raise ConfigError(f"{table}.{name} must be >= 0, got {getattr(obj, name)}", hint=f"pass --{name.replace('_', '-')} 0 or more (or fix [{table}] {name} in the profile)")
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,28 @@ def embargo_for(split_cfg: SplitConfig, lookback: int, feature_cfg: FeatureConfi
     return split_cfg.embargo or max(lookback, feature_cfg.warmup)
 
 
+def common_range_note(panel: Panel) -> str:
+    """When alignment cut the panel to the symbols' common range, say which symbol(s) limit it.
+
+    Returns:
+        ``""`` when no symbol lost rows, else ``" (the common range of ... is FIRST .. LAST: SYM
+        starts FIRST, SYM ends LAST; the others have N more rows)"``.
+    """
+    rep = panel.report
+    before, after = dict(rep.rows_before_common_start), dict(rep.rows_after_common_end)
+    if len(panel) == 0 or (not any(before.values()) and not any(after.values())):
+        return ""
+    first, last = str(panel.timestamps[0])[:10], str(panel.timestamps[-1])[:10]
+    parts = []
+    if any(before.values()):
+        late = [s for s, k in before.items() if k == 0]
+        parts.append(f"{', '.join(late)} start(s) only at {first} (others have up to {max(before.values())} earlier bars)")
+    if any(after.values()):
+        early = [s for s, k in after.items() if k == 0]
+        parts.append(f"{', '.join(early)} end(s) at {last} (others have up to {max(after.values())} later bars)")
+    return f"; the symbols' common range is only {first} .. {last}: {'; '.join(parts)}. Drop the limiting symbol(s) or load more of their history"
+
+
 def prepare_data(
     panel: Panel,
     market: MarketConfig,
@@ -71,8 +93,15 @@ def prepare_data(
     need = feature_cfg.warmup + lookback + horizon
     hint = f"load more history (--start earlier), or lower --lookback (now {lookback}) / --horizon (now {horizon})"
     if n < need:
-        raise DataError(f"{n} bars are too few: the features need {feature_cfg.warmup}, the lookback {lookback} and one window {horizon}", hint=hint)
-    split = time_split(n, split_cfg.val_frac, split_cfg.test_frac, embargo)
+        raise DataError(
+            f"{n} bars are too few: the features need {feature_cfg.warmup}, the lookback {lookback} and one window {horizon}"
+            + common_range_note(panel),
+            hint=hint,
+        )
+    try:
+        split = time_split(n, split_cfg.val_frac, split_cfg.test_frac, embargo)
+    except DataError as exc:
+        raise DataError(str(exc) + common_range_note(panel), hint=exc.hint or hint) from exc
     inputs, stats = build_inputs(panel, feature_cfg, providers, fit_stop=split.train[1])
     first = inputs.warmup + lookback - 1
     data = TrainData(
