@@ -33,3 +33,23 @@ def test_help_answers_quickly():
     print(f"mqc --help: {elapsed:.2f}s")
     # Typically ~0.3 s; generous bound because the CI machine is shared.
     assert elapsed < 2.0
+
+
+def test_errors_are_one_line_when_stderr_is_not_a_terminal(tmp_path):
+    """A long error (path + did-you-mean) must not be hard-wrapped at 80 columns in logs / CI."""
+    import os
+
+    env = {**os.environ, "MQC_CONFIG_DIR": str(tmp_path / "c" / ("x" * 60)), "MQC_DATA_DIR": str(tmp_path / "d"), "COLUMNS": "80"}
+    out = subprocess.run([sys.executable, "-m", "mqc", "--profile", "reserch-with-a-long-name", "data", "list"], capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 1
+    lines = out.stderr.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("error: profile 'reserch-with-a-long-name' not found at") and len(lines[0]) > 80, out.stderr
+
+
+def test_bad_dates_never_print_a_traceback(tmp_path):
+    import os
+
+    env = {**os.environ, "MQC_CONFIG_DIR": str(tmp_path / "c"), "MQC_DATA_DIR": str(tmp_path / "d"), "MQC_DEBUG": "0"}
+    out = subprocess.run([sys.executable, "-m", "mqc", "backtest", "--checkpoint", "latest", "--start", "2017-13-45"], capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "backtest.start: invalid date/time '2017-13-45'" in out.stderr

@@ -233,3 +233,14 @@ def test_cli_metric_lists_match_the_core():
 
     assert cmd._METRICS == config.METRICS == tuple(scoring.LOWER_IS_BETTER)
     assert cmd._PER_SYMBOL_METRICS == config.PER_SYMBOL_METRICS == scoring.PER_SYMBOL_METRICS
+
+
+def test_unparseable_end_date_is_a_one_line_error(tmp_path):
+    from mqc.core.data.catalog import Catalog
+    from mqc.core.data.synth import SynthSpec, synth_ohlcv
+
+    Catalog().write("SYN0", synth_ohlcv(SynthSpec(n_assets=1, n_bars=200))["SYN0"], source="test")
+    result = CliRunner().invoke(app, ["forecast", "SYN0", "--model", "naive", "--end", "notadate"])
+    assert result.exit_code == 1
+    assert "--end" in result.output and "notadate" in result.output
+    assert "internal error" not in result.output and "Traceback" not in result.output

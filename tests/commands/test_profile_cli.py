@@ -71,3 +71,41 @@ def test_missing_profile_points_at_init():
     result = runner.invoke(app, ["--profile", "nope", "profile", "show"])
     assert result.exit_code == 1
     assert "mqc profile init nope" in result.output
+
+
+def test_missing_selected_profile_is_an_error_with_did_you_mean():
+    assert runner.invoke(app, ["profile", "init", "research"]).exit_code == 0
+    r = runner.invoke(app, ["--profile", "reserch", "data", "list"])
+    assert r.exit_code == 1
+    assert "profile 'reserch' not found" in r.stderr and "did you mean 'research'?" in r.stderr
+    assert runner.invoke(app, ["data", "list"], env={"MQC_PROFILE": "nope"}).exit_code == 1
+    # The profile group itself may name a missing profile: path/list/init work, init creates it.
+    assert runner.invoke(app, ["--profile", "reserch", "profile", "list"]).exit_code == 0
+    assert runner.invoke(app, ["--profile", "reserch", "profile", "path", "reserch"]).exit_code == 0
+    assert runner.invoke(app, ["--profile", "research", "data", "list"]).exit_code == 0
+
+
+def test_set_on_a_new_profile_says_it_created_it_and_json_works():
+    r = runner.invoke(app, ["--json", "profile", "set", "train.steps", "10", "-n", "nope"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout) == {"profile": "nope", "key": "train.steps", "value": 10, "created": True}
+    assert "created profile nope" in r.stderr
+    r = runner.invoke(app, ["profile", "set", "train.steps", "11", "-n", "nope"])
+    assert r.exit_code == 0 and "created" not in r.stderr
+
+
+def test_path_json():
+    r = runner.invoke(app, ["--json", "profile", "path", "abc"])
+    assert r.exit_code == 0
+    data = json.loads(r.stdout)
+    assert data["path"] == str(paths.profiles_dir() / "abc.toml") and data["exists"] is False
+
+
+def test_set_rejects_a_bad_date_and_writes_nothing():
+    r = runner.invoke(app, ["profile", "set", "data.start", "notadate", "-n", "p"])
+    assert r.exit_code == 1 and "data.start: invalid date/time 'notadate'" in r.stderr
+    assert not (paths.profiles_dir() / "p.toml").exists()
+    assert runner.invoke(app, ["profile", "set", "data.end", "2010-01-01", "-n", "p"]).exit_code == 0
+    r = runner.invoke(app, ["profile", "set", "data.start", "2011-01-01", "-n", "p"])
+    assert r.exit_code == 1 and "after end" in r.stderr
+    assert "start" not in tomllib.loads((paths.profiles_dir() / "p.toml").read_text())["data"]

@@ -165,3 +165,55 @@ def test_bootstrap_forecast_independent_of_batch_and_chunking(synth):
     i = int(r64.origins.size - 1)
     live = base.create("bootstrap", config=cfg).predict({sym: frames[sym][frames[sym]["timestamp"] <= r64.origins[i]]}, 7, r64.quantile_levels)[sym]
     assert np.allclose(live.quantiles[:, :, 3], r64.predictions["b"][i, 1])
+
+
+def test_per_symbol_configs_match_evaluating_each_symbol_alone(synth):
+    import dataclasses
+
+    import numpy as np
+
+    frames = synth(n_assets=2, n_bars=260, seed=4)
+    ec = EvalConfig(origins=30, horizons=(1, 3), chunk=16)
+    a = ForecastConfig(model="ewma-vol", window=60, ewma_lambda=0.9, quantile_levels=ec.quantile_levels)
+    b = dataclasses.replace(a, ewma_lambda=0.97)
+    grid = origin_grid(frames, ec.origins, ec.step, a.min_context, ec.max_horizon)
+    mixed = evaluate(frames, {"ewma-vol": {"SYN0": a, "SYN1": b}}, ec, grid=grid, settings_files={"ewma-vol": {"SYN0": "x.json"}})
+    only_a = evaluate(frames, {"ewma-vol": a}, ec, grid=grid)
+    only_b = evaluate(frames, {"ewma-vol": b}, ec, grid=grid)
+    p = mixed.predictions["ewma-vol"]
+    assert np.allclose(p[:, 0], only_a.predictions["ewma-vol"][:, 0]) and np.allclose(p[:, 1], only_b.predictions["ewma-vol"][:, 1])
+    assert not np.allclose(p[:, 1], only_a.predictions["ewma-vol"][:, 1])  # the second symbol really used its own lambda
+    assert mixed.configs["ewma-vol"]["per_symbol"]["SYN1"]["ewma_lambda"] == 0.97
+    assert mixed.settings_files["ewma-vol"] == {"SYN0": "x.json", "SYN1": None}
+    assert mixed.to_dict()["requested_origins"] == 30
+
+
+def test_select_scores_and_records_the_tuned_settings(synth, tmp_path):
+    from mqc.core.forecast.service import model_settings
+
+    frames = synth(n_assets=2, n_bars=260, seed=3)
+    (tmp_path / "ewma-vol").mkdir()
+    tuned = tmp_path / "ewma-vol" / "SYN0.json"
+    tuned.write_text(json.dumps({"symbol": "SYN0", "model": "ewma-vol", "config": {"ewma_lambda": 0.9, "window": 60}}))
+    settings = model_settings(["naive", "ewma-vol"], list(frames), flags={"hyperparams_dir": str(tmp_path)}, quantile_levels=EC.quantile_levels)
+    assert settings.configs["ewma-vol"]["SYN0"].ewma_lambda == 0.9 and settings.configs["ewma-vol"]["SYN1"].ewma_lambda == 0.94
+    res = select(frames, ["naive", "ewma-vol"], ForecastConfig(hyperparams_dir=str(tmp_path)), EC, settings=settings)
+    rec = hyperparams.load(tmp_path / "best" / "SYN0.json")
+    assert rec.model == "ewma-vol" and rec.config["ewma_lambda"] == 0.9 and rec.config["window"] == 60
+    assert rec.metadata["settings_file"] == str(tuned) == res.choices["SYN0"]["settings_file"]
+    assert hyperparams.load(tmp_path / "best" / "SYN1.json").config["ewma_lambda"] == 0.94
+    with pytest.raises(ConfigError, match="'best' is not a model"):
+        model_settings(["best"], ["SYN0"])
+
+
+def test_horizon_cap_and_origin_shortfall_are_recorded(synth):
+    from mqc.core.forecast.config import MAX_HORIZON
+
+    with pytest.raises(ConfigError, match="maximum of 10,000 bars"):
+        ForecastConfig(prediction_length=MAX_HORIZON + 1)
+    assert ForecastConfig(prediction_length=MAX_HORIZON).prediction_length == MAX_HORIZON
+    with pytest.raises(ConfigError, match="maximum"):
+        EvalConfig(horizons=(1, MAX_HORIZON + 1))
+    frames = synth(n_assets=1, n_bars=120, seed=1)
+    res = evaluate(frames, {"naive": ForecastConfig(model="naive", quantile_levels=EC.quantile_levels)}, EvalConfig(origins=5000, horizons=(1,)))
+    assert res.requested_origins == 5000 and len(res.origins) < 120

@@ -19,6 +19,7 @@ import pandas as pd
 
 from mqc.core import atomic
 from mqc.core.data.catalog import Catalog
+from mqc.core.dates import check_timestamp
 from mqc.core.errors import ConfigError, DataError
 from mqc.core.forecast import base, hyperparams
 from mqc.core.forecast.base import Forecast
@@ -70,7 +71,7 @@ def load_frames(symbols: Sequence[str], timeframe: str, *, end: str | None = Non
         entry = cat.find(s, timeframe)
         df = cat.load(entry.symbol, entry.timeframe)
         if end:
-            cut = pd.Timestamp(end, tz="UTC")
+            cut = pd.Timestamp(check_timestamp(end, "--end"), tz="UTC")
             if len(end) <= 10:
                 cut = cut + pd.Timedelta(days=1) - pd.Timedelta(1, "ns")
             df = df[df["timestamp"] <= cut].reset_index(drop=True)

@@ -69,7 +69,7 @@ def build_feature_provider(spec: dict[str, Any]) -> FeatureProvider:
     if name not in _PROVIDERS:
         raise CheckpointError(
             f"checkpoint needs feature provider {name!r}, which is not registered",
-            hint="install/import the package that provides it (e.g. pip install 'mqc[forecast]')",
+            hint='install the package that provides it (from the mqc checkout: pip install -e ".[forecast,kronos]")',
         )
     return _PROVIDERS[name](dict(spec.get("settings") or {}))
 
