@@ -74,3 +74,43 @@ def test_missing_weights_and_bad_flags_fail_cleanly(setup):
     res = CliRunner().invoke(app, _args(root, model_dir, tok_dir, tmp_path, "--kronos-horizons", "0,4"))
     assert res.exit_code == 1 and "horizons" in res.output
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_every_train_dm_option_is_a_train_kronos_option():
+    import inspect
+
+    from mqc.commands.train.dm import dm
+    from mqc.commands.train.kronos import kronos
+
+    dm_params = inspect.signature(dm).parameters
+    kr_params = inspect.signature(kronos).parameters
+    missing = sorted(set(dm_params) - set(kr_params))
+    assert not missing, f"train kronos lacks train dm options: {missing}"
+    for name, p in dm_params.items():
+        # same flag spellings (e.g. --muon/--no-muon, -k) and the same enum types
+        assert kr_params[name].default.param_decls == p.default.param_decls, name
+        assert kr_params[name].annotation == p.annotation, name
+
+
+def test_train_dm_flags_reach_the_run_config(setup):
+    root, model_dir, tok_dir, tmp_path = setup
+    res = CliRunner().invoke(app, _args(root, model_dir, tok_dir, tmp_path, "--objective", "pathwise", "--rollout-groups", "4",
+                                        "--microbatch-windows", "2", "--reward", "sharpe", "--entropy-coef", "0.01",
+                                        "--no-muon", "--dtype", "fp32", "--json"))
+    assert res.exit_code == 0, res.output
+    train = json.loads((Path(json.loads(res.stdout)["run_dir"]) / "config.json").read_text())["configs"]["train"]
+    expected = {"objective": "pathwise", "rollout_groups": 4, "microbatch_windows": 2, "reward": "sharpe", "entropy_coef": 0.01,
+                "muon": False, "dtype": "fp32", "batch_windows": 2, "hidden_size": 8}
+    for key, value in expected.items():
+        assert train[key] == {"value": value, "source": "flag"}, key
+    assert train["kl_coef"]["source"] == "default"
+
+
+def test_resume_refuses_other_options(setup):
+    root, model_dir, tok_dir, tmp_path = setup
+    res = CliRunner().invoke(app, ["train", "kronos", "--resume", str(tmp_path / "run"), "--kronos-horizons", "1,3", "--objective", "grpo"])
+    text = " ".join(res.output.split())
+    assert res.exit_code == 1
+    assert "--kronos-horizons" in text and "--objective" in text
+    res = CliRunner().invoke(app, ["train", "kronos", "--objective", "nope"])
+    assert res.exit_code == 2

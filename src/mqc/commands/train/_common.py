@@ -1,4 +1,4 @@
-"""Options and helpers shared by ``mqc train dm`` and ``mqc train sharpe`` (no torch at import)."""
+"""Options and helpers shared by ``mqc train dm``, ``sharpe`` and ``kronos`` (no torch at import)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,13 @@ CashOpt = typer.Option(None, "--include-cash/--no-cash", help="Give the policy a
 LookbackOpt = typer.Option(None, "--lookback", help="Bars of features per decision.")
 HorizonOpt = typer.Option(None, "--horizon", help="Decisions per sampled window.")
 BatchOpt = typer.Option(None, "--batch-windows", help="Windows per optimiser step.")
+# dm objective (train dm and train kronos; values are dm.Objective / dm.Reward)
+RolloutGroupsOpt = typer.Option(None, "--rollout-groups", "-k", help="K rollouts per window (GRPO group).")
+ObjectiveOpt = typer.Option(None, "--objective", help="grpo, pathwise or hybrid.")
+RewardOpt = typer.Option(None, "--reward", help="log_wealth or sharpe.")
+KlCoefOpt = typer.Option(None, "--kl-coef", help="Weight of KL to the EMA reference policy.")
+EmaDecayOpt = typer.Option(None, "--ema-decay", help="EMA decay of the reference policy.")
+EntropyCoefOpt = typer.Option(None, "--entropy-coef", help="Entropy bonus weight.")
 HiddenOpt = typer.Option(None, "--hidden-size", help="Hidden width.")
 LayersOpt = typer.Option(None, "--layers", help="Layers.")
 LrOpt = typer.Option(None, "--lr", help="AdamW learning rate.")

@@ -9,6 +9,7 @@ import typer
 from mqc.commands._console import RichProgress, state
 from mqc.commands._options import JsonOpt, split_list
 from mqc.commands.train import _common as c
+from mqc.commands.train.dm import Objective, Reward
 
 
 def kronos(
@@ -25,13 +26,18 @@ def kronos(
     start: str = c.StartOpt, end: str = c.EndOpt, max_assets: int = c.MaxAssetsOpt, exclude: str = c.ExcludeOpt,
     cost_bps: float = c.CostOpt, slippage_bps: float = c.SlippageOpt, enable_shorting: bool = c.ShortOpt, include_cash: bool = c.CashOpt,
     lookback: int = c.LookbackOpt, horizon: int = c.HorizonOpt, batch_windows: int = c.BatchOpt,
+    rollout_groups: int = c.RolloutGroupsOpt, objective: Objective = c.ObjectiveOpt, reward: Reward = c.RewardOpt,
+    kl_coef: float = c.KlCoefOpt, ema_decay: float = c.EmaDecayOpt, entropy_coef: float = c.EntropyCoefOpt,
     hidden_size: int = c.HiddenOpt, layers: int = c.LayersOpt, lr: float = c.LrOpt, steps: int = c.StepsOpt, epochs: float = c.EpochsOpt,
-    eval_interval: int = c.EvalOpt, device: str = c.DeviceOpt, threads: int = c.ThreadsOpt, seed: int = c.SeedOpt,
-    save_dir: str = c.SaveDirOpt, resume: str = c.ResumeOpt, quiet: bool = c.QuietOpt, json_out: bool = JsonOpt,
+    eval_interval: int = c.EvalOpt, risk_aversion: float = c.RiskOpt, drawdown_lambda: float = c.DrawdownOpt,
+    muon: bool = c.MuonOpt, compile_: bool = c.CompileOpt, device: str = c.DeviceOpt, dtype: c.DtypeChoice = c.DtypeOpt,
+    microbatch_windows: int = c.MicroOpt, gradient_checkpointing: bool = c.CkptOpt, threads: int = c.ThreadsOpt, seed: int = c.SeedOpt,
+    init_checkpoint: str = c.InitOpt, save_dir: str = c.SaveDirOpt, resume: str = c.ResumeOpt,
+    quiet: bool = c.QuietOpt, json_out: bool = JsonOpt,
 ) -> None:
-    """Train a dm policy on candle + Kronos path features; same run directory and checkpoint as train dm.
+    """Train a dm policy on candle + Kronos path features; every train dm option applies, same run directory and checkpoint.
 
-    Example: mqc train kronos --symbols SPY,TLT --kronos-model ~/kronos/small --kronos-tokenizer ~/kronos/tok-base --kronos-horizons 1,12,48
+    Example: mqc train kronos --symbols SPY,TLT --kronos-model ~/kronos/small --kronos-tokenizer ~/kronos/tok-base --kronos-horizons 1,12,48 --objective pathwise
     """
     from mqc.core.forecast.kronos.config import KronosFeatureConfig
     from mqc.core.forecast.kronos.trainer import KronosTrainer
@@ -39,18 +45,28 @@ def kronos(
     from mqc.core.train import api
     from mqc.core.train.config import DMTrainConfig
 
+    data_flags = dict(data_root=data_root, symbols=symbols, timeframe=timeframe, start=start, end=end, max_assets=max_assets,
+                      exclude=exclude)
+    market_flags = dict(slippage_bps=slippage_bps, allow_short=enable_shorting, include_cash=include_cash)
+    # the same flags dict as `train dm` (commands/train/dm.py), so both resolve DMTrainConfig identically
+    flags = dict(lookback=lookback, horizon=horizon, batch_windows=batch_windows, rollout_groups=rollout_groups, objective=c.choice(objective),
+                 reward=c.choice(reward), kl_coef=kl_coef, ema_decay=ema_decay, entropy_coef=entropy_coef, hidden_size=hidden_size, layers=layers,
+                 lr=lr, steps=steps, epochs=epochs, eval_interval=eval_interval, risk_aversion=risk_aversion,
+                 drawdown_lambda=drawdown_lambda, muon=muon, compile=compile_, device=device, dtype=c.choice(dtype),
+                 microbatch_windows=microbatch_windows, gradient_checkpointing=gradient_checkpointing, threads=threads, seed=seed,
+                 init_checkpoint=init_checkpoint, save_dir=save_dir)
+    kronos_flags = dict(kronos_model=kronos_model, kronos_tokenizer=kronos_tokenizer, kronos_context=kronos_context,
+                        kronos_horizons=kronos_horizons, kronos_sample_count=kronos_sample_count, kronos_temperature=kronos_temperature,
+                        kronos_top_p=kronos_top_p, kronos_top_k=kronos_top_k, kronos_clip=kronos_clip)
+    c.check_resume("kronos", resume, {**data_flags, **market_flags, "cost_bps": cost_bps, **flags, **kronos_flags})
     if quiet:
         state().quiet = True
     if resume:
+        # the run's config.json stores the Kronos provider settings; resume_run rebuilds the provider from them
         with RichProgress() as progress:
-            return c.render(api.resume_run(resume, progress=progress), json_out)
-    r = c.resolve_common(
-        dict(data_root=data_root, symbols=symbols, timeframe=timeframe, start=start, end=end, max_assets=max_assets, exclude=exclude),
-        dict(slippage_bps=slippage_bps, allow_short=enable_shorting, include_cash=include_cash), cost_bps,
-    )
-    r["train"] = resolve_with_profile(DMTrainConfig, state().profile, flags=dict(
-        lookback=lookback, horizon=horizon, batch_windows=batch_windows, hidden_size=hidden_size, layers=layers, lr=lr, steps=steps,
-        epochs=epochs, eval_interval=eval_interval, device=device, threads=threads, seed=seed, save_dir=save_dir))
+            return c.render(api.resume_run(resume, progress=progress, expect_kind="dm"), json_out)
+    r = c.resolve_common(data_flags, market_flags, cost_bps)
+    r["train"] = resolve_with_profile(DMTrainConfig, state().profile, flags=flags)
     r["kronos"] = resolve_with_profile(KronosFeatureConfig, state().profile, flags=dict(
         model_path=kronos_model, tokenizer_path=kronos_tokenizer, context=kronos_context, horizons=split_list(kronos_horizons),
         sample_count=kronos_sample_count, temperature=kronos_temperature, top_p=kronos_top_p, top_k=kronos_top_k, clip=kronos_clip))

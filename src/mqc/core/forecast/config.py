@@ -18,6 +18,10 @@ INTERVALS = (0.5, 0.8, 0.9)  # central intervals whose coverage eval reports
 # The longest horizon accepted: beyond this a "forecast" is mostly noise and a table of it is
 # unreadable (100,000 daily bars is ~400 years), so asking for more is a mistake, not a request.
 MAX_HORIZON = 10_000
+# ``--dtype`` spellings: the torch names plus the short ones ``mqc train`` takes; ``auto`` picks fp32
+# on CPU (bf16 is slow and inexact there) and bf16 on CUDA. ForecastConfig stores the torch name.
+DTYPE_ALIASES = {"fp32": "float32", "float32": "float32", "bf16": "bfloat16", "bfloat16": "bfloat16"}
+DTYPE_CHOICES = ("auto", "fp32", "float32", "bf16", "bfloat16")
 # Metrics eval reports and tune/select may rank by (the keys of scoring.LOWER_IS_BETTER, kept here
 # so the CLI can list them without importing numpy); rank_ic is cross-sectional, no per-symbol value.
 METRICS = ("mae", "mase", "crps", "wql", "coverage_error", "hit_rate", "rank_ic")
@@ -49,7 +53,7 @@ class ForecastConfig:
     timeframe: str = field(default="1d", metadata={"help": "bar size of the catalog entries to forecast"})
     batch_size: int = field(default=64, metadata={"help": "series per model forward pass (Chronos)"})
     device: str = field(default="cpu", metadata={"help": "torch device: cpu, cuda, cuda:0"})
-    dtype: Literal["float32", "bfloat16"] = field(default="float32", metadata={"help": "model weights dtype (bfloat16 needs CUDA)"})
+    dtype: Literal["auto", "fp32", "float32", "bf16", "bfloat16"] = field(default="auto", metadata={"help": "model weights dtype: fp32|float32, bf16|bfloat16 (CUDA only), auto = fp32 on CPU, bf16 on CUDA; stored as the torch name"})
     attn: Literal["sdpa", "eager"] = field(default="sdpa", metadata={"help": "attention implementation of Chronos-2"})
     compile: bool = field(default=False, metadata={"help": "torch.compile the model (CUDA only)"})
     threads: int = field(default=1, metadata={"help": "torch CPU threads"})
@@ -87,8 +91,16 @@ class ForecastConfig:
             raise ConfigError(f"forecast.garch_mean must be 'zero' or 'constant', got {self.garch_mean!r}")
         if not 0.0 < self.ewma_lambda < 1.0:
             raise ConfigError(f"forecast.ewma_lambda must be in (0, 1), got {self.ewma_lambda}")
-        if not self.device.startswith("cuda") and self.dtype != "float32":
-            raise ConfigError(f"forecast.dtype={self.dtype} needs a CUDA device (got device={self.device})", hint="use --dtype float32 on CPU")
+        cuda = self.device.startswith("cuda")
+        if self.dtype == "auto":
+            dtype = "bfloat16" if cuda else "float32"
+        elif self.dtype in DTYPE_ALIASES:
+            dtype = DTYPE_ALIASES[self.dtype]
+        else:  # a value set programmatically, bypassing the Literal check of the config loader
+            raise ConfigError(f"forecast.dtype {self.dtype!r} is not one of {', '.join(DTYPE_CHOICES)}", hint="use --dtype auto")
+        object.__setattr__(self, "dtype", dtype)  # one spelling downstream (torch attribute name)
+        if not cuda and self.dtype != "float32":
+            raise ConfigError(f"forecast.dtype={self.dtype} needs a CUDA device (got device={self.device})", hint="use --dtype fp32 (or auto) on CPU")
         if self.compile and not self.device.startswith("cuda"):
             raise ConfigError("forecast.compile needs a CUDA device", hint="drop --compile on CPU")
 

@@ -87,7 +87,17 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise CheckpointError(f"{path}: not a readable mqc checkpoint ({type(exc).__name__}: {str(exc)[:200]})") from exc
+        # torch's own message suggests weights_only=False, i.e. running arbitrary pickled code from
+        # the file: never the right advice for a file that failed to load, so show only its first line.
+        text = str(exc).strip()
+        if "Weights only load failed" in text:
+            reason = "not a safely loadable torch file (weights_only=True)"
+        else:
+            reason = text.splitlines()[0][:160] if text else "unreadable"
+        raise CheckpointError(
+            f"{path}: not a readable mqc checkpoint ({type(exc).__name__}: {reason})",
+            hint="the file is corrupted or not written by mqc; use the run's checkpoints/best.pt or retrain",
+        ) from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path}: not an mqc checkpoint (no format marker)")
     if ckpt.get("format_version") != CHECKPOINT_VERSION:
