@@ -233,6 +233,21 @@ def test_cli_metric_lists_match_the_core():
 
     assert cmd._METRICS == config.METRICS == tuple(scoring.LOWER_IS_BETTER)
     assert cmd._PER_SYMBOL_METRICS == config.PER_SYMBOL_METRICS == scoring.PER_SYMBOL_METRICS
+    assert cmd._DTYPES == config.DTYPE_CHOICES
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "float32", "auto"])
+def test_dtype_accepts_train_and_torch_spellings(catalog, dtype):
+    r = runner.invoke(app, ["forecast", "SYN0", "--model", "naive", "--dtype", dtype, "--json"])
+    assert r.exit_code == 0, r.output
+    assert set(json.loads(r.stdout)) == {"SYN0"}
+
+
+@pytest.mark.parametrize("dtype", ["bf16", "bfloat16"])
+def test_bf16_on_cpu_is_a_domain_error_naming_the_fix(catalog, dtype):
+    r = runner.invoke(app, ["forecast", "SYN0", "--model", "naive", "--dtype", dtype])
+    assert r.exit_code == 1
+    assert "needs a CUDA device" in " ".join(r.output.split()) and "--dtype fp32" in r.output
 
 
 def test_unparseable_end_date_is_a_one_line_error(tmp_path):

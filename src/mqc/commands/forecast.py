@@ -46,6 +46,8 @@ def _choice(allowed: tuple[str, ...], option: str):
     return check
 
 
+# Kept in sync with core/forecast/config.py DTYPE_CHOICES (a test checks it).
+_DTYPES = ("auto", "fp32", "float32", "bf16", "bfloat16")
 # Kept in sync with core/forecast/config.py METRICS / PER_SYMBOL_METRICS (a test checks it); literal
 # here so `mqc --help` does not import the forecast core.
 _METRICS = ("mae", "mase", "crps", "wql", "coverage_error", "hit_rate", "rank_ic")
@@ -85,7 +87,7 @@ def run(
     context_length: int = typer.Option(None, "--context-length", help="Context bars."),
     batch_size: int = typer.Option(None, "--batch-size", help="Symbols per forward pass."),
     device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:0."),
-    dtype: str = typer.Option(None, "--dtype", help="auto | fp32 | float32 | bf16 | bfloat16 (CUDA); auto = fp32 on CPU, bf16 on CUDA.", callback=_choice(("auto", "fp32", "float32", "bf16", "bfloat16"), "--dtype")),
+    dtype: str = typer.Option(None, "--dtype", help="auto | fp32 | float32 | bf16 | bfloat16 (CUDA); auto = fp32 on CPU, bf16 on CUDA.", callback=_choice(_DTYPES, "--dtype")),
     attn: str = typer.Option(None, "--attn", help="sdpa | eager.", callback=_choice(("sdpa", "eager"), "--attn")),
     compile_: bool = typer.Option(None, "--compile/--no-compile", help="torch.compile (CUDA only)."),
     volume: bool = typer.Option(None, "--volume-covariate/--no-volume-covariate", help="Chronos-2: log volume as a past covariate."),

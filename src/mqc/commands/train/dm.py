@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-import typer
-
 from mqc.commands._options import JsonOpt
 from mqc.commands.train import _common as c
 
@@ -30,12 +28,12 @@ def dm(
     start: str = c.StartOpt, end: str = c.EndOpt, max_assets: int = c.MaxAssetsOpt, exclude: str = c.ExcludeOpt,
     cost_bps: float = c.CostOpt, slippage_bps: float = c.SlippageOpt, enable_shorting: bool = c.ShortOpt, include_cash: bool = c.CashOpt,
     lookback: int = c.LookbackOpt, horizon: int = c.HorizonOpt, batch_windows: int = c.BatchOpt,
-    rollout_groups: int = typer.Option(None, "--rollout-groups", "-k", help="K rollouts per window (GRPO group)."),
-    objective: Objective = typer.Option(None, "--objective", help="grpo, pathwise or hybrid."),
-    reward: Reward = typer.Option(None, "--reward", help="log_wealth or sharpe."),
-    kl_coef: float = typer.Option(None, "--kl-coef", help="Weight of KL to the EMA reference policy."),
-    ema_decay: float = typer.Option(None, "--ema-decay", help="EMA decay of the reference policy."),
-    entropy_coef: float = typer.Option(None, "--entropy-coef", help="Entropy bonus weight."),
+    rollout_groups: int = c.RolloutGroupsOpt,
+    objective: Objective = c.ObjectiveOpt,
+    reward: Reward = c.RewardOpt,
+    kl_coef: float = c.KlCoefOpt,
+    ema_decay: float = c.EmaDecayOpt,
+    entropy_coef: float = c.EntropyCoefOpt,
     hidden_size: int = c.HiddenOpt, layers: int = c.LayersOpt, lr: float = c.LrOpt, steps: int = c.StepsOpt, epochs: float = c.EpochsOpt,
     eval_interval: int = c.EvalOpt, risk_aversion: float = c.RiskOpt, drawdown_lambda: float = c.DrawdownOpt,
     muon: bool = c.MuonOpt, compile_: bool = c.CompileOpt, device: str = c.DeviceOpt, dtype: c.DtypeChoice = c.DtypeOpt,

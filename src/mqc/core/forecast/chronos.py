@@ -168,12 +168,18 @@ class ChronosForecaster(ArrayForecaster):
                     context_length=min(cfg.context_length, pipe.model_context_length),
                     cross_learning=cfg.cross_learning,
                 )
-                q = np.stack([t.numpy() for t in q_list]).astype(np.float64)  # [B, 4, H, Q]
+                q = np.stack([t.float().cpu().numpy() for t in q_list]).astype(np.float64)  # [B, 4, H, Q]
             else:
+                torch = require("torch", "forecast")
                 parts = []
                 step = cfg.batch_size * 4
-                for i in range(0, len(inputs), step):
-                    qi, _ = pipe.predict_quantiles(inputs[i : i + step], prediction_length=prediction_length, quantile_levels=levels)
-                    parts.append(qi.numpy())
+                # The original Chronos samples token paths: seed a forked torch RNG with cfg.seed so a
+                # call is reproducible without disturbing the caller's global RNG (Bolt ignores it).
+                cuda = [torch.device(cfg.device).index or 0] if cfg.device.startswith("cuda") else []
+                with torch.random.fork_rng(devices=cuda):
+                    torch.manual_seed(cfg.seed)
+                    for i in range(0, len(inputs), step):
+                        qi, _ = pipe.predict_quantiles(inputs[i : i + step], prediction_length=prediction_length, quantile_levels=levels)
+                        parts.append(qi.float().cpu().numpy())
                 q = np.concatenate(parts).astype(np.float64).reshape(-1, 4, prediction_length, len(levels))
         return sort_quantiles(np.transpose(q, (0, 3, 2, 1))), None
