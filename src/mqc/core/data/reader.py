@@ -324,10 +324,10 @@ def _local_offsets(col, ts: np.ndarray, null: np.ndarray, as_text=None) -> np.nd
     """
     import pyarrow as pa
 
-    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     good = ts[~null][:64]
     if good.size < 2 or np.median(np.abs(np.diff(good))) < 0.8 * _DAY_NS:
-        return None
+        return None  # intraday: checked before touching the column, so big files pay nothing
+    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     t = col.type
     if pa.types.is_timestamp(t) and t.tz and as_text is not None:
         col = as_text()  # CSV: the offsets are in the text only

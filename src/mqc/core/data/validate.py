@@ -303,19 +303,31 @@ def _flag_spikes(bars: Bars, report: ValidationReport, sigma: float) -> None:
     c = bars.cols["close"]
     if c.size < 30:
         return
-    r = np.diff(np.log(c))
     # A strided sample estimates the robust scale as well as the whole series, at a fraction of the cost.
-    sample = r[:: max(1, r.size // 100_000)]
+    step = max(1, (c.size - 1) // 100_000)
+    sample = np.log(c[1::step] / c[:-1:step])
     mad = float(np.median(np.abs(sample - np.median(sample)))) * 1.4826
     if not np.isfinite(mad) or mad <= 0:
         return
-    up = r[:-1] / mad
-    down = r[1:] / mad
-    spikes = np.flatnonzero((np.abs(up) > sigma) & (np.abs(down) > sigma) & (np.sign(up) != np.sign(down)))
-    for i in spikes[:20]:
+    # |log ratio| > sigma * mad without taking the log of every bar: compare ratios with exp(+-limit).
+    ratio = c[1:] / c[:-1]
+    limit = sigma * mad
+    big = (ratio > np.exp(limit)) | (ratio < np.exp(-limit))
+    cand = np.flatnonzero(big[:-1] & big[1:])
+    if cand.size == 0:
+        return
+    up = np.log(ratio[cand]) / mad
+    down = np.log(ratio[cand + 1]) / mad
+    for i, u, d in _reverting(cand, up, down)[:20]:
         report.issues.append(
-            Issue("spike", int(bars.rows[i + 1]), "close", f"isolated spike ({up[i]:+.0f} then {down[i]:+.0f} robust sigmas)", "warning")
+            Issue("spike", int(bars.rows[i + 1]), "close", f"isolated spike ({u:+.0f} then {d:+.0f} robust sigmas)", "warning")
         )
+
+
+def _reverting(cand: np.ndarray, up: np.ndarray, down: np.ndarray) -> list[tuple[int, float, float]]:
+    """The candidate bars whose move reverses on the next bar (a spike, not a trend)."""
+    keep = np.sign(up) != np.sign(down)
+    return list(zip(cand[keep].tolist(), up[keep].tolist(), down[keep].tolist(), strict=True))
 
 
 def validate_bars(
