@@ -84,9 +84,32 @@ def check_resume(kind: str, resume: str | None, given: dict[str, Any]) -> None:
         )
 
 
-def choice(value: Any) -> Any:
-    """An Enum option's plain value (None stays None)."""
-    return None if value is None else value.value
+# command parameters whose name differs from the config field they set
+_PARAM_FOR_FIELD = {"allow_short": "enable_shorting", "compile": "compile_"}
+
+
+def flags_for(cls: type, params: dict[str, Any]) -> dict[str, Any]:
+    """The flags a command's parameters give config ``cls``: every field with a same-named parameter
+    (``_PARAM_FOR_FIELD`` for the renamed ones), Enum values unwrapped. One mapping for every
+    trainer command, so ``train dm`` and ``train kronos`` cannot drift apart."""
+    import dataclasses
+    from enum import Enum
+
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        name = _PARAM_FOR_FIELD.get(f.name, f.name)
+        if name in params:
+            value = params[name]
+            out[f.name] = value.value if isinstance(value, Enum) else value
+    return out
+
+
+def command_flags(train_cls: type, params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(data, market, training) flags of a trainer command from its parameters (``locals()``)."""
+    from mqc.core.data.config import DataConfig
+    from mqc.core.market.config import MarketConfig
+
+    return flags_for(DataConfig, params), flags_for(MarketConfig, params), flags_for(train_cls, params)
 QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress bar or logs; results only.")
 
 

@@ -45,13 +45,8 @@ def dm(
 
     Example: mqc train dm --symbols SPY,QQQ,TLT,GLD --lookback 192 --steps 300
     """
-    data_flags = dict(data_root=data_root, symbols=symbols, timeframe=timeframe, start=start, end=end, max_assets=max_assets,
-                      exclude=exclude)
-    market_flags = dict(slippage_bps=slippage_bps, allow_short=enable_shorting, include_cash=include_cash)
-    flags = dict(lookback=lookback, horizon=horizon, batch_windows=batch_windows, rollout_groups=rollout_groups, objective=c.choice(objective),
-                 reward=c.choice(reward), kl_coef=kl_coef, ema_decay=ema_decay, entropy_coef=entropy_coef, hidden_size=hidden_size, layers=layers,
-                 lr=lr, steps=steps, epochs=epochs, eval_interval=eval_interval, risk_aversion=risk_aversion,
-                 drawdown_lambda=drawdown_lambda, muon=muon, compile=compile_, device=device, dtype=c.choice(dtype),
-                 microbatch_windows=microbatch_windows, gradient_checkpointing=gradient_checkpointing, threads=threads, seed=seed,
-                 init_checkpoint=init_checkpoint, save_dir=save_dir)
+    params = dict(locals())
+    from mqc.core.train.config import DMTrainConfig
+
+    data_flags, market_flags, flags = c.command_flags(DMTrainConfig, params)
     c.run_training("dm", data_flags, market_flags, cost_bps, flags, resume, quiet, json_out)

@@ -39,22 +39,14 @@ def kronos(
 
     Example: mqc train kronos --symbols SPY,TLT --kronos-model ~/kronos/small --kronos-tokenizer ~/kronos/tok-base --kronos-horizons 1,12,48 --objective pathwise
     """
+    params = dict(locals())
     from mqc.core.forecast.kronos.config import KronosFeatureConfig
     from mqc.core.forecast.kronos.trainer import KronosTrainer
     from mqc.core.profiles import resolve_with_profile
     from mqc.core.train import api
     from mqc.core.train.config import DMTrainConfig
 
-    data_flags = dict(data_root=data_root, symbols=symbols, timeframe=timeframe, start=start, end=end, max_assets=max_assets,
-                      exclude=exclude)
-    market_flags = dict(slippage_bps=slippage_bps, allow_short=enable_shorting, include_cash=include_cash)
-    # the same flags dict as `train dm` (commands/train/dm.py), so both resolve DMTrainConfig identically
-    flags = dict(lookback=lookback, horizon=horizon, batch_windows=batch_windows, rollout_groups=rollout_groups, objective=c.choice(objective),
-                 reward=c.choice(reward), kl_coef=kl_coef, ema_decay=ema_decay, entropy_coef=entropy_coef, hidden_size=hidden_size, layers=layers,
-                 lr=lr, steps=steps, epochs=epochs, eval_interval=eval_interval, risk_aversion=risk_aversion,
-                 drawdown_lambda=drawdown_lambda, muon=muon, compile=compile_, device=device, dtype=c.choice(dtype),
-                 microbatch_windows=microbatch_windows, gradient_checkpointing=gradient_checkpointing, threads=threads, seed=seed,
-                 init_checkpoint=init_checkpoint, save_dir=save_dir)
+    data_flags, market_flags, flags = c.command_flags(DMTrainConfig, params)
     kronos_flags = dict(kronos_model=kronos_model, kronos_tokenizer=kronos_tokenizer, kronos_context=kronos_context,
                         kronos_horizons=kronos_horizons, kronos_sample_count=kronos_sample_count, kronos_temperature=kronos_temperature,
                         kronos_top_p=kronos_top_p, kronos_top_k=kronos_top_k, kronos_clip=kronos_clip)
