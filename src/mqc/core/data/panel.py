@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -421,8 +420,3 @@ def time_split(n_bars: int, val_frac: float = 0.15, test_frac: float = 0.15, emb
             hint="load more history (--start earlier) or lower --lookback",
         )
     return Split((0, train_stop), (val_start, val_stop), (test_start, n_bars), embargo)
-
-
-def data_root_symbols(root: str | Path) -> list[str]:
-    """Symbols a ``--data-root`` folder provides (file stems), without reading the files."""
-    return [p.stem.upper() for p in expand_paths([root])]

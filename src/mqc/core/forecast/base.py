@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from mqc.core.errors import ConfigError
+from mqc.core.registry import Registry
 
 OHLC = ("open", "high", "low", "close")
 
@@ -84,36 +85,21 @@ class Forecaster(Protocol):
         ...
 
 
-_REGISTRY: dict[str, Callable[..., Forecaster]] = {}
-_LAZY: dict[str, str] = {}
+# Built-in models live in ``registry.py``, which registers them (and Kronos) on first lookup.
+_MODELS = Registry("model", builtins=("mqc.core.forecast.registry",))
 
 
 def register(name: str, factory: Callable[..., Forecaster]) -> None:
-    _REGISTRY[name] = factory
+    _MODELS.register(name, factory)
 
 
 def register_lazy(name: str, target: str) -> None:
     """Register ``name`` -> ``"module:factory"``, imported only when the model is asked for."""
-    _LAZY[name] = target
-
-
-_BUILTINS_LOADED = False
-
-
-def _ensure_builtins() -> None:
-    """Register the built-in models (and any model package that registers itself) on first use."""
-    global _BUILTINS_LOADED
-    if _BUILTINS_LOADED:
-        return
-    _BUILTINS_LOADED = True
-    import importlib
-
-    importlib.import_module("mqc.core.forecast.registry")
+    _MODELS.register_lazy(name, target)
 
 
 def available() -> list[str]:
-    _ensure_builtins()
-    return sorted({*_REGISTRY, *_LAZY})
+    return _MODELS.names()
 
 
 def create(name: str, **settings: Any) -> Forecaster:
@@ -121,20 +107,15 @@ def create(name: str, **settings: Any) -> Forecaster:
 
     mqc's own callers pass ``config=ForecastConfig(...)``; factories should accept it.
     """
-    _ensure_builtins()
-    if name not in _REGISTRY and name in _LAZY:
-        import importlib
-
-        module, attr = _LAZY[name].split(":")
-        _REGISTRY[name] = getattr(importlib.import_module(module), attr)
-    if name not in _REGISTRY:
+    factory = _MODELS.get(name)
+    if factory is None:
         from mqc.core.config import did_you_mean
 
         raise ConfigError(
             f"unknown model {name!r}{did_you_mean(name, available())}",
             hint=f"available models: {', '.join(available())}",
         )
-    return _REGISTRY[name](**settings)
+    return factory(**settings)
 
 
 def sort_quantiles(q: np.ndarray) -> np.ndarray:

@@ -9,7 +9,6 @@ backtest as in training.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -19,6 +18,7 @@ import numpy as np
 from mqc.core.data.config import FeatureConfig
 from mqc.core.data.features import compute_features
 from mqc.core.errors import CheckpointError, DataError
+from mqc.core.registry import Registry
 
 
 @runtime_checkable
@@ -38,18 +38,17 @@ class FeatureProvider(Protocol):
     def compute(self, panel: Any) -> tuple[np.ndarray, np.ndarray]: ...
 
 
-_PROVIDERS: dict[str, Callable[[dict[str, Any]], FeatureProvider]] = {}
-_LAZY_PROVIDERS: dict[str, str] = {}
+_PROVIDERS = Registry("feature provider")
 
 
 def register_feature_provider(name: str, factory: Callable[[dict[str, Any]], FeatureProvider]) -> None:
     """Make ``name`` loadable from checkpoints: ``factory(settings) -> FeatureProvider``."""
-    _PROVIDERS[name] = factory
+    _PROVIDERS.register(name, factory)
 
 
 def register_lazy_feature_provider(name: str, target: str) -> None:
     """Register ``"package.module:factory"``, imported only when a checkpoint needs it."""
-    _LAZY_PROVIDERS[name] = target
+    _PROVIDERS.register_lazy(name, target)
 
 
 # Built-in providers, imported only when a checkpoint or run needs them.
@@ -63,15 +62,13 @@ def build_feature_provider(spec: dict[str, Any]) -> FeatureProvider:
         CheckpointError: the provider is not registered in this installation.
     """
     name = spec.get("name")
-    if name not in _PROVIDERS and name in _LAZY_PROVIDERS:
-        module, attr = _LAZY_PROVIDERS[name].split(":")
-        _PROVIDERS[name] = getattr(importlib.import_module(module), attr)
-    if name not in _PROVIDERS:
+    factory = _PROVIDERS.get(name) if isinstance(name, str) else None
+    if factory is None:
         raise CheckpointError(
             f"checkpoint needs feature provider {name!r}, which is not registered",
             hint='install the package that provides it (from the mqc checkout: pip install -e ".[forecast,kronos]")',
         )
-    return _PROVIDERS[name](dict(spec.get("settings") or {}))
+    return factory(dict(spec.get("settings") or {}))
 
 
 def provider_specs(providers: Sequence[FeatureProvider]) -> list[dict[str, Any]]:

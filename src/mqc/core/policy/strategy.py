@@ -20,6 +20,7 @@ import numpy as np
 
 from mqc.core.errors import ArtifactNotFound, CheckpointError
 from mqc.core.market.config import MarketConfig
+from mqc.core.registry import Registry
 
 CHECKPOINT_FORMAT = "mqc-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -38,22 +39,13 @@ class Strategy(Protocol):
         ...
 
 
-_LOADERS: dict[str, Callable[[dict[str, Any], Path], Strategy]] = {}
+# Checkpoint kinds register a loader ``(checkpoint dict, path) -> Strategy``; the built-in kinds
+# (dm, sharpe) register themselves when ``mqc.core.train.checkpoint_kinds`` is first imported.
+_LOADERS = Registry("checkpoint kind", builtins=("mqc.core.train.checkpoint_kinds",))
 
 
 def register_loader(kind: str, loader: Callable[[dict[str, Any], Path], Strategy]) -> None:
-    _LOADERS[kind] = loader
-
-
-def _import_builtin_loaders() -> None:
-    import importlib
-
-    for mod in ("mqc.core.train.checkpoint_kinds",):
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            if exc.name != mod:
-                raise
+    _LOADERS.register(kind, loader)
 
 
 def resolve_checkpoint_path(ref: str | Path, runs_dir: Path | None = None) -> Path:
@@ -113,8 +105,8 @@ def load_strategy(ref: str | Path) -> Strategy:
     """Rebuild the strategy stored in a checkpoint (path, run directory or ``latest``)."""
     path = resolve_checkpoint_path(ref)
     ckpt = read_checkpoint(path)
-    _import_builtin_loaders()
     kind = ckpt.get("kind")
-    if kind not in _LOADERS:
-        raise CheckpointError(f"{path}: unknown checkpoint kind {kind!r}; known: {', '.join(sorted(_LOADERS)) or 'none'}")
-    return _LOADERS[kind](ckpt, path)
+    loader = _LOADERS.get(kind) if isinstance(kind, str) else None
+    if loader is None:
+        raise CheckpointError(f"{path}: unknown checkpoint kind {kind!r}; known: {', '.join(_LOADERS.names()) or 'none'}")
+    return loader(ckpt, path)
