@@ -109,3 +109,14 @@ def test_set_rejects_a_bad_date_and_writes_nothing():
     r = runner.invoke(app, ["profile", "set", "data.start", "2011-01-01", "-n", "p"])
     assert r.exit_code == 1 and "after end" in r.stderr
     assert "start" not in tomllib.loads((paths.profiles_dir() / "p.toml").read_text())["data"]
+
+
+def test_verbose_shows_what_a_domain_error_was_caused_by():
+    d = paths.profiles_dir()
+    d.mkdir(parents=True)
+    (d / "broken.toml").write_text("[market\n")
+    quiet = runner.invoke(app, ["--profile", "broken", "profile", "show"])
+    loud = runner.invoke(app, ["--verbose", "--profile", "broken", "profile", "show"])
+    assert quiet.exit_code == loud.exit_code == 1
+    assert "caused by TOMLDecodeError" not in quiet.output
+    assert "caused by TOMLDecodeError" in loud.output

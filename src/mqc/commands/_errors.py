@@ -7,7 +7,7 @@ import traceback
 
 from rich.markup import escape
 
-from mqc.commands._console import err
+from mqc.commands._console import debug, err
 from mqc.core.errors import MqcError
 
 
@@ -26,8 +26,17 @@ def report(exc: BaseException) -> int:
         err.print(f"[bold red]error:[/bold red] {escape(str(exc))}")
         if exc.hint:
             err.print(f"[dim]hint:[/dim] {escape(exc.hint)}")
+        _causes(exc)
         return 1
     err.print(f"[bold red]internal error:[/bold red] {escape(type(exc).__name__)}: {escape(str(exc))}")
     if not debug_enabled():
         err.print("[dim]hint: rerun with MQC_DEBUG=1 for the traceback and report it[/dim]")
     return 1
+
+
+def _causes(exc: BaseException) -> None:
+    """With ``--verbose``: the underlying errors a domain error was raised from (no traceback)."""
+    cause = exc.__cause__
+    while cause is not None:
+        debug(f"caused by {type(cause).__name__}: {cause}")
+        cause = cause.__cause__
