@@ -4,9 +4,11 @@ Both run in the same process, interleaved, on the same synthetic panel shape. Th
 in policy-steps/s = windows x lookback x rollout groups per second (per optimiser step the policy
 encodes ``batch_windows * horizon`` windows of ``lookback`` bars; the bare GRU runs a sequence batch
 of exactly that shape: ``nn.GRU(hidden, hidden)`` on ``[batch_windows * horizon, lookback, hidden]``,
-forward + backward + an AdamW step, the policy's recurrent core with nothing around it). A second
-baseline feeds the raw ``A*F`` features straight into the GRU, as a policy without the shared
-input projection would.
+forward + backward + an AdamW step, the policy's recurrent core with nothing around it). The policy
+itself runs ``FastGRU`` (nn.GRU's equations and weights with a hand-written backward, see
+``mqc.core.policy.gru``), so two more baselines keep the figure honest: the same bare step on
+``FastGRU`` (``ratio_vs_fast_gru``: the cost of everything around the recurrence) and a bare
+``nn.GRU`` fed the raw ``A*F`` features, as a policy without the shared input projection would be.
 
     python bench/bench_train.py [--assets 27] [--lookback 64,192] [--objective hybrid] [--repeats 5]
 """
@@ -25,6 +27,7 @@ from mqc.core.data.config import FeatureConfig
 from mqc.core.data.panel import align_frames
 from mqc.core.data.synth import SynthSpec, synth_ohlcv
 from mqc.core.market.config import MarketConfig
+from mqc.core.policy.gru import FastGRU
 from mqc.core.train.config import DMTrainConfig
 from mqc.core.train.dm import DMTrainer
 
@@ -53,6 +56,8 @@ def bench(assets: int, lookback: int, objective: str, repeats: int, threads: int
     gru = torch.nn.GRU(cfg.hidden_size, cfg.hidden_size, batch_first=True).to(dev)
     opt = torch.optim.AdamW(gru.parameters(), lr=1e-3)
     x = torch.randn(n_seq, lookback, cfg.hidden_size, device=dev)
+    fast = FastGRU(cfg.hidden_size, cfg.hidden_size).to(dev)
+    opt_fast = torch.optim.AdamW(fast.parameters(), lr=1e-3)
     wide = torch.nn.GRU(width, cfg.hidden_size, batch_first=True).to(dev)
     opt_wide = torch.optim.AdamW(wide.parameters(), lr=1e-3)
     x_wide = torch.randn(n_seq, lookback, width, device=dev)
@@ -62,6 +67,14 @@ def bench(assets: int, lookback: int, objective: str, repeats: int, threads: int
         out, _ = gru(x)
         out[:, -1].sum().backward()
         opt.step()
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    def bare_fast() -> None:
+        opt_fast.zero_grad()
+        out, _ = fast(x)
+        out[:, -1].sum().backward()
+        opt_fast.step()
         if dev.type == "cuda":
             torch.cuda.synchronize()
 
@@ -76,7 +89,7 @@ def bench(assets: int, lookback: int, objective: str, repeats: int, threads: int
         if dev.type == "cuda":
             torch.cuda.synchronize()
 
-    t_bare, t_step, t_wide = _time_interleaved([bare, step, bare_wide], repeats)
+    t_bare, t_step, t_fast, t_wide = _time_interleaved([bare, step, bare_fast, bare_wide], repeats)
     policy_steps = cfg.batch_windows * lookback * cfg.rollout_groups
     return {
         "assets": assets, "features": trainer.data.inputs.n_features, "lookback": lookback, "objective": objective,
@@ -84,6 +97,7 @@ def bench(assets: int, lookback: int, objective: str, repeats: int, threads: int
         "step_s": t_step, "bare_gru_s": t_bare,
         "policy_steps_per_s": policy_steps / t_step, "bare_gru_policy_steps_per_s": policy_steps / t_bare,
         "ratio": t_bare / t_step,
+        "bare_fast_gru_s": t_fast, "ratio_vs_fast_gru": t_fast / t_step,
         "bare_gru_raw_input_s": t_wide, "ratio_vs_raw_input_gru": t_wide / t_step,
     }
 

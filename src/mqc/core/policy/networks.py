@@ -19,6 +19,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from mqc.core.policy.gru import FastGRU
+
 LegMode = Literal["long", "long_cash", "long_short"]
 
 
@@ -68,28 +70,25 @@ class DirichletGRUPolicy(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.inp = nn.Linear(cfg.n_assets * cfg.n_features, cfg.hidden_size)
-        self.gru = nn.GRU(cfg.hidden_size, cfg.hidden_size, num_layers=cfg.layers, batch_first=True)
+        self.gru = FastGRU(cfg.hidden_size, cfg.hidden_size, num_layers=cfg.layers)
         self.head = nn.Linear(cfg.hidden_size, n_legs(cfg.mode, cfg.n_assets))
         nn.init.zeros_(self.head.bias)
         nn.init.normal_(self.head.weight, std=0.01)
         self.gradient_checkpointing = False
 
-    def _recur(self, seq: torch.Tensor) -> torch.Tensor:
-        out, _ = self.gru(seq)
-        return out[:, -1]
-
-    def _alpha(self, seq: torch.Tensor) -> torch.Tensor:
+    def _alpha(self, seq_tb: torch.Tensor) -> torch.Tensor:
+        """Time-major encoded inputs ``[L, N, hidden]`` -> ``alpha [N, legs]``."""
         if self.gradient_checkpointing and torch.is_grad_enabled():
             from torch.utils.checkpoint import checkpoint
 
-            h = checkpoint(self._recur, seq, use_reentrant=False)
+            h = checkpoint(self.gru.last_state, seq_tb, use_reentrant=False)
         else:
-            h = self._recur(seq)
+            h = self.gru.last_state(seq_tb)
         return F.softplus(self.head(h).float()) + self.cfg.alpha_min
 
     def forward(self, window: torch.Tensor) -> torch.Tensor:
         """``window [N, L, A, F]`` -> ``alpha [N, legs]`` (all > 0)."""
-        return self._alpha(F.gelu(self.inp(window.flatten(2))))
+        return self._alpha(F.gelu(self.inp(window.flatten(2))).transpose(0, 1))
 
     def forward_span(self, inputs: torch.Tensor, t0: torch.Tensor, h: int, stride: int = 1) -> torch.Tensor:
         """Concentrations for decisions ``t0 + stride * j`` (j < ceil(h / stride)) -> ``[b, ceil(h/stride), legs]``.
@@ -100,9 +99,10 @@ class DirichletGRUPolicy(nn.Module):
         lb = self.cfg.lookback
         rows = t0[:, None] - (lb - 1) + torch.arange(lb + h - 1, device=t0.device)
         z = F.gelu(self.inp(inputs[rows].flatten(2)))  # [b, L + h - 1, hidden]
-        seq = z.unfold(1, lb, stride).permute(0, 1, 3, 2)  # [b, n, L, hidden]
+        seq = z.unfold(1, lb, stride)  # [b, n, hidden, L]
         b, n = seq.shape[:2]
-        return self._alpha(seq.reshape(b * n, lb, -1)).view(b, n, -1)
+        # Time-major [L, b * n, hidden], the layout the recurrence reads step by step.
+        return self._alpha(seq.permute(3, 0, 1, 2).reshape(lb, b * n, -1)).view(b, n, -1)
 
     def hidden_matrices(self) -> list[str]:
         """Names of the hidden 2-D matrices (the recurrent weights) that Muon optimises."""

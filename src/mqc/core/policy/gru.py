@@ -1,0 +1,162 @@
+"""A GRU for small recurrent policies on CPU: the same equations and parameters as ``nn.GRU``, with a
+hand-written backward pass.
+
+On CPU, ``nn.GRU`` runs a C++ loop over time whose backward is recorded op by op: about 25 autograd
+nodes and three small matrix products per time step. For the policy's sizes (hidden 32, batches of
+~100 windows, 192 steps) that bookkeeping, not arithmetic, is most of a training step. Here the
+forward takes six ops per step, keeps what the backward needs in preallocated buffers, and the
+backward takes three ops per step: every term that does not depend on the incoming gradient is
+computed for all steps at once, and the weight gradients are two large matrix products after the
+loop.
+
+Equations (PyTorch's, gate order r, z, n in ``weight_ih`` / ``weight_hh``)::
+
+    r = sigmoid(W_ir x + b_ir + W_hr h + b_hr)
+    z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)
+    n = tanh(W_in x + b_in + r * (W_hn h + b_hn))
+    h' = (1 - z) * n + z * h
+
+``FastGRU`` subclasses ``nn.GRU``, so its state dict is ``nn.GRU``'s and checkpoints load either way.
+It takes the fused path for fp32 (or fp64) CPU tensors with a zero initial state and no dropout; anything else
+(CUDA, where cuDNN is the fast path; autocast; an explicit ``hx``) goes to ``nn.GRU.forward``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+
+def _forward_layer(x_tb: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor, b_hh: torch.Tensor, keep: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Run one layer over time-major input ``x_tb [T, B, I]`` from a zero state.
+
+    Returns ``(hs [T + 1, B, H], rzn [T, B, 3H], gh [T, B, 3H])``: the states (``hs[0] = 0``), the
+    gates ``r | z | n`` and the recurrent pre-activations ``W_h h + b_h``. With ``keep=False`` only
+    ``hs`` is meaningful (``gh`` is one step's scratch).
+    """
+    t_len, batch, _ = x_tb.shape
+    hid = w_hh.shape[1]
+    # The input projections of all steps at once; each step then turns its slice into r | z | n in
+    # place, so the gates cost no memory beyond this buffer.
+    rzn = torch.addmm(b_ih, x_tb.reshape(t_len * batch, -1), w_ih.t()).view(t_len, batch, 3 * hid)
+    hs = x_tb.new_zeros(t_len + 1, batch, hid)
+    gh = x_tb.new_empty(t_len if keep else 1, batch, 3 * hid)
+    w_hh_t = w_hh.t()
+    for t in range(t_len):
+        g = gh[t if keep else 0]
+        torch.addmm(b_hh, hs[t], w_hh_t, out=g)
+        rz = rzn[t, :, : 2 * hid].add_(g[:, : 2 * hid]).sigmoid_()
+        n = rzn[t, :, 2 * hid :].addcmul_(rz[:, :hid], g[:, 2 * hid :]).tanh_()
+        # h' = n + z * (h - n) = (1 - z) * n + z * h
+        torch.lerp(n, hs[t], rz[:, hid:], out=hs[t + 1])
+    return hs, rzn, gh
+
+
+class _GRULayerFn(torch.autograd.Function):
+    """One GRU layer from a zero state; returns the hidden states ``[T, B, H]`` (time-major).
+
+    The backward overwrites the saved buffers with gradients (large temporaries cost page faults
+    that dominate at these sizes); autograd's version check turns a second backward through the
+    same graph into an error instead of a wrong answer.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x_tb: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor, b_hh: torch.Tensor) -> torch.Tensor:
+        hs, rzn, gh = _forward_layer(x_tb, w_ih, w_hh, b_ih, b_hh, keep=True)
+        ctx.save_for_backward(x_tb, w_ih, w_hh, hs, rzn, gh)
+        return hs[1:]
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x_tb, w_ih, w_hh, hs, rzn, gh = ctx.saved_tensors
+        t_len, batch, three_h = gh.shape
+        hid = three_h // 3
+        r, z, n = rzn[..., :hid], rzn[..., hid : 2 * hid], rzn[..., 2 * hid :]
+        gh_r, gh_z, gh_n = gh[..., :hid], gh[..., hid : 2 * hid], gh[..., 2 * hid :]
+        h_prev = hs[:-1]
+        # d pre-activation / d h' for every step at once, written over buffers no longer needed;
+        # only the products with the incoming gradient stay in the sequential loop.
+        # x * (1 - y) is computed as x - x * y (addcmul) to avoid a temporary.
+        torch.sub(h_prev, n, out=gh_z).mul_(z).addcmul_(gh_z, z, value=-1.0)  # d pre_z = (h - n) z (1 - z)
+        n.mul_(n).neg_().add_(1.0).addcmul_(n, z, value=-1.0)  # d pre_n = (1 - n^2)(1 - z)
+        torch.mul(n, gh_n, out=gh_r).mul_(r).addcmul_(gh_r, r, value=-1.0)  # d pre_r = d_n gh_n r (1 - r)
+        torch.mul(n, r, out=gh_n)  # d gh_n = d_n r
+        # gh now holds d(W_h h + b_h) / d h' and n holds d(W_in x + b_in) / d h', per step.
+        grad_out = grad_out.contiguous()
+        # The gradient usually reaches only the last state (the policy reads out[:, -1]).
+        only_last = not bool(grad_out[:-1].any())
+        dh = grad_out[-1].clone()
+        for t in range(t_len - 1, -1, -1):
+            if t < t_len - 1 and not only_last:
+                dh = dh + grad_out[t]
+            g = gh[t]
+            g.view(batch, 3, hid).mul_(dh[:, None, :])
+            n[t].mul_(dh)
+            dh = torch.addmm(dh * z[t], g, w_hh)
+        # r | z parts of the input gradient equal the recurrent ones; n's is already in place.
+        rzn[..., : 2 * hid].copy_(gh[..., : 2 * hid])
+        dgh = gh.view(t_len * batch, three_h)
+        dgi = rzn.view(t_len * batch, three_h)
+        grad_x = (dgi @ w_ih).view_as(x_tb) if ctx.needs_input_grad[0] else None
+        grad_w_ih = dgi.t() @ x_tb.reshape(t_len * batch, -1) if ctx.needs_input_grad[1] else None
+        grad_w_hh = dgh.t() @ h_prev.reshape(t_len * batch, hid) if ctx.needs_input_grad[2] else None
+        grad_b_ih = dgi.sum(0) if ctx.needs_input_grad[3] else None
+        grad_b_hh = dgh.sum(0) if ctx.needs_input_grad[4] else None
+        return grad_x, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh
+
+
+def gru_sequence(x_tb: torch.Tensor, weights: list[tuple[torch.Tensor, ...]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stacked GRU layers over time-major ``x_tb [T, B, I]`` from zero states.
+
+    Args:
+        x_tb: time-major input (any strides; copied once if not contiguous).
+        weights: ``(w_ih, w_hh, b_ih, b_hh)`` per layer, in ``nn.GRU``'s layout.
+    Returns:
+        (outputs of the last layer ``[T, B, H]``, final state of every layer ``[layers, B, H]``).
+    """
+    seq = x_tb.contiguous()
+    needs_grad = torch.is_grad_enabled() and (seq.requires_grad or any(w.requires_grad for ws in weights for w in ws))
+    finals = []
+    for w_ih, w_hh, b_ih, b_hh in weights:
+        if needs_grad:
+            seq = _GRULayerFn.apply(seq, w_ih, w_hh, b_ih, b_hh)
+        else:
+            seq = _forward_layer(seq, w_ih, w_hh, b_ih, b_hh, keep=False)[0][1:]
+        finals.append(seq[-1])
+    return seq, torch.stack(finals)
+
+
+class FastGRU(nn.GRU):
+    """``nn.GRU`` (batch-first, biased, unidirectional) with the fused CPU path of this module."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1) -> None:
+        super().__init__(input_size, hidden_size, num_layers=num_layers, batch_first=True)
+
+    def fused_ok(self, x: torch.Tensor) -> bool:
+        """Whether ``x`` takes the fused path (fp32/fp64 on CPU, no autocast, no active dropout)."""
+        return (
+            x.device.type == "cpu"
+            and x.dtype in (torch.float32, torch.float64)
+            and x.dim() == 3
+            and not torch.is_autocast_enabled("cpu")
+            and (self.dropout == 0.0 or not self.training)
+        )
+
+    def _weights(self) -> list[tuple[torch.Tensor, ...]]:
+        names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+        return [tuple(getattr(self, f"{k}_l{i}") for k in names) for i in range(self.num_layers)]
+
+    def forward(self, input: torch.Tensor, hx: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: A002 - nn.GRU's name
+        if hx is not None or not self.fused_ok(input):
+            return super().forward(input, hx)
+        out, h_n = gru_sequence(input.transpose(0, 1), self._weights())
+        return out.transpose(0, 1), h_n
+
+    def last_state(self, x_tb: torch.Tensor) -> torch.Tensor:
+        """The last layer's final state ``[B, H]`` for time-major input ``x_tb [T, B, I]``."""
+        if self.fused_ok(x_tb):
+            return gru_sequence(x_tb, self._weights())[0][-1]
+        out, _ = super().forward(x_tb.transpose(0, 1))
+        return out[:, -1]
