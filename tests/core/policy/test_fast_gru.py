@@ -105,3 +105,20 @@ def test_policy_gradient_checkpointing_gives_the_same_gradients() -> None:
         grads.append([p.grad.clone() for p in model.parameters()])
     for a, b in zip(*grads, strict=True):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+
+
+def test_higher_order_gradients_are_refused() -> None:
+    # create_graph=True would differentiate the hand-written backward, which autograd cannot see into.
+    fast, _ = _pair(1)
+    for p in fast.parameters():
+        p.requires_grad_(False)
+    x = torch.randn(2, 5, 7, requires_grad=True)
+    with pytest.raises(RuntimeError, match="not differentiable"):
+        torch.autograd.grad(fast(x)[0].sum(), x, create_graph=True)
+
+
+def test_empty_batch_and_single_step() -> None:
+    fast, ref = _pair(1)
+    assert fast(torch.zeros(0, 5, 7))[0].shape == (0, 5, 5)
+    x = torch.randn(3, 1, 7)
+    torch.testing.assert_close(fast(x)[0].double(), ref(x.double())[0], atol=1e-6, rtol=0)

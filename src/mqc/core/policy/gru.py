@@ -1,13 +1,14 @@
 """A GRU for small recurrent policies on CPU: the same equations and parameters as ``nn.GRU``, with a
 hand-written backward pass.
 
-On CPU, ``nn.GRU`` runs a C++ loop over time whose backward is recorded op by op: about 25 autograd
-nodes and three small matrix products per time step. For the policy's sizes (hidden 32, batches of
-~100 windows, 192 steps) that bookkeeping, not arithmetic, is most of a training step. Here the
-forward takes six ops per step, keeps what the backward needs in preallocated buffers, and the
-backward takes three ops per step: every term that does not depend on the incoming gradient is
-computed for all steps at once, and the weight gradients are two large matrix products after the
-loop.
+On CPU, ``nn.GRU`` runs a C++ loop over time whose backward is recorded op by op: about 14 autograd
+nodes per time step, two small matrix products among them. Here the forward takes six ops per step
+and keeps what the backward needs in three buffers; the backward takes four ops per step: every term
+that does not depend on the incoming gradient is computed for all steps at once, over the forward's
+buffers (fresh multi-megabyte temporaries cost page faults that would eat the gain), and the weight
+gradients are two large matrix products after the loop. At the policy's sizes (hidden 32, ~128
+windows, 192 steps) forward + backward takes ~28 ms against ~38 ms for ``nn.GRU``
+(bench/bench_train.py).
 
 Equations (PyTorch's, gate order r, z, n in ``weight_ih`` / ``weight_hh``)::
 
@@ -17,8 +18,10 @@ Equations (PyTorch's, gate order r, z, n in ``weight_ih`` / ``weight_hh``)::
     h' = (1 - z) * n + z * h
 
 ``FastGRU`` subclasses ``nn.GRU``, so its state dict is ``nn.GRU``'s and checkpoints load either way.
-It takes the fused path for fp32 (or fp64) CPU tensors with a zero initial state and no dropout; anything else
-(CUDA, where cuDNN is the fast path; autocast; an explicit ``hx``) goes to ``nn.GRU.forward``.
+It takes the fused path for fp32 (or fp64) CPU tensors with a zero initial state and no active
+dropout; anything else (CUDA, where cuDNN is the fast path; autocast; an explicit ``hx``) goes to
+``nn.GRU.forward``. Unlike ``nn.GRU`` it refuses, with an error, a second backward through one graph,
+higher-order gradients, and in-place edits of its output before the backward.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ def _forward_layer(x_tb: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b
     hid = w_hh.shape[1]
     # The input projections of all steps at once; each step then turns its slice into r | z | n in
     # place, so the gates cost no memory beyond this buffer.
-    rzn = torch.addmm(b_ih, x_tb.reshape(t_len * batch, -1), w_ih.t()).view(t_len, batch, 3 * hid)
+    rzn = torch.addmm(b_ih, x_tb.reshape(t_len * batch, x_tb.shape[-1]), w_ih.t()).view(t_len, batch, 3 * hid)
     hs = x_tb.new_zeros(t_len + 1, batch, hid)
     gh = x_tb.new_empty(t_len if keep else 1, batch, 3 * hid)
     w_hh_t = w_hh.t()
@@ -70,6 +73,8 @@ class _GRULayerFn(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        if torch.is_grad_enabled():  # create_graph=True: higher-order gradients would be silently wrong
+            raise RuntimeError("FastGRU's backward is not differentiable (create_graph=True); use torch.nn.GRU for higher-order gradients")
         x_tb, w_ih, w_hh, hs, rzn, gh = ctx.saved_tensors
         t_len, batch, three_h = gh.shape
         hid = three_h // 3
@@ -100,7 +105,7 @@ class _GRULayerFn(torch.autograd.Function):
         dgh = gh.view(t_len * batch, three_h)
         dgi = rzn.view(t_len * batch, three_h)
         grad_x = (dgi @ w_ih).view_as(x_tb) if ctx.needs_input_grad[0] else None
-        grad_w_ih = dgi.t() @ x_tb.reshape(t_len * batch, -1) if ctx.needs_input_grad[1] else None
+        grad_w_ih = dgi.t() @ x_tb.reshape(t_len * batch, x_tb.shape[-1]) if ctx.needs_input_grad[1] else None
         grad_w_hh = dgh.t() @ h_prev.reshape(t_len * batch, hid) if ctx.needs_input_grad[2] else None
         grad_b_ih = dgi.sum(0) if ctx.needs_input_grad[3] else None
         grad_b_hh = dgh.sum(0) if ctx.needs_input_grad[4] else None
