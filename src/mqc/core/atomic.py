@@ -14,24 +14,53 @@ from pathlib import Path
 from typing import Any
 
 
+class StagedFile:
+    """A temp file written before its final name is known (see ``staged_file``)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.committed: Path | None = None
+
+    def commit(self, target: str | os.PathLike[str]) -> Path:
+        """fsync the temp file, move it over ``target`` (same folder) atomically, fsync the folder."""
+        target = Path(target)
+        if target.parent.resolve() != self.path.parent.resolve():
+            raise ValueError(f"{target}: a staged file can only be committed inside {self.path.parent}")
+        with open(self.path, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(self.path, target)
+        _fsync_dir(target.parent)
+        self.committed = target
+        return target
+
+
+@contextlib.contextmanager
+def staged_file(directory: str | os.PathLike[str], name: str = "staged") -> Iterator[StagedFile]:
+    """Yield a temp file in ``directory`` to write now and name later with ``StagedFile.commit``.
+
+    Content-addressed files are named by a hash that can be computed while the file is written;
+    the file only appears under its name once complete and fsynced. Without a commit (an error, or
+    the caller deciding to keep the file it already has) the temp file is deleted.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+    os.close(fd)
+    staged = StagedFile(Path(tmp))
+    try:
+        yield staged
+    finally:
+        if staged.committed is None:
+            staged.path.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temp path next to ``target``; on success move it over ``target`` atomically."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        with open(tmp_path, "rb+") as fh:
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp_path, target)
-        _fsync_dir(target.parent)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+    with staged_file(target.parent, target.name) as staged:
+        yield staged.path
+        staged.commit(target)
 
 
 def _fsync_dir(path: Path) -> None:

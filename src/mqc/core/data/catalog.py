@@ -22,6 +22,7 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -29,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from mqc.core import atomic, paths
-from mqc.core.data.bars import COLUMNS, Bars, bars_table, table_arrays
+from mqc.core.data.bars import COLUMNS, Bars, table_arrays, write_bars
 from mqc.core.data.reader import normalise_symbol
 from mqc.core.data.timeframe import (
     infer_bar_seconds_ns,
@@ -39,6 +40,7 @@ from mqc.core.data.timeframe import (
 from mqc.core.errors import ArtifactNotFound, DataError
 
 MANIFEST_VERSION = 1
+_THREADED_HASH_ROWS = 100_000  # hash on a second thread while writing files of at least this many bars
 CRYPTO_QUOTES = ("USDT", "USDC", "BUSD", "USD", "BTC", "ETH", "EUR")
 
 
@@ -238,6 +240,8 @@ class Catalog:
         the stored bar at the same timestamp raises, unless ``replace`` is set: then it overwrites that
         bar (counted in ``WriteResult.overwritten``) and every stored bar outside the new
         timestamps is kept. Wiping a history is a separate step (``Catalog.remove``).
+        Entries of new content leave ``sha256`` and ``file`` empty: ``commit`` fills them in (it
+        hashes the bars while writing their file).
 
         Raises:
             DataError: a new bar overlaps a stored one with different values (unless ``replace``).
@@ -268,18 +272,18 @@ class Catalog:
             if status == "unchanged" and base is not None:
                 plan = _Plan(key, WriteResult(base, 0, "unchanged"), ts, cols)
             else:
-                sha = hash_arrays(ts, cols)
+                # sha256 and file are filled in by commit, which hashes while it writes the file.
                 entry = Entry(
                     symbol=symbol,
                     timeframe=tf,
                     rows=int(ts.size),
                     first=_iso(ts[0]),
                     last=_iso(ts[-1]),
-                    sha256=sha,
+                    sha256="",
                     source=item.source,
                     asset_class=item.asset_class or (base.asset_class if base else None) or guess_asset_class(symbol),
                     imported_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                    file=f"{symbol}.{sha[:12]}.parquet",
+                    file="",
                     adjustment=item.adjustment or (base.adjustment if base else ""),
                 )
                 result = WriteResult(entry, int(added), status, int(overwritten))
@@ -294,11 +298,11 @@ class Catalog:
         """Write planned files under new content-addressed names, then the manifest (the commit
         point), then delete the files the manifest no longer names.
 
-        An error before the manifest rename leaves the catalog as it was (new files are orphans,
-        swept by the next write).
+        Each file is written to a temp name while its content hash is computed on a second thread
+        (both release the GIL), then fsynced and renamed to ``<SYMBOL>.<sha12>.parquet``; the hash
+        also fills in the plan's ``Entry.sha256`` and ``Entry.file``. An error before the manifest
+        rename leaves the catalog as it was (new files are orphans, swept by the next write).
         """
-        import pyarrow.parquet as pq
-
         final: dict[str, _Plan] = {}
         for p in plans:
             if p.result.status != "unchanged":
@@ -308,16 +312,36 @@ class Catalog:
         manifest = self._read_manifest()
         self._sweep_orphans(manifest)
         for p in final.values():
-            target = self.path_for(p.result.entry)
-            if target.exists() and pq.ParquetFile(target).metadata.num_rows == p.result.entry.rows:
-                continue  # same content hash, already on disk
-            with atomic.atomic_path(target) as tmp:
-                pq.write_table(bars_table(p.ts, p.cols), tmp)
+            self._write_file(p)
+        for p in plans:  # items a later item of the same key superseded within the batch: not written
+            entry = p.result.entry
+            if not entry.sha256:
+                entry.sha256 = hash_arrays(p.ts, p.cols)
+                entry.file = _file_name(entry.symbol, entry.sha256)
         old_files = {self.path_for(Entry(**manifest["entries"][k])) for k in final if k in manifest["entries"]}
         for p in final.values():
             manifest["entries"][p.key] = asdict(p.result.entry)
         atomic.write_json(self.manifest_path, manifest)
         self._delete_unreferenced(old_files, manifest)
+
+    def _write_file(self, p: _Plan) -> None:
+        """Write one plan's bars under their content-addressed name (hashing while writing)."""
+        import pyarrow.parquet as pq
+
+        entry = p.result.entry
+        with atomic.staged_file(self.root / entry.timeframe, entry.symbol) as staged:
+            if p.ts.size >= _THREADED_HASH_ROWS:
+                with ThreadPoolExecutor(max_workers=1) as pool:
+                    sha = pool.submit(hash_arrays, p.ts, p.cols)
+                    write_bars(staged.path, p.ts, p.cols)
+                    entry.sha256 = sha.result()
+            else:  # small files: a thread costs more than it saves
+                write_bars(staged.path, p.ts, p.cols)
+                entry.sha256 = hash_arrays(p.ts, p.cols)
+            entry.file = _file_name(entry.symbol, entry.sha256)
+            target = self.path_for(entry)
+            if not (target.exists() and pq.ParquetFile(target).metadata.num_rows == entry.rows):
+                staged.commit(target)  # else: same content hash, already on disk; the temp file goes
 
     def _referenced(self, manifest: dict) -> set[Path]:
         return {self.path_for(Entry(**e)) for e in manifest["entries"].values()}
@@ -391,6 +415,10 @@ class Catalog:
         except DataError:
             return False
         return hash_arrays(ts, cols) == entry.sha256
+
+
+def _file_name(symbol: str, sha: str) -> str:
+    return f"{symbol}.{sha[:12]}.parquet"
 
 
 def _iso(ns: int) -> str:

@@ -153,6 +153,8 @@ def validate_arrays(
 
     for name in PRICE_COLUMNS:
         p = cols[name]
+        if p.min() > 0 and np.isfinite(p.max()):  # NaN propagates through min/max
+            continue  # the usual clean column: two reductions, no masks
         bad = ~np.isfinite(p) & keep
         chk.flag(bad, "nan", name, "missing or non-finite price", fixable=False)
         keep &= ~bad
@@ -162,8 +164,10 @@ def validate_arrays(
         keep &= ~bad
 
     vol = cols["volume"]
-    missing = ~np.isfinite(vol)
-    if missing[keep].all():
+    low_vol = vol.min()
+    if np.isfinite(low_vol) and low_vol >= 0 and np.isfinite(vol.max()):
+        pass  # every volume present and >= 0: nothing to flag
+    elif (missing := ~np.isfinite(vol))[keep].all():
         report.issues.append(Issue("nan", -1, "volume", "no volume in this file; stored as 0", "warning"))
         vol = np.zeros_like(vol)
     elif missing.any():
@@ -171,30 +175,32 @@ def validate_arrays(
         if action == "repaired":
             vol = np.where(missing, 0.0, vol)
         keep &= ~(missing & (action == "dropped"))
-    with np.errstate(invalid="ignore"):
-        neg = (vol < 0) & keep
-    action = chk.flag(neg, "negative", "volume", "volume must be >= 0 (repair: |volume|)", fixable=True, values=vol)
-    if action == "repaired":
-        vol = np.abs(vol)
-    elif action == "dropped":
-        keep &= ~neg
+    if not (np.isfinite(low_vol) and low_vol >= 0):
+        with np.errstate(invalid="ignore"):
+            neg = (vol < 0) & keep
+        action = chk.flag(neg, "negative", "volume", "volume must be >= 0 (repair: |volume|)", fixable=True, values=vol)
+        if action == "repaired":
+            vol = np.abs(vol)
+        elif action == "dropped":
+            keep &= ~neg
     cols["volume"] = vol
 
     o, h, lo, c = (cols[n] for n in PRICE_COLUMNS)
-    with np.errstate(invalid="ignore"):
-        bad_h = (h < np.maximum(o, c)) & keep
-    action = chk.flag(bad_h, "ohlc", "high", "high is below max(open, close) (repair: high = max of the bar)", fixable=True, values=h)
-    if action == "repaired":
-        cols["high"] = np.where(bad_h, np.maximum(np.maximum(o, c), np.maximum(h, lo)), h)
-    elif action == "dropped":
-        keep &= ~bad_h
-    with np.errstate(invalid="ignore"):
-        bad_l = (lo > np.minimum(o, c)) & keep
-    action = chk.flag(bad_l, "ohlc", "low", "low is above min(open, close) (repair: low = min of the bar)", fixable=True, values=lo)
-    if action == "repaired":
-        cols["low"] = np.where(bad_l, np.minimum(np.minimum(o, c), np.minimum(h, lo)), lo)
-    elif action == "dropped":
-        keep &= ~bad_l
+    if not _high_low_ok(o, h, lo, c):  # the screen found a broken bar: apply both rules in full
+        with np.errstate(invalid="ignore"):
+            bad_h = (h < np.maximum(o, c)) & keep
+        action = chk.flag(bad_h, "ohlc", "high", "high is below max(open, close) (repair: high = max of the bar)", fixable=True, values=h)
+        if action == "repaired":
+            cols["high"] = np.where(bad_h, np.maximum(np.maximum(o, c), np.maximum(h, lo)), h)
+        elif action == "dropped":
+            keep &= ~bad_h
+        with np.errstate(invalid="ignore"):
+            bad_l = (lo > np.minimum(o, c)) & keep
+        action = chk.flag(bad_l, "ohlc", "low", "low is above min(open, close) (repair: low = min of the bar)", fixable=True, values=lo)
+        if action == "repaired":
+            cols["low"] = np.where(bad_l, np.minimum(np.minimum(o, c), np.minimum(h, lo)), lo)
+        elif action == "dropped":
+            keep &= ~bad_l
 
     clean = Bars(bars.symbol, bars.source, bars.ts, cols, bars.rows, offsets=bars.offsets, adjustment=bars.adjustment)
     if not keep.all():
@@ -212,6 +218,37 @@ def validate_arrays(
 
 
 _DAY_NS = 86_400_000_000_000
+# Rows per block of the screening passes below. Block-sized temporaries (2 MiB) are reused by the
+# allocator; full-length ones (40 MB each at 5M rows) are fresh pages on every import, and faulting
+# them in costs more than the arithmetic. A screen only proves a rule has nothing to report; when it
+# finds something, the rule runs in full as before, so messages and reports cannot differ.
+_BLOCK = 1 << 18
+
+
+def _high_low_ok(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray) -> bool:
+    """True when no bar has high < max(open, close) or low > min(open, close) (NaN compares False)."""
+    with np.errstate(invalid="ignore"):
+        for a in range(0, o.size, _BLOCK):
+            b = slice(a, a + _BLOCK)
+            if (h[b] < np.maximum(o[b], c[b])).any() or (lo[b] > np.minimum(o[b], c[b])).any():
+                return False
+    return True
+
+
+def _step_screen(ts: np.ndarray, above_ns: int | None = None) -> tuple[int, int, np.ndarray]:
+    """(min, max) of ``np.diff(ts)`` and the positions ``i`` with ``ts[i + 1] - ts[i] > above_ns``,
+    computed block by block without differencing the whole series."""
+    n = ts.size - 1
+    lo_step, hi_step = np.iinfo(np.int64).max, np.iinfo(np.int64).min
+    found: list[np.ndarray] = []
+    for a in range(0, n, _BLOCK):
+        d = ts[a + 1 : min(n, a + _BLOCK) + 1] - ts[a : min(n, a + _BLOCK)]
+        lo_step, hi_step = min(lo_step, int(d.min())), max(hi_step, int(d.max()))
+        if above_ns is not None:
+            idx = np.flatnonzero(d > above_ns)
+            if idx.size:
+                found.append(idx + a)
+    return lo_step, hi_step, np.concatenate(found) if found else np.empty(0, dtype=np.int64)
 
 
 def _calendar_dates(bars: Bars, report: ValidationReport, bar_seconds: int | None) -> Bars:
@@ -240,6 +277,9 @@ def _calendar_dates(bars: Bars, report: ValidationReport, bar_seconds: int | Non
 
 
 def _order_and_dedupe(bars: Bars, chk: _Checker) -> Bars:
+    """Sort (repair/drop) or fail on out-of-order rows, then drop or fail on duplicate timestamps."""
+    if len(bars) < 2 or _step_screen(bars.ts)[0] > 0:
+        return bars  # strictly increasing: nothing to sort or drop
     d = np.diff(bars.ts)
     back = np.flatnonzero(d < 0) + 1
     if back.size:
@@ -273,6 +313,7 @@ def _order_and_dedupe(bars: Bars, chk: _Checker) -> Bars:
 
 
 def _gaps_and_spikes(bars: Bars, report: ValidationReport, sigma: float, bar_seconds: int | None) -> None:
+    """Set the bar size; warn about gaps against it and about isolated spikes."""
     inferred = infer_bar_seconds_ns(bars.ts)
     secs = bar_seconds or inferred
     report.bar_seconds = secs
@@ -281,18 +322,26 @@ def _gaps_and_spikes(bars: Bars, report: ValidationReport, sigma: float, bar_sec
         report.issues.append(
             Issue("timeframe", -1, "timestamp", f"bars look like {label_for_seconds(inferred)}, stored as {label_for_seconds(bar_seconds)} as asked", "warning")
         )
-    step = np.diff(bars.ts) / 1e9
-    gaps = step / secs
     # Markets that trade every day (crypto, 24/7 data) should have no holes; session markets
     # (equities) skip nights, weekends and holidays, so only holes longer than 4.5 days count there.
     stride = max(1, len(bars) // 200_000)
     weekday = ((bars.ts[::stride] // 86_400_000_000_000) + 3) % 7  # 0 = Monday (1970-01-01 was a Thursday)
     always_open = (weekday >= 5).mean() > 0.05
-    big = gaps > 1.5 if always_open else step > 4.5 * 86400
-    report.gaps = int(big.sum())
-    report.largest_gap_bars = float(gaps.max()) if gaps.size else 0.0
-    for i in np.flatnonzero(big)[:20]:
-        report.issues.append(Issue("gap", int(bars.rows[i + 1]), "timestamp", f"gap of {gaps[i]:.0f} bars before this row", "warning"))
+    # A gap is (step / 1e9) / secs > 1.5 bars (24/7) or step / 1e9 > 4.5 days (sessions). Screen the
+    # int64 steps against the limit less 0.1 % (a margin far wider than float rounding), then apply
+    # the exact float rule to the few candidates: no float copy of millions of steps.
+    limit_s = 1.5 * secs if always_open else 4.5 * 86400
+    _, longest, cand = _step_screen(bars.ts, int(limit_s * 0.999 * 1e9))
+    step_ns = bars.ts[cand + 1] - bars.ts[cand]
+    step = step_ns / 1e9
+    gaps = step / secs
+    big = cand[gaps > 1.5] if always_open else cand[step > 4.5 * 86400]
+    report.gaps = int(big.size)
+    # x -> (x / 1e9) / secs is monotone in floating point too, so this is the largest per-step ratio.
+    report.largest_gap_bars = float(longest / 1e9 / secs)
+    for i in big[:20]:
+        gap = (bars.ts[i + 1] - bars.ts[i]) / 1e9 / secs
+        report.issues.append(Issue("gap", int(bars.rows[i + 1]), "timestamp", f"gap of {gap:.0f} bars before this row", "warning"))
     if report.gaps > 20:
         report.issues.append(Issue("gap", -1, "timestamp", f"{report.gaps - 20} more gaps not listed", "warning"))
     _flag_spikes(bars, report, sigma)
@@ -310,14 +359,23 @@ def _flag_spikes(bars: Bars, report: ValidationReport, sigma: float) -> None:
     if not np.isfinite(mad) or mad <= 0:
         return
     # |log ratio| > sigma * mad without taking the log of every bar: compare ratios with exp(+-limit).
-    ratio = c[1:] / c[:-1]
-    limit = sigma * mad
-    big = (ratio > np.exp(limit)) | (ratio < np.exp(-limit))
-    cand = np.flatnonzero(big[:-1] & big[1:])
-    if cand.size == 0:
+    # Bar i is a candidate when the moves into it (ratio i) and out of it (ratio i + 1) are both big;
+    # ratios are computed a block at a time (plus one to pair across the block's end).
+    upper, lower = np.exp(sigma * mad), np.exp(-sigma * mad)
+    n_ratio = c.size - 1
+    found: list[np.ndarray] = []
+    for a in range(0, n_ratio - 1, _BLOCK):
+        end = min(n_ratio, a + _BLOCK + 1)
+        ratio = c[a + 1 : end + 1] / c[a:end]
+        big = (ratio > upper) | (ratio < lower)
+        idx = np.flatnonzero(big[:-1] & big[1:])
+        if idx.size:
+            found.append(idx + a)
+    if not found:
         return
-    up = np.log(ratio[cand]) / mad
-    down = np.log(ratio[cand + 1]) / mad
+    cand = np.concatenate(found)
+    up = np.log(c[cand + 1] / c[cand]) / mad
+    down = np.log(c[cand + 2] / c[cand + 1]) / mad
     for i, u, d in _reverting(cand, up, down)[:20]:
         report.issues.append(
             Issue("spike", int(bars.rows[i + 1]), "close", f"isolated spike ({u:+.0f} then {d:+.0f} robust sigmas)", "warning")
