@@ -20,6 +20,7 @@ import json
 import platform
 import tempfile
 import time
+from collections.abc import Callable
 
 import torch
 
@@ -46,6 +47,21 @@ def _time_interleaved(fns: list, repeats: int) -> list[float]:
     return best
 
 
+def _bare_step(gru: torch.nn.Module, x: torch.Tensor) -> Callable[[], None]:
+    """One bare forward + backward (loss on the last state, as the policy reads it) + AdamW step."""
+    opt = torch.optim.AdamW(gru.parameters(), lr=1e-3)
+
+    def run() -> None:
+        opt.zero_grad()
+        out, _ = gru(x)
+        out[:, -1].sum().backward()
+        opt.step()
+        if x.device.type == "cuda":
+            torch.cuda.synchronize()
+
+    return run
+
+
 def bench(assets: int, lookback: int, objective: str, repeats: int, threads: int, device: str) -> dict:
     torch.set_num_threads(threads)
     panel = align_frames(synth_ohlcv(SynthSpec(n_assets=assets, n_bars=1500, seed=0)))
@@ -53,36 +69,11 @@ def bench(assets: int, lookback: int, objective: str, repeats: int, threads: int
     trainer = DMTrainer(panel, MarketConfig(), cfg, feature_cfg=FeatureConfig())
     n_seq, width = cfg.batch_windows * cfg.horizon, assets * trainer.data.inputs.n_features
     dev = trainer.device
-    gru = torch.nn.GRU(cfg.hidden_size, cfg.hidden_size, batch_first=True).to(dev)
-    opt = torch.optim.AdamW(gru.parameters(), lr=1e-3)
     x = torch.randn(n_seq, lookback, cfg.hidden_size, device=dev)
-    fast = FastGRU(cfg.hidden_size, cfg.hidden_size).to(dev)
-    opt_fast = torch.optim.AdamW(fast.parameters(), lr=1e-3)
-    wide = torch.nn.GRU(width, cfg.hidden_size, batch_first=True).to(dev)
-    opt_wide = torch.optim.AdamW(wide.parameters(), lr=1e-3)
     x_wide = torch.randn(n_seq, lookback, width, device=dev)
-
-    def bare() -> None:
-        opt.zero_grad()
-        out, _ = gru(x)
-        out[:, -1].sum().backward()
-        opt.step()
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-
-    def bare_fast() -> None:
-        opt_fast.zero_grad()
-        out, _ = fast(x)
-        out[:, -1].sum().backward()
-        opt_fast.step()
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-
-    def bare_wide() -> None:
-        opt_wide.zero_grad()
-        out, _ = wide(x_wide)
-        out[:, -1].sum().backward()
-        opt_wide.step()
+    bare = _bare_step(torch.nn.GRU(cfg.hidden_size, cfg.hidden_size, batch_first=True).to(dev), x)
+    bare_fast = _bare_step(FastGRU(cfg.hidden_size, cfg.hidden_size).to(dev), x)
+    bare_wide = _bare_step(torch.nn.GRU(width, cfg.hidden_size, batch_first=True).to(dev), x_wide)
 
     def step() -> None:
         trainer.train_step()

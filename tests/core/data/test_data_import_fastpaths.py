@@ -10,7 +10,7 @@ import pytest
 from mqc.core.data.bars import Bars, LineNumbers
 from mqc.core.data.reader import read_file
 from mqc.core.data.timeframe import infer_bar_seconds_ns
-from mqc.core.data.validate import validate_arrays, validate_bars
+from mqc.core.data.validate import validate_arrays
 from mqc.core.errors import DataError
 
 MIN_NS = 60_000_000_000
@@ -113,39 +113,6 @@ def test_sampled_bar_size_matches_the_differenced_sample():
             continue
         values, counts = np.unique(gaps, return_counts=True)
         assert infer_bar_seconds_ns(ts) == int(values[np.argmax(counts)])
-
-
-def frame(rows):
-    df = pd.DataFrame(rows, columns=["timestamp", "open", "high", "low", "close", "volume"])
-    df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True)
-    return df
-
-
-GOOD = [
-    ("2020-01-01", 10, 11, 9, 10.5, 100),
-    ("2020-01-02", 10.5, 12, 10, 11, 120),
-    ("2020-01-03", 11, 11.5, 10.5, 11.2, 90),
-]
-
-
-def test_infinite_and_zero_values_still_caught():
-    rows = list(GOOD)
-    rows[1] = ("2020-01-02", 10.5, np.inf, 10, 11, 120)
-    with pytest.raises(DataError, match=r"^x\.csv: row 3, field 'high': missing or non-finite price$"):
-        validate_bars(frame(rows), symbol="X", source="x.csv")
-    rows[1] = ("2020-01-02", 10.5, 12, 10, 0.0, 120)
-    with pytest.raises(DataError, match=r"^x\.csv: row 3, field 'close': price must be > 0, got 0$"):
-        validate_bars(frame(rows), symbol="X", source="x.csv")
-    rows[1] = ("2020-01-02", 10.5, 12, 10, 11, np.inf)
-    with pytest.raises(DataError, match=r"^x\.csv: row 3, field 'volume': missing volume \(repair: 0\)$"):
-        validate_bars(frame(rows), symbol="X", source="x.csv")
-    out, rep = validate_bars(frame(rows), symbol="X", source="x.csv", on_error="repair")
-    assert out["volume"].tolist() == [100, 0, 90] and rep.repaired == 1
-    rows[2] = ("2020-01-03", 11, 11.5, 10.5, 11.2, -4)  # inf and negative volume together
-    out, rep = validate_bars(frame(rows), symbol="X", source="x.csv", on_error="repair")
-    assert out["volume"].tolist() == [100, 0, 4] and rep.repaired == 2
-    out, rep = validate_bars(frame(rows), symbol="X", source="x.csv", on_error="drop")
-    assert out["volume"].tolist() == [100] and rep.dropped == 2
 
 
 def _dirty_minutes(n: int = 240) -> Bars:

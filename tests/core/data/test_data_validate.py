@@ -117,3 +117,23 @@ def test_timeframe_override_warns_on_mismatch():
     _, rep = validate_arrays(b, bar_seconds=3600)
     assert rep.timeframe == "1h"
     assert any(i.kind == "timeframe" for i in rep.warnings)
+
+
+def test_infinite_and_zero_values_still_caught():
+    rows = list(GOOD[:3])
+    rows[1] = ("2020-01-02", 10.5, np.inf, 10, 11, 120)
+    with pytest.raises(DataError, match=r"^x\.csv: row 3, field 'high': missing or non-finite price$"):
+        validate_bars(frame(rows), symbol="X", source="x.csv")
+    rows[1] = ("2020-01-02", 10.5, 12, 10, 0.0, 120)
+    with pytest.raises(DataError, match=r"^x\.csv: row 3, field 'close': price must be > 0, got 0$"):
+        validate_bars(frame(rows), symbol="X", source="x.csv")
+    rows[1] = ("2020-01-02", 10.5, 12, 10, 11, np.inf)
+    with pytest.raises(DataError, match=r"^x\.csv: row 3, field 'volume': missing volume \(repair: 0\)$"):
+        validate_bars(frame(rows), symbol="X", source="x.csv")
+    out, rep = validate_bars(frame(rows), symbol="X", source="x.csv", on_error="repair")
+    assert out["volume"].tolist() == [100, 0, 90] and rep.repaired == 1
+    rows[2] = ("2020-01-03", 11, 11.5, 10.5, 11.2, -4)  # inf and negative volume together
+    out, rep = validate_bars(frame(rows), symbol="X", source="x.csv", on_error="repair")
+    assert out["volume"].tolist() == [100, 0, 4] and rep.repaired == 2
+    out, rep = validate_bars(frame(rows), symbol="X", source="x.csv", on_error="drop")
+    assert out["volume"].tolist() == [100] and rep.dropped == 2
