@@ -22,6 +22,7 @@ import numpy as np
 _LOG_2PI = float(np.log(2.0 * np.pi))
 _MAX_PERSISTENCE = 1.0 - 1e-6
 # starting grid (alpha, alpha + beta), as arch's GARCH.starting_values; the best per series wins
+_LAMBDA_BLOCKS = ((1.0,), tuple(0.5**k for k in range(1, 7)), tuple(0.5**k for k in range(7, 20)))
 _GRID = [(a, p) for a in (0.01, 0.05, 0.1, 0.2) for p in (0.5, 0.7, 0.9, 0.98) if a < p]
 
 
@@ -206,15 +207,20 @@ def fit_garch(returns: np.ndarray, *, mean: str = "zero", max_iter: int = 100, t
     panel = _Panel(returns, demean)
     B = len(panel.n)
     # starting values: the best of a small grid, omega set so the unconditional variance matches
-    best_theta = np.zeros((B, 4))
-    best_ll = np.full(B, -np.inf)
-    for a, pers in _GRID:
-        th = np.stack([panel.mean, panel.scale * (1.0 - pers), np.full(B, a), np.full(B, pers - a)], axis=1)
-        th = _project(th, panel, demean)
-        ll, _, _ = _loglik(panel, th, False)
-        better = ll > best_ll
-        best_theta[better], best_ll[better] = th[better], ll[better]
-    theta, ll = best_theta, best_ll
+    # (all grid points in one likelihood pass: the recursion's cost is per step, not per series)
+    n_grid = len(_GRID)
+    tiled = panel.take(np.tile(np.arange(B), n_grid))
+    grid = np.concatenate(
+        [np.stack([panel.mean, panel.scale * (1.0 - pers), np.full(B, a), np.full(B, pers - a)], axis=1) for a, pers in _GRID]
+    )
+    grid = _project(grid, tiled, demean)
+    grid_ll = _loglik(tiled, grid, False)[0].reshape(n_grid, B)
+    # the first grid point attaining the maximum, as a sequential strict-improvement scan picks
+    scored = np.where(np.isnan(grid_ll), -np.inf, grid_ll)
+    pick = np.argmax(scored, axis=0)
+    theta = grid.reshape(n_grid, B, 4)[pick, np.arange(B)]
+    ll = scored[pick, np.arange(B)]
+    theta[ll == -np.inf] = 0.0  # no grid point has a likelihood (too few bars): left at zero
     active = panel.n >= 2
     converged = ~active
     use_bhhh = np.zeros(B, dtype=bool)  # after a failed Newton step: one BHHH step next
@@ -251,17 +257,25 @@ def fit_garch(returns: np.ndarray, *, mean: str = "zero", max_iter: int = 100, t
         accepted = np.zeros(idx.size, dtype=bool)
         new_th, new_ll = th.copy(), ll0.copy()
         todo = np.arange(idx.size)
-        lam = 1.0
-        for _ in range(20):
-            cand = _project(th[todo] + lam * full[todo], sub.take(todo), demean)
-            cll, _, _ = _loglik(sub.take(todo), cand, False, demean)
-            ok = np.isfinite(cll) & (cll >= ll0[todo])
-            new_th[todo[ok]], new_ll[todo[ok]] = cand[ok], cll[ok]
-            accepted[todo[ok]] = True
-            todo = todo[~ok]
+        # Backtracking over lambda = 1, 1/2, ..., 2^-19: each series takes the largest lambda that
+        # does not lower its likelihood. lambda = 1 usually does, so it is tried alone; the rest
+        # are tried in two batched passes (one likelihood pass per block of lambdas, not per lambda).
+        for lams in _LAMBDA_BLOCKS:
             if todo.size == 0:
                 break
-            lam *= 0.5
+            n_l, m = len(lams), todo.size
+            rep = sub.take(np.tile(todo, n_l))
+            steps = np.repeat(np.asarray(lams), m)[:, None] * np.tile(full[todo], (n_l, 1))
+            cand = _project(np.tile(th[todo], (n_l, 1)) + steps, rep, demean)
+            cll = _loglik(rep, cand, False, demean)[0].reshape(n_l, m)
+            ok = np.isfinite(cll) & (cll >= ll0[todo])
+            hit = ok.any(axis=0)
+            first = ok.argmax(axis=0)[hit]
+            rows = todo[hit]
+            new_th[rows] = cand.reshape(n_l, m, 4)[first, np.flatnonzero(hit)]
+            new_ll[rows] = cll[first, np.flatnonzero(hit)]
+            accepted[rows] = True
+            todo = todo[~hit]
         gain = new_ll - ll0
         retry = ~accepted & newton_ok  # a Newton step that found no ascent gets one BHHH try
         use_bhhh[idx] = retry
