@@ -129,3 +129,13 @@ def test_remove_deletes_the_data_file(tmp_path, synth, cat):
     import_paths([write_csv(tmp_path / "AAA.csv", synth(n_assets=1, n_bars=50)["SYN0"])], catalog=cat)
     cat.remove("AAA")
     assert parquet_files(cat) == [] and cat.entries() == []
+
+
+def test_manifest_temp_file_left_by_a_crash_is_swept_by_the_next_write(tmp_path, synth, cat):
+    frames = synth(n_assets=1, n_bars=120)
+    import_paths([write_csv(tmp_path / "AAA.csv", frames["SYN0"].iloc[:100])], catalog=cat)
+    # What a kill between writing the manifest's temp file and renaming it leaves behind.
+    stale = cat.manifest_path.parent / f".{cat.manifest_path.name}.abc123.tmp"
+    stale.write_text("{partial")
+    import_paths([write_csv(tmp_path / "AAA.csv", frames["SYN0"])], catalog=cat)
+    assert not stale.exists() and cat.find("AAA").rows == 120

@@ -354,6 +354,9 @@ class Catalog:
     def _sweep_orphans(self, manifest: dict) -> None:
         """Delete data files and temp files no manifest entry names (left by an interrupted write)."""
         keep = self._referenced(manifest)
+        # A manifest temp file left by a crash before its rename (the write itself holds the lock).
+        for f in self.root.glob(f".{self.manifest_path.name}.*.tmp") if self.root.is_dir() else ():
+            f.unlink(missing_ok=True)
         for sub in self.root.iterdir() if self.root.is_dir() else ():
             if not sub.is_dir():
                 continue

@@ -254,38 +254,54 @@ def _epoch_unit(mx: float) -> str:
     return "s" if mx < 1e11 else "ms" if mx < 1e14 else "us" if mx < 1e17 else "ns"
 
 
-def _timestamps_ns(col, path: Path, rows) -> tuple[np.ndarray, np.ndarray, str]:
-    """Arrow column -> (int64 ns UTC, bool mask of unparseable/missing values, first bad value)."""
+_STORABLE = "outside 1677-09-21 .. 2262-04-11, the dates that can be stored"
+_PER_NS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
+
+
+def _ticks_to_ns(ticks: np.ndarray, null: np.ndarray, unit: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """Scale int64 ``ticks`` of ``unit`` to ns; ticks whose ns value would not fit int64 become null.
+
+    Returns (ns, null mask including the out-of-range ticks, index of the first out-of-range tick or -1).
+    """
+    per_ns = _PER_NS[unit]
+    if per_ns == 1:
+        return ticks, null, -1
+    lim = _I64_MAX // per_ns
+    out = -1
+    if ticks.size and (ticks.max() > lim or ticks.min() < -lim):
+        wide = ((ticks > lim) | (ticks < -lim)) & ~null
+        if wide.any():
+            out = int(np.flatnonzero(wide)[0])
+            ticks = np.where(wide, 0, ticks)
+            null = null | wide
+    ns = ticks * per_ns if not ticks.flags.writeable else np.multiply(ticks, per_ns, out=ticks)
+    return ns, null, out
+
+
+def _timestamps_ns(col, path: Path, rows) -> tuple[np.ndarray, np.ndarray, int, str]:
+    """Arrow column -> (int64 ns UTC, bool mask of unusable values, index of the first unusable
+    value that is not merely missing (-1: none), what is wrong with it)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    t = col.type
-    if pa.types.is_timestamp(t) and col.null_count == 0:
-        # The common case (pyarrow parsed every value): one copy of the int64 ticks, scaled to ns
-        # in place, instead of combine + cast + fill_null + to_numpy (four passes over the column).
-        per_ns = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}[t.unit]
-        ticks = col.cast(pa.int64())
-        ns = ticks.to_numpy() if isinstance(ticks, pa.ChunkedArray) else ticks.to_numpy(zero_copy_only=False)
-        if per_ns != 1:
-            lim = _I64_MAX // per_ns
-            if ns.size and (ns.max() > lim or ns.min() < -lim):
-                i = int(np.flatnonzero((ns > lim) | (ns < -lim))[0])
-                when = str(np.datetime64(int(ns[i]), t.unit)).replace("T", " ")
-                raise DataError(
-                    f"{path}: row {rows[i]}, field 'timestamp': {when} is outside the years 1677-2262 that can be stored",
-                    hint="fix or delete that row",
-                )
-            ns = ns * per_ns if not ns.flags.writeable else np.multiply(ns, per_ns, out=ns)
-        return ns, np.zeros(ns.size, dtype=bool), ""
     col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    t = col.type
     if pa.types.is_dictionary(t):
         col = col.cast(t.value_type)
         t = col.type
-    if pa.types.is_timestamp(t) or pa.types.is_date(t):
-        target = pa.timestamp("ns", tz="UTC") if pa.types.is_timestamp(t) and t.tz else pa.timestamp("ns")
-        ns = col.cast(target)
-        null = ns.is_null().to_numpy(zero_copy_only=False)
-        return ns.cast(pa.int64()).fill_null(0).to_numpy(), null, ""
+    if pa.types.is_date(t):
+        col, t = col.cast(pa.timestamp("s")), pa.timestamp("s")
+    if pa.types.is_timestamp(t):
+        # Arrow stores UTC ticks whatever the zone: one copy of the int64 ticks, scaled to ns in
+        # place (combine + cast + fill_null + to_numpy would be four passes over the column).
+        null = col.is_null().to_numpy(zero_copy_only=False) if col.null_count else np.zeros(len(col), dtype=bool)
+        ticks = col.cast(pa.int64())
+        ticks = (ticks.fill_null(0) if col.null_count else ticks).to_numpy(zero_copy_only=False)
+        ns, null, wide = _ticks_to_ns(ticks, null, t.unit)
+        if wide < 0:
+            return ns, null, -1, ""
+        when = str(np.datetime64(int(col[wide].cast(pa.int64()).as_py()), t.unit)).replace("T", " ")
+        return ns, null, wide, f"{when} is {_STORABLE}"
     if pa.types.is_integer(t) or pa.types.is_floating(t):
         v = col.cast(pa.float64()).to_numpy(zero_copy_only=False)
         null = ~np.isfinite(v)
@@ -296,7 +312,7 @@ def _timestamps_ns(col, path: Path, rows) -> tuple[np.ndarray, np.ndarray, str]:
         else:
             # Integer epochs are exact in int64; float epochs (with fractions) round to the nanosecond.
             ints = (col.cast(pa.int64()).fill_null(0).to_numpy() * int(scale)) if pa.types.is_integer(t) else np.round(np.where(null, 0, v) * scale).astype(np.int64)
-        return ints, null, ""
+        return ints, null, -1, ""
     strings = pd.Series(pc.cast(col, pa.string()).to_numpy(zero_copy_only=False), dtype=object)
     missing = strings.isna().to_numpy()
     parsed = pd.to_datetime(strings, utc=True, format="ISO8601", errors="coerce")
@@ -307,11 +323,19 @@ def _timestamps_ns(col, path: Path, rows) -> tuple[np.ndarray, np.ndarray, str]:
             warnings.simplefilter("ignore")
             parsed = pd.to_datetime(strings, utc=True, format=fmt, errors="coerce")
     null = parsed.isna().to_numpy()
-    ns = parsed.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ns]").view(np.int64).copy()
-    ns[null] = 0
-    bad = null & ~missing
-    first = str(strings[np.flatnonzero(bad)[0]])[:40] if bad.any() else ""
-    return ns, null, first
+    naive = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    # pandas may parse at s/ms/us resolution, where years outside 1677-2262 are representable;
+    # converting those to ns would wrap around silently, so they are checked like typed columns.
+    ticks = naive.to_numpy().view(np.int64).copy()
+    ticks[null] = 0
+    ns, null_all, wide = _ticks_to_ns(ticks, null, np.datetime_data(naive.dtype)[0])
+    unparseable = null & ~missing
+    first_bad = int(np.flatnonzero(unparseable)[0]) if unparseable.any() else -1
+    if wide >= 0 and (first_bad < 0 or wide < first_bad):
+        return ns, null_all, wide, f"{str(strings[wide])[:40]!r} is {_STORABLE}"
+    if first_bad >= 0:
+        return ns, null_all, first_bad, f"{str(strings[first_bad])[:40]!r} is not a date/time"
+    return ns, null_all, -1, ""
 
 
 def parse_timestamps(values: pd.Series, path: str | os.PathLike[str] = "<values>") -> pd.Series:
@@ -323,9 +347,9 @@ def parse_timestamps(values: pd.Series, path: str | os.PathLike[str] = "<values>
     import pyarrow as pa
 
     arr = pa.array(values.reset_index(drop=True), from_pandas=True)
-    ns, null, first = _timestamps_ns(arr, Path(path), np.arange(len(values)) + 2)
-    if first:
-        raise DataError(f"{path}: column 'timestamp', value {first!r}: not a date/time")
+    ns, null, bad_at, detail = _timestamps_ns(arr, Path(path), np.arange(len(values)) + 2)
+    if bad_at >= 0:
+        raise DataError(f"{path}: column 'timestamp': {detail}")
     out = pd.Series(pd.DatetimeIndex(ns.view("datetime64[ns]"), tz="UTC"), index=values.index)
     out[null] = pd.NaT
     return out
@@ -451,10 +475,11 @@ def read_file(path: str | os.PathLike[str], *, symbol: str | None = None, on_err
         raise DataError(f"{path}: no rows of bars (only a header)", hint="the file has a header but no data")
     by_canon = {v: k for k, v in mapping.items()}
     invalid = np.zeros(table.num_rows, dtype=bool)
-    ts, ts_null, first_bad = _timestamps_ns(table.column(by_canon["timestamp"]), path, rows)
+    ts, ts_null, bad_at, detail = _timestamps_ns(table.column(by_canon["timestamp"]), path, rows)
     if ts_null.any():
-        i = int(np.flatnonzero(ts_null)[0])
-        detail = f"{first_bad!r} is not a date/time" if first_bad else "missing timestamp"
+        # Name the first value that is wrong if there is one, else the first missing one.
+        i = bad_at if bad_at >= 0 else int(np.flatnonzero(ts_null)[0])
+        detail = detail or "missing timestamp"
         if on_error == "fail":
             raise DataError(f"{path}: row {rows[i]}, field 'timestamp': {detail}", hint="fix or delete that row, or import with --on-error drop")
         notes.extend(Issue("timestamp", int(r), "timestamp", "missing or unparseable timestamp", "dropped") for r in rows[ts_null])
