@@ -1,15 +1,21 @@
 """Future bar timestamps on a symbol's own calendar, learned from its history.
 
 * 24/7 series (crypto, or any history with weekend bars and every intraday slot): regular steps.
-* Daily bars without weekend bars: the next weekdays (exchange holidays are not modelled: a
-  forecast for a holiday is labelled with that weekday).
+* Daily bars without weekend bars: the next weekdays.
 * Intraday bars with sessions (hourly equities): the time-of-day slots seen on most days of the
   recent history, learned in the exchange time zone so daylight-saving shifts map correctly to UTC.
+
+Equities whose exchange time zone is ``America/New_York`` also skip NYSE full-day closures (the
+holiday rules below plus the one-off closures since 2001), unless the history itself has bars on
+such days (a market that trades them, or data with filled holiday rows): the data's own calendar
+wins. Their intraday sessions also end at 1 pm local on the NYSE early-close days (July 3,
+the day after Thanksgiving, Christmas Eve). Other exchanges get weekdays only.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -17,6 +23,78 @@ import pandas as pd
 from mqc.core.errors import DataError
 
 _RECENT = 500  # bars of history used to learn the calendar (~70 sessions of hourly equity bars)
+_DAY_NS = 86_400_000_000_000
+# NYSE closures outside the yearly rules: Sept 11 2001, national days of mourning, Hurricane Sandy.
+_NYSE_ONE_OFF = (
+    "2001-09-11", "2001-09-12", "2001-09-13", "2001-09-14", "2004-06-11", "2007-01-02",
+    "2012-10-29", "2012-10-30", "2018-12-05", "2025-01-09",
+)
+
+
+@lru_cache(maxsize=8)
+def nyse_closed_days(first_year: int, last_year: int) -> np.ndarray:
+    """NYSE full-day closures in ``first_year .. last_year`` as sorted days since 1970-01-01
+    (weekdays only; a read-only array, shared through the cache).
+
+    Rules as the exchange applies them: New Year's Day (Sunday -> Monday; none when it falls on a
+    Saturday), Martin Luther King Jr. Day (from 1998), Washington's Birthday, Good Friday, Memorial
+    Day, Juneteenth (from 2022), Independence Day and Christmas (Saturday -> Friday, Sunday ->
+    Monday), Labor Day, Thanksgiving; plus the one-off closures since 2001.
+    """
+    from pandas.tseries.holiday import (
+        MO,
+        TH,
+        AbstractHolidayCalendar,
+        GoodFriday,
+        Holiday,
+        nearest_workday,
+        sunday_to_monday,
+    )
+    from pandas.tseries.offsets import DateOffset
+
+    class _NYSE(AbstractHolidayCalendar):
+        rules = [  # noqa: RUF012 - pandas reads a class attribute
+            Holiday("New Year's Day", month=1, day=1, observance=sunday_to_monday),
+            Holiday("Martin Luther King Jr. Day", month=1, day=1, start_date="1998-01-01", offset=DateOffset(weekday=MO(3))),
+            Holiday("Washington's Birthday", month=2, day=1, start_date="1971-01-01", offset=DateOffset(weekday=MO(3))),
+            GoodFriday,
+            Holiday("Memorial Day", month=5, day=31, start_date="1971-01-01", offset=DateOffset(weekday=MO(-1))),
+            Holiday("Juneteenth", month=6, day=19, start_date="2022-01-01", observance=nearest_workday),
+            Holiday("Independence Day", month=7, day=4, observance=nearest_workday),
+            Holiday("Labor Day", month=9, day=1, offset=DateOffset(weekday=MO(1))),
+            Holiday("Thanksgiving", month=11, day=1, offset=DateOffset(weekday=TH(4))),
+            Holiday("Christmas", month=12, day=25, observance=nearest_workday),
+        ]
+
+    days = _NYSE().holidays(f"{first_year}-01-01", f"{last_year}-12-31").append(pd.DatetimeIndex(_NYSE_ONE_OFF))
+    days = days[(days.year >= first_year) & (days.year <= last_year) & (days.day_of_week < 5)]
+    out = np.unique(days.as_unit("ns").asi8 // _DAY_NS)
+    out.flags.writeable = False
+    return out
+
+
+@lru_cache(maxsize=8)
+def nyse_early_close_days(first_year: int, last_year: int) -> np.ndarray:
+    """NYSE 1 pm early closes in ``first_year .. last_year`` (days since 1970-01-01, read-only):
+    July 3 when it falls Monday-Thursday, the day after Thanksgiving, and Christmas Eve when it falls
+    Monday-Thursday."""
+    out = []
+    for y in range(first_year, last_year + 1):
+        july3, eve = pd.Timestamp(y, 7, 3), pd.Timestamp(y, 12, 24)
+        nov1 = pd.Timestamp(y, 11, 1)
+        thanksgiving = nov1 + pd.Timedelta(days=(3 - nov1.day_of_week) % 7 + 21)
+        out += [d for d in (july3, eve) if d.day_of_week <= 3] + [thanksgiving + pd.Timedelta(days=1)]
+    arr = np.unique(np.array([d.value // _DAY_NS for d in out], dtype=np.int64))
+    arr.flags.writeable = False
+    return arr
+
+
+_EARLY_CLOSE_S = 13 * 3600  # local time of an early close: no bar starts at or after it
+
+
+def _closed_days_between(first_ns: int, last_ns: int) -> np.ndarray:
+    years = pd.DatetimeIndex([first_ns, last_ns]).year
+    return nyse_closed_days(int(years[0]), int(years[1]) + 1)
 
 
 def utc_ns(timestamps) -> np.ndarray:
@@ -47,6 +125,7 @@ class Calendar:
     weekdays: tuple[int, ...]  # 0 = Monday
     slots: tuple[int, ...]  # seconds after local midnight of each intraday bar ((): not session-based)
     tz: str
+    nyse_holidays: bool = False  # skip NYSE full-day closures (see the module docstring)
 
     @property
     def regular(self) -> bool:
@@ -72,7 +151,11 @@ def learn_calendar(timestamps: pd.DatetimeIndex | np.ndarray, *, asset_class: st
         return Calendar(step, tuple(range(7)), (), "UTC")
     if step >= 86400:
         weekdays = tuple(int(d) for d in np.unique(_weekday(ns)))
-        return Calendar(step, weekdays if len(weekdays) < 7 else tuple(range(7)), (), "UTC")
+        if len(weekdays) == 7:
+            return Calendar(step, tuple(range(7)), (), "UTC")
+        # Daily bars carry their trading date in UTC whatever their time of day (00:00, 05:00 or
+        # the 21:00 close), so holidays are matched on UTC dates.
+        return Calendar(step, weekdays, (), "UTC", _trades_nyse_calendar(ns // _DAY_NS, asset_class, tz))
     recent = pd.DatetimeIndex(ns.astype("datetime64[ns]")).tz_localize("UTC")
     local = recent.tz_convert(tz)
     days = local.normalize()
@@ -85,7 +168,17 @@ def learn_calendar(timestamps: pd.DatetimeIndex | np.ndarray, *, asset_class: st
     slots = tuple(int(v) for v, c in zip(values, counts, strict=True) if c >= 0.5 * n_days)
     if len(weekdays) == 7 and len(slots) >= per_day:
         return Calendar(step, tuple(range(7)), (), "UTC")
-    return Calendar(step, weekdays, slots or tuple(int(v) for v in values), tz)
+    local_days = np.unique(days.tz_localize(None).as_unit("ns").asi8 // _DAY_NS)
+    return Calendar(step, weekdays, slots or tuple(int(v) for v in values), tz, _trades_nyse_calendar(local_days, asset_class, tz))
+
+
+def _trades_nyse_calendar(days: np.ndarray, asset_class: str, tz: str) -> bool:
+    """Whether an equity history (days since the epoch of its bars) follows NYSE closures: it must
+    be on New York time and have no bar on a closure day within its span."""
+    if asset_class != "equity" or tz != "America/New_York" or days.size == 0:
+        return False
+    closed = _closed_days_between(int(days[0]) * _DAY_NS, int(days[-1]) * _DAY_NS)
+    return not bool(np.isin(days, closed).any())
 
 
 def future_timestamps(
@@ -105,10 +198,13 @@ def future_timestamps(
     if cal.regular or not cal.slots:
         # Regular steps, or daily-and-longer bars kept only on trading weekdays (vectorised: this
         # runs once per symbol per forecast, so it must stay cheap).
-        k = np.arange(1, (n if cal.regular else 2 * n + 7) + 1, dtype=np.int64)
+        k = np.arange(1, (n if cal.regular else 2 * n + 14) + 1, dtype=np.int64)
         cand = ns[-1] + k * step_ns
         if not cal.regular:
-            cand = cand[np.isin(_weekday(cand), cal.weekdays)][:n]
+            keep = np.isin(_weekday(cand), cal.weekdays)
+            if cal.nyse_holidays:
+                keep &= ~np.isin(cand // _DAY_NS, _closed_days_between(int(cand[0]), int(cand[-1])))
+            cand = cand[keep][:n]
         return pd.DatetimeIndex(cand.astype("datetime64[ns]")).tz_localize("UTC")
     last = pd.Timestamp(ns[-1]).tz_localize("UTC")
     local_last = last.tz_convert(cal.tz)
@@ -117,8 +213,17 @@ def future_timestamps(
     out_local: list[pd.Timestamp] = []
     pending = [s for s in cal.slots if s > last_sec]
     guard = 0
+    closed = early = np.empty(0, np.int64)
+    if cal.nyse_holidays:
+        span_end = int(last.value) + (2 * (n // max(1, len(cal.slots))) + 14) * _DAY_NS
+        closed = _closed_days_between(int(last.value), span_end)
+        years = pd.DatetimeIndex([int(last.value), span_end]).year
+        early = nyse_early_close_days(int(years[0]), int(years[1]) + 1)
     while len(out_local) < n:
-        if day.day_of_week in cal.weekdays:
+        day_no = day.value // _DAY_NS
+        if day.day_of_week in cal.weekdays and not np.isin(day_no, closed):
+            if np.isin(day_no, early):
+                pending = [s for s in pending if s < _EARLY_CLOSE_S]
             out_local.extend(day + pd.Timedelta(seconds=s) for s in pending)
         day = day + pd.Timedelta(days=1)
         pending = list(cal.slots)
