@@ -130,3 +130,15 @@ def test_nyse_early_closes():
     # July 3 on Mon-Thu, the day after Thanksgiving, Christmas Eve on Mon-Thu (2026: July 3 is the
     # observed Independence Day, a full closure, and Dec 24 is a Thursday).
     assert days == ["2024-07-03", "2024-11-29", "2024-12-24", "2025-07-03", "2025-11-28", "2025-12-24", "2026-11-27", "2026-12-24"]
+
+
+def test_real_us_equity_calendars_predict_the_next_bars_exactly(shared_ohlcv):
+    from mqc.core.data.reader import read_bars
+
+    for timeframe, days in (("hourly", ("2019-07-04", "2019-11-28", "2020-04-10", "2020-12-25")), ("daily", ("2016-01-18", "2017-04-14"))):
+        frame = next(iter(read_bars(shared_ohlcv / timeframe / "SPY.csv").values()))
+        stamps = pd.DatetimeIndex(frame["timestamp"])
+        for day in days:
+            cut = int((stamps < pd.Timestamp(day, tz="UTC")).sum())
+            predicted = future_timestamps(stamps[:cut], 20)
+            assert predicted.equals(stamps[cut : cut + 20]), (timeframe, day)
