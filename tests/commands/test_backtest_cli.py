@@ -54,8 +54,11 @@ def test_errors_exit_one(bars):
     root, weights = bars
     res = runner.invoke(app, ["backtest", "-w", str(weights), "--data-root", str(root), "--window-length", "1000"])
     assert res.exit_code == 1 and "longer than the 280 bars" in res.output
-    res = runner.invoke(app, ["backtest", "-w", str(weights), "-c", "latest"])
-    assert res.exit_code == 1 and "exactly one of" in res.output
+    for args in (["-w", str(weights), "-c", "latest"], []):  # a usage error: exit 2
+        res = runner.invoke(app, ["backtest", *args])
+        assert res.exit_code == 2 and "exactly one of" in res.output
+    res = runner.invoke(app, ["backtest", "-c", "latest", "--enable-shorting"])
+    assert res.exit_code == 2 and "applies to --weights only" in " ".join(res.output.split())
     res = runner.invoke(app, ["backtest", "-c", "latest"])
     assert res.exit_code == 1 and "no training runs" in res.output
     res = runner.invoke(app, ["backtest", "-w", str(weights), "--data-root", str(root), "--split", "tset"])
@@ -83,3 +86,20 @@ def test_capped_rows_warn_on_stderr(bars, tmp_path):
     data = json.loads(res.stdout)
     assert data["source"]["capped_targets"] > 0
     assert "exceed the leverage cap" in " ".join(res.stderr.split())
+
+
+def test_shorts_warn_when_the_market_forbids_them_and_trade_with_enable_shorting(bars, tmp_path):
+    root, weights = bars
+    short = tmp_path / "short.csv"
+    short.write_text(weights.read_text().replace(",0.4\n", ",-0.4\n"))
+    base = ["backtest", "-w", str(short), "--data-root", str(root), "--no-plots", "--json"]
+    res = runner.invoke(app, [*base, "--out", str(tmp_path / "a")])
+    assert res.exit_code == 0, res.output
+    off = json.loads(res.stdout)
+    assert off["source"]["clipped_short_targets"] == 14
+    assert "14 target row(s) hold shorts that were set to 0: shorting is off" in " ".join(res.stderr.split())
+    res = runner.invoke(app, [*base, "--out", str(tmp_path / "b"), "--enable-shorting"])
+    assert res.exit_code == 0, res.output
+    on = json.loads(res.stdout)
+    assert on["source"]["clipped_short_targets"] == 0 and "set to 0" not in res.stderr
+    assert on["metrics"]["total_return"] != off["metrics"]["total_return"]

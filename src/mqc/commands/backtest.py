@@ -36,6 +36,7 @@ def backtest(
     no_trades: bool = typer.Option(False, "--no-trades", help="Skip trades.jsonl."),
     no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG plots."),
     allow_mismatch: bool = typer.Option(False, "--allow-mismatch", help="Replay on another bar size or other symbols (same count) than the checkpoint's."),
+    enable_shorting: bool = typer.Option(None, "--enable-shorting/--no-shorting", help="Weights files: let negative weights be shorts (default: the profile's [market] allow_short, off); checkpoints use their own market."),
     json_out: bool = JsonOpt,
 ) -> None:
     """Replay a strategy bar by bar with costs, against cash, buy & hold, 1/N and inverse-vol benchmarks.
@@ -48,12 +49,13 @@ def backtest(
     from mqc.core.backtest.config import BacktestConfig
     from mqc.core.backtest.runner import run_checkpoint_backtest, run_weights_backtest
     from mqc.core.data.config import DataConfig, SplitConfig
-    from mqc.core.errors import ConfigError
     from mqc.core.market.config import MarketConfig
     from mqc.core.profiles import resolve_with_profile
 
     if (checkpoint is None) == (weights is None):
-        raise ConfigError("give exactly one of --checkpoint and --weights", hint="mqc backtest --checkpoint latest")
+        raise typer.BadParameter("give exactly one of them (e.g. mqc backtest --checkpoint latest)", param_hint="'--checkpoint' / '--weights'")
+    if checkpoint is not None and enable_shorting is not None:
+        raise typer.BadParameter("applies to --weights only: a checkpoint replays the market it was trained under", param_hint="'--enable-shorting'")
     profile = state().profile
     flags = dict(split=split.value if split is not None else None, window_length=window_length, stride=stride, start=start, end=end, cost_bps=cost_bps,
                  slippage_bps=slippage_bps, write_trades=False if no_trades else None, plots=False if no_plots else None)
@@ -65,7 +67,7 @@ def backtest(
     fit_windows = resolved.sources["window_length"] == "default"  # shrink only a window the user did not ask for
     split_res = resolve_with_profile(SplitConfig, profile)
     split_cfg = split_res.value if any(s != "default" for s in split_res.sources.values()) else None
-    market_res = resolve_with_profile(MarketConfig, profile)
+    market_res = resolve_with_profile(MarketConfig, profile, flags=dict(allow_short=enable_shorting))
     with RichProgress() as progress:
         if checkpoint is not None:
             report = run_checkpoint_backtest(checkpoint, data, cfg, split_cfg=split_cfg, out_dir=out_dir,

@@ -40,6 +40,19 @@ def max_drawdown(net_returns: np.ndarray) -> float:
     return float(-drawdown(r).min()) if r.size else 0.0
 
 
+def holding_returns(net_returns: np.ndarray, *, final_bar_held: bool = True) -> np.ndarray:
+    """The per-period returns that per-period statistics (volatility, Sharpe, tests) should see.
+
+    With ``final_bar_held=False`` (a backtest segment) the last bar is no holding period (it can
+    only pay the cost of a final trade): it is folded into the bar before, so wealth is unchanged
+    and the statistics see n - 1 periods.
+    """
+    r = np.asarray(net_returns, dtype=np.float64)
+    if final_bar_held or r.size < 2:
+        return r
+    return np.concatenate([r[:-2], [(1.0 + r[-2]) * (1.0 + r[-1]) - 1.0]])
+
+
 def sharpe(net_returns: np.ndarray, bars_per_year: float) -> float:
     r = np.asarray(net_returns, dtype=np.float64)
     if r.size < 2:
@@ -81,10 +94,7 @@ def compute_metrics(
     growth = float(np.prod(1.0 + r))
     total = growth - 1.0
     mdd = max_drawdown(r)
-    if not final_bar_held and n > 1:
-        # The last bar is no holding period (it can only pay the cost of a final trade): fold it into
-        # the bar before, so wealth is unchanged and the per-period statistics see n - 1 periods.
-        r = np.concatenate([r[:-2], [(1.0 + r[-2]) * (1.0 + r[-1]) - 1.0]])
+    r = holding_returns(r, final_bar_held=final_bar_held)
     years = r.size / bars_per_year
     annual = growth ** (1.0 / years) - 1.0 if growth > 0 and years > 0 else -1.0
     vol = float(r.std(ddof=1) * math.sqrt(bars_per_year)) if r.size > 1 else 0.0

@@ -73,3 +73,28 @@ def test_stored_indices_need_matching_times_when_recorded(synth_panel) -> None:
     shifted = map_stored_split(panel, {**STORED, "times": times(1)})
     assert shifted.train == (1, 241) and shifted.val == (261, 321) and shifted.test == (341, 400)
     assert np.datetime64(ts[shifted.train[0]]) == ts[1]
+
+
+def test_changed_bars_in_the_training_range_warn_newer_bars_do_not(synth, tmp_path) -> None:
+    from mqc.core.data.panel import load_panel
+
+    frames = synth(n_assets=3, n_bars=400, seed=3)
+    short = {s: f.iloc[:300] for s, f in frames.items()}
+    trained = load_panel(config=DataConfig(data_root=str(write_root(short, tmp_path / "trained"))))
+    rng = [str(trained.timestamps[0])[:29], str(trained.timestamps[-1])[:29]]
+    split = {"train": [0, 180], "val": [200, 240], "test": [260, 300], "embargo": 20}
+    ts = trained.timestamps
+    times = {k: [str(ts[split[k][0]]), str(ts[split[k][1] - 1])] for k in ("train", "val", "test")}
+    ck = save_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt", SYMS, split=split, split_times=times,
+                         data_fingerprint=trained.fingerprint, data_range=rng)
+    # Newer bars appended after training: the trained range is unchanged, no warning.
+    longer = write_root(frames, tmp_path / "longer")
+    rep = run_checkpoint_backtest(ck, DataConfig(data_root=str(longer)), FAST, write=False)
+    assert rep.source["data_matches_checkpoint"] and "warnings" not in rep.segment
+    # One close inside the trained range edited: flagged on the report and in its warnings.
+    edited = {s: f.copy() for s, f in frames.items()}
+    edited["SYN1"].loc[150, "close"] *= 1.001
+    edited["SYN1"].loc[150, "high"] = max(edited["SYN1"].loc[150, "high"], edited["SYN1"].loc[150, "close"])
+    rep = run_checkpoint_backtest(ck, DataConfig(data_root=str(write_root(edited, tmp_path / "edited"))), FAST, write=False)
+    assert not rep.source["data_matches_checkpoint"]
+    assert any("differ from the ones the checkpoint was trained" in w for w in rep.segment["warnings"])

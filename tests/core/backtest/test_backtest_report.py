@@ -48,6 +48,15 @@ def test_golden_metrics():
     _close(mod.compute(), golden)
 
 
+def test_significance_tests_the_sharpe_the_table_shows():
+    # The table's Sharpe folds the segment's last bar (no holding period) into the one before; the
+    # bootstrap, PSR and DSR must be about that same figure, for the strategy and for 1/N.
+    golden = _golden_module().compute()
+    sig = golden["significance"]
+    assert sig["sharpe"] == pytest.approx(golden["metrics"]["sharpe"], rel=1e-12)
+    assert sig["benchmark_sharpe"] == pytest.approx(golden["benchmarks"]["equal_weight"]["sharpe"], rel=1e-12)
+
+
 def test_benchmarks_behave(synth_panel):
     panel = synth_panel(n_assets=3, n_bars=300, seed=2)
     res = run_benchmarks(panel, 100, 300, MarketConfig(cash_rate=0.0), inv_vol_window=20)

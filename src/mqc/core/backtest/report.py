@@ -32,6 +32,7 @@ from mqc.core.backtest.walkforward import rolling_windows
 from mqc.core.config import to_dict
 from mqc.core.data.panel import Panel
 from mqc.core.market.config import MarketConfig
+from mqc.core.metrics import holding_returns
 from mqc.core.progress import NULL, Progress
 
 SUMMARY_COLUMNS = ("total_return", "annual_return", "volatility", "sharpe", "sortino", "max_drawdown", "calmar", "turnover")
@@ -143,9 +144,10 @@ def evaluate(
         panel, lo, hi, market, rebalance_every=config.rebalance_every, inv_vol_window=config.inv_vol_window, bars_per_year=bpy
     )
     progress.advance(1)
+    # The same periods as the table's Sharpe: the segment's last bar (no holding period) folded in.
     significance = sharpe_significance(
-        result.net_returns,
-        benchmarks["equal_weight"].net_returns,
+        holding_returns(result.net_returns, final_bar_held=False),
+        holding_returns(benchmarks["equal_weight"].net_returns, final_bar_held=False),
         bpy,
         samples=config.bootstrap_samples,
         block_length=config.block_length,

@@ -139,6 +139,31 @@ def count_capped_targets(result: Any, asset_classes: tuple[str, ...], market: Ma
     return int((np.abs(np.abs(clipped).sum(1) - np.abs(capped).sum(1)) > 1e-9).sum())
 
 
+def data_matches(ckpt: dict[str, Any], panel: Panel) -> bool:
+    """Whether ``panel`` holds the bars the checkpoint was trained on (newer or older bars outside
+    the training range are allowed: only that range is compared)."""
+    want = ckpt.get("data_fingerprint")
+    rng = ckpt.get("data_range")
+    if not rng:  # checkpoints before data_range: the whole panel must be the same
+        return want == panel.fingerprint
+    ts = panel.timestamps
+    lo = int(np.searchsorted(ts, np.datetime64(rng[0]), side="left"))
+    hi = int(np.searchsorted(ts, np.datetime64(rng[1]), side="right"))
+    return hi > lo and want == panel.slice(lo, hi).fingerprint
+
+
+def count_clipped_shorts(result: Any, asset_classes: tuple[str, ...], market: MarketConfig) -> tuple[int, bool]:
+    """Target rows holding a short the market does not allow (set to 0 by ``constrain_weights``).
+
+    Returns (rows, whether any of them is only a crypto short under ``crypto_long_only``).
+    """
+    t = np.nan_to_num(np.asarray(result.target_weights, dtype=np.float64))
+    crypto = np.array([c == "crypto" for c in asset_classes], dtype=bool)
+    shortable = np.zeros_like(crypto) if not market.allow_short else ~crypto if market.crypto_long_only else np.ones_like(crypto)
+    bad = ((t < 0) & ~shortable).any(axis=1)
+    return int(bad.sum()), bool(market.allow_short and bad.any())
+
+
 def map_stored_split(panel: Panel, stored: dict[str, Any]) -> Split | None:
     """A checkpoint's split placed on ``panel``'s bars, or None when it cannot be placed.
 
@@ -359,10 +384,15 @@ def run_checkpoint_backtest(
         "lookback": strategy.lookback,
         "checkpoint_mqc_version": ckpt.get("mqc_version"),
         "checkpoint_data_fingerprint": ckpt.get("data_fingerprint"),
-        "data_matches_checkpoint": ckpt.get("data_fingerprint") == panel.fingerprint,
+        "data_matches_checkpoint": data_matches(ckpt, panel),
         "allow_mismatch": allow_mismatch,
     }
     _add_panel_warnings(seg, panel)
+    if not source["data_matches_checkpoint"] and ckpt.get("data_fingerprint"):
+        seg.setdefault("warnings", []).append(
+            "these bars differ from the ones the checkpoint was trained and reported on (data fingerprint changed): "
+            "figures can differ from the run's report.json"
+        )
     report = evaluate(panel, full, market, cfg, lo=lo, hi=hi, source=source, segment=seg, fit_windows=fit_windows,
                       cost_overrides=_overrides(cfg), progress=progress)
     if write:
@@ -567,6 +597,11 @@ def run_weights_backtest(
     _add_panel_warnings(seg, panel)
     report = evaluate(panel, targets, mkt, cfg, lo=lo, hi=hi, source=source, segment=seg, fit_windows=fit_windows,
                       cost_overrides=_overrides(cfg), progress=progress)
+    shorts, crypto_only = count_clipped_shorts(report.result, panel.asset_classes, mkt)
+    report.source["clipped_short_targets"] = shorts
+    if shorts:
+        why = "crypto is long-only (market.crypto_long_only)" if crypto_only else "shorting is off (market.allow_short = false; pass --enable-shorting)"
+        report.segment.setdefault("warnings", []).append(f"{shorts} target row(s) hold shorts that were set to 0: {why}")
     capped = count_capped_targets(report.result, panel.asset_classes, mkt)
     report.source["capped_targets"] = capped
     if capped:

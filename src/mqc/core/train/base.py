@@ -231,6 +231,9 @@ class BaseTrainer(abc.ABC):
             "timeframe": panel.timeframe,
             "lookback": self.cfg.lookback,
             "data_fingerprint": panel.fingerprint,
+            # the fingerprinted bars' first and last timestamps: a backtest on a longer history
+            # checks the same range
+            "data_range": [str(panel.timestamps[0])[:29], str(panel.timestamps[-1])[:29]],
             "feature_stats": self.data.stats,
             "split": self.data.split.to_dict(),
             # the segments' first and last bars, so a backtest on more (or other) bars finds them
