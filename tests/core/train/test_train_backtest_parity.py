@@ -28,7 +28,7 @@ def _bars(synth, root: Path, **kw) -> Path:
 
 def _assert_same_numbers(run_dir: Path, market: MarketConfig) -> None:
     report = json.loads((run_dir / "report.json").read_text())
-    lo, hi = report["test_range"]
+    lo, hi = report["test_bars"]
     cfg = BacktestConfig(split="test", window_length=hi - lo, bootstrap_samples=0)
     bt = run_checkpoint_backtest(run_dir, DataConfig(), cfg, write=False)
     assert (bt.segment["start_bar"], bt.segment["end_bar"]) == (lo, hi)

@@ -38,7 +38,7 @@ def test_known_answer_trending_asset_gets_most_weight(trend_panel, tmp_path) -> 
     res = _train(trend_panel, tmp_path, steps=40, eval_interval=20)
     strat = load_strategy(res.run_dir)
     w = strat.target_weights(trend_panel)
-    s0, s1 = res_test = json.loads((res.run_dir / "report.json").read_text())["test_range"]
+    s0, s1 = res_test = json.loads((res.run_dir / "report.json").read_text())["test_bars"]
     assert res_test and w[s0:s1, 0].mean() > 0.6, w[s0:s1].mean(0)
     assert res.test_metrics["total_return"] > 0
 

@@ -29,7 +29,7 @@ def test_known_answer_trending_asset_gets_most_weight(synth_panel, tmp_path) -> 
     panel = synth_panel(n_assets=3, n_bars=400, seed=7, drift=(1.5, 0.0, 0.0), annual_vol=0.1, correlation=0.0)
     res = _train(panel, tmp_path, lr=1e-2)
     w = load_strategy(res.run_dir).target_weights(panel)
-    s0, s1 = json.loads((res.run_dir / "report.json").read_text())["test_range"]
+    s0, s1 = json.loads((res.run_dir / "report.json").read_text())["test_bars"]
     assert w[s0:s1, 0].mean() > 0.6, w[s0:s1].mean(0)
 
 

@@ -438,7 +438,8 @@ class BaseTrainer(abc.ABC):
                     "note": "computed once, after training, on the test split with best.pt (selected on val only)",
                     "kind": self.kind,
                     "best_step": self.best_step,
-                    "test_range": list(self.data.split.test),
+                    "test_range": list(self._test_range() or ()),  # first and last bar (UTC), as TrainResult
+                    "test_bars": list(self.data.split.test),  # bar indices [lo, hi) of the run's panel
                     "test_metrics": test,
                     "val_metrics": self.best_metrics,
                     "test_baselines": base,
