@@ -195,7 +195,8 @@ def show(
     ann = f"{fmt_pct(st['annual_return'])} / yr" if st["annual_return"] is not None else "-"
     vol = fmt_pct(st["annual_volatility"])
     out.print(f"return {fmt_pct(st['total_return'])} ({ann}), volatility {vol} / yr, max drawdown {fmt_pct(st['max_drawdown'])} (loss from peak)")
-    out.print(f"gaps {st['gaps']} (largest {st['largest_gap_bars']} bars), zero-volume bars {st['zero_volume_bars']}, content hash {'ok' if s.verified else '[red]MISMATCH[/red]'}")
+    largest = f"largest {st['largest_gap']} = {st['largest_gap_bars']:g} x {e.timeframe} of clock time"
+    out.print(f"gaps {st['gaps']} ({largest}), zero-volume bars {st['zero_volume_bars']}, content hash {'ok' if s.verified else '[red]MISMATCH[/red]'}")
     for g in s.gaps[:10]:
         out.print(f"  gap before {g['before']}: {g['detail']}")
     for w in st["warnings"][:10]:

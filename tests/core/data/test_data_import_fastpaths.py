@@ -82,7 +82,7 @@ def test_gap_limits_are_exact_at_the_boundary():
     ts = 1_600_000_000 * 10**9 + np.r_[0, np.cumsum(steps)]
     _, rep = validate_arrays(_bars(ts))
     gaps = [i for i in rep.warnings if i.kind == "gap"]
-    assert rep.gaps == 1 and [(g.row, g.detail) for g in gaps] == [(303, "gap of 2 bars before this row")]
+    assert rep.gaps == 1 and [(g.row, g.detail) for g in gaps] == [(303, "gap of 1m 31s (1.5 x 1m) before this row")]
     assert rep.largest_gap_bars == 91 / 60
     # Session markets (bars on weekdays only): only holes longer than 4.5 days count.
     hours = _session_hours("2020-01-06", "2020-06-26")

@@ -48,14 +48,17 @@ def test_only_adj_close_is_used_as_close(tmp_path):
         (["1577836800000", "1577923200000", "1578009600000"], "2020-01-01"),  # epoch milliseconds
         (["2020-01-01T05:00:00+05:00", "2020-01-02T05:00:00+05:00", "2020-01-03T05:00:00+05:00"], "2020-01-01"),  # tz -> UTC
         (["2019-12-31 19:00:00-05:00", "2020-01-01 19:00:00-05:00", "2020-01-02 19:00:00-05:00"], "2020-01-01"),
-        (["1/1/2020", "1/2/2020", "1/3/2020"], "2020-01-01"),  # US dates
+        (["1/13/2020", "1/14/2020", "1/15/2020"], "2020-01-13"),  # US dates (1/2/2020 alone could be 1 February)
+        (["13/1/2020", "14/1/2020", "15/1/2020"], "2020-01-13"),  # day-first dates
+        (["31.12.2019 22:00", "31.12.2019 23:00", "01.01.2020 00:00"], "2019-12-31 22:00"),
     ],
 )
 def test_timestamp_formats_become_utc(tmp_path, stamps, expected):
     p = _write(tmp_path / "T.csv", "time,open,high,low,close,volume\n" + _rows(stamps))
     ts = read_bars(p)["T"]["timestamp"]
     assert ts.iloc[0] == pd.Timestamp(expected, tz="UTC")
-    assert (ts.diff().dropna() == pd.Timedelta(days=1)).all()
+    step = pd.Timedelta(hours=1) if stamps[0].startswith("31.12") else pd.Timedelta(days=1)
+    assert (ts.diff().dropna() == step).all()
 
 
 def test_yfinance_multirow_header_gives_ticker_symbol(tmp_path):

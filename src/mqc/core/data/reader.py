@@ -7,7 +7,8 @@ times are taken as UTC. yfinance's multi-row CSV header (``Price``/``Ticker``/``
 and its ticker becomes the symbol.
 
 CSV files are parsed by pyarrow with typed timestamp inference (multi-threaded, no per-row Python);
-pandas is only used as a fallback for unusual date formats.
+timestamp columns are turned into UTC nanoseconds by ``timestamps.py`` (one rule per column, so a
+row is never read under a different rule from its neighbours).
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ import csv
 import glob
 import os
 import re
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from mqc.core.data.bars import COLUMNS, PRICE_COLUMNS, Bars, LineNumbers
+from mqc.core.data.timestamps import local_offsets, parse_timestamps, timestamps_ns
 from mqc.core.errors import ArtifactNotFound, DataError
 
 __all__ = ["ALIASES", "COLUMNS", "PRICE_COLUMNS", "SUFFIXES", "expand_paths", "normalise_symbol", "parse_timestamps", "read_bars", "read_file"]
@@ -244,161 +245,6 @@ def _scan_lines(path: Path, delim: str, n_fields: int, first_line: int) -> tuple
     return np.asarray(good, dtype=np.int64), bad
 
 
-# ----------------------------------------------------------------------------------- timestamps
-
-
-_I64_MAX = np.iinfo(np.int64).max
-
-
-def _epoch_unit(mx: float) -> str:
-    return "s" if mx < 1e11 else "ms" if mx < 1e14 else "us" if mx < 1e17 else "ns"
-
-
-_STORABLE = "outside 1677-09-21 .. 2262-04-11, the dates that can be stored"
-_PER_NS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
-
-
-def _ticks_to_ns(ticks: np.ndarray, null: np.ndarray, unit: str) -> tuple[np.ndarray, np.ndarray, int]:
-    """Scale int64 ``ticks`` of ``unit`` to ns; ticks whose ns value would not fit int64 become null.
-
-    Returns (ns, null mask including the out-of-range ticks, index of the first out-of-range tick or -1).
-    """
-    per_ns = _PER_NS[unit]
-    if per_ns == 1:
-        return ticks, null, -1
-    lim = _I64_MAX // per_ns
-    out = -1
-    if ticks.size and (ticks.max() > lim or ticks.min() < -lim):
-        wide = ((ticks > lim) | (ticks < -lim)) & ~null
-        if wide.any():
-            out = int(np.flatnonzero(wide)[0])
-            ticks = np.where(wide, 0, ticks)
-            null = null | wide
-    ns = ticks * per_ns if not ticks.flags.writeable else np.multiply(ticks, per_ns, out=ticks)
-    return ns, null, out
-
-
-def _timestamps_ns(col, path: Path, rows) -> tuple[np.ndarray, np.ndarray, int, str]:
-    """Arrow column -> (int64 ns UTC, bool mask of unusable values, index of the first unusable
-    value that is not merely missing (-1: none), what is wrong with it)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-    t = col.type
-    if pa.types.is_dictionary(t):
-        col = col.cast(t.value_type)
-        t = col.type
-    if pa.types.is_date(t):
-        col, t = col.cast(pa.timestamp("s")), pa.timestamp("s")
-    if pa.types.is_timestamp(t):
-        # Arrow stores UTC ticks whatever the zone: one copy of the int64 ticks, scaled to ns in
-        # place (combine + cast + fill_null + to_numpy would be four passes over the column).
-        null = col.is_null().to_numpy(zero_copy_only=False) if col.null_count else np.zeros(len(col), dtype=bool)
-        ticks = col.cast(pa.int64())
-        ticks = (ticks.fill_null(0) if col.null_count else ticks).to_numpy(zero_copy_only=False)
-        ns, null, wide = _ticks_to_ns(ticks, null, t.unit)
-        if wide < 0:
-            return ns, null, -1, ""
-        when = str(np.datetime64(int(col[wide].cast(pa.int64()).as_py()), t.unit)).replace("T", " ")
-        return ns, null, wide, f"{when} is {_STORABLE}"
-    if pa.types.is_integer(t) or pa.types.is_floating(t):
-        v = col.cast(pa.float64()).to_numpy(zero_copy_only=False)
-        null = ~np.isfinite(v)
-        mx = float(np.max(np.abs(v[~null]))) if (~null).any() else 0.0
-        scale = {"s": 1e9, "ms": 1e6, "us": 1e3, "ns": 1.0}[_epoch_unit(mx)]
-        if scale == 1.0:
-            ints = col.cast(pa.int64()).fill_null(0).to_numpy()
-        else:
-            # Integer epochs are exact in int64; float epochs (with fractions) round to the nanosecond.
-            ints = (col.cast(pa.int64()).fill_null(0).to_numpy() * int(scale)) if pa.types.is_integer(t) else np.round(np.where(null, 0, v) * scale).astype(np.int64)
-        return ints, null, -1, ""
-    strings = pd.Series(pc.cast(col, pa.string()).to_numpy(zero_copy_only=False), dtype=object)
-    missing = strings.isna().to_numpy()
-    parsed = pd.to_datetime(strings, utc=True, format="ISO8601", errors="coerce")
-    for fmt in (None, "mixed"):  # None: one format guessed from the first value (fast), then per value
-        if (parsed.isna().to_numpy() & ~missing).mean() <= 0.5:
-            break
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            parsed = pd.to_datetime(strings, utc=True, format=fmt, errors="coerce")
-    null = parsed.isna().to_numpy()
-    naive = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
-    # pandas may parse at s/ms/us resolution, where years outside 1677-2262 are representable;
-    # converting those to ns would wrap around silently, so they are checked like typed columns.
-    ticks = naive.to_numpy().view(np.int64).copy()
-    ticks[null] = 0
-    ns, null_all, wide = _ticks_to_ns(ticks, null, np.datetime_data(naive.dtype)[0])
-    unparseable = null & ~missing
-    first_bad = int(np.flatnonzero(unparseable)[0]) if unparseable.any() else -1
-    if wide >= 0 and (first_bad < 0 or wide < first_bad):
-        return ns, null_all, wide, f"{str(strings[wide])[:40]!r} is {_STORABLE}"
-    if first_bad >= 0:
-        return ns, null_all, first_bad, f"{str(strings[first_bad])[:40]!r} is not a date/time"
-    return ns, null_all, -1, ""
-
-
-def parse_timestamps(values: pd.Series, path: str | os.PathLike[str] = "<values>") -> pd.Series:
-    """Strings, datetimes or epoch seconds/milliseconds/microseconds -> UTC timestamps (ns).
-
-    Raises:
-        DataError: naming the first value that is not a date/time.
-    """
-    import pyarrow as pa
-
-    arr = pa.array(values.reset_index(drop=True), from_pandas=True)
-    ns, null, bad_at, detail = _timestamps_ns(arr, Path(path), np.arange(len(values)) + 2)
-    if bad_at >= 0:
-        raise DataError(f"{path}: column 'timestamp': {detail}")
-    out = pd.Series(pd.DatetimeIndex(ns.view("datetime64[ns]"), tz="UTC"), index=values.index)
-    out[null] = pd.NaT
-    return out
-
-
-_OFFSET = re.compile(r"([+-])(\d{2}):?(\d{2})$")
-_DAY_NS = 86_400_000_000_000
-
-
-def _local_offsets(col, ts: np.ndarray, null: np.ndarray, as_text=None) -> np.ndarray | None:
-    """Per-row UTC offset (ns) of times written with a non-zero offset or time zone, else None.
-
-    Only computed for bars about a day apart or more (the only ones whose calendar date depends on
-    the offset), so large intraday files pay nothing. ``as_text`` re-reads a CSV's column as text:
-    pyarrow parses ``...-05:00`` straight to UTC, dropping the offset.
-    """
-    import pyarrow as pa
-
-    good = ts[~null][:64]
-    if good.size < 2 or np.median(np.abs(np.diff(good))) < 0.8 * _DAY_NS:
-        return None  # intraday: checked before touching the column, so big files pay nothing
-    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-    t = col.type
-    if pa.types.is_timestamp(t) and t.tz and as_text is not None:
-        col = as_text()  # CSV: the offsets are in the text only
-        col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-        t = col.type
-    if pa.types.is_timestamp(t):
-        if not t.tz or t.tz.upper() in ("UTC", "Z", "+00:00", "ETC/UTC", "GMT"):
-            return None
-        idx = pd.DatetimeIndex(ts.view("datetime64[ns]"), tz="UTC").tz_convert(t.tz)
-        return (idx.tz_localize(None).asi8 - ts).astype(np.int64)
-    if not (pa.types.is_string(t) or pa.types.is_large_string(t)):
-        return None
-    strings = pd.Series(col.to_numpy(zero_copy_only=False), dtype=object)
-    first = next((str(v).strip() for v in strings[:64] if v is not None and v == v), "")
-    if not _OFFSET.search(first):
-        return None
-    parts = strings.astype("string").str.strip().str.extract(_OFFSET.pattern)
-    sign = np.where(parts[0].to_numpy(dtype=object) == "-", -1, 1)
-    hours = pd.to_numeric(parts[1], errors="coerce").fillna(0).to_numpy(dtype=np.int64)
-    minutes = pd.to_numeric(parts[2], errors="coerce").fillna(0).to_numpy(dtype=np.int64)
-    off = sign * (hours * 3600 + minutes * 60) * 1_000_000_000
-    return None if not off.any() else off.astype(np.int64)
-
-
-# ------------------------------------------------------------------------------------- reading
-
-
 def _numeric(col, name: str) -> tuple[np.ndarray, np.ndarray, str]:
     """Arrow column -> (float64 values, mask of cells that are text but not numbers, first bad text)."""
     import pyarrow as pa
@@ -475,16 +321,17 @@ def read_file(path: str | os.PathLike[str], *, symbol: str | None = None, on_err
         raise DataError(f"{path}: no rows of bars (only a header)", hint="the file has a header but no data")
     by_canon = {v: k for k, v in mapping.items()}
     invalid = np.zeros(table.num_rows, dtype=bool)
-    ts, ts_null, bad_at, detail = _timestamps_ns(table.column(by_canon["timestamp"]), path, rows)
+    stamps = timestamps_ns(table.column(by_canon["timestamp"]), path, rows)
+    ts, ts_null = stamps.ns, stamps.null
     if ts_null.any():
         # Name the first value that is wrong if there is one, else the first missing one.
+        bad_at = stamps.first_wrong()
         i = bad_at if bad_at >= 0 else int(np.flatnonzero(ts_null)[0])
-        detail = detail or "missing timestamp"
         if on_error == "fail":
-            raise DataError(f"{path}: row {rows[i]}, field 'timestamp': {detail}", hint="fix or delete that row, or import with --on-error drop")
-        notes.extend(Issue("timestamp", int(r), "timestamp", "missing or unparseable timestamp", "dropped") for r in rows[ts_null])
+            raise DataError(f"{path}: row {rows[i]}, field 'timestamp': {stamps.why(i)}", hint="fix or delete that row, or import with --on-error drop")
+        notes.extend(Issue("timestamp", int(rows[k]), "timestamp", stamps.why(int(k)), "dropped") for k in np.flatnonzero(ts_null))
         invalid |= ts_null
-    offsets = _local_offsets(table.column(by_canon["timestamp"]), ts, ts_null, column_as_text and (lambda: column_as_text(by_canon["timestamp"])))
+    offsets = local_offsets(table.column(by_canon["timestamp"]), ts, ts_null, column_as_text and (lambda: column_as_text(by_canon["timestamp"])))
     cols: dict[str, np.ndarray] = {}
     for name in COLUMNS:
         if name not in by_canon:  # volume may be absent (indices): validation stores 0 with a warning

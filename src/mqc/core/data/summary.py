@@ -11,7 +11,7 @@ import numpy as np
 from mqc.core import atomic
 from mqc.core.data.bars import Bars, bars_table
 from mqc.core.data.catalog import Catalog, Entry
-from mqc.core.data.timeframe import SECONDS_PER_YEAR, parse_timeframe
+from mqc.core.data.timeframe import SECONDS_PER_YEAR, format_span, parse_timeframe
 from mqc.core.data.validate import validate_arrays
 from mqc.core.errors import DataError
 
@@ -74,8 +74,11 @@ def summarize(symbol: str, timeframe: str | None = None, *, catalog: Catalog | N
     cat = catalog or Catalog()
     entry, ts, cols = cat.load_arrays(symbol, timeframe)
     close = cols["close"]
-    bars = Bars(entry.symbol, entry.key, ts, cols, np.arange(ts.size, dtype=np.int64) + 1)
-    _, report = validate_arrays(bars, on_error="repair", bar_seconds=parse_timeframe(entry.timeframe))
+    # Rows are numbered like import's (the header is line 1, the first bar line 2): the line of the
+    # bar in `mqc data export`'s CSV, and in the imported file when the import dropped no row.
+    bars = Bars(entry.symbol, entry.key, ts, cols, np.arange(ts.size, dtype=np.int64) + 2)
+    bar_seconds = parse_timeframe(entry.timeframe)
+    _, report = validate_arrays(bars, on_error="repair", bar_seconds=bar_seconds)
     years = (ts[-1] - ts[0]) / 1e9 / SECONDS_PER_YEAR if ts.size > 1 else 0.0
     logr = np.diff(np.log(close))
     bpy = (ts.size - 1) / years if years > 0 else float("nan")
@@ -97,10 +100,11 @@ def summarize(symbol: str, timeframe: str | None = None, *, catalog: Catalog | N
         "mean_volume": float(cols["volume"].mean()),
         "zero_volume_bars": int((cols["volume"] == 0).sum()),
         "gaps": report.gaps,
-        "largest_gap_bars": round(report.largest_gap_bars, 1),
+        "largest_gap_bars": round(report.largest_gap_bars, 1),  # in bar lengths of clock time
+        "largest_gap": format_span(report.largest_gap_bars * bar_seconds),
         "warnings": [i.line() for i in report.issues if i.kind not in ("gap",)],
     }
-    gaps = [{"row": i.row, "before": _iso(ts[i.row - 1]), "detail": i.detail} for i in report.issues if i.kind == "gap" and i.row > 0]
+    gaps = [{"row": i.row, "before": _iso(ts[i.row - 2]), "detail": i.detail} for i in report.issues if i.kind == "gap" and i.row > 0]
     n = min(last, ts.size)
     last_bars = [{"timestamp": _iso(ts[k]), **{c: float(cols[c][k]) for c in cols}} for k in range(ts.size - n, ts.size)]
     return SymbolSummary(entry, stats, gaps, last_bars, [float(x) for x in _downsample(close, width)], cat.verify(entry))

@@ -75,6 +75,23 @@ def label_for_seconds(seconds: float) -> str:
     return f"{int(seconds)}s"
 
 
+def format_span(seconds: float) -> str:
+    """A length of clock time in its two largest units (``4d 18h``, ``1h 30m``, ``1m 31s``, ``2d``)."""
+    left = int(round(seconds))
+    if left <= 0:
+        return "0s"
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if left >= size:
+            parts.append(f"{left // size}{unit}")
+            left %= size
+        elif parts:
+            parts.append("")  # a skipped unit still counts as one of the two shown
+        if len(parts) == 2:
+            break
+    return " ".join(p for p in parts if p)
+
+
 def infer_bar_seconds(timestamps: np.ndarray) -> int:
     """The typical bar size: the most common positive gap between consecutive timestamps.
 

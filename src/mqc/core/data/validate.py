@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from mqc.core.data.bars import PRICE_COLUMNS, Bars
-from mqc.core.data.timeframe import infer_bar_seconds_ns, label_for_seconds
+from mqc.core.data.timeframe import format_span, infer_bar_seconds_ns, label_for_seconds
 from mqc.core.errors import DataError
 
 OnError = Literal["fail", "repair", "drop"]
@@ -52,6 +52,7 @@ class ValidationReport:
     timeframe: str | None = None
     issues: list[Issue] = field(default_factory=list)
     gaps: int = 0
+    # The longest step between consecutive bars, in bar lengths of clock time (not missing bars).
     largest_gap_bars: float = 0.0
 
     @property
@@ -340,11 +341,21 @@ def _gaps_and_spikes(bars: Bars, report: ValidationReport, sigma: float, bar_sec
     # x -> (x / 1e9) / secs is monotone in floating point too, so this is the largest per-step ratio.
     report.largest_gap_bars = float(longest / 1e9 / secs)
     for i in big[:20]:
-        gap = (bars.ts[i + 1] - bars.ts[i]) / 1e9 / secs
-        report.issues.append(Issue("gap", int(bars.rows[i + 1]), "timestamp", f"gap of {gap:.0f} bars before this row", "warning"))
+        report.issues.append(Issue("gap", int(bars.rows[i + 1]), "timestamp", gap_detail((bars.ts[i + 1] - bars.ts[i]) / 1e9, secs), "warning"))
     if report.gaps > 20:
         report.issues.append(Issue("gap", -1, "timestamp", f"{report.gaps - 20} more gaps not listed", "warning"))
     _flag_spikes(bars, report, sigma)
+
+
+def gap_detail(step_seconds: float, bar_seconds: int) -> str:
+    """The warning text of a gap: the clock time since the previous bar, also in bar lengths.
+
+    It is clock time, not a count of missing bars: hours when the market was closed count too, so
+    two closed sessions in an hourly equity series read like ``gap of 4d 18h (114 x 1h)``.
+    """
+    n = step_seconds / bar_seconds
+    count = f"{n:.0f}" if abs(n - round(n)) < 0.05 else f"{n:.1f}"
+    return f"gap of {format_span(step_seconds)} ({count} x {label_for_seconds(bar_seconds)}) before this row"
 
 
 def _flag_spikes(bars: Bars, report: ValidationReport, sigma: float) -> None:
