@@ -78,6 +78,24 @@ def test_seasonal_naive_repeats_the_last_season():
     assert np.allclose(fc.field("close")[0], [1, 2, 3, 4, 5, 1, 2])
 
 
+def test_unset_season_is_learned_from_each_symbols_calendar():
+    from mqc.core.forecast.calendar import season_bars
+
+    assert season_bars(pd.bdate_range("2024-01-01", periods=300, tz="UTC")) == 5
+    assert season_bars(pd.date_range("2024-01-01", periods=300, freq="D", tz="UTC"), asset_class="crypto") == 7
+    assert season_bars(pd.date_range("2024-01-01", periods=500, freq="h", tz="UTC"), asset_class="crypto") == 24
+    days = pd.bdate_range("2024-06-03", "2024-08-30")
+    hourly = pd.DatetimeIndex([d + pd.Timedelta(hours=h) for d in days for h in range(9, 16)]).tz_localize("America/New_York")
+    assert season_bars(hourly.tz_convert("UTC")) == 7  # one session of 7 hourly bars
+    # A weekly pattern on 24/7 daily bars: an unset season repeats the last 7 days, not 5.
+    crypto = _frame(np.tile([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0], 20), freq="D")
+    crypto.attrs["asset_class"] = "crypto"
+    equity = _frame(np.tile([1.0, 2.0, 3.0, 4.0, 5.0], 28))
+    out = _model("seasonal-naive").predict({"BTCUSD": crypto, "SPY": equity}, 8, (0.5,))
+    assert np.allclose(out["BTCUSD"].field("close")[0], [1, 2, 3, 4, 5, 6, 7, 1])
+    assert np.allclose(out["SPY"].field("close")[0], [1, 2, 3, 4, 5, 1, 2, 3])
+
+
 def test_unknown_model_suggests_a_name():
     with pytest.raises(ConfigError, match="did you mean 'ewma-vol'"):
         base.create("ewma-voll", config=ForecastConfig())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from mqc.core.errors import ConfigError
@@ -217,3 +218,20 @@ def test_horizon_cap_and_origin_shortfall_are_recorded(synth):
     frames = synth(n_assets=1, n_bars=120, seed=1)
     res = evaluate(frames, {"naive": ForecastConfig(model="naive", quantile_levels=EC.quantile_levels)}, EvalConfig(origins=5000, horizons=(1,)))
     assert res.requested_origins == 5000 and len(res.origins) < 120
+
+
+def test_unset_season_is_learned_per_symbol_from_bars_before_the_first_origin(synth):
+    eq = synth(n_assets=1, n_bars=300, seed=3, weekdays_only=True)["SYN0"]
+    crypto = synth(n_assets=1, n_bars=420, seed=4, weekdays_only=False)["SYN0"]
+    crypto.attrs["asset_class"] = "crypto"
+    crypto = crypto[crypto["timestamp"] >= eq["timestamp"].iloc[0]].reset_index(drop=True)
+    res = evaluate({"EQ": eq, "BTCUSD": crypto}, _cfgs(["seasonal-naive"]), EC)
+    seasons = {s: c["season_length"] for s, c in res.configs["seasonal-naive"]["per_symbol"].items()}
+    assert seasons == {"EQ": 5, "BTCUSD": 7}
+    # Learned from the bars before the first origin: weekend bars after every origin do not count.
+    tail = eq.iloc[[-1] * 7].copy()
+    tail["timestamp"] = eq["timestamp"].iloc[-1] + pd.to_timedelta(np.arange(1, 8), unit="D")
+    late = pd.concat([eq, tail], ignore_index=True)
+    res3 = evaluate({"EQ": eq, "LATE": late}, _cfgs(["seasonal-naive"]), EC)
+    cfg = res3.configs["seasonal-naive"]
+    assert cfg.get("per_symbol", {"LATE": cfg})["LATE"]["season_length"] == 5

@@ -9,6 +9,7 @@ context, so every quantile path is a valid candle.
 from __future__ import annotations
 
 import abc
+import dataclasses
 from statistics import NormalDist
 
 import numpy as np
@@ -151,12 +152,30 @@ class Naive(ArrayForecaster):
 
 
 class SeasonalNaive(ArrayForecaster):
-    """Bar h repeats the bar one season (``season_length`` bars) earlier; a point forecast."""
+    """Bar h repeats the bar one season (``season_length`` bars) earlier; a point forecast.
+
+    An unset ``season_length`` is learned per symbol from its timestamps (``calendar.season_bars``)
+    by ``predict``, ``mqc forecast`` and ``forecast eval``; bare arrays carry no timestamps and use 5.
+    """
 
     name = "seasonal-naive"
 
+    def predict(self, context, prediction_length, quantile_levels):
+        from mqc.core.forecast.calendar import with_learned_season
+
+        if self.config.season_length is not None:
+            return super().predict(context, prediction_length, quantile_levels)
+        groups: dict[int, list[str]] = {}
+        for s, df in context.items():
+            groups.setdefault(with_learned_season(self.config, df, s).season_length, []).append(s)
+        out = {}
+        for m, syms in groups.items():
+            model = type(self)(config=dataclasses.replace(self.config, season_length=m))
+            out.update(model.predict({s: context[s] for s in syms}, prediction_length, quantile_levels))
+        return {s: out[s] for s in context}
+
     def predict_arrays(self, context, prediction_length, quantile_levels, keys=None):
-        m = self.config.season_length
+        m = self.config.season_length or 5
         x = stack_context(context, m)
         L = x.shape[1]
         h = np.arange(1, prediction_length + 1)

@@ -181,6 +181,32 @@ def _trades_nyse_calendar(days: np.ndarray, asset_class: str, tz: str) -> bool:
     return not bool(np.isin(days, closed).any())
 
 
+def season_bars(timestamps: pd.DatetimeIndex | np.ndarray, *, asset_class: str = "equity", tz: str = "America/New_York") -> int:
+    """The natural seasonal period of a symbol, in bars: a week of daily (or longer) bars on its
+    trading weekdays (5, or 7 for 24/7 markets), one session of session-based intraday bars, one
+    day of 24/7 intraday bars."""
+    cal = learn_calendar(timestamps, asset_class=asset_class, tz=tz)
+    if cal.bar_seconds >= 86400:
+        return max(1, len(cal.weekdays))
+    if cal.slots:
+        return len(cal.slots)
+    return max(1, 86400 // cal.bar_seconds)
+
+
+def with_learned_season(cfg, frame: pd.DataFrame, symbol: str):
+    """``cfg`` (a ForecastConfig) with an unset ``season_length`` learned from ``frame`` (see
+    ``season_bars``); other configs are returned as they are."""
+    if cfg.season_length is not None or cfg.model != "seasonal-naive":
+        return cfg
+    import dataclasses
+
+    from mqc.core.data.catalog import guess_asset_class
+
+    asset_class = frame.attrs.get("asset_class") or guess_asset_class(symbol)
+    recent = utc_ns(frame["timestamp"].array[-_RECENT:])
+    return dataclasses.replace(cfg, season_length=season_bars(recent, asset_class=asset_class, tz=cfg.exchange_tz))
+
+
 def future_timestamps(
     timestamps: pd.DatetimeIndex | np.ndarray,
     n: int,

@@ -59,7 +59,7 @@ class ForecastConfig:
     threads: int = field(default=1, metadata={"help": "torch CPU threads"})
     volume_covariate: bool = field(default=False, metadata={"help": "give Chronos-2 log volume as a past covariate"})
     cross_learning: bool = field(default=False, metadata={"help": "Chronos-2: share information across the symbols of a batch"})
-    season_length: int = field(default=5, metadata={"help": "seasonal-naive period in bars (5 = a week of equity days)"})
+    season_length: int | None = field(default=None, metadata={"help": "seasonal-naive period in bars; unset: learned per symbol, a week of daily bars (5 on weekdays, 7 for 24/7 markets) or one session/day of intraday bars"})
     window: int = field(default=250, metadata={"help": "bars of returns used by drift, hist-vol, bootstrap and garch"})
     ewma_lambda: float = field(default=0.94, metadata={"help": "EWMA decay of squared returns (RiskMetrics 0.94)"})
     garch_mean: Literal["zero", "constant"] = field(default="zero", metadata={"help": "garch: zero mean, or a fitted constant mean used as the drift"})
@@ -83,7 +83,7 @@ class ForecastConfig:
         if self.context_length < self.min_context:
             raise ConfigError(f"forecast.context_length ({self.context_length}) must be >= min_context ({self.min_context})")
         for name in ("batch_size", "threads", "season_length", "block_length", "num_samples"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"forecast.{name} must be >= 1, got {getattr(self, name)}")
         if self.window < 10:
             raise ConfigError(f"forecast.window must be >= 10 bars, got {self.window}")

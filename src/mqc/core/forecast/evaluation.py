@@ -183,6 +183,7 @@ def evaluate(
     """
     from mqc.core.config import to_dict
     from mqc.core.forecast import base
+    from mqc.core.forecast.calendar import with_learned_season
 
     make = factory or (lambda name, cfg: base.create(name, config=cfg))
     levels = tuple(sorted(eval_config.quantile_levels))
@@ -191,6 +192,13 @@ def evaluate(
     min_ctx = max(c.min_context for cfgs in per_symbol.values() for c in cfgs.values())
     grid = grid or origin_grid(frames, eval_config.origins, eval_config.step, min_ctx, H)
     symbols = grid.symbols
+    # Settings a symbol's own history decides (an unset seasonal-naive period) are learned from the
+    # bars up to the first origin only: no forecast may depend on a bar after its origin.
+    first = {s: grid.index[0, j] + 1 for j, s in enumerate(symbols)}
+    per_symbol = {
+        label: {s: with_learned_season(c, frames[s].iloc[: first[s]], s) if s in first else c for s, c in cfgs.items()}
+        for label, cfgs in per_symbol.items()
+    }
     arrays = [frame_array(frames[s]) for s in symbols]
     n_orig, S = grid.index.shape
     actual = np.stack([arrays[j][grid.index[:, j][:, None] + np.arange(1, H + 1)[None, :], 3] for j in range(S)], axis=1)  # [O, S, H]
