@@ -106,6 +106,24 @@ def test_gaps_and_spikes_are_warnings(synth):
     assert len(out) == len(df)
 
 
+def test_intraday_spikes_only_within_a_session():
+    # Hourly equity sessions 09:00-15:00 New York time; closes drift gently.
+    days = pd.bdate_range("2024-03-04", "2024-05-31")
+    stamps = pd.DatetimeIndex([d + pd.Timedelta(hours=h) for d in days for h in range(9, 16)]).tz_localize("America/New_York")
+    rng = np.random.default_rng(0)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 1e-3, len(stamps))))
+    last_of_day = np.flatnonzero(stamps.hour == 15)
+    k = last_of_day[20]
+    close[k:] *= 1.05  # a +5% last hour that the next morning's open gaps back: news, not a bad print
+    close[k + 1 :] /= 1.05
+    j = k + 3  # a one-bar print inside the next session that reverts
+    close[j] *= 1.06
+    df = pd.DataFrame({"timestamp": stamps.tz_convert("UTC"), "open": close, "high": close, "low": close, "close": close, "volume": 1.0})
+    _, rep = validate_bars(df, symbol="X", source="x.csv")
+    spikes = [i.row - 2 for i in rep.warnings if i.kind == "spike"]
+    assert spikes == [j]
+
+
 def test_equity_weekends_are_not_gaps(synth):
     df = synth(n_assets=1, n_bars=300, seed=1, weekdays_only=True)["SYN0"]
     _, rep = validate_bars(df, symbol="X", source="x.csv")

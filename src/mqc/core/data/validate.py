@@ -359,7 +359,8 @@ def gap_detail(step_seconds: float, bar_seconds: int) -> str:
 
 
 def _flag_spikes(bars: Bars, report: ValidationReport, sigma: float) -> None:
-    """Warn about isolated spikes: a close far from both neighbours that reverts next bar."""
+    """Warn about isolated spikes: a close far from both neighbours that reverts next bar (for
+    intraday bars, only within a session)."""
     c = bars.cols["close"]
     if c.size < 30:
         return
@@ -385,6 +386,16 @@ def _flag_spikes(bars: Bars, report: ValidationReport, sigma: float) -> None:
     if not found:
         return
     cand = np.concatenate(found)
+    bar = report.bar_seconds
+    if bar and bar < 86400:
+        # Intraday: a move across a closed session (overnight, weekend) is news, not a bad print, and
+        # a close that an overnight gap reverses is not a spike either: both moves must be between
+        # consecutive bars of one session.
+        limit = int(1.5 * bar * 1e9)
+        ts = bars.ts
+        cand = cand[(ts[cand + 1] - ts[cand] <= limit) & (ts[cand + 2] - ts[cand + 1] <= limit)]
+        if cand.size == 0:
+            return
     up = np.log(c[cand + 1] / c[cand]) / mad
     down = np.log(c[cand + 2] / c[cand + 1]) / mad
     for i, u, d in _reverting(cand, up, down)[:20]:
