@@ -41,3 +41,20 @@ def runs_dir() -> Path:
 
 def profiles_dir() -> Path:
     return config_dir() / "profiles"
+
+
+def utc_stamp() -> str:
+    """The current UTC time as every run and report folder is named: ``20261122T021400Z``."""
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def fresh_name(parent: Path, suffix: str = "") -> Path:
+    """``parent/<utc_stamp><suffix>``, or with ``-1``, ``-2``, ... before the suffix when taken."""
+    stamp = utc_stamp()
+    for i in range(10_000):
+        path = parent / f"{stamp if i == 0 else f'{stamp}-{i}'}{suffix}"
+        if not path.exists():
+            return path
+    raise FileExistsError(f"no free name for {stamp}{suffix} under {parent}")  # pragma: no cover

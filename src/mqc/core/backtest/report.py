@@ -219,13 +219,7 @@ def cost_line(costs: dict[str, Any]) -> str:
 
 def default_out_dir() -> Path:
     """``<runs dir>/backtests/<UTC timestamp>`` (a numeric suffix when it already exists)."""
-    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%d-%H%M%S")
-    base = paths.runs_dir() / "backtests" / stamp
-    out, i = base, 1
-    while out.exists():
-        out = base.with_name(f"{stamp}-{i}")
-        i += 1
-    return out
+    return paths.fresh_name(paths.runs_dir() / "backtests")
 
 
 def _trade_lines(r: BacktestResult) -> str:

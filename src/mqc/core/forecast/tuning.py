@@ -93,7 +93,7 @@ def run_eval(
     and, per model and symbol, the hyperparams file whose settings were applied.
     """
     result = evaluate(frames, models, eval_config, progress=progress, settings_files=settings_files)
-    path = Path(out) if out else paths.runs_dir() / "forecast-eval" / f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%f}.json"
+    path = Path(out) if out else paths.fresh_name(paths.runs_dir() / "forecast-eval", ".json")
     atomic.write_json(path, {**result.to_dict(), "metadata": _metadata(frames)})
     return result, path
 

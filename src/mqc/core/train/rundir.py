@@ -3,7 +3,6 @@ report.json. Checkpoints are plain dicts saved atomically and loadable with ``we
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from mqc.core.errors import ArtifactNotFound, CheckpointError
 def new_run_dir(kind: str, save_dir: str | None) -> Path:
     """Create and return a fresh ``<save_dir or runs_dir/kind>/<UTC timestamp>`` folder."""
     parent = Path(save_dir).expanduser() if save_dir else paths.runs_dir() / kind
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = paths.utc_stamp()
     for i in range(1000):
         run = parent / (stamp if i == 0 else f"{stamp}-{i}")
         try:
