@@ -36,7 +36,7 @@ def backtest(
     no_trades: bool = typer.Option(False, "--no-trades", help="Skip trades.jsonl."),
     no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG plots."),
     allow_mismatch: bool = typer.Option(False, "--allow-mismatch", help="Replay on another bar size or other symbols (same count) than the checkpoint's."),
-    enable_shorting: bool = typer.Option(None, "--enable-shorting/--no-shorting", help="Weights files: let negative weights be shorts (default: the profile's [market] allow_short, off); checkpoints use their own market."),
+    enable_shorting: bool | None = typer.Option(None, "--enable-shorting/--no-shorting", help="Weights files: let negative weights be shorts (default: the profile's [market] allow_short, off); checkpoints use their own market."),
     json_out: bool = JsonOpt,
 ) -> None:
     """Replay a strategy bar by bar with costs, against cash, buy & hold, 1/N and inverse-vol benchmarks.

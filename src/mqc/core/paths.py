@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 APP = "mqc"
@@ -50,11 +51,26 @@ def utc_stamp() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
-def fresh_name(parent: Path, suffix: str = "") -> Path:
-    """``parent/<utc_stamp><suffix>``, or with ``-1``, ``-2``, ... before the suffix when taken."""
+def _stamped(parent: Path, suffix: str) -> Iterator[Path]:
     stamp = utc_stamp()
     for i in range(10_000):
-        path = parent / f"{stamp if i == 0 else f'{stamp}-{i}'}{suffix}"
-        if not path.exists():
-            return path
+        yield parent / f"{stamp if i == 0 else f'{stamp}-{i}'}{suffix}"
     raise FileExistsError(f"no free name for {stamp}{suffix} under {parent}")  # pragma: no cover
+
+
+def fresh_name(parent: Path, suffix: str = "") -> Path:
+    """``parent/<utc_stamp><suffix>``, or with ``-1``, ``-2``, ... before the suffix when taken (for a
+    file written atomically later; folders use ``new_dir``)."""
+    return next(p for p in _stamped(parent, suffix) if not p.exists())
+
+
+def new_dir(parent: Path) -> Path:
+    """Create ``parent/<utc_stamp>`` (``-1``, ``-2``, ... when taken) exclusively: two runs started in
+    the same second never share a folder."""
+    for path in _stamped(parent, ""):
+        try:
+            path.mkdir(parents=True, exist_ok=False)
+        except FileExistsError:
+            continue
+        return path
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -98,3 +98,18 @@ def test_changed_bars_in_the_training_range_warn_newer_bars_do_not(synth, tmp_pa
     rep = run_checkpoint_backtest(ck, DataConfig(data_root=str(write_root(edited, tmp_path / "edited"))), FAST, write=False)
     assert not rep.source["data_matches_checkpoint"]
     assert any("differ from the ones the checkpoint was trained" in w for w in rep.segment["warnings"])
+
+
+def test_a_partial_load_of_the_training_range_is_not_called_changed(synth, tmp_path) -> None:
+    from mqc.core.data.panel import load_panel
+
+    frames = synth(n_assets=3, n_bars=400, seed=3)
+    root = write_root(frames, tmp_path / "bars")
+    full = load_panel(config=DataConfig(data_root=str(root)))
+    rng = [str(full.timestamps[0])[:29], str(full.timestamps[-1])[:29]]
+    ck = save_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt", SYMS, split=STORED,
+                         data_fingerprint=full.fingerprint, data_range=rng)
+    later = str(pd.Timestamp(full.timestamps[150]).date())
+    rep = run_checkpoint_backtest(ck, DataConfig(data_root=str(root), start=later), dataclasses.replace(FAST, split="all"), write=False)
+    assert rep.source["data_matches_checkpoint"] is None
+    assert not any("differ from the ones" in w for w in rep.segment.get("warnings", []))

@@ -154,3 +154,29 @@ def test_yyyymmdd_numbers_are_dates_not_epoch_seconds(tmp_path):
     path.write_text("date,open,high,low,close,volume\n1577923200,1,2,0.5,1.5,10\n1578009600,1,2,0.5,1.5,10\n")
     [bars] = read_file(path)
     assert pd.DatetimeIndex(bars.ts.view("datetime64[ns]")).strftime("%Y-%m-%d").tolist() == ["2020-01-02", "2020-01-03"]
+
+
+@pytest.mark.parametrize(
+    ("cells", "expected"),
+    [
+        (["01/02/20", "01/03/20", "01/13/20"], ["2020-01-02 00:00", "2020-01-03 00:00", "2020-01-13 00:00"]),  # two-digit years
+        (["02-Jan-20", "03-Jan-20"], ["2020-01-02 00:00", "2020-01-03 00:00"]),
+        (["20200102.0", "20200103.0"], ["2020-01-02 00:00", "2020-01-03 00:00"]),  # YYYYMMDD as floats
+        (["202001020930", "202001021030"], ["2020-01-02 09:30", "2020-01-02 10:30"]),  # YYYYMMDDhhmm, not 1976 ms
+        (["20200102093000", "20200102103000"], ["2020-01-02 09:30", "2020-01-02 10:30"]),
+        (["1577957400000", "1577961000000"], ["2020-01-02 09:30", "2020-01-02 10:30"]),  # real ms epochs stay epochs
+    ],
+)
+def test_number_and_short_year_layouts(tmp_path, cells, expected):
+    path = tmp_path / "L.csv"
+    path.write_text("timestamp,open,high,low,close,volume\n" + "".join(f"{c},1,2,0.5,1.5,10\n" for c in cells))
+    [bars] = read_file(path)
+    assert pd.DatetimeIndex(bars.ts.view("datetime64[ns]")).strftime("%Y-%m-%d %H:%M").tolist() == expected
+
+
+def test_a_column_with_no_parseable_value_hints_at_iso(tmp_path):
+    path = tmp_path / "U.csv"
+    path.write_text("timestamp,open,high,low,close,volume\nfoo,1,2,0.5,1.5,10\nbar,1,2,0.5,1.5,10\n")
+    with pytest.raises(DataError) as err:
+        read_file(path)
+    assert "ISO YYYY-MM-DD" in err.value.hint

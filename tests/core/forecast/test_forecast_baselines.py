@@ -94,6 +94,9 @@ def test_unset_season_is_learned_from_each_symbols_calendar():
     out = _model("seasonal-naive").predict({"BTCUSD": crypto, "SPY": equity}, 8, (0.5,))
     assert np.allclose(out["BTCUSD"].field("close")[0], [1, 2, 3, 4, 5, 6, 7, 1])
     assert np.allclose(out["SPY"].field("close")[0], [1, 2, 3, 4, 5, 1, 2, 3])
+    # Built without a config naming it (library use): the same learned season, no recursion.
+    bare = base.create("seasonal-naive").predict({"BTCUSD": crypto}, 8, (0.5,))
+    assert np.allclose(bare["BTCUSD"].field("close")[0], [1, 2, 3, 4, 5, 6, 7, 1])
 
 
 def test_unknown_model_suggests_a_name():

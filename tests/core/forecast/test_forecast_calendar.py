@@ -142,3 +142,14 @@ def test_real_us_equity_calendars_predict_the_next_bars_exactly(shared_ohlcv):
             cut = int((stamps < pd.Timestamp(day, tz="UTC")).sum())
             predicted = future_timestamps(stamps[:cut], 20)
             assert predicted.equals(stamps[cut : cut + 20]), (timeframe, day)
+
+
+def test_one_off_closures_only_once_they_could_be_known():
+    # Hurricane Sandy closed the NYSE on 2012-10-29/30, announced on Sunday the 28th: a forecast from
+    # Friday the 26th could not skip those days; one from a history that already shows the closure can.
+    before = _nyse_daily("2011-01-03", "2012-10-26")
+    assert _dates(future_timestamps(before, 3)) == ["2012-10-29", "2012-10-30", "2012-10-31"]
+    assert _dates(future_timestamps(_nyse_daily("2000-01-03", "2001-09-10"), 2)) == ["2001-09-11", "2001-09-12"]
+    # President Carter died on 2024-12-29; the 2025-01-09 closure is known from then on.
+    assert "2025-01-09" in _dates(future_timestamps(_nyse_daily("2023-06-01", "2024-12-27"), 9))
+    assert "2025-01-09" not in _dates(future_timestamps(_nyse_daily("2023-06-01", "2025-01-06"), 4))

@@ -218,8 +218,8 @@ def cost_line(costs: dict[str, Any]) -> str:
 
 
 def default_out_dir() -> Path:
-    """``<runs dir>/backtests/<UTC timestamp>`` (a numeric suffix when it already exists)."""
-    return paths.fresh_name(paths.runs_dir() / "backtests")
+    """Create and return ``<runs dir>/backtests/<UTC timestamp>`` (a numeric suffix when taken)."""
+    return paths.new_dir(paths.runs_dir() / "backtests")
 
 
 def _trade_lines(r: BacktestResult) -> str:

@@ -139,17 +139,25 @@ def count_capped_targets(result: Any, asset_classes: tuple[str, ...], market: Ma
     return int((np.abs(np.abs(clipped).sum(1) - np.abs(capped).sum(1)) > 1e-9).sum())
 
 
-def data_matches(ckpt: dict[str, Any], panel: Panel) -> bool:
-    """Whether ``panel`` holds the bars the checkpoint was trained on (newer or older bars outside
-    the training range are allowed: only that range is compared)."""
+def data_matches(ckpt: dict[str, Any], panel: Panel) -> bool | None:
+    """Whether ``panel`` holds the bars the checkpoint was trained on; None when it cannot tell.
+
+    Newer or older bars outside the training range are allowed (only that range is compared). A
+    panel that covers only part of the range (``--start``/``--end`` inside it) cannot be compared.
+    """
     want = ckpt.get("data_fingerprint")
+    if not want:
+        return None
     rng = ckpt.get("data_range")
     if not rng:  # checkpoints before data_range: the whole panel must be the same
         return want == panel.fingerprint
     ts = panel.timestamps
-    lo = int(np.searchsorted(ts, np.datetime64(rng[0]), side="left"))
-    hi = int(np.searchsorted(ts, np.datetime64(rng[1]), side="right"))
-    return hi > lo and want == panel.slice(lo, hi).fingerprint
+    first, last = np.datetime64(rng[0]), np.datetime64(rng[1])
+    if len(ts) == 0 or ts[0] > first or ts[-1] < last:
+        return None
+    lo = int(np.searchsorted(ts, first, side="left"))
+    hi = int(np.searchsorted(ts, last, side="right"))
+    return want == panel.slice(lo, hi).fingerprint
 
 
 def count_clipped_shorts(result: Any, asset_classes: tuple[str, ...], market: MarketConfig) -> tuple[int, bool]:
@@ -388,7 +396,7 @@ def run_checkpoint_backtest(
         "allow_mismatch": allow_mismatch,
     }
     _add_panel_warnings(seg, panel)
-    if not source["data_matches_checkpoint"] and ckpt.get("data_fingerprint"):
+    if source["data_matches_checkpoint"] is False:
         seg.setdefault("warnings", []).append(
             "these bars differ from the ones the checkpoint was trained and reported on (data fingerprint changed): "
             "figures can differ from the run's report.json"

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from mqc.core.data.bars import COLUMNS, PRICE_COLUMNS, Bars, LineNumbers
-from mqc.core.data.timestamps import local_offsets, parse_timestamps, timestamps_ns
+from mqc.core.data.timestamps import ISO_HINT, local_offsets, parse_timestamps, timestamps_ns
 from mqc.core.errors import ArtifactNotFound, DataError
 
 __all__ = ["ALIASES", "COLUMNS", "PRICE_COLUMNS", "SUFFIXES", "expand_paths", "normalise_symbol", "parse_timestamps", "read_bars", "read_file"]
@@ -328,7 +328,9 @@ def read_file(path: str | os.PathLike[str], *, symbol: str | None = None, on_err
         bad_at = stamps.first_wrong()
         i = bad_at if bad_at >= 0 else int(np.flatnonzero(ts_null)[0])
         if on_error == "fail":
-            raise DataError(f"{path}: row {rows[i]}, field 'timestamp': {stamps.why(i)}", hint="fix or delete that row, or import with --on-error drop")
+            # When no value parses, dropping rows would drop them all: the fix is the format.
+            hint = ISO_HINT if ts_null.all() else "fix or delete that row, or import with --on-error drop"
+            raise DataError(f"{path}: row {rows[i]}, field 'timestamp': {stamps.why(i)}", hint=hint)
         notes.extend(Issue("timestamp", int(rows[k]), "timestamp", stamps.why(int(k)), "dropped") for k in np.flatnonzero(ts_null))
         invalid |= ts_null
     offsets = local_offsets(table.column(by_canon["timestamp"]), ts, ts_null, column_as_text and (lambda: column_as_text(by_canon["timestamp"])))

@@ -23,6 +23,7 @@ _WORDS = {"daily": "1d", "hourly": "1h", "weekly": "1w", "minutely": "1m"}
 _TIMEFRAME_HELP = "use a number and a unit, e.g. 1m, 15m, 1h, 4h, 1d, 1w (or daily, hourly)"
 
 SECONDS_PER_YEAR = 365.25 * 86400
+DAY_NS = 86_400_000_000_000  # one day in nanoseconds: int64 ns timestamps // DAY_NS = days since 1970-01-01
 
 
 def to_datetime64(timestamps) -> np.ndarray:

@@ -20,6 +20,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from mqc.core.data.timeframe import DAY_NS
 from mqc.core.errors import DataError
 
 __all__ = ["local_offsets", "parse_timestamps", "timestamps_ns"]
@@ -109,23 +110,43 @@ def timestamps_ns(col, path: Path, rows) -> _Stamps:
             return f"{when} is {_STORABLE}"
 
         return _Stamps(ns, null, [(wide, beyond)])
-    if pa.types.is_integer(t) and _looks_yyyymmdd(col):
-        # 20200102 is a date written as a number, not 1970-08-22 in epoch seconds.
-        return _string_stamps(pd.Series(pc.cast(col, pa.string()).to_numpy(zero_copy_only=False), dtype=object), path)
     if pa.types.is_integer(t) or pa.types.is_floating(t):
+        fmt = _numeric_date_format(col)
+        if fmt is not None:
+            # 20200102 is a date written as a number, not 1970-08-22 in epoch seconds.
+            digits = col.drop_null().to_numpy(zero_copy_only=False).astype(np.int64).astype(str)
+            strings = pd.Series(np.full(len(col), None, dtype=object))
+            strings[~col.is_null().to_numpy(zero_copy_only=False)] = digits
+            return _string_stamps(strings, path, fmt=fmt)
         return _epoch_stamps(col)
     strings = pd.Series(pc.cast(col, pa.string()).to_numpy(zero_copy_only=False), dtype=object)
     return _string_stamps(strings, path)
 
 
-def _looks_yyyymmdd(col) -> bool:
-    """Every value an 8-digit YYYYMMDD date of the years 1800-2299 (as epoch seconds these would all
-    fall in August-September 1970, which no market history needs)."""
-    v = col.drop_null().to_numpy(zero_copy_only=False).astype(np.int64)
-    if v.size == 0 or v.min() < 18000101 or v.max() > 22991231:
-        return False
-    month, day = (v // 100) % 100, v % 100
-    return bool(((month >= 1) & (month <= 12) & (day >= 1) & (day <= 31)).all())
+_NUMERIC_DATES = {8: "%Y%m%d", 12: "%Y%m%d%H%M", 14: "%Y%m%d%H%M%S"}
+
+
+def _numeric_date_format(col) -> str | None:
+    """``%Y%m%d[%H%M[%S]]`` when every value is a whole number of 8, 12 or 14 digits whose fields are
+    a valid date (years 1800-2299) and time; None otherwise. As epochs these would be 1970 dates
+    (8 digits: seconds) or 1976 ones (12 digits: milliseconds), which no market history needs."""
+    v = col.drop_null().to_numpy(zero_copy_only=False)
+    if v.size == 0 or not np.isfinite(v).all() or (v != np.round(v)).any() or v.min() < 18000101:
+        return None
+    v = v.astype(np.int64)
+    n_digits = len(str(int(v.max())))
+    fmt = _NUMERIC_DATES.get(n_digits)
+    if fmt is None or len(str(int(v.min()))) != n_digits:
+        return None
+    day = v // 10 ** (n_digits - 8)
+    rest = v % 10 ** (n_digits - 8)
+    ok = (day // 10000 >= 1800) & (day // 10000 <= 2299) & ((day // 100) % 100 >= 1) & ((day // 100) % 100 <= 12) & (day % 100 >= 1) & (day % 100 <= 31)
+    if n_digits >= 12:
+        hhmm = rest // 100 if n_digits == 14 else rest
+        ok &= (hhmm // 100 <= 23) & (hhmm % 100 <= 59)
+        if n_digits == 14:
+            ok &= rest % 100 <= 59
+    return fmt if bool(ok.all()) else None
 
 
 def _epoch_stamps(col) -> _Stamps:
@@ -181,14 +202,19 @@ def _epoch_stamps(col) -> _Stamps:
 _ISO = "ISO8601"
 # Layouts tried besides those guessed from the values (a guess can miss, e.g. on a first value like
 # 01/02/2020 that fits several). Day-first and month-first both, each with and without a time.
-_DATE_LAYOUTS = ("%m/%d/%Y", "%d/%m/%Y", "%d.%m.%Y", "%m.%d.%Y", "%m-%d-%Y", "%d-%m-%Y", "%Y/%m/%d", "%Y.%m.%d", "%Y%m%d", "%d-%b-%Y", "%d %b %Y", "%b %d, %Y")
+_DATE_LAYOUTS = (
+    "%m/%d/%Y", "%d/%m/%Y", "%d.%m.%Y", "%m.%d.%Y", "%m-%d-%Y", "%d-%m-%Y", "%Y/%m/%d", "%Y.%m.%d", "%Y%m%d",
+    "%d-%b-%Y", "%d %b %Y", "%b %d, %Y",
+    # two-digit years (pandas/strptime: 00-68 -> 20xx, 69-99 -> 19xx)
+    "%m/%d/%y", "%d/%m/%y", "%d.%m.%y", "%m-%d-%y", "%d-%m-%y", "%d-%b-%y", "%d %b %y",
+)
 _TIME_LAYOUTS = ("", " %H:%M", " %H:%M:%S", " %H:%M:%S.%f")
 _SAMPLE = 1000  # values screened per candidate format before full parses
 _FORMAT_WORDS = {
     "%Y": "YYYY", "%y": "YY", "%m": "MM", "%d": "DD", "%H": "hh", "%I": "hh", "%M": "mm", "%S": "ss",
     "%f": "ffffff", "%b": "Mon", "%B": "Month", "%p": "AM/PM", "%z": "+hh:mm", "%Z": "TZ", "%j": "DDD",
 }
-_ISO_HINT = "write the dates as ISO YYYY-MM-DD (e.g. 2020-01-31, or 2020-01-31 09:30:00 with a time)"
+ISO_HINT = "write the dates as ISO YYYY-MM-DD (e.g. 2020-01-31, or 2020-01-31 09:30:00 with a time)"
 
 
 def describe_format(fmt: str) -> str:
@@ -293,16 +319,19 @@ def _choose_format(strings: pd.Series, missing: np.ndarray, path: Path) -> tuple
     raise DataError(
         f"{path}: column 'timestamp': the day/month order is ambiguous: {strings.iloc[i]!r} reads as {a.iloc[i]:%Y-%m-%d} "
         f"({describe_format(tied[0])}) or {b.iloc[i]:%Y-%m-%d} ({describe_format(tied[1])}); {fits} fit both and {in_order}",
-        hint=_ISO_HINT,
+        hint=ISO_HINT,
     )
 
 
-def _string_stamps(strings: pd.Series, path: Path) -> _Stamps:
-    """Date/time text -> ``_Stamps``, every value under ONE format (ISO-8601, else the explicit format
-    that parses the most values; see ``_choose_format``). Values that do not fit it are wrong, never
-    parsed under another rule and sorted into a different place."""
+def _string_stamps(strings: pd.Series, path: Path, fmt: str | None = None) -> _Stamps:
+    """Date/time text -> ``_Stamps``, every value under ONE format (``fmt``, else ISO-8601, else the
+    explicit format that parses the most values; see ``_choose_format``). Values that do not fit it
+    are wrong, never parsed under another rule and sorted into a different place."""
     missing = strings.isna().to_numpy()
-    fmt, parsed = _choose_format(strings, missing, path)
+    if fmt is None:
+        fmt, parsed = _choose_format(strings, missing, path)
+    else:
+        parsed = _parse_as(strings, fmt)
     null = parsed.isna().to_numpy()
     naive = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
     # pandas may parse at s/ms/us resolution, where years outside 1677-2262 are representable;
@@ -340,7 +369,6 @@ def parse_timestamps(values: pd.Series, path: str | os.PathLike[str] = "<values>
 
 
 _OFFSET = re.compile(r"([+-])(\d{2}):?(\d{2})$")
-_DAY_NS = 86_400_000_000_000
 
 
 def local_offsets(col, ts: np.ndarray, null: np.ndarray, as_text=None) -> np.ndarray | None:
@@ -353,7 +381,7 @@ def local_offsets(col, ts: np.ndarray, null: np.ndarray, as_text=None) -> np.nda
     import pyarrow as pa
 
     good = ts[~null][:64]
-    if good.size < 2 or np.median(np.abs(np.diff(good))) < 0.8 * _DAY_NS:
+    if good.size < 2 or np.median(np.abs(np.diff(good))) < 0.8 * DAY_NS:
         return None  # intraday: checked before touching the column, so big files pay nothing
     col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     t = col.type

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from mqc.core.data.bars import PRICE_COLUMNS, Bars
-from mqc.core.data.timeframe import format_span, infer_bar_seconds_ns, label_for_seconds
+from mqc.core.data.timeframe import DAY_NS, format_span, infer_bar_seconds_ns, label_for_seconds
 from mqc.core.errors import DataError
 
 OnError = Literal["fail", "repair", "drop"]
@@ -218,7 +218,6 @@ def validate_arrays(
     return clean, report
 
 
-_DAY_NS = 86_400_000_000_000
 # Rows per block of the screening passes below. Block-sized temporaries (2 MiB) are reused by the
 # allocator; full-length ones (40 MB each at 5M rows) are fresh pages on every import, and faulting
 # them in costs more than the arithmetic. A screen only proves a rule has nothing to report; when it
@@ -265,7 +264,7 @@ def _calendar_dates(bars: Bars, report: ValidationReport, bar_seconds: int | Non
     if secs < 86400:
         return bars
     local = bars.ts if bars.offsets is None else bars.ts + bars.offsets
-    day = (local // _DAY_NS) * _DAY_NS
+    day = (local // DAY_NS) * DAY_NS
     moved = int((day != bars.ts).sum())
     if moved == 0:
         return bars

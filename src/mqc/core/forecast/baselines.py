@@ -161,13 +161,13 @@ class SeasonalNaive(ArrayForecaster):
     name = "seasonal-naive"
 
     def predict(self, context, prediction_length, quantile_levels):
-        from mqc.core.forecast.calendar import with_learned_season
-
         if self.config.season_length is not None:
             return super().predict(context, prediction_length, quantile_levels)
+        from mqc.core.forecast.calendar import learned_season
+
         groups: dict[int, list[str]] = {}
         for s, df in context.items():
-            groups.setdefault(with_learned_season(self.config, df, s).season_length, []).append(s)
+            groups.setdefault(learned_season(df, s, tz=self.config.exchange_tz), []).append(s)
         out = {}
         for m, syms in groups.items():
             model = type(self)(config=dataclasses.replace(self.config, season_length=m))

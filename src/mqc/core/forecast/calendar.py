@@ -20,27 +20,44 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from mqc.core.data.timeframe import DAY_NS as _DAY_NS
 from mqc.core.errors import DataError
 
 _RECENT = 500  # bars of history used to learn the calendar (~70 sessions of hourly equity bars)
-_DAY_NS = 86_400_000_000_000
-# NYSE closures outside the yearly rules: Sept 11 2001, national days of mourning, Hurricane Sandy.
+# NYSE closures outside the yearly rules (Sept 11 2001, national days of mourning, Hurricane Sandy),
+# each with the first day it could be known: a forecast made before then must not skip it.
 _NYSE_ONE_OFF = (
-    "2001-09-11", "2001-09-12", "2001-09-13", "2001-09-14", "2004-06-11", "2007-01-02",
-    "2012-10-29", "2012-10-30", "2018-12-05", "2025-01-09",
+    ("2001-09-11", "2001-09-11"), ("2001-09-12", "2001-09-11"), ("2001-09-13", "2001-09-11"), ("2001-09-14", "2001-09-11"),
+    ("2004-06-11", "2004-06-05"),  # President Reagan died on the 5th
+    ("2007-01-02", "2006-12-26"),  # President Ford died on Dec 26
+    ("2012-10-29", "2012-10-28"), ("2012-10-30", "2012-10-28"),  # Hurricane Sandy: closure announced on the 28th
+    ("2018-12-05", "2018-11-30"),  # President G. H. W. Bush died on Nov 30
+    ("2025-01-09", "2024-12-29"),  # President Carter died on Dec 29
 )
 
 
-@lru_cache(maxsize=8)
-def nyse_closed_days(first_year: int, last_year: int) -> np.ndarray:
+def nyse_closed_days(first_year: int, last_year: int, known_by: int | None = None) -> np.ndarray:
     """NYSE full-day closures in ``first_year .. last_year`` as sorted days since 1970-01-01
-    (weekdays only; a read-only array, shared through the cache).
+    (weekdays only). With ``known_by`` (a day number), one-off closures that could not yet be known
+    on that day are left out: the yearly rules are known in advance, a hurricane is not.
 
     Rules as the exchange applies them: New Year's Day (Sunday -> Monday; none when it falls on a
     Saturday), Martin Luther King Jr. Day (from 1998), Washington's Birthday, Good Friday, Memorial
     Day, Juneteenth (from 2022), Independence Day and Christmas (Saturday -> Friday, Sunday ->
     Monday), Labor Day, Thanksgiving; plus the one-off closures since 2001.
     """
+    rules = _nyse_rule_days(first_year, last_year)
+    one_off = [
+        pd.Timestamp(day).value // _DAY_NS
+        for day, known in _NYSE_ONE_OFF
+        if first_year <= int(day[:4]) <= last_year and (known_by is None or pd.Timestamp(known).value // _DAY_NS <= known_by)
+    ]
+    return np.union1d(rules, np.asarray(one_off, dtype=np.int64))
+
+
+@lru_cache(maxsize=8)
+def _nyse_rule_days(first_year: int, last_year: int) -> np.ndarray:
+    """The yearly-rule part of ``nyse_closed_days`` (cached; read-only)."""
     from pandas.tseries.holiday import (
         MO,
         TH,
@@ -66,7 +83,7 @@ def nyse_closed_days(first_year: int, last_year: int) -> np.ndarray:
             Holiday("Christmas", month=12, day=25, observance=nearest_workday),
         ]
 
-    days = _NYSE().holidays(f"{first_year}-01-01", f"{last_year}-12-31").append(pd.DatetimeIndex(_NYSE_ONE_OFF))
+    days = _NYSE().holidays(f"{first_year}-01-01", f"{last_year}-12-31")
     days = days[(days.year >= first_year) & (days.year <= last_year) & (days.day_of_week < 5)]
     out = np.unique(days.as_unit("ns").asi8 // _DAY_NS)
     out.flags.writeable = False
@@ -92,9 +109,10 @@ def nyse_early_close_days(first_year: int, last_year: int) -> np.ndarray:
 _EARLY_CLOSE_S = 13 * 3600  # local time of an early close: no bar starts at or after it
 
 
-def _closed_days_between(first_ns: int, last_ns: int) -> np.ndarray:
+def _closed_days_between(first_ns: int, last_ns: int, known_by: int) -> np.ndarray:
+    """NYSE closures of the years spanned (one more at the end), as known on day ``known_by``."""
     years = pd.DatetimeIndex([first_ns, last_ns]).year
-    return nyse_closed_days(int(years[0]), int(years[1]) + 1)
+    return nyse_closed_days(int(years[0]), int(years[1]) + 1, known_by)
 
 
 def utc_ns(timestamps) -> np.ndarray:
@@ -177,7 +195,7 @@ def _trades_nyse_calendar(days: np.ndarray, asset_class: str, tz: str) -> bool:
     be on New York time and have no bar on a closure day within its span."""
     if asset_class != "equity" or tz != "America/New_York" or days.size == 0:
         return False
-    closed = _closed_days_between(int(days[0]) * _DAY_NS, int(days[-1]) * _DAY_NS)
+    closed = _closed_days_between(int(days[0]) * _DAY_NS, int(days[-1]) * _DAY_NS, int(days[-1]))
     return not bool(np.isin(days, closed).any())
 
 
@@ -193,18 +211,22 @@ def season_bars(timestamps: pd.DatetimeIndex | np.ndarray, *, asset_class: str =
     return max(1, 86400 // cal.bar_seconds)
 
 
+def learned_season(frame: pd.DataFrame, symbol: str, *, tz: str = "America/New_York") -> int:
+    """``season_bars`` of a symbol's frame (asset class from ``frame.attrs`` or the symbol's name)."""
+    from mqc.core.data.catalog import guess_asset_class
+
+    asset_class = frame.attrs.get("asset_class") or guess_asset_class(symbol)
+    return season_bars(utc_ns(frame["timestamp"].array[-_RECENT:]), asset_class=asset_class, tz=tz)
+
+
 def with_learned_season(cfg, frame: pd.DataFrame, symbol: str):
     """``cfg`` (a ForecastConfig) with an unset ``season_length`` learned from ``frame`` (see
-    ``season_bars``); other configs are returned as they are."""
+    ``season_bars``) when it configures ``seasonal-naive``; other configs are returned as they are."""
     if cfg.season_length is not None or cfg.model != "seasonal-naive":
         return cfg
     import dataclasses
 
-    from mqc.core.data.catalog import guess_asset_class
-
-    asset_class = frame.attrs.get("asset_class") or guess_asset_class(symbol)
-    recent = utc_ns(frame["timestamp"].array[-_RECENT:])
-    return dataclasses.replace(cfg, season_length=season_bars(recent, asset_class=asset_class, tz=cfg.exchange_tz))
+    return dataclasses.replace(cfg, season_length=learned_season(frame, symbol, tz=cfg.exchange_tz))
 
 
 def future_timestamps(
@@ -229,7 +251,8 @@ def future_timestamps(
         if not cal.regular:
             keep = np.isin(_weekday(cand), cal.weekdays)
             if cal.nyse_holidays:
-                keep &= ~np.isin(cand // _DAY_NS, _closed_days_between(int(cand[0]), int(cand[-1])))
+                # closures known on the last bar's day only (no hindsight about one-off closures)
+                keep &= ~np.isin(cand // _DAY_NS, _closed_days_between(int(cand[0]), int(cand[-1]), int(ns[-1] // _DAY_NS)))
             cand = cand[keep][:n]
         return pd.DatetimeIndex(cand.astype("datetime64[ns]")).tz_localize("UTC")
     last = pd.Timestamp(ns[-1]).tz_localize("UTC")
@@ -242,7 +265,7 @@ def future_timestamps(
     closed = early = np.empty(0, np.int64)
     if cal.nyse_holidays:
         span_end = int(last.value) + (2 * (n // max(1, len(cal.slots))) + 14) * _DAY_NS
-        closed = _closed_days_between(int(last.value), span_end)
+        closed = _closed_days_between(int(last.value), span_end, int(last.value // _DAY_NS))
         years = pd.DatetimeIndex([int(last.value), span_end]).year
         early = nyse_early_close_days(int(years[0]), int(years[1]) + 1)
     while len(out_local) < n:

@@ -8,22 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from mqc.core import atomic, paths
-from mqc.core.errors import ArtifactNotFound, CheckpointError
+from mqc.core.errors import ArtifactNotFound
 
 
 def new_run_dir(kind: str, save_dir: str | None) -> Path:
     """Create and return a fresh ``<save_dir or runs_dir/kind>/<UTC timestamp>`` folder."""
-    parent = Path(save_dir).expanduser() if save_dir else paths.runs_dir() / kind
-    stamp = paths.utc_stamp()
-    for i in range(1000):
-        run = parent / (stamp if i == 0 else f"{stamp}-{i}")
-        try:
-            run.mkdir(parents=True, exist_ok=False)
-        except FileExistsError:
-            continue
-        (run / "checkpoints").mkdir()
-        return run
-    raise CheckpointError(f"could not create a run directory under {parent}")  # pragma: no cover
+    run = paths.new_dir(Path(save_dir).expanduser() if save_dir else paths.runs_dir() / kind)
+    (run / "checkpoints").mkdir()
+    return run
 
 
 def save_checkpoint(path: Path, ckpt: dict[str, Any]) -> None:
