@@ -166,12 +166,12 @@ def validate_arrays(
 
     vol = cols["volume"]
     low_vol = vol.min()
-    if np.isfinite(low_vol) and low_vol >= 0 and np.isfinite(vol.max()):
-        pass  # every volume present and >= 0: nothing to flag
-    elif (missing := ~np.isfinite(vol))[keep].all():
+    # The usual clean column (every volume present and >= 0) skips both rules below.
+    all_present = bool(np.isfinite(low_vol) and np.isfinite(vol.max()))
+    if not all_present and (missing := ~np.isfinite(vol))[keep].all():
         report.issues.append(Issue("nan", -1, "volume", "no volume in this file; stored as 0", "warning"))
         vol = np.zeros_like(vol)
-    elif missing.any():
+    elif not all_present and missing.any():
         action = chk.flag(missing & keep, "nan", "volume", "missing volume (repair: 0)", fixable=True)
         if action == "repaired":
             vol = np.where(missing, 0.0, vol)
