@@ -51,5 +51,5 @@ def test_bad_dates_never_print_a_traceback(tmp_path):
 
     env = {**os.environ, "MQC_CONFIG_DIR": str(tmp_path / "c"), "MQC_DATA_DIR": str(tmp_path / "d"), "MQC_DEBUG": "0"}
     out = subprocess.run([sys.executable, "-m", "mqc", "backtest", "--checkpoint", "latest", "--start", "2017-13-45"], capture_output=True, text=True, timeout=60, env=env)
-    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.returncode == 2 and "Traceback" not in out.stderr  # a bad --start value: usage error
     assert "backtest.start: invalid date/time '2017-13-45'" in out.stderr

@@ -64,7 +64,7 @@ def test_errors_exit_one(bars):
     res = runner.invoke(app, ["backtest", "-w", str(weights), "--data-root", str(root), "--split", "tset"])
     assert res.exit_code == 2 and "tset" in res.output and "'test'" in res.output
     res = runner.invoke(app, ["backtest", "-w", str(weights), "--data-root", str(root), "--stride", "0"])
-    assert res.exit_code == 1 and "hint: pass a valid --stride" in res.output
+    assert res.exit_code == 2 and "hint: pass a valid --stride" in res.output  # a bad flag value: usage error
 
 
 def test_default_window_fits_a_short_segment_and_costs_are_shown(bars, tmp_path):

@@ -169,10 +169,10 @@ def test_eval_warns_when_fewer_origins_than_requested(catalog, tmp_path):
 
 def test_horizon_above_the_maximum_is_a_clear_error(catalog):
     r = runner.invoke(app, ["forecast", "SYN0", "--model", "naive", "--horizon", "100000"])
-    assert r.exit_code == 1
+    assert r.exit_code == 2  # a bad flag value: usage error
     text = " ".join(r.output.split())
     assert "maximum of 10,000 bars" in text and "100,000" in text
-    assert runner.invoke(app, ["forecast", "eval", "SYN0", "--models", "naive", "--horizon", "1,20000"]).exit_code == 1
+    assert runner.invoke(app, ["forecast", "eval", "SYN0", "--models", "naive", "--horizon", "1,20000"]).exit_code == 2
 
 
 def test_crypto_prices_print_in_fixed_notation(synth):
@@ -244,8 +244,12 @@ def test_dtype_accepts_train_and_torch_spellings(catalog, dtype):
 
 
 @pytest.mark.parametrize("dtype", ["bf16", "bfloat16"])
-def test_bf16_on_cpu_is_a_domain_error_naming_the_fix(catalog, dtype):
+def test_bf16_on_cpu_is_an_error_naming_the_fix(catalog, dtype, monkeypatch):
     r = runner.invoke(app, ["forecast", "SYN0", "--model", "naive", "--dtype", dtype])
+    assert r.exit_code == 2  # given as a flag: a usage error
+    assert "needs a CUDA device" in " ".join(r.output.split()) and "--dtype fp32" in r.output
+    monkeypatch.setenv("MQC_FORECAST_DTYPE", dtype)  # the same value from the environment: exit 1
+    r = runner.invoke(app, ["forecast", "SYN0", "--model", "naive"])
     assert r.exit_code == 1
     assert "needs a CUDA device" in " ".join(r.output.split()) and "--dtype fp32" in r.output
 

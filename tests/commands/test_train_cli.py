@@ -110,7 +110,7 @@ def test_too_few_bars_and_bad_values(data_root: Path) -> None:
     res = runner.invoke(app, ["train", "dm", "--data-root", str(data_root), "--dtype", "fp8"])
     assert res.exit_code == 2 and "bf16" in res.output
     res = runner.invoke(app, ["train", "sharpe", "--data-root", str(data_root), "--steps", "0"])
-    assert res.exit_code == 1 and "steps" in res.output and "hint: pass a positive --steps" in res.output
+    assert res.exit_code == 2 and "steps" in res.output and "hint: pass a positive --steps" in res.output  # bad flag value
     res = runner.invoke(app, ["train", "dm", "--resume", str(data_root)])
     assert res.exit_code == 1 and "not a training run directory" in " ".join(res.output.split())
 

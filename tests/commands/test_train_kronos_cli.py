@@ -72,7 +72,7 @@ def test_missing_weights_and_bad_flags_fail_cleanly(setup):
     assert res.exit_code == 1
     assert "hf download" in text and "does not exist" in text
     res = CliRunner().invoke(app, _args(root, model_dir, tok_dir, tmp_path, "--kronos-horizons", "0,4"))
-    assert res.exit_code == 1 and "horizons" in res.output
+    assert res.exit_code == 2 and "horizons" in res.output  # bad flag value
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 

@@ -37,6 +37,22 @@ def test_wrong_type_names_key():
         config.resolve(MarketConfig, profile={"allow_short": "maybe"})
 
 
+def test_bad_values_from_flags_are_usage_errors_from_profiles_config_errors():
+    from mqc.core.errors import UsageError
+
+    with pytest.raises(UsageError, match="equity_fee_bps"):
+        config.resolve(MarketConfig, env={}, flags={"equity_fee_bps": -1.0})
+    with pytest.raises(UsageError, match="allow-short"):
+        config.resolve(MarketConfig, env={}, flags={"allow_short": "maybe"})
+    with pytest.raises(ConfigError) as err:
+        config.resolve(MarketConfig, env={}, profile={"equity_fee_bps": -1.0})
+    assert not isinstance(err.value, UsageError)
+    # A valid flag beside an invalid profile value: the profile is what needs fixing.
+    with pytest.raises(ConfigError) as err:
+        config.resolve(MarketConfig, env={}, profile={"equity_fee_bps": -1.0}, flags={"slippage_bps": 1.0})
+    assert not isinstance(err.value, UsageError)
+
+
 def test_synth_bars_are_consistent(synth):
     frames = synth(n_assets=3, n_bars=300, seed=1)
     for df in frames.values():

@@ -1,4 +1,5 @@
-"""The one error handler: a domain error becomes one red line plus a hint, exit code 1."""
+"""The one error handler: a domain error becomes one red line plus a hint, exit code 1 (2 for a bad
+value given on the command line, like Typer's own option errors)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import traceback
 from rich.markup import escape
 
 from mqc.commands._console import debug, err
-from mqc.core.errors import MqcError
+from mqc.core.errors import MqcError, UsageError
 
 
 def debug_enabled() -> bool:
@@ -27,7 +28,7 @@ def report(exc: BaseException) -> int:
         if exc.hint:
             err.print(f"[dim]hint:[/dim] {escape(exc.hint)}")
         _causes(exc)
-        return 1
+        return 2 if isinstance(exc, UsageError) else 1
     err.print(f"[bold red]internal error:[/bold red] {escape(type(exc).__name__)}: {escape(str(exc))}")
     if not debug_enabled():
         err.print("[dim]hint: rerun with MQC_DEBUG=1 for the traceback and report it[/dim]")

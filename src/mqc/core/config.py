@@ -20,7 +20,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
-from mqc.core.errors import ConfigError
+from mqc.core.errors import ConfigError, UsageError
 
 T = TypeVar("T")
 
@@ -209,18 +209,35 @@ def resolve(
     for key, raw in env_layer.items():
         values[key] = coerce(raw, types_[key], env_name(table, key))
         sources[key] = f"env:{env_name(table, key)}"
+    before_flags = dict(values)
     if flags:
         check_keys(cls, flags, f"[{table}] flags")
         for key, raw in flags.items():
             if raw is None:
                 continue
-            values[key] = coerce(raw, types_[key], f"--{key.replace('_', '-')}")
+            try:
+                values[key] = coerce(raw, types_[key], f"--{key.replace('_', '-')}")
+            except ConfigError as exc:
+                raise UsageError(str(exc), hint=exc.hint) from exc
             sources[key] = "flag"
     try:
         obj = cls(**values)
     except TypeError as exc:  # pragma: no cover - guarded by check_keys
         raise ConfigError(f"[{table}]: {exc}") from exc
+    except ConfigError as exc:
+        if values != before_flags and _builds(cls, before_flags):
+            # Valid without the command line's values: those are what the user must change.
+            raise UsageError(str(exc), hint=exc.hint) from exc
+        raise
     return Resolved(obj, sources)
+
+
+def _builds(cls: type, values: Mapping[str, Any]) -> bool:
+    try:
+        cls(**values)
+    except (ConfigError, TypeError):
+        return False
+    return True
 
 
 def to_dict(obj: Any) -> dict[str, Any]:

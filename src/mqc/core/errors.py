@@ -19,6 +19,11 @@ class ConfigError(MqcError, ValueError):
     """A configuration value, profile or hyperparameter file is invalid."""
 
 
+class UsageError(ConfigError):
+    """A value given on the command line is invalid. The CLI exits with 2 for it, as for its own
+    option errors; the same value from a profile or the environment stays a ``ConfigError`` (1)."""
+
+
 class DataError(MqcError, ValueError):
     """Market data is missing, malformed or inconsistent."""
 
