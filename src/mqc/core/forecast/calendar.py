@@ -34,6 +34,10 @@ _NYSE_ONE_OFF = (
     ("2018-12-05", "2018-11-30"),  # President G. H. W. Bush died on Nov 30
     ("2025-01-09", "2024-12-29"),  # President Carter died on Dec 29
 )
+# The same as day numbers (days since 1970-01-01), parsed once: calendars are learned per origin.
+_ONE_OFF_DAYS = np.array([np.datetime64(d, "D").astype(np.int64) for d, _ in _NYSE_ONE_OFF])
+_ONE_OFF_KNOWN = np.array([np.datetime64(k, "D").astype(np.int64) for _, k in _NYSE_ONE_OFF])
+_ONE_OFF_YEARS = np.array([int(d[:4]) for d, _ in _NYSE_ONE_OFF])
 
 
 def nyse_closed_days(first_year: int, last_year: int, known_by: int | None = None) -> np.ndarray:
@@ -47,12 +51,11 @@ def nyse_closed_days(first_year: int, last_year: int, known_by: int | None = Non
     Monday), Labor Day, Thanksgiving; plus the one-off closures since 2001.
     """
     rules = _nyse_rule_days(first_year, last_year)
-    one_off = [
-        pd.Timestamp(day).value // _DAY_NS
-        for day, known in _NYSE_ONE_OFF
-        if first_year <= int(day[:4]) <= last_year and (known_by is None or pd.Timestamp(known).value // _DAY_NS <= known_by)
-    ]
-    return np.union1d(rules, np.asarray(one_off, dtype=np.int64))
+    days, known, years = _ONE_OFF_DAYS, _ONE_OFF_KNOWN, _ONE_OFF_YEARS
+    pick = (years >= first_year) & (years <= last_year)
+    if known_by is not None:
+        pick &= known <= known_by
+    return np.union1d(rules, days[pick])
 
 
 @lru_cache(maxsize=8)
@@ -111,8 +114,8 @@ _EARLY_CLOSE_S = 13 * 3600  # local time of an early close: no bar starts at or 
 
 def _closed_days_between(first_ns: int, last_ns: int, known_by: int) -> np.ndarray:
     """NYSE closures of the years spanned (one more at the end), as known on day ``known_by``."""
-    years = pd.DatetimeIndex([first_ns, last_ns]).year
-    return nyse_closed_days(int(years[0]), int(years[1]) + 1, known_by)
+    first, last = (int(np.datetime64(v, "ns").astype("datetime64[Y]").astype(np.int64)) + 1970 for v in (first_ns, last_ns))
+    return nyse_closed_days(first, last + 1, known_by)
 
 
 def utc_ns(timestamps) -> np.ndarray:
