@@ -163,12 +163,15 @@ def data_matches(ckpt: dict[str, Any], panel: Panel) -> bool | None:
 def count_clipped_shorts(result: Any, asset_classes: tuple[str, ...], market: MarketConfig) -> tuple[int, bool]:
     """Target rows holding a short the market does not allow (set to 0 by ``constrain_weights``).
 
-    Returns (rows, whether any of them is only a crypto short under ``crypto_long_only``).
+    Returns (rows, whether shorting is on, so the zeroed shorts are crypto under ``crypto_long_only``).
     """
+    from mqc.core.market.simulator import constrain_weights
+
     t = np.nan_to_num(np.asarray(result.target_weights, dtype=np.float64))
-    crypto = np.array([c == "crypto" for c in asset_classes], dtype=bool)
-    shortable = np.zeros_like(crypto) if not market.allow_short else ~crypto if market.crypto_long_only else np.ones_like(crypto)
-    bad = ((t < 0) & ~shortable).any(axis=1)
+    # The market's own shorting rule, without the leverage caps (``count_capped_targets`` counts those).
+    uncapped = dataclasses.replace(market, max_gross_leverage=1e12, max_overnight_leverage=1e12)
+    allowed = constrain_weights(t, asset_classes, uncapped)
+    bad = ((t < 0) & (allowed >= 0) & (allowed != t)).any(axis=1)
     return int(bad.sum()), bool(market.allow_short and bad.any())
 
 
