@@ -38,6 +38,13 @@ def _close(a, b, path=""):
         assert set(a) == set(b), path
         for k in a:
             _close(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, list | tuple):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _close(x, y, f"{path}[{i}]")
+    elif isinstance(a, str) or a is None or isinstance(a, bool):
+        # pytest.approx refuses strings (pytest >= 9.1); exact values compare exactly.
+        assert a == b, path
     else:
         assert a == pytest.approx(b, rel=1e-9, abs=1e-12), path
 
