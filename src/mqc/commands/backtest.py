@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from mqc.commands._console import RichProgress, fmt_num, fmt_pct, out, print_json, state, want_json, warn
+from mqc.commands._console import RichProgress, fmt_num, fmt_pct, info, out, print_json, state, want_json, warn
 from mqc.commands._options import JsonOpt, split_list
 
 
@@ -61,7 +61,8 @@ def backtest(
                  slippage_bps=slippage_bps, write_trades=False if no_trades else None, plots=False if no_plots else None)
     resolved = resolve_with_profile(BacktestConfig, profile, flags=flags)
     cfg = resolved.value
-    data = resolve_with_profile(DataConfig, profile, flags=dict(symbols=split_list(symbols), timeframe=timeframe, data_root=data_root)).value
+    data_res = resolve_with_profile(DataConfig, profile, flags=dict(symbols=split_list(symbols), timeframe=timeframe, data_root=data_root))
+    data = data_res.value
     if data.data_root is not None:
         data = dataclasses.replace(data, data_root=str(Path(data.data_root).expanduser().resolve()))
     fit_windows = resolved.sources["window_length"] == "default"  # shrink only a window the user did not ask for
@@ -71,7 +72,8 @@ def backtest(
     with RichProgress() as progress:
         if checkpoint is not None:
             report = run_checkpoint_backtest(checkpoint, data, cfg, split_cfg=split_cfg, out_dir=out_dir,
-                                             allow_mismatch=allow_mismatch, fit_windows=fit_windows, progress=progress)
+                                             allow_mismatch=allow_mismatch, data_sources=data_res.sources, fit_windows=fit_windows,
+                                             progress=progress)
             ignored = {k: v for k, v in market_res.sources.items() if v != "default"}
             if ignored:
                 # the checkpoint's own market (what it was trained under) is replayed; only flags override
@@ -85,6 +87,8 @@ def backtest(
                 cfg = dataclasses.replace(cfg, split="all")
             report = run_weights_backtest(weights, data, cfg, market_res.value, split_cfg=split_cfg, out_dir=out_dir,
                                           fit_windows=fit_windows, progress=progress)
+    if report.source.get("resolved"):
+        info(report.source["resolved"])  # which file a bare best.pt / latest.pt / 'latest' named
     for message in report.segment.get("warnings", []):
         warn(message)  # stderr, also with --json (the JSON carries them under segment.warnings)
     if want_json(json_out):
