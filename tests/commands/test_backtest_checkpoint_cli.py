@@ -94,3 +94,42 @@ def test_explicit_timeframe_is_honoured_and_allow_mismatch_is_a_labelled_transfe
     res = runner.invoke(app, ["backtest", "-c", str(hourly), "--out", str(tmp_path / "c"), *BT])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["data"]["timeframe"] == "1h"
+
+
+@pytest.fixture
+def two_histories(synth, tmp_path: Path) -> Path:
+    """AIG stored 2015-01-01 + 500 days, CVX 300 days; a weights file with a row per AIG date."""
+    from mqc.core.data.catalog import Catalog
+
+    frames = synth(n_assets=2, n_bars=500, seed=9)
+    cat = Catalog()
+    cat.write("AIG", frames["SYN0"], source="test", timeframe="1d")
+    cat.write("CVX", frames["SYN1"].iloc[:300], source="test", timeframe="1d")
+    ts = frames["SYN0"]["timestamp"]
+    path = tmp_path / "w.csv"
+    path.write_text("timestamp,AIG,CVX\n" + "".join(f"{t:%Y-%m-%d},0.5,0.5\n" for t in ts))
+    return path
+
+
+def test_weights_rows_past_the_bars_are_dropped_with_a_warning(two_histories, tmp_path):
+    res = runner.invoke(app, ["backtest", "-w", str(two_histories), *BT])
+    assert res.exit_code == 0, res.output
+    rep = json.loads(res.stdout)
+    assert rep["source"]["rows_outside_bars"] == 200 and rep["source"]["rows"] == 300
+    err = " ".join(res.stderr.split())
+    assert "w.csv: 200 of 500 weight rows lie outside the 1d bars (2015-01-01T00:00:00 .. 2015-10-27T00:00:00)" in err
+    assert "200 from 2015-10-28T00:00:00 to 2016-05-14T00:00:00" in err
+    # a row inside the bars that is not a bar stays an error
+    bad = tmp_path / "bad.csv"
+    bad.write_text("timestamp,AIG,CVX\n2015-01-05T00:00:00,0.5,0.5\n2015-01-06T13:30:00,0.5,0.5\n2030-01-01T00:00:00,0.5,0.5\n")
+    res = runner.invoke(app, ["backtest", "-w", str(bad), *BT])
+    assert res.exit_code == 1 and "1 row timestamp(s) match no 1d bar" in " ".join(res.output.split())
+
+
+def test_weights_symbol_not_stored_says_did_you_mean(two_histories):
+    res = runner.invoke(app, ["backtest", "-w", str(two_histories), "--symbols", "AIG,CVXX", *BT])
+    assert res.exit_code == 1
+    text = " ".join(res.output.split())
+    assert "'CVXX' is not in the catalog" in text and "did you mean 'CVX'" in text
+    res = runner.invoke(app, ["backtest", "-w", str(two_histories), "--symbols", "AIG", *BT])
+    assert res.exit_code == 1 and "column(s) CVX are not among the loaded symbols AIG" in " ".join(res.output.split())

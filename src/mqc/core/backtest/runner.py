@@ -460,14 +460,14 @@ def _retarget(strategy: Any, panel: Panel, path: Path) -> tuple[Any, dict[str, A
     return new, {"symbols": mapping, "trained_timeframe": old_tf, "timeframe": panel.timeframe, "warning": warning}
 
 
-def read_weights_file(path: str | Path, panel_symbols: tuple[str, ...] | None = None) -> tuple[np.ndarray, tuple[str, ...], np.ndarray]:
+def read_weights_file(path: str | Path) -> tuple[np.ndarray, tuple[str, ...], np.ndarray]:
     """Read a ``timestamp,SYM1,SYM2,...`` CSV of target weights.
 
     Returns:
         (timestamps datetime64[ns] UTC [R], symbols, weights [R, S] with NaN for empty cells).
     Raises:
         ArtifactNotFound: no such file. DataError: no timestamp column, unparsable or repeated
-        timestamps, non-numeric weights, or symbols not in ``panel_symbols``.
+        timestamps, non-numeric weights.
     """
     import pandas as pd
 
@@ -486,13 +486,6 @@ def read_weights_file(path: str | Path, panel_symbols: tuple[str, ...] | None = 
         raise DataError(f"{p}: no symbol columns after the timestamp")
     if len(set(symbols)) != len(symbols):
         raise DataError(f"{p}: repeated symbol columns")
-    if panel_symbols is not None:
-        unknown = [s for s in symbols if s not in panel_symbols]
-        if unknown:
-            raise DataError(
-                f"{p}: unknown symbol(s) {', '.join(unknown)} (the data has {', '.join(panel_symbols)})",
-                hint="remove those columns, or load them with --symbols / --data-root",
-            )
     try:
         ts = pd.to_datetime(df.iloc[:, 0], utc=True)
     except Exception as exc:
@@ -564,6 +557,47 @@ def _align(
     return out, moved, lost
 
 
+def _check_columns(path: str | Path, symbols: tuple[str, ...], loaded: tuple[str, ...] | list[str]) -> None:
+    """Every column of the weights file must be a loaded symbol (with a "did you mean")."""
+    from mqc.core.config import did_you_mean
+
+    unknown = [s for s in symbols if s not in loaded]
+    if unknown:
+        guess = did_you_mean(unknown[0], loaded) if len(unknown) == 1 else ""
+        raise DataError(
+            f"{path}: column(s) {', '.join(unknown)} are not among the loaded symbols {', '.join(loaded)}{guess}",
+            hint="add them to --symbols, or remove those columns from the file",
+        )
+
+
+def _drop_rows_outside(
+    stamps: np.ndarray, values: np.ndarray, panel: Panel, path: str | Path
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any] | None]:
+    """Drop weight rows before the first or after the last bar (a file spanning its symbols' union of
+    dates is routine). Rows inside the bars that match none stay an error (``_align``)."""
+    first, last = panel.timestamps[0], panel.timestamps[-1]
+    keep = (stamps >= first) & (stamps <= last)
+    if keep.all():
+        return stamps, values, None
+    if not keep.any():
+        raise DataError(
+            f"{path}: none of its {len(stamps)} rows ({str(stamps[0])[:10]} .. {str(stamps[-1])[:10]}) fall within the "
+            f"{panel.timeframe} bars, which run {str(first)[:19]} .. {str(last)[:19]}",
+            hint="load bars covering the file's dates (--symbols, --data-root, --timeframe)",
+        )
+    parts = []
+    for mask in (stamps < first, stamps > last):
+        if mask.any():
+            d = stamps[mask]
+            parts.append(f"{int(mask.sum())} from {str(d[0])[:19]} to {str(d[-1])[:19]}")
+    n = int((~keep).sum())
+    warning = (
+        f"{Path(path).name}: {n} of {len(stamps)} weight rows lie outside the {panel.timeframe} bars "
+        f"({str(first)[:19]} .. {str(last)[:19]}) and were dropped: {'; '.join(parts)}"
+    )
+    return stamps[keep], values[keep], {"rows": n, "warning": warning}
+
+
 def _next_real_bars(filled: np.ndarray) -> np.ndarray:
     """``[T, A]``: for each bar and asset, the first bar >= t whose close is real (not forward-filled);
     ``T`` where none is left."""
@@ -622,13 +656,13 @@ def run_weights_backtest(
     """
     cfg = backtest_cfg or BacktestConfig()
     dcfg = data_cfg or DataConfig()
-    stamps, symbols, values = read_weights_file(weights_path, tuple(s.upper() for s in dcfg.symbols) or None)
+    stamps, symbols, values = read_weights_file(weights_path)
     if not dcfg.symbols:
         dcfg = dataclasses.replace(dcfg, symbols=symbols)
+    # the bars first: a --symbols entry that is not stored gets the loader's own "did you mean"
     panel = load_panel(config=dcfg)
-    unknown = [s for s in symbols if s not in panel.symbols]
-    if unknown:
-        raise DataError(f"{weights_path}: unknown symbol(s) {', '.join(unknown)} (the data has {', '.join(panel.symbols)})")
+    _check_columns(weights_path, symbols, panel.symbols)
+    stamps, values, outside = _drop_rows_outside(stamps, values, panel, weights_path)
     targets, moved, lost = _align(stamps, symbols, values, panel, str(weights_path))
     lo, hi, seg = select_segment(panel, cfg, split_cfg or SplitConfig())
     first_row = int(np.searchsorted(panel.timestamps, stamps[0], side="left"))
@@ -648,13 +682,16 @@ def run_weights_backtest(
         "name": Path(weights_path).name,
         "path": str(weights_path),
         "symbols": list(symbols),
-        "rows": len(stamps),
+        "rows": len(stamps),  # rows inside the bars (see rows_outside_bars)
         # targets on a bar where the asset's close was forward-filled, traded at its next real bar
         "deferred_targets": moved,
         "unexecuted_targets": lost,
         "carried_into_segment": carried,
     }
     _add_panel_warnings(seg, panel)
+    if outside is not None:
+        source["rows_outside_bars"] = outside["rows"]
+        seg.setdefault("warnings", []).append(outside["warning"])
     report = evaluate(panel, targets, mkt, cfg, lo=lo, hi=hi, source=source, segment=seg, fit_windows=fit_windows,
                       cost_overrides=_overrides(cfg), progress=progress)
     shorts, crypto_only = count_clipped_shorts(report.result, panel.asset_classes, mkt)
