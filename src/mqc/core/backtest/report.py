@@ -288,4 +288,14 @@ def write_report(report: BacktestReport, out_dir: str | Path | None = None) -> P
     report.out_dir = out
     report.files = files
     atomic.write_json(out / "report.json", report.to_dict())
+    # A report written over an older one (--out EXISTING) must not sit beside the old one's plots or
+    # trades: remove the files mqc writes by these names that this report did not write.
+    written = {Path(f).name for f in files.values()}
+    for name in REPORT_FILES:
+        if name not in written:
+            (out / name).unlink(missing_ok=True)
     return out
+
+
+# every file ``write_report`` may write (only these are ever removed from a reused --out folder)
+REPORT_FILES = ("windows.json", "trades.jsonl", "equity.csv", "equity.png", "weights.png", "report.json")
