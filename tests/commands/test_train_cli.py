@@ -119,3 +119,44 @@ def test_help_does_not_import_torch() -> None:
     code = "import sys, mqc.cli; assert 'torch' not in sys.modules and 'pandas' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
     assert runner.invoke(app, ["train", "dm", "--help"]).exit_code == 0
+
+
+def test_ctrl_c_names_the_resume_command_and_resume_says_where(data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mqc.core.train.dm import DMTrainer
+
+    real = DMTrainer.train_step
+    calls = {"n": 0}
+
+    def interrupted_at_step_3(self):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(self)
+
+    monkeypatch.setattr(DMTrainer, "train_step", interrupted_at_step_3)
+    res = runner.invoke(app, ["train", "dm", "--data-root", str(data_root), "--save-dir", str(tmp_path / "runs"), *TINY])
+    assert res.exit_code == 130
+    run = next((tmp_path / "runs").iterdir())
+    err = " ".join(res.stderr.split())
+    assert f"stopped at step 3 of 4; run directory {run}" in err
+    assert f"continue from its last checkpoint (step 2): mqc train dm --resume {run}" in err and "interrupted" in err
+    monkeypatch.setattr(DMTrainer, "train_step", real)
+    res = runner.invoke(app, ["train", "dm", "--resume", str(run)])
+    assert res.exit_code == 0, res.output
+    said = " ".join(res.output.split())
+    assert f"resumed at step 2 of 4 from {run / 'checkpoints' / 'latest.pt'}" in said
+    # turnover in percent, as the backtest prints it
+    row = next(line for line in res.stdout.splitlines() if "turnover" in line)
+    assert row.count("%") >= 2, row
+
+
+def test_ctrl_c_before_the_first_checkpoint_says_start_anew(data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mqc.core.train.dm import DMTrainer
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(DMTrainer, "train_step", interrupted)
+    res = runner.invoke(app, ["train", "dm", "--data-root", str(data_root), "--save-dir", str(tmp_path / "runs"), *TINY])
+    assert res.exit_code == 130
+    assert "no checkpoint yet" in " ".join(res.stderr.split())

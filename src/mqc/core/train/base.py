@@ -53,12 +53,33 @@ class TrainResult:
     seconds: float = 0.0
     test_range: tuple[str, str] | None = None  # first and last bar of the test segment (UTC)
     costs: dict[str, Any] = field(default_factory=dict)  # the cost model trained and scored under
+    resumed_from: dict[str, Any] | None = None  # {"checkpoint", "step", "total_steps"} of a --resume
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         for k in ("run_dir", "best_checkpoint", "latest_checkpoint"):
             d[k] = str(d[k])
         return d
+
+
+@dataclass(frozen=True)
+class TrainInterrupt:
+    """Where a run stood when Ctrl-C stopped it; attached to the ``KeyboardInterrupt`` that ``fit``
+    re-raises (as ``exc.train_interrupt``) so the command can say how to continue."""
+
+    kind: str
+    run_dir: Path
+    step: int
+    total_steps: int
+    checkpoint_step: int | None  # the step latest.pt holds (None: killed before the first eval)
+
+    def message(self) -> str:
+        """One or two lines for a person: where it stopped and the command that continues it."""
+        at = f"stopped at step {self.step} of {self.total_steps}; run directory {self.run_dir}"
+        if self.checkpoint_step is None:
+            return f"{at}\nno checkpoint yet (the first is saved at the first evaluation): start a new run"
+        return (f"{at}\ncontinue from its last checkpoint (step {self.checkpoint_step}): "
+                f"mqc train {self.kind} --resume {self.run_dir}")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -151,6 +172,8 @@ class BaseTrainer(abc.ABC):
         self.best_step = 0
         self.best_metrics: dict[str, float] = {}
         self.last_val: dict[str, float] = {}
+        self.saved_step: int | None = None  # the step checkpoints/latest.pt holds
+        self.resumed_from: dict[str, Any] | None = None
 
     # ----- hooks for subclasses -------------------------------------------------------------
     @abc.abstractmethod
@@ -286,6 +309,8 @@ class BaseTrainer(abc.ABC):
         self.last_val = dict(state["last_val"])
         self.load_extra_state(state)
         rundir.truncate_metrics(run_dir, self.step)
+        self.saved_step = self.step
+        self.resumed_from = {"checkpoint": str(path), "step": self.step, "total_steps": self.total_steps}
 
     def _write_config(self) -> None:
         tables = {
@@ -380,6 +405,8 @@ class BaseTrainer(abc.ABC):
         self.progress.start(self.total_steps, f"train {self.kind}: {self.data.panel.n_assets} assets, {len(self.train_idx)} train bars -> {self.run_dir}")
         if self.step:
             self.progress.advance(self.step)
+        if self.resumed_from is not None:
+            self.progress.log(f"resumed at step {self.step} of {self.total_steps} from {self.resumed_from['checkpoint']}")
         for message in self.data.panel.report.warnings:
             self.progress.log(f"warning: {message}")
         if self.model_cfg.mode == "long" and self.model_cfg.n_assets == 1:
@@ -402,6 +429,9 @@ class BaseTrainer(abc.ABC):
                 self.progress.advance(1, **live)
                 if stop_after is not None and self.step >= stop_after and self.step % self.cfg.eval_interval == 0:
                     break
+        except KeyboardInterrupt as exc:
+            exc.train_interrupt = TrainInterrupt(self.kind, self.run_dir, self.step, self.total_steps, self.saved_step)  # type: ignore[attr-defined]
+            raise
         finally:
             self.progress.finish()
         return self._finish(started, complete=self.step >= self.total_steps)
@@ -418,7 +448,9 @@ class BaseTrainer(abc.ABC):
             rundir.save_checkpoint(ckpt_dir / "best.pt", self.checkpoint(val, train_state=False))
         rundir.append_metrics(self.run_dir, {"kind": "eval", "step": self.step, "best": improved, **{f"eval_{k}": v for k, v in val.items()}})
         rundir.save_checkpoint(ckpt_dir / "latest.pt", self.checkpoint(val, train_state=True))
-        self.progress.log(f"step {self.step}: val sharpe {val['sharpe']:.3f}, return {val['total_return']:+.2%}, turnover {val['turnover']:.3f}{'  (best)' if improved else ''}")
+        self.saved_step = self.step
+        # turnover in percent, as the backtest table shows it
+        self.progress.log(f"step {self.step}: val sharpe {val['sharpe']:.3f}, return {val['total_return']:+.2%}, turnover {val['turnover']:.2%}{'  (best)' if improved else ''}")
 
     def _finish(self, started: float, *, complete: bool) -> TrainResult:
         ckpt_dir = self.run_dir / "checkpoints"
@@ -458,6 +490,7 @@ class BaseTrainer(abc.ABC):
             seconds=time.perf_counter() - started,
             test_range=self._test_range(),
             costs=self._costs(),
+            resumed_from=self.resumed_from,
         )
 
     def _costs(self) -> dict[str, Any]:
