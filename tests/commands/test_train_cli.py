@@ -160,3 +160,50 @@ def test_ctrl_c_before_the_first_checkpoint_says_start_anew(data_root: Path, tmp
     res = runner.invoke(app, ["train", "dm", "--data-root", str(data_root), "--save-dir", str(tmp_path / "runs"), *TINY])
     assert res.exit_code == 130
     assert "no checkpoint yet" in " ".join(res.stderr.split())
+
+
+@pytest.fixture
+def killed_run(data_root: Path, tmp_path: Path) -> Path:
+    from mqc.core.data.config import DataConfig
+    from mqc.core.data.panel import load_panel
+    from mqc.core.market.config import MarketConfig
+    from mqc.core.train.config import DMTrainConfig
+    from mqc.core.train.dm import DMTrainer
+
+    panel = load_panel(config=DataConfig(data_root=str(data_root)))
+    cfg = DMTrainConfig(lookback=16, horizon=8, batch_windows=4, hidden_size=8, steps=6, eval_interval=2, save_dir=str(tmp_path / "runs"))
+    return DMTrainer(panel, MarketConfig(), cfg, data_cfg=DataConfig(data_root=str(data_root))).fit(stop_after=2).run_dir
+
+
+def _resume_error(run: Path) -> str:
+    res = runner.invoke(app, ["train", "dm", "--resume", str(run)])
+    assert res.exit_code == 1, res.output
+    text = " ".join(res.output.split())
+    assert "internal error" not in text and "Traceback" not in text
+    return text
+
+
+def test_best_pt_over_latest_pt_is_a_clear_resume_error(killed_run: Path) -> None:
+    ckpts = killed_run / "checkpoints"
+    (ckpts / "latest.pt").write_bytes((ckpts / "best.pt").read_bytes())
+    text = _resume_error(killed_run)
+    assert f"{ckpts / 'latest.pt'}: holds no training state" in text
+    assert f"--init-checkpoint {ckpts / 'best.pt'}" in text
+
+
+def test_garbled_config_json_is_a_clear_resume_error(killed_run: Path) -> None:
+    path = killed_run / "config.json"
+    path.write_text(path.read_text()[:-40])
+    text = _resume_error(killed_run)
+    assert f"{path}: not valid JSON" in text and "restore config.json" in text
+    path.write_text('{"kind": "dm"}')
+    assert "not an mqc run config" in _resume_error(killed_run)
+
+
+def test_non_utf8_metrics_line_is_a_clear_resume_error(killed_run: Path) -> None:
+    path = killed_run / "metrics.jsonl"
+    lines = path.read_bytes().split(b"\n")
+    lines[0] = lines[0][:5] + b"\xff" + lines[0][5:]
+    path.write_bytes(b"\n".join(lines))
+    text = _resume_error(killed_run)
+    assert f"{path}: line 1 is not UTF-8 text (byte 0xff at column 6)" in text and "delete or fix that line" in text

@@ -16,7 +16,6 @@ means the report is complete):
 from __future__ import annotations
 
 import datetime as _dt
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -233,7 +232,7 @@ def _trade_lines(r: BacktestResult) -> str:
         nz = np.flatnonzero(np.abs(w) > 1e-12)
         tr = np.flatnonzero(np.abs(d) > 1e-12)
         lines.append(
-            json.dumps(
+            atomic.dumps(
                 {
                     "timestamp": str(r.timestamps[t])[:19],
                     "weights": {syms[a]: round(float(w[a]), 10) for a in nz},

@@ -289,25 +289,42 @@ class BaseTrainer(abc.ABC):
 
     def _restore(self, run_dir: Path) -> None:
         path = run_dir / "checkpoints" / "latest.pt"
-        ckpt = read_checkpoint(path)
+        fresh = f"start a new run; to keep the trained weights add --init-checkpoint {run_dir / 'checkpoints' / 'best.pt'}"
+        try:
+            ckpt = read_checkpoint(path)
+        except CheckpointError as exc:
+            raise CheckpointError(f"{exc} (--resume needs the run's own latest.pt)", hint=fresh) from exc
+        if not isinstance(ckpt.get("train_state"), dict):
+            # best.pt holds the weights only: copied over latest.pt it can be backtested, not resumed
+            raise CheckpointError(
+                f"{path}: holds no training state (optimiser, random state), so the run cannot continue from it; "
+                "a best.pt copied over latest.pt looks like this",
+                hint=fresh,
+            )
         if ckpt.get("data_fingerprint") != self.data.panel.fingerprint:
             raise CheckpointError(
                 f"{path}: the bars changed since this run started (fingerprint {ckpt.get('data_fingerprint')} != {self.data.panel.fingerprint})",
                 hint="resume with the same data, or start a new run",
             )
         state = ckpt["train_state"]
-        self.model.load_state_dict(ckpt["state_dict"])
-        for opt, sd in zip(self.optimizers, state["optimizers"], strict=True):
-            opt.load_state_dict(sd)
-        torch.set_rng_state(state["torch_rng"])
-        if state.get("cuda_rng") is not None and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
-        self.step = int(ckpt["step"])
-        self.best_score = float(state["best_score"])
-        self.best_step = int(state["best_step"])
-        self.best_metrics = dict(state["best_metrics"])
-        self.last_val = dict(state["last_val"])
-        self.load_extra_state(state)
+        try:
+            self.model.load_state_dict(ckpt["state_dict"])
+            for opt, sd in zip(self.optimizers, state["optimizers"], strict=True):
+                opt.load_state_dict(sd)
+            torch.set_rng_state(state["torch_rng"])
+            if state.get("cuda_rng") is not None and self.device.type == "cuda":
+                torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+            self.step = int(ckpt["step"])
+            self.best_score = float(state["best_score"])
+            self.best_step = int(state["best_step"])
+            self.best_metrics = dict(state["best_metrics"])
+            self.last_val = dict(state["last_val"])
+            self.load_extra_state(state)
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise CheckpointError(
+                f"{path}: incomplete training state ({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''})",
+                hint=fresh,
+            ) from exc
         rundir.truncate_metrics(run_dir, self.step)
         self.saved_step = self.step
         self.resumed_from = {"checkpoint": str(path), "step": self.step, "total_steps": self.total_steps}
