@@ -207,3 +207,26 @@ def test_non_utf8_metrics_line_is_a_clear_resume_error(killed_run: Path) -> None
     path.write_bytes(b"\n".join(lines))
     text = _resume_error(killed_run)
     assert f"{path}: line 1 is not UTF-8 text (byte 0xff at column 6)" in text and "delete or fix that line" in text
+
+
+def test_absurd_profile_values_are_clear_errors_before_training(data_root: Path, tmp_path: Path) -> None:
+    prof = tmp_path / "mqc-config" / "profiles"
+    prof.mkdir(parents=True)
+    runs = tmp_path / "runs"
+    cases = {
+        "[market]\nequity_fee_bps = inf\n": "market.equity_fee_bps must be a finite number, got inf",
+        "[train]\nsteps = 1e29\n": "train.steps must be at most 100,000,000",
+        "[train]\nlr = nan\n": "train.lr must be a finite number, got nan",
+        "[train]\nhidden_size = 1e15\n": "train.hidden_size must be at most 65,536",
+    }
+    for body, message in cases.items():
+        (prof / "bad.toml").write_text(body)
+        res = runner.invoke(app, ["--profile", "bad", "train", "dm", "--data-root", str(data_root), "--save-dir", str(runs)])
+        text = " ".join(res.output.split())
+        assert res.exit_code == 1 and message in text and "internal error" not in text, text
+        assert "hint: fix the option that sets it, [" in text
+    assert not runs.exists()  # refused before a run directory was made
+    # a size below the caps that this machine cannot hold: the trainer's memory estimate
+    res = runner.invoke(app, ["train", "dm", "--data-root", str(data_root), "--save-dir", str(runs), "--hidden-size", "65536", "--layers", "8", "--lookback", "16"])
+    text = " ".join(res.output.split())
+    assert res.exit_code == 1 and "needs at least" in text and "memory of cpu" in text, text

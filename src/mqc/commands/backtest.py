@@ -7,7 +7,17 @@ from typing import Any
 
 import typer
 
-from mqc.commands._console import RichProgress, fmt_num, fmt_pct, info, out, print_json, state, want_json, warn
+from mqc.commands._console import (
+    RichProgress,
+    fmt_num,
+    fmt_pct,
+    info,
+    out,
+    print_json,
+    state,
+    want_json,
+    warn,
+)
 from mqc.commands._options import JsonOpt, split_list
 
 

@@ -33,6 +33,7 @@ from mqc.core.policy.strategy import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, read
 from mqc.core.progress import NULL, Progress
 from mqc.core.train import rundir
 from mqc.core.train.checkpoint_kinds import policy_target_weights
+from mqc.core.train.config import check_memory
 from mqc.core.train.data import TrainData, baselines, evaluate_segment, prepare_data
 from mqc.core.train.rollout import filled_at, rollout
 
@@ -91,6 +92,18 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
+def device_memory_bytes(device: torch.device) -> int | None:
+    """Total memory of ``device`` (a GPU's, else the machine's RAM); None when unknown."""
+    import os
+
+    try:
+        if device.type == "cuda":
+            return int(torch.cuda.get_device_properties(device).total_memory)
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError, RuntimeError):
+        return None
+
+
 def peak_mem_gb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**30
@@ -138,6 +151,8 @@ class BaseTrainer(abc.ABC):
         self.data: TrainData = prepare_data(
             panel, market, self.feature_cfg, self.split_cfg, lookback=cfg.lookback, horizon=cfg.horizon, providers=self.providers
         )
+        n_inputs = self.data.inputs.n_features * (panel.n_assets if self.model_type == "dirichlet_gru" else 1)
+        check_memory(cfg, cfg.min_memory_bytes(n_inputs, panel.n_assets), device_memory_bytes(self.device), f"memory of {self.device}")
         cap = market.max_overnight_leverage
         self.model_cfg = ModelConfig(
             type=self.model_type,  # type: ignore[arg-type]
