@@ -61,3 +61,11 @@ def test_json_writer_is_strict(tmp_path):
     atomic.write_json(path, obj)
     assert _strict(path.read_text()) == {"a": None, "b": [None, None, 1.5], "c": None, "d": [1.0, None], "e": [3]}
     assert _strict(atomic.dumps({"x": float("nan")})) == {"x": None}
+
+
+def test_costs_above_100_percent_are_refused():
+    from mqc.core.market.config import MarketConfig
+
+    with pytest.raises(ConfigError, match="market.slippage_bps must be at most 10,000, got 1e"):
+        MarketConfig(slippage_bps=1e6)
+    assert MarketConfig(equity_fee_bps=10_000).equity_fee_bps == 10_000

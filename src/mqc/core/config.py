@@ -88,6 +88,10 @@ def _hint(table: str, name: str) -> str:
     return f"fix the option that sets it, [{table}] {name} in the profile, or {env_name(table, name)}"
 
 
+def _bound(v: float) -> str:
+    return f"{v:,}" if isinstance(v, int) else f"{v:,g}"
+
+
 def check_values(obj: Any) -> None:
     """Value checks every config table shares: each number finite, each integer within
     ``INT_LIMIT``, and within the field's ``metadata["min"]``/``["max"]`` when it declares them.
@@ -107,9 +111,9 @@ def check_values(obj: Any) -> None:
             shown = f"{v:g}" if isinstance(v, float) or abs(v) >= 10**12 else str(v)
             lo, hi = f.metadata.get("min"), f.metadata.get("max")
             if lo is not None and v < lo:
-                raise ConfigError(f"{table}.{f.name} must be at least {lo:,}, got {shown}", hint=_hint(table, f.name))
+                raise ConfigError(f"{table}.{f.name} must be at least {_bound(lo)}, got {shown}", hint=_hint(table, f.name))
             if hi is not None and v > hi:
-                raise ConfigError(f"{table}.{f.name} must be at most {hi:,}, got {shown}", hint=_hint(table, f.name))
+                raise ConfigError(f"{table}.{f.name} must be at most {_bound(hi)}, got {shown}", hint=_hint(table, f.name))
             if isinstance(v, int) and abs(v) > INT_LIMIT:
                 raise ConfigError(f"{table}.{f.name} is out of range (at most {INT_LIMIT:,}), got {shown}", hint=_hint(table, f.name))
 
