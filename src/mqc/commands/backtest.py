@@ -30,7 +30,7 @@ class SplitChoice(StrEnum):
 
 
 def backtest(
-    checkpoint: str = typer.Option(None, "--checkpoint", "-c", help="Checkpoint file, run directory or 'latest'."),
+    checkpoint: str = typer.Option(None, "--checkpoint", "-c", help="Checkpoint file, run directory, 'latest' (newest run), or best.pt / latest.pt (of the run you are in, else the newest)."),
     weights: str = typer.Option(None, "--weights", "-w", help="CSV of target weights: timestamp,SYM1,SYM2,..."),
     symbols: str = typer.Option(None, "--symbols", "-s", help="Comma-separated symbols (default: the checkpoint's / the file's)."),
     data_root: str = typer.Option(None, "--data-root", help="Folder of per-symbol CSV/Parquet bars instead of the catalog."),
@@ -45,7 +45,7 @@ def backtest(
     out_dir: str = typer.Option(None, "--out", "-o", help="Report directory (default: <runs dir>/backtests/<UTC time>)."),
     no_trades: bool = typer.Option(False, "--no-trades", help="Skip trades.jsonl."),
     no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG plots."),
-    allow_mismatch: bool = typer.Option(False, "--allow-mismatch", help="Replay on another bar size or other symbols (same count) than the checkpoint's."),
+    allow_mismatch: bool = typer.Option(False, "--allow-mismatch", help="Transfer test: replay on another bar size, or on other symbols of the same count (mapped in order), with a warning."),
     enable_shorting: bool | None = typer.Option(None, "--enable-shorting/--no-shorting", help="Weights files: let negative weights be shorts (default: the profile's [market] allow_short, off); checkpoints use their own market."),
     json_out: bool = JsonOpt,
 ) -> None:
