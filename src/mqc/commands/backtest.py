@@ -60,6 +60,7 @@ def backtest(
     from mqc.core.backtest.runner import run_checkpoint_backtest, run_weights_backtest
     from mqc.core.data.config import DataConfig, SplitConfig
     from mqc.core.market.config import MarketConfig
+    from mqc.core.policy.strategy import resolve_checkpoint
     from mqc.core.profiles import resolve_with_profile
 
     if (checkpoint is None) == (weights is None):
@@ -81,9 +82,13 @@ def backtest(
     market_res = resolve_with_profile(MarketConfig, profile, flags=dict(allow_short=enable_shorting))
     with RichProgress() as progress:
         if checkpoint is not None:
-            report = run_checkpoint_backtest(checkpoint, data, cfg, split_cfg=split_cfg, out_dir=out_dir,
+            path, note = resolve_checkpoint(checkpoint)
+            if note:
+                info(note)  # which file a bare best.pt / latest.pt / 'latest' named, before the replay
+            report = run_checkpoint_backtest(path, data, cfg, split_cfg=split_cfg, out_dir=out_dir,
                                              allow_mismatch=allow_mismatch, data_sources=data_res.sources, fit_windows=fit_windows,
                                              progress=progress)
+            report.source["resolved"] = note
             ignored = {k: v for k, v in market_res.sources.items() if v != "default"}
             if ignored:
                 # the checkpoint's own market (what it was trained under) is replayed; only flags override
@@ -97,8 +102,6 @@ def backtest(
                 cfg = dataclasses.replace(cfg, split="all")
             report = run_weights_backtest(weights, data, cfg, market_res.value, split_cfg=split_cfg, out_dir=out_dir,
                                           fit_windows=fit_windows, progress=progress)
-    if report.source.get("resolved"):
-        info(report.source["resolved"])  # which file a bare best.pt / latest.pt / 'latest' named
     for message in report.segment.get("warnings", []):
         warn(message)  # stderr, also with --json (the JSON carries them under segment.warnings)
     if want_json(json_out):
