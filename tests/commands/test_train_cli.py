@@ -189,6 +189,10 @@ def test_best_pt_over_latest_pt_is_a_clear_resume_error(killed_run: Path) -> Non
     text = _resume_error(killed_run)
     assert f"{ckpts / 'latest.pt'}: holds no training state" in text
     assert f"--init-checkpoint {ckpts / 'best.pt'}" in text
+    (ckpts / "latest.pt").write_bytes(b"torn")  # a damaged latest.pt: the hint never says to copy best.pt over it
+    text = _resume_error(killed_run)
+    assert "not a readable mqc checkpoint" in text and f"--init-checkpoint {ckpts / 'best.pt'}" in text
+    assert "use the run's checkpoints/best.pt" not in text
 
 
 def test_garbled_config_json_is_a_clear_resume_error(killed_run: Path) -> None:
