@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from dataclasses import dataclass
@@ -58,9 +57,9 @@ def want_json(flag: bool = False) -> bool:
 
 
 def print_json(obj: Any) -> None:
-    from mqc.core.atomic import _json_default
+    from mqc.core.atomic import dumps
 
-    sys.stdout.write(json.dumps(obj, indent=2, default=_json_default) + "\n")
+    sys.stdout.write(dumps(obj, indent=2) + "\n")  # strict JSON: NaN/inf as null
     sys.stdout.flush()
 
 

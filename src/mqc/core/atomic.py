@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -86,7 +87,27 @@ def write_text(target: str | os.PathLike[str], text: str) -> None:
 
 
 def write_json(target: str | os.PathLike[str], obj: Any, *, indent: int | None = 2) -> None:
-    write_text(target, json.dumps(obj, indent=indent, sort_keys=False, default=_json_default) + "\n")
+    """Write ``obj`` as strict JSON (see ``dumps``) atomically."""
+    write_text(target, dumps(obj, indent=indent) + "\n")
+
+
+def dumps(obj: Any, *, indent: int | None = None) -> str:
+    """Strict JSON text of ``obj``: NaN and +-inf become ``null`` (``json.dumps`` would write bare
+    ``NaN``/``Infinity`` tokens, which JSON parsers other than Python's reject); numpy values, paths
+    and datetimes as in ``_json_default``. Every JSON file and ``--json`` output goes through it."""
+    return json.dumps(_finite(obj), indent=indent, sort_keys=False, default=_json_default, allow_nan=False)
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if type(obj).__module__ == "numpy" and hasattr(obj, "tolist"):
+        return _finite(obj.tolist())
+    return obj
 
 
 def _json_default(obj: Any) -> Any:
