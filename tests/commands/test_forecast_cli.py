@@ -69,16 +69,44 @@ def test_tune_baseline_writes_file(catalog, tmp_path):
     ("args", "message"),
     [
         (["forecast", "NOPE", "--model", "naive"], "not in the catalog"),
-        (["forecast", "SYN0", "--model", "naiv"], "did you mean 'naive'"),
         (["forecast", "SYN0", "--model", "chronos2"], "hf download amazon/chronos-2"),
         (["forecast", "SYN0", "--model", "naive", "--out", "x.txt"], ".csv or .parquet"),
-        (["forecast", "tune", "SYN0", "--model", "ewma-vol", "--grid", "lamda=1"], "unknown key"),
     ],
 )
 def test_domain_errors_exit_1(catalog, args, message):
     r = runner.invoke(app, args)
     assert r.exit_code == 1
     assert message in " ".join(r.output.split())
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["forecast", "SYN0", "--model", "nave"], "did you mean 'naive'"),
+        (["forecast", "run", "SYN0", "--model", "nave"], "did you mean 'naive'"),
+        (["forecast", "eval", "SYN0", "--models", "naive,ewma-vo"], "did you mean 'ewma-vol'"),
+        (["forecast", "select", "SYN0", "--models", "nave,ewma-vol"], "did you mean 'naive'"),
+        (["forecast", "tune", "SYN0", "--model", "ewma-vo"], "did you mean 'ewma-vol'"),
+        (["forecast", "select", "SYN0", "--models", "best,naive"], "'best' is not a model to compare"),
+        (["forecast", "tune", "SYN0", "--model", "ewma-vol", "--grid", "lamda=1"], "unknown key"),
+        (["forecast", "eval"], "name at least one symbol"),
+        (["forecast", "eval", "--models", "naive"], "mqc forecast eval AAPL"),
+        (["forecast", "select", "--models", "naive,ewma-vol"], "mqc forecast select AAPL"),
+        (["forecast", "run"], "no symbols to forecast"),
+    ],
+)
+def test_bad_flag_values_and_missing_symbols_are_usage_errors(catalog, args, message):
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2, r.output
+    text = " ".join(r.output.split())
+    assert message in text and "internal error" not in text
+
+
+def test_unknown_model_from_the_environment_stays_exit_1(catalog, monkeypatch):
+    monkeypatch.setenv("MQC_FORECAST_MODEL", "nave")
+    r = runner.invoke(app, ["forecast", "SYN0"])
+    assert r.exit_code == 1
+    assert "did you mean 'naive'" in " ".join(r.output.split()) and "MQC_FORECAST_MODEL" in r.output
 
 
 def test_usage_error_exit_2_and_help_lists_subcommands():

@@ -127,6 +127,16 @@ def run(
             out.print(f"{s} settings: {path or 'defaults (no hyperparams file)'}" + (f" (model chosen by {chosen})" if chosen else ""), highlight=False, soft_wrap=True)
 
 
+def _symbols(args: list[str] | None, command: str) -> tuple[str, ...]:
+    """Positional symbols, or a usage error (exit 2) naming what to pass."""
+    from mqc.core.errors import UsageError
+
+    symbols = symbols_from(args, None)
+    if not symbols:
+        raise UsageError(f"mqc forecast {command}: name at least one symbol", hint=f"e.g. mqc forecast {command} AAPL MSFT --models naive,ewma-vol (mqc data list shows the stored symbols)")
+    return symbols
+
+
 def _eval_config(origins, step, horizon, quantiles, metric=None, test_frac=None):
     from mqc.core.forecast.config import EvalConfig
     from mqc.core.profiles import resolve_with_profile
@@ -157,9 +167,12 @@ def _warn_origins(requested: int | None, used: int) -> None:
 
 def _base_config(timeframe, model_path, hyperparams_dir, context_length=None, model=None, tokenizer_path=None):
     from mqc.core.forecast.config import ForecastConfig
+    from mqc.core.forecast.service import resolve_base
     from mqc.core.profiles import resolve_with_profile
 
     flags = {"timeframe": timeframe, "model_id": model_path, "tokenizer_path": tokenizer_path, "hyperparams_dir": hyperparams_dir, "context_length": context_length, "model": model}
+    if model is not None:  # tune: the model searched must exist (a bad --model is a usage error)
+        return resolve_base(state().profile, flags)
     return resolve_with_profile(ForecastConfig, state().profile, flags=flags).value
 
 
@@ -185,7 +198,7 @@ def eval_(
 
     ec = _eval_config(origins, step, horizon, quantiles)
     base = _base_config(timeframe, model_path, hyperparams_dir, context_length, tokenizer_path=tokenizer_path)
-    frames = load_frames(symbols_from(symbols, None), base.timeframe)
+    frames = load_frames(_symbols(symbols, "eval"), base.timeframe)
     settings = _settings(split_list(models) or (), frames, timeframe, model_path, hyperparams_dir, context_length, tokenizer_path, ec.quantile_levels)
     with RichProgress() as progress:
         result, path = run_eval(frames, settings.configs, ec, out=out_path, progress=progress, settings_files=settings.files)
@@ -252,7 +265,7 @@ def select(
 
     ec = _eval_config(origins, None, horizon, None, metric)
     base = _base_config(timeframe, model_path, hyperparams_dir, tokenizer_path=tokenizer_path)
-    frames = load_frames(symbols_from(symbols, None), base.timeframe)
+    frames = load_frames(_symbols(symbols, "select"), base.timeframe)
     names = split_list(models) or ()
     settings = _settings(names, frames, timeframe, model_path, hyperparams_dir, None, tokenizer_path, ec.quantile_levels)
     with RichProgress() as progress:

@@ -14,6 +14,9 @@ from mqc.core.config import config_table
 from mqc.core.errors import ConfigError
 
 DEFAULT_CHRONOS_ID = "amazon/chronos-2"
+# Weights each Chronos variant uses when ``model_id`` is left at its default: ``--model chronos-bolt``
+# must not quietly load Chronos-2 weights, nor send a user to download them.
+DEFAULT_WEIGHTS = {"chronos2": DEFAULT_CHRONOS_ID, "chronos-bolt": "amazon/chronos-bolt-small", "chronos": "amazon/chronos-t5-small"}
 INTERVALS = (0.5, 0.8, 0.9)  # central intervals whose coverage eval reports
 # The longest horizon accepted: beyond this a "forecast" is mostly noise and a table of it is
 # unreadable (100,000 daily bars is ~400 years), so asking for more is a mistake, not a request.
@@ -44,7 +47,7 @@ class ForecastConfig:
     """One forecaster and its settings; the ``config`` table of ``hyperparams/<model>/<SYMBOL>.json``."""
 
     model: str = field(default="ewma-vol", metadata={"help": "forecaster name (mqc forecast models lists them)"})
-    model_id: str = field(default=DEFAULT_CHRONOS_ID, metadata={"help": "model weights (--model-path): a local directory or a Hugging Face id already in the local cache (Chronos, or the Kronos predictor)"})
+    model_id: str = field(default=DEFAULT_CHRONOS_ID, metadata={"help": "model weights (--model-path): a local directory or a Hugging Face id already in the local cache (Chronos, or the Kronos predictor); left at amazon/chronos-2, chronos-bolt uses amazon/chronos-bolt-small and chronos amazon/chronos-t5-small"})
     tokenizer_path: str | None = field(default=None, metadata={"help": "Kronos tokenizer (--tokenizer-path): a directory or a cached HF id; unset = kronos_model.tokenizer_path"})
     prediction_length: int = field(default=7, metadata={"help": "bars to forecast after the last context bar (--horizon)"})
     quantile_levels: tuple[float, ...] = field(default=(0.1, 0.5, 0.9), metadata={"help": "quantile levels to return, each in (0, 1)"})
@@ -70,6 +73,8 @@ class ForecastConfig:
     hyperparams_dir: str | None = field(default=None, metadata={"help": "read/write per-symbol hyperparams here instead of the user dir"})
 
     def __post_init__(self) -> None:
+        if self.model_id == DEFAULT_CHRONOS_ID and self.model in DEFAULT_WEIGHTS:
+            object.__setattr__(self, "model_id", DEFAULT_WEIGHTS[self.model])
         if self.prediction_length < 1:
             raise ConfigError(f"forecast.prediction_length must be >= 1, got {self.prediction_length}", hint="pass --horizon 1 or more")
         if self.prediction_length > MAX_HORIZON:

@@ -20,7 +20,7 @@ import pandas as pd
 from mqc.core import atomic
 from mqc.core.data.catalog import Catalog
 from mqc.core.dates import check_timestamp
-from mqc.core.errors import ConfigError, DataError
+from mqc.core.errors import ConfigError, DataError, UsageError
 from mqc.core.forecast import base, hyperparams
 from mqc.core.forecast.base import Forecast
 from mqc.core.forecast.config import ForecastConfig
@@ -95,9 +95,42 @@ def resolve_config(symbol: str, profile: str | None, flags: Mapping[str, Any]) -
     return cfg, sources, path
 
 
+def check_model(name: str, source: str, *, allow_best: bool = False) -> None:
+    """Raise unless ``name`` is a registered forecaster (or ``best`` where ``allow_best``).
+
+    Args:
+        name: the model name.
+        source: where it came from (``flag``, ``profile:NAME``, ``env:...``, ``default``).
+        allow_best: accept ``best`` (``forecast run`` only).
+
+    Raises:
+        UsageError: an unknown name given on the command line (exit 2), with a did-you-mean;
+        ConfigError: the same from a profile or the environment (exit 1).
+    """
+    from mqc.core.config import did_you_mean
+
+    names = [*base.available(), *(["best"] if allow_best else [])]
+    if name in names:
+        return
+    where = {"flag": "--model"}.get(source, source)
+    error = UsageError if source == "flag" else ConfigError
+    raise error(f"unknown model {name!r} ({where}){did_you_mean(name, names)}", hint=f"available models: {', '.join(names)} (mqc forecast models)")
+
+
+def resolve_base(profile: str | None, flags: Mapping[str, Any], *, allow_best: bool = False) -> ForecastConfig:
+    """The ``[forecast]`` settings before any per-symbol file, with the model name checked.
+
+    Raises:
+        UsageError / ConfigError: an unknown model (see ``check_model``) or a bad setting.
+    """
+    res = resolve_with_profile(ForecastConfig, profile, flags=flags)
+    check_model(res.value.model, res.sources.get("model", "default"), allow_best=allow_best)
+    return res.value
+
+
 def resolve_symbol(symbol: str, profile: str | None, flags: Mapping[str, Any]) -> tuple[ForecastConfig, dict[str, str], str | None, str | None]:
     """``resolve_config`` plus the ``best/<SYMBOL>.json`` that chose the model (None unless ``best``)."""
-    first = resolve_with_profile(ForecastConfig, profile, flags=flags).value
+    first = resolve_base(profile, flags, allow_best=True)
     model, selection = first.model, None
     if model == "best":
         rec = hyperparams.find(hyperparams.BEST, symbol, first.hyperparams_dir)
@@ -150,7 +183,7 @@ def model_settings(
         ConfigError: ``best`` among the models, a malformed hyperparams file, bad settings.
     """
     if "best" in models:
-        raise ConfigError("'best' is not a model to compare", hint="name the candidates, e.g. --models naive,ewma-vol,chronos2")
+        raise UsageError("'best' is not a model to compare (--models)", hint="name the candidates, e.g. --models naive,ewma-vol,chronos2")
     configs: dict[str, dict[str, ForecastConfig]] = {}
     files: dict[str, dict[str, str | None]] = {}
     for m in models:
@@ -190,7 +223,7 @@ def run_forecast(
     """
     flags = dict(flags or {})
     if not symbols:
-        raise ConfigError("no symbols to forecast", hint="mqc forecast AAPL MSFT --model naive")
+        raise UsageError("no symbols to forecast", hint="name them: mqc forecast AAPL MSFT --model naive")
     tf = flags.get("timeframe") or resolve_with_profile(ForecastConfig, profile, flags={}).value.timeframe
     data = dict(frames) if frames is not None else load_frames(symbols, tf, end=end, catalog=catalog)
     configs, sources, files, selections = {}, {}, {}, {}

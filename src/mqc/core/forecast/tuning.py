@@ -21,7 +21,7 @@ import pandas as pd
 from mqc import __version__
 from mqc.core import atomic, config, paths
 from mqc.core.data.catalog import frame_hash
-from mqc.core.errors import ConfigError
+from mqc.core.errors import ConfigError, UsageError
 from mqc.core.forecast import hyperparams
 from mqc.core.forecast.config import EvalConfig, ForecastConfig
 from mqc.core.forecast.evaluation import EvalResult, evaluate, model_configs, origin_grid, split_origins
@@ -47,18 +47,22 @@ def parse_grid(text: str | None, model: str) -> dict[str, tuple]:
     """``"context_length=256,512;volume_covariate=true,false"`` -> typed grid (default: the model's grid).
 
     Raises:
-        ConfigError: unknown key (with did-you-mean) or a value of the wrong type.
+        UsageError: malformed text, an unknown key (with did-you-mean) or a value of the wrong type
+        (``--grid`` is a command-line value: exit 2).
     """
     if not text:
         return dict(DEFAULT_GRIDS.get(model, {}))
     types_ = config.field_types(ForecastConfig)
     grid: dict[str, tuple] = {}
-    for part in filter(None, (p.strip() for p in text.split(";"))):
-        if "=" not in part:
-            raise ConfigError(f"--grid {part!r}: use KEY=V1,V2 separated by ';'")
-        key, values = (x.strip() for x in part.split("=", 1))
-        config.check_keys(ForecastConfig, {key: None}, "--grid")
-        grid[key] = tuple(config.coerce(v.strip(), types_[key], f"--grid {key}") for v in values.split(",") if v.strip())
+    try:
+        for part in filter(None, (p.strip() for p in text.split(";"))):
+            if "=" not in part:
+                raise ConfigError(f"--grid {part!r}: use KEY=V1,V2 separated by ';'")
+            key, values = (x.strip() for x in part.split("=", 1))
+            config.check_keys(ForecastConfig, {key: None}, "--grid")
+            grid[key] = tuple(config.coerce(v.strip(), types_[key], f"--grid {key}") for v in values.split(",") if v.strip())
+    except ConfigError as exc:
+        raise UsageError(str(exc), hint=exc.hint or 'e.g. --grid "ewma_lambda=0.9,0.94;window=60,250"') from exc
     return grid
 
 
