@@ -291,3 +291,22 @@ def test_unparseable_end_date_is_a_one_line_error(tmp_path):
     assert result.exit_code == 1
     assert "--end" in result.output and "notadate" in result.output
     assert "internal error" not in result.output and "Traceback" not in result.output
+
+
+def test_metrics_print_in_one_unit_across_eval_tune_and_select(catalog, tmp_path):
+    """CRPS (a loss on returns) is a percentage in every table, as eval prints it; JSON keeps the fraction."""
+    hp = ["--hyperparams-dir", str(tmp_path)]
+    common = ["--origins", "40", "--horizon", "1"]
+    tune_args = ["forecast", "tune", "SYN0", "--model", "ewma-vol", "--grid", "ewma_lambda=0.9,0.97", "--metric", "crps", *common, *hp]
+    score = json.loads(runner.invoke(app, [*tune_args, "--json"]).stdout)["test"]["score"]
+    table = runner.invoke(app, tune_args)
+    assert table.exit_code == 0, table.output
+    assert f"{100 * score:.3f}%" in table.stdout and "crps %" in table.stdout
+    sel_args = ["forecast", "select", "SYN0", "--models", "naive,ewma-vol", "--metric", "crps", *common, *hp]
+    choice = json.loads(runner.invoke(app, [*sel_args, "--json"]).stdout)["choices"]["SYN0"]
+    table = runner.invoke(app, sel_args)
+    assert f"{100 * choice['validation'][choice['model']]:.3f}%" in table.stdout and "validation crps %" in table.stdout
+    ev_args = ["forecast", "eval", "SYN0", "--models", "ewma-vol", *common, "--out", str(tmp_path / "e.json")]
+    row = json.loads(runner.invoke(app, [*ev_args, "--json"]).stdout)["results"][0]
+    table = runner.invoke(app, ev_args)
+    assert f"{100 * row['crps']:.3f}%" in table.stdout and "crps %" in table.stdout and "mase" in table.stdout

@@ -54,6 +54,22 @@ def forecast_tables(result) -> list[Table]:
 
 
 _EVAL_COLS = ("mae", "mase", "crps", "wql", "coverage_50", "coverage_80", "coverage_90", "hit_rate", "rank_ic")
+# One unit per metric in every forecast table (eval, tune, select): losses measured on returns vs the
+# origin close (mae, crps, wql) and shares (coverage, hit rate) in percent; mase (a ratio to
+# persistence) and rank_ic (a correlation) as plain numbers. JSON keeps the raw fractions.
+PCT_METRICS = frozenset({"mae", "crps", "wql", "coverage_50", "coverage_80", "coverage_90", "coverage_error", "hit_rate"})
+_SHORT = {"coverage_50": "cov50", "coverage_80": "cov80", "coverage_90": "cov90", "hit_rate": "hit", "rank_ic": "ric"}
+
+
+def metric_header(name: str, short: bool = False) -> str:
+    """Column header of a metric, with its unit: ``crps %``, ``mase``."""
+    label = _SHORT.get(name, name) if short else name
+    return f"{label} %" if name in PCT_METRICS else label
+
+
+def fmt_metric(name: str, value: float | None) -> str:
+    """A metric value in its one unit (see ``PCT_METRICS``): ``0.585%``, ``1.000``."""
+    return fmt_pct(value, 3) if name in PCT_METRICS else fmt_num(value, 3)
 
 
 def eval_table(result) -> Table:
@@ -61,14 +77,12 @@ def eval_table(result) -> Table:
     short_of = f" (of {asked} requested)" if asked and asked > len(result.origins) else ""
     t = Table(title=f"rolling-origin eval: {len(result.symbols)} symbols x {len(result.origins)} origins{short_of} "
                     f"({result.origins[0]:%Y-%m-%d} .. {result.origins[-1]:%Y-%m-%d})")
-    short = {"coverage_50": "cov50", "coverage_80": "cov80", "coverage_90": "cov90", "hit_rate": "hit", "rank_ic": "ric"}
     for c in ("model", "h", *_EVAL_COLS, "sec"):
-        t.add_column(short.get(c, c), justify="left" if c == "model" else "right", no_wrap=True)
+        t.add_column(metric_header(c, short=True), justify="left" if c == "model" else "right", no_wrap=True)
     for r in sorted(result.rows, key=lambda r: (r["horizon"], r["model"])):
         cells = [r["model"], str(r["horizon"])]
         for c in _EVAL_COLS:
-            v = r.get(c)
-            cells.append(fmt_pct(v) if c in ("mae", "crps", "wql") or c.startswith("coverage") or c == "hit_rate" else fmt_num(v))
+            cells.append(fmt_metric(c, r.get(c)))
         cells.append(f"{result.seconds.get(r['model'], 0.0):.2f}")
         t.add_row(*cells)
     applied = [f"{m} {s}: {short_path(p)}" for m, files in result.settings_files.items() for s, p in files.items() if p]
@@ -80,19 +94,20 @@ def eval_table(result) -> Table:
 def tune_table(res) -> Table:
     t = Table(title=f"tune {res.symbol} {res.model}: {res.metric} on validation origins (lower is better unless hit_rate/rank_ic)")
     t.add_column("settings")
-    t.add_column(res.metric, justify="right")
+    t.add_column(metric_header(res.metric), justify="right")
     for tr in res.trials:
         mark = " *" if tr["settings"] == res.best else ""
-        t.add_row((", ".join(f"{k}={v}" for k, v in tr["settings"].items()) or "(defaults)") + mark, fmt_num(tr["score"], 5))
-    t.add_row(f"test score of the winner ({', '.join(f'{k}={v}' for k, v in res.best.items())})", fmt_num(res.test.get("score"), 5))
+        t.add_row((", ".join(f"{k}={v}" for k, v in tr["settings"].items()) or "(defaults)") + mark, fmt_metric(res.metric, tr["score"]))
+    t.add_row(f"test score of the winner ({', '.join(f'{k}={v}' for k, v in res.best.items())})", fmt_metric(res.metric, res.test.get("score")))
     return t
 
 
 def select_table(res) -> Table:
     t = Table(title=f"model selection by {res.metric} (validation origins; test score of the choice)")
-    for c in ("symbol", "model", "validation", "test", "settings"):
+    unit = metric_header(res.metric)
+    for c in ("symbol", "model", f"validation {unit}", f"test {unit}", "settings"):
         t.add_column(c)
     for s, ch in res.choices.items():
         settings = short_path(ch.get("settings_file")) or "defaults"
-        t.add_row(s, ch["model"], fmt_num(ch["validation"][ch["model"]], 5), fmt_num(ch["test"][ch["model"]], 5), settings)
+        t.add_row(s, ch["model"], fmt_metric(res.metric, ch["validation"][ch["model"]]), fmt_metric(res.metric, ch["test"][ch["model"]]), settings)
     return t
