@@ -227,7 +227,7 @@ def tune(
     hyperparams_dir: str = HpDirOpt,
     json_out: bool = JsonOpt,
 ) -> None:
-    """Search settings on validation origins, score the winner on test origins, write hyperparams/<model>/<SYMBOL>.json."""
+    """Search settings on validation origins, score the winner on test origins, write hyperparams/<model>/<SYMBOL>.<tf>.json."""
     from mqc.core.forecast.service import load_frames
     from mqc.core.forecast.tuning import parse_grid
     from mqc.core.forecast.tuning import tune as tune_core
@@ -259,7 +259,7 @@ def select(
     hyperparams_dir: str = HpDirOpt,
     json_out: bool = JsonOpt,
 ) -> None:
-    """Pick each symbol's model on validation origins (tuned per-symbol settings applied) and write hyperparams/best/<SYMBOL>.json."""
+    """Pick each symbol's model on validation origins (tuned per-symbol settings applied) and write hyperparams/best/<SYMBOL>.<tf>.json."""
     from mqc.core.forecast.service import load_frames
     from mqc.core.forecast.tuning import select as select_core
 

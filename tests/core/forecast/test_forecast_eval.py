@@ -63,7 +63,7 @@ def test_tune_writes_validated_hyperparams(synth, tmp_path):
     base = ForecastConfig(model="ewma-vol", window=60, hyperparams_dir=str(tmp_path))
     res = tune(frames, "SYN0", base, EC, {"ewma_lambda": (0.9, 0.97)})
     hp = hyperparams.load(res.path)
-    assert res.path == tmp_path / "ewma-vol" / "SYN0.json"
+    assert res.path == tmp_path / "ewma-vol" / "SYN0.1d.json"
     assert hp.config["ewma_lambda"] in (0.9, 0.97) and hp.validation["metric"] == "crps"
     assert hp.windows["validation"]["last_origin"] < hp.windows["test"]["first_origin"]
 
@@ -72,7 +72,7 @@ def test_select_writes_best_records(synth, tmp_path):
     frames = synth(n_assets=2, n_bars=260, seed=3)
     res = select(frames, ["naive", "ewma-vol"], ForecastConfig(window=60, hyperparams_dir=str(tmp_path)), EC)
     for s in frames:
-        rec = hyperparams.load(tmp_path / "best" / f"{s}.json")
+        rec = hyperparams.load(tmp_path / "best" / f"{s}.1d.json")
         assert rec.model == res.choices[s]["model"] == "ewma-vol"  # naive has no spread: far worse CRPS
 
 
@@ -81,7 +81,7 @@ def test_malformed_hyperparams_name_the_key(tmp_path):
     p.parent.mkdir(parents=True)
     p.write_text(json.dumps({"symbol": "AAPL", "model": "chronos2", "config": {"context_lenght": 512}}))
     with pytest.raises(ConfigError, match="unknown key 'context_lenght'; did you mean 'context_length'"):
-        hyperparams.find("chronos2", "AAPL", str(tmp_path))
+        hyperparams.find("chronos2", "AAPL", "1d", str(tmp_path))
     p.write_text(json.dumps({"symbol": "AAPL", "model": "chronos2", "config": {"batch_size": "big"}}))
     with pytest.raises(ConfigError, match="config.batch_size"):
         hyperparams.load(p)
@@ -199,10 +199,10 @@ def test_select_scores_and_records_the_tuned_settings(synth, tmp_path):
     settings = model_settings(["naive", "ewma-vol"], list(frames), flags={"hyperparams_dir": str(tmp_path)}, quantile_levels=EC.quantile_levels)
     assert settings.configs["ewma-vol"]["SYN0"].ewma_lambda == 0.9 and settings.configs["ewma-vol"]["SYN1"].ewma_lambda == 0.94
     res = select(frames, ["naive", "ewma-vol"], ForecastConfig(hyperparams_dir=str(tmp_path)), EC, settings=settings)
-    rec = hyperparams.load(tmp_path / "best" / "SYN0.json")
+    rec = hyperparams.load(tmp_path / "best" / "SYN0.1d.json")
     assert rec.model == "ewma-vol" and rec.config["ewma_lambda"] == 0.9 and rec.config["window"] == 60
     assert rec.metadata["settings_file"] == str(tuned) == res.choices["SYN0"]["settings_file"]
-    assert hyperparams.load(tmp_path / "best" / "SYN1.json").config["ewma_lambda"] == 0.94
+    assert hyperparams.load(tmp_path / "best" / "SYN1.1d.json").config["ewma_lambda"] == 0.94
     with pytest.raises(ConfigError, match="'best' is not a model"):
         model_settings(["best"], ["SYN0"])
 

@@ -44,7 +44,7 @@ def _check_levels(levels: tuple[float, ...], where: str) -> None:
 @config_table("forecast")
 @dataclass(frozen=True)
 class ForecastConfig:
-    """One forecaster and its settings; the ``config`` table of ``hyperparams/<model>/<SYMBOL>.json``."""
+    """One forecaster and its settings; the ``config`` table of ``hyperparams/<model>/<SYMBOL>.<tf>.json``."""
 
     model: str = field(default="ewma-vol", metadata={"help": "forecaster name (mqc forecast models lists them)"})
     model_id: str = field(default=DEFAULT_CHRONOS_ID, metadata={"help": "model weights (--model-path): a local directory or a Hugging Face id already in the local cache (Chronos, or the Kronos predictor); left at amazon/chronos-2, chronos-bolt uses amazon/chronos-bolt-small and chronos amazon/chronos-t5-small"})

@@ -2,9 +2,10 @@
 
 Per-symbol settings resolve through the one precedence order (defaults < hyperparams file <
 profile < MQC_FORECAST_* < flags); symbols that end up with identical settings share one model
-and one batched call. ``--model best`` takes each symbol's model from ``best/<SYMBOL>.json`` and
+and one batched call. ``--model best`` takes each symbol's model from ``best/<SYMBOL>.<tf>.json`` and
 then resolves that model's settings exactly as ``--model <that model>`` would (its tuned
-``<model>/<SYMBOL>.json`` when present), the same rule ``eval`` and ``select`` use.
+``<model>/<SYMBOL>.<tf>.json`` when present), the same rule ``eval`` and ``select`` use. Files are
+keyed by bar size: ``-t 1h`` never reads settings tuned or chosen on daily bars.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class ForecastResult:
     configs: dict[str, ForecastConfig]
     sources: dict[str, dict[str, str]] = field(default_factory=dict)
     hyperparams_files: dict[str, str | None] = field(default_factory=dict)
-    selection_files: dict[str, str | None] = field(default_factory=dict)  # best/<SYMBOL>.json behind --model best
+    selection_files: dict[str, str | None] = field(default_factory=dict)  # best/<SYMBOL>.<tf>.json behind --model best
 
     def to_dict(self) -> dict[str, Any]:
         from mqc.core.config import to_dict
@@ -85,8 +86,8 @@ def load_frames(symbols: Sequence[str], timeframe: str, *, end: str | None = Non
 def resolve_config(symbol: str, profile: str | None, flags: Mapping[str, Any]) -> tuple[ForecastConfig, dict[str, str], str | None]:
     """Settings for one symbol: (config, where each value came from, hyperparams file used).
 
-    ``model="best"`` reads the model name from ``best/<SYMBOL>.json``; the settings of that model
-    then resolve like any other (defaults < ``<model>/<SYMBOL>.json`` < profile < env < flags).
+    ``model="best"`` reads the model name from ``best/<SYMBOL>.<tf>.json``; the settings of that model
+    then resolve like any other (defaults < ``<model>/<SYMBOL>.<tf>.json`` < profile < env < flags).
 
     Raises:
         ConfigError: no selection record for ``best``, a malformed hyperparams file, bad settings.
@@ -129,18 +130,19 @@ def resolve_base(profile: str | None, flags: Mapping[str, Any], *, allow_best: b
 
 
 def resolve_symbol(symbol: str, profile: str | None, flags: Mapping[str, Any]) -> tuple[ForecastConfig, dict[str, str], str | None, str | None]:
-    """``resolve_config`` plus the ``best/<SYMBOL>.json`` that chose the model (None unless ``best``)."""
+    """``resolve_config`` plus the ``best/<SYMBOL>.<tf>.json`` that chose the model (None unless ``best``)."""
     first = resolve_base(profile, flags, allow_best=True)
     model, selection = first.model, None
     if model == "best":
-        rec = hyperparams.find(hyperparams.BEST, symbol, first.hyperparams_dir)
+        rec = hyperparams.find(hyperparams.BEST, symbol, first.timeframe, first.hyperparams_dir)
         if rec is None:
+            name = hyperparams.file_name(symbol, first.timeframe)
             raise ConfigError(
-                f"no model-selection record for {symbol} (best/{symbol}.json) in {', '.join(map(str, hyperparams.search_dirs(first.hyperparams_dir)))}",
-                hint=f"mqc forecast select {symbol} --models naive,ewma-vol,chronos2",
+                f"no model-selection record for {symbol} at {first.timeframe} (best/{name}) in {', '.join(map(str, hyperparams.search_dirs(first.hyperparams_dir)))}",
+                hint=f"mqc forecast select {symbol} -t {first.timeframe} --models naive,ewma-vol,chronos2",
             )
         model, selection = rec.model, str(rec.path) if rec.path else None
-    hp = hyperparams.find(model, symbol, first.hyperparams_dir)
+    hp = hyperparams.find(model, symbol, first.timeframe, first.hyperparams_dir)
     res = resolve_with_profile(
         ForecastConfig,
         profile,

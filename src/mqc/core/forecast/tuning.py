@@ -2,8 +2,8 @@
 
 ``tune`` searches a grid of settings on validation origins only, then scores the winner once on
 later test origins (an embargo of the longest horizon in between) and writes
-``<model>/<SYMBOL>.json``. ``select`` scores several models on validation origins, keeps each
-symbol's best by a named metric, and writes ``best/<SYMBOL>.json`` with its test score.
+``<model>/<SYMBOL>.<tf>.json``. ``select`` scores several models on validation origins, keeps each
+symbol's best by a named metric, and writes ``best/<SYMBOL>.<tf>.json`` with its test score.
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ class TuneResult:
 def tune(frames: Mapping[str, pd.DataFrame], symbol: str, base_config: ForecastConfig, eval_config: EvalConfig, grid: Mapping[str, tuple], *, progress: Progress = NULL) -> TuneResult:
     """Grid-search ``base_config`` for ``symbol`` on validation origins; score the winner on test origins.
 
-    Writes ``<hyperparams dir>/<model>/<SYMBOL>.json``.
+    Writes ``<hyperparams dir>/<model>/<SYMBOL>.<tf>.json`` (tf: ``base_config.timeframe``).
 
     Raises:
         ConfigError: unknown or cross-sectional metric; DataError: no setting has a score.
@@ -174,7 +174,7 @@ def select(
     progress: Progress = NULL,
     settings: ModelSettings | None = None,
 ) -> SelectResult:
-    """Pick each symbol's model on validation origins by ``eval_config.metric``; write ``best/<SYMBOL>.json``.
+    """Pick each symbol's model on validation origins by ``eval_config.metric``; write ``best/<SYMBOL>.<tf>.json``.
 
     Args:
         frames: per-symbol frames.
