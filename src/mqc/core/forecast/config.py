@@ -119,13 +119,14 @@ class ForecastConfig:
 class EvalConfig:
     """Rolling-origin evaluation: which origins, which horizons, how to split validation and test."""
 
-    origins: int = field(default=250, metadata={"help": "number of forecast origins (the latest ones of the common history)"})
+    origins: int = field(default=250, metadata={"help": "forecast origins per symbol: its latest bars with enough context before and the longest horizon after"})
     step: int = field(default=1, metadata={"help": "bars between consecutive origins"})
     horizons: tuple[int, ...] = field(default=(1, 7), metadata={"help": "forecast steps scored (1 = next bar)"})
     quantile_levels: tuple[float, ...] = field(default=(0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95), metadata={"help": "levels asked of every model (must include the 50/80/90% interval ends)"})
     metric: str = field(default="crps", metadata={"help": "metric that tune/select minimise (crps, wql, mae, mase, coverage_error) or maximise (hit_rate, rank_ic)"})
     test_frac: float = field(default=0.3, metadata={"help": "tune/select: share of the latest origins kept for the test score"})
     chunk: int = field(default=64, metadata={"help": "origins forecast per batched model call"})
+    joint_origins: bool = field(default=False, metadata={"help": "score every model on the latest origins common to all symbols (same dates for every symbol; RankIC on every origin) instead of each symbol's own; models that share across series (Chronos-2 cross-learning) always use common origins"})
 
     def __post_init__(self) -> None:
         if self.origins < 1 or self.step < 1 or self.chunk < 1:
