@@ -366,3 +366,30 @@ def test_old_layout_files_apply_only_to_their_own_bar_size(two_bar_sizes, tmp_pa
     (tmp_path / "ewma-vol" / "SYN0.1h.json").write_text(json.dumps({"symbol": "SYN0", "model": "ewma-vol", "config": {"timeframe": "1d"}}))
     r = runner.invoke(app, ["forecast", "SYN0", "-t", "1h", "--model", "ewma-vol", *hp])
     assert r.exit_code == 1 and "the file name says 1h" in " ".join(r.output.split())
+
+
+def test_eval_and_select_symbols_whose_histories_do_not_overlap(synth, tmp_path):
+    f = synth(n_assets=2, n_bars=600, seed=21, weekdays_only=True)
+    cat = Catalog()
+    cat.write("OLD", f["SYN0"].iloc[:250], source="synth", timeframe="1d", asset_class="equity")
+    cat.write("NEW", f["SYN1"].iloc[300:], source="synth", timeframe="1d", asset_class="equity")
+    args = ["forecast", "eval", "OLD", "NEW", "--models", "naive,ewma-vol", "--origins", "100", "--horizon", "1", "--out", str(tmp_path / "e.json")]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.stdout.split())
+    assert "per-symbol origins: OLD 100" in text and "NEW 100" in text and "per symbol" in text
+    import re
+
+    assert all(re.search(rf"{m}\s*│\s*{s}\s*│\s*100\b", r.stdout) for m in ("naive", "ewma-vol") for s in ("OLD", "NEW"))  # per-symbol rows
+    d = json.loads(runner.invoke(app, [*args, "--json"]).stdout)
+    per = d["origins"]["per_symbol"]
+    assert d["origins"]["mode"] == "per-symbol" and per["OLD"]["last"] < per["NEW"]["first"]
+    assert {(x["symbol"], x["model"]) for x in d["per_symbol"]} == {(s, m) for s in ("OLD", "NEW") for m in ("naive", "ewma-vol")}
+    r = runner.invoke(app, ["forecast", "select", "OLD", "NEW", "--models", "naive,ewma-vol", "--origins", "100", "--horizon", "1", "--hyperparams-dir", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    assert "each symbol's own origins" in " ".join(r.stdout.split()) and (tmp_path / "best" / "NEW.1d.json").is_file()
+    r = runner.invoke(app, [*args, "--joint-origins"])
+    text = " ".join(r.output.split())
+    assert r.exit_code == 1 and "no common origin for OLD, NEW" in text and "drop it to score each symbol on its own" in text
+    r = runner.invoke(app, [*args[:-4], "--origins", "300", "--horizon", "1", "--json"])
+    assert r.exit_code == 0 and "OLD used 218" in " ".join(r.stderr.split())  # 250 bars - 31 of context - 1 after
