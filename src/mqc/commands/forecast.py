@@ -209,7 +209,7 @@ def eval_(
     out_path: str = typer.Option(None, "--out", help="Results JSON (default: <runs dir>/forecast-eval/<time>.json)."),
     json_out: bool = JsonOpt,
 ) -> None:
-    """Rolling-origin, strictly causal evaluation of several models side by side (tuned per-symbol settings applied)."""
+    """Rolling-origin, strictly causal evaluation of several models side by side: each symbol on its own origins (tuned per-symbol settings applied)."""
     from mqc.core.forecast.service import load_frames
     from mqc.core.forecast.tuning import run_eval
 
