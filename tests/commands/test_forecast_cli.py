@@ -393,3 +393,33 @@ def test_eval_and_select_symbols_whose_histories_do_not_overlap(synth, tmp_path)
     assert r.exit_code == 1 and "no common origin for OLD, NEW" in text and "drop it to score each symbol on its own" in text
     r = runner.invoke(app, [*args[:-4], "--origins", "300", "--horizon", "1", "--json"])
     assert r.exit_code == 0 and "OLD used 218" in " ".join(r.stderr.split())  # 250 bars - 31 of context - 1 after
+
+
+def test_every_option_named_in_forecast_messages_exists():
+    """Hints and messages must not send a user to an option no command has (e.g. the old ``--min-context``)."""
+    import re
+    from pathlib import Path
+
+    from typer.main import get_command
+
+    import mqc
+
+    options: set[str] = set()
+
+    def walk(cmd) -> None:
+        for p in getattr(cmd, "params", []):
+            options.update(getattr(p, "opts", []))
+            options.update(getattr(p, "secondary_opts", []))
+        for sub in getattr(cmd, "commands", {}).values():
+            walk(sub)
+
+    walk(get_command(app))
+    src = Path(mqc.__file__).parent
+    files = [*(src / "core" / "forecast").rglob("*.py"), src / "commands" / "forecast.py", src / "commands" / "_forecast_view.py"]
+    named = {}
+    for f in files:
+        for opt in re.findall(r"(?<![\w-])--[a-z][a-z0-9]*(?:-[a-z0-9]+)*(?![\w-])", f.read_text(encoding="utf-8")):
+            named.setdefault(opt, f.name)
+    external = {"--local-dir", "--help"}  # hf download's own option; Typer's help
+    missing = {o: f for o, f in named.items() if o not in options and o not in external}
+    assert not missing, f"options named in messages that no command has: {missing}"

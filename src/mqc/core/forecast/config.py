@@ -102,12 +102,12 @@ class ForecastConfig:
         elif self.dtype in DTYPE_ALIASES:
             dtype = DTYPE_ALIASES[self.dtype]
         else:  # a value set programmatically, bypassing the Literal check of the config loader
-            raise ConfigError(f"forecast.dtype {self.dtype!r} is not one of {', '.join(DTYPE_CHOICES)}", hint="use --dtype auto")
+            raise ConfigError(f"forecast.dtype {self.dtype!r} is not one of {', '.join(DTYPE_CHOICES)}", hint="use --dtype auto (mqc forecast run), or dtype = \"auto\" in the profile's [forecast] table")
         object.__setattr__(self, "dtype", dtype)  # one spelling downstream (torch attribute name)
         if not cuda and self.dtype != "float32":
-            raise ConfigError(f"forecast.dtype={self.dtype} needs a CUDA device (got device={self.device})", hint="use --dtype fp32 (or auto) on CPU")
+            raise ConfigError(f"forecast.dtype={self.dtype} needs a CUDA device (got device={self.device})", hint="use --dtype fp32 (or auto) on CPU (mqc forecast run; elsewhere [forecast] dtype in the profile or MQC_FORECAST_DTYPE)")
         if self.compile and not self.device.startswith("cuda"):
-            raise ConfigError("forecast.compile needs a CUDA device", hint="drop --compile on CPU")
+            raise ConfigError("forecast.compile needs a CUDA device", hint="drop --compile on CPU (or compile = false in the profile's [forecast] table)")
 
     @property
     def sorted_levels(self) -> tuple[float, ...]:
