@@ -106,7 +106,7 @@ def eval_tables(result) -> list:
     t = _metric_table(f"rolling-origin eval: {len(result.symbols)} symbol(s), {where}", result.rows, result.seconds, by_symbol=False)
     notes = [
         f"{m}: {o['n']} origins common to every symbol ({_day(o['first'])} .. {_day(o['last'])}), because it shares information across the symbols of a call"
-        for m, o in d["joint_origins"].items()
+        for m, o in d["joint_origins_by_model"].items()
     ]
     applied = [f"{m} {s}: {short_path(p)}" for m, files in result.settings_files.items() for s, p in files.items() if p]
     if applied:

@@ -300,7 +300,7 @@ def test_only_models_that_share_across_series_get_joint_origins(synth):
     joint = res.grids["drift"]
     assert joint.joint and (joint.stamps == joint.stamps[:, :1]).all() and joint.timestamps[-1] == frames["B"]["timestamp"].iloc[-1 - 3]
     assert res.grids["ewma-vol"].timestamps_of("A")[-1] == frames["A"]["timestamp"].iloc[-1 - 3]
-    assert set(res.to_dict()["joint_origins"]) == {"drift"}
+    assert set(res.to_dict()["joint_origins_by_model"]) == {"drift"}
     with pytest.raises(DataError, match="no common origin") as err:
         evaluate(_apart(synth), _cfgs(["ewma-vol", "drift"]), EC, factory=_sharing_factory)
     assert "drift share(s) information across the symbols" in err.value.hint

@@ -95,7 +95,7 @@ class EvalResult:
                 "per_symbol": {s: _span(self.grid, s) for s in self.symbols},
             },
             "origin_modes": self.origin_modes,
-            "joint_origins": {m: _span(g) for m, g in self.grids.items() if g is not self.grid},
+            "joint_origins_by_model": {m: _span(g) for m, g in self.grids.items() if g is not self.grid},
             "seconds": self.seconds,
             "configs": self.configs,
             "settings_files": self.settings_files,
