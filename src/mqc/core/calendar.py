@@ -95,6 +95,7 @@ class ExchangeCalendar:
         trading_weekday = np.array([c == "1" for c in cal.weekmask])
         closed = np.setdiff1d(days[trading_weekday[(days + 3) % 7]], sessions)
         self._closed = _frozen(closed)
+        self._closed_from, self._closed_to = self._local_midnights(closed)  # UTC span of each local day
         known = np.full(closed.size, np.iinfo(np.int64).min, dtype=np.int64)  # rule holidays: always known
         announced = {_day(d): _day(k) for d, k in _ANNOUNCED.get(self.code, {}).items()}
         for d in (_day(t) for t in cal.adhoc_holidays):
@@ -179,14 +180,11 @@ class ExchangeCalendar:
         return pd.Timestamp(int(times[i]), tz="UTC")
 
     # -- histories -----------------------------------------------------------------------------
-    def _day_windows(self, days: np.ndarray, daily: bool) -> tuple[np.ndarray, np.ndarray]:
-        """UTC [start, end) of each day: the UTC date for daily bars (they carry their trading date
-        at any time of day), the exchange's local midnight to midnight for intraday bars."""
-        if daily:
-            return days * DAY_NS, (days + 1) * DAY_NS
+    def _local_midnights(self, days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """UTC nanoseconds of the exchange's local midnight starting and ending each day."""
         midnights = pd.DatetimeIndex(np.concatenate([days, days + 1]).astype("datetime64[D]").astype("datetime64[ns]"))
         utc = midnights.tz_localize(self.tz, ambiguous=np.zeros(2 * days.size, dtype=bool), nonexistent="shift_forward").as_unit("ns").asi8
-        return utc[: days.size], utc[days.size :]
+        return _frozen(utc[: days.size]), _frozen(utc[days.size :])
 
     def local_days(self, ns: np.ndarray, *, daily: bool) -> np.ndarray:
         """Day numbers of UTC nanosecond timestamps: UTC dates for daily bars, local dates otherwise."""
@@ -198,13 +196,17 @@ class ExchangeCalendar:
 
     def trades_on_closures(self, ns: np.ndarray, *, daily: bool) -> bool:
         """Whether sorted bar timestamps (UTC ns) have a bar on one of this exchange's closures within
-        their span: then the history keeps its own calendar (another market, filled holiday rows)."""
+        their span: then the history keeps its own calendar (another market, filled holiday rows).
+        Daily bars are matched on their UTC date (they carry their trading date at any time of day),
+        intraday bars on the exchange's local date."""
         if ns.size == 0:
             return False
-        closed = self.closed_days(int(ns[0] // DAY_NS) - 1, int(ns[-1] // DAY_NS) + 1)
-        if closed.size == 0:
-            return False
-        start, end = self._day_windows(closed, daily)
+        a = np.searchsorted(self._closed, ns[0] // DAY_NS - 1)
+        b = np.searchsorted(self._closed, ns[-1] // DAY_NS + 1, side="right")
+        if daily:
+            start, end = self._closed[a:b] * DAY_NS, (self._closed[a:b] + 1) * DAY_NS
+        else:
+            start, end = self._closed_from[a:b], self._closed_to[a:b]
         return bool((np.searchsorted(ns, end) > np.searchsorted(ns, start)).any())
 
     def closures_between(self, first_ns: np.ndarray, last_ns: np.ndarray, *, daily: bool) -> np.ndarray:
@@ -240,6 +242,7 @@ def _calendar(code: str) -> ExchangeCalendar:
         return ExchangeCalendar(code)
 
 
+@lru_cache(maxsize=64)
 def exchange_calendar(code: str = "XNYS") -> ExchangeCalendar:
     """The calendar of an exchange by its ``exchange_calendars`` code or alias (``XNYS``, ``NYSE``,
     ``XLON``, ``24/7``, ...); built once per process.
