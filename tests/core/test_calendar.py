@@ -55,6 +55,16 @@ def test_one_off_closures_only_from_the_day_they_could_be_known():
     assert not nyse.is_closed(np.array([_day("2025-01-09")]), known_by=_day("2024-12-28"))[0]
 
 
+def test_every_announcement_date_belongs_to_a_listed_one_off_closure():
+    from mqc.core.calendar import _ANNOUNCED
+
+    nyse = exchange_calendar("XNYS")
+    for day, known in _ANNOUNCED["XNYS"].items():
+        d = np.array([_day(day)])
+        assert known <= day and nyse.is_closed(d)[0], day
+        assert nyse.is_closed(d, known_by=_day(known))[0] and not nyse.is_closed(d, known_by=_day(known) - 1)[0], day
+
+
 def test_nyse_early_closes_and_sessions():
     nyse = exchange_calendar("NYSE")  # an alias names the same calendar
     assert nyse is exchange_calendar("XNYS") and nyse.tz == "America/New_York"

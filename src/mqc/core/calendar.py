@@ -103,10 +103,10 @@ class ExchangeCalendar:
             if i < closed.size and closed[i] == d:
                 known[i] = announced.get(d, d)  # unlisted one-off closures: known on the day only
         self._known = _frozen(known)
-        self._early_days, self._early_close_s = self._special(cal, cal.early_closes, self._closes)
-        self._late_days, self._late_open_s = self._special(cal, cal.late_opens, self._opens)
+        self._early_days, self._early_close_s = self._special(cal.early_closes, self._closes)
+        self._late_days, self._late_open_s = self._special(cal.late_opens, self._opens)
 
-    def _special(self, cal, days: pd.DatetimeIndex, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _special(self, days: pd.DatetimeIndex, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Session days in ``days`` and, for each, the local time of day of ``times`` in seconds."""
         day_no = np.unique(days.as_unit("ns").asi8 // DAY_NS) if len(days) else np.empty(0, np.int64)
         day_no = day_no[np.isin(day_no, self._sessions)]

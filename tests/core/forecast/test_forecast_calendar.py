@@ -125,3 +125,14 @@ def test_one_off_closures_only_once_they_could_be_known():
     # President Carter died on 2024-12-29; the 2025-01-09 closure is known from then on.
     assert "2025-01-09" in _dates(future_timestamps(_nyse_daily("2023-06-01", "2024-12-27"), 9))
     assert "2025-01-09" not in _dates(future_timestamps(_nyse_daily("2023-06-01", "2025-01-06"), 4))
+
+
+def test_exchange_calendar_closures_the_old_rules_missed():
+    # Nixon died on 1994-04-22 and the NYSE closed for his funeral on the 27th: known by the 26th.
+    assert _dates(future_timestamps(_nyse_daily("1993-01-04", "1994-04-26"), 2)) == ["1994-04-28", "1994-04-29"]
+    # Hurricane Gloria (1985-09-27) was not announced the day before: a forecast still expects the bar.
+    assert _dates(future_timestamps(_nyse_daily("1984-06-01", "1985-09-26"), 1)) == ["1985-09-27"]
+    # The Friday after a Thursday July 4th closed at 1 pm in 2002 (not only July 3 on Mon-Thu).
+    ts = _hourly_sessions(_nyse_daily("2002-04-01", "2002-07-03").tz_localize(None))
+    local = [t.strftime("%m-%d %H") for t in future_timestamps(ts, 5).tz_convert("America/New_York")]
+    assert local == ["07-05 09", "07-05 10", "07-05 11", "07-05 12", "07-08 09"]
