@@ -22,6 +22,7 @@ from __future__ import annotations
 import difflib
 import warnings
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -152,7 +153,7 @@ class ExchangeCalendar:
         return pd.DatetimeIndex((self._sessions[a:b] * DAY_NS).astype("datetime64[ns]"))
 
     # -- instants -------------------------------------------------------------------------------
-    def is_open(self, timestamps):
+    def is_open(self, timestamps) -> bool | np.ndarray:
         """Whether the exchange is open (open <= t < close, outside a lunch break) at one timestamp
         (naive = UTC; returns a bool) or at each of many (returns a bool array)."""
         one = isinstance(timestamps, str | pd.Timestamp) or not hasattr(timestamps, "__len__")
@@ -221,7 +222,7 @@ def _frozen(a) -> np.ndarray:
     return out
 
 
-def _build(xc, code: str):
+def _build(xc: Any, code: str) -> Any:
     """The ``exchange_calendars`` calendar over 1885-2099, or over as much of it as it records."""
     try:
         return xc.get_calendar(code, start=_START, end=_END)
