@@ -1,7 +1,7 @@
 """Calendar benchmarks: per-origin cost of a forecast's future timestamps, and the exchange calendar's
 one-time costs (import, construction).
 
-Run: ``python bench/bench_calendar.py``. One core. The per-origin figure is what Kronos feature
+Run: ``python bench/bench_calendar.py``. One core; per-origin figures are CPU time (best of 5). The per-origin figure is what Kronos feature
 precompute and every forecast pay per symbol: learn the calendar from the trailing 500 bars, then
 build ``horizon`` future timestamps from it (``core/forecast/kronos/features.py`` does exactly this).
 """
@@ -45,9 +45,10 @@ def _per_origin_us(stamps: pd.DatetimeIndex, horizon: int, asset_class: str = "e
 
 
 def _timed(fn) -> float:
-    t = time.perf_counter()
+    """CPU seconds of ``fn`` (this process): steadier than wall time on a shared machine."""
+    t = time.process_time()
     fn()
-    return time.perf_counter() - t
+    return time.process_time() - t
 
 
 def _fresh_process_seconds(code: str) -> float:
