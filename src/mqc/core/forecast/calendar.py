@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from mqc.core.calendar import DAY_NS as _DAY_NS
-from mqc.core.calendar import default_exchange, exchange_calendar, utc_ns
+from mqc.core.calendar import ExchangeCalendar, default_exchange, exchange_calendar, utc_ns
 from mqc.core.errors import DataError
 
 __all__ = ["Calendar", "future_timestamps", "learn_calendar", "season_bars", "utc_ns"]
@@ -156,7 +156,7 @@ def future_timestamps(
     return _session_timestamps(ns[-1], n, cal, exchange)
 
 
-def _session_timestamps(last_ns: int, n: int, cal: Calendar, exchange) -> pd.DatetimeIndex:
+def _session_timestamps(last_ns: int, n: int, cal: Calendar, exchange: ExchangeCalendar | None) -> pd.DatetimeIndex:
     """The ``n`` session slots after ``last_ns`` (UTC), built on local days and moved to UTC."""
     local_last = int(pd.Timestamp(int(last_ns), tz="UTC").tz_convert(cal.tz).tz_localize(None).value)
     first_day, last_sec = local_last // _DAY_NS, (local_last % _DAY_NS) // 1_000_000_000
