@@ -1,5 +1,6 @@
 """The one error handler: a domain error becomes one red line plus a hint, exit code 1 (2 for a bad
-value given on the command line, like Typer's own option errors)."""
+value given on the command line, like Typer's own option errors). A file-system failure the user can
+fix (full disk, permission, read-only, too many open files) is a domain error too, never "internal"."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import traceback
 from rich.markup import escape
 
 from mqc.commands._console import debug, err
-from mqc.core.errors import MqcError, UsageError
+from mqc.core.errors import MqcError, UsageError, storage_error
 
 
 def debug_enabled() -> bool:
@@ -23,6 +24,12 @@ def report(exc: BaseException) -> int:
         return 130
     if debug_enabled():
         err.print(escape("".join(traceback.format_exception(exc))))
+    if isinstance(exc, OSError) and not isinstance(exc, MqcError):
+        # a full disk, a refused permission, ...: the user's to fix, not a bug to report
+        converted = storage_error(exc)
+        if converted is not None:
+            converted.__cause__ = exc
+            exc = converted
     if isinstance(exc, MqcError):
         err.print(f"[bold red]error:[/bold red] {escape(str(exc))}")
         if exc.hint:

@@ -43,12 +43,14 @@ def staged_file(directory: str | os.PathLike[str], name: str = "staged") -> Iter
     the caller deciding to keep the file it already has) the temp file is deleted.
     """
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
-    os.close(fd)
+    with _named_os_errors(directory):
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+        os.close(fd)
     staged = StagedFile(Path(tmp))
     try:
-        yield staged
+        with _named_os_errors(directory):
+            yield staged
     finally:
         if staged.committed is None:
             staged.path.unlink(missing_ok=True)
@@ -61,6 +63,21 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     with staged_file(target.parent, target.name) as staged:
         yield staged.path
         staged.commit(target)
+
+
+@contextlib.contextmanager
+def _named_os_errors(path: Path) -> Iterator[None]:
+    """A full disk, a refused permission, ... while writing under ``path`` becomes a StorageError
+    naming it (the OS names no file for a failed ``write``); other errors pass unchanged."""
+    try:
+        yield
+    except OSError as exc:
+        from mqc.core.errors import storage_error
+
+        err = storage_error(exc, path)
+        if err is None or err is exc:
+            raise
+        raise err from exc
 
 
 def _fsync_dir(path: Path) -> None:
@@ -106,8 +123,12 @@ def _json_default(obj: Any) -> Any:
 def append_line(target: str | os.PathLike[str], line: str) -> None:
     """Append one line and fsync: used for jsonl logs and ledgers, where a torn last line is skipped."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target, "a", encoding="utf-8") as fh:
+    with _named_os_errors(target), open(_parent_made(target), "a", encoding="utf-8") as fh:
         fh.write(line.rstrip("\n") + "\n")
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def _parent_made(target: Path) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return target

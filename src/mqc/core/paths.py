@@ -40,6 +40,37 @@ def runs_dir() -> Path:
     return _dir("MQC_RUNS_DIR", str(data_dir() / "runs"))
 
 
+# The directory variables (the runs dir defaults to a folder of the data dir).
+DIR_VARIABLES: tuple[str, ...] = ("MQC_CONFIG_DIR", "MQC_DATA_DIR", "MQC_CACHE_DIR", "MQC_RUNS_DIR")
+
+
+def _var_dirs() -> dict[str, Path]:
+    return {"MQC_RUNS_DIR": runs_dir(), "MQC_CACHE_DIR": cache_dir(), "MQC_CONFIG_DIR": config_dir(), "MQC_DATA_DIR": data_dir()}
+
+
+def _absolute(path: str | os.PathLike[str]) -> Path:
+    return Path(os.path.abspath(Path(path).expanduser()))
+
+
+def variable_for(path: str | os.PathLike[str]) -> str | None:
+    """The ``MQC_*_DIR`` variable behind ``path``: the most specific directory holding it, else (for a
+    parent of the directories, e.g. one that cannot be created) a variable the environment sets."""
+    target = _absolute(path)
+    roots = {name: _absolute(root) for name, root in _var_dirs().items()}
+    holding = [name for name, root in roots.items() if target.is_relative_to(root)]
+    if holding:
+        return max(holding, key=lambda name: len(roots[name].parts))
+    above = [name for name, root in roots.items() if root.is_relative_to(target)]
+    # a variable the user set beats one derived from it (the runs dir lies below the data dir)
+    above.sort(key=lambda name: (name not in os.environ, len(roots[name].parts)))
+    return above[0] if above else None
+
+
+def is_root_or_above(path: str | os.PathLike[str], variable: str) -> bool:
+    """True when ``path`` is the directory of ``variable`` itself or one of its parents."""
+    return _absolute(_var_dirs()[variable]).is_relative_to(_absolute(path))
+
+
 def profiles_dir() -> Path:
     return config_dir() / "profiles"
 
