@@ -19,27 +19,43 @@ from mqc.commands import profile as profile_cmd
 from mqc.commands import quickstart as quickstart_cmd
 from mqc.commands import train as train_cmd
 from mqc.commands._console import State, set_state
-from mqc.commands._errors import report
+from mqc.commands._errors import report, report_usage
 from mqc.core.errors import MqcError
 
 
 class MqcGroup(TyperGroup):
     """Routes every error through ``report`` so every command (and CliRunner) gets the same exit codes.
 
-    Typer's own exits and usage errors pass through (exit 2 with its usage message). Anything else is
-    one line, never a traceback: domain errors (MqcError) as ``error:``, bugs as ``internal error:``
-    with a pointer to MQC_DEBUG=1, which prints the traceback.
+    Typer's usage errors (unknown option or command, bad choice) are one ``error:`` line and a pointer
+    to ``--help``, exit 2. Anything else is one line, never a traceback: domain errors (MqcError) as
+    ``error:``, bugs as ``internal error:`` with a pointer to MQC_DEBUG=1, which prints the traceback.
     """
+
+    def make_context(self, info_name, args, parent=None, **extra):  # type: ignore[override]
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except TyperException as exc:  # a mistake in the root's own options: `mqc --bogus`
+            raise _usage_exit(exc) from exc
 
     def invoke(self, ctx):  # type: ignore[override]
         try:
             return super().invoke(ctx)
-        except (TyperException, typer.Exit, typer.Abort):
+        except (typer.Exit, typer.Abort):
             raise
+        except TyperException as exc:  # Typer's usage errors in any subcommand
+            raise _usage_exit(exc) from exc
         except (MqcError, KeyboardInterrupt) as exc:
             sys.exit(report(exc))
         except Exception as exc:
             sys.exit(report(exc))
+
+
+def _usage_exit(exc: TyperException) -> BaseException:
+    """One line plus a hint instead of Typer's usage box (which is hard-wrapped at 80 columns even in a
+    pipe); ``mqc data`` alone (help instead of an error) keeps Typer's handling."""
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        return exc
+    return typer.Exit(report_usage(exc))
 
 
 app = typer.Typer(

@@ -42,6 +42,23 @@ def report(exc: BaseException) -> int:
     return 1
 
 
+def report_usage(exc: Exception) -> int:
+    """A command-line mistake Typer found (unknown option or command, bad choice, missing argument):
+    one ``error:`` line and a pointer to the command's help, also when stderr is a pipe. Returns the
+    exit code (2)."""
+    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    message = " ".join(message.replace(": Value error, ", ": ").split())  # pydantic's prefix; no line breaks
+    if message[:2].istitle():  # "No such option" -> "no such option", like every other error line
+        message = message[0].lower() + message[1:]
+    err.print(f"[bold red]error:[/bold red] {escape(message)}")
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None and ctx.command.get_help_option(ctx) is not None:
+        help_option = max(ctx.help_option_names, key=len)  # --help rather than -h
+        hint = f"try '{ctx.command_path} {help_option}'"
+        err.print(f"[dim]hint:[/dim] {escape(hint)}")
+    return int(getattr(exc, "exit_code", 2))
+
+
 def _causes(exc: BaseException) -> None:
     """With ``--verbose``: the underlying errors a domain error was raised from (no traceback)."""
     cause = exc.__cause__
