@@ -20,6 +20,7 @@ from mqc.commands import quickstart as quickstart_cmd
 from mqc.commands import train as train_cmd
 from mqc.commands._console import State, set_state
 from mqc.commands._errors import report, report_usage
+from mqc.commands._help import tidy
 from mqc.core.errors import MqcError
 
 
@@ -31,6 +32,17 @@ class MqcGroup(TyperGroup):
     ``error:``, bugs as ``internal error:`` with a pointer to MQC_DEBUG=1, which prints the traceback.
     """
 
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        tidy(self)  # the whole tree is built by now: fix how --help shows flags, lists and defaults
+
+    def get_params(self, ctx):  # type: ignore[override]
+        params = super().get_params(ctx)
+        for param in params:  # (Typer appends --install-completion and --show-completion after __init__)
+            if getattr(param, "is_flag", False):
+                param.metavar = ""
+        return params
+
     def make_context(self, info_name, args, parent=None, **extra):  # type: ignore[override]
         try:
             return super().make_context(info_name, args, parent=parent, **extra)
@@ -40,8 +52,8 @@ class MqcGroup(TyperGroup):
     def invoke(self, ctx):  # type: ignore[override]
         try:
             return super().invoke(ctx)
-        except (typer.Exit, typer.Abort):
-            raise
+        except (typer.Exit, typer.Abort, BrokenPipeError):
+            raise  # (a closed pipe, `mqc ... | head`: Typer exits quietly)
         except TyperException as exc:  # Typer's usage errors in any subcommand
             raise _usage_exit(exc) from exc
         except (MqcError, KeyboardInterrupt) as exc:
