@@ -78,21 +78,22 @@ class StorageError(MqcError, OSError):
     read-only file system, too many open files, a path through a regular file."""
 
 
-# errno -> (what happened, how to fix it); "{where}" is the directory variable or option to change.
-_STORAGE_ERRNOS: dict[int, tuple[str, str]] = {
-    _errno.ENOSPC: ("no space left on device", "free space on that file system, or {where} on another disk"),
-    _errno.EDQUOT: ("disk quota exceeded", "free space within your quota, or {where} on another disk"),
-    _errno.EACCES: ("permission denied", "make it writable for this user (chmod/chown), or {where} you can write"),
-    _errno.EPERM: ("operation not permitted", "make it writable for this user (chmod/chown), or {where} you can write"),
-    _errno.EROFS: ("read-only file system", "{where} on a writable file system"),
-    _errno.ENOTDIR: ("a part of the path is a file, not a directory", "{where} whose path does not pass through a file"),
-    _errno.EMFILE: ("too many open files", "raise the open-file limit (e.g. ulimit -n 4096) and rerun"),
-    _errno.ENFILE: ("too many open files in the system", "close other programs or raise the system's open-file limit, then rerun"),
+# errno -> (what happened, the fix, the way around it: another directory). "{var}" is the MQC_*_DIR
+# variable behind the path; without one the way around is phrased without it (or left out).
+_STORAGE_ERRNOS: dict[int, tuple[str, str, str]] = {
+    _errno.ENOSPC: ("no space left on device", "free space on that file system", "set {var} to a directory on another disk"),
+    _errno.EDQUOT: ("disk quota exceeded", "free space within your quota", "set {var} to a directory on another disk"),
+    _errno.EACCES: ("permission denied", "check its permissions for this user (ls -ld, chmod/chown)", "set {var} to a directory you can write"),
+    _errno.EPERM: ("operation not permitted", "check its permissions for this user (ls -ld, chmod/chown)", "set {var} to a directory you can write"),
+    _errno.EROFS: ("read-only file system", "write to a writable file system", "set {var} to a directory on a writable file system"),
+    _errno.ENOTDIR: ("a part of the path is a file, not a directory", "use a path that does not pass through a file", "set {var} to such a directory"),
+    _errno.EMFILE: ("too many open files", "raise the open-file limit (e.g. ulimit -n 4096) and rerun", ""),
+    _errno.ENFILE: ("too many open files in the system", "close other programs or raise the system's open-file limit, then rerun", ""),
 }
-# Only about a directory mqc was told to use (MQC_*_DIR): a missing or file-shaped root there.
-_ROOT_ERRNOS: dict[int, tuple[str, str]] = {
-    _errno.ENOENT: ("cannot be created here", "{where} that exists or can be created"),
-    _errno.EEXIST: ("exists and is not a directory", "remove that file, or {where} elsewhere"),
+# Only about the directory an MQC_*_DIR variable names (or a parent of it): it cannot be made there.
+_ROOT_ERRNOS: dict[int, tuple[str, str, str]] = {
+    _errno.ENOENT: ("cannot be created here", "", "set {var} to a directory that exists or can be created"),
+    _errno.EEXIST: ("exists and is not a directory", "remove that file", "set {var} to a directory"),
 }
 
 
@@ -118,11 +119,11 @@ def storage_error(exc: OSError, path: str | os.PathLike[str] | None = None) -> S
         table = _ROOT_ERRNOS
     if exc.errno not in table:
         return None
-    what, fix = table[exc.errno]
-    target = f"set {variable} to a directory" if variable else "choose a directory"
+    what, fix, around = table[exc.errno]
     message = f"{where}: {what}" if where is not None else what
     if variable:
         message += f" ({variable}={os.environ[variable]})" if variable in os.environ else f" (the {variable} directory)"
-    err = StorageError(message, hint=fix.format(where=target))
+    hint = ", or ".join(part for part in (fix, around.format(var=variable) if variable and around else "") if part)
+    err = StorageError(message, hint=hint)
     err.errno = exc.errno  # (not strerror/filename: OSError's str() would then replace the message)
     return err
