@@ -171,18 +171,21 @@ def test_forecast_table_file_on_a_full_disk(catalog, tmp_path, monkeypatch):
     assert not list(path.parent.glob("*"))  # no temp file left behind
 
 
+@pytest.mark.parametrize("command", [["data", "import", "AAA.csv"], ["data", "list"], ["backtest", "-c", "latest"]])
 @pytest.mark.parametrize(("make", "what"), [
-    (lambda tmp: tmp / "file.txt" / "mqc", "a part of the path is a file"),   # under a regular file
-    (lambda tmp: tmp / "file.txt", "a part of the path is a file"),          # a regular file itself
+    (lambda tmp: tmp / "file.txt" / "mqc", "the path passes through the file"),  # under a regular file
+    (lambda tmp: tmp / "file.txt", "the path is a file, not a directory"),      # a regular file itself
 ])
-def test_unusable_data_dir_names_the_variable_and_the_fix(tmp_path, monkeypatch, make, what):
+def test_unusable_data_dir_names_the_variable_and_the_fix(tmp_path, monkeypatch, make, what, command):
     (tmp_path / "file.txt").write_text("x")
+    csv_file(tmp_path / "AAA.csv")
     data_dir = make(tmp_path)
     monkeypatch.setenv("MQC_DATA_DIR", str(data_dir))
     monkeypatch.delenv("MQC_RUNS_DIR")
-    res = runner.invoke(app, ["data", "import", str(csv_file(tmp_path / "AAA.csv"))])
-    error, hint = assert_user_error(res, what, f"MQC_DATA_DIR={data_dir}")
-    assert hint.startswith("hint:") and "MQC_DATA_DIR" in hint
+    monkeypatch.chdir(tmp_path)
+    res = runner.invoke(app, command)
+    error, hint = assert_user_error(res, f"MQC_DATA_DIR={data_dir}", what)
+    assert hint == "hint: set MQC_DATA_DIR to a directory (it is created when missing), or unset it"
 
 
 @pytest.mark.skipif(not Path("/sys/kernel").is_dir(), reason="needs Linux sysfs")

@@ -9,9 +9,28 @@ from pathlib import Path
 APP = "mqc"
 
 
-def _dir(env: str, default: str) -> Path:
+def _dir(env: str, default: str, *, check: bool = True) -> Path:
     value = os.environ.get(env)
-    return Path(value).expanduser() if value else Path(default)
+    if not value:
+        return Path(default)
+    path = Path(value).expanduser()
+    if check:
+        _check_dir_variable(env, path)
+    return path
+
+
+def _check_dir_variable(env: str, path: Path) -> None:
+    """A directory variable that leads through a regular file can never work: say so up front (reads
+    would otherwise find an "empty" catalog, writes fail deep inside a command)."""
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                from mqc.core.errors import ConfigError
+
+                where = "is a file" if p == path else f"passes through the file {p}"
+                raise ConfigError(f"{env}={os.environ[env]}: the path {where}, not a directory",
+                                  hint=f"set {env} to a directory (it is created when missing), or unset it")
+            return
 
 
 def config_dir() -> Path:
@@ -45,7 +64,13 @@ DIR_VARIABLES: tuple[str, ...] = ("MQC_CONFIG_DIR", "MQC_DATA_DIR", "MQC_CACHE_D
 
 
 def _var_dirs() -> dict[str, Path]:
-    return {"MQC_RUNS_DIR": runs_dir(), "MQC_CACHE_DIR": cache_dir(), "MQC_CONFIG_DIR": config_dir(), "MQC_DATA_DIR": data_dir()}
+    """The directory behind each variable, unchecked (used while reporting an error about them)."""
+    import platformdirs
+
+    data = _dir("MQC_DATA_DIR", platformdirs.user_data_dir(APP), check=False)
+    return {"MQC_RUNS_DIR": _dir("MQC_RUNS_DIR", str(data / "runs"), check=False),
+            "MQC_CACHE_DIR": _dir("MQC_CACHE_DIR", platformdirs.user_cache_dir(APP), check=False),
+            "MQC_CONFIG_DIR": _dir("MQC_CONFIG_DIR", platformdirs.user_config_dir(APP), check=False), "MQC_DATA_DIR": data}
 
 
 def _absolute(path: str | os.PathLike[str]) -> Path:
