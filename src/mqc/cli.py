@@ -6,6 +6,7 @@ Kept light on purpose: no torch/pandas/numpy at import time (a test asserts it).
 from __future__ import annotations
 
 import sys
+from typing import NoReturn
 
 import typer
 from typer.core import TyperGroup
@@ -47,7 +48,7 @@ class MqcGroup(TyperGroup):
         try:
             return super().make_context(info_name, args, parent=parent, **extra)
         except TyperException as exc:  # a mistake in the root's own options: `mqc --bogus`
-            raise _usage_exit(exc) from exc
+            _usage_exit(exc)
 
     def invoke(self, ctx):  # type: ignore[override]
         try:
@@ -55,19 +56,19 @@ class MqcGroup(TyperGroup):
         except (typer.Exit, typer.Abort, BrokenPipeError):
             raise  # (a closed pipe, `mqc ... | head`: Typer exits quietly)
         except TyperException as exc:  # Typer's usage errors in any subcommand
-            raise _usage_exit(exc) from exc
+            _usage_exit(exc)
         except (MqcError, KeyboardInterrupt) as exc:
             sys.exit(report(exc))
         except Exception as exc:
             sys.exit(report(exc))
 
 
-def _usage_exit(exc: TyperException) -> BaseException:
+def _usage_exit(exc: TyperException) -> NoReturn:
     """One line plus a hint instead of Typer's usage box (which is hard-wrapped at 80 columns even in a
     pipe); ``mqc data`` alone (help instead of an error) keeps Typer's handling."""
     if type(exc).__name__ == "NoArgsIsHelpError":
-        return exc
-    return typer.Exit(report_usage(exc))
+        raise exc
+    raise typer.Exit(report_usage(exc)) from exc
 
 
 app = typer.Typer(
