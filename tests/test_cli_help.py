@@ -77,6 +77,8 @@ def test_backtest_and_forecast_help_show_defaults():
     assert option_row(help_text("forecast", "run"), "--horizon").endswith(f"[default: {ForecastConfig().prediction_length}]")
     horizons = ",".join(map(str, EvalConfig().horizons))
     assert option_row(help_text("forecast", "eval"), "--horizon").endswith(f"[default: {horizons}]")
+    assert option_row(help_text("forecast", "eval"), "--horizon").startswith("--horizon <int,...> ")  # a comma-separated list
+    assert option_row(help_text("train", "dm"), "--symbols").startswith("--symbols -s <str,...> ")
 
 
 def test_square_brackets_in_help_texts_are_kept():

@@ -1,5 +1,6 @@
 """How ``--help`` shows options: flags without a value type, list arguments by their item type,
-literal ``[...]`` in help texts, and the config defaults of options that default to "not given".
+comma-separated list options as ``<int,...>``, literal ``[...]`` in help texts, and the config
+defaults of options that default to "not given".
 
 Options of config-backed commands default to ``None`` so that a profile or ``MQC_*`` value is not
 overridden by a flag nobody typed; their help would show no default. ``tidy`` (called once when the
@@ -105,7 +106,11 @@ def add_config_defaults(command: Any, tables: tuple[str, ...], renames: dict[str
             (f"{t}.{param.name}" for t in tables if param.name in _fields(classes[t])), None)
         if targets is None:
             continue
-        values = {_shown(param, _default(classes, target)) for target in ((targets,) if isinstance(targets, str) else targets)}
+        targets = (targets,) if isinstance(targets, str) else targets
+        metavar = _list_metavar(classes, targets[0])
+        if metavar and param.metavar is None:
+            param.metavar = metavar  # a comma-separated list: <int,...>, not <str>
+        values = {_shown(param, _default(classes, target)) for target in targets}
         if len(values) != 1 or None in values or "default" in (param.help or ""):  # (the text already says it)
             continue
         text = f"[default: {values.pop()}]"
@@ -114,6 +119,23 @@ def add_config_defaults(command: Any, tables: tuple[str, ...], renames: dict[str
 
 def _fields(cls: type) -> set[str]:
     return {f.name for f in dataclasses.fields(cls)}
+
+
+def _list_metavar(classes: dict[str, type], target: str) -> str | None:
+    """``<int,...>`` for a tuple-valued field (given on the command line as ``1,12,48``), else None."""
+    import types
+    import typing
+
+    from mqc.core.config import field_types
+
+    table, field = target.split(".", 1)
+    tp = field_types(classes[table])[field]
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        tp = next((a for a in typing.get_args(tp) if a is not type(None)), tp)
+    if typing.get_origin(tp) not in (tuple, list):
+        return None
+    args = [a for a in typing.get_args(tp) if a is not Ellipsis]
+    return f"<{getattr(args[0], '__name__', 'str') if args else 'str'},...>"
 
 
 def _default(classes: dict[str, type], target: str) -> Any:
