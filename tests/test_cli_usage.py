@@ -54,3 +54,10 @@ def test_usage_error_in_a_pipe_is_not_wrapped(tmp_path):
     assert len(lines) == 2 and len(lines[0]) > 80 and bad in lines[0], out.stderr
     assert lines[0].startswith("error: invalid value for '--on-error'")
     assert lines[1] == "hint: try 'python -m mqc data import --help'"
+
+
+@pytest.mark.parametrize("args", [["--json", "true", "data", "list"], ["data", "list", "--json", "true"]])
+def test_a_value_after_a_flag_says_flags_take_no_value(args):
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2
+    assert res.stderr.splitlines()[1] == "hint: flags take no value: write the flag alone (e.g. --json, not --json true)"
