@@ -78,17 +78,34 @@ def test_data_import_refused_by_the_file_system_is_a_user_error(tmp_path, monkey
 
 
 def test_train_run_directory_on_a_full_disk(synth, tmp_path, monkeypatch):
+    """torch.save hides ENOSPC ("RuntimeError: ... unexpected pos"): on a full file system it is still
+    reported as the full disk it is."""
     root = tmp_path / "bars"
     root.mkdir()
     for sym, df in synth(n_assets=3, n_bars=320, seed=4).items():
         df.to_csv(root / f"{sym}.csv", index=False)
     import torch
 
-    monkeypatch.setattr(torch, "save", refuse(errno.ENOSPC))
+    def torch_save_on_a_full_disk(*args, **kwargs):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534")
+
+    class NoSpace:
+        f_bavail, f_frsize = 0, 4096
+
+    monkeypatch.setattr(torch, "save", torch_save_on_a_full_disk)
+    monkeypatch.setattr(os, "statvfs", lambda path: NoSpace())
     runs = tmp_path / "runs"
     res = runner.invoke(app, ["train", "dm", "--data-root", str(root), "--save-dir", str(runs), *TINY])
     error, hint = assert_user_error(res, str(runs))
     assert "no space left on device" in error and "free space" in hint
+
+
+def test_a_failed_write_with_free_space_is_still_a_bug(tmp_path, monkeypatch):
+    """Only an (almost) full file system turns a writer's own error into "no space left"."""
+    from mqc.core import atomic
+
+    with pytest.raises(RuntimeError, match="unexpected pos"), atomic.atomic_path(tmp_path / "x.pt"):
+        raise RuntimeError("unexpected pos 576 vs 534")
 
 
 def test_train_run_directory_permission_denied(synth, tmp_path, monkeypatch):
@@ -197,8 +214,9 @@ def test_data_dir_under_sys_is_a_clear_error(tmp_path, monkeypatch):
     assert "set MQC_DATA_DIR to a directory" in hint
 
 
-def test_a_real_full_disk(tmp_path):
-    """A 300 KB tmpfs as MQC_DATA_DIR (needs mount rights; skipped without them)."""
+@pytest.fixture
+def tiny_fs(tmp_path):
+    """A 300 KB tmpfs (needs mount rights; skipped without them)."""
     if shutil.which("mount") is None or os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
     mnt = tmp_path / "tiny"
@@ -206,23 +224,44 @@ def test_a_real_full_disk(tmp_path):
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(mnt)], capture_output=True).returncode != 0:
         pytest.skip("mount not permitted here")
     try:
-        import mqc
-
-        src_dir = str(Path(mqc.__file__).resolve().parents[1])
-        env = {**os.environ, "MQC_DATA_DIR": str(mnt / "d"), "MQC_RUNS_DIR": str(mnt / "r"), "PYTHONPATH": src_dir}
-        src = tmp_path / "src"
-        src.mkdir()
-        last = None
-        for k in range(12):  # ~150 KB of Parquet each: the disk fills within two or three imports
-            path = csv_file(src / f"S{k}.csv", n=10000)
-            last = subprocess.run([sys.executable, "-m", "mqc", "-q", "data", "import", str(path)], capture_output=True, text=True, env=env, timeout=120)
-            if last.returncode != 0:
-                break
-        assert last is not None and last.returncode == 1 and k >= 1, (k, last.stdout, last.stderr)
-        lines = last.stderr.strip().splitlines()
-        assert lines[0].startswith(f"error: {mnt / 'd' / 'catalog'}") and "no space left on device" in lines[0], last.stderr
-        assert lines[-1].startswith("hint: free space") and "report it" not in last.stderr
-        listing = subprocess.run([sys.executable, "-m", "mqc", "--json", "data", "list"], capture_output=True, text=True, env=env, timeout=60)
-        assert listing.returncode == 0 and f'"S{k - 1}"' in listing.stdout  # the catalog before the failure is intact
+        yield mnt
     finally:
-        subprocess.run(["umount", str(mnt)], check=False)
+        import gc
+
+        gc.collect()  # a writer kept alive by a traceback can hold a deleted temp file open
+        if subprocess.run(["umount", str(mnt)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_a_real_full_disk(tmp_path, tiny_fs):
+    """Imports into a catalog on a 300 KB file system until it is full: one clear line, catalog intact."""
+    import mqc
+
+    src_dir = str(Path(mqc.__file__).resolve().parents[1])
+    env = {**os.environ, "MQC_DATA_DIR": str(tiny_fs / "d"), "MQC_RUNS_DIR": str(tiny_fs / "r"), "PYTHONPATH": src_dir}
+    src = tmp_path / "src"
+    src.mkdir()
+    last = None
+    for k in range(12):  # ~150 KB of Parquet each: the disk fills within two or three imports
+        path = csv_file(src / f"S{k}.csv", n=10000)
+        last = subprocess.run([sys.executable, "-m", "mqc", "-q", "data", "import", str(path)], capture_output=True, text=True, env=env, timeout=120)
+        if last.returncode != 0:
+            break
+    assert last is not None and last.returncode == 1 and k >= 1, (k, last.stdout, last.stderr)
+    lines = last.stderr.strip().splitlines()
+    assert lines[0].startswith(f"error: {tiny_fs / 'd' / 'catalog'}") and "no space left on device" in lines[0], last.stderr
+    assert lines[-1].startswith("hint: free space") and "report it" not in last.stderr
+    listing = subprocess.run([sys.executable, "-m", "mqc", "--json", "data", "list"], capture_output=True, text=True, env=env, timeout=60)
+    assert listing.returncode == 0 and f'"S{k - 1}"' in listing.stdout  # the catalog before the failure is intact
+
+
+def test_a_real_full_disk_under_torch_save(tiny_fs):
+    import torch
+
+    from mqc.core.errors import StorageError
+    from mqc.core.train.rundir import save_checkpoint
+
+    with pytest.raises(StorageError, match="no space left on device") as err:
+        save_checkpoint(tiny_fs / "latest.pt", {"w": torch.zeros(200_000)})
+    assert str(tiny_fs) in str(err.value) and isinstance(err.value.__cause__, RuntimeError)
+    assert not list(tiny_fs.iterdir())  # the torn temp file is gone

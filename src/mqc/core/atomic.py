@@ -6,6 +6,7 @@ A crash at any point leaves either the old file or the new one, never a torn mix
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -68,16 +69,36 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
 @contextlib.contextmanager
 def _named_os_errors(path: Path) -> Iterator[None]:
     """A full disk, a refused permission, ... while writing under ``path`` becomes a StorageError
-    naming it (the OS names no file for a failed ``write``); other errors pass unchanged."""
+    naming it (the OS names no file for a failed ``write``); other errors pass unchanged, except that
+    any failure on a file system with (almost) no space left is reported as the full disk it is:
+    some writers hide ENOSPC (``torch.save``: "RuntimeError: ... unexpected pos 576 vs 534")."""
+    from mqc.core.errors import storage_error
+
     try:
         yield
     except OSError as exc:
-        from mqc.core.errors import storage_error
-
         err = storage_error(exc, path)
         if err is None or err is exc:
             raise
         raise err from exc
+    except Exception as exc:
+        if not _almost_full(path):
+            raise
+        raise storage_error(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), path) from exc  # type: ignore[misc]
+
+
+_FULL_BELOW = 4 << 20  # bytes free under which a failed write is taken for a full disk
+
+
+def _almost_full(path: Path) -> bool:
+    for p in (path, *path.parents):
+        if p.exists():
+            try:
+                st = os.statvfs(p)
+            except (OSError, AttributeError):  # pragma: no cover - e.g. Windows
+                return False
+            return st.f_bavail * st.f_frsize < _FULL_BELOW
+    return False  # pragma: no cover
 
 
 def _fsync_dir(path: Path) -> None:
