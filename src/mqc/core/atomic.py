@@ -72,7 +72,7 @@ def _named_os_errors(path: Path) -> Iterator[None]:
     naming it (the OS names no file for a failed ``write``); other errors pass unchanged, except that
     any failure on a file system with (almost) no space left is reported as the full disk it is:
     some writers hide ENOSPC (``torch.save``: "RuntimeError: ... unexpected pos 576 vs 534")."""
-    from mqc.core.errors import storage_error
+    from mqc.core.errors import MqcError, storage_error
 
     try:
         yield
@@ -82,7 +82,7 @@ def _named_os_errors(path: Path) -> Iterator[None]:
             raise
         raise err from exc
     except Exception as exc:
-        if not _almost_full(path):
+        if isinstance(exc, MqcError) or not _almost_full(path):
             raise
         raise storage_error(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), path) from exc  # type: ignore[misc]
 
