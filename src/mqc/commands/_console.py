@@ -70,7 +70,12 @@ def info(message: str) -> None:
 
 
 def warn(message: str) -> None:
-    err.print(f"[yellow]warning:[/yellow] {escape(message)}")
+    """A warning line on stderr: ``warning: ...`` once, also for a message that carries its own
+    prefix (``WARNING: ...`` from core or a library)."""
+    text = message.lstrip()
+    if text[:8].lower() == "warning:":
+        text = text[8:].lstrip()
+    err.print(f"[yellow]warning:[/yellow] {escape(text)}")
 
 
 def debug(message: str) -> None:

@@ -6,6 +6,7 @@ A crash at any point leaves either the old file or the new one, never a torn mix
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -44,12 +45,14 @@ def staged_file(directory: str | os.PathLike[str], name: str = "staged") -> Iter
     the caller deciding to keep the file it already has) the temp file is deleted.
     """
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
-    os.close(fd)
+    with _named_os_errors(directory):
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+        os.close(fd)
     staged = StagedFile(Path(tmp))
     try:
-        yield staged
+        with _named_os_errors(directory):
+            yield staged
     finally:
         if staged.committed is None:
             staged.path.unlink(missing_ok=True)
@@ -62,6 +65,41 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     with staged_file(target.parent, target.name) as staged:
         yield staged.path
         staged.commit(target)
+
+
+@contextlib.contextmanager
+def _named_os_errors(path: Path) -> Iterator[None]:
+    """A full disk, a refused permission, ... while writing under ``path`` becomes a StorageError
+    naming it (the OS names no file for a failed ``write``); other errors pass unchanged, except that
+    any failure on a file system with (almost) no space left is reported as the full disk it is:
+    some writers hide ENOSPC (``torch.save``: "RuntimeError: ... unexpected pos 576 vs 534")."""
+    from mqc.core.errors import MqcError, storage_error
+
+    try:
+        yield
+    except OSError as exc:
+        err = storage_error(exc, path)
+        if err is None or err is exc:
+            raise
+        raise err from exc
+    except Exception as exc:
+        if isinstance(exc, MqcError) or not _almost_full(path):
+            raise
+        raise storage_error(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), path) from exc  # type: ignore[misc]
+
+
+_FULL_BELOW = 4 << 20  # bytes free under which a failed write is taken for a full disk
+
+
+def _almost_full(path: Path) -> bool:
+    for p in (path, *path.parents):
+        if p.exists():
+            try:
+                st = os.statvfs(p)
+            except (OSError, AttributeError):  # pragma: no cover - e.g. Windows
+                return False
+            return st.f_bavail * st.f_frsize < _FULL_BELOW
+    return False  # pragma: no cover
 
 
 def _fsync_dir(path: Path) -> None:
@@ -127,8 +165,12 @@ def _json_default(obj: Any) -> Any:
 def append_line(target: str | os.PathLike[str], line: str) -> None:
     """Append one line and fsync: used for jsonl logs and ledgers, where a torn last line is skipped."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target, "a", encoding="utf-8") as fh:
+    with _named_os_errors(target), open(_parent_made(target), "a", encoding="utf-8") as fh:
         fh.write(line.rstrip("\n") + "\n")
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def _parent_made(target: Path) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return target

@@ -6,7 +6,8 @@ A value resolves, lowest to highest, from:
     defaults < hyperparams file < profile < MQC_<TABLE>_<FIELD> environment < CLI flags
 
 and ``resolve`` reports where each value came from, so ``mqc profile show`` can print it.
-Unknown tables and keys are errors with a "did you mean" suggestion.
+Unknown tables and keys are errors with a "did you mean" suggestion, and so are ``MQC_*`` variables
+mqc does not read (checked whenever a config is resolved).
 """
 
 from __future__ import annotations
@@ -238,6 +239,35 @@ def env_name(table: str, field: str) -> str:
     return f"MQC_{table.upper()}_{field.upper()}"
 
 
+# MQC_* variables that are not MQC_<TABLE>_<FIELD> settings (paths, the profile, tracebacks).
+OTHER_VARIABLES: frozenset[str] = frozenset({"MQC_PROFILE", "MQC_DEBUG", "MQC_CONFIG_DIR", "MQC_DATA_DIR", "MQC_CACHE_DIR", "MQC_RUNS_DIR"})
+
+
+def known_variables() -> set[str]:
+    """Every ``MQC_*`` environment variable mqc reads."""
+    return {env_name(t, f) for t, cls in known_tables().items() for f in field_types(cls)} | OTHER_VARIABLES
+
+
+def check_env(env: Mapping[str, str] | None = None) -> None:
+    """A misspelt ``MQC_*`` variable is an error, not silently ignored (like an unknown profile key).
+
+    Raises:
+        ConfigError: an ``MQC_*`` name mqc does not read, with a "did you mean".
+    """
+    env = os.environ if env is None else env
+    unknown = sorted(k for k in env if k.startswith("MQC_"))
+    if not unknown:
+        return
+    known = known_variables()
+    for name in unknown:
+        if name not in known:
+            raise ConfigError(
+                f"unknown environment variable {name}{did_you_mean(name, known)}",
+                hint=f"fix its name or unset it (unset {name}); a setting is MQC_<TABLE>_<FIELD> of a profile "
+                "table and key, e.g. MQC_TRAIN_STEPS for train.steps",
+            )
+
+
 def resolve(
     cls: type[T],
     *,
@@ -255,6 +285,7 @@ def resolve(
     table = table_name(cls)
     types_ = field_types(cls)
     env = os.environ if env is None else env
+    check_env(env)
     values: dict[str, Any] = {}
     sources = {name: "default" for name in types_}
     layers: list[tuple[str, Mapping[str, Any]]] = []
