@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from mqc.core.data.bars import COLUMNS, PRICE_COLUMNS, Bars, LineNumbers
+from mqc.core.data.dialect import US, NumberFormat, parse_numbers, sample_lines, sniff_number_format
 from mqc.core.data.timestamps import ISO_HINT, local_offsets, parse_timestamps, timestamps_ns
 from mqc.core.errors import ArtifactNotFound, DataError
 
@@ -204,6 +205,9 @@ def _read_csv(path: Path):
         names = ["timestamp", *hdr[0][1:]]
         read_opts = pacsv.ReadOptions(block_size=1 << 24, skip_rows=skip, column_names=names)
         first_line = skip + 1
+    else:
+        names = hdr[0]
+    number_format = _number_format(path, names, delim, first_line)
     bad: list[tuple[int | None, str]] = []
 
     def on_bad(row) -> str:
@@ -211,7 +215,7 @@ def _read_csv(path: Path):
         return "skip"
 
     parse = pacsv.ParseOptions(delimiter=delim, invalid_row_handler=on_bad)
-    convert = pacsv.ConvertOptions(strings_can_be_null=True, quoted_strings_can_be_null=True)
+    convert = pacsv.ConvertOptions(strings_can_be_null=True, quoted_strings_can_be_null=True, decimal_point=number_format.decimal)
     try:
         table = pacsv.read_csv(path, read_options=read_opts, parse_options=parse, convert_options=convert)
     except pa.ArrowInvalid as exc:
@@ -225,7 +229,22 @@ def _read_csv(path: Path):
         opts = pacsv.ConvertOptions(include_columns=[name], column_types={name: pa.string()}, strings_can_be_null=True)
         return pacsv.read_csv(path, read_options=read_opts, parse_options=pacsv.ParseOptions(delimiter=delim, invalid_row_handler=lambda _r: "skip"), convert_options=opts).column(name)
 
-    return table, bad, first_line, ticker, delim, column_as_text
+    return table, bad, first_line, ticker, delim, column_as_text, number_format
+
+
+def _number_format(path: Path, names: list[str], delim: str, first_line: int) -> NumberFormat:
+    """The decimal mark and thousands separator of the file's price and volume columns."""
+    number_cols = [k for k, (name, canon) in enumerate(zip(names, _canonical_names(names), strict=True)) if canon in (*COLUMNS, "adj_close")]
+    with _open_text(path) as fh:
+        for _ in range(first_line - 1):
+            fh.readline()
+        lines = sample_lines(fh)
+    return sniff_number_format(path, lines, delim, number_cols, first_line)
+
+
+def _canonical_names(names: list[str]) -> list[str | None]:
+    mapping = _map_columns(names)
+    return [mapping.get(n) for n in names]
 
 
 def _scan_lines(path: Path, delim: str, n_fields: int, first_line: int) -> tuple[np.ndarray, list[tuple[int, str]]]:
@@ -245,8 +264,10 @@ def _scan_lines(path: Path, delim: str, n_fields: int, first_line: int) -> tuple
     return np.asarray(good, dtype=np.int64), bad
 
 
-def _numeric(col, name: str) -> tuple[np.ndarray, np.ndarray, str]:
-    """Arrow column -> (float64 values, mask of cells that are text but not numbers, first bad text)."""
+def _numeric(col, name: str, number_format: NumberFormat = US) -> tuple[np.ndarray, np.ndarray, str]:
+    """Arrow column -> (float64 values, mask of cells that are text but not numbers, first bad text).
+
+    Text cells are read under the file's ``number_format`` (see ``dialect.parse_numbers``)."""
     import pyarrow as pa
 
     col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
@@ -255,9 +276,7 @@ def _numeric(col, name: str) -> tuple[np.ndarray, np.ndarray, str]:
         v = col.cast(pa.float64()).to_numpy(zero_copy_only=False)
         return v, np.zeros(v.size, dtype=bool), ""
     strings = pd.Series(col.cast(pa.string()).to_numpy(zero_copy_only=False), dtype=object)
-    cleaned = strings.str.replace(",", "", regex=False).str.strip()
-    v = pd.to_numeric(cleaned, errors="coerce").to_numpy(dtype=np.float64)
-    bad = np.isnan(v) & strings.notna().to_numpy() & (cleaned != "").to_numpy()
+    v, bad = parse_numbers(strings, number_format)
     first = str(strings[np.flatnonzero(bad)[0]])[:40] if bad.any() else ""
     return v, bad, first
 
@@ -288,12 +307,13 @@ def read_file(path: str | os.PathLike[str], *, symbol: str | None = None, on_err
         raise DataError(f"{path}: the file is empty", hint="export the bars again; the file has no header and no rows")
     ticker = None
     column_as_text = None
+    number_format = US
     notes: list[Issue] = []
     if path.suffix.lower() in PARQUET_SUFFIXES:
         table = _read_parquet(path)
         rows: np.ndarray | LineNumbers = LineNumbers(1, table.num_rows)
     else:
-        table, bad_lines, first_line, ticker, delim, column_as_text = _read_csv(path)
+        table, bad_lines, first_line, ticker, delim, column_as_text, number_format = _read_csv(path)
         rows = LineNumbers(first_line, table.num_rows)
         if bad_lines:
             rows, bad = _scan_lines(path, delim, table.num_columns, first_line)
@@ -339,15 +359,16 @@ def read_file(path: str | os.PathLike[str], *, symbol: str | None = None, on_err
         if name not in by_canon:  # volume may be absent (indices): validation stores 0 with a warning
             cols[name] = np.full(table.num_rows, np.nan)
             continue
-        v, bad, first = _numeric(table.column(by_canon[name]), name)
+        v, bad, first = _numeric(table.column(by_canon[name]), name, number_format)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             if on_error == "fail":
-                raise DataError(f"{path}: row {rows[i]}, field {name!r}: {first!r} is not a number", hint="fix or delete that row, or import with --on-error drop")
+                mark = f" (this file's {number_format.describe()})" if re.search(r"\d[.,]\d", first) else ""
+                raise DataError(f"{path}: row {rows[i]}, field {name!r}: {first!r} is not a number{mark}", hint="fix or delete that row, or import with --on-error drop")
             notes.extend(Issue("number", int(r), name, "not a number", "dropped") for r in rows[bad & ~invalid])
             invalid |= bad
         cols[name] = v
-    file_notes, adjustment = _adjust(table, by_canon, cols, path, adjusted)
+    file_notes, adjustment = _adjust(table, by_canon, cols, path, adjusted, number_format)
     source = str(path)
     if "symbol" in by_canon:
         import pyarrow as pa
@@ -379,7 +400,7 @@ def read_file(path: str | os.PathLike[str], *, symbol: str | None = None, on_err
 ADJUSTED = "scaled by Adj Close / Close"
 
 
-def _adjust(table, by_canon: dict[str, str], cols: dict[str, np.ndarray], path: Path, adjusted: bool) -> tuple[list, str]:
+def _adjust(table, by_canon: dict[str, str], cols: dict[str, np.ndarray], path: Path, adjusted: bool, number_format: NumberFormat = US) -> tuple[list, str]:
     """Apply (``adjusted``) or flag (otherwise) a file's Adj Close column. Scales ``cols`` in place.
 
     Returns the file-level notes and the adjustment label ("" when prices are as in the file).
@@ -396,7 +417,7 @@ def _adjust(table, by_canon: dict[str, str], cols: dict[str, np.ndarray], path: 
             "import with --adjusted to scale open/high/low/close by Adj Close / Close"
         )
         return [Issue("adjusted", -1, "adj_close", detail, "warning")], ""
-    adj, _, _ = _numeric(table.column(by_canon["adj_close"]), "adj_close")
+    adj, _, _ = _numeric(table.column(by_canon["adj_close"]), "adj_close", number_format)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = adj / cols["close"]
     for name in PRICE_COLUMNS:

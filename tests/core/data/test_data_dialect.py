@@ -1,0 +1,71 @@
+"""Number formats of CSV files: decimal commas, thousands separators, ; and tab separators.
+
+A misread number must never be stored: a file is read under its own decimal mark, or refused."""
+
+from __future__ import annotations
+
+import pytest
+
+from mqc.core.data.importer import validate_paths
+from mqc.core.data.reader import read_bars
+from mqc.core.errors import DataError
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path
+
+
+def test_semicolon_decimal_comma_is_read_as_decimals(tmp_path):
+    # The issue's file: 10,03 was stored as 1003 (100x) with exit 0.
+    p = _write(
+        tmp_path / "EU.csv",
+        "Date;Open;High;Low;Close;Volume\n2020-01-02;10,03;10,50;9,90;10,20;1000\n"
+        "2020-01-03;10,21;10,60;10,00;10,40;1.200\n2020-01-06;10,4;10,7;10,1;10,5;900\n",
+    )
+    df = read_bars(p)["EU"]
+    assert df["open"].tolist() == [10.03, 10.21, 10.4]
+    assert df["high"].tolist() == [10.5, 10.6, 10.7]
+    assert df["volume"].tolist() == [1000.0, 1200.0, 900.0]  # 1.200 groups thousands in this file
+    report = validate_paths([p]).items[0].report
+    assert report.issues == [] and report.rows_out == 3  # no misleading "high is below max(open, close)"
+
+
+def test_tab_separated_with_european_thousands(tmp_path):
+    p = _write(
+        tmp_path / "T.tsv",
+        "Date\tOpen\tHigh\tLow\tClose\tVolume\n2020-01-02\t1.234,5\t1.240,50\t1.200,90\t1.220,20\t1000\n"
+        "2020-01-03\t1.221\t1.260,60\t1.200,00\t1.240,40\t1.200.000\n",
+    )
+    df = read_bars(p)["T"]
+    assert df["open"].tolist() == [1234.5, 1221.0]
+    assert df["volume"].tolist() == [1000.0, 1_200_000.0]
+
+
+def test_us_thousands_separators_in_quoted_fields(tmp_path):
+    p = _write(tmp_path / "US.csv", 'Date,Open,High,Low,Close,Volume\n2020-01-02,"1,234.5",1240.5,1200.9,1220.2,1000\n2020-01-03,1221,1260.6,1200,1240.4,"1,200,000"\n')
+    df = read_bars(p)["US"]
+    assert df["open"].tolist() == [1234.5, 1221.0]
+    assert df["volume"].tolist() == [1000.0, 1_200_000.0]
+
+
+def test_two_decimal_marks_are_refused_naming_both(tmp_path):
+    p = _write(tmp_path / "M.csv", "Date;Open;High;Low;Close;Volume\n2020-01-02;10.5;11.5;9;10;1000\n2020-01-03;10.5;11,55;9;10;1000\n")
+    with pytest.raises(DataError, match=r"M\.csv: numbers written with two decimal marks: '10\.5' \(row 2\) uses '\.', '11,55' \(row 3\) uses ','"):
+        read_bars(p)
+
+
+def test_ambiguous_comma_in_semicolon_file_is_refused(tmp_path):
+    p = _write(tmp_path / "A.csv", "Date;Open;High;Low;Close;Volume\n2020-01-02;1,234;1,240;1,200;1,220;1000\n")
+    with pytest.raises(DataError, match=r"A\.csv: row 2: cannot tell whether '1,234' means 1\.234 \(decimal comma\) or 1234"):
+        read_bars(p)
+
+
+def test_stray_thousands_mark_is_not_a_number_never_another_number(tmp_path):
+    # Past the sniffed sample, a quoted '10,03' in a '.' file must not become 1003.
+    lines = ["timestamp,open,high,low,close,volume\n"]
+    lines += [f"2020-01-01T00:{k // 60:02d}:{k % 60:02d}Z,\"10.{k % 90 + 10}\",11,9,10,5\n" for k in range(2500)]
+    lines.append('2020-01-01T01:00:00Z,"10,03",11,9,10,5\n')
+    p = _write(tmp_path / "S.csv", "".join(lines))
+    with pytest.raises(DataError, match=r"row 2502, field 'open': '10,03' is not a number \(this file's decimal mark '\.'"):
+        read_bars(p)
