@@ -75,10 +75,19 @@ def _render_result(result: Any, json_out: bool, *, title: str) -> None:
                 str(r.repaired), str(r.dropped), str(len(r.warnings)),
             )
         out.print(t)
+    from mqc.core.data.importer import issue_summary, write_issue_list
+
+    listed = write_issue_list(result)
     for i in result.items:
-        for issue in i.report.issues:
+        first, rest = issue_summary(i.report.issues)
+        for issue in first:
             style = {"repaired": "yellow", "dropped": "red", "warning": "dim", "note": "cyan"}.get(issue.action, "white")
             out.print(f"[{style}]{_esc(f'{i.symbol} {i.path}: {issue.line()}')}[/{style}]")
+        if rest:
+            counts = ", ".join(f"{n:,} {reason}" for reason, n in rest)
+            out.print(_esc(f"{i.symbol}: and {sum(n for _, n in rest):,} more issues: {counts}"))
+    if listed:
+        out.print(f"every issue is listed in {_esc(str(listed))}")
     for e in result.errors:
         err.print(f"[bold red]error:[/bold red] {_esc(e['error'])}")
         if e.get("hint"):

@@ -93,6 +93,12 @@ def _fmt_ts(ns: int) -> str:
     return str(np.datetime64(int(ns), "ns").astype("datetime64[s]")).replace("T", " ")
 
 
+def _fmt_many(ns: np.ndarray) -> list[str]:
+    """``_fmt_ts`` of many timestamps in one numpy call (a per-value call costs ~3 us each)."""
+    text = np.datetime_as_string(ns.view("datetime64[ns]").astype("datetime64[s]"), unit="s")
+    return [t.replace("T", " ") for t in text.tolist()]
+
+
 class _Checker:
     """Applies one rule at a time, recording issues and raising in fail mode."""
 
@@ -111,11 +117,11 @@ class _Checker:
             got = f", got {values[idx[0]]:g}" if values is not None else ""
             raise DataError(f"{self.report.source}: row {int(self.rows[idx[0]])}, field {fld!r}: {detail}{got}{more}", hint=_HINT)
         action = "repaired" if (self.on_error == "repair" and fixable) else "dropped"
-        rows = self.rows[idx]
+        rows = self.rows[idx].tolist()
         if values is None:
-            self.report.issues.extend(Issue(kind, int(r), fld, detail, action) for r in rows)
+            self.report.issues.extend(Issue(kind, r, fld, detail, action) for r in rows)
         else:
-            self.report.issues.extend(Issue(kind, int(r), fld, f"{detail}, got {x:g}", action) for r, x in zip(rows, values[idx], strict=True))
+            self.report.issues.extend(Issue(kind, r, fld, f"{detail}, got {x:g}", action) for r, x in zip(rows, values[idx].tolist(), strict=True))
         return action
 
 
@@ -290,7 +296,7 @@ def _order_and_dedupe(bars: Bars, chk: _Checker) -> Bars:
                 f"the row before ({_fmt_ts(bars.ts[i - 1])}): out of order" + (f" (and {back.size - 1} more rows)" if back.size > 1 else ""),
                 hint=_HINT,
             )
-        chk.report.issues.extend(Issue("order", int(r), "timestamp", "out of order; rows sorted by time", "repaired") for r in bars.rows[back])
+        chk.report.issues.extend(Issue("order", r, "timestamp", "out of order; rows sorted by time", "repaired") for r in bars.rows[back].tolist())
         bars = bars.take(np.argsort(bars.ts, kind="stable"))
         d = np.diff(bars.ts)
     dup = np.flatnonzero(d == 0)  # row dup is followed by a row with the same time: keep the later one
@@ -303,8 +309,8 @@ def _order_and_dedupe(bars: Bars, chk: _Checker) -> Bars:
                 hint=_HINT,
             )
         chk.report.issues.extend(
-            Issue("duplicate", int(r), "timestamp", f"duplicate timestamp {_fmt_ts(t)}; kept the last row", "dropped")
-            for r, t in zip(bars.rows[dup], bars.ts[dup], strict=True)
+            Issue("duplicate", r, "timestamp", f"duplicate timestamp {t}; kept the last row", "dropped")
+            for r, t in zip(bars.rows[dup].tolist(), _fmt_many(bars.ts[dup]), strict=True)
         )
         mask = np.ones(len(bars), dtype=bool)
         mask[dup] = False

@@ -1,0 +1,62 @@
+"""What ``mqc data validate/import`` print about bad rows: counts that agree with the notes, a
+summary instead of one line per row for large files, and the full list in a file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from typer.testing import CliRunner
+
+from mqc.cli import app
+
+runner = CliRunner()
+
+
+def mqc(*args):
+    return runner.invoke(app, list(map(str, args)))
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _duplicated_minutes(path: Path, n: int) -> Path:
+    """``n`` rows of 1-minute bars where every timestamp appears twice (n // 2 duplicates)."""
+    t = np.datetime64("2021-01-01T00:00:00", "s") + (np.arange(n) // 2) * np.timedelta64(60, "s")
+    stamps = np.datetime_as_string(t, unit="s")
+    lines = [f"{s}Z,100,101,99,100,10\n" for s in stamps.tolist()]
+    path.write_text("timestamp,open,high,low,close,volume\n" + "".join(lines))
+    return path
+
+
+def test_repair_of_many_duplicates_is_summarised_with_the_full_list_in_a_file(tmp_path):
+    p = _duplicated_minutes(tmp_path / "DUPS.csv", 50_000)
+    r = mqc("-q", "data", "validate", p, "--on-error", "repair")
+    assert r.exit_code == 0, r.output
+    text = flat(r.output)
+    assert text.count("[dropped]") == 5  # the first 5 notes of the reason, not 25,000 lines
+    assert "DUPS: and 24,995 more issues: 24,995 duplicate timestamp (dropped)" in text
+    reports = list((Path(os.environ["MQC_DATA_DIR"]) / "reports").glob("*-issues.txt"))
+    assert len(reports) == 1 and reports[0].name in "".join(text.split())
+    lines = reports[0].read_text().splitlines()
+    assert len(lines) == 25_000
+    assert lines[-1].endswith("row 50000, field 'timestamp': duplicate timestamp 2021-01-18 08:39:00; kept the last row [dropped]")
+
+
+def test_few_issues_write_no_file(tmp_path):
+    p = _duplicated_minutes(tmp_path / "FEW.csv", 8)
+    r = mqc("data", "validate", p, "--on-error", "repair")
+    assert r.exit_code == 0 and flat(r.output).count("[dropped]") == 4 and "more issues" not in r.output
+    assert not (Path(os.environ["MQC_DATA_DIR"]) / "reports").exists()
+
+
+def test_a_rare_reason_is_shown_beside_many_duplicates(tmp_path):
+    p = _duplicated_minutes(tmp_path / "MIX.csv", 200)
+    text = p.read_text().replace("2021-01-01T00:10:00Z,100,101,99,100,10\n", "2021-01-01T00:10:00Z,100,98,99,100,10\n", 1)
+    p.write_text(text)
+    r = mqc("data", "validate", p, "--on-error", "repair")
+    out = flat(r.output)
+    assert r.exit_code == 0 and "row 22, field 'high': high is below max(open, close)" in out
+    assert "MIX: and 95 more issues: 95 duplicate timestamp (dropped)" in out
