@@ -60,3 +60,41 @@ def test_a_rare_reason_is_shown_beside_many_duplicates(tmp_path):
     out = flat(r.output)
     assert r.exit_code == 0 and "row 22, field 'high': high is below max(open, close)" in out
     assert "MIX: and 95 more issues: 95 duplicate timestamp (dropped)" in out
+
+
+def test_dropped_malformed_lines_are_counted_and_a_two_bar_bar_size_is_a_guess(tmp_path):
+    # The issue's MALF.csv: two "[dropped]" notes under a table saying "dropped rows 0", and a
+    # bar size guessed from the two rows left presented as fact.
+    p = tmp_path / "MALF.csv"
+    p.write_text(
+        "timestamp,open,high,low,close,volume\n2020-01-02,10,11,9,10.5,100\n2020-01-03,10,11,9\n"
+        "2020-01-06,10,11,9,10.5,100,7\n2020-01-07,10,11,9,10.5,100\n"
+    )
+    r = mqc("data", "validate", p, "--on-error", "drop", "--json")
+    assert r.exit_code == 0, r.output
+    import json
+
+    rep = json.loads(r.stdout)["symbols"][0]["report"]
+    assert (rep["rows_in"], rep["rows_out"], rep["dropped"]) == (4, 2, 2)
+    assert [i["action"] for i in rep["issues"] if i["kind"] == "malformed"] == ["dropped", "dropped"]
+    assert rep["timeframe_reliable"] is False
+    assert any("is a guess from the one step between 2 bars; pass --timeframe" in i["detail"] for i in rep["issues"])
+    table = mqc("data", "validate", p, "--on-error", "drop").output
+    row = next(line for line in table.splitlines() if "MALF" in line and "│" in line)
+    assert [c.strip() for c in row.split("│")[1:-1]][:4] == ["MALF", "5d?", "4", "2"]
+    assert [c.strip() for c in row.split("│")[1:-1]][8] == "2"  # dropped rows
+
+
+def test_malformed_lines_of_a_long_file_are_reported_and_counted(tmp_path):
+    p = tmp_path / "long.csv"
+    p.write_text(
+        "timestamp,symbol,open,high,low,close,volume\n"
+        + "".join(f"2020-01-{d:02d},{s},10,11,9,10.5,100\n" for d in range(1, 6) for s in ("AAA", "BBB"))
+        + "2020-01-09,AAA,10,11\n"
+    )
+    r = mqc("data", "validate", p, "--on-error", "drop", "--json")
+    import json
+
+    reps = {s["symbol"]: s["report"] for s in json.loads(r.stdout)["symbols"]}
+    assert sum(x["dropped"] for x in reps.values()) == 1
+    assert [i["row"] for x in reps.values() for i in x["issues"] if i["kind"] == "malformed"] == [12]

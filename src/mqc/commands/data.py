@@ -71,7 +71,7 @@ def _render_result(result: Any, json_out: bool, *, title: str) -> None:
         for i in result.items:
             r = i.report
             t.add_row(
-                i.symbol, i.timeframe, str(r.rows_in), str(i.rows), i.status, str(i.added), str(i.overwritten),
+                i.symbol, i.timeframe + ("?" if not r.timeframe_reliable else ""), str(r.rows_in), str(i.rows), i.status, str(i.added), str(i.overwritten),
                 str(r.repaired), str(r.dropped), str(len(r.warnings)),
             )
         out.print(t)

@@ -376,10 +376,12 @@ def read_file(path: str | os.PathLike[str], *, symbol: str | None = None, on_err
         enc = table.column(by_canon["symbol"]).combine_chunks().cast(pa.string()).dictionary_encode()
         codes = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False)
         out = []
+        # Malformed lines name no symbol: the first symbol's report carries (and counts) them.
+        unowned = [n for n in notes if n.kind == "malformed"]
         for k, name in enumerate(enc.dictionary.to_pylist()):
             idx = np.flatnonzero(codes == k)
             own = set(rows[idx].tolist())
-            part_notes = [n for n in notes if n.row in own] + list(file_notes)
+            part_notes = [n for n in notes if n.row in own] + list(file_notes) + (unowned if k == 0 else [])
             part_off = None if offsets is None else offsets[idx]
             part_cols = {c: v[idx] for c, v in cols.items()}
             out.append(Bars(normalise_symbol(name), source, ts[idx], part_cols, rows[idx], invalid[idx], part_notes, part_off, adjustment))

@@ -54,6 +54,8 @@ class ValidationReport:
     gaps: int = 0
     # The longest step between consecutive bars, in bar lengths of clock time (not missing bars).
     largest_gap_bars: float = 0.0
+    # False when the bar size was inferred from too few bars to trust (2 bars: one step).
+    timeframe_reliable: bool = True
 
     @property
     def repaired(self) -> int:
@@ -80,6 +82,7 @@ class ValidationReport:
             "rows_in": self.rows_in,
             "rows_out": self.rows_out,
             "timeframe": self.timeframe,
+            "timeframe_reliable": self.timeframe_reliable,
             "repaired": self.repaired,
             "repaired_fields": self.repaired_fields,
             "dropped": self.dropped,
@@ -150,7 +153,9 @@ def validate_arrays(
     """
     if on_error not in ON_ERROR_CHOICES:
         raise DataError(f"on_error must be one of {', '.join(ON_ERROR_CHOICES)}, got {on_error!r}")
-    report = ValidationReport(symbol=bars.symbol, source=bars.source, rows_in=len(bars))
+    # Malformed lines never became bars, but they are rows of the file that are not stored.
+    malformed = sum(1 for n in bars.notes if n.kind == "malformed" and n.action == "dropped")
+    report = ValidationReport(symbol=bars.symbol, source=bars.source, rows_in=len(bars) + malformed)
     if len(bars) == 0:
         raise DataError(f"{bars.source}: no rows of bars", hint="the file has a header but no data")
     report.issues.extend(bars.notes)
@@ -324,6 +329,12 @@ def _gaps_and_spikes(bars: Bars, report: ValidationReport, sigma: float, bar_sec
     secs = bar_seconds or inferred
     report.bar_seconds = secs
     report.timeframe = label_for_seconds(secs)
+    if not bar_seconds and len(bars) < 3:
+        # One step between two bars says nothing about the bar size (a 3-day step may be a weekend).
+        report.timeframe_reliable = False
+        report.issues.append(
+            Issue("timeframe", -1, "timestamp", f"bar size {report.timeframe} is a guess from the one step between 2 bars; pass --timeframe to set it", "warning")
+        )
     if bar_seconds and inferred != bar_seconds:
         report.issues.append(
             Issue("timeframe", -1, "timestamp", f"bars look like {label_for_seconds(inferred)}, stored as {label_for_seconds(bar_seconds)} as asked", "warning")
