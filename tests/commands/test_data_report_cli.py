@@ -98,3 +98,33 @@ def test_malformed_lines_of_a_long_file_are_reported_and_counted(tmp_path):
     reps = {s["symbol"]: s["report"] for s in json.loads(r.stdout)["symbols"]}
     assert sum(x["dropped"] for x in reps.values()) == 1
     assert [i["row"] for x in reps.values() for i in x["issues"] if i["kind"] == "malformed"] == [12]
+
+
+def _days_csv(path: Path, n: int, edit: dict[int, str]) -> Path:
+    """``n`` daily bars; ``edit`` replaces the line with that line number (header = 1)."""
+    days = np.datetime64("2020-01-01") + np.arange(n)
+    lines = ["timestamp,open,high,low,close,volume"] + [f"{d},10,11,9,10.5,100" for d in days.astype(str).tolist()]
+    for line_no, text in edit.items():
+        lines[line_no - 1] = text
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_fail_mode_names_the_first_bad_rows_whatever_their_rule_and_counts_the_rest(tmp_path):
+    # The issue: row 63 was reported for a file whose row 62 is also bad (another rule ran first).
+    bad = {
+        62: "2020-03-01,10,9,9.5,10.5,100",  # high below close: a validation rule
+        63: "2020-03-02,10,11,9,abc,100",  # not a number: a reader rule
+        70: "2020-03-09,10,11,9,-1,100",
+        80: "not-a-date,10,11,9,10.5,100",
+        90: "2020-03-29,10,11,9,10.5",  # malformed line
+    }
+    p = _days_csv(tmp_path / "BAD.csv", 100, bad)
+    for cmd in ("validate", "import"):
+        r = mqc("data", cmd, p)
+        assert r.exit_code == 1
+        text = flat(r.output)
+        assert (
+            "BAD.csv: row 62, field 'high': high is below max(open, close) (repair: high = max of the bar), got 9; "
+            "row 63, field 'close': 'abc' is not a number; row 70, field 'close': price must be > 0, got -1 (and 2 more bad rows)"
+        ) in text.replace("- ", "-")

@@ -156,7 +156,7 @@ def read_and_validate(
     out: list[tuple[SymbolImport, WriteItem]] = []
     progress.start(len(files), "validating")
     for path in files:
-        for bars in read_file(path, symbol=normalise_symbol(symbol) if symbol else None, on_error=config.on_error, adjusted=config.adjusted):
+        for bars in read_file(path, symbol=normalise_symbol(symbol) if symbol else None, on_error=config.on_error, adjusted=config.adjusted, defer=True):
             clean, report = validate_arrays(bars, on_error=config.on_error, spike_sigma=config.spike_sigma, bar_seconds=bar_seconds)
             tf = tf_label or report.timeframe
             item = WriteItem(

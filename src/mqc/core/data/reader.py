@@ -264,8 +264,23 @@ def _scan_lines(path: Path, delim: str, n_fields: int, first_line: int) -> tuple
     return np.asarray(good, dtype=np.int64), bad
 
 
-def _numeric(col, name: str, number_format: NumberFormat = US) -> tuple[np.ndarray, np.ndarray, str]:
-    """Arrow column -> (float64 values, mask of cells that are text but not numbers, first bad text).
+def _number_failure(rows, bad: np.ndarray, name: str, texts, number_format: NumberFormat):
+    """The fail-mode ``Failure`` of a column's cells that are not numbers."""
+    from mqc.core.data.validate import Failure
+
+    at = np.flatnonzero(bad)
+
+    def describe(k: int) -> str:
+        text = str(texts[int(at[k])])[:40]
+        mark = f" (this file's {number_format.describe()})" if re.search(r"\d[.,]\d", text) else ""
+        return f"{text!r} is not a number{mark}"
+
+    return Failure(rows[at], name, describe)
+
+
+def _numeric(col, name: str, number_format: NumberFormat = US) -> tuple[np.ndarray, np.ndarray, object]:
+    """Arrow column -> (float64 values, mask of cells that are text but not numbers, the cells as
+    text (indexable; None for a numeric column)).
 
     Text cells are read under the file's ``number_format`` (see ``dialect.parse_numbers``)."""
     import pyarrow as pa
@@ -274,14 +289,15 @@ def _numeric(col, name: str, number_format: NumberFormat = US) -> tuple[np.ndarr
     t = col.type
     if pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_decimal(t) or pa.types.is_null(t):
         v = col.cast(pa.float64()).to_numpy(zero_copy_only=False)
-        return v, np.zeros(v.size, dtype=bool), ""
+        return v, np.zeros(v.size, dtype=bool), None
     strings = pd.Series(col.cast(pa.string()).to_numpy(zero_copy_only=False), dtype=object)
     v, bad = parse_numbers(strings, number_format)
-    first = str(strings[np.flatnonzero(bad)[0]])[:40] if bad.any() else ""
-    return v, bad, first
+    return v, bad, strings
 
 
-def read_file(path: str | os.PathLike[str], *, symbol: str | None = None, on_error: str = "fail", adjusted: bool = False) -> list[Bars]:
+def read_file(
+    path: str | os.PathLike[str], *, symbol: str | None = None, on_error: str = "fail", adjusted: bool = False, defer: bool = False
+) -> list[Bars]:
     """Read one CSV/Parquet file into one ``Bars`` per symbol (file order, not yet validated).
 
     A file with a symbol column (a "long" file) yields one Bars per symbol (only ``symbol``'s rows
@@ -294,11 +310,15 @@ def read_file(path: str | os.PathLike[str], *, symbol: str | None = None, on_err
     dividends. Times written with a UTC offset keep that offset in ``Bars.offsets`` (daily bars
     are moved to their local calendar date by validation).
 
+    Under ``on_error='fail'`` every bad cell and line is collected; the error names the first few
+    rows and counts the rest. ``defer=True`` hands them to ``validate_arrays`` in ``Bars.failures``
+    instead, which raises them together with its own findings.
+
     Raises:
-        DataError: empty, binary or unparseable file, missing columns, or (fail mode) a bad cell;
-            the message names the file, the row (line number) and the field.
+        DataError: empty, binary or unparseable file, missing columns, or (fail mode, not deferred)
+            bad cells; the message names the file, the rows (line numbers) and the fields.
     """
-    from mqc.core.data.validate import Issue
+    from mqc.core.data.validate import Failure, Issue, raise_failures
 
     path = Path(path)
     if not path.is_file():
@@ -309,6 +329,7 @@ def read_file(path: str | os.PathLike[str], *, symbol: str | None = None, on_err
     column_as_text = None
     number_format = US
     notes: list[Issue] = []
+    failures: list[Failure] = []  # fail mode: every bad row, raised together (here or by validation)
     if path.suffix.lower() in PARQUET_SUFFIXES:
         table = _read_parquet(path)
         rows: np.ndarray | LineNumbers = LineNumbers(1, table.num_rows)
@@ -319,15 +340,13 @@ def read_file(path: str | os.PathLike[str], *, symbol: str | None = None, on_err
             rows, bad = _scan_lines(path, delim, table.num_columns, first_line)
             if rows.size != table.num_rows:  # quoted multi-line fields: fall back to positions
                 rows = LineNumbers(first_line, table.num_rows)
-            line, text = bad[0] if bad else (0, bad_lines[0][1])
+            found = bad or [(0, t) for _, t in bad_lines]
             if on_error == "fail":
-                more = f" (and {len(bad_lines) - 1} more malformed lines)" if len(bad_lines) > 1 else ""
-                raise DataError(
-                    f"{path}: row {line}: expected {table.num_columns} fields, got a malformed line {text[:60]!r}{more}",
-                    hint="fix or delete that line, or import with --on-error drop",
-                )
-            for ln, tx in bad or [(0, t) for _, t in bad_lines]:
-                notes.append(Issue("malformed", int(ln), "*", f"malformed line {tx[:60]!r}", "dropped"))
+                n = table.num_columns
+                failures.append(Failure(np.array([ln for ln, _ in found], dtype=np.int64), "*", lambda k: f"expected {n} fields, got a malformed line {found[k][1][:60]!r}"))
+            else:
+                for ln, tx in found:
+                    notes.append(Issue("malformed", int(ln), "*", f"malformed line {tx[:60]!r}", "dropped"))
     names = list(table.column_names)
     mapping = _map_columns(names)
     missing = [c for c in ("timestamp", *PRICE_COLUMNS) if c not in mapping.values()]
@@ -344,14 +363,16 @@ def read_file(path: str | os.PathLike[str], *, symbol: str | None = None, on_err
     stamps = timestamps_ns(table.column(by_canon["timestamp"]), path, rows)
     ts, ts_null = stamps.ns, stamps.null
     if ts_null.any():
-        # Name the first value that is wrong if there is one, else the first missing one.
-        bad_at = stamps.first_wrong()
-        i = bad_at if bad_at >= 0 else int(np.flatnonzero(ts_null)[0])
-        if on_error == "fail":
+        if on_error == "fail" and ts_null.all():
             # When no value parses, dropping rows would drop them all: the fix is the format.
-            hint = ISO_HINT if ts_null.all() else "fix or delete that row, or import with --on-error drop"
-            raise DataError(f"{path}: row {rows[i]}, field 'timestamp': {stamps.why(i)}", hint=hint)
-        notes.extend(Issue("timestamp", int(rows[k]), "timestamp", stamps.why(int(k)), "dropped") for k in np.flatnonzero(ts_null))
+            bad_at = stamps.first_wrong()
+            i = bad_at if bad_at >= 0 else 0
+            raise DataError(f"{path}: row {rows[i]}, field 'timestamp': {stamps.why(i)}", hint=ISO_HINT)
+        if on_error == "fail":
+            at = np.flatnonzero(ts_null)
+            failures.append(Failure(rows[at], "timestamp", lambda k: stamps.why(int(at[k]))))
+        else:
+            notes.extend(Issue("timestamp", int(rows[k]), "timestamp", stamps.why(int(k)), "dropped") for k in np.flatnonzero(ts_null))
         invalid |= ts_null
     offsets = local_offsets(table.column(by_canon["timestamp"]), ts, ts_null, column_as_text and (lambda: column_as_text(by_canon["timestamp"])))
     cols: dict[str, np.ndarray] = {}
@@ -359,13 +380,12 @@ def read_file(path: str | os.PathLike[str], *, symbol: str | None = None, on_err
         if name not in by_canon:  # volume may be absent (indices): validation stores 0 with a warning
             cols[name] = np.full(table.num_rows, np.nan)
             continue
-        v, bad, first = _numeric(table.column(by_canon[name]), name, number_format)
+        v, bad, texts = _numeric(table.column(by_canon[name]), name, number_format)
         if bad.any():
-            i = int(np.flatnonzero(bad)[0])
             if on_error == "fail":
-                mark = f" (this file's {number_format.describe()})" if re.search(r"\d[.,]\d", first) else ""
-                raise DataError(f"{path}: row {rows[i]}, field {name!r}: {first!r} is not a number{mark}", hint="fix or delete that row, or import with --on-error drop")
-            notes.extend(Issue("number", int(r), name, "not a number", "dropped") for r in rows[bad & ~invalid])
+                failures.append(_number_failure(rows, bad, name, texts, number_format))
+            else:
+                notes.extend(Issue("number", int(r), name, "not a number", "dropped") for r in rows[bad & ~invalid])
             invalid |= bad
         cols[name] = v
     file_notes, adjustment = _adjust(table, by_canon, cols, path, adjusted, number_format)
@@ -384,10 +404,13 @@ def read_file(path: str | os.PathLike[str], *, symbol: str | None = None, on_err
             part_notes = [n for n in notes if n.row in own] + list(file_notes) + (unowned if k == 0 else [])
             part_off = None if offsets is None else offsets[idx]
             part_cols = {c: v[idx] for c, v in cols.items()}
-            out.append(Bars(normalise_symbol(name), source, ts[idx], part_cols, rows[idx], invalid[idx], part_notes, part_off, adjustment))
+            part_failures = failures if k == 0 else []
+            out.append(Bars(normalise_symbol(name), source, ts[idx], part_cols, rows[idx], invalid[idx], part_notes, part_off, adjustment, part_failures))
         if (codes < 0).any():
             r = int(rows[np.flatnonzero(codes < 0)[0]])
             raise DataError(f"{path}: row {r}, field 'symbol': missing symbol", hint="fill in the symbol column")
+        if not defer:
+            raise_failures(source, failures)
         if symbol is not None:  # --symbol on a long file picks that symbol's rows
             picked = [b for b in out if b.symbol == normalise_symbol(symbol)]
             if not picked:
@@ -396,7 +419,9 @@ def read_file(path: str | os.PathLike[str], *, symbol: str | None = None, on_err
             return picked
         return sorted(out, key=lambda b: b.symbol)
     sym = normalise_symbol(symbol or ticker or file_stem(path))
-    return [Bars(sym, source, ts, cols, rows, invalid, notes + file_notes, offsets, adjustment)]
+    if not defer:
+        raise_failures(source, failures)
+    return [Bars(sym, source, ts, cols, rows, invalid, notes + file_notes, offsets, adjustment, failures)]
 
 
 ADJUSTED = "scaled by Adj Close / Close"

@@ -14,6 +14,7 @@ same on a canonical pandas frame. Rules, in order:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -102,23 +103,61 @@ def _fmt_many(ns: np.ndarray) -> list[str]:
     return [t.replace("T", " ") for t in text.tolist()]
 
 
+@dataclass
+class Failure:
+    """Rows that break one rule under ``--on-error fail``, described only when a message names them
+    (a broken file may have millions)."""
+
+    rows: np.ndarray  # source line of each bad row
+    field: str
+    describe: Callable[[int], str]  # what is wrong with the k-th of ``rows``
+
+
+# Bad rows named in a fail-mode message; the rest are counted.
+FAILURES_SHOWN = 3
+
+
+def raise_failures(source: str, failures: list[Failure], hint: str = _HINT) -> None:
+    """Raise one DataError naming the first ``FAILURES_SHOWN`` bad rows (by line) of ``failures``
+    and counting the others; do nothing when there are none."""
+    failures = [f for f in failures if len(f.rows)]
+    if not failures:
+        return
+    cand: list[tuple[int, int, int]] = []
+    for j, f in enumerate(failures):
+        rows = np.asarray(f.rows, dtype=np.int64)
+        for k in np.argsort(rows, kind="stable")[:FAILURES_SHOWN].tolist():
+            cand.append((int(rows[k]), j, k))
+    cand.sort()
+    shown = cand[:FAILURES_SHOWN]
+    # A malformed line has no field ("*").
+    parts = [f"row {r}{'' if failures[j].field == '*' else f', field {failures[j].field!r}'}: {failures[j].describe(k)}" for r, j, k in shown]
+    n_rows = np.unique(np.concatenate([np.asarray(f.rows, dtype=np.int64) for f in failures])).size
+    more = n_rows - len({r for r, _, _ in shown})
+    tail = f" (and {more} more bad row{'s' if more > 1 else ''})" if more > 0 else ""
+    raise DataError(f"{source}: " + "; ".join(parts) + tail, hint=hint)
+
+
 class _Checker:
-    """Applies one rule at a time, recording issues and raising in fail mode."""
+    """Applies one rule at a time, recording issues (fail mode: collecting failures, raised together
+    once every rule has run, so the message names the first bad rows of the file whatever their rule)."""
 
     def __init__(self, bars: Bars, report: ValidationReport, on_error: OnError) -> None:
         self.rows = bars.rows
         self.report = report
         self.on_error = on_error
+        self.failures: list[Failure] = list(bars.failures)
 
     def flag(self, mask: np.ndarray, kind: str, fld: str, detail: str, *, fixable: bool, values: np.ndarray | None = None) -> str:
-        """Record ``mask`` rows; raise on ``fail``. Returns "none", "repaired" or "dropped"."""
+        """Record ``mask`` rows. Returns "none", "repaired" or "dropped" (fail mode: the rows are
+        collected as failures and dropped from the rules still to run)."""
         idx = np.flatnonzero(mask)
         if idx.size == 0:
             return "none"
         if self.on_error == "fail":
-            more = f" (and {idx.size - 1} more rows)" if idx.size > 1 else ""
-            got = f", got {values[idx[0]]:g}" if values is not None else ""
-            raise DataError(f"{self.report.source}: row {int(self.rows[idx[0]])}, field {fld!r}: {detail}{got}{more}", hint=_HINT)
+            got = values[idx] if values is not None else None
+            self.failures.append(Failure(self.rows[idx], fld, lambda k: detail + (f", got {got[k]:g}" if got is not None else "")))
+            return "dropped"
         action = "repaired" if (self.on_error == "repair" and fixable) else "dropped"
         rows = self.rows[idx].tolist()
         if values is None:
@@ -218,9 +257,11 @@ def validate_arrays(
     if not keep.all():
         clean = clean.take(keep)
     if len(clean) == 0:
+        raise_failures(bars.source, chk.failures)
         raise DataError(f"{bars.source}: no valid rows left after validation", hint="check the file; every row was invalid")
     clean = _calendar_dates(clean, report, bar_seconds)
     clean = _order_and_dedupe(clean, chk)
+    raise_failures(bars.source, chk.failures)
     report.rows_out = len(clean)
     if len(clean) >= 2:
         _gaps_and_spikes(clean, report, spike_sigma, bar_seconds)
@@ -295,24 +336,20 @@ def _order_and_dedupe(bars: Bars, chk: _Checker) -> Bars:
     back = np.flatnonzero(d < 0) + 1
     if back.size:
         if chk.on_error == "fail":
-            i = back[0]
-            raise DataError(
-                f"{chk.report.source}: row {int(bars.rows[i])}, field 'timestamp': {_fmt_ts(bars.ts[i])} is earlier than "
-                f"the row before ({_fmt_ts(bars.ts[i - 1])}): out of order" + (f" (and {back.size - 1} more rows)" if back.size > 1 else ""),
-                hint=_HINT,
+            ts = bars.ts
+            chk.failures.append(
+                Failure(bars.rows[back], "timestamp", lambda k: f"{_fmt_ts(ts[back[k]])} is earlier than the row before ({_fmt_ts(ts[back[k] - 1])}): out of order")
             )
+            return bars  # no duplicate check on unsorted rows: it would name rows the sort moves
         chk.report.issues.extend(Issue("order", r, "timestamp", "out of order; rows sorted by time", "repaired") for r in bars.rows[back].tolist())
         bars = bars.take(np.argsort(bars.ts, kind="stable"))
         d = np.diff(bars.ts)
     dup = np.flatnonzero(d == 0)  # row dup is followed by a row with the same time: keep the later one
     if dup.size:
         if chk.on_error == "fail":
-            i = dup[0]
-            raise DataError(
-                f"{chk.report.source}: row {int(bars.rows[i + 1])}, field 'timestamp': duplicate timestamp {_fmt_ts(bars.ts[i])} "
-                f"(also at row {int(bars.rows[i])})" + (f" (and {dup.size - 1} more rows)" if dup.size > 1 else ""),
-                hint=_HINT,
-            )
+            ts, rows = bars.ts, bars.rows
+            chk.failures.append(Failure(rows[dup + 1], "timestamp", lambda k: f"duplicate timestamp {_fmt_ts(ts[dup[k]])} (also at row {int(rows[dup[k]])})"))
+            return bars
         chk.report.issues.extend(
             Issue("duplicate", r, "timestamp", f"duplicate timestamp {t}; kept the last row", "dropped")
             for r, t in zip(bars.rows[dup].tolist(), _fmt_many(bars.ts[dup]), strict=True)
