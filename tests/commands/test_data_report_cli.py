@@ -128,3 +128,25 @@ def test_fail_mode_names_the_first_bad_rows_whatever_their_rule_and_counts_the_r
             "BAD.csv: row 62, field 'high': high is below max(open, close) (repair: high = max of the bar), got 9; "
             "row 63, field 'close': 'abc' is not a number; row 70, field 'close': price must be > 0, got -1 (and 2 more bad rows)"
         ) in text.replace("- ", "-")
+
+
+def test_absurd_prices_are_bad_rows_and_jumps_are_warned_naming_the_row(tmp_path):
+    # The issue: a series jumping to 1e308 imported without a word; train then overflowed.
+    huge = {k: f"2020-02-{k - 21:02d},1e308,1e308,1e308,1e308,100" for k in range(22, 24)}
+    p = _days_csv(tmp_path / "HUGE.csv", 30, huge)
+    r = mqc("data", "import", p)
+    assert r.exit_code == 1
+    assert "HUGE.csv: row 22, field 'open': not a plausible price (outside 1e-15 .. 1e+12), got 1e+308" in flat(r.output)
+    r = mqc("data", "import", p, "--on-error", "drop", "--json")
+    assert r.exit_code == 0, r.output
+    import json
+
+    sym = json.loads(r.stdout)["symbols"][0]
+    assert sym["rows"] == 28 and sym["report"]["dropped"] == 2
+    cents = {k: f"2020-01-{k - 1:02d},1000,1100,900,1050,100" for k in range(20, 32)}  # dollars, then cents
+    p = _days_csv(tmp_path / "CENTS.csv", 30, cents)
+    r = mqc("data", "validate", p, "--json")
+    issues = json.loads(r.stdout)["symbols"][0]["report"]["issues"]
+    assert r.exit_code == 0
+    assert [(i["row"], i["action"]) for i in issues if i["kind"] == "jump"] == [(20, "warning")]
+    assert "close 1050 is 100 x the previous bar's 10.5: a unit change or a bad value?" in [i["detail"] for i in issues if i["kind"] == "jump"]

@@ -25,6 +25,14 @@ from mqc.core.data.bars import PRICE_COLUMNS, Bars
 from mqc.core.data.timeframe import DAY_NS, format_span, infer_bar_seconds_ns, label_for_seconds
 from mqc.core.errors import DataError
 
+# Bounds of a plausible bar. Beyond them a value is a unit error or garbage (1e308 overflows every
+# return computed from it): a bad row under every --on-error. Wide enough for a micro-cap token quoted
+# in BTC (1e-10) and for share classes priced in the hundreds of thousands.
+MIN_PRICE, MAX_PRICE, MAX_VOLUME = 1e-15, 1e12, 1e18
+# A close at least this many times the previous one (or at most its inverse) is warned about: 100x
+# is a price written in cents after dollars, which no market does in one bar.
+JUMP_FACTOR = 100.0
+
 OnError = Literal["fail", "repair", "drop"]
 ON_ERROR_CHOICES = ("fail", "repair", "drop")
 _HINT = "fix the file, or import with --on-error repair (fix what can be fixed) or --on-error drop (drop bad rows)"
@@ -204,7 +212,8 @@ def validate_arrays(
 
     for name in PRICE_COLUMNS:
         p = cols[name]
-        if p.min() > 0 and np.isfinite(p.max()):  # NaN propagates through min/max
+        lo_p, hi_p = p.min(), p.max()
+        if lo_p >= MIN_PRICE and hi_p <= MAX_PRICE:  # NaN propagates through min/max and fails both
             continue  # the usual clean column: two reductions, no masks
         bad = ~np.isfinite(p) & keep
         chk.flag(bad, "nan", name, "missing or non-finite price", fixable=False)
@@ -213,9 +222,18 @@ def validate_arrays(
             bad = (p <= 0) & keep
         chk.flag(bad, "nonpositive", name, "price must be > 0", fixable=False, values=p)
         keep &= ~bad
+        with np.errstate(invalid="ignore"):
+            bad = ((p > MAX_PRICE) | (p < MIN_PRICE)) & keep
+        chk.flag(bad, "absurd", name, f"not a plausible price (outside {MIN_PRICE:g} .. {MAX_PRICE:g})", fixable=False, values=p)
+        keep &= ~bad
 
     vol = cols["volume"]
     low_vol = vol.min()
+    if vol.max() > MAX_VOLUME:  # inf is a missing volume (below), not an absurd one
+        with np.errstate(invalid="ignore"):
+            bad = (vol > MAX_VOLUME) & np.isfinite(vol) & keep
+        chk.flag(bad, "absurd", "volume", f"not a plausible volume (above {MAX_VOLUME:g})", fixable=False, values=vol)
+        keep &= ~bad
     # The usual clean column (every volume present and >= 0) skips both rules below.
     all_present = bool(np.isfinite(low_vol) and np.isfinite(vol.max()))
     if not all_present and (missing := ~np.isfinite(vol))[keep].all():
@@ -398,6 +416,29 @@ def _gaps_and_spikes(bars: Bars, report: ValidationReport, sigma: float, bar_sec
     if report.gaps > 20:
         report.issues.append(Issue("gap", -1, "timestamp", f"{report.gaps - 20} more gaps not listed", "warning"))
     _flag_spikes(bars, report, sigma)
+    _flag_jumps(bars, report)
+
+
+def _flag_jumps(bars: Bars, report: ValidationReport) -> None:
+    """Warn about closes ``JUMP_FACTOR`` times the previous bar's or more (or 1 / it or less):
+    no market moves so in one bar, a unit change (cents for dollars) or a bad value does."""
+    c = bars.cols["close"]
+    found: list[np.ndarray] = []
+    for a in range(0, c.size - 1, _BLOCK):
+        end = min(c.size - 1, a + _BLOCK)
+        ratio = c[a + 1 : end + 1] / c[a:end]
+        idx = np.flatnonzero((ratio >= JUMP_FACTOR) | (ratio <= 1.0 / JUMP_FACTOR))
+        if idx.size:
+            found.append(idx + a + 1)
+    if not found:
+        return
+    at = np.concatenate(found)
+    for i in at[:20].tolist():
+        report.issues.append(
+            Issue("jump", int(bars.rows[i]), "close", f"close {c[i]:.6g} is {c[i] / c[i - 1]:.3g} x the previous bar's {c[i - 1]:.6g}: a unit change or a bad value?", "warning")
+        )
+    if at.size > 20:
+        report.issues.append(Issue("jump", -1, "close", f"{at.size - 20} more jumps of {JUMP_FACTOR:g}x or more not listed", "warning"))
 
 
 def gap_detail(step_seconds: float, bar_seconds: int) -> str:
