@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from mqc.core.data.config import ImportConfig
 from mqc.core.data.importer import validate_paths
 from mqc.core.data.reader import read_bars
 from mqc.core.errors import DataError
@@ -69,3 +70,27 @@ def test_stray_thousands_mark_is_not_a_number_never_another_number(tmp_path):
     p = _write(tmp_path / "S.csv", "".join(lines))
     with pytest.raises(DataError, match=r"row 2502, field 'open': '10,03' is not a number \(this file's decimal mark '\.'"):
         read_bars(p)
+
+
+@pytest.mark.parametrize("kind", ["ones", "text"])
+def test_one_long_line_is_refused_quickly_as_not_a_bar_file(tmp_path, kind):
+    # The issue: a 200 MB single line gave "the file is empty" (1,1,1,...) or a csv field-limit
+    # internal error, after reading it whole. Here 3 MB of it.
+    p = tmp_path / "LINE.csv"
+    p.write_text(",".join(["1"] * 1_500_000) if kind == "ones" else "abcdefgh " * 350_000)
+    with pytest.raises(DataError, match=r"LINE\.csv: no line break in the first 64 KiB: not a CSV of bars"):
+        read_bars(p)
+
+
+def test_a_single_short_line_is_no_bars_not_an_empty_file(tmp_path):
+    p = _write(tmp_path / "ONE.csv", "1,1,1,1,1,1")
+    with pytest.raises(DataError, match=r"ONE\.csv: one line and no line break \('1,1,1,1,1,1'\.\.\.\): no bars"):
+        read_bars(p)
+
+
+def test_an_overlong_bar_line_is_a_malformed_line_not_an_internal_error(tmp_path):
+    p = _write(tmp_path / "L.csv", "timestamp,open,high,low,close,volume\n2020-01-01,1,2,0.5,1,1\n" + "x" * 3_000_000 + "\n2020-01-02,1,2,0.5,1,1\n")
+    with pytest.raises(DataError, match=r"L\.csv: row 3: expected 6 fields, got a malformed line 'xxxx"):
+        read_bars(p)
+    report = validate_paths([p], ImportConfig(on_error="drop")).items[0].report
+    assert (report.rows_in, report.rows_out) == (3, 2)

@@ -162,11 +162,35 @@ def file_stem(path: Path) -> str:
     return name
 
 
+# The longest line read whole by the Python side (header, yfinance rows, the number-format sample):
+# a bar line is ~100 characters, so a longer one is cut there instead of read into memory whole.
+MAX_LINE = 1 << 16
+
+
 def _header_lines(path: Path, n: int = 3) -> list[list[str]]:
     with _open_text(path) as fh:
-        lines = [fh.readline() for _ in range(n)]
+        lines = [fh.readline(MAX_LINE) for _ in range(n)]
     delim = _delimiter(lines[0])
-    return [next(csv.reader([ln], delimiter=delim), []) if ln else [] for ln in lines]
+    try:
+        return [next(csv.reader([ln], delimiter=delim), []) if ln else [] for ln in lines]
+    except csv.Error as exc:
+        raise DataError(f"{path}: cannot read the first lines as CSV ({exc})", hint="pass a CSV with one header line, then one bar per line") from exc
+
+
+def _check_lines(path: Path, head: bytes) -> None:
+    """Refuse, from the first ``MAX_LINE`` bytes, a file that is one long line: a CSV of bars has a
+    short header line, then one line per bar (a 200 MB line would otherwise be parsed whole)."""
+    if b"\n" in head or b"\r" in head:
+        return
+    if len(head) >= MAX_LINE:
+        raise DataError(
+            f"{path}: no line break in the first {MAX_LINE // 1024} KiB: not a CSV of bars",
+            hint="pass a CSV with one header line (timestamp,open,high,low,close,volume), then one bar per line",
+        )
+    raise DataError(
+        f"{path}: one line and no line break ({head[:40].decode('utf-8', errors='replace')!r}...): no bars",
+        hint="pass a CSV with one header line (timestamp,open,high,low,close,volume), then one bar per line",
+    )
 
 
 def _delimiter(line: str) -> str:
@@ -181,11 +205,12 @@ def _read_csv(path: Path):
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    head = _head_bytes(path)
-    if not head:
+    head = _head_bytes(path, MAX_LINE)
+    if not head.strip():
         raise DataError(f"{path}: the file is empty", hint="export the bars again; the file has no header and no rows")
-    if _looks_binary(head):
+    if _looks_binary(head[:4096]):
         raise DataError(f"{path}: binary content, not a CSV text file", hint="pass a CSV or Parquet file of OHLCV bars")
+    _check_lines(path, head)
     first = head.split(b"\n", 1)[0].decode("utf-8", errors="replace")
     delim = _delimiter(first)
     hdr = _header_lines(path)
@@ -237,8 +262,8 @@ def _number_format(path: Path, names: list[str], delim: str, first_line: int) ->
     number_cols = [k for k, (name, canon) in enumerate(zip(names, _canonical_names(names), strict=True)) if canon in (*COLUMNS, "adj_close")]
     with _open_text(path) as fh:
         for _ in range(first_line - 1):
-            fh.readline()
-        lines = sample_lines(fh)
+            fh.readline(MAX_LINE)
+        lines = sample_lines(iter(lambda: fh.readline(MAX_LINE), ""))
     return sniff_number_format(path, lines, delim, number_cols, first_line)
 
 
@@ -253,10 +278,20 @@ def _scan_lines(path: Path, delim: str, n_fields: int, first_line: int) -> tuple
     good: list[int] = []
     bad: list[tuple[int, str]] = []
     with _open_text(path) as fh:
-        for lineno, line in enumerate(fh, start=1):
+        for lineno, line in enumerate(iter(lambda: fh.readline(MAX_LINE), ""), start=1):
+            if len(line) >= MAX_LINE and not line.endswith("\n"):
+                # An overlong line: bad, and the rest of it is skipped without being kept in memory.
+                while (rest := fh.readline(MAX_LINE)) and not rest.endswith("\n"):
+                    pass
+                if lineno >= first_line:
+                    bad.append((lineno, line[:60]))
+                continue
             if lineno < first_line or not line.strip():
                 continue
-            fields = next(csv.reader([line], delimiter=delim), [])
+            try:
+                fields = next(csv.reader([line], delimiter=delim), [])
+            except csv.Error:
+                fields = []
             if len(fields) == n_fields:
                 good.append(lineno)
             else:
@@ -357,6 +392,7 @@ def read_file(
             hint="rename the columns to timestamp,open,high,low,close,volume (aliases like Date/Datetime/Adj Close work)",
         )
     if table.num_rows == 0:
+        raise_failures(str(path), failures)  # only malformed lines: name them
         raise DataError(f"{path}: no rows of bars (only a header)", hint="the file has a header but no data")
     by_canon = {v: k for k, v in mapping.items()}
     invalid = np.zeros(table.num_rows, dtype=bool)
