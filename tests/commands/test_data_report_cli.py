@@ -150,3 +150,36 @@ def test_absurd_prices_are_bad_rows_and_jumps_are_warned_naming_the_row(tmp_path
     assert r.exit_code == 0
     assert [(i["row"], i["action"]) for i in issues if i["kind"] == "jump"] == [(20, "warning")]
     assert "close 1050 is 100 x the previous bar's 10.5: a unit change or a bad value?" in [i["detail"] for i in issues if i["kind"] == "jump"]
+
+
+def test_a_folder_of_subfolders_names_them_and_how_to_import_them(tmp_path):
+    root = tmp_path / "ohlcv"
+    for sub in ("daily", "hourly", "empty"):
+        (root / sub).mkdir(parents=True)
+    _days_csv(root / "daily" / "AAA.csv", 10, {})
+    _days_csv(root / "hourly" / "BBB.csv", 10, {})
+    r = mqc("data", "import", root)
+    assert r.exit_code == 1
+    text = flat(r.output)
+    assert "no CSV or Parquet files in this folder itself; its subfolders have some: daily/ (1 file), hourly/ (1 file)" in text
+    assert "mqc data import '" in text and "/**/*.csv'" in text
+    r = mqc("data", "import", f"{root}/**/*.csv")  # the glob the hint names works
+    assert r.exit_code == 0, r.output
+
+
+def test_show_defaults_to_the_train_and_forecast_bar_size_when_stored_at_several(tmp_path):
+    p = _days_csv(tmp_path / "AIG.csv", 40, {})
+    assert mqc("data", "import", p).exit_code == 0
+    hourly = tmp_path / "h" / "AIG.csv"
+    hourly.parent.mkdir()
+    hours = np.datetime64("2020-01-01T00:00") + np.arange(40) * np.timedelta64(1, "h")
+    hourly.write_text("timestamp,open,high,low,close,volume\n" + "".join(f"{h}Z,10,11,9,10.5,100\n" for h in hours.astype(str).tolist()))
+    assert mqc("data", "import", hourly).exit_code == 0
+    r = mqc("data", "show", "AIG")
+    assert r.exit_code == 0, r.output
+    assert flat(r.output).startswith("AIG 1d 40 bars") and "also stored at 1h: mqc data show AIG -t 1h" in flat(r.output)
+    r = mqc("data", "show", "AIG", "-t", "1h", "--json")
+    import json
+
+    d = json.loads(r.stdout)
+    assert d["entry"]["timeframe"] == "1h" and d["also_stored_at"] == ["1d"]

@@ -193,12 +193,20 @@ def show(
     from mqc.commands._console import fmt_pct
     from mqc.core.data.summary import sparkline, summarize
 
-    s = summarize(symbol, timeframe, last=last, width=min(80, max(20, out.width - 4)))
+    prefer = None
+    if timeframe is None:  # several stored: the default bar size of train and forecast (DataConfig, profile)
+        from mqc.core.data.config import DataConfig
+        from mqc.core.profiles import resolve_with_profile
+
+        prefer = resolve_with_profile(DataConfig, state().profile, flags={}).value.timeframe
+    s = summarize(symbol, timeframe, last=last, width=min(80, max(20, out.width - 4)), prefer=prefer)
     if want_json(json_out):
         print_json(s.to_dict())
         return
     st, e = s.stats, s.entry
     out.print(f"[bold]{e.symbol}[/bold] {e.timeframe}  {st['rows']} bars  {st['first']} .. {st['last']}  ({e.asset_class}; {_esc(e.source)})")
+    if s.also:
+        out.print(f"also stored at {', '.join(s.also)}: mqc data show {e.symbol} -t {s.also[0]}")
     out.print(sparkline(s.closes, len(s.closes)))
     out.print(f"close {st['min_close']:.6g} .. {st['max_close']:.6g}, last {st['last_close']:.6g}")
     ann = f"{fmt_pct(st['annual_return'])} / yr" if st["annual_return"] is not None else "-"

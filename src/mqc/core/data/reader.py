@@ -92,7 +92,7 @@ def expand_paths(paths: list[str | os.PathLike[str]]) -> list[Path]:
         elif p.is_dir():
             files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in SUFFIXES)
             if not files:
-                raise DataError(f"{p}: no CSV or Parquet files in this folder", hint="point at the files (*.csv, *.parquet) or their folder")
+                raise _no_files_error(p)
             out.extend(files)
         elif p.is_file():
             out.append(p)
@@ -102,6 +102,24 @@ def expand_paths(paths: list[str | os.PathLike[str]]) -> list[Path]:
     for f in out:
         seen.setdefault(f.resolve(), None)
     return list(seen)
+
+
+def _no_files_error(folder: Path) -> DataError:
+    """The error for a folder without data files, naming its subfolders that have some (a folder is
+    not searched recursively: ``daily/`` and ``hourly/`` may hold the same symbols)."""
+    subs: list[tuple[str, int]] = []
+    for sub in sorted(d for d in folder.iterdir() if d.is_dir()):
+        n = sum(1 for f in sub.rglob("*") if f.is_file() and f.suffix.lower() in SUFFIXES)
+        if n:
+            subs.append((sub.name, n))
+    if not subs:
+        return DataError(f"{folder}: no CSV or Parquet files in this folder", hint="point at the files (*.csv, *.parquet) or their folder")
+    listed = ", ".join(f"{name}/ ({n} file{'s' if n > 1 else ''})" for name, n in subs[:6]) + (", ..." if len(subs) > 6 else "")
+    first = folder / subs[0][0]
+    return DataError(
+        f"{folder}: no CSV or Parquet files in this folder itself; its subfolders have some: {listed}",
+        hint=f"import a subfolder (mqc data import {first}), or every file below with a quoted glob: mqc data import '{folder}/**/*.csv'",
+    )
 
 
 def normalise_symbol(symbol: str) -> str:
