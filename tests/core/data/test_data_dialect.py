@@ -58,8 +58,15 @@ def test_two_decimal_marks_are_refused_naming_both(tmp_path):
 
 def test_ambiguous_comma_in_semicolon_file_is_refused(tmp_path):
     p = _write(tmp_path / "A.csv", "Date;Open;High;Low;Close;Volume\n2020-01-02;1,234;1,240;1,200;1,220;1000\n")
-    with pytest.raises(DataError, match=r"A\.csv: row 2: cannot tell whether '1,234' means 1\.234 \(decimal comma\) or 1234"):
+    with pytest.raises(DataError, match=r"A\.csv: row 2: cannot tell whether '1,234' means 1\.234 \(decimal comma\) or 1234 \(thousands separator\)$"):
         read_bars(p)
+    # A ;-separated file is a European export: 1.200 may well be 1200.
+    p = _write(tmp_path / "B.csv", "Date;Open;High;Low;Close;Volume\n2020-01-02;10;11;9;10;1.200\n")
+    with pytest.raises(DataError, match=r"B\.csv: row 2: cannot tell whether '1\.200' means 1\.200 \(decimal point\) or 1200"):
+        read_bars(p)
+    # A tab-separated file with 3-decimal prices reads as written (US convention).
+    p = _write(tmp_path / "C.tsv", "Date\tOpen\tHigh\tLow\tClose\tVolume\n2020-01-02\t10.125\t11\t9\t10\t1200\n")
+    assert read_bars(p)["C"]["open"].tolist() == [10.125]
 
 
 def test_stray_thousands_mark_is_not_a_number_never_another_number(tmp_path):

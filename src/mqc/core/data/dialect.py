@@ -86,15 +86,18 @@ def sniff_number_format(path: Path, lines: list[str], delimiter: str, columns: l
         )
     if "," in seen:
         return EUROPEAN
-    if "." in seen or "?." in seen:
+    if "." in seen:
         return US
-    if "?," in seen and delimiter != ",":
-        # A comma inside a field of a ;/tab file with nothing else to go by: 1,234 is 1.234 to a
-        # European spreadsheet and 1234 to a US one.
-        row, value = seen["?,"]
+    # Only values like 1,234 or 1.234 (three digits after the one mark): 1.234 is 1234 to a European
+    # spreadsheet and 1.234 to a US one. A comma inside a field of a ;/tab file, a dot in a
+    # ;-separated file (a European export), or both marks cannot be told apart.
+    ambiguous = [ev for ev in ("?,", "?.") if ev in seen and (delimiter != "," if ev == "?," else delimiter == ";" or "?," in seen)]
+    if ambiguous:
+        row, value = seen[ambiguous[0]]
+        mark = ambiguous[0][1]
         raise DataError(
-            f"{path}: row {row}: cannot tell whether {value!r} means {value.replace(',', '.')} (decimal comma) or "
-            f"{value.replace(',', '')} (thousands separator)",
+            f"{path}: row {row}: cannot tell whether {value!r} means {value.replace(mark, '.')} (decimal {'comma' if mark == ',' else 'point'}) or "
+            f"{value.replace(mark, '')} (thousands separator)",
             hint=_FIX_HINT,
         )
     return US
