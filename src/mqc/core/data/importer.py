@@ -117,7 +117,7 @@ def write_issue_list(result: ImportResult, directory: str | os.PathLike[str] | N
     Returns:
         The file written, or None when every issue fits on the terminal.
     """
-    from mqc.core.atomic import write_text
+    from mqc.core.atomic import atomic_path
     from mqc.core.paths import data_dir, fresh_name
 
     if all(len(i.report.issues) <= shown for i in result.items):
@@ -125,8 +125,9 @@ def write_issue_list(result: ImportResult, directory: str | os.PathLike[str] | N
     folder = Path(directory) if directory is not None else data_dir() / "reports"
     folder.mkdir(parents=True, exist_ok=True)
     path = fresh_name(folder, "-issues.txt")
-    lines = [f"{i.symbol} {i.path}: {issue.line()}" for i in result.items for issue in i.report.issues]
-    write_text(path, "\n".join(lines) + "\n")
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:  # streamed: no copy of every line in memory
+        for i in result.items:
+            fh.writelines(f"{i.symbol} {i.path}: {issue.line()}\n" for issue in i.report.issues)
     result.issues_file = str(path)
     return path
 
