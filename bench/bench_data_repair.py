@@ -30,7 +30,12 @@ def write_file(path: Path, n: int) -> None:
         fh.write("timestamp,open,high,low,close,volume\n")
         for a in range(0, n, 100_000):
             b = slice(a, a + 100_000)
-            fh.writelines(f"{s},{x},{x * 1.0001:.4f},{x * 0.9999:.4f},{x},{v}\n" for s, x, v in zip(stamps[b].tolist(), c[b].tolist(), range(a, min(n, a + 100_000)), strict=True))
+            fh.writelines(
+                f"{s},{x},{x * 1.0001:.4f},{x * 0.9999:.4f},{x},{v}\n"
+                for s, x, v in zip(
+                    stamps[b].tolist(), c[b].tolist(), range(a, min(n, a + 100_000)), strict=True
+                )
+            )
 
 
 def main() -> None:
@@ -42,10 +47,17 @@ def main() -> None:
         write_file(path, args.rows)
         env = {**os.environ, "MQC_DATA_DIR": str(Path(tmp) / "data")}
         t0 = time.perf_counter()
-        res = subprocess.run([sys.executable, "-m", "mqc", "-q", "data", "validate", str(path), "--on-error", "repair"], env=env, capture_output=True, check=False)
+        res = subprocess.run(
+            [sys.executable, "-m", "mqc", "-q", "data", "validate", str(path), "--on-error", "repair"],
+            env=env,
+            capture_output=True,
+            check=False,
+        )
         wall = time.perf_counter() - t0
         peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        print(f"rows {args.rows:,} ({path.stat().st_size / 1e6:.0f} MB): exit {res.returncode}, {wall:.2f} s, peak {peak_mb:.0f} MB, stdout {len(res.stdout):,} bytes")
+        print(
+            f"rows {args.rows:,} ({path.stat().st_size / 1e6:.0f} MB): exit {res.returncode}, {wall:.2f} s, peak {peak_mb:.0f} MB, stdout {len(res.stdout):,} bytes"
+        )
         print(res.stdout.decode()[-400:])
 
 

@@ -42,7 +42,9 @@ def test_repair_of_many_duplicates_is_summarised_with_the_full_list_in_a_file(tm
     assert len(reports) == 1 and reports[0].name in "".join(text.split())
     lines = reports[0].read_text().splitlines()
     assert len(lines) == 25_000
-    assert lines[-1].endswith("row 50000, field 'timestamp': duplicate timestamp 2021-01-18 08:39:00; kept the last row [dropped]")
+    assert lines[-1].endswith(
+        "row 50000, field 'timestamp': duplicate timestamp 2021-01-18 08:39:00; kept the last row [dropped]"
+    )
 
 
 def test_few_issues_write_no_file(tmp_path):
@@ -54,7 +56,9 @@ def test_few_issues_write_no_file(tmp_path):
 
 def test_a_rare_reason_is_shown_beside_many_duplicates(tmp_path):
     p = _duplicated_minutes(tmp_path / "MIX.csv", 200)
-    text = p.read_text().replace("2021-01-01T00:10:00Z,100,101,99,100,10\n", "2021-01-01T00:10:00Z,100,98,99,100,10\n", 1)
+    text = p.read_text().replace(
+        "2021-01-01T00:10:00Z,100,101,99,100,10\n", "2021-01-01T00:10:00Z,100,98,99,100,10\n", 1
+    )
     p.write_text(text)
     r = mqc("data", "validate", p, "--on-error", "repair")
     out = flat(r.output)
@@ -78,7 +82,9 @@ def test_dropped_malformed_lines_are_counted_and_a_two_bar_bar_size_is_a_guess(t
     assert (rep["rows_in"], rep["rows_out"], rep["dropped"]) == (4, 2, 2)
     assert [i["action"] for i in rep["issues"] if i["kind"] == "malformed"] == ["dropped", "dropped"]
     assert rep["timeframe_reliable"] is False
-    assert any("is a guess from the one step between 2 bars; pass --timeframe" in i["detail"] for i in rep["issues"])
+    assert any(
+        "is a guess from the one step between 2 bars; pass --timeframe" in i["detail"] for i in rep["issues"]
+    )
     table = mqc("data", "validate", p, "--on-error", "drop").output
     row = next(line for line in table.splitlines() if "MALF" in line and "│" in line)
     assert [c.strip() for c in row.split("│")[1:-1]][:4] == ["MALF", "5d?", "4", "2"]
@@ -103,7 +109,9 @@ def test_malformed_lines_of_a_long_file_are_reported_and_counted(tmp_path):
 def _days_csv(path: Path, n: int, edit: dict[int, str]) -> Path:
     """``n`` daily bars; ``edit`` replaces the line with that line number (header = 1)."""
     days = np.datetime64("2020-01-01") + np.arange(n)
-    lines = ["timestamp,open,high,low,close,volume"] + [f"{d},10,11,9,10.5,100" for d in days.astype(str).tolist()]
+    lines = ["timestamp,open,high,low,close,volume"] + [
+        f"{d},10,11,9,10.5,100" for d in days.astype(str).tolist()
+    ]
     for line_no, text in edit.items():
         lines[line_no - 1] = text
     path.write_text("\n".join(lines) + "\n")
@@ -136,7 +144,10 @@ def test_absurd_prices_are_bad_rows_and_jumps_are_warned_naming_the_row(tmp_path
     p = _days_csv(tmp_path / "HUGE.csv", 30, huge)
     r = mqc("data", "import", p)
     assert r.exit_code == 1
-    assert "HUGE.csv: row 22, field 'open': not a plausible price (outside 1e-15 .. 1e+12), got 1e+308" in flat(r.output)
+    assert (
+        "HUGE.csv: row 22, field 'open': not a plausible price (outside 1e-15 .. 1e+12), got 1e+308"
+        in flat(r.output)
+    )
     r = mqc("data", "import", p, "--on-error", "drop", "--json")
     assert r.exit_code == 0, r.output
     import json
@@ -149,7 +160,9 @@ def test_absurd_prices_are_bad_rows_and_jumps_are_warned_naming_the_row(tmp_path
     issues = json.loads(r.stdout)["symbols"][0]["report"]["issues"]
     assert r.exit_code == 0
     assert [(i["row"], i["action"]) for i in issues if i["kind"] == "jump"] == [(20, "warning")]
-    assert "close 1050 is 100 x the previous bar's 10.5: a unit change or a bad value?" in [i["detail"] for i in issues if i["kind"] == "jump"]
+    assert "close 1050 is 100 x the previous bar's 10.5: a unit change or a bad value?" in [
+        i["detail"] for i in issues if i["kind"] == "jump"
+    ]
 
 
 def test_a_folder_of_subfolders_names_them_and_how_to_import_them(tmp_path):
@@ -161,7 +174,10 @@ def test_a_folder_of_subfolders_names_them_and_how_to_import_them(tmp_path):
     r = mqc("data", "import", root)
     assert r.exit_code == 1
     text = flat(r.output)
-    assert "no CSV or Parquet files in this folder itself; its subfolders have some: daily/ (1 file), hourly/ (1 file)" in text
+    assert (
+        "no CSV or Parquet files in this folder itself; its subfolders have some: daily/ (1 file), hourly/ (1 file)"
+        in text
+    )
     assert "mqc data import '" in text and "/**/*.csv'" in text
     r = mqc("data", "import", f"{root}/**/*.csv")  # the glob the hint names works
     assert r.exit_code == 0, r.output
@@ -173,11 +189,16 @@ def test_show_defaults_to_the_train_and_forecast_bar_size_when_stored_at_several
     hourly = tmp_path / "h" / "AIG.csv"
     hourly.parent.mkdir()
     hours = np.datetime64("2020-01-01T00:00") + np.arange(40) * np.timedelta64(1, "h")
-    hourly.write_text("timestamp,open,high,low,close,volume\n" + "".join(f"{h}Z,10,11,9,10.5,100\n" for h in hours.astype(str).tolist()))
+    hourly.write_text(
+        "timestamp,open,high,low,close,volume\n"
+        + "".join(f"{h}Z,10,11,9,10.5,100\n" for h in hours.astype(str).tolist())
+    )
     assert mqc("data", "import", hourly).exit_code == 0
     r = mqc("data", "show", "AIG")
     assert r.exit_code == 0, r.output
-    assert flat(r.output).startswith("AIG 1d 40 bars") and "also stored at 1h: mqc data show AIG -t 1h" in flat(r.output)
+    assert flat(r.output).startswith(
+        "AIG 1d 40 bars"
+    ) and "also stored at 1h: mqc data show AIG -t 1h" in flat(r.output)
     r = mqc("data", "show", "AIG", "-t", "1h", "--json")
     import json
 

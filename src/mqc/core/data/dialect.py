@@ -60,7 +60,9 @@ def _evidence(value: str) -> str | None:
     return mark if after != 3 else "?" + mark  # 10,5 is a decimal comma; 1,234 could be either
 
 
-def sniff_number_format(path: Path, lines: list[str], delimiter: str, columns: list[int], first_line: int) -> NumberFormat:
+def sniff_number_format(
+    path: Path, lines: list[str], delimiter: str, columns: list[int], first_line: int
+) -> NumberFormat:
     """Decide the file's number format from ``lines`` (the first data lines) in ``columns``.
 
     ``.`` is the decimal mark unless a value proves ``,`` (``10,03``, ``1.234,56``, ``1.234.567``).
@@ -91,7 +93,11 @@ def sniff_number_format(path: Path, lines: list[str], delimiter: str, columns: l
     # Only values like 1,234 or 1.234 (three digits after the one mark): 1.234 is 1234 to a European
     # spreadsheet and 1.234 to a US one. A comma inside a field of a ;/tab file, a dot in a
     # ;-separated file (a European export), or both marks cannot be told apart.
-    ambiguous = [ev for ev in ("?,", "?.") if ev in seen and (delimiter != "," if ev == "?," else delimiter == ";" or "?," in seen)]
+    ambiguous = [
+        ev
+        for ev in ("?,", "?.")
+        if ev in seen and (delimiter != "," if ev == "?," else delimiter == ";" or "?," in seen)
+    ]
     if ambiguous:
         row, value = seen[ambiguous[0]]
         mark = ambiguous[0][1]
