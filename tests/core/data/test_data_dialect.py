@@ -114,7 +114,7 @@ def test_one_long_line_is_refused_quickly_as_not_a_bar_file(tmp_path, kind):
 def test_a_single_short_line_is_no_bars_not_an_empty_file(tmp_path):
     p = _write(tmp_path / "ONE.csv", "1,1,1,1,1,1")
     with pytest.raises(
-        DataError, match=r"ONE\.csv: one line and no line break \('1,1,1,1,1,1'\.\.\.\): no bars"
+        DataError, match=r"ONE\.csv: one line and no line break \('1,1,1,1,1,1'\): no bars"
     ):
         read_bars(p)
 

@@ -205,8 +205,9 @@ def _check_lines(path: Path, head: bytes) -> None:
             f"{path}: no line break in the first {MAX_LINE // 1024} KiB: not a CSV of bars",
             hint="pass a CSV with one header line (timestamp,open,high,low,close,volume), then one bar per line",
         )
+    shown = head[:40].decode("utf-8", errors="replace") + ("..." if len(head) > 40 else "")
     raise DataError(
-        f"{path}: one line and no line break ({head[:40].decode('utf-8', errors='replace')!r}...): no bars",
+        f"{path}: one line and no line break ({shown!r}): no bars",
         hint="pass a CSV with one header line (timestamp,open,high,low,close,volume), then one bar per line",
     )
 
@@ -277,17 +278,13 @@ def _read_csv(path: Path):
 
 def _number_format(path: Path, names: list[str], delim: str, first_line: int) -> NumberFormat:
     """The decimal mark and thousands separator of the file's price and volume columns."""
-    number_cols = [k for k, (name, canon) in enumerate(zip(names, _canonical_names(names), strict=True)) if canon in (*COLUMNS, "adj_close")]
+    mapping = _map_columns(names)
+    number_cols = [k for k, name in enumerate(names) if mapping.get(name) in (*COLUMNS, "adj_close")]
     with _open_text(path) as fh:
         for _ in range(first_line - 1):
             fh.readline(MAX_LINE)
         lines = sample_lines(iter(lambda: fh.readline(MAX_LINE), ""))
     return sniff_number_format(path, lines, delim, number_cols, first_line)
-
-
-def _canonical_names(names: list[str]) -> list[str | None]:
-    mapping = _map_columns(names)
-    return [mapping.get(n) for n in names]
 
 
 def _scan_lines(path: Path, delim: str, n_fields: int, first_line: int) -> tuple[np.ndarray, list[tuple[int, str]]]:
