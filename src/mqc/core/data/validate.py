@@ -4,12 +4,16 @@ All checks are vectorised numpy over the whole file (``validate_arrays``); ``val
 same on a canonical pandas frame. Rules, in order:
 
 * rows the reader rejected (a cell that is not a number / date, a malformed line)
-* prices finite and > 0 (unfixable: fail or drop)
+* prices finite, > 0 and within ``MIN_PRICE .. MAX_PRICE``; volume <= ``MAX_VOLUME`` (unfixable: fail or drop)
 * volume finite and >= 0 (missing -> 0, negative -> |v| under repair; a file with no volume at all
   is stored with volume 0 and a warning)
 * high >= max(open, close) and low <= min(open, close) (repair widens high / low to cover the bar)
 * timestamps in order (repair and drop sort them) and unique (the last row of a duplicate wins)
-* warnings only: gaps against the inferred bar size, isolated spikes (a jump that reverts next bar)
+* warnings only: gaps against the inferred bar size, isolated spikes (a jump that reverts next bar),
+  closes ``JUMP_FACTOR`` times the previous one or more, a bar size guessed from 2 bars
+
+Under ``fail`` every rule still runs; the bad rows of all of them (and the reader's, see
+``Bars.failures``) are raised together by ``raise_failures``, naming the first few by line.
 """
 
 from __future__ import annotations
@@ -186,7 +190,7 @@ def validate_arrays(
 
     Args:
         bars: arrays as read (see ``reader.read_file``).
-        on_error: ``fail`` raises on the first problem; ``repair`` fixes what can be fixed (and drops
+        on_error: ``fail`` raises naming the first bad rows; ``repair`` fixes what can be fixed (and drops
             the rest); ``drop`` drops every bad row.
         spike_sigma: robust z-score (both ways) beyond which a one-bar reversal is flagged.
         bar_seconds: the bar size when known (``--timeframe``); inferred from the data otherwise.
@@ -195,8 +199,8 @@ def validate_arrays(
         (clean bars, ValidationReport listing every repair, drop and warning).
 
     Raises:
-        DataError: in fail mode on the first problem (naming file, row and field), or when no valid
-            row is left.
+        DataError: in fail mode when any row is bad (naming file, the first rows and fields, and how
+            many more), or when no valid row is left.
     """
     if on_error not in ON_ERROR_CHOICES:
         raise DataError(f"on_error must be one of {', '.join(ON_ERROR_CHOICES)}, got {on_error!r}")
