@@ -138,7 +138,7 @@ def validate(
     adjusted: bool = AdjustedOpt,
     json_out: bool = JsonOpt,
 ) -> None:
-    """Run the import checks and print the report; writes nothing. Exit 1 when a file fails."""
+    """Run the import checks and print the report; stores nothing (over 20 issues per symbol: the full list goes to a file it names). Exit 1 when a file fails."""
     from mqc.core.data.importer import validate_paths
 
     cfg = _import_config(on_error, adjusted=adjusted)
