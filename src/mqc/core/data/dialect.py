@@ -22,6 +22,7 @@ from mqc.core.errors import DataError
 __all__ = ["NumberFormat", "parse_numbers", "sniff_number_format"]
 
 _SAMPLE_LINES = 2000
+_DECIDED_AFTER = 200  # lines read at least, before a proven mark ends the sniffing
 _SAMPLE_CHARS = 1 << 20
 _FIX_HINT = "re-export the file with '.' as the decimal mark and no thousands separators (e.g. 1234.56), comma- or tab-separated"
 
@@ -75,6 +76,9 @@ def sniff_number_format(
     """
     seen: dict[str, tuple[int, str]] = {}
     for k, fields in enumerate(csv.reader(lines, delimiter=delimiter)):
+        if k >= _DECIDED_AFTER and ("." in seen or "," in seen):
+            # Decided: a later cell that breaks the format is a bad row when parsed (parse_numbers).
+            break
         for c in columns:
             if c < len(fields):
                 ev = _evidence(fields[c])
