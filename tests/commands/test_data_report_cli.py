@@ -204,3 +204,19 @@ def test_show_defaults_to_the_train_and_forecast_bar_size_when_stored_at_several
 
     d = json.loads(r.stdout)
     assert d["entry"]["timeframe"] == "1h" and d["also_stored_at"] == ["1d"]
+
+
+def test_a_malformed_line_of_a_long_file_stops_an_import_of_one_of_its_symbols(tmp_path):
+    p = tmp_path / "long.csv"
+    rows = "".join(f"2020-01-{d:02d},{s},10,11,9,10.5,100\n" for d in range(1, 6) for s in ("AAA", "BBB"))
+    p.write_text("timestamp,symbol,open,high,low,close,volume\n" + rows + "2020-01-09,AAA,10,11\n")
+    r = mqc("data", "import", p, "--symbol", "BBB")
+    assert r.exit_code == 1
+    assert "long.csv: row 12: expected 7 fields, got a malformed line '2020-01-09,AAA,10,11'" in flat(
+        r.output
+    )
+    r = mqc("data", "import", p, "--symbol", "BBB", "--on-error", "drop", "--json")
+    import json
+
+    rep = json.loads(r.stdout)["symbols"][0]["report"]
+    assert rep["dropped"] == 1 and [i["row"] for i in rep["issues"] if i["kind"] == "malformed"] == [12]

@@ -447,28 +447,29 @@ def read_file(
         enc = table.column(by_canon["symbol"]).combine_chunks().cast(pa.string()).dictionary_encode()
         codes = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False)
         out = []
-        # Malformed lines name no symbol: the first symbol's report carries (and counts) them.
-        unowned = [n for n in notes if n.kind == "malformed"]
         for k, name in enumerate(enc.dictionary.to_pylist()):
             idx = np.flatnonzero(codes == k)
             own = set(rows[idx].tolist())
-            part_notes = [n for n in notes if n.row in own] + list(file_notes) + (unowned if k == 0 else [])
+            part_notes = [n for n in notes if n.row in own] + list(file_notes)
             part_off = None if offsets is None else offsets[idx]
             part_cols = {c: v[idx] for c, v in cols.items()}
-            part_failures = failures if k == 0 else []
-            out.append(Bars(normalise_symbol(name), source, ts[idx], part_cols, rows[idx], invalid[idx], part_notes, part_off, adjustment, part_failures))
+            out.append(Bars(normalise_symbol(name), source, ts[idx], part_cols, rows[idx], invalid[idx], part_notes, part_off, adjustment))
         if (codes < 0).any():
             r = int(rows[np.flatnonzero(codes < 0)[0]])
             raise DataError(f"{path}: row {r}, field 'symbol': missing symbol", hint="fill in the symbol column")
         if not defer:
             raise_failures(source, failures)
+        out = sorted(out, key=lambda b: b.symbol)
         if symbol is not None:  # --symbol on a long file picks that symbol's rows
-            picked = [b for b in out if b.symbol == normalise_symbol(symbol)]
-            if not picked:
-                have = ", ".join(sorted(b.symbol for b in out)[:8])
+            out = [b for b in out if b.symbol == normalise_symbol(symbol)]
+            if not out:
+                have = ", ".join(sorted(normalise_symbol(n) for n in enc.dictionary.to_pylist())[:8])
                 raise DataError(f"{path}: no rows for symbol {normalise_symbol(symbol)} (the file has {have})", hint="pass one of the file's symbols to --symbol")
-            return picked
-        return sorted(out, key=lambda b: b.symbol)
+        # Malformed lines name no symbol, and fail-mode failures must stop the import whichever
+        # symbol is validated first: the first returned symbol carries (and counts) them.
+        out[0].notes.extend(n for n in notes if n.kind == "malformed")
+        out[0].failures = list(failures)
+        return out
     sym = normalise_symbol(symbol or ticker or file_stem(path))
     if not defer:
         raise_failures(source, failures)
