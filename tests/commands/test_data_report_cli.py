@@ -220,3 +220,14 @@ def test_a_malformed_line_of_a_long_file_stops_an_import_of_one_of_its_symbols(t
 
     rep = json.loads(r.stdout)["symbols"][0]["report"]
     assert rep["dropped"] == 1 and [i["row"] for i in rep["issues"] if i["kind"] == "malformed"] == [12]
+
+
+def test_an_unwritable_issue_list_is_a_warning_not_a_failed_import(tmp_path):
+    reports = Path(os.environ["MQC_DATA_DIR"]) / "reports"
+    reports.parent.mkdir(parents=True, exist_ok=True)
+    reports.write_text("a file where the folder should be")
+    p = _duplicated_minutes(tmp_path / "DUPS.csv", 200)
+    r = mqc("data", "import", p, "--on-error", "repair")
+    assert r.exit_code == 0, r.output
+    assert "warning: could not write the list of issues" in flat(r.output)
+    assert "DUPS: and 95 more issues: 95 duplicate timestamp (dropped)" in flat(r.output)

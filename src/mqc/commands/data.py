@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from mqc.commands._console import RichProgress, err, out, print_json, state, want_json
+from mqc.commands._console import RichProgress, err, out, print_json, state, want_json, warn
 from mqc.commands._options import JsonOpt, split_list
 
 app = typer.Typer(help="Import, validate, inspect and store OHLCV bars.", no_args_is_help=True)
@@ -77,7 +77,11 @@ def _render_result(result: Any, json_out: bool, *, title: str) -> None:
         out.print(t)
     from mqc.core.data.importer import issue_summary, write_issue_list
 
-    listed = write_issue_list(result)
+    try:
+        listed = write_issue_list(result)
+    except OSError as exc:  # the bars are stored (or checked) already: say so, do not fail the command
+        listed = None
+        warn(f"could not write the list of issues ({exc.strerror or exc}); the summary below is all there is")
     for i in result.items:
         first, rest = issue_summary(i.report.issues)
         for issue in first:
