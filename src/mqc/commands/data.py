@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from mqc.commands._console import RichProgress, err, out, print_json, state, want_json
+from mqc.commands._console import RichProgress, err, out, print_json, state, want_json, warn
 from mqc.commands._options import JsonOpt, split_list
 
 app = typer.Typer(help="Import, validate, inspect and store OHLCV bars.", no_args_is_help=True)
@@ -71,14 +71,27 @@ def _render_result(result: Any, json_out: bool, *, title: str) -> None:
         for i in result.items:
             r = i.report
             t.add_row(
-                i.symbol, i.timeframe, str(r.rows_in), str(i.rows), i.status, str(i.added), str(i.overwritten),
+                i.symbol, i.timeframe + ("?" if not r.timeframe_reliable else ""), str(r.rows_in), str(i.rows), i.status, str(i.added), str(i.overwritten),
                 str(r.repaired), str(r.dropped), str(len(r.warnings)),
             )
         out.print(t)
+    from mqc.core.data.importer import issue_summary, write_issue_list
+
+    try:
+        listed = write_issue_list(result)
+    except OSError as exc:  # the bars are stored (or checked) already: say so, do not fail the command
+        listed = None
+        warn(f"could not write the list of issues ({exc.strerror or exc}); the summary below is all there is")
     for i in result.items:
-        for issue in i.report.issues:
+        first, rest = issue_summary(i.report.issues)
+        for issue in first:
             style = {"repaired": "yellow", "dropped": "red", "warning": "dim", "note": "cyan"}.get(issue.action, "white")
             out.print(f"[{style}]{_esc(f'{i.symbol} {i.path}: {issue.line()}')}[/{style}]")
+        if rest:
+            counts = ", ".join(f"{n:,} {reason}" for reason, n in rest)
+            out.print(_esc(f"{i.symbol}: and {sum(n for _, n in rest):,} more issues: {counts}"))
+    if listed:
+        out.print(f"every issue is listed in {_esc(str(listed))}")
     for e in result.errors:
         err.print(f"[bold red]error:[/bold red] {_esc(e['error'])}")
         if e.get("hint"):
@@ -129,7 +142,7 @@ def validate(
     adjusted: bool = AdjustedOpt,
     json_out: bool = JsonOpt,
 ) -> None:
-    """Run the import checks and print the report; writes nothing. Exit 1 when a file fails."""
+    """Run the import checks and print the report; stores nothing (over 20 issues per symbol: the full list goes to a file it names). Exit 1 when a file fails."""
     from mqc.core.data.importer import validate_paths
 
     cfg = _import_config(on_error, adjusted=adjusted)
@@ -184,12 +197,20 @@ def show(
     from mqc.commands._console import fmt_pct
     from mqc.core.data.summary import sparkline, summarize
 
-    s = summarize(symbol, timeframe, last=last, width=min(80, max(20, out.width - 4)))
+    prefer = None
+    if timeframe is None:  # several stored: the default bar size of train and forecast (DataConfig, profile)
+        from mqc.core.data.config import DataConfig
+        from mqc.core.profiles import resolve_with_profile
+
+        prefer = resolve_with_profile(DataConfig, state().profile, flags={}).value.timeframe
+    s = summarize(symbol, timeframe, last=last, width=min(80, max(20, out.width - 4)), prefer=prefer)
     if want_json(json_out):
         print_json(s.to_dict())
         return
     st, e = s.stats, s.entry
     out.print(f"[bold]{e.symbol}[/bold] {e.timeframe}  {st['rows']} bars  {st['first']} .. {st['last']}  ({e.asset_class}; {_esc(e.source)})")
+    if s.also:
+        out.print(f"also stored at {', '.join(s.also)}: mqc data show {e.symbol} -t {s.also[0]}")
     out.print(sparkline(s.closes, len(s.closes)))
     out.print(f"close {st['min_close']:.6g} .. {st['max_close']:.6g}, last {st['last_close']:.6g}")
     ann = f"{fmt_pct(st['annual_return'])} / yr" if st["annual_return"] is not None else "-"

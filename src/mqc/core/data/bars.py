@@ -96,6 +96,9 @@ class Bars:
     # to their local calendar date (see validate.validate_arrays). None: times were UTC or naive.
     offsets: np.ndarray | None = None
     adjustment: str = ""  # how the reader adjusted prices ("" = as in the file)
+    # Reader-level problems found under --on-error fail (validate.Failure), raised by validation
+    # together with its own so one message names the file's first bad rows whatever their rule.
+    failures: list = field(default_factory=list)
 
     def __len__(self) -> int:
         return int(self.ts.size)
@@ -112,6 +115,7 @@ class Bars:
             list(self.notes),
             None if self.offsets is None else self.offsets[index],
             self.adjustment,
+            list(self.failures),
         )
 
     def to_frame(self) -> pd.DataFrame:

@@ -65,6 +65,7 @@ class ImportResult:
     written: bool = False
     catalog: str = ""
     errors: list[dict] = field(default_factory=list)  # validate only: {"path", "error", "hint"} per failing file
+    issues_file: str = ""  # where ``write_issue_list`` wrote every issue, when it did
 
     @property
     def issues(self) -> int:
@@ -77,7 +78,58 @@ class ImportResult:
             "files": len({i.path for i in self.items}),
             "symbols": [i.to_dict() for i in self.items],
             "errors": self.errors,
+            "issues_file": self.issues_file or None,
         }
+
+
+# Issues shown per symbol on the terminal; the rest are counted by reason and listed in a file.
+ISSUES_SHOWN = 20
+
+
+def issue_summary(issues: Sequence[Issue], shown: int = ISSUES_SHOWN, per_reason: int = 5) -> tuple[list[Issue], list[tuple[str, int]]]:
+    """The issues to print (up to ``per_reason`` of each reason, ``shown`` in all, in file order)
+    and, for the rest, (reason, count) pairs, most frequent first.
+
+    A reason is the issue's kind, field and action (``duplicate timestamp (dropped)``), so a
+    rare warning is not hidden behind thousands of dropped duplicates.
+    """
+    from collections import Counter
+
+    if len(issues) <= shown:
+        return list(issues), []
+    taken: Counter[str] = Counter()
+    first: list[Issue] = []
+    rest: Counter[str] = Counter()
+    for issue in issues:
+        reason = f"{issue.kind} {issue.field} ({issue.action})"
+        if len(first) < shown and taken[reason] < per_reason:
+            taken[reason] += 1
+            first.append(issue)
+        else:
+            rest[reason] += 1
+    return first, rest.most_common()
+
+
+def write_issue_list(result: ImportResult, directory: str | os.PathLike[str] | None = None, *, shown: int = ISSUES_SHOWN) -> Path | None:
+    """Write every issue of ``result`` to ``<data dir>/reports/<utc stamp>-issues.txt`` (or into
+    ``directory``) when some symbol has more than ``shown``; sets ``result.issues_file``.
+
+    Returns:
+        The file written, or None when every issue fits on the terminal.
+    """
+    from mqc.core.atomic import atomic_path
+    from mqc.core.paths import data_dir, fresh_name
+
+    if all(len(i.report.issues) <= shown for i in result.items):
+        return None
+    folder = Path(directory) if directory is not None else data_dir() / "reports"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = fresh_name(folder, "-issues.txt")
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:  # streamed: no copy of every line in memory
+        for i in result.items:
+            fh.writelines(f"{i.symbol} {i.path}: {issue.line()}\n" for issue in i.report.issues)
+    result.issues_file = str(path)
+    return path
 
 
 def check_paths(paths: Sequence[str | os.PathLike[str]], *, symbol: str | None) -> list[Path]:
@@ -105,7 +157,7 @@ def read_and_validate(
     out: list[tuple[SymbolImport, WriteItem]] = []
     progress.start(len(files), "validating")
     for path in files:
-        for bars in read_file(path, symbol=normalise_symbol(symbol) if symbol else None, on_error=config.on_error, adjusted=config.adjusted):
+        for bars in read_file(path, symbol=normalise_symbol(symbol) if symbol else None, on_error=config.on_error, adjusted=config.adjusted, defer=True):
             clean, report = validate_arrays(bars, on_error=config.on_error, spike_sigma=config.spike_sigma, bar_seconds=bar_seconds)
             tf = tf_label or report.timeframe
             item = WriteItem(

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from mqc.core.data.bars import COLUMNS, PRICE_COLUMNS, Bars, LineNumbers
+from mqc.core.data.dialect import US, NumberFormat, parse_numbers, sample_lines, sniff_number_format
 from mqc.core.data.timestamps import ISO_HINT, local_offsets, parse_timestamps, timestamps_ns
 from mqc.core.errors import ArtifactNotFound, DataError
 
@@ -91,7 +92,7 @@ def expand_paths(paths: list[str | os.PathLike[str]]) -> list[Path]:
         elif p.is_dir():
             files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in SUFFIXES)
             if not files:
-                raise DataError(f"{p}: no CSV or Parquet files in this folder", hint="point at the files (*.csv, *.parquet) or their folder")
+                raise _no_files_error(p)
             out.extend(files)
         elif p.is_file():
             out.append(p)
@@ -101,6 +102,24 @@ def expand_paths(paths: list[str | os.PathLike[str]]) -> list[Path]:
     for f in out:
         seen.setdefault(f.resolve(), None)
     return list(seen)
+
+
+def _no_files_error(folder: Path) -> DataError:
+    """The error for a folder without data files, naming its subfolders that have some (a folder is
+    not searched recursively: ``daily/`` and ``hourly/`` may hold the same symbols)."""
+    subs: list[tuple[str, int]] = []
+    for sub in sorted(d for d in folder.iterdir() if d.is_dir()):
+        n = sum(1 for f in sub.rglob("*") if f.is_file() and f.suffix.lower() in SUFFIXES)
+        if n:
+            subs.append((sub.name, n))
+    if not subs:
+        return DataError(f"{folder}: no CSV or Parquet files in this folder", hint="point at the files (*.csv, *.parquet) or their folder")
+    listed = ", ".join(f"{name}/ ({n} file{'s' if n > 1 else ''})" for name, n in subs[:6]) + (", ..." if len(subs) > 6 else "")
+    first = folder / subs[0][0]
+    return DataError(
+        f"{folder}: no CSV or Parquet files in this folder itself; its subfolders have some: {listed}",
+        hint=f"import a subfolder (mqc data import {first}), or every file below with a quoted glob: mqc data import '{folder}/**/*.csv'",
+    )
 
 
 def normalise_symbol(symbol: str) -> str:
@@ -161,11 +180,36 @@ def file_stem(path: Path) -> str:
     return name
 
 
+# The longest line read whole by the Python side (header, yfinance rows, the number-format sample):
+# a bar line is ~100 characters, so a longer one is cut there instead of read into memory whole.
+MAX_LINE = 1 << 16
+
+
 def _header_lines(path: Path, n: int = 3) -> list[list[str]]:
     with _open_text(path) as fh:
-        lines = [fh.readline() for _ in range(n)]
+        lines = [fh.readline(MAX_LINE) for _ in range(n)]
     delim = _delimiter(lines[0])
-    return [next(csv.reader([ln], delimiter=delim), []) if ln else [] for ln in lines]
+    try:
+        return [next(csv.reader([ln], delimiter=delim), []) if ln else [] for ln in lines]
+    except csv.Error as exc:
+        raise DataError(f"{path}: cannot read the first lines as CSV ({exc})", hint="pass a CSV with one header line, then one bar per line") from exc
+
+
+def _check_lines(path: Path, head: bytes) -> None:
+    """Refuse, from the first ``MAX_LINE`` bytes, a file that is one long line: a CSV of bars has a
+    short header line, then one line per bar (a 200 MB line would otherwise be parsed whole)."""
+    if b"\n" in head or b"\r" in head:
+        return
+    if len(head) >= MAX_LINE:
+        raise DataError(
+            f"{path}: no line break in the first {MAX_LINE // 1024} KiB: not a CSV of bars",
+            hint="pass a CSV with one header line (timestamp,open,high,low,close,volume), then one bar per line",
+        )
+    shown = head[:40].decode("utf-8", errors="replace") + ("..." if len(head) > 40 else "")
+    raise DataError(
+        f"{path}: one line and no line break ({shown!r}): no bars",
+        hint="pass a CSV with one header line (timestamp,open,high,low,close,volume), then one bar per line",
+    )
 
 
 def _delimiter(line: str) -> str:
@@ -180,11 +224,12 @@ def _read_csv(path: Path):
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    head = _head_bytes(path)
-    if not head:
+    head = _head_bytes(path, MAX_LINE)
+    if not head.strip():
         raise DataError(f"{path}: the file is empty", hint="export the bars again; the file has no header and no rows")
-    if _looks_binary(head):
+    if _looks_binary(head[:4096]):
         raise DataError(f"{path}: binary content, not a CSV text file", hint="pass a CSV or Parquet file of OHLCV bars")
+    _check_lines(path, head)
     first = head.split(b"\n", 1)[0].decode("utf-8", errors="replace")
     delim = _delimiter(first)
     hdr = _header_lines(path)
@@ -204,6 +249,9 @@ def _read_csv(path: Path):
         names = ["timestamp", *hdr[0][1:]]
         read_opts = pacsv.ReadOptions(block_size=1 << 24, skip_rows=skip, column_names=names)
         first_line = skip + 1
+    else:
+        names = hdr[0]
+    number_format = _number_format(path, names, delim, first_line)
     bad: list[tuple[int | None, str]] = []
 
     def on_bad(row) -> str:
@@ -211,7 +259,7 @@ def _read_csv(path: Path):
         return "skip"
 
     parse = pacsv.ParseOptions(delimiter=delim, invalid_row_handler=on_bad)
-    convert = pacsv.ConvertOptions(strings_can_be_null=True, quoted_strings_can_be_null=True)
+    convert = pacsv.ConvertOptions(strings_can_be_null=True, quoted_strings_can_be_null=True, decimal_point=number_format.decimal)
     try:
         table = pacsv.read_csv(path, read_options=read_opts, parse_options=parse, convert_options=convert)
     except pa.ArrowInvalid as exc:
@@ -225,7 +273,18 @@ def _read_csv(path: Path):
         opts = pacsv.ConvertOptions(include_columns=[name], column_types={name: pa.string()}, strings_can_be_null=True)
         return pacsv.read_csv(path, read_options=read_opts, parse_options=pacsv.ParseOptions(delimiter=delim, invalid_row_handler=lambda _r: "skip"), convert_options=opts).column(name)
 
-    return table, bad, first_line, ticker, delim, column_as_text
+    return table, bad, first_line, ticker, delim, column_as_text, number_format
+
+
+def _number_format(path: Path, names: list[str], delim: str, first_line: int) -> NumberFormat:
+    """The decimal mark and thousands separator of the file's price and volume columns."""
+    mapping = _map_columns(names)
+    number_cols = [k for k, name in enumerate(names) if mapping.get(name) in (*COLUMNS, "adj_close")]
+    with _open_text(path) as fh:
+        for _ in range(first_line - 1):
+            fh.readline(MAX_LINE)
+        lines = sample_lines(iter(lambda: fh.readline(MAX_LINE), ""))
+    return sniff_number_format(path, lines, delim, number_cols, first_line)
 
 
 def _scan_lines(path: Path, delim: str, n_fields: int, first_line: int) -> tuple[np.ndarray, list[tuple[int, str]]]:
@@ -234,10 +293,20 @@ def _scan_lines(path: Path, delim: str, n_fields: int, first_line: int) -> tuple
     good: list[int] = []
     bad: list[tuple[int, str]] = []
     with _open_text(path) as fh:
-        for lineno, line in enumerate(fh, start=1):
+        for lineno, line in enumerate(iter(lambda: fh.readline(MAX_LINE), ""), start=1):
+            if len(line) >= MAX_LINE and not line.endswith("\n"):
+                # An overlong line: bad, and the rest of it is skipped without being kept in memory.
+                while (rest := fh.readline(MAX_LINE)) and not rest.endswith("\n"):
+                    pass
+                if lineno >= first_line:
+                    bad.append((lineno, line[:60]))
+                continue
             if lineno < first_line or not line.strip():
                 continue
-            fields = next(csv.reader([line], delimiter=delim), [])
+            try:
+                fields = next(csv.reader([line], delimiter=delim), [])
+            except csv.Error:
+                fields = []
             if len(fields) == n_fields:
                 good.append(lineno)
             else:
@@ -245,24 +314,40 @@ def _scan_lines(path: Path, delim: str, n_fields: int, first_line: int) -> tuple
     return np.asarray(good, dtype=np.int64), bad
 
 
-def _numeric(col, name: str) -> tuple[np.ndarray, np.ndarray, str]:
-    """Arrow column -> (float64 values, mask of cells that are text but not numbers, first bad text)."""
+def _number_failure(rows, bad: np.ndarray, name: str, texts, number_format: NumberFormat):
+    """The fail-mode ``Failure`` of a column's cells that are not numbers."""
+    from mqc.core.data.validate import Failure
+
+    at = np.flatnonzero(bad)
+
+    def describe(k: int) -> str:
+        text = str(texts[int(at[k])])[:40]
+        mark = f" (this file's {number_format.describe()})" if re.search(r"\d[.,]\d", text) else ""
+        return f"{text!r} is not a number{mark}"
+
+    return Failure(rows[at], name, describe)
+
+
+def _numeric(col, name: str, number_format: NumberFormat = US) -> tuple[np.ndarray, np.ndarray, object]:
+    """Arrow column -> (float64 values, mask of cells that are text but not numbers, the cells as
+    text (indexable; None for a numeric column)).
+
+    Text cells are read under the file's ``number_format`` (see ``dialect.parse_numbers``)."""
     import pyarrow as pa
 
     col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     t = col.type
     if pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_decimal(t) or pa.types.is_null(t):
         v = col.cast(pa.float64()).to_numpy(zero_copy_only=False)
-        return v, np.zeros(v.size, dtype=bool), ""
+        return v, np.zeros(v.size, dtype=bool), None
     strings = pd.Series(col.cast(pa.string()).to_numpy(zero_copy_only=False), dtype=object)
-    cleaned = strings.str.replace(",", "", regex=False).str.strip()
-    v = pd.to_numeric(cleaned, errors="coerce").to_numpy(dtype=np.float64)
-    bad = np.isnan(v) & strings.notna().to_numpy() & (cleaned != "").to_numpy()
-    first = str(strings[np.flatnonzero(bad)[0]])[:40] if bad.any() else ""
-    return v, bad, first
+    v, bad = parse_numbers(strings, number_format)
+    return v, bad, strings
 
 
-def read_file(path: str | os.PathLike[str], *, symbol: str | None = None, on_error: str = "fail", adjusted: bool = False) -> list[Bars]:
+def read_file(
+    path: str | os.PathLike[str], *, symbol: str | None = None, on_error: str = "fail", adjusted: bool = False, defer: bool = False
+) -> list[Bars]:
     """Read one CSV/Parquet file into one ``Bars`` per symbol (file order, not yet validated).
 
     A file with a symbol column (a "long" file) yields one Bars per symbol (only ``symbol``'s rows
@@ -275,11 +360,15 @@ def read_file(path: str | os.PathLike[str], *, symbol: str | None = None, on_err
     dividends. Times written with a UTC offset keep that offset in ``Bars.offsets`` (daily bars
     are moved to their local calendar date by validation).
 
+    Under ``on_error='fail'`` every bad cell and line is collected; the error names the first few
+    rows and counts the rest. ``defer=True`` hands them to ``validate_arrays`` in ``Bars.failures``
+    instead, which raises them together with its own findings.
+
     Raises:
-        DataError: empty, binary or unparseable file, missing columns, or (fail mode) a bad cell;
-            the message names the file, the row (line number) and the field.
+        DataError: empty, binary or unparseable file, missing columns, or (fail mode, not deferred)
+            bad cells; the message names the file, the rows (line numbers) and the fields.
     """
-    from mqc.core.data.validate import Issue
+    from mqc.core.data.validate import Failure, Issue, raise_failures
 
     path = Path(path)
     if not path.is_file():
@@ -288,26 +377,26 @@ def read_file(path: str | os.PathLike[str], *, symbol: str | None = None, on_err
         raise DataError(f"{path}: the file is empty", hint="export the bars again; the file has no header and no rows")
     ticker = None
     column_as_text = None
+    number_format = US
     notes: list[Issue] = []
+    failures: list[Failure] = []  # fail mode: every bad row, raised together (here or by validation)
     if path.suffix.lower() in PARQUET_SUFFIXES:
         table = _read_parquet(path)
         rows: np.ndarray | LineNumbers = LineNumbers(1, table.num_rows)
     else:
-        table, bad_lines, first_line, ticker, delim, column_as_text = _read_csv(path)
+        table, bad_lines, first_line, ticker, delim, column_as_text, number_format = _read_csv(path)
         rows = LineNumbers(first_line, table.num_rows)
         if bad_lines:
             rows, bad = _scan_lines(path, delim, table.num_columns, first_line)
             if rows.size != table.num_rows:  # quoted multi-line fields: fall back to positions
                 rows = LineNumbers(first_line, table.num_rows)
-            line, text = bad[0] if bad else (0, bad_lines[0][1])
+            found = bad or [(0, t) for _, t in bad_lines]
             if on_error == "fail":
-                more = f" (and {len(bad_lines) - 1} more malformed lines)" if len(bad_lines) > 1 else ""
-                raise DataError(
-                    f"{path}: row {line}: expected {table.num_columns} fields, got a malformed line {text[:60]!r}{more}",
-                    hint="fix or delete that line, or import with --on-error drop",
-                )
-            for ln, tx in bad or [(0, t) for _, t in bad_lines]:
-                notes.append(Issue("malformed", int(ln), "*", f"malformed line {tx[:60]!r}", "dropped"))
+                n = table.num_columns
+                failures.append(Failure(np.array([ln for ln, _ in found], dtype=np.int64), "*", lambda k: f"expected {n} fields, got a malformed line {found[k][1][:60]!r}"))
+            else:
+                for ln, tx in found:
+                    notes.append(Issue("malformed", int(ln), "*", f"malformed line {tx[:60]!r}", "dropped"))
     names = list(table.column_names)
     mapping = _map_columns(names)
     missing = [c for c in ("timestamp", *PRICE_COLUMNS) if c not in mapping.values()]
@@ -318,20 +407,23 @@ def read_file(path: str | os.PathLike[str], *, symbol: str | None = None, on_err
             hint="rename the columns to timestamp,open,high,low,close,volume (aliases like Date/Datetime/Adj Close work)",
         )
     if table.num_rows == 0:
+        raise_failures(str(path), failures)  # only malformed lines: name them
         raise DataError(f"{path}: no rows of bars (only a header)", hint="the file has a header but no data")
     by_canon = {v: k for k, v in mapping.items()}
     invalid = np.zeros(table.num_rows, dtype=bool)
     stamps = timestamps_ns(table.column(by_canon["timestamp"]), path, rows)
     ts, ts_null = stamps.ns, stamps.null
     if ts_null.any():
-        # Name the first value that is wrong if there is one, else the first missing one.
-        bad_at = stamps.first_wrong()
-        i = bad_at if bad_at >= 0 else int(np.flatnonzero(ts_null)[0])
-        if on_error == "fail":
+        if on_error == "fail" and ts_null.all():
             # When no value parses, dropping rows would drop them all: the fix is the format.
-            hint = ISO_HINT if ts_null.all() else "fix or delete that row, or import with --on-error drop"
-            raise DataError(f"{path}: row {rows[i]}, field 'timestamp': {stamps.why(i)}", hint=hint)
-        notes.extend(Issue("timestamp", int(rows[k]), "timestamp", stamps.why(int(k)), "dropped") for k in np.flatnonzero(ts_null))
+            bad_at = stamps.first_wrong()
+            i = bad_at if bad_at >= 0 else 0
+            raise DataError(f"{path}: row {rows[i]}, field 'timestamp': {stamps.why(i)}", hint=ISO_HINT)
+        if on_error == "fail":
+            at = np.flatnonzero(ts_null)
+            failures.append(Failure(rows[at], "timestamp", lambda k: stamps.why(int(at[k]))))
+        else:
+            notes.extend(Issue("timestamp", int(rows[k]), "timestamp", stamps.why(int(k)), "dropped") for k in np.flatnonzero(ts_null))
         invalid |= ts_null
     offsets = local_offsets(table.column(by_canon["timestamp"]), ts, ts_null, column_as_text and (lambda: column_as_text(by_canon["timestamp"])))
     cols: dict[str, np.ndarray] = {}
@@ -339,15 +431,15 @@ def read_file(path: str | os.PathLike[str], *, symbol: str | None = None, on_err
         if name not in by_canon:  # volume may be absent (indices): validation stores 0 with a warning
             cols[name] = np.full(table.num_rows, np.nan)
             continue
-        v, bad, first = _numeric(table.column(by_canon[name]), name)
+        v, bad, texts = _numeric(table.column(by_canon[name]), name, number_format)
         if bad.any():
-            i = int(np.flatnonzero(bad)[0])
             if on_error == "fail":
-                raise DataError(f"{path}: row {rows[i]}, field {name!r}: {first!r} is not a number", hint="fix or delete that row, or import with --on-error drop")
-            notes.extend(Issue("number", int(r), name, "not a number", "dropped") for r in rows[bad & ~invalid])
+                failures.append(_number_failure(rows, bad, name, texts, number_format))
+            else:
+                notes.extend(Issue("number", int(r), name, "not a number", "dropped") for r in rows[bad & ~invalid])
             invalid |= bad
         cols[name] = v
-    file_notes, adjustment = _adjust(table, by_canon, cols, path, adjusted)
+    file_notes, adjustment = _adjust(table, by_canon, cols, path, adjusted, number_format)
     source = str(path)
     if "symbol" in by_canon:
         import pyarrow as pa
@@ -365,21 +457,29 @@ def read_file(path: str | os.PathLike[str], *, symbol: str | None = None, on_err
         if (codes < 0).any():
             r = int(rows[np.flatnonzero(codes < 0)[0]])
             raise DataError(f"{path}: row {r}, field 'symbol': missing symbol", hint="fill in the symbol column")
+        if not defer:
+            raise_failures(source, failures)
+        out = sorted(out, key=lambda b: b.symbol)
         if symbol is not None:  # --symbol on a long file picks that symbol's rows
-            picked = [b for b in out if b.symbol == normalise_symbol(symbol)]
-            if not picked:
-                have = ", ".join(sorted(b.symbol for b in out)[:8])
+            out = [b for b in out if b.symbol == normalise_symbol(symbol)]
+            if not out:
+                have = ", ".join(sorted(normalise_symbol(n) for n in enc.dictionary.to_pylist())[:8])
                 raise DataError(f"{path}: no rows for symbol {normalise_symbol(symbol)} (the file has {have})", hint="pass one of the file's symbols to --symbol")
-            return picked
-        return sorted(out, key=lambda b: b.symbol)
+        # Malformed lines name no symbol, and fail-mode failures must stop the import whichever
+        # symbol is validated first: the first returned symbol carries (and counts) them.
+        out[0].notes.extend(n for n in notes if n.kind == "malformed")
+        out[0].failures = list(failures)
+        return out
     sym = normalise_symbol(symbol or ticker or file_stem(path))
-    return [Bars(sym, source, ts, cols, rows, invalid, notes + file_notes, offsets, adjustment)]
+    if not defer:
+        raise_failures(source, failures)
+    return [Bars(sym, source, ts, cols, rows, invalid, notes + file_notes, offsets, adjustment, failures)]
 
 
 ADJUSTED = "scaled by Adj Close / Close"
 
 
-def _adjust(table, by_canon: dict[str, str], cols: dict[str, np.ndarray], path: Path, adjusted: bool) -> tuple[list, str]:
+def _adjust(table, by_canon: dict[str, str], cols: dict[str, np.ndarray], path: Path, adjusted: bool, number_format: NumberFormat = US) -> tuple[list, str]:
     """Apply (``adjusted``) or flag (otherwise) a file's Adj Close column. Scales ``cols`` in place.
 
     Returns the file-level notes and the adjustment label ("" when prices are as in the file).
@@ -396,7 +496,7 @@ def _adjust(table, by_canon: dict[str, str], cols: dict[str, np.ndarray], path: 
             "import with --adjusted to scale open/high/low/close by Adj Close / Close"
         )
         return [Issue("adjusted", -1, "adj_close", detail, "warning")], ""
-    adj, _, _ = _numeric(table.column(by_canon["adj_close"]), "adj_close")
+    adj, _, _ = _numeric(table.column(by_canon["adj_close"]), "adj_close", number_format)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = adj / cols["close"]
     for name in PRICE_COLUMNS:

@@ -28,6 +28,7 @@ class SymbolSummary:
     last_bars: list[dict]
     closes: list[float] = field(default_factory=list)  # downsampled closes for a chart
     verified: bool = True
+    also: list[str] = field(default_factory=list)  # other timeframes the symbol is stored at
 
     def to_dict(self) -> dict:
         return {
@@ -37,6 +38,7 @@ class SymbolSummary:
             "last_bars": self.last_bars,
             "closes": self.closes,
             "verified": self.verified,
+            "also_stored_at": self.also,
         }
 
 
@@ -65,13 +67,25 @@ def sparkline(values: list[float] | np.ndarray, width: int = 60) -> str:
     return "".join(_BLOCKS[i] for i in idx)
 
 
-def summarize(symbol: str, timeframe: str | None = None, *, catalog: Catalog | None = None, last: int = 5, width: int = 60) -> SymbolSummary:
+def summarize(
+    symbol: str, timeframe: str | None = None, *, catalog: Catalog | None = None, last: int = 5, width: int = 60, prefer: str | None = None
+) -> SymbolSummary:
     """Summary statistics, gaps, the last ``last`` bars and chart points of a stored symbol.
+
+    Args:
+        timeframe: the bar size to show; when None, the only one stored, else ``prefer`` (the
+            configured default, ``1d`` unless a profile says otherwise, as train and forecast use).
 
     Raises:
         ArtifactNotFound: the symbol is not stored.
+        DataError: stored at several timeframes, none given and ``prefer`` not among them.
     """
+    from mqc.core.data.reader import normalise_symbol
+
     cat = catalog or Catalog()
+    stored = [e.timeframe for e in cat.entries() if e.symbol == normalise_symbol(symbol)]
+    if timeframe is None and prefer and len(stored) > 1 and prefer in stored:
+        timeframe = prefer
     entry, ts, cols = cat.load_arrays(symbol, timeframe)
     close = cols["close"]
     # Rows are numbered like import's (the header is line 1, the first bar line 2): the line of the
@@ -107,7 +121,8 @@ def summarize(symbol: str, timeframe: str | None = None, *, catalog: Catalog | N
     gaps = [{"row": i.row, "before": _iso(ts[i.row - 2]), "detail": i.detail} for i in report.issues if i.kind == "gap" and i.row > 0]
     n = min(last, ts.size)
     last_bars = [{"timestamp": _iso(ts[k]), **{c: float(cols[c][k]) for c in cols}} for k in range(ts.size - n, ts.size)]
-    return SymbolSummary(entry, stats, gaps, last_bars, [float(x) for x in _downsample(close, width)], cat.verify(entry))
+    also = [tf for tf in stored if tf != entry.timeframe]
+    return SymbolSummary(entry, stats, gaps, last_bars, [float(x) for x in _downsample(close, width)], cat.verify(entry), also)
 
 
 def export_symbol(

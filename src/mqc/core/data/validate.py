@@ -4,16 +4,21 @@ All checks are vectorised numpy over the whole file (``validate_arrays``); ``val
 same on a canonical pandas frame. Rules, in order:
 
 * rows the reader rejected (a cell that is not a number / date, a malformed line)
-* prices finite and > 0 (unfixable: fail or drop)
+* prices finite, > 0 and within ``MIN_PRICE .. MAX_PRICE``; volume <= ``MAX_VOLUME`` (unfixable: fail or drop)
 * volume finite and >= 0 (missing -> 0, negative -> |v| under repair; a file with no volume at all
   is stored with volume 0 and a warning)
 * high >= max(open, close) and low <= min(open, close) (repair widens high / low to cover the bar)
 * timestamps in order (repair and drop sort them) and unique (the last row of a duplicate wins)
-* warnings only: gaps against the inferred bar size, isolated spikes (a jump that reverts next bar)
+* warnings only: gaps against the inferred bar size, isolated spikes (a jump that reverts next bar),
+  closes ``JUMP_FACTOR`` times the previous one or more, a bar size guessed from 2 bars
+
+Under ``fail`` every rule still runs; the bad rows of all of them (and the reader's, see
+``Bars.failures``) are raised together by ``raise_failures``, naming the first few by line.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -23,6 +28,14 @@ import pandas as pd
 from mqc.core.data.bars import PRICE_COLUMNS, Bars
 from mqc.core.data.timeframe import DAY_NS, format_span, infer_bar_seconds_ns, label_for_seconds
 from mqc.core.errors import DataError
+
+# Bounds of a plausible bar. Beyond them a value is a unit error or garbage (1e308 overflows every
+# return computed from it): a bad row under every --on-error. Wide enough for a micro-cap token quoted
+# in BTC (1e-10) and for share classes priced in the hundreds of thousands.
+MIN_PRICE, MAX_PRICE, MAX_VOLUME = 1e-15, 1e12, 1e18
+# A close at least this many times the previous one (or at most its inverse) is warned about: 100x
+# is a price written in cents after dollars, which no market does in one bar.
+JUMP_FACTOR = 100.0
 
 OnError = Literal["fail", "repair", "drop"]
 ON_ERROR_CHOICES = ("fail", "repair", "drop")
@@ -54,6 +67,8 @@ class ValidationReport:
     gaps: int = 0
     # The longest step between consecutive bars, in bar lengths of clock time (not missing bars).
     largest_gap_bars: float = 0.0
+    # False when the bar size was inferred from too few bars to trust (2 bars: one step).
+    timeframe_reliable: bool = True
 
     @property
     def repaired(self) -> int:
@@ -80,6 +95,7 @@ class ValidationReport:
             "rows_in": self.rows_in,
             "rows_out": self.rows_out,
             "timeframe": self.timeframe,
+            "timeframe_reliable": self.timeframe_reliable,
             "repaired": self.repaired,
             "repaired_fields": self.repaired_fields,
             "dropped": self.dropped,
@@ -93,29 +109,73 @@ def _fmt_ts(ns: int) -> str:
     return str(np.datetime64(int(ns), "ns").astype("datetime64[s]")).replace("T", " ")
 
 
+def _fmt_many(ns: np.ndarray) -> list[str]:
+    """``_fmt_ts`` of many timestamps in one numpy call (a per-value call costs ~3 us each)."""
+    text = np.datetime_as_string(ns.view("datetime64[ns]").astype("datetime64[s]"), unit="s")
+    return [t.replace("T", " ") for t in text.tolist()]
+
+
+@dataclass
+class Failure:
+    """Rows that break one rule under ``--on-error fail``, described only when a message names them
+    (a broken file may have millions)."""
+
+    rows: np.ndarray  # source line of each bad row
+    field: str
+    describe: Callable[[int], str]  # what is wrong with the k-th of ``rows``
+
+
+# Bad rows named in a fail-mode message; the rest are counted.
+FAILURES_SHOWN = 3
+
+
+def raise_failures(source: str, failures: list[Failure], hint: str = _HINT) -> None:
+    """Raise one DataError naming the first ``FAILURES_SHOWN`` bad rows (by line) of ``failures``
+    and counting the others; do nothing when there are none."""
+    failures = [f for f in failures if len(f.rows)]
+    if not failures:
+        return
+    cand: list[tuple[int, int, int]] = []
+    for j, f in enumerate(failures):
+        rows = np.asarray(f.rows, dtype=np.int64)
+        for k in np.argsort(rows, kind="stable")[:FAILURES_SHOWN].tolist():
+            cand.append((int(rows[k]), j, k))
+    cand.sort()
+    shown = cand[:FAILURES_SHOWN]
+    # A malformed line has no field ("*").
+    parts = [f"row {r}{'' if failures[j].field == '*' else f', field {failures[j].field!r}'}: {failures[j].describe(k)}" for r, j, k in shown]
+    n_rows = np.unique(np.concatenate([np.asarray(f.rows, dtype=np.int64) for f in failures])).size
+    more = n_rows - len({r for r, _, _ in shown})
+    tail = f" (and {more} more bad row{'s' if more > 1 else ''})" if more > 0 else ""
+    raise DataError(f"{source}: " + "; ".join(parts) + tail, hint=hint)
+
+
 class _Checker:
-    """Applies one rule at a time, recording issues and raising in fail mode."""
+    """Applies one rule at a time, recording issues (fail mode: collecting failures, raised together
+    once every rule has run, so the message names the first bad rows of the file whatever their rule)."""
 
     def __init__(self, bars: Bars, report: ValidationReport, on_error: OnError) -> None:
         self.rows = bars.rows
         self.report = report
         self.on_error = on_error
+        self.failures: list[Failure] = list(bars.failures)
 
     def flag(self, mask: np.ndarray, kind: str, fld: str, detail: str, *, fixable: bool, values: np.ndarray | None = None) -> str:
-        """Record ``mask`` rows; raise on ``fail``. Returns "none", "repaired" or "dropped"."""
+        """Record ``mask`` rows. Returns "none", "repaired" or "dropped" (fail mode: the rows are
+        collected as failures and dropped from the rules still to run)."""
         idx = np.flatnonzero(mask)
         if idx.size == 0:
             return "none"
         if self.on_error == "fail":
-            more = f" (and {idx.size - 1} more rows)" if idx.size > 1 else ""
-            got = f", got {values[idx[0]]:g}" if values is not None else ""
-            raise DataError(f"{self.report.source}: row {int(self.rows[idx[0]])}, field {fld!r}: {detail}{got}{more}", hint=_HINT)
+            got = values[idx] if values is not None else None
+            self.failures.append(Failure(self.rows[idx], fld, lambda k: detail + (f", got {got[k]:g}" if got is not None else "")))
+            return "dropped"
         action = "repaired" if (self.on_error == "repair" and fixable) else "dropped"
-        rows = self.rows[idx]
+        rows = self.rows[idx].tolist()
         if values is None:
-            self.report.issues.extend(Issue(kind, int(r), fld, detail, action) for r in rows)
+            self.report.issues.extend(Issue(kind, r, fld, detail, action) for r in rows)
         else:
-            self.report.issues.extend(Issue(kind, int(r), fld, f"{detail}, got {x:g}", action) for r, x in zip(rows, values[idx], strict=True))
+            self.report.issues.extend(Issue(kind, r, fld, f"{detail}, got {x:g}", action) for r, x in zip(rows, values[idx].tolist(), strict=True))
         return action
 
 
@@ -130,7 +190,7 @@ def validate_arrays(
 
     Args:
         bars: arrays as read (see ``reader.read_file``).
-        on_error: ``fail`` raises on the first problem; ``repair`` fixes what can be fixed (and drops
+        on_error: ``fail`` raises naming the first bad rows; ``repair`` fixes what can be fixed (and drops
             the rest); ``drop`` drops every bad row.
         spike_sigma: robust z-score (both ways) beyond which a one-bar reversal is flagged.
         bar_seconds: the bar size when known (``--timeframe``); inferred from the data otherwise.
@@ -139,12 +199,14 @@ def validate_arrays(
         (clean bars, ValidationReport listing every repair, drop and warning).
 
     Raises:
-        DataError: in fail mode on the first problem (naming file, row and field), or when no valid
-            row is left.
+        DataError: in fail mode when any row is bad (naming file, the first rows and fields, and how
+            many more), or when no valid row is left.
     """
     if on_error not in ON_ERROR_CHOICES:
         raise DataError(f"on_error must be one of {', '.join(ON_ERROR_CHOICES)}, got {on_error!r}")
-    report = ValidationReport(symbol=bars.symbol, source=bars.source, rows_in=len(bars))
+    # Malformed lines never became bars, but they are rows of the file that are not stored.
+    malformed = sum(1 for n in bars.notes if n.kind == "malformed" and n.action == "dropped")
+    report = ValidationReport(symbol=bars.symbol, source=bars.source, rows_in=len(bars) + malformed)
     if len(bars) == 0:
         raise DataError(f"{bars.source}: no rows of bars", hint="the file has a header but no data")
     report.issues.extend(bars.notes)
@@ -154,7 +216,8 @@ def validate_arrays(
 
     for name in PRICE_COLUMNS:
         p = cols[name]
-        if p.min() > 0 and np.isfinite(p.max()):  # NaN propagates through min/max
+        lo_p, hi_p = p.min(), p.max()
+        if lo_p >= MIN_PRICE and hi_p <= MAX_PRICE:  # NaN propagates through min/max and fails both
             continue  # the usual clean column: two reductions, no masks
         bad = ~np.isfinite(p) & keep
         chk.flag(bad, "nan", name, "missing or non-finite price", fixable=False)
@@ -163,9 +226,18 @@ def validate_arrays(
             bad = (p <= 0) & keep
         chk.flag(bad, "nonpositive", name, "price must be > 0", fixable=False, values=p)
         keep &= ~bad
+        with np.errstate(invalid="ignore"):
+            bad = ((p > MAX_PRICE) | (p < MIN_PRICE)) & keep
+        chk.flag(bad, "absurd", name, f"not a plausible price (outside {MIN_PRICE:g} .. {MAX_PRICE:g})", fixable=False, values=p)
+        keep &= ~bad
 
     vol = cols["volume"]
     low_vol = vol.min()
+    if vol.max() > MAX_VOLUME:  # inf is a missing volume (below), not an absurd one
+        with np.errstate(invalid="ignore"):
+            bad = (vol > MAX_VOLUME) & np.isfinite(vol) & keep
+        chk.flag(bad, "absurd", "volume", f"not a plausible volume (above {MAX_VOLUME:g})", fixable=False, values=vol)
+        keep &= ~bad
     # The usual clean column (every volume present and >= 0) skips both rules below.
     all_present = bool(np.isfinite(low_vol) and np.isfinite(vol.max()))
     if not all_present and (missing := ~np.isfinite(vol))[keep].all():
@@ -207,9 +279,11 @@ def validate_arrays(
     if not keep.all():
         clean = clean.take(keep)
     if len(clean) == 0:
+        raise_failures(bars.source, chk.failures)
         raise DataError(f"{bars.source}: no valid rows left after validation", hint="check the file; every row was invalid")
     clean = _calendar_dates(clean, report, bar_seconds)
     clean = _order_and_dedupe(clean, chk)
+    raise_failures(bars.source, chk.failures)
     report.rows_out = len(clean)
     if len(clean) >= 2:
         _gaps_and_spikes(clean, report, spike_sigma, bar_seconds)
@@ -284,27 +358,23 @@ def _order_and_dedupe(bars: Bars, chk: _Checker) -> Bars:
     back = np.flatnonzero(d < 0) + 1
     if back.size:
         if chk.on_error == "fail":
-            i = back[0]
-            raise DataError(
-                f"{chk.report.source}: row {int(bars.rows[i])}, field 'timestamp': {_fmt_ts(bars.ts[i])} is earlier than "
-                f"the row before ({_fmt_ts(bars.ts[i - 1])}): out of order" + (f" (and {back.size - 1} more rows)" if back.size > 1 else ""),
-                hint=_HINT,
+            ts = bars.ts
+            chk.failures.append(
+                Failure(bars.rows[back], "timestamp", lambda k: f"{_fmt_ts(ts[back[k]])} is earlier than the row before ({_fmt_ts(ts[back[k] - 1])}): out of order")
             )
-        chk.report.issues.extend(Issue("order", int(r), "timestamp", "out of order; rows sorted by time", "repaired") for r in bars.rows[back])
+            return bars  # no duplicate check on unsorted rows: it would name rows the sort moves
+        chk.report.issues.extend(Issue("order", r, "timestamp", "out of order; rows sorted by time", "repaired") for r in bars.rows[back].tolist())
         bars = bars.take(np.argsort(bars.ts, kind="stable"))
         d = np.diff(bars.ts)
     dup = np.flatnonzero(d == 0)  # row dup is followed by a row with the same time: keep the later one
     if dup.size:
         if chk.on_error == "fail":
-            i = dup[0]
-            raise DataError(
-                f"{chk.report.source}: row {int(bars.rows[i + 1])}, field 'timestamp': duplicate timestamp {_fmt_ts(bars.ts[i])} "
-                f"(also at row {int(bars.rows[i])})" + (f" (and {dup.size - 1} more rows)" if dup.size > 1 else ""),
-                hint=_HINT,
-            )
+            ts, rows = bars.ts, bars.rows
+            chk.failures.append(Failure(rows[dup + 1], "timestamp", lambda k: f"duplicate timestamp {_fmt_ts(ts[dup[k]])} (also at row {int(rows[dup[k]])})"))
+            return bars
         chk.report.issues.extend(
-            Issue("duplicate", int(r), "timestamp", f"duplicate timestamp {_fmt_ts(t)}; kept the last row", "dropped")
-            for r, t in zip(bars.rows[dup], bars.ts[dup], strict=True)
+            Issue("duplicate", r, "timestamp", f"duplicate timestamp {t}; kept the last row", "dropped")
+            for r, t in zip(bars.rows[dup].tolist(), _fmt_many(bars.ts[dup]), strict=True)
         )
         mask = np.ones(len(bars), dtype=bool)
         mask[dup] = False
@@ -318,6 +388,12 @@ def _gaps_and_spikes(bars: Bars, report: ValidationReport, sigma: float, bar_sec
     secs = bar_seconds or inferred
     report.bar_seconds = secs
     report.timeframe = label_for_seconds(secs)
+    if not bar_seconds and len(bars) < 3:
+        # One step between two bars says nothing about the bar size (a 3-day step may be a weekend).
+        report.timeframe_reliable = False
+        report.issues.append(
+            Issue("timeframe", -1, "timestamp", f"bar size {report.timeframe} is a guess from the one step between 2 bars; pass --timeframe to set it", "warning")
+        )
     if bar_seconds and inferred != bar_seconds:
         report.issues.append(
             Issue("timeframe", -1, "timestamp", f"bars look like {label_for_seconds(inferred)}, stored as {label_for_seconds(bar_seconds)} as asked", "warning")
@@ -351,6 +427,29 @@ def _gaps_and_spikes(bars: Bars, report: ValidationReport, sigma: float, bar_sec
     if report.gaps > 20:
         report.issues.append(Issue("gap", -1, "timestamp", f"{report.gaps - 20} more gaps not listed", "warning"))
     _flag_spikes(bars, report, sigma)
+    _flag_jumps(bars, report)
+
+
+def _flag_jumps(bars: Bars, report: ValidationReport) -> None:
+    """Warn about closes ``JUMP_FACTOR`` times the previous bar's or more (or 1 / it or less):
+    no market moves so in one bar, a unit change (cents for dollars) or a bad value does."""
+    c = bars.cols["close"]
+    found: list[np.ndarray] = []
+    for a in range(0, c.size - 1, _BLOCK):
+        end = min(c.size - 1, a + _BLOCK)
+        ratio = c[a + 1 : end + 1] / c[a:end]
+        idx = np.flatnonzero((ratio >= JUMP_FACTOR) | (ratio <= 1.0 / JUMP_FACTOR))
+        if idx.size:
+            found.append(idx + a + 1)
+    if not found:
+        return
+    at = np.concatenate(found)
+    for i in at[:20].tolist():
+        report.issues.append(
+            Issue("jump", int(bars.rows[i]), "close", f"close {c[i]:.6g} is {c[i] / c[i - 1]:.3g} x the previous bar's {c[i - 1]:.6g}: a unit change or a bad value?", "warning")
+        )
+    if at.size > 20:
+        report.issues.append(Issue("jump", -1, "close", f"{at.size - 20} more jumps of {JUMP_FACTOR:g}x or more not listed", "warning"))
 
 
 def gap_detail(step_seconds: float, bar_seconds: int) -> str:
