@@ -5,7 +5,7 @@ Timing: ``weights[..., t, :]`` is decided at the close of bar t with information
 
     drifted_{t-1} = w_{t-1} * (1 + r_{t-1}) / (1 + w_{t-1} . r_{t-1})     weights just before trading at t
     turnover_t    = sum_a |w_t - drifted_{t-1}|                           (w_{-1} = 0: start in cash)
-    cost_t        = sum_a |w_t - drifted_{t-1}| * fee_a                   fee_a = (class fee + slippage) / 1e4
+    cost_t        = sum_a |w_t - drifted_{t-1}| * fee_a                   fee_a = one_way_bps(class) / 1e4 (commission + slippage)
     financing_t   = (max(0, long_t - 1) * financing_rate + short_t * borrow_rate
                      - max(0, 1 - long_t) * cash_rate) * dt_t              dt_t = bar length in years
     net_t         = w_t . r_t - cost_t - financing_t
@@ -76,7 +76,7 @@ def _is_torch(x: Any) -> bool:
 
 def fee_rates(asset_classes: tuple[str, ...] | list[str], config: MarketConfig) -> np.ndarray:
     """Per-asset one-way cost as a fraction of traded notional, ``[A]``."""
-    return np.array([config.fee_bps(c) / 1e4 for c in asset_classes], dtype=np.float64)
+    return np.array([config.one_way_bps(c) / 1e4 for c in asset_classes], dtype=np.float64)
 
 
 def bar_years(timestamps: np.ndarray) -> np.ndarray:
