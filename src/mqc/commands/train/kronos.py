@@ -41,7 +41,7 @@ def kronos(
     """
     params = dict(locals())
     from mqc.core.forecast.kronos.config import KronosFeatureConfig
-    from mqc.core.forecast.kronos.trainer import KronosTrainer
+    from mqc.core.train.kronos import KronosTrainer
     from mqc.core.profiles import resolve_with_profile
     from mqc.core.train import api
     from mqc.core.train.config import DMTrainConfig
