@@ -37,7 +37,11 @@ def _references(path: Path) -> list[tuple[str, str]]:
             refs += [("import", node.module)] + [("import", f"{node.module}.{a.name}") for a in node.names]
         elif isinstance(node, ast.Import):
             refs += [("import", a.name) for a in node.names]
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and _MODULE_STRING.match(node.value):
+        elif (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and _MODULE_STRING.match(node.value)
+        ):
             refs.append(("string", _MODULE_STRING.match(node.value).group(0).rstrip(".")))
     return [(how, m) for how, m in refs if m.startswith("mqc.core.")]
 
@@ -70,7 +74,9 @@ def _violations() -> list[str]:
 
 def test_every_core_package_has_a_layer() -> None:
     packages = {p.name for p in CORE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
-    assert packages <= set(LAYERS), f"place {sorted(packages - set(LAYERS))} in LAYERS (and docs/architecture.md)"
+    assert packages <= set(LAYERS), (
+        f"place {sorted(packages - set(LAYERS))} in LAYERS (and docs/architecture.md)"
+    )
     assert all((CORE / f"{m}.py").exists() for m in FOUNDATION)
 
 
@@ -80,7 +86,11 @@ def test_layers_point_down() -> None:
 
 def test_the_check_sees_lazy_and_string_imports(tmp_path: Path) -> None:
     src = tmp_path / "m.py"
-    src.write_text('def f():\n    from mqc.core.train.api import train_dm\n\nX = "mqc.core.forecast.kronos.features:make"\n')
+    src.write_text(
+        'def f():\n    from mqc.core.train.api import train_dm\n\nX = "mqc.core.forecast.kronos.features:make"\n'
+    )
     assert _references(src) == [
-        ("import", "mqc.core.train.api"), ("import", "mqc.core.train.api.train_dm"), ("string", "mqc.core.forecast.kronos.features"),
+        ("import", "mqc.core.train.api"),
+        ("import", "mqc.core.train.api.train_dm"),
+        ("string", "mqc.core.forecast.kronos.features"),
     ]

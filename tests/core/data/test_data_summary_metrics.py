@@ -38,4 +38,6 @@ def test_show_figures_equal_a_buy_and_hold_backtest(tmp_path, synth, timeframe: 
     assert math.isclose(stats["annual_volatility"], report["volatility"], rel_tol=1e-9)
     assert math.isclose(stats["max_drawdown"], report["max_drawdown"], rel_tol=1e-9)
     logr = np.diff(np.log(cols["close"]))
-    assert abs(stats["annual_volatility"] - logr.std(ddof=1) * math.sqrt(stats["bars_per_year"])) > 1e-6  # not the old figure
+    assert (
+        abs(stats["annual_volatility"] - logr.std(ddof=1) * math.sqrt(stats["bars_per_year"])) > 1e-6
+    )  # not the old figure

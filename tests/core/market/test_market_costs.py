@@ -19,8 +19,12 @@ CLASSES = ("equity", "crypto", "cash")
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_fee_is_the_commission_and_the_simulator_charges_fee_plus_slippage(seed: int) -> None:
     rng = np.random.default_rng(seed)
-    m = MarketConfig(equity_fee_bps=float(rng.uniform(0, 20)), crypto_fee_bps=float(rng.uniform(0, 50)),
-                     cash_fee_bps=float(rng.uniform(0, 2)), slippage_bps=float(rng.uniform(0, 10)))
+    m = MarketConfig(
+        equity_fee_bps=float(rng.uniform(0, 20)),
+        crypto_fee_bps=float(rng.uniform(0, 50)),
+        cash_fee_bps=float(rng.uniform(0, 2)),
+        slippage_bps=float(rng.uniform(0, 10)),
+    )
     s = cost_summary(m, CLASSES)
     assert s["fee_bps"] == {"equity": m.equity_fee_bps, "crypto": m.crypto_fee_bps, "cash": m.cash_fee_bps}
     assert s["slippage_bps"] == {"equity": m.slippage_bps, "crypto": m.slippage_bps, "cash": 0.0}
@@ -31,10 +35,17 @@ def test_fee_is_the_commission_and_the_simulator_charges_fee_plus_slippage(seed:
 
 def test_cost_flag_sets_the_commission_of_every_non_cash_asset() -> None:
     m = MarketConfig(cash_fee_bps=0.5).with_cost(7.0, 3.0)
-    assert MarketConfig.cost_fields(7.0, 3.0) == {"equity_fee_bps": 7.0, "crypto_fee_bps": 7.0, "slippage_bps": 3.0}
+    assert MarketConfig.cost_fields(7.0, 3.0) == {
+        "equity_fee_bps": 7.0,
+        "crypto_fee_bps": 7.0,
+        "slippage_bps": 3.0,
+    }
     assert MarketConfig.cost_fields() == {}
     assert cost_summary(m, CLASSES)["fee_bps"] == {"equity": 7.0, "crypto": 7.0, "cash": 0.5}
-    assert cost_line(cost_summary(m, ("equity",), {"cost_bps": 7.0})) == "costs (fee+slippage per trade): equity 7+3 bps; overrides: --cost-bps 7"
+    assert (
+        cost_line(cost_summary(m, ("equity",), {"cost_bps": 7.0}))
+        == "costs (fee+slippage per trade): equity 7+3 bps; overrides: --cost-bps 7"
+    )
 
 
 def test_train_cost_flag_resolves_to_the_backtest_override(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,9 +14,19 @@ from mqc.core.train.rollout import rollout
 
 CLASSES = ("equity", "crypto", "equity", "equity", "crypto", "equity", "equity", "equity", "crypto", "equity")
 MARKETS = [
-    MarketConfig(equity_fee_bps=3.0, crypto_fee_bps=12.0, slippage_bps=2.0, financing_rate=0.07, cash_rate=0.02),
-    MarketConfig(allow_short=True, max_gross_leverage=2.0, max_overnight_leverage=1.5, borrow_rate=0.03, financing_rate=0.05),
-    MarketConfig(allow_short=True, crypto_long_only=False, max_gross_leverage=3.0, max_overnight_leverage=1.0),
+    MarketConfig(
+        equity_fee_bps=3.0, crypto_fee_bps=12.0, slippage_bps=2.0, financing_rate=0.07, cash_rate=0.02
+    ),
+    MarketConfig(
+        allow_short=True,
+        max_gross_leverage=2.0,
+        max_overnight_leverage=1.5,
+        borrow_rate=0.03,
+        financing_rate=0.05,
+    ),
+    MarketConfig(
+        allow_short=True, crypto_long_only=False, max_gross_leverage=3.0, max_overnight_leverage=1.0
+    ),
 ]
 
 
@@ -40,14 +50,22 @@ def test_step_bar_by_bar_equals_the_vectorised_engine(seed: int) -> None:
     executed, sim = execute(targets, returns, fees, dt, overnight, CLASSES, cfg)
     book = np.zeros(len(CLASSES))
     for t in range(len(targets)):
-        f = step(book, targets[t], np.isnan(targets[t]), returns[t], fees, dt[t], bool(overnight[t]), CLASSES, cfg)
+        f = step(
+            book, targets[t], np.isnan(targets[t]), returns[t], fees, dt[t], bool(overnight[t]), CLASSES, cfg
+        )
         np.testing.assert_allclose(f.weights, executed[t], rtol=0, atol=1e-12)
         np.testing.assert_allclose(f.net_return, sim.net_returns[t], rtol=0, atol=1e-12)
         np.testing.assert_allclose(f.costs, sim.costs[t], rtol=0, atol=1e-12)
         np.testing.assert_allclose(f.bar.financing, sim.financing[t], rtol=0, atol=1e-12)
         book = f.book
     held = np.isnan(targets)
-    assert held.any() and (np.abs(executed).sum(1) <= np.maximum(leverage_cap(cfg, overnight), np.abs(np.where(held, executed, 0)).sum(1)) + 1e-12).all()
+    assert (
+        held.any()
+        and (
+            np.abs(executed).sum(1)
+            <= np.maximum(leverage_cap(cfg, overnight), np.abs(np.where(held, executed, 0)).sum(1)) + 1e-12
+        ).all()
+    )
 
 
 @pytest.mark.parametrize("exact", [True, False])
@@ -59,9 +77,21 @@ def test_torch_step_equals_numpy_step(exact: bool) -> None:
     book_t = torch.zeros(len(CLASSES), dtype=torch.float64)
     for t in range(len(targets)):
         hold = np.isnan(targets[t])
-        a = step(book_np, targets[t], hold, returns[t], fees, dt[t], bool(overnight[t]), CLASSES, cfg, exact=exact)
-        b = step(book_t, torch.as_tensor(targets[t]), torch.as_tensor(hold), torch.as_tensor(returns[t]), fees, dt[t],
-                 bool(overnight[t]), CLASSES, cfg, exact=exact)
+        a = step(
+            book_np, targets[t], hold, returns[t], fees, dt[t], bool(overnight[t]), CLASSES, cfg, exact=exact
+        )
+        b = step(
+            book_t,
+            torch.as_tensor(targets[t]),
+            torch.as_tensor(hold),
+            torch.as_tensor(returns[t]),
+            fees,
+            dt[t],
+            bool(overnight[t]),
+            CLASSES,
+            cfg,
+            exact=exact,
+        )
         np.testing.assert_allclose(b.weights.numpy(), a.weights, rtol=0, atol=1e-12)
         np.testing.assert_allclose(float(b.net_return), float(a.net_return), rtol=0, atol=1e-12)
         book_np, book_t = a.book, b.book
@@ -83,7 +113,18 @@ def test_torch_step_bar_by_bar_equals_the_training_rollout() -> None:
     # The window starts holding its first (traded) position; held assets start from cash.
     book = torch.where(hold[..., 0, :], torch.zeros_like(w[..., 0, :]), w[..., 0, :])
     for t in range(H):
-        f = step(book, targets[..., t, :], hold[..., t, :], returns[..., t, :], fees, dt[:, t], overnight[:, t], CLASSES, cfg, exact=False)
+        f = step(
+            book,
+            targets[..., t, :],
+            hold[..., t, :],
+            returns[..., t, :],
+            fees,
+            dt[:, t],
+            overnight[:, t],
+            CLASSES,
+            cfg,
+            exact=False,
+        )
         torch.testing.assert_close(f.weights, w[..., t, :], rtol=0, atol=1e-12)
         torch.testing.assert_close(f.net_return, sim.net_returns[..., t], rtol=0, atol=1e-12)
         torch.testing.assert_close(f.costs, sim.costs[..., t], rtol=0, atol=1e-12)

@@ -11,7 +11,11 @@ from typing import Any
 from mqc.core.market.config import MarketConfig
 
 
-def cost_summary(market: MarketConfig, asset_classes: tuple[str, ...] | list[str], overrides: dict[str, float] | None = None) -> dict[str, Any]:
+def cost_summary(
+    market: MarketConfig,
+    asset_classes: tuple[str, ...] | list[str],
+    overrides: dict[str, float] | None = None,
+) -> dict[str, Any]:
     """The cost model actually used: commission and slippage bps per asset class present, overrides.
 
     Args:

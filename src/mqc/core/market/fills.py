@@ -36,7 +36,9 @@ def leverage_cap(config: MarketConfig, overnight: Any = None) -> np.ndarray:
     return np.where(np.asarray(overnight), config.max_overnight_leverage, config.max_gross_leverage)
 
 
-def constrain_weights(weights: Any, asset_classes: tuple[str, ...] | list[str], config: MarketConfig, overnight: Any = None) -> Any:
+def constrain_weights(
+    weights: Any, asset_classes: tuple[str, ...] | list[str], config: MarketConfig, overnight: Any = None
+) -> Any:
     """Apply shorting rules and leverage caps: the weights the market actually lets you hold.
 
     Args:
@@ -107,7 +109,14 @@ def fill_traded(traded: Any, hold: Any, book: Any, cap: Any) -> Any:
     return np.where(hold, book, scale_into_room(traded, held_gross, cap))
 
 
-def fill(targets: Any, hold: Any, book: Any, asset_classes: tuple[str, ...] | list[str], config: MarketConfig, overnight: Any) -> Any:
+def fill(
+    targets: Any,
+    hold: Any,
+    book: Any,
+    asset_classes: tuple[str, ...] | list[str],
+    config: MarketConfig,
+    overnight: Any,
+) -> Any:
     """Executed weights of a bar: held assets keep their pre-trade ``book`` weight; the others are
     constrained (``constrain_weights``, without the held ones' targets) and scaled into the room left.
 
