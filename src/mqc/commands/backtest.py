@@ -117,7 +117,7 @@ def render_summary(report: Any) -> None:
     """
     from rich.table import Table
 
-    from mqc.core.backtest.report import cost_line
+    from mqc.core.market.costs import cost_line
 
     seg = report.segment
     t = Table(title=f"{report.source.get('name', 'strategy')}: {seg['split']} segment {seg['first'][:10]} .. {seg['last'][:10]} ({seg['bars']} bars)")

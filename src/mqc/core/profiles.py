@@ -134,7 +134,7 @@ def init_profile(name: str, *, force: bool = False) -> Path:
 def set_value(name: str, dotted_key: str, raw: str) -> Any:
     """Set ``table.key`` in profile ``name`` from a string, type-checked; returns the stored value."""
     if "." not in dotted_key:
-        raise ConfigError(f"key {dotted_key!r} must be TABLE.KEY, e.g. market.cost_bps")
+        raise ConfigError(f"key {dotted_key!r} must be TABLE.KEY, e.g. market.equity_fee_bps")
     table, key = dotted_key.split(".", 1)
     tables = config.known_tables()
     if table not in tables:

@@ -70,7 +70,7 @@ def test_equity_matches_plain_python_ledger(panel):
     w = _random_weights(rng, (len(panel), panel.n_assets))
     w[::7] *= 1.6  # some bars borrow (long gross > 1), some sit mostly in cash
     res = run_backtest(panel, w, LEVERED)
-    fees = [LEVERED.fee_bps("equity") / 1e4] * panel.n_assets
+    fees = [LEVERED.one_way_bps("equity") / 1e4] * panel.n_assets
     ref = ledger_equity(panel.close.tolist(), w.tolist(), fees, _held_years(panel), LEVERED)
     np.testing.assert_allclose(res.equity, ref, rtol=1e-12)
     assert res.metrics["total_return"] == pytest.approx(ref[-1] - 1.0, rel=1e-10)
@@ -82,7 +82,7 @@ def test_holds_nan_targets_like_the_ledger(panel):
     w[10:40] = np.nan  # whole rows without orders
     w[60:120, 1] = np.nan  # one asset held while the others trade
     res = run_backtest(panel, w, LEVERED)
-    fees = [LEVERED.fee_bps("equity") / 1e4] * panel.n_assets
+    fees = [LEVERED.one_way_bps("equity") / 1e4] * panel.n_assets
     ref = ledger_equity(panel.close.tolist(), w.tolist(), fees, _held_years(panel), LEVERED)
     np.testing.assert_allclose(res.equity, ref, rtol=1e-12)
     assert np.abs(res.trades[10:40]).max() < 1e-15
@@ -101,7 +101,7 @@ def test_matches_vectorbt_from_orders(panel):
     idx = pd.DatetimeIndex(panel.timestamps)
     pf = vbt.Portfolio.from_orders(
         pd.DataFrame(panel.close, index=idx), size=pd.DataFrame(w, index=idx), size_type="targetpercent",
-        fees=cfg.fee_bps("equity") / 1e4, init_cash=1.0, cash_sharing=True, group_by=True, call_seq="auto", freq="1D",
+        fees=cfg.one_way_bps("equity") / 1e4, init_cash=1.0, cash_sharing=True, group_by=True, call_seq="auto", freq="1D",
     )
     value = pf.value().to_numpy()
     # vectorbt values the book at close t after that bar's fees; mqc's equity[t] is after the hold

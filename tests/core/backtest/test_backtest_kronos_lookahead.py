@@ -24,9 +24,9 @@ def kronos_run(synth, tmp_path: Path) -> tuple[Path, Path]:
     """(bars root, best checkpoint) of a tiny ``train kronos`` run."""
     from mqc.core.forecast.kronos.config import KronosFeatureConfig
     from mqc.core.forecast.kronos.presets import save_random
-    from mqc.core.forecast.kronos.trainer import KronosTrainer
     from mqc.core.market.config import MarketConfig
     from mqc.core.train.config import DMTrainConfig
+    from mqc.core.train.kronos import KronosTrainer
 
     root = tmp_path / "bars"
     root.mkdir()

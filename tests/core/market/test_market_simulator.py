@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from mqc.core.market.config import MarketConfig
+from mqc.core.market.fills import constrain_weights
 from mqc.core.market.simulator import (
     bar_years,
-    constrain_weights,
     fee_rates,
     overnight_mask,
     simple_returns,

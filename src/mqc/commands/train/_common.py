@@ -128,8 +128,7 @@ def resolve_common(data_flags: dict[str, Any], market_flags: dict[str, Any], cos
     data_flags = {**data_flags, "symbols": split_list(data_flags.get("symbols")), "exclude": split_list(data_flags.get("exclude"))}
     if data_flags["symbols"]:
         data_flags["symbols"] = tuple(s.upper() for s in data_flags["symbols"])
-    if cost_bps is not None:
-        market_flags = {**market_flags, "equity_fee_bps": cost_bps, "crypto_fee_bps": cost_bps}
+    market_flags = {**market_flags, **MarketConfig.cost_fields(cost_bps)}  # the one meaning of --cost-bps
     data = resolve_with_profile(DataConfig, prof, flags=data_flags)
     if data.value.data_root is not None:
         from mqc.core.train.api import absolute_data_root
@@ -219,7 +218,7 @@ def render(result: Any, json_out: bool) -> None:
     if getattr(result, "test_range", None):
         out.print(f"test segment: {result.test_range[0][:10]} .. {result.test_range[1][:10]}")
     if getattr(result, "costs", None):
-        from mqc.core.backtest.report import cost_line
+        from mqc.core.market.costs import cost_line
 
         out.print(cost_line(result.costs))
     if getattr(result, "resumed_from", None):

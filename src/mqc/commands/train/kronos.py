@@ -41,10 +41,10 @@ def kronos(
     """
     params = dict(locals())
     from mqc.core.forecast.kronos.config import KronosFeatureConfig
-    from mqc.core.forecast.kronos.trainer import KronosTrainer
     from mqc.core.profiles import resolve_with_profile
     from mqc.core.train import api
     from mqc.core.train.config import DMTrainConfig
+    from mqc.core.train.kronos import KronosTrainer
 
     data_flags, market_flags, flags = c.command_flags(DMTrainConfig, params)
     kronos_flags = dict(kronos_model=kronos_model, kronos_tokenizer=kronos_tokenizer, kronos_context=kronos_context,

@@ -13,11 +13,10 @@ on top of it:
   in shares is unchanged). Weights files use this between their rows.
 - **Stale bars.** Where ``panel.filled[t, a]`` (no real bar: the close was forward-filled), asset a
   is not traded at t: its target is replaced by NaN, so it is held at its drifted weight.
-- **Held positions and the caps.** A held position is never traded or rescaled (not even when
-  drift lifts gross leverage a little over the cap); the assets traded on that bar are scaled into
-  whatever leverage room the held ones leave.
-- **Constraints.** Shorting rules and the intraday/overnight leverage caps of ``constrain_weights``
-  are applied to each executed row, with ``overnight_mask`` of the evaluated timestamps.
+- **Held positions, caps and shorting.** The execution rules of ``mqc.core.market.fills``: a held
+  position is never traded or rescaled; the traded assets are constrained (shorting rules, the
+  intraday/overnight leverage caps, with ``overnight_mask`` of the evaluated timestamps) and scaled
+  into the leverage room the held ones leave. A bar holding some asset is filled by ``fills.step``.
 """
 
 from __future__ import annotations
@@ -30,10 +29,10 @@ import numpy as np
 from mqc.core.data.panel import Panel
 from mqc.core.errors import DataError
 from mqc.core.market.config import MarketConfig
+from mqc.core.market.fills import constrain_weights, step
 from mqc.core.market.simulator import (
     SimResult,
     bar_years,
-    constrain_weights,
     drifted_weights,
     fee_rates,
     overnight_mask,
@@ -207,8 +206,8 @@ def execute(
     """Constrain targets and simulate them exactly; NaN targets hold the drifted weight.
 
     Runs without a NaN are simulated in one vectorised call; a bar holding some asset needs the
-    realised book of the bar before, so it is simulated on its own with that book as
-    ``prev_weights``. Returns the executed ``[T, A]`` weights and the SimResult.
+    realised book of the bar before, so it is filled on its own by ``mqc.core.market.fills.step``
+    (exact drift). Returns the executed ``[T, A]`` weights and the SimResult.
     """
     T, A = targets.shape
     hold = np.isnan(targets)
@@ -222,12 +221,16 @@ def execute(
     t = 0
     while t < T:
         if hold[t].any():
-            stop = t + 1
-            w = _hold_row(targets[t], hold[t], book, bool(overnight[t]), asset_classes, config)[None, :]
-        else:
-            k = int(np.searchsorted(hold_rows, t))
-            stop = int(hold_rows[k]) if k < hold_rows.size else T
-            w = constrain_weights(targets[t:stop], asset_classes, config, overnight[t:stop])
+            f = step(book, targets[t], hold[t], returns[t], fees, dt[t], bool(overnight[t]), asset_classes, config)
+            executed[t] = f.weights
+            for name in _SERIES:
+                series[name][t] = getattr(f.bar, name)
+            book = f.book
+            t += 1
+            continue
+        k = int(np.searchsorted(hold_rows, t))
+        stop = int(hold_rows[k]) if k < hold_rows.size else T
+        w = constrain_weights(targets[t:stop], asset_classes, config, overnight[t:stop])
         sim = simulate(w, returns[t:stop], fees, dt[t:stop], config, prev_weights=book, exact=True)
         executed[t:stop] = w
         for name in _SERIES:
@@ -235,17 +238,3 @@ def execute(
         book = drifted_weights(w[-1:], returns[stop - 1 : stop], sim.net_returns[-1:])[0]
         t = stop
     return executed, SimResult(**series)
-
-
-def _hold_row(
-    target: np.ndarray, hold: np.ndarray, book: np.ndarray, overnight: bool, asset_classes: tuple[str, ...], config: MarketConfig
-) -> np.ndarray:
-    """One bar with held assets: they keep their book weight (never traded, never rescaled); the
-    traded assets are constrained and then scaled into the leverage room the held ones leave."""
-    traded = constrain_weights(np.where(hold, 0.0, target)[None, :], asset_classes, config, np.array([overnight]))[0]
-    cap = config.max_overnight_leverage if overnight else config.max_gross_leverage
-    room = max(cap - float(np.abs(book[hold]).sum()), 0.0)
-    gross = float(np.abs(traded).sum())
-    if gross > room:
-        traded = traded * (room / gross)
-    return np.where(hold, book, traded)

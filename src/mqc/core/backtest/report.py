@@ -31,6 +31,7 @@ from mqc.core.backtest.walkforward import rolling_windows
 from mqc.core.config import to_dict
 from mqc.core.data.panel import Panel
 from mqc.core.market.config import MarketConfig
+from mqc.core.market.costs import cost_summary
 from mqc.core.metrics import holding_returns
 from mqc.core.progress import NULL, Progress
 
@@ -187,33 +188,6 @@ def evaluate(
     progress.advance(1)
     progress.finish()
     return report
-
-
-def cost_summary(market: MarketConfig, asset_classes: tuple[str, ...] | list[str], overrides: dict[str, float] | None = None) -> dict[str, Any]:
-    """The cost model actually used: commission and slippage bps per asset class present, overrides.
-
-    Args:
-        market: the cost model of the replay (overrides already applied).
-        asset_classes: the panel's asset classes (one per symbol).
-        overrides: ``{"cost_bps": .., "slippage_bps": ..}`` given on top of the stored/profile market.
-    Returns:
-        ``{"fee_bps": {class: bps}, "slippage_bps": {class: bps}, "overrides": {...}}``.
-    """
-    fees: dict[str, float] = {}
-    slip: dict[str, float] = {}
-    for cls in dict.fromkeys(asset_classes):
-        total = market.fee_bps(cls)
-        s = 0.0 if cls == "cash" else market.slippage_bps
-        fees[cls], slip[cls] = total - s, s
-    return {"fee_bps": fees, "slippage_bps": slip, "overrides": {k: v for k, v in (overrides or {}).items() if v is not None}}
-
-
-def cost_line(costs: dict[str, Any]) -> str:
-    """One short line for a cost summary (see ``cost_summary``)."""
-    parts = [f"{cls} {fee:g}+{costs['slippage_bps'][cls]:g} bps" for cls, fee in costs["fee_bps"].items()]
-    ov = costs.get("overrides") or {}
-    tail = ", ".join(f"--{k.replace('_', '-')} {v:g}" for k, v in ov.items()) if ov else "none"
-    return f"costs (fee+slippage per trade): {', '.join(parts)}; overrides: {tail}"
 
 
 def default_out_dir() -> Path:

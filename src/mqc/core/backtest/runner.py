@@ -127,7 +127,7 @@ def count_capped_targets(result: Any, asset_classes: tuple[str, ...], market: Ma
 
     Such rows are scaled down proportionally by ``constrain_weights``; counting them makes it visible.
     """
-    from mqc.core.market.simulator import constrain_weights
+    from mqc.core.market.fills import constrain_weights
 
     t = np.asarray(result.target_weights, dtype=np.float64)
     rows = ~np.isnan(t).all(axis=1)
@@ -166,7 +166,7 @@ def count_clipped_shorts(result: Any, asset_classes: tuple[str, ...], market: Ma
 
     Returns (rows, whether shorting is on, so the zeroed shorts are crypto under ``crypto_long_only``).
     """
-    from mqc.core.market.simulator import constrain_weights
+    from mqc.core.market.fills import constrain_weights
 
     t = np.nan_to_num(np.asarray(result.target_weights, dtype=np.float64))
     # The market's own shorting rule, without the leverage caps (``count_capped_targets`` counts those).

@@ -11,9 +11,11 @@ import numpy as np
 from mqc.core import atomic
 from mqc.core.data.bars import Bars, bars_table
 from mqc.core.data.catalog import Catalog, Entry
-from mqc.core.data.timeframe import SECONDS_PER_YEAR, format_span, parse_timeframe
+from mqc.core.data.timeframe import format_span, parse_timeframe
 from mqc.core.data.validate import validate_arrays
+from mqc.core.dates import SECONDS_PER_YEAR
 from mqc.core.errors import DataError
+from mqc.core.metrics import compute_metrics, max_drawdown
 
 _BLOCKS = "▁▂▃▄▅▆▇█"
 
@@ -94,9 +96,11 @@ def summarize(
     bar_seconds = parse_timeframe(entry.timeframe)
     _, report = validate_arrays(bars, on_error="repair", bar_seconds=bar_seconds)
     years = (ts[-1] - ts[0]) / 1e9 / SECONDS_PER_YEAR if ts.size > 1 else 0.0
-    logr = np.diff(np.log(close))
     bpy = (ts.size - 1) / years if years > 0 else float("nan")
-    peak = np.maximum.accumulate(close)
+    # Buy-and-hold of the symbol through the one metrics module, as backtests and training report
+    # figures: compounded simple returns, CAGR over the bars held, volatility of simple returns.
+    held = close[1:] / close[:-1] - 1.0
+    m = compute_metrics(held, float(bpy)) if np.isfinite(bpy) else {}
     stats = {
         "rows": int(ts.size),
         "first": _iso(ts[0]),
@@ -107,10 +111,10 @@ def summarize(
         "min_close": float(close.min()),
         "max_close": float(close.max()),
         "total_return": float(close[-1] / close[0] - 1.0),
-        "annual_return": float((close[-1] / close[0]) ** (1 / years) - 1.0) if years > 0 else None,
-        "annual_volatility": float(logr.std(ddof=1) * np.sqrt(bpy)) if logr.size > 1 and np.isfinite(bpy) else None,
+        "annual_return": m["annual_return"] if m else None,
+        "annual_volatility": m["volatility"] if m and held.size > 1 else None,
         # A positive loss fraction (0.65 = 65% below the peak), as backtest and train report it.
-        "max_drawdown": max(0.0, float(-(close / peak - 1.0).min())),
+        "max_drawdown": max_drawdown(held),
         "mean_volume": float(cols["volume"].mean()),
         "zero_volume_bars": int((cols["volume"] == 0).sum()),
         "gaps": report.gaps,

@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 
+from mqc.core.dates import DAY_NS, SECONDS_PER_YEAR  # noqa: F401  (DAY_NS re-exported: validate.py, forecast/calendar.py)
 from mqc.core.errors import DataError
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -22,8 +23,6 @@ _UNIT_ALIASES = {
 _WORDS = {"daily": "1d", "hourly": "1h", "weekly": "1w", "minutely": "1m"}
 _TIMEFRAME_HELP = "use a number and a unit, e.g. 1m, 15m, 1h, 4h, 1d, 1w (or daily, hourly)"
 
-SECONDS_PER_YEAR = 365.25 * 86400
-DAY_NS = 86_400_000_000_000  # one day in nanoseconds: int64 ns timestamps // DAY_NS = days since 1970-01-01
 
 
 def to_datetime64(timestamps) -> np.ndarray:

@@ -20,7 +20,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from mqc.core.data.timeframe import DAY_NS
+from mqc.core.dates import DAY_NS
 from mqc.core.errors import DataError
 
 __all__ = ["local_offsets", "parse_timestamps", "timestamps_ns"]

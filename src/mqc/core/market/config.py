@@ -44,20 +44,38 @@ class MarketConfig:
                 f"max_overnight_leverage ({self.max_overnight_leverage}) cannot exceed max_gross_leverage ({self.max_gross_leverage})"
             )
 
-    def fee_bps(self, asset_class: str) -> float:
-        """Total one-way cost per unit of traded notional, in bps, for an asset class."""
+    # One meaning per word: a "fee" is the commission (the ``*_fee_bps`` fields, ``--cost-bps``);
+    # slippage is ``slippage_bps``; their sum is the one-way cost the simulator charges.
+    def commission_bps(self, asset_class: str) -> float:
+        """Commission (fee) per unit of traded notional, in bps, for an asset class."""
         if asset_class == "cash":
             return self.cash_fee_bps
-        base = self.crypto_fee_bps if asset_class == "crypto" else self.equity_fee_bps
-        return base + self.slippage_bps
+        return self.crypto_fee_bps if asset_class == "crypto" else self.equity_fee_bps
 
-    def with_cost(self, cost_bps: float | None = None, slippage_bps: float | None = None) -> MarketConfig:
-        """A copy with every non-cash commission set to ``cost_bps`` and/or slippage overridden."""
-        import dataclasses
+    def slippage_bps_for(self, asset_class: str) -> float:
+        """Spread + slippage per unit of traded notional, in bps: none for the cash asset."""
+        return 0.0 if asset_class == "cash" else self.slippage_bps
 
+    def one_way_bps(self, asset_class: str) -> float:
+        """Total one-way cost per unit of traded notional, in bps: commission + slippage."""
+        return self.commission_bps(asset_class) + self.slippage_bps_for(asset_class)
+
+    @staticmethod
+    def cost_fields(cost_bps: float | None = None, slippage_bps: float | None = None) -> dict[str, float]:
+        """The fields ``--cost-bps`` (commission of every non-cash asset) and ``--slippage-bps`` set.
+
+        The one definition of those flags: training passes these fields as flags of the ``[market]``
+        table; backtests apply them on top of the checkpoint's market (``with_cost``).
+        """
         changes: dict[str, float] = {}
         if cost_bps is not None:
             changes.update(equity_fee_bps=cost_bps, crypto_fee_bps=cost_bps)
         if slippage_bps is not None:
             changes["slippage_bps"] = slippage_bps
-        return dataclasses.replace(self, **changes)
+        return changes
+
+    def with_cost(self, cost_bps: float | None = None, slippage_bps: float | None = None) -> MarketConfig:
+        """A copy with ``--cost-bps`` / ``--slippage-bps`` applied (see ``cost_fields``)."""
+        import dataclasses
+
+        return dataclasses.replace(self, **self.cost_fields(cost_bps, slippage_bps))

@@ -5,7 +5,7 @@ Timing: ``weights[..., t, :]`` is decided at the close of bar t with information
 
     drifted_{t-1} = w_{t-1} * (1 + r_{t-1}) / (1 + w_{t-1} . r_{t-1})     weights just before trading at t
     turnover_t    = sum_a |w_t - drifted_{t-1}|                           (w_{-1} = 0: start in cash)
-    cost_t        = sum_a |w_t - drifted_{t-1}| * fee_a                   fee_a = (class fee + slippage) / 1e4
+    cost_t        = sum_a |w_t - drifted_{t-1}| * fee_a                   fee_a = one_way_bps(class) / 1e4 (commission + slippage)
     financing_t   = (max(0, long_t - 1) * financing_rate + short_t * borrow_rate
                      - max(0, 1 - long_t) * cash_rate) * dt_t              dt_t = bar length in years
     net_t         = w_t . r_t - cost_t - financing_t
@@ -13,7 +13,10 @@ Timing: ``weights[..., t, :]`` is decided at the close of bar t with information
 
 Costs are charged as a fraction of equity at the rebalance. With ``exact=True`` the drift divides by
 ``1 + net_{t-1}`` instead (costs and financing leave the book), which matches a cash ledger exactly. The two backends run the same code
-(``_xp`` picks the array module), and a test holds them equal to 1e-6 on random weight paths.
+(``_is_torch`` picks the backend), and a test holds them equal to 1e-6 on random weight paths.
+
+What a book may hold (shorting rules, leverage caps, held assets) and how one bar fills are the
+execution rules of ``mqc.core.market.fills``; this module only runs the equations on held weights.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from mqc.core.data.timeframe import SECONDS_PER_YEAR
+from mqc.core.dates import SECONDS_PER_YEAR
 from mqc.core.market.config import MarketConfig
 
 
@@ -73,7 +76,7 @@ def _is_torch(x: Any) -> bool:
 
 def fee_rates(asset_classes: tuple[str, ...] | list[str], config: MarketConfig) -> np.ndarray:
     """Per-asset one-way cost as a fraction of traded notional, ``[A]``."""
-    return np.array([config.fee_bps(c) / 1e4 for c in asset_classes], dtype=np.float64)
+    return np.array([config.one_way_bps(c) / 1e4 for c in asset_classes], dtype=np.float64)
 
 
 def bar_years(timestamps: np.ndarray) -> np.ndarray:
@@ -105,41 +108,11 @@ def simple_returns(close: np.ndarray) -> np.ndarray:
     return r
 
 
-def constrain_weights(weights, asset_classes, config: MarketConfig, overnight=None):
-    """Apply shorting rules and leverage caps: the weights the market actually lets you hold.
-
-    Shorts are clipped to 0 unless ``allow_short`` (crypto always when ``crypto_long_only``); then
-    gross leverage above the cap (intraday or overnight, per bar) is scaled down proportionally.
-    """
-    torch_mode = _is_torch(weights)
-    if torch_mode:
-        import torch
-
-    w = weights
-    crypto = np.array([c == "crypto" for c in asset_classes])
-    if not config.allow_short:
-        w = w.clamp(min=0.0) if torch_mode else np.maximum(w, 0.0)
-    elif config.crypto_long_only and crypto.any():
-        mask = torch.as_tensor(crypto, device=w.device) if torch_mode else crypto
-        w = torch.where(mask, w.clamp(min=0.0), w) if torch_mode else np.where(mask, np.maximum(w, 0.0), w)
-    if overnight is None:
-        cap_np = np.asarray(config.max_overnight_leverage)
-    else:
-        cap_np = np.where(np.asarray(overnight), config.max_overnight_leverage, config.max_gross_leverage)
-    gross = w.abs().sum(-1) if torch_mode else np.abs(w).sum(-1)
-    if torch_mode:
-        cap = torch.as_tensor(cap_np, dtype=w.dtype, device=w.device)
-        scale = torch.clamp(cap / gross.clamp(min=1e-12), max=1.0)
-    else:
-        scale = np.minimum(cap_np / np.maximum(gross, 1e-12), 1.0)
-    return w * scale[..., None]
-
-
 def simulate(weights, returns, fees, dt_years, config: MarketConfig, prev_weights=None, *, exact: bool = False) -> SimResult:
     """Run the market equations (see module docstring).
 
     Args:
-        weights: ``[..., T, A]`` held weights (already constrained; see ``constrain_weights``).
+        weights: ``[..., T, A]`` held weights (already constrained; see ``mqc.core.market.fills``).
         returns: ``[..., T, A]`` simple returns from close t to close t+1.
         fees: ``[A]`` one-way cost fractions (``fee_rates``).
         dt_years: ``[T]`` or ``[..., T]`` bar lengths in years (``bar_years``).

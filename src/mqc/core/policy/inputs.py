@@ -51,8 +51,8 @@ def register_lazy_feature_provider(name: str, target: str) -> None:
     _PROVIDERS.register_lazy(name, target)
 
 
-# Built-in providers, imported only when a checkpoint or run needs them.
-register_lazy_feature_provider("kronos", "mqc.core.forecast.kronos.features:provider_from_settings")
+# Implementations are registered by the layer that builds them (the train layer registers the
+# built-in ones in ``mqc.core.train.providers``), so this module names none of them.
 
 
 def build_feature_provider(spec: dict[str, Any]) -> FeatureProvider:

@@ -15,11 +15,11 @@ from mqc.core.data.config import DataConfig, FeatureConfig, SplitConfig
 from mqc.core.data.panel import Panel, load_panel
 from mqc.core.errors import CheckpointError, ConfigError
 from mqc.core.market.config import MarketConfig
-from mqc.core.policy.inputs import FeatureProvider, build_feature_provider
 from mqc.core.progress import Progress
 from mqc.core.train.base import BaseTrainer, TrainResult
 from mqc.core.train.config import DMTrainConfig, SharpeTrainConfig
 from mqc.core.train.dm import DMTrainer
+from mqc.core.train.providers import FeatureProvider, build_feature_provider
 from mqc.core.train.rundir import read_run_config
 from mqc.core.train.sharpe import SharpeTrainer
 

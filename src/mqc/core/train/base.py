@@ -526,7 +526,7 @@ class BaseTrainer(abc.ABC):
         )
 
     def _costs(self) -> dict[str, Any]:
-        from mqc.core.backtest.report import cost_summary  # lazy: the backtest package is heavier
+        from mqc.core.market.costs import cost_summary
 
         return cost_summary(self.market, self.data.panel.asset_classes)
 

@@ -19,10 +19,12 @@ from mqc.core import config
 from mqc.core.data.config import FeatureConfig
 from mqc.core.errors import CheckpointError, DataError
 from mqc.core.market.config import MarketConfig
-from mqc.core.market.simulator import constrain_weights, overnight_mask
-from mqc.core.policy.inputs import FeatureProvider, build_feature_provider, build_inputs
+from mqc.core.market.fills import constrain_weights
+from mqc.core.market.simulator import overnight_mask
+from mqc.core.policy.inputs import build_inputs
 from mqc.core.policy.networks import ModelConfig, build_model, decide
 from mqc.core.policy.strategy import register_loader
+from mqc.core.train.providers import FeatureProvider, build_feature_provider
 
 
 @dataclass

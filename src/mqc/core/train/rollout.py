@@ -1,10 +1,9 @@
 """The differentiable training rollout: target weights -> executed weights -> simulated returns.
 
-The training losses must score only fills the backtest engine would make. The engine
-(``mqc.core.backtest.engine.execute``) never trades an asset on a forward-filled bar
-(``panel.filled``): it holds the asset's drifted weight, and scales the traded assets into the
-leverage room the held ones leave. ``rollout`` applies the same rule inside a training window, in
-torch and differentiably, so a policy cannot be rewarded for "trading" an equity at Friday's stale
+The training losses must score only fills the backtest engine would make. Both apply the execution
+rules of ``mqc.core.market.fills``: never trade an asset on a forward-filled bar (``panel.filled``),
+hold its drifted weight, and scale the traded assets into the leverage room the held ones leave.
+``rollout`` applies them inside a training window, in torch and differentiably, so a policy cannot be rewarded for "trading" an equity at Friday's stale
 close after watching weekend crypto moves.
 
 Windows start already holding their first position (entry costs would otherwise dominate short
@@ -21,7 +20,8 @@ import numpy as np
 import torch
 
 from mqc.core.market.config import MarketConfig
-from mqc.core.market.simulator import SimResult, constrain_weights, simulate
+from mqc.core.market.fills import constrain_weights, fill_traded, leverage_cap
+from mqc.core.market.simulator import SimResult, drifted_weights, simulate
 
 
 def rollout(
@@ -54,25 +54,16 @@ def rollout(
     hold = filled.expand(targets.shape)
     # The assets traded on a bar are constrained without the held ones' (ignored) targets.
     traded = constrain_weights(torch.where(hold, torch.zeros_like(targets), targets), asset_classes, market, overnight)
-    cap_np = np.where(np.asarray(overnight), market.max_overnight_leverage, market.max_gross_leverage)
-    cap = torch.as_tensor(cap_np, dtype=targets.dtype, device=targets.device)
+    cap = torch.as_tensor(leverage_cap(market, overnight), dtype=targets.dtype, device=targets.device)
     r = returns.expand(targets.shape)
     start = torch.where(hold[..., 0, :], torch.zeros_like(traded[..., 0, :]), traded[..., 0, :]).detach()
     book = start
     rows = []
     for t in range(targets.shape[-2]):
-        h = hold[..., t, :]
-        held = torch.where(h, book, torch.zeros_like(book))
-        room = (cap[..., t] - held.abs().sum(-1)).clamp(min=0.0)
-        tr = traded[..., t, :]
-        gross = tr.abs().sum(-1)
-        # Scale the traded assets into the room the held ones leave (never scale the held ones).
-        scale = torch.clamp(room / gross.clamp(min=1e-12), max=1.0)
-        w_t = torch.where(h, book, tr * scale[..., None])
+        w_t = fill_traded(traded[..., t, :], hold[..., t, :], book, cap[..., t])
         rows.append(w_t)
         # One-pass drift, the same as ``simulate(exact=False)`` uses for the next bar's pre-trade book.
-        growth = (w_t * r[..., t, :]).sum(-1, keepdim=True)
-        book = w_t * (1.0 + r[..., t, :]) / (1.0 + growth)
+        book = drifted_weights(w_t, r[..., t, :], (w_t * r[..., t, :]).sum(-1))
     w = torch.stack(rows, dim=-2)
     return w, simulate(w, r, fees, dt, market, prev_weights=start)
 
