@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
-import json
+import errno
+import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -30,7 +30,9 @@ import numpy as np
 import pandas as pd
 
 from mqc.core import atomic, paths
-from mqc.core.data.bars import COLUMNS, Bars, table_arrays, write_bars
+from mqc.core.data.bars import COLUMNS, Bars, write_bars
+from mqc.core.data.integrity import DamagedFile, check_file, hash_arrays, read_bars
+from mqc.core.data.manifest import DATA_FILE, LEGACY_FILE, MANIFEST_VERSION, TEMP_FILE, Entry, entry_from, read_manifest
 from mqc.core.data.reader import normalise_symbol
 from mqc.core.data.timeframe import (
     infer_bar_seconds_ns,
@@ -39,7 +41,7 @@ from mqc.core.data.timeframe import (
 )
 from mqc.core.errors import ArtifactNotFound, DataError
 
-MANIFEST_VERSION = 1
+__all__ = ["MANIFEST_VERSION", "Catalog", "DamagedFile", "Entry", "WriteItem", "WriteResult", "hash_arrays"]
 _THREADED_HASH_ROWS = 100_000  # hash on a second thread while writing files of at least this many bars
 CRYPTO_QUOTES = ("USDT", "USDC", "BUSD", "USD", "BTC", "ETH", "EUR")
 
@@ -54,34 +56,6 @@ def guess_asset_class(symbol: str) -> str:
     if len(s) == 6 and s.endswith("USD") and s[:3] in ("BTC", "ETH", "SOL", "ADA", "BNB", "XRP", "LTC", "DOG"):
         return "crypto"
     return "equity"
-
-
-@dataclass
-class Entry:
-    symbol: str
-    timeframe: str
-    rows: int
-    first: str
-    last: str
-    sha256: str
-    source: str
-    asset_class: str
-    imported_at: str
-    file: str = ""  # data file name under <timeframe>/; "" = the older <SYMBOL>.parquet layout
-    adjustment: str = ""  # how prices were adjusted on the way in ("" = stored as delivered)
-
-    @property
-    def key(self) -> str:
-        return f"{self.timeframe}/{self.symbol}"
-
-
-def hash_arrays(ts: np.ndarray, cols: dict[str, np.ndarray]) -> str:
-    """Content hash of bars: int64 ns timestamps then the five float64 columns (exact bits)."""
-    h = hashlib.sha256()
-    h.update(np.ascontiguousarray(ts, dtype=np.int64).data)
-    for col in COLUMNS:
-        h.update(np.ascontiguousarray(cols[col], dtype=np.float64).data)
-    return h.hexdigest()
 
 
 def frame_hash(df: pd.DataFrame) -> str:
@@ -134,15 +108,7 @@ class Catalog:
         return self.root / "manifest.json"
 
     def _read_manifest(self) -> dict:
-        if not self.manifest_path.exists():
-            return {"version": MANIFEST_VERSION, "entries": {}}
-        try:
-            data = json.loads(self.manifest_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{self.manifest_path}: corrupted catalog manifest ({exc})", hint="restore it, or delete the catalog folder and import again") from exc
-        if data.get("version") != MANIFEST_VERSION:
-            raise DataError(f"{self.manifest_path}: unsupported manifest version {data.get('version')!r}")
-        return data
+        return read_manifest(self.manifest_path)
 
     def entries(self, timeframe: str | None = None) -> list[Entry]:
         """Every stored (timeframe, symbol), sorted; only ``timeframe`` when given.
@@ -150,7 +116,7 @@ class Catalog:
         Raises:
             DataError: ``timeframe`` is not a bar size (aliases like ``1H`` or ``daily`` are accepted).
         """
-        items = [Entry(**e) for e in self._read_manifest()["entries"].values()]
+        items = [entry_from(e) for e in self._read_manifest()["entries"].values()]
         if timeframe:
             timeframe = check_timeframe(timeframe)
             items = [e for e in items if e.timeframe == timeframe]
@@ -189,31 +155,70 @@ class Catalog:
 
     def path_for(self, entry: Entry) -> Path:
         """The data file of ``entry`` (content-addressed, or the older ``<SYMBOL>.parquet``)."""
-        return self.root / entry.timeframe / (entry.file or f"{entry.symbol}.parquet")
+        return self.root / entry.timeframe / entry.file_name
 
-    def load_arrays(self, symbol: str, timeframe: str | None = None) -> tuple[Entry, np.ndarray, dict[str, np.ndarray]]:
-        """(entry, int64 ns timestamps, {column: float64}) of one stored symbol.
+    def data_path(self, entry: Entry) -> Path:
+        """``path_for(entry)`` once checked to stay in the catalog: the manifest check already refused
+        ``..`` and separators, this refuses a symlinked timeframe folder or file leading elsewhere.
 
         Raises:
-            DataError: the entry's file is missing, or its row count disagrees with the manifest
-                (a torn write): ``mqc data remove SYMBOL`` then import it again.
+            DataError: the path resolves outside ``<catalog>/<timeframe>/``.
         """
-        import pyarrow.parquet as pq
-
-        entry = self.find(symbol, timeframe)
         path = self.path_for(entry)
-        fix = f"mqc data remove {entry.symbol} --timeframe {entry.timeframe}, then import it again"
-        if not path.exists():
-            raise DataError(f"catalog entry {entry.key} has no file at {path}", hint=fix)
-        pf = pq.ParquetFile(path)
-        if pf.metadata.num_rows != entry.rows:  # cheap: footer only, checked before reading the bars
+        real = path.resolve()
+        if real != self.root.resolve() / entry.timeframe / entry.file_name:
             raise DataError(
-                f"catalog entry {entry.key}: {path.name} holds {pf.metadata.num_rows} bars but the manifest says {entry.rows} "
-                "(an interrupted write?)",
-                hint=fix,
+                f"catalog entry {entry.key}: {path} leads outside the catalog (to {real}); refused, nothing was read or deleted",
+                hint=f"replace the symlink with the file itself, or drop the entry: mqc data remove {entry.symbol} --timeframe {entry.timeframe}",
             )
-        ts, cols = table_arrays(pf.read())
-        return entry, ts, cols
+        return path
+
+    def load_arrays(
+        self, symbol: str, timeframe: str | None = None, *, allow_altered: bool = False, warnings: list[str] | None = None
+    ) -> tuple[Entry, np.ndarray, dict[str, np.ndarray]]:
+        """(entry, int64 ns timestamps, {column: float64}) of one stored symbol, checked against the
+        manifest (present, whole, its row count and its content hash: see ``integrity.read_bars``).
+
+        Args:
+            allow_altered: return bars whose hash differs from the manifest's, with a line in
+                ``warnings``, instead of raising (for a user who explicitly asked for it).
+
+        Raises:
+            DamagedFile: the entry's file is missing, truncated, undecodable or altered; the hint
+                names the repair (``mqc data import ... --replace`` or ``mqc data remove``).
+        """
+        entry = self.find(symbol, timeframe)
+        return self.read_entry(entry, allow_altered=allow_altered, warnings=warnings)
+
+    def read_entry(
+        self, entry: Entry, *, allow_altered: bool = False, warnings: list[str] | None = None
+    ) -> tuple[Entry, np.ndarray, dict[str, np.ndarray]]:
+        """``load_arrays`` of an entry already looked up (one manifest read for many symbols)."""
+        try:
+            return entry, *read_bars(entry, self.data_path(entry), allow_altered=allow_altered, warnings=warnings)
+        except DamagedFile as exc:
+            if exc.reason != "is missing":
+                raise
+            # A writer may have replaced the file between our manifest read and the open: read again.
+            again = self.find(entry.symbol, entry.timeframe)
+            if again == entry:
+                raise
+            return again, *read_bars(again, self.data_path(again), allow_altered=allow_altered, warnings=warnings)
+
+    def check(self, entry: Entry, *, full: bool = True) -> str:
+        """"" when ``entry``'s file is sound, else what is wrong with it. ``full=False`` reads only
+        the file's footer (present, Parquet, row count: cheap enough for ``mqc data list``);
+        ``full`` decodes it and compares the content hash too (``mqc data verify``)."""
+        try:
+            path = self.data_path(entry)
+            if not full:
+                return check_file(entry, path)
+            read_bars(entry, path)
+        except DamagedFile as exc:
+            return exc.reason
+        except DataError as exc:
+            return str(exc)
+        return ""
 
     def load(self, symbol: str, timeframe: str | None = None) -> pd.DataFrame:
         """The canonical frame of one stored symbol (timestamp datetime64[ns, UTC] + five columns)."""
@@ -258,7 +263,7 @@ class Catalog:
             if prev is not None:
                 old_ts, old_cols, base = prev.ts, prev.cols, prev.result.entry
             elif old_entry is not None:
-                base = Entry(**old_entry)
+                base = entry_from(old_entry)
                 _, old_ts, old_cols = self.load_arrays(symbol, tf)
             else:
                 old_ts, old_cols, base = None, None, None
@@ -318,7 +323,7 @@ class Catalog:
             if not entry.sha256:
                 entry.sha256 = hash_arrays(p.ts, p.cols)
                 entry.file = _file_name(entry.symbol, entry.sha256)
-        old_files = {self.path_for(Entry(**manifest["entries"][k])) for k in final if k in manifest["entries"]}
+        old_files = {self.path_for(entry_from(manifest["entries"][k])) for k in final if k in manifest["entries"]}
         for p in final.values():
             manifest["entries"][p.key] = asdict(p.result.entry)
         atomic.write_json(self.manifest_path, manifest)
@@ -344,7 +349,7 @@ class Catalog:
                 staged.commit(target)  # else: same content hash, already on disk; the temp file goes
 
     def _referenced(self, manifest: dict) -> set[Path]:
-        return {self.path_for(Entry(**e)) for e in manifest["entries"].values()}
+        return {self.path_for(entry_from(e)) for e in manifest["entries"].values()}
 
     def _delete_unreferenced(self, files: set[Path], manifest: dict) -> None:
         keep = self._referenced(manifest)
@@ -413,11 +418,7 @@ class Catalog:
 
     def verify(self, entry: Entry) -> bool:
         """True when the stored file still hashes to the manifest's content hash."""
-        try:
-            _, ts, cols = self.load_arrays(entry.symbol, entry.timeframe)
-        except DataError:
-            return False
-        return hash_arrays(ts, cols) == entry.sha256
+        return not self.check(entry)
 
 
 def _file_name(symbol: str, sha: str) -> str:

@@ -1,0 +1,146 @@
+"""Reading catalog data files back with every check: present, a whole Parquet file, the manifest's
+row count, and the manifest's content hash (sha256 of the decoded bars).
+
+The hash is what catches a file whose bars were changed after import (a rewritten close, a flipped
+byte inside a page): it is recomputed on every read, on the arrays just decoded, which costs about
+one pass over memory (roughly 0.6 ms per MB of bars; see docs/data.md). A file that cannot be decoded
+is *damaged*; one that decodes to other bars than were imported is *altered*. Both raise
+``DamagedFile`` naming the file and the repair; only an altered file can be read anyway, when the
+caller explicitly allows it (``DataConfig.allow_altered``), and then with a warning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from mqc.core.data.bars import COLUMNS
+from mqc.core.data.manifest import Entry
+from mqc.core.errors import DataError
+
+_OVERLAP_ROWS = 200_000  # from this many bars, hash each column while the next one is decoded
+
+
+class DamagedFile(DataError):
+    """A catalog data file is missing, unreadable, or holds other bars than the manifest recorded."""
+
+    def __init__(self, entry: Entry, path: Path, reason: str, *, altered: bool = False) -> None:
+        super().__init__(f"catalog entry {entry.key}: {path} {reason}", hint=repair_hint(entry))
+        self.entry, self.path, self.reason, self.altered = entry, path, reason, altered
+
+
+def repair_hint(entry: Entry) -> str:
+    """The two ways to repair a damaged entry."""
+    s, tf = entry.symbol, entry.timeframe
+    return (
+        f"import its source again over it: mqc data import FILE --symbol {s} --timeframe {tf} --replace; "
+        f"or drop it: mqc data remove {s} --timeframe {tf}"
+    )
+
+
+def hash_arrays(ts: np.ndarray, cols: dict[str, np.ndarray]) -> str:
+    """Content hash of bars: int64 ns timestamps then the five float64 columns (exact bits)."""
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(ts, dtype=np.int64).data)
+    for col in COLUMNS:
+        h.update(np.ascontiguousarray(cols[col], dtype=np.float64).data)
+    return h.hexdigest()
+
+
+def _open(entry: Entry, path: Path):
+    import pyarrow.parquet as pq
+
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise DamagedFile(entry, path, "is missing") from None
+    if size == 0:
+        raise DamagedFile(entry, path, "is empty (0 bytes): an interrupted copy or a full disk?")
+    try:
+        pf = pq.ParquetFile(path)
+    except OSError as exc:  # pyarrow's ArrowInvalid (bad footer/magic) is an OSError subclass too
+        raise DamagedFile(entry, path, f"is not a whole Parquet file ({size} bytes; truncated or overwritten: {_short(exc)})") from exc
+    if pf.metadata.num_rows != entry.rows:  # footer only: checked before the bars are read
+        raise DamagedFile(entry, path, f"holds {pf.metadata.num_rows} bars but the manifest says {entry.rows} (replaced or cut short?)")
+    missing = [c for c in ("timestamp", *COLUMNS) if c not in pf.schema_arrow.names]
+    if missing:
+        raise DamagedFile(entry, path, f"lacks the column(s) {', '.join(missing)}")
+    return pf
+
+
+def check_file(entry: Entry, path: Path) -> str:
+    """"" when the file looks whole from its footer (present, Parquet, the manifest's row count), else why not."""
+    try:
+        _open(entry, path)
+    except DamagedFile as exc:
+        return exc.reason
+    return ""
+
+
+def read_bars(entry: Entry, path: Path, *, allow_altered: bool = False, warnings: list[str] | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(int64 ns timestamps, {column: float64}) of ``entry``'s file, checked against the manifest.
+
+    Args:
+        allow_altered: return bars that decode but do not match the manifest's hash, appending the
+            reason to ``warnings``, instead of raising.
+
+    Raises:
+        DamagedFile: the file is missing, empty, truncated, undecodable, or (unless
+            ``allow_altered``) holds other bars than were imported.
+    """
+    pf = _open(entry, path)
+    try:
+        ts, cols, sha = _decode_and_hash(pf)
+    except (OSError, ValueError) as exc:
+        raise DamagedFile(entry, path, f"cannot be decoded (a damaged page: {_short(exc)})") from exc
+    if sha != entry.sha256:
+        reason = (
+            f"holds other bars than were imported: its content hash is {sha[:12]}, the manifest's {entry.sha256[:12]} "
+            "(the file was changed after import)"
+        )
+        if not allow_altered:
+            raise DamagedFile(entry, path, reason, altered=True)
+        if warnings is not None:
+            warnings.append(f"catalog entry {entry.key}: {path.name} {reason}; used anyway (allow_altered)")
+    return ts, cols
+
+
+def _decode_and_hash(pf) -> tuple[np.ndarray, dict[str, np.ndarray], str]:
+    """Decode every column and hash them in ``hash_arrays`` order; large files hash column k on a
+    second thread while column k+1 is decoded (both release the GIL), so the check adds little wall time."""
+    from mqc.core.data.bars import table_arrays
+
+    if pf.metadata.num_rows < _OVERLAP_ROWS:
+        ts, cols = table_arrays(pf.read(columns=["timestamp", *COLUMNS]))
+        return ts, cols, hash_arrays(ts, cols)
+    h = hashlib.sha256()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        ts = _column(pf, "timestamp")
+        pending = pool.submit(h.update, ts.data)
+        cols: dict[str, np.ndarray] = {}
+        for c in COLUMNS:
+            cols[c] = _column(pf, c)
+            pending.result()
+            pending = pool.submit(h.update, cols[c].data)
+        pending.result()
+    return ts, cols, h.hexdigest()
+
+
+def _column(pf, name: str) -> np.ndarray:
+    """One decoded column, contiguous: int64 ns for ``timestamp``, else float64."""
+    import pyarrow as pa
+
+    col = pf.read(columns=[name]).column(0).combine_chunks()
+    if name == "timestamp":
+        if col.type != pa.timestamp("ns", tz="UTC"):
+            col = col.cast(pa.timestamp("ns", tz="UTC"))
+        return np.ascontiguousarray(col.cast(pa.int64()).to_numpy())
+    return np.ascontiguousarray(col.to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 160 else text[:157] + "..."
