@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from mqc.core import atomic, paths
+from mqc.core.data import housekeeping
 from mqc.core.data.bars import COLUMNS, Bars, write_bars
 from mqc.core.data.integrity import DamagedFile, check_file, hash_arrays, read_bars
 from mqc.core.data.manifest import DATA_FILE, LEGACY_FILE, MANIFEST_VERSION, TEMP_FILE, Entry, entry_from, read_manifest
@@ -260,17 +261,24 @@ class Catalog:
             key = f"{tf}/{symbol}"
             prev = pending.get(key)
             old_entry = manifest["entries"].get(key)
+            damaged: DamagedFile | None = None
             if prev is not None:
                 old_ts, old_cols, base = prev.ts, prev.cols, prev.result.entry
             elif old_entry is not None:
                 base = entry_from(old_entry)
-                _, old_ts, old_cols = self.load_arrays(symbol, tf)
+                try:
+                    _, old_ts, old_cols = self.read_entry(base)
+                except DamagedFile as exc:
+                    if not replace:
+                        raise
+                    # Repair: the stored bars cannot be trusted, so the new ones take the symbol over.
+                    old_ts, old_cols, damaged = None, None, exc
             else:
                 old_ts, old_cols, base = None, None, None
             overwritten, rebase = 0, None
             if old_ts is None:
                 ts, cols, added = item.ts, item.cols, item.ts.size
-                status = "new"
+                status = "new" if damaged is None else "replaced"
             else:
                 ts, cols, added, overwritten, rebase = _merge(old_ts, old_cols, item, symbol, tf, replace=replace)
                 status = "replaced" if overwritten else ("appended" if added else "unchanged")
@@ -294,6 +302,12 @@ class Catalog:
                 result = WriteResult(entry, int(added), status, int(overwritten))
                 if rebase is not None:
                     result.rescaled, result.price_factor, result.volume_factor, result.note = rebase
+                if damaged is not None and base is not None:
+                    result.overwritten = base.rows
+                    result.note = (
+                        f"the stored file of {key} {damaged.reason}: its {base.rows} stored bars were dropped "
+                        f"and the {int(ts.size)} new ones stored in their place"
+                    )
                 plan = _Plan(key, result, ts, cols)
             pending[key] = plan if plan.result.status != "unchanged" or prev is None else prev
             out.append(plan)
@@ -312,10 +326,10 @@ class Catalog:
         for p in plans:
             if p.result.status != "unchanged":
                 final[p.key] = p  # the last plan of a key holds every earlier item of the batch
+        manifest = self._read_manifest()
+        self._sweep_orphans(manifest)  # also on a no-op import: files a killed write left go now
         if not final:
             return
-        manifest = self._read_manifest()
-        self._sweep_orphans(manifest)
         for p in final.values():
             self._write_file(p)
         for p in plans:  # items a later item of the same key superseded within the batch: not written
@@ -328,11 +342,13 @@ class Catalog:
             manifest["entries"][p.key] = asdict(p.result.entry)
         atomic.write_json(self.manifest_path, manifest)
         self._delete_unreferenced(old_files, manifest)
+        self._keep_reserve()
 
     def _write_file(self, p: _Plan) -> None:
-        """Write one plan's bars under their content-addressed name (hashing while writing)."""
-        import pyarrow.parquet as pq
+        """Write one plan's bars under their content-addressed name (hashing while writing).
 
+        A file already there under that name is replaced too: it should hold the same bars, but it
+        may be the damaged file an import ``--replace`` is repairing."""
         entry = p.result.entry
         with atomic.staged_file(self.root / entry.timeframe, entry.symbol) as staged:
             if p.ts.size >= _THREADED_HASH_ROWS:
@@ -344,9 +360,7 @@ class Catalog:
                 write_bars(staged.path, p.ts, p.cols)
                 entry.sha256 = hash_arrays(p.ts, p.cols)
             entry.file = _file_name(entry.symbol, entry.sha256)
-            target = self.path_for(entry)
-            if not (target.exists() and pq.ParquetFile(target).metadata.num_rows == entry.rows):
-                staged.commit(target)  # else: same content hash, already on disk; the temp file goes
+            staged.commit(self.data_path(entry))
 
     def _referenced(self, manifest: dict) -> set[Path]:
         return {self.path_for(entry_from(e)) for e in manifest["entries"].values()}
@@ -354,20 +368,19 @@ class Catalog:
     def _delete_unreferenced(self, files: set[Path], manifest: dict) -> None:
         keep = self._referenced(manifest)
         for f in files - keep:
-            f.unlink(missing_ok=True)
+            if housekeeping.is_own_file(f) and f.parent.parent == self.root and not f.parent.is_symlink():
+                f.unlink(missing_ok=True)
 
     def _sweep_orphans(self, manifest: dict) -> None:
-        """Delete data files and temp files no manifest entry names (left by an interrupted write)."""
-        keep = self._referenced(manifest)
-        # A manifest temp file left by a crash before its rename (the write itself holds the lock).
-        for f in self.root.glob(f".{self.manifest_path.name}.*.tmp") if self.root.is_dir() else ():
-            f.unlink(missing_ok=True)
-        for sub in self.root.iterdir() if self.root.is_dir() else ():
-            if not sub.is_dir():
-                continue
-            for f in sub.iterdir():
-                if f.is_file() and (f.suffix == ".parquet" or f.name.endswith(".tmp")) and f not in keep:
-                    f.unlink(missing_ok=True)
+        """Delete mqc's own files no manifest entry names (left by an interrupted write; see ``housekeeping``)."""
+        housekeeping.sweep(self.root, self._referenced(manifest))
+
+    def _keep_reserve(self) -> None:
+        try:
+            size = self.manifest_path.stat().st_size
+        except OSError:
+            return
+        housekeeping.keep_reserve(self.root, size)
 
     def write_many(self, items: Sequence[WriteItem], *, replace: bool = False) -> list[WriteResult]:
         """Plan then commit ``items`` as one batch under the lock; one WriteResult per item."""
@@ -407,13 +420,21 @@ class Catalog:
         raise DataError(f"cannot infer the bar size of {symbol} from a single bar", hint="pass --timeframe (e.g. 1d)")
 
     def remove(self, symbol: str, timeframe: str | None = None) -> Entry:
-        """Drop a symbol (manifest first, then its file) and return its old entry."""
+        """Drop a symbol (manifest first, then its file) and return its old entry.
+
+        Works on a full disk: the new manifest's room comes from the reserve, else from the file
+        being removed (``housekeeping.commit_freeing``). Leftovers of interrupted writes go too.
+        """
         with self.locked():
-            entry = self.find(symbol, timeframe)
             manifest = self._read_manifest()
+            entry = self.find(symbol, timeframe)
+            path = self.data_path(entry)  # refuses a file leading outside the catalog
+            self._sweep_orphans(manifest)
             manifest["entries"].pop(entry.key, None)
-            atomic.write_json(self.manifest_path, manifest)
-            self._delete_unreferenced({self.path_for(entry)}, manifest)
+            doomed = [] if path in self._referenced(manifest) else [path]
+            housekeeping.commit_freeing(lambda: atomic.write_json(self.manifest_path, manifest), self.root, doomed)
+            self._delete_unreferenced({path}, manifest)
+            self._keep_reserve()
         return entry
 
     def verify(self, entry: Entry) -> bool:

@@ -26,7 +26,7 @@ from mqc.core.errors import DataError
 
 MANIFEST_VERSION = 1
 _SYMBOL = r"[A-Z0-9^][A-Z0-9._=^-]{0,39}"  # reader.normalise_symbol's alphabet: no '/', no leading '.'
-_TIMEFRAME = re.compile(r"^[1-9][0-9]*[smhdw]$")
+TIMEFRAME_LABEL = re.compile(r"^[1-9][0-9]*[smhdw]$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 DATA_FILE = re.compile(rf"^(?P<symbol>{_SYMBOL})\.[0-9a-f]{{12}}\.parquet$")  # <SYMBOL>.<sha12>.parquet
 LEGACY_FILE = re.compile(rf"^(?P<symbol>{_SYMBOL})\.parquet$")  # the layout before content-addressed names
@@ -135,7 +135,7 @@ def _entry_problem(key: str, raw: Any) -> str:
     symbol, timeframe, file = raw["symbol"], raw["timeframe"], raw.get("file", "")
     if not re.fullmatch(_SYMBOL, symbol):
         return f"field 'symbol' {symbol[:60]!r} is not a catalog symbol (letters, digits and . _ - = ^)"
-    if not _TIMEFRAME.match(timeframe):
+    if not TIMEFRAME_LABEL.match(timeframe):
         return f"field 'timeframe' {timeframe[:60]!r} is not a bar size label (1m, 1h, 1d, ...)"
     if key != f"{timeframe}/{symbol}":
         return f"does not match its fields (expected key {timeframe + '/' + symbol!r})"
