@@ -303,7 +303,7 @@ class Catalog:
                 if rebase is not None:
                     result.rescaled, result.price_factor, result.volume_factor, result.note = rebase
                 if damaged is not None and base is not None:
-                    result.overwritten = base.rows
+                    result.added, result.overwritten = max(0, int(ts.size) - base.rows), base.rows
                     result.note = (
                         f"the stored file of {key} {damaged.reason}: its {base.rows} stored bars were dropped "
                         f"and the {int(ts.size)} new ones stored in their place"

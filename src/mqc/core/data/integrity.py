@@ -13,13 +13,19 @@ from __future__ import annotations
 
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mqc.core.data.bars import COLUMNS
 from mqc.core.data.manifest import Entry
 from mqc.core.errors import DataError
+from mqc.core.progress import NULL, Progress
+
+if TYPE_CHECKING:
+    from mqc.core.data.catalog import Catalog
 
 _OVERLAP_ROWS = 200_000  # from this many bars, hash each column while the next one is decoded
 
@@ -144,3 +150,46 @@ def _column(pf, name: str) -> np.ndarray:
 def _short(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return text if len(text) <= 160 else text[:157] + "..."
+
+
+@dataclass
+class VerifyResult:
+    """What ``verify_catalog`` found: each entry with its problem ("" = sound), and stray files."""
+
+    catalog: str
+    checked: list[tuple[Entry, str]] = field(default_factory=list)
+    orphans: list[str] = field(default_factory=list)  # mqc's files no entry names (swept by the next write)
+
+    @property
+    def damaged(self) -> list[tuple[Entry, str]]:
+        return [(e, p) for e, p in self.checked if p]
+
+    def to_dict(self) -> dict:
+        return {
+            "catalog": self.catalog,
+            "entries": [{"key": e.key, "symbol": e.symbol, "timeframe": e.timeframe, "rows": e.rows, "ok": not p, "problem": p,
+                         "hint": repair_hint(e) if p else None} for e, p in self.checked],
+            "damaged": len(self.damaged),
+            "orphans": self.orphans,
+        }
+
+
+def verify_catalog(cat: Catalog, timeframe: str | None = None, *, progress: Progress = NULL) -> VerifyResult:
+    """Decode every data file of ``cat`` (only ``timeframe``'s when given) and compare it with the
+    manifest: presence, row count and content hash. Reads only; repairs nothing.
+
+    Raises:
+        DataError: the manifest itself is unreadable or unsafe (``manifest.check_manifest``).
+    """
+    from mqc.core.data import housekeeping
+
+    entries = cat.entries(timeframe)
+    out = VerifyResult(str(cat.root))
+    progress.start(len(entries), "verifying")
+    for e in entries:
+        out.checked.append((e, cat.check(e)))
+        progress.advance(1, file=e.key)
+    progress.finish()
+    keep = {cat.path_for(e) for e in cat.entries()}
+    out.orphans = [str(p) for p in housekeeping.orphans(cat.root, keep)]
+    return out
