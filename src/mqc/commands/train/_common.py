@@ -9,6 +9,7 @@ from typing import Any
 import typer
 
 from mqc.commands._console import RichProgress, out, print_json, state, want_json
+from mqc.commands._options import AllowAlteredOpt as AllowAlteredOpt  # re-exported: shared with mqc backtest
 from mqc.commands._options import split_list
 
 # Data selection

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import errno
-import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -33,7 +31,12 @@ from mqc.core import atomic, paths
 from mqc.core.data import housekeeping
 from mqc.core.data.bars import COLUMNS, Bars, write_bars
 from mqc.core.data.integrity import DamagedFile, check_file, hash_arrays, read_bars
-from mqc.core.data.manifest import DATA_FILE, LEGACY_FILE, MANIFEST_VERSION, TEMP_FILE, Entry, entry_from, read_manifest
+from mqc.core.data.manifest import (
+    MANIFEST_VERSION,
+    Entry,
+    entry_from,
+    read_manifest,
+)
 from mqc.core.data.reader import normalise_symbol
 from mqc.core.data.timeframe import (
     infer_bar_seconds_ns,
@@ -159,19 +162,27 @@ class Catalog:
         return self.root / entry.timeframe / entry.file_name
 
     def data_path(self, entry: Entry) -> Path:
-        """``path_for(entry)`` once checked to stay in the catalog: the manifest check already refused
-        ``..`` and separators, this refuses a symlinked timeframe folder or file leading elsewhere.
+        """``path_for(entry)`` once its folder is checked: the manifest check already refused ``..``
+        and separators, this refuses a ``<timeframe>/`` folder that is a link leading elsewhere
+        (deleting in it would delete outside the catalog). A file that is itself a link is only
+        refused on read (``_readable_path``): removing it removes the link, never its target.
 
         Raises:
-            DataError: the path resolves outside ``<catalog>/<timeframe>/``.
+            DataError: the timeframe folder resolves outside the catalog.
         """
         path = self.path_for(entry)
-        real = path.resolve()
-        if real != self.root.resolve() / entry.timeframe / entry.file_name:
+        folder, want = path.parent.resolve(), self.root.resolve() / entry.timeframe
+        if folder != want:
             raise DataError(
-                f"catalog entry {entry.key}: {path} leads outside the catalog (to {real}); refused, nothing was read or deleted",
-                hint=f"replace the symlink with the file itself, or drop the entry: mqc data remove {entry.symbol} --timeframe {entry.timeframe}",
+                f"catalog folder {path.parent} leads outside the catalog (to {folder}); refused, nothing was read or deleted",
+                hint=f"make {path.parent} a real folder holding its data files, not a link",
             )
+        return path
+
+    def _readable_path(self, entry: Entry) -> Path:
+        path = self.data_path(entry)
+        if path.is_symlink() and path.resolve().parent != path.parent.resolve():
+            raise DamagedFile(entry, path, f"is a link to {path.resolve()}, outside the catalog (not read)")
         return path
 
     def load_arrays(
@@ -196,7 +207,7 @@ class Catalog:
     ) -> tuple[Entry, np.ndarray, dict[str, np.ndarray]]:
         """``load_arrays`` of an entry already looked up (one manifest read for many symbols)."""
         try:
-            return entry, *read_bars(entry, self.data_path(entry), allow_altered=allow_altered, warnings=warnings)
+            return entry, *read_bars(entry, self._readable_path(entry), allow_altered=allow_altered, warnings=warnings)
         except DamagedFile as exc:
             if exc.reason != "is missing":
                 raise
@@ -204,14 +215,14 @@ class Catalog:
             again = self.find(entry.symbol, entry.timeframe)
             if again == entry:
                 raise
-            return again, *read_bars(again, self.data_path(again), allow_altered=allow_altered, warnings=warnings)
+            return again, *read_bars(again, self._readable_path(again), allow_altered=allow_altered, warnings=warnings)
 
     def check(self, entry: Entry, *, full: bool = True) -> str:
         """"" when ``entry``'s file is sound, else what is wrong with it. ``full=False`` reads only
         the file's footer (present, Parquet, row count: cheap enough for ``mqc data list``);
         ``full`` decodes it and compares the content hash too (``mqc data verify``)."""
         try:
-            path = self.data_path(entry)
+            path = self._readable_path(entry)
             if not full:
                 return check_file(entry, path)
             read_bars(entry, path)
@@ -350,7 +361,8 @@ class Catalog:
         A file already there under that name is replaced too: it should hold the same bars, but it
         may be the damaged file an import ``--replace`` is repairing."""
         entry = p.result.entry
-        with atomic.staged_file(self.root / entry.timeframe, entry.symbol) as staged:
+        folder = self.data_path(entry).parent  # refuses a timeframe folder linked outside the catalog
+        with atomic.staged_file(folder, entry.symbol) as staged:
             if p.ts.size >= _THREADED_HASH_ROWS:
                 with ThreadPoolExecutor(max_workers=1) as pool:
                     sha = pool.submit(hash_arrays, p.ts, p.cols)
@@ -368,7 +380,8 @@ class Catalog:
     def _delete_unreferenced(self, files: set[Path], manifest: dict) -> None:
         keep = self._referenced(manifest)
         for f in files - keep:
-            if housekeeping.is_own_file(f) and f.parent.parent == self.root and not f.parent.is_symlink():
+            # only mqc's names, in a real timeframe folder; a link is removed itself, never its target
+            if housekeeping.is_own_name(f.name) and f.parent.parent == self.root and not f.parent.is_symlink():
                 f.unlink(missing_ok=True)
 
     def _sweep_orphans(self, manifest: dict) -> None:

@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from mqc.core.data.manifest import TIMEFRAME_LABEL, DATA_FILE, LEGACY_FILE, TEMP_FILE
+from mqc.core.data.manifest import DATA_FILE, LEGACY_FILE, TEMP_FILE, TIMEFRAME_LABEL
 
 RESERVE_NAME = ".reserve"
 RESERVE_MIN = 64 * 1024  # bytes; grown to twice the manifest's size, in steps of this
@@ -30,12 +30,14 @@ def is_full_disk(exc: OSError) -> bool:
     return exc.errno in _FULL
 
 
-def is_own_file(path: Path) -> bool:
-    """True for a regular file named like mqc's data or temp files of that folder's symbols."""
-    name = path.name
-    if path.is_symlink() or not path.is_file():
-        return False
+def is_own_name(name: str) -> bool:
+    """True for the names mqc gives data and temp files in a timeframe folder."""
     return bool(DATA_FILE.match(name) or LEGACY_FILE.match(name) or TEMP_FILE.match(name))
+
+
+def is_own_file(path: Path) -> bool:
+    """True for a regular file (not a link) with one of mqc's names."""
+    return is_own_name(path.name) and not path.is_symlink() and path.is_file()
 
 
 def timeframe_dirs(root: Path) -> list[Path]:
