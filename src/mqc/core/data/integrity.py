@@ -57,6 +57,7 @@ def hash_arrays(ts: np.ndarray, cols: dict[str, np.ndarray]) -> str:
 
 
 def _open(entry: Entry, path: Path):
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
@@ -67,7 +68,7 @@ def _open(entry: Entry, path: Path):
         raise DamagedFile(entry, path, "is empty (0 bytes): an interrupted copy or a full disk?")
     try:
         pf = pq.ParquetFile(path)
-    except OSError as exc:  # pyarrow's ArrowInvalid (bad footer/magic) is an OSError subclass too
+    except (OSError, ValueError, pa.ArrowException) as exc:  # ArrowInvalid: no magic bytes, a bad footer
         raise DamagedFile(entry, path, f"is not a whole Parquet file ({size} bytes; truncated or overwritten: {_short(exc)})") from exc
     if pf.metadata.num_rows != entry.rows:  # footer only: checked before the bars are read
         raise DamagedFile(entry, path, f"holds {pf.metadata.num_rows} bars but the manifest says {entry.rows} (replaced or cut short?)")
@@ -97,10 +98,12 @@ def read_bars(entry: Entry, path: Path, *, allow_altered: bool = False, warnings
         DamagedFile: the file is missing, empty, truncated, undecodable, or (unless
             ``allow_altered``) holds other bars than were imported.
     """
+    import pyarrow as pa
+
     pf = _open(entry, path)
     try:
         ts, cols, sha = _decode_and_hash(pf)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, pa.ArrowException) as exc:
         raise DamagedFile(entry, path, f"cannot be decoded (a damaged page: {_short(exc)})") from exc
     if sha != entry.sha256:
         reason = (
