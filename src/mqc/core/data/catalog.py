@@ -10,9 +10,14 @@ the manifest entry names its file, so the atomic rename of the manifest is the s
 a batch writes every new file under a fresh name, then the manifest, and only then deletes the files
 the old manifest pointed to. A crash or a full disk before the manifest rename leaves the old
 manifest pointing at the old, untouched files; the unreferenced new files are swept on the next
-write. Entries written before this layout (no ``file``) keep reading ``<tf>/<SYMBOL>.parquet`` and
-move to the new layout the next time the symbol is written. Loading checks the file's row count
-(Parquet metadata) against the manifest. Writers hold a lock file for the batch.
+write (also a write that stores nothing new). Entries written before this layout (no ``file``) keep
+reading ``<tf>/<SYMBOL>.parquet`` and move to the new layout the next time the symbol is written.
+Writers hold a lock file for the batch.
+
+Reading trusts nothing: the manifest is checked for shape and for paths that would leave the catalog
+(``manifest.py``), and every load checks its file against the manifest's row count and content hash
+(``integrity.py``). ``housekeeping.py`` sweeps leftovers and keeps the reserve that lets ``remove``
+commit on a full disk. docs/data.md ("Catalog integrity") states the promises.
 """
 
 from __future__ import annotations

@@ -12,7 +12,6 @@ caller explicitly allows it (``DataConfig.allow_altered``), and then with a warn
 from __future__ import annotations
 
 import hashlib
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,8 +25,6 @@ from mqc.core.progress import NULL, Progress
 
 if TYPE_CHECKING:
     from mqc.core.data.catalog import Catalog
-
-_OVERLAP_ROWS = 200_000  # from this many bars, hash each column while the next one is decoded
 
 
 class DamagedFile(DataError):
@@ -118,36 +115,10 @@ def read_bars(entry: Entry, path: Path, *, allow_altered: bool = False, warnings
 
 
 def _decode_and_hash(pf) -> tuple[np.ndarray, dict[str, np.ndarray], str]:
-    """Decode every column and hash them in ``hash_arrays`` order; large files hash column k on a
-    second thread while column k+1 is decoded (both release the GIL), so the check adds little wall time."""
     from mqc.core.data.bars import table_arrays
 
-    if pf.metadata.num_rows < _OVERLAP_ROWS:
-        ts, cols = table_arrays(pf.read(columns=["timestamp", *COLUMNS]))
-        return ts, cols, hash_arrays(ts, cols)
-    h = hashlib.sha256()
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        ts = _column(pf, "timestamp")
-        pending = pool.submit(h.update, ts.data)
-        cols: dict[str, np.ndarray] = {}
-        for c in COLUMNS:
-            cols[c] = _column(pf, c)
-            pending.result()
-            pending = pool.submit(h.update, cols[c].data)
-        pending.result()
-    return ts, cols, h.hexdigest()
-
-
-def _column(pf, name: str) -> np.ndarray:
-    """One decoded column, contiguous: int64 ns for ``timestamp``, else float64."""
-    import pyarrow as pa
-
-    col = pf.read(columns=[name]).column(0).combine_chunks()
-    if name == "timestamp":
-        if col.type != pa.timestamp("ns", tz="UTC"):
-            col = col.cast(pa.timestamp("ns", tz="UTC"))
-        return np.ascontiguousarray(col.cast(pa.int64()).to_numpy())
-    return np.ascontiguousarray(col.to_numpy(zero_copy_only=False), dtype=np.float64)
+    ts, cols = table_arrays(pf.read(columns=["timestamp", *COLUMNS]))
+    return ts, cols, hash_arrays(ts, cols)
 
 
 def _short(exc: BaseException) -> str:
