@@ -214,7 +214,7 @@ class Catalog:
         try:
             return entry, *read_bars(entry, self._readable_path(entry), allow_altered=allow_altered, warnings=warnings)
         except DamagedFile as exc:
-            if exc.reason != "is missing":
+            if exc.kind != "missing":
                 raise
             # A writer may have replaced the file between our manifest read and the open: read again.
             again = self.find(entry.symbol, entry.timeframe)

@@ -30,9 +30,14 @@ if TYPE_CHECKING:
 class DamagedFile(DataError):
     """A catalog data file is missing, unreadable, or holds other bars than the manifest recorded."""
 
-    def __init__(self, entry: Entry, path: Path, reason: str, *, altered: bool = False) -> None:
+    def __init__(self, entry: Entry, path: Path, reason: str, *, kind: str = "damaged") -> None:
         super().__init__(f"catalog entry {entry.key}: {path} {reason}", hint=repair_hint(entry))
-        self.entry, self.path, self.reason, self.altered = entry, path, reason, altered
+        self.entry, self.path, self.reason = entry, path, reason
+        self.kind = kind  # "missing", "damaged" (cannot be read as imported) or "altered" (other bars)
+
+    @property
+    def altered(self) -> bool:
+        return self.kind == "altered"
 
 
 def repair_hint(entry: Entry) -> str:
@@ -60,7 +65,7 @@ def _open(entry: Entry, path: Path):
     try:
         size = path.stat().st_size
     except FileNotFoundError:
-        raise DamagedFile(entry, path, "is missing") from None
+        raise DamagedFile(entry, path, "is missing", kind="missing") from None
     if size == 0:
         raise DamagedFile(entry, path, "is empty (0 bytes): an interrupted copy or a full disk?")
     try:
@@ -108,7 +113,7 @@ def read_bars(entry: Entry, path: Path, *, allow_altered: bool = False, warnings
             "(the file was changed after import)"
         )
         if not allow_altered:
-            raise DamagedFile(entry, path, reason, altered=True)
+            raise DamagedFile(entry, path, reason, kind="altered")
         if warnings is not None:
             warnings.append(f"catalog entry {entry.key}: {path.name} {reason}; used anyway (allow_altered)")
     return ts, cols
