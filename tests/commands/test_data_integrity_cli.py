@@ -108,3 +108,11 @@ def test_train_and_backtest_refuse_altered_bars_unless_allowed(catalog, tmp_path
     r = mqc("backtest", "--weights", weights, "--no-plots", "--out", tmp_path / "bt", "--allow-altered-data", "--window-length", "64")
     assert r.exit_code == 0, r.output
     assert "used anyway" in flat(r.output)
+
+
+def test_show_marks_an_altered_file_and_export_refuses_it(catalog, tmp_path):
+    alter(catalog, "SYN1")
+    r = mqc("data", "show", "SYN1")
+    assert r.exit_code == 0 and "content hash MISMATCH" in flat(r.output) and "--replace" in flat(r.output)
+    r = mqc("data", "export", "SYN1", "--out", tmp_path / "x.csv")
+    assert r.exit_code == 1 and "holds other bars than were imported" in flat(r.output) and not (tmp_path / "x.csv").exists()
