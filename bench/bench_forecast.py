@@ -118,7 +118,7 @@ def bench_eval(origins=500):
         print("\n(daily basket not found; eval benchmark skipped)")
         return
     frames = {s: next(iter(read_bars(DAILY / f"{s}.csv").values())) for s in BASKET}
-    ec = EvalConfig(origins=origins, horizons=(1, 7))
+    ec = EvalConfig(origins=origins, horizons=(1, 7), joint_origins=True)  # one common date range: the docs table, RankIC
     models = ["naive", "seasonal-naive", "drift", "hist-vol", "ewma-vol", "bootstrap", "garch"]
     t = time.perf_counter()
     res = evaluate(frames, model_configs(models, ForecastConfig(), ec.quantile_levels), ec)

@@ -6,6 +6,7 @@ Kept light on purpose: no torch/pandas/numpy at import time (a test asserts it).
 from __future__ import annotations
 
 import sys
+from typing import NoReturn
 
 import typer
 from typer.core import TyperGroup
@@ -19,27 +20,55 @@ from mqc.commands import profile as profile_cmd
 from mqc.commands import quickstart as quickstart_cmd
 from mqc.commands import train as train_cmd
 from mqc.commands._console import State, set_state
-from mqc.commands._errors import report
+from mqc.commands._errors import report, report_usage
+from mqc.commands._help import tidy
 from mqc.core.errors import MqcError
 
 
 class MqcGroup(TyperGroup):
     """Routes every error through ``report`` so every command (and CliRunner) gets the same exit codes.
 
-    Typer's own exits and usage errors pass through (exit 2 with its usage message). Anything else is
-    one line, never a traceback: domain errors (MqcError) as ``error:``, bugs as ``internal error:``
-    with a pointer to MQC_DEBUG=1, which prints the traceback.
+    Typer's usage errors (unknown option or command, bad choice) are one ``error:`` line and a pointer
+    to ``--help``, exit 2. Anything else is one line, never a traceback: domain errors (MqcError) as
+    ``error:``, bugs as ``internal error:`` with a pointer to MQC_DEBUG=1, which prints the traceback.
     """
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        tidy(self)  # the whole tree is built by now: fix how --help shows flags, lists and defaults
+
+    def get_params(self, ctx):  # type: ignore[override]
+        params = super().get_params(ctx)
+        for param in params:  # (Typer appends --install-completion and --show-completion after __init__)
+            if getattr(param, "is_flag", False):
+                param.metavar = ""
+        return params
+
+    def make_context(self, info_name, args, parent=None, **extra):  # type: ignore[override]
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except TyperException as exc:  # a mistake in the root's own options: `mqc --bogus`
+            _usage_exit(exc)
 
     def invoke(self, ctx):  # type: ignore[override]
         try:
             return super().invoke(ctx)
-        except (TyperException, typer.Exit, typer.Abort):
-            raise
+        except (typer.Exit, typer.Abort, BrokenPipeError):
+            raise  # (a closed pipe, `mqc ... | head`: Typer exits quietly)
+        except TyperException as exc:  # Typer's usage errors in any subcommand
+            _usage_exit(exc)
         except (MqcError, KeyboardInterrupt) as exc:
             sys.exit(report(exc))
         except Exception as exc:
             sys.exit(report(exc))
+
+
+def _usage_exit(exc: TyperException) -> NoReturn:
+    """One line plus a hint instead of Typer's usage box (which is hard-wrapped at 80 columns even in a
+    pipe); ``mqc data`` alone (help instead of an error) keeps Typer's handling."""
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        raise exc
+    raise typer.Exit(report_usage(exc)) from exc
 
 
 app = typer.Typer(

@@ -103,3 +103,16 @@ def test_shorts_warn_when_the_market_forbids_them_and_trade_with_enable_shorting
     on = json.loads(res.stdout)
     assert on["source"]["clipped_short_targets"] == 0 and "set to 0" not in res.stderr
     assert on["metrics"]["total_return"] != off["metrics"]["total_return"]
+
+
+def test_reusing_out_removes_the_previous_reports_stale_files(bars, tmp_path):
+    root, weights = bars
+    out = tmp_path / "rep"
+    args = ["backtest", "-w", str(weights), "--data-root", str(root), "--window-length", "64", "--out", str(out)]
+    assert runner.invoke(app, args).exit_code == 0
+    assert (out / "equity.png").is_file() and (out / "trades.jsonl").is_file()
+    (out / "notes.txt").write_text("mine")
+    res = runner.invoke(app, [*args, "--no-plots", "--no-trades", "--json"])
+    assert res.exit_code == 0, res.output
+    assert not (out / "equity.png").exists() and not (out / "weights.png").exists() and not (out / "trades.jsonl").exists()
+    assert sorted(p.name for p in out.iterdir()) == ["equity.csv", "notes.txt", "report.json", "windows.json"]

@@ -53,7 +53,7 @@ def test_eval_json_and_saved_results(catalog, tmp_path):
 def test_select_then_forecast_best(catalog, tmp_path):
     r = runner.invoke(app, ["forecast", "select", "SYN0", "--models", "naive,ewma-vol", "--origins", "40", "--horizon", "1", "--hyperparams-dir", str(tmp_path)])
     assert r.exit_code == 0, r.output
-    assert (tmp_path / "best" / "SYN0.json").is_file()
+    assert (tmp_path / "best" / "SYN0.1d.json").is_file()
     r = runner.invoke(app, ["forecast", "SYN0", "--model", "best", "--hyperparams-dir", str(tmp_path), "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["SYN0"]["model"] == "ewma-vol"
@@ -62,23 +62,51 @@ def test_select_then_forecast_best(catalog, tmp_path):
 def test_tune_baseline_writes_file(catalog, tmp_path):
     r = runner.invoke(app, ["forecast", "tune", "SYN1", "--model", "ewma-vol", "--grid", "ewma_lambda=0.9,0.97", "--origins", "40", "--horizon", "1", "--hyperparams-dir", str(tmp_path)])
     assert r.exit_code == 0, r.output
-    assert (tmp_path / "ewma-vol" / "SYN1.json").is_file()
+    assert (tmp_path / "ewma-vol" / "SYN1.1d.json").is_file()
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["forecast", "NOPE", "--model", "naive"], "not in the catalog"),
-        (["forecast", "SYN0", "--model", "naiv"], "did you mean 'naive'"),
         (["forecast", "SYN0", "--model", "chronos2"], "hf download amazon/chronos-2"),
         (["forecast", "SYN0", "--model", "naive", "--out", "x.txt"], ".csv or .parquet"),
-        (["forecast", "tune", "SYN0", "--model", "ewma-vol", "--grid", "lamda=1"], "unknown key"),
     ],
 )
 def test_domain_errors_exit_1(catalog, args, message):
     r = runner.invoke(app, args)
     assert r.exit_code == 1
     assert message in " ".join(r.output.split())
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["forecast", "SYN0", "--model", "nave"], "did you mean 'naive'"),
+        (["forecast", "run", "SYN0", "--model", "nave"], "did you mean 'naive'"),
+        (["forecast", "eval", "SYN0", "--models", "naive,ewma-vo"], "did you mean 'ewma-vol'"),
+        (["forecast", "select", "SYN0", "--models", "nave,ewma-vol"], "did you mean 'naive'"),
+        (["forecast", "tune", "SYN0", "--model", "ewma-vo"], "did you mean 'ewma-vol'"),
+        (["forecast", "select", "SYN0", "--models", "best,naive"], "'best' is not a model to compare"),
+        (["forecast", "tune", "SYN0", "--model", "ewma-vol", "--grid", "lamda=1"], "unknown key"),
+        (["forecast", "eval"], "name at least one symbol"),
+        (["forecast", "eval", "--models", "naive"], "mqc forecast eval AAPL"),
+        (["forecast", "select", "--models", "naive,ewma-vol"], "mqc forecast select AAPL"),
+        (["forecast", "run"], "no symbols to forecast"),
+    ],
+)
+def test_bad_flag_values_and_missing_symbols_are_usage_errors(catalog, args, message):
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2, r.output
+    text = " ".join(r.output.split())
+    assert message in text and "internal error" not in text
+
+
+def test_unknown_model_from_the_environment_stays_exit_1(catalog, monkeypatch):
+    monkeypatch.setenv("MQC_FORECAST_MODEL", "nave")
+    r = runner.invoke(app, ["forecast", "SYN0"])
+    assert r.exit_code == 1
+    assert "did you mean 'naive'" in " ".join(r.output.split()) and "MQC_FORECAST_MODEL" in r.output
 
 
 def test_usage_error_exit_2_and_help_lists_subcommands():
@@ -125,25 +153,25 @@ def test_tuned_settings_apply_the_same_way_in_run_select_and_best(catalog, tmp_p
     hp = ["--hyperparams-dir", str(tmp_path)]
     tuned = {"symbol": "SYN0", "model": "ewma-vol", "config": {"ewma_lambda": 0.9, "window": 60}}
     (tmp_path / "ewma-vol").mkdir()
-    tuned_path = tmp_path / "ewma-vol" / "SYN0.json"
+    tuned_path = tmp_path / "ewma-vol" / "SYN0.1d.json"
     tuned_path.write_text(json.dumps(tuned))
     direct = runner.invoke(app, ["forecast", "SYN0", "--model", "ewma-vol", *hp, "--json"])
     assert direct.exit_code == 0, direct.output
     assert _lambda_of(direct.stdout, "SYN0") == 0.9
     r = runner.invoke(app, ["forecast", "select", "SYN0", "SYN1", "--models", "naive,ewma-vol", "--origins", "40", "--horizon", "1", *hp])
     assert r.exit_code == 0, r.output
-    assert "ewma-vol/SYN0.json" in r.stdout  # the settings column names the tuned file
-    rec = json.loads((tmp_path / "best" / "SYN0.json").read_text())
+    assert "ewma-vol/SYN0.1d.json" in r.stdout  # the settings column names the tuned file
+    rec = json.loads((tmp_path / "best" / "SYN0.1d.json").read_text())
     assert rec["model"] == "ewma-vol" and rec["config"]["ewma_lambda"] == 0.9
     assert rec["metadata"]["settings_file"] == str(tuned_path)
-    assert json.loads((tmp_path / "best" / "SYN1.json").read_text())["metadata"]["settings_file"] is None  # no tuned file
+    assert json.loads((tmp_path / "best" / "SYN1.1d.json").read_text())["metadata"]["settings_file"] is None  # no tuned file
     best = runner.invoke(app, ["forecast", "SYN0", "--model", "best", *hp, "--json"])
     assert best.exit_code == 0, best.output
     b, d = json.loads(best.stdout)["SYN0"], json.loads(direct.stdout)["SYN0"]
     assert b["config"] == d["config"] and b["quantiles"] == d["quantiles"]  # best == the chosen model, same settings
-    assert b["hyperparams_file"] == str(tuned_path) and b["selection_file"] == str(tmp_path / "best" / "SYN0.json")
+    assert b["hyperparams_file"] == str(tuned_path) and b["selection_file"] == str(tmp_path / "best" / "SYN0.1d.json")
     table = runner.invoke(app, ["forecast", "SYN0", "--model", "best", *hp])
-    assert f"SYN0 settings: {tuned_path}" in table.stdout and "best/SYN0.json" in table.stdout
+    assert f"SYN0 settings: {tuned_path}" in table.stdout and "best/SYN0.1d.json" in table.stdout
 
 
 def test_eval_applies_tuned_settings_and_records_them(catalog, tmp_path):
@@ -263,3 +291,135 @@ def test_unparseable_end_date_is_a_one_line_error(tmp_path):
     assert result.exit_code == 1
     assert "--end" in result.output and "notadate" in result.output
     assert "internal error" not in result.output and "Traceback" not in result.output
+
+
+def test_metrics_print_in_one_unit_across_eval_tune_and_select(catalog, tmp_path):
+    """CRPS (a loss on returns) is a percentage in every table, as eval prints it; JSON keeps the fraction."""
+    hp = ["--hyperparams-dir", str(tmp_path)]
+    common = ["--origins", "40", "--horizon", "1"]
+    tune_args = ["forecast", "tune", "SYN0", "--model", "ewma-vol", "--grid", "ewma_lambda=0.9,0.97", "--metric", "crps", *common, *hp]
+    score = json.loads(runner.invoke(app, [*tune_args, "--json"]).stdout)["test"]["score"]
+    table = runner.invoke(app, tune_args)
+    assert table.exit_code == 0, table.output
+    assert f"{100 * score:.3f}%" in table.stdout and "crps %" in table.stdout
+    sel_args = ["forecast", "select", "SYN0", "--models", "naive,ewma-vol", "--metric", "crps", *common, *hp]
+    choice = json.loads(runner.invoke(app, [*sel_args, "--json"]).stdout)["choices"]["SYN0"]
+    table = runner.invoke(app, sel_args)
+    assert f"{100 * choice['validation'][choice['model']]:.3f}%" in table.stdout and "validation crps %" in table.stdout
+    ev_args = ["forecast", "eval", "SYN0", "--models", "ewma-vol", *common, "--out", str(tmp_path / "e.json")]
+    row = json.loads(runner.invoke(app, [*ev_args, "--json"]).stdout)["results"][0]
+    table = runner.invoke(app, ev_args)
+    assert f"{100 * row['crps']:.3f}%" in table.stdout and "crps %" in table.stdout and "mase" in table.stdout
+
+
+@pytest.fixture
+def two_bar_sizes(catalog, synth):
+    """SYN0 stored daily (from ``catalog``) and hourly (24/7 hourly bars)."""
+    hourly = synth(n_assets=1, n_bars=400, seed=9, timeframe="1h")["SYN0"]
+    catalog.write("SYN0", hourly, source="synth", timeframe="1h", asset_class="crypto")
+    return catalog
+
+
+def test_hyperparams_are_keyed_by_symbol_and_bar_size(two_bar_sizes, tmp_path):
+    hp = ["--hyperparams-dir", str(tmp_path)]
+    common = ["--origins", "40", "--horizon", "1", *hp]
+    r = runner.invoke(app, ["forecast", "tune", "SYN0", "--model", "ewma-vol", "--grid", "ewma_lambda=0.9", *common])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "ewma-vol" / "SYN0.1d.json").is_file() and not (tmp_path / "ewma-vol" / "SYN0.json").exists()
+    daily = json.loads(runner.invoke(app, ["forecast", "SYN0", "--model", "ewma-vol", *hp, "--json"]).stdout)["SYN0"]
+    hourly = json.loads(runner.invoke(app, ["forecast", "SYN0", "-t", "1h", "--model", "ewma-vol", *hp, "--json"]).stdout)["SYN0"]
+    assert daily["config"]["ewma_lambda"] == 0.9 and daily["hyperparams_file"].endswith("SYN0.1d.json")
+    assert hourly["config"]["ewma_lambda"] == 0.94 and hourly["hyperparams_file"] is None  # daily tuning stays daily
+    # a selection at one bar size does not overwrite, nor stand in for, the other
+    assert runner.invoke(app, ["forecast", "select", "SYN0", "-t", "1h", "--models", "naive", *common]).exit_code == 0
+    assert runner.invoke(app, ["forecast", "select", "SYN0", "-t", "1d", "--models", "ewma-vol", *common]).exit_code == 0
+    assert {p.name for p in (tmp_path / "best").iterdir()} == {"SYN0.1h.json", "SYN0.1d.json"}
+    best_h = json.loads(runner.invoke(app, ["forecast", "SYN0", "-t", "1h", "--model", "best", *hp, "--json"]).stdout)["SYN0"]
+    best_d = json.loads(runner.invoke(app, ["forecast", "SYN0", "--model", "best", *hp, "--json"]).stdout)["SYN0"]
+    assert best_h["model"] == "naive" and best_h["selection_file"].endswith("best/SYN0.1h.json")
+    assert best_d["model"] == "ewma-vol" and best_d["config"]["ewma_lambda"] == 0.9
+
+
+def test_old_layout_files_apply_only_to_their_own_bar_size(two_bar_sizes, tmp_path):
+    hp = ["--hyperparams-dir", str(tmp_path)]
+    (tmp_path / "ewma-vol").mkdir()
+    (tmp_path / "best").mkdir()
+    # an old file without a timeframe was written for the default, daily bars
+    (tmp_path / "ewma-vol" / "SYN0.json").write_text(json.dumps({"symbol": "SYN0", "model": "ewma-vol", "config": {"ewma_lambda": 0.9}}))
+    (tmp_path / "best" / "SYN0.json").write_text(json.dumps({"symbol": "SYN0", "model": "ewma-vol", "config": {"timeframe": "1d"}}))
+    daily = json.loads(runner.invoke(app, ["forecast", "SYN0", "--model", "best", *hp, "--json"]).stdout)["SYN0"]
+    assert daily["model"] == "ewma-vol" and daily["config"]["ewma_lambda"] == 0.9
+    assert daily["selection_file"] == str(tmp_path / "best" / "SYN0.json")
+    hourly = json.loads(runner.invoke(app, ["forecast", "SYN0", "-t", "1h", "--model", "ewma-vol", *hp, "--json"]).stdout)["SYN0"]
+    assert hourly["config"]["ewma_lambda"] == 0.94 and hourly["hyperparams_file"] is None
+    r = runner.invoke(app, ["forecast", "SYN0", "-t", "1h", "--model", "best", *hp])
+    text = " ".join(r.output.split())
+    assert r.exit_code == 1 and "no model-selection record for SYN0 at 1h" in text and "select SYN0 -t 1h" in text
+    # an old file that says 1h applies to hourly bars only; a new-layout file wins over it
+    (tmp_path / "ewma-vol" / "SYN0.json").write_text(json.dumps({"symbol": "SYN0", "model": "ewma-vol", "config": {"ewma_lambda": 0.97, "timeframe": "60m"}}))
+    hourly = json.loads(runner.invoke(app, ["forecast", "SYN0", "-t", "1h", "--model", "ewma-vol", *hp, "--json"]).stdout)["SYN0"]
+    assert hourly["config"]["ewma_lambda"] == 0.97
+    (tmp_path / "ewma-vol" / "SYN0.1h.json").write_text(json.dumps({"symbol": "SYN0", "model": "ewma-vol", "config": {"ewma_lambda": 0.91, "timeframe": "1h"}}))
+    hourly = json.loads(runner.invoke(app, ["forecast", "SYN0", "-t", "1h", "--model", "ewma-vol", *hp, "--json"]).stdout)["SYN0"]
+    assert hourly["config"]["ewma_lambda"] == 0.91
+    # a new-layout file whose config names another bar size is refused, naming both
+    (tmp_path / "ewma-vol" / "SYN0.1h.json").write_text(json.dumps({"symbol": "SYN0", "model": "ewma-vol", "config": {"timeframe": "1d"}}))
+    r = runner.invoke(app, ["forecast", "SYN0", "-t", "1h", "--model", "ewma-vol", *hp])
+    assert r.exit_code == 1 and "the file name says 1h" in " ".join(r.output.split())
+
+
+def test_eval_and_select_symbols_whose_histories_do_not_overlap(synth, tmp_path):
+    f = synth(n_assets=2, n_bars=600, seed=21, weekdays_only=True)
+    cat = Catalog()
+    cat.write("OLD", f["SYN0"].iloc[:250], source="synth", timeframe="1d", asset_class="equity")
+    cat.write("NEW", f["SYN1"].iloc[300:], source="synth", timeframe="1d", asset_class="equity")
+    args = ["forecast", "eval", "OLD", "NEW", "--models", "naive,ewma-vol", "--origins", "100", "--horizon", "1", "--out", str(tmp_path / "e.json")]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.stdout.split())
+    assert "per-symbol origins: OLD 100" in text and "NEW 100" in text and "per symbol" in text
+    import re
+
+    assert all(re.search(rf"{m}\s*│\s*{s}\s*│\s*100\b", r.stdout) for m in ("naive", "ewma-vol") for s in ("OLD", "NEW"))  # per-symbol rows
+    d = json.loads(runner.invoke(app, [*args, "--json"]).stdout)
+    per = d["origins"]["per_symbol"]
+    assert d["origins"]["mode"] == "per-symbol" and per["OLD"]["last"] < per["NEW"]["first"]
+    assert {(x["symbol"], x["model"]) for x in d["per_symbol"]} == {(s, m) for s in ("OLD", "NEW") for m in ("naive", "ewma-vol")}
+    r = runner.invoke(app, ["forecast", "select", "OLD", "NEW", "--models", "naive,ewma-vol", "--origins", "100", "--horizon", "1", "--hyperparams-dir", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    assert "each symbol's own origins" in " ".join(r.stdout.split()) and (tmp_path / "best" / "NEW.1d.json").is_file()
+    r = runner.invoke(app, [*args, "--joint-origins"])
+    text = " ".join(r.output.split())
+    assert r.exit_code == 1 and "no common origin for OLD, NEW" in text and "drop it to score each symbol on its own" in text
+    r = runner.invoke(app, [*args[:-4], "--origins", "300", "--horizon", "1", "--json"])
+    assert r.exit_code == 0 and "OLD used 218" in " ".join(r.stderr.split())  # 250 bars - 31 of context - 1 after
+
+
+def test_every_option_named_in_forecast_messages_exists():
+    """Hints and messages must not send a user to an option no command has (e.g. the old ``--min-context``)."""
+    import re
+    from pathlib import Path
+
+    from typer.main import get_command
+
+    import mqc
+
+    options: set[str] = set()
+
+    def walk(cmd) -> None:
+        for p in getattr(cmd, "params", []):
+            options.update(getattr(p, "opts", []))
+            options.update(getattr(p, "secondary_opts", []))
+        for sub in getattr(cmd, "commands", {}).values():
+            walk(sub)
+
+    walk(get_command(app))
+    src = Path(mqc.__file__).parent
+    files = [*(src / "core" / "forecast").rglob("*.py"), src / "commands" / "forecast.py", src / "commands" / "_forecast_view.py"]
+    named = {}
+    for f in files:
+        for opt in re.findall(r"(?<![\w-])--[a-z][a-z0-9]*(?:-[a-z0-9]+)*(?![\w-])", f.read_text(encoding="utf-8")):
+            named.setdefault(opt, f.name)
+    external = {"--local-dir", "--help"}  # hf download's own option; Typer's help
+    missing = {o: f for o, f in named.items() if o not in options and o not in external}
+    assert not missing, f"options named in messages that no command has: {missing}"

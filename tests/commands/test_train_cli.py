@@ -119,3 +119,118 @@ def test_help_does_not_import_torch() -> None:
     code = "import sys, mqc.cli; assert 'torch' not in sys.modules and 'pandas' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
     assert runner.invoke(app, ["train", "dm", "--help"]).exit_code == 0
+
+
+def test_ctrl_c_names_the_resume_command_and_resume_says_where(data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mqc.core.train.dm import DMTrainer
+
+    real = DMTrainer.train_step
+    calls = {"n": 0}
+
+    def interrupted_at_step_3(self):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(self)
+
+    monkeypatch.setattr(DMTrainer, "train_step", interrupted_at_step_3)
+    res = runner.invoke(app, ["train", "dm", "--data-root", str(data_root), "--save-dir", str(tmp_path / "runs"), *TINY])
+    assert res.exit_code == 130
+    run = next((tmp_path / "runs").iterdir())
+    err = " ".join(res.stderr.split())
+    assert f"stopped at step 3 of 4; run directory {run}" in err
+    assert f"continue from its last checkpoint (step 2): mqc train dm --resume {run}" in err and "interrupted" in err
+    monkeypatch.setattr(DMTrainer, "train_step", real)
+    res = runner.invoke(app, ["train", "dm", "--resume", str(run)])
+    assert res.exit_code == 0, res.output
+    said = " ".join(res.output.split())
+    assert f"resumed at step 2 of 4 from {run / 'checkpoints' / 'latest.pt'}" in said
+    # turnover in percent, as the backtest prints it
+    row = next(line for line in res.stdout.splitlines() if "turnover" in line)
+    assert row.count("%") >= 2, row
+
+
+def test_ctrl_c_before_the_first_checkpoint_says_start_anew(data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mqc.core.train.dm import DMTrainer
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(DMTrainer, "train_step", interrupted)
+    res = runner.invoke(app, ["train", "dm", "--data-root", str(data_root), "--save-dir", str(tmp_path / "runs"), *TINY])
+    assert res.exit_code == 130
+    assert "no checkpoint yet" in " ".join(res.stderr.split())
+
+
+@pytest.fixture
+def killed_run(data_root: Path, tmp_path: Path) -> Path:
+    from mqc.core.data.config import DataConfig
+    from mqc.core.data.panel import load_panel
+    from mqc.core.market.config import MarketConfig
+    from mqc.core.train.config import DMTrainConfig
+    from mqc.core.train.dm import DMTrainer
+
+    panel = load_panel(config=DataConfig(data_root=str(data_root)))
+    cfg = DMTrainConfig(lookback=16, horizon=8, batch_windows=4, hidden_size=8, steps=6, eval_interval=2, save_dir=str(tmp_path / "runs"))
+    return DMTrainer(panel, MarketConfig(), cfg, data_cfg=DataConfig(data_root=str(data_root))).fit(stop_after=2).run_dir
+
+
+def _resume_error(run: Path) -> str:
+    res = runner.invoke(app, ["train", "dm", "--resume", str(run)])
+    assert res.exit_code == 1, res.output
+    text = " ".join(res.output.split())
+    assert "internal error" not in text and "Traceback" not in text
+    return text
+
+
+def test_best_pt_over_latest_pt_is_a_clear_resume_error(killed_run: Path) -> None:
+    ckpts = killed_run / "checkpoints"
+    (ckpts / "latest.pt").write_bytes((ckpts / "best.pt").read_bytes())
+    text = _resume_error(killed_run)
+    assert f"{ckpts / 'latest.pt'}: holds no training state" in text
+    assert f"--init-checkpoint {ckpts / 'best.pt'}" in text
+    (ckpts / "latest.pt").write_bytes(b"torn")  # a damaged latest.pt: the hint never says to copy best.pt over it
+    text = _resume_error(killed_run)
+    assert "not a readable mqc checkpoint" in text and f"--init-checkpoint {ckpts / 'best.pt'}" in text
+    assert "use the run's checkpoints/best.pt" not in text
+
+
+def test_garbled_config_json_is_a_clear_resume_error(killed_run: Path) -> None:
+    path = killed_run / "config.json"
+    path.write_text(path.read_text()[:-40])
+    text = _resume_error(killed_run)
+    assert f"{path}: not valid JSON" in text and "restore config.json" in text
+    path.write_text('{"kind": "dm"}')
+    assert "not an mqc run config" in _resume_error(killed_run)
+
+
+def test_non_utf8_metrics_line_is_a_clear_resume_error(killed_run: Path) -> None:
+    path = killed_run / "metrics.jsonl"
+    lines = path.read_bytes().split(b"\n")
+    lines[0] = lines[0][:5] + b"\xff" + lines[0][5:]
+    path.write_bytes(b"\n".join(lines))
+    text = _resume_error(killed_run)
+    assert f"{path}: line 1 is not UTF-8 text (byte 0xff at column 6)" in text and "delete or fix that line" in text
+
+
+def test_absurd_profile_values_are_clear_errors_before_training(data_root: Path, tmp_path: Path) -> None:
+    prof = tmp_path / "mqc-config" / "profiles"
+    prof.mkdir(parents=True)
+    runs = tmp_path / "runs"
+    cases = {
+        "[market]\nequity_fee_bps = inf\n": "market.equity_fee_bps must be a finite number, got inf",
+        "[train]\nsteps = 1e29\n": "train.steps must be at most 100,000,000",
+        "[train]\nlr = nan\n": "train.lr must be a finite number, got nan",
+        "[train]\nhidden_size = 1e15\n": "train.hidden_size must be at most 65,536",
+    }
+    for body, message in cases.items():
+        (prof / "bad.toml").write_text(body)
+        res = runner.invoke(app, ["--profile", "bad", "train", "dm", "--data-root", str(data_root), "--save-dir", str(runs)])
+        text = " ".join(res.output.split())
+        assert res.exit_code == 1 and message in text and "internal error" not in text, text
+        assert "hint: fix the option that sets it, [" in text
+    assert not runs.exists()  # refused before a run directory was made
+    # a size below the caps that this machine cannot hold: the trainer's memory estimate
+    res = runner.invoke(app, ["train", "dm", "--data-root", str(data_root), "--save-dir", str(runs), "--hidden-size", "65536", "--layers", "8", "--lookback", "16"])
+    text = " ".join(res.output.split())
+    assert res.exit_code == 1 and "needs at least" in text and "memory of cpu" in text, text

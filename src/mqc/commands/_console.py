@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from dataclasses import dataclass
@@ -58,9 +57,9 @@ def want_json(flag: bool = False) -> bool:
 
 
 def print_json(obj: Any) -> None:
-    from mqc.core.atomic import _json_default
+    from mqc.core.atomic import dumps
 
-    sys.stdout.write(json.dumps(obj, indent=2, default=_json_default) + "\n")
+    sys.stdout.write(dumps(obj, indent=2) + "\n")  # strict JSON: NaN/inf as null
     sys.stdout.flush()
 
 
@@ -71,7 +70,12 @@ def info(message: str) -> None:
 
 
 def warn(message: str) -> None:
-    err.print(f"[yellow]warning:[/yellow] {escape(message)}")
+    """A warning line on stderr: ``warning: ...`` once, also for a message that carries its own
+    prefix (``WARNING: ...`` from core or a library)."""
+    text = message.lstrip()
+    if text[:8].lower() == "warning:":
+        text = text[8:].lstrip()
+    err.print(f"[yellow]warning:[/yellow] {escape(text)}")
 
 
 def debug(message: str) -> None:

@@ -7,7 +7,17 @@ from typing import Any
 
 import typer
 
-from mqc.commands._console import RichProgress, fmt_num, fmt_pct, out, print_json, state, want_json, warn
+from mqc.commands._console import (
+    RichProgress,
+    fmt_num,
+    fmt_pct,
+    info,
+    out,
+    print_json,
+    state,
+    want_json,
+    warn,
+)
 from mqc.commands._options import AllowAlteredOpt, JsonOpt, split_list
 
 
@@ -20,14 +30,14 @@ class SplitChoice(StrEnum):
 
 
 def backtest(
-    checkpoint: str = typer.Option(None, "--checkpoint", "-c", help="Checkpoint file, run directory or 'latest'."),
+    checkpoint: str = typer.Option(None, "--checkpoint", "-c", help="Checkpoint file, run directory, 'latest' (newest run), or best.pt / latest.pt (of the run you are in, else the newest)."),
     weights: str = typer.Option(None, "--weights", "-w", help="CSV of target weights: timestamp,SYM1,SYM2,..."),
     symbols: str = typer.Option(None, "--symbols", "-s", help="Comma-separated symbols (default: the checkpoint's / the file's)."),
     data_root: str = typer.Option(None, "--data-root", help="Folder of per-symbol CSV/Parquet bars instead of the catalog."),
     timeframe: str = typer.Option(None, "--timeframe", "-t", help="Bar size (default: the checkpoint's, else 1d)."),
     split: SplitChoice = typer.Option(None, "--split", help="Segment: test, val or all (default: test for checkpoints, all for weights)."),
-    window_length: int = typer.Option(None, "--window-length", help="Bars per rolling window (overlapping slices of one replay) [256]."),
-    stride: int = typer.Option(None, "--stride", help="Bars between window starts [64]."),
+    window_length: int = typer.Option(None, "--window-length", help="Bars per rolling window (overlapping slices of one replay)."),
+    stride: int = typer.Option(None, "--stride", help="Bars between window starts."),
     start: str = typer.Option(None, "--start", help="First timestamp evaluated (UTC, inclusive), within the split."),
     end: str = typer.Option(None, "--end", help="Last timestamp evaluated (UTC, inclusive), within the split."),
     cost_bps: float = typer.Option(None, "--cost-bps", help="Stress test: commission on every non-cash asset, bps."),
@@ -35,7 +45,7 @@ def backtest(
     out_dir: str = typer.Option(None, "--out", "-o", help="Report directory (default: <runs dir>/backtests/<UTC time>)."),
     no_trades: bool = typer.Option(False, "--no-trades", help="Skip trades.jsonl."),
     no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG plots."),
-    allow_mismatch: bool = typer.Option(False, "--allow-mismatch", help="Replay on another bar size or other symbols (same count) than the checkpoint's."),
+    allow_mismatch: bool = typer.Option(False, "--allow-mismatch", help="Transfer test: replay on another bar size, or on other symbols of the same count (mapped in order), with a warning."),
     enable_shorting: bool | None = typer.Option(None, "--enable-shorting/--no-shorting", help="Weights files: let negative weights be shorts (default: the profile's [market] allow_short, off); checkpoints use their own market."),
     allow_altered: bool = AllowAlteredOpt,
     json_out: bool = JsonOpt,
@@ -51,6 +61,7 @@ def backtest(
     from mqc.core.backtest.runner import run_checkpoint_backtest, run_weights_backtest
     from mqc.core.data.config import DataConfig, SplitConfig
     from mqc.core.market.config import MarketConfig
+    from mqc.core.policy.strategy import resolve_checkpoint
     from mqc.core.profiles import resolve_with_profile
 
     if (checkpoint is None) == (weights is None):
@@ -62,7 +73,8 @@ def backtest(
                  slippage_bps=slippage_bps, write_trades=False if no_trades else None, plots=False if no_plots else None)
     resolved = resolve_with_profile(BacktestConfig, profile, flags=flags)
     cfg = resolved.value
-    data = resolve_with_profile(DataConfig, profile, flags=dict(symbols=split_list(symbols), timeframe=timeframe, data_root=data_root, allow_altered=allow_altered)).value
+    data_res = resolve_with_profile(DataConfig, profile, flags=dict(symbols=split_list(symbols), timeframe=timeframe, data_root=data_root, allow_altered=allow_altered))
+    data = data_res.value
     if data.data_root is not None:
         data = dataclasses.replace(data, data_root=str(Path(data.data_root).expanduser().resolve()))
     fit_windows = resolved.sources["window_length"] == "default"  # shrink only a window the user did not ask for
@@ -71,8 +83,13 @@ def backtest(
     market_res = resolve_with_profile(MarketConfig, profile, flags=dict(allow_short=enable_shorting))
     with RichProgress() as progress:
         if checkpoint is not None:
-            report = run_checkpoint_backtest(checkpoint, data, cfg, split_cfg=split_cfg, out_dir=out_dir,
-                                             allow_mismatch=allow_mismatch, fit_windows=fit_windows, progress=progress)
+            path, note = resolve_checkpoint(checkpoint)
+            if note:
+                info(note)  # which file a bare best.pt / latest.pt / 'latest' named, before the replay
+            report = run_checkpoint_backtest(path, data, cfg, split_cfg=split_cfg, out_dir=out_dir,
+                                             allow_mismatch=allow_mismatch, data_sources=data_res.sources, fit_windows=fit_windows,
+                                             progress=progress)
+            report.source["resolved"] = note
             ignored = {k: v for k, v in market_res.sources.items() if v != "default"}
             if ignored:
                 # the checkpoint's own market (what it was trained under) is replayed; only flags override

@@ -127,11 +127,27 @@ def run(
             out.print(f"{s} settings: {path or 'defaults (no hyperparams file)'}" + (f" (model chosen by {chosen})" if chosen else ""), highlight=False, soft_wrap=True)
 
 
-def _eval_config(origins, step, horizon, quantiles, metric=None, test_frac=None):
+def _symbols(args: list[str] | None, command: str) -> tuple[str, ...]:
+    """Positional symbols, or a usage error (exit 2) naming what to pass."""
+    from mqc.core.errors import UsageError
+
+    symbols = symbols_from(args, None)
+    if not symbols:
+        raise UsageError(f"mqc forecast {command}: name at least one symbol", hint=f"e.g. mqc forecast {command} AAPL MSFT --models naive,ewma-vol (mqc data list shows the stored symbols)")
+    return symbols
+
+
+JointOpt = typer.Option(
+    None, "--joint-origins/--per-symbol-origins",
+    help="Score every model on the latest origins common to all symbols (same dates; RankIC on every origin) instead of each symbol's own.",
+)
+
+
+def _eval_config(origins, step, horizon, quantiles, metric=None, test_frac=None, joint_origins=None):
     from mqc.core.forecast.config import EvalConfig
     from mqc.core.profiles import resolve_with_profile
 
-    flags = {"origins": origins, "step": step, "horizons": _ints(horizon, "--horizon"), "quantile_levels": _levels(quantiles), "metric": metric, "test_frac": test_frac}
+    flags = {"origins": origins, "step": step, "horizons": _ints(horizon, "--horizon"), "quantile_levels": _levels(quantiles), "metric": metric, "test_frac": test_frac, "joint_origins": joint_origins}
     return resolve_with_profile(EvalConfig, state().profile, flags=flags).value
 
 
@@ -150,16 +166,29 @@ def _settings(models, frames, timeframe, model_path, hyperparams_dir, context_le
     return settings
 
 
-def _warn_origins(requested: int | None, used: int) -> None:
-    if requested is not None and used < requested:
-        warn(f"--origins {requested} asked for more origins than the common history allows: used {used}")
+def _warn_origins(result) -> None:
+    """Warn when a symbol (or the common history) holds fewer origins than ``--origins`` asked for."""
+    requested = result.requested_origins
+    if requested is None:
+        return
+    if result.grid.joint:
+        used = len(result.origins)
+        if used < requested:
+            warn(f"--origins {requested} asked for more origins than the common history allows: used {used}")
+        return
+    short = {s: n for s, n in result.grid.counts.items() if n < requested}
+    if short:
+        warn(f"--origins {requested} asked for more origins than the history allows: " + ", ".join(f"{s} used {n}" for s, n in short.items()))
 
 
 def _base_config(timeframe, model_path, hyperparams_dir, context_length=None, model=None, tokenizer_path=None):
     from mqc.core.forecast.config import ForecastConfig
+    from mqc.core.forecast.service import resolve_base
     from mqc.core.profiles import resolve_with_profile
 
     flags = {"timeframe": timeframe, "model_id": model_path, "tokenizer_path": tokenizer_path, "hyperparams_dir": hyperparams_dir, "context_length": context_length, "model": model}
+    if model is not None:  # tune: the model searched must exist (a bad --model is a usage error)
+        return resolve_base(state().profile, flags)
     return resolve_with_profile(ForecastConfig, state().profile, flags=flags).value
 
 
@@ -167,8 +196,9 @@ def _base_config(timeframe, model_path, hyperparams_dir, context_length=None, mo
 def eval_(
     symbols: list[str] = typer.Argument(None, help="Symbols to evaluate."),
     models: str = ModelsOpt,
-    origins: int = typer.Option(None, "--origins", help="Number of rolling origins (latest common bars)."),
+    origins: int = typer.Option(None, "--origins", help="Rolling origins per symbol (its latest usable bars)."),
     step: int = typer.Option(None, "--step", help="Bars between origins."),
+    joint_origins: bool = JointOpt,
     horizon: str = typer.Option(None, "--horizon", help="Horizons to score, e.g. 1,7."),
     quantiles: str = typer.Option(None, "--quantiles", help="Levels asked of every model."),
     timeframe: str = TfOpt,
@@ -179,24 +209,25 @@ def eval_(
     out_path: str = typer.Option(None, "--out", help="Results JSON (default: <runs dir>/forecast-eval/<time>.json)."),
     json_out: bool = JsonOpt,
 ) -> None:
-    """Rolling-origin, strictly causal evaluation of several models side by side (tuned per-symbol settings applied)."""
+    """Rolling-origin, strictly causal evaluation of several models side by side: each symbol on its own origins (tuned per-symbol settings applied)."""
     from mqc.core.forecast.service import load_frames
     from mqc.core.forecast.tuning import run_eval
 
-    ec = _eval_config(origins, step, horizon, quantiles)
+    ec = _eval_config(origins, step, horizon, quantiles, joint_origins=joint_origins)
     base = _base_config(timeframe, model_path, hyperparams_dir, context_length, tokenizer_path=tokenizer_path)
-    frames = load_frames(symbols_from(symbols, None), base.timeframe)
+    frames = load_frames(_symbols(symbols, "eval"), base.timeframe)
     settings = _settings(split_list(models) or (), frames, timeframe, model_path, hyperparams_dir, context_length, tokenizer_path, ec.quantile_levels)
     with RichProgress() as progress:
         result, path = run_eval(frames, settings.configs, ec, out=out_path, progress=progress, settings_files=settings.files)
-    _warn_origins(result.requested_origins, len(result.origins))
+    _warn_origins(result)
     info(f"results saved to {path}")
     if want_json(json_out):
         print_json({**result.to_dict(), "path": str(path)})
         return
-    from mqc.commands._forecast_view import eval_table
+    from mqc.commands._forecast_view import eval_tables
 
-    out.print(eval_table(result))
+    for table in eval_tables(result):
+        out.print(table)
 
 
 @app.command("tune")
@@ -214,7 +245,7 @@ def tune(
     hyperparams_dir: str = HpDirOpt,
     json_out: bool = JsonOpt,
 ) -> None:
-    """Search settings on validation origins, score the winner on test origins, write hyperparams/<model>/<SYMBOL>.json."""
+    """Search settings on validation origins, score the winner on test origins, write hyperparams/<model>/<SYMBOL>.<tf>.json."""
     from mqc.core.forecast.service import load_frames
     from mqc.core.forecast.tuning import parse_grid
     from mqc.core.forecast.tuning import tune as tune_core
@@ -238,7 +269,8 @@ def select(
     symbols: list[str] = typer.Argument(None, help="Symbols to choose a model for."),
     models: str = ModelsOpt,
     metric: str = typer.Option(None, "--metric", help=f"Metric deciding the choice: {', '.join(_PER_SYMBOL_METRICS)}.", callback=_choice(_PER_SYMBOL_METRICS, "--metric")),
-    origins: int = typer.Option(None, "--origins", help="Origins (validation + test)."),
+    origins: int = typer.Option(None, "--origins", help="Origins per symbol (validation + test)."),
+    joint_origins: bool = JointOpt,
     horizon: str = typer.Option(None, "--horizon", help="Horizons scored, e.g. 1,7."),
     timeframe: str = TfOpt,
     model_path: str = ModelPathOpt,
@@ -246,13 +278,13 @@ def select(
     hyperparams_dir: str = HpDirOpt,
     json_out: bool = JsonOpt,
 ) -> None:
-    """Pick each symbol's model on validation origins (tuned per-symbol settings applied) and write hyperparams/best/<SYMBOL>.json."""
+    """Pick each symbol's model on validation origins (tuned per-symbol settings applied) and write hyperparams/best/<SYMBOL>.<tf>.json."""
     from mqc.core.forecast.service import load_frames
     from mqc.core.forecast.tuning import select as select_core
 
-    ec = _eval_config(origins, None, horizon, None, metric)
+    ec = _eval_config(origins, None, horizon, None, metric, joint_origins=joint_origins)
     base = _base_config(timeframe, model_path, hyperparams_dir, tokenizer_path=tokenizer_path)
-    frames = load_frames(symbols_from(symbols, None), base.timeframe)
+    frames = load_frames(_symbols(symbols, "select"), base.timeframe)
     names = split_list(models) or ()
     settings = _settings(names, frames, timeframe, model_path, hyperparams_dir, None, tokenizer_path, ec.quantile_levels)
     with RichProgress() as progress:

@@ -7,7 +7,9 @@ usual permissions (0666 less the umask), like any file the user creates, so a te
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
+import math
 import os
 import secrets
 from collections.abc import Iterator
@@ -44,10 +46,13 @@ def staged_file(directory: str | os.PathLike[str], name: str = "staged") -> Iter
     the caller deciding to keep the file it already has) the temp file is deleted.
     """
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    staged = StagedFile(_create_temp(directory, f".{name}.", ".tmp"))
+    with _named_os_errors(directory):
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp = _create_temp(directory, f".{name}.", ".tmp")
+    staged = StagedFile(tmp)
     try:
-        yield staged
+        with _named_os_errors(directory):
+            yield staged
     finally:
         if staged.committed is None:
             staged.path.unlink(missing_ok=True)
@@ -77,6 +82,41 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
         staged.commit(target)
 
 
+@contextlib.contextmanager
+def _named_os_errors(path: Path) -> Iterator[None]:
+    """A full disk, a refused permission, ... while writing under ``path`` becomes a StorageError
+    naming it (the OS names no file for a failed ``write``); other errors pass unchanged, except that
+    any failure on a file system with (almost) no space left is reported as the full disk it is:
+    some writers hide ENOSPC (``torch.save``: "RuntimeError: ... unexpected pos 576 vs 534")."""
+    from mqc.core.errors import MqcError, storage_error
+
+    try:
+        yield
+    except OSError as exc:
+        err = storage_error(exc, path)
+        if err is None or err is exc:
+            raise
+        raise err from exc
+    except Exception as exc:
+        if isinstance(exc, MqcError) or not _almost_full(path):
+            raise
+        raise storage_error(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), path) from exc  # type: ignore[misc]
+
+
+_FULL_BELOW = 4 << 20  # bytes free under which a failed write is taken for a full disk
+
+
+def _almost_full(path: Path) -> bool:
+    for p in (path, *path.parents):
+        if p.exists():
+            try:
+                st = os.statvfs(p)
+            except (OSError, AttributeError):  # pragma: no cover - e.g. Windows
+                return False
+            return st.f_bavail * st.f_frsize < _FULL_BELOW
+    return False  # pragma: no cover
+
+
 def _fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -100,7 +140,27 @@ def write_text(target: str | os.PathLike[str], text: str) -> None:
 
 
 def write_json(target: str | os.PathLike[str], obj: Any, *, indent: int | None = 2) -> None:
-    write_text(target, json.dumps(obj, indent=indent, sort_keys=False, default=_json_default) + "\n")
+    """Write ``obj`` as strict JSON (see ``dumps``) atomically."""
+    write_text(target, dumps(obj, indent=indent) + "\n")
+
+
+def dumps(obj: Any, *, indent: int | None = None) -> str:
+    """Strict JSON text of ``obj``: NaN and +-inf become ``null`` (``json.dumps`` would write bare
+    ``NaN``/``Infinity`` tokens, which JSON parsers other than Python's reject); numpy values, paths
+    and datetimes as in ``_json_default``. Every JSON file and ``--json`` output goes through it."""
+    return json.dumps(_finite(obj), indent=indent, sort_keys=False, default=_json_default, allow_nan=False)
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if type(obj).__module__ == "numpy" and hasattr(obj, "tolist"):
+        return _finite(obj.tolist())
+    return obj
 
 
 def _json_default(obj: Any) -> Any:
@@ -120,8 +180,12 @@ def _json_default(obj: Any) -> Any:
 def append_line(target: str | os.PathLike[str], line: str) -> None:
     """Append one line and fsync: used for jsonl logs and ledgers, where a torn last line is skipped."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target, "a", encoding="utf-8") as fh:
+    with _named_os_errors(target), open(_parent_made(target), "a", encoding="utf-8") as fh:
         fh.write(line.rstrip("\n") + "\n")
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def _parent_made(target: Path) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return target

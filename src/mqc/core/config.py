@@ -6,7 +6,8 @@ A value resolves, lowest to highest, from:
     defaults < hyperparams file < profile < MQC_<TABLE>_<FIELD> environment < CLI flags
 
 and ``resolve`` reports where each value came from, so ``mqc profile show`` can print it.
-Unknown tables and keys are errors with a "did you mean" suggestion.
+Unknown tables and keys are errors with a "did you mean" suggestion, and so are ``MQC_*`` variables
+mqc does not read (checked whenever a config is resolved).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib
+import math
 import os
 import types
 import typing
@@ -39,7 +41,12 @@ CONFIG_MODULES: tuple[str, ...] = (
 
 
 def config_table(name: str):
-    """Class decorator registering a frozen config dataclass under a profile table name."""
+    """Class decorator registering a frozen config dataclass under a profile table name.
+
+    Every registered table also gets ``check_values`` (finite numbers, integers in range, the
+    fields' ``min``/``max`` metadata) before its own ``__post_init__`` invariants run, so no table
+    can accept ``nan``, ``inf`` or ``1e29`` steps by forgetting a check.
+    """
 
     def wrap(cls: type[T]) -> type[T]:
         if not dataclasses.is_dataclass(cls):
@@ -49,9 +56,67 @@ def config_table(name: str):
             raise TypeError(f"config table {name!r} registered twice ({existing.__name__}, {cls.__name__})")
         _TABLES[name] = cls
         cls.__config_table__ = name  # type: ignore[attr-defined]
+        _install_value_checks(cls)
         return cls
 
     return wrap
+
+
+# No count or size mqc uses comes near this; larger integers overflow numpy/torch (int64).
+INT_LIMIT = 2**63 - 1
+
+
+def _install_value_checks(cls: type) -> None:
+    own = cls.__dict__.get("__post_init__") or getattr(cls, "__post_init__", None)
+    if own is not None:
+        # the dataclass __init__ calls __post_init__: check the values first, then the invariants
+        def __post_init__(self: Any) -> None:
+            check_values(self)
+            own(self)
+
+        cls.__post_init__ = __post_init__  # type: ignore[attr-defined]
+        return
+    init = cls.__init__
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        check_values(self)
+
+    cls.__init__ = __init__  # type: ignore[method-assign]
+
+
+def _hint(table: str, name: str) -> str:
+    return f"fix the option that sets it, [{table}] {name} in the profile, or {env_name(table, name)}"
+
+
+def _bound(v: float) -> str:
+    return f"{v:,}" if isinstance(v, int) else f"{v:,g}"
+
+
+def check_values(obj: Any) -> None:
+    """Value checks every config table shares: each number finite, each integer within
+    ``INT_LIMIT``, and within the field's ``metadata["min"]``/``["max"]`` when it declares them.
+
+    Raises:
+        ConfigError: naming ``table.field``, the value and where to fix it.
+    """
+    table = getattr(type(obj), "__config_table__", type(obj).__name__)
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        items = value if isinstance(value, (tuple, list)) else (value,)
+        for v in items:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                continue
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ConfigError(f"{table}.{f.name} must be a finite number, got {v}", hint=_hint(table, f.name))
+            shown = f"{v:g}" if isinstance(v, float) or abs(v) >= 10**12 else str(v)
+            lo, hi = f.metadata.get("min"), f.metadata.get("max")
+            if lo is not None and v < lo:
+                raise ConfigError(f"{table}.{f.name} must be at least {_bound(lo)}, got {shown}", hint=_hint(table, f.name))
+            if hi is not None and v > hi:
+                raise ConfigError(f"{table}.{f.name} must be at most {_bound(hi)}, got {shown}", hint=_hint(table, f.name))
+            if isinstance(v, int) and abs(v) > INT_LIMIT:
+                raise ConfigError(f"{table}.{f.name} is out of range (at most {INT_LIMIT:,}), got {shown}", hint=_hint(table, f.name))
 
 
 def known_tables() -> dict[str, type]:
@@ -174,6 +239,35 @@ def env_name(table: str, field: str) -> str:
     return f"MQC_{table.upper()}_{field.upper()}"
 
 
+# MQC_* variables that are not MQC_<TABLE>_<FIELD> settings (paths, the profile, tracebacks).
+OTHER_VARIABLES: frozenset[str] = frozenset({"MQC_PROFILE", "MQC_DEBUG", "MQC_CONFIG_DIR", "MQC_DATA_DIR", "MQC_CACHE_DIR", "MQC_RUNS_DIR"})
+
+
+def known_variables() -> set[str]:
+    """Every ``MQC_*`` environment variable mqc reads."""
+    return {env_name(t, f) for t, cls in known_tables().items() for f in field_types(cls)} | OTHER_VARIABLES
+
+
+def check_env(env: Mapping[str, str] | None = None) -> None:
+    """A misspelt ``MQC_*`` variable is an error, not silently ignored (like an unknown profile key).
+
+    Raises:
+        ConfigError: an ``MQC_*`` name mqc does not read, with a "did you mean".
+    """
+    env = os.environ if env is None else env
+    unknown = sorted(k for k in env if k.startswith("MQC_"))
+    if not unknown:
+        return
+    known = known_variables()
+    for name in unknown:
+        if name not in known:
+            raise ConfigError(
+                f"unknown environment variable {name}{did_you_mean(name, known)}",
+                hint=f"fix its name or unset it (unset {name}); a setting is MQC_<TABLE>_<FIELD> of a profile "
+                "table and key, e.g. MQC_TRAIN_STEPS for train.steps",
+            )
+
+
 def resolve(
     cls: type[T],
     *,
@@ -191,6 +285,7 @@ def resolve(
     table = table_name(cls)
     types_ = field_types(cls)
     env = os.environ if env is None else env
+    check_env(env)
     values: dict[str, Any] = {}
     sources = {name: "default" for name in types_}
     layers: list[tuple[str, Mapping[str, Any]]] = []

@@ -6,6 +6,9 @@ message as one red line and the hint beneath it; nothing else in core formats er
 
 from __future__ import annotations
 
+import errno as _errno
+import os
+
 
 class MqcError(Exception):
     """Base class of every domain error mqc raises on purpose."""
@@ -68,3 +71,59 @@ def require(module: str, extra: str, package: str | None = None):
         return importlib.import_module(module)
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise DependencyMissing(f"optional dependency {module!r} is not installed", hint=install_hint(module, extra, package)) from exc
+
+
+class StorageError(MqcError, OSError):
+    """The file system refused a read or write that the user can fix: disk full, quota, permission,
+    read-only file system, too many open files, a path through a regular file."""
+
+
+# errno -> (what happened, the fix, the way around it: another directory). "{var}" is the MQC_*_DIR
+# variable behind the path; without one the way around is phrased without it (or left out).
+_STORAGE_ERRNOS: dict[int, tuple[str, str, str]] = {
+    _errno.ENOSPC: ("no space left on device", "free space on that file system", "set {var} to a directory on another disk"),
+    _errno.EDQUOT: ("disk quota exceeded", "free space within your quota", "set {var} to a directory on another disk"),
+    _errno.EACCES: ("permission denied", "check its permissions for this user (ls -ld, chmod/chown)", "set {var} to a directory you can write"),
+    _errno.EPERM: ("operation not permitted", "check its permissions for this user (ls -ld, chmod/chown)", "set {var} to a directory you can write"),
+    _errno.EROFS: ("read-only file system", "write to a writable file system", "set {var} to a directory on a writable file system"),
+    _errno.ENOTDIR: ("a part of the path is a file, not a directory", "use a path that does not pass through a file", "set {var} to such a directory"),
+    _errno.EMFILE: ("too many open files", "raise the open-file limit (e.g. ulimit -n 4096) and rerun", ""),
+    _errno.ENFILE: ("too many open files in the system", "close other programs or raise the system's open-file limit, then rerun", ""),
+}
+# Only about the directory an MQC_*_DIR variable names (or a parent of it): it cannot be made there.
+_ROOT_ERRNOS: dict[int, tuple[str, str, str]] = {
+    _errno.ENOENT: ("cannot be created here", "", "set {var} to a directory that exists or can be created"),
+    _errno.EEXIST: ("exists and is not a directory", "remove that file", "set {var} to a directory"),
+}
+
+
+def storage_error(exc: OSError, path: str | os.PathLike[str] | None = None) -> StorageError | None:
+    """``exc`` as a StorageError naming the file and the fix, or None when it is not the user's to fix.
+
+    Args:
+        exc: the error the operating system raised.
+        path: the file or directory being written, when ``exc`` does not name one (a full disk on
+            ``write`` has no file name).
+
+    Returns:
+        The StorageError to raise (``raise err from exc``), or None for any other OSError.
+    """
+    if isinstance(exc, StorageError):
+        return exc
+    from mqc.core import paths
+
+    where = exc.filename if exc.filename is not None else path
+    variable = paths.variable_for(where) if where is not None else None
+    table = _STORAGE_ERRNOS
+    if exc.errno in _ROOT_ERRNOS and variable is not None and paths.is_root_or_above(where, variable):
+        table = _ROOT_ERRNOS
+    if exc.errno not in table:
+        return None
+    what, fix, around = table[exc.errno]
+    message = f"{where}: {what}" if where is not None else what
+    if variable:
+        message += f" ({variable}={os.environ[variable]})" if variable in os.environ else f" (the {variable} directory)"
+    hint = ", or ".join(part for part in (fix, around.format(var=variable) if variable and around else "") if part)
+    err = StorageError(message, hint=hint)
+    err.errno = exc.errno  # (not strerror/filename: OSError's str() would then replace the message)
+    return err

@@ -9,9 +9,28 @@ from pathlib import Path
 APP = "mqc"
 
 
-def _dir(env: str, default: str) -> Path:
+def _dir(env: str, default: str, *, check: bool = True) -> Path:
     value = os.environ.get(env)
-    return Path(value).expanduser() if value else Path(default)
+    if not value:
+        return Path(default)
+    path = Path(value).expanduser()
+    if check:
+        _check_dir_variable(env, path)
+    return path
+
+
+def _check_dir_variable(env: str, path: Path) -> None:
+    """A directory variable that leads through a regular file can never work: say so up front (reads
+    would otherwise find an "empty" catalog, writes fail deep inside a command)."""
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                from mqc.core.errors import ConfigError
+
+                where = "is a file" if p == path else f"passes through the file {p}"
+                raise ConfigError(f"{env}={os.environ[env]}: the path {where}, not a directory",
+                                  hint=f"set {env} to a directory (it is created when missing), or unset it")
+            return
 
 
 def config_dir() -> Path:
@@ -38,6 +57,43 @@ def cache_dir() -> Path:
 def runs_dir() -> Path:
     """Default parent of training and backtest run directories. Override: ``MQC_RUNS_DIR``."""
     return _dir("MQC_RUNS_DIR", str(data_dir() / "runs"))
+
+
+# The directory variables (the runs dir defaults to a folder of the data dir).
+DIR_VARIABLES: tuple[str, ...] = ("MQC_CONFIG_DIR", "MQC_DATA_DIR", "MQC_CACHE_DIR", "MQC_RUNS_DIR")
+
+
+def _var_dirs() -> dict[str, Path]:
+    """The directory behind each variable, unchecked (used while reporting an error about them)."""
+    import platformdirs
+
+    data = _dir("MQC_DATA_DIR", platformdirs.user_data_dir(APP), check=False)
+    return {"MQC_RUNS_DIR": _dir("MQC_RUNS_DIR", str(data / "runs"), check=False),
+            "MQC_CACHE_DIR": _dir("MQC_CACHE_DIR", platformdirs.user_cache_dir(APP), check=False),
+            "MQC_CONFIG_DIR": _dir("MQC_CONFIG_DIR", platformdirs.user_config_dir(APP), check=False), "MQC_DATA_DIR": data}
+
+
+def _absolute(path: str | os.PathLike[str]) -> Path:
+    return Path(os.path.abspath(Path(path).expanduser()))
+
+
+def variable_for(path: str | os.PathLike[str]) -> str | None:
+    """The ``MQC_*_DIR`` variable behind ``path``: the most specific directory holding it, else (for a
+    parent of the directories, e.g. one that cannot be created) a variable the environment sets."""
+    target = _absolute(path)
+    roots = {name: _absolute(root) for name, root in _var_dirs().items()}
+    holding = [name for name, root in roots.items() if target.is_relative_to(root)]
+    if holding:
+        return max(holding, key=lambda name: len(roots[name].parts))
+    above = [name for name, root in roots.items() if root.is_relative_to(target)]
+    # a variable the user set beats one derived from it (the runs dir lies below the data dir)
+    above.sort(key=lambda name: (name not in os.environ, len(roots[name].parts)))
+    return above[0] if above else None
+
+
+def is_root_or_above(path: str | os.PathLike[str], variable: str) -> bool:
+    """True when ``path`` is the directory of ``variable`` itself or one of its parents."""
+    return _absolute(_var_dirs()[variable]).is_relative_to(_absolute(path))
 
 
 def profiles_dir() -> Path:

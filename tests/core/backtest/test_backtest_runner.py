@@ -268,7 +268,7 @@ def test_weights_file_errors(synth, tmp_path):
     ts = frames["SYN0"]["timestamp"]
     unknown = tmp_path / "u.csv"
     unknown.write_text(f"timestamp,SYN0,ZZZ\n{ts[1]:%Y-%m-%d},0.5,0.5\n")
-    with pytest.raises(DataError, match="unknown symbol"):
+    with pytest.raises(DataError, match="column.s. ZZZ are not among the loaded symbols SYN0, SYN1"):
         run_weights_backtest(unknown, DataConfig(data_root=str(root), symbols=("SYN0", "SYN1")), FAST, write=False)
     misaligned = tmp_path / "m.csv"
     misaligned.write_text(f"timestamp,SYN0\n{ts[1]:%Y-%m-%d} 13:30,0.5\n")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from mqc.core.forecast.calendar import future_timestamps, learn_calendar
@@ -67,38 +66,20 @@ def test_batch_shares_calendars_only_between_identical_histories(synth):
 
 def _nyse_daily(start: str, end: str) -> pd.DatetimeIndex:
     """Weekdays without NYSE closures, as a real US equity daily file has them."""
-    from mqc.core.forecast.calendar import nyse_closed_days
+    from mqc.core.calendar import exchange_calendar
 
     days = pd.bdate_range(start, end, tz="UTC")
-    closed = nyse_closed_days(days[0].year, days[-1].year)
-    return days[~np.isin(days.tz_localize(None).as_unit("ns").asi8 // 86_400_000_000_000, closed)]
+    day_no = days.tz_localize(None).as_unit("ns").asi8 // 86_400_000_000_000
+    return days[~exchange_calendar("XNYS").is_closed(day_no)]
 
 
 def _dates(idx: pd.DatetimeIndex) -> list[str]:
     return [t.strftime("%Y-%m-%d") for t in idx]
 
 
-def test_nyse_closures_follow_the_exchange_rules():
-    from mqc.core.forecast.calendar import nyse_closed_days
-
-    def closed(year: int) -> list[str]:
-        days = nyse_closed_days(year, year)
-        return sorted(pd.Timestamp(d * 86_400_000_000_000).strftime("%m-%d") for d in days)
-
-    # 2025: New Year, Carter's day of mourning, MLK, Presidents, Good Friday, Memorial, Juneteenth,
-    # Independence, Labor, Thanksgiving, Christmas.
-    assert closed(2025) == ["01-01", "01-09", "01-20", "02-17", "04-18", "05-26", "06-19", "07-04", "09-01", "11-27", "12-25"]
-    # 2022: New Year's Day on a Saturday is not observed; Juneteenth (Sunday) -> Monday 06-20;
-    # Christmas (Sunday) -> Monday 12-26.
-    assert closed(2022) == ["01-17", "02-21", "04-15", "05-30", "06-20", "07-04", "09-05", "11-24", "12-26"]
-    assert "07-03" in closed(2026)  # July 4th on a Saturday closes Friday
-    assert "06-19" not in closed(2021)  # before Juneteenth was an exchange holiday
-    assert "01-19" not in closed(1997) and "01-19" in closed(1998)  # MLK from 1998
-
-
 def test_daily_us_equity_skips_exchange_holidays():
     ts = _nyse_daily("2023-06-01", "2025-11-26")  # last bar Wednesday before Thanksgiving
-    assert learn_calendar(ts).nyse_holidays
+    assert learn_calendar(ts).exchange == "XNYS"
     assert _dates(future_timestamps(ts, 3)) == ["2025-11-28", "2025-12-01", "2025-12-02"]
     ts = _nyse_daily("2023-06-01", "2025-12-23")
     assert _dates(future_timestamps(ts, 8)) == ["2025-12-24", "2025-12-26", "2025-12-29", "2025-12-30", "2025-12-31", "2026-01-02", "2026-01-05", "2026-01-06"]
@@ -107,12 +88,12 @@ def test_daily_us_equity_skips_exchange_holidays():
 def test_history_with_bars_on_holidays_keeps_its_own_calendar():
     # Plain weekdays (a market that trades US holidays, or filled holiday rows): no NYSE closures.
     ts = pd.bdate_range("2023-06-01", "2025-11-26", tz="UTC")
-    assert not learn_calendar(ts).nyse_holidays
+    assert learn_calendar(ts).exchange is None
     assert _dates(future_timestamps(ts, 2)) == ["2025-11-27", "2025-11-28"]
     # Another exchange's time zone, or crypto: no NYSE closures either.
     nyse = _nyse_daily("2023-06-01", "2025-11-26")
-    assert not learn_calendar(nyse, tz="Europe/London").nyse_holidays
-    assert not learn_calendar(nyse, asset_class="crypto").nyse_holidays
+    assert learn_calendar(nyse, tz="Europe/London").exchange is None
+    assert learn_calendar(nyse, asset_class="crypto").exchange is None
 
 
 def test_hourly_us_equity_sessions_skip_exchange_holidays():
@@ -121,15 +102,6 @@ def test_hourly_us_equity_sessions_skip_exchange_holidays():
     local = [t.strftime("%m-%d %H") for t in out.tz_convert("America/New_York")]
     # Not Thanksgiving; the day after closes at 1 pm, so its last hourly bar starts at 12:00.
     assert local == ["11-28 09", "11-28 10", "11-28 11", "11-28 12", "12-01 09", "12-01 10", "12-01 11", "12-01 12"]
-
-
-def test_nyse_early_closes():
-    from mqc.core.forecast.calendar import nyse_early_close_days
-
-    days = [pd.Timestamp(d * 86_400_000_000_000).strftime("%Y-%m-%d") for d in nyse_early_close_days(2024, 2026)]
-    # July 3 on Mon-Thu, the day after Thanksgiving, Christmas Eve on Mon-Thu (2026: July 3 is the
-    # observed Independence Day, a full closure, and Dec 24 is a Thursday).
-    assert days == ["2024-07-03", "2024-11-29", "2024-12-24", "2025-07-03", "2025-11-28", "2025-12-24", "2026-11-27", "2026-12-24"]
 
 
 def test_real_us_equity_calendars_predict_the_next_bars_exactly(shared_ohlcv):
@@ -153,3 +125,14 @@ def test_one_off_closures_only_once_they_could_be_known():
     # President Carter died on 2024-12-29; the 2025-01-09 closure is known from then on.
     assert "2025-01-09" in _dates(future_timestamps(_nyse_daily("2023-06-01", "2024-12-27"), 9))
     assert "2025-01-09" not in _dates(future_timestamps(_nyse_daily("2023-06-01", "2025-01-06"), 4))
+
+
+def test_exchange_calendar_closures_the_old_rules_missed():
+    # Nixon died on 1994-04-22 and the NYSE closed for his funeral on the 27th: known by the 26th.
+    assert _dates(future_timestamps(_nyse_daily("1993-01-04", "1994-04-26"), 2)) == ["1994-04-28", "1994-04-29"]
+    # Hurricane Gloria (1985-09-27) was not announced the day before: a forecast still expects the bar.
+    assert _dates(future_timestamps(_nyse_daily("1984-06-01", "1985-09-26"), 1)) == ["1985-09-27"]
+    # The Friday after a Thursday July 4th closed at 1 pm in 2002 (not only July 3 on Mon-Thu).
+    ts = _hourly_sessions(_nyse_daily("2002-04-01", "2002-07-03").tz_localize(None))
+    local = [t.strftime("%m-%d %H") for t in future_timestamps(ts, 5).tz_convert("America/New_York")]
+    assert local == ["07-05 09", "07-05 10", "07-05 11", "07-05 12", "07-08 09"]

@@ -111,3 +111,28 @@ def test_eval_never_leaks_later_bars_into_earlier_origins(tiny_chronos2, synth, 
         # all symbols of one origin still share a call: that is the cross-learning asked for
         solo = evaluate({s: frames[s] for s in list(frames)[:1]}, {"c": cfg}, ec)
         assert not np.allclose(solo.predictions["c"][:, 0], res.predictions["c"][:, 0])
+
+
+def test_cross_learning_alone_gets_joint_origins(tiny_chronos2, synth):
+    """Chronos-2 with cross-learning reads the other symbols at each origin: common origins for it only."""
+    from mqc.core.errors import DataError
+    from mqc.core.forecast.config import EvalConfig
+    from mqc.core.forecast.evaluation import evaluate
+
+    f = synth(n_assets=2, n_bars=260, seed=8)
+    frames = {"A": f["SYN0"], "B": f["SYN1"].iloc[:-40].reset_index(drop=True)}  # B ends 40 bars earlier
+    ec = EvalConfig(origins=6, horizons=(1,), chunk=8)
+    models = {
+        "x": ForecastConfig(model="chronos2", model_id=str(tiny_chronos2), context_length=64, cross_learning=True),
+        "solo": ForecastConfig(model="chronos2", model_id=str(tiny_chronos2), context_length=64),
+        "naive": ForecastConfig(model="naive"),
+    }
+    res = evaluate(frames, models, ec)
+    assert res.origin_modes == {"x": "joint (shares across series)", "solo": "per-symbol", "naive": "per-symbol"}
+    assert res.grids["x"].timestamps[-1] == frames["B"]["timestamp"].iloc[-2]  # B's last usable bar, for both symbols
+    assert res.grids["solo"].timestamps_of("A")[-1] == frames["A"]["timestamp"].iloc[-2]
+    apart = {"A": f["SYN0"].iloc[:120].reset_index(drop=True), "B": f["SYN1"].iloc[140:].reset_index(drop=True)}
+    assert evaluate(apart, {"solo": models["solo"]}, ec).grid.counts == {"A": 6, "B": 6}
+    with pytest.raises(DataError, match="no common origin for A, B") as err:
+        evaluate(apart, {"x": models["x"]}, ec)
+    assert "cross_learning = false" in err.value.hint

@@ -117,3 +117,27 @@ def test_sampling_chronos_follows_its_seed(toy_checkpoints, synth):
     b = _model("chronos", toy_checkpoints["chronos"], seed=1).predict(frames, 4, LEVELS)
     s = next(iter(frames))
     assert not np.array_equal(a[s].quantiles, b[s].quantiles)
+
+
+@pytest.mark.parametrize(("name", "repo"), [("chronos-bolt", "amazon/chronos-bolt-small"), ("chronos", "amazon/chronos-t5-small"), ("chronos2", "amazon/chronos-2")])
+def test_missing_weights_hint_names_the_variants_own_repo(name, repo, tmp_path):
+    from mqc.core.errors import ArtifactNotFound
+
+    cfg = ForecastConfig(model=name)  # model_id left at its default
+    assert cfg.model_id == repo
+    with pytest.raises(ArtifactNotFound) as exc:
+        base.create(name, config=cfg)
+    assert f"hf download {repo} --local-dir" in exc.value.hint
+    with pytest.raises(ArtifactNotFound) as exc:  # a local path that is missing: the variant's repo too
+        base.create(name, config=ForecastConfig(model=name, model_id=str(tmp_path / "nope")))
+    assert f"hf download {repo} " in exc.value.hint
+
+
+def test_weights_of_another_variant_are_refused_naming_the_right_model(toy_checkpoints):
+    from mqc.core.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="expects ChronosBoltPipeline weights") as exc:
+        _model("chronos-bolt", toy_checkpoints["chronos"])
+    assert "--model chronos for these weights" in exc.value.hint and "amazon/chronos-bolt-small" in exc.value.hint
+    with pytest.raises(CheckpointError, match="expects Chronos2Pipeline weights"):
+        _model("chronos2", toy_checkpoints["chronos-bolt"])

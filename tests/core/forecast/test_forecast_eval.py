@@ -63,7 +63,7 @@ def test_tune_writes_validated_hyperparams(synth, tmp_path):
     base = ForecastConfig(model="ewma-vol", window=60, hyperparams_dir=str(tmp_path))
     res = tune(frames, "SYN0", base, EC, {"ewma_lambda": (0.9, 0.97)})
     hp = hyperparams.load(res.path)
-    assert res.path == tmp_path / "ewma-vol" / "SYN0.json"
+    assert res.path == tmp_path / "ewma-vol" / "SYN0.1d.json"
     assert hp.config["ewma_lambda"] in (0.9, 0.97) and hp.validation["metric"] == "crps"
     assert hp.windows["validation"]["last_origin"] < hp.windows["test"]["first_origin"]
 
@@ -72,7 +72,7 @@ def test_select_writes_best_records(synth, tmp_path):
     frames = synth(n_assets=2, n_bars=260, seed=3)
     res = select(frames, ["naive", "ewma-vol"], ForecastConfig(window=60, hyperparams_dir=str(tmp_path)), EC)
     for s in frames:
-        rec = hyperparams.load(tmp_path / "best" / f"{s}.json")
+        rec = hyperparams.load(tmp_path / "best" / f"{s}.1d.json")
         assert rec.model == res.choices[s]["model"] == "ewma-vol"  # naive has no spread: far worse CRPS
 
 
@@ -81,7 +81,7 @@ def test_malformed_hyperparams_name_the_key(tmp_path):
     p.parent.mkdir(parents=True)
     p.write_text(json.dumps({"symbol": "AAPL", "model": "chronos2", "config": {"context_lenght": 512}}))
     with pytest.raises(ConfigError, match="unknown key 'context_lenght'; did you mean 'context_length'"):
-        hyperparams.find("chronos2", "AAPL", str(tmp_path))
+        hyperparams.find("chronos2", "AAPL", "1d", str(tmp_path))
     p.write_text(json.dumps({"symbol": "AAPL", "model": "chronos2", "config": {"batch_size": "big"}}))
     with pytest.raises(ConfigError, match="config.batch_size"):
         hyperparams.load(p)
@@ -199,10 +199,10 @@ def test_select_scores_and_records_the_tuned_settings(synth, tmp_path):
     settings = model_settings(["naive", "ewma-vol"], list(frames), flags={"hyperparams_dir": str(tmp_path)}, quantile_levels=EC.quantile_levels)
     assert settings.configs["ewma-vol"]["SYN0"].ewma_lambda == 0.9 and settings.configs["ewma-vol"]["SYN1"].ewma_lambda == 0.94
     res = select(frames, ["naive", "ewma-vol"], ForecastConfig(hyperparams_dir=str(tmp_path)), EC, settings=settings)
-    rec = hyperparams.load(tmp_path / "best" / "SYN0.json")
+    rec = hyperparams.load(tmp_path / "best" / "SYN0.1d.json")
     assert rec.model == "ewma-vol" and rec.config["ewma_lambda"] == 0.9 and rec.config["window"] == 60
     assert rec.metadata["settings_file"] == str(tuned) == res.choices["SYN0"]["settings_file"]
-    assert hyperparams.load(tmp_path / "best" / "SYN1.json").config["ewma_lambda"] == 0.94
+    assert hyperparams.load(tmp_path / "best" / "SYN1.1d.json").config["ewma_lambda"] == 0.94
     with pytest.raises(ConfigError, match="'best' is not a model"):
         model_settings(["best"], ["SYN0"])
 
@@ -235,3 +235,92 @@ def test_unset_season_is_learned_per_symbol_from_bars_before_the_first_origin(sy
     res3 = evaluate({"EQ": eq, "LATE": late}, _cfgs(["seasonal-naive"]), EC)
     cfg = res3.configs["seasonal-naive"]
     assert cfg.get("per_symbol", {"LATE": cfg})["LATE"]["season_length"] == 5
+
+
+def _apart(synth, n_bars=500, cut=220):
+    """Two symbols whose histories do not overlap: A = the first ``cut`` bars of one path, B = the rest of another."""
+    f = synth(n_assets=2, n_bars=n_bars, seed=11)
+    return {"A": f["SYN0"].iloc[:cut].reset_index(drop=True), "B": f["SYN1"].iloc[cut + 20 :].reset_index(drop=True)}
+
+
+def test_univariate_models_use_each_symbols_own_origins(synth):
+    from mqc.core.errors import DataError
+
+    frames = _apart(synth)
+    assert frames["A"]["timestamp"].iloc[-1] < frames["B"]["timestamp"].iloc[0]
+    res = evaluate(frames, _cfgs(["naive", "ewma-vol"]), EC)
+    assert res.grid.counts == {"A": 40, "B": 40} and not res.grid.joint
+    assert set(res.origin_modes.values()) == {"per-symbol"}
+    for s, df in frames.items():
+        ts = res.grid.timestamps_of(s)
+        assert ts[-1] == df["timestamp"].iloc[-1 - EC.max_horizon]  # the symbol's own latest usable bar
+        alone = evaluate({s: df}, _cfgs(["naive", "ewma-vol"]), EC)  # each symbol scored as if evaluated alone
+        mine = [{k: v for k, v in r.items() if k != "symbol"} for r in res.per_symbol if r["symbol"] == s]
+        assert mine == [{k: v for k, v in r.items() if k != "rank_ic"} | {"rank_ic": None} for r in alone.rows]
+    pooled = next(r for r in res.rows if r["model"] == "ewma-vol" and r["horizon"] == 1)
+    parts = [r for r in res.per_symbol if r["model"] == "ewma-vol" and r["horizon"] == 1]
+    assert pooled["n"] == 80 and pooled["crps"] == pytest.approx(np.mean([r["crps"] for r in parts]))
+    assert pooled["rank_ic"] is None  # no origin is shared: no cross-section
+    d = res.to_dict()
+    assert d["origins"]["mode"] == "per-symbol" and d["origins"]["per_symbol"]["A"]["n"] == 40
+    with pytest.raises(DataError, match="no common origin for A, B") as err:
+        evaluate(frames, _cfgs(["naive"]), EvalConfig(origins=40, horizons=(1, 3), joint_origins=True))
+    assert "--joint-origins" in err.value.hint
+
+
+def test_symbols_with_fewer_origins_are_pooled_by_their_count(synth):
+    f = synth(n_assets=2, n_bars=400, seed=12)
+    frames = {"LONG": f["SYN0"], "SHORT": f["SYN1"].iloc[-60:].reset_index(drop=True)}
+    res = evaluate(frames, _cfgs(["ewma-vol"]), EvalConfig(origins=100, horizons=(1,)))
+    n_short = 60 - 32 + 1 - 1  # bars with 32 of context before and 1 after
+    assert res.grid.counts == {"LONG": 100, "SHORT": n_short}
+    parts = {r["symbol"]: r for r in res.per_symbol}
+    pooled = res.rows[0]
+    assert pooled["n"] == 100 + n_short
+    assert pooled["mae"] == pytest.approx((parts["LONG"]["mae"] * 100 + parts["SHORT"]["mae"] * n_short) / (100 + n_short))
+    assert np.isnan(res.predictions["ewma-vol"][: 100 - n_short, 1]).all() and np.isfinite(res.predictions["ewma-vol"][100 - n_short :, 1]).all()
+
+
+def _sharing_factory(name, cfg):
+    from mqc.core.forecast import base
+
+    m = base.create(name, config=cfg)
+    if name == "drift":
+        m.shares_across_series = True  # stands in for Chronos-2 cross-learning
+    return m
+
+
+def test_only_models_that_share_across_series_get_joint_origins(synth):
+    from mqc.core.errors import DataError
+
+    f = synth(n_assets=2, n_bars=300, seed=13)
+    frames = {"A": f["SYN0"], "B": f["SYN1"].iloc[:-50].reset_index(drop=True)}  # overlapping, B ends 50 bars earlier
+    res = evaluate(frames, _cfgs(["ewma-vol", "drift"]), EC, factory=_sharing_factory)
+    assert res.origin_modes == {"ewma-vol": "per-symbol", "drift": "joint (shares across series)"}
+    joint = res.grids["drift"]
+    assert joint.joint and (joint.stamps == joint.stamps[:, :1]).all() and joint.timestamps[-1] == frames["B"]["timestamp"].iloc[-1 - 3]
+    assert res.grids["ewma-vol"].timestamps_of("A")[-1] == frames["A"]["timestamp"].iloc[-1 - 3]
+    assert set(res.to_dict()["joint_origins_by_model"]) == {"drift"}
+    with pytest.raises(DataError, match="no common origin") as err:
+        evaluate(_apart(synth), _cfgs(["ewma-vol", "drift"]), EC, factory=_sharing_factory)
+    assert "drift share(s) information across the symbols" in err.value.hint
+
+
+def test_select_and_tune_on_histories_that_do_not_overlap(synth, tmp_path):
+    frames = _apart(synth, n_bars=700, cut=320)
+    base_cfg = ForecastConfig(window=60, hyperparams_dir=str(tmp_path))
+    res = select(frames, ["naive", "ewma-vol"], base_cfg, EC)
+    assert res.origins == "per-symbol" and set(res.choices) == {"A", "B"}
+    for s, df in frames.items():
+        rec = hyperparams.load(tmp_path / "best" / f"{s}.1d.json")
+        w = rec.windows
+        first, last = df["timestamp"].iloc[0].isoformat(), df["timestamp"].iloc[-1].isoformat()
+        assert first <= w["validation"]["first_origin"] < w["validation"]["last_origin"] < w["test"]["first_origin"] <= last
+    t = tune(frames, "B", dataclasses_replace(base_cfg, model="ewma-vol"), EC, {"ewma_lambda": (0.9, 0.97)})
+    assert hyperparams.load(t.path).windows["test"]["last_origin"] == frames["B"]["timestamp"].iloc[-1 - 3].isoformat()
+
+
+def dataclasses_replace(cfg, **kw):
+    import dataclasses
+
+    return dataclasses.replace(cfg, **kw)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from enum import StrEnum
 from typing import Any
 
 import typer
+from rich.markup import escape
 
-from mqc.commands._console import RichProgress, out, print_json, state, want_json
+from mqc.commands._console import RichProgress, err, out, print_json, state, want_json
 from mqc.commands._options import AllowAlteredOpt as AllowAlteredOpt  # re-exported: shared with mqc backtest
 from mqc.commands._options import split_list
 
@@ -146,15 +149,36 @@ def run_training(
     kind: str, data_flags: dict[str, Any], market_flags: dict[str, Any], cost_bps: float | None,
     train_flags: dict[str, Any], resume: str | None, quiet: bool, json_out: bool,
 ) -> None:
-    """Resolve the tables, train (or resume) with a Rich progress bar, render the result."""
-    from mqc.core.config import table_name
-    from mqc.core.profiles import resolve_with_profile
-    from mqc.core.train import api
+    """Resolve the tables, train (or resume) with a Rich progress bar, render the result.
 
+    Ctrl-C prints where the run stopped and the ``--resume`` command (``say_how_to_resume``)."""
     check_resume(kind, resume, {**data_flags, **market_flags, "cost_bps": cost_bps, **train_flags})
     resolved = {} if resume else resolve_common(data_flags, market_flags, cost_bps)
     if quiet:
         state().quiet = True
+    with say_how_to_resume():
+        result = _fit(kind, resolved, train_flags, resume)
+    render(result, json_out)
+
+
+@contextlib.contextmanager
+def say_how_to_resume() -> Iterator[None]:
+    """On Ctrl-C print where the run stopped and the ``--resume`` command (from the trainer's
+    ``TrainInterrupt``), then let the interrupt reach the handler ("interrupted", exit 130)."""
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        stopped = getattr(exc, "train_interrupt", None)
+        if stopped is not None:
+            err.print(escape(stopped.message()))
+        raise
+
+
+def _fit(kind: str, resolved: dict[str, Any], train_flags: dict[str, Any], resume: str | None) -> Any:
+    from mqc.core.config import table_name
+    from mqc.core.profiles import resolve_with_profile
+    from mqc.core.train import api
+
     with RichProgress() as progress:
         if resume:
             result = api.resume_run(resume, progress=progress, expect_kind=kind)
@@ -172,7 +196,7 @@ def run_training(
                 command_line=" ".join(["mqc", *sys.argv[1:]]),
                 sources={k: v.sources for k, v in resolved.items()},
             )
-    render(result, json_out)
+    return result
 
 
 def render(result: Any, json_out: bool) -> None:
@@ -190,7 +214,7 @@ def render(result: Any, json_out: bool) -> None:
     for name, _ in cols:
         t.add_column(name, justify="right")
     for key, fmt in (("sharpe", fmt_num), ("total_return", fmt_pct), ("annual_return", fmt_pct), ("volatility", fmt_pct),
-                     ("max_drawdown", fmt_pct), ("turnover", fmt_num), ("exposure", fmt_num)):
+                     ("max_drawdown", fmt_pct), ("turnover", fmt_pct), ("exposure", fmt_num)):
         t.add_row(key, *[fmt(m.get(key)) if m else "-" for _, m in cols])
     out.print(t)
     if getattr(result, "test_range", None):
@@ -199,5 +223,8 @@ def render(result: Any, json_out: bool) -> None:
         from mqc.core.backtest.report import cost_line
 
         out.print(cost_line(result.costs))
+    if getattr(result, "resumed_from", None):
+        r = result.resumed_from
+        out.print(f"resumed at step {r['step']} of {r['total_steps']} from {r['checkpoint']}")
     out.print(f"run directory: {result.run_dir}")
     out.print(f"best checkpoint: {result.best_checkpoint}  (next: mqc backtest --checkpoint {result.run_dir})")

@@ -55,14 +55,14 @@ def kronos(
         state().quiet = True
     if resume:
         # the run's config.json stores the Kronos provider settings; resume_run rebuilds the provider from them
-        with RichProgress() as progress:
+        with c.say_how_to_resume(), RichProgress() as progress:
             return c.render(api.resume_run(resume, progress=progress, expect_kind="dm"), json_out)
     r = c.resolve_common(data_flags, market_flags, cost_bps)
     r["train"] = resolve_with_profile(DMTrainConfig, state().profile, flags=flags)
     r["kronos"] = resolve_with_profile(KronosFeatureConfig, state().profile, flags=dict(
         model_path=kronos_model, tokenizer_path=kronos_tokenizer, context=kronos_context, horizons=split_list(kronos_horizons),
         sample_count=kronos_sample_count, temperature=kronos_temperature, top_p=kronos_top_p, top_k=kronos_top_k, clip=kronos_clip))
-    with RichProgress() as progress:
+    with c.say_how_to_resume(), RichProgress() as progress:
         result = KronosTrainer(r["kronos"].value, r["data"].value, r["market"].value, r["train"].value, features=r["features"].value,
                                split=r["split"].value, progress=progress, command_line=" ".join(["mqc", *sys.argv[1:]]),
                                sources={k: v.sources for k, v in r.items()}).fit()

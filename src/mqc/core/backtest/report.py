@@ -16,7 +16,6 @@ means the report is complete):
 from __future__ import annotations
 
 import datetime as _dt
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -233,7 +232,7 @@ def _trade_lines(r: BacktestResult) -> str:
         nz = np.flatnonzero(np.abs(w) > 1e-12)
         tr = np.flatnonzero(np.abs(d) > 1e-12)
         lines.append(
-            json.dumps(
+            atomic.dumps(
                 {
                     "timestamp": str(r.timestamps[t])[:19],
                     "weights": {syms[a]: round(float(w[a]), 10) for a in nz},
@@ -288,4 +287,14 @@ def write_report(report: BacktestReport, out_dir: str | Path | None = None) -> P
     report.out_dir = out
     report.files = files
     atomic.write_json(out / "report.json", report.to_dict())
+    # A report written over an older one (--out EXISTING) must not sit beside the old one's plots or
+    # trades: remove the files mqc writes by these names that this report did not write.
+    written = {Path(f).name for f in files.values()}
+    for name in REPORT_FILES:
+        if name not in written:
+            (out / name).unlink(missing_ok=True)
     return out
+
+
+# every file ``write_report`` may write (only these are ever removed from a reused --out folder)
+REPORT_FILES = ("windows.json", "trades.jsonl", "equity.csv", "equity.png", "weights.png", "report.json")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -301,6 +302,7 @@ def run_checkpoint_backtest(
     split_cfg: SplitConfig | None = None,
     out_dir: str | Path | None = None,
     allow_mismatch: bool = False,
+    data_sources: Mapping[str, str] | None = None,
     fit_windows: bool | None = None,
     write: bool = True,
     progress: Progress = NULL,
@@ -309,12 +311,17 @@ def run_checkpoint_backtest(
 
     Args:
         ref: checkpoint file, run directory or ``latest``.
-        data_cfg: where to load bars. Empty ``symbols`` and the default timeframe mean "the
-            checkpoint's"; other symbols or bar sizes are errors unless ``allow_mismatch``.
+        data_cfg: where to load bars. Empty ``symbols`` and a timeframe/start/end/data_root/align
+            that was not given (see ``data_sources``) mean "the checkpoint's" (or its run's); other
+            symbols or bar sizes are errors unless ``allow_mismatch``.
         backtest_cfg: segment, windows, cost overrides, benchmark and bootstrap settings.
         split_cfg: split fractions (default: stored in the checkpoint, else ``SplitConfig()``).
         out_dir: report directory (default ``<runs>/backtests/<UTC time>``).
-        allow_mismatch: accept a different bar size, and other symbols (same count, mapped in order).
+        allow_mismatch: replay on another bar size, or on other symbols of the same count (mapped
+            in order), as an out-of-distribution transfer test: the report says so in its warnings.
+        data_sources: where each ``data_cfg`` field came from (``Resolved.sources``); a field is
+            "given" unless its source is ``"default"``. None: a field is given when it differs
+            from ``DataConfig()`` (so the API can pass a plain config).
         fit_windows: the window length is a default: shrink the rolling windows to a shorter
             segment instead of raising (see ``evaluate``; None: when it is the default 256).
         write: write the report files.
@@ -324,10 +331,10 @@ def run_checkpoint_backtest(
         ArtifactNotFound, CheckpointError: missing, corrupted or other-version checkpoint.
         DataError: data that does not match the checkpoint, an empty segment, a too-long window.
     """
-    from mqc.core.policy.strategy import load_strategy, read_checkpoint, resolve_checkpoint_path
+    from mqc.core.policy.strategy import load_strategy, read_checkpoint, resolve_checkpoint, run_id
 
     cfg = backtest_cfg or BacktestConfig()
-    path = resolve_checkpoint_path(ref)
+    path, resolved_note = resolve_checkpoint(ref)
     ckpt = read_checkpoint(path)
     strategy = load_strategy(path)
     want = tuple(s.upper() for s in strategy.symbols)
@@ -340,15 +347,21 @@ def run_checkpoint_backtest(
             f"{path}: the checkpoint trades {', '.join(want)} but the data symbols are {', '.join(symbols)}",
             hint="drop --symbols to use the checkpoint's, or pass as many symbols as it has with --allow-mismatch",
         )
-    timeframe = dcfg.timeframe if dcfg.timeframe != DataConfig().timeframe else strategy.timeframe
+    def given(name: str) -> bool:
+        if data_sources is not None:
+            return data_sources.get(name, "default") != "default"
+        return bool(getattr(dcfg, name) != getattr(DataConfig(), name))
+
+    # an explicit --timeframe is honoured even when it equals the default (1d): compared by source
+    timeframe = dcfg.timeframe if given("timeframe") else strategy.timeframe
     changes: dict[str, Any] = {"symbols": symbols, "timeframe": timeframe}
     if stored_data is not None:
         # the run's data settings, where the caller left the defaults: the same bars as in training
-        if dcfg.start is None and dcfg.end is None:
+        if not given("start") and not given("end"):
             changes.update(start=stored_data.start, end=stored_data.end)
-        if dcfg.data_root is None:
+        if not given("data_root"):
             changes["data_root"] = stored_data.data_root
-        if dcfg.align == DataConfig().align:
+        if not given("align"):
             changes["align"] = stored_data.align
     dcfg = dataclasses.replace(dcfg, **changes)
     try:
@@ -363,11 +376,16 @@ def run_checkpoint_backtest(
             f"{path}: the loaded data has symbols {', '.join(panel.symbols)}, the checkpoint needs {', '.join(symbols)}",
             hint="drop --exclude/--max-assets so every checkpoint symbol is loaded",
         )
-    if parse_timeframe(panel.timeframe) != parse_timeframe(strategy.timeframe) and not allow_mismatch:
+    other_bars = parse_timeframe(panel.timeframe) != parse_timeframe(strategy.timeframe)
+    if other_bars and not allow_mismatch:
         raise DataError(
             f"{path}: the checkpoint was trained on {strategy.timeframe} bars but the data has {panel.timeframe} bars",
-            hint=f"load {strategy.timeframe} bars (--timeframe {strategy.timeframe}), or pass --allow-mismatch to replay anyway",
+            hint=f"drop --timeframe (or pass --timeframe {strategy.timeframe}); --allow-mismatch replays it on "
+                 f"{panel.timeframe} bars as a transfer test",
         )
+    transfer = None
+    if allow_mismatch and (other_bars or symbols != want):
+        strategy, transfer = _retarget(strategy, panel, path)
     split = split_cfg or _table(tables, "split", SplitConfig, path) or SplitConfig()
     # The checkpoint's own split always wins: other fractions (a profile's [split]) would move the
     # test segment onto bars the policy was trained or selected on. --split all / --start / --end
@@ -387,8 +405,9 @@ def run_checkpoint_backtest(
     market = _market_with_overrides(strategy.market, cfg)
     source = {
         "type": "checkpoint",
-        "name": f"{strategy.kind} {path.parent.parent.name if path.parent.name == 'checkpoints' else path.stem}",
+        "name": f"{strategy.kind} {run_id(path)}",
         "path": str(path),
+        "resolved": resolved_note,  # how a bare best.pt / latest.pt / 'latest' was looked up
         "kind": strategy.kind,
         "symbols": list(want),
         "timeframe": strategy.timeframe,
@@ -399,7 +418,10 @@ def run_checkpoint_backtest(
         "allow_mismatch": allow_mismatch,
     }
     _add_panel_warnings(seg, panel)
-    if source["data_matches_checkpoint"] is False:
+    if transfer is not None:
+        source["transfer"] = transfer
+        seg.setdefault("warnings", []).append(transfer["warning"])
+    if source["data_matches_checkpoint"] is False and transfer is None:
         seg.setdefault("warnings", []).append(
             "these bars differ from the ones the checkpoint was trained and reported on (data fingerprint changed): "
             "figures can differ from the run's report.json"
@@ -411,14 +433,41 @@ def run_checkpoint_backtest(
     return report
 
 
-def read_weights_file(path: str | Path, panel_symbols: tuple[str, ...] | None = None) -> tuple[np.ndarray, tuple[str, ...], np.ndarray]:
+def _retarget(strategy: Any, panel: Panel, path: Path) -> tuple[Any, dict[str, Any]]:
+    """``--allow-mismatch``: the strategy relabelled to ``panel``'s symbols (in order) and bar size.
+
+    The policy's inputs keep the training bars' standardisation, so on other assets or another bar
+    size it sees out-of-distribution features: the result is a transfer test, and says so.
+    """
+    if not dataclasses.is_dataclass(strategy):
+        raise CheckpointError(
+            f"{path}: a {strategy.kind} checkpoint cannot be replayed on other symbols or bar sizes",
+            hint="drop --allow-mismatch and load the checkpoint's own symbols and bar size",
+        )
+    old_syms, old_tf = tuple(strategy.symbols), strategy.timeframe
+    new = dataclasses.replace(strategy, symbols=tuple(panel.symbols), timeframe=panel.timeframe)
+    mapping = {a: b for a, b in zip(old_syms, panel.symbols, strict=True)}
+    changed = [f"{a}->{b}" for a, b in mapping.items() if a != b]
+    parts = []
+    if changed:
+        parts.append(f"symbols mapped in order ({', '.join(changed)})")
+    if parse_timeframe(old_tf) != parse_timeframe(panel.timeframe):
+        parts.append(f"{panel.timeframe} bars instead of {old_tf}")
+    warning = (
+        f"--allow-mismatch: transfer test, not the trained policy's own performance: {'; '.join(parts)}. "
+        "Its features are standardised with the training bars' statistics, so it sees out-of-distribution inputs"
+    )
+    return new, {"symbols": mapping, "trained_timeframe": old_tf, "timeframe": panel.timeframe, "warning": warning}
+
+
+def read_weights_file(path: str | Path) -> tuple[np.ndarray, tuple[str, ...], np.ndarray]:
     """Read a ``timestamp,SYM1,SYM2,...`` CSV of target weights.
 
     Returns:
         (timestamps datetime64[ns] UTC [R], symbols, weights [R, S] with NaN for empty cells).
     Raises:
         ArtifactNotFound: no such file. DataError: no timestamp column, unparsable or repeated
-        timestamps, non-numeric weights, or symbols not in ``panel_symbols``.
+        timestamps, non-numeric weights.
     """
     import pandas as pd
 
@@ -437,13 +486,6 @@ def read_weights_file(path: str | Path, panel_symbols: tuple[str, ...] | None = 
         raise DataError(f"{p}: no symbol columns after the timestamp")
     if len(set(symbols)) != len(symbols):
         raise DataError(f"{p}: repeated symbol columns")
-    if panel_symbols is not None:
-        unknown = [s for s in symbols if s not in panel_symbols]
-        if unknown:
-            raise DataError(
-                f"{p}: unknown symbol(s) {', '.join(unknown)} (the data has {', '.join(panel_symbols)})",
-                hint="remove those columns, or load them with --symbols / --data-root",
-            )
     try:
         ts = pd.to_datetime(df.iloc[:, 0], utc=True)
     except Exception as exc:
@@ -515,6 +557,47 @@ def _align(
     return out, moved, lost
 
 
+def _check_columns(path: str | Path, symbols: tuple[str, ...], loaded: tuple[str, ...] | list[str]) -> None:
+    """Every column of the weights file must be a loaded symbol (with a "did you mean")."""
+    from mqc.core.config import did_you_mean
+
+    unknown = [s for s in symbols if s not in loaded]
+    if unknown:
+        guess = did_you_mean(unknown[0], loaded) if len(unknown) == 1 else ""
+        raise DataError(
+            f"{path}: column(s) {', '.join(unknown)} are not among the loaded symbols {', '.join(loaded)}{guess}",
+            hint="add them to --symbols, or remove those columns from the file",
+        )
+
+
+def _drop_rows_outside(
+    stamps: np.ndarray, values: np.ndarray, panel: Panel, path: str | Path
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any] | None]:
+    """Drop weight rows before the first or after the last bar (a file spanning its symbols' union of
+    dates is routine). Rows inside the bars that match none stay an error (``_align``)."""
+    first, last = panel.timestamps[0], panel.timestamps[-1]
+    keep = (stamps >= first) & (stamps <= last)
+    if keep.all():
+        return stamps, values, None
+    if not keep.any():
+        raise DataError(
+            f"{path}: none of its {len(stamps)} rows ({str(stamps[0])[:10]} .. {str(stamps[-1])[:10]}) fall within the "
+            f"{panel.timeframe} bars, which run {str(first)[:19]} .. {str(last)[:19]}",
+            hint="load bars covering the file's dates (--symbols, --data-root, --timeframe)",
+        )
+    parts = []
+    for mask in (stamps < first, stamps > last):
+        if mask.any():
+            d = stamps[mask]
+            parts.append(f"{int(mask.sum())} from {str(d[0])[:19]} to {str(d[-1])[:19]}")
+    n = int((~keep).sum())
+    warning = (
+        f"{Path(path).name}: {n} of {len(stamps)} weight rows lie outside the {panel.timeframe} bars "
+        f"({str(first)[:19]} .. {str(last)[:19]}) and were dropped: {'; '.join(parts)}"
+    )
+    return stamps[keep], values[keep], {"rows": n, "warning": warning}
+
+
 def _next_real_bars(filled: np.ndarray) -> np.ndarray:
     """``[T, A]``: for each bar and asset, the first bar >= t whose close is real (not forward-filled);
     ``T`` where none is left."""
@@ -573,13 +656,13 @@ def run_weights_backtest(
     """
     cfg = backtest_cfg or BacktestConfig()
     dcfg = data_cfg or DataConfig()
-    stamps, symbols, values = read_weights_file(weights_path, tuple(s.upper() for s in dcfg.symbols) or None)
+    stamps, symbols, values = read_weights_file(weights_path)
     if not dcfg.symbols:
         dcfg = dataclasses.replace(dcfg, symbols=symbols)
+    # the bars first: a --symbols entry that is not stored gets the loader's own "did you mean"
     panel = load_panel(config=dcfg)
-    unknown = [s for s in symbols if s not in panel.symbols]
-    if unknown:
-        raise DataError(f"{weights_path}: unknown symbol(s) {', '.join(unknown)} (the data has {', '.join(panel.symbols)})")
+    _check_columns(weights_path, symbols, panel.symbols)
+    stamps, values, outside = _drop_rows_outside(stamps, values, panel, weights_path)
     targets, moved, lost = _align(stamps, symbols, values, panel, str(weights_path))
     lo, hi, seg = select_segment(panel, cfg, split_cfg or SplitConfig())
     first_row = int(np.searchsorted(panel.timestamps, stamps[0], side="left"))
@@ -599,13 +682,16 @@ def run_weights_backtest(
         "name": Path(weights_path).name,
         "path": str(weights_path),
         "symbols": list(symbols),
-        "rows": len(stamps),
+        "rows": len(stamps),  # rows inside the bars (see rows_outside_bars)
         # targets on a bar where the asset's close was forward-filled, traded at its next real bar
         "deferred_targets": moved,
         "unexecuted_targets": lost,
         "carried_into_segment": carried,
     }
     _add_panel_warnings(seg, panel)
+    if outside is not None:
+        source["rows_outside_bars"] = outside["rows"]
+        seg.setdefault("warnings", []).append(outside["warning"])
     report = evaluate(panel, targets, mkt, cfg, lo=lo, hi=hi, source=source, segment=seg, fit_windows=fit_windows,
                       cost_overrides=_overrides(cfg), progress=progress)
     shorts, crypto_only = count_clipped_shorts(report.result, panel.asset_classes, mkt)

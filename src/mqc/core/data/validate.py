@@ -336,6 +336,13 @@ def _gaps_and_spikes(bars: Bars, report: ValidationReport, sigma: float, bar_sec
     step = step_ns / 1e9
     gaps = step / secs
     big = cand[gaps > 1.5] if always_open else cand[step > 4.5 * 86400]
+    if big.size and not always_open:
+        # Whole days the NYSE was closed (holidays, 9/11, Hurricane Sandy) are no hole in a history
+        # that keeps its calendar (no bar on any of its closures; see core/calendar.py).
+        from mqc.core.calendar import closures_in_gaps
+
+        closed = closures_in_gaps(bars.ts, big, daily=secs >= 86400)
+        big = big[(bars.ts[big + 1] - bars.ts[big]) / 1e9 - 86400 * closed > 4.5 * 86400]
     report.gaps = int(big.size)
     # x -> (x / 1e9) / secs is monotone in floating point too, so this is the largest per-step ratio.
     report.largest_gap_bars = float(longest / 1e9 / secs)

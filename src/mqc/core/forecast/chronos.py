@@ -25,9 +25,15 @@ _PIPELINES: dict[tuple, Any] = {}
 _LOCK = threading.Lock()
 
 
-def download_hint(model_id: str) -> str:
-    """The exact commands that make ``model_id`` available offline."""
-    repo = model_id if _looks_like_repo_id(model_id) else "amazon/chronos-2"
+# The pipeline class each model name expects in the weights' config.json.
+PIPELINES = {"chronos2": "Chronos2Pipeline", "chronos-bolt": "ChronosBoltPipeline", "chronos": "ChronosPipeline"}
+
+
+def download_hint(model_id: str, model: str = "chronos2") -> str:
+    """The exact commands that make ``model_id`` (or, for a local path, ``model``'s default weights) available offline."""
+    from mqc.core.forecast.config import DEFAULT_WEIGHTS
+
+    repo = model_id if _looks_like_repo_id(model_id) else DEFAULT_WEIGHTS.get(model, DEFAULT_WEIGHTS["chronos2"])
     local = f"~/models/{repo.split('/')[-1]}"
     return f"hf download {repo} --local-dir {local}, then pass --model-path {local}"
 
@@ -37,7 +43,7 @@ def _looks_like_repo_id(value: str) -> bool:
     return len(parts) == 2 and all(parts) and not value.startswith((".", "~", "/"))
 
 
-def resolve_weights(model_id: str) -> Path:
+def resolve_weights(model_id: str, model: str = "chronos2") -> Path:
     """A local directory holding ``config.json`` for ``model_id`` (a path, or an HF id in the cache).
 
     Only the local cache is consulted (``local_files_only``), so this never touches the network and
@@ -49,31 +55,31 @@ def resolve_weights(model_id: str) -> Path:
     path = Path(model_id).expanduser()
     if path.exists():
         if not (path / "config.json").is_file():
-            raise ArtifactNotFound(f"{path} has no config.json, so it is not a Chronos model directory", hint=download_hint(model_id))
+            raise ArtifactNotFound(f"{path} has no config.json, so it is not a Chronos model directory", hint=download_hint(model_id, model))
         return path
     if not _looks_like_repo_id(model_id):
-        raise ArtifactNotFound(f"model directory {path} does not exist", hint=download_hint(model_id))
+        raise ArtifactNotFound(f"model directory {path} does not exist", hint=download_hint(model_id, model))
     hub = require("huggingface_hub", "forecast")
     try:
         local = Path(hub.snapshot_download(repo_id=model_id, local_files_only=True))
     except Exception as exc:  # LocalEntryNotFoundError, offline mode errors, bad cache entries
         raise ArtifactNotFound(
             f"Chronos weights {model_id!r} are not in the local Hugging Face cache (mqc never downloads weights)",
-            hint=download_hint(model_id),
+            hint=download_hint(model_id, model),
         ) from exc
     if not (local / "config.json").is_file():
-        raise ArtifactNotFound(f"cached snapshot of {model_id!r} at {local} has no config.json", hint=download_hint(model_id))
+        raise ArtifactNotFound(f"cached snapshot of {model_id!r} at {local} has no config.json", hint=download_hint(model_id, model))
     return local
 
 
-def pipeline_class_name(path: Path) -> str:
+def pipeline_class_name(path: Path, model: str = "chronos2") -> str:
     """The chronos pipeline class a checkpoint declares (``Chronos2Pipeline``, ``ChronosBoltPipeline``, ...)."""
     try:
         cfg = json.loads((path / "config.json").read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{path / 'config.json'}: unreadable ({exc})") from exc
     if "chronos_config" not in cfg and "chronos_pipeline_class" not in cfg:
-        raise CheckpointError(f"{path / 'config.json'} is not a Chronos config (no chronos_config)", hint=download_hint("amazon/chronos-2"))
+        raise CheckpointError(f"{path / 'config.json'} is not a Chronos config (no chronos_config)", hint=download_hint(str(path), model))
     return str(cfg.get("chronos_pipeline_class", "ChronosPipeline"))
 
 
@@ -83,8 +89,16 @@ class ChronosForecaster(ArrayForecaster):
     def __init__(self, config=None, **overrides: object) -> None:
         super().__init__(config, **overrides)
         self.name = self.config.model
-        self.path = resolve_weights(self.config.model_id)  # fail fast, before any data work
-        self.pipeline_class = pipeline_class_name(self.path)
+        self.path = resolve_weights(self.config.model_id, self.name)  # fail fast, before any data work
+        self.pipeline_class = pipeline_class_name(self.path, self.name)
+        expected = PIPELINES.get(self.name)
+        if expected and self.pipeline_class != expected:
+            right = next((m for m, c in PIPELINES.items() if c == self.pipeline_class), None)
+            raise CheckpointError(
+                f"--model {self.name} expects {expected} weights, but {self.config.model_id} holds a {self.pipeline_class} checkpoint",
+                hint=(f"pass --model {right} for these weights, or " if right else "")
+                + f"point --model-path at {self.name} weights ({download_hint('', self.name)})",
+            )
         self._pipe: Any = None
 
     @property
@@ -124,7 +138,7 @@ class ChronosForecaster(ArrayForecaster):
             try:
                 pipe = chronos.BaseChronosPipeline.from_pretrained(str(self.path), **kwargs)
             except (OSError, ValueError, KeyError, AssertionError, TypeError) as exc:
-                raise CheckpointError(f"could not load Chronos weights from {self.path}: {exc}", hint=download_hint(cfg.model_id)) from exc
+                raise CheckpointError(f"could not load Chronos weights from {self.path}: {exc}", hint=download_hint(cfg.model_id, self.name)) from exc
             inner = getattr(pipe, "model", None)
             if inner is not None and hasattr(inner, "eval"):
                 inner.eval()

@@ -14,6 +14,9 @@ from mqc.core.config import config_table
 from mqc.core.errors import ConfigError
 
 DEFAULT_CHRONOS_ID = "amazon/chronos-2"
+# Weights each Chronos variant uses when ``model_id`` is left at its default: ``--model chronos-bolt``
+# must not quietly load Chronos-2 weights, nor send a user to download them.
+DEFAULT_WEIGHTS = {"chronos2": DEFAULT_CHRONOS_ID, "chronos-bolt": "amazon/chronos-bolt-small", "chronos": "amazon/chronos-t5-small"}
 INTERVALS = (0.5, 0.8, 0.9)  # central intervals whose coverage eval reports
 # The longest horizon accepted: beyond this a "forecast" is mostly noise and a table of it is
 # unreadable (100,000 daily bars is ~400 years), so asking for more is a mistake, not a request.
@@ -41,10 +44,10 @@ def _check_levels(levels: tuple[float, ...], where: str) -> None:
 @config_table("forecast")
 @dataclass(frozen=True)
 class ForecastConfig:
-    """One forecaster and its settings; the ``config`` table of ``hyperparams/<model>/<SYMBOL>.json``."""
+    """One forecaster and its settings; the ``config`` table of ``hyperparams/<model>/<SYMBOL>.<tf>.json``."""
 
     model: str = field(default="ewma-vol", metadata={"help": "forecaster name (mqc forecast models lists them)"})
-    model_id: str = field(default=DEFAULT_CHRONOS_ID, metadata={"help": "model weights (--model-path): a local directory or a Hugging Face id already in the local cache (Chronos, or the Kronos predictor)"})
+    model_id: str = field(default=DEFAULT_CHRONOS_ID, metadata={"help": "model weights (--model-path): a local directory or a Hugging Face id already in the local cache (Chronos, or the Kronos predictor); left at amazon/chronos-2, chronos-bolt uses amazon/chronos-bolt-small and chronos amazon/chronos-t5-small"})
     tokenizer_path: str | None = field(default=None, metadata={"help": "Kronos tokenizer (--tokenizer-path): a directory or a cached HF id; unset = kronos_model.tokenizer_path"})
     prediction_length: int = field(default=7, metadata={"help": "bars to forecast after the last context bar (--horizon)"})
     quantile_levels: tuple[float, ...] = field(default=(0.1, 0.5, 0.9), metadata={"help": "quantile levels to return, each in (0, 1)"})
@@ -70,6 +73,8 @@ class ForecastConfig:
     hyperparams_dir: str | None = field(default=None, metadata={"help": "read/write per-symbol hyperparams here instead of the user dir"})
 
     def __post_init__(self) -> None:
+        if self.model_id == DEFAULT_CHRONOS_ID and self.model in DEFAULT_WEIGHTS:
+            object.__setattr__(self, "model_id", DEFAULT_WEIGHTS[self.model])
         if self.prediction_length < 1:
             raise ConfigError(f"forecast.prediction_length must be >= 1, got {self.prediction_length}", hint="pass --horizon 1 or more")
         if self.prediction_length > MAX_HORIZON:
@@ -97,12 +102,12 @@ class ForecastConfig:
         elif self.dtype in DTYPE_ALIASES:
             dtype = DTYPE_ALIASES[self.dtype]
         else:  # a value set programmatically, bypassing the Literal check of the config loader
-            raise ConfigError(f"forecast.dtype {self.dtype!r} is not one of {', '.join(DTYPE_CHOICES)}", hint="use --dtype auto")
+            raise ConfigError(f"forecast.dtype {self.dtype!r} is not one of {', '.join(DTYPE_CHOICES)}", hint="use --dtype auto (mqc forecast run), or dtype = \"auto\" in the profile's [forecast] table")
         object.__setattr__(self, "dtype", dtype)  # one spelling downstream (torch attribute name)
         if not cuda and self.dtype != "float32":
-            raise ConfigError(f"forecast.dtype={self.dtype} needs a CUDA device (got device={self.device})", hint="use --dtype fp32 (or auto) on CPU")
+            raise ConfigError(f"forecast.dtype={self.dtype} needs a CUDA device (got device={self.device})", hint="use --dtype fp32 (or auto) on CPU (mqc forecast run; elsewhere [forecast] dtype in the profile or MQC_FORECAST_DTYPE)")
         if self.compile and not self.device.startswith("cuda"):
-            raise ConfigError("forecast.compile needs a CUDA device", hint="drop --compile on CPU")
+            raise ConfigError("forecast.compile needs a CUDA device", hint="drop --compile on CPU (or compile = false in the profile's [forecast] table)")
 
     @property
     def sorted_levels(self) -> tuple[float, ...]:
@@ -114,13 +119,14 @@ class ForecastConfig:
 class EvalConfig:
     """Rolling-origin evaluation: which origins, which horizons, how to split validation and test."""
 
-    origins: int = field(default=250, metadata={"help": "number of forecast origins (the latest ones of the common history)"})
+    origins: int = field(default=250, metadata={"help": "forecast origins per symbol: its latest bars with enough context before and the longest horizon after"})
     step: int = field(default=1, metadata={"help": "bars between consecutive origins"})
     horizons: tuple[int, ...] = field(default=(1, 7), metadata={"help": "forecast steps scored (1 = next bar)"})
     quantile_levels: tuple[float, ...] = field(default=(0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95), metadata={"help": "levels asked of every model (must include the 50/80/90% interval ends)"})
     metric: str = field(default="crps", metadata={"help": "metric that tune/select minimise (crps, wql, mae, mase, coverage_error) or maximise (hit_rate, rank_ic)"})
     test_frac: float = field(default=0.3, metadata={"help": "tune/select: share of the latest origins kept for the test score"})
     chunk: int = field(default=64, metadata={"help": "origins forecast per batched model call"})
+    joint_origins: bool = field(default=False, metadata={"help": "score every model on the latest origins common to all symbols (same dates for every symbol; RankIC on every origin) instead of each symbol's own; models that share across series (Chronos-2 cross-learning) always use common origins"})
 
     def __post_init__(self) -> None:
         if self.origins < 1 or self.step < 1 or self.chunk < 1:

@@ -1,4 +1,10 @@
-"""Per-symbol forecast settings: ``<dir>/<model>/<SYMBOL>.json`` and ``<dir>/best/<SYMBOL>.json``.
+"""Per-symbol, per-bar-size forecast settings: ``<dir>/<model>/<SYMBOL>.<tf>.json`` and ``<dir>/best/<SYMBOL>.<tf>.json``.
+
+A file applies to one symbol at one bar size (``AAPL.1d.json``, ``SOLUSDT.1h.json``; the label is the
+canonical one, ``1h`` not ``60m``): settings tuned on daily bars never reach an hourly forecast.
+Files of the old layout, ``<SYMBOL>.json``, are still read, for the bar size in their
+``config.timeframe`` (``1d`` when they have none, the default they were written for) and no other;
+in one directory a ``<SYMBOL>.<tf>.json`` wins over them. ``tune`` and ``select`` write the new layout.
 
 Lookup order (first hit wins): ``forecast.hyperparams_dir`` (``--hyperparams-dir``) when set, else
 the user dir ``<user config dir>/mqc/hyperparams`` and then the defaults shipped in the repository's
@@ -8,7 +14,7 @@ silently into the repository.
 File layout (validated on load; unknown keys are errors with a "did you mean")::
 
     {"symbol": "AAPL", "model": "chronos2",
-     "config": {ForecastConfig fields: model_id, context_length, prediction_length, quantile_levels, ...},
+     "config": {ForecastConfig fields: timeframe, model_id, context_length, prediction_length, ...},
      "validation": {...}, "test": {...}, "windows": {...}, "metadata": {...}}
 """
 
@@ -22,6 +28,9 @@ from typing import Any
 from mqc.core import atomic, config, paths
 from mqc.core.errors import ConfigError
 from mqc.core.forecast.config import ForecastConfig
+
+# The bar size an old-layout file without ``config.timeframe`` was written for (ForecastConfig's default).
+LEGACY_TIMEFRAME = "1d"
 
 SECTIONS = ("symbol", "model", "config", "validation", "test", "windows", "metadata")
 REQUIRED = ("symbol", "model", "config")
@@ -38,6 +47,11 @@ class Hyperparams:
     windows: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+
+    @property
+    def timeframe(self) -> str:
+        """The canonical bar size this file applies to (``config.timeframe``; old files without it: 1d)."""
+        return canonical_timeframe(self.config.get("timeframe") or LEGACY_TIMEFRAME)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in SECTIONS}
@@ -62,6 +76,22 @@ def search_dirs(hyperparams_dir: str | None) -> list[Path]:
 
 def write_dir(hyperparams_dir: str | None) -> Path:
     return Path(hyperparams_dir).expanduser() if hyperparams_dir else user_dir()
+
+
+def canonical_timeframe(label: str) -> str:
+    """``60m`` -> ``1h``, ``daily`` -> ``1d``: one file name per bar size.
+
+    Raises:
+        DataError: not a bar size.
+    """
+    from mqc.core.data.timeframe import normalise_timeframe
+
+    return normalise_timeframe(label)
+
+
+def file_name(symbol: str, timeframe: str) -> str:
+    """``AAPL``, ``1h`` -> ``AAPL.1h.json``."""
+    return f"{symbol.upper()}.{canonical_timeframe(timeframe)}.json"
 
 
 def validate(data: Any, where: str) -> Hyperparams:
@@ -116,19 +146,45 @@ def load(path: str | Path) -> Hyperparams:
     return hp
 
 
-def find(kind: str, symbol: str, hyperparams_dir: str | None) -> Hyperparams | None:
-    """The first ``<dir>/<kind>/<SYMBOL>.json`` along the lookup order, validated; None when absent."""
+def find(kind: str, symbol: str, timeframe: str, hyperparams_dir: str | None) -> Hyperparams | None:
+    """The file for ``symbol`` at ``timeframe`` along the lookup order, validated; None when absent.
+
+    In each directory ``<kind>/<SYMBOL>.<tf>.json`` comes first, then an old-layout
+    ``<kind>/<SYMBOL>.json`` whose bar size (``config.timeframe``, else 1d) is ``timeframe``.
+
+    Raises:
+        ConfigError: a malformed file, or a ``<SYMBOL>.<tf>.json`` whose ``config.timeframe`` is another bar size.
+    """
+    tf = canonical_timeframe(timeframe)
     for d in search_dirs(hyperparams_dir):
-        p = d / kind / f"{symbol.upper()}.json"
+        p = d / kind / file_name(symbol, tf)
         if p.is_file():
-            return load(p)
+            hp = load(p)
+            if hp.timeframe != tf:
+                raise ConfigError(
+                    f"{p}: config.timeframe is {hp.config.get('timeframe')!r}, but the file name says {tf}",
+                    hint=f"set \"timeframe\": \"{tf}\" in its config, or rename it to {file_name(symbol, hp.timeframe)}",
+                )
+            return hp
+        legacy = d / kind / f"{symbol.upper()}.json"
+        if legacy.is_file():
+            hp = load(legacy)
+            if hp.timeframe == tf:
+                return hp
     return None
 
 
 def save(hp: Hyperparams, kind: str, hyperparams_dir: str | None) -> Path:
-    """Validate and atomically write ``hp`` to ``<write dir>/<kind>/<SYMBOL>.json``."""
-    validate(json.loads(json.dumps(hp.to_dict(), default=atomic._json_default)), f"{kind}/{hp.symbol}.json")
-    path = write_dir(hyperparams_dir) / kind / f"{hp.symbol.upper()}.json"
+    """Validate and atomically write ``hp`` to ``<write dir>/<kind>/<SYMBOL>.<tf>.json`` (tf: ``hp.config['timeframe']``).
+
+    Raises:
+        ConfigError: ``hp`` is not a valid hyperparams document, or its config names no timeframe.
+    """
+    if not hp.config.get("timeframe"):
+        raise ConfigError(f"{kind}/{hp.symbol}: the config names no timeframe, so the file would apply to no bar size")
+    name = file_name(hp.symbol, hp.config["timeframe"])
+    validate(json.loads(json.dumps(hp.to_dict(), default=atomic._json_default)), f"{kind}/{name}")
+    path = write_dir(hyperparams_dir) / kind / name
     atomic.write_json(path, hp.to_dict())
     return path
 

@@ -11,7 +11,8 @@ Everything is measured on returns relative to the origin close (scale-free acros
   mean absolute gap to nominal.
 * ``hit_rate``: share of non-zero median moves whose sign is right (None for persistence).
 * ``rank_ic``: mean over origins of the Spearman correlation, across symbols, of predicted and
-  realised returns (None with fewer than 3 symbols or constant predictions).
+  realised returns (None with fewer than 3 symbols or constant predictions); only origins where
+  every symbol has an origin at the same timestamp count (a cross-section).
 """
 
 from __future__ import annotations
@@ -42,33 +43,45 @@ def pinball(pred: np.ndarray, actual: np.ndarray, levels: tuple[float, ...]) -> 
     return np.maximum(q * diff, (q - 1.0) * diff)
 
 
-def score(pred: np.ndarray, actual: np.ndarray, last: np.ndarray, levels: tuple[float, ...]) -> dict[str, float | None]:
-    """Metrics of close quantiles ``pred [O, S, Q]`` against ``actual [O, S]`` from origin closes ``last [O, S]``."""
-    rel_pred = pred / last[..., None] - 1.0
-    rel_true = actual / last - 1.0
+def score(
+    pred: np.ndarray, actual: np.ndarray, last: np.ndarray, levels: tuple[float, ...], valid: np.ndarray | None = None, cross: np.ndarray | None = None
+) -> dict[str, float | None]:
+    """Metrics of close quantiles ``pred [O, S, Q]`` against ``actual [O, S]`` from origin closes ``last [O, S]``.
+
+    Args:
+        valid: bool ``[O, S]``, the cells that are origins (per-symbol origins leave padding); None = all.
+        cross: bool ``[O]``, rows that are one cross-section (every symbol at one timestamp), the only
+            rows RankIC reads; None = every fully valid row.
+    """
+    valid = np.ones(actual.shape, dtype=bool) if valid is None else valid
+    cross = valid.all(axis=1) if cross is None else cross & valid.all(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rel_pred = pred / last[..., None] - 1.0
+        rel_true = actual / last - 1.0
     med = rel_pred[..., _level_index(levels, 0.5)]
-    err = np.abs(med - rel_true)
-    naive_err = np.abs(rel_true).sum()
+    err = np.abs(med - rel_true)[valid]
+    naive_err = np.abs(rel_true)[valid].sum()
     out: dict[str, float | None] = {"n": int(err.size)}
     out["mae"] = float(err.mean())
     out["mase"] = float(err.sum() / naive_err) if naive_err > 0 else None
-    loss = pinball(rel_pred, rel_true, levels)
+    loss = pinball(rel_pred, rel_true, levels)[valid]
     out["crps"] = float(2.0 * loss.mean())
-    price_loss = pinball(pred, actual, levels)  # [O, S, Q]
-    denom = np.abs(actual).sum(axis=0)  # [S]
-    out["wql"] = float(np.mean(2.0 * price_loss.sum(axis=0) / denom[:, None]))
+    price_loss = np.where(valid[..., None], pinball(pred, actual, levels), 0.0)  # [O, S, Q]
+    denom = np.where(valid, np.abs(actual), 0.0).sum(axis=0)  # [S]
+    has = valid.any(axis=0)
+    out["wql"] = float(np.mean(2.0 * price_loss.sum(axis=0)[has] / denom[has, None]))
     gaps = []
     for width in INTERVALS:
         lo = pred[..., _level_index(levels, (1 - width) / 2)]
         hi = pred[..., _level_index(levels, (1 + width) / 2)]
-        cov = float(((actual >= lo) & (actual <= hi)).mean())
+        cov = float(((actual >= lo) & (actual <= hi))[valid].mean())
         out[f"coverage_{int(round(width * 100))}"] = cov
         gaps.append(abs(cov - width))
     out["coverage_error"] = float(np.mean(gaps))
-    moved = np.abs(med) > 1e-12
+    moved = (np.abs(med) > 1e-12) & valid
     out["hit_rate"] = float((np.sign(med[moved]) == np.sign(rel_true[moved])).mean()) if moved.any() else None
     # Float noise around a zero median (persistence, zero-drift walks) must not be ranked as a signal.
-    out["rank_ic"] = rank_ic(np.where(moved, med, 0.0), rel_true)
+    out["rank_ic"] = rank_ic(np.where(moved, med, 0.0)[cross], rel_true[cross]) if cross.any() else None
     return out
 
 

@@ -2,9 +2,10 @@
 
 Per-symbol settings resolve through the one precedence order (defaults < hyperparams file <
 profile < MQC_FORECAST_* < flags); symbols that end up with identical settings share one model
-and one batched call. ``--model best`` takes each symbol's model from ``best/<SYMBOL>.json`` and
+and one batched call. ``--model best`` takes each symbol's model from ``best/<SYMBOL>.<tf>.json`` and
 then resolves that model's settings exactly as ``--model <that model>`` would (its tuned
-``<model>/<SYMBOL>.json`` when present), the same rule ``eval`` and ``select`` use.
+``<model>/<SYMBOL>.<tf>.json`` when present), the same rule ``eval`` and ``select`` use. Files are
+keyed by bar size: ``-t 1h`` never reads settings tuned or chosen on daily bars.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pandas as pd
 from mqc.core import atomic
 from mqc.core.data.catalog import Catalog
 from mqc.core.dates import check_timestamp
-from mqc.core.errors import ConfigError, DataError
+from mqc.core.errors import ConfigError, DataError, UsageError
 from mqc.core.forecast import base, hyperparams
 from mqc.core.forecast.base import Forecast
 from mqc.core.forecast.config import ForecastConfig
@@ -33,7 +34,7 @@ class ForecastResult:
     configs: dict[str, ForecastConfig]
     sources: dict[str, dict[str, str]] = field(default_factory=dict)
     hyperparams_files: dict[str, str | None] = field(default_factory=dict)
-    selection_files: dict[str, str | None] = field(default_factory=dict)  # best/<SYMBOL>.json behind --model best
+    selection_files: dict[str, str | None] = field(default_factory=dict)  # best/<SYMBOL>.<tf>.json behind --model best
 
     def to_dict(self) -> dict[str, Any]:
         from mqc.core.config import to_dict
@@ -85,8 +86,8 @@ def load_frames(symbols: Sequence[str], timeframe: str, *, end: str | None = Non
 def resolve_config(symbol: str, profile: str | None, flags: Mapping[str, Any]) -> tuple[ForecastConfig, dict[str, str], str | None]:
     """Settings for one symbol: (config, where each value came from, hyperparams file used).
 
-    ``model="best"`` reads the model name from ``best/<SYMBOL>.json``; the settings of that model
-    then resolve like any other (defaults < ``<model>/<SYMBOL>.json`` < profile < env < flags).
+    ``model="best"`` reads the model name from ``best/<SYMBOL>.<tf>.json``; the settings of that model
+    then resolve like any other (defaults < ``<model>/<SYMBOL>.<tf>.json`` < profile < env < flags).
 
     Raises:
         ConfigError: no selection record for ``best``, a malformed hyperparams file, bad settings.
@@ -95,19 +96,53 @@ def resolve_config(symbol: str, profile: str | None, flags: Mapping[str, Any]) -
     return cfg, sources, path
 
 
+def check_model(name: str, source: str, *, allow_best: bool = False) -> None:
+    """Raise unless ``name`` is a registered forecaster (or ``best`` where ``allow_best``).
+
+    Args:
+        name: the model name.
+        source: where it came from (``flag``, ``profile:NAME``, ``env:...``, ``default``).
+        allow_best: accept ``best`` (``forecast run`` only).
+
+    Raises:
+        UsageError: an unknown name given on the command line (exit 2), with a did-you-mean;
+        ConfigError: the same from a profile or the environment (exit 1).
+    """
+    from mqc.core.config import did_you_mean
+
+    names = [*base.available(), *(["best"] if allow_best else [])]
+    if name in names:
+        return
+    where = {"flag": "--model"}.get(source, source)
+    error = UsageError if source == "flag" else ConfigError
+    raise error(f"unknown model {name!r} ({where}){did_you_mean(name, names)}", hint=f"available models: {', '.join(names)} (mqc forecast models)")
+
+
+def resolve_base(profile: str | None, flags: Mapping[str, Any], *, allow_best: bool = False) -> ForecastConfig:
+    """The ``[forecast]`` settings before any per-symbol file, with the model name checked.
+
+    Raises:
+        UsageError / ConfigError: an unknown model (see ``check_model``) or a bad setting.
+    """
+    res = resolve_with_profile(ForecastConfig, profile, flags=flags)
+    check_model(res.value.model, res.sources.get("model", "default"), allow_best=allow_best)
+    return res.value
+
+
 def resolve_symbol(symbol: str, profile: str | None, flags: Mapping[str, Any]) -> tuple[ForecastConfig, dict[str, str], str | None, str | None]:
-    """``resolve_config`` plus the ``best/<SYMBOL>.json`` that chose the model (None unless ``best``)."""
-    first = resolve_with_profile(ForecastConfig, profile, flags=flags).value
+    """``resolve_config`` plus the ``best/<SYMBOL>.<tf>.json`` that chose the model (None unless ``best``)."""
+    first = resolve_base(profile, flags, allow_best=True)
     model, selection = first.model, None
     if model == "best":
-        rec = hyperparams.find(hyperparams.BEST, symbol, first.hyperparams_dir)
+        rec = hyperparams.find(hyperparams.BEST, symbol, first.timeframe, first.hyperparams_dir)
         if rec is None:
+            name = hyperparams.file_name(symbol, first.timeframe)
             raise ConfigError(
-                f"no model-selection record for {symbol} (best/{symbol}.json) in {', '.join(map(str, hyperparams.search_dirs(first.hyperparams_dir)))}",
-                hint=f"mqc forecast select {symbol} --models naive,ewma-vol,chronos2",
+                f"no model-selection record for {symbol} at {first.timeframe} (best/{name}) in {', '.join(map(str, hyperparams.search_dirs(first.hyperparams_dir)))}",
+                hint=f"mqc forecast select {symbol} -t {first.timeframe} --models naive,ewma-vol,chronos2",
             )
         model, selection = rec.model, str(rec.path) if rec.path else None
-    hp = hyperparams.find(model, symbol, first.hyperparams_dir)
+    hp = hyperparams.find(model, symbol, first.timeframe, first.hyperparams_dir)
     res = resolve_with_profile(
         ForecastConfig,
         profile,
@@ -150,7 +185,7 @@ def model_settings(
         ConfigError: ``best`` among the models, a malformed hyperparams file, bad settings.
     """
     if "best" in models:
-        raise ConfigError("'best' is not a model to compare", hint="name the candidates, e.g. --models naive,ewma-vol,chronos2")
+        raise UsageError("'best' is not a model to compare (--models)", hint="name the candidates, e.g. --models naive,ewma-vol,chronos2")
     configs: dict[str, dict[str, ForecastConfig]] = {}
     files: dict[str, dict[str, str | None]] = {}
     for m in models:
@@ -190,7 +225,7 @@ def run_forecast(
     """
     flags = dict(flags or {})
     if not symbols:
-        raise ConfigError("no symbols to forecast", hint="mqc forecast AAPL MSFT --model naive")
+        raise UsageError("no symbols to forecast", hint="name them: mqc forecast AAPL MSFT --model naive")
     tf = flags.get("timeframe") or resolve_with_profile(ForecastConfig, profile, flags={}).value.timeframe
     data = dict(frames) if frames is not None else load_frames(symbols, tf, end=end, catalog=catalog)
     configs, sources, files, selections = {}, {}, {}, {}

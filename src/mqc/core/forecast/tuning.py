@@ -2,8 +2,11 @@
 
 ``tune`` searches a grid of settings on validation origins only, then scores the winner once on
 later test origins (an embargo of the longest horizon in between) and writes
-``<model>/<SYMBOL>.json``. ``select`` scores several models on validation origins, keeps each
-symbol's best by a named metric, and writes ``best/<SYMBOL>.json`` with its test score.
+``<model>/<SYMBOL>.<tf>.json``. ``select`` scores several models on validation origins, keeps each
+symbol's best by a named metric, and writes ``best/<SYMBOL>.<tf>.json`` with its test score.
+Each symbol is split on its own origins (its history need not overlap the others'); when a
+candidate shares information across series (Chronos-2 cross-learning), or with ``joint_origins``,
+every candidate is scored on the origins common to all symbols.
 """
 
 from __future__ import annotations
@@ -21,10 +24,21 @@ import pandas as pd
 from mqc import __version__
 from mqc.core import atomic, config, paths
 from mqc.core.data.catalog import frame_hash
-from mqc.core.errors import ConfigError
+from mqc.core.errors import ConfigError, UsageError
 from mqc.core.forecast import hyperparams
 from mqc.core.forecast.config import EvalConfig, ForecastConfig
-from mqc.core.forecast.evaluation import EvalResult, evaluate, model_configs, origin_grid, split_origins
+from mqc.core.forecast.evaluation import (
+    JOINT,
+    JOINT_WHY,
+    PER_SYMBOL,
+    EvalResult,
+    evaluate,
+    joint_labels,
+    model_configs,
+    origin_grid,
+    sharing_why,
+    split_origins,
+)
 from mqc.core.forecast.scoring import best_candidate, check_per_symbol_metric
 from mqc.core.forecast.service import ModelSettings
 from mqc.core.progress import NULL, Progress
@@ -47,18 +61,22 @@ def parse_grid(text: str | None, model: str) -> dict[str, tuple]:
     """``"context_length=256,512;volume_covariate=true,false"`` -> typed grid (default: the model's grid).
 
     Raises:
-        ConfigError: unknown key (with did-you-mean) or a value of the wrong type.
+        UsageError: malformed text, an unknown key (with did-you-mean) or a value of the wrong type
+        (``--grid`` is a command-line value: exit 2).
     """
     if not text:
         return dict(DEFAULT_GRIDS.get(model, {}))
     types_ = config.field_types(ForecastConfig)
     grid: dict[str, tuple] = {}
-    for part in filter(None, (p.strip() for p in text.split(";"))):
-        if "=" not in part:
-            raise ConfigError(f"--grid {part!r}: use KEY=V1,V2 separated by ';'")
-        key, values = (x.strip() for x in part.split("=", 1))
-        config.check_keys(ForecastConfig, {key: None}, "--grid")
-        grid[key] = tuple(config.coerce(v.strip(), types_[key], f"--grid {key}") for v in values.split(",") if v.strip())
+    try:
+        for part in filter(None, (p.strip() for p in text.split(";"))):
+            if "=" not in part:
+                raise ConfigError(f"--grid {part!r}: use KEY=V1,V2 separated by ';'")
+            key, values = (x.strip() for x in part.split("=", 1))
+            config.check_keys(ForecastConfig, {key: None}, "--grid")
+            grid[key] = tuple(config.coerce(v.strip(), types_[key], f"--grid {key}") for v in values.split(",") if v.strip())
+    except ConfigError as exc:
+        raise UsageError(str(exc), hint=exc.hint or 'e.g. --grid "ewma_lambda=0.9,0.94;window=60,250"') from exc
     return grid
 
 
@@ -71,11 +89,14 @@ def _metadata(frames: Mapping[str, pd.DataFrame], extra: dict | None = None) -> 
     }
 
 
-def _windows(val, test) -> dict[str, Any]:
-    return {
-        "validation": {"first_origin": val.timestamps[0].isoformat(), "last_origin": val.timestamps[-1].isoformat(), "origins": len(val.timestamps)},
-        "test": {"first_origin": test.timestamps[0].isoformat(), "last_origin": test.timestamps[-1].isoformat(), "origins": len(test.timestamps)},
-    }
+def _windows(val, test, symbol: str) -> dict[str, Any]:
+    """One symbol's validation and test origins (each symbol is split on its own origins)."""
+
+    def span(grid) -> dict[str, Any]:
+        ts = grid.timestamps_of(symbol)
+        return {"first_origin": ts[0].isoformat(), "last_origin": ts[-1].isoformat(), "origins": len(ts)}
+
+    return {"validation": span(val), "test": span(test), "joint": bool(val.joint)}
 
 
 def run_eval(
@@ -115,7 +136,7 @@ class TuneResult:
 def tune(frames: Mapping[str, pd.DataFrame], symbol: str, base_config: ForecastConfig, eval_config: EvalConfig, grid: Mapping[str, tuple], *, progress: Progress = NULL) -> TuneResult:
     """Grid-search ``base_config`` for ``symbol`` on validation origins; score the winner on test origins.
 
-    Writes ``<hyperparams dir>/<model>/<SYMBOL>.json``.
+    Writes ``<hyperparams dir>/<model>/<SYMBOL>.<tf>.json`` (tf: ``base_config.timeframe``).
 
     Raises:
         ConfigError: unknown or cross-sectional metric; DataError: no setting has a score.
@@ -145,7 +166,7 @@ def tune(frames: Mapping[str, pd.DataFrame], symbol: str, base_config: ForecastC
         config=hyperparams.stored_config(dataclasses.replace(cfg, quantile_levels=base_config.quantile_levels)),
         validation={"metric": eval_config.metric, "score": trials[best_i]["score"], "best": combo, "trials": [{"settings": t["settings"], "score": t["score"]} for t in trials]},
         test=test_block,
-        windows=_windows(val, test),
+        windows=_windows(val, test, symbol),
         metadata=_metadata(data, {"horizons": list(eval_config.horizons), "step": eval_config.step}),
     )
     path = hyperparams.save(hp, cfg.model, base_config.hyperparams_dir)
@@ -155,10 +176,12 @@ def tune(frames: Mapping[str, pd.DataFrame], symbol: str, base_config: ForecastC
 @dataclass
 class SelectResult:
     metric: str
-    choices: dict[str, dict[str, Any]]  # symbol -> {"model", "validation", "test", "path"}
+    choices: dict[str, dict[str, Any]]  # symbol -> {"model", "validation", "test", "path", "settings_file", "windows"}
+    origins: str = PER_SYMBOL  # per-symbol, or joint (every symbol on common origins)
+    sharing: list[str] = field(default_factory=list)  # candidates that share across series (why origins are joint)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"metric": self.metric, "choices": self.choices}
+        return {"metric": self.metric, "origins": self.origins, "sharing": self.sharing, "choices": self.choices}
 
 
 def select(
@@ -170,7 +193,7 @@ def select(
     progress: Progress = NULL,
     settings: ModelSettings | None = None,
 ) -> SelectResult:
-    """Pick each symbol's model on validation origins by ``eval_config.metric``; write ``best/<SYMBOL>.json``.
+    """Pick each symbol's model on validation origins by ``eval_config.metric``; write ``best/<SYMBOL>.<tf>.json``.
 
     Args:
         frames: per-symbol frames.
@@ -195,7 +218,11 @@ def select(
         settings = ModelSettings({m: dict.fromkeys(frames, shared[m]) for m in models}, {m: dict.fromkeys(frames) for m in models})
     cfgs = {m: {s: dataclasses.replace(settings.configs[m][s], quantile_levels=eval_config.quantile_levels) for s in frames} for m in models}
     min_ctx = max(c.min_context for per in cfgs.values() for c in per.values())
-    grid_all = origin_grid(frames, eval_config.origins, eval_config.step, min_ctx, eval_config.max_horizon)
+    # Every candidate of a symbol is scored on the same origins, so the choice compares like with
+    # like: each symbol's own origins, or the common ones when a candidate shares across series.
+    sharing = joint_labels(cfgs, list(frames))
+    why = sharing_why(sharing) + "; every candidate is scored on the same origins" if sharing else JOINT_WHY
+    grid_all = origin_grid(frames, eval_config.origins, eval_config.step, min_ctx, eval_config.max_horizon, joint=eval_config.joint_origins or bool(sharing), why=why)
     val, test = split_origins(grid_all, eval_config.test_frac, eval_config.max_horizon, eval_config.step)
     val_res = evaluate(frames, cfgs, eval_config, grid=val, progress=progress, settings_files=settings.files)
     test_res = evaluate(frames, cfgs, eval_config, grid=test, progress=progress, settings_files=settings.files)
@@ -214,7 +241,7 @@ def select(
             config=hyperparams.stored_config(dataclasses.replace(cfgs[best][s], quantile_levels=base_config.quantile_levels)),
             validation={"metric": eval_config.metric, "scores": scores},
             test={"metric": eval_config.metric, "score": test_scores[best], "scores": test_scores},
-            windows=_windows(val, test),
+            windows=_windows(val, test, s),
             metadata=_metadata(
                 {s: frames[s]},
                 {
@@ -226,5 +253,5 @@ def select(
             ),
         )
         path = hyperparams.save(hp, hyperparams.BEST, base_config.hyperparams_dir)
-        choices[s] = {"model": best, "validation": scores, "test": test_scores, "path": str(path), "settings_file": settings.files[best].get(s)}
-    return SelectResult(eval_config.metric, choices)
+        choices[s] = {"model": best, "validation": scores, "test": test_scores, "path": str(path), "settings_file": settings.files[best].get(s), "windows": _windows(val, test, s)}
+    return SelectResult(eval_config.metric, choices, JOINT if val.joint else PER_SYMBOL, sharing)

@@ -10,16 +10,20 @@ from mqc.core.errors import ConfigError
 ASSET_CLASSES = ("equity", "crypto", "cash")
 
 
+# a one-way cost of 100% of the traded notional: anything above is a typo (checked by config.check_values)
+MAX_BPS = 10_000.0
+
+
 @config_table("market")
 @dataclass(frozen=True)
 class MarketConfig:
     """Execution costs and constraints. Every simulator in mqc (training, backtest, gym, trading)
     builds its costs from this one dataclass through ``mqc.core.market.simulator``."""
 
-    equity_fee_bps: float = field(default=1.0, metadata={"help": "commission on traded notional for equities, bps"})
-    crypto_fee_bps: float = field(default=10.0, metadata={"help": "commission on traded notional for crypto, bps"})
-    cash_fee_bps: float = field(default=0.0, metadata={"help": "cost of moving into/out of the cash asset, bps"})
-    slippage_bps: float = field(default=2.0, metadata={"help": "spread + slippage on traded notional, bps (all assets but cash)"})
+    equity_fee_bps: float = field(default=1.0, metadata={"help": "commission on traded notional for equities, bps", "max": MAX_BPS})
+    crypto_fee_bps: float = field(default=10.0, metadata={"help": "commission on traded notional for crypto, bps", "max": MAX_BPS})
+    cash_fee_bps: float = field(default=0.0, metadata={"help": "cost of moving into/out of the cash asset, bps", "max": MAX_BPS})
+    slippage_bps: float = field(default=2.0, metadata={"help": "spread + slippage on traded notional, bps (all assets but cash)", "max": MAX_BPS})
     financing_rate: float = field(default=0.05, metadata={"help": "annual rate paid on borrowed notional (long gross above 1)"})
     borrow_rate: float = field(default=0.0, metadata={"help": "annual borrow fee on short notional"})
     cash_rate: float = field(default=0.0, metadata={"help": "annual rate earned on uninvested cash"})

@@ -49,26 +49,76 @@ def register_loader(kind: str, loader: Callable[[dict[str, Any], Path], Strategy
 
 
 def resolve_checkpoint_path(ref: str | Path, runs_dir: Path | None = None) -> Path:
-    """A checkpoint file, a run directory (its ``checkpoints/best.pt``), or ``latest`` (newest run)."""
+    """A checkpoint file, a run directory (its ``checkpoints/best.pt``), or ``latest`` (newest run).
+
+    See ``resolve_checkpoint`` (this drops its note)."""
+    return resolve_checkpoint(ref, runs_dir)[0]
+
+
+# checkpoint names every run directory holds: a bare one that is not a file here names the run's own
+RUN_CHECKPOINTS = ("best.pt", "latest.pt")
+
+
+def run_dir_of(path: Path) -> Path | None:
+    """The run directory holding ``path`` (itself, or the nearest parent with config.json and checkpoints/)."""
+    for cand in (path, *path.parents):
+        if (cand / "config.json").is_file() and (cand / "checkpoints").is_dir():
+            return cand
+    return None
+
+
+def run_id(path: Path) -> str:
+    """The run id of a checkpoint (its run directory's name), else the file's stem."""
+    run = run_dir_of(Path(path).resolve().parent)
+    return run.name if run is not None else Path(path).stem
+
+
+def resolve_checkpoint(ref: str | Path, runs_dir: Path | None = None) -> tuple[Path, str | None]:
+    """Resolve ``ref`` to an absolute checkpoint path, with a note when the file was looked up.
+
+    ``ref`` is a checkpoint file, a run directory (its ``checkpoints/best.pt``), ``latest`` (the
+    newest run's best.pt), or a bare ``best.pt`` / ``latest.pt`` that is not a file here: then the
+    checkpoint of the run directory the working directory is in (or below, e.g. ``checkpoints/``),
+    else the newest run's. The note says which file that was (None when ``ref`` named it directly).
+
+    Raises:
+        ArtifactNotFound: nothing matches.
+    """
     from mqc.core import paths
 
     root = runs_dir or paths.runs_dir()
     if str(ref) == "latest":
-        runs = sorted(
-            (p for p in root.glob("**/checkpoints/best.pt")), key=lambda p: p.stat().st_mtime
-        ) if root.exists() else []
-        if not runs:
+        found = _newest(root, "best.pt")
+        if found is None:
             raise ArtifactNotFound(f"no training runs under {root}", hint="train one first: mqc train dm")
-        return runs[-1]
+        return found, f"latest: using {found} (the newest run under {root})"
     p = Path(ref).expanduser()
     if p.is_dir():
         for cand in (p / "checkpoints" / "best.pt", p / "best.pt", p / "checkpoints" / "latest.pt"):
             if cand.is_file():
-                return cand
+                return cand.resolve(), None
         raise ArtifactNotFound(f"{p}: no checkpoints/best.pt in this run directory")
-    if not p.is_file():
-        raise ArtifactNotFound(f"checkpoint {p} not found", hint="pass a .pt file, a run directory or 'latest'")
-    return p
+    if p.is_file():
+        return p.resolve(), None
+    if str(ref) in RUN_CHECKPOINTS:
+        run = run_dir_of(Path.cwd().resolve())
+        if run is not None:
+            cand = run / "checkpoints" / str(ref)
+            if not cand.is_file():
+                raise ArtifactNotFound(f"{cand} not found (the run in the working directory has no {ref} yet)",
+                                       hint="wait for its first evaluation, or pass another run directory")
+            return cand, f"{ref}: using {cand} (the run in the working directory)"
+        found = _newest(root, str(ref))
+        if found is not None:
+            return found, f"{ref}: using {found} (the newest run under {root}; the working directory is not a run directory)"
+        raise ArtifactNotFound(f"checkpoint {ref} not found here, and no training runs under {root}", hint="train one first: mqc train dm")
+    raise ArtifactNotFound(f"checkpoint {p} not found", hint="pass a .pt file, a run directory, 'latest' or 'best.pt'")
+
+
+def _newest(root: Path, name: str) -> Path | None:
+    """The newest ``<run>/checkpoints/<name>`` under ``root`` (by modification time)."""
+    runs = sorted(root.glob(f"**/checkpoints/{name}"), key=lambda q: q.stat().st_mtime) if root.exists() else []
+    return runs[-1].resolve() if runs else None
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

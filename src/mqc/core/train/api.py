@@ -118,8 +118,14 @@ def train_sharpe(
                   panel=panel, progress=progress, command_line=command_line, sources=sources)
 
 
-def _stored(doc: dict[str, Any], table: str) -> dict[str, Any]:
-    return {k: v["value"] for k, v in doc["configs"][table].items()}
+def _stored(doc: dict[str, Any], table: str, where: Path) -> dict[str, Any]:
+    """The stored values of one config table of a run's config.json."""
+    try:
+        return {k: v["value"] for k, v in doc["configs"][table].items()}
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise CheckpointError(
+            f"{where}: the [{table}] table is missing or damaged", hint="restore config.json from a copy, or start a new run"
+        ) from exc
 
 
 def resume_run(
@@ -150,11 +156,12 @@ def resume_run(
     if not (run_dir / "checkpoints" / "latest.pt").is_file():
         raise CheckpointError(f"{run_dir}: no checkpoints/latest.pt yet (killed before the first eval)", hint="start a new run")
     tcls = TRAIN_CONFIGS[kind]
-    data_cfg = config.from_dict(DataConfig, _stored(doc, "data"), "config.json [data]")
-    market = config.from_dict(MarketConfig, _stored(doc, "market"), "config.json [market]")
-    features = config.from_dict(FeatureConfig, _stored(doc, "features"), "config.json [features]")
-    split = config.from_dict(SplitConfig, _stored(doc, "split"), "config.json [split]")
-    cfg = config.from_dict(tcls, _stored(doc, config.table_name(tcls)), "config.json")
+    where = run_dir / "config.json"
+    data_cfg = config.from_dict(DataConfig, _stored(doc, "data", where), f"{where} [data]")
+    market = config.from_dict(MarketConfig, _stored(doc, "market", where), f"{where} [market]")
+    features = config.from_dict(FeatureConfig, _stored(doc, "features", where), f"{where} [features]")
+    split = config.from_dict(SplitConfig, _stored(doc, "split", where), f"{where} [split]")
+    cfg = config.from_dict(tcls, _stored(doc, config.table_name(tcls), where), f"{where} [{config.table_name(tcls)}]")
     panel = panel if panel is not None else load_panel(config=data_cfg)
     providers = [build_feature_provider(s) for s in doc.get("feature_providers", [])]
     trainer = TRAINERS[kind](panel, market, cfg, data_cfg=data_cfg, feature_cfg=features, split_cfg=split,

@@ -33,6 +33,7 @@ from mqc.core.policy.strategy import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, read
 from mqc.core.progress import NULL, Progress
 from mqc.core.train import rundir
 from mqc.core.train.checkpoint_kinds import policy_target_weights
+from mqc.core.train.config import check_memory
 from mqc.core.train.data import TrainData, baselines, evaluate_segment, prepare_data
 from mqc.core.train.rollout import filled_at, rollout
 
@@ -53,12 +54,33 @@ class TrainResult:
     seconds: float = 0.0
     test_range: tuple[str, str] | None = None  # first and last bar of the test segment (UTC)
     costs: dict[str, Any] = field(default_factory=dict)  # the cost model trained and scored under
+    resumed_from: dict[str, Any] | None = None  # {"checkpoint", "step", "total_steps"} of a --resume
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         for k in ("run_dir", "best_checkpoint", "latest_checkpoint"):
             d[k] = str(d[k])
         return d
+
+
+@dataclass(frozen=True)
+class TrainInterrupt:
+    """Where a run stood when Ctrl-C stopped it; attached to the ``KeyboardInterrupt`` that ``fit``
+    re-raises (as ``exc.train_interrupt``) so the command can say how to continue."""
+
+    kind: str
+    run_dir: Path
+    step: int
+    total_steps: int
+    checkpoint_step: int | None  # the step latest.pt holds (None: killed before the first eval)
+
+    def message(self) -> str:
+        """One or two lines for a person: where it stopped and the command that continues it."""
+        at = f"stopped at step {self.step} of {self.total_steps}; run directory {self.run_dir}"
+        if self.checkpoint_step is None:
+            return f"{at}\nno checkpoint yet (the first is saved at the first evaluation): start a new run"
+        return (f"{at}\ncontinue from its last checkpoint (step {self.checkpoint_step}): "
+                f"mqc train {self.kind} --resume {self.run_dir}")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -68,6 +90,18 @@ def resolve_device(name: str) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {name!r} requested but CUDA is not available", hint="use --device cpu (or auto)")
     return dev
+
+
+def device_memory_bytes(device: torch.device) -> int | None:
+    """Total memory of ``device`` (a GPU's, else the machine's RAM); None when unknown."""
+    import os
+
+    try:
+        if device.type == "cuda":
+            return int(torch.cuda.get_device_properties(device).total_memory)
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError, RuntimeError):
+        return None
 
 
 def peak_mem_gb(device: torch.device) -> float:
@@ -117,6 +151,8 @@ class BaseTrainer(abc.ABC):
         self.data: TrainData = prepare_data(
             panel, market, self.feature_cfg, self.split_cfg, lookback=cfg.lookback, horizon=cfg.horizon, providers=self.providers
         )
+        n_inputs = self.data.inputs.n_features * (panel.n_assets if self.model_type == "dirichlet_gru" else 1)
+        check_memory(cfg, cfg.min_memory_bytes(n_inputs, panel.n_assets), device_memory_bytes(self.device), f"memory of {self.device}")
         cap = market.max_overnight_leverage
         self.model_cfg = ModelConfig(
             type=self.model_type,  # type: ignore[arg-type]
@@ -151,6 +187,8 @@ class BaseTrainer(abc.ABC):
         self.best_step = 0
         self.best_metrics: dict[str, float] = {}
         self.last_val: dict[str, float] = {}
+        self.saved_step: int | None = None  # the step checkpoints/latest.pt holds
+        self.resumed_from: dict[str, Any] | None = None
 
     # ----- hooks for subclasses -------------------------------------------------------------
     @abc.abstractmethod
@@ -266,26 +304,45 @@ class BaseTrainer(abc.ABC):
 
     def _restore(self, run_dir: Path) -> None:
         path = run_dir / "checkpoints" / "latest.pt"
-        ckpt = read_checkpoint(path)
+        fresh = f"start a new run; to keep the trained weights add --init-checkpoint {run_dir / 'checkpoints' / 'best.pt'}"
+        try:
+            ckpt = read_checkpoint(path)
+        except CheckpointError as exc:
+            raise CheckpointError(f"{exc} (--resume needs the run's own latest.pt)", hint=fresh) from exc
+        if not isinstance(ckpt.get("train_state"), dict):
+            # best.pt holds the weights only: copied over latest.pt it can be backtested, not resumed
+            raise CheckpointError(
+                f"{path}: holds no training state (optimiser, random state), so the run cannot continue from it; "
+                "a best.pt copied over latest.pt looks like this",
+                hint=fresh,
+            )
         if ckpt.get("data_fingerprint") != self.data.panel.fingerprint:
             raise CheckpointError(
                 f"{path}: the bars changed since this run started (fingerprint {ckpt.get('data_fingerprint')} != {self.data.panel.fingerprint})",
                 hint="resume with the same data, or start a new run",
             )
         state = ckpt["train_state"]
-        self.model.load_state_dict(ckpt["state_dict"])
-        for opt, sd in zip(self.optimizers, state["optimizers"], strict=True):
-            opt.load_state_dict(sd)
-        torch.set_rng_state(state["torch_rng"])
-        if state.get("cuda_rng") is not None and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
-        self.step = int(ckpt["step"])
-        self.best_score = float(state["best_score"])
-        self.best_step = int(state["best_step"])
-        self.best_metrics = dict(state["best_metrics"])
-        self.last_val = dict(state["last_val"])
-        self.load_extra_state(state)
+        try:
+            self.model.load_state_dict(ckpt["state_dict"])
+            for opt, sd in zip(self.optimizers, state["optimizers"], strict=True):
+                opt.load_state_dict(sd)
+            torch.set_rng_state(state["torch_rng"])
+            if state.get("cuda_rng") is not None and self.device.type == "cuda":
+                torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+            self.step = int(ckpt["step"])
+            self.best_score = float(state["best_score"])
+            self.best_step = int(state["best_step"])
+            self.best_metrics = dict(state["best_metrics"])
+            self.last_val = dict(state["last_val"])
+            self.load_extra_state(state)
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise CheckpointError(
+                f"{path}: incomplete training state ({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''})",
+                hint=fresh,
+            ) from exc
         rundir.truncate_metrics(run_dir, self.step)
+        self.saved_step = self.step
+        self.resumed_from = {"checkpoint": str(path), "step": self.step, "total_steps": self.total_steps}
 
     def _write_config(self) -> None:
         tables = {
@@ -380,6 +437,8 @@ class BaseTrainer(abc.ABC):
         self.progress.start(self.total_steps, f"train {self.kind}: {self.data.panel.n_assets} assets, {len(self.train_idx)} train bars -> {self.run_dir}")
         if self.step:
             self.progress.advance(self.step)
+        if self.resumed_from is not None:
+            self.progress.log(f"resumed at step {self.step} of {self.total_steps} from {self.resumed_from['checkpoint']}")
         for message in self.data.panel.report.warnings:
             self.progress.log(f"warning: {message}")
         if self.model_cfg.mode == "long" and self.model_cfg.n_assets == 1:
@@ -402,6 +461,9 @@ class BaseTrainer(abc.ABC):
                 self.progress.advance(1, **live)
                 if stop_after is not None and self.step >= stop_after and self.step % self.cfg.eval_interval == 0:
                     break
+        except KeyboardInterrupt as exc:
+            exc.train_interrupt = TrainInterrupt(self.kind, self.run_dir, self.step, self.total_steps, self.saved_step)  # type: ignore[attr-defined]
+            raise
         finally:
             self.progress.finish()
         return self._finish(started, complete=self.step >= self.total_steps)
@@ -418,7 +480,9 @@ class BaseTrainer(abc.ABC):
             rundir.save_checkpoint(ckpt_dir / "best.pt", self.checkpoint(val, train_state=False))
         rundir.append_metrics(self.run_dir, {"kind": "eval", "step": self.step, "best": improved, **{f"eval_{k}": v for k, v in val.items()}})
         rundir.save_checkpoint(ckpt_dir / "latest.pt", self.checkpoint(val, train_state=True))
-        self.progress.log(f"step {self.step}: val sharpe {val['sharpe']:.3f}, return {val['total_return']:+.2%}, turnover {val['turnover']:.3f}{'  (best)' if improved else ''}")
+        self.saved_step = self.step
+        # turnover in percent, as the backtest table shows it
+        self.progress.log(f"step {self.step}: val sharpe {val['sharpe']:.3f}, return {val['total_return']:+.2%}, turnover {val['turnover']:.2%}{'  (best)' if improved else ''}")
 
     def _finish(self, started: float, *, complete: bool) -> TrainResult:
         ckpt_dir = self.run_dir / "checkpoints"
@@ -458,6 +522,7 @@ class BaseTrainer(abc.ABC):
             seconds=time.perf_counter() - started,
             test_range=self._test_range(),
             costs=self._costs(),
+            resumed_from=self.resumed_from,
         )
 
     def _costs(self) -> dict[str, Any]:

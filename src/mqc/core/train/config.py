@@ -13,6 +13,40 @@ from typing import Literal
 from mqc.core.config import config_table
 from mqc.core.errors import ConfigError
 
+# Upper bounds no real run reaches (field metadata "max", checked by config.check_values); sizes
+# below them that still would not fit are caught by the memory estimate.
+MAX_STEPS = 100_000_000
+MAX_BARS = 1_000_000
+MAX_WIDTH = 65_536
+MAX_LAYERS = 256
+
+
+# Far above any single machine: a size needing more is refused before the data is even loaded; the
+# trainer compares the estimate with the actual device's memory (``check_memory``).
+MEMORY_CEILING = 16 * 2**40
+_F32 = 4
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:,.1f} GiB"
+
+
+def check_memory(cfg: DMTrainConfig | SharpeTrainConfig, need: int, have: int | None, where: str) -> None:
+    """Refuse sizes whose lower-bound memory ``need`` exceeds ``have`` bytes (``where``: the device).
+
+    Raises:
+        ConfigError: naming the size fields, the estimate and the memory there is.
+    """
+    if have is None or need <= have:
+        return
+    table = "train" if isinstance(cfg, DMTrainConfig) else "sharpe"
+    raise ConfigError(
+        f"{table}.hidden_size {cfg.hidden_size} x layers {cfg.layers} (lookback {cfg.lookback}, horizon {cfg.horizon}, "
+        f"{cfg.microbatch_windows or cfg.batch_windows} windows per pass) needs at least {_gib(need)} for weights, "
+        f"gradients, optimiser state and activations; {where}: {_gib(have)}",
+        hint="lower --hidden-size/--layers, or --microbatch-windows / --gradient-checkpointing for the activations",
+    )
+
 
 def _positive(obj: object, names: tuple[str, ...], table: str) -> None:
     for name in names:
@@ -31,8 +65,8 @@ def _non_negative(obj: object, names: tuple[str, ...], table: str) -> None:
 class _RuntimeFields:
     """Fields every trainer shares: budget, evaluation, hardware, reproducibility, outputs."""
 
-    steps: int = field(default=300, metadata={"help": "optimiser steps (ignored when epochs is set)"})
-    epochs: float | None = field(default=None, metadata={"help": "train for this many passes over the train split's decision bars instead of --steps"})
+    steps: int = field(default=300, metadata={"help": "optimiser steps (ignored when epochs is set)", "max": MAX_STEPS})
+    epochs: float | None = field(default=None, metadata={"help": "train for this many passes over the train split's decision bars instead of --steps", "max": 1e6})
     eval_interval: int = field(default=50, metadata={"help": "evaluate on val (and save latest.pt) every N steps"})
     log_interval: int = field(default=10, metadata={"help": "write a train row to metrics.jsonl every N steps"})
     select_metric: Literal["sharpe", "total_return", "sortino", "calmar"] = field(default="sharpe", metadata={"help": "val metric that picks best.pt"})
@@ -46,7 +80,7 @@ class _RuntimeFields:
     dtype: Literal["auto", "fp32", "bf16"] = field(default="auto", metadata={"help": "auto: fp32 on CPU, bf16 autocast on CUDA"})
     microbatch_windows: int | None = field(default=None, metadata={"help": "windows per forward/backward pass; gradients accumulate up to batch_windows"})
     gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute the encoder in backward to save memory"})
-    threads: int = field(default=1, metadata={"help": "torch CPU threads"})
+    threads: int = field(default=1, metadata={"help": "torch CPU threads", "max": 4096})
     seed: int = field(default=0, metadata={"help": "seed for weights, window sampling and rollouts"})
     init_checkpoint: str | None = field(default=None, metadata={"help": "start from the weights of this checkpoint (same kind and shapes)"})
     save_dir: str | None = field(default=None, metadata={"help": "parent of the run directory (default: <runs dir>/<kind>)"})
@@ -65,12 +99,12 @@ class _RuntimeFields:
 class DMTrainConfig(_RuntimeFields):
     """``mqc train dm``: a Dirichlet GRU portfolio policy trained by GRPO and/or pathwise gradients."""
 
-    lookback: int = field(default=192, metadata={"help": "bars of features the policy sees for each decision"})
-    horizon: int = field(default=16, metadata={"help": "consecutive decisions (bars) per sampled window"})
-    batch_windows: int = field(default=8, metadata={"help": "windows sampled from the train split per step"})
-    rollout_groups: int = field(default=8, metadata={"help": "K Dirichlet rollouts per window (the GRPO group)"})
-    hidden_size: int = field(default=32, metadata={"help": "GRU hidden size"})
-    layers: int = field(default=1, metadata={"help": "GRU layers"})
+    lookback: int = field(default=192, metadata={"help": "bars of features the policy sees for each decision", "max": MAX_BARS})
+    horizon: int = field(default=16, metadata={"help": "consecutive decisions (bars) per sampled window", "max": MAX_BARS})
+    batch_windows: int = field(default=8, metadata={"help": "windows sampled from the train split per step", "max": MAX_BARS})
+    rollout_groups: int = field(default=8, metadata={"help": "K Dirichlet rollouts per window (the GRPO group)", "max": 4096})
+    hidden_size: int = field(default=32, metadata={"help": "GRU hidden size", "max": MAX_WIDTH})
+    layers: int = field(default=1, metadata={"help": "GRU layers", "max": MAX_LAYERS})
     objective: Literal["grpo", "pathwise", "hybrid"] = field(default="hybrid", metadata={"help": "grpo: score-function with group advantages; pathwise: reparameterised samples through the simulator; hybrid: both"})
     reward: Literal["log_wealth", "sharpe"] = field(default="log_wealth", metadata={"help": "per-rollout reward before penalties: annualised log growth or annualised Sharpe"})
     kl_coef: float = field(default=0.01, metadata={"help": "weight of KL(policy || EMA reference policy)"})
@@ -89,6 +123,17 @@ class DMTrainConfig(_RuntimeFields):
             raise ConfigError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.microbatch_windows is not None and self.microbatch_windows > self.batch_windows:
             raise ConfigError(f"train.microbatch_windows ({self.microbatch_windows}) cannot exceed batch_windows ({self.batch_windows})")
+        check_memory(self, self.min_memory_bytes(), MEMORY_CEILING, "the most mqc allows on any machine")
+
+    def min_memory_bytes(self, n_inputs: int = 1, n_assets: int = 1) -> int:
+        """A lower bound of one training step's memory: every parameter 4 times (weights, gradient,
+        two AdamW moments) plus, without gradient checkpointing, 3 floats per hidden unit per
+        recurrence step of a microbatch (``n_inputs``: assets x features)."""
+        h = self.hidden_size
+        params = n_inputs * h + self.layers * 6 * h * h + h * (n_assets + 1)
+        steps = (self.microbatch_windows or self.batch_windows) * self.horizon * self.lookback
+        acts = 0 if self.gradient_checkpointing else 3 * steps * h * self.layers
+        return _F32 * (4 * params + acts)
 
 
 @config_table("sharpe")
@@ -96,12 +141,12 @@ class DMTrainConfig(_RuntimeFields):
 class SharpeTrainConfig(_RuntimeFields):
     """``mqc train sharpe``: a small per-asset network trained to maximise Sharpe net of costs."""
 
-    lookback: int = field(default=8, metadata={"help": "bars of features per asset the network sees"})
-    horizon: int = field(default=128, metadata={"help": "decisions per sampled window (the Sharpe is computed over it)"})
-    batch_windows: int = field(default=16, metadata={"help": "windows per step"})
-    hidden_size: int = field(default=32, metadata={"help": "hidden width of the per-asset MLP"})
-    layers: int = field(default=2, metadata={"help": "hidden layers of the per-asset MLP"})
-    steps: int = field(default=300, metadata={"help": "optimiser steps (ignored when epochs is set)"})
+    lookback: int = field(default=8, metadata={"help": "bars of features per asset the network sees", "max": MAX_BARS})
+    horizon: int = field(default=128, metadata={"help": "decisions per sampled window (the Sharpe is computed over it)", "max": MAX_BARS})
+    batch_windows: int = field(default=16, metadata={"help": "windows per step", "max": MAX_BARS})
+    hidden_size: int = field(default=32, metadata={"help": "hidden width of the per-asset MLP", "max": MAX_WIDTH})
+    layers: int = field(default=2, metadata={"help": "hidden layers of the per-asset MLP", "max": MAX_LAYERS})
+    steps: int = field(default=300, metadata={"help": "optimiser steps (ignored when epochs is set)", "max": MAX_STEPS})
     lr: float = field(default=3e-3, metadata={"help": "AdamW learning rate"})
 
     def __post_init__(self) -> None:
@@ -111,3 +156,12 @@ class SharpeTrainConfig(_RuntimeFields):
             raise ConfigError("sharpe.horizon must be >= 2 bars (a Sharpe needs a variance)")
         if self.microbatch_windows is not None and self.microbatch_windows > self.batch_windows:
             raise ConfigError(f"sharpe.microbatch_windows ({self.microbatch_windows}) cannot exceed batch_windows ({self.batch_windows})")
+        check_memory(self, self.min_memory_bytes(), MEMORY_CEILING, "the most mqc allows on any machine")
+
+    def min_memory_bytes(self, n_inputs: int = 1, n_assets: int = 1) -> int:
+        """A lower bound of one training step's memory (see ``DMTrainConfig.min_memory_bytes``);
+        ``n_inputs`` here is the features per asset."""
+        h = self.hidden_size
+        params = self.lookback * n_inputs * h + (self.layers - 1) * h * h
+        acts = (self.microbatch_windows or self.batch_windows) * self.horizon * n_assets * h * self.layers
+        return _F32 * (4 * params + acts)

@@ -40,7 +40,8 @@ STATS = ("ret_mean", "ret_std", "p_up", "ret_q10", "ret_q50", "ret_q90", "path_v
 # 2: the future calendar of origin t is learned from timestamps <= t (1 learned it from the panel)
 # 3: US equity calendars skip NYSE closures (future timestamps are model inputs)
 # 4: one-off NYSE closures only once they could be known at the origin
-FORMAT_VERSION = 4
+# 5: NYSE closures, early closes and late opens from exchange_calendars (core/calendar.py)
+FORMAT_VERSION = 5
 # timestamps up to and including the origin that its future calendar is learned from; a fixed
 # trailing window keeps the work per origin constant (no O(T^2) on long panels)
 CALENDAR_HISTORY = 500
