@@ -13,8 +13,10 @@
 (a') With ``--stages``: the median time of each stage of the mqc import (mqc runs only).
 (b) ``load_panel`` of the 30-symbol daily basket of ../shared/data/ohlcv/daily (imported into a
     temp catalog first): warm time, target < 0.5 s.
+(c) What the integrity check on read costs: ``Catalog.load_arrays`` of one stored N-row file
+    (default 5M rows) against the sha256 of its bars alone, interleaved.
 
-Usage: python bench/bench_data.py [--rows 5000000] [--repeat 7] [--stages] [--skip-panel] [--skip-import]
+Usage: python bench/bench_data.py [--rows 5000000] [--repeat 7] [--stages] [--skip-panel] [--skip-import] [--check]
 """
 
 from __future__ import annotations
@@ -242,6 +244,29 @@ def bench_panel(repeat: int) -> None:
               f"median {np.median(warm) * 1e3:.0f} ms (target < 500 ms)")
 
 
+def bench_check(rows: int, repeat: int) -> None:
+    from mqc.core.data.catalog import Catalog, WriteItem, hash_arrays
+
+    rng = np.random.default_rng(0)
+    ts = (np.arange(rows, dtype=np.int64) * 60 + 1_600_000_000) * 1_000_000_000
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 1e-4, rows)))
+    cols = {"open": close, "high": close * 1.001, "low": close * 0.999, "close": close, "volume": rng.uniform(1, 1000, rows)}
+    with tempfile.TemporaryDirectory(prefix="mqc-bench-") as tmp:
+        cat = Catalog(Path(tmp) / "cat")
+        cat.write_many([WriteItem("BIG", ts, cols, "bench", "1m")])
+        load, sha = [], []
+        for _ in range(max(3, repeat)):
+            t = time.perf_counter()
+            cat.load_arrays("BIG", "1m")
+            load.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            hash_arrays(ts, cols)
+            sha.append(time.perf_counter() - t)
+        mb = rows * 48 / 1e6
+        print(f"(c) load_arrays of {rows} rows ({mb:.0f} MB of bars), checked: best {min(load) * 1e3:.0f} ms, median {np.median(load) * 1e3:.0f} ms; "
+              f"of which the sha256: best {min(sha) * 1e3:.0f} ms ({min(sha) * 1e3 / mb:.2f} ms/MB)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=5_000_000, help="rows of the 1-minute CSV (default 5M)")
@@ -249,6 +274,7 @@ def main() -> None:
     ap.add_argument("--skip-panel", action="store_true")
     ap.add_argument("--skip-import", action="store_true")
     ap.add_argument("--stages", action="store_true", help="also time each stage of the mqc import (mqc runs only)")
+    ap.add_argument("--check", action="store_true", help="also time the integrity check of a --rows file on read")
     args = ap.parse_args()
     print(machine())
     if not args.skip_import:
@@ -257,6 +283,8 @@ def main() -> None:
         bench_stages(args.rows, args.repeat)
     if not args.skip_panel:
         bench_panel(args.repeat)
+    if args.check:
+        bench_check(args.rows, args.repeat)
     sys.stdout.flush()
 
 

@@ -18,7 +18,7 @@ from mqc.commands._console import (
     want_json,
     warn,
 )
-from mqc.commands._options import JsonOpt, split_list
+from mqc.commands._options import AllowAlteredOpt, JsonOpt, split_list
 
 
 class SplitChoice(StrEnum):
@@ -47,6 +47,7 @@ def backtest(
     no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG plots."),
     allow_mismatch: bool = typer.Option(False, "--allow-mismatch", help="Transfer test: replay on another bar size, or on other symbols of the same count (mapped in order), with a warning."),
     enable_shorting: bool | None = typer.Option(None, "--enable-shorting/--no-shorting", help="Weights files: let negative weights be shorts (default: the profile's [market] allow_short, off); checkpoints use their own market."),
+    allow_altered: bool = AllowAlteredOpt,
     json_out: bool = JsonOpt,
 ) -> None:
     """Replay a strategy bar by bar with costs, against cash, buy & hold, 1/N and inverse-vol benchmarks.
@@ -72,7 +73,7 @@ def backtest(
                  slippage_bps=slippage_bps, write_trades=False if no_trades else None, plots=False if no_plots else None)
     resolved = resolve_with_profile(BacktestConfig, profile, flags=flags)
     cfg = resolved.value
-    data_res = resolve_with_profile(DataConfig, profile, flags=dict(symbols=split_list(symbols), timeframe=timeframe, data_root=data_root))
+    data_res = resolve_with_profile(DataConfig, profile, flags=dict(symbols=split_list(symbols), timeframe=timeframe, data_root=data_root, allow_altered=allow_altered))
     data = data_res.value
     if data.data_root is not None:
         data = dataclasses.replace(data, data_root=str(Path(data.data_root).expanduser().resolve()))

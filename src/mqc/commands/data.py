@@ -1,4 +1,4 @@
-"""``mqc data``: import, validate, list, show, export, remove, sample, synth and fetch OHLCV bars."""
+"""``mqc data``: import, validate, list, verify, show, export, remove, sample, synth and fetch OHLCV bars."""
 
 from __future__ import annotations
 
@@ -166,8 +166,9 @@ def list_(
 
     cat = Catalog()
     entries = cat.entries(timeframe)
+    problems = [cat.check(e, full=False) for e in entries]  # footer only; mqc data verify reads the bars
     if want_json(json_out):
-        print_json({"catalog": str(cat.root), "entries": [e.__dict__ for e in entries]})
+        print_json({"catalog": str(cat.root), "entries": [{**e.__dict__, "problem": p} for e, p in zip(entries, problems, strict=True)]})
         return
     if not entries:
         stored = sorted({e.timeframe for e in cat.entries()}) if timeframe else []
@@ -179,9 +180,50 @@ def list_(
     t = Table(title=str(cat.root))
     for col in ("symbol", "timeframe", "rows", "first", "last", "class", "source"):
         t.add_column(col, justify="right" if col == "rows" else "left")
-    for e in entries:
-        t.add_row(e.symbol, e.timeframe, str(e.rows), _when(e.first), _when(e.last), e.asset_class, _short(e.source, 36))
+    for e, p in zip(entries, problems, strict=True):
+        sym = f"[red]{e.symbol} DAMAGED[/red]" if p else e.symbol
+        t.add_row(sym, e.timeframe, str(e.rows), _when(e.first), _when(e.last), e.asset_class, _short(e.source, 36))
     out.print(t)
+    _print_damaged([(e, p) for e, p in zip(entries, problems, strict=True) if p])
+
+
+def _print_damaged(damaged: list) -> None:
+    """One error line per damaged entry, then the repair (stderr)."""
+    from mqc.core.data.integrity import repair_hint
+
+    for e, problem in damaged:
+        err.print(f"[bold red]damaged:[/bold red] {_esc(f'{e.key}: {e.file_name} {problem}')}")
+        err.print(f"[dim]hint:[/dim] {_esc(repair_hint(e))}")
+
+
+@app.command("verify")
+def verify(
+    timeframe: str = typer.Option(None, "--timeframe", "-t", help="Only this bar size (1d, 1h, 15m, ...)."),
+    json_out: bool = JsonOpt,
+) -> None:
+    """Read every stored file and check it against the manifest (present, whole, same bars as imported). Exit 1 when one is damaged."""
+    from rich.table import Table
+
+    from mqc.core.data.catalog import Catalog
+    from mqc.core.data.integrity import verify_catalog
+
+    with RichProgress() as progress:
+        result = verify_catalog(Catalog(), timeframe, progress=progress)
+    if want_json(json_out):
+        print_json(result.to_dict())
+    else:
+        t = Table(title=f"verified {result.catalog}")
+        for col in ("symbol", "timeframe", "rows", "file"):
+            t.add_column(col, justify="right" if col == "rows" else "left")
+        for e, p in result.checked:
+            t.add_row(e.symbol, e.timeframe, str(e.rows), "[red]DAMAGED[/red]" if p else "[green]ok[/green]")
+        out.print(t)
+        _print_damaged(result.damaged)
+        if result.orphans:
+            out.print(f"{len(result.orphans)} leftover file(s) of interrupted writes, deleted by the next import or remove")
+        out.print(f"{len(result.damaged)} of {len(result.checked)} file(s) damaged" if result.damaged else f"all {len(result.checked)} file(s) match the manifest")
+    if result.damaged:
+        raise typer.Exit(1)
 
 
 @app.command("show")

@@ -1,6 +1,7 @@
 """Atomic file writes: write a sibling temp file, fsync, then ``os.replace`` over the target.
 
-A crash at any point leaves either the old file or the new one, never a torn mix.
+A crash at any point leaves either the old file or the new one, never a torn mix. Files get the
+usual permissions (0666 less the umask), like any file the user creates, so a team can share them.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import errno
 import json
 import math
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -47,15 +48,29 @@ def staged_file(directory: str | os.PathLike[str], name: str = "staged") -> Iter
     directory = Path(directory)
     with _named_os_errors(directory):
         directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
-        os.close(fd)
-    staged = StagedFile(Path(tmp))
+        tmp = _create_temp(directory, f".{name}.", ".tmp")
+    staged = StagedFile(tmp)
     try:
         with _named_os_errors(directory):
             yield staged
     finally:
         if staged.committed is None:
             staged.path.unlink(missing_ok=True)
+
+
+def _create_temp(directory: Path, prefix: str, suffix: str) -> Path:
+    """Create a new empty file ``<prefix><random><suffix>`` in ``directory`` with mode 0666 less the
+    umask (``tempfile.mkstemp`` would make it 0600, and the rename would keep that)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOFOLLOW", 0)
+    for _ in range(100):
+        path = directory / f"{prefix}{secrets.token_hex(4)}{suffix}"
+        try:
+            fd = os.open(path, flags, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return path
+    raise FileExistsError(f"{directory}: no free temp file name after 100 tries")
 
 
 @contextlib.contextmanager

@@ -12,6 +12,7 @@ import typer
 from rich.markup import escape
 
 from mqc.commands._console import RichProgress, err, out, print_json, state, want_json
+from mqc.commands._options import AllowAlteredOpt as AllowAlteredOpt  # re-exported: shared with mqc backtest
 from mqc.commands._options import split_list
 
 # Data selection

@@ -23,7 +23,7 @@ def kronos(
     kronos_top_k: int = typer.Option(None, "--kronos-top-k", help="Top-k sampling (0 = off)."),
     kronos_clip: float = typer.Option(None, "--kronos-clip", help="Clip of the z-scored inputs."),
     data_root: str = c.DataRootOpt, symbols: str = c.SymbolsOpt, timeframe: str = c.TimeframeOpt,
-    start: str = c.StartOpt, end: str = c.EndOpt, max_assets: int = c.MaxAssetsOpt, exclude: str = c.ExcludeOpt,
+    start: str = c.StartOpt, end: str = c.EndOpt, max_assets: int = c.MaxAssetsOpt, exclude: str = c.ExcludeOpt, allow_altered: bool = c.AllowAlteredOpt,
     cost_bps: float = c.CostOpt, slippage_bps: float = c.SlippageOpt, enable_shorting: bool = c.ShortOpt, include_cash: bool = c.CashOpt,
     lookback: int = c.LookbackOpt, horizon: int = c.HorizonOpt, batch_windows: int = c.BatchOpt,
     rollout_groups: int = c.RolloutGroupsOpt, objective: Objective = c.ObjectiveOpt, reward: Reward = c.RewardOpt,

@@ -8,7 +8,7 @@ from mqc.commands.train import _common as c
 
 def sharpe(
     data_root: str = c.DataRootOpt, symbols: str = c.SymbolsOpt, timeframe: str = c.TimeframeOpt,
-    start: str = c.StartOpt, end: str = c.EndOpt, max_assets: int = c.MaxAssetsOpt, exclude: str = c.ExcludeOpt,
+    start: str = c.StartOpt, end: str = c.EndOpt, max_assets: int = c.MaxAssetsOpt, exclude: str = c.ExcludeOpt, allow_altered: bool = c.AllowAlteredOpt,
     cost_bps: float = c.CostOpt, slippage_bps: float = c.SlippageOpt, enable_shorting: bool = c.ShortOpt, include_cash: bool = c.CashOpt,
     lookback: int = c.LookbackOpt, horizon: int = c.HorizonOpt, batch_windows: int = c.BatchOpt,
     hidden_size: int = c.HiddenOpt, layers: int = c.LayersOpt, lr: float = c.LrOpt, steps: int = c.StepsOpt, epochs: float = c.EpochsOpt,

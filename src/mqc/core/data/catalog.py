@@ -10,17 +10,20 @@ the manifest entry names its file, so the atomic rename of the manifest is the s
 a batch writes every new file under a fresh name, then the manifest, and only then deletes the files
 the old manifest pointed to. A crash or a full disk before the manifest rename leaves the old
 manifest pointing at the old, untouched files; the unreferenced new files are swept on the next
-write. Entries written before this layout (no ``file``) keep reading ``<tf>/<SYMBOL>.parquet`` and
-move to the new layout the next time the symbol is written. Loading checks the file's row count
-(Parquet metadata) against the manifest. Writers hold a lock file for the batch.
+write (also a write that stores nothing new). Entries written before this layout (no ``file``) keep
+reading ``<tf>/<SYMBOL>.parquet`` and move to the new layout the next time the symbol is written.
+Writers hold a lock file for the batch.
+
+Reading trusts nothing: the manifest is checked for shape and for paths that would leave the catalog
+(``manifest.py``), and every load checks its file against the manifest's row count and content hash
+(``integrity.py``). ``housekeeping.py`` sweeps leftovers and keeps the reserve that lets ``remove``
+commit on a full disk. docs/data.md ("Catalog integrity") states the promises.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
-import json
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -30,7 +33,15 @@ import numpy as np
 import pandas as pd
 
 from mqc.core import atomic, paths
-from mqc.core.data.bars import COLUMNS, Bars, table_arrays, write_bars
+from mqc.core.data import housekeeping
+from mqc.core.data.bars import COLUMNS, Bars, write_bars
+from mqc.core.data.integrity import DamagedFile, check_file, hash_arrays, read_bars
+from mqc.core.data.manifest import (
+    MANIFEST_VERSION,
+    Entry,
+    entry_from,
+    read_manifest,
+)
 from mqc.core.data.reader import normalise_symbol
 from mqc.core.data.timeframe import (
     infer_bar_seconds_ns,
@@ -39,7 +50,7 @@ from mqc.core.data.timeframe import (
 )
 from mqc.core.errors import ArtifactNotFound, DataError
 
-MANIFEST_VERSION = 1
+__all__ = ["MANIFEST_VERSION", "Catalog", "DamagedFile", "Entry", "WriteItem", "WriteResult", "hash_arrays"]
 _THREADED_HASH_ROWS = 100_000  # hash on a second thread while writing files of at least this many bars
 CRYPTO_QUOTES = ("USDT", "USDC", "BUSD", "USD", "BTC", "ETH", "EUR")
 
@@ -54,34 +65,6 @@ def guess_asset_class(symbol: str) -> str:
     if len(s) == 6 and s.endswith("USD") and s[:3] in ("BTC", "ETH", "SOL", "ADA", "BNB", "XRP", "LTC", "DOG"):
         return "crypto"
     return "equity"
-
-
-@dataclass
-class Entry:
-    symbol: str
-    timeframe: str
-    rows: int
-    first: str
-    last: str
-    sha256: str
-    source: str
-    asset_class: str
-    imported_at: str
-    file: str = ""  # data file name under <timeframe>/; "" = the older <SYMBOL>.parquet layout
-    adjustment: str = ""  # how prices were adjusted on the way in ("" = stored as delivered)
-
-    @property
-    def key(self) -> str:
-        return f"{self.timeframe}/{self.symbol}"
-
-
-def hash_arrays(ts: np.ndarray, cols: dict[str, np.ndarray]) -> str:
-    """Content hash of bars: int64 ns timestamps then the five float64 columns (exact bits)."""
-    h = hashlib.sha256()
-    h.update(np.ascontiguousarray(ts, dtype=np.int64).data)
-    for col in COLUMNS:
-        h.update(np.ascontiguousarray(cols[col], dtype=np.float64).data)
-    return h.hexdigest()
 
 
 def frame_hash(df: pd.DataFrame) -> str:
@@ -134,15 +117,7 @@ class Catalog:
         return self.root / "manifest.json"
 
     def _read_manifest(self) -> dict:
-        if not self.manifest_path.exists():
-            return {"version": MANIFEST_VERSION, "entries": {}}
-        try:
-            data = json.loads(self.manifest_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{self.manifest_path}: corrupted catalog manifest ({exc})", hint="restore it, or delete the catalog folder and import again") from exc
-        if data.get("version") != MANIFEST_VERSION:
-            raise DataError(f"{self.manifest_path}: unsupported manifest version {data.get('version')!r}")
-        return data
+        return read_manifest(self.manifest_path)
 
     def entries(self, timeframe: str | None = None) -> list[Entry]:
         """Every stored (timeframe, symbol), sorted; only ``timeframe`` when given.
@@ -150,7 +125,7 @@ class Catalog:
         Raises:
             DataError: ``timeframe`` is not a bar size (aliases like ``1H`` or ``daily`` are accepted).
         """
-        items = [Entry(**e) for e in self._read_manifest()["entries"].values()]
+        items = [entry_from(e) for e in self._read_manifest()["entries"].values()]
         if timeframe:
             timeframe = check_timeframe(timeframe)
             items = [e for e in items if e.timeframe == timeframe]
@@ -189,31 +164,78 @@ class Catalog:
 
     def path_for(self, entry: Entry) -> Path:
         """The data file of ``entry`` (content-addressed, or the older ``<SYMBOL>.parquet``)."""
-        return self.root / entry.timeframe / (entry.file or f"{entry.symbol}.parquet")
+        return self.root / entry.timeframe / entry.file_name
 
-    def load_arrays(self, symbol: str, timeframe: str | None = None) -> tuple[Entry, np.ndarray, dict[str, np.ndarray]]:
-        """(entry, int64 ns timestamps, {column: float64}) of one stored symbol.
+    def data_path(self, entry: Entry) -> Path:
+        """``path_for(entry)`` once its folder is checked: the manifest check already refused ``..``
+        and separators, this refuses a ``<timeframe>/`` folder that is a link leading elsewhere
+        (deleting in it would delete outside the catalog). A file that is itself a link is only
+        refused on read (``_readable_path``): removing it removes the link, never its target.
 
         Raises:
-            DataError: the entry's file is missing, or its row count disagrees with the manifest
-                (a torn write): ``mqc data remove SYMBOL`` then import it again.
+            DataError: the timeframe folder resolves outside the catalog.
         """
-        import pyarrow.parquet as pq
-
-        entry = self.find(symbol, timeframe)
         path = self.path_for(entry)
-        fix = f"mqc data remove {entry.symbol} --timeframe {entry.timeframe}, then import it again"
-        if not path.exists():
-            raise DataError(f"catalog entry {entry.key} has no file at {path}", hint=fix)
-        pf = pq.ParquetFile(path)
-        if pf.metadata.num_rows != entry.rows:  # cheap: footer only, checked before reading the bars
+        folder, want = path.parent.resolve(), self.root.resolve() / entry.timeframe
+        if folder != want:
             raise DataError(
-                f"catalog entry {entry.key}: {path.name} holds {pf.metadata.num_rows} bars but the manifest says {entry.rows} "
-                "(an interrupted write?)",
-                hint=fix,
+                f"catalog folder {path.parent} leads outside the catalog (to {folder}); refused, nothing was read or deleted",
+                hint=f"make {path.parent} a real folder holding its data files, not a link",
             )
-        ts, cols = table_arrays(pf.read())
-        return entry, ts, cols
+        return path
+
+    def _readable_path(self, entry: Entry) -> Path:
+        path = self.data_path(entry)
+        if path.is_symlink() and path.resolve().parent != path.parent.resolve():
+            raise DamagedFile(entry, path, f"is a link to {path.resolve()}, outside the catalog (not read)")
+        return path
+
+    def load_arrays(
+        self, symbol: str, timeframe: str | None = None, *, allow_altered: bool = False, warnings: list[str] | None = None
+    ) -> tuple[Entry, np.ndarray, dict[str, np.ndarray]]:
+        """(entry, int64 ns timestamps, {column: float64}) of one stored symbol, checked against the
+        manifest (present, whole, its row count and its content hash: see ``integrity.read_bars``).
+
+        Args:
+            allow_altered: return bars whose hash differs from the manifest's, with a line in
+                ``warnings``, instead of raising (for a user who explicitly asked for it).
+
+        Raises:
+            DamagedFile: the entry's file is missing, truncated, undecodable or altered; the hint
+                names the repair (``mqc data import ... --replace`` or ``mqc data remove``).
+        """
+        entry = self.find(symbol, timeframe)
+        return self.read_entry(entry, allow_altered=allow_altered, warnings=warnings)
+
+    def read_entry(
+        self, entry: Entry, *, allow_altered: bool = False, warnings: list[str] | None = None
+    ) -> tuple[Entry, np.ndarray, dict[str, np.ndarray]]:
+        """``load_arrays`` of an entry already looked up (one manifest read for many symbols)."""
+        try:
+            return entry, *read_bars(entry, self._readable_path(entry), allow_altered=allow_altered, warnings=warnings)
+        except DamagedFile as exc:
+            if exc.kind != "missing":
+                raise
+            # A writer may have replaced the file between our manifest read and the open: read again.
+            again = self.find(entry.symbol, entry.timeframe)
+            if again == entry:
+                raise
+            return again, *read_bars(again, self._readable_path(again), allow_altered=allow_altered, warnings=warnings)
+
+    def check(self, entry: Entry, *, full: bool = True) -> str:
+        """"" when ``entry``'s file is sound, else what is wrong with it. ``full=False`` reads only
+        the file's footer (present, Parquet, row count: cheap enough for ``mqc data list``);
+        ``full`` decodes it and compares the content hash too (``mqc data verify``)."""
+        try:
+            path = self._readable_path(entry)
+            if not full:
+                return check_file(entry, path)
+            read_bars(entry, path)
+        except DamagedFile as exc:
+            return exc.reason
+        except DataError as exc:
+            return str(exc)
+        return ""
 
     def load(self, symbol: str, timeframe: str | None = None) -> pd.DataFrame:
         """The canonical frame of one stored symbol (timestamp datetime64[ns, UTC] + five columns)."""
@@ -255,17 +277,24 @@ class Catalog:
             key = f"{tf}/{symbol}"
             prev = pending.get(key)
             old_entry = manifest["entries"].get(key)
+            damaged: DamagedFile | None = None
             if prev is not None:
                 old_ts, old_cols, base = prev.ts, prev.cols, prev.result.entry
             elif old_entry is not None:
-                base = Entry(**old_entry)
-                _, old_ts, old_cols = self.load_arrays(symbol, tf)
+                base = entry_from(old_entry)
+                try:
+                    _, old_ts, old_cols = self.read_entry(base)
+                except DamagedFile as exc:
+                    if not replace:
+                        raise
+                    # Repair: the stored bars cannot be trusted, so the new ones take the symbol over.
+                    old_ts, old_cols, damaged = None, None, exc
             else:
                 old_ts, old_cols, base = None, None, None
             overwritten, rebase = 0, None
             if old_ts is None:
                 ts, cols, added = item.ts, item.cols, item.ts.size
-                status = "new"
+                status = "new" if damaged is None else "replaced"
             else:
                 ts, cols, added, overwritten, rebase = _merge(old_ts, old_cols, item, symbol, tf, replace=replace)
                 status = "replaced" if overwritten else ("appended" if added else "unchanged")
@@ -289,6 +318,12 @@ class Catalog:
                 result = WriteResult(entry, int(added), status, int(overwritten))
                 if rebase is not None:
                     result.rescaled, result.price_factor, result.volume_factor, result.note = rebase
+                if damaged is not None and base is not None:
+                    result.added, result.overwritten = max(0, int(ts.size) - base.rows), base.rows
+                    result.note = (
+                        f"the stored file of {key} {damaged.reason}: its {base.rows} stored bars were dropped "
+                        f"and the {int(ts.size)} new ones stored in their place"
+                    )
                 plan = _Plan(key, result, ts, cols)
             pending[key] = plan if plan.result.status != "unchanged" or prev is None else prev
             out.append(plan)
@@ -307,10 +342,10 @@ class Catalog:
         for p in plans:
             if p.result.status != "unchanged":
                 final[p.key] = p  # the last plan of a key holds every earlier item of the batch
+        manifest = self._read_manifest()
+        self._sweep_orphans(manifest)  # also on a no-op import: files a killed write left go now
         if not final:
             return
-        manifest = self._read_manifest()
-        self._sweep_orphans(manifest)
         for p in final.values():
             self._write_file(p)
         for p in plans:  # items a later item of the same key superseded within the batch: not written
@@ -318,18 +353,21 @@ class Catalog:
             if not entry.sha256:
                 entry.sha256 = hash_arrays(p.ts, p.cols)
                 entry.file = _file_name(entry.symbol, entry.sha256)
-        old_files = {self.path_for(Entry(**manifest["entries"][k])) for k in final if k in manifest["entries"]}
+        old_files = {self.path_for(entry_from(manifest["entries"][k])) for k in final if k in manifest["entries"]}
         for p in final.values():
             manifest["entries"][p.key] = asdict(p.result.entry)
         atomic.write_json(self.manifest_path, manifest)
         self._delete_unreferenced(old_files, manifest)
+        self._keep_reserve()
 
     def _write_file(self, p: _Plan) -> None:
-        """Write one plan's bars under their content-addressed name (hashing while writing)."""
-        import pyarrow.parquet as pq
+        """Write one plan's bars under their content-addressed name (hashing while writing).
 
+        A file already there under that name is replaced too: it should hold the same bars, but it
+        may be the damaged file an import ``--replace`` is repairing."""
         entry = p.result.entry
-        with atomic.staged_file(self.root / entry.timeframe, entry.symbol) as staged:
+        folder = self.data_path(entry).parent  # refuses a timeframe folder linked outside the catalog
+        with atomic.staged_file(folder, entry.symbol) as staged:
             if p.ts.size >= _THREADED_HASH_ROWS:
                 with ThreadPoolExecutor(max_workers=1) as pool:
                     sha = pool.submit(hash_arrays, p.ts, p.cols)
@@ -339,30 +377,28 @@ class Catalog:
                 write_bars(staged.path, p.ts, p.cols)
                 entry.sha256 = hash_arrays(p.ts, p.cols)
             entry.file = _file_name(entry.symbol, entry.sha256)
-            target = self.path_for(entry)
-            if not (target.exists() and pq.ParquetFile(target).metadata.num_rows == entry.rows):
-                staged.commit(target)  # else: same content hash, already on disk; the temp file goes
+            staged.commit(self.data_path(entry))
 
     def _referenced(self, manifest: dict) -> set[Path]:
-        return {self.path_for(Entry(**e)) for e in manifest["entries"].values()}
+        return {self.path_for(entry_from(e)) for e in manifest["entries"].values()}
 
     def _delete_unreferenced(self, files: set[Path], manifest: dict) -> None:
         keep = self._referenced(manifest)
         for f in files - keep:
-            f.unlink(missing_ok=True)
+            # only mqc's names, in a real timeframe folder; a link is removed itself, never its target
+            if housekeeping.is_own_name(f.name) and f.parent.parent == self.root and not f.parent.is_symlink():
+                f.unlink(missing_ok=True)
 
     def _sweep_orphans(self, manifest: dict) -> None:
-        """Delete data files and temp files no manifest entry names (left by an interrupted write)."""
-        keep = self._referenced(manifest)
-        # A manifest temp file left by a crash before its rename (the write itself holds the lock).
-        for f in self.root.glob(f".{self.manifest_path.name}.*.tmp") if self.root.is_dir() else ():
-            f.unlink(missing_ok=True)
-        for sub in self.root.iterdir() if self.root.is_dir() else ():
-            if not sub.is_dir():
-                continue
-            for f in sub.iterdir():
-                if f.is_file() and (f.suffix == ".parquet" or f.name.endswith(".tmp")) and f not in keep:
-                    f.unlink(missing_ok=True)
+        """Delete mqc's own files no manifest entry names (left by an interrupted write; see ``housekeeping``)."""
+        housekeeping.sweep(self.root, self._referenced(manifest))
+
+    def _keep_reserve(self) -> None:
+        try:
+            size = self.manifest_path.stat().st_size
+        except OSError:
+            return
+        housekeeping.keep_reserve(self.root, size)
 
     def write_many(self, items: Sequence[WriteItem], *, replace: bool = False) -> list[WriteResult]:
         """Plan then commit ``items`` as one batch under the lock; one WriteResult per item."""
@@ -402,22 +438,26 @@ class Catalog:
         raise DataError(f"cannot infer the bar size of {symbol} from a single bar", hint="pass --timeframe (e.g. 1d)")
 
     def remove(self, symbol: str, timeframe: str | None = None) -> Entry:
-        """Drop a symbol (manifest first, then its file) and return its old entry."""
+        """Drop a symbol (manifest first, then its file) and return its old entry.
+
+        Works on a full disk: the new manifest's room comes from the reserve, else from the file
+        being removed (``housekeeping.commit_freeing``). Leftovers of interrupted writes go too.
+        """
         with self.locked():
-            entry = self.find(symbol, timeframe)
             manifest = self._read_manifest()
+            entry = self.find(symbol, timeframe)
+            path = self.data_path(entry)  # refuses a file leading outside the catalog
+            self._sweep_orphans(manifest)
             manifest["entries"].pop(entry.key, None)
-            atomic.write_json(self.manifest_path, manifest)
-            self._delete_unreferenced({self.path_for(entry)}, manifest)
+            doomed = [] if path in self._referenced(manifest) else [path]
+            housekeeping.commit_freeing(lambda: atomic.write_json(self.manifest_path, manifest), self.root, doomed)
+            self._delete_unreferenced({path}, manifest)
+            self._keep_reserve()
         return entry
 
     def verify(self, entry: Entry) -> bool:
         """True when the stored file still hashes to the manifest's content hash."""
-        try:
-            _, ts, cols = self.load_arrays(entry.symbol, entry.timeframe)
-        except DataError:
-            return False
-        return hash_arrays(ts, cols) == entry.sha256
+        return not self.check(entry)
 
 
 def _file_name(symbol: str, sha: str) -> str:

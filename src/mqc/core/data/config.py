@@ -26,6 +26,11 @@ class DataConfig:
     exclude: tuple[str, ...] = field(default=(), metadata={"help": "symbols to leave out"})
     align: Literal["union", "inner"] = field(default="union", metadata={"help": "union: forward-fill (and mark) missing bars; inner: drop any bar some symbol lacks"})
     on_error: Literal["fail", "repair", "drop"] = field(default="fail", metadata={"help": "what to do with invalid rows when reading --data-root files"})
+    allow_altered: bool = field(
+        default=False,
+        metadata={"help": "use catalog files whose bars no longer match the content hash recorded at import (a warning instead of an error; "
+                  "repair them instead: mqc data verify)"},
+    )
     mixed_close: Literal["warn", "lag_crypto", "error"] = field(
         default="warn",
         metadata={

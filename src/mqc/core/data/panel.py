@@ -320,13 +320,16 @@ def load_panel(
 
     Returns a Panel whose ``report`` lists rows outside the common range, forward-filled bars and
     dropped timestamps. Raises ArtifactNotFound for a symbol the catalog lacks and DataError when
-    ranges do not overlap or a file is invalid.
+    ranges do not overlap or a file is invalid. Every catalog file is checked against the manifest's
+    content hash (``catalog.DamagedFile`` when it differs, unless ``config.allow_altered``: then the
+    bars are used and ``report.warnings`` says which files differ).
     """
     cfg = config or DataConfig(symbols=tuple(symbols), timeframe=timeframe, start=start, end=end)
     syms = [s.upper() for s in (cfg.symbols or symbols)]
     series: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
     classes: dict[str, str] = {}
     report_sources: dict[str, str] = {}
+    warnings: list[str] = []  # catalog files read despite a changed content hash (cfg.allow_altered)
     if cfg.data_root:
         from mqc.core.data.reader import read_file
         from mqc.core.data.validate import validate_arrays
@@ -358,10 +361,12 @@ def load_panel(
                     f"the catalog has no {cfg.timeframe} bars",
                     hint="mqc data sample (offline sample) or mqc data import PATH",
                 )
+        stored = {e.symbol: e for e in cat.entries(cfg.timeframe)}  # one manifest read for every symbol
         for s in syms:
             if s in cfg.exclude:
                 continue
-            entry, ts, cols = cat.load_arrays(s, cfg.timeframe)
+            found = stored.get(s) or cat.find(s, cfg.timeframe)  # find raises the "not stored" error
+            entry, ts, cols = cat.read_entry(found, allow_altered=cfg.allow_altered, warnings=warnings)
             series[entry.symbol] = (ts, cols)
             classes[entry.symbol] = entry.asset_class
             report_sources[entry.symbol] = f"catalog:{entry.key}"
@@ -379,6 +384,7 @@ def load_panel(
         mixed_close=cfg.mixed_close,
     )
     panel.report.sources = report_sources
+    panel.report.warnings[:0] = warnings
     return panel
 
 

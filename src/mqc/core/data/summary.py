@@ -11,6 +11,7 @@ import numpy as np
 from mqc.core import atomic
 from mqc.core.data.bars import Bars, bars_table
 from mqc.core.data.catalog import Catalog, Entry
+from mqc.core.data.integrity import repair_hint
 from mqc.core.data.timeframe import format_span, parse_timeframe
 from mqc.core.data.validate import validate_arrays
 from mqc.core.dates import SECONDS_PER_YEAR
@@ -88,7 +89,8 @@ def summarize(
     stored = [e.timeframe for e in cat.entries() if e.symbol == normalise_symbol(symbol)]
     if timeframe is None and prefer and len(stored) > 1 and prefer in stored:
         timeframe = prefer
-    entry, ts, cols = cat.load_arrays(symbol, timeframe)
+    altered: list[str] = []  # shown (marked MISMATCH, with the repair) rather than refused: show is for looking
+    entry, ts, cols = cat.load_arrays(symbol, timeframe, allow_altered=True, warnings=altered)
     close = cols["close"]
     # Rows are numbered like import's (the header is line 1, the first bar line 2): the line of the
     # bar in `mqc data export`'s CSV, and in the imported file when the import dropped no row.
@@ -120,13 +122,13 @@ def summarize(
         "gaps": report.gaps,
         "largest_gap_bars": round(report.largest_gap_bars, 1),  # in bar lengths of clock time
         "largest_gap": format_span(report.largest_gap_bars * bar_seconds),
-        "warnings": [i.line() for i in report.issues if i.kind not in ("gap",)],
+        "warnings": [*(f"{w}; repair: {repair_hint(entry)}" for w in altered), *(i.line() for i in report.issues if i.kind not in ("gap",))],
     }
     gaps = [{"row": i.row, "before": _iso(ts[i.row - 2]), "detail": i.detail} for i in report.issues if i.kind == "gap" and i.row > 0]
     n = min(last, ts.size)
     last_bars = [{"timestamp": _iso(ts[k]), **{c: float(cols[c][k]) for c in cols}} for k in range(ts.size - n, ts.size)]
     also = [tf for tf in stored if tf != entry.timeframe]
-    return SymbolSummary(entry, stats, gaps, last_bars, [float(x) for x in _downsample(close, width)], cat.verify(entry), also)
+    return SymbolSummary(entry, stats, gaps, last_bars, [float(x) for x in _downsample(close, width)], not altered, also)
 
 
 def export_symbol(
