@@ -19,7 +19,7 @@ from mqc.core.errors import CheckpointError, ConfigError
 from mqc.core.market.config import MarketConfig
 from mqc.core.policy.inputs import FeatureProvider, build_feature_provider
 from mqc.core.progress import Progress
-from mqc.core.runs import LATEST, checkpoint_path, read_run_config, stored_table
+from mqc.core.runs import CONFIG, LATEST, checkpoint_path, read_run_config, stored_table
 from mqc.core.train.config import DMTrainConfig, SharpeTrainConfig
 from mqc.core.train.harness import TrainResult, trainer_spec
 
@@ -45,7 +45,10 @@ def train(
         kind: a registered trainer (``dm``, ``sharpe``, ``kronos``; see ``trainer_kinds``).
         train_cfg: its training table (``TrainerSpec.config``).
         extra: its extra tables by table name (``TrainerSpec.extra_tables``, e.g. ``{"kronos": ...}``).
-        Others: as ``train_dm``.
+        feature_cfg, split_cfg: candle features and the time split (defaults when None).
+        providers: extra causal feature columns (see ``mqc.core.policy.inputs.FeatureProvider``).
+        panel: an already loaded panel (skips ``load_panel``).
+        progress: a progress sink; command_line and sources are recorded in config.json.
     Raises:
         ConfigError: unknown ``kind``; otherwise as ``train_dm``.
     """
@@ -78,19 +81,7 @@ def absolute_data_root(data_cfg: DataConfig) -> DataConfig:
     return dataclasses.replace(data_cfg, data_root=str(Path(data_cfg.data_root).expanduser().resolve()))
 
 
-def train_dm(
-    data_cfg: DataConfig,
-    market_cfg: MarketConfig,
-    train_cfg: DMTrainConfig,
-    *,
-    feature_cfg: FeatureConfig | None = None,
-    split_cfg: SplitConfig | None = None,
-    providers: Sequence[FeatureProvider] = (),
-    panel: Panel | None = None,
-    progress: Progress | None = None,
-    command_line: str | None = None,
-    sources: Mapping[str, Mapping[str, str]] | None = None,
-) -> TrainResult:
+def train_dm(data_cfg: DataConfig, market_cfg: MarketConfig, train_cfg: DMTrainConfig, **kwargs: Any) -> TrainResult:
     """Train a Dirichlet GRU portfolio policy (``mqc train dm``) and write its run directory.
 
     Args:
@@ -98,35 +89,22 @@ def train_dm(
             is given, but stored in config.json.
         market_cfg: costs and constraints (``allow_short``, ``include_cash``, leverage caps).
         train_cfg: the ``[train]`` table.
-        feature_cfg, split_cfg: candle features and the time split (defaults when None).
-        providers: extra causal feature columns (see ``mqc.core.policy.inputs.FeatureProvider``).
-        panel: an already loaded panel (skips ``load_panel``).
-        progress: a progress sink; command_line and sources are recorded in config.json.
+        kwargs: ``train``'s keywords: ``feature_cfg``, ``split_cfg`` (candle features and the time
+            split; defaults when None), ``providers`` (extra causal feature columns, see
+            ``mqc.core.policy.inputs.FeatureProvider``), ``panel`` (an already loaded panel: skips
+            ``load_panel``), ``progress`` (a progress sink), ``command_line`` and ``sources``
+            (recorded in config.json).
     Returns:
         TrainResult (run_dir, best checkpoint, val metrics of best.pt, test metrics computed once).
     Raises:
         DataError / ArtifactNotFound: bad or missing bars; ConfigError: invalid settings.
     """
-    return train("dm", data_cfg, market_cfg, train_cfg, feature_cfg=feature_cfg, split_cfg=split_cfg, providers=providers,
-                  panel=panel, progress=progress, command_line=command_line, sources=sources)
+    return train("dm", data_cfg, market_cfg, train_cfg, **kwargs)
 
 
-def train_sharpe(
-    data_cfg: DataConfig,
-    market_cfg: MarketConfig,
-    train_cfg: SharpeTrainConfig,
-    *,
-    feature_cfg: FeatureConfig | None = None,
-    split_cfg: SplitConfig | None = None,
-    providers: Sequence[FeatureProvider] = (),
-    panel: Panel | None = None,
-    progress: Progress | None = None,
-    command_line: str | None = None,
-    sources: Mapping[str, Mapping[str, str]] | None = None,
-) -> TrainResult:
+def train_sharpe(data_cfg: DataConfig, market_cfg: MarketConfig, train_cfg: SharpeTrainConfig, **kwargs: Any) -> TrainResult:
     """Train the differentiable-Sharpe baseline (``mqc train sharpe``); arguments as ``train_dm``."""
-    return train("sharpe", data_cfg, market_cfg, train_cfg, feature_cfg=feature_cfg, split_cfg=split_cfg, providers=providers,
-                  panel=panel, progress=progress, command_line=command_line, sources=sources)
+    return train("sharpe", data_cfg, market_cfg, train_cfg, **kwargs)
 
 
 def resume_run(
@@ -161,7 +139,7 @@ def resume_run(
     if not checkpoint_path(run_dir, LATEST).is_file():
         raise CheckpointError(f"{run_dir}: no checkpoints/latest.pt yet (killed before the first eval)", hint="start a new run")
     tcls = spec.config
-    where = run_dir / "config.json"
+    where = run_dir / CONFIG
     data_cfg = config.from_dict(DataConfig, stored_table(doc, "data", where), f"{where} [data]")
     market = config.from_dict(MarketConfig, stored_table(doc, "market", where), f"{where} [market]")
     features = config.from_dict(FeatureConfig, stored_table(doc, "features", where), f"{where} [features]")
