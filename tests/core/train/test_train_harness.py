@@ -14,10 +14,17 @@ from mqc.core import runs
 from mqc.core.data.config import DataConfig
 from mqc.core.errors import ConfigError
 from mqc.core.market.config import MarketConfig
-from mqc.core.train import api
-from mqc.core.train import harness
+from mqc.core.train import api, harness
 from mqc.core.train.config import SharpeTrainConfig
-from mqc.core.train.harness import Harness, TrainerSpec, TrainResult, register_trainer, split_optimizers, trainer_kinds, trainer_spec
+from mqc.core.train.harness import (
+    Harness,
+    TrainerSpec,
+    TrainResult,
+    register_trainer,
+    split_optimizers,
+    trainer_kinds,
+    trainer_spec,
+)
 
 
 class ToyTrainer(Harness):
