@@ -21,7 +21,9 @@ from mqc.core.policy.strategy import load_strategy
 from mqc.core.train.api import train_sharpe
 from mqc.core.train.config import SharpeTrainConfig
 
-V1 = Path(__file__).parent / "fixtures" / "v1_run"  # written by mqc at 433b72c (tests/core/fixtures/make_v1_run.py)
+V1 = (
+    Path(__file__).parent / "fixtures" / "v1_run"
+)  # written by mqc at 433b72c (tests/core/fixtures/make_v1_run.py)
 
 
 def v1_panel():
@@ -53,9 +55,19 @@ def test_lookback_is_read_from_one_place() -> None:
 
 
 def test_new_runs_carry_the_versioned_schema(tmp_path) -> None:
-    cfg = SharpeTrainConfig(lookback=4, horizon=4, batch_windows=2, hidden_size=4, steps=2, eval_interval=2, save_dir=str(tmp_path))
+    cfg = SharpeTrainConfig(
+        lookback=4,
+        horizon=4,
+        batch_windows=2,
+        hidden_size=4,
+        steps=2,
+        eval_interval=2,
+        save_dir=str(tmp_path),
+    )
     feats = FeatureConfig(vol_windows=(5,), momentum_windows=(5, 10), volume_window=5)
-    res = train_sharpe(DataConfig(), MarketConfig(), cfg, feature_cfg=feats, split_cfg=SplitConfig(), panel=v1_panel())
+    res = train_sharpe(
+        DataConfig(), MarketConfig(), cfg, feature_cfg=feats, split_cfg=SplitConfig(), panel=v1_panel()
+    )
     doc = json.loads((res.run_dir / "config.json").read_text())
     assert (doc["format"], doc["format_version"]) == (runs.RUN_CONFIG_FORMAT, runs.RUN_CONFIG_VERSION)
     old = runs.read_checkpoint(runs.checkpoint_path(V1))

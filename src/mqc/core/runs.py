@@ -127,14 +127,24 @@ def resolve_checkpoint(ref: str | Path, runs_dir: Path | None = None) -> tuple[P
         if run is not None:
             cand = checkpoint_path(run, str(ref))
             if not cand.is_file():
-                raise ArtifactNotFound(f"{cand} not found (the run in the working directory has no {ref} yet)",
-                                       hint="wait for its first evaluation, or pass another run directory")
+                raise ArtifactNotFound(
+                    f"{cand} not found (the run in the working directory has no {ref} yet)",
+                    hint="wait for its first evaluation, or pass another run directory",
+                )
             return cand, f"{ref}: using {cand} (the run in the working directory)"
         found = _newest(root, str(ref))
         if found is not None:
-            return found, f"{ref}: using {found} (the newest run under {root}; the working directory is not a run directory)"
-        raise ArtifactNotFound(f"checkpoint {ref} not found here, and no training runs under {root}", hint="train one first: mqc train dm")
-    raise ArtifactNotFound(f"checkpoint {p} not found", hint="pass a .pt file, a run directory, 'latest' or 'best.pt'")
+            return (
+                found,
+                f"{ref}: using {found} (the newest run under {root}; the working directory is not a run directory)",
+            )
+        raise ArtifactNotFound(
+            f"checkpoint {ref} not found here, and no training runs under {root}",
+            hint="train one first: mqc train dm",
+        )
+    raise ArtifactNotFound(
+        f"checkpoint {p} not found", hint="pass a .pt file, a run directory, 'latest' or 'best.pt'"
+    )
 
 
 def resolve_checkpoint_path(ref: str | Path, runs_dir: Path | None = None) -> Path:
@@ -144,14 +154,24 @@ def resolve_checkpoint_path(ref: str | Path, runs_dir: Path | None = None) -> Pa
 
 def _newest(root: Path, name: str) -> Path | None:
     """The newest ``<run>/checkpoints/<name>`` under ``root`` (by modification time)."""
-    runs = sorted(root.glob(f"**/{CHECKPOINTS}/{name}"), key=lambda q: q.stat().st_mtime) if root.exists() else []
+    runs = (
+        sorted(root.glob(f"**/{CHECKPOINTS}/{name}"), key=lambda q: q.stat().st_mtime)
+        if root.exists()
+        else []
+    )
     return runs[-1].resolve() if runs else None
 
 
 # ----- checkpoints ---------------------------------------------------------------------------------
 def make_checkpoint(kind: str, mqc_version: str, **fields: Any) -> dict[str, Any]:
     """A checkpoint dict of the documented schema: the format marker first, then ``fields``."""
-    return {"format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION, "mqc_version": mqc_version, "kind": kind, **fields}
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "format_version": CHECKPOINT_VERSION,
+        "mqc_version": mqc_version,
+        "kind": kind,
+        **fields,
+    }
 
 
 def save_checkpoint(path: Path, ckpt: dict[str, Any]) -> None:
@@ -208,7 +228,9 @@ def checkpoint_lookback(ckpt: dict[str, Any]) -> int:
 # ----- config.json -------------------------------------------------------------------------------
 def write_run_config(run_dir: Path, doc: dict[str, Any]) -> None:
     """Write ``<run_dir>/config.json`` (atomically) with the format marker first."""
-    atomic.write_json(Path(run_dir) / CONFIG, {"format": RUN_CONFIG_FORMAT, "format_version": RUN_CONFIG_VERSION, **doc})
+    atomic.write_json(
+        Path(run_dir) / CONFIG, {"format": RUN_CONFIG_FORMAT, "format_version": RUN_CONFIG_VERSION, **doc}
+    )
 
 
 def read_run_config(run_dir: str | Path) -> dict[str, Any]:
@@ -220,20 +242,30 @@ def read_run_config(run_dir: str | Path) -> dict[str, Any]:
     """
     path = Path(run_dir).expanduser() / CONFIG
     if not path.is_file():
-        raise ArtifactNotFound(f"{path.parent}: not a training run directory (no config.json)", hint="pass the folder mqc train printed")
-    hint = ("restore config.json from a copy (mqc wrote it at the run's start); without it the run cannot be resumed: "
-            "start a new run, optionally with --init-checkpoint " + str(checkpoint_path(path.parent, BEST)))
+        raise ArtifactNotFound(
+            f"{path.parent}: not a training run directory (no config.json)",
+            hint="pass the folder mqc train printed",
+        )
+    hint = (
+        "restore config.json from a copy (mqc wrote it at the run's start); without it the run cannot be resumed: "
+        "start a new run, optionally with --init-checkpoint " + str(checkpoint_path(path.parent, BEST))
+    )
     try:
         doc = json.loads(path.read_bytes().decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise CheckpointError(f"{path}: not UTF-8 text (byte {exc.start + 1})", hint=hint) from exc
     except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno} column {exc.colno})", hint=hint) from exc
+        raise CheckpointError(
+            f"{path}: not valid JSON ({exc.msg}, line {exc.lineno} column {exc.colno})", hint=hint
+        ) from exc
     if not isinstance(doc, dict) or not isinstance(doc.get("configs"), dict):
         raise CheckpointError(f"{path}: not an mqc run config (no 'configs' table)", hint=hint)
     if doc.get("format_version", RUN_CONFIG_VERSION) != RUN_CONFIG_VERSION:
-        raise CheckpointError(f"{path}: run config format version {doc.get('format_version')!r} is not supported by this mqc "
-                              f"(format {RUN_CONFIG_VERSION})", hint="install the mqc version that wrote it")
+        raise CheckpointError(
+            f"{path}: run config format version {doc.get('format_version')!r} is not supported by this mqc "
+            f"(format {RUN_CONFIG_VERSION})",
+            hint="install the mqc version that wrote it",
+        )
     return doc
 
 
@@ -247,7 +279,8 @@ def stored_table(doc: dict[str, Any], table: str, where: Path) -> dict[str, Any]
         return {k: v["value"] for k, v in doc["configs"][table].items()}
     except (KeyError, TypeError, AttributeError) as exc:
         raise CheckpointError(
-            f"{where}: the [{table}] table is missing or damaged", hint="restore config.json from a copy, or start a new run"
+            f"{where}: the [{table}] table is missing or damaged",
+            hint="restore config.json from a copy, or start a new run",
         ) from exc
 
 
@@ -264,7 +297,10 @@ def config_tables(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """A config.json's tables as plain values (lenient: ``{}`` when damaged)."""
     try:
         tables = doc["configs"]
-        return {t: {k: (v["value"] if isinstance(v, dict) and "value" in v else v) for k, v in vals.items()} for t, vals in tables.items()}
+        return {
+            t: {k: (v["value"] if isinstance(v, dict) and "value" in v else v) for k, v in vals.items()}
+            for t, vals in tables.items()
+        }
     except (KeyError, TypeError, AttributeError):
         return {}
 
@@ -284,7 +320,9 @@ def stored_config(tables: dict[str, dict[str, Any]], name: str, cls: type, where
     try:
         return from_dict(cls, {k: v for k, v in raw.items() if k in names}, where=f"{where} [{name}]")
     except Exception as exc:  # a stored config this version cannot read
-        raise CheckpointError(f"{where}: unreadable [{name}] config ({exc})", hint="retrain with this mqc version") from exc
+        raise CheckpointError(
+            f"{where}: unreadable [{name}] config ({exc})", hint="retrain with this mqc version"
+        ) from exc
 
 
 def stored_split(ckpt: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any] | None:
@@ -332,7 +370,10 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
         except UnicodeDecodeError as exc:
             if last:
                 continue
-            raise CheckpointError(f"{path}: line {n} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})", hint=hint) from exc
+            raise CheckpointError(
+                f"{path}: line {n} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})",
+                hint=hint,
+            ) from exc
         except json.JSONDecodeError as exc:
             if last:
                 continue

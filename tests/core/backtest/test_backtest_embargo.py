@@ -24,14 +24,22 @@ def test_embargo_covers_the_longer_of_lookback_and_warmup() -> None:
     assert embargo_for(SplitConfig(), lookback=30, warmup=11) == 30
     assert embargo_for(SplitConfig(embargo=5), lookback=30, warmup=11) == 5
     assert first_decision(warmup=11, lookback=4) == 14
-    assert split_for(160, SplitConfig(), 4, 11).to_dict() == {"train": [0, 90], "val": [101, 125], "test": [136, 160], "embargo": 11}
+    assert split_for(160, SplitConfig(), 4, 11).to_dict() == {
+        "train": [0, 90],
+        "val": [101, 125],
+        "test": [136, 160],
+        "embargo": 11,
+    }
 
 
 def test_a_checkpoint_without_a_stored_split_gets_trainings_val_segment(tmp_path) -> None:
     root = write_root(synth_ohlcv(SynthSpec(n_assets=2, n_bars=160, seed=3)), tmp_path / "bars")
     ckpt = runs.read_checkpoint(runs.checkpoint_path(V1))
     trained = ckpt["split"]
-    for key in ("split", "split_times"):  # a checkpoint from before splits were stored, no config.json beside it
+    for key in (
+        "split",
+        "split_times",
+    ):  # a checkpoint from before splits were stored, no config.json beside it
         del ckpt[key]
     path = tmp_path / "old" / "best.pt"
     path.parent.mkdir()

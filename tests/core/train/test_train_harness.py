@@ -32,7 +32,9 @@ class ToyTrainer(Harness):
 
     kind = "toy"
 
-    def __init__(self, panel: Any, market: Any, cfg: Any, *, progress: Any = None, resume_dir: Any = None, **_: Any) -> None:
+    def __init__(
+        self, panel: Any, market: Any, cfg: Any, *, progress: Any = None, resume_dir: Any = None, **_: Any
+    ) -> None:
         super().__init__(cfg, progress=progress, resume_dir=resume_dir)
         self.model = torch.nn.Linear(1, 1)
         self.optimizers = split_optimizers(self.model, cfg)
@@ -56,18 +58,32 @@ class ToyTrainer(Harness):
         return True
 
     def checkpoint_fields(self, metrics: dict[str, float]) -> dict[str, Any]:
-        return {"state_dict": {k: v.detach().clone() for k, v in self.model.state_dict().items()}, "model_config": {"lookback": 1}}
+        return {
+            "state_dict": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
+            "model_config": {"lookback": 1},
+        }
 
     def run_config(self) -> dict[str, Any]:
         return {"kind": self.kind, "configs": {}}
 
     def finish(self, started: float, *, complete: bool) -> TrainResult:
-        return TrainResult(self.kind, self.run_dir, runs.checkpoint_path(self.run_dir, runs.BEST),
-                           runs.checkpoint_path(self.run_dir, runs.LATEST), self.step, self.best_step, self.best_metrics, {},
-                           seconds=time.perf_counter() - started, resumed_from=self.resumed_from)
+        return TrainResult(
+            self.kind,
+            self.run_dir,
+            runs.checkpoint_path(self.run_dir, runs.BEST),
+            runs.checkpoint_path(self.run_dir, runs.LATEST),
+            self.step,
+            self.best_step,
+            self.best_metrics,
+            {},
+            seconds=time.perf_counter() - started,
+            resumed_from=self.resumed_from,
+        )
 
 
-CFG = dict(steps=8, eval_interval=2, log_interval=1, batch_windows=4, microbatch_windows=2, muon=False, lr=0.05)
+CFG = dict(
+    steps=8, eval_interval=2, log_interval=1, batch_windows=4, microbatch_windows=2, muon=False, lr=0.05
+)
 
 
 @pytest.fixture
@@ -96,7 +112,9 @@ def test_the_harness_resumes_bit_for_bit(toy, tmp_path) -> None:
     whole = ToyTrainer(None, None, SharpeTrainConfig(**CFG, save_dir=str(tmp_path / "a"))).fit()
     killed = ToyTrainer(None, None, SharpeTrainConfig(**CFG, save_dir=str(tmp_path / "b")))
     killed.fit(stop_after=4)
-    resumed = ToyTrainer(None, None, SharpeTrainConfig(**CFG, save_dir=str(tmp_path / "b")), resume_dir=killed.run_dir).fit()
+    resumed = ToyTrainer(
+        None, None, SharpeTrainConfig(**CFG, save_dir=str(tmp_path / "b")), resume_dir=killed.run_dir
+    ).fit()
     assert resumed.resumed_from["step"] == 4
     assert resumed.val_metrics == whole.val_metrics and resumed.best_step == whole.best_step
     strip = lambda rows: [{k: v for k, v in r.items() if k != "peak_mem_gb"} for r in rows]  # noqa: E731

@@ -56,9 +56,18 @@ def select_segment(
             info["split_source"] = "checkpoint"
         else:
             stored_embargo = int((stored_split or {}).get("embargo") or 0)
-            s = split_for(len(panel), dataclasses.replace(split, embargo=stored_embargo) if stored_embargo else split, lookback, warmup)
+            s = split_for(
+                len(panel),
+                dataclasses.replace(split, embargo=stored_embargo) if stored_embargo else split,
+                lookback,
+                warmup,
+            )
             info["split_source"] = "computed"
-            info["split_config"] = {"val_frac": split.val_frac, "test_frac": split.test_frac, "embargo": s.embargo}
+            info["split_config"] = {
+                "val_frac": split.val_frac,
+                "test_frac": split.test_frac,
+                "embargo": s.embargo,
+            }
         lo, hi = s.segment(config.split)
         info["split_bars"] = s.to_dict()
         if hi <= lo:

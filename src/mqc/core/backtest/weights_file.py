@@ -25,7 +25,9 @@ def read_weights_file(path: str | Path) -> tuple[np.ndarray, tuple[str, ...], np
 
     p = Path(path).expanduser()
     if not p.is_file():
-        raise ArtifactNotFound(f"weights file {p} not found", hint="pass a CSV with a timestamp column and one column per symbol")
+        raise ArtifactNotFound(
+            f"weights file {p} not found", hint="pass a CSV with a timestamp column and one column per symbol"
+        )
     try:
         df = pd.read_csv(p)
     except Exception as exc:
@@ -41,7 +43,9 @@ def read_weights_file(path: str | Path) -> tuple[np.ndarray, tuple[str, ...], np
     try:
         ts = pd.to_datetime(df.iloc[:, 0], utc=True)
     except Exception as exc:
-        raise DataError(f"{p}: unparsable timestamp ({exc})", hint="use ISO 8601, e.g. 2024-01-31 or 2024-01-31T15:00:00Z") from exc
+        raise DataError(
+            f"{p}: unparsable timestamp ({exc})", hint="use ISO 8601, e.g. 2024-01-31 or 2024-01-31T15:00:00Z"
+        ) from exc
     values = df.iloc[:, 1:].apply(pd.to_numeric, errors="coerce")
     bad = values.isna() & df.iloc[:, 1:].notna()
     if bad.to_numpy().any():
@@ -50,7 +54,9 @@ def read_weights_file(path: str | Path) -> tuple[np.ndarray, tuple[str, ...], np
     stamps = ts.dt.tz_localize(None).to_numpy().astype("datetime64[ns]")
     if len(stamps) > 1 and not (np.diff(stamps.astype(np.int64)) > 0).all():
         i = int(np.flatnonzero(np.diff(stamps.astype(np.int64)) <= 0)[0])
-        raise DataError(f"{p}: timestamps must be strictly increasing (row {i + 3}: {stamps[i + 1]} after {stamps[i]})")
+        raise DataError(
+            f"{p}: timestamps must be strictly increasing (row {i + 3}: {stamps[i + 1]} after {stamps[i]})"
+        )
     return stamps, symbols, values.to_numpy(dtype=np.float64)
 
 
@@ -70,7 +76,9 @@ def align_weights(
     return place_weights(stamps, symbols, values, panel, where)[0]
 
 
-def deferred_targets(stamps: np.ndarray, symbols: tuple[str, ...], values: np.ndarray, panel: Panel) -> tuple[int, int]:
+def deferred_targets(
+    stamps: np.ndarray, symbols: tuple[str, ...], values: np.ndarray, panel: Panel
+) -> tuple[int, int]:
     """(targets moved to the asset's next real bar, targets with no real bar left to trade on)."""
     _, moved, lost = place_weights(stamps, symbols, values, panel, "weights")
     return moved, lost

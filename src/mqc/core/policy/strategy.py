@@ -22,6 +22,9 @@ from mqc.core.runs import read_checkpoint, resolve_checkpoint_path
 
 
 class Strategy(Protocol):
+    """A strategy may also have ``warmup`` (the first bar its features are defined at): a backtest
+    that has to recompute a split embargoes ``max(lookback, warmup)`` bars, as training did."""
+
     kind: str
     symbols: tuple[str, ...]
     timeframe: str

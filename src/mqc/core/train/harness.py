@@ -75,8 +75,10 @@ class TrainInterrupt:
         at = f"stopped at step {self.step} of {self.total_steps}; run directory {self.run_dir}"
         if self.checkpoint_step is None:
             return f"{at}\nno checkpoint yet (the first is saved at the first evaluation): start a new run"
-        return (f"{at}\ncontinue from its last checkpoint (step {self.checkpoint_step}): "
-                f"mqc train {self.kind} --resume {self.run_dir}")
+        return (
+            f"{at}\ncontinue from its last checkpoint (step {self.checkpoint_step}): "
+            f"mqc train {self.kind} --resume {self.run_dir}"
+        )
 
 
 # ----- trainer registry ----------------------------------------------------------------------------
@@ -135,7 +137,9 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(name)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} requested but CUDA is not available", hint="use --device cpu (or auto)")
+        raise ConfigError(
+            f"device {name!r} requested but CUDA is not available", hint="use --device cpu (or auto)"
+        )
     return dev
 
 
@@ -186,13 +190,17 @@ class Harness(abc.ABC):
     total_steps: int
     run_dir: Path
 
-    def __init__(self, cfg: Any, *, progress: Progress | None = None, resume_dir: str | Path | None = None) -> None:
+    def __init__(
+        self, cfg: Any, *, progress: Progress | None = None, resume_dir: str | Path | None = None
+    ) -> None:
         self.cfg = cfg
         self.progress = progress or NULL
         self.resume_dir = Path(resume_dir) if resume_dir else None
         self.device = resolve_device(cfg.device)
         if cfg.dtype == "bf16" and self.device.type != "cuda":
-            raise ConfigError("dtype bf16 is only supported on CUDA (autocast)", hint="use --dtype auto or fp32 on CPU")
+            raise ConfigError(
+                "dtype bf16 is only supported on CUDA (autocast)", hint="use --dtype auto or fp32 on CPU"
+            )
         self.autocast = self.device.type == "cuda" and cfg.dtype in ("auto", "bf16")
         torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
@@ -353,7 +361,9 @@ class Harness(abc.ABC):
         if self.step:
             self.progress.advance(self.step)
         if self.resumed_from is not None:
-            self.progress.log(f"resumed at step {self.step} of {self.total_steps} from {self.resumed_from['checkpoint']}")
+            self.progress.log(
+                f"resumed at step {self.step} of {self.total_steps} from {self.resumed_from['checkpoint']}"
+            )
         for note in self.start_notes():
             self.progress.log(note)
         if self.device.type == "cuda":
@@ -364,7 +374,11 @@ class Harness(abc.ABC):
                 st = self.train_step()
                 if self.step % self.cfg.log_interval == 0 or self.step == self.total_steps:
                     row = {"kind": "train", "step": self.step, **{k: float(v) for k, v in st.items()}}
-                    row.update(microbatch=int(st["microbatch"]), windows=int(st["windows"]), peak_mem_gb=round(peak_mem_gb(self.device), 4))
+                    row.update(
+                        microbatch=int(st["microbatch"]),
+                        windows=int(st["windows"]),
+                        peak_mem_gb=round(peak_mem_gb(self.device), 4),
+                    )
                     runs.append_metrics(self.run_dir, row)
                 if self.step % self.cfg.eval_interval == 0 or self.step == self.total_steps:
                     self._eval_and_save()
@@ -372,10 +386,16 @@ class Harness(abc.ABC):
                 if self.last_val:
                     live["val_sharpe"] = self.last_val.get("sharpe", 0.0)
                 self.progress.advance(1, **live)
-                if stop_after is not None and self.step >= stop_after and self.step % self.cfg.eval_interval == 0:
+                if (
+                    stop_after is not None
+                    and self.step >= stop_after
+                    and self.step % self.cfg.eval_interval == 0
+                ):
                     break
         except KeyboardInterrupt as exc:
-            exc.train_interrupt = TrainInterrupt(self.kind, self.run_dir, self.step, self.total_steps, self.saved_step)  # type: ignore[attr-defined]
+            exc.train_interrupt = TrainInterrupt(
+                self.kind, self.run_dir, self.step, self.total_steps, self.saved_step
+            )  # type: ignore[attr-defined]
             raise
         finally:
             self.progress.finish()
@@ -389,9 +409,18 @@ class Harness(abc.ABC):
         improved = score > self.best_score
         if improved:
             self.best_score, self.best_step, self.best_metrics = score, self.step, val
-            runs.save_checkpoint(runs.checkpoint_path(self.run_dir, runs.BEST), self.checkpoint(val, train_state=False))
-        runs.append_metrics(self.run_dir, {"kind": "eval", "step": self.step, "best": improved, **{f"eval_{k}": v for k, v in val.items()}})
-        runs.save_checkpoint(runs.checkpoint_path(self.run_dir, runs.LATEST), self.checkpoint(val, train_state=True))
+            runs.save_checkpoint(
+                runs.checkpoint_path(self.run_dir, runs.BEST), self.checkpoint(val, train_state=False)
+            )
+        runs.append_metrics(
+            self.run_dir,
+            {"kind": "eval", "step": self.step, "best": improved, **{f"eval_{k}": v for k, v in val.items()}},
+        )
+        runs.save_checkpoint(
+            runs.checkpoint_path(self.run_dir, runs.LATEST), self.checkpoint(val, train_state=True)
+        )
         self.saved_step = self.step
         # turnover in percent, as the backtest table shows it
-        self.progress.log(f"step {self.step}: val sharpe {val['sharpe']:.3f}, return {val['total_return']:+.2%}, turnover {val['turnover']:.2%}{'  (best)' if improved else ''}")
+        self.progress.log(
+            f"step {self.step}: val sharpe {val['sharpe']:.3f}, return {val['total_return']:+.2%}, turnover {val['turnover']:.2%}{'  (best)' if improved else ''}"
+        )
