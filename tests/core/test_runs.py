@@ -10,24 +10,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from fixtures.make_v1_run import CFG, FEATS
+from fixtures.make_v1_run import panel as v1_panel
 
 from mqc.core import runs
-from mqc.core.data.config import DataConfig, FeatureConfig, SplitConfig
-from mqc.core.data.panel import align_frames
-from mqc.core.data.synth import SynthSpec, synth_ohlcv
+from mqc.core.data.config import DataConfig, SplitConfig
 from mqc.core.errors import CheckpointError
 from mqc.core.market.config import MarketConfig
 from mqc.core.policy.strategy import load_strategy
-from mqc.core.train.api import train_sharpe
-from mqc.core.train.config import SharpeTrainConfig
+from mqc.core.train.api import train_dm
+from mqc.core.train.config import DMTrainConfig
 
-V1 = (
-    Path(__file__).parent / "fixtures" / "v1_run"
-)  # written by mqc at 433b72c (tests/core/fixtures/make_v1_run.py)
-
-
-def v1_panel():
-    return align_frames(synth_ohlcv(SynthSpec(n_assets=2, n_bars=160, seed=3)))
+# written by mqc at 433b72c, before runs.py (see the script)
+V1 = Path(__file__).parent / "fixtures" / "v1_run"
 
 
 def test_a_checkpoint_written_before_runs_py_replays_the_same_weights() -> None:
@@ -55,18 +50,9 @@ def test_lookback_is_read_from_one_place() -> None:
 
 
 def test_new_runs_carry_the_versioned_schema(tmp_path) -> None:
-    cfg = SharpeTrainConfig(
-        lookback=4,
-        horizon=4,
-        batch_windows=2,
-        hidden_size=4,
-        steps=2,
-        eval_interval=2,
-        save_dir=str(tmp_path),
-    )
-    feats = FeatureConfig(vol_windows=(5,), momentum_windows=(5, 10), volume_window=5)
-    res = train_sharpe(
-        DataConfig(), MarketConfig(), cfg, feature_cfg=feats, split_cfg=SplitConfig(), panel=v1_panel()
+    cfg = DMTrainConfig(**CFG, save_dir=str(tmp_path))
+    res = train_dm(
+        DataConfig(), MarketConfig(), cfg, feature_cfg=FEATS, split_cfg=SplitConfig(), panel=v1_panel()
     )
     doc = json.loads((res.run_dir / "config.json").read_text())
     assert (doc["format"], doc["format_version"]) == (runs.RUN_CONFIG_FORMAT, runs.RUN_CONFIG_VERSION)
