@@ -259,7 +259,7 @@ def test_a_real_full_disk_under_torch_save(tiny_fs):
     import torch
 
     from mqc.core.errors import StorageError
-    from mqc.core.train.rundir import save_checkpoint
+    from mqc.core.runs import save_checkpoint
 
     with pytest.raises(StorageError, match="no space left on device") as err:
         save_checkpoint(tiny_fs / "latest.pt", {"w": torch.zeros(200_000)})

@@ -6,7 +6,7 @@ import re
 
 from mqc.core import paths
 from mqc.core.backtest.report import default_out_dir
-from mqc.core.train.rundir import new_run_dir
+from mqc.core.runs import new_run_dir
 
 STAMP = r"\d{8}T\d{6}Z"
 

@@ -61,8 +61,8 @@ def backtest(
     from mqc.core.backtest.runner import run_checkpoint_backtest, run_weights_backtest
     from mqc.core.data.config import DataConfig, SplitConfig
     from mqc.core.market.config import MarketConfig
-    from mqc.core.policy.strategy import resolve_checkpoint
     from mqc.core.profiles import resolve_with_profile
+    from mqc.core.runs import resolve_checkpoint
 
     if (checkpoint is None) == (weights is None):
         raise typer.BadParameter("give exactly one of them (e.g. mqc backtest --checkpoint latest)", param_hint="'--checkpoint' / '--weights'")

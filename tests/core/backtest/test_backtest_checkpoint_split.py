@@ -57,7 +57,7 @@ def test_stored_indices_need_matching_times_when_recorded(synth_panel) -> None:
     """Same bar count is not enough: stored segment timestamps must sit on the stored indices."""
     import numpy as np
 
-    from mqc.core.backtest.runner import map_stored_split
+    from mqc.core.backtest.segment import map_stored_split
 
     panel = synth_panel(n_assets=2, n_bars=400, seed=3)
     ts = panel.timestamps

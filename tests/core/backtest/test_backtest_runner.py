@@ -12,17 +12,14 @@ import torch
 from mqc.core import config
 from mqc.core.backtest.config import BacktestConfig
 from mqc.core.backtest.engine import run_backtest
-from mqc.core.backtest.runner import (
-    align_weights,
-    read_weights_file,
-    run_checkpoint_backtest,
-    run_weights_backtest,
-)
+from mqc.core.backtest.runner import run_checkpoint_backtest, run_weights_backtest
+from mqc.core.backtest.weights_file import align_weights, read_weights_file
 from mqc.core.data.config import DataConfig
 from mqc.core.data.panel import Panel, load_panel
 from mqc.core.errors import ArtifactNotFound, CheckpointError, DataError
 from mqc.core.market.config import MarketConfig
-from mqc.core.policy.strategy import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, load_strategy, register_loader
+from mqc.core.policy.strategy import load_strategy, register_loader
+from mqc.core.runs import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
 
 FAST = BacktestConfig(window_length=32, stride=16, bootstrap_samples=50, plots=False)
 

@@ -13,11 +13,11 @@ from mqc.core.errors import DataError
 from mqc.core.market.config import MarketConfig
 from mqc.core.policy.inputs import register_feature_provider
 from mqc.core.policy.strategy import load_strategy
+from mqc.core.runs import read_metrics
 from mqc.core.train.api import resume_run, train_dm
 from mqc.core.train.config import DMTrainConfig
 from mqc.core.train.data import evaluate_segment
 from mqc.core.train.dm import DMTrainer
-from mqc.core.train.rundir import read_metrics
 
 FEATS = FeatureConfig(vol_windows=(5,), momentum_windows=(5, 10), volume_window=5)
 TINY = dict(lookback=16, horizon=8, batch_windows=4, rollout_groups=4, hidden_size=16, steps=8, eval_interval=4, log_interval=2)

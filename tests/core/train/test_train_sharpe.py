@@ -11,9 +11,9 @@ import torch
 from mqc.core.data.config import DataConfig, FeatureConfig
 from mqc.core.market.config import MarketConfig
 from mqc.core.policy.strategy import load_strategy
+from mqc.core.runs import read_metrics
 from mqc.core.train.api import resume_run, train_sharpe
 from mqc.core.train.config import SharpeTrainConfig
-from mqc.core.train.rundir import read_metrics
 from mqc.core.train.sharpe import SharpeTrainer
 
 FEATS = FeatureConfig(vol_windows=(5,), momentum_windows=(5, 10), volume_window=5)

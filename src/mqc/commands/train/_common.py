@@ -147,16 +147,20 @@ def resolve_common(data_flags: dict[str, Any], market_flags: dict[str, Any], cos
 def run_training(
     kind: str, data_flags: dict[str, Any], market_flags: dict[str, Any], cost_bps: float | None,
     train_flags: dict[str, Any], resume: str | None, quiet: bool, json_out: bool,
+    extra_flags: dict[str, dict[str, Any]] | None = None, extra_options: dict[str, Any] | None = None,
 ) -> None:
-    """Resolve the tables, train (or resume) with a Rich progress bar, render the result.
+    """Resolve the tables, train (or resume) the registered trainer ``kind`` with a Rich progress bar,
+    render the result.
 
-    Ctrl-C prints where the run stopped and the ``--resume`` command (``say_how_to_resume``)."""
-    check_resume(kind, resume, {**data_flags, **market_flags, "cost_bps": cost_bps, **train_flags})
+    ``extra_flags`` are the flags of the trainer's extra tables by table name (``TrainerSpec.extra_tables``);
+    ``extra_options`` the same values by option name, for the ``--resume`` check. Ctrl-C prints where
+    the run stopped and the ``--resume`` command (``say_how_to_resume``)."""
+    check_resume(kind, resume, {**data_flags, **market_flags, "cost_bps": cost_bps, **train_flags, **(extra_options or {})})
     resolved = {} if resume else resolve_common(data_flags, market_flags, cost_bps)
     if quiet:
         state().quiet = True
     with say_how_to_resume():
-        result = _fit(kind, resolved, train_flags, resume)
+        result = _fit(kind, resolved, train_flags, resume, extra_flags or {})
     render(result, json_out)
 
 
@@ -173,29 +177,32 @@ def say_how_to_resume() -> Iterator[None]:
         raise
 
 
-def _fit(kind: str, resolved: dict[str, Any], train_flags: dict[str, Any], resume: str | None) -> Any:
+def _fit(kind: str, resolved: dict[str, Any], train_flags: dict[str, Any], resume: str | None, extra_flags: dict[str, dict[str, Any]]) -> Any:
     from mqc.core.config import table_name
     from mqc.core.profiles import resolve_with_profile
     from mqc.core.train import api
+    from mqc.core.train.harness import trainer_spec
 
+    spec = trainer_spec(kind)
     with RichProgress() as progress:
         if resume:
-            result = api.resume_run(resume, progress=progress, expect_kind=kind)
-        else:
-            tcls = api.TRAIN_CONFIGS[kind]
-            resolved[table_name(tcls)] = resolve_with_profile(tcls, state().profile, flags=train_flags)
-            fn = api.train_dm if kind == "dm" else api.train_sharpe
-            result = fn(
-                resolved["data"].value,
-                resolved["market"].value,
-                resolved[table_name(tcls)].value,
-                feature_cfg=resolved["features"].value,
-                split_cfg=resolved["split"].value,
-                progress=progress,
-                command_line=" ".join(["mqc", *sys.argv[1:]]),
-                sources={k: v.sources for k, v in resolved.items()},
-            )
-    return result
+            return api.resume_run(resume, progress=progress, expect_kind=spec.runs_as)
+        tcls = spec.config
+        resolved[table_name(tcls)] = resolve_with_profile(tcls, state().profile, flags=train_flags)
+        for cls in spec.extra_tables:
+            resolved[table_name(cls)] = resolve_with_profile(cls, state().profile, flags=extra_flags.get(table_name(cls), {}))
+        return api.train(
+            kind,
+            resolved["data"].value,
+            resolved["market"].value,
+            resolved[table_name(tcls)].value,
+            feature_cfg=resolved["features"].value,
+            split_cfg=resolved["split"].value,
+            extra={table_name(cls): resolved[table_name(cls)].value for cls in spec.extra_tables},
+            progress=progress,
+            command_line=" ".join(["mqc", *sys.argv[1:]]),
+            sources={k: v.sources for k, v in resolved.items()},
+        )
 
 
 def render(result: Any, json_out: bool) -> None:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import sys
-
 import typer
 
-from mqc.commands._console import RichProgress, state
 from mqc.commands._options import JsonOpt, split_list
 from mqc.commands.train import _common as c
 from mqc.commands.train.dm import Objective, Reward
@@ -40,30 +37,14 @@ def kronos(
     Example: mqc train kronos --symbols SPY,TLT --kronos-model ~/kronos/small --kronos-tokenizer ~/kronos/tok-base --kronos-horizons 1,12,48 --objective pathwise
     """
     params = dict(locals())
-    from mqc.core.forecast.kronos.config import KronosFeatureConfig
-    from mqc.core.profiles import resolve_with_profile
-    from mqc.core.train import api
     from mqc.core.train.config import DMTrainConfig
-    from mqc.core.train.kronos import KronosTrainer
 
     data_flags, market_flags, flags = c.command_flags(DMTrainConfig, params)
-    kronos_flags = dict(kronos_model=kronos_model, kronos_tokenizer=kronos_tokenizer, kronos_context=kronos_context,
-                        kronos_horizons=kronos_horizons, kronos_sample_count=kronos_sample_count, kronos_temperature=kronos_temperature,
-                        kronos_top_p=kronos_top_p, kronos_top_k=kronos_top_k, kronos_clip=kronos_clip)
-    c.check_resume("kronos", resume, {**data_flags, **market_flags, "cost_bps": cost_bps, **flags, **kronos_flags})
-    if quiet:
-        state().quiet = True
-    if resume:
-        # the run's config.json stores the Kronos provider settings; resume_run rebuilds the provider from them
-        with c.say_how_to_resume(), RichProgress() as progress:
-            return c.render(api.resume_run(resume, progress=progress, expect_kind="dm"), json_out)
-    r = c.resolve_common(data_flags, market_flags, cost_bps)
-    r["train"] = resolve_with_profile(DMTrainConfig, state().profile, flags=flags)
-    r["kronos"] = resolve_with_profile(KronosFeatureConfig, state().profile, flags=dict(
-        model_path=kronos_model, tokenizer_path=kronos_tokenizer, context=kronos_context, horizons=split_list(kronos_horizons),
-        sample_count=kronos_sample_count, temperature=kronos_temperature, top_p=kronos_top_p, top_k=kronos_top_k, clip=kronos_clip))
-    with c.say_how_to_resume(), RichProgress() as progress:
-        result = KronosTrainer(r["kronos"].value, r["data"].value, r["market"].value, r["train"].value, features=r["features"].value,
-                               split=r["split"].value, progress=progress, command_line=" ".join(["mqc", *sys.argv[1:]]),
-                               sources={k: v.sources for k, v in r.items()}).fit()
-    c.render(result, json_out)
+    kronos_options = dict(kronos_model=kronos_model, kronos_tokenizer=kronos_tokenizer, kronos_context=kronos_context,
+                          kronos_horizons=kronos_horizons, kronos_sample_count=kronos_sample_count, kronos_temperature=kronos_temperature,
+                          kronos_top_p=kronos_top_p, kronos_top_k=kronos_top_k, kronos_clip=kronos_clip)
+    kronos_flags = dict(model_path=kronos_model, tokenizer_path=kronos_tokenizer, context=kronos_context, horizons=split_list(kronos_horizons),
+                        sample_count=kronos_sample_count, temperature=kronos_temperature, top_p=kronos_top_p, top_k=kronos_top_k, clip=kronos_clip)
+    # resumed like any dm run: its config.json stores the Kronos provider settings
+    c.run_training("kronos", data_flags, market_flags, cost_bps, flags, resume, quiet, json_out,
+                   extra_flags={"kronos": kronos_flags}, extra_options=kronos_options)

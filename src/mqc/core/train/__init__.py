@@ -13,7 +13,7 @@ _LAZY = {
     "train_dm": "mqc.core.train.api",
     "train_sharpe": "mqc.core.train.api",
     "resume_run": "mqc.core.train.api",
-    "TrainResult": "mqc.core.train.base",
+    "TrainResult": "mqc.core.train.harness",
     "DMTrainer": "mqc.core.train.dm",
     "SharpeTrainer": "mqc.core.train.sharpe",
 }

@@ -1,7 +1,9 @@
-"""The Python API of training: ``train_dm``, ``train_sharpe`` and ``resume_run``.
+"""The Python API of training: ``train`` (any registered trainer), ``train_dm``, ``train_sharpe`` and
+``resume_run``.
 
-``mqc train dm|sharpe`` and ``mqc quickstart`` call these; each loads the panel once through
-``load_panel``, builds the trainer and returns its ``TrainResult``.
+``mqc train dm|sharpe|kronos`` and ``mqc quickstart`` call these; each loads the panel once through
+``load_panel``, builds the trainer its ``TrainerSpec`` names (``mqc.core.train.harness``) and returns
+its ``TrainResult``.
 """
 
 from __future__ import annotations
@@ -16,34 +18,46 @@ from mqc.core.data.panel import Panel, load_panel
 from mqc.core.errors import CheckpointError, ConfigError
 from mqc.core.market.config import MarketConfig
 from mqc.core.progress import Progress
-from mqc.core.train.base import BaseTrainer, TrainResult
+from mqc.core.runs import CONFIG, LATEST, checkpoint_path, read_run_config, stored_table
 from mqc.core.train.config import DMTrainConfig, SharpeTrainConfig
-from mqc.core.train.dm import DMTrainer
+from mqc.core.train.harness import TrainResult, trainer_spec
 from mqc.core.train.providers import FeatureProvider, build_feature_provider
-from mqc.core.train.rundir import read_run_config
-from mqc.core.train.sharpe import SharpeTrainer
-
-TRAINERS: dict[str, type[BaseTrainer]] = {"dm": DMTrainer, "sharpe": SharpeTrainer}
-TRAIN_CONFIGS: dict[str, type] = {"dm": DMTrainConfig, "sharpe": SharpeTrainConfig}
 
 
-def _train(
+def train(
     kind: str,
     data_cfg: DataConfig,
     market_cfg: MarketConfig,
     train_cfg: Any,
     *,
-    feature_cfg: FeatureConfig | None,
-    split_cfg: SplitConfig | None,
-    providers: Sequence[FeatureProvider],
-    panel: Panel | None,
-    progress: Progress | None,
-    command_line: str | None,
-    sources: Mapping[str, Mapping[str, str]] | None,
+    feature_cfg: FeatureConfig | None = None,
+    split_cfg: SplitConfig | None = None,
+    extra: Mapping[str, Any] | None = None,
+    providers: Sequence[FeatureProvider] = (),
+    panel: Panel | None = None,
+    progress: Progress | None = None,
+    command_line: str | None = None,
+    sources: Mapping[str, Mapping[str, str]] | None = None,
 ) -> TrainResult:
+    """Train the registered trainer ``kind`` and write its run directory.
+
+    Args:
+        kind: a registered trainer (``dm``, ``sharpe``, ``kronos``; see ``trainer_kinds``).
+        train_cfg: its training table (``TrainerSpec.config``).
+        extra: its extra tables by table name (``TrainerSpec.extra_tables``, e.g. ``{"kronos": ...}``).
+        feature_cfg, split_cfg: candle features and the time split (defaults when None).
+        providers: extra causal feature columns (see ``mqc.core.policy.inputs.FeatureProvider``).
+        panel: an already loaded panel (skips ``load_panel``).
+        progress: a progress sink; command_line and sources are recorded in config.json.
+    Raises:
+        ConfigError: unknown ``kind``; otherwise as ``train_dm``.
+    """
+    spec = trainer_spec(kind)
+    if spec.providers is not None:
+        providers = [*providers, *spec.providers(dict(extra or {}), progress)]
     data_cfg = absolute_data_root(data_cfg)
     panel = panel if panel is not None else load_panel(config=data_cfg)
-    trainer = TRAINERS[kind](
+    trainer = spec.trainer(
         panel,
         market_cfg,
         train_cfg,
@@ -67,19 +81,7 @@ def absolute_data_root(data_cfg: DataConfig) -> DataConfig:
     return dataclasses.replace(data_cfg, data_root=str(Path(data_cfg.data_root).expanduser().resolve()))
 
 
-def train_dm(
-    data_cfg: DataConfig,
-    market_cfg: MarketConfig,
-    train_cfg: DMTrainConfig,
-    *,
-    feature_cfg: FeatureConfig | None = None,
-    split_cfg: SplitConfig | None = None,
-    providers: Sequence[FeatureProvider] = (),
-    panel: Panel | None = None,
-    progress: Progress | None = None,
-    command_line: str | None = None,
-    sources: Mapping[str, Mapping[str, str]] | None = None,
-) -> TrainResult:
+def train_dm(data_cfg: DataConfig, market_cfg: MarketConfig, train_cfg: DMTrainConfig, **kwargs: Any) -> TrainResult:
     """Train a Dirichlet GRU portfolio policy (``mqc train dm``) and write its run directory.
 
     Args:
@@ -87,45 +89,22 @@ def train_dm(
             is given, but stored in config.json.
         market_cfg: costs and constraints (``allow_short``, ``include_cash``, leverage caps).
         train_cfg: the ``[train]`` table.
-        feature_cfg, split_cfg: candle features and the time split (defaults when None).
-        providers: extra causal feature columns (see ``mqc.core.policy.inputs.FeatureProvider``).
-        panel: an already loaded panel (skips ``load_panel``).
-        progress: a progress sink; command_line and sources are recorded in config.json.
+        kwargs: ``train``'s keywords: ``feature_cfg``, ``split_cfg`` (candle features and the time
+            split; defaults when None), ``providers`` (extra causal feature columns, see
+            ``mqc.core.policy.inputs.FeatureProvider``), ``panel`` (an already loaded panel: skips
+            ``load_panel``), ``progress`` (a progress sink), ``command_line`` and ``sources``
+            (recorded in config.json).
     Returns:
         TrainResult (run_dir, best checkpoint, val metrics of best.pt, test metrics computed once).
     Raises:
         DataError / ArtifactNotFound: bad or missing bars; ConfigError: invalid settings.
     """
-    return _train("dm", data_cfg, market_cfg, train_cfg, feature_cfg=feature_cfg, split_cfg=split_cfg, providers=providers,
-                  panel=panel, progress=progress, command_line=command_line, sources=sources)
+    return train("dm", data_cfg, market_cfg, train_cfg, **kwargs)
 
 
-def train_sharpe(
-    data_cfg: DataConfig,
-    market_cfg: MarketConfig,
-    train_cfg: SharpeTrainConfig,
-    *,
-    feature_cfg: FeatureConfig | None = None,
-    split_cfg: SplitConfig | None = None,
-    providers: Sequence[FeatureProvider] = (),
-    panel: Panel | None = None,
-    progress: Progress | None = None,
-    command_line: str | None = None,
-    sources: Mapping[str, Mapping[str, str]] | None = None,
-) -> TrainResult:
+def train_sharpe(data_cfg: DataConfig, market_cfg: MarketConfig, train_cfg: SharpeTrainConfig, **kwargs: Any) -> TrainResult:
     """Train the differentiable-Sharpe baseline (``mqc train sharpe``); arguments as ``train_dm``."""
-    return _train("sharpe", data_cfg, market_cfg, train_cfg, feature_cfg=feature_cfg, split_cfg=split_cfg, providers=providers,
-                  panel=panel, progress=progress, command_line=command_line, sources=sources)
-
-
-def _stored(doc: dict[str, Any], table: str, where: Path) -> dict[str, Any]:
-    """The stored values of one config table of a run's config.json."""
-    try:
-        return {k: v["value"] for k, v in doc["configs"][table].items()}
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise CheckpointError(
-            f"{where}: the [{table}] table is missing or damaged", hint="restore config.json from a copy, or start a new run"
-        ) from exc
+    return train("sharpe", data_cfg, market_cfg, train_cfg, **kwargs)
 
 
 def resume_run(
@@ -146,24 +125,28 @@ def resume_run(
     run_dir = Path(run_dir).expanduser()
     doc = read_run_config(run_dir)
     kind = doc.get("kind")
-    if kind not in TRAINERS:
+    try:
+        spec = trainer_spec(kind) if isinstance(kind, str) else None
+    except ConfigError:
+        spec = None
+    if spec is None:
         raise CheckpointError(f"{run_dir}: unknown run kind {kind!r}")
     if expect_kind is not None and kind != expect_kind:
         raise ConfigError(
             f"{run_dir} is a {kind} run, it cannot be resumed by 'mqc train {expect_kind}'",
             hint=f"mqc train {kind} --resume {run_dir}",
         )
-    if not (run_dir / "checkpoints" / "latest.pt").is_file():
+    if not checkpoint_path(run_dir, LATEST).is_file():
         raise CheckpointError(f"{run_dir}: no checkpoints/latest.pt yet (killed before the first eval)", hint="start a new run")
-    tcls = TRAIN_CONFIGS[kind]
-    where = run_dir / "config.json"
-    data_cfg = config.from_dict(DataConfig, _stored(doc, "data", where), f"{where} [data]")
-    market = config.from_dict(MarketConfig, _stored(doc, "market", where), f"{where} [market]")
-    features = config.from_dict(FeatureConfig, _stored(doc, "features", where), f"{where} [features]")
-    split = config.from_dict(SplitConfig, _stored(doc, "split", where), f"{where} [split]")
-    cfg = config.from_dict(tcls, _stored(doc, config.table_name(tcls), where), f"{where} [{config.table_name(tcls)}]")
+    tcls = spec.config
+    where = run_dir / CONFIG
+    data_cfg = config.from_dict(DataConfig, stored_table(doc, "data", where), f"{where} [data]")
+    market = config.from_dict(MarketConfig, stored_table(doc, "market", where), f"{where} [market]")
+    features = config.from_dict(FeatureConfig, stored_table(doc, "features", where), f"{where} [features]")
+    split = config.from_dict(SplitConfig, stored_table(doc, "split", where), f"{where} [split]")
+    cfg = config.from_dict(tcls, stored_table(doc, config.table_name(tcls), where), f"{where} [{config.table_name(tcls)}]")
     panel = panel if panel is not None else load_panel(config=data_cfg)
     providers = [build_feature_provider(s) for s in doc.get("feature_providers", [])]
-    trainer = TRAINERS[kind](panel, market, cfg, data_cfg=data_cfg, feature_cfg=features, split_cfg=split,
+    trainer = spec.trainer(panel, market, cfg, data_cfg=data_cfg, feature_cfg=features, split_cfg=split,
                              providers=providers, progress=progress, command_line=doc.get("command_line"), resume_dir=run_dir)
     return trainer.fit()

@@ -17,6 +17,7 @@ import torch
 
 from mqc.core import config
 from mqc.core.data.config import FeatureConfig
+from mqc.core.data.split import first_decision
 from mqc.core.errors import CheckpointError, DataError
 from mqc.core.market.config import MarketConfig
 from mqc.core.market.fills import constrain_weights
@@ -24,6 +25,7 @@ from mqc.core.market.simulator import overnight_mask
 from mqc.core.policy.inputs import build_inputs
 from mqc.core.policy.networks import ModelConfig, build_model, decide
 from mqc.core.policy.strategy import register_loader
+from mqc.core.runs import checkpoint_lookback
 from mqc.core.train.providers import FeatureProvider, build_feature_provider
 
 
@@ -62,8 +64,10 @@ class PolicyStrategy:
             )
         return panel.select(self.symbols)
 
-    def first_decision(self, warmup: int) -> int:
-        return warmup + self.lookback - 1
+    @property
+    def warmup(self) -> int:
+        """First bar at which every candle feature is defined (the backtest's embargo covers it)."""
+        return self.feature_config.warmup
 
     def target_weights(self, panel: Any) -> np.ndarray:
         """``[T, A]`` float64 weights in the panel's column order; row t uses bars <= t only; rows
@@ -72,7 +76,7 @@ class PolicyStrategy:
         inputs, _ = build_inputs(own, self.feature_config, self.providers, stats=self.feature_stats)
         T = len(own)
         w_own = policy_target_weights(
-            self.model, torch.as_tensor(inputs.values), own.timestamps, own.asset_classes, self.market, self.first_decision(inputs.warmup), T
+            self.model, torch.as_tensor(inputs.values), own.timestamps, own.asset_classes, self.market, first_decision(inputs.warmup, self.lookback), T
         )
         if tuple(panel.symbols) == self.symbols:
             return w_own
@@ -134,7 +138,7 @@ def _load_policy(ckpt: dict[str, Any], path: Path) -> PolicyStrategy:
         symbols=tuple(ckpt["symbols"]),
         timeframe=ckpt["timeframe"],
         market=market,
-        lookback=int(ckpt["lookback"]),
+        lookback=checkpoint_lookback(ckpt),
         model=model.eval(),
         feature_config=feature_cfg,
         providers=[build_feature_provider(s) for s in specs],

@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from mqc.core.data.config import FeatureConfig, SplitConfig
-from mqc.core.data.panel import Panel, Split, time_split
+from mqc.core.data.panel import Panel, Split
+from mqc.core.data.split import first_decision, split_for
 from mqc.core.errors import DataError
 from mqc.core.market.config import MarketConfig
 from mqc.core.market.simulator import bar_years, fee_rates, overnight_mask, simple_returns
@@ -44,11 +45,6 @@ class TrainData:
         """Decision bar indices of a segment (``train``, ``val``, ``test``)."""
         s0, s1 = self.split.segment(segment)
         return np.arange(max(s0, self.first_decision), s1 - 1)
-
-
-def embargo_for(split_cfg: SplitConfig, lookback: int, feature_cfg: FeatureConfig) -> int:
-    """The configured embargo, or (0 = auto) the longest window a decision looks back over."""
-    return split_cfg.embargo or max(lookback, feature_cfg.warmup)
 
 
 def common_range_note(panel: Panel) -> str:
@@ -89,7 +85,6 @@ def prepare_data(
         DataError: NaNs/inf in the bars, or too few bars for lookback + horizon + val + test.
     """
     n = len(panel)
-    embargo = embargo_for(split_cfg, lookback, feature_cfg)
     need = feature_cfg.warmup + lookback + horizon
     hint = f"load more history (--start earlier), or lower --lookback (now {lookback}) / --horizon (now {horizon})"
     if n < need:
@@ -99,11 +94,11 @@ def prepare_data(
             hint=hint,
         )
     try:
-        split = time_split(n, split_cfg.val_frac, split_cfg.test_frac, embargo)
+        split = split_for(n, split_cfg, lookback, feature_cfg.warmup)
     except DataError as exc:
         raise DataError(str(exc) + common_range_note(panel), hint=exc.hint or hint) from exc
     inputs, stats = build_inputs(panel, feature_cfg, providers, fit_stop=split.train[1])
-    first = inputs.warmup + lookback - 1
+    first = first_decision(inputs.warmup, lookback)
     data = TrainData(
         panel=panel,
         inputs=inputs,

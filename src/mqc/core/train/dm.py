@@ -24,6 +24,8 @@ from torch.distributions import Dirichlet, kl_divergence
 from mqc.core.market.rewards import max_drawdown, portfolio_reward
 from mqc.core.policy.networks import legs_to_weights
 from mqc.core.train.base import BaseTrainer
+from mqc.core.train.config import DMTrainConfig
+from mqc.core.train.harness import TrainerSpec, register_trainer
 
 
 class DMTrainer(BaseTrainer):
@@ -116,3 +118,6 @@ class DMTrainer(BaseTrainer):
             reward_std=float(rew_log.std(0).mean()) if rew_log.shape[0] > 1 else 0.0,
         )
         return loss, stats
+
+
+register_trainer(TrainerSpec("dm", DMTrainConfig, DMTrainer))

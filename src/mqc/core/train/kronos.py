@@ -16,9 +16,11 @@ from mqc.core.forecast.kronos.config import KronosFeatureConfig
 from mqc.core.forecast.kronos.features import KronosFeatureProvider
 from mqc.core.market.config import MarketConfig
 from mqc.core.progress import Progress
-from mqc.core.train.api import train_dm
+from mqc.core.train.api import train
 from mqc.core.train.base import TrainResult
 from mqc.core.train.config import DMTrainConfig
+from mqc.core.train.dm import DMTrainer
+from mqc.core.train.harness import TrainerSpec
 
 
 @dataclass
@@ -54,13 +56,14 @@ class KronosTrainer:
             ArtifactNotFound / CheckpointError: Kronos weights missing or unusable (hint: ``hf download``).
             DataError / ConfigError: as ``train_dm``.
         """
-        return train_dm(
+        return train(
+            "kronos",
             self.data,
             self.market,
             self.train,
             feature_cfg=self.features,
             split_cfg=self.split,
-            providers=[self.provider()],
+            extra={"kronos": self.kronos},
             panel=self.panel,
             progress=self.progress,
             command_line=self.command_line,
@@ -71,3 +74,9 @@ class KronosTrainer:
 def train_kronos(kronos: KronosFeatureConfig, data: DataConfig, market: MarketConfig, train: DMTrainConfig, **kwargs: Any) -> TrainResult:
     """Functional form of ``KronosTrainer(...).fit()`` (keyword arguments as its fields)."""
     return KronosTrainer(kronos, data, market, train, **kwargs).fit()
+
+
+def kronos_trainer_spec() -> TrainerSpec:
+    """``mqc train kronos``: the dm trainer with the Kronos provider built from the ``[kronos]`` table."""
+    return TrainerSpec("kronos", DMTrainConfig, DMTrainer, run_kind="dm", extra_tables=(KronosFeatureConfig,),
+                       providers=lambda extra, progress: [KronosFeatureProvider(extra["kronos"], progress)])

@@ -13,6 +13,8 @@ import torch
 from mqc.core.market.rewards import max_drawdown, portfolio_reward, sharpe_ratio
 from mqc.core.policy.networks import legs_to_weights
 from mqc.core.train.base import BaseTrainer
+from mqc.core.train.config import SharpeTrainConfig
+from mqc.core.train.harness import TrainerSpec, register_trainer
 
 
 class SharpeTrainer(BaseTrainer):
@@ -45,3 +47,6 @@ class SharpeTrainer(BaseTrainer):
             "reward_std": float(reward.detach().std()) if reward.numel() > 1 else 0.0,
             "turnover": float(sim.turnover.detach().mean()),
         }
+
+
+register_trainer(TrainerSpec("sharpe", SharpeTrainConfig, SharpeTrainer))
