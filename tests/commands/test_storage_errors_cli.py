@@ -259,9 +259,9 @@ def test_a_real_full_disk_under_torch_save(tiny_fs):
     import torch
 
     from mqc.core.errors import StorageError
-    from mqc.core.runs import save_checkpoint
+    from mqc.core.runs import make_checkpoint, save_checkpoint
 
     with pytest.raises(StorageError, match="no space left on device") as err:
-        save_checkpoint(tiny_fs / "latest.pt", {"w": torch.zeros(200_000)})
+        save_checkpoint(tiny_fs / "latest.pt", make_checkpoint("dm", "0", w=torch.zeros(200_000)))
     assert str(tiny_fs) in str(err.value) and isinstance(err.value.__cause__, RuntimeError)
     assert not list(tiny_fs.iterdir())  # the torn temp file is gone
