@@ -77,13 +77,18 @@ def _forward_layer(x_tb: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b
     hs = x_tb.new_zeros(t_len + 1, batch, hid)
     gh = x_tb.new_empty(t_len if keep else 1, batch, 3 * hid)
     w_hh_t = w_hh.t()
+    # Every per-step view is cut up front (one unbind per buffer): at these sizes a step's kernels
+    # take a few microseconds each, and Python-level slicing inside the loop cost as much again.
+    h_t = hs.unbind(0)
+    rz_t, r_t, z_t, n_t = (rzn[..., a:b].unbind(0) for a, b in ((0, 2 * hid), (0, hid), (hid, 2 * hid), (2 * hid, 3 * hid)))
+    steps = gh if keep else gh.expand(t_len, batch, 3 * hid)
+    g_t, g_rz_t, g_n_t = steps.unbind(0), steps[..., : 2 * hid].unbind(0), steps[..., 2 * hid :].unbind(0)
     for t in range(t_len):
-        g = gh[t if keep else 0]
-        torch.addmm(b_hh, hs[t], w_hh_t, out=g)
-        rz = rzn[t, :, : 2 * hid].add_(g[:, : 2 * hid]).sigmoid_()
-        n = rzn[t, :, 2 * hid :].addcmul_(rz[:, :hid], g[:, 2 * hid :]).tanh_()
+        torch.addmm(b_hh, h_t[t], w_hh_t, out=g_t[t])
+        rz_t[t].add_(g_rz_t[t]).sigmoid_()
+        n_t[t].addcmul_(r_t[t], g_n_t[t]).tanh_()
         # h' = n + z * (h - n) = (1 - z) * n + z * h
-        torch.lerp(n, hs[t], rz[:, hid:], out=hs[t + 1])
+        torch.lerp(n_t[t], h_t[t], z_t[t], out=h_t[t + 1])
     return hs, rzn, gh
 
 
@@ -129,13 +134,13 @@ def _backward_layer(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | No
     # The gradient usually reaches only the last state (the policy reads out[:, -1]).
     only_last = not bool(grad_out[:-1].any())
     dh = grad_out[-1].clone()
+    g_t, g3_t, n_t, z_t = gh.unbind(0), gh.view(t_len, batch, 3, hid).unbind(0), n.unbind(0), z.unbind(0)
     for t in range(t_len - 1, -1, -1):
         if t < t_len - 1 and not only_last:
             dh = dh + grad_out[t]
-        g = gh[t]
-        g.view(batch, 3, hid).mul_(dh[:, None, :])
-        n[t].mul_(dh)
-        dh = torch.addmm(dh * z[t], g, w_hh)
+        g3_t[t].mul_(dh.unsqueeze(1))
+        n_t[t].mul_(dh)
+        dh = torch.addmm(dh * z_t[t], g_t[t], w_hh)
     # r | z parts of the input gradient equal the recurrent ones; n's is already in place.
     rzn[..., : 2 * hid].copy_(gh[..., : 2 * hid])
     dgh = gh.view(t_len * batch, three_h)
