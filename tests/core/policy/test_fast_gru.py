@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 
-from mqc.core.policy.gru import FastGRU, gru_sequence
+from mqc.core.policy import gru as gru_module
+from mqc.core.policy.gru import FastGRU, flush_denormals, flushing_denormals, gru_sequence
 from mqc.core.policy.networks import DirichletGRUPolicy, ModelConfig
 
 
@@ -122,3 +125,59 @@ def test_empty_batch_and_single_step() -> None:
     assert fast(torch.zeros(0, 5, 7))[0].shape == (0, 5, 5)
     x = torch.randn(3, 1, 7)
     torch.testing.assert_close(fast(x)[0].double(), ref(x.double())[0], atol=1e-6, rtol=0)
+
+
+def _subnormal(t: torch.Tensor) -> bool:
+    return bool(((t != 0) & (t.abs() < torch.finfo(t.dtype).tiny)).any())
+
+
+def test_backward_flushes_a_gradient_decayed_into_subnormals() -> None:
+    # Over a long lookback the gradient reaching early steps falls below float32's smallest normal
+    # number; arithmetic on such values is several times slower on Intel cores. The backward flushes
+    # them to zero, which changes nothing above that scale.
+    fast, ref = _pair(1, hid=8)
+    x = torch.randn(6, 400, 7, requires_grad=True)
+    xd = x.detach().double().requires_grad_()
+    fast(x)[0][:, -1].sum().backward()
+    ref(xd)[0][:, -1].sum().backward()
+    assert float(xd.grad[:, 0].abs().max()) < 1e-38  # the exact gradient does underflow float32
+    grads = [(x.grad, xd.grad)] + [(p.grad, q.grad) for p, q in zip(fast.parameters(), ref.parameters(), strict=True)]
+    for g, g_ref in grads:
+        assert not _subnormal(g)
+        torch.testing.assert_close(g.double(), g_ref, atol=5e-6, rtol=0)
+
+
+@pytest.mark.parametrize("before", [False, True])
+def test_flush_mode_is_restored_after_backward(before: bool) -> None:
+    if not torch.set_flush_denormal(before):
+        pytest.skip("this CPU cannot flush subnormals")
+    try:
+        fast, _ = _pair(1)
+        fast(torch.randn(2, 5, 7))[0].sum().backward()
+        assert flushing_denormals() is before
+        with pytest.raises(ZeroDivisionError), flush_denormals():
+            assert flushing_denormals()
+            raise ZeroDivisionError
+        assert flushing_denormals() is before
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def test_flushing_leaves_the_policy_gradients_bit_identical(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The default lookback: at initialisation the gradient shrinks ~0.7x per step back through the window.
+    cfg = ModelConfig(type="dirichlet_gru", n_assets=5, n_features=4, lookback=192, hidden_size=16, layers=1, mode="long", cap=1.0)
+    torch.manual_seed(0)
+    model = DirichletGRUPolicy(cfg)
+    inputs, t0 = torch.randn(400, 5, 4, requires_grad=True), torch.tensor([200, 300])
+    grads = []
+    for flush in (True, False):
+        if not flush:
+            monkeypatch.setattr(gru_module, "flush_denormals", contextlib.nullcontext)
+        model.zero_grad()
+        inputs.grad = None
+        model.forward_span(inputs, t0, 8).log().sum().backward()
+        grads.append([p.grad.clone() for p in model.parameters()])
+        if not flush:
+            assert _subnormal(inputs.grad)  # the unflushed backward did meet subnormals ...
+    for a, b in zip(*grads, strict=True):
+        assert torch.equal(a, b)  # ... and flushing them changed no gradient bit

@@ -6,9 +6,12 @@ nodes per time step, two small matrix products among them. Here the forward take
 and keeps what the backward needs in three buffers; the backward takes four ops per step: every term
 that does not depend on the incoming gradient is computed for all steps at once, over the forward's
 buffers (fresh multi-megabyte temporaries cost page faults that would eat the gain), and the weight
-gradients are two large matrix products after the loop. At the policy's sizes (hidden 32, ~128
-windows, 192 steps) forward + backward takes ~28 ms against ~38 ms for ``nn.GRU``
-(bench/bench_train.py).
+gradients are two large matrix products after the loop. The backward flushes subnormal floats to
+zero (see ``flush_denormals``): the gradient decays into them over a long lookback, and on Intel
+cores arithmetic on them is several times slower. At the policy's sizes (hidden 32, ~128 windows,
+192 steps) forward + backward takes ~28 ms against ~38 ms for ``nn.GRU`` on an AMD EPYC, and
+~25 ms against ~35-40 ms (subnormals flushed) or 80-120 ms (torch's defaults) for ``nn.GRU`` on an
+Intel Xeon (bench/bench_train.py).
 
 Equations (PyTorch's, gate order r, z, n in ``weight_ih`` / ``weight_hh``)::
 
@@ -26,10 +29,40 @@ higher-order gradients, and in-place edits of its output before the backward.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
 from torch import nn
+
+# A float32 subnormal: below float32's smallest normal number (1.18e-38), above zero.
+_SUBNORMAL = 1e-40
+
+
+def flushing_denormals() -> bool:
+    """Whether this thread flushes subnormal floats to zero (``torch.set_flush_denormal`` has no getter)."""
+    return float(torch.tensor(_SUBNORMAL, dtype=torch.float32) * 2.0) == 0.0
+
+
+@contextmanager
+def flush_denormals() -> Iterator[None]:
+    """Flush subnormal floats to zero in this thread for the block, then restore the previous mode.
+
+    The recurrence's backward multiplies the incoming gradient by a gate derivative < 1 at every
+    step, so over a long lookback it decays below float32's smallest normal number. On Intel
+    cores every operation on such a subnormal takes a microcode assist: at the policy's shape the
+    backward ran 4-7x slower (bench/bench_train.py). Values that small are below the rounding of
+    every sum they enter, so flushing them to zero leaves the gradients as they were. Threads other
+    than the caller's (intra-op workers with ``threads > 1``) keep their own mode.
+    """
+    if flushing_denormals() or not torch.set_flush_denormal(True):
+        yield
+        return
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
 
 
 def _forward_layer(x_tb: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor, b_hh: torch.Tensor, keep: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -47,13 +80,18 @@ def _forward_layer(x_tb: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b
     hs = x_tb.new_zeros(t_len + 1, batch, hid)
     gh = x_tb.new_empty(t_len if keep else 1, batch, 3 * hid)
     w_hh_t = w_hh.t()
+    # Every per-step view is cut up front (one unbind per buffer): at these sizes a step's kernels
+    # take a few microseconds each, and Python-level slicing inside the loop cost as much again.
+    h_t = hs.unbind(0)
+    rz_t, r_t, z_t, n_t = (rzn[..., a:b].unbind(0) for a, b in ((0, 2 * hid), (0, hid), (hid, 2 * hid), (2 * hid, 3 * hid)))
+    steps = gh if keep else gh.expand(t_len, batch, 3 * hid)
+    g_t, g_rz_t, g_n_t = steps.unbind(0), steps[..., : 2 * hid].unbind(0), steps[..., 2 * hid :].unbind(0)
     for t in range(t_len):
-        g = gh[t if keep else 0]
-        torch.addmm(b_hh, hs[t], w_hh_t, out=g)
-        rz = rzn[t, :, : 2 * hid].add_(g[:, : 2 * hid]).sigmoid_()
-        n = rzn[t, :, 2 * hid :].addcmul_(rz[:, :hid], g[:, 2 * hid :]).tanh_()
+        torch.addmm(b_hh, h_t[t], w_hh_t, out=g_t[t])
+        rz_t[t].add_(g_rz_t[t]).sigmoid_()
+        n_t[t].addcmul_(r_t[t], g_n_t[t]).tanh_()
         # h' = n + z * (h - n) = (1 - z) * n + z * h
-        torch.lerp(n, hs[t], rz[:, hid:], out=hs[t + 1])
+        torch.lerp(n_t[t], h_t[t], z_t[t], out=h_t[t + 1])
     return hs, rzn, gh
 
 
@@ -75,41 +113,47 @@ class _GRULayerFn(torch.autograd.Function):
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         if torch.is_grad_enabled():  # create_graph=True: higher-order gradients would be silently wrong
             raise RuntimeError("FastGRU's backward is not differentiable (create_graph=True); use torch.nn.GRU for higher-order gradients")
-        x_tb, w_ih, w_hh, hs, rzn, gh = ctx.saved_tensors
-        t_len, batch, three_h = gh.shape
-        hid = three_h // 3
-        r, z, n = rzn[..., :hid], rzn[..., hid : 2 * hid], rzn[..., 2 * hid :]
-        gh_r, gh_z, gh_n = gh[..., :hid], gh[..., hid : 2 * hid], gh[..., 2 * hid :]
-        h_prev = hs[:-1]
-        # d pre-activation / d h' for every step at once, written over buffers no longer needed;
-        # only the products with the incoming gradient stay in the sequential loop.
-        # x * (1 - y) is computed as x - x * y (addcmul) to avoid a temporary.
-        torch.sub(h_prev, n, out=gh_z).mul_(z).addcmul_(gh_z, z, value=-1.0)  # d pre_z = (h - n) z (1 - z)
-        n.mul_(n).neg_().add_(1.0).addcmul_(n, z, value=-1.0)  # d pre_n = (1 - n^2)(1 - z)
-        torch.mul(n, gh_n, out=gh_r).mul_(r).addcmul_(gh_r, r, value=-1.0)  # d pre_r = d_n gh_n r (1 - r)
-        torch.mul(n, r, out=gh_n)  # d gh_n = d_n r
-        # gh now holds d(W_h h + b_h) / d h' and n holds d(W_in x + b_in) / d h', per step.
-        grad_out = grad_out.contiguous()
-        # The gradient usually reaches only the last state (the policy reads out[:, -1]).
-        only_last = not bool(grad_out[:-1].any())
-        dh = grad_out[-1].clone()
-        for t in range(t_len - 1, -1, -1):
-            if t < t_len - 1 and not only_last:
-                dh = dh + grad_out[t]
-            g = gh[t]
-            g.view(batch, 3, hid).mul_(dh[:, None, :])
-            n[t].mul_(dh)
-            dh = torch.addmm(dh * z[t], g, w_hh)
-        # r | z parts of the input gradient equal the recurrent ones; n's is already in place.
-        rzn[..., : 2 * hid].copy_(gh[..., : 2 * hid])
-        dgh = gh.view(t_len * batch, three_h)
-        dgi = rzn.view(t_len * batch, three_h)
-        grad_x = (dgi @ w_ih).view_as(x_tb) if ctx.needs_input_grad[0] else None
-        grad_w_ih = dgi.t() @ x_tb.reshape(t_len * batch, x_tb.shape[-1]) if ctx.needs_input_grad[1] else None
-        grad_w_hh = dgh.t() @ h_prev.reshape(t_len * batch, hid) if ctx.needs_input_grad[2] else None
-        grad_b_ih = dgi.sum(0) if ctx.needs_input_grad[3] else None
-        grad_b_hh = dgh.sum(0) if ctx.needs_input_grad[4] else None
-        return grad_x, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh
+        with flush_denormals():
+            return _backward_layer(ctx, grad_out)
+
+
+def _backward_layer(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+    """The body of ``_GRULayerFn.backward`` (see there)."""
+    x_tb, w_ih, w_hh, hs, rzn, gh = ctx.saved_tensors
+    t_len, batch, three_h = gh.shape
+    hid = three_h // 3
+    r, z, n = rzn[..., :hid], rzn[..., hid : 2 * hid], rzn[..., 2 * hid :]
+    gh_r, gh_z, gh_n = gh[..., :hid], gh[..., hid : 2 * hid], gh[..., 2 * hid :]
+    h_prev = hs[:-1]
+    # d pre-activation / d h' for every step at once, written over buffers no longer needed;
+    # only the products with the incoming gradient stay in the sequential loop.
+    # x * (1 - y) is computed as x - x * y (addcmul) to avoid a temporary.
+    torch.sub(h_prev, n, out=gh_z).mul_(z).addcmul_(gh_z, z, value=-1.0)  # d pre_z = (h - n) z (1 - z)
+    n.mul_(n).neg_().add_(1.0).addcmul_(n, z, value=-1.0)  # d pre_n = (1 - n^2)(1 - z)
+    torch.mul(n, gh_n, out=gh_r).mul_(r).addcmul_(gh_r, r, value=-1.0)  # d pre_r = d_n gh_n r (1 - r)
+    torch.mul(n, r, out=gh_n)  # d gh_n = d_n r
+    # gh now holds d(W_h h + b_h) / d h' and n holds d(W_in x + b_in) / d h', per step.
+    grad_out = grad_out.contiguous()
+    # The gradient usually reaches only the last state (the policy reads out[:, -1]).
+    only_last = not bool(grad_out[:-1].any())
+    dh = grad_out[-1].clone()
+    g_t, g3_t, n_t, z_t = gh.unbind(0), gh.view(t_len, batch, 3, hid).unbind(0), n.unbind(0), z.unbind(0)
+    for t in range(t_len - 1, -1, -1):
+        if t < t_len - 1 and not only_last:
+            dh = dh + grad_out[t]
+        g3_t[t].mul_(dh.unsqueeze(1))
+        n_t[t].mul_(dh)
+        dh = torch.addmm(dh * z_t[t], g_t[t], w_hh)
+    # r | z parts of the input gradient equal the recurrent ones; n's is already in place.
+    rzn[..., : 2 * hid].copy_(gh[..., : 2 * hid])
+    dgh = gh.view(t_len * batch, three_h)
+    dgi = rzn.view(t_len * batch, three_h)
+    grad_x = (dgi @ w_ih).view_as(x_tb) if ctx.needs_input_grad[0] else None
+    grad_w_ih = dgi.t() @ x_tb.reshape(t_len * batch, x_tb.shape[-1]) if ctx.needs_input_grad[1] else None
+    grad_w_hh = dgh.t() @ h_prev.reshape(t_len * batch, hid) if ctx.needs_input_grad[2] else None
+    grad_b_ih = dgi.sum(0) if ctx.needs_input_grad[3] else None
+    grad_b_hh = dgh.sum(0) if ctx.needs_input_grad[4] else None
+    return grad_x, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh
 
 
 def gru_sequence(x_tb: torch.Tensor, weights: list[tuple[torch.Tensor, ...]]) -> tuple[torch.Tensor, torch.Tensor]:
