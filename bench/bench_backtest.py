@@ -68,8 +68,17 @@ def run_vbt(close: np.ndarray, weights: np.ndarray, fee_bps: float) -> tuple[flo
     idx = pd.date_range("2000-01-01", periods=len(close), freq="h")
     c, w = pd.DataFrame(close, index=idx), pd.DataFrame(weights, index=idx)
     t0 = time.perf_counter()
-    pf = vbt.Portfolio.from_orders(c, size=w, size_type="targetpercent", fees=fee_bps / 1e4, init_cash=1.0,
-                                   cash_sharing=True, group_by=True, call_seq="auto", freq="1h")
+    pf = vbt.Portfolio.from_orders(
+        c,
+        size=w,
+        size_type="targetpercent",
+        fees=fee_bps / 1e4,
+        init_cash=1.0,
+        cash_sharing=True,
+        group_by=True,
+        call_seq="auto",
+        freq="1h",
+    )
     total = float(pf.total_return())
     return time.perf_counter() - t0, total
 
@@ -128,8 +137,10 @@ def main() -> None:
     import backtesting
     import torch
 
-    print(f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}, numpy {np.__version__}, "
-          f"torch {torch.__version__}, vectorbt {vbt_version}, backtesting {backtesting.__version__}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}, numpy {np.__version__}, "
+        f"torch {torch.__version__}, vectorbt {vbt_version}, backtesting {backtesting.__version__}"
+    )
     print("| workload | mqc s | vectorbt s | speed-up | mqc total return | vectorbt total return |")
     print("|---|---|---|---|---|---|")
     for T, A in shapes:
@@ -139,7 +150,9 @@ def main() -> None:
         t_mqc, ret_mqc = best_of(lambda: run_mqc(panel, w, fee), args.repeats)  # noqa: B023
         if vbt_version:
             t_vbt, ret_vbt = best_of(lambda: run_vbt(close, w, fee), args.repeats)  # noqa: B023
-            print(f"| {T:,} bars x {A:,} assets | {t_mqc:.3f} | {t_vbt:.3f} | {t_vbt / t_mqc:.1f}x | {ret_mqc:.6f} | {ret_vbt:.6f} |")
+            print(
+                f"| {T:,} bars x {A:,} assets | {t_mqc:.3f} | {t_vbt:.3f} | {t_vbt / t_mqc:.1f}x | {ret_mqc:.6f} | {ret_vbt:.6f} |"
+            )
         else:
             print(f"| {T:,} bars x {A:,} assets | {t_mqc:.3f} | not installed | - | {ret_mqc:.6f} | - |")
     close = synthetic_close(single, 1, seed=1)
@@ -148,9 +161,13 @@ def main() -> None:
     t_mqc, ret_mqc = best_of(lambda: run_mqc(panel, w, fee), args.repeats)
     t_bt, ret_bt = best_of(lambda: run_backtesting_py(close[:, 0], fee), 1)
     print()
-    print("| workload | mqc bars/s | backtesting.py bars/s | speed-up | mqc total return | backtesting.py total return |")
+    print(
+        "| workload | mqc bars/s | backtesting.py bars/s | speed-up | mqc total return | backtesting.py total return |"
+    )
     print("|---|---|---|---|---|---|")
-    print(f"| 1 asset x {single:,} bars | {single / t_mqc:,.0f} | {single / t_bt:,.0f} | {t_bt / t_mqc:.0f}x | {ret_mqc:.4f} | {ret_bt:.4f} |")
+    print(
+        f"| 1 asset x {single:,} bars | {single / t_mqc:,.0f} | {single / t_bt:,.0f} | {t_bt / t_mqc:.0f}x | {ret_mqc:.4f} | {ret_bt:.4f} |"
+    )
 
 
 if __name__ == "__main__":

@@ -25,7 +25,14 @@ def _stamps(timeframe: str, symbol: str) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(pd.to_datetime(frame["timestamp"], utc=True))
 
 
-def _per_origin_us(stamps: pd.DatetimeIndex, horizon: int, asset_class: str = "equity", tz: str = "America/New_York", origins: int = 400, same: bool = False) -> float:
+def _per_origin_us(
+    stamps: pd.DatetimeIndex,
+    horizon: int,
+    asset_class: str = "equity",
+    tz: str = "America/New_York",
+    origins: int = 400,
+    same: bool = False,
+) -> float:
     from mqc.core.forecast.calendar import future_timestamps, learn_calendar, utc_ns
 
     ns = utc_ns(stamps)
@@ -53,15 +60,23 @@ def _timed(fn) -> float:
 
 def _fresh_process_seconds(code: str) -> float:
     """Best of 3 wall times of ``code`` in a fresh interpreter, minus an empty interpreter with pandas."""
+
     def once(c: str) -> float:
-        out = subprocess.run([sys.executable, "-c", f"import time,pandas;t=time.perf_counter();{c};print(time.perf_counter()-t)"], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", f"import time,pandas;t=time.perf_counter();{c};print(time.perf_counter()-t)"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         return float(out.stdout.strip().splitlines()[-1])
 
     return min(once(code) for _ in range(3))
 
 
 def main() -> None:
-    print(f"# calendar benchmark: {platform.processor() or platform.machine()}, python {platform.python_version()}, pandas {pd.__version__}")
+    print(
+        f"# calendar benchmark: {platform.processor() or platform.machine()}, python {platform.python_version()}, pandas {pd.__version__}"
+    )
     print("\n| workload (500-bar history -> future timestamps) | horizon | us per origin |")
     print("|---|---:|---:|")
     daily, hourly = _stamps("daily", "SPY"), _stamps("hourly", "SPY")
@@ -86,7 +101,9 @@ def main() -> None:
         from mqc.core.calendar import exchange_calendar  # noqa: F401
     except ImportError:
         return
-    build = _fresh_process_seconds("import exchange_calendars;t=time.perf_counter();from mqc.core.calendar import exchange_calendar;exchange_calendar('XNYS').closed_days(0, 30000)")
+    build = _fresh_process_seconds(
+        "import exchange_calendars;t=time.perf_counter();from mqc.core.calendar import exchange_calendar;exchange_calendar('XNYS').closed_days(0, 30000)"
+    )
     print(f"first XNYS calendar (construction + precomputed arrays), fresh process: {build * 1e3:.0f} ms")
 
 

@@ -74,11 +74,16 @@ def make_csv(path: Path, rows: int, seed: int = 0) -> None:
             price = float(close[-1])
             high = np.maximum(open_, close) * (1 + np.abs(rng.normal(0, 2e-4, n)))
             low = np.minimum(open_, close) * (1 - np.abs(rng.normal(0, 2e-4, n)))
-            table = pa.table({
-                "timestamp": pa.array(np.char.add(ts.astype(str), "Z")),
-                "open": np.round(open_, 4), "high": np.round(high, 4), "low": np.round(low, 4), "close": np.round(close, 4),
-                "volume": np.round(rng.lognormal(3, 1, n), 3),
-            })
+            table = pa.table(
+                {
+                    "timestamp": pa.array(np.char.add(ts.astype(str), "Z")),
+                    "open": np.round(open_, 4),
+                    "high": np.round(high, 4),
+                    "low": np.round(low, 4),
+                    "close": np.round(close, 4),
+                    "volume": np.round(rng.lognormal(3, 1, n), 3),
+                }
+            )
             pacsv.write_csv(table, fh, pacsv.WriteOptions(include_header=False, quoting_style="none"))
 
 
@@ -137,7 +142,7 @@ def bench_import(rows: int, repeat: int) -> None:
         sizes: dict[str, int] = {}
         names = list(sides)
         for k in range(-1, repeat):  # round -1: warm-up, not recorded
-            order = names[k % len(names):] + names[: k % len(names)]
+            order = names[k % len(names) :] + names[: k % len(names)]
             for name in order:
                 out = tmp / "out"
                 out.mkdir()
@@ -154,11 +159,21 @@ def bench_import(rows: int, repeat: int) -> None:
         print(f"(a) {rows:,}-row 1-minute CSV, {repeat} interleaved runs per side (seconds):")
         for n, v in times.items():
             runs = " ".join(f"{x:.2f}" for x in v)
-            print(f"    {n:11s} runs [{runs}]  median {med[n]:.2f}s ({rows / med[n] / 1e6:.2f} M rows/s)  best {best[n]:.2f}s")
-        print(f"    throughput ratio mqc / bare       : {med['bare'] / med['mqc']:.2f}x of medians, {best['bare'] / best['mqc']:.2f}x of bests (target >= 0.80x)")
-        print(f"    throughput ratio mqc / bare+fsync : {med['bare+fsync'] / med['mqc']:.2f}x of medians, {best['bare+fsync'] / best['mqc']:.2f}x of bests")
-        print(f"    per-run ratios mqc / bare (same round): {' '.join(f'{b / m:.2f}' for b, m in zip(times['bare'], times['mqc'], strict=True))}")
-        print(f"    Parquet written: bare {sizes['bare'] / 1e6:.0f} MB, mqc catalog {sizes['mqc'] / 1e6:.0f} MB (CSV {size / 1e6:.0f} MB)")
+            print(
+                f"    {n:11s} runs [{runs}]  median {med[n]:.2f}s ({rows / med[n] / 1e6:.2f} M rows/s)  best {best[n]:.2f}s"
+            )
+        print(
+            f"    throughput ratio mqc / bare       : {med['bare'] / med['mqc']:.2f}x of medians, {best['bare'] / best['mqc']:.2f}x of bests (target >= 0.80x)"
+        )
+        print(
+            f"    throughput ratio mqc / bare+fsync : {med['bare+fsync'] / med['mqc']:.2f}x of medians, {best['bare+fsync'] / best['mqc']:.2f}x of bests"
+        )
+        print(
+            f"    per-run ratios mqc / bare (same round): {' '.join(f'{b / m:.2f}' for b, m in zip(times['bare'], times['mqc'], strict=True))}"
+        )
+        print(
+            f"    Parquet written: bare {sizes['bare'] / 1e6:.0f} MB, mqc catalog {sizes['mqc'] / 1e6:.0f} MB (CSV {size / 1e6:.0f} MB)"
+        )
         verdict = "MET" if med["bare"] / med["mqc"] >= 0.8 else "NOT MET"
         print(f"    target 0.8x (ratio of medians): {verdict}")
 
@@ -185,10 +200,14 @@ def bench_stages(rows: int, repeat: int) -> None:
         return wrapper
 
     stages = [
-        (reader, "_read_csv", "read: pyarrow CSV parse"), (reader, "_timestamps_ns", "read: timestamps -> int64 ns"),
-        (reader, "_numeric", "read: price/volume columns -> numpy"), (importer, "read_file", "read_file total"),
-        (importer, "validate_arrays", "validate (every rule)"), (catalog, "hash_arrays", "sha256 content hash (2nd thread)"),
-        (catalog, "write_bars", "Parquet write"), (Catalog, "commit", "commit total (write + hash + fsync + manifest)"),
+        (reader, "_read_csv", "read: pyarrow CSV parse"),
+        (reader, "_timestamps_ns", "read: timestamps -> int64 ns"),
+        (reader, "_numeric", "read: price/volume columns -> numpy"),
+        (importer, "read_file", "read_file total"),
+        (importer, "validate_arrays", "validate (every rule)"),
+        (catalog, "hash_arrays", "sha256 content hash (2nd thread)"),
+        (catalog, "write_bars", "Parquet write"),
+        (Catalog, "commit", "commit total (write + hash + fsync + manifest)"),
     ]
     if not hasattr(catalog, "write_bars"):  # older mqc (before the Parquet options): time pyarrow's writer
         stages[6] = (pq, "write_table", "Parquet write")
@@ -240,8 +259,10 @@ def bench_panel(repeat: int) -> None:
             t = time.perf_counter()
             panel = load_panel(symbols, "1d", catalog=cat)
             warm.append(time.perf_counter() - t)
-        print(f"    load_panel 30 symbols -> {panel.values.shape}: first {cold * 1e3:.0f} ms, warm best {min(warm) * 1e3:.0f} ms, "
-              f"median {np.median(warm) * 1e3:.0f} ms (target < 500 ms)")
+        print(
+            f"    load_panel 30 symbols -> {panel.values.shape}: first {cold * 1e3:.0f} ms, warm best {min(warm) * 1e3:.0f} ms, "
+            f"median {np.median(warm) * 1e3:.0f} ms (target < 500 ms)"
+        )
 
 
 def bench_check(rows: int, repeat: int) -> None:
@@ -250,7 +271,13 @@ def bench_check(rows: int, repeat: int) -> None:
     rng = np.random.default_rng(0)
     ts = (np.arange(rows, dtype=np.int64) * 60 + 1_600_000_000) * 1_000_000_000
     close = 100 * np.exp(np.cumsum(rng.normal(0, 1e-4, rows)))
-    cols = {"open": close, "high": close * 1.001, "low": close * 0.999, "close": close, "volume": rng.uniform(1, 1000, rows)}
+    cols = {
+        "open": close,
+        "high": close * 1.001,
+        "low": close * 0.999,
+        "close": close,
+        "volume": rng.uniform(1, 1000, rows),
+    }
     with tempfile.TemporaryDirectory(prefix="mqc-bench-") as tmp:
         cat = Catalog(Path(tmp) / "cat")
         cat.write_many([WriteItem("BIG", ts, cols, "bench", "1m")])
@@ -263,8 +290,10 @@ def bench_check(rows: int, repeat: int) -> None:
             hash_arrays(ts, cols)
             sha.append(time.perf_counter() - t)
         mb = rows * 48 / 1e6
-        print(f"(c) load_arrays of {rows} rows ({mb:.0f} MB of bars), checked: best {min(load) * 1e3:.0f} ms, median {np.median(load) * 1e3:.0f} ms; "
-              f"of which the sha256: best {min(sha) * 1e3:.0f} ms ({min(sha) * 1e3 / mb:.2f} ms/MB)")
+        print(
+            f"(c) load_arrays of {rows} rows ({mb:.0f} MB of bars), checked: best {min(load) * 1e3:.0f} ms, median {np.median(load) * 1e3:.0f} ms; "
+            f"of which the sha256: best {min(sha) * 1e3:.0f} ms ({min(sha) * 1e3 / mb:.2f} ms/MB)"
+        )
 
 
 def main() -> None:

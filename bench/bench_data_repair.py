@@ -32,9 +32,7 @@ def write_file(path: Path, n: int) -> None:
             b = slice(a, a + 100_000)
             fh.writelines(
                 f"{s},{x},{x * 1.0001:.4f},{x * 0.9999:.4f},{x},{v}\n"
-                for s, x, v in zip(
-                    stamps[b].tolist(), c[b].tolist(), range(a, min(n, a + 100_000)), strict=True
-                )
+                for s, x, v in zip(stamps[b].tolist(), c[b].tolist(), range(a, min(n, a + 100_000)), strict=True)
             )
 
 

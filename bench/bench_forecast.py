@@ -52,13 +52,17 @@ def bench_baselines(n_series=2000, length=300, horizon=64):
     for mean in ("zero", "constant"):
         g = base.create("garch", config=ForecastConfig(model="garch", garch_mean=mean))
         dt = _best(lambda g=g: g.predict_arrays(x, horizon, LEVELS), 2)
-        print(f"| garch, {mean} mean (vectorised MLE of all {n_series} series + closed-form variance) | {n_series / dt:,.0f} |")
+        print(
+            f"| garch, {mean} mean (vectorised MLE of all {n_series} series + closed-form variance) | {n_series / dt:,.0f} |"
+        )
     arch = __import__("arch")
     r = np.diff(np.log(c[:20, -251:]), axis=1) * 100
 
     def per_series_arch():
         for ri in r:
-            arch.arch_model(ri, mean="Zero", vol="GARCH", p=1, q=1, rescale=False).fit(disp="off", show_warning=False).forecast(horizon=horizon, reindex=False)
+            arch.arch_model(ri, mean="Zero", vol="GARCH", p=1, q=1, rescale=False).fit(
+                disp="off", show_warning=False
+            ).forecast(horizon=horizon, reindex=False)
 
     dt = _best(per_series_arch, 1)
     print(f"| (reference: one `arch` fit + forecast per series, 20 series) | {20 / dt:,.0f} |")
@@ -76,21 +80,33 @@ def bench_chronos(size: str, n_series: int, context: int, horizon: int, repeats:
     with tempfile.TemporaryDirectory() as d:
         path = save_random_chronos2(Path(d) / size, size=size)  # type: ignore[arg-type]
         frames = synth_ohlcv(SynthSpec(n_assets=n_series, n_bars=context + 50, weekdays_only=True))
-        m = base.create("chronos2", config=ForecastConfig(model="chronos2", model_id=str(path), context_length=context, batch_size=n_series))
+        m = base.create(
+            "chronos2",
+            config=ForecastConfig(model="chronos2", model_id=str(path), context_length=context, batch_size=n_series),
+        )
         pipe = m.pipeline
-        arrays = [np.stack([df[c].to_numpy() for c in ("open", "high", "low", "close", "volume")], 1) for df in frames.values()]
+        arrays = [
+            np.stack([df[c].to_numpy() for c in ("open", "high", "low", "close", "volume")], 1)
+            for df in frames.values()
+        ]
         inputs = m.build_inputs(arrays, horizon)
         # the exact call the wrapper makes (same inputs, batch size, context length, cross_learning)
         bare = lambda: pipe.predict_quantiles(  # noqa: E731
-            inputs, prediction_length=horizon, quantile_levels=list(LEVELS), batch_size=4 * n_series,
-            context_length=min(context, pipe.model_context_length), cross_learning=False,
+            inputs,
+            prediction_length=horizon,
+            quantile_levels=list(LEVELS),
+            batch_size=4 * n_series,
+            context_length=min(context, pipe.model_context_length),
+            cross_learning=False,
         )
         wrapped = lambda: m.predict(frames, horizon, LEVELS)  # noqa: E731
         t_bare, t_wrap = _interleaved(bare, wrapped, repeats)
         b, w = float(np.median(t_bare)), float(np.median(t_wrap))
         ratio = float(np.median(np.asarray(t_wrap) / np.asarray(t_bare)))
         params = sum(p.numel() for p in pipe.model.parameters()) / 1e6
-        print(f"| {size} ({params:.1f}M params) | {n_series} x {context} -> {horizon} | {b * 1e3:.1f} | {w * 1e3:.1f} | {100 * (w - b) / b:+.1f}% | {100 * (ratio - 1):+.1f}% |")
+        print(
+            f"| {size} ({params:.1f}M params) | {n_series} x {context} -> {horizon} | {b * 1e3:.1f} | {w * 1e3:.1f} | {100 * (w - b) / b:+.1f}% | {100 * (ratio - 1):+.1f}% |"
+        )
 
 
 def _interleaved(a, b, repeats: int) -> tuple[list[float], list[float]]:
@@ -118,7 +134,9 @@ def bench_eval(origins=500):
         print("\n(daily basket not found; eval benchmark skipped)")
         return
     frames = {s: next(iter(read_bars(DAILY / f"{s}.csv").values())) for s in BASKET}
-    ec = EvalConfig(origins=origins, horizons=(1, 7), joint_origins=True)  # one common date range: the docs table, RankIC
+    ec = EvalConfig(
+        origins=origins, horizons=(1, 7), joint_origins=True
+    )  # one common date range: the docs table, RankIC
     models = ["naive", "seasonal-naive", "drift", "hist-vol", "ewma-vol", "bootstrap", "garch"]
     t = time.perf_counter()
     res = evaluate(frames, model_configs(models, ForecastConfig(), ec.quantile_levels), ec)
@@ -130,7 +148,9 @@ def bench_eval(origins=500):
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     f = lambda v, p=True: "-" if v is None else (f"{100 * v:.3f}%" if p else f"{v:.3f}")  # noqa: E731
     for r in sorted(res.rows, key=lambda r: (r["horizon"], r["model"])):
-        print(f"| {r['model']} | {r['horizon']} | {f(r['mae'])} | {f(r['mase'], False)} | {f(r['crps'])} | {f(r['wql'])} | {f(r['coverage_50'])} | {f(r['coverage_80'])} | {f(r['coverage_90'])} | {f(r['hit_rate'])} | {f(r['rank_ic'], False)} |")
+        print(
+            f"| {r['model']} | {r['horizon']} | {f(r['mae'])} | {f(r['mase'], False)} | {f(r['crps'])} | {f(r['wql'])} | {f(r['coverage_50'])} | {f(r['coverage_80'])} | {f(r['coverage_90'])} | {f(r['hit_rate'])} | {f(r['rank_ic'], False)} |"
+        )
 
 
 def main() -> None:
@@ -139,9 +159,13 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, 1 thread")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, 1 thread"
+    )
     bench_baselines()
-    print("\n## Chronos-2 wrapper overhead: ChronosForecaster.predict(frames) vs bare predict_quantiles(prebuilt inputs)")
+    print(
+        "\n## Chronos-2 wrapper overhead: ChronosForecaster.predict(frames) vs bare predict_quantiles(prebuilt inputs)"
+    )
     print("| model | batch | bare ms (median) | wrapper ms (median) | overhead of medians | median of paired ratios |")
     print("|---|---|---:|---:|---:|---:|")
     bench_chronos("tiny", 32, 512, 64, repeats=21)

@@ -46,14 +46,25 @@ def bench_cache(root: Path, context: int, steps: int, paths: int, max_context: i
         t0 = time.perf_counter()
         out[cache] = sample_paths(model, tok, x[None, :context], xs, ys, s, make_generator(0))
         secs[cache] = time.perf_counter() - t0
-    return {"context": context, "steps": steps, "paths": paths, "max_context": max_context, "cached_s": round(secs[True], 2),
-            "uncached_s": round(secs[False], 2), "speedup": round(secs[False] / secs[True], 1),
-            "identical": bool(np.array_equal(out[True], out[False]))}
+    return {
+        "context": context,
+        "steps": steps,
+        "paths": paths,
+        "max_context": max_context,
+        "cached_s": round(secs[True], 2),
+        "uncached_s": round(secs[False], 2),
+        "speedup": round(secs[False] / secs[True], 1),
+        "identical": bool(np.array_equal(out[True], out[False])),
+    }
 
 
 def bench_features(root: Path, preset: str, origins: int) -> dict:
-    cfg = KronosFeatureConfig(model_path=str(root / preset / "model"), tokenizer_path=str(root / preset / "tokenizer"),
-                              max_context=MAX_CONTEXT[preset], batch_size=origins)
+    cfg = KronosFeatureConfig(
+        model_path=str(root / preset / "model"),
+        tokenizer_path=str(root / preset / "tokenizer"),
+        max_context=MAX_CONTEXT[preset],
+        batch_size=origins,
+    )
     # origins are sampled in fixed batches aligned to bar 0; leading NaN bars move the first usable
     # origin to a batch boundary so the measured batches are full (steady state, no half-empty batch)
     pad = (-(cfg.context - 1)) % cfg.batch_size
@@ -62,8 +73,16 @@ def bench_features(root: Path, preset: str, origins: int) -> dict:
     t0 = time.perf_counter()
     res = compute_kronos_features(ts, x[:, None, :], cfg, use_disk_cache=False)
     secs = time.perf_counter() - t0
-    return {"preset": preset, "origins": res.computed_origins, "batches": -(-origins // cfg.batch_size), "context": cfg.context, "horizons": list(cfg.horizons),
-            "sample_count": cfg.sample_count, "seconds": round(secs, 1), "s_per_1000_bars_x_asset": round(secs / res.computed_origins * 1000, 0)}
+    return {
+        "preset": preset,
+        "origins": res.computed_origins,
+        "batches": -(-origins // cfg.batch_size),
+        "context": cfg.context,
+        "horizons": list(cfg.horizons),
+        "sample_count": cfg.sample_count,
+        "seconds": round(secs, 1),
+        "s_per_1000_bars_x_asset": round(secs / res.computed_origins * 1000, 0),
+    }
 
 
 def main() -> None:
@@ -75,8 +94,14 @@ def main() -> None:
     ap.add_argument("--skip-features", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    cpu = subprocess.run("lscpu | grep 'Model name'", shell=True, capture_output=True, text=True).stdout.split(":")[-1].strip()
-    report: dict = {"machine": {"cpu": cpu, "threads": a.threads, "torch": torch.__version__, "python": platform.python_version()}}
+    cpu = (
+        subprocess.run("lscpu | grep 'Model name'", shell=True, capture_output=True, text=True)
+        .stdout.split(":")[-1]
+        .strip()
+    )
+    report: dict = {
+        "machine": {"cpu": cpu, "threads": a.threads, "torch": torch.__version__, "python": platform.python_version()}
+    }
     with tempfile.TemporaryDirectory() as d:
         root = Path(d)
         for preset in ("small", "mini"):

@@ -27,11 +27,16 @@ from mqc.core.train.api import train_dm, train_sharpe
 from mqc.core.train.config import DMTrainConfig, SharpeTrainConfig
 
 DAILY = Path(__file__).resolve().parents[2] / "shared" / "data" / "ohlcv" / "daily"
-BASKET = ("AAPL,AMD,AMZN,BAC,CSCO,DIA,DIS,GLD,GOOGL,IBM,INTC,IWM,JNJ,JPM,KO,MSFT,NFLX,NVDA,ORCL,QQQ,SPY,TLT,WMT,XLE,XLF,XLK,XOM").split(",")
+BASKET = (
+    "AAPL,AMD,AMZN,BAC,CSCO,DIA,DIS,GLD,GOOGL,IBM,INTC,IWM,JNJ,JPM,KO,MSFT,NFLX,NVDA,ORCL,QQQ,SPY,TLT,WMT,XLE,XLF,XLK,XOM"
+).split(",")
 
 
 def _row(name: str, m: dict) -> dict:
-    return {"strategy": name, **{k: m[k] for k in ("sharpe", "total_return", "annual_return", "max_drawdown", "turnover")}}
+    return {
+        "strategy": name,
+        **{k: m[k] for k in ("sharpe", "total_return", "annual_return", "max_drawdown", "turnover")},
+    }
 
 
 def main() -> None:
@@ -49,34 +54,73 @@ def main() -> None:
     panel = load_panel(config=data_cfg)
     market = MarketConfig().with_cost(a.cost_bps, 0.0)
     save = tempfile.mkdtemp(prefix="mqc-bench-")
-    print(json.dumps({"torch": torch.__version__, "python": platform.python_version(), "bars": len(panel), "assets": panel.n_assets,
-                      "first": str(panel.timestamps[0])[:10], "last": str(panel.timestamps[-1])[:10], "cost_bps": a.cost_bps}), flush=True)
+    print(
+        json.dumps(
+            {
+                "torch": torch.__version__,
+                "python": platform.python_version(),
+                "bars": len(panel),
+                "assets": panel.n_assets,
+                "first": str(panel.timestamps[0])[:10],
+                "last": str(panel.timestamps[-1])[:10],
+                "cost_bps": a.cost_bps,
+            }
+        ),
+        flush=True,
+    )
     rows: list[dict] = []
     for seed in [int(s) for s in a.seeds.split(",")]:
         for obj in a.objectives.split(","):
-            cfg = DMTrainConfig(lookback=a.lookback, steps=a.dm_steps, eval_interval=max(a.dm_steps // 6, 1), objective=obj, seed=seed, save_dir=save)
+            cfg = DMTrainConfig(
+                lookback=a.lookback,
+                steps=a.dm_steps,
+                eval_interval=max(a.dm_steps // 6, 1),
+                objective=obj,
+                seed=seed,
+                save_dir=save,
+            )
             t = time.perf_counter()
             r = train_dm(data_cfg, market, cfg, panel=panel)
-            rows.append({**_row(f"dm-{obj}", r.test_metrics), "seed": seed, "val_sharpe": r.val_metrics["sharpe"], "seconds": time.perf_counter() - t})
+            rows.append(
+                {
+                    **_row(f"dm-{obj}", r.test_metrics),
+                    "seed": seed,
+                    "val_sharpe": r.val_metrics["sharpe"],
+                    "seconds": time.perf_counter() - t,
+                }
+            )
             print(json.dumps(rows[-1]), flush=True)
-        cfg_s = SharpeTrainConfig(steps=a.sharpe_steps, eval_interval=max(a.sharpe_steps // 6, 1), seed=seed, save_dir=save)
+        cfg_s = SharpeTrainConfig(
+            steps=a.sharpe_steps, eval_interval=max(a.sharpe_steps // 6, 1), seed=seed, save_dir=save
+        )
         t = time.perf_counter()
         r = train_sharpe(data_cfg, market, cfg_s, panel=panel)
-        rows.append({**_row("sharpe", r.test_metrics), "seed": seed, "val_sharpe": r.val_metrics["sharpe"], "seconds": time.perf_counter() - t})
+        rows.append(
+            {
+                **_row("sharpe", r.test_metrics),
+                "seed": seed,
+                "val_sharpe": r.val_metrics["sharpe"],
+                "seconds": time.perf_counter() - t,
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
     for name, m in r.test_baselines.items():
         rows.append({**_row(name, m), "seed": None, "val_sharpe": None, "seconds": 0.0})
-    print("\n| strategy | test Sharpe (mean ± sd over seeds) | per seed | test total return (mean) | max drawdown (mean) | turnover/bar | val Sharpe (mean) | s/run |")
+    print(
+        "\n| strategy | test Sharpe (mean ± sd over seeds) | per seed | test total return (mean) | max drawdown (mean) | turnover/bar | val Sharpe (mean) | s/run |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for name in dict.fromkeys(r["strategy"] for r in rows):
         sel = [x for x in rows if x["strategy"] == name]
         sh = [x["sharpe"] for x in sel]
         sd = statistics.stdev(sh) if len(sh) > 1 else 0.0
         val = [x["val_sharpe"] for x in sel if x["val_sharpe"] is not None]
-        print(f"| {name} | {statistics.mean(sh):.3f} ± {sd:.3f} | {', '.join(f'{v:.2f}' for v in sh)} | "
-              f"{statistics.mean(x['total_return'] for x in sel):+.1%} | {statistics.mean(x['max_drawdown'] for x in sel):.1%} | "
-              f"{statistics.mean(x['turnover'] for x in sel):.4f} | {f'{statistics.mean(val):.3f}' if val else '-'} | "
-              f"{statistics.mean(x['seconds'] for x in sel):.0f} |")
+        print(
+            f"| {name} | {statistics.mean(sh):.3f} ± {sd:.3f} | {', '.join(f'{v:.2f}' for v in sh)} | "
+            f"{statistics.mean(x['total_return'] for x in sel):+.1%} | {statistics.mean(x['max_drawdown'] for x in sel):.1%} | "
+            f"{statistics.mean(x['turnover'] for x in sel):.4f} | {f'{statistics.mean(val):.3f}' if val else '-'} | "
+            f"{statistics.mean(x['seconds'] for x in sel):.0f} |"
+        )
 
 
 if __name__ == "__main__":

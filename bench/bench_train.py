@@ -100,7 +100,9 @@ def _bare_step(gru: torch.nn.Module, x: torch.Tensor) -> Callable[[], None]:
 def bench(assets: int, lookback: int, objective: str, repeats: int, threads: int, device: str) -> dict:
     torch.set_num_threads(threads)
     panel = align_frames(synth_ohlcv(SynthSpec(n_assets=assets, n_bars=1500, seed=0)))
-    cfg = DMTrainConfig(lookback=lookback, objective=objective, threads=threads, device=device, save_dir=tempfile.mkdtemp())
+    cfg = DMTrainConfig(
+        lookback=lookback, objective=objective, threads=threads, device=device, save_dir=tempfile.mkdtemp()
+    )
     trainer = DMTrainer(panel, MarketConfig(), cfg, feature_cfg=FeatureConfig())
     n_seq, width = cfg.batch_windows * cfg.horizon, assets * trainer.data.inputs.n_features
     dev = trainer.device
@@ -122,16 +124,31 @@ def bench(assets: int, lookback: int, objective: str, repeats: int, threads: int
     flushed_med, flushed_range = _paired(times[2], times[1])
     policy_steps = cfg.batch_windows * lookback * cfg.rollout_groups
     return {
-        "assets": assets, "features": trainer.data.inputs.n_features, "lookback": lookback, "objective": objective,
-        "batch_windows": cfg.batch_windows, "horizon": cfg.horizon, "rollout_groups": cfg.rollout_groups, "hidden": cfg.hidden_size,
-        "step_s": t_step, "bare_gru_s": t_bare,
-        "policy_steps_per_s": policy_steps / t_step, "bare_gru_policy_steps_per_s": policy_steps / t_bare,
-        "ratio": t_bare / t_step, "ratio_median": ratio_med, "ratio_range": ratio_range,
-        "step_median_s": statistics.median(times[1]), "bare_gru_median_s": statistics.median(times[0]),
-        "bare_gru_flushed_s": t_flushed, "ratio_vs_flushed_gru": t_flushed / t_step,
-        "ratio_vs_flushed_gru_median": flushed_med, "ratio_vs_flushed_gru_range": flushed_range,
-        "bare_fast_gru_s": t_fast, "ratio_vs_fast_gru": t_fast / t_step,
-        "bare_gru_raw_input_s": t_wide, "ratio_vs_raw_input_gru": t_wide / t_step,
+        "assets": assets,
+        "features": trainer.data.inputs.n_features,
+        "lookback": lookback,
+        "objective": objective,
+        "batch_windows": cfg.batch_windows,
+        "horizon": cfg.horizon,
+        "rollout_groups": cfg.rollout_groups,
+        "hidden": cfg.hidden_size,
+        "step_s": t_step,
+        "bare_gru_s": t_bare,
+        "policy_steps_per_s": policy_steps / t_step,
+        "bare_gru_policy_steps_per_s": policy_steps / t_bare,
+        "ratio": t_bare / t_step,
+        "ratio_median": ratio_med,
+        "ratio_range": ratio_range,
+        "step_median_s": statistics.median(times[1]),
+        "bare_gru_median_s": statistics.median(times[0]),
+        "bare_gru_flushed_s": t_flushed,
+        "ratio_vs_flushed_gru": t_flushed / t_step,
+        "ratio_vs_flushed_gru_median": flushed_med,
+        "ratio_vs_flushed_gru_range": flushed_range,
+        "bare_fast_gru_s": t_fast,
+        "ratio_vs_fast_gru": t_fast / t_step,
+        "bare_gru_raw_input_s": t_wide,
+        "ratio_vs_raw_input_gru": t_wide / t_step,
     }
 
 
@@ -150,11 +167,19 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu")
     a = ap.parse_args()
-    print(json.dumps({
-        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"), "torch": torch.__version__,
-        "python": platform.python_version(), "cpu": cpu_model(), "cpus": os.cpu_count(), "threads": a.threads,
-        "loadavg": [round(v, 2) for v in os.getloadavg()],
-    }))
+    print(
+        json.dumps(
+            {
+                "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                "torch": torch.__version__,
+                "python": platform.python_version(),
+                "cpu": cpu_model(),
+                "cpus": os.cpu_count(),
+                "threads": a.threads,
+                "loadavg": [round(v, 2) for v in os.getloadavg()],
+            }
+        )
+    )
     for lb in [int(v) for v in a.lookback.split(",")]:
         for obj in a.objective.split(","):
             r = bench(a.assets, lb, obj, a.repeats, a.threads, a.device)

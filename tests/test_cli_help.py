@@ -65,7 +65,9 @@ def test_train_dm_help_shows_the_config_defaults():
     assert option_row(text, "--objective").endswith(f"[default: {cfg.objective}]")
     assert option_row(text, "--slippage-bps").endswith(f"[default: {market.slippage_bps}]")
     assert option_row(text, "--compile").endswith(f"[default: {'--compile' if cfg.compile else '--no-compile'}]")
-    assert option_row(text, "--enable-shorting").endswith(f"[default: {'--enable-shorting' if market.allow_short else '--long-only'}]")
+    assert option_row(text, "--enable-shorting").endswith(
+        f"[default: {'--enable-shorting' if market.allow_short else '--long-only'}]"
+    )
     assert "[default:" not in option_row(text, "--symbols")  # no config default: nothing invented
 
 
@@ -74,10 +76,14 @@ def test_backtest_and_forecast_help_show_defaults():
     from mqc.core.forecast.config import EvalConfig, ForecastConfig
 
     assert option_row(help_text("backtest"), "--window-length").endswith(f"[default: {BacktestConfig().window_length}]")
-    assert option_row(help_text("forecast", "run"), "--horizon").endswith(f"[default: {ForecastConfig().prediction_length}]")
+    assert option_row(help_text("forecast", "run"), "--horizon").endswith(
+        f"[default: {ForecastConfig().prediction_length}]"
+    )
     horizons = ",".join(map(str, EvalConfig().horizons))
     assert option_row(help_text("forecast", "eval"), "--horizon").endswith(f"[default: {horizons}]")
-    assert option_row(help_text("forecast", "eval"), "--horizon").startswith("--horizon <int,...> ")  # a comma-separated list
+    assert option_row(help_text("forecast", "eval"), "--horizon").startswith(
+        "--horizon <int,...> "
+    )  # a comma-separated list
     assert option_row(help_text("train", "dm"), "--symbols").startswith("--symbols -s <str,...> ")
 
 
@@ -109,15 +115,23 @@ def test_help_into_a_closed_pipe_is_not_an_internal_error(tmp_path):
     import mqc
 
     env = {**os.environ, "PYTHONPATH": str(Path(mqc.__file__).resolve().parents[1])}
-    proc = subprocess.Popen([sys.executable, "-m", "mqc", "train", "dm", "--help"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mqc", "train", "dm", "--help"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
     proc.stdout.close()  # like `| head -1` that has already exited
     stderr = proc.stderr.read().decode()
     proc.wait(timeout=60)
     assert "internal error" not in stderr and "Traceback" not in stderr, stderr
 
 
-@pytest.mark.parametrize("message", ["WARNING: 12 of the 40 evaluated bars are in-sample", "warning: 12 of the 40 evaluated bars are in-sample",
-                                     "12 of the 40 evaluated bars are in-sample"])
+@pytest.mark.parametrize(
+    "message",
+    [
+        "WARNING: 12 of the 40 evaluated bars are in-sample",
+        "warning: 12 of the 40 evaluated bars are in-sample",
+        "12 of the 40 evaluated bars are in-sample",
+    ],
+)
 def test_a_warning_has_one_prefix(capsys, message):
     from mqc.commands._console import warn
 

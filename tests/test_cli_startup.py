@@ -40,17 +40,38 @@ def test_errors_are_one_line_when_stderr_is_not_a_terminal(tmp_path):
     """A long error (path + did-you-mean) must not be hard-wrapped at 80 columns in logs / CI."""
     import os
 
-    env = {**os.environ, "MQC_CONFIG_DIR": str(tmp_path / "c" / ("x" * 60)), "MQC_DATA_DIR": str(tmp_path / "d"), "COLUMNS": "80"}
-    out = subprocess.run([sys.executable, "-m", "mqc", "--profile", "reserch-with-a-long-name", "data", "list"], capture_output=True, text=True, timeout=60, env=env)
+    env = {
+        **os.environ,
+        "MQC_CONFIG_DIR": str(tmp_path / "c" / ("x" * 60)),
+        "MQC_DATA_DIR": str(tmp_path / "d"),
+        "COLUMNS": "80",
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "mqc", "--profile", "reserch-with-a-long-name", "data", "list"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert out.returncode == 1
     lines = out.stderr.splitlines()
-    assert len(lines) == 2 and lines[0].startswith("error: profile 'reserch-with-a-long-name' not found at") and len(lines[0]) > 80, out.stderr
+    assert (
+        len(lines) == 2
+        and lines[0].startswith("error: profile 'reserch-with-a-long-name' not found at")
+        and len(lines[0]) > 80
+    ), out.stderr
 
 
 def test_bad_dates_never_print_a_traceback(tmp_path):
     import os
 
     env = {**os.environ, "MQC_CONFIG_DIR": str(tmp_path / "c"), "MQC_DATA_DIR": str(tmp_path / "d"), "MQC_DEBUG": "0"}
-    out = subprocess.run([sys.executable, "-m", "mqc", "backtest", "--checkpoint", "latest", "--start", "2017-13-45"], capture_output=True, text=True, timeout=60, env=env)
+    out = subprocess.run(
+        [sys.executable, "-m", "mqc", "backtest", "--checkpoint", "latest", "--start", "2017-13-45"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert out.returncode == 2 and "Traceback" not in out.stderr  # a bad --start value: usage error
     assert "backtest.start: invalid date/time '2017-13-45'" in out.stderr

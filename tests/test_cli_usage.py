@@ -17,21 +17,34 @@ from mqc.cli import app
 runner = CliRunner()
 
 
-@pytest.mark.parametrize(("args", "error", "command"), [
-    (["data", "import", "x.csv", "--on-error", "bogus"], "error: invalid value for '--on-error': 'bogus' is not one of 'fail', 'repair', 'drop'.", "data import"),
-    (["data", "import", "x.csv", "--bogus"], "error: no such option: --bogus", "data import"),
-    (["data", "lst"], "error: no such command 'lst'. Did you mean 'list'?", "data"),
-    (["data", "import"], "error: missing argument 'paths'.", "data import"),
-    (["--bogus-root-option", "data", "list"], "error: no such option: --bogus-root-option", ""),
-    (["forecast", "run", "SYN0", "--attn", "flash"], "error: invalid value for --attn: 'flash' is not one of sdpa, eager", "forecast run"),
-])
+@pytest.mark.parametrize(
+    ("args", "error", "command"),
+    [
+        (
+            ["data", "import", "x.csv", "--on-error", "bogus"],
+            "error: invalid value for '--on-error': 'bogus' is not one of 'fail', 'repair', 'drop'.",
+            "data import",
+        ),
+        (["data", "import", "x.csv", "--bogus"], "error: no such option: --bogus", "data import"),
+        (["data", "lst"], "error: no such command 'lst'. Did you mean 'list'?", "data"),
+        (["data", "import"], "error: missing argument 'paths'.", "data import"),
+        (["--bogus-root-option", "data", "list"], "error: no such option: --bogus-root-option", ""),
+        (
+            ["forecast", "run", "SYN0", "--attn", "flash"],
+            "error: invalid value for --attn: 'flash' is not one of sdpa, eager",
+            "forecast run",
+        ),
+    ],
+)
 def test_usage_errors_are_one_line_and_a_hint(args, error, command):
     res = runner.invoke(app, args)
     assert res.exit_code == 2, res.output
     lines = res.stderr.splitlines()
     assert len(lines) == 2, res.stderr
     assert lines[0].startswith(error), lines[0]
-    assert lines[1].startswith("hint: try '") and lines[1].endswith(f"{' ' + command if command else ''} --help'"), lines[1]
+    assert lines[1].startswith("hint: try '") and lines[1].endswith(f"{' ' + command if command else ''} --help'"), (
+        lines[1]
+    )
     assert "╭" not in res.output and "Usage:" not in res.output
 
 
@@ -47,8 +60,13 @@ def test_usage_error_in_a_pipe_is_not_wrapped(tmp_path):
     src = str(Path(mqc.__file__).resolve().parents[1])
     bad = "definitely-not-a-valid-choice-" * 4
     env = {**os.environ, "COLUMNS": "80", "PYTHONPATH": src, "MQC_DATA_DIR": str(tmp_path / "d")}
-    out = subprocess.run([sys.executable, "-m", "mqc", "data", "import", "x.csv", "--on-error", bad],
-                         capture_output=True, text=True, timeout=60, env=env)
+    out = subprocess.run(
+        [sys.executable, "-m", "mqc", "data", "import", "x.csv", "--on-error", bad],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert out.returncode == 2
     lines = out.stderr.splitlines()
     assert len(lines) == 2 and len(lines[0]) > 80 and bad in lines[0], out.stderr
@@ -60,4 +78,6 @@ def test_usage_error_in_a_pipe_is_not_wrapped(tmp_path):
 def test_a_value_after_a_flag_says_flags_take_no_value(args):
     res = runner.invoke(app, args)
     assert res.exit_code == 2
-    assert res.stderr.splitlines()[1] == "hint: flags take no value: write the flag alone (e.g. --json, not --json true)"
+    assert (
+        res.stderr.splitlines()[1] == "hint: flags take no value: write the flag alone (e.g. --json, not --json true)"
+    )

@@ -90,11 +90,17 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     ctx: typer.Context,
-    profile: str = typer.Option(None, "--profile", envvar="MQC_PROFILE", help="Profile name (TOML under the user config dir)."),
+    profile: str = typer.Option(
+        None, "--profile", envvar="MQC_PROFILE", help="Profile name (TOML under the user config dir)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print results as JSON on stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or logs; results only."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="More detail on stderr (e.g. what an error was caused by)."),
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="More detail on stderr (e.g. what an error was caused by)."
+    ),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
 ) -> None:
     ctx.obj = State(profile=profile, json=json_out, quiet=quiet, verbose=verbose)
     set_state(ctx.obj)

@@ -68,7 +68,9 @@ def test_bare_best_pt_resolves_to_the_current_run_else_the_newest(catalog_runs, 
 def test_bare_best_pt_without_runs_is_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     res = runner.invoke(app, ["backtest", "--checkpoint", "best.pt"])
-    assert res.exit_code == 1 and "checkpoint best.pt not found here, and no training runs" in " ".join(res.output.split())
+    assert res.exit_code == 1 and "checkpoint best.pt not found here, and no training runs" in " ".join(
+        res.output.split()
+    )
 
 
 def test_explicit_timeframe_is_honoured_and_allow_mismatch_is_a_labelled_transfer_test(catalog_runs, tmp_path):
@@ -77,7 +79,9 @@ def test_explicit_timeframe_is_honoured_and_allow_mismatch_is_a_labelled_transfe
     res = runner.invoke(app, ["backtest", "-c", str(hourly), "-t", "1d", *BT])
     assert res.exit_code == 1
     assert "trained on 1h bars but the data has 1d bars" in " ".join(res.output.split())
-    res = runner.invoke(app, ["backtest", "-c", str(hourly), "-t", "1d", "--allow-mismatch", "--out", str(tmp_path / "a"), *BT])
+    res = runner.invoke(
+        app, ["backtest", "-c", str(hourly), "-t", "1d", "--allow-mismatch", "--out", str(tmp_path / "a"), *BT]
+    )
     assert res.exit_code == 0, res.output
     rep = json.loads(res.stdout)
     assert rep["data"]["timeframe"] == "1d" and rep["source"]["transfer"]["trained_timeframe"] == "1h"
@@ -85,7 +89,9 @@ def test_explicit_timeframe_is_honoured_and_allow_mismatch_is_a_labelled_transfe
     # other symbols of the same count: mapped in order, with the mapping in the report
     res = runner.invoke(app, ["backtest", "-c", str(daily), "-s", "SYN2,SYN3", *BT])
     assert res.exit_code == 1 and "--allow-mismatch" in res.output
-    res = runner.invoke(app, ["backtest", "-c", str(daily), "-s", "SYN2,SYN3", "--allow-mismatch", "--out", str(tmp_path / "b"), *BT])
+    res = runner.invoke(
+        app, ["backtest", "-c", str(daily), "-s", "SYN2,SYN3", "--allow-mismatch", "--out", str(tmp_path / "b"), *BT]
+    )
     assert res.exit_code == 0, res.output
     rep = json.loads(res.stdout)
     assert rep["source"]["transfer"]["symbols"] == {"SYN0": "SYN2", "SYN1": "SYN3"}
@@ -121,7 +127,9 @@ def test_weights_rows_past_the_bars_are_dropped_with_a_warning(two_histories, tm
     assert "200 from 2015-10-28T00:00:00 to 2016-05-14T00:00:00" in err
     # a row inside the bars that is not a bar stays an error
     bad = tmp_path / "bad.csv"
-    bad.write_text("timestamp,AIG,CVX\n2015-01-05T00:00:00,0.5,0.5\n2015-01-06T13:30:00,0.5,0.5\n2030-01-01T00:00:00,0.5,0.5\n")
+    bad.write_text(
+        "timestamp,AIG,CVX\n2015-01-05T00:00:00,0.5,0.5\n2015-01-06T13:30:00,0.5,0.5\n2030-01-01T00:00:00,0.5,0.5\n"
+    )
     res = runner.invoke(app, ["backtest", "-w", str(bad), *BT])
     assert res.exit_code == 1 and "1 row timestamp(s) match no 1d bar" in " ".join(res.output.split())
 

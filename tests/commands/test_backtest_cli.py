@@ -30,8 +30,24 @@ def bars(synth, tmp_path) -> tuple[Path, Path]:
 def test_weights_backtest_json(bars, tmp_path):
     root, weights = bars
     out = tmp_path / "rep"
-    res = runner.invoke(app, ["backtest", "--weights", str(weights), "--data-root", str(root), "--window-length", "100",
-                              "--stride", "50", "--out", str(out), "--no-plots", "--json"])
+    res = runner.invoke(
+        app,
+        [
+            "backtest",
+            "--weights",
+            str(weights),
+            "--data-root",
+            str(root),
+            "--window-length",
+            "100",
+            "--stride",
+            "50",
+            "--out",
+            str(out),
+            "--no-plots",
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
     # the segment starts at the file's first row (bar 20): 280 bars, 4 windows of 100 every 50
@@ -43,10 +59,29 @@ def test_weights_backtest_json(bars, tmp_path):
 
 def test_table_output_and_default_dir(bars):
     root, weights = bars
-    res = runner.invoke(app, ["backtest", "-w", str(weights), "--data-root", str(root), "--window-length", "64",
-                              "--no-trades", "--cost-bps", "20"])
+    res = runner.invoke(
+        app,
+        [
+            "backtest",
+            "-w",
+            str(weights),
+            "--data-root",
+            str(root),
+            "--window-length",
+            "64",
+            "--no-trades",
+            "--cost-bps",
+            "20",
+        ],
+    )
     assert res.exit_code == 0, res.output
-    for text in ("strategy", "rolling windows (overlapping slices of one replay, not re-fits): 4 windows", "Sharpe vs rebalanced 1/N", "report:", "backtests"):
+    for text in (
+        "strategy",
+        "rolling windows (overlapping slices of one replay, not re-fits): 4 windows",
+        "Sharpe vs rebalanced 1/N",
+        "report:",
+        "backtests",
+    ):
         assert text in res.stdout, text
 
 
@@ -69,8 +104,23 @@ def test_errors_exit_one(bars):
 
 def test_default_window_fits_a_short_segment_and_costs_are_shown(bars, tmp_path):
     root, weights = bars
-    res = runner.invoke(app, ["backtest", "-w", str(weights), "--data-root", str(root), "--split", "test", "--no-plots",
-                              "--slippage-bps", "3", "--out", str(tmp_path / "r")])
+    res = runner.invoke(
+        app,
+        [
+            "backtest",
+            "-w",
+            str(weights),
+            "--data-root",
+            str(root),
+            "--split",
+            "test",
+            "--no-plots",
+            "--slippage-bps",
+            "3",
+            "--out",
+            str(tmp_path / "r"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     text = " ".join(res.stdout.split())
     assert "note: the default window of 256 bars is longer than the" in text and "strategy" in text
@@ -81,7 +131,10 @@ def test_capped_rows_warn_on_stderr(bars, tmp_path):
     root, weights = bars
     heavy = tmp_path / "heavy.csv"
     heavy.write_text(weights.read_text().replace(",0.4\n", ",0.9\n"))
-    res = runner.invoke(app, ["backtest", "-w", str(heavy), "--data-root", str(root), "--no-plots", "--out", str(tmp_path / "r"), "--json"])
+    res = runner.invoke(
+        app,
+        ["backtest", "-w", str(heavy), "--data-root", str(root), "--no-plots", "--out", str(tmp_path / "r"), "--json"],
+    )
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
     assert data["source"]["capped_targets"] > 0
@@ -114,5 +167,7 @@ def test_reusing_out_removes_the_previous_reports_stale_files(bars, tmp_path):
     (out / "notes.txt").write_text("mine")
     res = runner.invoke(app, [*args, "--no-plots", "--no-trades", "--json"])
     assert res.exit_code == 0, res.output
-    assert not (out / "equity.png").exists() and not (out / "weights.png").exists() and not (out / "trades.jsonl").exists()
+    assert (
+        not (out / "equity.png").exists() and not (out / "weights.png").exists() and not (out / "trades.jsonl").exists()
+    )
     assert sorted(p.name for p in out.iterdir()) == ["equity.csv", "notes.txt", "report.json", "windows.json"]

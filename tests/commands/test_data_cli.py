@@ -44,7 +44,11 @@ def snapshot():
     root = catalog_root()
     if not root.exists():
         return {}
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file() and p.name != ".lock"}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != ".lock"
+    }
 
 
 def good_csv(path, n=40, start=0):
@@ -65,10 +69,22 @@ def seeded(tmp_path):
 
 
 BAD_FILES = {
-    "corrupted": (HEADER + "2021-01-01,1,2,0.5,1.5,10\n2021-01-02,1,2\n\x7f\x7f,,\n", r"row 3: expected 6 fields, got a malformed line '2021-01-02,1,2'"),
-    "wrong_columns": ("date,price,qty\n2021-01-01,1,2\n", r"missing column\(s\) open, high, low \(found: date, price, qty\)"),
-    "negative": (HEADER + "2021-01-01,1,2,0.5,1.5,10\n2021-01-02,-1,2,0.5,1.5,10\n", r"row 3, field 'open': price must be > 0, got -1"),
-    "duplicates": (HEADER + "2021-01-01,1,2,0.5,1.5,10\n2021-01-02,1,2,0.5,1.5,10\n2021-01-02,1,2,0.5,1.6,10\n", r"row 4, field 'timestamp': duplicate timestamp 2021-01-02 00:00:00 \(also at row 3\)"),
+    "corrupted": (
+        HEADER + "2021-01-01,1,2,0.5,1.5,10\n2021-01-02,1,2\n\x7f\x7f,,\n",
+        r"row 3: expected 6 fields, got a malformed line '2021-01-02,1,2'",
+    ),
+    "wrong_columns": (
+        "date,price,qty\n2021-01-01,1,2\n",
+        r"missing column\(s\) open, high, low \(found: date, price, qty\)",
+    ),
+    "negative": (
+        HEADER + "2021-01-01,1,2,0.5,1.5,10\n2021-01-02,-1,2,0.5,1.5,10\n",
+        r"row 3, field 'open': price must be > 0, got -1",
+    ),
+    "duplicates": (
+        HEADER + "2021-01-01,1,2,0.5,1.5,10\n2021-01-02,1,2,0.5,1.5,10\n2021-01-02,1,2,0.5,1.6,10\n",
+        r"row 4, field 'timestamp': duplicate timestamp 2021-01-02 00:00:00 \(also at row 3\)",
+    ),
     "empty": ("", r"the file is empty"),
 }
 
@@ -98,14 +114,19 @@ def test_binary_file(tmp_path, seeded):
 
 def test_repair_report_and_json(tmp_path):
     p = tmp_path / "R.csv"
-    p.write_text(HEADER + "2021-01-04,1,1.2,0.9,1.1,10\n2021-01-05,1.1,1.0,0.9,1.15,-3\n2021-01-06,1.1,1.3,0.9,abc,10\n2021-01-07,1.1,1.3,0.9,1.2,10\n")
+    p.write_text(
+        HEADER
+        + "2021-01-04,1,1.2,0.9,1.1,10\n2021-01-05,1.1,1.0,0.9,1.15,-3\n2021-01-06,1.1,1.3,0.9,abc,10\n2021-01-07,1.1,1.3,0.9,1.2,10\n"
+    )
     r = mqc("data", "validate", p)
     assert r.exit_code == 1 and "row 4, field 'close': 'abc' is not a number" in flat(r.output)
     r = mqc("data", "import", p, "--on-error", "repair")
     assert r.exit_code == 0, r.output
     text = flat(r.output)
     assert "row 3, field 'volume': volume must be >= 0 (repair: |volume|), got -3 [repaired]" in text
-    assert "row 3, field 'high': high is below max(open, close) (repair: high = max of the bar), got 1 [repaired]" in text
+    assert (
+        "row 3, field 'high': high is below max(open, close) (repair: high = max of the bar), got 1 [repaired]" in text
+    )
     assert "row 4, field 'close': not a number [dropped]" in text
     r = mqc("--json", "data", "list")
     data = json.loads(r.stdout)
@@ -141,7 +162,11 @@ def test_show_export_remove(tmp_path, seeded):
     r = mqc("data", "remove", "AAA")
     assert r.exit_code == 0 and "removed 1h/AAA (40 bars)" in flat(r.output)
     r = mqc("data", "show", "AAA")
-    assert r.exit_code == 1 and "symbol 'AAA' is not in the catalog" in flat(r.output) and "hint: mqc data list" in flat(r.output)
+    assert (
+        r.exit_code == 1
+        and "symbol 'AAA' is not in the catalog" in flat(r.output)
+        and "hint: mqc data list" in flat(r.output)
+    )
 
 
 def test_usage_error_exit_2(tmp_path):
@@ -162,7 +187,21 @@ def test_sample_and_list():
 
 
 def test_synth_out_and_import(tmp_path):
-    r = mqc("data", "synth", "--assets", "3", "--bars", "200", "--seed", "1", "--timeframe", "1h", "--out", tmp_path / "syn", "--import")
+    r = mqc(
+        "data",
+        "synth",
+        "--assets",
+        "3",
+        "--bars",
+        "200",
+        "--seed",
+        "1",
+        "--timeframe",
+        "1h",
+        "--out",
+        tmp_path / "syn",
+        "--import",
+    )
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in (tmp_path / "syn").iterdir()) == ["SYN0.csv", "SYN1.csv", "SYN2.csv"]
     r = mqc("--json", "data", "list", "--timeframe", "1h")
@@ -184,13 +223,20 @@ def test_fetch_without_extra_names_the_extra(monkeypatch):
 
     monkeypatch.setattr(builtins, "__import__", no_yf)
     r = mqc("data", "fetch", "AAPL")
-    assert r.exit_code == 1 and "optional dependency 'yfinance' is not installed" in flat(r.output) and 'pip install yfinance (or from the mqc checkout: pip install -e ".[fetch]")' in flat(r.output)
+    assert (
+        r.exit_code == 1
+        and "optional dependency 'yfinance' is not installed" in flat(r.output)
+        and 'pip install yfinance (or from the mqc checkout: pip install -e ".[fetch]")' in flat(r.output)
+    )
 
 
 def test_replace_overwrites_only_the_differing_bars(tmp_path, seeded):
     fix = tmp_path / "fix.csv"
     # 14:00 revised, 15:00 as stored, 16:00 new.
-    fix.write_text(HEADER + "2021-01-02T14:00:00Z,138,141,136,140.5,48\n2021-01-02T15:00:00Z,139,141,137,140,49\n2021-01-02T16:00:00Z,140,142,138,141,50\n")
+    fix.write_text(
+        HEADER
+        + "2021-01-02T14:00:00Z,138,141,136,140.5,48\n2021-01-02T15:00:00Z,139,141,137,140,49\n2021-01-02T16:00:00Z,140,142,138,141,50\n"
+    )
     r = mqc("data", "import", fix, "--symbol", "AAA")
     assert r.exit_code == 1 and "--replace" in flat(r.output) and snapshot() == seeded
     r = mqc("--json", "data", "import", fix, "--symbol", "AAA", "--replace")
@@ -202,7 +248,9 @@ def test_replace_overwrites_only_the_differing_bars(tmp_path, seeded):
 
 def test_adjusted_option(tmp_path):
     p = tmp_path / "XYZ.csv"
-    p.write_text("Date,Open,High,Low,Close,Adj Close,Volume\n2024-01-02,10,11,9,10,9,100\n2024-01-03,10,12,10,11,9.9,100\n")
+    p.write_text(
+        "Date,Open,High,Low,Close,Adj Close,Volume\n2024-01-02,10,11,9,10,9,100\n2024-01-03,10,12,10,11,9.9,100\n"
+    )
     r = mqc("data", "validate", p)
     assert r.exit_code == 0 and "Adj Close, which was ignored" in flat(r.output) and "--adjusted" in flat(r.output)
     r = mqc("--json", "data", "import", p, "--adjusted")
@@ -213,11 +261,19 @@ def test_adjusted_option(tmp_path):
 
 def test_replace_after_readjustment_rescales_and_reports(tmp_path):
     old = tmp_path / "old.csv"
-    old.write_text(HEADER + "".join(f"2021-02-{d:02d},{100 + d},{102 + d},{98 + d},{101 + d},1000\n" for d in range(1, 21)))
+    old.write_text(
+        HEADER + "".join(f"2021-02-{d:02d},{100 + d},{102 + d},{98 + d},{101 + d},1000\n" for d in range(1, 21))
+    )
     assert mqc("data", "import", old, "--symbol", "XYZ").exit_code == 0
     assert mqc("data", "import", old, "--symbol", "QQQ").exit_code == 0
     new = tmp_path / "new.csv"  # days 11-25 re-delivered at half the price (a dividend/split re-adjustment)
-    new.write_text(HEADER + "".join(f"2021-02-{d:02d},{(100 + d) / 2},{(102 + d) / 2},{(98 + d) / 2},{(101 + d) / 2},1000\n" for d in range(11, 26)))
+    new.write_text(
+        HEADER
+        + "".join(
+            f"2021-02-{d:02d},{(100 + d) / 2},{(102 + d) / 2},{(98 + d) / 2},{(101 + d) / 2},1000\n"
+            for d in range(11, 26)
+        )
+    )
     r = mqc("--json", "data", "import", new, "--symbol", "XYZ", "--replace")
     assert r.exit_code == 0, r.output
     item = json.loads(r.stdout)["symbols"][0]
@@ -283,7 +339,14 @@ def test_export_to_a_new_folder_writes_inside_it(hourly_syn, tmp_path):
     assert r.exit_code == 0 and (target / "SYN0_1h.csv").is_file()
 
 
-@pytest.mark.parametrize("args", [("validate", "x.csv", "--on-error", "fix"), ("export", "SYN0", "--to", "xlsx"), ("fetch", "AAPL", "--provider", "bloomberg")])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("validate", "x.csv", "--on-error", "fix"),
+        ("export", "SYN0", "--to", "xlsx"),
+        ("fetch", "AAPL", "--provider", "bloomberg"),
+    ],
+)
 def test_bad_choices_are_usage_errors_listing_the_choices(args):
     r = mqc("data", *args)
     assert r.exit_code == 2, r.output
@@ -293,7 +356,9 @@ def test_bad_choices_are_usage_errors_listing_the_choices(args):
 def test_repairs_are_counted_per_row(tmp_path):
     f = tmp_path / "MESSY.csv"
     # Row 3: high below the close AND low above the open -> two repaired fields, one row.
-    f.write_text(HEADER + "2020-01-01,10,11,9,10.5,100\n2020-01-02,10,9.5,10.6,10.8,100\n2020-01-03,10.8,11,10.5,10.9,100\n")
+    f.write_text(
+        HEADER + "2020-01-01,10,11,9,10.5,100\n2020-01-02,10,9.5,10.6,10.8,100\n2020-01-03,10.8,11,10.5,10.9,100\n"
+    )
     r = mqc("--json", "data", "validate", str(f), "--on-error", "repair")
     assert r.exit_code == 0, r.output
     rep = json.loads(r.stdout)["symbols"][0]["report"]

@@ -52,7 +52,10 @@ def test_verify_lists_damaged_files_with_the_repair_and_exits_1(catalog):
     assert r.exit_code == 1 and "2 of 3 file(s) damaged" in text
     assert f"damaged: 1d/SYN1: {altered.name} holds other bars than were imported" in text
     assert "damaged: 1d/SYN2:" in text and "is empty (0 bytes)" in text
-    assert "mqc data import FILE --symbol SYN1 --timeframe 1d --replace" in text and "mqc data remove SYN2 --timeframe 1d" in text
+    assert (
+        "mqc data import FILE --symbol SYN1 --timeframe 1d --replace" in text
+        and "mqc data remove SYN2 --timeframe 1d" in text
+    )
     r = mqc("--json", "data", "verify")
     doc = json.loads(r.stdout)
     assert r.exit_code == 1 and doc["damaged"] == 2 and [e["ok"] for e in doc["entries"]] == [True, False, False]
@@ -90,22 +93,60 @@ def test_remove_refuses_a_manifest_pointing_outside_and_deletes_nothing(catalog,
     assert victim.read_text() == "keep"
 
 
-TINY = ["--lookback", "16", "--horizon", "8", "--batch-windows", "4", "--hidden-size", "8", "--steps", "2", "--eval-interval", "2"]
+TINY = [
+    "--lookback",
+    "16",
+    "--horizon",
+    "8",
+    "--batch-windows",
+    "4",
+    "--hidden-size",
+    "8",
+    "--steps",
+    "2",
+    "--eval-interval",
+    "2",
+]
 
 
 def test_train_and_backtest_refuse_altered_bars_unless_allowed(catalog, tmp_path):
     alter(catalog, "SYN1")
     r = mqc("train", "sharpe", "--symbols", "SYN0,SYN1", *TINY, "--save-dir", tmp_path / "runs", "--device", "cpu")
-    assert r.exit_code == 1 and "catalog entry 1d/SYN1:" in flat(r.output) and "holds other bars than were imported" in flat(r.output)
+    assert (
+        r.exit_code == 1
+        and "catalog entry 1d/SYN1:" in flat(r.output)
+        and "holds other bars than were imported" in flat(r.output)
+    )
     assert "--replace" in flat(r.output)
-    r = mqc("train", "sharpe", "--symbols", "SYN0,SYN1", *TINY, "--save-dir", tmp_path / "runs", "--device", "cpu", "--allow-altered-data")
+    r = mqc(
+        "train",
+        "sharpe",
+        "--symbols",
+        "SYN0,SYN1",
+        *TINY,
+        "--save-dir",
+        tmp_path / "runs",
+        "--device",
+        "cpu",
+        "--allow-altered-data",
+    )
     assert r.exit_code == 0, r.output
     assert "holds other bars than were imported" in flat(r.output) and "used anyway" in flat(r.output)
     weights = tmp_path / "w.csv"
     weights.write_text("timestamp,SYN0,SYN1\n2015-03-02,0.5,0.5\n")
     r = mqc("backtest", "--weights", weights, "--no-plots", "--out", tmp_path / "bt")
     assert r.exit_code == 1 and "catalog entry 1d/SYN1:" in flat(r.output)
-    r = mqc("backtest", "--weights", weights, "--no-plots", "--out", tmp_path / "bt", "--allow-altered-data", "--window-length", "64")
+    r = mqc(
+        "backtest",
+        "--weights",
+        weights,
+        "--no-plots",
+        "--out",
+        tmp_path / "bt",
+        "--allow-altered-data",
+        "--window-length",
+        "64",
+    )
     assert r.exit_code == 0, r.output
     assert "used anyway" in flat(r.output)
 
@@ -115,4 +156,8 @@ def test_show_marks_an_altered_file_and_export_refuses_it(catalog, tmp_path):
     r = mqc("data", "show", "SYN1")
     assert r.exit_code == 0 and "content hash MISMATCH" in flat(r.output) and "--replace" in flat(r.output)
     r = mqc("data", "export", "SYN1", "--out", tmp_path / "x.csv")
-    assert r.exit_code == 1 and "holds other bars than were imported" in flat(r.output) and not (tmp_path / "x.csv").exists()
+    assert (
+        r.exit_code == 1
+        and "holds other bars than were imported" in flat(r.output)
+        and not (tmp_path / "x.csv").exists()
+    )

@@ -82,9 +82,7 @@ def test_dropped_malformed_lines_are_counted_and_a_two_bar_bar_size_is_a_guess(t
     assert (rep["rows_in"], rep["rows_out"], rep["dropped"]) == (4, 2, 2)
     assert [i["action"] for i in rep["issues"] if i["kind"] == "malformed"] == ["dropped", "dropped"]
     assert rep["timeframe_reliable"] is False
-    assert any(
-        "is a guess from the one step between 2 bars; pass --timeframe" in i["detail"] for i in rep["issues"]
-    )
+    assert any("is a guess from the one step between 2 bars; pass --timeframe" in i["detail"] for i in rep["issues"])
     table = mqc("data", "validate", p, "--on-error", "drop").output
     row = next(line for line in table.splitlines() if "MALF" in line and "│" in line)
     assert [c.strip() for c in row.split("│")[1:-1]][:4] == ["MALF", "5d?", "4", "2"]
@@ -109,9 +107,7 @@ def test_malformed_lines_of_a_long_file_are_reported_and_counted(tmp_path):
 def _days_csv(path: Path, n: int, edit: dict[int, str]) -> Path:
     """``n`` daily bars; ``edit`` replaces the line with that line number (header = 1)."""
     days = np.datetime64("2020-01-01") + np.arange(n)
-    lines = ["timestamp,open,high,low,close,volume"] + [
-        f"{d},10,11,9,10.5,100" for d in days.astype(str).tolist()
-    ]
+    lines = ["timestamp,open,high,low,close,volume"] + [f"{d},10,11,9,10.5,100" for d in days.astype(str).tolist()]
     for line_no, text in edit.items():
         lines[line_no - 1] = text
     path.write_text("\n".join(lines) + "\n")
@@ -144,9 +140,8 @@ def test_absurd_prices_are_bad_rows_and_jumps_are_warned_naming_the_row(tmp_path
     p = _days_csv(tmp_path / "HUGE.csv", 30, huge)
     r = mqc("data", "import", p)
     assert r.exit_code == 1
-    assert (
-        "HUGE.csv: row 22, field 'open': not a plausible price (outside 1e-15 .. 1e+12), got 1e+308"
-        in flat(r.output)
+    assert "HUGE.csv: row 22, field 'open': not a plausible price (outside 1e-15 .. 1e+12), got 1e+308" in flat(
+        r.output
     )
     r = mqc("data", "import", p, "--on-error", "drop", "--json")
     assert r.exit_code == 0, r.output
@@ -196,9 +191,9 @@ def test_show_defaults_to_the_train_and_forecast_bar_size_when_stored_at_several
     assert mqc("data", "import", hourly).exit_code == 0
     r = mqc("data", "show", "AIG")
     assert r.exit_code == 0, r.output
-    assert flat(r.output).startswith(
-        "AIG 1d 40 bars"
-    ) and "also stored at 1h: mqc data show AIG -t 1h" in flat(r.output)
+    assert flat(r.output).startswith("AIG 1d 40 bars") and "also stored at 1h: mqc data show AIG -t 1h" in flat(
+        r.output
+    )
     r = mqc("data", "show", "AIG", "-t", "1h", "--json")
     import json
 
@@ -212,9 +207,7 @@ def test_a_malformed_line_of_a_long_file_stops_an_import_of_one_of_its_symbols(t
     p.write_text("timestamp,symbol,open,high,low,close,volume\n" + rows + "2020-01-09,AAA,10,11\n")
     r = mqc("data", "import", p, "--symbol", "BBB")
     assert r.exit_code == 1
-    assert "long.csv: row 12: expected 7 fields, got a malformed line '2020-01-09,AAA,10,11'" in flat(
-        r.output
-    )
+    assert "long.csv: row 12: expected 7 fields, got a malformed line '2020-01-09,AAA,10,11'" in flat(r.output)
     r = mqc("data", "import", p, "--symbol", "BBB", "--on-error", "drop", "--json")
     import json
 

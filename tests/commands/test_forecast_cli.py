@@ -43,15 +43,53 @@ def test_table_out_and_plot(catalog, tmp_path):
 
 def test_eval_json_and_saved_results(catalog, tmp_path):
     path = tmp_path / "eval.json"
-    r = runner.invoke(app, ["forecast", "eval", "SYN0", "SYN1", "SYN2", "--models", "naive,ewma-vol", "--origins", "30", "--horizon", "1,5", "--out", str(path), "--json"])
+    r = runner.invoke(
+        app,
+        [
+            "forecast",
+            "eval",
+            "SYN0",
+            "SYN1",
+            "SYN2",
+            "--models",
+            "naive,ewma-vol",
+            "--origins",
+            "30",
+            "--horizon",
+            "1,5",
+            "--out",
+            str(path),
+            "--json",
+        ],
+    )
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout)
-    assert {(x["model"], x["horizon"]) for x in res["results"]} == {("naive", 1), ("naive", 5), ("ewma-vol", 1), ("ewma-vol", 5)}
+    assert {(x["model"], x["horizon"]) for x in res["results"]} == {
+        ("naive", 1),
+        ("naive", 5),
+        ("ewma-vol", 1),
+        ("ewma-vol", 5),
+    }
     assert json.loads(path.read_text())["n_origins"] == 30
 
 
 def test_select_then_forecast_best(catalog, tmp_path):
-    r = runner.invoke(app, ["forecast", "select", "SYN0", "--models", "naive,ewma-vol", "--origins", "40", "--horizon", "1", "--hyperparams-dir", str(tmp_path)])
+    r = runner.invoke(
+        app,
+        [
+            "forecast",
+            "select",
+            "SYN0",
+            "--models",
+            "naive,ewma-vol",
+            "--origins",
+            "40",
+            "--horizon",
+            "1",
+            "--hyperparams-dir",
+            str(tmp_path),
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert (tmp_path / "best" / "SYN0.1d.json").is_file()
     r = runner.invoke(app, ["forecast", "SYN0", "--model", "best", "--hyperparams-dir", str(tmp_path), "--json"])
@@ -60,7 +98,24 @@ def test_select_then_forecast_best(catalog, tmp_path):
 
 
 def test_tune_baseline_writes_file(catalog, tmp_path):
-    r = runner.invoke(app, ["forecast", "tune", "SYN1", "--model", "ewma-vol", "--grid", "ewma_lambda=0.9,0.97", "--origins", "40", "--horizon", "1", "--hyperparams-dir", str(tmp_path)])
+    r = runner.invoke(
+        app,
+        [
+            "forecast",
+            "tune",
+            "SYN1",
+            "--model",
+            "ewma-vol",
+            "--grid",
+            "ewma_lambda=0.9,0.97",
+            "--origins",
+            "40",
+            "--horizon",
+            "1",
+            "--hyperparams-dir",
+            str(tmp_path),
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert (tmp_path / "ewma-vol" / "SYN1.1d.json").is_file()
 
@@ -127,8 +182,24 @@ def test_kronos_with_model_and_tokenizer_paths_end_to_end(catalog, tmp_path):
     from mqc.core.forecast.kronos.presets import save_random
 
     model_dir, tok_dir = save_random(tmp_path / "kronos", "tiny", seed=3)
-    args = ["forecast", "SYN0", "SYN1", "--model", "kronos", "--model-path", str(model_dir), "--tokenizer-path", str(tok_dir),
-            "--horizon", "3", "--context-length", "64", "--quantiles", "0.1,0.5,0.9", "--json"]
+    args = [
+        "forecast",
+        "SYN0",
+        "SYN1",
+        "--model",
+        "kronos",
+        "--model-path",
+        str(model_dir),
+        "--tokenizer-path",
+        str(tok_dir),
+        "--horizon",
+        "3",
+        "--context-length",
+        "64",
+        "--quantiles",
+        "0.1,0.5,0.9",
+        "--json",
+    ]
     r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout)
@@ -158,13 +229,18 @@ def test_tuned_settings_apply_the_same_way_in_run_select_and_best(catalog, tmp_p
     direct = runner.invoke(app, ["forecast", "SYN0", "--model", "ewma-vol", *hp, "--json"])
     assert direct.exit_code == 0, direct.output
     assert _lambda_of(direct.stdout, "SYN0") == 0.9
-    r = runner.invoke(app, ["forecast", "select", "SYN0", "SYN1", "--models", "naive,ewma-vol", "--origins", "40", "--horizon", "1", *hp])
+    r = runner.invoke(
+        app,
+        ["forecast", "select", "SYN0", "SYN1", "--models", "naive,ewma-vol", "--origins", "40", "--horizon", "1", *hp],
+    )
     assert r.exit_code == 0, r.output
     assert "ewma-vol/SYN0.1d.json" in r.stdout  # the settings column names the tuned file
     rec = json.loads((tmp_path / "best" / "SYN0.1d.json").read_text())
     assert rec["model"] == "ewma-vol" and rec["config"]["ewma_lambda"] == 0.9
     assert rec["metadata"]["settings_file"] == str(tuned_path)
-    assert json.loads((tmp_path / "best" / "SYN1.1d.json").read_text())["metadata"]["settings_file"] is None  # no tuned file
+    assert (
+        json.loads((tmp_path / "best" / "SYN1.1d.json").read_text())["metadata"]["settings_file"] is None
+    )  # no tuned file
     best = runner.invoke(app, ["forecast", "SYN0", "--model", "best", *hp, "--json"])
     assert best.exit_code == 0, best.output
     b, d = json.loads(best.stdout)["SYN0"], json.loads(direct.stdout)["SYN0"]
@@ -176,9 +252,27 @@ def test_tuned_settings_apply_the_same_way_in_run_select_and_best(catalog, tmp_p
 
 def test_eval_applies_tuned_settings_and_records_them(catalog, tmp_path):
     (tmp_path / "ewma-vol").mkdir()
-    (tmp_path / "ewma-vol" / "SYN0.json").write_text(json.dumps({"symbol": "SYN0", "model": "ewma-vol", "config": {"ewma_lambda": 0.9}}))
-    r = runner.invoke(app, ["forecast", "eval", "SYN0", "SYN1", "--models", "ewma-vol", "--origins", "20", "--horizon", "1",
-                            "--hyperparams-dir", str(tmp_path), "--json"])
+    (tmp_path / "ewma-vol" / "SYN0.json").write_text(
+        json.dumps({"symbol": "SYN0", "model": "ewma-vol", "config": {"ewma_lambda": 0.9}})
+    )
+    r = runner.invoke(
+        app,
+        [
+            "forecast",
+            "eval",
+            "SYN0",
+            "SYN1",
+            "--models",
+            "ewma-vol",
+            "--origins",
+            "20",
+            "--horizon",
+            "1",
+            "--hyperparams-dir",
+            str(tmp_path),
+            "--json",
+        ],
+    )
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout)
     per = res["configs"]["ewma-vol"]["per_symbol"]
@@ -187,12 +281,33 @@ def test_eval_applies_tuned_settings_and_records_them(catalog, tmp_path):
 
 
 def test_eval_warns_when_fewer_origins_than_requested(catalog, tmp_path):
-    r = runner.invoke(app, ["forecast", "eval", "SYN0", "--models", "naive", "--origins", "5000", "--horizon", "1", "--json", "--out", str(tmp_path / "e.json")])
+    r = runner.invoke(
+        app,
+        [
+            "forecast",
+            "eval",
+            "SYN0",
+            "--models",
+            "naive",
+            "--origins",
+            "5000",
+            "--horizon",
+            "1",
+            "--json",
+            "--out",
+            str(tmp_path / "e.json"),
+        ],
+    )
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout)
     assert res["requested_origins"] == 5000 and res["n_origins"] < 400
     assert f"used {res['n_origins']}" in " ".join(r.stderr.split()) and "--origins 5000" in r.stderr
-    assert "warning" not in runner.invoke(app, ["forecast", "eval", "SYN0", "--models", "naive", "--origins", "30", "--horizon", "1"]).stderr
+    assert (
+        "warning"
+        not in runner.invoke(
+            app, ["forecast", "eval", "SYN0", "--models", "naive", "--origins", "30", "--horizon", "1"]
+        ).stderr
+    )
 
 
 def test_horizon_above_the_maximum_is_a_clear_error(catalog):
@@ -217,8 +332,13 @@ def test_crypto_prices_print_in_fixed_notation(synth):
     r = runner.invoke(app, ["forecast", "BTCUSDT", "--model", "ewma-vol", "--horizon", "2"])
     assert r.exit_code == 0, r.output
     assert "e+" not in r.stdout
-    f = json.loads(runner.invoke(app, ["forecast", "BTCUSDT", "--model", "ewma-vol", "--horizon", "2", "--json"]).stdout)["BTCUSDT"]
-    assert fmt_price(f["quantiles"]["close"]["0.1"][0]) in r.stdout and fmt_price(f["quantiles"]["close"]["0.9"][0]) in r.stdout
+    f = json.loads(
+        runner.invoke(app, ["forecast", "BTCUSDT", "--model", "ewma-vol", "--horizon", "2", "--json"]).stdout
+    )["BTCUSDT"]
+    assert (
+        fmt_price(f["quantiles"]["close"]["0.1"][0]) in r.stdout
+        and fmt_price(f["quantiles"]["close"]["0.9"][0]) in r.stdout
+    )
 
 
 def test_invalid_timeframe_is_reported_before_symbol_lookup(catalog, monkeypatch):
@@ -297,7 +417,19 @@ def test_metrics_print_in_one_unit_across_eval_tune_and_select(catalog, tmp_path
     """CRPS (a loss on returns) is a percentage in every table, as eval prints it; JSON keeps the fraction."""
     hp = ["--hyperparams-dir", str(tmp_path)]
     common = ["--origins", "40", "--horizon", "1"]
-    tune_args = ["forecast", "tune", "SYN0", "--model", "ewma-vol", "--grid", "ewma_lambda=0.9,0.97", "--metric", "crps", *common, *hp]
+    tune_args = [
+        "forecast",
+        "tune",
+        "SYN0",
+        "--model",
+        "ewma-vol",
+        "--grid",
+        "ewma_lambda=0.9,0.97",
+        "--metric",
+        "crps",
+        *common,
+        *hp,
+    ]
     score = json.loads(runner.invoke(app, [*tune_args, "--json"]).stdout)["test"]["score"]
     table = runner.invoke(app, tune_args)
     assert table.exit_code == 0, table.output
@@ -327,14 +459,20 @@ def test_hyperparams_are_keyed_by_symbol_and_bar_size(two_bar_sizes, tmp_path):
     assert r.exit_code == 0, r.output
     assert (tmp_path / "ewma-vol" / "SYN0.1d.json").is_file() and not (tmp_path / "ewma-vol" / "SYN0.json").exists()
     daily = json.loads(runner.invoke(app, ["forecast", "SYN0", "--model", "ewma-vol", *hp, "--json"]).stdout)["SYN0"]
-    hourly = json.loads(runner.invoke(app, ["forecast", "SYN0", "-t", "1h", "--model", "ewma-vol", *hp, "--json"]).stdout)["SYN0"]
+    hourly = json.loads(
+        runner.invoke(app, ["forecast", "SYN0", "-t", "1h", "--model", "ewma-vol", *hp, "--json"]).stdout
+    )["SYN0"]
     assert daily["config"]["ewma_lambda"] == 0.9 and daily["hyperparams_file"].endswith("SYN0.1d.json")
     assert hourly["config"]["ewma_lambda"] == 0.94 and hourly["hyperparams_file"] is None  # daily tuning stays daily
     # a selection at one bar size does not overwrite, nor stand in for, the other
     assert runner.invoke(app, ["forecast", "select", "SYN0", "-t", "1h", "--models", "naive", *common]).exit_code == 0
-    assert runner.invoke(app, ["forecast", "select", "SYN0", "-t", "1d", "--models", "ewma-vol", *common]).exit_code == 0
+    assert (
+        runner.invoke(app, ["forecast", "select", "SYN0", "-t", "1d", "--models", "ewma-vol", *common]).exit_code == 0
+    )
     assert {p.name for p in (tmp_path / "best").iterdir()} == {"SYN0.1h.json", "SYN0.1d.json"}
-    best_h = json.loads(runner.invoke(app, ["forecast", "SYN0", "-t", "1h", "--model", "best", *hp, "--json"]).stdout)["SYN0"]
+    best_h = json.loads(runner.invoke(app, ["forecast", "SYN0", "-t", "1h", "--model", "best", *hp, "--json"]).stdout)[
+        "SYN0"
+    ]
     best_d = json.loads(runner.invoke(app, ["forecast", "SYN0", "--model", "best", *hp, "--json"]).stdout)["SYN0"]
     assert best_h["model"] == "naive" and best_h["selection_file"].endswith("best/SYN0.1h.json")
     assert best_d["model"] == "ewma-vol" and best_d["config"]["ewma_lambda"] == 0.9
@@ -345,25 +483,41 @@ def test_old_layout_files_apply_only_to_their_own_bar_size(two_bar_sizes, tmp_pa
     (tmp_path / "ewma-vol").mkdir()
     (tmp_path / "best").mkdir()
     # an old file without a timeframe was written for the default, daily bars
-    (tmp_path / "ewma-vol" / "SYN0.json").write_text(json.dumps({"symbol": "SYN0", "model": "ewma-vol", "config": {"ewma_lambda": 0.9}}))
-    (tmp_path / "best" / "SYN0.json").write_text(json.dumps({"symbol": "SYN0", "model": "ewma-vol", "config": {"timeframe": "1d"}}))
+    (tmp_path / "ewma-vol" / "SYN0.json").write_text(
+        json.dumps({"symbol": "SYN0", "model": "ewma-vol", "config": {"ewma_lambda": 0.9}})
+    )
+    (tmp_path / "best" / "SYN0.json").write_text(
+        json.dumps({"symbol": "SYN0", "model": "ewma-vol", "config": {"timeframe": "1d"}})
+    )
     daily = json.loads(runner.invoke(app, ["forecast", "SYN0", "--model", "best", *hp, "--json"]).stdout)["SYN0"]
     assert daily["model"] == "ewma-vol" and daily["config"]["ewma_lambda"] == 0.9
     assert daily["selection_file"] == str(tmp_path / "best" / "SYN0.json")
-    hourly = json.loads(runner.invoke(app, ["forecast", "SYN0", "-t", "1h", "--model", "ewma-vol", *hp, "--json"]).stdout)["SYN0"]
+    hourly = json.loads(
+        runner.invoke(app, ["forecast", "SYN0", "-t", "1h", "--model", "ewma-vol", *hp, "--json"]).stdout
+    )["SYN0"]
     assert hourly["config"]["ewma_lambda"] == 0.94 and hourly["hyperparams_file"] is None
     r = runner.invoke(app, ["forecast", "SYN0", "-t", "1h", "--model", "best", *hp])
     text = " ".join(r.output.split())
     assert r.exit_code == 1 and "no model-selection record for SYN0 at 1h" in text and "select SYN0 -t 1h" in text
     # an old file that says 1h applies to hourly bars only; a new-layout file wins over it
-    (tmp_path / "ewma-vol" / "SYN0.json").write_text(json.dumps({"symbol": "SYN0", "model": "ewma-vol", "config": {"ewma_lambda": 0.97, "timeframe": "60m"}}))
-    hourly = json.loads(runner.invoke(app, ["forecast", "SYN0", "-t", "1h", "--model", "ewma-vol", *hp, "--json"]).stdout)["SYN0"]
+    (tmp_path / "ewma-vol" / "SYN0.json").write_text(
+        json.dumps({"symbol": "SYN0", "model": "ewma-vol", "config": {"ewma_lambda": 0.97, "timeframe": "60m"}})
+    )
+    hourly = json.loads(
+        runner.invoke(app, ["forecast", "SYN0", "-t", "1h", "--model", "ewma-vol", *hp, "--json"]).stdout
+    )["SYN0"]
     assert hourly["config"]["ewma_lambda"] == 0.97
-    (tmp_path / "ewma-vol" / "SYN0.1h.json").write_text(json.dumps({"symbol": "SYN0", "model": "ewma-vol", "config": {"ewma_lambda": 0.91, "timeframe": "1h"}}))
-    hourly = json.loads(runner.invoke(app, ["forecast", "SYN0", "-t", "1h", "--model", "ewma-vol", *hp, "--json"]).stdout)["SYN0"]
+    (tmp_path / "ewma-vol" / "SYN0.1h.json").write_text(
+        json.dumps({"symbol": "SYN0", "model": "ewma-vol", "config": {"ewma_lambda": 0.91, "timeframe": "1h"}})
+    )
+    hourly = json.loads(
+        runner.invoke(app, ["forecast", "SYN0", "-t", "1h", "--model", "ewma-vol", *hp, "--json"]).stdout
+    )["SYN0"]
     assert hourly["config"]["ewma_lambda"] == 0.91
     # a new-layout file whose config names another bar size is refused, naming both
-    (tmp_path / "ewma-vol" / "SYN0.1h.json").write_text(json.dumps({"symbol": "SYN0", "model": "ewma-vol", "config": {"timeframe": "1d"}}))
+    (tmp_path / "ewma-vol" / "SYN0.1h.json").write_text(
+        json.dumps({"symbol": "SYN0", "model": "ewma-vol", "config": {"timeframe": "1d"}})
+    )
     r = runner.invoke(app, ["forecast", "SYN0", "-t", "1h", "--model", "ewma-vol", *hp])
     assert r.exit_code == 1 and "the file name says 1h" in " ".join(r.output.split())
 
@@ -373,24 +527,61 @@ def test_eval_and_select_symbols_whose_histories_do_not_overlap(synth, tmp_path)
     cat = Catalog()
     cat.write("OLD", f["SYN0"].iloc[:250], source="synth", timeframe="1d", asset_class="equity")
     cat.write("NEW", f["SYN1"].iloc[300:], source="synth", timeframe="1d", asset_class="equity")
-    args = ["forecast", "eval", "OLD", "NEW", "--models", "naive,ewma-vol", "--origins", "100", "--horizon", "1", "--out", str(tmp_path / "e.json")]
+    args = [
+        "forecast",
+        "eval",
+        "OLD",
+        "NEW",
+        "--models",
+        "naive,ewma-vol",
+        "--origins",
+        "100",
+        "--horizon",
+        "1",
+        "--out",
+        str(tmp_path / "e.json"),
+    ]
     r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
     text = " ".join(r.stdout.split())
     assert "per-symbol origins: OLD 100" in text and "NEW 100" in text and "per symbol" in text
     import re
 
-    assert all(re.search(rf"{m}\s*│\s*{s}\s*│\s*100\b", r.stdout) for m in ("naive", "ewma-vol") for s in ("OLD", "NEW"))  # per-symbol rows
+    assert all(
+        re.search(rf"{m}\s*│\s*{s}\s*│\s*100\b", r.stdout) for m in ("naive", "ewma-vol") for s in ("OLD", "NEW")
+    )  # per-symbol rows
     d = json.loads(runner.invoke(app, [*args, "--json"]).stdout)
     per = d["origins"]["per_symbol"]
     assert d["origins"]["mode"] == "per-symbol" and per["OLD"]["last"] < per["NEW"]["first"]
-    assert {(x["symbol"], x["model"]) for x in d["per_symbol"]} == {(s, m) for s in ("OLD", "NEW") for m in ("naive", "ewma-vol")}
-    r = runner.invoke(app, ["forecast", "select", "OLD", "NEW", "--models", "naive,ewma-vol", "--origins", "100", "--horizon", "1", "--hyperparams-dir", str(tmp_path)])
+    assert {(x["symbol"], x["model"]) for x in d["per_symbol"]} == {
+        (s, m) for s in ("OLD", "NEW") for m in ("naive", "ewma-vol")
+    }
+    r = runner.invoke(
+        app,
+        [
+            "forecast",
+            "select",
+            "OLD",
+            "NEW",
+            "--models",
+            "naive,ewma-vol",
+            "--origins",
+            "100",
+            "--horizon",
+            "1",
+            "--hyperparams-dir",
+            str(tmp_path),
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "each symbol's own origins" in " ".join(r.stdout.split()) and (tmp_path / "best" / "NEW.1d.json").is_file()
     r = runner.invoke(app, [*args, "--joint-origins"])
     text = " ".join(r.output.split())
-    assert r.exit_code == 1 and "no common origin for OLD, NEW" in text and "drop it to score each symbol on its own" in text
+    assert (
+        r.exit_code == 1
+        and "no common origin for OLD, NEW" in text
+        and "drop it to score each symbol on its own" in text
+    )
     r = runner.invoke(app, [*args[:-4], "--origins", "300", "--horizon", "1", "--json"])
     assert r.exit_code == 0 and "OLD used 218" in " ".join(r.stderr.split())  # 250 bars - 31 of context - 1 after
 
@@ -415,7 +606,11 @@ def test_every_option_named_in_forecast_messages_exists():
 
     walk(get_command(app))
     src = Path(mqc.__file__).parent
-    files = [*(src / "core" / "forecast").rglob("*.py"), src / "commands" / "forecast.py", src / "commands" / "_forecast_view.py"]
+    files = [
+        *(src / "core" / "forecast").rglob("*.py"),
+        src / "commands" / "forecast.py",
+        src / "commands" / "_forecast_view.py",
+    ]
     named = {}
     for f in files:
         for opt in re.findall(r"(?<![\w-])--[a-z][a-z0-9]*(?:-[a-z0-9]+)*(?![\w-])", f.read_text(encoding="utf-8")):

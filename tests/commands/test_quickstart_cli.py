@@ -39,8 +39,15 @@ def _readme_benchmarks_match(report: dict) -> None:
     intro = readme.split("$ mqc quickstart")[0]
     assert "same machine" in readme and "another CPU" in readme and "Intel Xeon" in intro.split("## ")[-1]
     block = readme.split("$ mqc quickstart")[1].split("```")[0]
-    shown = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in block.splitlines() if line.startswith("│")}
-    labels = {"cash": "cash", "buy_and_hold": "buy & hold 1/N", "equal_weight": "rebalanced 1/N", "inverse_vol": "inverse vol"}
+    shown = {
+        line.split("│")[1].strip(): line.split("│")[2].strip() for line in block.splitlines() if line.startswith("│")
+    }
+    labels = {
+        "cash": "cash",
+        "buy_and_hold": "buy & hold 1/N",
+        "equal_weight": "rebalanced 1/N",
+        "inverse_vol": "inverse vol",
+    }
     for key, label in labels.items():
         assert shown[label] == f"{report['benchmarks'][key]['total_return']:.2%}", label
     assert f"({report['segment']['bars']} bars)" in block

@@ -20,7 +20,20 @@ from mqc.cli import app
 runner = CliRunner()
 HEADER = "timestamp,open,high,low,close,volume\n"
 USER_ERRNOS = ("ENOSPC", "EDQUOT", "EACCES", "EPERM", "EROFS", "EMFILE", "ENFILE")
-TINY = ["--lookback", "16", "--horizon", "8", "--batch-windows", "4", "--hidden-size", "8", "--steps", "4", "--eval-interval", "2"]
+TINY = [
+    "--lookback",
+    "16",
+    "--horizon",
+    "8",
+    "--batch-windows",
+    "4",
+    "--hidden-size",
+    "8",
+    "--steps",
+    "4",
+    "--eval-interval",
+    "2",
+]
 
 
 def refuse(code: int):
@@ -36,20 +49,33 @@ def csv_file(path: Path, n: int = 40) -> Path:
     import datetime as dt
 
     t0 = dt.datetime(2021, 1, 1, tzinfo=dt.UTC)
-    rows = [HEADER] + [f"{t0 + dt.timedelta(hours=k):%Y-%m-%dT%H:%M:%SZ},{100 + k},{102 + k},{98 + k},{101 + k},{10 + k}\n" for k in range(n)]
+    rows = [HEADER] + [
+        f"{t0 + dt.timedelta(hours=k):%Y-%m-%dT%H:%M:%SZ},{100 + k},{102 + k},{98 + k},{101 + k},{10 + k}\n"
+        for k in range(n)
+    ]
     path.write_text("".join(rows))
     return path
 
 
 def catalog_files() -> dict[str, str]:
     root = Path(os.environ["MQC_DATA_DIR"]) / "catalog"
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file() and p.name != ".lock"} if root.exists() else {}
+    return (
+        {
+            str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*"))
+            if p.is_file() and p.name != ".lock"
+        }
+        if root.exists()
+        else {}
+    )
 
 
 def assert_user_error(res, *names: str) -> list[str]:
     """Exit 1, an ``error:`` line naming each of ``names`` and a hint line; no bug report request."""
     assert res.exit_code == 1, res.output
-    assert "internal error" not in res.output and "report it" not in res.output and "Traceback" not in res.output, res.output
+    assert "internal error" not in res.output and "report it" not in res.output and "Traceback" not in res.output, (
+        res.output
+    )
     lines = [line for line in res.stderr.splitlines() if line.startswith(("error:", "hint:"))]
     assert len(lines) == 2 and lines[0].startswith("error:") and lines[1].startswith("hint:"), res.stderr
     joined = "".join(res.stderr.split())
@@ -69,7 +95,11 @@ def test_data_import_refused_by_the_file_system_is_a_user_error(tmp_path, monkey
     res = runner.invoke(app, ["data", "import", str(src)])
     catalog = Path(os.environ["MQC_DATA_DIR"]) / "catalog"
     error, hint = assert_user_error(res, str(catalog))
-    assert os.strerror(getattr(errno, name)).lower().split()[0] in error.lower() or name in ("EMFILE", "ENFILE", "EPERM")
+    assert os.strerror(getattr(errno, name)).lower().split()[0] in error.lower() or name in (
+        "EMFILE",
+        "ENFILE",
+        "EPERM",
+    )
     if name in ("ENOSPC", "EDQUOT", "EACCES", "EROFS"):
         assert "MQC_DATA_DIR" in hint  # which setting moves the catalog elsewhere
     if name in ("EMFILE", "ENFILE"):
@@ -145,7 +175,21 @@ def test_backtest_report_on_a_read_only_or_forbidden_directory(weights_bars, tmp
     root, weights = weights_bars
     monkeypatch.setattr(Path, "write_bytes", refuse(getattr(errno, name)))
     out = tmp_path / "report"
-    res = runner.invoke(app, ["backtest", "-w", str(weights), "--data-root", str(root), "--window-length", "64", "--out", str(out), "--no-plots"])
+    res = runner.invoke(
+        app,
+        [
+            "backtest",
+            "-w",
+            str(weights),
+            "--data-root",
+            str(root),
+            "--window-length",
+            "64",
+            "--out",
+            str(out),
+            "--no-plots",
+        ],
+    )
     error, hint = assert_user_error(res, str(out))
     assert ("read-only" in error) if name == "EROFS" else ("permission denied" in error)
 
@@ -156,7 +200,9 @@ def test_backtest_plots_with_too_many_open_files(weights_bars, tmp_path, monkeyp
 
     monkeypatch.setattr(matplotlib.figure.Figure, "savefig", refuse(errno.EMFILE))
     out = tmp_path / "report"
-    res = runner.invoke(app, ["backtest", "-w", str(weights), "--data-root", str(root), "--window-length", "64", "--out", str(out)])
+    res = runner.invoke(
+        app, ["backtest", "-w", str(weights), "--data-root", str(root), "--window-length", "64", "--out", str(out)]
+    )
     error, hint = assert_user_error(res, str(out), "too many open files")
     assert "ulimit -n" in hint
 
@@ -174,7 +220,9 @@ def catalog(synth):
 def test_forecast_eval_results_over_quota(catalog, tmp_path, monkeypatch):
     monkeypatch.setattr(Path, "write_bytes", refuse(errno.EDQUOT))
     path = tmp_path / "results" / "eval.json"
-    res = runner.invoke(app, ["forecast", "eval", "SYN0", "--models", "naive", "--origins", "10", "--horizon", "1", "--out", str(path)])
+    res = runner.invoke(
+        app, ["forecast", "eval", "SYN0", "--models", "naive", "--origins", "10", "--horizon", "1", "--out", str(path)]
+    )
     assert_user_error(res, str(path.parent), "disk quota exceeded")
 
 
@@ -189,10 +237,13 @@ def test_forecast_table_file_on_a_full_disk(catalog, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("command", [["data", "import", "AAA.csv"], ["data", "list"], ["backtest", "-c", "latest"]])
-@pytest.mark.parametrize(("make", "what"), [
-    (lambda tmp: tmp / "file.txt" / "mqc", "the path passes through the file"),  # under a regular file
-    (lambda tmp: tmp / "file.txt", "the path is a file, not a directory"),      # a regular file itself
-])
+@pytest.mark.parametrize(
+    ("make", "what"),
+    [
+        (lambda tmp: tmp / "file.txt" / "mqc", "the path passes through the file"),  # under a regular file
+        (lambda tmp: tmp / "file.txt", "the path is a file, not a directory"),  # a regular file itself
+    ],
+)
 def test_unusable_data_dir_names_the_variable_and_the_fix(tmp_path, monkeypatch, make, what, command):
     (tmp_path / "file.txt").write_text("x")
     csv_file(tmp_path / "AAA.csv")
@@ -221,7 +272,10 @@ def tiny_fs(tmp_path):
         pytest.skip("mounting a tmpfs needs root")
     mnt = tmp_path / "tiny"
     mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(mnt)], capture_output=True).returncode != 0:
+    if (
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(mnt)], capture_output=True).returncode
+        != 0
+    ):
         pytest.skip("mount not permitted here")
     try:
         yield mnt
@@ -244,14 +298,24 @@ def test_a_real_full_disk(tmp_path, tiny_fs):
     last = None
     for k in range(12):  # ~150 KB of Parquet each: the disk fills within two or three imports
         path = csv_file(src / f"S{k}.csv", n=10000)
-        last = subprocess.run([sys.executable, "-m", "mqc", "-q", "data", "import", str(path)], capture_output=True, text=True, env=env, timeout=120)
+        last = subprocess.run(
+            [sys.executable, "-m", "mqc", "-q", "data", "import", str(path)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
         if last.returncode != 0:
             break
     assert last is not None and last.returncode == 1 and k >= 1, (k, last.stdout, last.stderr)
     lines = last.stderr.strip().splitlines()
-    assert lines[0].startswith(f"error: {tiny_fs / 'd' / 'catalog'}") and "no space left on device" in lines[0], last.stderr
+    assert lines[0].startswith(f"error: {tiny_fs / 'd' / 'catalog'}") and "no space left on device" in lines[0], (
+        last.stderr
+    )
     assert lines[-1].startswith("hint: free space") and "report it" not in last.stderr
-    listing = subprocess.run([sys.executable, "-m", "mqc", "--json", "data", "list"], capture_output=True, text=True, env=env, timeout=60)
+    listing = subprocess.run(
+        [sys.executable, "-m", "mqc", "--json", "data", "list"], capture_output=True, text=True, env=env, timeout=60
+    )
     assert listing.returncode == 0 and f'"S{k - 1}"' in listing.stdout  # the catalog before the failure is intact
 
 

@@ -13,7 +13,20 @@ from typer.testing import CliRunner
 from mqc.cli import app
 
 runner = CliRunner()
-TINY = ["--lookback", "16", "--horizon", "8", "--batch-windows", "4", "--hidden-size", "8", "--steps", "4", "--eval-interval", "2"]
+TINY = [
+    "--lookback",
+    "16",
+    "--horizon",
+    "8",
+    "--batch-windows",
+    "4",
+    "--hidden-size",
+    "8",
+    "--steps",
+    "4",
+    "--eval-interval",
+    "2",
+]
 
 
 @pytest.fixture
@@ -26,8 +39,25 @@ def data_root(synth, tmp_path: Path) -> Path:
 
 
 def test_train_dm_json_end_to_end(data_root: Path, tmp_path: Path) -> None:
-    res = runner.invoke(app, ["train", "dm", "--data-root", str(data_root), "--save-dir", str(tmp_path / "runs"), *TINY,
-                              "--rollout-groups", "3", "--objective", "grpo", "--cost-bps", "10", "--json"])
+    res = runner.invoke(
+        app,
+        [
+            "train",
+            "dm",
+            "--data-root",
+            str(data_root),
+            "--save-dir",
+            str(tmp_path / "runs"),
+            *TINY,
+            "--rollout-groups",
+            "3",
+            "--objective",
+            "grpo",
+            "--cost-bps",
+            "10",
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     run = Path(out["run_dir"])
@@ -63,7 +93,9 @@ def test_resume_from_the_cli(data_root: Path, tmp_path: Path) -> None:
     from mqc.core.train.dm import DMTrainer
 
     panel = load_panel(config=DataConfig(data_root=str(data_root)))
-    cfg = DMTrainConfig(lookback=16, horizon=8, batch_windows=4, hidden_size=8, steps=6, eval_interval=2, save_dir=str(tmp_path))
+    cfg = DMTrainConfig(
+        lookback=16, horizon=8, batch_windows=4, hidden_size=8, steps=6, eval_interval=2, save_dir=str(tmp_path)
+    )
     killed = DMTrainer(panel, MarketConfig(), cfg, data_cfg=DataConfig(data_root=str(data_root))).fit(stop_after=2)
     res = runner.invoke(app, ["train", "dm", "--resume", str(killed.run_dir), "--json"])
     assert res.exit_code == 0, res.output
@@ -75,10 +107,32 @@ def test_resume_from_the_cli(data_root: Path, tmp_path: Path) -> None:
     assert res.exit_code == 1 and "is a dm run" in " ".join(res.output.split())
 
 
-def test_relative_data_root_is_stored_absolute(data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_relative_data_root_is_stored_absolute(
+    data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(data_root.parent)
-    res = runner.invoke(app, ["train", "sharpe", "--data-root", "bars", "--save-dir", str(tmp_path / "runs"), "--lookback", "2",
-                              "--horizon", "16", "--hidden-size", "8", "--steps", "2", "--eval-interval", "2", "--json"])
+    res = runner.invoke(
+        app,
+        [
+            "train",
+            "sharpe",
+            "--data-root",
+            "bars",
+            "--save-dir",
+            str(tmp_path / "runs"),
+            "--lookback",
+            "2",
+            "--horizon",
+            "16",
+            "--hidden-size",
+            "8",
+            "--steps",
+            "2",
+            "--eval-interval",
+            "2",
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     run = Path(json.loads(res.stdout)["run_dir"])
     doc = json.loads((run / "config.json").read_text())
@@ -87,12 +141,17 @@ def test_relative_data_root_is_stored_absolute(data_root: Path, tmp_path: Path, 
     other.mkdir()
     monkeypatch.chdir(other)
     monkeypatch.setenv("MQC_MARKET_SLIPPAGE_BPS", "9")  # a [market] setting a checkpoint backtest does not apply
-    res = runner.invoke(app, ["backtest", "--checkpoint", str(run), "--no-plots", "--out", str(tmp_path / "bt"), "--json"])
+    res = runner.invoke(
+        app, ["backtest", "--checkpoint", str(run), "--no-plots", "--out", str(tmp_path / "bt"), "--json"]
+    )
     assert res.exit_code == 0, res.output
     rep = json.loads(res.stdout)
     assert rep["segment"]["market_config_ignored"] == ["slippage_bps"] and rep["market"]["slippage_bps"] == 2.0
     assert "[market] settings (slippage_bps) are ignored" in " ".join(res.stderr.split())
-    res = runner.invoke(app, ["backtest", "--checkpoint", str(run), "--start", "2000-01-01", "--no-plots", "--out", str(tmp_path / "bt2")])
+    res = runner.invoke(
+        app,
+        ["backtest", "--checkpoint", str(run), "--start", "2000-01-01", "--no-plots", "--out", str(tmp_path / "bt2")],
+    )
     assert res.exit_code == 1 and "outside the test split, which covers" in " ".join(res.output.split())
 
 
@@ -110,7 +169,9 @@ def test_too_few_bars_and_bad_values(data_root: Path) -> None:
     res = runner.invoke(app, ["train", "dm", "--data-root", str(data_root), "--dtype", "fp8"])
     assert res.exit_code == 2 and "bf16" in res.output
     res = runner.invoke(app, ["train", "sharpe", "--data-root", str(data_root), "--steps", "0"])
-    assert res.exit_code == 2 and "steps" in res.output and "hint: pass a positive --steps" in res.output  # bad flag value
+    assert (
+        res.exit_code == 2 and "steps" in res.output and "hint: pass a positive --steps" in res.output
+    )  # bad flag value
     res = runner.invoke(app, ["train", "dm", "--resume", str(data_root)])
     assert res.exit_code == 1 and "not a training run directory" in " ".join(res.output.split())
 
@@ -121,7 +182,9 @@ def test_help_does_not_import_torch() -> None:
     assert runner.invoke(app, ["train", "dm", "--help"]).exit_code == 0
 
 
-def test_ctrl_c_names_the_resume_command_and_resume_says_where(data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ctrl_c_names_the_resume_command_and_resume_says_where(
+    data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from mqc.core.train.dm import DMTrainer
 
     real = DMTrainer.train_step
@@ -134,7 +197,9 @@ def test_ctrl_c_names_the_resume_command_and_resume_says_where(data_root: Path, 
         return real(self)
 
     monkeypatch.setattr(DMTrainer, "train_step", interrupted_at_step_3)
-    res = runner.invoke(app, ["train", "dm", "--data-root", str(data_root), "--save-dir", str(tmp_path / "runs"), *TINY])
+    res = runner.invoke(
+        app, ["train", "dm", "--data-root", str(data_root), "--save-dir", str(tmp_path / "runs"), *TINY]
+    )
     assert res.exit_code == 130
     run = next((tmp_path / "runs").iterdir())
     err = " ".join(res.stderr.split())
@@ -150,14 +215,18 @@ def test_ctrl_c_names_the_resume_command_and_resume_says_where(data_root: Path, 
     assert row.count("%") >= 2, row
 
 
-def test_ctrl_c_before_the_first_checkpoint_says_start_anew(data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ctrl_c_before_the_first_checkpoint_says_start_anew(
+    data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from mqc.core.train.dm import DMTrainer
 
     def interrupted(self):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(DMTrainer, "train_step", interrupted)
-    res = runner.invoke(app, ["train", "dm", "--data-root", str(data_root), "--save-dir", str(tmp_path / "runs"), *TINY])
+    res = runner.invoke(
+        app, ["train", "dm", "--data-root", str(data_root), "--save-dir", str(tmp_path / "runs"), *TINY]
+    )
     assert res.exit_code == 130
     assert "no checkpoint yet" in " ".join(res.stderr.split())
 
@@ -171,8 +240,18 @@ def killed_run(data_root: Path, tmp_path: Path) -> Path:
     from mqc.core.train.dm import DMTrainer
 
     panel = load_panel(config=DataConfig(data_root=str(data_root)))
-    cfg = DMTrainConfig(lookback=16, horizon=8, batch_windows=4, hidden_size=8, steps=6, eval_interval=2, save_dir=str(tmp_path / "runs"))
-    return DMTrainer(panel, MarketConfig(), cfg, data_cfg=DataConfig(data_root=str(data_root))).fit(stop_after=2).run_dir
+    cfg = DMTrainConfig(
+        lookback=16,
+        horizon=8,
+        batch_windows=4,
+        hidden_size=8,
+        steps=6,
+        eval_interval=2,
+        save_dir=str(tmp_path / "runs"),
+    )
+    return (
+        DMTrainer(panel, MarketConfig(), cfg, data_cfg=DataConfig(data_root=str(data_root))).fit(stop_after=2).run_dir
+    )
 
 
 def _resume_error(run: Path) -> str:
@@ -225,12 +304,30 @@ def test_absurd_profile_values_are_clear_errors_before_training(data_root: Path,
     }
     for body, message in cases.items():
         (prof / "bad.toml").write_text(body)
-        res = runner.invoke(app, ["--profile", "bad", "train", "dm", "--data-root", str(data_root), "--save-dir", str(runs)])
+        res = runner.invoke(
+            app, ["--profile", "bad", "train", "dm", "--data-root", str(data_root), "--save-dir", str(runs)]
+        )
         text = " ".join(res.output.split())
         assert res.exit_code == 1 and message in text and "internal error" not in text, text
         assert "hint: fix the option that sets it, [" in text
     assert not runs.exists()  # refused before a run directory was made
     # a size below the caps that this machine cannot hold: the trainer's memory estimate
-    res = runner.invoke(app, ["train", "dm", "--data-root", str(data_root), "--save-dir", str(runs), "--hidden-size", "65536", "--layers", "8", "--lookback", "16"])
+    res = runner.invoke(
+        app,
+        [
+            "train",
+            "dm",
+            "--data-root",
+            str(data_root),
+            "--save-dir",
+            str(runs),
+            "--hidden-size",
+            "65536",
+            "--layers",
+            "8",
+            "--lookback",
+            "16",
+        ],
+    )
     text = " ".join(res.output.split())
     assert res.exit_code == 1 and "needs at least" in text and "memory of cpu" in text, text

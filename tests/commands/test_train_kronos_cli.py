@@ -31,11 +31,47 @@ def setup(tmp_path: Path, synth, monkeypatch: pytest.MonkeyPatch):
 
 
 def _args(root, model_dir, tok_dir, tmp_path, *extra):
-    return ["train", "kronos", "--data-root", str(root), "--kronos-model", str(model_dir), "--kronos-tokenizer", str(tok_dir),
-            "--kronos-context", "16", "--kronos-horizons", "1,3", "--kronos-sample-count", "2", "--kronos-top-k", "0",
-            "--kronos-top-p", "0.95", "--kronos-temperature", "1.0", "--kronos-clip", "5", "--lookback", "8", "--horizon", "4",
-            "--batch-windows", "2", "--hidden-size", "8", "--steps", "2", "--eval-interval", "2", "--device", "cpu",
-            "--save-dir", str(tmp_path / "runs"), *extra]
+    return [
+        "train",
+        "kronos",
+        "--data-root",
+        str(root),
+        "--kronos-model",
+        str(model_dir),
+        "--kronos-tokenizer",
+        str(tok_dir),
+        "--kronos-context",
+        "16",
+        "--kronos-horizons",
+        "1,3",
+        "--kronos-sample-count",
+        "2",
+        "--kronos-top-k",
+        "0",
+        "--kronos-top-p",
+        "0.95",
+        "--kronos-temperature",
+        "1.0",
+        "--kronos-clip",
+        "5",
+        "--lookback",
+        "8",
+        "--horizon",
+        "4",
+        "--batch-windows",
+        "2",
+        "--hidden-size",
+        "8",
+        "--steps",
+        "2",
+        "--eval-interval",
+        "2",
+        "--device",
+        "cpu",
+        "--save-dir",
+        str(tmp_path / "runs"),
+        *extra,
+    ]
 
 
 def test_train_kronos_writes_a_dm_run_that_replays(setup):
@@ -94,13 +130,42 @@ def test_every_train_dm_option_is_a_train_kronos_option():
 
 def test_train_dm_flags_reach_the_run_config(setup):
     root, model_dir, tok_dir, tmp_path = setup
-    res = CliRunner().invoke(app, _args(root, model_dir, tok_dir, tmp_path, "--objective", "pathwise", "--rollout-groups", "4",
-                                        "--microbatch-windows", "2", "--reward", "sharpe", "--entropy-coef", "0.01",
-                                        "--no-muon", "--dtype", "fp32", "--json"))
+    res = CliRunner().invoke(
+        app,
+        _args(
+            root,
+            model_dir,
+            tok_dir,
+            tmp_path,
+            "--objective",
+            "pathwise",
+            "--rollout-groups",
+            "4",
+            "--microbatch-windows",
+            "2",
+            "--reward",
+            "sharpe",
+            "--entropy-coef",
+            "0.01",
+            "--no-muon",
+            "--dtype",
+            "fp32",
+            "--json",
+        ),
+    )
     assert res.exit_code == 0, res.output
     train = json.loads((Path(json.loads(res.stdout)["run_dir"]) / "config.json").read_text())["configs"]["train"]
-    expected = {"objective": "pathwise", "rollout_groups": 4, "microbatch_windows": 2, "reward": "sharpe", "entropy_coef": 0.01,
-                "muon": False, "dtype": "fp32", "batch_windows": 2, "hidden_size": 8}
+    expected = {
+        "objective": "pathwise",
+        "rollout_groups": 4,
+        "microbatch_windows": 2,
+        "reward": "sharpe",
+        "entropy_coef": 0.01,
+        "muon": False,
+        "dtype": "fp32",
+        "batch_windows": 2,
+        "hidden_size": 8,
+    }
     for key, value in expected.items():
         assert train[key] == {"value": value, "source": "flag"}, key
     assert train["kl_coef"]["source"] == "default"
@@ -108,7 +173,9 @@ def test_train_dm_flags_reach_the_run_config(setup):
 
 def test_resume_refuses_other_options(setup):
     root, model_dir, tok_dir, tmp_path = setup
-    res = CliRunner().invoke(app, ["train", "kronos", "--resume", str(tmp_path / "run"), "--kronos-horizons", "1,3", "--objective", "grpo"])
+    res = CliRunner().invoke(
+        app, ["train", "kronos", "--resume", str(tmp_path / "run"), "--kronos-horizons", "1,3", "--objective", "grpo"]
+    )
     text = " ".join(res.output.split())
     assert res.exit_code == 1
     assert "--kronos-horizons" in text and "--objective" in text

@@ -26,7 +26,19 @@ def _closed(year: int) -> list[str]:
 def test_nyse_closures_follow_the_exchange_rules():
     # 2025: New Year, Carter's day of mourning, MLK, Presidents, Good Friday, Memorial, Juneteenth,
     # Independence, Labor, Thanksgiving, Christmas.
-    assert _closed(2025) == ["01-01", "01-09", "01-20", "02-17", "04-18", "05-26", "06-19", "07-04", "09-01", "11-27", "12-25"]
+    assert _closed(2025) == [
+        "01-01",
+        "01-09",
+        "01-20",
+        "02-17",
+        "04-18",
+        "05-26",
+        "06-19",
+        "07-04",
+        "09-01",
+        "11-27",
+        "12-25",
+    ]
     # 2022: New Year's Day on a Saturday is not observed; Juneteenth (Sunday) -> Monday 06-20;
     # Christmas (Sunday) -> Monday 12-26.
     assert _closed(2022) == ["01-17", "02-21", "04-15", "05-30", "06-20", "07-04", "09-05", "11-24", "12-26"]
@@ -44,7 +56,11 @@ def test_one_off_closures_only_from_the_day_they_could_be_known():
     assert _dates(nyse.closed_days(*oct_2012)) == ["2012-10-29", "2012-10-30", "2012-11-22"]
     # Hurricane Sandy's closure was announced on Sunday the 28th; Thanksgiving is known in advance.
     assert _dates(nyse.closed_days(*oct_2012, known_by=_day("2012-10-26"))) == ["2012-11-22"]
-    assert _dates(nyse.closed_days(*oct_2012, known_by=_day("2012-10-28"))) == ["2012-10-29", "2012-10-30", "2012-11-22"]
+    assert _dates(nyse.closed_days(*oct_2012, known_by=_day("2012-10-28"))) == [
+        "2012-10-29",
+        "2012-10-30",
+        "2012-11-22",
+    ]
     # 9/11 itself was a surprise (known on the day only), the rest of that week known from then on;
     # a closure missing from the announcement table (Hurricane Gloria) counts as a surprise too.
     sept = np.array([_day(f"2001-09-{d}") for d in (11, 12, 13, 14)])
@@ -71,19 +87,34 @@ def test_nyse_early_closes_and_sessions():
     days, close = nyse.early_closes(_day("2024-01-01"), _day("2026-12-31"))
     # July 3 on Mon-Thu, the day after Thanksgiving, Christmas Eve on Mon-Thu (2026: July 3 is the
     # observed Independence Day, a full closure), all at 13:00 New York time.
-    assert _dates(days) == ["2024-07-03", "2024-11-29", "2024-12-24", "2025-07-03", "2025-11-28", "2025-12-24", "2026-11-27", "2026-12-24"]
+    assert _dates(days) == [
+        "2024-07-03",
+        "2024-11-29",
+        "2024-12-24",
+        "2025-07-03",
+        "2025-11-28",
+        "2025-12-24",
+        "2026-11-27",
+        "2026-12-24",
+    ]
     assert set(close.tolist()) == {13 * 3600}
     # 1996-07-05, the Friday after a Thursday July 4th, closed at 1 pm as well (not a rule of thumb)
     assert "1996-07-05" in _dates(nyse.early_closes(_day("1996-01-01"), _day("1996-12-31"))[0])
     sessions = nyse.sessions("2024-01-01", "2024-12-31")
-    assert len(sessions) == 252 and sessions[0] == pd.Timestamp("2024-01-02") and sessions[-1] == pd.Timestamp("2024-12-31")
+    assert (
+        len(sessions) == 252
+        and sessions[0] == pd.Timestamp("2024-01-02")
+        and sessions[-1] == pd.Timestamp("2024-12-31")
+    )
 
 
 def test_open_and_next_open_close_in_utc():
     nyse = exchange_calendar("XNYS")
     assert nyse.is_open("2024-12-24 17:30") and not nyse.is_open("2024-12-24 18:30")  # 1 pm early close
     assert nyse.is_open(pd.Timestamp("2024-07-05 10:00", tz="America/New_York"))
-    assert nyse.is_open(pd.DatetimeIndex(["2024-07-04 15:00", "2024-07-05 15:00", "2024-07-06 15:00"], tz="UTC")).tolist() == [False, True, False]
+    assert nyse.is_open(
+        pd.DatetimeIndex(["2024-07-04 15:00", "2024-07-05 15:00", "2024-07-06 15:00"], tz="UTC")
+    ).tolist() == [False, True, False]
     assert nyse.next_open("2024-12-24 18:30") == pd.Timestamp("2024-12-26 14:30", tz="UTC")  # skips Christmas
     assert nyse.next_close("2024-12-24 15:00") == pd.Timestamp("2024-12-24 18:00", tz="UTC")
     assert nyse.next_open("2024-03-08 22:00") == pd.Timestamp("2024-03-11 13:30", tz="UTC")  # EDT from Sunday

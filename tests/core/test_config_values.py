@@ -56,7 +56,13 @@ def test_memory_estimate_against_the_device():
 
 
 def test_json_writer_is_strict(tmp_path):
-    obj = {"a": math.nan, "b": [math.inf, -math.inf, 1.5], "c": np.float32("nan"), "d": np.array([1.0, np.nan]), "e": (np.int64(3),)}
+    obj = {
+        "a": math.nan,
+        "b": [math.inf, -math.inf, 1.5],
+        "c": np.float32("nan"),
+        "d": np.array([1.0, np.nan]),
+        "e": (np.int64(3),),
+    }
     path = tmp_path / "r.json"
     atomic.write_json(path, obj)
     assert _strict(path.read_text()) == {"a": None, "b": [None, None, 1.5], "c": None, "d": [1.0, None], "e": [3]}

@@ -10,7 +10,9 @@ from mqc.core.dates import check_range, check_timestamp
 from mqc.core.errors import ConfigError
 
 
-@pytest.mark.parametrize("good", ["2017-01-31", "2017-01-31 14:30", "2017-01-31T14:30:00Z", "2017-01-31T09:30:00-05:00", " 2020-02-29 "])
+@pytest.mark.parametrize(
+    "good", ["2017-01-31", "2017-01-31 14:30", "2017-01-31T14:30:00Z", "2017-01-31T09:30:00-05:00", " 2020-02-29 "]
+)
 def test_accepts_dates_and_iso_times(good):
     assert check_timestamp(good, "data.start") == good.strip()
 

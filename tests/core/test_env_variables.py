@@ -17,12 +17,15 @@ from mqc.core.train.config import DMTrainConfig
 runner = CliRunner()
 
 
-@pytest.mark.parametrize(("name", "suggestion"), [
-    ("MQC_TRAIN_STEPZ", "MQC_TRAIN_STEPS"),         # unknown field
-    ("MQC_TRIAN_STEPS", "MQC_TRAIN_STEPS"),         # unknown table
-    ("MQC_DATA_DIRR", "MQC_DATA_DIR"),              # a path variable
-    ("MQC_MARKET_SLIPAGE_BPS", "MQC_MARKET_SLIPPAGE_BPS"),
-])
+@pytest.mark.parametrize(
+    ("name", "suggestion"),
+    [
+        ("MQC_TRAIN_STEPZ", "MQC_TRAIN_STEPS"),  # unknown field
+        ("MQC_TRIAN_STEPS", "MQC_TRAIN_STEPS"),  # unknown table
+        ("MQC_DATA_DIRR", "MQC_DATA_DIR"),  # a path variable
+        ("MQC_MARKET_SLIPAGE_BPS", "MQC_MARKET_SLIPPAGE_BPS"),
+    ],
+)
 def test_unknown_variable_is_an_error_with_did_you_mean(name, suggestion):
     with pytest.raises(ConfigError, match=f"unknown environment variable {name}; did you mean '{suggestion}'") as err:
         config.resolve(DMTrainConfig, env={name: "5"})
@@ -30,8 +33,14 @@ def test_unknown_variable_is_an_error_with_did_you_mean(name, suggestion):
 
 
 def test_known_variables_resolve():
-    env = {"MQC_TRAIN_STEPS": "7", "MQC_DATA_DIR": "/x", "MQC_PROFILE": "p", "MQC_DEBUG": "1",
-           "MQC_KRONOS_MODEL_TOKENIZER_PATH": "/t", "MQC_FORECAST_EVAL_ORIGINS": "3"}
+    env = {
+        "MQC_TRAIN_STEPS": "7",
+        "MQC_DATA_DIR": "/x",
+        "MQC_PROFILE": "p",
+        "MQC_DEBUG": "1",
+        "MQC_KRONOS_MODEL_TOKENIZER_PATH": "/t",
+        "MQC_FORECAST_EVAL_ORIGINS": "3",
+    }
     assert config.resolve(DMTrainConfig, env=env).value.steps == 7
 
 
@@ -48,6 +57,9 @@ def test_cli_refuses_a_misspelt_setting_but_help_still_works(monkeypatch):
     monkeypatch.setenv("MQC_TRAIN_STEPZ", "5")
     res = runner.invoke(app, ["train", "dm", "--steps", "3"])
     assert res.exit_code == 1, res.output
-    assert res.stderr.splitlines()[0] == "error: unknown environment variable MQC_TRAIN_STEPZ; did you mean 'MQC_TRAIN_STEPS'?"
+    assert (
+        res.stderr.splitlines()[0]
+        == "error: unknown environment variable MQC_TRAIN_STEPZ; did you mean 'MQC_TRAIN_STEPS'?"
+    )
     assert runner.invoke(app, ["--help"]).exit_code == 0
     assert runner.invoke(app, ["train", "dm", "--help"]).exit_code == 0

@@ -37,11 +37,7 @@ def _references(path: Path) -> list[tuple[str, str]]:
             refs += [("import", node.module)] + [("import", f"{node.module}.{a.name}") for a in node.names]
         elif isinstance(node, ast.Import):
             refs += [("import", a.name) for a in node.names]
-        elif (
-            isinstance(node, ast.Constant)
-            and isinstance(node.value, str)
-            and _MODULE_STRING.match(node.value)
-        ):
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and _MODULE_STRING.match(node.value):
             refs.append(("string", _MODULE_STRING.match(node.value).group(0).rstrip(".")))
     return [(how, m) for how, m in refs if m.startswith("mqc.core.")]
 
@@ -74,9 +70,7 @@ def _violations() -> list[str]:
 
 def test_every_core_package_has_a_layer() -> None:
     packages = {p.name for p in CORE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
-    assert packages <= set(LAYERS), (
-        f"place {sorted(packages - set(LAYERS))} in LAYERS (and docs/architecture.md)"
-    )
+    assert packages <= set(LAYERS), f"place {sorted(packages - set(LAYERS))} in LAYERS (and docs/architecture.md)"
     assert all((CORE / f"{m}.py").exists() for m in FOUNDATION)
 
 

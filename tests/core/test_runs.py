@@ -51,9 +51,7 @@ def test_lookback_is_read_from_one_place() -> None:
 
 def test_new_runs_carry_the_versioned_schema(tmp_path) -> None:
     cfg = DMTrainConfig(**CFG, save_dir=str(tmp_path))
-    res = train_dm(
-        DataConfig(), MarketConfig(), cfg, feature_cfg=FEATS, split_cfg=SplitConfig(), panel=v1_panel()
-    )
+    res = train_dm(DataConfig(), MarketConfig(), cfg, feature_cfg=FEATS, split_cfg=SplitConfig(), panel=v1_panel())
     doc = json.loads((res.run_dir / "config.json").read_text())
     assert (doc["format"], doc["format_version"]) == (runs.RUN_CONFIG_FORMAT, runs.RUN_CONFIG_VERSION)
     old = runs.read_checkpoint(runs.checkpoint_path(V1))

@@ -53,11 +53,16 @@ def report_usage(exc: Exception) -> int:
         message = message[0].lower() + message[1:]
     err.print(f"[bold red]error:[/bold red] {escape(message)}")
     ctx = getattr(exc, "ctx", None)
-    found = re.search(r"no such command '([^']*)'|unexpected extra arguments? \(([^)]*)\)|unexpected extra argument\(s\) \(([^)]*)\)", message)
+    found = re.search(
+        r"no such command '([^']*)'|unexpected extra arguments? \(([^)]*)\)|unexpected extra argument\(s\) \(([^)]*)\)",
+        message,
+    )
     word = next((g for g in found.groups() if g), "") if found else ""
     if word.lower() in ("true", "false", "yes", "no", "on", "off", "1", "0"):
         # `--json true`: a flag takes no value
-        err.print(f"[dim]hint:[/dim] flags take no value: write the flag alone (e.g. --json, not --json {escape(word)})")
+        err.print(
+            f"[dim]hint:[/dim] flags take no value: write the flag alone (e.g. --json, not --json {escape(word)})"
+        )
     elif ctx is not None and ctx.command.get_help_option(ctx) is not None:
         help_option = max(ctx.help_option_names, key=len)  # --help rather than -h
         hint = f"try '{ctx.command_path} {help_option}'"

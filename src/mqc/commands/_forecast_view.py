@@ -57,7 +57,9 @@ _EVAL_COLS = ("mae", "mase", "crps", "wql", "coverage_50", "coverage_80", "cover
 # One unit per metric in every forecast table (eval, tune, select): losses measured on returns vs the
 # origin close (mae, crps, wql) and shares (coverage, hit rate) in percent; mase (a ratio to
 # persistence) and rank_ic (a correlation) as plain numbers. JSON keeps the raw fractions.
-PCT_METRICS = frozenset({"mae", "crps", "wql", "coverage_50", "coverage_80", "coverage_90", "coverage_error", "hit_rate"})
+PCT_METRICS = frozenset(
+    {"mae", "crps", "wql", "coverage_50", "coverage_80", "coverage_90", "coverage_error", "hit_rate"}
+)
 _SHORT = {"coverage_50": "cov50", "coverage_80": "cov80", "coverage_90": "cov90", "hit_rate": "hit", "rank_ic": "ric"}
 
 
@@ -80,7 +82,9 @@ def _metric_table(title: str, rows: list[dict], seconds: dict[str, float] | None
     t = Table(title=title)
     cols = [c for c in _EVAL_COLS if not (by_symbol and c == "rank_ic")]  # RankIC is across symbols
     for c in ("model", *(("symbol", "n") if by_symbol else ()), "h", *cols, *(("sec",) if seconds else ())):
-        t.add_column(metric_header(c, short=True), justify="left" if c in ("model", "symbol") else "right", no_wrap=True)
+        t.add_column(
+            metric_header(c, short=True), justify="left" if c in ("model", "symbol") else "right", no_wrap=True
+        )
     for r in sorted(rows, key=lambda r: (r["horizon"], r["model"], r.get("symbol", ""))):
         cells = [r["model"], *((r["symbol"], str(r["n"])) if by_symbol else ()), str(r["horizon"])]
         cells += [fmt_metric(c, r.get(c)) for c in cols]
@@ -100,10 +104,14 @@ def eval_tables(result) -> list:
         where = f"{d['n_origins']} common origins{short_of} ({_day(d['first_origin'])} .. {_day(d['last_origin'])})"
     else:
         short = [s for s, o in per.items() if asked and o["n"] < asked]
-        where = "per-symbol origins: " + ", ".join(f"{s} {o['n']}{'*' if s in short else ''} ({_day(o['first'])} .. {_day(o['last'])})" for s, o in per.items())
+        where = "per-symbol origins: " + ", ".join(
+            f"{s} {o['n']}{'*' if s in short else ''} ({_day(o['first'])} .. {_day(o['last'])})" for s, o in per.items()
+        )
         if short:
             where += f" (* fewer than the {asked} requested)"
-    t = _metric_table(f"rolling-origin eval: {len(result.symbols)} symbol(s), {where}", result.rows, result.seconds, by_symbol=False)
+    t = _metric_table(
+        f"rolling-origin eval: {len(result.symbols)} symbol(s), {where}", result.rows, result.seconds, by_symbol=False
+    )
     notes = [
         f"{m}: {o['n']} origins common to every symbol ({_day(o['first'])} .. {_day(o['last'])}), because it shares information across the symbols of a call"
         for m, o in d["joint_origins_by_model"].items()
@@ -115,18 +123,28 @@ def eval_tables(result) -> list:
         t.caption = "\n".join(notes)
     tables = [t]
     if len(result.symbols) > 1:
-        tables.append(_metric_table("per symbol (each on the origins its model used)", result.per_symbol, None, by_symbol=True))
+        tables.append(
+            _metric_table("per symbol (each on the origins its model used)", result.per_symbol, None, by_symbol=True)
+        )
     return tables
 
 
 def tune_table(res) -> Table:
-    t = Table(title=f"tune {res.symbol} {res.model}: {res.metric} on validation origins (lower is better unless hit_rate/rank_ic)")
+    t = Table(
+        title=f"tune {res.symbol} {res.model}: {res.metric} on validation origins (lower is better unless hit_rate/rank_ic)"
+    )
     t.add_column("settings")
     t.add_column(metric_header(res.metric), justify="right")
     for tr in res.trials:
         mark = " *" if tr["settings"] == res.best else ""
-        t.add_row((", ".join(f"{k}={v}" for k, v in tr["settings"].items()) or "(defaults)") + mark, fmt_metric(res.metric, tr["score"]))
-    t.add_row(f"test score of the winner ({', '.join(f'{k}={v}' for k, v in res.best.items())})", fmt_metric(res.metric, res.test.get("score")))
+        t.add_row(
+            (", ".join(f"{k}={v}" for k, v in tr["settings"].items()) or "(defaults)") + mark,
+            fmt_metric(res.metric, tr["score"]),
+        )
+    t.add_row(
+        f"test score of the winner ({', '.join(f'{k}={v}' for k, v in res.best.items())})",
+        fmt_metric(res.metric, res.test.get("score")),
+    )
     return t
 
 
@@ -140,5 +158,11 @@ def select_table(res) -> Table:
         t.add_column(c)
     for s, ch in res.choices.items():
         settings = short_path(ch.get("settings_file")) or "defaults"
-        t.add_row(s, ch["model"], fmt_metric(res.metric, ch["validation"][ch["model"]]), fmt_metric(res.metric, ch["test"][ch["model"]]), settings)
+        t.add_row(
+            s,
+            ch["model"],
+            fmt_metric(res.metric, ch["validation"][ch["model"]]),
+            fmt_metric(res.metric, ch["test"][ch["model"]]),
+            settings,
+        )
     return t

@@ -20,23 +20,43 @@ from typer.core import TyperArgument, TyperCommand, TyperOption
 
 # command path -> (config tables searched in order for an option's field, option -> "table.field"
 # for the options named differently). A tuple of targets shows a default only when they agree.
-_TRAIN_RENAMES: dict[str, Any] = {"enable_shorting": "market.allow_short",
-                                  "cost_bps": ("market.equity_fee_bps", "market.crypto_fee_bps")}
-_FORECAST_RENAMES: dict[str, Any] = {"model_path": "forecast.model_id", "compile_": "forecast.compile",
-                                     "volume": "forecast.volume_covariate"}
+_TRAIN_RENAMES: dict[str, Any] = {
+    "enable_shorting": "market.allow_short",
+    "cost_bps": ("market.equity_fee_bps", "market.crypto_fee_bps"),
+}
+_FORECAST_RENAMES: dict[str, Any] = {
+    "model_path": "forecast.model_id",
+    "compile_": "forecast.compile",
+    "volume": "forecast.volume_covariate",
+}
 CONFIG_OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     "train dm": (("train", "data", "market"), {**_TRAIN_RENAMES, "compile_": "train.compile"}),
     "train sharpe": (("sharpe", "data", "market"), {**_TRAIN_RENAMES, "compile_": "sharpe.compile"}),
-    "train kronos": (("train", "data", "market"), {
-        **_TRAIN_RENAMES, "compile_": "train.compile", "kronos_model": "kronos.model_path",
-        "kronos_tokenizer": "kronos.tokenizer_path", **{f"kronos_{k}": f"kronos.{k}" for k in (
-            "context", "horizons", "sample_count", "temperature", "top_p", "top_k", "clip")}}),
+    "train kronos": (
+        ("train", "data", "market"),
+        {
+            **_TRAIN_RENAMES,
+            "compile_": "train.compile",
+            "kronos_model": "kronos.model_path",
+            "kronos_tokenizer": "kronos.tokenizer_path",
+            **{
+                f"kronos_{k}": f"kronos.{k}"
+                for k in ("context", "horizons", "sample_count", "temperature", "top_p", "top_k", "clip")
+            },
+        },
+    ),
     "backtest": (("backtest", "data"), {"enable_shorting": "market.allow_short"}),
-    "forecast run": (("forecast",), {**_FORECAST_RENAMES, "horizon": "forecast.prediction_length",
-                                     "quantiles": "forecast.quantile_levels"}),
-    **{f"forecast {name}": (("forecast_eval", "forecast"), {
-        **_FORECAST_RENAMES, "horizon": "forecast_eval.horizons", "quantiles": "forecast_eval.quantile_levels"})
-       for name in ("eval", "tune", "select")},
+    "forecast run": (
+        ("forecast",),
+        {**_FORECAST_RENAMES, "horizon": "forecast.prediction_length", "quantiles": "forecast.quantile_levels"},
+    ),
+    **{
+        f"forecast {name}": (
+            ("forecast_eval", "forecast"),
+            {**_FORECAST_RENAMES, "horizon": "forecast_eval.horizons", "quantiles": "forecast_eval.quantile_levels"},
+        )
+        for name in ("eval", "tune", "select")
+    },
     "data import": (("import",), {}),
     "data validate": (("import",), {}),
     "data fetch": (("fetch",), {}),
@@ -103,7 +123,8 @@ def add_config_defaults(command: Any, tables: tuple[str, ...], renames: dict[str
         if not isinstance(param, TyperOption) or param.default is not None or param.hidden:
             continue
         targets = renames.get(param.name) or next(
-            (f"{t}.{param.name}" for t in tables if param.name in _fields(classes[t])), None)
+            (f"{t}.{param.name}" for t in tables if param.name in _fields(classes[t])), None
+        )
         if targets is None:
             continue
         targets = (targets,) if isinstance(targets, str) else targets

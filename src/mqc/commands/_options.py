@@ -27,5 +27,7 @@ def symbols_from(args: list[str] | None, option: str | None) -> tuple[str, ...]:
 
 # train and backtest: the explicit "yes, use them" for catalog files changed since import (DataConfig.allow_altered)
 AllowAlteredOpt = typer.Option(
-    None, "--allow-altered-data", help="Use catalog files whose bars changed since import (a warning instead of an error; mqc data verify lists them)."
+    None,
+    "--allow-altered-data",
+    help="Use catalog files whose bars changed since import (a warning instead of an error; mqc data verify lists them).",
 )

@@ -30,23 +30,48 @@ class SplitChoice(StrEnum):
 
 
 def backtest(
-    checkpoint: str = typer.Option(None, "--checkpoint", "-c", help="Checkpoint file, run directory, 'latest' (newest run), or best.pt / latest.pt (of the run you are in, else the newest)."),
+    checkpoint: str = typer.Option(
+        None,
+        "--checkpoint",
+        "-c",
+        help="Checkpoint file, run directory, 'latest' (newest run), or best.pt / latest.pt (of the run you are in, else the newest).",
+    ),
     weights: str = typer.Option(None, "--weights", "-w", help="CSV of target weights: timestamp,SYM1,SYM2,..."),
-    symbols: str = typer.Option(None, "--symbols", "-s", help="Comma-separated symbols (default: the checkpoint's / the file's)."),
-    data_root: str = typer.Option(None, "--data-root", help="Folder of per-symbol CSV/Parquet bars instead of the catalog."),
+    symbols: str = typer.Option(
+        None, "--symbols", "-s", help="Comma-separated symbols (default: the checkpoint's / the file's)."
+    ),
+    data_root: str = typer.Option(
+        None, "--data-root", help="Folder of per-symbol CSV/Parquet bars instead of the catalog."
+    ),
     timeframe: str = typer.Option(None, "--timeframe", "-t", help="Bar size (default: the checkpoint's, else 1d)."),
-    split: SplitChoice = typer.Option(None, "--split", help="Segment: test, val or all (default: test for checkpoints, all for weights)."),
-    window_length: int = typer.Option(None, "--window-length", help="Bars per rolling window (overlapping slices of one replay)."),
+    split: SplitChoice = typer.Option(
+        None, "--split", help="Segment: test, val or all (default: test for checkpoints, all for weights)."
+    ),
+    window_length: int = typer.Option(
+        None, "--window-length", help="Bars per rolling window (overlapping slices of one replay)."
+    ),
     stride: int = typer.Option(None, "--stride", help="Bars between window starts."),
     start: str = typer.Option(None, "--start", help="First timestamp evaluated (UTC, inclusive), within the split."),
     end: str = typer.Option(None, "--end", help="Last timestamp evaluated (UTC, inclusive), within the split."),
     cost_bps: float = typer.Option(None, "--cost-bps", help="Stress test: commission on every non-cash asset, bps."),
-    slippage_bps: float = typer.Option(None, "--slippage-bps", help="Stress test: slippage on every non-cash asset, bps."),
-    out_dir: str = typer.Option(None, "--out", "-o", help="Report directory (default: <runs dir>/backtests/<UTC time>)."),
+    slippage_bps: float = typer.Option(
+        None, "--slippage-bps", help="Stress test: slippage on every non-cash asset, bps."
+    ),
+    out_dir: str = typer.Option(
+        None, "--out", "-o", help="Report directory (default: <runs dir>/backtests/<UTC time>)."
+    ),
     no_trades: bool = typer.Option(False, "--no-trades", help="Skip trades.jsonl."),
     no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG plots."),
-    allow_mismatch: bool = typer.Option(False, "--allow-mismatch", help="Transfer test: replay on another bar size, or on other symbols of the same count (mapped in order), with a warning."),
-    enable_shorting: bool | None = typer.Option(None, "--enable-shorting/--no-shorting", help="Weights files: let negative weights be shorts (default: the profile's [market] allow_short, off); checkpoints use their own market."),
+    allow_mismatch: bool = typer.Option(
+        False,
+        "--allow-mismatch",
+        help="Transfer test: replay on another bar size, or on other symbols of the same count (mapped in order), with a warning.",
+    ),
+    enable_shorting: bool | None = typer.Option(
+        None,
+        "--enable-shorting/--no-shorting",
+        help="Weights files: let negative weights be shorts (default: the profile's [market] allow_short, off); checkpoints use their own market.",
+    ),
     allow_altered: bool = AllowAlteredOpt,
     json_out: bool = JsonOpt,
 ) -> None:
@@ -65,15 +90,34 @@ def backtest(
     from mqc.core.runs import resolve_checkpoint
 
     if (checkpoint is None) == (weights is None):
-        raise typer.BadParameter("give exactly one of them (e.g. mqc backtest --checkpoint latest)", param_hint="'--checkpoint' / '--weights'")
+        raise typer.BadParameter(
+            "give exactly one of them (e.g. mqc backtest --checkpoint latest)",
+            param_hint="'--checkpoint' / '--weights'",
+        )
     if checkpoint is not None and enable_shorting is not None:
-        raise typer.BadParameter("applies to --weights only: a checkpoint replays the market it was trained under", param_hint="'--enable-shorting'")
+        raise typer.BadParameter(
+            "applies to --weights only: a checkpoint replays the market it was trained under",
+            param_hint="'--enable-shorting'",
+        )
     profile = state().profile
-    flags = dict(split=split.value if split is not None else None, window_length=window_length, stride=stride, start=start, end=end, cost_bps=cost_bps,
-                 slippage_bps=slippage_bps, write_trades=False if no_trades else None, plots=False if no_plots else None)
+    flags = dict(
+        split=split.value if split is not None else None,
+        window_length=window_length,
+        stride=stride,
+        start=start,
+        end=end,
+        cost_bps=cost_bps,
+        slippage_bps=slippage_bps,
+        write_trades=False if no_trades else None,
+        plots=False if no_plots else None,
+    )
     resolved = resolve_with_profile(BacktestConfig, profile, flags=flags)
     cfg = resolved.value
-    data_res = resolve_with_profile(DataConfig, profile, flags=dict(symbols=split_list(symbols), timeframe=timeframe, data_root=data_root, allow_altered=allow_altered))
+    data_res = resolve_with_profile(
+        DataConfig,
+        profile,
+        flags=dict(symbols=split_list(symbols), timeframe=timeframe, data_root=data_root, allow_altered=allow_altered),
+    )
     data = data_res.value
     if data.data_root is not None:
         data = dataclasses.replace(data, data_root=str(Path(data.data_root).expanduser().resolve()))
@@ -86,9 +130,17 @@ def backtest(
             path, note = resolve_checkpoint(checkpoint)
             if note:
                 info(note)  # which file a bare best.pt / latest.pt / 'latest' named, before the replay
-            report = run_checkpoint_backtest(path, data, cfg, split_cfg=split_cfg, out_dir=out_dir,
-                                             allow_mismatch=allow_mismatch, data_sources=data_res.sources, fit_windows=fit_windows,
-                                             progress=progress)
+            report = run_checkpoint_backtest(
+                path,
+                data,
+                cfg,
+                split_cfg=split_cfg,
+                out_dir=out_dir,
+                allow_mismatch=allow_mismatch,
+                data_sources=data_res.sources,
+                fit_windows=fit_windows,
+                progress=progress,
+            )
             report.source["resolved"] = note
             ignored = {k: v for k, v in market_res.sources.items() if v != "default"}
             if ignored:
@@ -101,8 +153,16 @@ def backtest(
         else:
             if resolved.sources["split"] == "default":
                 cfg = dataclasses.replace(cfg, split="all")
-            report = run_weights_backtest(weights, data, cfg, market_res.value, split_cfg=split_cfg, out_dir=out_dir,
-                                          fit_windows=fit_windows, progress=progress)
+            report = run_weights_backtest(
+                weights,
+                data,
+                cfg,
+                market_res.value,
+                split_cfg=split_cfg,
+                out_dir=out_dir,
+                fit_windows=fit_windows,
+                progress=progress,
+            )
     for message in report.segment.get("warnings", []):
         warn(message)  # stderr, also with --json (the JSON carries them under segment.warnings)
     if want_json(json_out):
@@ -121,13 +181,21 @@ def render_summary(report: Any) -> None:
     from mqc.core.market.costs import cost_line
 
     seg = report.segment
-    t = Table(title=f"{report.source.get('name', 'strategy')}: {seg['split']} segment {seg['first'][:10]} .. {seg['last'][:10]} ({seg['bars']} bars)")
+    t = Table(
+        title=f"{report.source.get('name', 'strategy')}: {seg['split']} segment {seg['first'][:10]} .. {seg['last'][:10]} ({seg['bars']} bars)"
+    )
     for col in ("", "total return", "CAGR", "vol", "Sharpe", "Sortino", "max DD", "Calmar", "turnover"):
         t.add_column(col, justify="left" if not col else "right", no_wrap=not col)
     for label, m in report.summary_rows():
         t.add_row(
-            label, fmt_pct(m["total_return"]), fmt_pct(m["annual_return"]), fmt_pct(m["volatility"]),
-            fmt_num(m["sharpe"], 2), fmt_num(m["sortino"], 2), fmt_pct(m["max_drawdown"] + 0.0), fmt_num(m["calmar"], 2),
+            label,
+            fmt_pct(m["total_return"]),
+            fmt_pct(m["annual_return"]),
+            fmt_pct(m["volatility"]),
+            fmt_num(m["sharpe"], 2),
+            fmt_num(m["sortino"], 2),
+            fmt_pct(m["max_drawdown"] + 0.0),
+            fmt_num(m["calmar"], 2),
             fmt_pct(m["turnover"]),
             style="bold" if label == "strategy" else None,
         )
@@ -138,9 +206,9 @@ def render_summary(report: Any) -> None:
         out.print(f"note: {a['window_note']}")
     if a["windows"]:
         out.print(
-        f"rolling windows (overlapping slices of one replay, not re-fits): {a['windows']} windows of "
-        f"{a['window_length']} bars: Sharpe mean {a['sharpe_mean']:.2f}, return mean {fmt_pct(a['cumulative_return_mean'])}, "
-        f"worst max DD {fmt_pct(a['max_drawdown_worst'])}"
+            f"rolling windows (overlapping slices of one replay, not re-fits): {a['windows']} windows of "
+            f"{a['window_length']} bars: Sharpe mean {a['sharpe_mean']:.2f}, return mean {fmt_pct(a['cumulative_return_mean'])}, "
+            f"worst max DD {fmt_pct(a['max_drawdown_worst'])}"
         )
     if seg.get("skipped_before_first_row"):
         out.print(

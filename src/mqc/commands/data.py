@@ -13,7 +13,6 @@ from mqc.commands._options import JsonOpt, split_list
 app = typer.Typer(help="Import, validate, inspect and store OHLCV bars.", no_args_is_help=True)
 
 
-
 class OnError(StrEnum):
     """Choices of --on-error (an Enum so a wrong value is Typer's usage error, exit 2)."""
 
@@ -36,11 +35,22 @@ def _val(choice: Enum | None) -> str | None:
     return None if choice is None else str(choice.value)
 
 
-OnErrorOpt = typer.Option(None, "--on-error", case_sensitive=False, help="Bad rows: fail (stop, store nothing), repair (fix what can be fixed, drop the rest) or drop.")
-TimeframeOpt = typer.Option(None, "--timeframe", "-t", help="Bar size label (1m, 15m, 1h, 1d); default: inferred from the timestamps.")
+OnErrorOpt = typer.Option(
+    None,
+    "--on-error",
+    case_sensitive=False,
+    help="Bad rows: fail (stop, store nothing), repair (fix what can be fixed, drop the rest) or drop.",
+)
+TimeframeOpt = typer.Option(
+    None, "--timeframe", "-t", help="Bar size label (1m, 15m, 1h, 1d); default: inferred from the timestamps."
+)
 
 
-AdjustedOpt = typer.Option(False, "--adjusted", help="Files with Close and Adj Close: scale open/high/low/close by Adj Close / Close (returns include dividends).")
+AdjustedOpt = typer.Option(
+    False,
+    "--adjusted",
+    help="Files with Close and Adj Close: scale open/high/low/close by Adj Close / Close (returns include dividends).",
+)
 ReplaceHelp = (
     "Overwrite stored bars that differ at the new timestamps (the rest of the stored history is kept; when the provider "
     "re-adjusted its history by one factor, the kept bars are rescaled onto the new basis, else refused). "
@@ -48,11 +58,21 @@ ReplaceHelp = (
 )
 
 
-def _import_config(on_error: OnError | str | None, replace: bool | None = None, asset_class: str | None = None, adjusted: bool | None = None):
+def _import_config(
+    on_error: OnError | str | None,
+    replace: bool | None = None,
+    asset_class: str | None = None,
+    adjusted: bool | None = None,
+):
     from mqc.core.data.config import ImportConfig
     from mqc.core.profiles import resolve_with_profile
 
-    flags = {"on_error": _val(on_error) if isinstance(on_error, Enum) else on_error, "replace": replace or None, "asset_class": asset_class, "adjusted": adjusted or None}
+    flags = {
+        "on_error": _val(on_error) if isinstance(on_error, Enum) else on_error,
+        "replace": replace or None,
+        "asset_class": asset_class,
+        "adjusted": adjusted or None,
+    }
     return resolve_with_profile(ImportConfig, state().profile, flags=flags).value
 
 
@@ -66,13 +86,32 @@ def _render_result(result: Any, json_out: bool, *, title: str) -> None:
     if result.items:
         t = Table(title=title)
         # "fixed rows" counts rows (a bar with a bad high and a bad low is one), like "dropped".
-        for col in ("symbol", "tf", "rows in", "stored", "status", "added", "overwritten", "fixed rows", "dropped rows", "warn"):
+        for col in (
+            "symbol",
+            "tf",
+            "rows in",
+            "stored",
+            "status",
+            "added",
+            "overwritten",
+            "fixed rows",
+            "dropped rows",
+            "warn",
+        ):
             t.add_column(col, justify="left" if col in ("symbol", "tf", "status") else "right")
         for i in result.items:
             r = i.report
             t.add_row(
-                i.symbol, i.timeframe + ("?" if not r.timeframe_reliable else ""), str(r.rows_in), str(i.rows), i.status, str(i.added), str(i.overwritten),
-                str(r.repaired), str(r.dropped), str(len(r.warnings)),
+                i.symbol,
+                i.timeframe + ("?" if not r.timeframe_reliable else ""),
+                str(r.rows_in),
+                str(i.rows),
+                i.status,
+                str(i.added),
+                str(i.overwritten),
+                str(r.repaired),
+                str(r.dropped),
+                str(len(r.warnings)),
             )
         out.print(t)
     from mqc.core.data.importer import issue_summary, write_issue_list
@@ -85,7 +124,9 @@ def _render_result(result: Any, json_out: bool, *, title: str) -> None:
     for i in result.items:
         first, rest = issue_summary(i.report.issues)
         for issue in first:
-            style = {"repaired": "yellow", "dropped": "red", "warning": "dim", "note": "cyan"}.get(issue.action, "white")
+            style = {"repaired": "yellow", "dropped": "red", "warning": "dim", "note": "cyan"}.get(
+                issue.action, "white"
+            )
             out.print(f"[{style}]{_esc(f'{i.symbol} {i.path}: {issue.line()}')}[/{style}]")
         if rest:
             counts = ", ".join(f"{n:,} {reason}" for reason, n in rest)
@@ -117,9 +158,13 @@ def _short(path: str, width: int = 40) -> str:
 def import_(
     paths: list[str] = typer.Argument(..., help="CSV/Parquet files, folders or glob patterns (quote globs)."),
     on_error: OnError = OnErrorOpt,
-    symbol: str = typer.Option(None, "--symbol", "-s", help="Symbol for a single file (default: symbol column, yfinance ticker or file name)."),
+    symbol: str = typer.Option(
+        None, "--symbol", "-s", help="Symbol for a single file (default: symbol column, yfinance ticker or file name)."
+    ),
     timeframe: str = TimeframeOpt,
-    asset_class: str = typer.Option(None, "--asset-class", help="equity, crypto or cash (default: guessed from the symbol)."),
+    asset_class: str = typer.Option(
+        None, "--asset-class", help="equity, crypto or cash (default: guessed from the symbol)."
+    ),
     replace: bool = typer.Option(False, "--replace", help=ReplaceHelp),
     adjusted: bool = AdjustedOpt,
     json_out: bool = JsonOpt,
@@ -168,7 +213,12 @@ def list_(
     entries = cat.entries(timeframe)
     problems = [cat.check(e, full=False) for e in entries]  # footer only; mqc data verify reads the bars
     if want_json(json_out):
-        print_json({"catalog": str(cat.root), "entries": [{**e.__dict__, "problem": p} for e, p in zip(entries, problems, strict=True)]})
+        print_json(
+            {
+                "catalog": str(cat.root),
+                "entries": [{**e.__dict__, "problem": p} for e, p in zip(entries, problems, strict=True)],
+            }
+        )
         return
     if not entries:
         stored = sorted({e.timeframe for e in cat.entries()}) if timeframe else []
@@ -220,8 +270,14 @@ def verify(
         out.print(t)
         _print_damaged(result.damaged)
         if result.orphans:
-            out.print(f"{len(result.orphans)} leftover file(s) of interrupted writes, deleted by the next import or remove")
-        out.print(f"{len(result.damaged)} of {len(result.checked)} file(s) damaged" if result.damaged else f"all {len(result.checked)} file(s) match the manifest")
+            out.print(
+                f"{len(result.orphans)} leftover file(s) of interrupted writes, deleted by the next import or remove"
+            )
+        out.print(
+            f"{len(result.damaged)} of {len(result.checked)} file(s) damaged"
+            if result.damaged
+            else f"all {len(result.checked)} file(s) match the manifest"
+        )
     if result.damaged:
         raise typer.Exit(1)
 
@@ -250,16 +306,22 @@ def show(
         print_json(s.to_dict())
         return
     st, e = s.stats, s.entry
-    out.print(f"[bold]{e.symbol}[/bold] {e.timeframe}  {st['rows']} bars  {st['first']} .. {st['last']}  ({e.asset_class}; {_esc(e.source)})")
+    out.print(
+        f"[bold]{e.symbol}[/bold] {e.timeframe}  {st['rows']} bars  {st['first']} .. {st['last']}  ({e.asset_class}; {_esc(e.source)})"
+    )
     if s.also:
         out.print(f"also stored at {', '.join(s.also)}: mqc data show {e.symbol} -t {s.also[0]}")
     out.print(sparkline(s.closes, len(s.closes)))
     out.print(f"close {st['min_close']:.6g} .. {st['max_close']:.6g}, last {st['last_close']:.6g}")
     ann = f"{fmt_pct(st['annual_return'])} / yr" if st["annual_return"] is not None else "-"
     vol = fmt_pct(st["annual_volatility"])
-    out.print(f"return {fmt_pct(st['total_return'])} ({ann}), volatility {vol} / yr, max drawdown {fmt_pct(st['max_drawdown'])} (loss from peak)")
+    out.print(
+        f"return {fmt_pct(st['total_return'])} ({ann}), volatility {vol} / yr, max drawdown {fmt_pct(st['max_drawdown'])} (loss from peak)"
+    )
     largest = f"largest {st['largest_gap']} = {st['largest_gap_bars']:g} x {e.timeframe} of clock time"
-    out.print(f"gaps {st['gaps']} ({largest}), zero-volume bars {st['zero_volume_bars']}, content hash {'ok' if s.verified else '[red]MISMATCH[/red]'}")
+    out.print(
+        f"gaps {st['gaps']} ({largest}), zero-volume bars {st['zero_volume_bars']}, content hash {'ok' if s.verified else '[red]MISMATCH[/red]'}"
+    )
     for g in s.gaps[:10]:
         out.print(f"  gap before {g['before']}: {g['detail']}")
     for w in st["warnings"][:10]:
@@ -276,7 +338,12 @@ def show(
 def export(
     symbol: str = typer.Argument(..., help="Symbol in the catalog."),
     to: ExportFormat = typer.Option(ExportFormat.csv, "--to", case_sensitive=False, help="File format."),
-    out_path: str = typer.Option(None, "--out", "-o", help="File, or folder (existing, or ending in /: created) that receives SYMBOL_TF.EXT (default ./SYMBOL_TF.csv)."),
+    out_path: str = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="File, or folder (existing, or ending in /: created) that receives SYMBOL_TF.EXT (default ./SYMBOL_TF.csv).",
+    ),
     timeframe: str = typer.Option(None, "--timeframe", "-t", help="Bar size, when the symbol is stored at several."),
     json_out: bool = JsonOpt,
 ) -> None:
@@ -308,7 +375,9 @@ def remove(
 
 @app.command("sample")
 def sample(
-    symbols: str = typer.Option(None, "--symbols", help="Comma-separated subset of SP500,NASDAQ,GOOG,EURUSD (default: all)."),
+    symbols: str = typer.Option(
+        None, "--symbols", help="Comma-separated subset of SP500,NASDAQ,GOOG,EURUSD (default: all)."
+    ),
     json_out: bool = JsonOpt,
 ) -> None:
     """Import real bars shipped inside installed packages (no network): SP500, NASDAQ, GOOG daily; EURUSD hourly."""
@@ -328,7 +397,9 @@ def synth(
     start: str = typer.Option("2015-01-01", "--start", help="First timestamp."),
     correlation: float = typer.Option(0.3, "--correlation", help="Pairwise correlation of return shocks."),
     out_dir: str = typer.Option(None, "--out", "-o", help="Write SYN<i>.csv files into this folder."),
-    do_import: bool = typer.Option(False, "--import", help="Store in the catalog (the default when --out is not given)."),
+    do_import: bool = typer.Option(
+        False, "--import", help="Store in the catalog (the default when --out is not given)."
+    ),
     json_out: bool = JsonOpt,
 ) -> None:
     """Seeded synthetic bars: correlated assets, GARCH volatility clustering, fat tails."""
@@ -337,7 +408,14 @@ def synth(
     from mqc.core.dates import check_timestamp
 
     check_timestamp(start, "--start")
-    spec = SynthSpec(n_assets=assets, n_bars=bars, seed=seed, timeframe=normalise_timeframe(timeframe), start=start, correlation=correlation)
+    spec = SynthSpec(
+        n_assets=assets,
+        n_bars=bars,
+        seed=seed,
+        timeframe=normalise_timeframe(timeframe),
+        start=start,
+        correlation=correlation,
+    )
     files = [str(p) for p in write_synth_csv(spec, out_dir)] if out_dir else []
     result = import_synth(spec) if (do_import or not out_dir) else None
     if want_json(json_out):
@@ -351,8 +429,12 @@ def synth(
 
 @app.command("fetch")
 def fetch(
-    symbols: list[str] = typer.Argument(..., help="Provider symbols: AAPL ^GSPC (yfinance) or BTC/USDT (ccxt); commas work too."),
-    provider: Provider = typer.Option(None, "--provider", "-p", case_sensitive=False, help="yfinance (stocks) or ccxt (crypto)."),
+    symbols: list[str] = typer.Argument(
+        ..., help="Provider symbols: AAPL ^GSPC (yfinance) or BTC/USDT (ccxt); commas work too."
+    ),
+    provider: Provider = typer.Option(
+        None, "--provider", "-p", case_sensitive=False, help="yfinance (stocks) or ccxt (crypto)."
+    ),
     timeframe: str = typer.Option(None, "--timeframe", "-t", help="Bar size (default 1d)."),
     start: str = typer.Option(None, "--start", help="First date (YYYY-MM-DD)."),
     end: str = typer.Option(None, "--end", help="Last date (YYYY-MM-DD)."),

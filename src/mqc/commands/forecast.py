@@ -29,9 +29,16 @@ app = typer.Typer(
 )
 
 ModelsOpt = typer.Option("naive,ewma-vol,bootstrap", "--models", help="Comma-separated models to compare.")
-HpDirOpt = typer.Option(None, "--hyperparams-dir", help="Read/write hyperparams here (default: user dir, then repo hyperparams/).")
+HpDirOpt = typer.Option(
+    None, "--hyperparams-dir", help="Read/write hyperparams here (default: user dir, then repo hyperparams/)."
+)
 TfOpt = typer.Option(None, "--timeframe", "-t", help="Bar size in the catalog (default 1d).")
-ModelPathOpt = typer.Option(None, "--model-path", "--model-id", help="Model weights (Chronos, or the Kronos predictor): local dir or cached HF id.")
+ModelPathOpt = typer.Option(
+    None,
+    "--model-path",
+    "--model-id",
+    help="Model weights (Chronos, or the Kronos predictor): local dir or cached HF id.",
+)
 TokenizerPathOpt = typer.Option(None, "--tokenizer-path", help="Kronos tokenizer: local dir or cached HF id.")
 
 
@@ -87,10 +94,17 @@ def run(
     context_length: int = typer.Option(None, "--context-length", help="Context bars."),
     batch_size: int = typer.Option(None, "--batch-size", help="Symbols per forward pass."),
     device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:0."),
-    dtype: str = typer.Option(None, "--dtype", help="auto | fp32 | float32 | bf16 | bfloat16 (CUDA); auto = fp32 on CPU, bf16 on CUDA.", callback=_choice(_DTYPES, "--dtype")),
+    dtype: str = typer.Option(
+        None,
+        "--dtype",
+        help="auto | fp32 | float32 | bf16 | bfloat16 (CUDA); auto = fp32 on CPU, bf16 on CUDA.",
+        callback=_choice(_DTYPES, "--dtype"),
+    ),
     attn: str = typer.Option(None, "--attn", help="sdpa | eager.", callback=_choice(("sdpa", "eager"), "--attn")),
     compile_: bool = typer.Option(None, "--compile/--no-compile", help="torch.compile (CUDA only)."),
-    volume: bool = typer.Option(None, "--volume-covariate/--no-volume-covariate", help="Chronos-2: log volume as a past covariate."),
+    volume: bool = typer.Option(
+        None, "--volume-covariate/--no-volume-covariate", help="Chronos-2: log volume as a past covariate."
+    ),
     threads: int = typer.Option(None, "--threads", help="torch CPU threads."),
     hyperparams_dir: str = HpDirOpt,
     out_path: str = typer.Option(None, "--out", help="Also write the forecast table to FILE.csv or FILE.parquet."),
@@ -101,9 +115,21 @@ def run(
     from mqc.core.forecast.service import run_forecast, save_forecasts
 
     flags = {
-        "model": model, "prediction_length": horizon, "quantile_levels": _levels(quantiles), "timeframe": timeframe,
-        "model_id": model_path, "tokenizer_path": tokenizer_path, "context_length": context_length, "batch_size": batch_size, "device": device, "dtype": dtype,
-        "attn": attn, "compile": compile_, "volume_covariate": volume, "threads": threads, "hyperparams_dir": hyperparams_dir,
+        "model": model,
+        "prediction_length": horizon,
+        "quantile_levels": _levels(quantiles),
+        "timeframe": timeframe,
+        "model_id": model_path,
+        "tokenizer_path": tokenizer_path,
+        "context_length": context_length,
+        "batch_size": batch_size,
+        "device": device,
+        "dtype": dtype,
+        "attn": attn,
+        "compile": compile_,
+        "volume_covariate": volume,
+        "threads": threads,
+        "hyperparams_dir": hyperparams_dir,
     }
     result = run_forecast(symbols_from(symbols, None), profile=state().profile, flags=flags, end=end)
     if out_path:
@@ -124,7 +150,12 @@ def run(
     for s, path in result.hyperparams_files.items():
         chosen = result.selection_files.get(s)
         if path or chosen:
-            out.print(f"{s} settings: {path or 'defaults (no hyperparams file)'}" + (f" (model chosen by {chosen})" if chosen else ""), highlight=False, soft_wrap=True)
+            out.print(
+                f"{s} settings: {path or 'defaults (no hyperparams file)'}"
+                + (f" (model chosen by {chosen})" if chosen else ""),
+                highlight=False,
+                soft_wrap=True,
+            )
 
 
 def _symbols(args: list[str] | None, command: str) -> tuple[str, ...]:
@@ -133,12 +164,16 @@ def _symbols(args: list[str] | None, command: str) -> tuple[str, ...]:
 
     symbols = symbols_from(args, None)
     if not symbols:
-        raise UsageError(f"mqc forecast {command}: name at least one symbol", hint=f"e.g. mqc forecast {command} AAPL MSFT --models naive,ewma-vol (mqc data list shows the stored symbols)")
+        raise UsageError(
+            f"mqc forecast {command}: name at least one symbol",
+            hint=f"e.g. mqc forecast {command} AAPL MSFT --models naive,ewma-vol (mqc data list shows the stored symbols)",
+        )
     return symbols
 
 
 JointOpt = typer.Option(
-    None, "--joint-origins/--per-symbol-origins",
+    None,
+    "--joint-origins/--per-symbol-origins",
     help="Score every model on the latest origins common to all symbols (same dates; RankIC on every origin) instead of each symbol's own.",
 )
 
@@ -147,7 +182,15 @@ def _eval_config(origins, step, horizon, quantiles, metric=None, test_frac=None,
     from mqc.core.forecast.config import EvalConfig
     from mqc.core.profiles import resolve_with_profile
 
-    flags = {"origins": origins, "step": step, "horizons": _ints(horizon, "--horizon"), "quantile_levels": _levels(quantiles), "metric": metric, "test_frac": test_frac, "joint_origins": joint_origins}
+    flags = {
+        "origins": origins,
+        "step": step,
+        "horizons": _ints(horizon, "--horizon"),
+        "quantile_levels": _levels(quantiles),
+        "metric": metric,
+        "test_frac": test_frac,
+        "joint_origins": joint_origins,
+    }
     return resolve_with_profile(EvalConfig, state().profile, flags=flags).value
 
 
@@ -157,7 +200,13 @@ def _settings(models, frames, timeframe, model_path, hyperparams_dir, context_le
 
     if not models:
         raise typer.BadParameter("name at least one model, e.g. naive,ewma-vol", param_hint="--models")
-    flags = {"timeframe": timeframe, "model_id": model_path, "tokenizer_path": tokenizer_path, "hyperparams_dir": hyperparams_dir, "context_length": context_length}
+    flags = {
+        "timeframe": timeframe,
+        "model_id": model_path,
+        "tokenizer_path": tokenizer_path,
+        "hyperparams_dir": hyperparams_dir,
+        "context_length": context_length,
+    }
     settings = model_settings(models, list(frames), profile=state().profile, flags=flags, quantile_levels=levels)
     for m, files in settings.files.items():
         for s, path in files.items():
@@ -178,7 +227,10 @@ def _warn_origins(result) -> None:
         return
     short = {s: n for s, n in result.grid.counts.items() if n < requested}
     if short:
-        warn(f"--origins {requested} asked for more origins than the history allows: " + ", ".join(f"{s} used {n}" for s, n in short.items()))
+        warn(
+            f"--origins {requested} asked for more origins than the history allows: "
+            + ", ".join(f"{s} used {n}" for s, n in short.items())
+        )
 
 
 def _base_config(timeframe, model_path, hyperparams_dir, context_length=None, model=None, tokenizer_path=None):
@@ -186,7 +238,14 @@ def _base_config(timeframe, model_path, hyperparams_dir, context_length=None, mo
     from mqc.core.forecast.service import resolve_base
     from mqc.core.profiles import resolve_with_profile
 
-    flags = {"timeframe": timeframe, "model_id": model_path, "tokenizer_path": tokenizer_path, "hyperparams_dir": hyperparams_dir, "context_length": context_length, "model": model}
+    flags = {
+        "timeframe": timeframe,
+        "model_id": model_path,
+        "tokenizer_path": tokenizer_path,
+        "hyperparams_dir": hyperparams_dir,
+        "context_length": context_length,
+        "model": model,
+    }
     if model is not None:  # tune: the model searched must exist (a bad --model is a usage error)
         return resolve_base(state().profile, flags)
     return resolve_with_profile(ForecastConfig, state().profile, flags=flags).value
@@ -216,9 +275,20 @@ def eval_(
     ec = _eval_config(origins, step, horizon, quantiles, joint_origins=joint_origins)
     base = _base_config(timeframe, model_path, hyperparams_dir, context_length, tokenizer_path=tokenizer_path)
     frames = load_frames(_symbols(symbols, "eval"), base.timeframe)
-    settings = _settings(split_list(models) or (), frames, timeframe, model_path, hyperparams_dir, context_length, tokenizer_path, ec.quantile_levels)
+    settings = _settings(
+        split_list(models) or (),
+        frames,
+        timeframe,
+        model_path,
+        hyperparams_dir,
+        context_length,
+        tokenizer_path,
+        ec.quantile_levels,
+    )
     with RichProgress() as progress:
-        result, path = run_eval(frames, settings.configs, ec, out=out_path, progress=progress, settings_files=settings.files)
+        result, path = run_eval(
+            frames, settings.configs, ec, out=out_path, progress=progress, settings_files=settings.files
+        )
     _warn_origins(result)
     info(f"results saved to {path}")
     if want_json(json_out):
@@ -235,7 +305,12 @@ def tune(
     symbol: str = typer.Argument(..., help="Symbol to tune."),
     model: str = typer.Option("chronos2", "--model", "-m", help="Model whose settings are searched."),
     grid: str = typer.Option(None, "--grid", help="KEY=V1,V2;KEY=... (default: the model's grid)."),
-    metric: str = typer.Option(None, "--metric", help=f"Metric to optimise: {', '.join(_PER_SYMBOL_METRICS)}.", callback=_choice(_PER_SYMBOL_METRICS, "--metric")),
+    metric: str = typer.Option(
+        None,
+        "--metric",
+        help=f"Metric to optimise: {', '.join(_PER_SYMBOL_METRICS)}.",
+        callback=_choice(_PER_SYMBOL_METRICS, "--metric"),
+    ),
     origins: int = typer.Option(None, "--origins", help="Origins (validation + test)."),
     step: int = typer.Option(None, "--step", help="Bars between origins."),
     horizon: str = typer.Option(None, "--horizon", help="Horizons scored, e.g. 1,7."),
@@ -268,7 +343,12 @@ def tune(
 def select(
     symbols: list[str] = typer.Argument(None, help="Symbols to choose a model for."),
     models: str = ModelsOpt,
-    metric: str = typer.Option(None, "--metric", help=f"Metric deciding the choice: {', '.join(_PER_SYMBOL_METRICS)}.", callback=_choice(_PER_SYMBOL_METRICS, "--metric")),
+    metric: str = typer.Option(
+        None,
+        "--metric",
+        help=f"Metric deciding the choice: {', '.join(_PER_SYMBOL_METRICS)}.",
+        callback=_choice(_PER_SYMBOL_METRICS, "--metric"),
+    ),
     origins: int = typer.Option(None, "--origins", help="Origins per symbol (validation + test)."),
     joint_origins: bool = JointOpt,
     horizon: str = typer.Option(None, "--horizon", help="Horizons scored, e.g. 1,7."),
@@ -286,7 +366,9 @@ def select(
     base = _base_config(timeframe, model_path, hyperparams_dir, tokenizer_path=tokenizer_path)
     frames = load_frames(_symbols(symbols, "select"), base.timeframe)
     names = split_list(models) or ()
-    settings = _settings(names, frames, timeframe, model_path, hyperparams_dir, None, tokenizer_path, ec.quantile_levels)
+    settings = _settings(
+        names, frames, timeframe, model_path, hyperparams_dir, None, tokenizer_path, ec.quantile_levels
+    )
     with RichProgress() as progress:
         res = select_core(frames, names, base, ec, progress=progress, settings=settings)
     if want_json(json_out):

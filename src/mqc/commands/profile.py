@@ -100,7 +100,9 @@ def show(
 def set_(
     key: str = typer.Argument(..., help="TABLE.KEY, e.g. market.equity_fee_bps"),
     value: str = typer.Argument(..., help="New value (lists comma-separated; 'none' clears)."),
-    name: str = typer.Option(None, "--name", "-n", help="Profile to edit (default: --profile, else 'default'); created when missing."),
+    name: str = typer.Option(
+        None, "--name", "-n", help="Profile to edit (default: --profile, else 'default'); created when missing."
+    ),
     json_out: bool = JsonOpt,
 ) -> None:
     """Set one value in a profile, type-checked against its config (a missing profile is created, said on stderr)."""
@@ -114,7 +116,14 @@ def set_(
         # but the JSON "created" flag and `mqc profile list` still show it.
         info(f"created profile {prof} at {profile_path(prof)}")
     if want_json(json_out):
-        print_json({"profile": prof, "key": key, "value": list(stored) if isinstance(stored, tuple) else stored, "created": not existed})
+        print_json(
+            {
+                "profile": prof,
+                "key": key,
+                "value": list(stored) if isinstance(stored, tuple) else stored,
+                "created": not existed,
+            }
+        )
         return
     shown = ", ".join(map(str, stored)) if isinstance(stored, (list, tuple)) else stored
     out.print(f"{prof}: {key} = {shown}")

@@ -25,6 +25,8 @@ def quickstart(
         print_json(result.to_dict())
         return
     t = result.train
-    info(f"trained on {', '.join(result.symbols)} in {result.seconds['train']:.0f} s; best step {t.best_step} chosen on val")
+    info(
+        f"trained on {', '.join(result.symbols)} in {result.seconds['train']:.0f} s; best step {t.best_step} chosen on val"
+    )
     out.print(f"run directory: {t.run_dir}")
     render_summary(result.backtest)

@@ -36,10 +36,13 @@ _ANNOUNCED: dict[str, dict[str, str]] = {
     "XNYS": {
         "1994-04-27": "1994-04-22",  # President Nixon died on April 22
         # Sept 11 2001 itself was a surprise; the rest of that week was known from then on
-        "2001-09-12": "2001-09-11", "2001-09-13": "2001-09-11", "2001-09-14": "2001-09-11",
+        "2001-09-12": "2001-09-11",
+        "2001-09-13": "2001-09-11",
+        "2001-09-14": "2001-09-11",
         "2004-06-11": "2004-06-05",  # President Reagan died on June 5
         "2007-01-02": "2006-12-26",  # President Ford died on Dec 26
-        "2012-10-29": "2012-10-28", "2012-10-30": "2012-10-28",  # Hurricane Sandy: announced Sunday the 28th
+        "2012-10-29": "2012-10-28",
+        "2012-10-30": "2012-10-28",  # Hurricane Sandy: announced Sunday the 28th
         "2018-12-05": "2018-11-30",  # President G. H. W. Bush died on Nov 30
         "2025-01-09": "2024-12-29",  # President Carter died on Dec 29
     },
@@ -177,14 +180,20 @@ class ExchangeCalendar:
         ns = _stamp_ns(ts)
         i = int(np.searchsorted(times, ns, side="right"))
         if i >= times.size:
-            raise DataError(f"{pd.Timestamp(ns, tz='UTC')} is past the end of the {self.code} calendar ({pd.Timestamp(self.last_day * DAY_NS).date()})")
+            raise DataError(
+                f"{pd.Timestamp(ns, tz='UTC')} is past the end of the {self.code} calendar ({pd.Timestamp(self.last_day * DAY_NS).date()})"
+            )
         return pd.Timestamp(int(times[i]), tz="UTC")
 
     # -- histories -----------------------------------------------------------------------------
     def _local_midnights(self, days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """UTC nanoseconds of the exchange's local midnight starting and ending each day."""
         midnights = pd.DatetimeIndex(np.concatenate([days, days + 1]).astype("datetime64[D]").astype("datetime64[ns]"))
-        utc = midnights.tz_localize(self.tz, ambiguous=np.zeros(2 * days.size, dtype=bool), nonexistent="shift_forward").as_unit("ns").asi8
+        utc = (
+            midnights.tz_localize(self.tz, ambiguous=np.zeros(2 * days.size, dtype=bool), nonexistent="shift_forward")
+            .as_unit("ns")
+            .asi8
+        )
         return _frozen(utc[: days.size]), _frozen(utc[days.size :])
 
     def local_days(self, ns: np.ndarray, *, daily: bool) -> np.ndarray:
@@ -260,7 +269,11 @@ def exchange_calendar(code: str = "XNYS") -> ExchangeCalendar:
             code = upper[code.strip().upper()]
         else:
             close = difflib.get_close_matches(code.upper(), list(upper), n=3)
-            hint = f"did you mean {', '.join(upper[c] for c in close)}?" if close else "see exchange_calendars.get_calendar_names()"
+            hint = (
+                f"did you mean {', '.join(upper[c] for c in close)}?"
+                if close
+                else "see exchange_calendars.get_calendar_names()"
+            )
             raise ConfigError(f"unknown exchange calendar {code!r}", hint=hint)
     return _calendar(xc.resolve_alias(code))
 

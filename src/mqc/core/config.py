@@ -112,11 +112,17 @@ def check_values(obj: Any) -> None:
             shown = f"{v:g}" if isinstance(v, float) or abs(v) >= 10**12 else str(v)
             lo, hi = f.metadata.get("min"), f.metadata.get("max")
             if lo is not None and v < lo:
-                raise ConfigError(f"{table}.{f.name} must be at least {_bound(lo)}, got {shown}", hint=_hint(table, f.name))
+                raise ConfigError(
+                    f"{table}.{f.name} must be at least {_bound(lo)}, got {shown}", hint=_hint(table, f.name)
+                )
             if hi is not None and v > hi:
-                raise ConfigError(f"{table}.{f.name} must be at most {_bound(hi)}, got {shown}", hint=_hint(table, f.name))
+                raise ConfigError(
+                    f"{table}.{f.name} must be at most {_bound(hi)}, got {shown}", hint=_hint(table, f.name)
+                )
             if isinstance(v, int) and abs(v) > INT_LIMIT:
-                raise ConfigError(f"{table}.{f.name} is out of range (at most {INT_LIMIT:,}), got {shown}", hint=_hint(table, f.name))
+                raise ConfigError(
+                    f"{table}.{f.name} is out of range (at most {INT_LIMIT:,}), got {shown}", hint=_hint(table, f.name)
+                )
 
 
 def known_tables() -> dict[str, type]:
@@ -240,7 +246,9 @@ def env_name(table: str, field: str) -> str:
 
 
 # MQC_* variables that are not MQC_<TABLE>_<FIELD> settings (paths, the profile, tracebacks).
-OTHER_VARIABLES: frozenset[str] = frozenset({"MQC_PROFILE", "MQC_DEBUG", "MQC_CONFIG_DIR", "MQC_DATA_DIR", "MQC_CACHE_DIR", "MQC_RUNS_DIR"})
+OTHER_VARIABLES: frozenset[str] = frozenset(
+    {"MQC_PROFILE", "MQC_DEBUG", "MQC_CONFIG_DIR", "MQC_DATA_DIR", "MQC_CACHE_DIR", "MQC_RUNS_DIR"}
+)
 
 
 def known_variables() -> set[str]:
@@ -293,9 +301,7 @@ def resolve(
         layers.append(("hyperparams", hyperparams))
     if profile:
         layers.append((f"profile:{profile_name or '?'}", profile))
-    env_layer = {
-        name: env[env_name(table, name)] for name in types_ if env_name(table, name) in env
-    }
+    env_layer = {name: env[env_name(table, name)] for name in types_ if env_name(table, name) in env}
     for label, layer in layers:
         check_keys(cls, layer, f"[{table}] in {label}")
         for key, raw in layer.items():

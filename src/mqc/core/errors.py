@@ -70,7 +70,9 @@ def require(module: str, extra: str, package: str | None = None):
     try:
         return importlib.import_module(module)
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise DependencyMissing(f"optional dependency {module!r} is not installed", hint=install_hint(module, extra, package)) from exc
+        raise DependencyMissing(
+            f"optional dependency {module!r} is not installed", hint=install_hint(module, extra, package)
+        ) from exc
 
 
 class StorageError(MqcError, OSError):
@@ -81,14 +83,38 @@ class StorageError(MqcError, OSError):
 # errno -> (what happened, the fix, the way around it: another directory). "{var}" is the MQC_*_DIR
 # variable behind the path; without one the way around is phrased without it (or left out).
 _STORAGE_ERRNOS: dict[int, tuple[str, str, str]] = {
-    _errno.ENOSPC: ("no space left on device", "free space on that file system", "set {var} to a directory on another disk"),
+    _errno.ENOSPC: (
+        "no space left on device",
+        "free space on that file system",
+        "set {var} to a directory on another disk",
+    ),
     _errno.EDQUOT: ("disk quota exceeded", "free space within your quota", "set {var} to a directory on another disk"),
-    _errno.EACCES: ("permission denied", "check its permissions for this user (ls -ld, chmod/chown)", "set {var} to a directory you can write"),
-    _errno.EPERM: ("operation not permitted", "check its permissions for this user (ls -ld, chmod/chown)", "set {var} to a directory you can write"),
-    _errno.EROFS: ("read-only file system", "write to a writable file system", "set {var} to a directory on a writable file system"),
-    _errno.ENOTDIR: ("a part of the path is a file, not a directory", "use a path that does not pass through a file", "set {var} to such a directory"),
+    _errno.EACCES: (
+        "permission denied",
+        "check its permissions for this user (ls -ld, chmod/chown)",
+        "set {var} to a directory you can write",
+    ),
+    _errno.EPERM: (
+        "operation not permitted",
+        "check its permissions for this user (ls -ld, chmod/chown)",
+        "set {var} to a directory you can write",
+    ),
+    _errno.EROFS: (
+        "read-only file system",
+        "write to a writable file system",
+        "set {var} to a directory on a writable file system",
+    ),
+    _errno.ENOTDIR: (
+        "a part of the path is a file, not a directory",
+        "use a path that does not pass through a file",
+        "set {var} to such a directory",
+    ),
     _errno.EMFILE: ("too many open files", "raise the open-file limit (e.g. ulimit -n 4096) and rerun", ""),
-    _errno.ENFILE: ("too many open files in the system", "close other programs or raise the system's open-file limit, then rerun", ""),
+    _errno.ENFILE: (
+        "too many open files in the system",
+        "close other programs or raise the system's open-file limit, then rerun",
+        "",
+    ),
 }
 # Only about the directory an MQC_*_DIR variable names (or a parent of it): it cannot be made there.
 _ROOT_ERRNOS: dict[int, tuple[str, str, str]] = {

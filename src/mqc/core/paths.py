@@ -28,8 +28,10 @@ def _check_dir_variable(env: str, path: Path) -> None:
                 from mqc.core.errors import ConfigError
 
                 where = "is a file" if p == path else f"passes through the file {p}"
-                raise ConfigError(f"{env}={os.environ[env]}: the path {where}, not a directory",
-                                  hint=f"set {env} to a directory (it is created when missing), or unset it")
+                raise ConfigError(
+                    f"{env}={os.environ[env]}: the path {where}, not a directory",
+                    hint=f"set {env} to a directory (it is created when missing), or unset it",
+                )
             return
 
 
@@ -68,9 +70,12 @@ def _var_dirs() -> dict[str, Path]:
     import platformdirs
 
     data = _dir("MQC_DATA_DIR", platformdirs.user_data_dir(APP), check=False)
-    return {"MQC_RUNS_DIR": _dir("MQC_RUNS_DIR", str(data / "runs"), check=False),
-            "MQC_CACHE_DIR": _dir("MQC_CACHE_DIR", platformdirs.user_cache_dir(APP), check=False),
-            "MQC_CONFIG_DIR": _dir("MQC_CONFIG_DIR", platformdirs.user_config_dir(APP), check=False), "MQC_DATA_DIR": data}
+    return {
+        "MQC_RUNS_DIR": _dir("MQC_RUNS_DIR", str(data / "runs"), check=False),
+        "MQC_CACHE_DIR": _dir("MQC_CACHE_DIR", platformdirs.user_cache_dir(APP), check=False),
+        "MQC_CONFIG_DIR": _dir("MQC_CONFIG_DIR", platformdirs.user_config_dir(APP), check=False),
+        "MQC_DATA_DIR": data,
+    }
 
 
 def _absolute(path: str | os.PathLike[str]) -> Path:

@@ -48,13 +48,13 @@ def read_profile(name: str) -> dict[str, dict[str, Any]]:
     """Load and validate a profile. Unknown tables or keys and wrong types raise ConfigError."""
     path = profile_path(name)
     if not path.is_file():
-        raise ArtifactNotFound(
-            f"profile {name!r} not found at {path}", hint=f"mqc profile init {name}"
-        )
+        raise ArtifactNotFound(f"profile {name!r} not found at {path}", hint=f"mqc profile init {name}")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}", hint=f"fix or recreate it: mqc profile init {name} --force") from exc
+        raise ConfigError(
+            f"{path}: invalid TOML: {exc}", hint=f"fix or recreate it: mqc profile init {name} --force"
+        ) from exc
     validate_profile(data, str(path))
     return data
 
@@ -83,8 +83,11 @@ def render_profile(data: dict[str, dict[str, Any]]) -> str:
 
     import tomli_w
 
-    lines = ["# mqc profile: uncomment a key to set it. Precedence: defaults < hyperparams < profile",
-             "# < MQC_<TABLE>_<FIELD> environment < command-line flags. `mqc profile show` prints the result.", ""]
+    lines = [
+        "# mqc profile: uncomment a key to set it. Precedence: defaults < hyperparams < profile",
+        "# < MQC_<TABLE>_<FIELD> environment < command-line flags. `mqc profile show` prints the result.",
+        "",
+    ]
     tables = config.known_tables()
     for table in [*sorted(tables), *sorted(set(data) - set(tables))]:
         cls = tables.get(table)
@@ -99,7 +102,11 @@ def render_profile(data: dict[str, dict[str, Any]]) -> str:
                 lines.append(_toml_line(tomli_w, f.name, values[f.name]) + (f"  # {help_}" if help_ else ""))
             else:
                 default = getattr(cls(), f.name)
-                shown = _toml_line(tomli_w, f.name, list(default) if isinstance(default, tuple) else default) if default is not None else f"{f.name} = ..."
+                shown = (
+                    _toml_line(tomli_w, f.name, list(default) if isinstance(default, tuple) else default)
+                    if default is not None
+                    else f"{f.name} = ..."
+                )
                 lines.append(f"# {shown}" + (f"  # {help_}" if help_ else ""))
         lines.append("")
     return "\n".join(lines)
@@ -113,7 +120,7 @@ def _toml_line(tomli_w: Any, key: str, value: Any) -> str:
 def _toml_value(tomli_w: Any, value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(tomli_w, v) for v in value) + "]"
-    return tomli_w.dumps({"v": value}).strip()[len("v = "):]
+    return tomli_w.dumps({"v": value}).strip()[len("v = ") :]
 
 
 def write_profile(name: str, data: dict[str, dict[str, Any]]) -> Path:

@@ -13,7 +13,15 @@ from typing import Any
 from mqc.core.progress import NULL, Progress
 
 # Small enough for a 2-core CPU in well under five minutes, large enough to learn something.
-QUICKSTART_TRAIN = {"lookback": 64, "horizon": 16, "batch_windows": 8, "rollout_groups": 8, "hidden_size": 32, "steps": 300, "eval_interval": 50}
+QUICKSTART_TRAIN = {
+    "lookback": 64,
+    "horizon": 16,
+    "batch_windows": 8,
+    "rollout_groups": 8,
+    "hidden_size": 32,
+    "steps": 300,
+    "eval_interval": 50,
+}
 QUICKSTART_BACKTEST = {"window_length": 128, "stride": 32}
 
 
@@ -80,7 +88,9 @@ def run_quickstart(
 
     t0 = time.perf_counter()
     data_cfg = DataConfig(symbols=DAILY_SAMPLE_SYMBOLS, timeframe="1d")
-    train_cfg = DMTrainConfig(**{**QUICKSTART_TRAIN, **({"steps": steps} if steps else {})}, seed=seed, threads=threads, save_dir=save_dir)
+    train_cfg = DMTrainConfig(
+        **{**QUICKSTART_TRAIN, **({"steps": steps} if steps else {})}, seed=seed, threads=threads, save_dir=save_dir
+    )
     trained = train_dm(data_cfg, MarketConfig(), train_cfg, progress=progress, command_line="mqc quickstart")
     timings["train"] = time.perf_counter() - t0
 

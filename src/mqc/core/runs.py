@@ -142,9 +142,7 @@ def resolve_checkpoint(ref: str | Path, runs_dir: Path | None = None) -> tuple[P
             f"checkpoint {ref} not found here, and no training runs under {root}",
             hint="train one first: mqc train dm",
         )
-    raise ArtifactNotFound(
-        f"checkpoint {p} not found", hint="pass a .pt file, a run directory, 'latest' or 'best.pt'"
-    )
+    raise ArtifactNotFound(f"checkpoint {p} not found", hint="pass a .pt file, a run directory, 'latest' or 'best.pt'")
 
 
 def resolve_checkpoint_path(ref: str | Path, runs_dir: Path | None = None) -> Path:
@@ -154,11 +152,7 @@ def resolve_checkpoint_path(ref: str | Path, runs_dir: Path | None = None) -> Pa
 
 def _newest(root: Path, name: str) -> Path | None:
     """The newest ``<run>/checkpoints/<name>`` under ``root`` (by modification time)."""
-    runs = (
-        sorted(root.glob(f"**/{CHECKPOINTS}/{name}"), key=lambda q: q.stat().st_mtime)
-        if root.exists()
-        else []
-    )
+    runs = sorted(root.glob(f"**/{CHECKPOINTS}/{name}"), key=lambda q: q.stat().st_mtime) if root.exists() else []
     return runs[-1].resolve() if runs else None
 
 

@@ -32,11 +32,15 @@ def test_profile_split_fractions_do_not_move_the_test_segment(synth, tmp_path) -
 def test_explicit_overlap_is_flagged(synth, tmp_path) -> None:
     root = write_root(synth(n_assets=3, n_bars=400, seed=3), tmp_path / "bars")
     ck = save_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt", SYMS, split=STORED)
-    rep = run_checkpoint_backtest(ck, DataConfig(data_root=str(root)), dataclasses.replace(FAST, split="all"), write=False)
+    rep = run_checkpoint_backtest(
+        ck, DataConfig(data_root=str(root)), dataclasses.replace(FAST, split="all"), write=False
+    )
     text = " ".join(rep.segment["warnings"])
     assert "TRAIN range" in text and "VAL range" in text and "240 of the 400" in text
     assert rep.to_dict()["segment"]["warnings"] == rep.segment["warnings"]
-    val = run_checkpoint_backtest(ck, DataConfig(data_root=str(root)), dataclasses.replace(FAST, split="val"), write=False)
+    val = run_checkpoint_backtest(
+        ck, DataConfig(data_root=str(root)), dataclasses.replace(FAST, split="val"), write=False
+    )
     assert "warnings" not in val.segment and (val.segment["start_bar"], val.segment["end_bar"]) == (260, 320)
 
 
@@ -63,8 +67,10 @@ def test_stored_indices_need_matching_times_when_recorded(synth_panel) -> None:
     ts = panel.timestamps
 
     def times(shift: int) -> dict:
-        return {k: [str(ts[a + shift])[:29], str(ts[b - 1 + shift])[:29]] for k, (a, b) in
-                (("train", (0, 240)), ("val", (260, 320)), ("test", (340, 399)))}
+        return {
+            k: [str(ts[a + shift])[:29], str(ts[b - 1 + shift])[:29]]
+            for k, (a, b) in (("train", (0, 240)), ("val", (260, 320)), ("test", (340, 399)))
+        }
 
     stored = {**STORED, "times": times(0)}
     assert map_stored_split(panel, stored).test == (340, 400)
@@ -85,8 +91,14 @@ def test_changed_bars_in_the_training_range_warn_newer_bars_do_not(synth, tmp_pa
     split = {"train": [0, 180], "val": [200, 240], "test": [260, 300], "embargo": 20}
     ts = trained.timestamps
     times = {k: [str(ts[split[k][0]]), str(ts[split[k][1] - 1])] for k in ("train", "val", "test")}
-    ck = save_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt", SYMS, split=split, split_times=times,
-                         data_fingerprint=trained.fingerprint, data_range=rng)
+    ck = save_checkpoint(
+        tmp_path / "run" / "checkpoints" / "best.pt",
+        SYMS,
+        split=split,
+        split_times=times,
+        data_fingerprint=trained.fingerprint,
+        data_range=rng,
+    )
     # Newer bars appended after training: the trained range is unchanged, no warning.
     longer = write_root(frames, tmp_path / "longer")
     rep = run_checkpoint_backtest(ck, DataConfig(data_root=str(longer)), FAST, write=False)
@@ -95,7 +107,9 @@ def test_changed_bars_in_the_training_range_warn_newer_bars_do_not(synth, tmp_pa
     edited = {s: f.copy() for s, f in frames.items()}
     edited["SYN1"].loc[150, "close"] *= 1.001
     edited["SYN1"].loc[150, "high"] = max(edited["SYN1"].loc[150, "high"], edited["SYN1"].loc[150, "close"])
-    rep = run_checkpoint_backtest(ck, DataConfig(data_root=str(write_root(edited, tmp_path / "edited"))), FAST, write=False)
+    rep = run_checkpoint_backtest(
+        ck, DataConfig(data_root=str(write_root(edited, tmp_path / "edited"))), FAST, write=False
+    )
     assert not rep.source["data_matches_checkpoint"]
     assert any("differ from the ones the checkpoint was trained" in w for w in rep.segment["warnings"])
 
@@ -107,9 +121,16 @@ def test_a_partial_load_of_the_training_range_is_not_called_changed(synth, tmp_p
     root = write_root(frames, tmp_path / "bars")
     full = load_panel(config=DataConfig(data_root=str(root)))
     rng = [str(full.timestamps[0])[:29], str(full.timestamps[-1])[:29]]
-    ck = save_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt", SYMS, split=STORED,
-                         data_fingerprint=full.fingerprint, data_range=rng)
+    ck = save_checkpoint(
+        tmp_path / "run" / "checkpoints" / "best.pt",
+        SYMS,
+        split=STORED,
+        data_fingerprint=full.fingerprint,
+        data_range=rng,
+    )
     later = str(pd.Timestamp(full.timestamps[150]).date())
-    rep = run_checkpoint_backtest(ck, DataConfig(data_root=str(root), start=later), dataclasses.replace(FAST, split="all"), write=False)
+    rep = run_checkpoint_backtest(
+        ck, DataConfig(data_root=str(root), start=later), dataclasses.replace(FAST, split="all"), write=False
+    )
     assert rep.source["data_matches_checkpoint"] is None
     assert not any("differ from the ones" in w for w in rep.segment.get("warnings", []))

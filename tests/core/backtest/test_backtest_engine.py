@@ -34,7 +34,11 @@ def ledger_equity(close, weights, fees, dt, cfg: MarketConfig) -> list[float]:
         held = [p / equity for p in pos]
         long_ = sum(x for x in held if x > 0)
         short_ = -sum(x for x in held if x < 0)
-        rate = max(long_ - 1.0, 0.0) * cfg.financing_rate + short_ * cfg.borrow_rate - max(1.0 - long_, 0.0) * cfg.cash_rate
+        rate = (
+            max(long_ - 1.0, 0.0) * cfg.financing_rate
+            + short_ * cfg.borrow_rate
+            - max(1.0 - long_, 0.0) * cfg.cash_rate
+        )
         cash -= cost + equity * rate * dt[t]
         nxt = close[t + 1] if t + 1 < n_bars else close[t]
         for a in range(n_assets):
@@ -60,8 +64,14 @@ def _random_weights(rng, shape, lo=-0.4, hi=0.6):
 
 
 LEVERED = MarketConfig(
-    equity_fee_bps=3.0, slippage_bps=4.0, financing_rate=0.06, borrow_rate=0.03, cash_rate=0.02,
-    allow_short=True, max_gross_leverage=3.0, max_overnight_leverage=3.0,
+    equity_fee_bps=3.0,
+    slippage_bps=4.0,
+    financing_rate=0.06,
+    borrow_rate=0.03,
+    cash_rate=0.02,
+    allow_short=True,
+    max_gross_leverage=3.0,
+    max_overnight_leverage=3.0,
 )
 
 
@@ -100,8 +110,15 @@ def test_matches_vectorbt_from_orders(panel):
     res = run_backtest(panel, w, cfg)
     idx = pd.DatetimeIndex(panel.timestamps)
     pf = vbt.Portfolio.from_orders(
-        pd.DataFrame(panel.close, index=idx), size=pd.DataFrame(w, index=idx), size_type="targetpercent",
-        fees=cfg.one_way_bps("equity") / 1e4, init_cash=1.0, cash_sharing=True, group_by=True, call_seq="auto", freq="1D",
+        pd.DataFrame(panel.close, index=idx),
+        size=pd.DataFrame(w, index=idx),
+        size_type="targetpercent",
+        fees=cfg.one_way_bps("equity") / 1e4,
+        init_cash=1.0,
+        cash_sharing=True,
+        group_by=True,
+        call_seq="auto",
+        freq="1D",
     )
     value = pf.value().to_numpy()
     # vectorbt values the book at close t after that bar's fees; mqc's equity[t] is after the hold
@@ -116,7 +133,14 @@ def test_engine_agrees_with_simulate_without_nan(panel):
     res = run_backtest(panel, w, cfg)
     from mqc.core.market.simulator import fee_rates, simple_returns
 
-    sim = simulate(w, simple_returns(panel.close), fee_rates(panel.asset_classes, cfg), bar_years(panel.timestamps), cfg, exact=True)
+    sim = simulate(
+        w,
+        simple_returns(panel.close),
+        fee_rates(panel.asset_classes, cfg),
+        bar_years(panel.timestamps),
+        cfg,
+        exact=True,
+    )
     np.testing.assert_allclose(res.net_returns, sim.net_returns, rtol=0, atol=1e-15)
     np.testing.assert_allclose(np.abs(res.trades).sum(axis=1), res.turnover, atol=1e-14)
 
@@ -151,7 +175,9 @@ def test_lookahead_guard_engine(synth_panel):
     values[k + 1 :] *= np.random.default_rng(5).uniform(0.8, 1.2, size=(300 - k - 1, 3, 1))
     extra = np.repeat(values[-1:], 50, axis=0)
     ts = np.concatenate([base.timestamps, base.timestamps[-1] + np.arange(1, 51) * np.timedelta64(1, "D")])
-    longer = Panel(ts, base.symbols, np.concatenate([values, extra]), np.zeros((350, 3), bool), base.timeframe, base.asset_classes)
+    longer = Panel(
+        ts, base.symbols, np.concatenate([values, extra]), np.zeros((350, 3), bool), base.timeframe, base.asset_classes
+    )
     w2 = np.concatenate([w, np.full((50, 3), 0.2)])
     w2[k + 1 : 300] = 0.05
     res2 = run_backtest(longer, w2, MarketConfig(), bars_per_year=res.bars_per_year)

@@ -35,10 +35,26 @@ def kronos_run(synth, tmp_path: Path) -> tuple[Path, Path]:
         out["timestamp"] = out["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
         out.to_csv(root / f"{sym}.csv", index=False)
     model_dir, tok_dir = save_random(tmp_path / "kronos", "tiny", seed=2)
-    kronos = KronosFeatureConfig(model_path=str(model_dir), tokenizer_path=str(tok_dir), context=16, horizons=(1, 3),
-                                 sample_count=2, top_k=0, top_p=0.95)
-    train = DMTrainConfig(lookback=8, horizon=4, batch_windows=2, rollout_groups=2, hidden_size=8, steps=2, eval_interval=2,
-                          device="cpu", save_dir=str(tmp_path / "runs"))
+    kronos = KronosFeatureConfig(
+        model_path=str(model_dir),
+        tokenizer_path=str(tok_dir),
+        context=16,
+        horizons=(1, 3),
+        sample_count=2,
+        top_k=0,
+        top_p=0.95,
+    )
+    train = DMTrainConfig(
+        lookback=8,
+        horizon=4,
+        batch_windows=2,
+        rollout_groups=2,
+        hidden_size=8,
+        steps=2,
+        eval_interval=2,
+        device="cpu",
+        save_dir=str(tmp_path / "runs"),
+    )
     feats = FeatureConfig(vol_windows=(5,), momentum_windows=(5, 10), volume_window=5)
     res = KronosTrainer(kronos, DataConfig(data_root=str(root)), MarketConfig(), train, features=feats).fit()
     return root, Path(res.best_checkpoint)
@@ -93,7 +109,9 @@ def test_kronos_checkpoint_replay_is_causal(kronos_run):
     np.testing.assert_array_equal(w[: k + 1], w_changed[: k + 1])
     assert not np.array_equal(w[k + 1 :], w_changed[k + 1 :])  # the guard can fail: the change reaches later bars
     # net return at bar i covers close i -> i+1, so bars < t do not see any change after t
-    np.testing.assert_array_equal(net[:k], run_backtest(changed, w_changed, strategy.market, bars_per_year=bpy).net_returns[:k])
+    np.testing.assert_array_equal(
+        net[:k], run_backtest(changed, w_changed, strategy.market, bars_per_year=bpy).net_returns[:k]
+    )
 
     # bars appended: the policy inputs (candle + Kronos path features) of every existing bar are
     # bit-identical; the decisions agree to fp32 rounding only, because the policy decodes its last

@@ -17,7 +17,9 @@ def test_forward_fill_warning_is_in_the_report(tmp_path, synth):
     crypto.to_csv(root / "BTCUSDT.csv", index=False)
     equity.to_csv(root / "SPY.csv", index=False)
     stamps = pd.date_range(crypto["timestamp"].iloc[0], periods=4, freq="30D")
-    pd.DataFrame({"timestamp": stamps.strftime("%Y-%m-%d"), "BTCUSDT": 0.5, "SPY": 0.5}).to_csv(tmp_path / "w.csv", index=False)
+    pd.DataFrame({"timestamp": stamps.strftime("%Y-%m-%d"), "BTCUSDT": 0.5, "SPY": 0.5}).to_csv(
+        tmp_path / "w.csv", index=False
+    )
     report = run_weights_backtest(
         tmp_path / "w.csv",
         DataConfig(data_root=str(root)),

@@ -27,7 +27,9 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def _golden_module():
-    spec = importlib.util.spec_from_file_location("regen_golden_backtest", ROOT / "scripts" / "regen_golden_backtest.py")
+    spec = importlib.util.spec_from_file_location(
+        "regen_golden_backtest", ROOT / "scripts" / "regen_golden_backtest.py"
+    )
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -151,16 +153,38 @@ def test_report_files(synth_panel, tmp_path):
     report = evaluate(panel, w, MarketConfig(), cfg, source={"name": "flat"})
     out = write_report(report, tmp_path / "rep")
     data = json.loads((out / "report.json").read_text())
-    for key in ("windows", "objective_mean", "reward_mean", "reward_std", "sharpe_mean", "turnover_mean",
-                "cumulative_return_mean", "max_drawdown_worst", "objective_best", "metrics", "benchmarks",
-                "significance", "market", "data", "windows_kind", "objective_best_note"):
+    for key in (
+        "windows",
+        "objective_mean",
+        "reward_mean",
+        "reward_std",
+        "sharpe_mean",
+        "turnover_mean",
+        "cumulative_return_mean",
+        "max_drawdown_worst",
+        "objective_best",
+        "metrics",
+        "benchmarks",
+        "significance",
+        "market",
+        "data",
+        "windows_kind",
+        "objective_best_note",
+    ):
         assert key in data, key
     assert data["data"]["fingerprint"] == panel.fingerprint
     assert set(data["benchmarks"]) == {"cash", "buy_and_hold", "equal_weight", "inverse_vol"}
     assert len(json.loads((out / "windows.json").read_text())) == data["windows"] == 7
     lines = (out / "trades.jsonl").read_text().splitlines()
     first = json.loads(lines[0])
-    assert len(lines) == 400 and {"timestamp", "weights", "reward", "gross_leverage", "overnight_leverage", "costs"} <= set(first)
+    assert len(lines) == 400 and {
+        "timestamp",
+        "weights",
+        "reward",
+        "gross_leverage",
+        "overnight_leverage",
+        "costs",
+    } <= set(first)
     header = (out / "equity.csv").read_text().splitlines()[0]
     assert header == "timestamp,strategy,cash,buy_and_hold,equal_weight,inverse_vol,strategy_drawdown"
     for png in ("equity.png", "weights.png"):

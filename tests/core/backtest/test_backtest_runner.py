@@ -48,8 +48,11 @@ class SmaStrategy:
 
 def _load_sma(ckpt: dict, path: Path) -> SmaStrategy:
     return SmaStrategy(
-        kind=ckpt["kind"], symbols=tuple(ckpt["symbols"]), timeframe=ckpt["timeframe"],
-        market=config.from_dict(MarketConfig, ckpt["market_config"]), lookback=int(ckpt["lookback"]),
+        kind=ckpt["kind"],
+        symbols=tuple(ckpt["symbols"]),
+        timeframe=ckpt["timeframe"],
+        market=config.from_dict(MarketConfig, ckpt["market_config"]),
+        lookback=int(ckpt["lookback"]),
     )
 
 
@@ -65,10 +68,22 @@ def write_root(frames: dict, root: Path) -> Path:
 
 def save_checkpoint(path: Path, symbols, timeframe="1d", **over) -> Path:
     ckpt = {
-        "format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION, "mqc_version": "test", "kind": "test-sma",
-        "state_dict": {}, "model_config": {}, "feature_config": {}, "market_config": config.to_dict(MarketConfig()),
-        "symbols": list(symbols), "asset_classes": ["equity"] * len(symbols), "timeframe": timeframe, "lookback": 20,
-        "data_fingerprint": None, "feature_stats": {}, "step": 0, "metrics": {},
+        "format": CHECKPOINT_FORMAT,
+        "format_version": CHECKPOINT_VERSION,
+        "mqc_version": "test",
+        "kind": "test-sma",
+        "state_dict": {},
+        "model_config": {},
+        "feature_config": {},
+        "market_config": config.to_dict(MarketConfig()),
+        "symbols": list(symbols),
+        "asset_classes": ["equity"] * len(symbols),
+        "timeframe": timeframe,
+        "lookback": 20,
+        "data_fingerprint": None,
+        "feature_stats": {},
+        "step": 0,
+        "metrics": {},
     }
     ckpt.update(over)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -87,9 +102,13 @@ def test_checkpoint_replay_writes_report(root, tmp_path):
     assert rep.source["kind"] == "test-sma" and rep.source["path"] == str(ck)
     assert rep.segment["split"] == "test" and rep.segment["bars"] == 60  # 15% of 400
     assert (tmp_path / "out" / "report.json").is_file() and (tmp_path / "out" / "trades.jsonl").is_file()
-    allbars = run_checkpoint_backtest(ck, DataConfig(data_root=str(root)), dataclasses.replace(FAST, split="all"), write=False)
+    allbars = run_checkpoint_backtest(
+        ck, DataConfig(data_root=str(root)), dataclasses.replace(FAST, split="all"), write=False
+    )
     assert allbars.segment["bars"] == 400 and allbars.out_dir is None
-    stressed = run_checkpoint_backtest(ck, DataConfig(data_root=str(root)), dataclasses.replace(FAST, cost_bps=50.0), write=False)
+    stressed = run_checkpoint_backtest(
+        ck, DataConfig(data_root=str(root)), dataclasses.replace(FAST, cost_bps=50.0), write=False
+    )
     assert stressed.market.equity_fee_bps == 50.0
     assert stressed.metrics["total_return"] < rep.metrics["total_return"]
 
@@ -139,9 +158,13 @@ def test_window_longer_than_segment(root, tmp_path):
 def test_start_before_split_is_an_error(root, tmp_path):
     ck = save_checkpoint(tmp_path / "a.pt", ["SYN0", "SYN1", "SYN2"])
     with pytest.raises(DataError, match=r"--start 2000-01-01 outside the test split, which covers \d{4}-"):
-        run_checkpoint_backtest(ck, DataConfig(data_root=str(root)), dataclasses.replace(FAST, start="2000-01-01"), write=False)
+        run_checkpoint_backtest(
+            ck, DataConfig(data_root=str(root)), dataclasses.replace(FAST, start="2000-01-01"), write=False
+        )
     # with --split all the same start is inside the range
-    rep = run_checkpoint_backtest(ck, DataConfig(data_root=str(root)), dataclasses.replace(FAST, split="all", start="2000-01-01"), write=False)
+    rep = run_checkpoint_backtest(
+        ck, DataConfig(data_root=str(root)), dataclasses.replace(FAST, split="all", start="2000-01-01"), write=False
+    )
     assert rep.segment["start_bar"] == 0
 
 
@@ -151,17 +174,26 @@ def test_capped_weight_rows_are_counted(root, tmp_path):
     ts = [str(t)[:10] for t in panel.timestamps[:3]]
     f.write_text(f"timestamp,SYN0,SYN1\n{ts[0]},0.9,0.9\n{ts[1]},0.5,0.5\n{ts[2]},0.7,0.6\n")
     cfg = dataclasses.replace(FAST, split="all")
-    rep = run_weights_backtest(f, DataConfig(data_root=str(root), symbols=("SYN0", "SYN1")), cfg, MarketConfig(), write=False)
+    rep = run_weights_backtest(
+        f, DataConfig(data_root=str(root), symbols=("SYN0", "SYN1")), cfg, MarketConfig(), write=False
+    )
     assert rep.source["capped_targets"] == 2
     assert any("2 target row(s) exceed the leverage cap" in w for w in rep.segment["warnings"])
-    rep = run_weights_backtest(f, DataConfig(data_root=str(root), symbols=("SYN0", "SYN1")), cfg,
-                               MarketConfig(max_gross_leverage=2.0, max_overnight_leverage=2.0), write=False)
+    rep = run_weights_backtest(
+        f,
+        DataConfig(data_root=str(root), symbols=("SYN0", "SYN1")),
+        cfg,
+        MarketConfig(max_gross_leverage=2.0, max_overnight_leverage=2.0),
+        write=False,
+    )
     assert rep.source["capped_targets"] == 0 and not rep.segment.get("warnings")
 
 
 def test_report_records_costs_used(root, tmp_path):
     ck = save_checkpoint(tmp_path / "a.pt", ["SYN0", "SYN1", "SYN2"])
-    rep = run_checkpoint_backtest(ck, DataConfig(data_root=str(root)), dataclasses.replace(FAST, cost_bps=7.0), write=False)
+    rep = run_checkpoint_backtest(
+        ck, DataConfig(data_root=str(root)), dataclasses.replace(FAST, cost_bps=7.0), write=False
+    )
     costs = rep.data["costs"]
     assert costs["overrides"] == {"cost_bps": 7.0}
     assert all(v == 7.0 for v in costs["fee_bps"].values())
@@ -178,8 +210,14 @@ def _assert_replay_causal(strategy, panel: Panel, k: int, market: MarketConfig) 
     extra = 30
     step = panel.timestamps[1] - panel.timestamps[0]
     ts = np.concatenate([panel.timestamps, panel.timestamps[-1] + np.arange(1, extra + 1) * step])
-    longer = Panel(ts, panel.symbols, np.concatenate([values, np.repeat(values[-1:], extra, axis=0)]),
-                   np.zeros((len(ts), panel.n_assets), bool), panel.timeframe, panel.asset_classes)
+    longer = Panel(
+        ts,
+        panel.symbols,
+        np.concatenate([values, np.repeat(values[-1:], extra, axis=0)]),
+        np.zeros((len(ts), panel.n_assets), bool),
+        panel.timeframe,
+        panel.asset_classes,
+    )
     w2 = strategy.target_weights(longer)
     np.testing.assert_array_equal(w[: k + 1], w2[: k + 1])
     assert not np.array_equal(w[k + 1 :], w2[k + 1 : len(panel)]) or np.allclose(w, w[0])
@@ -206,12 +244,29 @@ def test_lookahead_guard_trained_kinds(kind, root, tmp_path):
     feats = FeatureConfig(vol_windows=(5,), momentum_windows=(5, 10), volume_window=5)
     data = DataConfig(data_root=str(root))
     if kind == "dm":
-        cfg = DMTrainConfig(lookback=16, horizon=8, batch_windows=4, rollout_groups=4, hidden_size=8, steps=2,
-                            eval_interval=2, log_interval=1, save_dir=str(tmp_path / "runs"))
+        cfg = DMTrainConfig(
+            lookback=16,
+            horizon=8,
+            batch_windows=4,
+            rollout_groups=4,
+            hidden_size=8,
+            steps=2,
+            eval_interval=2,
+            log_interval=1,
+            save_dir=str(tmp_path / "runs"),
+        )
         res = api.train_dm(data, MarketConfig(), cfg, feature_cfg=feats)
     else:
-        cfg = SharpeTrainConfig(lookback=4, horizon=32, batch_windows=4, hidden_size=8, steps=2, eval_interval=2,
-                                log_interval=1, save_dir=str(tmp_path / "runs"))
+        cfg = SharpeTrainConfig(
+            lookback=4,
+            horizon=32,
+            batch_windows=4,
+            hidden_size=8,
+            steps=2,
+            eval_interval=2,
+            log_interval=1,
+            save_dir=str(tmp_path / "runs"),
+        )
         res = api.train_sharpe(data, MarketConfig(), cfg, feature_cfg=feats)
     strategy = load_strategy(res.best_checkpoint)
     panel = load_panel(config=DataConfig(data_root=str(root), symbols=strategy.symbols))
@@ -236,7 +291,9 @@ def test_weights_file_rules(synth, tmp_path):
     assert r.weights[100, 0] == pytest.approx(0.3) and abs(r.trades[100, 1]) < 1e-15  # empty cell: SYN1 held
     assert not np.allclose(r.weights[50], 0.5)  # drifted
     # by default the evaluated segment starts at the file's first row (no cash years scored)
-    rep = run_weights_backtest(path, DataConfig(data_root=str(root)), dataclasses.replace(FAST, split="all"), write=False)
+    rep = run_weights_backtest(
+        path, DataConfig(data_root=str(root)), dataclasses.replace(FAST, split="all"), write=False
+    )
     assert rep.segment["start_bar"] == 10 and rep.segment["skipped_before_first_row"] == 10
     assert rep.segment["first"][:10] == f"{ts[10]:%Y-%m-%d}" and rep.segment["active_from"] == "first weights row"
     assert rep.result.turnover[0] == pytest.approx(1.0) and rep.result.weights[90, 0] == pytest.approx(0.3)

@@ -41,13 +41,17 @@ def _panel_days(rep) -> pd.DatetimeIndex:
 
 def test_target_on_a_filled_bar_trades_at_the_next_real_bar(mixed_root, tmp_path) -> None:
     data = DataConfig(data_root=str(mixed_root), symbols=("XXXUSDT", "EQ"))
-    probe = run_weights_backtest(_probe(mixed_root, tmp_path), data, dataclasses.replace(FAST, split="all"), write=False)
+    probe = run_weights_backtest(
+        _probe(mixed_root, tmp_path), data, dataclasses.replace(FAST, split="all"), write=False
+    )
     ts = _panel_days(probe)
     sat = int(np.flatnonzero(ts.day_of_week == 5)[2])  # a Saturday: EQ's bar is forward-filled
     mon = sat + 2
     path = _write(tmp_path / "w.csv", [(ts[sat], 0.5, 0.5), (ts[sat + 20], 0.5, 0.5)])
     # from the panel's first bar (by default the segment would start at the file's first row)
-    rep = run_weights_backtest(path, data, dataclasses.replace(FAST, split="all", start=f"{ts[0]:%Y-%m-%d}"), write=False)
+    rep = run_weights_backtest(
+        path, data, dataclasses.replace(FAST, split="all", start=f"{ts[0]:%Y-%m-%d}"), write=False
+    )
     w = rep.result.weights
     assert w[sat, 0] == pytest.approx(0.5) and w[sat, 1] == 0.0  # crypto trades on Saturday, EQ cannot
     assert w[sat + 1, 1] == 0.0
@@ -79,5 +83,7 @@ def test_segment_starts_from_the_target_in_force(synth, tmp_path) -> None:
     assert rep.metrics["exposure"] > 0.99
     assert np.abs(rep.result.trades[1:]).max() < 1e-12
     assert rep.source["carried_into_segment"] == 2
-    late = run_weights_backtest(path, data, dataclasses.replace(FAST, split="all", start=f"{t0 + pd.Timedelta(days=50):%Y-%m-%d}"), write=False)
+    late = run_weights_backtest(
+        path, data, dataclasses.replace(FAST, split="all", start=f"{t0 + pd.Timedelta(days=50):%Y-%m-%d}"), write=False
+    )
     np.testing.assert_allclose(late.result.weights[0], [0.6, 0.4])

@@ -38,7 +38,13 @@ def bars(n: int = 300, seed: int = 0, scale: float = 1.0):
     rng = np.random.default_rng(seed)
     ts = (np.arange(n, dtype=np.int64) + 16_000) * DAY
     close = 100 * scale * np.exp(np.cumsum(rng.normal(0, 0.01, 1000)))[:n]
-    cols = {"open": close * 0.999, "high": close * 1.01, "low": close * 0.99, "close": close, "volume": rng.uniform(1e3, 1e4, 1000)[:n]}
+    cols = {
+        "open": close * 0.999,
+        "high": close * 1.01,
+        "low": close * 0.99,
+        "close": close,
+        "volume": rng.uniform(1e3, 1e4, 1000)[:n],
+    }
     return ts, cols
 
 
@@ -62,16 +68,35 @@ def data_files(cat: Catalog) -> list[str]:
 # ------------------------------------------------------------------------------ hostile manifests
 
 
-@pytest.mark.parametrize("file", ["../../victim.txt", "../../victim.parquet", "/tmp/victim.parquet", "sub/AAA.0123456789ab.parquet", "AAA.parquet", ".."])
+@pytest.mark.parametrize(
+    "file",
+    [
+        "../../victim.txt",
+        "../../victim.parquet",
+        "/tmp/victim.parquet",
+        "sub/AAA.0123456789ab.parquet",
+        "AAA.parquet",
+        "..",
+    ],
+)
 def test_a_manifest_file_outside_the_catalog_is_refused_and_nothing_is_deleted(cat, tmp_path, file):
-    victim = tmp_path / "abs" / "victim.parquet" if file.startswith("/") else tmp_path / (Path(file).name if "victim" in file else "victim.txt")
+    victim = (
+        tmp_path / "abs" / "victim.parquet"
+        if file.startswith("/")
+        else tmp_path / (Path(file).name if "victim" in file else "victim.txt")
+    )
     if file.startswith("/"):
         file = str(victim)
     victim.parent.mkdir(parents=True, exist_ok=True)
     victim.write_text("keep me")
     edit_manifest(cat, lambda d: d["entries"]["1d/AAA"].update(file=file))
-    for action in (lambda: cat.remove("AAA"), lambda: cat.load("AAA"), cat.entries,
-                   lambda: cat.write_many([WriteItem("AAA", *bars(seed=3), "x", "1d")], replace=True), lambda: verify_catalog(cat)):
+    for action in (
+        lambda: cat.remove("AAA"),
+        lambda: cat.load("AAA"),
+        cat.entries,
+        lambda: cat.write_many([WriteItem("AAA", *bars(seed=3), "x", "1d")], replace=True),
+        lambda: verify_catalog(cat),
+    ):
         with pytest.raises(DataError, match=r"manifest\.json: catalog entry '1d/AAA' names the file .* refused") as exc:
             action()
         assert "manifest.json" in exc.value.hint
@@ -95,7 +120,11 @@ def test_a_timeframe_folder_linked_outside_is_refused(cat, tmp_path):
     shutil.move(cat.root / "1d", outside)
     (cat.root / "1d").symlink_to(outside, target_is_directory=True)
     before = sorted(p.name for p in outside.iterdir())
-    for action in (lambda: cat.remove("AAA"), lambda: cat.load("AAA"), lambda: cat.write_many([WriteItem("AAA", *bars(seed=5), "x", "1d")], replace=True)):
+    for action in (
+        lambda: cat.remove("AAA"),
+        lambda: cat.load("AAA"),
+        lambda: cat.write_many([WriteItem("AAA", *bars(seed=5), "x", "1d")], replace=True),
+    ):
         with pytest.raises(DataError, match="leads outside the catalog"):
             action()
     cat.write_many([WriteItem("CCC", *bars(seed=4), "x", "1h")])  # another timeframe: its sweep must not enter 1d/
@@ -117,7 +146,12 @@ def test_a_data_file_linked_outside_is_not_read_and_remove_drops_only_the_link(c
 
 
 def test_the_sweep_leaves_files_it_did_not_create(cat):
-    mine = [cat.root / "1d" / "notes.txt", cat.root / "1d" / "my backup.parquet", cat.root / "backup" / "AAA.0123456789ab.parquet", cat.root / "keep.tmp"]
+    mine = [
+        cat.root / "1d" / "notes.txt",
+        cat.root / "1d" / "my backup.parquet",
+        cat.root / "backup" / "AAA.0123456789ab.parquet",
+        cat.root / "keep.tmp",
+    ]
     for f in mine:
         f.parent.mkdir(exist_ok=True)
         f.write_text("mine")
@@ -203,9 +237,13 @@ def test_an_altered_file_is_refused_by_every_read_with_the_repair(cat):
     entry = cat.find("AAA")
     path = cat.path_for(entry)
     rewrite_close(path)
-    with pytest.raises(DamagedFile, match=rf"catalog entry 1d/AAA: .*{path.name} holds other bars than were imported") as exc:
+    with pytest.raises(
+        DamagedFile, match=rf"catalog entry 1d/AAA: .*{path.name} holds other bars than were imported"
+    ) as exc:
         cat.load_arrays("AAA")
-    assert exc.value.altered and "--replace" in exc.value.hint and "mqc data remove AAA --timeframe 1d" in exc.value.hint
+    assert (
+        exc.value.altered and "--replace" in exc.value.hint and "mqc data remove AAA --timeframe 1d" in exc.value.hint
+    )
     with pytest.raises(DamagedFile):
         load_panel(["AAA", "BBB"], "1d", catalog=cat)
     # Only an explicit opt-in reads it, and says so.
@@ -345,7 +383,10 @@ def tiny_disk(tmp_path):
         pytest.skip("mounting a tmpfs needs root")
     mnt = tmp_path / "tiny"
     mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True).returncode != 0:
+    if (
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True).returncode
+        != 0
+    ):
         pytest.skip("mount not permitted here")
     try:
         yield mnt
@@ -368,7 +409,9 @@ def test_remove_on_a_real_full_disk(tiny_disk, reserve):
         cat.write_many([WriteItem("NEW", *bars(seed=9), "x", "1d")])
     cat.remove("S3")
     assert [e.symbol for e in cat.entries()] == [f"S{k}" for k in range(8) if k != 3]
-    assert data_files(cat) == sorted(f"1d/{e.file}" for e in cat.entries()) and all(cat.verify(e) for e in cat.entries())
+    assert data_files(cat) == sorted(f"1d/{e.file}" for e in cat.entries()) and all(
+        cat.verify(e) for e in cat.entries()
+    )
 
 
 # ---------------------------------------------------------------------------------- kills, sweeps
@@ -420,7 +463,9 @@ def test_kills_at_random_points_leave_the_old_or_the_new_catalog(tmp_path):
     script.write_text(CHILD)
     namespace: dict = {}
     exec(compile(CHILD, str(script), "exec"), namespace)  # the same versions, for the expected hashes
-    expected = {(f"v{v}", s): hash_arrays(*namespace["version"](v, k)) for v in range(3) for k, s in enumerate(("AAA", "BBB"))}
+    expected = {
+        (f"v{v}", s): hash_arrays(*namespace["version"](v, k)) for v in range(3) for k, s in enumerate(("AAA", "BBB"))
+    }
     env = {**os.environ, "PYTHONPATH": str(Path(mqc.__file__).parents[1])}
     rng = random.Random(11)
     root = tmp_path / "cat"
@@ -435,7 +480,9 @@ def test_kills_at_random_points_leave_the_old_or_the_new_catalog(tmp_path):
         entries = cat.entries()
         if not entries:  # killed before the first commit
             continue
-        assert [e.symbol for e in entries] == ["AAA", "BBB"] and len({e.source for e in entries}) == 1  # one batch, whole
+        assert [e.symbol for e in entries] == ["AAA", "BBB"] and len(
+            {e.source for e in entries}
+        ) == 1  # one batch, whole
         for e in entries:
             assert e.sha256 == expected[(e.source, e.symbol)] and cat.check(e) == ""
         seen.add(entries[0].source)

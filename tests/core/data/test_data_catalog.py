@@ -23,7 +23,11 @@ def snapshot(root):
     """Every file under the catalog with its content hash (byte-for-byte comparison)."""
     if not root.exists():
         return {}
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file() and p.name != ".lock"}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != ".lock"
+    }
 
 
 @pytest.fixture
@@ -60,7 +64,10 @@ def test_conflicting_bar_refused_then_replace(tmp_path, synth, cat):
     changed.loc[10, "close"] = changed.loc[10, "close"] * 1.01
     changed.loc[10, "high"] = changed.loc[10, ["high", "close"]].max()
     p = write_csv(tmp_path / "AAA.csv", changed)
-    with pytest.raises(DataError, match=r"bar 2015-01-11 00:00:00\+00:00 of AAA differs from the stored one \(field 'high'|field 'close'"):
+    with pytest.raises(
+        DataError,
+        match=r"bar 2015-01-11 00:00:00\+00:00 of AAA differs from the stored one \(field 'high'|field 'close'",
+    ):
         import_paths([p], catalog=cat)
     assert snapshot(cat.root) == before
     res = import_paths([p], ImportConfig(replace=True), catalog=cat)

@@ -53,13 +53,21 @@ def test_replace_with_identical_bars_is_unchanged(tmp_path, synth, cat):
     df = synth(n_assets=1, n_bars=100)["SYN0"]
     p = write_csv(tmp_path / "AAA.csv", df)
     import_paths([p], catalog=cat)
-    res = import_paths([write_csv(tmp_path / "tail.csv", df.iloc[-10:])], ImportConfig(replace=True), symbol="AAA", catalog=cat)
+    res = import_paths(
+        [write_csv(tmp_path / "tail.csv", df.iloc[-10:])], ImportConfig(replace=True), symbol="AAA", catalog=cat
+    )
     assert (res.items[0].status, res.items[0].rows) == ("unchanged", 100)
 
 
 def test_failed_manifest_write_leaves_every_symbol_as_it_was(tmp_path, synth, cat, monkeypatch):
     frames = synth(n_assets=2, n_bars=200)
-    import_paths([write_csv(tmp_path / "AAA.csv", frames["SYN0"].iloc[:100]), write_csv(tmp_path / "BBB.csv", frames["SYN1"].iloc[:100])], catalog=cat)
+    import_paths(
+        [
+            write_csv(tmp_path / "AAA.csv", frames["SYN0"].iloc[:100]),
+            write_csv(tmp_path / "BBB.csv", frames["SYN1"].iloc[:100]),
+        ],
+        catalog=cat,
+    )
     old = {s: cat.load(s) for s in ("AAA", "BBB")}
     new_dir = tmp_path / "new"
     new_dir.mkdir()

@@ -21,7 +21,13 @@ def bars(n: int = 300, seed: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray]
     rng = np.random.default_rng(seed)
     close = 50 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
     ts = pd.date_range("2020-01-01", periods=n, freq="D", tz="UTC").as_unit("ns").asi8
-    cols = {"open": close * 1.001, "high": close * 1.02, "low": close * 0.98, "close": close, "volume": rng.uniform(1e5, 2e5, n)}
+    cols = {
+        "open": close * 1.001,
+        "high": close * 1.02,
+        "low": close * 0.98,
+        "close": close,
+        "volume": rng.uniform(1e5, 2e5, n),
+    }
     return ts, cols
 
 
@@ -31,7 +37,11 @@ def tail(ts, cols, k, price_factor=1.0, volume_factor=1.0):
 
 
 def snapshot(root):
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file() and p.name != ".lock"}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != ".lock"
+    }
 
 
 @pytest.fixture
@@ -123,7 +133,9 @@ def test_real_spy_readjusted_refetch(tmp_path, shared_ohlcv):
     ts = pd.to_datetime(df["timestamp"], utc=True).astype("datetime64[ns, UTC]").astype(np.int64).to_numpy()
     cols = {c: df[c].to_numpy(float) for c in COLS}
     cat = Catalog(tmp_path / "cat")
-    cat.write_many([WriteItem("SPYX", ts[:-50], {c: v[:-50] for c, v in cols.items()}, "yfinance:SPY", "1d", "equity", "adjusted")])
+    cat.write_many(
+        [WriteItem("SPYX", ts[:-50], {c: v[:-50] for c, v in cols.items()}, "yfinance:SPY", "1d", "equity", "adjusted")]
+    )
     k = 100
     new = {c: v[-k:] * (1.0 if c == "volume" else 0.5) for c, v in cols.items()}
     cat.write_many([WriteItem("SPYX", ts[-k:], new, "yfinance:SPY", "1d", "equity", "adjusted")], replace=True)

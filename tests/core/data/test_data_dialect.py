@@ -66,9 +66,7 @@ def test_two_decimal_marks_are_refused_naming_both(tmp_path):
 
 
 def test_ambiguous_comma_in_semicolon_file_is_refused(tmp_path):
-    p = _write(
-        tmp_path / "A.csv", "Date;Open;High;Low;Close;Volume\n2020-01-02;1,234;1,240;1,200;1,220;1000\n"
-    )
+    p = _write(tmp_path / "A.csv", "Date;Open;High;Low;Close;Volume\n2020-01-02;1,234;1,240;1,200;1,220;1000\n")
     with pytest.raises(
         DataError,
         match=r"A\.csv: row 2: cannot tell whether '1,234' means 1\.234 \(decimal comma\) or 1234 \(thousands separator\)$",
@@ -81,18 +79,14 @@ def test_ambiguous_comma_in_semicolon_file_is_refused(tmp_path):
     ):
         read_bars(p)
     # A tab-separated file with 3-decimal prices reads as written (US convention).
-    p = _write(
-        tmp_path / "C.tsv", "Date\tOpen\tHigh\tLow\tClose\tVolume\n2020-01-02\t10.125\t11\t9\t10\t1200\n"
-    )
+    p = _write(tmp_path / "C.tsv", "Date\tOpen\tHigh\tLow\tClose\tVolume\n2020-01-02\t10.125\t11\t9\t10\t1200\n")
     assert read_bars(p)["C"]["open"].tolist() == [10.125]
 
 
 def test_stray_thousands_mark_is_not_a_number_never_another_number(tmp_path):
     # Past the sniffed sample, a quoted '10,03' in a '.' file must not become 1003.
     lines = ["timestamp,open,high,low,close,volume\n"]
-    lines += [
-        f'2020-01-01T00:{k // 60:02d}:{k % 60:02d}Z,"10.{k % 90 + 10}",11,9,10,5\n' for k in range(2500)
-    ]
+    lines += [f'2020-01-01T00:{k // 60:02d}:{k % 60:02d}Z,"10.{k % 90 + 10}",11,9,10,5\n' for k in range(2500)]
     lines.append('2020-01-01T01:00:00Z,"10,03",11,9,10,5\n')
     p = _write(tmp_path / "S.csv", "".join(lines))
     with pytest.raises(
@@ -113,9 +107,7 @@ def test_one_long_line_is_refused_quickly_as_not_a_bar_file(tmp_path, kind):
 
 def test_a_single_short_line_is_no_bars_not_an_empty_file(tmp_path):
     p = _write(tmp_path / "ONE.csv", "1,1,1,1,1,1")
-    with pytest.raises(
-        DataError, match=r"ONE\.csv: one line and no line break \('1,1,1,1,1,1'\): no bars"
-    ):
+    with pytest.raises(DataError, match=r"ONE\.csv: one line and no line break \('1,1,1,1,1,1'\): no bars"):
         read_bars(p)
 
 

@@ -28,7 +28,13 @@ def test_line_numbers_index_like_an_arange():
     for bad in (10, -11, np.array([10]), np.zeros(9, dtype=bool)):
         with pytest.raises(IndexError):
             lines[bad]
-    b = Bars("X", "x.csv", np.arange(10, dtype=np.int64), {c: np.ones(10) for c in ("open", "high", "low", "close", "volume")}, lines)
+    b = Bars(
+        "X",
+        "x.csv",
+        np.arange(10, dtype=np.int64),
+        {c: np.ones(10) for c in ("open", "high", "low", "close", "volume")},
+        lines,
+    )
     assert b.take(mask).rows.tolist() == [6, 12]
 
 
@@ -55,8 +61,15 @@ def test_timestamps_beyond_the_nanosecond_range_are_bad_rows_never_wrapped(tmp_p
     text = "timestamp,open,high,low,close,volume\n" + "".join(f"{r},1,2,0.5,1.5,10\n" for r in rows)
     shown = "2300-01-02 00:00:00" if route == "typed" else "'2300-01-02T00:00:00Z'"
     # Every bad row is named (the first few), the out-of-range one first.
-    also = "" if route == "typed" else "; row 6, field 'timestamp': 'not a time' is not a date/time in the column's format .*"
-    with pytest.raises(DataError, match=rf"^.*F\.csv: row 3, field 'timestamp': {shown} is outside 1677-09-21 \.\. 2262-04-11, the dates that can be stored{also}$"):
+    also = (
+        ""
+        if route == "typed"
+        else "; row 6, field 'timestamp': 'not a time' is not a date/time in the column's format .*"
+    )
+    with pytest.raises(
+        DataError,
+        match=rf"^.*F\.csv: row 3, field 'timestamp': {shown} is outside 1677-09-21 \.\. 2262-04-11, the dates that can be stored{also}$",
+    ):
         read_file(_csv(tmp_path / "F.csv", text))
     for mode in ("drop", "repair"):
         [bars] = read_file(_csv(tmp_path / "F.csv", text), on_error=mode)
@@ -162,7 +175,9 @@ def test_block_size_never_changes_the_result(monkeypatch, on_error):
         clean, rep = validate_arrays(_dirty_minutes(), on_error=on_error)
         with pytest.raises(DataError) as exc:
             validate_arrays(_dirty_minutes(), on_error="fail")
-        outcomes.append((clean.ts.tolist(), {c: v.tolist() for c, v in clean.cols.items()}, rep.to_dict(), str(exc.value)))
+        outcomes.append(
+            (clean.ts.tolist(), {c: v.tolist() for c, v in clean.cols.items()}, rep.to_dict(), str(exc.value))
+        )
     assert all(o == outcomes[0] for o in outcomes[1:])
     kinds = {i["kind"] for i in outcomes[0][2]["issues"]}
     assert {"gap", "spike", "duplicate", "order", "ohlc"} <= kinds

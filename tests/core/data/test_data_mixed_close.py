@@ -17,12 +17,22 @@ COLS = ("open", "high", "low", "close", "volume")
 def _series(ts: np.ndarray, seed: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     rng = np.random.default_rng(seed)
     close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, ts.size)))
-    cols = {"open": close * 0.999, "high": close * 1.01, "low": close * 0.99, "close": close, "volume": np.full(ts.size, 1e3)}
+    cols = {
+        "open": close * 0.999,
+        "high": close * 1.01,
+        "low": close * 0.99,
+        "close": close,
+        "volume": np.full(ts.size, 1e3),
+    }
     return ts.astype(np.int64), cols
 
 
 def _days(start: str, n: int, weekdays_only: bool = False) -> np.ndarray:
-    idx = pd.bdate_range(start, periods=n, tz="UTC") if weekdays_only else pd.date_range(start, periods=n, freq="D", tz="UTC")
+    idx = (
+        pd.bdate_range(start, periods=n, tz="UTC")
+        if weekdays_only
+        else pd.date_range(start, periods=n, freq="D", tz="UTC")
+    )
     return idx.as_unit("ns").asi8
 
 
@@ -39,7 +49,9 @@ def test_daily_mix_warns_with_remedy(mixed):
 
 
 def test_no_warning_without_mix_or_intraday(mixed):
-    only_crypto = align_arrays({"BTC-USD": mixed["BTC-USD"], "ETH-USD": _series(_days("2024-01-01", 90), 3)}, timeframe="1d")
+    only_crypto = align_arrays(
+        {"BTC-USD": mixed["BTC-USD"], "ETH-USD": _series(_days("2024-01-01", 90), 3)}, timeframe="1d"
+    )
     assert not any("mixes crypto" in w for w in only_crypto.report.warnings)
     hours = pd.date_range("2024-01-02 14:00", periods=50, freq="h", tz="UTC").as_unit("ns").asi8
     intraday = align_arrays({"SPYX": _series(hours, 1), "BTC-USD": _series(hours, 2)})

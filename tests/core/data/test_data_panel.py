@@ -14,7 +14,16 @@ from mqc.core.errors import ArtifactNotFound, DataError
 
 def _frame(dates, close):
     c = np.asarray(close, dtype=float)
-    return pd.DataFrame({"timestamp": pd.to_datetime(dates, utc=True), "open": c, "high": c * 1.01, "low": c * 0.99, "close": c, "volume": 10.0})
+    return pd.DataFrame(
+        {
+            "timestamp": pd.to_datetime(dates, utc=True),
+            "open": c,
+            "high": c * 1.01,
+            "low": c * 0.99,
+            "close": c,
+            "volume": 10.0,
+        }
+    )
 
 
 def test_align_never_backfills_and_marks_forward_fills():

@@ -25,9 +25,14 @@ def _rows(prefix_times):
 
 
 def test_aliases_case_insensitive_and_adj_close(tmp_path):
-    p = _write(tmp_path / "aapl.csv", "Date,OPEN,High,low,Close,Adj Close,Vol\n" + "".join(
-        f"2020-01-0{i + 1},{o},{h},{lo},{c},{c * 0.9},{v}\n" for i, (o, h, lo, c, v) in enumerate([(1, 2, 0.5, 1.5, 100), (1.5, 2.5, 1, 2, 200)])
-    ))
+    p = _write(
+        tmp_path / "aapl.csv",
+        "Date,OPEN,High,low,Close,Adj Close,Vol\n"
+        + "".join(
+            f"2020-01-0{i + 1},{o},{h},{lo},{c},{c * 0.9},{v}\n"
+            for i, (o, h, lo, c, v) in enumerate([(1, 2, 0.5, 1.5, 100), (1.5, 2.5, 1, 2, 200)])
+        ),
+    )
     df = read_bars(p)["AAPL"]
     assert list(df.columns) == ["timestamp", "open", "high", "low", "close", "volume"]
     assert df["close"].tolist() == [1.5, 2.0]  # Close, not Adj Close
@@ -35,7 +40,9 @@ def test_aliases_case_insensitive_and_adj_close(tmp_path):
 
 
 def test_only_adj_close_is_used_as_close(tmp_path):
-    p = _write(tmp_path / "X.csv", "timestamp,open,high,low,adj close\n2020-01-01,1,2,0.5,1.5\n2020-01-02,1,2,0.5,1.7\n")
+    p = _write(
+        tmp_path / "X.csv", "timestamp,open,high,low,adj close\n2020-01-01,1,2,0.5,1.5\n2020-01-02,1,2,0.5,1.7\n"
+    )
     df = read_bars(p)["X"]
     assert df["close"].tolist() == [1.5, 1.7]
     assert df["volume"].isna().all()  # absent volume: validation stores 0 with a warning
@@ -46,7 +53,10 @@ def test_only_adj_close_is_used_as_close(tmp_path):
     [
         (["1577836800", "1577923200", "1578009600"], "2020-01-01"),  # epoch seconds
         (["1577836800000", "1577923200000", "1578009600000"], "2020-01-01"),  # epoch milliseconds
-        (["2020-01-01T05:00:00+05:00", "2020-01-02T05:00:00+05:00", "2020-01-03T05:00:00+05:00"], "2020-01-01"),  # tz -> UTC
+        (
+            ["2020-01-01T05:00:00+05:00", "2020-01-02T05:00:00+05:00", "2020-01-03T05:00:00+05:00"],
+            "2020-01-01",
+        ),  # tz -> UTC
         (["2019-12-31 19:00:00-05:00", "2020-01-01 19:00:00-05:00", "2020-01-02 19:00:00-05:00"], "2020-01-01"),
         (["1/13/2020", "1/14/2020", "1/15/2020"], "2020-01-13"),  # US dates (1/2/2020 alone could be 1 February)
         (["13/1/2020", "14/1/2020", "15/1/2020"], "2020-01-13"),  # day-first dates
@@ -90,12 +100,22 @@ def test_long_file_splits_by_symbol_keeping_line_numbers(tmp_path):
 
 
 def test_unnamed_index_column_semicolons_and_gzip(tmp_path):
-    p = _write(tmp_path / "GOOG.csv", ",Open,High,Low,Close,Volume\n2004-08-19,100,104.06,95.96,100.34,22351900\n2004-08-20,101.01,109.08,100.5,108.31,11428600\n")
+    p = _write(
+        tmp_path / "GOOG.csv",
+        ",Open,High,Low,Close,Volume\n2004-08-19,100,104.06,95.96,100.34,22351900\n2004-08-20,101.01,109.08,100.5,108.31,11428600\n",
+    )
     assert read_bars(p)["GOOG"]["open"].tolist() == [100.0, 101.01]
-    p = _write(tmp_path / "semi.csv", "timestamp;open;high;low;close;volume\n" + _rows(["2020-01-01", "2020-01-02", "2020-01-03"]).replace(",", ";"))
+    p = _write(
+        tmp_path / "semi.csv",
+        "timestamp;open;high;low;close;volume\n" + _rows(["2020-01-01", "2020-01-02", "2020-01-03"]).replace(",", ";"),
+    )
     assert len(read_bars(p)["SEMI"]) == 3
     gz = tmp_path / "zipped.csv.gz"
-    gz.write_bytes(gzip.compress(("timestamp,open,high,low,close,volume\n" + _rows(["2020-01-01", "2020-01-02", "2020-01-03"])).encode()))
+    gz.write_bytes(
+        gzip.compress(
+            ("timestamp,open,high,low,close,volume\n" + _rows(["2020-01-01", "2020-01-02", "2020-01-03"])).encode()
+        )
+    )
     assert list(read_bars(gz)) == ["ZIPPED"]
 
 
@@ -127,12 +147,17 @@ def test_binary_file(tmp_path):
 
 def test_wrong_column_names(tmp_path):
     p = _write(tmp_path / "W.csv", "when,a,b,x,y\n2020-01-01,1,2,3,4\n")
-    with pytest.raises(DataError, match=r"W\.csv: missing column\(s\) timestamp, open, high, low, close \(found: when, a, b, x, y\)"):
+    with pytest.raises(
+        DataError, match=r"W\.csv: missing column\(s\) timestamp, open, high, low, close \(found: when, a, b, x, y\)"
+    ):
         read_file(p)
 
 
 def test_corrupted_csv_names_line(tmp_path):
-    p = _write(tmp_path / "C.csv", "timestamp,open,high,low,close,volume\n2020-01-01,1,2,0.5,1.5,10\n2020-01-02,1,2\n2020-01-03,1,2,0.5,1.5,10\n")
+    p = _write(
+        tmp_path / "C.csv",
+        "timestamp,open,high,low,close,volume\n2020-01-01,1,2,0.5,1.5,10\n2020-01-02,1,2\n2020-01-03,1,2,0.5,1.5,10\n",
+    )
     with pytest.raises(DataError, match=r"C\.csv: row 3: expected 6 fields, got a malformed line '2020-01-02,1,2'"):
         read_file(p)
     [bars] = read_file(p, on_error="drop")
@@ -141,7 +166,10 @@ def test_corrupted_csv_names_line(tmp_path):
 
 
 def test_non_number_names_row_and_field(tmp_path):
-    p = _write(tmp_path / "N.csv", "timestamp,open,high,low,close,volume\n2020-01-01,1,2,0.5,1.5,10\n2020-01-02,1,2,0.5,abc,10\n")
+    p = _write(
+        tmp_path / "N.csv",
+        "timestamp,open,high,low,close,volume\n2020-01-01,1,2,0.5,1.5,10\n2020-01-02,1,2,0.5,abc,10\n",
+    )
     with pytest.raises(DataError, match=r"N\.csv: row 3, field 'close': 'abc' is not a number"):
         read_file(p)
     [bars] = read_file(p, on_error="repair")
@@ -149,7 +177,10 @@ def test_non_number_names_row_and_field(tmp_path):
 
 
 def test_bad_timestamp_names_row(tmp_path):
-    p = _write(tmp_path / "D.csv", "timestamp,open,high,low,close,volume\n2020-01-01,1,2,0.5,1.5,10\n2020-01-02,1,2,0.5,1.5,10\nnot-a-date,1,2,0.5,1.5,10\n")
+    p = _write(
+        tmp_path / "D.csv",
+        "timestamp,open,high,low,close,volume\n2020-01-01,1,2,0.5,1.5,10\n2020-01-02,1,2,0.5,1.5,10\nnot-a-date,1,2,0.5,1.5,10\n",
+    )
     with pytest.raises(DataError, match=r"D\.csv: row 4, field 'timestamp': 'not-a-date' is not a date/time"):
         read_file(p)
 

@@ -19,7 +19,12 @@ from mqc.core.errors import DataError
 def test_sample_imports_idempotently_and_aligns(tmp_path):
     cat = Catalog(tmp_path / "cat")
     first = import_sample(catalog=cat)
-    assert {i.symbol: i.status for i in first.items} == {"SP500": "new", "NASDAQ": "new", "GOOG": "new", "EURUSD": "new"}
+    assert {i.symbol: i.status for i in first.items} == {
+        "SP500": "new",
+        "NASDAQ": "new",
+        "GOOG": "new",
+        "EURUSD": "new",
+    }
     assert {e.key for e in cat.entries()} == {"1d/SP500", "1d/NASDAQ", "1d/GOOG", "1h/EURUSD"}
     again = import_sample(catalog=cat)
     assert {i.status for i in again.items} == {"unchanged"}
@@ -36,8 +41,14 @@ def test_sample_imports_idempotently_and_aligns(tmp_path):
 def yf_frame():
     """Shaped like ``yfinance.download('AAPL', auto_adjust=False)``: (Price, Ticker) columns, tz-naive dates."""
     idx = pd.DatetimeIndex(["2024-01-02", "2024-01-03", "2024-01-04"], name="Date")
-    cols = pd.MultiIndex.from_product([["Adj Close", "Close", "High", "Low", "Open", "Volume"], ["AAPL"]], names=["Price", "Ticker"])
-    data = [[184.9, 185.64, 188.44, 183.89, 187.15, 82488700], [183.5, 184.25, 185.88, 183.43, 184.22, 58414500], [181.2, 181.91, 183.09, 180.88, 182.15, 71983600]]
+    cols = pd.MultiIndex.from_product(
+        [["Adj Close", "Close", "High", "Low", "Open", "Volume"], ["AAPL"]], names=["Price", "Ticker"]
+    )
+    data = [
+        [184.9, 185.64, 188.44, 183.89, 187.15, 82488700],
+        [183.5, 184.25, 185.88, 183.43, 184.22, 58414500],
+        [181.2, 181.91, 183.09, 180.88, 182.15, 71983600],
+    ]
     return pd.DataFrame(data, index=idx, columns=cols)
 
 
@@ -74,7 +85,9 @@ def test_parse_yfinance_multiindex():
     assert ts[0] == pd.Timestamp("2024-01-02", tz="UTC").value
     # Adj Close present (auto_adjust=False frame): every price is scaled by Adj Close / Close.
     np.testing.assert_allclose(cols["close"], [184.9, 183.5, 181.2])
-    np.testing.assert_allclose(cols["open"], [187.15 * 184.9 / 185.64, 184.22 * 183.5 / 184.25, 182.15 * 181.2 / 181.91])
+    np.testing.assert_allclose(
+        cols["open"], [187.15 * 184.9 / 185.64, 184.22 * 183.5 / 184.25, 182.15 * 181.2 / 181.91]
+    )
     assert cols["volume"].tolist() == [82488700, 58414500, 71983600]
     with pytest.raises(DataError, match="yfinance returned no bars for NOPE"):
         parse_yfinance(pd.DataFrame(), "NOPE")

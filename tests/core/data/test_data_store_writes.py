@@ -22,14 +22,18 @@ def minute_csv(path, n: int, seed: int = 0, start: str = "2021-01-01"):
     ts = pd.date_range(start, periods=n, freq="1min", tz="UTC")
     close = 100 * np.exp(np.cumsum(rng.normal(0, 5e-4, n)))
     open_ = np.r_[100.0, close[:-1]]
-    table = pa.table({
-        "timestamp": pa.array(ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_numpy()),
-        "open": open_,
-        "high": np.maximum(open_, close) * 1.0002,
-        "low": np.minimum(open_, close) * 0.9998,
-        "close": close,
-        "volume": np.random.default_rng(seed + 1000).lognormal(3, 1, n),  # own stream: longer files extend shorter ones
-    })
+    table = pa.table(
+        {
+            "timestamp": pa.array(ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_numpy()),
+            "open": open_,
+            "high": np.maximum(open_, close) * 1.0002,
+            "low": np.minimum(open_, close) * 0.9998,
+            "close": close,
+            "volume": np.random.default_rng(seed + 1000).lognormal(
+                3, 1, n
+            ),  # own stream: longer files extend shorter ones
+        }
+    )
     pacsv.write_csv(table, path)
     return path
 
@@ -76,7 +80,9 @@ def test_stored_file_layout_and_hash(tmp_path, cat, monkeypatch, threshold):
     assert ts.size == 3000 and res.items[0].status == "new"
     assert entry.sha256 == hash_arrays(ts, cols)
     assert entry.file == f"AAA.{entry.sha256[:12]}.parquet" and cat.verify(entry)
-    assert sorted(p.name for p in cat.root.rglob("*") if p.is_file()) == sorted([".lock", ".reserve", "manifest.json", entry.file])  # .reserve: room for a removal on a full disk
+    assert sorted(p.name for p in cat.root.rglob("*") if p.is_file()) == sorted(
+        [".lock", ".reserve", "manifest.json", entry.file]
+    )  # .reserve: room for a removal on a full disk
     meta = pq.ParquetFile(cat.path_for(entry)).metadata
     chunks = {meta.schema.column(i).name: meta.row_group(0).column(i) for i in range(meta.num_columns)}
     assert "DELTA_BINARY_PACKED" in chunks["timestamp"].encodings
@@ -154,6 +160,8 @@ def test_batch_with_two_deliveries_of_one_symbol_hashes_each(tmp_path, cat):
     second = WriteItem("AAA", ts, cols, source="b")
     r1, r2 = cat.write_many([first, second])
     assert (r1.status, r1.entry.rows, r2.status, r2.entry.rows) == ("new", 60, "appended", 100)
-    assert r1.entry.sha256 == hash_arrays(first.ts, first.cols) and r1.entry.file == f"AAA.{r1.entry.sha256[:12]}.parquet"
+    assert (
+        r1.entry.sha256 == hash_arrays(first.ts, first.cols) and r1.entry.file == f"AAA.{r1.entry.sha256[:12]}.parquet"
+    )
     assert r2.entry.sha256 == hash_arrays(ts, cols) == cat.find("AAA").sha256
     assert _only_data_files(cat) == [r2.entry.file]  # only the final state of the batch is stored

@@ -39,15 +39,24 @@ def test_day_first_file_is_read_day_first_in_every_row(tmp_path):
 
 def test_an_odd_row_among_iso_dates_is_a_bad_row_not_a_bar_elsewhere(tmp_path):
     p = _csv(tmp_path / "MIXED.csv", ["2020-01-02", "2020-01-03", "2020-01-06", "07.01.2020", "2020-01-08"])
-    with pytest.raises(DataError, match=(
-        r"^.*MIXED\.csv: row 5, field 'timestamp': '07\.01\.2020' is not a date/time in the column's format "
-        r"\(ISO-8601, like 2020-01-31 or 2020-01-31 09:30:00\)$"
-    )):
+    with pytest.raises(
+        DataError,
+        match=(
+            r"^.*MIXED\.csv: row 5, field 'timestamp': '07\.01\.2020' is not a date/time in the column's format "
+            r"\(ISO-8601, like 2020-01-31 or 2020-01-31 09:30:00\)$"
+        ),
+    ):
         read_file(p)
     for mode in ("repair", "drop"):
         [bars] = read_file(p, on_error=mode)
         assert bars.invalid.tolist() == [False, False, False, True, False]
-        assert _notes(bars) == [(5, "'07.01.2020' is not a date/time in the column's format (ISO-8601, like 2020-01-31 or 2020-01-31 09:30:00)", "dropped")]
+        assert _notes(bars) == [
+            (
+                5,
+                "'07.01.2020' is not a date/time in the column's format (ISO-8601, like 2020-01-31 or 2020-01-31 09:30:00)",
+                "dropped",
+            )
+        ]
         clean, report = validate_arrays(bars, on_error=mode)
         assert _days(clean) == ["2020-01-02", "2020-01-03", "2020-01-06", "2020-01-08"]  # no July bar
         assert [i.kind for i in report.issues] == ["timestamp"]  # nothing sorted, no gap
@@ -55,7 +64,10 @@ def test_an_odd_row_among_iso_dates_is_a_bad_row_not_a_bar_elsewhere(tmp_path):
 
 def test_a_value_that_does_not_fit_the_explicit_format_names_the_format(tmp_path):
     p = _csv(tmp_path / "D.csv", ["13/01/2020", "14/01/2020", "2020-01-15", "16/01/2020"])
-    with pytest.raises(DataError, match=r"D\.csv: row 4, field 'timestamp': '2020-01-15' is not a date/time in the column's format \(DD/MM/YYYY\)$"):
+    with pytest.raises(
+        DataError,
+        match=r"D\.csv: row 4, field 'timestamp': '2020-01-15' is not a date/time in the column's format \(DD/MM/YYYY\)$",
+    ):
         read_file(p)
     [bars] = read_file(p, on_error="drop")
     assert _days(bars, ~bars.invalid) == ["2020-01-13", "2020-01-14", "2020-01-16"]
@@ -66,11 +78,20 @@ def test_a_value_that_does_not_fit_the_explicit_format_names_the_format(tmp_path
     ("stamps", "expected"),
     [
         # Both orders fit every value; only the day-first reading is in time order (ascending) ...
-        (["11/01/2020", "12/01/2020", "01/02/2020", "02/02/2020"], ["2020-01-11", "2020-01-12", "2020-02-01", "2020-02-02"]),
+        (
+            ["11/01/2020", "12/01/2020", "01/02/2020", "02/02/2020"],
+            ["2020-01-11", "2020-01-12", "2020-02-01", "2020-02-02"],
+        ),
         # ... or, for a newest-first file, descending.
-        (["03/02/2020", "02/02/2020", "01/02/2020", "12/01/2020"], ["2020-02-03", "2020-02-02", "2020-02-01", "2020-01-12"]),
+        (
+            ["03/02/2020", "02/02/2020", "01/02/2020", "12/01/2020"],
+            ["2020-02-03", "2020-02-02", "2020-02-01", "2020-01-12"],
+        ),
         # Month-first in order, day-first not.
-        (["01/11/2020", "01/12/2020", "02/01/2020", "02/02/2020"], ["2020-01-11", "2020-01-12", "2020-02-01", "2020-02-02"]),
+        (
+            ["01/11/2020", "01/12/2020", "02/01/2020", "02/02/2020"],
+            ["2020-01-11", "2020-01-12", "2020-02-01", "2020-02-02"],
+        ),
         # Both readings identical (day == month): no ambiguity in the result.
         (["01/01/2020", "02/02/2020", "03/03/2020"], ["2020-01-01", "2020-02-02", "2020-03-03"]),
     ],
@@ -87,7 +108,9 @@ def test_undecidable_day_month_order_is_one_clear_error(tmp_path, mode):
         read_file(p, on_error=mode)
     msg = str(info.value)
     assert "\n" not in msg and msg.startswith(str(p) + ": ")
-    assert "day/month order is ambiguous: '01/02/2020' reads as 2020-01-02 (MM/DD/YYYY) or 2020-02-01 (DD/MM/YYYY)" in msg
+    assert (
+        "day/month order is ambiguous: '01/02/2020' reads as 2020-01-02 (MM/DD/YYYY) or 2020-02-01 (DD/MM/YYYY)" in msg
+    )
     assert "all values fit both and both readings are in time order" in msg
     assert "YYYY-MM-DD" in info.value.hint
 
@@ -102,15 +125,30 @@ def test_times_with_a_day_first_date(tmp_path):
     ("stamps", "bad", "detail"),
     [
         # One epoch-seconds value among milliseconds (it used to be a 1970-01-19 bar).
-        (["1577923200000", "1578009600000", "1578268800", "1578355200000"], 2, "1578268800 looks like epoch seconds, but the column holds epoch milliseconds"),
+        (
+            ["1577923200000", "1578009600000", "1578268800", "1578355200000"],
+            2,
+            "1578268800 looks like epoch seconds, but the column holds epoch milliseconds",
+        ),
         # One milliseconds value among seconds: the column's unit is the one most values have.
-        (["1577923200", "1578009600", "1578268800000", "1578355200"], 2, "1578268800000 looks like epoch milliseconds, but the column holds epoch seconds"),
-        (["1577923200.5", "1578009600.25", "1578268800000.5", "1578355200.0"], 2, "1578268800000.5 looks like epoch milliseconds, but the column holds epoch seconds"),
+        (
+            ["1577923200", "1578009600", "1578268800000", "1578355200"],
+            2,
+            "1578268800000 looks like epoch milliseconds, but the column holds epoch seconds",
+        ),
+        (
+            ["1577923200.5", "1578009600.25", "1578268800000.5", "1578355200.0"],
+            2,
+            "1578268800000.5 looks like epoch milliseconds, but the column holds epoch seconds",
+        ),
     ],
 )
 def test_epoch_value_of_another_unit_is_a_bad_row(tmp_path, stamps, bad, detail):
     p = _csv(tmp_path / "EP.csv", stamps)
-    with pytest.raises(DataError, match=rf"EP\.csv: row {bad + 2}, field 'timestamp': {detail.replace('.', '[.]').replace('+', '[+]')}$"):
+    with pytest.raises(
+        DataError,
+        match=rf"EP\.csv: row {bad + 2}, field 'timestamp': {detail.replace('.', '[.]').replace('+', '[+]')}$",
+    ):
         read_file(p)
     [bars] = read_file(p, on_error="drop")
     assert bars.invalid.tolist() == [i == bad for i in range(4)]
@@ -138,28 +176,50 @@ def test_dropped_timestamps_say_what_is_wrong_per_row(tmp_path, route):
         beyond = ["9300000000 (epoch seconds)", "9400000000 (epoch seconds)"]
     [bars] = read_file(_csv(tmp_path / "F.csv", stamps), on_error="drop")
     storable = "is outside 1677-09-21 .. 2262-04-11, the dates that can be stored"
-    expected = [(4, "missing timestamp", "dropped"), (5, f"{beyond[0]} {storable}", "dropped"), (6, f"{beyond[1]} {storable}", "dropped")]
+    expected = [
+        (4, "missing timestamp", "dropped"),
+        (5, f"{beyond[0]} {storable}", "dropped"),
+        (6, f"{beyond[1]} {storable}", "dropped"),
+    ]
     if route == "strings":
-        expected.append((7, "'soon' is not a date/time in the column's format (ISO-8601, like 2020-01-31 or 2020-01-31 09:30:00)", "dropped"))
+        expected.append(
+            (
+                7,
+                "'soon' is not a date/time in the column's format (ISO-8601, like 2020-01-31 or 2020-01-31 09:30:00)",
+                "dropped",
+            )
+        )
     assert _notes(bars) == expected
     assert np.flatnonzero(bars.invalid).tolist() == [2, 3, 4] + ([5] if route == "strings" else [])
 
 
 def test_yyyymmdd_numbers_are_dates_not_epoch_seconds(tmp_path):
     path = tmp_path / "N.csv"
-    path.write_text("date,open,high,low,close,volume\n20200102,1,2,0.5,1.5,10\n20200103,1,2,0.5,1.5,10\n20200106,1,2,0.5,1.5,10\n")
+    path.write_text(
+        "date,open,high,low,close,volume\n20200102,1,2,0.5,1.5,10\n20200103,1,2,0.5,1.5,10\n20200106,1,2,0.5,1.5,10\n"
+    )
     [bars] = read_file(path)
-    assert pd.DatetimeIndex(bars.ts.view("datetime64[ns]")).strftime("%Y-%m-%d").tolist() == ["2020-01-02", "2020-01-03", "2020-01-06"]
+    assert pd.DatetimeIndex(bars.ts.view("datetime64[ns]")).strftime("%Y-%m-%d").tolist() == [
+        "2020-01-02",
+        "2020-01-03",
+        "2020-01-06",
+    ]
     # Real epoch seconds stay epochs.
     path.write_text("date,open,high,low,close,volume\n1577923200,1,2,0.5,1.5,10\n1578009600,1,2,0.5,1.5,10\n")
     [bars] = read_file(path)
-    assert pd.DatetimeIndex(bars.ts.view("datetime64[ns]")).strftime("%Y-%m-%d").tolist() == ["2020-01-02", "2020-01-03"]
+    assert pd.DatetimeIndex(bars.ts.view("datetime64[ns]")).strftime("%Y-%m-%d").tolist() == [
+        "2020-01-02",
+        "2020-01-03",
+    ]
 
 
 @pytest.mark.parametrize(
     ("cells", "expected"),
     [
-        (["01/02/20", "01/03/20", "01/13/20"], ["2020-01-02 00:00", "2020-01-03 00:00", "2020-01-13 00:00"]),  # two-digit years
+        (
+            ["01/02/20", "01/03/20", "01/13/20"],
+            ["2020-01-02 00:00", "2020-01-03 00:00", "2020-01-13 00:00"],
+        ),  # two-digit years
         (["02-Jan-20", "03-Jan-20"], ["2020-01-02 00:00", "2020-01-03 00:00"]),
         (["20200102.0", "20200103.0"], ["2020-01-02 00:00", "2020-01-03 00:00"]),  # YYYYMMDD as floats
         (["202001020930", "202001021030"], ["2020-01-02 09:30", "2020-01-02 10:30"]),  # YYYYMMDDhhmm, not 1976 ms

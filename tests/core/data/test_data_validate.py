@@ -46,7 +46,10 @@ def test_negative_price_fails_with_row_and_field():
 
 def test_duplicate_timestamp_fails_then_keeps_last():
     rows = [*GOOD[:2], ("2020-01-02", 10.5, 12, 10, 11.5, 130), *GOOD[2:]]
-    with pytest.raises(DataError, match=r"^x\.csv: row 4, field 'timestamp': duplicate timestamp 2020-01-02 00:00:00 \(also at row 3\)$"):
+    with pytest.raises(
+        DataError,
+        match=r"^x\.csv: row 4, field 'timestamp': duplicate timestamp 2020-01-02 00:00:00 \(also at row 3\)$",
+    ):
         validate_bars(frame(rows), symbol="X", source="x.csv")
     out, rep = validate_bars(frame(rows), symbol="X", source="x.csv", on_error="drop")
     assert len(out) == 4 and out["close"].iloc[1] == 11.5
@@ -55,7 +58,10 @@ def test_duplicate_timestamp_fails_then_keeps_last():
 
 def test_out_of_order_fails_then_sorted():
     rows = [GOOD[0], GOOD[2], GOOD[1], GOOD[3]]
-    with pytest.raises(DataError, match=r"row 4, field 'timestamp': 2020-01-02 00:00:00 is earlier than the row before \(2020-01-03 00:00:00\): out of order"):
+    with pytest.raises(
+        DataError,
+        match=r"row 4, field 'timestamp': 2020-01-02 00:00:00 is earlier than the row before \(2020-01-03 00:00:00\): out of order",
+    ):
         validate_bars(frame(rows), symbol="X", source="x.csv")
     out, rep = validate_bars(frame(rows), symbol="X", source="x.csv", on_error="repair")
     assert out["timestamp"].is_monotonic_increasing and rep.repaired == 1
@@ -64,7 +70,10 @@ def test_out_of_order_fails_then_sorted():
 def test_high_low_repaired_or_dropped():
     rows = list(GOOD)
     rows[1] = ("2020-01-02", 10.5, 10.8, 10, 11, 120)  # high < close
-    with pytest.raises(DataError, match=r"row 3, field 'high': high is below max\(open, close\) \(repair: high = max of the bar\), got 10.8"):
+    with pytest.raises(
+        DataError,
+        match=r"row 3, field 'high': high is below max\(open, close\) \(repair: high = max of the bar\), got 10.8",
+    ):
         validate_bars(frame(rows), symbol="X", source="x.csv")
     out, rep = validate_bars(frame(rows), symbol="X", source="x.csv", on_error="repair")
     assert out["high"].iloc[1] == 11 and rep.repaired == 1 and rep.dropped == 0
@@ -109,7 +118,9 @@ def test_gaps_and_spikes_are_warnings(synth):
 def test_intraday_spikes_only_within_a_session():
     # Hourly equity sessions 09:00-15:00 New York time; closes drift gently.
     days = pd.bdate_range("2024-03-04", "2024-05-31")
-    stamps = pd.DatetimeIndex([d + pd.Timedelta(hours=h) for d in days for h in range(9, 16)]).tz_localize("America/New_York")
+    stamps = pd.DatetimeIndex([d + pd.Timedelta(hours=h) for d in days for h in range(9, 16)]).tz_localize(
+        "America/New_York"
+    )
     rng = np.random.default_rng(0)
     close = 100 * np.exp(np.cumsum(rng.normal(0, 1e-3, len(stamps))))
     last_of_day = np.flatnonzero(stamps.hour == 15)
@@ -118,7 +129,16 @@ def test_intraday_spikes_only_within_a_session():
     close[k + 1 :] /= 1.05
     j = k + 3  # a one-bar print inside the next session that reverts
     close[j] *= 1.06
-    df = pd.DataFrame({"timestamp": stamps.tz_convert("UTC"), "open": close, "high": close, "low": close, "close": close, "volume": 1.0})
+    df = pd.DataFrame(
+        {
+            "timestamp": stamps.tz_convert("UTC"),
+            "open": close,
+            "high": close,
+            "low": close,
+            "close": close,
+            "volume": 1.0,
+        }
+    )
     _, rep = validate_bars(df, symbol="X", source="x.csv")
     spikes = [i.row - 2 for i in rep.warnings if i.kind == "spike"]
     assert spikes == [j]

@@ -11,7 +11,9 @@ from mqc.core.data.validate import validate_bars
 
 def _frame(stamps: pd.DatetimeIndex) -> pd.DataFrame:
     close = 100 * np.exp(np.cumsum(np.random.default_rng(0).normal(0, 1e-3, len(stamps))))
-    return pd.DataFrame({"timestamp": stamps, "open": close, "high": close * 1.001, "low": close * 0.999, "close": close, "volume": 1.0})
+    return pd.DataFrame(
+        {"timestamp": stamps, "open": close, "high": close * 1.001, "low": close * 0.999, "close": close, "volume": 1.0}
+    )
 
 
 def _nyse_days(start: str, end: str) -> pd.DatetimeIndex:
@@ -48,7 +50,11 @@ def test_real_us_equity_files_have_no_gap_warnings(shared_ohlcv):
     from mqc.core.data.reader import read_file
     from mqc.core.data.validate import validate_arrays
 
-    for path in (shared_ohlcv / "daily" / "SPY.csv", shared_ohlcv / "hourly" / "SPY.csv", shared_ohlcv / "daily" / "AMD.csv"):
+    for path in (
+        shared_ohlcv / "daily" / "SPY.csv",
+        shared_ohlcv / "hourly" / "SPY.csv",
+        shared_ohlcv / "daily" / "AMD.csv",
+    ):
         (bars,) = read_file(path)
         _, rep = validate_arrays(bars)
         assert rep.gaps == 0 and not [i for i in rep.issues if i.kind == "gap"], (path, [i.line() for i in rep.issues])

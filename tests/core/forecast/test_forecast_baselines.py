@@ -16,7 +16,9 @@ LEVELS = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
 
 def _frame(close: np.ndarray, start: str = "2020-01-01", freq: str = "B") -> pd.DataFrame:
     ts = pd.date_range(start, periods=len(close), freq=freq, tz="UTC")
-    return pd.DataFrame({"timestamp": ts, "open": close, "high": close * 1.001, "low": close * 0.999, "close": close, "volume": 1e6})
+    return pd.DataFrame(
+        {"timestamp": ts, "open": close, "high": close * 1.001, "low": close * 0.999, "close": close, "volume": 1e6}
+    )
 
 
 def _model(name: str, **kw):
@@ -85,7 +87,9 @@ def test_unset_season_is_learned_from_each_symbols_calendar():
     assert season_bars(pd.date_range("2024-01-01", periods=300, freq="D", tz="UTC"), asset_class="crypto") == 7
     assert season_bars(pd.date_range("2024-01-01", periods=500, freq="h", tz="UTC"), asset_class="crypto") == 24
     days = pd.bdate_range("2024-06-03", "2024-08-30")
-    hourly = pd.DatetimeIndex([d + pd.Timedelta(hours=h) for d in days for h in range(9, 16)]).tz_localize("America/New_York")
+    hourly = pd.DatetimeIndex([d + pd.Timedelta(hours=h) for d in days for h in range(9, 16)]).tz_localize(
+        "America/New_York"
+    )
     assert season_bars(hourly.tz_convert("UTC")) == 7  # one session of 7 hourly bars
     # A weekly pattern on 24/7 daily bars: an unset season repeats the last 7 days, not 5.
     crypto = _frame(np.tile([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0], 20), freq="D")

@@ -82,7 +82,16 @@ def test_daily_us_equity_skips_exchange_holidays():
     assert learn_calendar(ts).exchange == "XNYS"
     assert _dates(future_timestamps(ts, 3)) == ["2025-11-28", "2025-12-01", "2025-12-02"]
     ts = _nyse_daily("2023-06-01", "2025-12-23")
-    assert _dates(future_timestamps(ts, 8)) == ["2025-12-24", "2025-12-26", "2025-12-29", "2025-12-30", "2025-12-31", "2026-01-02", "2026-01-05", "2026-01-06"]
+    assert _dates(future_timestamps(ts, 8)) == [
+        "2025-12-24",
+        "2025-12-26",
+        "2025-12-29",
+        "2025-12-30",
+        "2025-12-31",
+        "2026-01-02",
+        "2026-01-05",
+        "2026-01-06",
+    ]
 
 
 def test_history_with_bars_on_holidays_keeps_its_own_calendar():
@@ -107,7 +116,10 @@ def test_hourly_us_equity_sessions_skip_exchange_holidays():
 def test_real_us_equity_calendars_predict_the_next_bars_exactly(shared_ohlcv):
     from mqc.core.data.reader import read_bars
 
-    for timeframe, days in (("hourly", ("2019-07-04", "2019-11-28", "2020-04-10", "2020-12-25")), ("daily", ("2016-01-18", "2017-04-14"))):
+    for timeframe, days in (
+        ("hourly", ("2019-07-04", "2019-11-28", "2020-04-10", "2020-12-25")),
+        ("daily", ("2016-01-18", "2017-04-14")),
+    ):
         frame = next(iter(read_bars(shared_ohlcv / timeframe / "SPY.csv").values()))
         stamps = pd.DatetimeIndex(frame["timestamp"])
         for day in days:

@@ -42,7 +42,9 @@ def test_shapes_calendar_and_consistency(tiny_chronos2, synth):
         assert fc.quantiles.shape == (3, 7, 4) and np.isfinite(fc.quantiles).all()
         assert (np.diff(fc.quantiles, axis=0) >= 0).all()
         q = fc.quantiles
-        assert (q[..., 2] <= np.minimum(q[..., 0], q[..., 3])).all() and (q[..., 1] >= np.maximum(q[..., 0], q[..., 3])).all()
+        assert (q[..., 2] <= np.minimum(q[..., 0], q[..., 3])).all() and (
+            q[..., 1] >= np.maximum(q[..., 0], q[..., 3])
+        ).all()
         assert all(t.day_of_week < 5 for t in fc.timestamps)
         assert fc.timestamps[0] > frames[s]["timestamp"].iloc[-1]
 
@@ -76,10 +78,21 @@ def test_missing_weights_fail_fast_with_download_command(tmp_path):
 
 def test_hourly_equity_timestamps_from_sessions(tiny_chronos2):
     days = pd.bdate_range("2024-01-02", "2024-02-29")
-    local = pd.DatetimeIndex([d + pd.Timedelta(hours=h) for d in days for h in range(9, 16)]).tz_localize("America/New_York")
+    local = pd.DatetimeIndex([d + pd.Timedelta(hours=h) for d in days for h in range(9, 16)]).tz_localize(
+        "America/New_York"
+    )
     rng = np.random.default_rng(0)
     c = 100 * np.exp(np.cumsum(rng.normal(0, 0.002, len(local))))
-    df = pd.DataFrame({"timestamp": local.tz_convert("UTC"), "open": c, "high": c * 1.001, "low": c * 0.999, "close": c, "volume": 1.0})
+    df = pd.DataFrame(
+        {
+            "timestamp": local.tz_convert("UTC"),
+            "open": c,
+            "high": c * 1.001,
+            "low": c * 0.999,
+            "close": c,
+            "volume": 1.0,
+        }
+    )
     fc = _model(tiny_chronos2, context_length=128).predict({"AAPL": df}, 9, (0.5,))["AAPL"]
     hours = [t.tz_convert("America/New_York").hour for t in fc.timestamps]
     assert hours == [9, 10, 11, 12, 13, 14, 15, 9, 10]
@@ -92,7 +105,9 @@ def test_eval_never_leaks_later_bars_into_earlier_origins(tiny_chronos2, synth, 
     from mqc.core.forecast.evaluation import evaluate
 
     frames = synth(n_assets=3, n_bars=200, seed=4)
-    cfg = ForecastConfig(model="chronos2", model_id=str(tiny_chronos2), context_length=64, cross_learning=cross_learning)
+    cfg = ForecastConfig(
+        model="chronos2", model_id=str(tiny_chronos2), context_length=64, cross_learning=cross_learning
+    )
     ec = EvalConfig(origins=8, horizons=(1,), chunk=8)
     res = evaluate(frames, {"c": cfg}, ec)
     k = 2

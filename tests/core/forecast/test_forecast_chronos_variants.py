@@ -50,7 +50,9 @@ def test_dtype_short_spellings_resolve_through_the_precedence(monkeypatch):
     monkeypatch.setenv("MQC_FORECAST_DTYPE", "bf16")
     resolved = resolve_with_profile(ForecastConfig, None, flags={"device": "cuda", "dtype": None}).value
     assert resolved.dtype == "bfloat16"
-    assert resolve_with_profile(ForecastConfig, None, flags={"device": "cuda", "dtype": "fp32"}).value.dtype == "float32"
+    assert (
+        resolve_with_profile(ForecastConfig, None, flags={"device": "cuda", "dtype": "fp32"}).value.dtype == "float32"
+    )
 
 
 pytest.importorskip("chronos")
@@ -70,16 +72,25 @@ def _model(name, path, **kw):
 
 def test_checkpoints_have_the_published_layouts(toy_checkpoints):
     bolt = json.loads((toy_checkpoints["chronos-bolt"] / "config.json").read_text())
-    assert bolt["chronos_pipeline_class"] == "ChronosBoltPipeline" and bolt["architectures"] == ["ChronosBoltModelForForecasting"]
-    assert {"context_length", "prediction_length", "input_patch_size", "quantiles", "use_reg_token"} <= set(bolt["chronos_config"])
+    assert bolt["chronos_pipeline_class"] == "ChronosBoltPipeline" and bolt["architectures"] == [
+        "ChronosBoltModelForForecasting"
+    ]
+    assert {"context_length", "prediction_length", "input_patch_size", "quantiles", "use_reg_token"} <= set(
+        bolt["chronos_config"]
+    )
     t5 = json.loads((toy_checkpoints["chronos"] / "config.json").read_text())
     assert "chronos_pipeline_class" not in t5 and t5["architectures"] == ["T5ForConditionalGeneration"]
-    assert t5["chronos_config"]["tokenizer_class"] == "MeanScaleUniformBins" and t5["vocab_size"] == t5["chronos_config"]["n_tokens"]
+    assert (
+        t5["chronos_config"]["tokenizer_class"] == "MeanScaleUniformBins"
+        and t5["vocab_size"] == t5["chronos_config"]["n_tokens"]
+    )
     for path in toy_checkpoints.values():
         assert (path / "model.safetensors").is_file()
 
 
-@pytest.mark.parametrize(("name", "pipeline"), [("chronos-bolt", "ChronosBoltPipeline"), ("chronos", "ChronosPipeline")])
+@pytest.mark.parametrize(
+    ("name", "pipeline"), [("chronos-bolt", "ChronosBoltPipeline"), ("chronos", "ChronosPipeline")]
+)
 def test_loads_offline_and_forecasts_sorted_consistent_paths(toy_checkpoints, synth, name, pipeline):
     assert os.environ["HF_HUB_OFFLINE"] == "1"
     frames = synth(n_assets=3, n_bars=200, seed=5, weekdays_only=True)
@@ -91,7 +102,9 @@ def test_loads_offline_and_forecasts_sorted_consistent_paths(toy_checkpoints, sy
         q = fc.quantiles
         assert q.shape == (3, 6, 4) and np.isfinite(q).all()
         assert (np.diff(q, axis=0) >= 0).all()
-        assert (q[..., 2] <= np.minimum(q[..., 0], q[..., 3])).all() and (q[..., 1] >= np.maximum(q[..., 0], q[..., 3])).all()
+        assert (q[..., 2] <= np.minimum(q[..., 0], q[..., 3])).all() and (
+            q[..., 1] >= np.maximum(q[..., 0], q[..., 3])
+        ).all()
         assert len(fc.timestamps) == 6 and fc.timestamps[0] > frames[s]["timestamp"].iloc[-1]
         assert all(t.day_of_week < 5 for t in fc.timestamps)
 
@@ -119,7 +132,14 @@ def test_sampling_chronos_follows_its_seed(toy_checkpoints, synth):
     assert not np.array_equal(a[s].quantiles, b[s].quantiles)
 
 
-@pytest.mark.parametrize(("name", "repo"), [("chronos-bolt", "amazon/chronos-bolt-small"), ("chronos", "amazon/chronos-t5-small"), ("chronos2", "amazon/chronos-2")])
+@pytest.mark.parametrize(
+    ("name", "repo"),
+    [
+        ("chronos-bolt", "amazon/chronos-bolt-small"),
+        ("chronos", "amazon/chronos-t5-small"),
+        ("chronos2", "amazon/chronos-2"),
+    ],
+)
 def test_missing_weights_hint_names_the_variants_own_repo(name, repo, tmp_path):
     from mqc.core.errors import ArtifactNotFound
 

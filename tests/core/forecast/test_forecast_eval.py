@@ -113,7 +113,13 @@ def test_cross_sectional_metric_is_rejected_for_per_symbol_choices(synth, tmp_pa
         select(frames, ["naive", "drift", "ewma-vol"], base_cfg, ec)
     assert "crps" in err.value.hint and set(PER_SYMBOL_METRICS) <= set(err.value.hint.replace(",", " ").split())
     with pytest.raises(ConfigError, match="cross-sectional"):
-        tune(frames, "SYN0", ForecastConfig(model="drift", window=60, hyperparams_dir=str(tmp_path)), ec, {"window": (20, 60)})
+        tune(
+            frames,
+            "SYN0",
+            ForecastConfig(model="drift", window=60, hyperparams_dir=str(tmp_path)),
+            ec,
+            {"window": (20, 60)},
+        )
     assert not list(tmp_path.rglob("*.json"))
 
 
@@ -125,7 +131,13 @@ def test_choice_fails_when_every_candidate_scores_none(synth, tmp_path):
     with pytest.raises(DataError, match="no candidate has a hit_rate score"):
         select(frames, ["naive", "seasonal-naive"][:1], ForecastConfig(hyperparams_dir=str(tmp_path)), ec)
     with pytest.raises(DataError, match="no candidate has a hit_rate score"):
-        tune(frames, "SYN0", ForecastConfig(model="hist-vol", window=60, hyperparams_dir=str(tmp_path)), ec, {"window": (20, 60)})
+        tune(
+            frames,
+            "SYN0",
+            ForecastConfig(model="hist-vol", window=60, hyperparams_dir=str(tmp_path)),
+            ec,
+            {"window": (20, 60)},
+        )
     assert not list(tmp_path.rglob("*.json"))
 
 
@@ -164,7 +176,9 @@ def test_bootstrap_forecast_independent_of_batch_and_chunking(synth):
     assert np.array_equal(r64.predictions["b"], r10.predictions["b"]) and r64.rows == r10.rows
     # eval forecasts equal live forecasts from the same origin (same random stream)
     i = int(r64.origins.size - 1)
-    live = base.create("bootstrap", config=cfg).predict({sym: frames[sym][frames[sym]["timestamp"] <= r64.origins[i]]}, 7, r64.quantile_levels)[sym]
+    live = base.create("bootstrap", config=cfg).predict(
+        {sym: frames[sym][frames[sym]["timestamp"] <= r64.origins[i]]}, 7, r64.quantile_levels
+    )[sym]
     assert np.allclose(live.quantiles[:, :, 3], r64.predictions["b"][i, 1])
 
 
@@ -178,12 +192,18 @@ def test_per_symbol_configs_match_evaluating_each_symbol_alone(synth):
     a = ForecastConfig(model="ewma-vol", window=60, ewma_lambda=0.9, quantile_levels=ec.quantile_levels)
     b = dataclasses.replace(a, ewma_lambda=0.97)
     grid = origin_grid(frames, ec.origins, ec.step, a.min_context, ec.max_horizon)
-    mixed = evaluate(frames, {"ewma-vol": {"SYN0": a, "SYN1": b}}, ec, grid=grid, settings_files={"ewma-vol": {"SYN0": "x.json"}})
+    mixed = evaluate(
+        frames, {"ewma-vol": {"SYN0": a, "SYN1": b}}, ec, grid=grid, settings_files={"ewma-vol": {"SYN0": "x.json"}}
+    )
     only_a = evaluate(frames, {"ewma-vol": a}, ec, grid=grid)
     only_b = evaluate(frames, {"ewma-vol": b}, ec, grid=grid)
     p = mixed.predictions["ewma-vol"]
-    assert np.allclose(p[:, 0], only_a.predictions["ewma-vol"][:, 0]) and np.allclose(p[:, 1], only_b.predictions["ewma-vol"][:, 1])
-    assert not np.allclose(p[:, 1], only_a.predictions["ewma-vol"][:, 1])  # the second symbol really used its own lambda
+    assert np.allclose(p[:, 0], only_a.predictions["ewma-vol"][:, 0]) and np.allclose(
+        p[:, 1], only_b.predictions["ewma-vol"][:, 1]
+    )
+    assert not np.allclose(
+        p[:, 1], only_a.predictions["ewma-vol"][:, 1]
+    )  # the second symbol really used its own lambda
     assert mixed.configs["ewma-vol"]["per_symbol"]["SYN1"]["ewma_lambda"] == 0.97
     assert mixed.settings_files["ewma-vol"] == {"SYN0": "x.json", "SYN1": None}
     assert mixed.to_dict()["requested_origins"] == 30
@@ -196,8 +216,16 @@ def test_select_scores_and_records_the_tuned_settings(synth, tmp_path):
     (tmp_path / "ewma-vol").mkdir()
     tuned = tmp_path / "ewma-vol" / "SYN0.json"
     tuned.write_text(json.dumps({"symbol": "SYN0", "model": "ewma-vol", "config": {"ewma_lambda": 0.9, "window": 60}}))
-    settings = model_settings(["naive", "ewma-vol"], list(frames), flags={"hyperparams_dir": str(tmp_path)}, quantile_levels=EC.quantile_levels)
-    assert settings.configs["ewma-vol"]["SYN0"].ewma_lambda == 0.9 and settings.configs["ewma-vol"]["SYN1"].ewma_lambda == 0.94
+    settings = model_settings(
+        ["naive", "ewma-vol"],
+        list(frames),
+        flags={"hyperparams_dir": str(tmp_path)},
+        quantile_levels=EC.quantile_levels,
+    )
+    assert (
+        settings.configs["ewma-vol"]["SYN0"].ewma_lambda == 0.9
+        and settings.configs["ewma-vol"]["SYN1"].ewma_lambda == 0.94
+    )
     res = select(frames, ["naive", "ewma-vol"], ForecastConfig(hyperparams_dir=str(tmp_path)), EC, settings=settings)
     rec = hyperparams.load(tmp_path / "best" / "SYN0.1d.json")
     assert rec.model == "ewma-vol" and rec.config["ewma_lambda"] == 0.9 and rec.config["window"] == 60
@@ -216,7 +244,11 @@ def test_horizon_cap_and_origin_shortfall_are_recorded(synth):
     with pytest.raises(ConfigError, match="maximum"):
         EvalConfig(horizons=(1, MAX_HORIZON + 1))
     frames = synth(n_assets=1, n_bars=120, seed=1)
-    res = evaluate(frames, {"naive": ForecastConfig(model="naive", quantile_levels=EC.quantile_levels)}, EvalConfig(origins=5000, horizons=(1,)))
+    res = evaluate(
+        frames,
+        {"naive": ForecastConfig(model="naive", quantile_levels=EC.quantile_levels)},
+        EvalConfig(origins=5000, horizons=(1,)),
+    )
     assert res.requested_origins == 5000 and len(res.origins) < 120
 
 
@@ -277,8 +309,13 @@ def test_symbols_with_fewer_origins_are_pooled_by_their_count(synth):
     parts = {r["symbol"]: r for r in res.per_symbol}
     pooled = res.rows[0]
     assert pooled["n"] == 100 + n_short
-    assert pooled["mae"] == pytest.approx((parts["LONG"]["mae"] * 100 + parts["SHORT"]["mae"] * n_short) / (100 + n_short))
-    assert np.isnan(res.predictions["ewma-vol"][: 100 - n_short, 1]).all() and np.isfinite(res.predictions["ewma-vol"][100 - n_short :, 1]).all()
+    assert pooled["mae"] == pytest.approx(
+        (parts["LONG"]["mae"] * 100 + parts["SHORT"]["mae"] * n_short) / (100 + n_short)
+    )
+    assert (
+        np.isnan(res.predictions["ewma-vol"][: 100 - n_short, 1]).all()
+        and np.isfinite(res.predictions["ewma-vol"][100 - n_short :, 1]).all()
+    )
 
 
 def _sharing_factory(name, cfg):
@@ -298,7 +335,11 @@ def test_only_models_that_share_across_series_get_joint_origins(synth):
     res = evaluate(frames, _cfgs(["ewma-vol", "drift"]), EC, factory=_sharing_factory)
     assert res.origin_modes == {"ewma-vol": "per-symbol", "drift": "joint (shares across series)"}
     joint = res.grids["drift"]
-    assert joint.joint and (joint.stamps == joint.stamps[:, :1]).all() and joint.timestamps[-1] == frames["B"]["timestamp"].iloc[-1 - 3]
+    assert (
+        joint.joint
+        and (joint.stamps == joint.stamps[:, :1]).all()
+        and joint.timestamps[-1] == frames["B"]["timestamp"].iloc[-1 - 3]
+    )
     assert res.grids["ewma-vol"].timestamps_of("A")[-1] == frames["A"]["timestamp"].iloc[-1 - 3]
     assert set(res.to_dict()["joint_origins_by_model"]) == {"drift"}
     with pytest.raises(DataError, match="no common origin") as err:
@@ -315,7 +356,13 @@ def test_select_and_tune_on_histories_that_do_not_overlap(synth, tmp_path):
         rec = hyperparams.load(tmp_path / "best" / f"{s}.1d.json")
         w = rec.windows
         first, last = df["timestamp"].iloc[0].isoformat(), df["timestamp"].iloc[-1].isoformat()
-        assert first <= w["validation"]["first_origin"] < w["validation"]["last_origin"] < w["test"]["first_origin"] <= last
+        assert (
+            first
+            <= w["validation"]["first_origin"]
+            < w["validation"]["last_origin"]
+            < w["test"]["first_origin"]
+            <= last
+        )
     t = tune(frames, "B", dataclasses_replace(base_cfg, model="ewma-vol"), EC, {"ewma_lambda": (0.9, 0.97)})
     assert hyperparams.load(t.path).windows["test"]["last_origin"] == frames["B"]["timestamp"].iloc[-1 - 3].isoformat()
 

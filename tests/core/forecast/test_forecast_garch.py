@@ -30,7 +30,9 @@ def test_fit_and_variance_forecasts_match_arch(mean):
     assert fit.converged.all()
     for i in range(len(R)):
         r = R[i][np.isfinite(R[i])] * 100
-        res = arch.arch_model(r, mean="Zero" if mean == "zero" else "Constant", vol="GARCH", p=1, q=1, rescale=False).fit(disp="off", show_warning=False)
+        res = arch.arch_model(
+            r, mean="Zero" if mean == "zero" else "Constant", vol="GARCH", p=1, q=1, rescale=False
+        ).fit(disp="off", show_warning=False)
         ours = np.array([fit.omega[i], fit.alpha[i], fit.beta[i]])
         theirs = res.params[["omega", "alpha[1]", "beta[1]"]].to_numpy()
         np.testing.assert_allclose(ours, theirs, atol=5e-3, rtol=2e-2)
@@ -44,7 +46,9 @@ def test_fit_and_variance_forecasts_match_arch(mean):
 def test_boundary_optimum_alpha_zero_matches_arch():
     r = np.random.default_rng(5).normal(0, 0.01, 300)  # white noise: arch puts alpha (or beta) at 0
     fit = fit_garch(r[None, :])
-    res = arch.arch_model(r * 100, mean="Zero", vol="GARCH", p=1, q=1, rescale=False).fit(disp="off", show_warning=False)
+    res = arch.arch_model(r * 100, mean="Zero", vol="GARCH", p=1, q=1, rescale=False).fit(
+        disp="off", show_warning=False
+    )
     assert fit.loglik[0] >= res.loglikelihood - 1e-3
     var = res.forecast(horizon=5, reindex=False).variance.to_numpy()[-1]
     np.testing.assert_allclose(fit.variance_paths(5)[0], var, rtol=3e-2)

@@ -14,9 +14,7 @@ from mqc.core.train.rollout import rollout
 
 CLASSES = ("equity", "crypto", "equity", "equity", "crypto", "equity", "equity", "equity", "crypto", "equity")
 MARKETS = [
-    MarketConfig(
-        equity_fee_bps=3.0, crypto_fee_bps=12.0, slippage_bps=2.0, financing_rate=0.07, cash_rate=0.02
-    ),
+    MarketConfig(equity_fee_bps=3.0, crypto_fee_bps=12.0, slippage_bps=2.0, financing_rate=0.07, cash_rate=0.02),
     MarketConfig(
         allow_short=True,
         max_gross_leverage=2.0,
@@ -24,9 +22,7 @@ MARKETS = [
         borrow_rate=0.03,
         financing_rate=0.05,
     ),
-    MarketConfig(
-        allow_short=True, crypto_long_only=False, max_gross_leverage=3.0, max_overnight_leverage=1.0
-    ),
+    MarketConfig(allow_short=True, crypto_long_only=False, max_gross_leverage=3.0, max_overnight_leverage=1.0),
 ]
 
 
@@ -50,9 +46,7 @@ def test_step_bar_by_bar_equals_the_vectorised_engine(seed: int) -> None:
     executed, sim = execute(targets, returns, fees, dt, overnight, CLASSES, cfg)
     book = np.zeros(len(CLASSES))
     for t in range(len(targets)):
-        f = step(
-            book, targets[t], np.isnan(targets[t]), returns[t], fees, dt[t], bool(overnight[t]), CLASSES, cfg
-        )
+        f = step(book, targets[t], np.isnan(targets[t]), returns[t], fees, dt[t], bool(overnight[t]), CLASSES, cfg)
         np.testing.assert_allclose(f.weights, executed[t], rtol=0, atol=1e-12)
         np.testing.assert_allclose(f.net_return, sim.net_returns[t], rtol=0, atol=1e-12)
         np.testing.assert_allclose(f.costs, sim.costs[t], rtol=0, atol=1e-12)
@@ -77,9 +71,7 @@ def test_torch_step_equals_numpy_step(exact: bool) -> None:
     book_t = torch.zeros(len(CLASSES), dtype=torch.float64)
     for t in range(len(targets)):
         hold = np.isnan(targets[t])
-        a = step(
-            book_np, targets[t], hold, returns[t], fees, dt[t], bool(overnight[t]), CLASSES, cfg, exact=exact
-        )
+        a = step(book_np, targets[t], hold, returns[t], fees, dt[t], bool(overnight[t]), CLASSES, cfg, exact=exact)
         b = step(
             book_t,
             torch.as_tensor(targets[t]),

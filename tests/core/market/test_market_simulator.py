@@ -19,7 +19,16 @@ from mqc.core.market.simulator import (
 )
 from mqc.core.metrics import compute_metrics
 
-FIELDS = ("net_returns", "gross_returns", "costs", "financing", "turnover", "gross_leverage", "long_exposure", "short_exposure")
+FIELDS = (
+    "net_returns",
+    "gross_returns",
+    "costs",
+    "financing",
+    "turnover",
+    "gross_leverage",
+    "long_exposure",
+    "short_exposure",
+)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -27,8 +36,16 @@ def test_torch_equals_numpy_on_random_paths(seed: int) -> None:
     rng = np.random.default_rng(seed)
     classes = ("equity", "crypto", "equity", "cash", "crypto")
     cfg = MarketConfig(
-        equity_fee_bps=3.0, crypto_fee_bps=12.0, cash_fee_bps=0.5, slippage_bps=2.0, financing_rate=0.07,
-        borrow_rate=0.03, cash_rate=0.02, max_gross_leverage=2.5, max_overnight_leverage=1.5, allow_short=True,
+        equity_fee_bps=3.0,
+        crypto_fee_bps=12.0,
+        cash_fee_bps=0.5,
+        slippage_bps=2.0,
+        financing_rate=0.07,
+        borrow_rate=0.03,
+        cash_rate=0.02,
+        max_gross_leverage=2.5,
+        max_overnight_leverage=1.5,
+        allow_short=True,
     )
     raw = rng.normal(0.0, 0.8, size=(4, 60, len(classes)))  # shorts and gross up to ~3x before caps
     rets = rng.normal(0.0, 0.02, size=raw.shape)
@@ -91,21 +108,33 @@ def test_costs_use_drift_adjusted_turnover() -> None:
 
 
 def test_financing_borrow_and_cash_scale_with_bar_length() -> None:
-    cfg = MarketConfig(equity_fee_bps=0.0, slippage_bps=0.0, financing_rate=0.10, borrow_rate=0.04, cash_rate=0.02,
-                       max_gross_leverage=3.0, max_overnight_leverage=3.0, allow_short=True)
+    cfg = MarketConfig(
+        equity_fee_bps=0.0,
+        slippage_bps=0.0,
+        financing_rate=0.10,
+        borrow_rate=0.04,
+        cash_rate=0.02,
+        max_gross_leverage=3.0,
+        max_overnight_leverage=3.0,
+        allow_short=True,
+    )
     ts = np.array(["2024-01-01", "2024-01-02", "2024-01-05"], dtype="datetime64[ns]")
     dt = bar_years(ts)
     np.testing.assert_allclose(dt * 365.25, [1.0, 3.0, 2.0])  # the last bar repeats the median gap
     w = np.array([[1.5, 0.0], [0.5, -0.5], [0.2, 0.0]])
     sim = simulate(w, np.zeros((3, 2)), np.zeros(2), dt, cfg)
-    np.testing.assert_allclose(sim.financing, [0.5 * 0.10 * dt[0], 0.5 * 0.04 * dt[1] - 0.5 * 0.02 * dt[1], -0.8 * 0.02 * dt[2]])
+    np.testing.assert_allclose(
+        sim.financing, [0.5 * 0.10 * dt[0], 0.5 * 0.04 * dt[1] - 0.5 * 0.02 * dt[1], -0.8 * 0.02 * dt[2]]
+    )
 
 
 def test_constraints_shorts_crypto_and_overnight_caps() -> None:
     w = np.array([[-0.5, 0.8, 1.2]])
     classes = ("equity", "crypto", "equity")
-    np.testing.assert_allclose(constrain_weights(w, classes, MarketConfig(max_overnight_leverage=1.0, max_gross_leverage=2.0)),
-                               [[0.0, 0.4, 0.6]])
+    np.testing.assert_allclose(
+        constrain_weights(w, classes, MarketConfig(max_overnight_leverage=1.0, max_gross_leverage=2.0)),
+        [[0.0, 0.4, 0.6]],
+    )
     ls = MarketConfig(allow_short=True, max_gross_leverage=2.5, max_overnight_leverage=1.25)
     intraday = constrain_weights(np.array([[-0.5, -0.8, 1.2]]), classes, ls, np.array([False]))
     np.testing.assert_allclose(intraday, [[-0.5, 0.0, 1.2]])  # crypto clipped, gross 1.7 < 2.5

@@ -96,7 +96,9 @@ def test_state_dict_is_nn_grus() -> None:
 
 
 def test_policy_gradient_checkpointing_gives_the_same_gradients() -> None:
-    cfg = ModelConfig(type="dirichlet_gru", n_assets=3, n_features=4, lookback=6, hidden_size=8, layers=2, mode="long", cap=1.0)
+    cfg = ModelConfig(
+        type="dirichlet_gru", n_assets=3, n_features=4, lookback=6, hidden_size=8, layers=2, mode="long", cap=1.0
+    )
     torch.manual_seed(0)
     model = DirichletGRUPolicy(cfg)
     inputs, t0 = torch.randn(40, 3, 4), torch.tensor([10, 20])
@@ -165,7 +167,9 @@ def test_flush_mode_is_restored_after_backward(before: bool) -> None:
 
 def test_flushing_leaves_the_policy_gradients_bit_identical(monkeypatch: pytest.MonkeyPatch) -> None:
     # The default lookback: at initialisation the gradient shrinks ~0.7x per step back through the window.
-    cfg = ModelConfig(type="dirichlet_gru", n_assets=5, n_features=4, lookback=192, hidden_size=16, layers=1, mode="long", cap=1.0)
+    cfg = ModelConfig(
+        type="dirichlet_gru", n_assets=5, n_features=4, lookback=192, hidden_size=16, layers=1, mode="long", cap=1.0
+    )
     torch.manual_seed(0)
     model = DirichletGRUPolicy(cfg)
     inputs, t0 = torch.randn(400, 5, 4, requires_grad=True), torch.tensor([200, 300])

@@ -68,7 +68,9 @@ def test_gather_windows_and_decide_shapes() -> None:
         w = decide(model, inputs, 4, 20, chunk=5)
         assert w.shape == (16, 3) and (w.abs().sum(-1) <= 1.5 + 1e-6).all()
         # the span path (project once, unfold windows) equals running every window on its own
-        per_window = legs_to_weights(model.mean_legs(gather_windows(inputs, torch.arange(4, 20), 5)), "long_short", 3, 1.5)
+        per_window = legs_to_weights(
+            model.mean_legs(gather_windows(inputs, torch.arange(4, 20), 5)), "long_short", 3, 1.5
+        )
         torch.testing.assert_close(w, per_window, rtol=1e-5, atol=1e-5)
         assert bool(model.hidden_matrices()) == (type_ == "dirichlet_gru")  # a 1-layer MLP has no hidden matrix
 
@@ -81,7 +83,7 @@ def test_standardisation_uses_only_the_fit_range(synth_panel) -> None:
     b, stats_b = build_inputs(panel, cfg, fit_stop=150)
     assert stats_a == stats_b
     np.testing.assert_array_equal(a.values[:200], b.values[:200])
-    valid = a.values[cfg.warmup:150]
+    valid = a.values[cfg.warmup : 150]
     assert abs(valid.mean()) < 0.2
 
 

@@ -44,8 +44,17 @@ def test_dm_report_equals_backtest_of_the_checkpoint(synth, tmp_path) -> None:
     # Costs high enough that the exact vs first-order drift (the old evaluator) would show.
     market = MarketConfig().with_cost(25.0, 5.0)
     root = _bars(synth, tmp_path / "bars", n_assets=3, n_bars=360, seed=5, drift=(0.8, 0.0, -0.3), annual_vol=0.25)
-    cfg = DMTrainConfig(lookback=16, horizon=8, batch_windows=4, rollout_groups=4, hidden_size=16, steps=6, eval_interval=3,
-                        objective="pathwise", save_dir=str(tmp_path / "runs"))
+    cfg = DMTrainConfig(
+        lookback=16,
+        horizon=8,
+        batch_windows=4,
+        rollout_groups=4,
+        hidden_size=16,
+        steps=6,
+        eval_interval=3,
+        objective="pathwise",
+        save_dir=str(tmp_path / "runs"),
+    )
     res = train_dm(DataConfig(data_root=str(root)), market, cfg, feature_cfg=FEATS)
     assert res.test_metrics["turnover"] > 0
     _assert_same_numbers(res.run_dir, market)
@@ -53,7 +62,14 @@ def test_dm_report_equals_backtest_of_the_checkpoint(synth, tmp_path) -> None:
 
 def test_sharpe_report_equals_backtest_of_the_checkpoint(synth, tmp_path) -> None:
     root = _bars(synth, tmp_path / "bars", n_assets=2, n_bars=300, seed=6)
-    cfg = SharpeTrainConfig(lookback=4, horizon=32, batch_windows=4, hidden_size=8, steps=4, eval_interval=2,
-                            save_dir=str(tmp_path / "runs"))
+    cfg = SharpeTrainConfig(
+        lookback=4,
+        horizon=32,
+        batch_windows=4,
+        hidden_size=8,
+        steps=4,
+        eval_interval=2,
+        save_dir=str(tmp_path / "runs"),
+    )
     res = train_sharpe(DataConfig(data_root=str(root)), MarketConfig(), cfg, feature_cfg=FEATS)
     _assert_same_numbers(res.run_dir, MarketConfig())

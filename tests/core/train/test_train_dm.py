@@ -20,7 +20,9 @@ from mqc.core.train.data import evaluate_segment
 from mqc.core.train.dm import DMTrainer
 
 FEATS = FeatureConfig(vol_windows=(5,), momentum_windows=(5, 10), volume_window=5)
-TINY = dict(lookback=16, horizon=8, batch_windows=4, rollout_groups=4, hidden_size=16, steps=8, eval_interval=4, log_interval=2)
+TINY = dict(
+    lookback=16, horizon=8, batch_windows=4, rollout_groups=4, hidden_size=16, steps=8, eval_interval=4, log_interval=2
+)
 
 
 @pytest.fixture
@@ -55,13 +57,40 @@ def test_run_directory_is_complete(trend_panel, tmp_path) -> None:
     rows = read_metrics(run)
     train_rows = [r for r in rows if r["kind"] == "train"]
     eval_rows = [r for r in rows if r["kind"] == "eval"]
-    need = {"step", "loss", "policy", "entropy", "kl", "drawdown_penalty", "reward_mean", "reward_std", "peak_mem_gb", "microbatch", "windows"}
+    need = {
+        "step",
+        "loss",
+        "policy",
+        "entropy",
+        "kl",
+        "drawdown_penalty",
+        "reward_mean",
+        "reward_std",
+        "peak_mem_gb",
+        "microbatch",
+        "windows",
+    }
     assert [r["step"] for r in train_rows] == [2, 4, 6, 8] and need <= set(train_rows[0])
     assert [r["step"] for r in eval_rows] == [4, 8] and "eval_sharpe" in eval_rows[0]
     for name in ("latest.pt", "best.pt"):
         ckpt = torch.load(run / "checkpoints" / name, weights_only=True)
-        for key in ("format", "format_version", "kind", "state_dict", "model_config", "feature_config", "market_config",
-                    "symbols", "asset_classes", "timeframe", "lookback", "data_fingerprint", "feature_stats", "step", "metrics"):
+        for key in (
+            "format",
+            "format_version",
+            "kind",
+            "state_dict",
+            "model_config",
+            "feature_config",
+            "market_config",
+            "symbols",
+            "asset_classes",
+            "timeframe",
+            "lookback",
+            "data_fingerprint",
+            "feature_stats",
+            "step",
+            "metrics",
+        ):
             assert key in ckpt, (name, key)
     assert "train_state" in torch.load(run / "checkpoints" / "latest.pt", weights_only=True)
     report = json.loads((run / "report.json").read_text())
@@ -183,7 +212,9 @@ def test_feature_provider_is_stored_and_rebuilt(trend_panel, tmp_path) -> None:
 
 def test_shorting_microbatch_and_checkpointing(trend_panel, tmp_path) -> None:
     market = MarketConfig(allow_short=True, max_gross_leverage=2.0, max_overnight_leverage=1.5)
-    cfg = DMTrainConfig(**{**TINY, "steps": 4, "microbatch_windows": 2, "gradient_checkpointing": True, "save_dir": str(tmp_path)})
+    cfg = DMTrainConfig(
+        **{**TINY, "steps": 4, "microbatch_windows": 2, "gradient_checkpointing": True, "save_dir": str(tmp_path)}
+    )
     res = train_dm(DataConfig(), market, cfg, feature_cfg=FEATS, panel=trend_panel)
     rows = [r for r in read_metrics(res.run_dir) if r["kind"] == "train"]
     assert rows[0]["microbatch"] == 2 and rows[0]["windows"] == 4
@@ -201,9 +232,16 @@ def test_init_checkpoint_and_hardware_settings(trend_panel, tmp_path) -> None:
     for k, v in trainer.model.state_dict().items():
         torch.testing.assert_close(v, saved[k])
     with pytest.raises(CheckpointError, match="do not fit"):
-        DMTrainer(trend_panel, MarketConfig(), DMTrainConfig(**{**TINY, "hidden_size": 8, "init_checkpoint": str(first.best_checkpoint)}), feature_cfg=FEATS)
+        DMTrainer(
+            trend_panel,
+            MarketConfig(),
+            DMTrainConfig(**{**TINY, "hidden_size": 8, "init_checkpoint": str(first.best_checkpoint)}),
+            feature_cfg=FEATS,
+        )
     with pytest.raises(ConfigError, match="bf16"):
-        DMTrainer(trend_panel, MarketConfig(), DMTrainConfig(**{**TINY, "dtype": "bf16", "device": "cpu"}), feature_cfg=FEATS)
+        DMTrainer(
+            trend_panel, MarketConfig(), DMTrainConfig(**{**TINY, "dtype": "bf16", "device": "cpu"}), feature_cfg=FEATS
+        )
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="CUDA"):
             DMTrainer(trend_panel, MarketConfig(), DMTrainConfig(**{**TINY, "device": "cuda"}), feature_cfg=FEATS)
@@ -215,8 +253,18 @@ def test_high_costs_lower_turnover(synth_panel, tmp_path) -> None:
     panel = synth_panel(n_assets=4, n_bars=500, seed=12, drift=(0.0,) * 4, annual_vol=0.3, correlation=0.0)
     turnover = []
     for cost in (0.0, 100.0):
-        cfg = DMTrainConfig(lookback=16, horizon=16, batch_windows=8, rollout_groups=4, hidden_size=16, steps=40, eval_interval=20,
-                            objective="pathwise", seed=12, save_dir=str(tmp_path / str(cost)))
+        cfg = DMTrainConfig(
+            lookback=16,
+            horizon=16,
+            batch_windows=8,
+            rollout_groups=4,
+            hidden_size=16,
+            steps=40,
+            eval_interval=20,
+            objective="pathwise",
+            seed=12,
+            save_dir=str(tmp_path / str(cost)),
+        )
         res = train_dm(DataConfig(), MarketConfig().with_cost(cost, 0.0), cfg, feature_cfg=FEATS, panel=panel)
         turnover.append((res.val_metrics["turnover"], res.test_metrics["turnover"]))
     (cheap_val, cheap_test), (dear_val, dear_test) = turnover

@@ -81,9 +81,7 @@ class ToyTrainer(Harness):
         )
 
 
-CFG = dict(
-    steps=8, eval_interval=2, log_interval=1, batch_windows=4, microbatch_windows=2, muon=False, lr=0.05
-)
+CFG = dict(steps=8, eval_interval=2, log_interval=1, batch_windows=4, microbatch_windows=2, muon=False, lr=0.05)
 
 
 @pytest.fixture

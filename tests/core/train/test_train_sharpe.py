@@ -48,7 +48,9 @@ def test_same_seed_same_metrics_and_resume(synth_panel, tmp_path) -> None:
     a = _train(panel, tmp_path / "a", steps=8, eval_interval=4, log_interval=2)
     b = _train(panel, tmp_path / "b", steps=8, eval_interval=4, log_interval=2)
     assert strip(read_metrics(a.run_dir)) == strip(read_metrics(b.run_dir))
-    cfg = SharpeTrainConfig(**{**TINY, "steps": 8, "eval_interval": 4, "log_interval": 2, "save_dir": str(tmp_path / "k")})
+    cfg = SharpeTrainConfig(
+        **{**TINY, "steps": 8, "eval_interval": 4, "log_interval": 2, "save_dir": str(tmp_path / "k")}
+    )
     killed = SharpeTrainer(panel, MarketConfig(), cfg, feature_cfg=FEATS).fit(stop_after=4)
     resumed = resume_run(killed.run_dir, panel=panel)
     assert strip(read_metrics(resumed.run_dir)) == strip(read_metrics(a.run_dir))

@@ -16,8 +16,12 @@ from mqc.commands._options import AllowAlteredOpt as AllowAlteredOpt  # re-expor
 from mqc.commands._options import split_list
 
 # Data selection
-DataRootOpt = typer.Option(None, "--data-root", help="Folder of per-symbol CSV/Parquet files (validated on the fly) instead of the catalog.")
-SymbolsOpt = typer.Option(None, "--symbols", "-s", help="Comma-separated catalog symbols (default: all of the timeframe).")
+DataRootOpt = typer.Option(
+    None, "--data-root", help="Folder of per-symbol CSV/Parquet files (validated on the fly) instead of the catalog."
+)
+SymbolsOpt = typer.Option(
+    None, "--symbols", "-s", help="Comma-separated catalog symbols (default: all of the timeframe)."
+)
 TimeframeOpt = typer.Option(None, "--timeframe", "-t", help="Bar size: 1d, 1h, 15m, ...")
 StartOpt = typer.Option(None, "--start", help="First bar to load (UTC date/time).")
 EndOpt = typer.Option(None, "--end", help="Last bar to load (UTC date/time).")
@@ -27,7 +31,9 @@ ExcludeOpt = typer.Option(None, "--exclude", help="Comma-separated symbols to le
 CostOpt = typer.Option(None, "--cost-bps", help="Commission in bps for equities and crypto (sets both).")
 SlippageOpt = typer.Option(None, "--slippage-bps", help="Spread + slippage in bps.")
 ShortOpt = typer.Option(None, "--enable-shorting/--long-only", help="Allow short positions (market.allow_short).")
-CashOpt = typer.Option(None, "--include-cash/--no-cash", help="Give the policy an explicit cash leg (market.include_cash).")
+CashOpt = typer.Option(
+    None, "--include-cash/--no-cash", help="Give the policy an explicit cash leg (market.include_cash)."
+)
 # Training
 LookbackOpt = typer.Option(None, "--lookback", help="Bars of features per decision.")
 HorizonOpt = typer.Option(None, "--horizon", help="Decisions per sampled window.")
@@ -52,12 +58,18 @@ CompileOpt = typer.Option(None, "--compile/--no-compile", help="torch.compile th
 DeviceOpt = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N.")
 DtypeOpt = typer.Option(None, "--dtype", help="auto (fp32 CPU, bf16 autocast CUDA), fp32 or bf16.")
 MicroOpt = typer.Option(None, "--microbatch-windows", help="Windows per forward/backward (gradient accumulation).")
-CkptOpt = typer.Option(None, "--gradient-checkpointing/--no-gradient-checkpointing", help="Recompute activations in backward.")
+CkptOpt = typer.Option(
+    None, "--gradient-checkpointing/--no-gradient-checkpointing", help="Recompute activations in backward."
+)
 ThreadsOpt = typer.Option(None, "--threads", help="torch CPU threads.")
 SeedOpt = typer.Option(None, "--seed", help="Random seed.")
 InitOpt = typer.Option(None, "--init-checkpoint", help="Start from this checkpoint's weights.")
 SaveDirOpt = typer.Option(None, "--save-dir", help="Parent folder of the run directory (default: <runs dir>/<kind>).")
-ResumeOpt = typer.Option(None, "--resume", help="Continue a killed run from RUN_DIR/checkpoints/latest.pt with its stored settings (no other training options).")
+ResumeOpt = typer.Option(
+    None,
+    "--resume",
+    help="Continue a killed run from RUN_DIR/checkpoints/latest.pt with its stored settings (no other training options).",
+)
 
 
 class DtypeChoice(StrEnum):
@@ -69,9 +81,13 @@ class DtypeChoice(StrEnum):
 
 
 # option names that differ from the config field they set
-_FLAG_NAMES = {"allow_short": "--enable-shorting/--long-only", "include_cash": "--include-cash/--no-cash",
-               "compile": "--compile/--no-compile", "muon": "--muon/--no-muon",
-               "gradient_checkpointing": "--gradient-checkpointing/--no-gradient-checkpointing"}
+_FLAG_NAMES = {
+    "allow_short": "--enable-shorting/--long-only",
+    "include_cash": "--include-cash/--no-cash",
+    "compile": "--compile/--no-compile",
+    "muon": "--muon/--no-muon",
+    "gradient_checkpointing": "--gradient-checkpointing/--no-gradient-checkpointing",
+}
 
 
 def check_resume(kind: str, resume: str | None, given: dict[str, Any]) -> None:
@@ -114,6 +130,8 @@ def command_flags(train_cls: type, params: dict[str, Any]) -> tuple[dict[str, An
     from mqc.core.market.config import MarketConfig
 
     return flags_for(DataConfig, params), flags_for(MarketConfig, params), flags_for(train_cls, params)
+
+
 QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress bar or logs; results only.")
 
 
@@ -126,7 +144,11 @@ def resolve_common(data_flags: dict[str, Any], market_flags: dict[str, Any], cos
     from mqc.core.profiles import resolve_with_profile
 
     prof = state().profile
-    data_flags = {**data_flags, "symbols": split_list(data_flags.get("symbols")), "exclude": split_list(data_flags.get("exclude"))}
+    data_flags = {
+        **data_flags,
+        "symbols": split_list(data_flags.get("symbols")),
+        "exclude": split_list(data_flags.get("exclude")),
+    }
     if data_flags["symbols"]:
         data_flags["symbols"] = tuple(s.upper() for s in data_flags["symbols"])
     market_flags = {**market_flags, **MarketConfig.cost_fields(cost_bps)}  # the one meaning of --cost-bps
@@ -145,9 +167,16 @@ def resolve_common(data_flags: dict[str, Any], market_flags: dict[str, Any], cos
 
 
 def run_training(
-    kind: str, data_flags: dict[str, Any], market_flags: dict[str, Any], cost_bps: float | None,
-    train_flags: dict[str, Any], resume: str | None, quiet: bool, json_out: bool,
-    extra_flags: dict[str, dict[str, Any]] | None = None, extra_options: dict[str, Any] | None = None,
+    kind: str,
+    data_flags: dict[str, Any],
+    market_flags: dict[str, Any],
+    cost_bps: float | None,
+    train_flags: dict[str, Any],
+    resume: str | None,
+    quiet: bool,
+    json_out: bool,
+    extra_flags: dict[str, dict[str, Any]] | None = None,
+    extra_options: dict[str, Any] | None = None,
 ) -> None:
     """Resolve the tables, train (or resume) the registered trainer ``kind`` with a Rich progress bar,
     render the result.
@@ -155,7 +184,9 @@ def run_training(
     ``extra_flags`` are the flags of the trainer's extra tables by table name (``TrainerSpec.extra_tables``);
     ``extra_options`` the same values by option name, for the ``--resume`` check. Ctrl-C prints where
     the run stopped and the ``--resume`` command (``say_how_to_resume``)."""
-    check_resume(kind, resume, {**data_flags, **market_flags, "cost_bps": cost_bps, **train_flags, **(extra_options or {})})
+    check_resume(
+        kind, resume, {**data_flags, **market_flags, "cost_bps": cost_bps, **train_flags, **(extra_options or {})}
+    )
     resolved = {} if resume else resolve_common(data_flags, market_flags, cost_bps)
     if quiet:
         state().quiet = True
@@ -177,7 +208,13 @@ def say_how_to_resume() -> Iterator[None]:
         raise
 
 
-def _fit(kind: str, resolved: dict[str, Any], train_flags: dict[str, Any], resume: str | None, extra_flags: dict[str, dict[str, Any]]) -> Any:
+def _fit(
+    kind: str,
+    resolved: dict[str, Any],
+    train_flags: dict[str, Any],
+    resume: str | None,
+    extra_flags: dict[str, dict[str, Any]],
+) -> Any:
     from mqc.core.config import table_name
     from mqc.core.profiles import resolve_with_profile
     from mqc.core.train import api
@@ -190,7 +227,9 @@ def _fit(kind: str, resolved: dict[str, Any], train_flags: dict[str, Any], resum
         tcls = spec.config
         resolved[table_name(tcls)] = resolve_with_profile(tcls, state().profile, flags=train_flags)
         for cls in spec.extra_tables:
-            resolved[table_name(cls)] = resolve_with_profile(cls, state().profile, flags=extra_flags.get(table_name(cls), {}))
+            resolved[table_name(cls)] = resolve_with_profile(
+                cls, state().profile, flags=extra_flags.get(table_name(cls), {})
+            )
         return api.train(
             kind,
             resolved["data"].value,
@@ -219,8 +258,15 @@ def render(result: Any, json_out: bool) -> None:
     t.add_column("metric")
     for name, _ in cols:
         t.add_column(name, justify="right")
-    for key, fmt in (("sharpe", fmt_num), ("total_return", fmt_pct), ("annual_return", fmt_pct), ("volatility", fmt_pct),
-                     ("max_drawdown", fmt_pct), ("turnover", fmt_pct), ("exposure", fmt_num)):
+    for key, fmt in (
+        ("sharpe", fmt_num),
+        ("total_return", fmt_pct),
+        ("annual_return", fmt_pct),
+        ("volatility", fmt_pct),
+        ("max_drawdown", fmt_pct),
+        ("turnover", fmt_pct),
+        ("exposure", fmt_num),
+    ):
         t.add_row(key, *[fmt(m.get(key)) if m else "-" for _, m in cols])
     out.print(t)
     if getattr(result, "test_range", None):

@@ -15,41 +15,91 @@ from mqc.core.errors import ConfigError
 class BacktestConfig:
     """What to replay and how to report it."""
 
-    split: Literal["test", "val", "all"] = field(default="test", metadata={"help": "segment to evaluate: test, val or all (time split of the loaded bars)"})
-    window_length: int = field(default=256, metadata={"help": "bars per rolling window (overlapping slices of one replay, not re-fits)"})
+    split: Literal["test", "val", "all"] = field(
+        default="test", metadata={"help": "segment to evaluate: test, val or all (time split of the loaded bars)"}
+    )
+    window_length: int = field(
+        default=256, metadata={"help": "bars per rolling window (overlapping slices of one replay, not re-fits)"}
+    )
     stride: int = field(default=64, metadata={"help": "bars between the starts of consecutive windows"})
-    start: str | None = field(default=None, metadata={"help": "first timestamp evaluated (inclusive, UTC), within the split"})
-    end: str | None = field(default=None, metadata={"help": "last timestamp evaluated (inclusive, UTC), within the split"})
-    cost_bps: float | None = field(default=None, metadata={"help": "stress test: commission on every non-cash asset, bps (default: the checkpoint's)", "max": 10_000.0})
-    slippage_bps: float | None = field(default=None, metadata={"help": "stress test: slippage on every non-cash asset, bps (default: the checkpoint's)", "max": 10_000.0})
+    start: str | None = field(
+        default=None, metadata={"help": "first timestamp evaluated (inclusive, UTC), within the split"}
+    )
+    end: str | None = field(
+        default=None, metadata={"help": "last timestamp evaluated (inclusive, UTC), within the split"}
+    )
+    cost_bps: float | None = field(
+        default=None,
+        metadata={
+            "help": "stress test: commission on every non-cash asset, bps (default: the checkpoint's)",
+            "max": 10_000.0,
+        },
+    )
+    slippage_bps: float | None = field(
+        default=None,
+        metadata={
+            "help": "stress test: slippage on every non-cash asset, bps (default: the checkpoint's)",
+            "max": 10_000.0,
+        },
+    )
     write_trades: bool = field(default=True, metadata={"help": "write trades.jsonl (one line per bar)"})
     plots: bool = field(default=True, metadata={"help": "write equity.png and weights.png"})
-    rebalance_every: int = field(default=0, metadata={"help": "bars between benchmark rebalances (0: daily for intraday bars, every bar otherwise)"})
-    inv_vol_window: int = field(default=60, metadata={"help": "trailing window (bars) of the inverse-volatility benchmark"})
-    bootstrap_samples: int = field(default=2000, metadata={"help": "stationary-bootstrap resamples for the Sharpe-vs-1/N significance"})
+    rebalance_every: int = field(
+        default=0,
+        metadata={"help": "bars between benchmark rebalances (0: daily for intraday bars, every bar otherwise)"},
+    )
+    inv_vol_window: int = field(
+        default=60, metadata={"help": "trailing window (bars) of the inverse-volatility benchmark"}
+    )
+    bootstrap_samples: int = field(
+        default=2000, metadata={"help": "stationary-bootstrap resamples for the Sharpe-vs-1/N significance"}
+    )
     block_length: float = field(default=0.0, metadata={"help": "mean bootstrap block length in bars (0: T^(1/3))"})
     n_trials: int = field(default=1, metadata={"help": "strategies tried before this one (deflated Sharpe ratio)"})
     seed: int = field(default=0, metadata={"help": "seed of the bootstrap"})
 
     def __post_init__(self) -> None:
         if self.window_length < 2:
-            raise ConfigError(f"backtest.window_length must be >= 2 bars, got {self.window_length}", hint="pass a valid --window-length (or fix [backtest] window_length in the profile)")
+            raise ConfigError(
+                f"backtest.window_length must be >= 2 bars, got {self.window_length}",
+                hint="pass a valid --window-length (or fix [backtest] window_length in the profile)",
+            )
         if self.stride < 1:
-            raise ConfigError(f"backtest.stride must be >= 1 bar, got {self.stride}", hint="pass a valid --stride (or fix [backtest] stride in the profile)")
+            raise ConfigError(
+                f"backtest.stride must be >= 1 bar, got {self.stride}",
+                hint="pass a valid --stride (or fix [backtest] stride in the profile)",
+            )
         for name in ("cost_bps", "slippage_bps"):
             v = getattr(self, name)
             if v is not None and v < 0:
-                raise ConfigError(f"backtest.{name} must be >= 0, got {v}", hint=f"pass --{name.replace('_', '-')} 0 or more")
+                raise ConfigError(
+                    f"backtest.{name} must be >= 0, got {v}", hint=f"pass --{name.replace('_', '-')} 0 or more"
+                )
         if self.rebalance_every < 0:
-            raise ConfigError(f"backtest.rebalance_every must be >= 0, got {self.rebalance_every}", hint="pass a valid --rebalance-every (or fix [backtest] rebalance_every in the profile)")
+            raise ConfigError(
+                f"backtest.rebalance_every must be >= 0, got {self.rebalance_every}",
+                hint="pass a valid --rebalance-every (or fix [backtest] rebalance_every in the profile)",
+            )
         if self.inv_vol_window < 2:
-            raise ConfigError(f"backtest.inv_vol_window must be >= 2 bars, got {self.inv_vol_window}", hint="pass a valid --inv-vol-window (or fix [backtest] inv_vol_window in the profile)")
+            raise ConfigError(
+                f"backtest.inv_vol_window must be >= 2 bars, got {self.inv_vol_window}",
+                hint="pass a valid --inv-vol-window (or fix [backtest] inv_vol_window in the profile)",
+            )
         if self.bootstrap_samples < 0:
-            raise ConfigError(f"backtest.bootstrap_samples must be >= 0, got {self.bootstrap_samples}", hint="pass a valid --bootstrap-samples (or fix [backtest] bootstrap_samples in the profile)")
+            raise ConfigError(
+                f"backtest.bootstrap_samples must be >= 0, got {self.bootstrap_samples}",
+                hint="pass a valid --bootstrap-samples (or fix [backtest] bootstrap_samples in the profile)",
+            )
         if self.block_length < 0:
-            raise ConfigError(f"backtest.block_length must be >= 0, got {self.block_length}", hint="pass a valid --block-length (or fix [backtest] block_length in the profile)")
+            raise ConfigError(
+                f"backtest.block_length must be >= 0, got {self.block_length}",
+                hint="pass a valid --block-length (or fix [backtest] block_length in the profile)",
+            )
         if self.n_trials < 1:
-            raise ConfigError(f"backtest.n_trials must be >= 1, got {self.n_trials}", hint="pass a valid --n-trials (or fix [backtest] n_trials in the profile)")
+            raise ConfigError(
+                f"backtest.n_trials must be >= 1, got {self.n_trials}",
+                hint="pass a valid --n-trials (or fix [backtest] n_trials in the profile)",
+            )
         check_timestamp(self.start, "backtest.start")
         check_timestamp(self.end, "backtest.end")
         check_range(self.start, self.end, "backtest")

@@ -41,7 +41,16 @@ from mqc.core.market.simulator import (
 )
 from mqc.core.metrics import compute_metrics, drawdown, equity_curve
 
-_SERIES = ("net_returns", "gross_returns", "costs", "financing", "turnover", "gross_leverage", "long_exposure", "short_exposure")
+_SERIES = (
+    "net_returns",
+    "gross_returns",
+    "costs",
+    "financing",
+    "turnover",
+    "gross_leverage",
+    "long_exposure",
+    "short_exposure",
+)
 
 
 @dataclass

@@ -35,7 +35,16 @@ from mqc.core.market.costs import cost_summary
 from mqc.core.metrics import holding_returns
 from mqc.core.progress import NULL, Progress
 
-SUMMARY_COLUMNS = ("total_return", "annual_return", "volatility", "sharpe", "sortino", "max_drawdown", "calmar", "turnover")
+SUMMARY_COLUMNS = (
+    "total_return",
+    "annual_return",
+    "volatility",
+    "sharpe",
+    "sortino",
+    "max_drawdown",
+    "calmar",
+    "turnover",
+)
 
 
 @dataclass
@@ -141,7 +150,13 @@ def evaluate(
     progress.advance(1)
     progress.log("backtest: replaying the benchmarks")
     benchmarks = run_benchmarks(
-        panel, lo, hi, market, rebalance_every=config.rebalance_every, inv_vol_window=config.inv_vol_window, bars_per_year=bpy
+        panel,
+        lo,
+        hi,
+        market,
+        rebalance_every=config.rebalance_every,
+        inv_vol_window=config.inv_vol_window,
+        bars_per_year=bpy,
     )
     progress.advance(1)
     # The same periods as the table's Sharpe: the segment's last bar (no holding period) folded in.
@@ -227,7 +242,11 @@ def _trade_lines(r: BacktestResult) -> str:
 
 def _equity_csv(report: BacktestReport) -> str:
     r = report.result
-    cols = {"strategy": r.equity, **{name: b.equity for name, b in report.benchmarks.items()}, "strategy_drawdown": r.drawdown}
+    cols = {
+        "strategy": r.equity,
+        **{name: b.equity for name, b in report.benchmarks.items()},
+        "strategy_drawdown": r.drawdown,
+    }
     header = "timestamp," + ",".join(cols)
     rows = [header]
     arrays = list(cols.values())

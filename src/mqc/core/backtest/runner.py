@@ -48,7 +48,9 @@ def count_capped_targets(result: Any, asset_classes: tuple[str, ...], market: Ma
     w = np.nan_to_num(t[rows])
     capped = constrain_weights(w, asset_classes, market, overnight=np.asarray(result.overnight)[rows])
     # The allowed book is the same as the requested one unless the leverage cap bit.
-    clipped = constrain_weights(w, asset_classes, dataclasses.replace(market, max_gross_leverage=1e12, max_overnight_leverage=1e12))
+    clipped = constrain_weights(
+        w, asset_classes, dataclasses.replace(market, max_gross_leverage=1e12, max_overnight_leverage=1e12)
+    )
     return int((np.abs(np.abs(clipped).sum(1) - np.abs(capped).sum(1)) > 1e-9).sum())
 
 
@@ -156,6 +158,7 @@ def run_checkpoint_backtest(
             f"{path}: the checkpoint trades {', '.join(want)} but the data symbols are {', '.join(symbols)}",
             hint="drop --symbols to use the checkpoint's, or pass as many symbols as it has with --allow-mismatch",
         )
+
     def given(name: str) -> bool:
         if data_sources is not None:
             return data_sources.get(name, "default") != "default"
@@ -190,7 +193,7 @@ def run_checkpoint_backtest(
         raise DataError(
             f"{path}: the checkpoint was trained on {strategy.timeframe} bars but the data has {panel.timeframe} bars",
             hint=f"drop --timeframe (or pass --timeframe {strategy.timeframe}); --allow-mismatch replays it on "
-                 f"{panel.timeframe} bars as a transfer test",
+            f"{panel.timeframe} bars as a transfer test",
         )
     transfer = None
     if allow_mismatch and (other_bars or symbols != want):
@@ -200,9 +203,15 @@ def run_checkpoint_backtest(
     # test segment onto bars the policy was trained or selected on. --split all / --start / --end
     # are the explicit ways to look elsewhere (and the report warns on any overlap).
     stored_split = runs.stored_split(ckpt, run_doc)
-    lo, hi, seg = select_segment(panel, cfg, split, strategy.lookback, stored_split, warmup=getattr(strategy, "warmup", 0))
+    lo, hi, seg = select_segment(
+        panel, cfg, split, strategy.lookback, stored_split, warmup=getattr(strategy, "warmup", 0)
+    )
     if stored_split and split_cfg is not None:
-        seg["split_config_ignored"] = {"val_frac": split_cfg.val_frac, "test_frac": split_cfg.test_frac, "embargo": split_cfg.embargo}
+        seg["split_config_ignored"] = {
+            "val_frac": split_cfg.val_frac,
+            "test_frac": split_cfg.test_frac,
+            "embargo": split_cfg.embargo,
+        }
     history = panel.slice(0, hi)  # the strategy never sees a bar after the segment's end
     targets = np.asarray(strategy.target_weights(history), dtype=np.float64)
     if targets.shape != (hi, panel.n_assets):
@@ -235,8 +244,19 @@ def run_checkpoint_backtest(
             "these bars differ from the ones the checkpoint was trained and reported on (data fingerprint changed): "
             "figures can differ from the run's report.json"
         )
-    report = evaluate(panel, full, market, cfg, lo=lo, hi=hi, source=source, segment=seg, fit_windows=fit_windows,
-                      cost_overrides=_overrides(cfg), progress=progress)
+    report = evaluate(
+        panel,
+        full,
+        market,
+        cfg,
+        lo=lo,
+        hi=hi,
+        source=source,
+        segment=seg,
+        fit_windows=fit_windows,
+        cost_overrides=_overrides(cfg),
+        progress=progress,
+    )
     if write:
         write_report(report, out_dir)
     return report
@@ -330,13 +350,30 @@ def run_weights_backtest(
     if outside is not None:
         source["rows_outside_bars"] = outside["rows"]
         seg.setdefault("warnings", []).append(outside["warning"])
-    report = evaluate(panel, targets, mkt, cfg, lo=lo, hi=hi, source=source, segment=seg, fit_windows=fit_windows,
-                      cost_overrides=_overrides(cfg), progress=progress)
+    report = evaluate(
+        panel,
+        targets,
+        mkt,
+        cfg,
+        lo=lo,
+        hi=hi,
+        source=source,
+        segment=seg,
+        fit_windows=fit_windows,
+        cost_overrides=_overrides(cfg),
+        progress=progress,
+    )
     shorts, crypto_only = count_clipped_shorts(report.result, panel.asset_classes, mkt)
     report.source["clipped_short_targets"] = shorts
     if shorts:
-        why = "crypto is long-only (market.crypto_long_only)" if crypto_only else "shorting is off (market.allow_short = false; pass --enable-shorting)"
-        report.segment.setdefault("warnings", []).append(f"{shorts} target row(s) hold shorts that were set to 0: {why}")
+        why = (
+            "crypto is long-only (market.crypto_long_only)"
+            if crypto_only
+            else "shorting is off (market.allow_short = false; pass --enable-shorting)"
+        )
+        report.segment.setdefault("warnings", []).append(
+            f"{shorts} target row(s) hold shorts that were set to 0: {why}"
+        )
     capped = count_capped_targets(report.result, panel.asset_classes, mkt)
     report.source["capped_targets"] = capped
     if capped:

@@ -74,7 +74,9 @@ def deflated_sharpe(sr: float, n: int, skew: float, kurt: float, n_trials: int) 
     if n_trials <= 1 or n < 2:
         return probabilistic_sharpe(sr, 0.0, n, skew, kurt), 0.0
     var = max(1.0 - skew * sr + (kurt - 1.0) / 4.0 * sr * sr, 1e-12) / (n - 1)
-    q = (1.0 - EULER_GAMMA) * _NORMAL.inv_cdf(1.0 - 1.0 / n_trials) + EULER_GAMMA * _NORMAL.inv_cdf(1.0 - 1.0 / (n_trials * math.e))
+    q = (1.0 - EULER_GAMMA) * _NORMAL.inv_cdf(1.0 - 1.0 / n_trials) + EULER_GAMMA * _NORMAL.inv_cdf(
+        1.0 - 1.0 / (n_trials * math.e)
+    )
     sr0 = math.sqrt(var) * q
     return probabilistic_sharpe(sr, sr0, n, skew, kurt), sr0
 

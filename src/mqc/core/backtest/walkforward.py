@@ -38,7 +38,9 @@ def window_starts(n_bars: int, window_length: int, stride: int) -> list[int]:
 WINDOWS_KIND = "rolling (overlapping) slices of one replay"
 
 
-def rolling_windows(result: BacktestResult, window_length: int, stride: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def rolling_windows(
+    result: BacktestResult, window_length: int, stride: int
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Per-window metrics and the aggregates reported in ``report.json``.
 
     Returns:

@@ -54,9 +54,7 @@ def read_weights_file(path: str | Path) -> tuple[np.ndarray, tuple[str, ...], np
     stamps = ts.dt.tz_localize(None).to_numpy().astype("datetime64[ns]")
     if len(stamps) > 1 and not (np.diff(stamps.astype(np.int64)) > 0).all():
         i = int(np.flatnonzero(np.diff(stamps.astype(np.int64)) <= 0)[0])
-        raise DataError(
-            f"{p}: timestamps must be strictly increasing (row {i + 3}: {stamps[i + 1]} after {stamps[i]})"
-        )
+        raise DataError(f"{p}: timestamps must be strictly increasing (row {i + 3}: {stamps[i + 1]} after {stamps[i]})")
     return stamps, symbols, values.to_numpy(dtype=np.float64)
 
 
@@ -76,9 +74,7 @@ def align_weights(
     return place_weights(stamps, symbols, values, panel, where)[0]
 
 
-def deferred_targets(
-    stamps: np.ndarray, symbols: tuple[str, ...], values: np.ndarray, panel: Panel
-) -> tuple[int, int]:
+def deferred_targets(stamps: np.ndarray, symbols: tuple[str, ...], values: np.ndarray, panel: Panel) -> tuple[int, int]:
     """(targets moved to the asset's next real bar, targets with no real bar left to trade on)."""
     _, moved, lost = place_weights(stamps, symbols, values, panel, "weights")
     return moved, lost

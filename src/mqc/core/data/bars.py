@@ -154,5 +154,8 @@ def table_arrays(table) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     if stamp.type != pa.timestamp("ns", tz="UTC"):
         stamp = stamp.cast(pa.timestamp("ns", tz="UTC"))
     ts = stamp.combine_chunks().cast(pa.int64()).to_numpy()
-    cols = {c: table.column(c).combine_chunks().to_numpy(zero_copy_only=False).astype(np.float64, copy=False) for c in COLUMNS}
+    cols = {
+        c: table.column(c).combine_chunks().to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+        for c in COLUMNS
+    }
     return ts, cols

@@ -147,7 +147,9 @@ class Catalog:
                 tfs = ", ".join(elsewhere)
                 raise ArtifactNotFound(
                     f"{symbol} is stored at {tfs}, not {timeframe}",
-                    hint=f"pass --timeframe {elsewhere[0]}" if len(elsewhere) == 1 else f"pass --timeframe with one of {tfs}",
+                    hint=f"pass --timeframe {elsewhere[0]}"
+                    if len(elsewhere) == 1
+                    else f"pass --timeframe with one of {tfs}",
                 )
             have = sorted({e.symbol for e in self.entries(timeframe)})
             from mqc.core.config import did_you_mean
@@ -191,7 +193,12 @@ class Catalog:
         return path
 
     def load_arrays(
-        self, symbol: str, timeframe: str | None = None, *, allow_altered: bool = False, warnings: list[str] | None = None
+        self,
+        symbol: str,
+        timeframe: str | None = None,
+        *,
+        allow_altered: bool = False,
+        warnings: list[str] | None = None,
     ) -> tuple[Entry, np.ndarray, dict[str, np.ndarray]]:
         """(entry, int64 ns timestamps, {column: float64}) of one stored symbol, checked against the
         manifest (present, whole, its row count and its content hash: see ``integrity.read_bars``).
@@ -223,7 +230,7 @@ class Catalog:
             return again, *read_bars(again, self._readable_path(again), allow_altered=allow_altered, warnings=warnings)
 
     def check(self, entry: Entry, *, full: bool = True) -> str:
-        """"" when ``entry``'s file is sound, else what is wrong with it. ``full=False`` reads only
+        """ "" when ``entry``'s file is sound, else what is wrong with it. ``full=False`` reads only
         the file's footer (present, Parquet, row count: cheap enough for ``mqc data list``);
         ``full`` decodes it and compares the content hash too (``mqc data verify``)."""
         try:
@@ -425,7 +432,10 @@ class Catalog:
         b = Bars.from_frame(df, symbol=symbol, source=source)
         order = np.argsort(b.ts, kind="stable")
         if (np.diff(b.ts[order]) == 0).any():
-            raise DataError(f"{source}: duplicate timestamps in the bars of {symbol}", hint="validate the bars first (validate_bars)")
+            raise DataError(
+                f"{source}: duplicate timestamps in the bars of {symbol}",
+                hint="validate the bars first (validate_bars)",
+            )
         b = b.take(order)
         return self.write_many([WriteItem(symbol, b.ts, b.cols, source, timeframe, asset_class)], replace=replace)[0]
 
@@ -468,7 +478,9 @@ def _iso(ns: int) -> str:
     return pd.Timestamp(int(ns), unit="ns", tz="UTC").isoformat()
 
 
-def _merge(old_ts: np.ndarray, old_cols: dict[str, np.ndarray], item: WriteItem, symbol: str, tf: str, *, replace: bool = False):
+def _merge(
+    old_ts: np.ndarray, old_cols: dict[str, np.ndarray], item: WriteItem, symbol: str, tf: str, *, replace: bool = False
+):
     """Stored bars + new ones -> (ts, cols, added, overwritten, rebase).
 
     Identical overlaps are ignored and new timestamps added. Differing overlaps raise, or with
@@ -546,7 +558,9 @@ def _rebase(a: np.ndarray, b: np.ndarray, n_kept: int, item: WriteItem, symbol: 
     with np.errstate(divide="ignore", invalid="ignore"):
         r = b[:, :4] / a[:, :4]
         r_close = r[:, 3]
-        uniform = np.all(np.abs(r / r_close[:, None] - 1.0) <= REBASE_TOL, axis=1) & (np.abs(r_close - 1.0) > REBASE_MIN_MOVE)
+        uniform = np.all(np.abs(r / r_close[:, None] - 1.0) <= REBASE_TOL, axis=1) & (
+            np.abs(r_close - 1.0) > REBASE_MIN_MOVE
+        )
         uniform &= np.isfinite(r_close) & (r_close > 0)
     n = a.shape[0]
     if uniform.sum() <= REBASE_SHARE * n:

@@ -17,19 +17,30 @@ MIXED_CLOSE = ("warn", "lag_crypto", "error")
 class DataConfig:
     """Which bars to load and how to align them."""
 
-    symbols: tuple[str, ...] = field(default=(), metadata={"help": "symbols from the catalog (empty: all of the timeframe)"})
+    symbols: tuple[str, ...] = field(
+        default=(), metadata={"help": "symbols from the catalog (empty: all of the timeframe)"}
+    )
     timeframe: str = field(default="1d", metadata={"help": "bar size label: 1m, 5m, 15m, 1h, 4h, 1d"})
-    data_root: str | None = field(default=None, metadata={"help": "folder of per-symbol CSV/Parquet files instead of the catalog"})
+    data_root: str | None = field(
+        default=None, metadata={"help": "folder of per-symbol CSV/Parquet files instead of the catalog"}
+    )
     start: str | None = field(default=None, metadata={"help": "first timestamp to load (inclusive, UTC)"})
     end: str | None = field(default=None, metadata={"help": "last timestamp to load (inclusive, UTC)"})
     max_assets: int | None = field(default=None, metadata={"help": "keep at most this many symbols (in order)"})
     exclude: tuple[str, ...] = field(default=(), metadata={"help": "symbols to leave out"})
-    align: Literal["union", "inner"] = field(default="union", metadata={"help": "union: forward-fill (and mark) missing bars; inner: drop any bar some symbol lacks"})
-    on_error: Literal["fail", "repair", "drop"] = field(default="fail", metadata={"help": "what to do with invalid rows when reading --data-root files"})
+    align: Literal["union", "inner"] = field(
+        default="union",
+        metadata={"help": "union: forward-fill (and mark) missing bars; inner: drop any bar some symbol lacks"},
+    )
+    on_error: Literal["fail", "repair", "drop"] = field(
+        default="fail", metadata={"help": "what to do with invalid rows when reading --data-root files"}
+    )
     allow_altered: bool = field(
         default=False,
-        metadata={"help": "use catalog files whose bars no longer match the content hash recorded at import (a warning instead of an error; "
-                  "repair them instead: mqc data verify)"},
+        metadata={
+            "help": "use catalog files whose bars no longer match the content hash recorded at import (a warning instead of an error; "
+            "repair them instead: mqc data verify)"
+        },
     )
     mixed_close: Literal["warn", "lag_crypto", "error"] = field(
         default="warn",
@@ -54,11 +65,30 @@ class DataConfig:
 class ImportConfig:
     """How ``mqc data import`` / ``validate`` treat bad rows and store bars."""
 
-    on_error: Literal["fail", "repair", "drop"] = field(default="fail", metadata={"help": "fail: stop at the first bad row; repair: fix what can be fixed, drop the rest; drop: drop bad rows"})
-    spike_sigma: float = field(default=12.0, metadata={"help": "robust z-score of a one-bar reversal reported as a spike (warning)"})
-    replace: bool = field(default=False, metadata={"help": "overwrite stored bars that differ at the new timestamps (the rest of the history is kept, rescaled when the provider re-adjusted it by one factor) instead of refusing the import"})
-    adjusted: bool = field(default=False, metadata={"help": "scale open/high/low/close by Adj Close / Close when a file has both (dividend- and split-adjusted prices)"})
-    asset_class: str | None = field(default=None, metadata={"help": "asset class to store (equity, crypto, cash); default: guessed from the symbol"})
+    on_error: Literal["fail", "repair", "drop"] = field(
+        default="fail",
+        metadata={
+            "help": "fail: stop at the first bad row; repair: fix what can be fixed, drop the rest; drop: drop bad rows"
+        },
+    )
+    spike_sigma: float = field(
+        default=12.0, metadata={"help": "robust z-score of a one-bar reversal reported as a spike (warning)"}
+    )
+    replace: bool = field(
+        default=False,
+        metadata={
+            "help": "overwrite stored bars that differ at the new timestamps (the rest of the history is kept, rescaled when the provider re-adjusted it by one factor) instead of refusing the import"
+        },
+    )
+    adjusted: bool = field(
+        default=False,
+        metadata={
+            "help": "scale open/high/low/close by Adj Close / Close when a file has both (dividend- and split-adjusted prices)"
+        },
+    )
+    asset_class: str | None = field(
+        default=None, metadata={"help": "asset class to store (equity, crypto, cash); default: guessed from the symbol"}
+    )
 
     def __post_init__(self) -> None:
         from mqc.core.market.config import ASSET_CLASSES
@@ -74,14 +104,23 @@ class ImportConfig:
 class FetchConfig:
     """Downloads from market-data providers (``mqc data fetch``; needs yfinance or ccxt: ``pip install -e ".[fetch]"`` from the mqc checkout)."""
 
-    provider: Literal["yfinance", "ccxt"] = field(default="yfinance", metadata={"help": "yfinance (stocks, ETFs, indices) or ccxt (crypto exchanges)"})
+    provider: Literal["yfinance", "ccxt"] = field(
+        default="yfinance", metadata={"help": "yfinance (stocks, ETFs, indices) or ccxt (crypto exchanges)"}
+    )
     timeframe: str = field(default="1d", metadata={"help": "bar size to download: 1m, 5m, 15m, 1h, 1d"})
-    start: str | None = field(default=None, metadata={"help": "first date to download (default: provider's earliest / 1000 bars for ccxt)"})
+    start: str | None = field(
+        default=None, metadata={"help": "first date to download (default: provider's earliest / 1000 bars for ccxt)"}
+    )
     end: str | None = field(default=None, metadata={"help": "last date to download (default: now)"})
     exchange: str = field(default="binance", metadata={"help": "ccxt exchange id"})
     retries: int = field(default=5, metadata={"help": "retries on rate-limit / network errors"})
-    backoff_s: float = field(default=2.0, metadata={"help": "first retry delay in seconds (doubles each retry, capped at 60 s)"})
-    cache_hours: float = field(default=12.0, metadata={"help": "reuse a cached download younger than this (ranges that end in the past never expire)"})
+    backoff_s: float = field(
+        default=2.0, metadata={"help": "first retry delay in seconds (doubles each retry, capped at 60 s)"}
+    )
+    cache_hours: float = field(
+        default=12.0,
+        metadata={"help": "reuse a cached download younger than this (ranges that end in the past never expire)"},
+    )
     page_limit: int = field(default=1000, metadata={"help": "bars per ccxt request"})
 
     def __post_init__(self) -> None:

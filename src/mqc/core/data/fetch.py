@@ -29,7 +29,14 @@ from mqc.core.data.validate import Issue, validate_arrays
 from mqc.core.errors import DataError, require
 from mqc.core.progress import NULL, Progress
 
-_RETRYABLE = {"YFRateLimitError", "RateLimitExceeded", "DDoSProtection", "RequestTimeout", "NetworkError", "ExchangeNotAvailable"}
+_RETRYABLE = {
+    "YFRateLimitError",
+    "RateLimitExceeded",
+    "DDoSProtection",
+    "RequestTimeout",
+    "NetworkError",
+    "ExchangeNotAvailable",
+}
 _RATE_TEXT = re.compile(r"rate.?limit|too many requests|429", re.IGNORECASE)
 
 
@@ -39,7 +46,15 @@ def is_retryable(exc: BaseException) -> bool:
     return bool(names & _RETRYABLE) or bool(_RATE_TEXT.search(str(exc)))
 
 
-def with_retries(call: Callable[[], Any], *, what: str, retries: int, backoff_s: float, sleep: Callable[[float], None] = time.sleep, progress: Progress = NULL) -> Any:
+def with_retries(
+    call: Callable[[], Any],
+    *,
+    what: str,
+    retries: int,
+    backoff_s: float,
+    sleep: Callable[[float], None] = time.sleep,
+    progress: Progress = NULL,
+) -> Any:
     """Run ``call``; on a retryable error wait ``backoff_s * 2**k`` (max 60 s) and try again.
 
     Raises:
@@ -50,7 +65,10 @@ def with_retries(call: Callable[[], Any], *, what: str, retries: int, backoff_s:
             return call()
         except Exception as exc:  # provider libraries raise their own hierarchies
             if not is_retryable(exc):
-                raise DataError(f"{what}: {type(exc).__name__}: {str(exc)[:200]}", hint="check the symbol and the provider's spelling of it") from exc
+                raise DataError(
+                    f"{what}: {type(exc).__name__}: {str(exc)[:200]}",
+                    hint="check the symbol and the provider's spelling of it",
+                ) from exc
             if attempt == retries:
                 raise DataError(
                     f"{what}: still rate-limited after {retries} retries ({type(exc).__name__})",
@@ -73,7 +91,10 @@ def parse_yfinance(df: pd.DataFrame, symbol: str, *, daily: bool = False) -> tup
     are stamped at 00:00 UTC of their exchange-local date (yfinance indexes them at local midnight).
     """
     if df is None or len(df) == 0:
-        raise DataError(f"yfinance returned no bars for {symbol}", hint="check the ticker on finance.yahoo.com and the --start/--end range")
+        raise DataError(
+            f"yfinance returned no bars for {symbol}",
+            hint="check the ticker on finance.yahoo.com and the --start/--end range",
+        )
     df = df.copy()
     if isinstance(df.columns, pd.MultiIndex):
         level = df.columns.names.index("Price") if "Price" in df.columns.names else 0
@@ -84,19 +105,28 @@ def parse_yfinance(df: pd.DataFrame, symbol: str, *, daily: bool = False) -> tup
     cols = {str(c).strip().lower(): c for c in df.columns}
     missing = [c for c in ("open", "high", "low", "close") if c not in cols]
     if missing:
-        raise DataError(f"yfinance response for {symbol} lacks column(s) {', '.join(missing)} (got {', '.join(map(str, df.columns))})")
+        raise DataError(
+            f"yfinance response for {symbol} lacks column(s) {', '.join(missing)} (got {', '.join(map(str, df.columns))})"
+        )
     idx = pd.DatetimeIndex(df.index)
     if daily:  # the local calendar date: wall-clock time in the index's own zone, floored
         idx = (idx.tz_localize(None) if idx.tz is not None else idx).floor("D")
     else:
         idx = idx.tz_localize("UTC") if idx.tz is None else idx.tz_convert("UTC").tz_localize(None)
     ts = idx.to_numpy(dtype="datetime64[ns]").view(np.int64)
-    arrays = {c: pd.to_numeric(df[cols[c]], errors="coerce").to_numpy(dtype=np.float64) for c in ("open", "high", "low", "close")}
+    arrays = {
+        c: pd.to_numeric(df[cols[c]], errors="coerce").to_numpy(dtype=np.float64)
+        for c in ("open", "high", "low", "close")
+    }
     adj = cols.get("adj close") or cols.get("adj_close") or cols.get("adjclose")
     if adj is not None:
         ratio = pd.to_numeric(df[adj], errors="coerce").to_numpy(dtype=np.float64) / arrays["close"]
         arrays = {c: v * ratio for c, v in arrays.items()}
-    arrays["volume"] = pd.to_numeric(df[cols["volume"]], errors="coerce").to_numpy(dtype=np.float64) if "volume" in cols else np.full(ts.size, np.nan)
+    arrays["volume"] = (
+        pd.to_numeric(df[cols["volume"]], errors="coerce").to_numpy(dtype=np.float64)
+        if "volume" in cols
+        else np.full(ts.size, np.nan)
+    )
     order = np.argsort(ts, kind="stable")
     return ts[order], {c: v[order] for c, v in arrays.items()}
 
@@ -104,7 +134,9 @@ def parse_yfinance(df: pd.DataFrame, symbol: str, *, daily: bool = False) -> tup
 def parse_ccxt(rows: Sequence[Sequence[float]], symbol: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """ccxt ``fetch_ohlcv`` rows ``[ms, open, high, low, close, volume]`` -> sorted, de-duplicated arrays."""
     if not rows:
-        raise DataError(f"ccxt returned no bars for {symbol}", hint="check the market symbol (e.g. BTC/USDT) and --start")
+        raise DataError(
+            f"ccxt returned no bars for {symbol}", hint="check the market symbol (e.g. BTC/USDT) and --start"
+        )
     a = np.asarray([[np.nan if x is None else x for x in r[:6]] for r in rows], dtype=np.float64)
     if a.ndim != 2 or a.shape[1] != 6:
         raise DataError(f"ccxt response for {symbol} is not [time, open, high, low, close, volume] rows")
@@ -123,11 +155,25 @@ def _download_yfinance(client: Any, symbol: str, cfg: FetchConfig, sleep, progre
     tf = check_timeframe(cfg.timeframe)
     if tf not in _YF_INTERVALS:
         raise DataError(f"yfinance has no {tf} bars", hint=f"use one of {', '.join(_YF_INTERVALS)}")
-    kwargs = {"start": cfg.start, "end": cfg.end, "interval": _YF_INTERVALS[tf], "auto_adjust": True, "progress": False, "threads": False}
+    kwargs = {
+        "start": cfg.start,
+        "end": cfg.end,
+        "interval": _YF_INTERVALS[tf],
+        "auto_adjust": True,
+        "progress": False,
+        "threads": False,
+    }
     if cfg.start is None:
         kwargs.pop("start")
         kwargs["period"] = "max"
-    df = with_retries(lambda: client.download(symbol, **kwargs), what=f"yfinance {symbol}", retries=cfg.retries, backoff_s=cfg.backoff_s, sleep=sleep, progress=progress)
+    df = with_retries(
+        lambda: client.download(symbol, **kwargs),
+        what=f"yfinance {symbol}",
+        retries=cfg.retries,
+        backoff_s=cfg.backoff_s,
+        sleep=sleep,
+        progress=progress,
+    )
     return parse_yfinance(df, symbol, daily=parse_timeframe(tf) >= 86400)
 
 
@@ -140,7 +186,11 @@ def _download_ccxt(client: Any, symbol: str, cfg: FetchConfig, sleep, progress) 
     for _ in range(100_000):  # pages; bounded so a misbehaving exchange cannot loop forever
         page = with_retries(
             lambda s=since: client.fetch_ohlcv(symbol, tf, s, cfg.page_limit),
-            what=f"ccxt {getattr(client, 'id', 'exchange')} {symbol}", retries=cfg.retries, backoff_s=cfg.backoff_s, sleep=sleep, progress=progress,
+            what=f"ccxt {getattr(client, 'id', 'exchange')} {symbol}",
+            retries=cfg.retries,
+            backoff_s=cfg.backoff_s,
+            sleep=sleep,
+            progress=progress,
         )
         page = [r for r in (page or []) if end_ms is None or r[0] <= end_ms]
         if not page:
@@ -160,7 +210,10 @@ def _client(provider: str, cfg: FetchConfig) -> Any:
         return require("yfinance", "fetch")
     ccxt = require("ccxt", "fetch")
     if not hasattr(ccxt, cfg.exchange):
-        raise DataError(f"ccxt has no exchange {cfg.exchange!r}", hint="see ccxt.exchanges for the ids, e.g. binance, kraken, coinbase")
+        raise DataError(
+            f"ccxt has no exchange {cfg.exchange!r}",
+            hint="see ccxt.exchanges for the ids, e.g. binance, kraken, coinbase",
+        )
     return getattr(ccxt, cfg.exchange)({"enableRateLimit": True})
 
 
@@ -185,7 +238,13 @@ def _cache_fresh(path: Path, cfg: FetchConfig, now: float) -> bool:
 
 
 def download(
-    symbol: str, cfg: FetchConfig, *, client: Any = None, sleep=time.sleep, now: float | None = None, progress: Progress = NULL
+    symbol: str,
+    cfg: FetchConfig,
+    *,
+    client: Any = None,
+    sleep=time.sleep,
+    now: float | None = None,
+    progress: Progress = NULL,
 ) -> tuple[np.ndarray, dict, bool, int]:
     """Arrays for one symbol from the cache or the provider: (ts, cols, from_cache, forming).
 
@@ -250,11 +309,24 @@ def fetch_symbols(
         sym = normalise_symbol(raw)
         source = f"{cfg.provider}{':' + cfg.exchange if cfg.provider == 'ccxt' else ''}:{raw}"
         if ts.size == 0:
-            raise DataError(f"{source}: every bar returned is still forming at {_iso(clock)}", hint="fetch again after the current bar closes, or widen --start")
+            raise DataError(
+                f"{source}: every bar returned is still forming at {_iso(clock)}",
+                hint="fetch again after the current bar closes, or widen --start",
+            )
         bars = Bars(sym, source, ts, cols, np.arange(ts.size, dtype=np.int64) + 1)
         if forming:
-            bars.notes.append(Issue("forming", -1, "timestamp", f"{forming} bar(s) still forming at {_iso(clock)} (close time after now) not stored", "dropped"))
-        clean, report = validate_arrays(bars, on_error=icfg.on_error, spike_sigma=icfg.spike_sigma, bar_seconds=parse_timeframe(tf))
+            bars.notes.append(
+                Issue(
+                    "forming",
+                    -1,
+                    "timestamp",
+                    f"{forming} bar(s) still forming at {_iso(clock)} (close time after now) not stored",
+                    "dropped",
+                )
+            )
+        clean, report = validate_arrays(
+            bars, on_error=icfg.on_error, spike_sigma=icfg.spike_sigma, bar_seconds=parse_timeframe(tf)
+        )
         asset = icfg.asset_class or ("crypto" if cfg.provider == "ccxt" else None)
         item = WriteItem(sym, clean.ts, clean.cols, source, tf, asset, adjustment)
         pending.append((SymbolImport("cache" if cached else cfg.provider, sym, tf, report, rows=len(clean)), item))

@@ -49,7 +49,9 @@ def timeframe_dirs(root: Path) -> list[Path]:
 
 def orphans(root: Path, keep: set[Path], manifest_name: str = "manifest.json") -> list[Path]:
     """mqc's own files under ``root`` that no manifest entry names (``keep``): see the module docstring."""
-    out = [f for f in root.glob(f".{manifest_name}.*.tmp") if f.is_file() and not f.is_symlink()] if root.is_dir() else []
+    out = (
+        [f for f in root.glob(f".{manifest_name}.*.tmp") if f.is_file() and not f.is_symlink()] if root.is_dir() else []
+    )
     for d in timeframe_dirs(root):
         out.extend(f for f in d.iterdir() if f not in keep and is_own_file(f))
     return sorted(out)

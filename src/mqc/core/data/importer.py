@@ -86,7 +86,9 @@ class ImportResult:
 ISSUES_SHOWN = 20
 
 
-def issue_summary(issues: Sequence[Issue], shown: int = ISSUES_SHOWN, per_reason: int = 5) -> tuple[list[Issue], list[tuple[str, int]]]:
+def issue_summary(
+    issues: Sequence[Issue], shown: int = ISSUES_SHOWN, per_reason: int = 5
+) -> tuple[list[Issue], list[tuple[str, int]]]:
     """The issues to print (up to ``per_reason`` of each reason, ``shown`` in all, in file order)
     and, for the rest, (reason, count) pairs, most frequent first.
 
@@ -110,7 +112,9 @@ def issue_summary(issues: Sequence[Issue], shown: int = ISSUES_SHOWN, per_reason
     return first, rest.most_common()
 
 
-def write_issue_list(result: ImportResult, directory: str | os.PathLike[str] | None = None, *, shown: int = ISSUES_SHOWN) -> Path | None:
+def write_issue_list(
+    result: ImportResult, directory: str | os.PathLike[str] | None = None, *, shown: int = ISSUES_SHOWN
+) -> Path | None:
     """Write every issue of ``result`` to ``<data dir>/reports/<utc stamp>-issues.txt`` (or into
     ``directory``) when some symbol has more than ``shown``; sets ``result.issues_file``.
 
@@ -157,11 +161,25 @@ def read_and_validate(
     out: list[tuple[SymbolImport, WriteItem]] = []
     progress.start(len(files), "validating")
     for path in files:
-        for bars in read_file(path, symbol=normalise_symbol(symbol) if symbol else None, on_error=config.on_error, adjusted=config.adjusted, defer=True):
-            clean, report = validate_arrays(bars, on_error=config.on_error, spike_sigma=config.spike_sigma, bar_seconds=bar_seconds)
+        for bars in read_file(
+            path,
+            symbol=normalise_symbol(symbol) if symbol else None,
+            on_error=config.on_error,
+            adjusted=config.adjusted,
+            defer=True,
+        ):
+            clean, report = validate_arrays(
+                bars, on_error=config.on_error, spike_sigma=config.spike_sigma, bar_seconds=bar_seconds
+            )
             tf = tf_label or report.timeframe
             item = WriteItem(
-                clean.symbol, clean.ts, clean.cols, source=str(path), timeframe=tf, asset_class=config.asset_class, adjustment=bars.adjustment
+                clean.symbol,
+                clean.ts,
+                clean.cols,
+                source=str(path),
+                timeframe=tf,
+                asset_class=config.asset_class,
+                adjustment=bars.adjustment,
             )
             out.append((SymbolImport(str(path), clean.symbol, tf or "?", report, rows=len(clean)), item))
         progress.advance(1, file=path.name)

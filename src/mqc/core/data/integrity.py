@@ -71,9 +71,15 @@ def _open(entry: Entry, path: Path):
     try:
         pf = pq.ParquetFile(path)
     except (OSError, ValueError, pa.ArrowException) as exc:  # ArrowInvalid: no magic bytes, a bad footer
-        raise DamagedFile(entry, path, f"is not a whole Parquet file ({size} bytes; truncated or overwritten: {_short(exc)})") from exc
+        raise DamagedFile(
+            entry, path, f"is not a whole Parquet file ({size} bytes; truncated or overwritten: {_short(exc)})"
+        ) from exc
     if pf.metadata.num_rows != entry.rows:  # footer only: checked before the bars are read
-        raise DamagedFile(entry, path, f"holds {pf.metadata.num_rows} bars but the manifest says {entry.rows} (replaced or cut short?)")
+        raise DamagedFile(
+            entry,
+            path,
+            f"holds {pf.metadata.num_rows} bars but the manifest says {entry.rows} (replaced or cut short?)",
+        )
     missing = [c for c in ("timestamp", *COLUMNS) if c not in pf.schema_arrow.names]
     if missing:
         raise DamagedFile(entry, path, f"lacks the column(s) {', '.join(missing)}")
@@ -81,7 +87,7 @@ def _open(entry: Entry, path: Path):
 
 
 def check_file(entry: Entry, path: Path) -> str:
-    """"" when the file looks whole from its footer (present, Parquet, the manifest's row count), else why not."""
+    """ "" when the file looks whole from its footer (present, Parquet, the manifest's row count), else why not."""
     try:
         _open(entry, path)
     except DamagedFile as exc:
@@ -89,7 +95,9 @@ def check_file(entry: Entry, path: Path) -> str:
     return ""
 
 
-def read_bars(entry: Entry, path: Path, *, allow_altered: bool = False, warnings: list[str] | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def read_bars(
+    entry: Entry, path: Path, *, allow_altered: bool = False, warnings: list[str] | None = None
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(int64 ns timestamps, {column: float64}) of ``entry``'s file, checked against the manifest.
 
     Args:
@@ -146,8 +154,18 @@ class VerifyResult:
     def to_dict(self) -> dict:
         return {
             "catalog": self.catalog,
-            "entries": [{"key": e.key, "symbol": e.symbol, "timeframe": e.timeframe, "rows": e.rows, "ok": not p, "problem": p,
-                         "hint": repair_hint(e) if p else None} for e, p in self.checked],
+            "entries": [
+                {
+                    "key": e.key,
+                    "symbol": e.symbol,
+                    "timeframe": e.timeframe,
+                    "rows": e.rows,
+                    "ok": not p,
+                    "problem": p,
+                    "hint": repair_hint(e) if p else None,
+                }
+                for e, p in self.checked
+            ],
             "damaged": len(self.damaged),
             "orphans": self.orphans,
         }

@@ -98,7 +98,10 @@ def check_manifest(data: Any, path: Path) -> None:
         raise DataError(f"{path}: the catalog manifest must be a JSON object, got {_kind(data)}", hint=_RESTORE)
     version = data.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise DataError(f"{path}: the catalog manifest has no valid format version (\"version\": {json.dumps(version)})", hint=_RESTORE)
+        raise DataError(
+            f'{path}: the catalog manifest has no valid format version ("version": {json.dumps(version)})',
+            hint=_RESTORE,
+        )
     if version > MANIFEST_VERSION:
         raise DataError(
             f"{path}: the catalog was written by a newer mqc (manifest format {version}; this mqc reads {MANIFEST_VERSION})",
@@ -106,7 +109,9 @@ def check_manifest(data: Any, path: Path) -> None:
         )
     entries = data.get("entries")
     if not isinstance(entries, dict):
-        raise DataError(f"{path}: \"entries\" of the catalog manifest must be a JSON object, got {_kind(entries)}", hint=_RESTORE)
+        raise DataError(
+            f'{path}: "entries" of the catalog manifest must be a JSON object, got {_kind(entries)}', hint=_RESTORE
+        )
     for key, raw in entries.items():
         problem = _entry_problem(key, raw)
         if problem:

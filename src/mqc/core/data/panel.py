@@ -200,7 +200,9 @@ def align_arrays(
     end = min(int(ts[-1]) for ts, _ in series.values())
     if start > end:
         spans = ", ".join(f"{s} {_day(ts[0])}..{_day(ts[-1])}" for s, (ts, _) in series.items())
-        raise DataError(f"the symbols' date ranges do not overlap ({spans})", hint="choose symbols whose histories overlap")
+        raise DataError(
+            f"the symbols' date ranges do not overlap ({spans})", hint="choose symbols whose histories overlap"
+        )
     clipped = {}
     for s, (ts, cols) in series.items():
         lo, hi = np.searchsorted(ts, start, "left"), np.searchsorted(ts, end, "right")
@@ -349,7 +351,10 @@ def load_panel(
                 report_sources[bars.symbol] = str(path)
         missing = [s for s in syms if s not in series]
         if missing:
-            raise DataError(f"{cfg.data_root}: no file for symbol(s) {', '.join(missing)}", hint="check the folder holds SYMBOL.csv for each symbol")
+            raise DataError(
+                f"{cfg.data_root}: no file for symbol(s) {', '.join(missing)}",
+                hint="check the folder holds SYMBOL.csv for each symbol",
+            )
         if syms:
             series = {s: series[s] for s in syms if s in series}
     else:
@@ -375,7 +380,10 @@ def load_panel(
     for s in list(series):
         series[s] = _clip_ns(*series[s], cfg.start, cfg.end)
         if series[s][0].size == 0:
-            raise DataError(f"{s}: no bars between {cfg.start or 'the start'} and {cfg.end or 'the end'}", hint="widen --start/--end")
+            raise DataError(
+                f"{s}: no bars between {cfg.start or 'the start'} and {cfg.end or 'the end'}",
+                hint="widen --start/--end",
+            )
     panel = align_arrays(
         series,
         timeframe=cfg.timeframe if not cfg.data_root else None,

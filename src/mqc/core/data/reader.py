@@ -27,15 +27,36 @@ from mqc.core.data.dialect import US, NumberFormat, parse_numbers, sample_lines,
 from mqc.core.data.timestamps import ISO_HINT, local_offsets, parse_timestamps, timestamps_ns
 from mqc.core.errors import ArtifactNotFound, DataError
 
-__all__ = ["ALIASES", "COLUMNS", "PRICE_COLUMNS", "SUFFIXES", "expand_paths", "normalise_symbol", "parse_timestamps", "read_bars", "read_file"]
+__all__ = [
+    "ALIASES",
+    "COLUMNS",
+    "PRICE_COLUMNS",
+    "SUFFIXES",
+    "expand_paths",
+    "normalise_symbol",
+    "parse_timestamps",
+    "read_bars",
+    "read_file",
+]
 
 SUFFIXES = (".csv", ".parquet", ".pq", ".txt", ".tsv", ".gz")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 
 ALIASES: dict[str, tuple[str, ...]] = {
     "timestamp": (
-        "timestamp", "date", "datetime", "time", "ts", "date_time", "open_time", "opentime", "unix",
-        "index", "__index_level_0__", "gmt time", "local time",
+        "timestamp",
+        "date",
+        "datetime",
+        "time",
+        "ts",
+        "date_time",
+        "open_time",
+        "opentime",
+        "unix",
+        "index",
+        "__index_level_0__",
+        "gmt time",
+        "local time",
     ),
     "open": ("open", "o", "open_price", "opening price"),
     "high": ("high", "h", "high_price"),
@@ -58,7 +79,11 @@ def _map_columns(columns: list[str]) -> dict[str, str]:
     An unnamed first column (a pandas index written with ``to_csv``) is taken as the timestamp.
     """
     mapping: dict[str, str] = {}
-    if columns and _norm(columns[0]) in ("", "unnamed: 0") and not any(_norm(c) in _ALIAS_SETS["timestamp"] for c in columns):
+    if (
+        columns
+        and _norm(columns[0]) in ("", "unnamed: 0")
+        and not any(_norm(c) in _ALIAS_SETS["timestamp"] for c in columns)
+    ):
         mapping[columns[0]] = "timestamp"
     for canon, alias_set in _ALIAS_SETS.items():
         if canon in mapping.values():
@@ -87,7 +112,10 @@ def expand_paths(paths: list[str | os.PathLike[str]]) -> list[Path]:
             matches = sorted(Path(m) for m in glob.glob(str(p), recursive=True))
             files = [m for m in matches if m.is_file()]
             if not files:
-                raise DataError(f"{raw}: the pattern matches no file", hint="check the pattern; quote it so the shell does not expand it")
+                raise DataError(
+                    f"{raw}: the pattern matches no file",
+                    hint="check the pattern; quote it so the shell does not expand it",
+                )
             out.extend(files)
         elif p.is_dir():
             files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in SUFFIXES)
@@ -113,8 +141,13 @@ def _no_files_error(folder: Path) -> DataError:
         if n:
             subs.append((sub.name, n))
     if not subs:
-        return DataError(f"{folder}: no CSV or Parquet files in this folder", hint="point at the files (*.csv, *.parquet) or their folder")
-    listed = ", ".join(f"{name}/ ({n} file{'s' if n > 1 else ''})" for name, n in subs[:6]) + (", ..." if len(subs) > 6 else "")
+        return DataError(
+            f"{folder}: no CSV or Parquet files in this folder",
+            hint="point at the files (*.csv, *.parquet) or their folder",
+        )
+    listed = ", ".join(f"{name}/ ({n} file{'s' if n > 1 else ''})" for name, n in subs[:6]) + (
+        ", ..." if len(subs) > 6 else ""
+    )
     first = folder / subs[0][0]
     return DataError(
         f"{folder}: no CSV or Parquet files in this folder itself; its subfolders have some: {listed}",
@@ -192,7 +225,10 @@ def _header_lines(path: Path, n: int = 3) -> list[list[str]]:
     try:
         return [next(csv.reader([ln], delimiter=delim), []) if ln else [] for ln in lines]
     except csv.Error as exc:
-        raise DataError(f"{path}: cannot read the first lines as CSV ({exc})", hint="pass a CSV with one header line, then one bar per line") from exc
+        raise DataError(
+            f"{path}: cannot read the first lines as CSV ({exc})",
+            hint="pass a CSV with one header line, then one bar per line",
+        ) from exc
 
 
 def _check_lines(path: Path, head: bytes) -> None:
@@ -259,19 +295,30 @@ def _read_csv(path: Path):
         return "skip"
 
     parse = pacsv.ParseOptions(delimiter=delim, invalid_row_handler=on_bad)
-    convert = pacsv.ConvertOptions(strings_can_be_null=True, quoted_strings_can_be_null=True, decimal_point=number_format.decimal)
+    convert = pacsv.ConvertOptions(
+        strings_can_be_null=True, quoted_strings_can_be_null=True, decimal_point=number_format.decimal
+    )
     try:
         table = pacsv.read_csv(path, read_options=read_opts, parse_options=parse, convert_options=convert)
     except pa.ArrowInvalid as exc:
         msg = str(exc).splitlines()[0]
         if "Empty CSV file" in msg:
-            raise DataError(f"{path}: the file is empty", hint="export the bars again; the file has no header and no rows") from exc
-        raise DataError(f"{path}: cannot parse as CSV ({msg[:160]})", hint="check the file is a text CSV with one header line") from exc
+            raise DataError(
+                f"{path}: the file is empty", hint="export the bars again; the file has no header and no rows"
+            ) from exc
+        raise DataError(
+            f"{path}: cannot parse as CSV ({msg[:160]})", hint="check the file is a text CSV with one header line"
+        ) from exc
 
     def column_as_text(name: str):
         """The column ``name`` re-read as text (same rows), for offsets pyarrow folded into UTC."""
         opts = pacsv.ConvertOptions(include_columns=[name], column_types={name: pa.string()}, strings_can_be_null=True)
-        return pacsv.read_csv(path, read_options=read_opts, parse_options=pacsv.ParseOptions(delimiter=delim, invalid_row_handler=lambda _r: "skip"), convert_options=opts).column(name)
+        return pacsv.read_csv(
+            path,
+            read_options=read_opts,
+            parse_options=pacsv.ParseOptions(delimiter=delim, invalid_row_handler=lambda _r: "skip"),
+            convert_options=opts,
+        ).column(name)
 
     return table, bad, first_line, ticker, delim, column_as_text, number_format
 
@@ -346,7 +393,12 @@ def _numeric(col, name: str, number_format: NumberFormat = US) -> tuple[np.ndarr
 
 
 def read_file(
-    path: str | os.PathLike[str], *, symbol: str | None = None, on_error: str = "fail", adjusted: bool = False, defer: bool = False
+    path: str | os.PathLike[str],
+    *,
+    symbol: str | None = None,
+    on_error: str = "fail",
+    adjusted: bool = False,
+    defer: bool = False,
 ) -> list[Bars]:
     """Read one CSV/Parquet file into one ``Bars`` per symbol (file order, not yet validated).
 
@@ -393,7 +445,13 @@ def read_file(
             found = bad or [(0, t) for _, t in bad_lines]
             if on_error == "fail":
                 n = table.num_columns
-                failures.append(Failure(np.array([ln for ln, _ in found], dtype=np.int64), "*", lambda k: f"expected {n} fields, got a malformed line {found[k][1][:60]!r}"))
+                failures.append(
+                    Failure(
+                        np.array([ln for ln, _ in found], dtype=np.int64),
+                        "*",
+                        lambda k: f"expected {n} fields, got a malformed line {found[k][1][:60]!r}",
+                    )
+                )
             else:
                 for ln, tx in found:
                     notes.append(Issue("malformed", int(ln), "*", f"malformed line {tx[:60]!r}", "dropped"))
@@ -423,9 +481,17 @@ def read_file(
             at = np.flatnonzero(ts_null)
             failures.append(Failure(rows[at], "timestamp", lambda k: stamps.why(int(at[k]))))
         else:
-            notes.extend(Issue("timestamp", int(rows[k]), "timestamp", stamps.why(int(k)), "dropped") for k in np.flatnonzero(ts_null))
+            notes.extend(
+                Issue("timestamp", int(rows[k]), "timestamp", stamps.why(int(k)), "dropped")
+                for k in np.flatnonzero(ts_null)
+            )
         invalid |= ts_null
-    offsets = local_offsets(table.column(by_canon["timestamp"]), ts, ts_null, column_as_text and (lambda: column_as_text(by_canon["timestamp"])))
+    offsets = local_offsets(
+        table.column(by_canon["timestamp"]),
+        ts,
+        ts_null,
+        column_as_text and (lambda: column_as_text(by_canon["timestamp"])),
+    )
     cols: dict[str, np.ndarray] = {}
     for name in COLUMNS:
         if name not in by_canon:  # volume may be absent (indices): validation stores 0 with a warning
@@ -453,7 +519,19 @@ def read_file(
             part_notes = [n for n in notes if n.row in own] + list(file_notes)
             part_off = None if offsets is None else offsets[idx]
             part_cols = {c: v[idx] for c, v in cols.items()}
-            out.append(Bars(normalise_symbol(name), source, ts[idx], part_cols, rows[idx], invalid[idx], part_notes, part_off, adjustment))
+            out.append(
+                Bars(
+                    normalise_symbol(name),
+                    source,
+                    ts[idx],
+                    part_cols,
+                    rows[idx],
+                    invalid[idx],
+                    part_notes,
+                    part_off,
+                    adjustment,
+                )
+            )
         if (codes < 0).any():
             r = int(rows[np.flatnonzero(codes < 0)[0]])
             raise DataError(f"{path}: row {r}, field 'symbol': missing symbol", hint="fill in the symbol column")
@@ -464,7 +542,10 @@ def read_file(
             out = [b for b in out if b.symbol == normalise_symbol(symbol)]
             if not out:
                 have = ", ".join(sorted(normalise_symbol(n) for n in enc.dictionary.to_pylist())[:8])
-                raise DataError(f"{path}: no rows for symbol {normalise_symbol(symbol)} (the file has {have})", hint="pass one of the file's symbols to --symbol")
+                raise DataError(
+                    f"{path}: no rows for symbol {normalise_symbol(symbol)} (the file has {have})",
+                    hint="pass one of the file's symbols to --symbol",
+                )
         # Malformed lines name no symbol, and fail-mode failures must stop the import whichever
         # symbol is validated first: the first returned symbol carries (and counts) them.
         out[0].notes.extend(n for n in notes if n.kind == "malformed")
@@ -479,7 +560,14 @@ def read_file(
 ADJUSTED = "scaled by Adj Close / Close"
 
 
-def _adjust(table, by_canon: dict[str, str], cols: dict[str, np.ndarray], path: Path, adjusted: bool, number_format: NumberFormat = US) -> tuple[list, str]:
+def _adjust(
+    table,
+    by_canon: dict[str, str],
+    cols: dict[str, np.ndarray],
+    path: Path,
+    adjusted: bool,
+    number_format: NumberFormat = US,
+) -> tuple[list, str]:
     """Apply (``adjusted``) or flag (otherwise) a file's Adj Close column. Scales ``cols`` in place.
 
     Returns the file-level notes and the adjustment label ("" when prices are as in the file).
@@ -488,7 +576,15 @@ def _adjust(table, by_canon: dict[str, str], cols: dict[str, np.ndarray], path: 
 
     if "adj_close" not in by_canon:
         if adjusted:
-            return [Issue("adjusted", -1, "adj_close", "no Adj Close column: prices stored as in the file (--adjusted had nothing to apply)", "warning")], ""
+            return [
+                Issue(
+                    "adjusted",
+                    -1,
+                    "adj_close",
+                    "no Adj Close column: prices stored as in the file (--adjusted had nothing to apply)",
+                    "warning",
+                )
+            ], ""
         return [], ""
     if not adjusted:
         detail = (
@@ -501,7 +597,9 @@ def _adjust(table, by_canon: dict[str, str], cols: dict[str, np.ndarray], path: 
         ratio = adj / cols["close"]
     for name in PRICE_COLUMNS:
         cols[name] = cols[name] * ratio
-    return [Issue("adjusted", -1, "close", f"open/high/low/close {ADJUSTED} (dividend- and split-adjusted)", "note")], ADJUSTED
+    return [
+        Issue("adjusted", -1, "close", f"open/high/low/close {ADJUSTED} (dividend- and split-adjusted)", "note")
+    ], ADJUSTED
 
 
 def _read_parquet(path: Path):
@@ -510,7 +608,10 @@ def _read_parquet(path: Path):
     try:
         return pq.read_table(path)
     except Exception as exc:
-        raise DataError(f"{path}: not a readable Parquet file ({type(exc).__name__}: {str(exc)[:120]})", hint="check the file; re-export it") from exc
+        raise DataError(
+            f"{path}: not a readable Parquet file ({type(exc).__name__}: {str(exc)[:120]})",
+            hint="check the file; re-export it",
+        ) from exc
 
 
 def read_bars(path: str | os.PathLike[str], symbol: str | None = None) -> dict[str, pd.DataFrame]:

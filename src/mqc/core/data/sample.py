@@ -32,9 +32,13 @@ class SampleSpec:
 
 SAMPLES: tuple[SampleSpec, ...] = (
     SampleSpec("SP500", "arch", "data/sp500/sp500.csv.gz", "1d", "equity", "S&P 500 index, daily OHLCV 1999-2018"),
-    SampleSpec("NASDAQ", "arch", "data/nasdaq/nasdaq.csv.gz", "1d", "equity", "NASDAQ Composite index, daily OHLCV 1999-2018"),
+    SampleSpec(
+        "NASDAQ", "arch", "data/nasdaq/nasdaq.csv.gz", "1d", "equity", "NASDAQ Composite index, daily OHLCV 1999-2018"
+    ),
     SampleSpec("GOOG", "backtesting", "test/GOOG.csv", "1d", "equity", "Alphabet (GOOG) stock, daily OHLCV 2004-2013"),
-    SampleSpec("EURUSD", "backtesting", "test/EURUSD.csv", "1h", "equity", "EUR/USD, hourly OHLC 2017-2018 (fees as equity)"),
+    SampleSpec(
+        "EURUSD", "backtesting", "test/EURUSD.csv", "1h", "equity", "EUR/USD, hourly OHLC 2017-2018 (fees as equity)"
+    ),
 )
 
 # The daily symbols ``mqc quickstart`` and the README demo train on (aligned 2004-08-19 .. 2013-03-01).
@@ -58,7 +62,9 @@ def sample_files(symbols: Sequence[str] | None = None) -> list[tuple[SampleSpec,
     unknown = [s for s in wanted if s not in {x.symbol for x in SAMPLES}]
     if unknown:
         names = ", ".join(x.symbol for x in SAMPLES)
-        raise DataError(f"{', '.join(unknown)}: not in the sample (it has {names})", hint="mqc data sample --symbols SP500,GOOG")
+        raise DataError(
+            f"{', '.join(unknown)}: not in the sample (it has {names})", hint="mqc data sample --symbols SP500,GOOG"
+        )
     out: list[tuple[SampleSpec, Path | None]] = []
     for spec in SAMPLES:
         if spec.symbol not in wanted:
@@ -90,7 +96,13 @@ def import_sample(
     progress.start(len(files), "reading the sample")
     for spec, path in files:
         if path is None:
-            result.errors.append({"path": spec.package, "error": f"{spec.symbol}: package {spec.package!r} is not installed", "hint": f"pip install {spec.package}"})
+            result.errors.append(
+                {
+                    "path": spec.package,
+                    "error": f"{spec.symbol}: package {spec.package!r} is not installed",
+                    "hint": f"pip install {spec.package}",
+                }
+            )
             continue
         version = importlib.metadata.version(spec.package)
         cfg = ImportConfig(on_error="fail", asset_class=spec.asset_class)
@@ -100,7 +112,9 @@ def import_sample(
         progress.advance(1, symbol=spec.symbol)
     progress.finish()
     if not checked:
-        raise DependencyMissing("no sample package is installed (arch, backtesting)", hint="pip install arch backtesting")
+        raise DependencyMissing(
+            "no sample package is installed (arch, backtesting)", hint="pip install arch backtesting"
+        )
     for (si, _), res in zip(checked, cat.write_many([w for _, w in checked]), strict=True):
         si.status, si.added, si.rows, si.timeframe = res.status, res.added, res.entry.rows, res.entry.timeframe
         si.path = res.entry.source

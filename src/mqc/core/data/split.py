@@ -24,9 +24,7 @@ def split_for(n_bars: int, split_cfg: SplitConfig, lookback: int, warmup: int = 
     Raises:
         DataError: too few bars for the fractions and the embargo.
     """
-    return time_split(
-        n_bars, split_cfg.val_frac, split_cfg.test_frac, embargo_for(split_cfg, lookback, warmup)
-    )
+    return time_split(n_bars, split_cfg.val_frac, split_cfg.test_frac, embargo_for(split_cfg, lookback, warmup))
 
 
 def first_decision(warmup: int, lookback: int) -> int:

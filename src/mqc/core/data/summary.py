@@ -71,7 +71,13 @@ def sparkline(values: list[float] | np.ndarray, width: int = 60) -> str:
 
 
 def summarize(
-    symbol: str, timeframe: str | None = None, *, catalog: Catalog | None = None, last: int = 5, width: int = 60, prefer: str | None = None
+    symbol: str,
+    timeframe: str | None = None,
+    *,
+    catalog: Catalog | None = None,
+    last: int = 5,
+    width: int = 60,
+    prefer: str | None = None,
 ) -> SymbolSummary:
     """Summary statistics, gaps, the last ``last`` bars and chart points of a stored symbol.
 
@@ -122,13 +128,24 @@ def summarize(
         "gaps": report.gaps,
         "largest_gap_bars": round(report.largest_gap_bars, 1),  # in bar lengths of clock time
         "largest_gap": format_span(report.largest_gap_bars * bar_seconds),
-        "warnings": [*(f"{w}; repair: {repair_hint(entry)}" for w in altered), *(i.line() for i in report.issues if i.kind not in ("gap",))],
+        "warnings": [
+            *(f"{w}; repair: {repair_hint(entry)}" for w in altered),
+            *(i.line() for i in report.issues if i.kind not in ("gap",)),
+        ],
     }
-    gaps = [{"row": i.row, "before": _iso(ts[i.row - 2]), "detail": i.detail} for i in report.issues if i.kind == "gap" and i.row > 0]
+    gaps = [
+        {"row": i.row, "before": _iso(ts[i.row - 2]), "detail": i.detail}
+        for i in report.issues
+        if i.kind == "gap" and i.row > 0
+    ]
     n = min(last, ts.size)
-    last_bars = [{"timestamp": _iso(ts[k]), **{c: float(cols[c][k]) for c in cols}} for k in range(ts.size - n, ts.size)]
+    last_bars = [
+        {"timestamp": _iso(ts[k]), **{c: float(cols[c][k]) for c in cols}} for k in range(ts.size - n, ts.size)
+    ]
     also = [tf for tf in stored if tf != entry.timeframe]
-    return SymbolSummary(entry, stats, gaps, last_bars, [float(x) for x in _downsample(close, width)], not altered, also)
+    return SymbolSummary(
+        entry, stats, gaps, last_bars, [float(x) for x in _downsample(close, width)], not altered, also
+    )
 
 
 def export_symbol(
@@ -179,7 +196,9 @@ def export_symbol(
     import pyarrow.csv as pacsv
 
     # pyarrow prints floats in their shortest round-trip form, so re-importing gives identical bars.
-    table = pa.table({"timestamp": pa.array(stamps), **{c: pa.array(cols[c]) for c in ("open", "high", "low", "close", "volume")}})
+    table = pa.table(
+        {"timestamp": pa.array(stamps), **{c: pa.array(cols[c]) for c in ("open", "high", "low", "close", "volume")}}
+    )
     with atomic.atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             fh.write(b"timestamp,open,high,low,close,volume\n")

@@ -84,7 +84,14 @@ def synth_ohlcv(spec: SynthSpec) -> dict[str, pd.DataFrame]:
     out = {}
     for a in range(A):
         out[f"SYN{a}"] = pd.DataFrame(
-            {"timestamp": ts, "open": open_[:, a], "high": high[:, a], "low": low[:, a], "close": close[:, a], "volume": volume[:, a]}
+            {
+                "timestamp": ts,
+                "open": open_[:, a],
+                "high": high[:, a],
+                "low": low[:, a],
+                "close": close[:, a],
+                "volume": volume[:, a],
+            }
         )
     return out
 
@@ -116,8 +123,15 @@ def import_synth(spec: SynthSpec, *, catalog=None):
     source = f"synth:seed={spec.seed},assets={spec.n_assets},bars={spec.n_bars}"
     pending = []
     for sym, df in synth_ohlcv(spec).items():
-        clean, report = validate_arrays(Bars.from_frame(df, symbol=sym, source=source), bar_seconds=parse_timeframe(spec.timeframe))
-        pending.append((SymbolImport(source, sym, spec.timeframe, report, rows=len(clean)), WriteItem(sym, clean.ts, clean.cols, source, spec.timeframe, "equity")))
+        clean, report = validate_arrays(
+            Bars.from_frame(df, symbol=sym, source=source), bar_seconds=parse_timeframe(spec.timeframe)
+        )
+        pending.append(
+            (
+                SymbolImport(source, sym, spec.timeframe, report, rows=len(clean)),
+                WriteItem(sym, clean.ts, clean.cols, source, spec.timeframe, "equity"),
+            )
+        )
     result = ImportResult(written=True, catalog=str(cat.root))
     for (si, _), res in zip(pending, cat.write_many([w for _, w in pending]), strict=True):
         si.status, si.added, si.rows, si.timeframe = res.status, res.added, res.entry.rows, res.entry.timeframe

@@ -14,15 +14,32 @@ _LABEL = re.compile(r"^(\d+)\s*([a-z]+)$")
 # Unit spellings accepted case-insensitively (1H, 1hr, 4 hours, 15min, 1D, 1day). A bare upper-case
 # ``M`` is refused: pandas and many providers read it as month, most people as minute.
 _UNIT_ALIASES = {
-    "s": "s", "sec": "s", "secs": "s", "second": "s", "seconds": "s",
-    "m": "m", "min": "m", "mins": "m", "minute": "m", "minutes": "m", "t": "m",
-    "h": "h", "hr": "h", "hrs": "h", "hour": "h", "hours": "h",
-    "d": "d", "day": "d", "days": "d",
-    "w": "w", "wk": "w", "week": "w", "weeks": "w",
+    "s": "s",
+    "sec": "s",
+    "secs": "s",
+    "second": "s",
+    "seconds": "s",
+    "m": "m",
+    "min": "m",
+    "mins": "m",
+    "minute": "m",
+    "minutes": "m",
+    "t": "m",
+    "h": "h",
+    "hr": "h",
+    "hrs": "h",
+    "hour": "h",
+    "hours": "h",
+    "d": "d",
+    "day": "d",
+    "days": "d",
+    "w": "w",
+    "wk": "w",
+    "week": "w",
+    "weeks": "w",
 }
 _WORDS = {"daily": "1d", "hourly": "1h", "weekly": "1w", "minutely": "1m"}
 _TIMEFRAME_HELP = "use a number and a unit, e.g. 1m, 15m, 1h, 4h, 1d, 1w (or daily, hourly)"
-
 
 
 def to_datetime64(timestamps) -> np.ndarray:
@@ -49,7 +66,10 @@ def parse_timeframe(label: str) -> int:
         raise DataError(f"invalid timeframe {label!r}: {_TIMEFRAME_HELP}")
     text = label.strip()
     if re.fullmatch(r"\d+\s*M", text):
-        raise DataError(f"invalid timeframe {label!r}: ambiguous (month or minute?)", hint=f"minutes are {text[:-1].strip()}m; months are not supported")
+        raise DataError(
+            f"invalid timeframe {label!r}: ambiguous (month or minute?)",
+            hint=f"minutes are {text[:-1].strip()}m; months are not supported",
+        )
     text = _WORDS.get(text.lower(), text.lower())
     m = _LABEL.match(text)
     unit = _UNIT_ALIASES.get(m.group(2)) if m else None

@@ -140,7 +140,14 @@ def _numeric_date_format(col) -> str | None:
         return None
     day = v // 10 ** (n_digits - 8)
     rest = v % 10 ** (n_digits - 8)
-    ok = (day // 10000 >= 1800) & (day // 10000 <= 2299) & ((day // 100) % 100 >= 1) & ((day // 100) % 100 <= 12) & (day % 100 >= 1) & (day % 100 <= 31)
+    ok = (
+        (day // 10000 >= 1800)
+        & (day // 10000 <= 2299)
+        & ((day // 100) % 100 >= 1)
+        & ((day // 100) % 100 <= 12)
+        & (day % 100 >= 1)
+        & (day % 100 <= 31)
+    )
     if n_digits >= 12:
         hhmm = rest // 100 if n_digits == 14 else rest
         ok &= (hhmm // 100 <= 23) & (hhmm % 100 <= 59)
@@ -177,7 +184,14 @@ def _epoch_stamps(col) -> _Stamps:
 
     if other is not None:
         words = _UNIT_WORDS[unit]
-        wrong.append((other, lambda i: f"{shown(i)} looks like epoch {_UNIT_WORDS[_epoch_unit(abs(float(v[i])))]}, but the column holds epoch {words}"))
+        wrong.append(
+            (
+                other,
+                lambda i: (
+                    f"{shown(i)} looks like epoch {_UNIT_WORDS[_epoch_unit(abs(float(v[i])))]}, but the column holds epoch {words}"
+                ),
+            )
+        )
     if pa.types.is_integer(col.type):
         # Integer epochs are exact in int64; those whose nanoseconds overflow it are out of range.
         ticks = col.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
@@ -203,16 +217,45 @@ _ISO = "ISO8601"
 # Layouts tried besides those guessed from the values (a guess can miss, e.g. on a first value like
 # 01/02/2020 that fits several). Day-first and month-first both, each with and without a time.
 _DATE_LAYOUTS = (
-    "%m/%d/%Y", "%d/%m/%Y", "%d.%m.%Y", "%m.%d.%Y", "%m-%d-%Y", "%d-%m-%Y", "%Y/%m/%d", "%Y.%m.%d", "%Y%m%d",
-    "%d-%b-%Y", "%d %b %Y", "%b %d, %Y",
+    "%m/%d/%Y",
+    "%d/%m/%Y",
+    "%d.%m.%Y",
+    "%m.%d.%Y",
+    "%m-%d-%Y",
+    "%d-%m-%Y",
+    "%Y/%m/%d",
+    "%Y.%m.%d",
+    "%Y%m%d",
+    "%d-%b-%Y",
+    "%d %b %Y",
+    "%b %d, %Y",
     # two-digit years (pandas/strptime: 00-68 -> 20xx, 69-99 -> 19xx)
-    "%m/%d/%y", "%d/%m/%y", "%d.%m.%y", "%m-%d-%y", "%d-%m-%y", "%d-%b-%y", "%d %b %y",
+    "%m/%d/%y",
+    "%d/%m/%y",
+    "%d.%m.%y",
+    "%m-%d-%y",
+    "%d-%m-%y",
+    "%d-%b-%y",
+    "%d %b %y",
 )
 _TIME_LAYOUTS = ("", " %H:%M", " %H:%M:%S", " %H:%M:%S.%f")
 _SAMPLE = 1000  # values screened per candidate format before full parses
 _FORMAT_WORDS = {
-    "%Y": "YYYY", "%y": "YY", "%m": "MM", "%d": "DD", "%H": "hh", "%I": "hh", "%M": "mm", "%S": "ss",
-    "%f": "ffffff", "%b": "Mon", "%B": "Month", "%p": "AM/PM", "%z": "+hh:mm", "%Z": "TZ", "%j": "DDD",
+    "%Y": "YYYY",
+    "%y": "YY",
+    "%m": "MM",
+    "%d": "DD",
+    "%H": "hh",
+    "%I": "hh",
+    "%M": "mm",
+    "%S": "ss",
+    "%f": "ffffff",
+    "%b": "Mon",
+    "%B": "Month",
+    "%p": "AM/PM",
+    "%z": "+hh:mm",
+    "%Z": "TZ",
+    "%j": "DDD",
 }
 ISO_HINT = "write the dates as ISO YYYY-MM-DD (e.g. 2020-01-31, or 2020-01-31 09:30:00 with a time)"
 
@@ -280,7 +323,11 @@ def _choose_format(strings: pd.Series, missing: np.ndarray, path: Path) -> tuple
     """
     valid = ~missing
     idx = np.flatnonzero(valid)
-    sample = strings.iloc[idx[np.linspace(0, idx.size - 1, min(idx.size, _SAMPLE)).astype(int)]] if idx.size else strings.iloc[:0]
+    sample = (
+        strings.iloc[idx[np.linspace(0, idx.size - 1, min(idx.size, _SAMPLE)).astype(int)]]
+        if idx.size
+        else strings.iloc[:0]
+    )
     iso_hits = int(_parse_as(sample, _ISO).notna().sum())
     parsed: dict[str, pd.Series] = {}
     if iso_hits == len(sample):  # the usual column: ISO fits the sample, so it is parsed in full first
@@ -297,7 +344,9 @@ def _choose_format(strings: pd.Series, missing: np.ndarray, path: Path) -> tuple
     top = max(screened.values())
     for fmt, n in screened.items():
         if fmt not in parsed and (n > 0 and 2 * n >= top or (fmt == _ISO and top == 0)):
-            parsed[fmt] = _parse_as(strings, fmt)  # ISO always when nothing fits: the values it names are "not a date/time"
+            parsed[fmt] = _parse_as(
+                strings, fmt
+            )  # ISO always when nothing fits: the values it names are "not a date/time"
     counts = {fmt: int((p.notna().to_numpy() & valid).sum()) for fmt, p in parsed.items()}
     best = max(counts.values())
     if counts.get(_ISO, -1) == best:

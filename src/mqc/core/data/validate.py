@@ -143,7 +143,10 @@ def raise_failures(source: str, failures: list[Failure], hint: str = _HINT) -> N
     cand.sort()
     shown = cand[:FAILURES_SHOWN]
     # A malformed line has no field ("*").
-    parts = [f"row {r}{'' if failures[j].field == '*' else f', field {failures[j].field!r}'}: {failures[j].describe(k)}" for r, j, k in shown]
+    parts = [
+        f"row {r}{'' if failures[j].field == '*' else f', field {failures[j].field!r}'}: {failures[j].describe(k)}"
+        for r, j, k in shown
+    ]
     n_rows = np.unique(np.concatenate([np.asarray(f.rows, dtype=np.int64) for f in failures])).size
     more = n_rows - len({r for r, _, _ in shown})
     tail = f" (and {more} more bad row{'s' if more > 1 else ''})" if more > 0 else ""
@@ -160,7 +163,9 @@ class _Checker:
         self.on_error = on_error
         self.failures: list[Failure] = list(bars.failures)
 
-    def flag(self, mask: np.ndarray, kind: str, fld: str, detail: str, *, fixable: bool, values: np.ndarray | None = None) -> str:
+    def flag(
+        self, mask: np.ndarray, kind: str, fld: str, detail: str, *, fixable: bool, values: np.ndarray | None = None
+    ) -> str:
         """Record ``mask`` rows. Returns "none", "repaired" or "dropped" (fail mode: the rows are
         collected as failures and dropped from the rules still to run)."""
         idx = np.flatnonzero(mask)
@@ -168,14 +173,19 @@ class _Checker:
             return "none"
         if self.on_error == "fail":
             got = values[idx] if values is not None else None
-            self.failures.append(Failure(self.rows[idx], fld, lambda k: detail + (f", got {got[k]:g}" if got is not None else "")))
+            self.failures.append(
+                Failure(self.rows[idx], fld, lambda k: detail + (f", got {got[k]:g}" if got is not None else ""))
+            )
             return "dropped"
         action = "repaired" if (self.on_error == "repair" and fixable) else "dropped"
         rows = self.rows[idx].tolist()
         if values is None:
             self.report.issues.extend(Issue(kind, r, fld, detail, action) for r in rows)
         else:
-            self.report.issues.extend(Issue(kind, r, fld, f"{detail}, got {x:g}", action) for r, x in zip(rows, values[idx].tolist(), strict=True))
+            self.report.issues.extend(
+                Issue(kind, r, fld, f"{detail}, got {x:g}", action)
+                for r, x in zip(rows, values[idx].tolist(), strict=True)
+            )
         return action
 
 
@@ -228,7 +238,14 @@ def validate_arrays(
         keep &= ~bad
         with np.errstate(invalid="ignore"):
             bad = ((p > MAX_PRICE) | (p < MIN_PRICE)) & keep
-        chk.flag(bad, "absurd", name, f"not a plausible price (outside {MIN_PRICE:g} .. {MAX_PRICE:g})", fixable=False, values=p)
+        chk.flag(
+            bad,
+            "absurd",
+            name,
+            f"not a plausible price (outside {MIN_PRICE:g} .. {MAX_PRICE:g})",
+            fixable=False,
+            values=p,
+        )
         keep &= ~bad
 
     vol = cols["volume"]
@@ -262,14 +279,28 @@ def validate_arrays(
     if not _high_low_ok(o, h, lo, c):  # the screen found a broken bar: apply both rules in full
         with np.errstate(invalid="ignore"):
             bad_h = (h < np.maximum(o, c)) & keep
-        action = chk.flag(bad_h, "ohlc", "high", "high is below max(open, close) (repair: high = max of the bar)", fixable=True, values=h)
+        action = chk.flag(
+            bad_h,
+            "ohlc",
+            "high",
+            "high is below max(open, close) (repair: high = max of the bar)",
+            fixable=True,
+            values=h,
+        )
         if action == "repaired":
             cols["high"] = np.where(bad_h, np.maximum(np.maximum(o, c), np.maximum(h, lo)), h)
         elif action == "dropped":
             keep &= ~bad_h
         with np.errstate(invalid="ignore"):
             bad_l = (lo > np.minimum(o, c)) & keep
-        action = chk.flag(bad_l, "ohlc", "low", "low is above min(open, close) (repair: low = min of the bar)", fixable=True, values=lo)
+        action = chk.flag(
+            bad_l,
+            "ohlc",
+            "low",
+            "low is above min(open, close) (repair: low = min of the bar)",
+            fixable=True,
+            values=lo,
+        )
         if action == "repaired":
             cols["low"] = np.where(bad_l, np.minimum(np.minimum(o, c), np.minimum(h, lo)), lo)
         elif action == "dropped":
@@ -280,7 +311,9 @@ def validate_arrays(
         clean = clean.take(keep)
     if len(clean) == 0:
         raise_failures(bars.source, chk.failures)
-        raise DataError(f"{bars.source}: no valid rows left after validation", hint="check the file; every row was invalid")
+        raise DataError(
+            f"{bars.source}: no valid rows left after validation", hint="check the file; every row was invalid"
+        )
     clean = _calendar_dates(clean, report, bar_seconds)
     clean = _order_and_dedupe(clean, chk)
     raise_failures(bars.source, chk.failures)
@@ -344,7 +377,13 @@ def _calendar_dates(bars: Bars, report: ValidationReport, bar_seconds: int | Non
         return bars
     why = "local times with a UTC offset" if bars.offsets is not None and bars.offsets.any() else "a time of day"
     report.issues.append(
-        Issue("calendar", -1, "timestamp", f"{moved} daily timestamps written as {why} moved to their calendar date at 00:00 UTC", "note")
+        Issue(
+            "calendar",
+            -1,
+            "timestamp",
+            f"{moved} daily timestamps written as {why} moved to their calendar date at 00:00 UTC",
+            "note",
+        )
     )
     out = Bars(bars.symbol, bars.source, day, bars.cols, bars.rows, bars.invalid, bars.notes, None, bars.adjustment)
     return out
@@ -360,17 +399,32 @@ def _order_and_dedupe(bars: Bars, chk: _Checker) -> Bars:
         if chk.on_error == "fail":
             ts = bars.ts
             chk.failures.append(
-                Failure(bars.rows[back], "timestamp", lambda k: f"{_fmt_ts(ts[back[k]])} is earlier than the row before ({_fmt_ts(ts[back[k] - 1])}): out of order")
+                Failure(
+                    bars.rows[back],
+                    "timestamp",
+                    lambda k: (
+                        f"{_fmt_ts(ts[back[k]])} is earlier than the row before ({_fmt_ts(ts[back[k] - 1])}): out of order"
+                    ),
+                )
             )
             return bars  # no duplicate check on unsorted rows: it would name rows the sort moves
-        chk.report.issues.extend(Issue("order", r, "timestamp", "out of order; rows sorted by time", "repaired") for r in bars.rows[back].tolist())
+        chk.report.issues.extend(
+            Issue("order", r, "timestamp", "out of order; rows sorted by time", "repaired")
+            for r in bars.rows[back].tolist()
+        )
         bars = bars.take(np.argsort(bars.ts, kind="stable"))
         d = np.diff(bars.ts)
     dup = np.flatnonzero(d == 0)  # row dup is followed by a row with the same time: keep the later one
     if dup.size:
         if chk.on_error == "fail":
             ts, rows = bars.ts, bars.rows
-            chk.failures.append(Failure(rows[dup + 1], "timestamp", lambda k: f"duplicate timestamp {_fmt_ts(ts[dup[k]])} (also at row {int(rows[dup[k]])})"))
+            chk.failures.append(
+                Failure(
+                    rows[dup + 1],
+                    "timestamp",
+                    lambda k: f"duplicate timestamp {_fmt_ts(ts[dup[k]])} (also at row {int(rows[dup[k]])})",
+                )
+            )
             return bars
         chk.report.issues.extend(
             Issue("duplicate", r, "timestamp", f"duplicate timestamp {t}; kept the last row", "dropped")
@@ -392,11 +446,23 @@ def _gaps_and_spikes(bars: Bars, report: ValidationReport, sigma: float, bar_sec
         # One step between two bars says nothing about the bar size (a 3-day step may be a weekend).
         report.timeframe_reliable = False
         report.issues.append(
-            Issue("timeframe", -1, "timestamp", f"bar size {report.timeframe} is a guess from the one step between 2 bars; pass --timeframe to set it", "warning")
+            Issue(
+                "timeframe",
+                -1,
+                "timestamp",
+                f"bar size {report.timeframe} is a guess from the one step between 2 bars; pass --timeframe to set it",
+                "warning",
+            )
         )
     if bar_seconds and inferred != bar_seconds:
         report.issues.append(
-            Issue("timeframe", -1, "timestamp", f"bars look like {label_for_seconds(inferred)}, stored as {label_for_seconds(bar_seconds)} as asked", "warning")
+            Issue(
+                "timeframe",
+                -1,
+                "timestamp",
+                f"bars look like {label_for_seconds(inferred)}, stored as {label_for_seconds(bar_seconds)} as asked",
+                "warning",
+            )
         )
     # Markets that trade every day (crypto, 24/7 data) should have no holes; session markets
     # (equities) skip nights, weekends and holidays, so only holes longer than 4.5 days count there.
@@ -423,7 +489,15 @@ def _gaps_and_spikes(bars: Bars, report: ValidationReport, sigma: float, bar_sec
     # x -> (x / 1e9) / secs is monotone in floating point too, so this is the largest per-step ratio.
     report.largest_gap_bars = float(longest / 1e9 / secs)
     for i in big[:20]:
-        report.issues.append(Issue("gap", int(bars.rows[i + 1]), "timestamp", gap_detail((bars.ts[i + 1] - bars.ts[i]) / 1e9, secs), "warning"))
+        report.issues.append(
+            Issue(
+                "gap",
+                int(bars.rows[i + 1]),
+                "timestamp",
+                gap_detail((bars.ts[i + 1] - bars.ts[i]) / 1e9, secs),
+                "warning",
+            )
+        )
     if report.gaps > 20:
         report.issues.append(Issue("gap", -1, "timestamp", f"{report.gaps - 20} more gaps not listed", "warning"))
     _flag_spikes(bars, report, sigma)
@@ -446,10 +520,18 @@ def _flag_jumps(bars: Bars, report: ValidationReport) -> None:
     at = np.concatenate(found)
     for i in at[:20].tolist():
         report.issues.append(
-            Issue("jump", int(bars.rows[i]), "close", f"close {c[i]:.6g} is {c[i] / c[i - 1]:.3g} x the previous bar's {c[i - 1]:.6g}: a unit change or a bad value?", "warning")
+            Issue(
+                "jump",
+                int(bars.rows[i]),
+                "close",
+                f"close {c[i]:.6g} is {c[i] / c[i - 1]:.3g} x the previous bar's {c[i - 1]:.6g}: a unit change or a bad value?",
+                "warning",
+            )
         )
     if at.size > 20:
-        report.issues.append(Issue("jump", -1, "close", f"{at.size - 20} more jumps of {JUMP_FACTOR:g}x or more not listed", "warning"))
+        report.issues.append(
+            Issue("jump", -1, "close", f"{at.size - 20} more jumps of {JUMP_FACTOR:g}x or more not listed", "warning")
+        )
 
 
 def gap_detail(step_seconds: float, bar_seconds: int) -> str:
@@ -505,7 +587,13 @@ def _flag_spikes(bars: Bars, report: ValidationReport, sigma: float) -> None:
     down = np.log(c[cand + 2] / c[cand + 1]) / mad
     for i, u, d in _reverting(cand, up, down)[:20]:
         report.issues.append(
-            Issue("spike", int(bars.rows[i + 1]), "close", f"isolated spike ({u:+.0f} then {d:+.0f} robust sigmas)", "warning")
+            Issue(
+                "spike",
+                int(bars.rows[i + 1]),
+                "close",
+                f"isolated spike ({u:+.0f} then {d:+.0f} robust sigmas)",
+                "warning",
+            )
         )
 
 

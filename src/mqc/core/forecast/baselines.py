@@ -25,7 +25,7 @@ def _z(levels: tuple[float, ...]) -> np.ndarray:
 
 def _log_returns(x: np.ndarray, window: int) -> np.ndarray:
     """``[B, L, 5]`` -> the last ``window`` close-to-close log returns ``[B, <=window]`` (NaN where padded)."""
-    c = np.log(x[:, -(window + 1):, 3])
+    c = np.log(x[:, -(window + 1) :, 3])
     return np.diff(c, axis=1)
 
 
@@ -75,7 +75,9 @@ class _RandomWalk(ArrayForecaster):
         h = np.arange(1, prediction_length + 1)
         last = x[:, -1, 3]
         z = _z(quantile_levels)
-        log_c = np.log(last)[:, None, None] + (mu[:, None] * h)[:, None, :] + z[None, :, None] * np.sqrt(var_h)[:, None, :]
+        log_c = (
+            np.log(last)[:, None, None] + (mu[:, None] * h)[:, None, :] + z[None, :, None] * np.sqrt(var_h)[:, None, :]
+        )
         close = np.exp(log_c)
         up, dn = _wicks(x, cfg.window)
         return sort_quantiles(candles_from_close(close, last, up, dn)), None
@@ -205,7 +207,11 @@ def _data_key(row: np.ndarray) -> tuple[int]:
     """A stable key from a series' own data, for callers that pass no ``keys``."""
     import hashlib
 
-    return (int.from_bytes(hashlib.blake2b(np.ascontiguousarray(row, dtype=np.float64).tobytes(), digest_size=8).digest(), "little"),)
+    return (
+        int.from_bytes(
+            hashlib.blake2b(np.ascontiguousarray(row, dtype=np.float64).tobytes(), digest_size=8).digest(), "little"
+        ),
+    )
 
 
 class Bootstrap(ArrayForecaster):

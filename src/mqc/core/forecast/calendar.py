@@ -49,7 +49,9 @@ class Calendar:
         return not self.slots and len(self.weekdays) == 7
 
 
-def learn_calendar(timestamps: pd.DatetimeIndex | np.ndarray, *, asset_class: str = "equity", tz: str = "America/New_York") -> Calendar:
+def learn_calendar(
+    timestamps: pd.DatetimeIndex | np.ndarray, *, asset_class: str = "equity", tz: str = "America/New_York"
+) -> Calendar:
     """Learn bar size, weekdays and session slots from the recent history of one symbol.
 
     Raises:
@@ -73,7 +75,14 @@ def learn_calendar(timestamps: pd.DatetimeIndex | np.ndarray, *, asset_class: st
         # Daily bars carry their trading date in UTC whatever their time of day (00:00, 05:00 or
         # the 21:00 close), so holidays are matched on UTC dates.
         return Calendar(step, weekdays, (), "UTC", _exchange_followed(ns, asset_class, tz, daily=True))
-    local = pd.DatetimeIndex(ns.astype("datetime64[ns]")).tz_localize("UTC").tz_convert(tz).tz_localize(None).as_unit("ns").asi8
+    local = (
+        pd.DatetimeIndex(ns.astype("datetime64[ns]"))
+        .tz_localize("UTC")
+        .tz_convert(tz)
+        .tz_localize(None)
+        .as_unit("ns")
+        .asi8
+    )
     days = local // _DAY_NS
     weekdays = tuple(int(d) for d in np.unique((days + 3) % 7))
     per_day = 86400 // step
@@ -84,7 +93,9 @@ def learn_calendar(timestamps: pd.DatetimeIndex | np.ndarray, *, asset_class: st
     slots = tuple(int(v) for v, c in zip(values, counts, strict=True) if c >= 0.5 * n_days)
     if len(weekdays) == 7 and len(slots) >= per_day:
         return Calendar(step, tuple(range(7)), (), "UTC")
-    return Calendar(step, weekdays, slots or tuple(int(v) for v in values), tz, _exchange_followed(ns, asset_class, tz, daily=False))
+    return Calendar(
+        step, weekdays, slots or tuple(int(v) for v in values), tz, _exchange_followed(ns, asset_class, tz, daily=False)
+    )
 
 
 def _exchange_followed(ns: np.ndarray, asset_class: str, tz: str, *, daily: bool) -> str | None:
@@ -96,7 +107,9 @@ def _exchange_followed(ns: np.ndarray, asset_class: str, tz: str, *, daily: bool
     return None if exchange_calendar(code).trades_on_closures(ns, daily=daily) else code
 
 
-def season_bars(timestamps: pd.DatetimeIndex | np.ndarray, *, asset_class: str = "equity", tz: str = "America/New_York") -> int:
+def season_bars(
+    timestamps: pd.DatetimeIndex | np.ndarray, *, asset_class: str = "equity", tz: str = "America/New_York"
+) -> int:
     """The natural seasonal period of a symbol, in bars: a week of daily (or longer) bars on its
     trading weekdays (5, or 7 for 24/7 markets), one session of session-based intraday bars, one
     day of 24/7 intraday bars."""
@@ -170,7 +183,10 @@ def _session_timestamps(last_ns: int, n: int, cal: Calendar, exchange: ExchangeC
         if exchange is not None:
             # closures known on the last bar's (UTC) day only; early closes and late opens are scheduled
             ok[exchange.is_closed(days, known_by=int(last_ns // _DAY_NS))] = False
-            for special, keep in ((exchange.early_closes, lambda t: slots < t), (exchange.late_opens, lambda t: slots + cal.bar_seconds > t)):
+            for special, keep in (
+                (exchange.early_closes, lambda t: slots < t),
+                (exchange.late_opens, lambda t: slots + cal.bar_seconds > t),
+            ):
                 s_days, s_times = special(int(days[0]), int(days[-1])) if days.size else (days, days)
                 rows = np.searchsorted(days, s_days)
                 hit = rows < days.size
@@ -183,5 +199,7 @@ def _session_timestamps(last_ns: int, n: int, cal: Calendar, exchange: ExchangeC
         if span > 10 * n + 14:  # pragma: no cover - a calendar with no trading days
             raise DataError("could not build future timestamps: the learned calendar has no trading slots")
         span *= 2
-    local_idx = pd.DatetimeIndex(local[:n].astype("datetime64[ns]")).tz_localize(cal.tz, ambiguous=True, nonexistent="shift_forward")
+    local_idx = pd.DatetimeIndex(local[:n].astype("datetime64[ns]")).tz_localize(
+        cal.tz, ambiguous=True, nonexistent="shift_forward"
+    )
     return local_idx.tz_convert("UTC")

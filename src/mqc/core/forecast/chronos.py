@@ -55,7 +55,10 @@ def resolve_weights(model_id: str, model: str = "chronos2") -> Path:
     path = Path(model_id).expanduser()
     if path.exists():
         if not (path / "config.json").is_file():
-            raise ArtifactNotFound(f"{path} has no config.json, so it is not a Chronos model directory", hint=download_hint(model_id, model))
+            raise ArtifactNotFound(
+                f"{path} has no config.json, so it is not a Chronos model directory",
+                hint=download_hint(model_id, model),
+            )
         return path
     if not _looks_like_repo_id(model_id):
         raise ArtifactNotFound(f"model directory {path} does not exist", hint=download_hint(model_id, model))
@@ -68,7 +71,9 @@ def resolve_weights(model_id: str, model: str = "chronos2") -> Path:
             hint=download_hint(model_id, model),
         ) from exc
     if not (local / "config.json").is_file():
-        raise ArtifactNotFound(f"cached snapshot of {model_id!r} at {local} has no config.json", hint=download_hint(model_id, model))
+        raise ArtifactNotFound(
+            f"cached snapshot of {model_id!r} at {local} has no config.json", hint=download_hint(model_id, model)
+        )
     return local
 
 
@@ -79,7 +84,9 @@ def pipeline_class_name(path: Path, model: str = "chronos2") -> str:
     except (OSError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{path / 'config.json'}: unreadable ({exc})") from exc
     if "chronos_config" not in cfg and "chronos_pipeline_class" not in cfg:
-        raise CheckpointError(f"{path / 'config.json'} is not a Chronos config (no chronos_config)", hint=download_hint(str(path), model))
+        raise CheckpointError(
+            f"{path / 'config.json'} is not a Chronos config (no chronos_config)", hint=download_hint(str(path), model)
+        )
     return str(cfg.get("chronos_pipeline_class", "ChronosPipeline"))
 
 
@@ -138,7 +145,10 @@ class ChronosForecaster(ArrayForecaster):
             try:
                 pipe = chronos.BaseChronosPipeline.from_pretrained(str(self.path), **kwargs)
             except (OSError, ValueError, KeyError, AssertionError, TypeError) as exc:
-                raise CheckpointError(f"could not load Chronos weights from {self.path}: {exc}", hint=download_hint(cfg.model_id, self.name)) from exc
+                raise CheckpointError(
+                    f"could not load Chronos weights from {self.path}: {exc}",
+                    hint=download_hint(cfg.model_id, self.name),
+                ) from exc
             inner = getattr(pipe, "model", None)
             if inner is not None and hasattr(inner, "eval"):
                 inner.eval()
@@ -155,7 +165,10 @@ class ChronosForecaster(ArrayForecaster):
         if self.multivariate:
             if self.config.volume_covariate:
                 return [
-                    {"target": a[:, :4].T.astype(np.float32), "past_covariates": {"volume": np.log1p(np.maximum(a[:, 4], 0.0)).astype(np.float32)}}
+                    {
+                        "target": a[:, :4].T.astype(np.float32),
+                        "past_covariates": {"volume": np.log1p(np.maximum(a[:, 4], 0.0)).astype(np.float32)},
+                    }
                     for a in arrays
                 ]
             return [a[:, :4].T.astype(np.float32) for a in arrays]
@@ -193,7 +206,9 @@ class ChronosForecaster(ArrayForecaster):
                 with torch.random.fork_rng(devices=cuda):
                     torch.manual_seed(cfg.seed)
                     for i in range(0, len(inputs), step):
-                        qi, _ = pipe.predict_quantiles(inputs[i : i + step], prediction_length=prediction_length, quantile_levels=levels)
+                        qi, _ = pipe.predict_quantiles(
+                            inputs[i : i + step], prediction_length=prediction_length, quantile_levels=levels
+                        )
                         parts.append(qi.float().cpu().numpy())
                 q = np.concatenate(parts).astype(np.float64).reshape(-1, 4, prediction_length, len(levels))
         return sort_quantiles(np.transpose(q, (0, 3, 2, 1))), None

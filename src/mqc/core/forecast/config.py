@@ -16,7 +16,11 @@ from mqc.core.errors import ConfigError
 DEFAULT_CHRONOS_ID = "amazon/chronos-2"
 # Weights each Chronos variant uses when ``model_id`` is left at its default: ``--model chronos-bolt``
 # must not quietly load Chronos-2 weights, nor send a user to download them.
-DEFAULT_WEIGHTS = {"chronos2": DEFAULT_CHRONOS_ID, "chronos-bolt": "amazon/chronos-bolt-small", "chronos": "amazon/chronos-t5-small"}
+DEFAULT_WEIGHTS = {
+    "chronos2": DEFAULT_CHRONOS_ID,
+    "chronos-bolt": "amazon/chronos-bolt-small",
+    "chronos": "amazon/chronos-t5-small",
+}
 INTERVALS = (0.5, 0.8, 0.9)  # central intervals whose coverage eval reports
 # The longest horizon accepted: beyond this a "forecast" is mostly noise and a table of it is
 # unreadable (100,000 daily bars is ~400 years), so asking for more is a mistake, not a request.
@@ -47,36 +51,73 @@ class ForecastConfig:
     """One forecaster and its settings; the ``config`` table of ``hyperparams/<model>/<SYMBOL>.<tf>.json``."""
 
     model: str = field(default="ewma-vol", metadata={"help": "forecaster name (mqc forecast models lists them)"})
-    model_id: str = field(default=DEFAULT_CHRONOS_ID, metadata={"help": "model weights (--model-path): a local directory or a Hugging Face id already in the local cache (Chronos, or the Kronos predictor); left at amazon/chronos-2, chronos-bolt uses amazon/chronos-bolt-small and chronos amazon/chronos-t5-small"})
-    tokenizer_path: str | None = field(default=None, metadata={"help": "Kronos tokenizer (--tokenizer-path): a directory or a cached HF id; unset = kronos_model.tokenizer_path"})
-    prediction_length: int = field(default=7, metadata={"help": "bars to forecast after the last context bar (--horizon)"})
-    quantile_levels: tuple[float, ...] = field(default=(0.1, 0.5, 0.9), metadata={"help": "quantile levels to return, each in (0, 1)"})
-    context_length: int = field(default=512, metadata={"help": "context bars given to the model (the last bar is the origin)"})
+    model_id: str = field(
+        default=DEFAULT_CHRONOS_ID,
+        metadata={
+            "help": "model weights (--model-path): a local directory or a Hugging Face id already in the local cache (Chronos, or the Kronos predictor); left at amazon/chronos-2, chronos-bolt uses amazon/chronos-bolt-small and chronos amazon/chronos-t5-small"
+        },
+    )
+    tokenizer_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "Kronos tokenizer (--tokenizer-path): a directory or a cached HF id; unset = kronos_model.tokenizer_path"
+        },
+    )
+    prediction_length: int = field(
+        default=7, metadata={"help": "bars to forecast after the last context bar (--horizon)"}
+    )
+    quantile_levels: tuple[float, ...] = field(
+        default=(0.1, 0.5, 0.9), metadata={"help": "quantile levels to return, each in (0, 1)"}
+    )
+    context_length: int = field(
+        default=512, metadata={"help": "context bars given to the model (the last bar is the origin)"}
+    )
     min_context: int = field(default=32, metadata={"help": "fewest context bars accepted; fewer is an error"})
     timeframe: str = field(default="1d", metadata={"help": "bar size of the catalog entries to forecast"})
     batch_size: int = field(default=64, metadata={"help": "series per model forward pass (Chronos)"})
     device: str = field(default="cpu", metadata={"help": "torch device: cpu, cuda, cuda:0"})
-    dtype: Literal["auto", "fp32", "float32", "bf16", "bfloat16"] = field(default="auto", metadata={"help": "model weights dtype: fp32|float32, bf16|bfloat16 (CUDA only), auto = fp32 on CPU, bf16 on CUDA; stored as the torch name"})
+    dtype: Literal["auto", "fp32", "float32", "bf16", "bfloat16"] = field(
+        default="auto",
+        metadata={
+            "help": "model weights dtype: fp32|float32, bf16|bfloat16 (CUDA only), auto = fp32 on CPU, bf16 on CUDA; stored as the torch name"
+        },
+    )
     attn: Literal["sdpa", "eager"] = field(default="sdpa", metadata={"help": "attention implementation of Chronos-2"})
     compile: bool = field(default=False, metadata={"help": "torch.compile the model (CUDA only)"})
     threads: int = field(default=1, metadata={"help": "torch CPU threads"})
     volume_covariate: bool = field(default=False, metadata={"help": "give Chronos-2 log volume as a past covariate"})
-    cross_learning: bool = field(default=False, metadata={"help": "Chronos-2: share information across the symbols of a batch"})
-    season_length: int | None = field(default=None, metadata={"help": "seasonal-naive period in bars; unset: learned per symbol, a week of daily bars (5 on weekdays, 7 for 24/7 markets) or one session/day of intraday bars"})
+    cross_learning: bool = field(
+        default=False, metadata={"help": "Chronos-2: share information across the symbols of a batch"}
+    )
+    season_length: int | None = field(
+        default=None,
+        metadata={
+            "help": "seasonal-naive period in bars; unset: learned per symbol, a week of daily bars (5 on weekdays, 7 for 24/7 markets) or one session/day of intraday bars"
+        },
+    )
     window: int = field(default=250, metadata={"help": "bars of returns used by drift, hist-vol, bootstrap and garch"})
     ewma_lambda: float = field(default=0.94, metadata={"help": "EWMA decay of squared returns (RiskMetrics 0.94)"})
-    garch_mean: Literal["zero", "constant"] = field(default="zero", metadata={"help": "garch: zero mean, or a fitted constant mean used as the drift"})
+    garch_mean: Literal["zero", "constant"] = field(
+        default="zero", metadata={"help": "garch: zero mean, or a fitted constant mean used as the drift"}
+    )
     block_length: int = field(default=5, metadata={"help": "block length of the return bootstrap"})
     num_samples: int = field(default=200, metadata={"help": "sample paths drawn by sampling models (bootstrap)"})
     seed: int = field(default=0, metadata={"help": "random seed of sampling models"})
-    exchange_tz: str = field(default="America/New_York", metadata={"help": "time zone in which equity sessions are learned"})
-    hyperparams_dir: str | None = field(default=None, metadata={"help": "read/write per-symbol hyperparams here instead of the user dir"})
+    exchange_tz: str = field(
+        default="America/New_York", metadata={"help": "time zone in which equity sessions are learned"}
+    )
+    hyperparams_dir: str | None = field(
+        default=None, metadata={"help": "read/write per-symbol hyperparams here instead of the user dir"}
+    )
 
     def __post_init__(self) -> None:
         if self.model_id == DEFAULT_CHRONOS_ID and self.model in DEFAULT_WEIGHTS:
             object.__setattr__(self, "model_id", DEFAULT_WEIGHTS[self.model])
         if self.prediction_length < 1:
-            raise ConfigError(f"forecast.prediction_length must be >= 1, got {self.prediction_length}", hint="pass --horizon 1 or more")
+            raise ConfigError(
+                f"forecast.prediction_length must be >= 1, got {self.prediction_length}",
+                hint="pass --horizon 1 or more",
+            )
         if self.prediction_length > MAX_HORIZON:
             raise ConfigError(
                 f"forecast.prediction_length {self.prediction_length:,} is above the maximum of {MAX_HORIZON:,} bars",
@@ -86,7 +127,9 @@ class ForecastConfig:
         if self.min_context < 2:
             raise ConfigError(f"forecast.min_context must be >= 2, got {self.min_context}")
         if self.context_length < self.min_context:
-            raise ConfigError(f"forecast.context_length ({self.context_length}) must be >= min_context ({self.min_context})")
+            raise ConfigError(
+                f"forecast.context_length ({self.context_length}) must be >= min_context ({self.min_context})"
+            )
         for name in ("batch_size", "threads", "season_length", "block_length", "num_samples"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"forecast.{name} must be >= 1, got {getattr(self, name)}")
@@ -102,12 +145,21 @@ class ForecastConfig:
         elif self.dtype in DTYPE_ALIASES:
             dtype = DTYPE_ALIASES[self.dtype]
         else:  # a value set programmatically, bypassing the Literal check of the config loader
-            raise ConfigError(f"forecast.dtype {self.dtype!r} is not one of {', '.join(DTYPE_CHOICES)}", hint="use --dtype auto (mqc forecast run), or dtype = \"auto\" in the profile's [forecast] table")
+            raise ConfigError(
+                f"forecast.dtype {self.dtype!r} is not one of {', '.join(DTYPE_CHOICES)}",
+                hint='use --dtype auto (mqc forecast run), or dtype = "auto" in the profile\'s [forecast] table',
+            )
         object.__setattr__(self, "dtype", dtype)  # one spelling downstream (torch attribute name)
         if not cuda and self.dtype != "float32":
-            raise ConfigError(f"forecast.dtype={self.dtype} needs a CUDA device (got device={self.device})", hint="use --dtype fp32 (or auto) on CPU (mqc forecast run; elsewhere [forecast] dtype in the profile or MQC_FORECAST_DTYPE)")
+            raise ConfigError(
+                f"forecast.dtype={self.dtype} needs a CUDA device (got device={self.device})",
+                hint="use --dtype fp32 (or auto) on CPU (mqc forecast run; elsewhere [forecast] dtype in the profile or MQC_FORECAST_DTYPE)",
+            )
         if self.compile and not self.device.startswith("cuda"):
-            raise ConfigError("forecast.compile needs a CUDA device", hint="drop --compile on CPU (or compile = false in the profile's [forecast] table)")
+            raise ConfigError(
+                "forecast.compile needs a CUDA device",
+                hint="drop --compile on CPU (or compile = false in the profile's [forecast] table)",
+            )
 
     @property
     def sorted_levels(self) -> tuple[float, ...]:
@@ -119,22 +171,47 @@ class ForecastConfig:
 class EvalConfig:
     """Rolling-origin evaluation: which origins, which horizons, how to split validation and test."""
 
-    origins: int = field(default=250, metadata={"help": "forecast origins per symbol: its latest bars with enough context before and the longest horizon after"})
+    origins: int = field(
+        default=250,
+        metadata={
+            "help": "forecast origins per symbol: its latest bars with enough context before and the longest horizon after"
+        },
+    )
     step: int = field(default=1, metadata={"help": "bars between consecutive origins"})
     horizons: tuple[int, ...] = field(default=(1, 7), metadata={"help": "forecast steps scored (1 = next bar)"})
-    quantile_levels: tuple[float, ...] = field(default=(0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95), metadata={"help": "levels asked of every model (must include the 50/80/90% interval ends)"})
-    metric: str = field(default="crps", metadata={"help": "metric that tune/select minimise (crps, wql, mae, mase, coverage_error) or maximise (hit_rate, rank_ic)"})
-    test_frac: float = field(default=0.3, metadata={"help": "tune/select: share of the latest origins kept for the test score"})
+    quantile_levels: tuple[float, ...] = field(
+        default=(0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95),
+        metadata={"help": "levels asked of every model (must include the 50/80/90% interval ends)"},
+    )
+    metric: str = field(
+        default="crps",
+        metadata={
+            "help": "metric that tune/select minimise (crps, wql, mae, mase, coverage_error) or maximise (hit_rate, rank_ic)"
+        },
+    )
+    test_frac: float = field(
+        default=0.3, metadata={"help": "tune/select: share of the latest origins kept for the test score"}
+    )
     chunk: int = field(default=64, metadata={"help": "origins forecast per batched model call"})
-    joint_origins: bool = field(default=False, metadata={"help": "score every model on the latest origins common to all symbols (same dates for every symbol; RankIC on every origin) instead of each symbol's own; models that share across series (Chronos-2 cross-learning) always use common origins"})
+    joint_origins: bool = field(
+        default=False,
+        metadata={
+            "help": "score every model on the latest origins common to all symbols (same dates for every symbol; RankIC on every origin) instead of each symbol's own; models that share across series (Chronos-2 cross-learning) always use common origins"
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.origins < 1 or self.step < 1 or self.chunk < 1:
             raise ConfigError("forecast_eval.origins, step and chunk must be >= 1")
         if not self.horizons or min(self.horizons) < 1:
-            raise ConfigError(f"forecast_eval.horizons must be >= 1, got {list(self.horizons)}", hint="e.g. --horizon 1,7")
+            raise ConfigError(
+                f"forecast_eval.horizons must be >= 1, got {list(self.horizons)}", hint="e.g. --horizon 1,7"
+            )
         if max(self.horizons) > MAX_HORIZON:
-            raise ConfigError(f"forecast_eval.horizons: {max(self.horizons):,} is above the maximum of {MAX_HORIZON:,} bars", hint="e.g. --horizon 1,7")
+            raise ConfigError(
+                f"forecast_eval.horizons: {max(self.horizons):,} is above the maximum of {MAX_HORIZON:,} bars",
+                hint="e.g. --horizon 1,7",
+            )
         _check_levels(self.quantile_levels, "forecast_eval.quantile_levels")
         for width in INTERVALS:
             for q in ((1 - width) / 2, (1 + width) / 2):

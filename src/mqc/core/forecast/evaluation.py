@@ -44,7 +44,11 @@ def sharing_why(labels: Sequence[str]) -> str:
 
 def _span(grid: OriginGrid, symbol: str | None = None) -> dict:
     ts = grid.timestamps_of(symbol) if symbol else grid.timestamps
-    return {"n": len(ts) if symbol else int(grid.valid.sum(axis=0).max(initial=0)), "first": ts[0].isoformat() if len(ts) else None, "last": ts[-1].isoformat() if len(ts) else None}
+    return {
+        "n": len(ts) if symbol else int(grid.valid.sum(axis=0).max(initial=0)),
+        "first": ts[0].isoformat() if len(ts) else None,
+        "last": ts[-1].isoformat() if len(ts) else None,
+    }
 
 
 @dataclass
@@ -61,12 +65,18 @@ class EvalResult:
     seconds: dict[str, float] = field(default_factory=dict)
     configs: dict[str, dict] = field(default_factory=dict)
     grids: dict[str, OriginGrid] = field(default_factory=dict)  # model -> the origins it was scored on
-    origin_modes: dict[str, str] = field(default_factory=dict)  # model -> per-symbol | joint | joint (shares across series)
-    predictions: dict[str, np.ndarray] = field(default_factory=dict)  # model -> close quantiles [O, S, Q, Hmax] (NaN: no origin)
+    origin_modes: dict[str, str] = field(
+        default_factory=dict
+    )  # model -> per-symbol | joint | joint (shares across series)
+    predictions: dict[str, np.ndarray] = field(
+        default_factory=dict
+    )  # model -> close quantiles [O, S, Q, Hmax] (NaN: no origin)
     actual: dict[str, np.ndarray] = field(default_factory=dict)  # model -> [O, S, Hmax]
     last_close: dict[str, np.ndarray] = field(default_factory=dict)  # model -> [O, S]
     requested_origins: int | None = None  # what was asked for; the grid holds what the data allowed
-    settings_files: dict[str, dict[str, str | None]] = field(default_factory=dict)  # model -> symbol -> hyperparams file
+    settings_files: dict[str, dict[str, str | None]] = field(
+        default_factory=dict
+    )  # model -> symbol -> hyperparams file
 
     @property
     def origins(self) -> pd.DatetimeIndex:
@@ -75,7 +85,11 @@ class EvalResult:
 
     def metric(self, model: str, name: str, symbol: str | None = None) -> float | None:
         """Mean of one metric over the scored horizons (for one symbol, or pooled)."""
-        rows = [r for r in (self.per_symbol if symbol else self.rows) if r["model"] == model and (symbol is None or r["symbol"] == symbol)]
+        rows = [
+            r
+            for r in (self.per_symbol if symbol else self.rows)
+            if r["model"] == model and (symbol is None or r["symbol"] == symbol)
+        ]
         vals = [r[name] for r in rows if r.get(name) is not None]
         return float(np.mean(vals)) if vals else None
 
@@ -104,7 +118,9 @@ class EvalResult:
         }
 
 
-def _per_symbol(spec: ForecastConfig | Mapping[str, ForecastConfig], symbols: Sequence[str]) -> dict[str, ForecastConfig]:
+def _per_symbol(
+    spec: ForecastConfig | Mapping[str, ForecastConfig], symbols: Sequence[str]
+) -> dict[str, ForecastConfig]:
     if isinstance(spec, ForecastConfig):
         return dict.fromkeys(symbols, spec)
     missing = [s for s in symbols if s not in spec]
@@ -113,7 +129,17 @@ def _per_symbol(spec: ForecastConfig | Mapping[str, ForecastConfig], symbols: Se
     return {s: spec[s] for s in symbols}
 
 
-def _forecast_close(model, cfg: ForecastConfig, arrays: list[np.ndarray], frames, grid: OriginGrid, rows: np.ndarray, H: int, levels, shares: bool) -> np.ndarray:
+def _forecast_close(
+    model,
+    cfg: ForecastConfig,
+    arrays: list[np.ndarray],
+    frames,
+    grid: OriginGrid,
+    rows: np.ndarray,
+    H: int,
+    levels,
+    shares: bool,
+) -> np.ndarray:
     """Close quantiles ``[len(rows), S, Q, H]`` from the origin rows ``rows`` of ``grid`` (NaN where a symbol has no origin).
 
     A model whose series inform each other within a call (``shares``) gets one call per origin row
@@ -142,7 +168,10 @@ def _forecast_close(model, cfg: ForecastConfig, arrays: list[np.ndarray], frames
     L = cfg.context_length
     for k, o in enumerate(rows):  # models without an array core (e.g. external ones): per-row predict
         cols = [j for j in range(S) if valid[o, j]]
-        ctx = {grid.symbols[j]: frames[grid.symbols[j]].iloc[max(0, grid.index[o, j] - L + 1) : grid.index[o, j] + 1] for j in cols}
+        ctx = {
+            grid.symbols[j]: frames[grid.symbols[j]].iloc[max(0, grid.index[o, j] - L + 1) : grid.index[o, j] + 1]
+            for j in cols
+        }
         fc = model.predict(ctx, H, levels)
         for j in cols:
             out[k, j] = fc[grid.symbols[j]].quantiles[:, :, 3]
@@ -175,7 +204,9 @@ def _plans(per_symbol: Mapping[str, Mapping[str, ForecastConfig]], symbols: Sequ
     return plans
 
 
-def joint_labels(models: Mapping[str, ForecastConfig | Mapping[str, ForecastConfig]], symbols: Sequence[str], *, factory=None) -> list[str]:
+def joint_labels(
+    models: Mapping[str, ForecastConfig | Mapping[str, ForecastConfig]], symbols: Sequence[str], *, factory=None
+) -> list[str]:
     """The model labels that share information across the symbols of a call (they need joint origins).
 
     Raises:
@@ -232,7 +263,9 @@ def evaluate(
     min_ctx = max(c.min_context for cfgs in per_symbol.values() for c in cfgs.values())
     plans = _plans(per_symbol, symbols, make)
     sharing = [label for label, plan in plans.items() if any(p[3] for p in plan)]
-    main = grid or origin_grid(frames, eval_config.origins, eval_config.step, min_ctx, H, joint=eval_config.joint_origins, why=JOINT_WHY)
+    main = grid or origin_grid(
+        frames, eval_config.origins, eval_config.step, min_ctx, H, joint=eval_config.joint_origins, why=JOINT_WHY
+    )
     joint = main
     if sharing and not main.joint:
         why = sharing_why(sharing)
@@ -247,7 +280,9 @@ def evaluate(
     for label, cfgs in per_symbol.items():
         g = grids[label]
         first = {s: int(g.index[g.valid[:, j], j][0]) + 1 for j, s in enumerate(symbols) if g.valid[:, j].any()}
-        learned = {s: with_learned_season(c, frames[s].iloc[: first[s]], s) if s in first else c for s, c in cfgs.items()}
+        learned = {
+            s: with_learned_season(c, frames[s].iloc[: first[s]], s) if s in first else c for s, c in cfgs.items()
+        }
         if learned != cfgs:
             per_symbol[label] = learned
             plans[label] = _plans({label: learned}, symbols, make)[label]
@@ -256,7 +291,9 @@ def evaluate(
     for g in grids.values():
         if id(g) not in outcomes:
             safe = np.where(g.valid, g.index, 0)
-            act = np.stack([arrays[j][safe[:, j][:, None] + np.arange(1, H + 1)[None, :], 3] for j in range(len(symbols))], axis=1)  # [O, S, H]
+            act = np.stack(
+                [arrays[j][safe[:, j][:, None] + np.arange(1, H + 1)[None, :], 3] for j in range(len(symbols))], axis=1
+            )  # [O, S, H]
             lst = np.stack([arrays[j][safe[:, j], 3] for j in range(len(symbols))], axis=1)  # [O, S]
             outcomes[id(g)] = (np.where(g.valid[..., None], act, np.nan), np.where(g.valid, lst, np.nan))
     preds = {label: np.full((len(grids[label].index), len(symbols), len(levels), H), np.nan) for label in models}
@@ -280,7 +317,14 @@ def evaluate(
     finally:
         progress.finish()
     result = EvalResult(
-        symbols, tuple(models), tuple(eval_config.horizons), levels, main, seconds=seconds, grids=grids, origin_modes=modes,
+        symbols,
+        tuple(models),
+        tuple(eval_config.horizons),
+        levels,
+        main,
+        seconds=seconds,
+        grids=grids,
+        origin_modes=modes,
         requested_origins=main.requested,
     )
     for label, cfgs in per_symbol.items():
@@ -298,11 +342,20 @@ def evaluate(
             result.rows.append({"model": label, "horizon": h, **score(p, a, last, levels, g.valid, cross)})
             for j, s in enumerate(symbols):
                 keep = g.valid[:, j]
-                result.per_symbol.append({"model": label, "symbol": s, "horizon": h, **score(p[keep, j : j + 1], a[keep, j : j + 1], last[keep, j : j + 1], levels)})
+                result.per_symbol.append(
+                    {
+                        "model": label,
+                        "symbol": s,
+                        "horizon": h,
+                        **score(p[keep, j : j + 1], a[keep, j : j + 1], last[keep, j : j + 1], levels),
+                    }
+                )
     return result
 
 
-def model_configs(names: Sequence[str], base_config: ForecastConfig, quantile_levels: tuple[float, ...]) -> dict[str, ForecastConfig]:
+def model_configs(
+    names: Sequence[str], base_config: ForecastConfig, quantile_levels: tuple[float, ...]
+) -> dict[str, ForecastConfig]:
     """One config per model name, sharing ``base_config``'s settings and the eval quantile levels."""
     import dataclasses
 

@@ -95,7 +95,9 @@ class _Panel:
         return sub
 
 
-def _loglik(p: _Panel, theta: np.ndarray, with_derivatives: bool, demean: bool = True) -> tuple[np.ndarray, np.ndarray, tuple | None]:
+def _loglik(
+    p: _Panel, theta: np.ndarray, with_derivatives: bool, demean: bool = True
+) -> tuple[np.ndarray, np.ndarray, tuple | None]:
     """Log-likelihood ``[B]``, next-bar variance ``[B]`` and, optionally, its derivatives.
 
     ``theta`` is ``[B, 4]`` (mu, omega, alpha, beta). With derivatives, the third item is
@@ -211,7 +213,10 @@ def fit_garch(returns: np.ndarray, *, mean: str = "zero", max_iter: int = 100, t
     n_grid = len(_GRID)
     tiled = panel.take(np.tile(np.arange(B), n_grid))
     grid = np.concatenate(
-        [np.stack([panel.mean, panel.scale * (1.0 - pers), np.full(B, a), np.full(B, pers - a)], axis=1) for a, pers in _GRID]
+        [
+            np.stack([panel.mean, panel.scale * (1.0 - pers), np.full(B, a), np.full(B, pers - a)], axis=1)
+            for a, pers in _GRID
+        ]
     )
     grid = _project(grid, tiled, demean)
     grid_ll = _loglik(tiled, grid, False)[0].reshape(n_grid, B)
@@ -253,7 +258,7 @@ def fit_garch(returns: np.ndarray, *, mean: str = "zero", max_iter: int = 100, t
         if newton_ok.any():
             step[newton_ok] = np.linalg.solve(negH[newton_ok], g[newton_ok][..., None])[..., 0]
         full = np.zeros_like(th)
-        full[:, 4 - k:] = step
+        full[:, 4 - k :] = step
         accepted = np.zeros(idx.size, dtype=bool)
         new_th, new_ll = th.copy(), ll0.copy()
         todo = np.arange(idx.size)

@@ -140,7 +140,9 @@ def load(path: str | Path) -> Hyperparams:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}", hint="fix the file or delete it to use defaults") from exc
+        raise ConfigError(
+            f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}", hint="fix the file or delete it to use defaults"
+        ) from exc
     hp = validate(data, str(path))
     hp.path = path
     return hp
@@ -163,7 +165,7 @@ def find(kind: str, symbol: str, timeframe: str, hyperparams_dir: str | None) ->
             if hp.timeframe != tf:
                 raise ConfigError(
                     f"{p}: config.timeframe is {hp.config.get('timeframe')!r}, but the file name says {tf}",
-                    hint=f"set \"timeframe\": \"{tf}\" in its config, or rename it to {file_name(symbol, hp.timeframe)}",
+                    hint=f'set "timeframe": "{tf}" in its config, or rename it to {file_name(symbol, hp.timeframe)}',
                 )
             return hp
         legacy = d / kind / f"{symbol.upper()}.json"

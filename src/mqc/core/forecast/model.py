@@ -50,7 +50,7 @@ def stack_context(context: Sequence[np.ndarray], length: int) -> np.ndarray:
         out = np.full((len(context), L, 5), np.nan)
         for i, c in enumerate(context):
             c = c[-L:]
-            out[i, L - len(c):] = c
+            out[i, L - len(c) :] = c
         return out
     return context[:, -length:]
 
@@ -146,7 +146,9 @@ class ArrayForecaster(abc.ABC):
             tail = stamps[i]
             key = (asset_class, tail.tobytes())
             if key not in calendars:
-                calendars[key] = future_timestamps(tail, prediction_length, asset_class=asset_class, tz=self.config.exchange_tz)
+                calendars[key] = future_timestamps(
+                    tail, prediction_length, asset_class=asset_class, tz=self.config.exchange_tz
+                )
             out[s] = Forecast(
                 symbol=s,
                 origin=pd.Timestamp(int(tail[-1]), tz="UTC"),

@@ -65,7 +65,9 @@ class OriginGrid:
     def columns(self, cols: Sequence[int]) -> OriginGrid:
         """The origins of a subset of the symbols (by position)."""
         cols = list(cols)
-        return OriginGrid(self.index[:, cols], self.stamps[:, cols], tuple(self.symbols[j] for j in cols), self.joint, self.requested)
+        return OriginGrid(
+            self.index[:, cols], self.stamps[:, cols], tuple(self.symbols[j] for j in cols), self.joint, self.requested
+        )
 
     def common(self) -> OriginGrid:
         """The joint grid of the timestamps that are an origin of every symbol here.
@@ -78,15 +80,21 @@ class OriginGrid:
             ns = self.stamps[self.valid[:, j], j]
             shared = ns if shared is None else np.intersect1d(shared, ns)
         if shared is None or not len(shared):
-            raise DataError(f"no origin common to {', '.join(self.symbols)}", hint="evaluate symbols whose histories overlap")
+            raise DataError(
+                f"no origin common to {', '.join(self.symbols)}", hint="evaluate symbols whose histories overlap"
+            )
         index = np.empty((len(shared), len(self.symbols)), dtype=np.int64)
         for j in range(len(self.symbols)):
             keep = self.valid[:, j]  # a column's origins are in time order
             index[:, j] = self.index[keep, j][np.searchsorted(self.stamps[keep, j], shared)]
-        return OriginGrid(index, np.repeat(shared[:, None], len(self.symbols), axis=1), self.symbols, True, self.requested)
+        return OriginGrid(
+            index, np.repeat(shared[:, None], len(self.symbols), axis=1), self.symbols, True, self.requested
+        )
 
 
-def _pack(symbols: tuple[str, ...], rows: list[np.ndarray], stamps: list[np.ndarray], joint: bool, requested: int | None) -> OriginGrid:
+def _pack(
+    symbols: tuple[str, ...], rows: list[np.ndarray], stamps: list[np.ndarray], joint: bool, requested: int | None
+) -> OriginGrid:
     """Per-symbol origin rows -> a grid aligned at the latest origin (shorter columns padded at the top)."""
     n = max((len(r) for r in rows), default=0)
     index = np.full((n, len(symbols)), -1, dtype=np.int64)
@@ -99,7 +107,14 @@ def _pack(symbols: tuple[str, ...], rows: list[np.ndarray], stamps: list[np.ndar
 
 
 def origin_grid(
-    frames: Mapping[str, pd.DataFrame], n_origins: int, step: int, min_context: int, max_horizon: int, *, joint: bool = False, why: str | None = None
+    frames: Mapping[str, pd.DataFrame],
+    n_origins: int,
+    step: int,
+    min_context: int,
+    max_horizon: int,
+    *,
+    joint: bool = False,
+    why: str | None = None,
 ) -> OriginGrid:
     """Each symbol's latest ``n_origins`` usable bars (every ``step``-th), or with ``joint`` the latest common ones.
 
@@ -159,7 +174,10 @@ def split_origins(grid: OriginGrid, test_frac: float, max_horizon: int, step: in
         n_test = max(1, int(round(n_orig * test_frac)))
         n_val = n_orig - n_test - embargo
         if n_val < 1:
-            raise DataError(f"{s}: {n_orig} origins are too few for a validation and a test segment (embargo {embargo})", hint="raise --origins")
+            raise DataError(
+                f"{s}: {n_orig} origins are too few for a validation and a test segment (embargo {embargo})",
+                hint="raise --origins",
+            )
         val_rows.append(rows[:n_val])
         val_ns.append(ns[:n_val])
         test_rows.append(rows[n_orig - n_test :])

@@ -12,7 +12,9 @@ from mqc.core import atomic
 from mqc.core.forecast.base import Forecast
 
 
-def fan_chart(forecasts: Mapping[str, Forecast], history: Mapping[str, pd.DataFrame], path: str | Path, *, history_bars: int = 120) -> Path:
+def fan_chart(
+    forecasts: Mapping[str, Forecast], history: Mapping[str, pd.DataFrame], path: str | Path, *, history_bars: int = 120
+) -> Path:
     """One panel per symbol: recent closes, the median close and shaded central quantile bands."""
     import matplotlib
 
@@ -29,8 +31,15 @@ def fan_chart(forecasts: Mapping[str, Forecast], history: Mapping[str, pd.DataFr
         x = [fc.origin, *fc.timestamps]
         pairs = [(i, len(levels) - 1 - i) for i in range(len(levels) // 2)]
         for k, (lo, hi) in enumerate(pairs):
-            ax.fill_between(x, [fc.last_close, *close[lo]], [fc.last_close, *close[hi]], color="tab:blue", alpha=0.15 + 0.15 * k, lw=0,
-                            label=f"{levels[lo]:g}-{levels[hi]:g}")
+            ax.fill_between(
+                x,
+                [fc.last_close, *close[lo]],
+                [fc.last_close, *close[hi]],
+                color="tab:blue",
+                alpha=0.15 + 0.15 * k,
+                lw=0,
+                label=f"{levels[lo]:g}-{levels[hi]:g}",
+            )
         ax.plot(x, [fc.last_close, *fc.median("close")], color="tab:blue", lw=1.5, label="median")
         ax.set_title(f"{s} - {fc.model}")
         ax.legend(loc="upper left", fontsize=8)

@@ -22,7 +22,15 @@ import pandas as pd
 
 from mqc.core.forecast.config import INTERVALS
 
-LOWER_IS_BETTER = {"mae": True, "mase": True, "crps": True, "wql": True, "coverage_error": True, "hit_rate": False, "rank_ic": False}
+LOWER_IS_BETTER = {
+    "mae": True,
+    "mase": True,
+    "crps": True,
+    "wql": True,
+    "coverage_error": True,
+    "hit_rate": False,
+    "rank_ic": False,
+}
 # Metrics measured across symbols at each origin: undefined for one symbol, so no per-symbol choice.
 CROSS_SECTIONAL = frozenset({"rank_ic"})
 PER_SYMBOL_METRICS = tuple(m for m in LOWER_IS_BETTER if m not in CROSS_SECTIONAL)
@@ -44,7 +52,12 @@ def pinball(pred: np.ndarray, actual: np.ndarray, levels: tuple[float, ...]) -> 
 
 
 def score(
-    pred: np.ndarray, actual: np.ndarray, last: np.ndarray, levels: tuple[float, ...], valid: np.ndarray | None = None, cross: np.ndarray | None = None
+    pred: np.ndarray,
+    actual: np.ndarray,
+    last: np.ndarray,
+    levels: tuple[float, ...],
+    valid: np.ndarray | None = None,
+    cross: np.ndarray | None = None,
 ) -> dict[str, float | None]:
     """Metrics of close quantiles ``pred [O, S, Q]`` against ``actual [O, S]`` from origin closes ``last [O, S]``.
 
@@ -106,7 +119,9 @@ def metric_value(metrics: dict[str, float | None], name: str) -> float:
         from mqc.core.config import did_you_mean
         from mqc.core.errors import ConfigError
 
-        raise ConfigError(f"unknown metric {name!r}{did_you_mean(name, LOWER_IS_BETTER)}", hint=f"one of {', '.join(LOWER_IS_BETTER)}")
+        raise ConfigError(
+            f"unknown metric {name!r}{did_you_mean(name, LOWER_IS_BETTER)}", hint=f"one of {', '.join(LOWER_IS_BETTER)}"
+        )
     v = metrics.get(name)
     if v is None or not np.isfinite(v):
         return float("inf")

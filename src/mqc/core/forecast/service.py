@@ -53,7 +53,9 @@ class ForecastResult:
         return pd.concat([f.to_frame() for f in self.forecasts.values()], ignore_index=True)
 
 
-def load_frames(symbols: Sequence[str], timeframe: str, *, end: str | None = None, catalog: Catalog | None = None) -> dict[str, pd.DataFrame]:
+def load_frames(
+    symbols: Sequence[str], timeframe: str, *, end: str | None = None, catalog: Catalog | None = None
+) -> dict[str, pd.DataFrame]:
     """Each symbol's full canonical frame from the catalog, on its own calendar (no cross-symbol alignment).
 
     ``end`` cuts the history (inclusive) to forecast as of an earlier date. ``frame.attrs['asset_class']``
@@ -83,7 +85,9 @@ def load_frames(symbols: Sequence[str], timeframe: str, *, end: str | None = Non
     return frames
 
 
-def resolve_config(symbol: str, profile: str | None, flags: Mapping[str, Any]) -> tuple[ForecastConfig, dict[str, str], str | None]:
+def resolve_config(
+    symbol: str, profile: str | None, flags: Mapping[str, Any]
+) -> tuple[ForecastConfig, dict[str, str], str | None]:
     """Settings for one symbol: (config, where each value came from, hyperparams file used).
 
     ``model="best"`` reads the model name from ``best/<SYMBOL>.<tf>.json``; the settings of that model
@@ -115,7 +119,10 @@ def check_model(name: str, source: str, *, allow_best: bool = False) -> None:
         return
     where = {"flag": "--model"}.get(source, source)
     error = UsageError if source == "flag" else ConfigError
-    raise error(f"unknown model {name!r} ({where}){did_you_mean(name, names)}", hint=f"available models: {', '.join(names)} (mqc forecast models)")
+    raise error(
+        f"unknown model {name!r} ({where}){did_you_mean(name, names)}",
+        hint=f"available models: {', '.join(names)} (mqc forecast models)",
+    )
 
 
 def resolve_base(profile: str | None, flags: Mapping[str, Any], *, allow_best: bool = False) -> ForecastConfig:
@@ -129,7 +136,9 @@ def resolve_base(profile: str | None, flags: Mapping[str, Any], *, allow_best: b
     return res.value
 
 
-def resolve_symbol(symbol: str, profile: str | None, flags: Mapping[str, Any]) -> tuple[ForecastConfig, dict[str, str], str | None, str | None]:
+def resolve_symbol(
+    symbol: str, profile: str | None, flags: Mapping[str, Any]
+) -> tuple[ForecastConfig, dict[str, str], str | None, str | None]:
     """``resolve_config`` plus the ``best/<SYMBOL>.<tf>.json`` that chose the model (None unless ``best``)."""
     first = resolve_base(profile, flags, allow_best=True)
     model, selection = first.model, None
@@ -185,7 +194,10 @@ def model_settings(
         ConfigError: ``best`` among the models, a malformed hyperparams file, bad settings.
     """
     if "best" in models:
-        raise UsageError("'best' is not a model to compare (--models)", hint="name the candidates, e.g. --models naive,ewma-vol,chronos2")
+        raise UsageError(
+            "'best' is not a model to compare (--models)",
+            hint="name the candidates, e.g. --models naive,ewma-vol,chronos2",
+        )
     configs: dict[str, dict[str, ForecastConfig]] = {}
     files: dict[str, dict[str, str | None]] = {}
     for m in models:

@@ -74,7 +74,9 @@ def parse_grid(text: str | None, model: str) -> dict[str, tuple]:
                 raise ConfigError(f"--grid {part!r}: use KEY=V1,V2 separated by ';'")
             key, values = (x.strip() for x in part.split("=", 1))
             config.check_keys(ForecastConfig, {key: None}, "--grid")
-            grid[key] = tuple(config.coerce(v.strip(), types_[key], f"--grid {key}") for v in values.split(",") if v.strip())
+            grid[key] = tuple(
+                config.coerce(v.strip(), types_[key], f"--grid {key}") for v in values.split(",") if v.strip()
+            )
     except ConfigError as exc:
         raise UsageError(str(exc), hint=exc.hint or 'e.g. --grid "ewma_lambda=0.9,0.94;window=60,250"') from exc
     return grid
@@ -130,10 +132,26 @@ class TuneResult:
     path: Path | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"symbol": self.symbol, "model": self.model, "metric": self.metric, "best": self.best, "trials": self.trials, "test": self.test, "path": str(self.path) if self.path else None}
+        return {
+            "symbol": self.symbol,
+            "model": self.model,
+            "metric": self.metric,
+            "best": self.best,
+            "trials": self.trials,
+            "test": self.test,
+            "path": str(self.path) if self.path else None,
+        }
 
 
-def tune(frames: Mapping[str, pd.DataFrame], symbol: str, base_config: ForecastConfig, eval_config: EvalConfig, grid: Mapping[str, tuple], *, progress: Progress = NULL) -> TuneResult:
+def tune(
+    frames: Mapping[str, pd.DataFrame],
+    symbol: str,
+    base_config: ForecastConfig,
+    eval_config: EvalConfig,
+    grid: Mapping[str, tuple],
+    *,
+    progress: Progress = NULL,
+) -> TuneResult:
     """Grid-search ``base_config`` for ``symbol`` on validation origins; score the winner on test origins.
 
     Writes ``<hyperparams dir>/<model>/<SYMBOL>.<tf>.json`` (tf: ``base_config.timeframe``).
@@ -156,15 +174,28 @@ def tune(frames: Mapping[str, pd.DataFrame], symbol: str, base_config: ForecastC
     for combo, cfg in cands:
         res = evaluate(data, {cfg.model: cfg}, eval_config, grid=val, progress=progress)
         trials.append({"settings": combo, "score": res.metric(cfg.model, eval_config.metric), "metrics": res.rows})
-    best_i = int(best_candidate({str(i): t["score"] for i, t in enumerate(trials)}, eval_config.metric, f"forecast tune {symbol}"))
+    best_i = int(
+        best_candidate(
+            {str(i): t["score"] for i, t in enumerate(trials)}, eval_config.metric, f"forecast tune {symbol}"
+        )
+    )
     combo, cfg = cands[best_i]
     test_res = evaluate(data, {cfg.model: cfg}, eval_config, grid=test, progress=progress)
-    test_block = {"metric": eval_config.metric, "score": test_res.metric(cfg.model, eval_config.metric), "metrics": test_res.rows}
+    test_block = {
+        "metric": eval_config.metric,
+        "score": test_res.metric(cfg.model, eval_config.metric),
+        "metrics": test_res.rows,
+    }
     hp = hyperparams.Hyperparams(
         symbol=symbol,
         model=cfg.model,
         config=hyperparams.stored_config(dataclasses.replace(cfg, quantile_levels=base_config.quantile_levels)),
-        validation={"metric": eval_config.metric, "score": trials[best_i]["score"], "best": combo, "trials": [{"settings": t["settings"], "score": t["score"]} for t in trials]},
+        validation={
+            "metric": eval_config.metric,
+            "score": trials[best_i]["score"],
+            "best": combo,
+            "trials": [{"settings": t["settings"], "score": t["score"]} for t in trials],
+        },
         test=test_block,
         windows=_windows(val, test, symbol),
         metadata=_metadata(data, {"horizons": list(eval_config.horizons), "step": eval_config.step}),
@@ -215,14 +246,27 @@ def select(
         raise ConfigError("no models to choose from", hint="--models naive,ewma-vol,chronos2")
     if settings is None:
         shared = model_configs(models, base_config, eval_config.quantile_levels)
-        settings = ModelSettings({m: dict.fromkeys(frames, shared[m]) for m in models}, {m: dict.fromkeys(frames) for m in models})
-    cfgs = {m: {s: dataclasses.replace(settings.configs[m][s], quantile_levels=eval_config.quantile_levels) for s in frames} for m in models}
+        settings = ModelSettings(
+            {m: dict.fromkeys(frames, shared[m]) for m in models}, {m: dict.fromkeys(frames) for m in models}
+        )
+    cfgs = {
+        m: {s: dataclasses.replace(settings.configs[m][s], quantile_levels=eval_config.quantile_levels) for s in frames}
+        for m in models
+    }
     min_ctx = max(c.min_context for per in cfgs.values() for c in per.values())
     # Every candidate of a symbol is scored on the same origins, so the choice compares like with
     # like: each symbol's own origins, or the common ones when a candidate shares across series.
     sharing = joint_labels(cfgs, list(frames))
     why = sharing_why(sharing) + "; every candidate is scored on the same origins" if sharing else JOINT_WHY
-    grid_all = origin_grid(frames, eval_config.origins, eval_config.step, min_ctx, eval_config.max_horizon, joint=eval_config.joint_origins or bool(sharing), why=why)
+    grid_all = origin_grid(
+        frames,
+        eval_config.origins,
+        eval_config.step,
+        min_ctx,
+        eval_config.max_horizon,
+        joint=eval_config.joint_origins or bool(sharing),
+        why=why,
+    )
     val, test = split_origins(grid_all, eval_config.test_frac, eval_config.max_horizon, eval_config.step)
     val_res = evaluate(frames, cfgs, eval_config, grid=val, progress=progress, settings_files=settings.files)
     test_res = evaluate(frames, cfgs, eval_config, grid=test, progress=progress, settings_files=settings.files)
@@ -238,7 +282,9 @@ def select(
         hp = hyperparams.Hyperparams(
             symbol=s,
             model=best,
-            config=hyperparams.stored_config(dataclasses.replace(cfgs[best][s], quantile_levels=base_config.quantile_levels)),
+            config=hyperparams.stored_config(
+                dataclasses.replace(cfgs[best][s], quantile_levels=base_config.quantile_levels)
+            ),
             validation={"metric": eval_config.metric, "scores": scores},
             test={"metric": eval_config.metric, "score": test_scores[best], "scores": test_scores},
             windows=_windows(val, test, s),
@@ -253,5 +299,12 @@ def select(
             ),
         )
         path = hyperparams.save(hp, hyperparams.BEST, base_config.hyperparams_dir)
-        choices[s] = {"model": best, "validation": scores, "test": test_scores, "path": str(path), "settings_file": settings.files[best].get(s), "windows": _windows(val, test, s)}
+        choices[s] = {
+            "model": best,
+            "validation": scores,
+            "test": test_scores,
+            "path": str(path),
+            "settings_file": settings.files[best].get(s),
+            "windows": _windows(val, test, s),
+        }
     return SelectResult(eval_config.metric, choices, JOINT if val.joint else PER_SYMBOL, sharing)

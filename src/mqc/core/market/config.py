@@ -20,21 +20,45 @@ class MarketConfig:
     """Execution costs and constraints. Every simulator in mqc (training, backtest, gym, trading)
     builds its costs from this one dataclass through ``mqc.core.market.simulator``."""
 
-    equity_fee_bps: float = field(default=1.0, metadata={"help": "commission on traded notional for equities, bps", "max": MAX_BPS})
-    crypto_fee_bps: float = field(default=10.0, metadata={"help": "commission on traded notional for crypto, bps", "max": MAX_BPS})
-    cash_fee_bps: float = field(default=0.0, metadata={"help": "cost of moving into/out of the cash asset, bps", "max": MAX_BPS})
-    slippage_bps: float = field(default=2.0, metadata={"help": "spread + slippage on traded notional, bps (all assets but cash)", "max": MAX_BPS})
-    financing_rate: float = field(default=0.05, metadata={"help": "annual rate paid on borrowed notional (long gross above 1)"})
+    equity_fee_bps: float = field(
+        default=1.0, metadata={"help": "commission on traded notional for equities, bps", "max": MAX_BPS}
+    )
+    crypto_fee_bps: float = field(
+        default=10.0, metadata={"help": "commission on traded notional for crypto, bps", "max": MAX_BPS}
+    )
+    cash_fee_bps: float = field(
+        default=0.0, metadata={"help": "cost of moving into/out of the cash asset, bps", "max": MAX_BPS}
+    )
+    slippage_bps: float = field(
+        default=2.0,
+        metadata={"help": "spread + slippage on traded notional, bps (all assets but cash)", "max": MAX_BPS},
+    )
+    financing_rate: float = field(
+        default=0.05, metadata={"help": "annual rate paid on borrowed notional (long gross above 1)"}
+    )
     borrow_rate: float = field(default=0.0, metadata={"help": "annual borrow fee on short notional"})
     cash_rate: float = field(default=0.0, metadata={"help": "annual rate earned on uninvested cash"})
-    max_gross_leverage: float = field(default=1.0, metadata={"help": "cap on sum |w| for positions held within a session"})
-    max_overnight_leverage: float = field(default=1.0, metadata={"help": "cap on sum |w| for positions held across a day boundary"})
+    max_gross_leverage: float = field(
+        default=1.0, metadata={"help": "cap on sum |w| for positions held within a session"}
+    )
+    max_overnight_leverage: float = field(
+        default=1.0, metadata={"help": "cap on sum |w| for positions held across a day boundary"}
+    )
     allow_short: bool = field(default=False, metadata={"help": "allow negative weights (subject to crypto_long_only)"})
-    crypto_long_only: bool = field(default=True, metadata={"help": "clip crypto weights at 0 even when shorting is allowed"})
+    crypto_long_only: bool = field(
+        default=True, metadata={"help": "clip crypto weights at 0 even when shorting is allowed"}
+    )
     include_cash: bool = field(default=False, metadata={"help": "give policies an explicit cash asset"})
 
     def __post_init__(self) -> None:
-        for name in ("equity_fee_bps", "crypto_fee_bps", "cash_fee_bps", "slippage_bps", "financing_rate", "borrow_rate"):
+        for name in (
+            "equity_fee_bps",
+            "crypto_fee_bps",
+            "cash_fee_bps",
+            "slippage_bps",
+            "financing_rate",
+            "borrow_rate",
+        ):
             if getattr(self, name) < 0:
                 raise ConfigError(f"market.{name} must be >= 0, got {getattr(self, name)}")
         if self.max_gross_leverage <= 0 or self.max_overnight_leverage <= 0:

@@ -53,9 +53,7 @@ def max_drawdown(net_returns: torch.Tensor) -> torch.Tensor:
     return (1.0 - eq / peak).amax(-1)
 
 
-def turnover_cost(
-    weights: torch.Tensor, before: torch.Tensor, fees: torch.Tensor, eps: float = 1e-6
-) -> torch.Tensor:
+def turnover_cost(weights: torch.Tensor, before: torch.Tensor, fees: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     """Smooth per-bar trading cost ``sum_a smooth_abs(w - w_before) * fee_a``, shape ``[..., T]``.
 
     ``simulate`` charges the exact |x|; this smooth version is for objectives that want a

@@ -108,7 +108,9 @@ def simple_returns(close: np.ndarray) -> np.ndarray:
     return r
 
 
-def simulate(weights, returns, fees, dt_years, config: MarketConfig, prev_weights=None, *, exact: bool = False) -> SimResult:
+def simulate(
+    weights, returns, fees, dt_years, config: MarketConfig, prev_weights=None, *, exact: bool = False
+) -> SimResult:
     """Run the market equations (see module docstring).
 
     Args:
@@ -143,7 +145,11 @@ def simulate(weights, returns, fees, dt_years, config: MarketConfig, prev_weight
         returns = np.asarray(returns, dtype=np.float64)
         fees_t = np.asarray(fees, dtype=np.float64)
         dt = np.asarray(dt_years, dtype=np.float64)
-        first = np.zeros_like(weights[..., :1, :]) if prev_weights is None else np.asarray(prev_weights, dtype=np.float64)[..., None, :]
+        first = (
+            np.zeros_like(weights[..., :1, :])
+            if prev_weights is None
+            else np.asarray(prev_weights, dtype=np.float64)[..., None, :]
+        )
         port = (weights * returns).sum(-1)
         cat, absolute = (lambda xs: np.concatenate(xs, axis=-2)), np.abs
         long_ = np.maximum(weights, 0.0).sum(-1)

@@ -65,7 +65,9 @@ def flush_denormals() -> Iterator[None]:
         torch.set_flush_denormal(False)
 
 
-def _forward_layer(x_tb: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor, b_hh: torch.Tensor, keep: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _forward_layer(
+    x_tb: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor, b_hh: torch.Tensor, keep: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Run one layer over time-major input ``x_tb [T, B, I]`` from a zero state.
 
     Returns ``(hs [T + 1, B, H], rzn [T, B, 3H], gh [T, B, 3H])``: the states (``hs[0] = 0``), the
@@ -83,7 +85,9 @@ def _forward_layer(x_tb: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b
     # Every per-step view is cut up front (one unbind per buffer): at these sizes a step's kernels
     # take a few microseconds each, and Python-level slicing inside the loop cost as much again.
     h_t = hs.unbind(0)
-    rz_t, r_t, z_t, n_t = (rzn[..., a:b].unbind(0) for a, b in ((0, 2 * hid), (0, hid), (hid, 2 * hid), (2 * hid, 3 * hid)))
+    rz_t, r_t, z_t, n_t = (
+        rzn[..., a:b].unbind(0) for a, b in ((0, 2 * hid), (0, hid), (hid, 2 * hid), (2 * hid, 3 * hid))
+    )
     steps = gh if keep else gh.expand(t_len, batch, 3 * hid)
     g_t, g_rz_t, g_n_t = steps.unbind(0), steps[..., : 2 * hid].unbind(0), steps[..., 2 * hid :].unbind(0)
     for t in range(t_len):
@@ -104,7 +108,9 @@ class _GRULayerFn(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx: Any, x_tb: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor, b_hh: torch.Tensor) -> torch.Tensor:
+    def forward(
+        ctx: Any, x_tb: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor, b_hh: torch.Tensor
+    ) -> torch.Tensor:
         hs, rzn, gh = _forward_layer(x_tb, w_ih, w_hh, b_ih, b_hh, keep=True)
         ctx.save_for_backward(x_tb, w_ih, w_hh, hs, rzn, gh)
         return hs[1:]
@@ -112,7 +118,9 @@ class _GRULayerFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         if torch.is_grad_enabled():  # create_graph=True: higher-order gradients would be silently wrong
-            raise RuntimeError("FastGRU's backward is not differentiable (create_graph=True); use torch.nn.GRU for higher-order gradients")
+            raise RuntimeError(
+                "FastGRU's backward is not differentiable (create_graph=True); use torch.nn.GRU for higher-order gradients"
+            )
         with flush_denormals():
             return _backward_layer(ctx, grad_out)
 

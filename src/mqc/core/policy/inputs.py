@@ -107,7 +107,9 @@ def check_finite(panel: Any) -> None:
         )
 
 
-def raw_inputs(panel: Any, feature_cfg: FeatureConfig, providers: Sequence[FeatureProvider] = ()) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], int]:
+def raw_inputs(
+    panel: Any, feature_cfg: FeatureConfig, providers: Sequence[FeatureProvider] = ()
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], int]:
     """Unstandardised ``[T, A, F]`` features, their validity ``[T, A, F]``, names and warmup."""
     check_finite(panel)
     fs = compute_features(panel.values, feature_cfg)
@@ -118,7 +120,9 @@ def raw_inputs(panel: Any, feature_cfg: FeatureConfig, providers: Sequence[Featu
         v, ok = p.compute(panel)
         v = np.asarray(v, dtype=np.float32)
         if v.ndim != 3 or v.shape[:2] != fs.values.shape[:2]:
-            raise DataError(f"feature provider {p.name!r} returned shape {v.shape}, expected [T, A, F] with T, A = {fs.values.shape[:2]}")
+            raise DataError(
+                f"feature provider {p.name!r} returned shape {v.shape}, expected [T, A, F] with T, A = {fs.values.shape[:2]}"
+            )
         ok = np.asarray(ok, dtype=bool)[..., None] & np.isfinite(v)
         vals.append(np.where(ok, v, 0.0).astype(np.float32))
         valid.append(np.broadcast_to(ok, v.shape))
@@ -143,7 +147,9 @@ def standardise(values: np.ndarray, valid: np.ndarray, stats: dict[str, list[flo
     mean = np.asarray(stats["mean"], dtype=np.float64)
     std = np.asarray(stats["std"], dtype=np.float64)
     if mean.shape[0] != values.shape[-1]:
-        raise CheckpointError(f"feature statistics cover {mean.shape[0]} features but the inputs have {values.shape[-1]}")
+        raise CheckpointError(
+            f"feature statistics cover {mean.shape[0]} features but the inputs have {values.shape[-1]}"
+        )
     z = np.clip((values - mean) / std, -10.0, 10.0)
     return np.where(valid, z, 0.0).astype(np.float32)
 

@@ -184,7 +184,9 @@ def mean_legs_span(model: nn.Module, inputs: torch.Tensor, t0: torch.Tensor, h: 
 
 
 @torch.no_grad()
-def decide(model: nn.Module, inputs: torch.Tensor, start: int, stop: int, chunk: int = 256, origin: int | None = None) -> torch.Tensor:
+def decide(
+    model: nn.Module, inputs: torch.Tensor, start: int, stop: int, chunk: int = 256, origin: int | None = None
+) -> torch.Tensor:
     """Deterministic target weights ``[stop - start, A]`` (unconstrained) for decision bars ``start .. stop - 1``.
 
     Decisions run in chunks ``[origin + k * chunk, origin + (k + 1) * chunk)`` clipped to ``stop``

@@ -57,5 +57,7 @@ def strategy_from_checkpoint(ckpt: dict[str, Any], path: Path) -> Strategy:
     kind = ckpt.get("kind")
     loader = _LOADERS.get(kind) if isinstance(kind, str) else None
     if loader is None:
-        raise CheckpointError(f"{path}: unknown checkpoint kind {kind!r}; known: {', '.join(_LOADERS.names()) or 'none'}")
+        raise CheckpointError(
+            f"{path}: unknown checkpoint kind {kind!r}; known: {', '.join(_LOADERS.names()) or 'none'}"
+        )
     return loader(ckpt, path)

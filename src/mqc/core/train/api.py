@@ -102,7 +102,9 @@ def train_dm(data_cfg: DataConfig, market_cfg: MarketConfig, train_cfg: DMTrainC
     return train("dm", data_cfg, market_cfg, train_cfg, **kwargs)
 
 
-def train_sharpe(data_cfg: DataConfig, market_cfg: MarketConfig, train_cfg: SharpeTrainConfig, **kwargs: Any) -> TrainResult:
+def train_sharpe(
+    data_cfg: DataConfig, market_cfg: MarketConfig, train_cfg: SharpeTrainConfig, **kwargs: Any
+) -> TrainResult:
     """Train the differentiable-Sharpe baseline (``mqc train sharpe``); arguments as ``train_dm``."""
     return train("sharpe", data_cfg, market_cfg, train_cfg, **kwargs)
 
@@ -137,16 +139,30 @@ def resume_run(
             hint=f"mqc train {kind} --resume {run_dir}",
         )
     if not checkpoint_path(run_dir, LATEST).is_file():
-        raise CheckpointError(f"{run_dir}: no checkpoints/latest.pt yet (killed before the first eval)", hint="start a new run")
+        raise CheckpointError(
+            f"{run_dir}: no checkpoints/latest.pt yet (killed before the first eval)", hint="start a new run"
+        )
     tcls = spec.config
     where = run_dir / CONFIG
     data_cfg = config.from_dict(DataConfig, stored_table(doc, "data", where), f"{where} [data]")
     market = config.from_dict(MarketConfig, stored_table(doc, "market", where), f"{where} [market]")
     features = config.from_dict(FeatureConfig, stored_table(doc, "features", where), f"{where} [features]")
     split = config.from_dict(SplitConfig, stored_table(doc, "split", where), f"{where} [split]")
-    cfg = config.from_dict(tcls, stored_table(doc, config.table_name(tcls), where), f"{where} [{config.table_name(tcls)}]")
+    cfg = config.from_dict(
+        tcls, stored_table(doc, config.table_name(tcls), where), f"{where} [{config.table_name(tcls)}]"
+    )
     panel = panel if panel is not None else load_panel(config=data_cfg)
     providers = [build_feature_provider(s) for s in doc.get("feature_providers", [])]
-    trainer = spec.trainer(panel, market, cfg, data_cfg=data_cfg, feature_cfg=features, split_cfg=split,
-                             providers=providers, progress=progress, command_line=doc.get("command_line"), resume_dir=run_dir)
+    trainer = spec.trainer(
+        panel,
+        market,
+        cfg,
+        data_cfg=data_cfg,
+        feature_cfg=features,
+        split_cfg=split,
+        providers=providers,
+        progress=progress,
+        command_line=doc.get("command_line"),
+        resume_dir=run_dir,
+    )
     return trainer.fit()

@@ -64,10 +64,21 @@ class BaseTrainer(Harness):
         self.sources = sources or {}
         super().__init__(cfg, progress=progress, resume_dir=resume_dir)
         self.data: TrainData = prepare_data(
-            panel, market, self.feature_cfg, self.split_cfg, lookback=cfg.lookback, horizon=cfg.horizon, providers=self.providers
+            panel,
+            market,
+            self.feature_cfg,
+            self.split_cfg,
+            lookback=cfg.lookback,
+            horizon=cfg.horizon,
+            providers=self.providers,
         )
         n_inputs = self.data.inputs.n_features * (panel.n_assets if self.model_type == "dirichlet_gru" else 1)
-        check_memory(cfg, cfg.min_memory_bytes(n_inputs, panel.n_assets), device_memory_bytes(self.device), f"memory of {self.device}")
+        check_memory(
+            cfg,
+            cfg.min_memory_bytes(n_inputs, panel.n_assets),
+            device_memory_bytes(self.device),
+            f"memory of {self.device}",
+        )
         cap = market.max_overnight_leverage
         self.model_cfg = ModelConfig(
             type=self.model_type,  # type: ignore[arg-type]
@@ -124,7 +135,9 @@ class BaseTrainer(Harness):
         path = runs.resolve_checkpoint_path(ref)
         ckpt = runs.read_checkpoint(path)
         if ckpt.get("kind") != self.kind:
-            raise CheckpointError(f"{path}: init checkpoint is kind {ckpt.get('kind')!r}, this trainer is {self.kind!r}")
+            raise CheckpointError(
+                f"{path}: init checkpoint is kind {ckpt.get('kind')!r}, this trainer is {self.kind!r}"
+            )
         try:
             self.model.load_state_dict(ckpt["state_dict"])
         except RuntimeError as exc:
@@ -139,7 +152,11 @@ class BaseTrainer(Harness):
         return {
             "state_dict": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
             "model_config": self.model_cfg.to_dict(),
-            "feature_config": {**config.to_dict(self.feature_cfg), "providers": provider_specs(self.providers), "names": list(self.data.inputs.names)},
+            "feature_config": {
+                **config.to_dict(self.feature_cfg),
+                "providers": provider_specs(self.providers),
+                "names": list(self.data.inputs.names),
+            },
             "market_config": config.to_dict(self.market),
             "train_config": config.to_dict(self.cfg),
             "symbols": list(panel.symbols),
@@ -186,7 +203,10 @@ class BaseTrainer(Harness):
             "mqc_version": __version__,
             "command_line": self.command_line,
             "configs": {
-                name: {k: {"value": v, "source": self.sources.get(name, {}).get(k, "api")} for k, v in config.to_dict(obj).items()}
+                name: {
+                    k: {"value": v, "source": self.sources.get(name, {}).get(k, "api")}
+                    for k, v in config.to_dict(obj).items()
+                }
                 for name, obj in tables.items()
             },
             "symbols": list(self.data.panel.symbols),
@@ -211,7 +231,13 @@ class BaseTrainer(Harness):
         targets = np.zeros((len(data.panel), self.model_cfg.n_assets))
         if hi > lo:
             targets[:hi] = policy_target_weights(
-                self.model, self.inputs_t, data.panel.timestamps, data.panel.asset_classes, self.market, max(lo, data.first_decision), hi,
+                self.model,
+                self.inputs_t,
+                data.panel.timestamps,
+                data.panel.asset_classes,
+                self.market,
+                max(lo, data.first_decision),
+                hi,
                 origin=data.first_decision,
             )
         return evaluate_segment(data, targets, segment, self.market)
@@ -225,7 +251,9 @@ class BaseTrainer(Harness):
         return torch.randint(lo, hi, (n,))
 
     def start_message(self) -> str:
-        return f"train {self.kind}: {self.data.panel.n_assets} assets, {len(self.train_idx)} train bars -> {self.run_dir}"
+        return (
+            f"train {self.kind}: {self.data.panel.n_assets} assets, {len(self.train_idx)} train bars -> {self.run_dir}"
+        )
 
     def start_notes(self) -> list[str]:
         notes = [f"warning: {message}" for message in self.data.panel.report.warnings]

@@ -76,7 +76,13 @@ class PolicyStrategy:
         inputs, _ = build_inputs(own, self.feature_config, self.providers, stats=self.feature_stats)
         T = len(own)
         w_own = policy_target_weights(
-            self.model, torch.as_tensor(inputs.values), own.timestamps, own.asset_classes, self.market, first_decision(inputs.warmup, self.lookback), T
+            self.model,
+            torch.as_tensor(inputs.values),
+            own.timestamps,
+            own.asset_classes,
+            self.market,
+            first_decision(inputs.warmup, self.lookback),
+            T,
         )
         if tuple(panel.symbols) == self.symbols:
             return w_own
@@ -117,13 +123,17 @@ def policy_target_weights(
         model.eval()
         w = decide(model, inputs, start, stop, origin=origin).double().cpu().numpy()
         model.train(was_training)
-        out[start:] = constrain_weights(w, asset_classes, market, overnight_mask(np.asarray(timestamps)[:stop])[start:stop])
+        out[start:] = constrain_weights(
+            w, asset_classes, market, overnight_mask(np.asarray(timestamps)[:stop])[start:stop]
+        )
     return out
 
 
 def _load_policy(ckpt: dict[str, Any], path: Path) -> PolicyStrategy:
     try:
-        mc = ModelConfig(**{f.name: ckpt["model_config"][f.name] for f in fields(ModelConfig) if f.name in ckpt["model_config"]})
+        mc = ModelConfig(
+            **{f.name: ckpt["model_config"][f.name] for f in fields(ModelConfig) if f.name in ckpt["model_config"]}
+        )
         model = build_model(mc)
         model.load_state_dict(ckpt["state_dict"])
         fc_raw = dict(ckpt["feature_config"])
@@ -132,7 +142,9 @@ def _load_policy(ckpt: dict[str, Any], path: Path) -> PolicyStrategy:
         feature_cfg = config.from_dict(FeatureConfig, fc_raw, f"{path}: feature_config")
         market = config.from_dict(MarketConfig, ckpt["market_config"], f"{path}: market_config")
     except (KeyError, TypeError, RuntimeError) as exc:
-        raise CheckpointError(f"{path}: incomplete or mismatched {ckpt.get('kind')} checkpoint ({type(exc).__name__}: {exc})") from exc
+        raise CheckpointError(
+            f"{path}: incomplete or mismatched {ckpt.get('kind')} checkpoint ({type(exc).__name__}: {exc})"
+        ) from exc
     return PolicyStrategy(
         kind=ckpt["kind"],
         symbols=tuple(ckpt["symbols"]),

@@ -62,7 +62,9 @@ def common_range_note(panel: Panel) -> str:
     parts = []
     if any(before.values()):
         late = [s for s, k in before.items() if k == 0]
-        parts.append(f"{', '.join(late)} start(s) only at {first} (others have up to {max(before.values())} earlier bars)")
+        parts.append(
+            f"{', '.join(late)} start(s) only at {first} (others have up to {max(before.values())} earlier bars)"
+        )
     if any(after.values()):
         early = [s for s, k in after.items() if k == 0]
         parts.append(f"{', '.join(early)} end(s) at {last} (others have up to {max(after.values())} later bars)")
@@ -161,6 +163,8 @@ def baselines(data: TrainData, segment: str, market: MarketConfig) -> dict[str, 
     bt = BacktestConfig()
     out = {}
     for name in BASELINES:
-        w = benchmark_weights(name, data.panel, lo, hi, rebalance_every=bt.rebalance_every, inv_vol_window=bt.inv_vol_window)
+        w = benchmark_weights(
+            name, data.panel, lo, hi, rebalance_every=bt.rebalance_every, inv_vol_window=bt.inv_vol_window
+        )
         out[name] = evaluate_segment(data, w, segment, market)
     return out

@@ -107,7 +107,10 @@ class DMTrainer(BaseTrainer):
             # inference_mode: the reference is a constant here; skips autograd's version tracking.
             with torch.inference_mode():
                 alpha_ref = self.ref.forward_span(self.inputs_t, t0, h, stride=cfg.kl_every).float()
-            kl = kl_divergence(Dirichlet(alpha[:, :: cfg.kl_every], validate_args=False), Dirichlet(alpha_ref.clone(), validate_args=False)).mean()
+            kl = kl_divergence(
+                Dirichlet(alpha[:, :: cfg.kl_every], validate_args=False),
+                Dirichlet(alpha_ref.clone(), validate_args=False),
+            ).mean()
             loss = loss + cfg.kl_coef * kl
         stats.update(
             loss=float(loss.detach()),

@@ -137,9 +137,7 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(name)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(
-            f"device {name!r} requested but CUDA is not available", hint="use --device cpu (or auto)"
-        )
+        raise ConfigError(f"device {name!r} requested but CUDA is not available", hint="use --device cpu (or auto)")
     return dev
 
 
@@ -190,17 +188,13 @@ class Harness(abc.ABC):
     total_steps: int
     run_dir: Path
 
-    def __init__(
-        self, cfg: Any, *, progress: Progress | None = None, resume_dir: str | Path | None = None
-    ) -> None:
+    def __init__(self, cfg: Any, *, progress: Progress | None = None, resume_dir: str | Path | None = None) -> None:
         self.cfg = cfg
         self.progress = progress or NULL
         self.resume_dir = Path(resume_dir) if resume_dir else None
         self.device = resolve_device(cfg.device)
         if cfg.dtype == "bf16" and self.device.type != "cuda":
-            raise ConfigError(
-                "dtype bf16 is only supported on CUDA (autocast)", hint="use --dtype auto or fp32 on CPU"
-            )
+            raise ConfigError("dtype bf16 is only supported on CUDA (autocast)", hint="use --dtype auto or fp32 on CPU")
         self.autocast = self.device.type == "cuda" and cfg.dtype in ("auto", "bf16")
         torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
@@ -386,16 +380,10 @@ class Harness(abc.ABC):
                 if self.last_val:
                     live["val_sharpe"] = self.last_val.get("sharpe", 0.0)
                 self.progress.advance(1, **live)
-                if (
-                    stop_after is not None
-                    and self.step >= stop_after
-                    and self.step % self.cfg.eval_interval == 0
-                ):
+                if stop_after is not None and self.step >= stop_after and self.step % self.cfg.eval_interval == 0:
                     break
         except KeyboardInterrupt as exc:
-            exc.train_interrupt = TrainInterrupt(
-                self.kind, self.run_dir, self.step, self.total_steps, self.saved_step
-            )  # type: ignore[attr-defined]
+            exc.train_interrupt = TrainInterrupt(self.kind, self.run_dir, self.step, self.total_steps, self.saved_step)  # type: ignore[attr-defined]
             raise
         finally:
             self.progress.finish()
@@ -409,16 +397,12 @@ class Harness(abc.ABC):
         improved = score > self.best_score
         if improved:
             self.best_score, self.best_step, self.best_metrics = score, self.step, val
-            runs.save_checkpoint(
-                runs.checkpoint_path(self.run_dir, runs.BEST), self.checkpoint(val, train_state=False)
-            )
+            runs.save_checkpoint(runs.checkpoint_path(self.run_dir, runs.BEST), self.checkpoint(val, train_state=False))
         runs.append_metrics(
             self.run_dir,
             {"kind": "eval", "step": self.step, "best": improved, **{f"eval_{k}": v for k, v in val.items()}},
         )
-        runs.save_checkpoint(
-            runs.checkpoint_path(self.run_dir, runs.LATEST), self.checkpoint(val, train_state=True)
-        )
+        runs.save_checkpoint(runs.checkpoint_path(self.run_dir, runs.LATEST), self.checkpoint(val, train_state=True))
         self.saved_step = self.step
         # turnover in percent, as the backtest table shows it
         self.progress.log(

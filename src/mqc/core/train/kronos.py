@@ -71,12 +71,20 @@ class KronosTrainer:
         )
 
 
-def train_kronos(kronos: KronosFeatureConfig, data: DataConfig, market: MarketConfig, train: DMTrainConfig, **kwargs: Any) -> TrainResult:
+def train_kronos(
+    kronos: KronosFeatureConfig, data: DataConfig, market: MarketConfig, train: DMTrainConfig, **kwargs: Any
+) -> TrainResult:
     """Functional form of ``KronosTrainer(...).fit()`` (keyword arguments as its fields)."""
     return KronosTrainer(kronos, data, market, train, **kwargs).fit()
 
 
 def kronos_trainer_spec() -> TrainerSpec:
     """``mqc train kronos``: the dm trainer with the Kronos provider built from the ``[kronos]`` table."""
-    return TrainerSpec("kronos", DMTrainConfig, DMTrainer, run_kind="dm", extra_tables=(KronosFeatureConfig,),
-                       providers=lambda extra, progress: [KronosFeatureProvider(extra["kronos"], progress)])
+    return TrainerSpec(
+        "kronos",
+        DMTrainConfig,
+        DMTrainer,
+        run_kind="dm",
+        extra_tables=(KronosFeatureConfig,),
+        providers=lambda extra, progress: [KronosFeatureProvider(extra["kronos"], progress)],
+    )

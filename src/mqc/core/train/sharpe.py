@@ -33,7 +33,11 @@ class SharpeTrainer(BaseTrainer):
         net = sim.net_returns
         bpy = self.data.panel.bars_per_year
         reward = portfolio_reward(
-            net, objective="sharpe", risk_aversion=cfg.risk_aversion, drawdown_lambda=cfg.drawdown_lambda, bars_per_year=bpy
+            net,
+            objective="sharpe",
+            risk_aversion=cfg.risk_aversion,
+            drawdown_lambda=cfg.drawdown_lambda,
+            bars_per_year=bpy,
         )
         with torch.no_grad():
             sharpe = sharpe_ratio(net, bars_per_year=bpy)

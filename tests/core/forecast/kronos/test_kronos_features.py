@@ -20,7 +20,14 @@ from mqc.core.progress import RecordingProgress
 
 def _cfg(tiny_kronos, **kw) -> KronosFeatureConfig:
     model_dir, tok_dir = tiny_kronos
-    base = dict(model_path=str(model_dir), tokenizer_path=str(tok_dir), context=16, horizons=(1, 3), sample_count=4, batch_size=8)
+    base = dict(
+        model_path=str(model_dir),
+        tokenizer_path=str(tok_dir),
+        context=16,
+        horizons=(1, 3),
+        sample_count=4,
+        batch_size=8,
+    )
     return KronosFeatureConfig(**{**base, **kw})
 
 
@@ -31,7 +38,9 @@ def test_summary_known_answer():
     paths[0, 1, :, 3] = [90, 81]
     paths[..., 1] = paths[..., 3] + 1
     paths[..., 2] = paths[..., 3] - 1
-    f = dict(zip([f"h{h}_{s}" for h in (1, 2) for s in STATS], summarise(paths, np.array([100.0]), (1, 2))[0], strict=True))
+    f = dict(
+        zip([f"h{h}_{s}" for h in (1, 2) for s in STATS], summarise(paths, np.array([100.0]), (1, 2))[0], strict=True)
+    )
     assert f["h2_ret_mean"] == pytest.approx((0.21 - 0.19) / 2)
     assert f["h2_ret_std"] == pytest.approx(0.20)
     assert f["h1_p_up"] == pytest.approx(0.5)

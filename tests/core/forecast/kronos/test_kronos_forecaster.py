@@ -14,7 +14,9 @@ from mqc.core.forecast.kronos.forecaster import resolve_settings
 def test_registered_lazily_and_forecasts_every_path(synth, tiny_kronos):
     model_dir, tok_dir = tiny_kronos
     assert "kronos" in base.available()
-    fc = base.create("kronos", model_path=str(model_dir), tokenizer_path=str(tok_dir), context=40, sample_count=6, seed=3)
+    fc = base.create(
+        "kronos", model_path=str(model_dir), tokenizer_path=str(tok_dir), context=40, sample_count=6, seed=3
+    )
     frames = synth(n_assets=2, n_bars=60, seed=1)
     frames["SHORT"] = frames["SYN0"].iloc[:30].reset_index(drop=True)  # a shorter history: own batch
     out = fc.predict(frames, 5, (0.9, 0.1, 0.5))
@@ -29,7 +31,9 @@ def test_registered_lazily_and_forecasts_every_path(synth, tiny_kronos):
     assert f.last_close == pytest.approx(float(frames["SYN0"]["close"].iloc[-1]))
     np.testing.assert_allclose(f.quantiles[1, :, 3], np.quantile(f.samples[..., 3], 0.5, axis=0))
     # same seed, same forecast
-    again = base.create("kronos", model_path=str(model_dir), tokenizer_path=str(tok_dir), context=40, sample_count=6, seed=3)
+    again = base.create(
+        "kronos", model_path=str(model_dir), tokenizer_path=str(tok_dir), context=40, sample_count=6, seed=3
+    )
     np.testing.assert_array_equal(again.predict(frames, 5, (0.1, 0.5, 0.9))["SYN1"].samples, out["SYN1"].samples)
 
 
@@ -70,11 +74,15 @@ def test_symbol_forecast_is_the_same_alone_or_in_a_batch(synth, tiny_kronos):
     frames["SHORT"] = frames["SYN0"].iloc[:30].reset_index(drop=True)  # another length group, sampled first
 
     def fc():
-        return base.create("kronos", model_path=str(model_dir), tokenizer_path=str(tok_dir), context=40, sample_count=6, seed=3)
+        return base.create(
+            "kronos", model_path=str(model_dir), tokenizer_path=str(tok_dir), context=40, sample_count=6, seed=3
+        )
 
     together = fc().predict(frames, 5, (0.1, 0.5, 0.9))
     for sym in ("SYN1", "SYN2"):
         alone = fc().predict({sym: frames[sym]}, 5, (0.1, 0.5, 0.9))[sym]
         np.testing.assert_array_equal(alone.samples, together[sym].samples)
     # different symbols (and so different streams) do not share draws
-    assert not np.array_equal(together["SYN1"].samples - together["SYN1"].last_close, together["SYN2"].samples - together["SYN2"].last_close)
+    assert not np.array_equal(
+        together["SYN1"].samples - together["SYN1"].last_close, together["SYN2"].samples - together["SYN2"].last_close
+    )

@@ -38,8 +38,16 @@ def test_state_dict_names_follow_the_published_layout():
         "head.proj_s1.weight", "head.proj_s2.bias",
     ):  # fmt: skip
         assert name in mk, name
-    for name in ("embed.weight", "encoder.0.norm1.weight", "decoder.0.self_attn.out_proj.bias", "quant_embed.weight",
-                 "post_quant_embed_pre.weight", "post_quant_embed.bias", "tokenizer.bsq.basis", "tokenizer.bsq.group_basis"):
+    for name in (
+        "embed.weight",
+        "encoder.0.norm1.weight",
+        "decoder.0.self_attn.out_proj.bias",
+        "quant_embed.weight",
+        "post_quant_embed_pre.weight",
+        "post_quant_embed.bias",
+        "tokenizer.bsq.basis",
+        "tokenizer.bsq.group_basis",
+    ):
         assert name in tk, name
     # n_enc_layers counts the embedding: n - 1 transformer blocks
     assert not any(k.startswith(f"encoder.{TOKENIZERS['tiny']['n_enc_layers'] - 1}.") for k in tk)

@@ -55,7 +55,12 @@ def resolve_dir(source: str | os.PathLike[str], kind: str = "model") -> Path:
         return path
     looks_like_id = text.count("/") == 1 and not text.startswith((".", "/", "~")) and not path.exists()
     if not looks_like_id:
-        raise ArtifactNotFound(f"Kronos {kind} path {text} does not exist", hint=_download_hint("NeoQuasar/Kronos-small" if kind == "model" else "NeoQuasar/Kronos-Tokenizer-base", kind))
+        raise ArtifactNotFound(
+            f"Kronos {kind} path {text} does not exist",
+            hint=_download_hint(
+                "NeoQuasar/Kronos-small" if kind == "model" else "NeoQuasar/Kronos-Tokenizer-base", kind
+            ),
+        )
     hf_hub_download = require("huggingface_hub", "kronos").hf_hub_download
     try:
         cfg = hf_hub_download(text, CONFIG_NAME, local_files_only=True)

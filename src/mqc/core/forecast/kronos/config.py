@@ -44,19 +44,38 @@ def _check_sampling(obj: object, table: str) -> None:
 class KronosModelConfig:
     """Weights and sampling settings of the ``kronos`` forecaster."""
 
-    model_path: str = field(default=DEFAULT_MODEL, metadata={"help": "Kronos predictor: a directory with config.json + model.safetensors, or a HF id in the local cache"})
-    tokenizer_path: str = field(default=DEFAULT_TOKENIZER, metadata={"help": "Kronos tokenizer: a directory or a cached HF id (Kronos-mini pairs with Kronos-Tokenizer-2k)"})
+    model_path: str = field(
+        default=DEFAULT_MODEL,
+        metadata={
+            "help": "Kronos predictor: a directory with config.json + model.safetensors, or a HF id in the local cache"
+        },
+    )
+    tokenizer_path: str = field(
+        default=DEFAULT_TOKENIZER,
+        metadata={
+            "help": "Kronos tokenizer: a directory or a cached HF id (Kronos-mini pairs with Kronos-Tokenizer-2k)"
+        },
+    )
     context: int = field(default=400, metadata={"help": "context bars fed to the model (the last one is the origin)"})
-    max_context: int = field(default=512, metadata={"help": "model window in tokens (512 for small/base, 2048 for mini); longer sequences slide"})
-    sample_count: int = field(default=20, metadata={"help": "Monte-Carlo paths per symbol (all are kept: quantiles come from them)"})
+    max_context: int = field(
+        default=512,
+        metadata={"help": "model window in tokens (512 for small/base, 2048 for mini); longer sequences slide"},
+    )
+    sample_count: int = field(
+        default=20, metadata={"help": "Monte-Carlo paths per symbol (all are kept: quantiles come from them)"}
+    )
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature (upstream T)"})
-    top_p: float = field(default=0.9, metadata={"help": "nucleus sampling threshold (ignored when top_k > 0, as upstream)"})
+    top_p: float = field(
+        default=0.9, metadata={"help": "nucleus sampling threshold (ignored when top_k > 0, as upstream)"}
+    )
     top_k: int = field(default=0, metadata={"help": "top-k sampling (0 = off)"})
     clip: float = field(default=5.0, metadata={"help": "clip of the per-window z-scored inputs"})
     device: str = field(default="cpu", metadata={"help": "torch device: cpu, cuda, cuda:0"})
     seed: int = field(default=0, metadata={"help": "random seed of the path sampler"})
     threads: int = field(default=1, metadata={"help": "torch CPU threads"})
-    use_cache: bool = field(default=True, metadata={"help": "KV cache for autoregressive sampling (same paths, faster)"})
+    use_cache: bool = field(
+        default=True, metadata={"help": "KV cache for autoregressive sampling (same paths, faster)"}
+    )
 
     def __post_init__(self) -> None:
         _check_sampling(self, "kronos_model")
@@ -67,11 +86,19 @@ class KronosModelConfig:
 class KronosFeatureConfig:
     """Kronos Monte-Carlo path features appended to the candle features by ``mqc train kronos``."""
 
-    model_path: str = field(default=DEFAULT_MODEL, metadata={"help": "Kronos predictor directory or cached HF id (--kronos-model)"})
-    tokenizer_path: str = field(default=DEFAULT_TOKENIZER, metadata={"help": "Kronos tokenizer directory or cached HF id (--kronos-tokenizer)"})
-    context: int = field(default=256, metadata={"help": "context bars per feature origin, the origin bar included (--kronos-context)"})
+    model_path: str = field(
+        default=DEFAULT_MODEL, metadata={"help": "Kronos predictor directory or cached HF id (--kronos-model)"}
+    )
+    tokenizer_path: str = field(
+        default=DEFAULT_TOKENIZER, metadata={"help": "Kronos tokenizer directory or cached HF id (--kronos-tokenizer)"}
+    )
+    context: int = field(
+        default=256, metadata={"help": "context bars per feature origin, the origin bar included (--kronos-context)"}
+    )
     max_context: int = field(default=512, metadata={"help": "model window in tokens (512 small/base, 2048 mini)"})
-    horizons: tuple[int, ...] = field(default=(1, 12, 48), metadata={"help": "path horizons in bars summarised into features (--kronos-horizons)"})
+    horizons: tuple[int, ...] = field(
+        default=(1, 12, 48), metadata={"help": "path horizons in bars summarised into features (--kronos-horizons)"}
+    )
     sample_count: int = field(default=16, metadata={"help": "sample paths per asset and bar (--kronos-sample-count)"})
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature (--kronos-temperature)"})
     top_p: float = field(default=0.9, metadata={"help": "nucleus threshold (--kronos-top-p)"})
@@ -80,13 +107,18 @@ class KronosFeatureConfig:
     seed: int = field(default=0, metadata={"help": "base seed; each batch of origins derives its own"})
     device: str = field(default="cpu", metadata={"help": "torch device for the precompute"})
     threads: int = field(default=1, metadata={"help": "torch CPU threads for the precompute"})
-    batch_size: int = field(default=32, metadata={"help": "origins per batched sampling call (part of the cache key: it fixes the random streams)"})
+    batch_size: int = field(
+        default=32,
+        metadata={"help": "origins per batched sampling call (part of the cache key: it fixes the random streams)"},
+    )
     use_cache: bool = field(default=True, metadata={"help": "KV cache while sampling (same features, faster)"})
 
     def __post_init__(self) -> None:
         _check_sampling(self, "kronos")
         if not self.horizons or min(self.horizons) < 1:
-            raise ConfigError(f"kronos.horizons must be >= 1, got {list(self.horizons)}", hint="e.g. --kronos-horizons 1,12,48")
+            raise ConfigError(
+                f"kronos.horizons must be >= 1, got {list(self.horizons)}", hint="e.g. --kronos-horizons 1,12,48"
+            )
         if len(set(self.horizons)) != len(self.horizons):
             raise ConfigError(f"kronos.horizons has duplicates: {list(self.horizons)}")
 

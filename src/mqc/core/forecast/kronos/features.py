@@ -91,7 +91,9 @@ def _settings_key(config: KronosFeatureConfig) -> dict[str, Any]:
     return d
 
 
-def cache_key(timestamps: np.ndarray, ohlcv: np.ndarray, model_hash: str, tokenizer_hash: str, config: KronosFeatureConfig) -> str:
+def cache_key(
+    timestamps: np.ndarray, ohlcv: np.ndarray, model_hash: str, tokenizer_hash: str, config: KronosFeatureConfig
+) -> str:
     """Content hash of one asset's bars, both checkpoints and the settings."""
     h = hashlib.sha256()
     h.update(np.ascontiguousarray(timestamps.astype("datetime64[ns]")).view(np.int64).tobytes())
@@ -181,7 +183,14 @@ class _FutureStamps:
 
 
 def _asset_features(
-    sampler: _Sampler, timestamps: np.ndarray, ohlcv: np.ndarray, future: _FutureStamps, progress: Progress, started: float, total: int, done: list[int]
+    sampler: _Sampler,
+    timestamps: np.ndarray,
+    ohlcv: np.ndarray,
+    future: _FutureStamps,
+    progress: Progress,
+    started: float,
+    total: int,
+    done: list[int],
 ) -> tuple[np.ndarray, np.ndarray, int]:
     c = sampler.config
     n, L, H = len(ohlcv), c.context, c.max_horizon
@@ -258,7 +267,9 @@ def compute_kronos_features(
     ohlcv = np.asarray(ohlcv, dtype=np.float64)
     timestamps = np.asarray(timestamps, dtype="datetime64[ns]")
     if ohlcv.ndim != 3 or ohlcv.shape[-1] < 5 or ohlcv.shape[0] != len(timestamps):
-        raise DataError(f"kronos features need ohlcv [T, A, 5] matching {len(timestamps)} timestamps, got {ohlcv.shape}")
+        raise DataError(
+            f"kronos features need ohlcv [T, A, 5] matching {len(timestamps)} timestamps, got {ohlcv.shape}"
+        )
     n, n_assets = ohlcv.shape[:2]
     names = feature_names(config)
     m_hash = weights_hash(config.model_path, "model")

@@ -23,7 +23,13 @@ from mqc.core.forecast.model import series_key
 
 FIELDS5 = ("open", "high", "low", "close", "volume")
 # ForecastConfig fields that carry over to Kronos settings when not given explicitly
-_FROM_FORECAST = {"context_length": "context", "num_samples": "sample_count", "seed": "seed", "device": "device", "threads": "threads"}
+_FROM_FORECAST = {
+    "context_length": "context",
+    "num_samples": "sample_count",
+    "seed": "seed",
+    "device": "device",
+    "threads": "threads",
+}
 
 
 def resolve_settings(config: Any = None, kronos: KronosModelConfig | None = None, **settings: Any) -> KronosModelConfig:
@@ -55,7 +61,10 @@ def resolve_settings(config: Any = None, kronos: KronosModelConfig | None = None
         if key not in known:
             from mqc.core.config import did_you_mean
 
-            raise ConfigError(f"unknown kronos setting {key!r}{did_you_mean(key, known)}", hint=f"settings: {', '.join(sorted(known))}")
+            raise ConfigError(
+                f"unknown kronos setting {key!r}{did_you_mean(key, known)}",
+                hint=f"settings: {', '.join(sorted(known))}",
+            )
         values[key] = value
     return dataclasses.replace(base, **values)
 
@@ -160,7 +169,10 @@ class KronosForecaster:
             windows.append(arr)
             stamps.append(_naive_utc(pd.DatetimeIndex(df["timestamp"])))
             futures.append(_naive_utc(fut))
-        keys = [series_key(sym, int(stamps[i][-1].astype("datetime64[ns]").astype(np.int64))) for i, sym in enumerate(symbols)]
+        keys = [
+            series_key(sym, int(stamps[i][-1].astype("datetime64[ns]").astype(np.int64)))
+            for i, sym in enumerate(symbols)
+        ]
         paths = self.sample_windows(windows, stamps, futures, keys)
         out: dict[str, Forecast] = {}
         for i, sym in enumerate(symbols):

@@ -302,7 +302,9 @@ class DependencyAwareLayer(nn.Module):
         self.cross_attn = MultiHeadCrossAttentionWithRoPE(d_model, n_heads)
         self.norm = RMSNorm(d_model)
 
-    def forward(self, last_hidden: torch.Tensor, sibling: torch.Tensor, kv: LayerCache | tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def forward(
+        self, last_hidden: torch.Tensor, sibling: torch.Tensor, kv: LayerCache | tuple[torch.Tensor, torch.Tensor]
+    ) -> torch.Tensor:
         """``last_hidden`` [B, 1, d] is the window's last hidden state; ``kv`` covers the whole window."""
         return self.norm(last_hidden + self.cross_attn.attend(sibling, kv))
 

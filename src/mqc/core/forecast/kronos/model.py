@@ -214,9 +214,12 @@ class Kronos(nn.Module):
 
     def new_cache(self, batch: int, capacity: int, device: torch.device, dtype: torch.dtype) -> KronosCache:
         """An empty cache of ``batch`` rows holding up to ``capacity`` positions."""
+
         def empty(att: nn.Module) -> LayerCache:
             shape = (batch, att.n_heads, capacity, att.head_dim)
-            return LayerCache(torch.empty(shape, device=device, dtype=dtype), torch.empty(shape, device=device, dtype=dtype))
+            return LayerCache(
+                torch.empty(shape, device=device, dtype=dtype), torch.empty(shape, device=device, dtype=dtype)
+            )
 
         return KronosCache([empty(block.self_attn) for block in self.transformer], empty(self.dep_layer.cross_attn))
 
