@@ -42,3 +42,17 @@ def test_configs_validate_start_and_end(cls, table):
         cls(start="notadate")
     with pytest.raises(ConfigError, match=f"{table}.end: invalid date/time '2017-13-45'"):
         cls(end="2017-13-45")
+
+
+def test_iso_seconds_is_one_spelling_for_every_timestamp_type():
+    import numpy as np
+    import pandas as pd
+
+    from mqc.core.dates import iso_day, iso_seconds
+
+    ns = np.datetime64("2020-01-02T03:04:05.999", "ns")
+    assert iso_seconds(ns) == "2020-01-02T03:04:05"  # cut to the second, never rounded up
+    assert iso_seconds(int(ns.astype("int64"))) == "2020-01-02T03:04:05"
+    assert iso_seconds(pd.Timestamp("2020-01-01 22:04:05", tz="America/New_York")) == "2020-01-02T03:04:05"
+    assert iso_seconds("2020-01-02T03:04:05.5Z") == "2020-01-02T03:04:05"
+    assert iso_day(np.datetime64("2020-01-02")) == "2020-01-02"

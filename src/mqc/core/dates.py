@@ -12,6 +12,26 @@ from mqc.core.errors import ConfigError
 SECONDS_PER_YEAR = 365.25 * 86400  # the year of every annualisation (bar lengths, bars per year)
 DAY_NS = 86_400_000_000_000  # one day in nanoseconds: int64 ns timestamps // DAY_NS = days since 1970-01-01
 
+def iso_seconds(value: object) -> str:
+    """A timestamp as ``YYYY-MM-DDTHH:MM:SS`` (UTC, to the second): the one spelling in reports and messages.
+
+    Takes a numpy ``datetime64``, int64 nanoseconds since 1970, a pandas ``Timestamp`` (tz-aware ones
+    are converted to UTC) or an ISO string (cut to the second).
+    """
+    if isinstance(value, str):
+        return value[:19]
+    import numpy as np
+
+    if hasattr(value, "to_datetime64"):
+        value = value.to_datetime64()
+    return str(np.datetime64(value, "ns"))[:19]
+
+
+def iso_day(value: object) -> str:
+    """The ``YYYY-MM-DD`` day of a timestamp (see ``iso_seconds`` for what it takes)."""
+    return iso_seconds(value)[:10]
+
+
 FORMATS = "YYYY-MM-DD, YYYY-MM-DD HH:MM[:SS] or ISO-8601 (2020-01-31T14:30:00Z)"
 
 

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from mqc.core.data.panel import Panel
+from mqc.core.dates import iso_seconds
 from mqc.core.errors import DataError
 from mqc.core.market.config import MarketConfig
 from mqc.core.market.fills import constrain_weights, step
@@ -132,8 +133,8 @@ def resolve_bounds(timestamps: np.ndarray, start: Any = None, end: Any = None) -
         hi = int(np.searchsorted(ts, stamp(end, True), side="right"))
     lo, hi = max(lo, 0), min(hi, n)
     if hi <= lo:
-        first = str(ts[0])[:19] if n else "-"
-        last = str(ts[-1])[:19] if n else "-"
+        first = iso_seconds(ts[0]) if n else "-"
+        last = iso_seconds(ts[-1]) if n else "-"
         raise DataError(
             f"no bars between start={start!r} and end={end!r} (data covers {first} .. {last})",
             hint="choose --start/--end inside the data range (or another --split)",
@@ -172,7 +173,7 @@ def run_backtest(
         )
     if np.isinf(w_all).any():
         t, a = np.argwhere(np.isinf(w_all))[0]
-        raise DataError(f"weight for {panel.symbols[a]} at {str(panel.timestamps[t])[:19]} is infinite")
+        raise DataError(f"weight for {panel.symbols[a]} at {iso_seconds(panel.timestamps[t])} is infinite")
     lo, hi = resolve_bounds(panel.timestamps, start, end)
     ts = panel.timestamps[lo:hi]
     targets = w_all[lo:hi].copy()

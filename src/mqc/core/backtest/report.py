@@ -30,6 +30,7 @@ from mqc.core.backtest.significance import sharpe_significance
 from mqc.core.backtest.walkforward import rolling_windows
 from mqc.core.config import to_dict
 from mqc.core.data.panel import Panel
+from mqc.core.dates import iso_seconds
 from mqc.core.market.config import MarketConfig
 from mqc.core.market.costs import cost_summary
 from mqc.core.metrics import holding_returns
@@ -171,8 +172,8 @@ def evaluate(
     )
     progress.advance(1)
     seg = {
-        "first": str(result.timestamps[0])[:19],
-        "last": str(result.timestamps[-1])[:19],
+        "first": iso_seconds(result.timestamps[0]),
+        "last": iso_seconds(result.timestamps[-1]),
         "start_bar": lo,
         "end_bar": hi,
         "bars": hi - lo,
@@ -223,7 +224,7 @@ def _trade_lines(r: BacktestResult) -> str:
         lines.append(
             atomic.dumps(
                 {
-                    "timestamp": str(r.timestamps[t])[:19],
+                    "timestamp": iso_seconds(r.timestamps[t]),
                     "weights": {syms[a]: round(float(w[a]), 10) for a in nz},
                     "trades": {syms[a]: round(float(d[a]), 10) for a in tr},
                     "turnover": float(r.turnover[t]),
@@ -251,7 +252,7 @@ def _equity_csv(report: BacktestReport) -> str:
     rows = [header]
     arrays = list(cols.values())
     for t in range(len(r)):
-        rows.append(str(r.timestamps[t])[:19] + "," + ",".join(f"{a[t]:.12g}" for a in arrays))
+        rows.append(iso_seconds(r.timestamps[t]) + "," + ",".join(f"{a[t]:.12g}" for a in arrays))
     return "\n".join(rows) + "\n"
 
 

@@ -13,6 +13,7 @@ from mqc.core.backtest.engine import resolve_bounds
 from mqc.core.data.config import SplitConfig
 from mqc.core.data.panel import Panel, Split
 from mqc.core.data.split import split_for
+from mqc.core.dates import iso_day, iso_seconds
 from mqc.core.errors import DataError
 
 
@@ -87,7 +88,7 @@ def select_segment(
             if n:
                 warnings.append(
                     f"WARNING: {n} of the {hi - lo} evaluated bars are in the checkpoint's {name.upper()} range "
-                    f"({str(panel.timestamps[s0])[:10]} .. {str(panel.timestamps[s1 - 1])[:10]}): in-sample, not out-of-sample"
+                    f"({iso_day(panel.timestamps[s0])} .. {iso_day(panel.timestamps[s1 - 1])}): in-sample, not out-of-sample"
                 )
     if warnings:
         info["warnings"] = warnings
@@ -99,7 +100,7 @@ def _check_bounds_in_segment(panel: Panel, lo: int, hi: int, config: BacktestCon
     if config.split == "all" or hi <= lo:
         return
     a, b = resolve_bounds(panel.timestamps, config.start, config.end) if _any_bar(panel, config) else (lo, hi)
-    first, last = str(panel.timestamps[lo])[:19], str(panel.timestamps[hi - 1])[:19]
+    first, last = iso_seconds(panel.timestamps[lo]), iso_seconds(panel.timestamps[hi - 1])
     bad = []
     if config.start is not None and a < lo:
         bad.append(f"--start {config.start}")
@@ -149,8 +150,8 @@ def map_stored_split(panel: Panel, stored: dict[str, Any]) -> Split | None:
 
         train, val, test = place("train"), place("val"), place("test")
     elif stored.get("first") is not None:
-        shift = int(np.searchsorted(ts, np.datetime64(str(stored["first"])[:19], "ns")))
-        if shift >= n or ts[shift] != np.datetime64(str(stored["first"])[:19], "ns"):
+        shift = int(np.searchsorted(ts, np.datetime64(iso_seconds(stored["first"]), "ns")))
+        if shift >= n or ts[shift] != np.datetime64(iso_seconds(stored["first"]), "ns"):
             return None
         train, val, test = ((a + shift, b + shift) for a, b in (seg["train"], seg["val"], seg["test"]))
     else:

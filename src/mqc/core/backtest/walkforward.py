@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from mqc.core.backtest.engine import BacktestResult
+from mqc.core.dates import iso_seconds
 from mqc.core.errors import DataError
 from mqc.core.metrics import compute_metrics
 
@@ -71,8 +72,8 @@ def rolling_windows(
                 "window": i,
                 "start_bar": s,
                 "end_bar": e,
-                "start": str(result.timestamps[s])[:19],
-                "end": str(result.timestamps[e - 1])[:19],
+                "start": iso_seconds(result.timestamps[s]),
+                "end": iso_seconds(result.timestamps[e - 1]),
                 "reward": reward,
                 "objective": reward * bpy / window_length,
                 **m,

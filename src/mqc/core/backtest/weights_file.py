@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from mqc.core.data.panel import Panel
+from mqc.core.dates import iso_day, iso_seconds
 from mqc.core.errors import ArtifactNotFound, DataError
 
 
@@ -88,9 +89,9 @@ def place_weights(
     ok = (idx < len(panel)) & (panel.timestamps[np.minimum(idx, len(panel) - 1)] == stamps)
     if not ok.all():
         bad = stamps[~ok]
-        first, last = str(panel.timestamps[0])[:19], str(panel.timestamps[-1])[:19]
+        first, last = iso_seconds(panel.timestamps[0]), iso_seconds(panel.timestamps[-1])
         raise DataError(
-            f"{where}: {bad.size} row timestamp(s) match no {panel.timeframe} bar, first {str(bad[0])[:19]} "
+            f"{where}: {bad.size} row timestamp(s) match no {panel.timeframe} bar, first {iso_seconds(bad[0])} "
             f"(bars run {first} .. {last})",
             hint="each row must be the UTC timestamp of a bar whose close the decision is taken at",
         )
@@ -138,19 +139,19 @@ def drop_rows_outside(
         return stamps, values, None
     if not keep.any():
         raise DataError(
-            f"{path}: none of its {len(stamps)} rows ({str(stamps[0])[:10]} .. {str(stamps[-1])[:10]}) fall within the "
-            f"{panel.timeframe} bars, which run {str(first)[:19]} .. {str(last)[:19]}",
+            f"{path}: none of its {len(stamps)} rows ({iso_day(stamps[0])} .. {iso_day(stamps[-1])}) fall within the "
+            f"{panel.timeframe} bars, which run {iso_seconds(first)} .. {iso_seconds(last)}",
             hint="load bars covering the file's dates (--symbols, --data-root, --timeframe)",
         )
     parts = []
     for mask in (stamps < first, stamps > last):
         if mask.any():
             d = stamps[mask]
-            parts.append(f"{int(mask.sum())} from {str(d[0])[:19]} to {str(d[-1])[:19]}")
+            parts.append(f"{int(mask.sum())} from {iso_seconds(d[0])} to {iso_seconds(d[-1])}")
     n = int((~keep).sum())
     warning = (
         f"{Path(path).name}: {n} of {len(stamps)} weight rows lie outside the {panel.timeframe} bars "
-        f"({str(first)[:19]} .. {str(last)[:19]}) and were dropped: {'; '.join(parts)}"
+        f"({iso_seconds(first)} .. {iso_seconds(last)}) and were dropped: {'; '.join(parts)}"
     )
     return stamps[keep], values[keep], {"rows": n, "warning": warning}
 

@@ -19,6 +19,7 @@ from mqc import __version__
 from mqc.core import atomic, config, runs
 from mqc.core.data.config import DataConfig, FeatureConfig, SplitConfig
 from mqc.core.data.panel import Panel
+from mqc.core.dates import iso_seconds
 from mqc.core.errors import CheckpointError
 from mqc.core.market.config import MarketConfig
 from mqc.core.market.simulator import SimResult
@@ -309,4 +310,4 @@ class BaseTrainer(Harness):
     def _test_range(self) -> tuple[str, str] | None:
         lo, hi = self.data.split.segment("test")
         ts = self.data.panel.timestamps
-        return (str(ts[lo])[:19], str(ts[hi - 1])[:19]) if hi > lo else None
+        return (iso_seconds(ts[lo]), iso_seconds(ts[hi - 1])) if hi > lo else None

@@ -21,6 +21,7 @@ import numpy as np
 from mqc.core.data.config import FeatureConfig, SplitConfig
 from mqc.core.data.panel import Panel, Split
 from mqc.core.data.split import first_decision, split_for
+from mqc.core.dates import iso_day
 from mqc.core.errors import DataError
 from mqc.core.market.config import MarketConfig
 from mqc.core.market.simulator import bar_years, fee_rates, overnight_mask, simple_returns
@@ -58,7 +59,7 @@ def common_range_note(panel: Panel) -> str:
     before, after = dict(rep.rows_before_common_start), dict(rep.rows_after_common_end)
     if len(panel) == 0 or (not any(before.values()) and not any(after.values())):
         return ""
-    first, last = str(panel.timestamps[0])[:10], str(panel.timestamps[-1])[:10]
+    first, last = iso_day(panel.timestamps[0]), iso_day(panel.timestamps[-1])
     parts = []
     if any(before.values()):
         late = [s for s, k in before.items() if k == 0]
