@@ -138,8 +138,8 @@ def main() -> None:
     import torch
 
     print(
-        f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}, numpy {np.__version__}, "
-        f"torch {torch.__version__}, vectorbt {vbt_version}, backtesting {backtesting.__version__}"
+        f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}, numpy"
+        f" {np.__version__}, torch {torch.__version__}, vectorbt {vbt_version}, backtesting {backtesting.__version__}"
     )
     print("| workload | mqc s | vectorbt s | speed-up | mqc total return | vectorbt total return |")
     print("|---|---|---|---|---|---|")
@@ -151,7 +151,8 @@ def main() -> None:
         if vbt_version:
             t_vbt, ret_vbt = best_of(lambda: run_vbt(close, w, fee), args.repeats)  # noqa: B023
             print(
-                f"| {T:,} bars x {A:,} assets | {t_mqc:.3f} | {t_vbt:.3f} | {t_vbt / t_mqc:.1f}x | {ret_mqc:.6f} | {ret_vbt:.6f} |"
+                f"| {T:,} bars x {A:,} assets | {t_mqc:.3f} | {t_vbt:.3f} | {t_vbt / t_mqc:.1f}x | {ret_mqc:.6f} |"
+                f" {ret_vbt:.6f} |"
             )
         else:
             print(f"| {T:,} bars x {A:,} assets | {t_mqc:.3f} | not installed | - | {ret_mqc:.6f} | - |")
@@ -166,7 +167,8 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|")
     print(
-        f"| 1 asset x {single:,} bars | {single / t_mqc:,.0f} | {single / t_bt:,.0f} | {t_bt / t_mqc:.0f}x | {ret_mqc:.4f} | {ret_bt:.4f} |"
+        f"| 1 asset x {single:,} bars | {single / t_mqc:,.0f} | {single / t_bt:,.0f} | {t_bt / t_mqc:.0f}x |"
+        f" {ret_mqc:.4f} | {ret_bt:.4f} |"
     )
 
 

@@ -1,7 +1,8 @@
 """Calendar benchmarks: per-origin cost of a forecast's future timestamps, and the exchange calendar's
 one-time costs (import, construction).
 
-Run: ``python bench/bench_calendar.py``. One core; per-origin figures are CPU time (best of 5). The per-origin figure is what Kronos feature
+Run: ``python bench/bench_calendar.py``. One core; per-origin figures are CPU time (best of 5). The per-origin figure
+is what Kronos feature
 precompute and every forecast pay per symbol: learn the calendar from the trailing 500 bars, then
 build ``horizon`` future timestamps from it (``core/forecast/kronos/features.py`` does exactly this).
 """
@@ -75,7 +76,8 @@ def _fresh_process_seconds(code: str) -> float:
 
 def main() -> None:
     print(
-        f"# calendar benchmark: {platform.processor() or platform.machine()}, python {platform.python_version()}, pandas {pd.__version__}"
+        f"# calendar benchmark: {platform.processor() or platform.machine()}, python {platform.python_version()},"
+        f" pandas {pd.__version__}"
     )
     print("\n| workload (500-bar history -> future timestamps) | horizon | us per origin |")
     print("|---|---:|---:|")
@@ -102,7 +104,8 @@ def main() -> None:
     except ImportError:
         return
     build = _fresh_process_seconds(
-        "import exchange_calendars;t=time.perf_counter();from mqc.core.calendar import exchange_calendar;exchange_calendar('XNYS').closed_days(0, 30000)"
+        "import exchange_calendars;t=time.perf_counter();from mqc.core.calendar import"
+        " exchange_calendar;exchange_calendar('XNYS').closed_days(0, 30000)"
     )
     print(f"first XNYS calendar (construction + precomputed arrays), fresh process: {build * 1e3:.0f} ms")
 

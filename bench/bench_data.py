@@ -56,7 +56,10 @@ def machine() -> str:
         tv = torch.__version__
     except ImportError:
         tv = "not installed"
-    return f"{platform.platform()}; CPU {model}; {os.cpu_count()} cores; Python {platform.python_version()}; pyarrow {pa.__version__}; numpy {np.__version__}; torch {tv}"
+    return (
+        f"{platform.platform()}; CPU {model}; {os.cpu_count()} cores; Python {platform.python_version()}; pyarrow"
+        f" {pa.__version__}; numpy {np.__version__}; torch {tv}"
+    )
 
 
 def make_csv(path: Path, rows: int, seed: int = 0) -> None:
@@ -160,19 +163,24 @@ def bench_import(rows: int, repeat: int) -> None:
         for n, v in times.items():
             runs = " ".join(f"{x:.2f}" for x in v)
             print(
-                f"    {n:11s} runs [{runs}]  median {med[n]:.2f}s ({rows / med[n] / 1e6:.2f} M rows/s)  best {best[n]:.2f}s"
+                f"    {n:11s} runs [{runs}]  median {med[n]:.2f}s ({rows / med[n] / 1e6:.2f} M rows/s)  best"
+                f" {best[n]:.2f}s"
             )
         print(
-            f"    throughput ratio mqc / bare       : {med['bare'] / med['mqc']:.2f}x of medians, {best['bare'] / best['mqc']:.2f}x of bests (target >= 0.80x)"
+            f"    throughput ratio mqc / bare       : {med['bare'] / med['mqc']:.2f}x of medians,"
+            f" {best['bare'] / best['mqc']:.2f}x of bests (target >= 0.80x)"
         )
         print(
-            f"    throughput ratio mqc / bare+fsync : {med['bare+fsync'] / med['mqc']:.2f}x of medians, {best['bare+fsync'] / best['mqc']:.2f}x of bests"
+            f"    throughput ratio mqc / bare+fsync : {med['bare+fsync'] / med['mqc']:.2f}x of medians,"
+            f" {best['bare+fsync'] / best['mqc']:.2f}x of bests"
         )
         print(
-            f"    per-run ratios mqc / bare (same round): {' '.join(f'{b / m:.2f}' for b, m in zip(times['bare'], times['mqc'], strict=True))}"
+            "    per-run ratios mqc / bare (same round):"
+            f" {' '.join(f'{b / m:.2f}' for b, m in zip(times['bare'], times['mqc'], strict=True))}"
         )
         print(
-            f"    Parquet written: bare {sizes['bare'] / 1e6:.0f} MB, mqc catalog {sizes['mqc'] / 1e6:.0f} MB (CSV {size / 1e6:.0f} MB)"
+            f"    Parquet written: bare {sizes['bare'] / 1e6:.0f} MB, mqc catalog {sizes['mqc'] / 1e6:.0f} MB (CSV"
+            f" {size / 1e6:.0f} MB)"
         )
         verdict = "MET" if med["bare"] / med["mqc"] >= 0.8 else "NOT MET"
         print(f"    target 0.8x (ratio of medians): {verdict}")
@@ -260,8 +268,8 @@ def bench_panel(repeat: int) -> None:
             panel = load_panel(symbols, "1d", catalog=cat)
             warm.append(time.perf_counter() - t)
         print(
-            f"    load_panel 30 symbols -> {panel.values.shape}: first {cold * 1e3:.0f} ms, warm best {min(warm) * 1e3:.0f} ms, "
-            f"median {np.median(warm) * 1e3:.0f} ms (target < 500 ms)"
+            f"    load_panel 30 symbols -> {panel.values.shape}: first {cold * 1e3:.0f} ms, warm best"
+            f" {min(warm) * 1e3:.0f} ms, median {np.median(warm) * 1e3:.0f} ms (target < 500 ms)"
         )
 
 
@@ -291,8 +299,9 @@ def bench_check(rows: int, repeat: int) -> None:
             sha.append(time.perf_counter() - t)
         mb = rows * 48 / 1e6
         print(
-            f"(c) load_arrays of {rows} rows ({mb:.0f} MB of bars), checked: best {min(load) * 1e3:.0f} ms, median {np.median(load) * 1e3:.0f} ms; "
-            f"of which the sha256: best {min(sha) * 1e3:.0f} ms ({min(sha) * 1e3 / mb:.2f} ms/MB)"
+            f"(c) load_arrays of {rows} rows ({mb:.0f} MB of bars), checked: best {min(load) * 1e3:.0f} ms, median"
+            f" {np.median(load) * 1e3:.0f} ms; of which the sha256: best {min(sha) * 1e3:.0f} ms"
+            f" ({min(sha) * 1e3 / mb:.2f} ms/MB)"
         )
 
 

@@ -54,7 +54,8 @@ def main() -> None:
         wall = time.perf_counter() - t0
         peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         print(
-            f"rows {args.rows:,} ({path.stat().st_size / 1e6:.0f} MB): exit {res.returncode}, {wall:.2f} s, peak {peak_mb:.0f} MB, stdout {len(res.stdout):,} bytes"
+            f"rows {args.rows:,} ({path.stat().st_size / 1e6:.0f} MB): exit {res.returncode}, {wall:.2f} s, peak"
+            f" {peak_mb:.0f} MB, stdout {len(res.stdout):,} bytes"
         )
         print(res.stdout.decode()[-400:])
 

@@ -17,7 +17,10 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 import numpy as np  # noqa: E402
 
-BASKET = "AAPL AMD AMZN BAC CSCO DIA DIS FB GLD GOOGL IBM INTC IWM JNJ JPM KO MSFT NFLX NVDA ORCL QQQ SPY TLT TSLA V WMT XLE XLF XLK XOM".split()
+BASKET = (
+    "AAPL AMD AMZN BAC CSCO DIA DIS FB GLD GOOGL IBM INTC IWM JNJ JPM KO MSFT NFLX NVDA ORCL QQQ SPY TLT TSLA V WMT XLE"
+    " XLF XLK XOM".split()
+)
 DAILY = Path(__file__).resolve().parents[2] / "shared" / "data" / "ohlcv" / "daily"
 LEVELS = (0.1, 0.5, 0.9)
 
@@ -53,7 +56,8 @@ def bench_baselines(n_series=2000, length=300, horizon=64):
         g = base.create("garch", config=ForecastConfig(model="garch", garch_mean=mean))
         dt = _best(lambda g=g: g.predict_arrays(x, horizon, LEVELS), 2)
         print(
-            f"| garch, {mean} mean (vectorised MLE of all {n_series} series + closed-form variance) | {n_series / dt:,.0f} |"
+            f"| garch, {mean} mean (vectorised MLE of all {n_series} series + closed-form variance) |"
+            f" {n_series / dt:,.0f} |"
         )
     arch = __import__("arch")
     r = np.diff(np.log(c[:20, -251:]), axis=1) * 100
@@ -105,7 +109,8 @@ def bench_chronos(size: str, n_series: int, context: int, horizon: int, repeats:
         ratio = float(np.median(np.asarray(t_wrap) / np.asarray(t_bare)))
         params = sum(p.numel() for p in pipe.model.parameters()) / 1e6
         print(
-            f"| {size} ({params:.1f}M params) | {n_series} x {context} -> {horizon} | {b * 1e3:.1f} | {w * 1e3:.1f} | {100 * (w - b) / b:+.1f}% | {100 * (ratio - 1):+.1f}% |"
+            f"| {size} ({params:.1f}M params) | {n_series} x {context} -> {horizon} | {b * 1e3:.1f} | {w * 1e3:.1f} |"
+            f" {100 * (w - b) / b:+.1f}% | {100 * (ratio - 1):+.1f}% |"
         )
 
 
@@ -149,7 +154,9 @@ def bench_eval(origins=500):
     f = lambda v, p=True: "-" if v is None else (f"{100 * v:.3f}%" if p else f"{v:.3f}")  # noqa: E731
     for r in sorted(res.rows, key=lambda r: (r["horizon"], r["model"])):
         print(
-            f"| {r['model']} | {r['horizon']} | {f(r['mae'])} | {f(r['mase'], False)} | {f(r['crps'])} | {f(r['wql'])} | {f(r['coverage_50'])} | {f(r['coverage_80'])} | {f(r['coverage_90'])} | {f(r['hit_rate'])} | {f(r['rank_ic'], False)} |"
+            f"| {r['model']} | {r['horizon']} | {f(r['mae'])} | {f(r['mase'], False)} | {f(r['crps'])} | {f(r['wql'])}"
+            f" | {f(r['coverage_50'])} | {f(r['coverage_80'])} | {f(r['coverage_90'])} | {f(r['hit_rate'])} |"
+            f" {f(r['rank_ic'], False)} |"
         )
 
 
@@ -160,7 +167,8 @@ def main() -> None:
     import torch
 
     print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, 1 thread"
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, 1"
+        " thread"
     )
     bench_baselines()
     print(

@@ -107,7 +107,8 @@ def main() -> None:
     for name, m in r.test_baselines.items():
         rows.append({**_row(name, m), "seed": None, "val_sharpe": None, "seconds": 0.0})
     print(
-        "\n| strategy | test Sharpe (mean ± sd over seeds) | per seed | test total return (mean) | max drawdown (mean) | turnover/bar | val Sharpe (mean) | s/run |"
+        "\n| strategy | test Sharpe (mean ± sd over seeds) | per seed | test total return (mean) | max drawdown (mean)"
+        " | turnover/bar | val Sharpe (mean) | s/run |"
     )
     print("|---|---|---|---|---|---|---|---|")
     for name in dict.fromkeys(r["strategy"] for r in rows):
@@ -116,10 +117,11 @@ def main() -> None:
         sd = statistics.stdev(sh) if len(sh) > 1 else 0.0
         val = [x["val_sharpe"] for x in sel if x["val_sharpe"] is not None]
         print(
-            f"| {name} | {statistics.mean(sh):.3f} ± {sd:.3f} | {', '.join(f'{v:.2f}' for v in sh)} | "
-            f"{statistics.mean(x['total_return'] for x in sel):+.1%} | {statistics.mean(x['max_drawdown'] for x in sel):.1%} | "
-            f"{statistics.mean(x['turnover'] for x in sel):.4f} | {f'{statistics.mean(val):.3f}' if val else '-'} | "
-            f"{statistics.mean(x['seconds'] for x in sel):.0f} |"
+            f"| {name} | {statistics.mean(sh):.3f} ± {sd:.3f} | {', '.join(f'{v:.2f}' for v in sh)} |"
+            f" {statistics.mean(x['total_return'] for x in sel):+.1%} |"
+            f" {statistics.mean(x['max_drawdown'] for x in sel):.1%} |"
+            f" {statistics.mean(x['turnover'] for x in sel):.4f} | {f'{statistics.mean(val):.3f}' if val else '-'} |"
+            f" {statistics.mean(x['seconds'] for x in sel):.0f} |"
         )
 
 

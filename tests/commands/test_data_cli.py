@@ -116,7 +116,8 @@ def test_repair_report_and_json(tmp_path):
     p = tmp_path / "R.csv"
     p.write_text(
         HEADER
-        + "2021-01-04,1,1.2,0.9,1.1,10\n2021-01-05,1.1,1.0,0.9,1.15,-3\n2021-01-06,1.1,1.3,0.9,abc,10\n2021-01-07,1.1,1.3,0.9,1.2,10\n"
+        + "2021-01-04,1,1.2,0.9,1.1,10\n2021-01-05,1.1,1.0,0.9,1.15,-3\n"
+        + "2021-01-06,1.1,1.3,0.9,abc,10\n2021-01-07,1.1,1.3,0.9,1.2,10\n"
     )
     r = mqc("data", "validate", p)
     assert r.exit_code == 1 and "row 4, field 'close': 'abc' is not a number" in flat(r.output)
@@ -235,7 +236,8 @@ def test_replace_overwrites_only_the_differing_bars(tmp_path, seeded):
     # 14:00 revised, 15:00 as stored, 16:00 new.
     fix.write_text(
         HEADER
-        + "2021-01-02T14:00:00Z,138,141,136,140.5,48\n2021-01-02T15:00:00Z,139,141,137,140,49\n2021-01-02T16:00:00Z,140,142,138,141,50\n"
+        + "2021-01-02T14:00:00Z,138,141,136,140.5,48\n2021-01-02T15:00:00Z,139,141,137,140,49\n"
+        + "2021-01-02T16:00:00Z,140,142,138,141,50\n"
     )
     r = mqc("data", "import", fix, "--symbol", "AAA")
     assert r.exit_code == 1 and "--replace" in flat(r.output) and snapshot() == seeded

@@ -129,9 +129,10 @@ def test_fail_mode_names_the_first_bad_rows_whatever_their_rule_and_counts_the_r
         assert r.exit_code == 1
         text = flat(r.output)
         assert (
-            "BAD.csv: row 62, field 'high': high is below max(open, close) (repair: high = max of the bar), got 9; "
-            "row 63, field 'close': 'abc' is not a number; row 70, field 'close': price must be > 0, got -1 (and 2 more bad rows)"
-        ) in text.replace("- ", "-")
+            "BAD.csv: row 62, field 'high': high is below max(open, close) (repair: high = max of the bar), got 9; row"
+            " 63, field 'close': 'abc' is not a number; row 70, field 'close': price must be > 0, got -1 (and 2 more"
+            " bad rows)" in text.replace("- ", "-")
+        )
 
 
 def test_absurd_prices_are_bad_rows_and_jumps_are_warned_naming_the_row(tmp_path):

@@ -73,8 +73,8 @@ def test_train_sharpe_reads_a_profile_and_renders_a_table(data_root: Path, tmp_p
     prof = tmp_path / "mqc-config" / "profiles"
     prof.mkdir(parents=True)
     (prof / "tiny.toml").write_text(
-        f'[data]\ndata_root = "{data_root}"\n[sharpe]\nsteps = 3\neval_interval = 3\nlookback = 2\nhorizon = 16\nhidden_size = 8\n'
-        f'save_dir = "{tmp_path / "runs"}"\n'
+        f'[data]\ndata_root = "{data_root}"\n[sharpe]\nsteps = 3\neval_interval = 3\nlookback = 2\nhorizon ='
+        f' 16\nhidden_size = 8\nsave_dir = "{tmp_path / "runs"}"\n'
     )
     res = runner.invoke(app, ["--profile", "tiny", "train", "sharpe", "--quiet"])
     assert res.exit_code == 0, res.output

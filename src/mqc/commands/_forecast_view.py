@@ -113,7 +113,8 @@ def eval_tables(result) -> list:
         f"rolling-origin eval: {len(result.symbols)} symbol(s), {where}", result.rows, result.seconds, by_symbol=False
     )
     notes = [
-        f"{m}: {o['n']} origins common to every symbol ({_day(o['first'])} .. {_day(o['last'])}), because it shares information across the symbols of a call"
+        f"{m}: {o['n']} origins common to every symbol ({_day(o['first'])} .. {_day(o['last'])}), because it shares"
+        " information across the symbols of a call"
         for m, o in d["joint_origins_by_model"].items()
     ]
     applied = [f"{m} {s}: {short_path(p)}" for m, files in result.settings_files.items() for s, p in files.items() if p]
@@ -131,7 +132,10 @@ def eval_tables(result) -> list:
 
 def tune_table(res) -> Table:
     t = Table(
-        title=f"tune {res.symbol} {res.model}: {res.metric} on validation origins (lower is better unless hit_rate/rank_ic)"
+        title=(
+            f"tune {res.symbol} {res.model}: {res.metric} on validation origins (lower is better unless"
+            " hit_rate/rank_ic)"
+        )
     )
     t.add_column("settings")
     t.add_column(metric_header(res.metric), justify="right")

@@ -18,7 +18,7 @@ def symbols_from(args: list[str] | None, option: str | None) -> tuple[str, ...]:
     """Merge positional symbols (space-separated, each may also hold commas) with ``--symbols``."""
     out: list[str] = []
     for chunk in [*(args or []), option or ""]:
-        out.extend(s.upper() for s in (split_list(chunk) or ()))
+        out.extend(s.upper() for s in split_list(chunk) or ())
     seen: dict[str, None] = {}
     for s in out:
         seen.setdefault(s, None)
@@ -29,5 +29,7 @@ def symbols_from(args: list[str] | None, option: str | None) -> tuple[str, ...]:
 AllowAlteredOpt = typer.Option(
     None,
     "--allow-altered-data",
-    help="Use catalog files whose bars changed since import (a warning instead of an error; mqc data verify lists them).",
+    help=(
+        "Use catalog files whose bars changed since import (a warning instead of an error; mqc data verify lists them)."
+    ),
 )

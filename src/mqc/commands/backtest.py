@@ -34,7 +34,10 @@ def backtest(
         None,
         "--checkpoint",
         "-c",
-        help="Checkpoint file, run directory, 'latest' (newest run), or best.pt / latest.pt (of the run you are in, else the newest).",
+        help=(
+            "Checkpoint file, run directory, 'latest' (newest run), or best.pt / latest.pt (of the run you are in, else"
+            " the newest)."
+        ),
     ),
     weights: str = typer.Option(None, "--weights", "-w", help="CSV of target weights: timestamp,SYM1,SYM2,..."),
     symbols: str = typer.Option(
@@ -65,12 +68,18 @@ def backtest(
     allow_mismatch: bool = typer.Option(
         False,
         "--allow-mismatch",
-        help="Transfer test: replay on another bar size, or on other symbols of the same count (mapped in order), with a warning.",
+        help=(
+            "Transfer test: replay on another bar size, or on other symbols of the same count (mapped in order), with a"
+            " warning."
+        ),
     ),
     enable_shorting: bool | None = typer.Option(
         None,
         "--enable-shorting/--no-shorting",
-        help="Weights files: let negative weights be shorts (default: the profile's [market] allow_short, off); checkpoints use their own market.",
+        help=(
+            "Weights files: let negative weights be shorts (default: the profile's [market] allow_short, off);"
+            " checkpoints use their own market."
+        ),
     ),
     allow_altered: bool = AllowAlteredOpt,
     json_out: bool = JsonOpt,
@@ -182,7 +191,10 @@ def render_summary(report: Any) -> None:
 
     seg = report.segment
     t = Table(
-        title=f"{report.source.get('name', 'strategy')}: {seg['split']} segment {seg['first'][:10]} .. {seg['last'][:10]} ({seg['bars']} bars)"
+        title=(
+            f"{report.source.get('name', 'strategy')}: {seg['split']} segment {seg['first'][:10]} .. {seg['last'][:10]}"
+            f" ({seg['bars']} bars)"
+        )
     )
     for col in ("", "total return", "CAGR", "vol", "Sharpe", "Sortino", "max DD", "Calmar", "turnover"):
         t.add_column(col, justify="left" if not col else "right", no_wrap=not col)
@@ -206,9 +218,9 @@ def render_summary(report: Any) -> None:
         out.print(f"note: {a['window_note']}")
     if a["windows"]:
         out.print(
-            f"rolling windows (overlapping slices of one replay, not re-fits): {a['windows']} windows of "
-            f"{a['window_length']} bars: Sharpe mean {a['sharpe_mean']:.2f}, return mean {fmt_pct(a['cumulative_return_mean'])}, "
-            f"worst max DD {fmt_pct(a['max_drawdown_worst'])}"
+            f"rolling windows (overlapping slices of one replay, not re-fits): {a['windows']} windows of"
+            f" {a['window_length']} bars: Sharpe mean {a['sharpe_mean']:.2f}, return mean"
+            f" {fmt_pct(a['cumulative_return_mean'])}, worst max DD {fmt_pct(a['max_drawdown_worst'])}"
         )
     if seg.get("skipped_before_first_row"):
         out.print(

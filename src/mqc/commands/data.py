@@ -52,9 +52,9 @@ AdjustedOpt = typer.Option(
     help="Files with Close and Adj Close: scale open/high/low/close by Adj Close / Close (returns include dividends).",
 )
 ReplaceHelp = (
-    "Overwrite stored bars that differ at the new timestamps (the rest of the stored history is kept; when the provider "
-    "re-adjusted its history by one factor, the kept bars are rescaled onto the new basis, else refused). "
-    "To drop a history, mqc data remove SYMBOL first."
+    "Overwrite stored bars that differ at the new timestamps (the rest of the stored history is kept; when the provider"
+    " re-adjusted its history by one factor, the kept bars are rescaled onto the new basis, else refused). To drop a"
+    " history, mqc data remove SYMBOL first."
 )
 
 
@@ -187,7 +187,8 @@ def validate(
     adjusted: bool = AdjustedOpt,
     json_out: bool = JsonOpt,
 ) -> None:
-    """Run the import checks and print the report; stores nothing (over 20 issues per symbol: the full list goes to a file it names). Exit 1 when a file fails."""
+    """Run the import checks and print the report; stores nothing (over 20 issues per symbol: the full list goes to a
+    file it names). Exit 1 when a file fails."""
     from mqc.core.data.importer import validate_paths
 
     cfg = _import_config(on_error, adjusted=adjusted)
@@ -251,7 +252,8 @@ def verify(
     timeframe: str = typer.Option(None, "--timeframe", "-t", help="Only this bar size (1d, 1h, 15m, ...)."),
     json_out: bool = JsonOpt,
 ) -> None:
-    """Read every stored file and check it against the manifest (present, whole, same bars as imported). Exit 1 when one is damaged."""
+    """Read every stored file and check it against the manifest (present, whole, same bars as imported). Exit 1 when
+    one is damaged."""
     from rich.table import Table
 
     from mqc.core.data.catalog import Catalog
@@ -307,7 +309,8 @@ def show(
         return
     st, e = s.stats, s.entry
     out.print(
-        f"[bold]{e.symbol}[/bold] {e.timeframe}  {st['rows']} bars  {st['first']} .. {st['last']}  ({e.asset_class}; {_esc(e.source)})"
+        f"[bold]{e.symbol}[/bold] {e.timeframe}  {st['rows']} bars  {st['first']} .. {st['last']}  ({e.asset_class};"
+        f" {_esc(e.source)})"
     )
     if s.also:
         out.print(f"also stored at {', '.join(s.also)}: mqc data show {e.symbol} -t {s.also[0]}")
@@ -316,11 +319,13 @@ def show(
     ann = f"{fmt_pct(st['annual_return'])} / yr" if st["annual_return"] is not None else "-"
     vol = fmt_pct(st["annual_volatility"])
     out.print(
-        f"return {fmt_pct(st['total_return'])} ({ann}), volatility {vol} / yr, max drawdown {fmt_pct(st['max_drawdown'])} (loss from peak)"
+        f"return {fmt_pct(st['total_return'])} ({ann}), volatility {vol} / yr, max drawdown"
+        f" {fmt_pct(st['max_drawdown'])} (loss from peak)"
     )
     largest = f"largest {st['largest_gap']} = {st['largest_gap_bars']:g} x {e.timeframe} of clock time"
     out.print(
-        f"gaps {st['gaps']} ({largest}), zero-volume bars {st['zero_volume_bars']}, content hash {'ok' if s.verified else '[red]MISMATCH[/red]'}"
+        f"gaps {st['gaps']} ({largest}), zero-volume bars {st['zero_volume_bars']}, content hash"
+        f" {'ok' if s.verified else '[red]MISMATCH[/red]'}"
     )
     for g in s.gaps[:10]:
         out.print(f"  gap before {g['before']}: {g['detail']}")
@@ -342,7 +347,9 @@ def export(
         None,
         "--out",
         "-o",
-        help="File, or folder (existing, or ending in /: created) that receives SYMBOL_TF.EXT (default ./SYMBOL_TF.csv).",
+        help=(
+            "File, or folder (existing, or ending in /: created) that receives SYMBOL_TF.EXT (default ./SYMBOL_TF.csv)."
+        ),
     ),
     timeframe: str = typer.Option(None, "--timeframe", "-t", help="Bar size, when the symbol is stored at several."),
     json_out: bool = JsonOpt,
@@ -443,7 +450,8 @@ def fetch(
     replace: bool = typer.Option(False, "--replace", help=ReplaceHelp),
     json_out: bool = JsonOpt,
 ) -> None:
-    """Download bars (cached, retried on rate limits), validate and import them. Needs yfinance (stocks) or ccxt (crypto): pip install yfinance ccxt, or pip install -e ".\\[fetch]" from the mqc checkout."""
+    """Download bars (cached, retried on rate limits), validate and import them. Needs yfinance (stocks) or ccxt
+    (crypto): pip install yfinance ccxt, or pip install -e ".\\[fetch]" from the mqc checkout."""
     from mqc.core.data.config import FetchConfig
     from mqc.core.data.fetch import fetch_symbols
     from mqc.core.profiles import resolve_with_profile

@@ -166,7 +166,10 @@ def _symbols(args: list[str] | None, command: str) -> tuple[str, ...]:
     if not symbols:
         raise UsageError(
             f"mqc forecast {command}: name at least one symbol",
-            hint=f"e.g. mqc forecast {command} AAPL MSFT --models naive,ewma-vol (mqc data list shows the stored symbols)",
+            hint=(
+                f"e.g. mqc forecast {command} AAPL MSFT --models naive,ewma-vol (mqc data list shows the stored"
+                " symbols)"
+            ),
         )
     return symbols
 
@@ -174,7 +177,10 @@ def _symbols(args: list[str] | None, command: str) -> tuple[str, ...]:
 JointOpt = typer.Option(
     None,
     "--joint-origins/--per-symbol-origins",
-    help="Score every model on the latest origins common to all symbols (same dates; RankIC on every origin) instead of each symbol's own.",
+    help=(
+        "Score every model on the latest origins common to all symbols (same dates; RankIC on every origin) instead of"
+        " each symbol's own."
+    ),
 )
 
 
@@ -268,7 +274,8 @@ def eval_(
     out_path: str = typer.Option(None, "--out", help="Results JSON (default: <runs dir>/forecast-eval/<time>.json)."),
     json_out: bool = JsonOpt,
 ) -> None:
-    """Rolling-origin, strictly causal evaluation of several models side by side: each symbol on its own origins (tuned per-symbol settings applied)."""
+    """Rolling-origin, strictly causal evaluation of several models side by side: each symbol on its own origins
+    (tuned per-symbol settings applied)."""
     from mqc.core.forecast.service import load_frames
     from mqc.core.forecast.tuning import run_eval
 
@@ -320,7 +327,8 @@ def tune(
     hyperparams_dir: str = HpDirOpt,
     json_out: bool = JsonOpt,
 ) -> None:
-    """Search settings on validation origins, score the winner on test origins, write hyperparams/<model>/<SYMBOL>.<tf>.json."""
+    """Search settings on validation origins, score the winner on test origins, write
+    hyperparams/<model>/<SYMBOL>.<tf>.json."""
     from mqc.core.forecast.service import load_frames
     from mqc.core.forecast.tuning import parse_grid
     from mqc.core.forecast.tuning import tune as tune_core
@@ -358,7 +366,8 @@ def select(
     hyperparams_dir: str = HpDirOpt,
     json_out: bool = JsonOpt,
 ) -> None:
-    """Pick each symbol's model on validation origins (tuned per-symbol settings applied) and write hyperparams/best/<SYMBOL>.<tf>.json."""
+    """Pick each symbol's model on validation origins (tuned per-symbol settings applied) and write
+    hyperparams/best/<SYMBOL>.<tf>.json."""
     from mqc.core.forecast.service import load_frames
     from mqc.core.forecast.tuning import select as select_core
 

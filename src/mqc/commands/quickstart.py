@@ -26,7 +26,8 @@ def quickstart(
         return
     t = result.train
     info(
-        f"trained on {', '.join(result.symbols)} in {result.seconds['train']:.0f} s; best step {t.best_step} chosen on val"
+        f"trained on {', '.join(result.symbols)} in {result.seconds['train']:.0f} s; best step {t.best_step} chosen"
+        " on val"
     )
     out.print(f"run directory: {t.run_dir}")
     render_summary(result.backtest)

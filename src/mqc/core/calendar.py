@@ -181,7 +181,8 @@ class ExchangeCalendar:
         i = int(np.searchsorted(times, ns, side="right"))
         if i >= times.size:
             raise DataError(
-                f"{pd.Timestamp(ns, tz='UTC')} is past the end of the {self.code} calendar ({pd.Timestamp(self.last_day * DAY_NS).date()})"
+                f"{pd.Timestamp(ns, tz='UTC')} is past the end of the {self.code} calendar"
+                f" ({pd.Timestamp(self.last_day * DAY_NS).date()})"
             )
         return pd.Timestamp(int(times[i]), tz="UTC")
 

@@ -1,7 +1,8 @@
 """Time constants, and date/time strings in configs and flags: checked once, where the config is built.
 
 The constants sit here, below every package (``market`` annualises with them, ``data`` sizes bars
-with them), so no layer has to import a higher one for a number of seconds. Light module: pandas is imported only when a value is actually checked, so config modules that
+with them), so no layer has to import a higher one for a number of seconds. Light module: pandas is imported only when
+a value is actually checked, so config modules that
 call it stay free of pandas at import time.
 """
 
@@ -11,6 +12,7 @@ from mqc.core.errors import ConfigError
 
 SECONDS_PER_YEAR = 365.25 * 86400  # the year of every annualisation (bar lengths, bars per year)
 DAY_NS = 86_400_000_000_000  # one day in nanoseconds: int64 ns timestamps // DAY_NS = days since 1970-01-01
+
 
 def iso_seconds(value: object) -> str:
     """A timestamp as ``YYYY-MM-DDTHH:MM:SS`` (UTC, to the second): the one spelling in reports and messages.

@@ -84,7 +84,8 @@ def compute_metrics(
     only trades at the close and earns nothing) that bar's return (a final trade's cost, if any)
     is folded into the bar before: it counts neither toward the years nor as a period of the
     volatility, Sharpe, Sortino and hit rate; ``n_bars`` still counts it. ``volatility`` is
-    annualised; ``turnover`` and ``exposure`` are per-bar means of sum |trade| and gross leverage; ``hit_rate`` is the share of bars with a positive return
+    annualised; ``turnover`` and ``exposure`` are per-bar means of sum |trade| and gross leverage; ``hit_rate`` is the
+    share of bars with a positive return
     among bars with a non-zero one.
     """
     r = np.asarray(net_returns, dtype=np.float64)

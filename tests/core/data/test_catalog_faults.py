@@ -433,8 +433,7 @@ def test_a_kill_just_after_the_manifest_commit_is_swept_by_a_no_op_import(cat, m
     assert data_files(cat) == sorted(f"1d/{e.file}" for e in cat.entries())
 
 
-CHILD = textwrap.dedent(
-    """
+CHILD = textwrap.dedent("""
     import sys
     import numpy as np
     from mqc.core.data.catalog import Catalog, WriteItem
@@ -451,10 +450,10 @@ CHILD = textwrap.dedent(
         i = 0
         while True:
             v = i % 3
-            cat.write_many([WriteItem(s, *version(v, k), f"v{v}", "1d") for k, s in enumerate(("AAA", "BBB"))], replace=True)
+            items = [WriteItem(s, *version(v, k), f"v{v}", "1d") for k, s in enumerate(("AAA", "BBB"))]
+            cat.write_many(items, replace=True)
             i += 1
-    """
-)
+    """)
 
 
 @pytest.mark.skipif(os.name != "posix", reason="SIGKILL")

@@ -60,7 +60,9 @@ def test_two_decimal_marks_are_refused_naming_both(tmp_path):
     )
     with pytest.raises(
         DataError,
-        match=r"M\.csv: numbers written with two decimal marks: '10\.5' \(row 2\) uses '\.', '11,55' \(row 3\) uses ','",
+        match=(
+            r"M\.csv: numbers written with two decimal marks: '10\.5' \(row 2\) uses '\.', '11,55' \(row 3\) uses ','"
+        ),
     ):
         read_bars(p)
 
@@ -69,7 +71,10 @@ def test_ambiguous_comma_in_semicolon_file_is_refused(tmp_path):
     p = _write(tmp_path / "A.csv", "Date;Open;High;Low;Close;Volume\n2020-01-02;1,234;1,240;1,200;1,220;1000\n")
     with pytest.raises(
         DataError,
-        match=r"A\.csv: row 2: cannot tell whether '1,234' means 1\.234 \(decimal comma\) or 1234 \(thousands separator\)$",
+        match=(
+            r"A\.csv: row 2: cannot tell whether '1,234' means 1\.234 \(decimal comma\) or 1234 \(thousands"
+            r" separator\)$"
+        ),
     ):
         read_bars(p)
     # A ;-separated file is a European export: 1.200 may well be 1200.

@@ -68,7 +68,10 @@ def test_timestamps_beyond_the_nanosecond_range_are_bad_rows_never_wrapped(tmp_p
     )
     with pytest.raises(
         DataError,
-        match=rf"^.*F\.csv: row 3, field 'timestamp': {shown} is outside 1677-09-21 \.\. 2262-04-11, the dates that can be stored{also}$",
+        match=(
+            rf"^.*F\.csv: row 3, field 'timestamp': {shown} is outside 1677-09-21 \.\. 2262-04-11, the dates that can"
+            rf" be stored{also}$"
+        ),
     ):
         read_file(_csv(tmp_path / "F.csv", text))
     for mode in ("drop", "repair"):

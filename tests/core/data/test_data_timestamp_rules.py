@@ -53,7 +53,8 @@ def test_an_odd_row_among_iso_dates_is_a_bad_row_not_a_bar_elsewhere(tmp_path):
         assert _notes(bars) == [
             (
                 5,
-                "'07.01.2020' is not a date/time in the column's format (ISO-8601, like 2020-01-31 or 2020-01-31 09:30:00)",
+                "'07.01.2020' is not a date/time in the column's format "
+                "(ISO-8601, like 2020-01-31 or 2020-01-31 09:30:00)",
                 "dropped",
             )
         ]
@@ -66,7 +67,9 @@ def test_a_value_that_does_not_fit_the_explicit_format_names_the_format(tmp_path
     p = _csv(tmp_path / "D.csv", ["13/01/2020", "14/01/2020", "2020-01-15", "16/01/2020"])
     with pytest.raises(
         DataError,
-        match=r"D\.csv: row 4, field 'timestamp': '2020-01-15' is not a date/time in the column's format \(DD/MM/YYYY\)$",
+        match=(
+            r"D\.csv: row 4, field 'timestamp': '2020-01-15' is not a date/time in the column's format \(DD/MM/YYYY\)$"
+        ),
     ):
         read_file(p)
     [bars] = read_file(p, on_error="drop")

@@ -60,7 +60,10 @@ def test_out_of_order_fails_then_sorted():
     rows = [GOOD[0], GOOD[2], GOOD[1], GOOD[3]]
     with pytest.raises(
         DataError,
-        match=r"row 4, field 'timestamp': 2020-01-02 00:00:00 is earlier than the row before \(2020-01-03 00:00:00\): out of order",
+        match=(
+            r"row 4, field 'timestamp': 2020-01-02 00:00:00 is earlier than the row before \(2020-01-03 00:00:00\): out"
+            r" of order"
+        ),
     ):
         validate_bars(frame(rows), symbol="X", source="x.csv")
     out, rep = validate_bars(frame(rows), symbol="X", source="x.csv", on_error="repair")

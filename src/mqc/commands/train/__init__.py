@@ -1,4 +1,5 @@
-"""``mqc train``: train portfolio policies (``dm``: Dirichlet GRU via GRPO/pathwise; ``sharpe``: differentiable Sharpe)."""
+"""``mqc train``: train portfolio policies (``dm``: Dirichlet GRU via GRPO/pathwise; ``sharpe``: differentiable
+Sharpe)."""
 
 from __future__ import annotations
 

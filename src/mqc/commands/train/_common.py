@@ -68,7 +68,9 @@ SaveDirOpt = typer.Option(None, "--save-dir", help="Parent folder of the run dir
 ResumeOpt = typer.Option(
     None,
     "--resume",
-    help="Continue a killed run from RUN_DIR/checkpoints/latest.pt with its stored settings (no other training options).",
+    help=(
+        "Continue a killed run from RUN_DIR/checkpoints/latest.pt with its stored settings (no other training options)."
+    ),
 )
 
 

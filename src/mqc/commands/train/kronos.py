@@ -70,9 +70,11 @@ def kronos(
     quiet: bool = c.QuietOpt,
     json_out: bool = JsonOpt,
 ) -> None:
-    """Train a dm policy on candle + Kronos path features; every train dm option applies, same run directory and checkpoint.
+    """Train a dm policy on candle + Kronos path features; every train dm option applies, same run directory and
+    checkpoint.
 
-    Example: mqc train kronos --symbols SPY,TLT --kronos-model ~/kronos/small --kronos-tokenizer ~/kronos/tok-base --kronos-horizons 1,12,48 --objective pathwise
+    Example: mqc train kronos --symbols SPY,TLT --kronos-model ~/kronos/small --kronos-tokenizer ~/kronos/tok-base
+    --kronos-horizons 1,12,48 --objective pathwise
     """
     params = dict(locals())
     from mqc.core.train.config import DMTrainConfig

@@ -53,7 +53,8 @@ def plot_equity(report: BacktestReport, path: str | Path) -> Path:
         ax1.yaxis.set_major_formatter(ScalarFormatter())
     ax1.set_ylabel("equity (start = 1)")
     ax1.set_title(
-        f"{report.source.get('name', 'strategy')}: {r.metrics['total_return'] * 100:.1f}% total, Sharpe {r.metrics['sharpe']:.2f}"
+        f"{report.source.get('name', 'strategy')}: {r.metrics['total_return'] * 100:.1f}% total, Sharpe"
+        f" {r.metrics['sharpe']:.2f}"
     )
     ax1.legend(loc="upper left", fontsize=8)
     ax1.grid(alpha=0.3)

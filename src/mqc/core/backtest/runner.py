@@ -185,15 +185,18 @@ def run_checkpoint_backtest(
         ) from exc
     if tuple(panel.symbols) != symbols:
         raise DataError(
-            f"{path}: the loaded data has symbols {', '.join(panel.symbols)}, the checkpoint needs {', '.join(symbols)}",
+            f"{path}: the loaded data has symbols {', '.join(panel.symbols)}, the checkpoint needs"
+            f" {', '.join(symbols)}",
             hint="drop --exclude/--max-assets so every checkpoint symbol is loaded",
         )
     other_bars = parse_timeframe(panel.timeframe) != parse_timeframe(strategy.timeframe)
     if other_bars and not allow_mismatch:
         raise DataError(
             f"{path}: the checkpoint was trained on {strategy.timeframe} bars but the data has {panel.timeframe} bars",
-            hint=f"drop --timeframe (or pass --timeframe {strategy.timeframe}); --allow-mismatch replays it on "
-            f"{panel.timeframe} bars as a transfer test",
+            hint=(
+                f"drop --timeframe (or pass --timeframe {strategy.timeframe}); --allow-mismatch replays it on "
+                f"{panel.timeframe} bars as a transfer test"
+            ),
         )
     transfer = None
     if allow_mismatch and (other_bars or symbols != want):
@@ -216,7 +219,8 @@ def run_checkpoint_backtest(
     targets = np.asarray(strategy.target_weights(history), dtype=np.float64)
     if targets.shape != (hi, panel.n_assets):
         raise CheckpointError(
-            f"{path}: strategy {strategy.kind!r} returned weights of shape {targets.shape}, expected {(hi, panel.n_assets)}"
+            f"{path}: strategy {strategy.kind!r} returned weights of shape {targets.shape}, expected"
+            f" {(hi, panel.n_assets)}"
         )
     full = np.zeros((len(panel), panel.n_assets))
     full[:hi] = targets
@@ -310,7 +314,8 @@ def run_weights_backtest(
         market: cost model (cost overrides of ``backtest_cfg`` apply on top).
         fit_windows: as in ``run_checkpoint_backtest``.
     Returns:
-        BacktestReport (``source["capped_targets"]``: target rows scaled down to the leverage cap). Raises DataError/ArtifactNotFound as ``read_weights_file``/``load_panel``.
+        BacktestReport (``source["capped_targets"]``: target rows scaled down to the leverage cap). Raises
+        DataError/ArtifactNotFound as ``read_weights_file``/``load_panel``.
     """
     cfg = backtest_cfg or BacktestConfig()
     dcfg = data_cfg or DataConfig()

@@ -87,8 +87,9 @@ def select_segment(
             n = max(0, min(hi, s1) - max(lo, s0))
             if n:
                 warnings.append(
-                    f"WARNING: {n} of the {hi - lo} evaluated bars are in the checkpoint's {name.upper()} range "
-                    f"({iso_day(panel.timestamps[s0])} .. {iso_day(panel.timestamps[s1 - 1])}): in-sample, not out-of-sample"
+                    f"WARNING: {n} of the {hi - lo} evaluated bars are in the checkpoint's {name.upper()} range"
+                    f" ({iso_day(panel.timestamps[s0])} .. {iso_day(panel.timestamps[s1 - 1])}): in-sample, not"
+                    " out-of-sample"
                 )
     if warnings:
         info["warnings"] = warnings
@@ -126,7 +127,8 @@ def map_stored_split(panel: Panel, stored: dict[str, Any]) -> Split | None:
     """A checkpoint's split placed on ``panel``'s bars, or None when it cannot be placed.
 
     Same number of bars: the stored indices as they are, provided the stored segment timestamps
-    (when recorded) fall on those very bars (the same count of other bars is other data). Otherwise the stored segment timestamps
+    (when recorded) fall on those very bars (the same count of other bars is other data). Otherwise the stored segment
+    timestamps
     (``stored["times"]``) locate train and val; ``"first"`` (the first training-data bar) shifts
     the indices of older checkpoints. Bars after the checkpoint's data are unseen, so the test
     segment runs to the panel's end.

@@ -147,9 +147,11 @@ class Catalog:
                 tfs = ", ".join(elsewhere)
                 raise ArtifactNotFound(
                     f"{symbol} is stored at {tfs}, not {timeframe}",
-                    hint=f"pass --timeframe {elsewhere[0]}"
-                    if len(elsewhere) == 1
-                    else f"pass --timeframe with one of {tfs}",
+                    hint=(
+                        f"pass --timeframe {elsewhere[0]}"
+                        if len(elsewhere) == 1
+                        else f"pass --timeframe with one of {tfs}"
+                    ),
                 )
             have = sorted({e.symbol for e in self.entries(timeframe)})
             from mqc.core.config import did_you_mean
@@ -181,7 +183,8 @@ class Catalog:
         folder, want = path.parent.resolve(), self.root.resolve() / entry.timeframe
         if folder != want:
             raise DataError(
-                f"catalog folder {path.parent} leads outside the catalog (to {folder}); refused, nothing was read or deleted",
+                f"catalog folder {path.parent} leads outside the catalog (to {folder}); refused, nothing was read or"
+                " deleted",
                 hint=f"make {path.parent} a real folder holding its data files, not a link",
             )
         return path
@@ -503,7 +506,9 @@ def _merge(
                 raise DataError(
                     f"{item.source}: bar {when} of {symbol} differs from the stored one "
                     f"(field {COLUMNS[j]!r}: stored {a[i, j]:g}, new {b[i, j]:g})",
-                    hint=f"pass --replace to overwrite the differing bars of {symbol} (the rest of its history is kept)",
+                    hint=(
+                        f"pass --replace to overwrite the differing bars of {symbol} (the rest of its history is kept)"
+                    ),
                 )
             changed = diff.any(axis=1)
             overwritten = int(changed.sum())
@@ -571,10 +576,13 @@ def _rebase(a: np.ndarray, b: np.ndarray, n_kept: int, item: WriteItem, symbol: 
     if on_basis.mean() < REBASE_CLEAN:
         lo, hi = np.nanmin(r_close), np.nanmax(r_close)
         raise DataError(
-            f"{item.source}: the new bars of {symbol} are on another adjustment basis than the stored ones, and not by one "
-            f"factor (new/stored close {lo:.6g}..{hi:.6g} over {n} overlapping bars): the kept older history cannot be "
-            "rescaled safely and keeping it as is would mix two bases",
-            hint=f"store the full history again: mqc data remove {symbol} --timeframe {tf}, then import or fetch it without --start",
+            f"{item.source}: the new bars of {symbol} are on another adjustment basis than the stored ones, and not by"
+            f" one factor (new/stored close {lo:.6g}..{hi:.6g} over {n} overlapping bars): the kept older history"
+            " cannot be rescaled safely and keeping it as is would mix two bases",
+            hint=(
+                f"store the full history again: mqc data remove {symbol} --timeframe {tf}, then import or fetch it"
+                " without --start"
+            ),
         )
     # Volume follows the provider's own choice (yfinance scales it for splits, not for dividends):
     # use the ratio the overlap shows when it is clean, else the inverse of the price factor.
@@ -587,9 +595,9 @@ def _rebase(a: np.ndarray, b: np.ndarray, n_kept: int, item: WriteItem, symbol: 
         if np.mean(np.abs(v / vmed - 1.0) <= REBASE_TOL) >= REBASE_CLEAN:
             volume_factor = vmed
     note = (
-        f"the provider re-adjusted {symbol}'s history (split or dividend): the new bars are the stored ones x {factor:.6g} "
-        f"on {int(on_basis.sum())} of {n} overlapping bars, so the {n_kept} kept stored bars were rescaled onto the new basis "
-        f"(prices x {factor:.6g}, volume x {volume_factor:.6g})"
+        f"the provider re-adjusted {symbol}'s history (split or dividend): the new bars are the stored ones x"
+        f" {factor:.6g} on {int(on_basis.sum())} of {n} overlapping bars, so the {n_kept} kept stored bars were"
+        f" rescaled onto the new basis (prices x {factor:.6g}, volume x {volume_factor:.6g})"
     )
     return n_kept, factor, volume_factor, note
 

@@ -38,15 +38,20 @@ class DataConfig:
     allow_altered: bool = field(
         default=False,
         metadata={
-            "help": "use catalog files whose bars no longer match the content hash recorded at import (a warning instead of an error; "
-            "repair them instead: mqc data verify)"
+            "help": (
+                "use catalog files whose bars no longer match the content hash recorded at import (a warning instead of"
+                " an error; repair them instead: mqc data verify)"
+            )
         },
     )
     mixed_close: Literal["warn", "lag_crypto", "error"] = field(
         default="warn",
         metadata={
-            "help": "daily+ panels mixing crypto (closes 24:00 UTC) with equities (close 20:00-21:00 UTC): warn (report the "
-            "3-4 h look-ahead), lag_crypto (each date uses the previous crypto bar: causal, crypto acts a day late) or error"
+            "help": (
+                "daily+ panels mixing crypto (closes 24:00 UTC) with equities (close 20:00-21:00 UTC): warn (report the"
+                " 3-4 h look-ahead), lag_crypto (each date uses the previous crypto bar: causal, crypto acts a day"
+                " late) or error"
+            )
         },
     )
 
@@ -77,13 +82,19 @@ class ImportConfig:
     replace: bool = field(
         default=False,
         metadata={
-            "help": "overwrite stored bars that differ at the new timestamps (the rest of the history is kept, rescaled when the provider re-adjusted it by one factor) instead of refusing the import"
+            "help": (
+                "overwrite stored bars that differ at the new timestamps (the rest of the history is kept, rescaled"
+                " when the provider re-adjusted it by one factor) instead of refusing the import"
+            )
         },
     )
     adjusted: bool = field(
         default=False,
         metadata={
-            "help": "scale open/high/low/close by Adj Close / Close when a file has both (dividend- and split-adjusted prices)"
+            "help": (
+                "scale open/high/low/close by Adj Close / Close when a file has both (dividend- and split-adjusted"
+                " prices)"
+            )
         },
     )
     asset_class: str | None = field(
@@ -102,7 +113,8 @@ class ImportConfig:
 @config_table("fetch")
 @dataclass(frozen=True)
 class FetchConfig:
-    """Downloads from market-data providers (``mqc data fetch``; needs yfinance or ccxt: ``pip install -e ".[fetch]"`` from the mqc checkout)."""
+    """Downloads from market-data providers (``mqc data fetch``; needs yfinance or ccxt: ``pip install -e ".[fetch]"``
+    from the mqc checkout)."""
 
     provider: Literal["yfinance", "ccxt"] = field(
         default="yfinance", metadata={"help": "yfinance (stocks, ETFs, indices) or ccxt (crypto exchanges)"}

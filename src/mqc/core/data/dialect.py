@@ -24,7 +24,10 @@ __all__ = ["NumberFormat", "parse_numbers", "sniff_number_format"]
 _SAMPLE_LINES = 2000
 _DECIDED_AFTER = 200  # lines read at least, before a proven mark ends the sniffing
 _SAMPLE_CHARS = 1 << 20
-_FIX_HINT = "re-export the file with '.' as the decimal mark and no thousands separators (e.g. 1234.56), comma- or tab-separated"
+_FIX_HINT = (
+    "re-export the file with '.' as the decimal mark and no thousands separators (e.g. 1234.56), comma- or"
+    " tab-separated"
+)
 
 
 @dataclass(frozen=True)
@@ -106,8 +109,8 @@ def sniff_number_format(
         row, value = seen[ambiguous[0]]
         mark = ambiguous[0][1]
         raise DataError(
-            f"{path}: row {row}: cannot tell whether {value!r} means {value.replace(mark, '.')} (decimal {'comma' if mark == ',' else 'point'}) or "
-            f"{value.replace(mark, '')} (thousands separator)",
+            f"{path}: row {row}: cannot tell whether {value!r} means {value.replace(mark, '.')} (decimal"
+            f" {'comma' if mark == ',' else 'point'}) or {value.replace(mark, '')} (thousands separator)",
             hint=_FIX_HINT,
         )
     return US

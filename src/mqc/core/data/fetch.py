@@ -106,7 +106,8 @@ def parse_yfinance(df: pd.DataFrame, symbol: str, *, daily: bool = False) -> tup
     missing = [c for c in ("open", "high", "low", "close") if c not in cols]
     if missing:
         raise DataError(
-            f"yfinance response for {symbol} lacks column(s) {', '.join(missing)} (got {', '.join(map(str, df.columns))})"
+            f"yfinance response for {symbol} lacks column(s) {', '.join(missing)} (got"
+            f" {', '.join(map(str, df.columns))})"
         )
     idx = pd.DatetimeIndex(df.index)
     if daily:  # the local calendar date: wall-clock time in the index's own zone, floored
@@ -192,7 +193,7 @@ def _download_ccxt(client: Any, symbol: str, cfg: FetchConfig, sleep, progress) 
             sleep=sleep,
             progress=progress,
         )
-        page = [r for r in (page or []) if end_ms is None or r[0] <= end_ms]
+        page = [r for r in page or [] if end_ms is None or r[0] <= end_ms]
         if not page:
             break
         rows.extend(page)
@@ -223,7 +224,8 @@ def _client(provider: str, cfg: FetchConfig) -> Any:
 def cache_path(symbol: str, cfg: FetchConfig) -> Path:
     """Where a download of ``symbol`` with these settings is cached."""
     # "adj": yfinance caches written before prices were adjusted are not reused.
-    key = f"{cfg.provider}|{cfg.exchange if cfg.provider == 'ccxt' else 'adj'}|{symbol}|{cfg.timeframe}|{cfg.start}|{cfg.end}"
+    venue = cfg.exchange if cfg.provider == "ccxt" else "adj"
+    key = f"{cfg.provider}|{venue}|{symbol}|{cfg.timeframe}|{cfg.start}|{cfg.end}"
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
     safe = re.sub(r"[^A-Za-z0-9._-]", "-", symbol)
     return paths.cache_dir() / "fetch" / cfg.provider / f"{safe}_{cfg.timeframe}_{digest}.parquet"

@@ -104,7 +104,8 @@ def check_manifest(data: Any, path: Path) -> None:
         )
     if version > MANIFEST_VERSION:
         raise DataError(
-            f"{path}: the catalog was written by a newer mqc (manifest format {version}; this mqc reads {MANIFEST_VERSION})",
+            f"{path}: the catalog was written by a newer mqc (manifest format {version}; this mqc reads"
+            f" {MANIFEST_VERSION})",
             hint="upgrade mqc (pip install -U mqc, or git pull in the mqc checkout)",
         )
     entries = data.get("entries")

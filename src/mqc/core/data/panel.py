@@ -274,14 +274,18 @@ def _mixed_close(
     )
     if mode == "error":
         raise DataError(
-            f"the daily panel mixes {names}: {why}, so bar D would show equity decisions 3-4 hours of later crypto prices",
-            hint='set mixed_close = "lag_crypto" in the [data] profile table (crypto at D = its bar D-1), or load crypto and equities in separate panels',
+            f"the daily panel mixes {names}: {why}, so bar D would show equity decisions 3-4 hours of later crypto"
+            " prices",
+            hint=(
+                'set mixed_close = "lag_crypto" in the [data] profile table (crypto at D = its bar D-1), or load crypto'
+                " and equities in separate panels"
+            ),
         )
     if mode == "warn":
         report.warnings.append(
-            f"the daily panel mixes {names}: {why}, so a decision at the close of bar D sees 3-4 hours of crypto prices "
-            'the equities cannot trade on (look-ahead). Fix: mixed_close = "lag_crypto" in the [data] profile table '
-            "(each date uses the previous crypto bar; crypto then acts a day late), or separate panels"
+            f"the daily panel mixes {names}: {why}, so a decision at the close of bar D sees 3-4 hours of crypto prices"
+            ' the equities cannot trade on (look-ahead). Fix: mixed_close = "lag_crypto" in the [data] profile table'
+            " (each date uses the previous crypto bar; crypto then acts a day late), or separate panels"
         )
         return series
     out = dict(series)
@@ -327,7 +331,7 @@ def load_panel(
     bars are used and ``report.warnings`` says which files differ).
     """
     cfg = config or DataConfig(symbols=tuple(symbols), timeframe=timeframe, start=start, end=end)
-    syms = [s.upper() for s in (cfg.symbols or symbols)]
+    syms = [s.upper() for s in cfg.symbols or symbols]
     series: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
     classes: dict[str, str] = {}
     report_sources: dict[str, str] = {}
@@ -343,7 +347,8 @@ def load_panel(
                     continue
                 if bars.symbol in report_sources:
                     raise DataError(
-                        f"{cfg.data_root}: symbol {bars.symbol} comes from two files: {report_sources[bars.symbol]} and {path}",
+                        f"{cfg.data_root}: symbol {bars.symbol} comes from two files: {report_sources[bars.symbol]} and"
+                        f" {path}",
                         hint="keep one file per symbol in the folder (move or rename the other)",
                     )
                 clean, _ = validate_arrays(bars, on_error=cfg.on_error)

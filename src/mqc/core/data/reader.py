@@ -94,7 +94,7 @@ def _map_columns(columns: list[str]) -> dict[str, str]:
                 break
     if "close" not in mapping.values() and "adj_close" in mapping.values():
         # Only an adjusted close: it is the best close there is.
-        mapping = {k: ("close" if v == "adj_close" else v) for k, v in mapping.items()}
+        mapping = {k: "close" if v == "adj_close" else v for k, v in mapping.items()}
     return mapping
 
 
@@ -151,7 +151,10 @@ def _no_files_error(folder: Path) -> DataError:
     first = folder / subs[0][0]
     return DataError(
         f"{folder}: no CSV or Parquet files in this folder itself; its subfolders have some: {listed}",
-        hint=f"import a subfolder (mqc data import {first}), or every file below with a quoted glob: mqc data import '{folder}/**/*.csv'",
+        hint=(
+            f"import a subfolder (mqc data import {first}), or every file below with a quoted glob: mqc data import"
+            f" '{folder}/**/*.csv'"
+        ),
     )
 
 
@@ -462,7 +465,9 @@ def read_file(
         found = ", ".join(str(c) for c in names[:10])
         raise DataError(
             f"{path}: missing column(s) {', '.join(missing)} (found: {found})",
-            hint="rename the columns to timestamp,open,high,low,close,volume (aliases like Date/Datetime/Adj Close work)",
+            hint=(
+                "rename the columns to timestamp,open,high,low,close,volume (aliases like Date/Datetime/Adj Close work)"
+            ),
         )
     if table.num_rows == 0:
         raise_failures(str(path), failures)  # only malformed lines: name them

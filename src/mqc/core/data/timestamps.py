@@ -188,7 +188,8 @@ def _epoch_stamps(col) -> _Stamps:
             (
                 other,
                 lambda i: (
-                    f"{shown(i)} looks like epoch {_UNIT_WORDS[_epoch_unit(abs(float(v[i])))]}, but the column holds epoch {words}"
+                    f"{shown(i)} looks like epoch {_UNIT_WORDS[_epoch_unit(abs(float(v[i])))]}, "
+                    f"but the column holds epoch {words}"
                 ),
             )
         )
@@ -366,8 +367,9 @@ def _choose_format(strings: pd.Series, missing: np.ndarray, path: Path) -> tuple
     fits = "all values" if best == int(valid.sum()) else f"{best} of {int(valid.sum())} values"
     i = int(np.flatnonzero((a != b).to_numpy() & a.notna().to_numpy())[0])
     raise DataError(
-        f"{path}: column 'timestamp': the day/month order is ambiguous: {strings.iloc[i]!r} reads as {a.iloc[i]:%Y-%m-%d} "
-        f"({describe_format(tied[0])}) or {b.iloc[i]:%Y-%m-%d} ({describe_format(tied[1])}); {fits} fit both and {in_order}",
+        f"{path}: column 'timestamp': the day/month order is ambiguous: {strings.iloc[i]!r} reads as"
+        f" {a.iloc[i]:%Y-%m-%d} ({describe_format(tied[0])}) or {b.iloc[i]:%Y-%m-%d} ({describe_format(tied[1])});"
+        f" {fits} fit both and {in_order}",
         hint=ISO_HINT,
     )
 

@@ -403,7 +403,8 @@ def _order_and_dedupe(bars: Bars, chk: _Checker) -> Bars:
                     bars.rows[back],
                     "timestamp",
                     lambda k: (
-                        f"{_fmt_ts(ts[back[k]])} is earlier than the row before ({_fmt_ts(ts[back[k] - 1])}): out of order"
+                        f"{_fmt_ts(ts[back[k]])} is earlier than the row before ({_fmt_ts(ts[back[k] - 1])}): out of"
+                        " order"
                     ),
                 )
             )
@@ -524,7 +525,8 @@ def _flag_jumps(bars: Bars, report: ValidationReport) -> None:
                 "jump",
                 int(bars.rows[i]),
                 "close",
-                f"close {c[i]:.6g} is {c[i] / c[i - 1]:.3g} x the previous bar's {c[i - 1]:.6g}: a unit change or a bad value?",
+                f"close {c[i]:.6g} is {c[i] / c[i - 1]:.3g} x the previous bar's {c[i - 1]:.6g}: a unit change or a bad"
+                " value?",
                 "warning",
             )
         )

@@ -30,7 +30,8 @@ PIPELINES = {"chronos2": "Chronos2Pipeline", "chronos-bolt": "ChronosBoltPipelin
 
 
 def download_hint(model_id: str, model: str = "chronos2") -> str:
-    """The exact commands that make ``model_id`` (or, for a local path, ``model``'s default weights) available offline."""
+    """The exact commands that make ``model_id`` (or, for a local path, ``model``'s default weights) available
+    offline."""
     from mqc.core.forecast.config import DEFAULT_WEIGHTS
 
     repo = model_id if _looks_like_repo_id(model_id) else DEFAULT_WEIGHTS.get(model, DEFAULT_WEIGHTS["chronos2"])
@@ -102,7 +103,8 @@ class ChronosForecaster(ArrayForecaster):
         if expected and self.pipeline_class != expected:
             right = next((m for m, c in PIPELINES.items() if c == self.pipeline_class), None)
             raise CheckpointError(
-                f"--model {self.name} expects {expected} weights, but {self.config.model_id} holds a {self.pipeline_class} checkpoint",
+                f"--model {self.name} expects {expected} weights, but {self.config.model_id} holds a"
+                f" {self.pipeline_class} checkpoint",
                 hint=(f"pass --model {right} for these weights, or " if right else "")
                 + f"point --model-path at {self.name} weights ({download_hint('', self.name)})",
             )

@@ -54,13 +54,20 @@ class ForecastConfig:
     model_id: str = field(
         default=DEFAULT_CHRONOS_ID,
         metadata={
-            "help": "model weights (--model-path): a local directory or a Hugging Face id already in the local cache (Chronos, or the Kronos predictor); left at amazon/chronos-2, chronos-bolt uses amazon/chronos-bolt-small and chronos amazon/chronos-t5-small"
+            "help": (
+                "model weights (--model-path): a local directory or a Hugging Face id already in the local cache"
+                " (Chronos, or the Kronos predictor); left at amazon/chronos-2, chronos-bolt uses"
+                " amazon/chronos-bolt-small and chronos amazon/chronos-t5-small"
+            )
         },
     )
     tokenizer_path: str | None = field(
         default=None,
         metadata={
-            "help": "Kronos tokenizer (--tokenizer-path): a directory or a cached HF id; unset = kronos_model.tokenizer_path"
+            "help": (
+                "Kronos tokenizer (--tokenizer-path): a directory or a cached HF id; unset ="
+                " kronos_model.tokenizer_path"
+            )
         },
     )
     prediction_length: int = field(
@@ -79,7 +86,10 @@ class ForecastConfig:
     dtype: Literal["auto", "fp32", "float32", "bf16", "bfloat16"] = field(
         default="auto",
         metadata={
-            "help": "model weights dtype: fp32|float32, bf16|bfloat16 (CUDA only), auto = fp32 on CPU, bf16 on CUDA; stored as the torch name"
+            "help": (
+                "model weights dtype: fp32|float32, bf16|bfloat16 (CUDA only), auto = fp32 on CPU, bf16 on CUDA; stored"
+                " as the torch name"
+            )
         },
     )
     attn: Literal["sdpa", "eager"] = field(default="sdpa", metadata={"help": "attention implementation of Chronos-2"})
@@ -92,7 +102,10 @@ class ForecastConfig:
     season_length: int | None = field(
         default=None,
         metadata={
-            "help": "seasonal-naive period in bars; unset: learned per symbol, a week of daily bars (5 on weekdays, 7 for 24/7 markets) or one session/day of intraday bars"
+            "help": (
+                "seasonal-naive period in bars; unset: learned per symbol, a week of daily bars (5 on weekdays, 7 for"
+                " 24/7 markets) or one session/day of intraday bars"
+            )
         },
     )
     window: int = field(default=250, metadata={"help": "bars of returns used by drift, hist-vol, bootstrap and garch"})
@@ -153,7 +166,10 @@ class ForecastConfig:
         if not cuda and self.dtype != "float32":
             raise ConfigError(
                 f"forecast.dtype={self.dtype} needs a CUDA device (got device={self.device})",
-                hint="use --dtype fp32 (or auto) on CPU (mqc forecast run; elsewhere [forecast] dtype in the profile or MQC_FORECAST_DTYPE)",
+                hint=(
+                    "use --dtype fp32 (or auto) on CPU (mqc forecast run; elsewhere [forecast] dtype in the profile or"
+                    " MQC_FORECAST_DTYPE)"
+                ),
             )
         if self.compile and not self.device.startswith("cuda"):
             raise ConfigError(
@@ -174,7 +190,9 @@ class EvalConfig:
     origins: int = field(
         default=250,
         metadata={
-            "help": "forecast origins per symbol: its latest bars with enough context before and the longest horizon after"
+            "help": (
+                "forecast origins per symbol: its latest bars with enough context before and the longest horizon after"
+            )
         },
     )
     step: int = field(default=1, metadata={"help": "bars between consecutive origins"})
@@ -186,7 +204,10 @@ class EvalConfig:
     metric: str = field(
         default="crps",
         metadata={
-            "help": "metric that tune/select minimise (crps, wql, mae, mase, coverage_error) or maximise (hit_rate, rank_ic)"
+            "help": (
+                "metric that tune/select minimise (crps, wql, mae, mase, coverage_error) or maximise (hit_rate,"
+                " rank_ic)"
+            )
         },
     )
     test_frac: float = field(
@@ -196,7 +217,11 @@ class EvalConfig:
     joint_origins: bool = field(
         default=False,
         metadata={
-            "help": "score every model on the latest origins common to all symbols (same dates for every symbol; RankIC on every origin) instead of each symbol's own; models that share across series (Chronos-2 cross-learning) always use common origins"
+            "help": (
+                "score every model on the latest origins common to all symbols (same dates for every symbol; RankIC on"
+                " every origin) instead of each symbol's own; models that share across series (Chronos-2"
+                " cross-learning) always use common origins"
+            )
         },
     )
 

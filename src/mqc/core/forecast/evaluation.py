@@ -31,7 +31,10 @@ from mqc.core.progress import NULL, Progress
 
 __all__ = ["EvalResult", "OriginGrid", "evaluate", "joint_labels", "model_configs", "origin_grid", "split_origins"]
 
-JOINT_WHY = "--joint-origins (or [forecast_eval] joint_origins) asks for origins every symbol has; drop it to score each symbol on its own"
+JOINT_WHY = (
+    "--joint-origins (or [forecast_eval] joint_origins) asks for origins every symbol has; drop it to score each symbol"
+    " on its own"
+)
 PER_SYMBOL = "per-symbol"
 JOINT = "joint"
 CROSS_LEARNING = "joint (shares across series)"
@@ -39,7 +42,10 @@ CROSS_LEARNING = "joint (shares across series)"
 
 def sharing_why(labels: Sequence[str]) -> str:
     """Why origins must be joint: the models that share information across the series of a call."""
-    return f"{', '.join(labels)} share(s) information across the symbols of a call (cross-learning), so needs origins every symbol has (or set [forecast] cross_learning = false)"
+    return (
+        f"{', '.join(labels)} share(s) information across the symbols of a call (cross-learning), so needs origins"
+        " every symbol has (or set [forecast] cross_learning = false)"
+    )
 
 
 def _span(grid: OriginGrid, symbol: str | None = None) -> dict:
@@ -140,7 +146,8 @@ def _forecast_close(
     levels,
     shares: bool,
 ) -> np.ndarray:
-    """Close quantiles ``[len(rows), S, Q, H]`` from the origin rows ``rows`` of ``grid`` (NaN where a symbol has no origin).
+    """Close quantiles ``[len(rows), S, Q, H]`` from the origin rows ``rows`` of ``grid`` (NaN where a symbol has no
+    origin).
 
     A model whose series inform each other within a call (``shares``) gets one call per origin row
     (a joint grid: one timestamp): mixing origins would let a later origin's context (an earlier
@@ -191,7 +198,8 @@ def _make(factory):
 
 
 def _plans(per_symbol: Mapping[str, Mapping[str, ForecastConfig]], symbols: Sequence[str], make) -> dict[str, list]:
-    """label -> [(config, forecaster, symbol columns, shares across those series)]: one forecaster per distinct config."""
+    """label -> [(config, forecaster, symbol columns, shares across those series)]: one forecaster per distinct
+    config."""
     plans: dict[str, list] = {}
     for label, cfgs in per_symbol.items():
         groups: dict[ForecastConfig, list[int]] = {}

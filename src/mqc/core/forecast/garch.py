@@ -102,7 +102,8 @@ def _loglik(
 
     ``theta`` is ``[B, 4]`` (mu, omega, alpha, beta). With derivatives, the third item is
     ``(g, G, Hs)``: the gradient ``[B, k]``, the sum of per-bar score outer products (BHHH) and
-    the exact Hessian ``[B, k, k]`` over the fitted parameters (k = 4 with a mean, else 3), from the derivative recursions of sigma2
+    the exact Hessian ``[B, k, k]`` over the fitted parameters (k = 4 with a mean, else 3), from the derivative
+    recursions of sigma2
     (``D_t = b_t + beta D_{t-1}`` and its Jacobian; the backcast is held fixed, as in arch).
     """
     mu, omega, alpha, beta = theta.T

@@ -1,4 +1,5 @@
-"""Per-symbol, per-bar-size forecast settings: ``<dir>/<model>/<SYMBOL>.<tf>.json`` and ``<dir>/best/<SYMBOL>.<tf>.json``.
+"""Per-symbol, per-bar-size forecast settings: ``<dir>/<model>/<SYMBOL>.<tf>.json`` and
+``<dir>/best/<SYMBOL>.<tf>.json``.
 
 A file applies to one symbol at one bar size (``AAPL.1d.json``, ``SOLUSDT.1h.json``; the label is the
 canonical one, ``1h`` not ``60m``): settings tuned on daily bars never reach an hourly forecast.
@@ -177,7 +178,8 @@ def find(kind: str, symbol: str, timeframe: str, hyperparams_dir: str | None) ->
 
 
 def save(hp: Hyperparams, kind: str, hyperparams_dir: str | None) -> Path:
-    """Validate and atomically write ``hp`` to ``<write dir>/<kind>/<SYMBOL>.<tf>.json`` (tf: ``hp.config['timeframe']``).
+    """Validate and atomically write ``hp`` to ``<write dir>/<kind>/<SYMBOL>.<tf>.json`` (tf:
+    ``hp.config['timeframe']``).
 
     Raises:
         ConfigError: ``hp`` is not a valid hyperparams document, or its config names no timeframe.

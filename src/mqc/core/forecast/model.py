@@ -72,7 +72,10 @@ def check_context(symbol: str, n_bars: int, min_context: int) -> None:
     if n_bars < min_context:
         raise DataError(
             f"{symbol}: only {n_bars} context bars, the forecaster needs at least {min_context}",
-            hint="import more history (mqc data import), pick a later --end, or lower min_context ([forecast] min_context in a profile, or MQC_FORECAST_MIN_CONTEXT)",
+            hint=(
+                "import more history (mqc data import), pick a later --end, or lower min_context ([forecast]"
+                " min_context in a profile, or MQC_FORECAST_MIN_CONTEXT)"
+            ),
         )
 
 

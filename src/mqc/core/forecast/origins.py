@@ -23,7 +23,10 @@ from mqc.core.errors import DataError
 from mqc.core.forecast.calendar import utc_ns
 
 # What to change when a symbol has too little history for an origin (options that exist on eval/tune/select).
-_SHORT_HINT = "import more history (mqc data import), score a shorter --horizon, or lower min_context ([forecast] min_context in a profile, or MQC_FORECAST_MIN_CONTEXT)"
+_SHORT_HINT = (
+    "import more history (mqc data import), score a shorter --horizon, or lower min_context ([forecast] min_context in"
+    " a profile, or MQC_FORECAST_MIN_CONTEXT)"
+)
 
 
 @dataclass
@@ -134,7 +137,8 @@ def origin_grid(
     for s in symbols:
         if len(ts[s]) < min_context + max_horizon:
             raise DataError(
-                f"{s}: {len(ts[s])} bars, too few for one origin with {min_context} context bars and {max_horizon} bar(s) after it",
+                f"{s}: {len(ts[s])} bars, too few for one origin with {min_context} context bars and {max_horizon}"
+                " bar(s) after it",
                 hint=_SHORT_HINT,
             )
     if not joint:
@@ -147,7 +151,8 @@ def origin_grid(
     if ok is None or len(ok) == 0:
         spans = "; ".join(f"{s} {ts[s][0]:%Y-%m-%d} .. {ts[s][-1]:%Y-%m-%d}" for s in symbols)
         raise DataError(
-            f"no common origin for {', '.join(symbols)} with {min_context} context bars and {max_horizon} bar(s) after it ({spans})",
+            f"no common origin for {', '.join(symbols)} with {min_context} context bars and {max_horizon} bar(s) after"
+            f" it ({spans})",
             hint=(why or "joint origins were asked for") + "; evaluate symbols whose histories overlap",
         )
     chosen = ok.sort_values()[::-1][::step][:n_origins][::-1]
@@ -157,7 +162,8 @@ def origin_grid(
 
 
 def split_origins(grid: OriginGrid, test_frac: float, max_horizon: int, step: int) -> tuple[OriginGrid, OriginGrid]:
-    """Each symbol's validation origins first, test origins last, with an embargo so no validation outcome is a test bar.
+    """Each symbol's validation origins first, test origins last, with an embargo so no validation outcome is a test
+    bar.
 
     Every symbol is split on its own origins (the latest ``test_frac`` for test); a joint grid
     stays joint (every symbol has the same origins, so the same split).

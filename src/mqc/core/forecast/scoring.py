@@ -139,7 +139,8 @@ def check_per_symbol_metric(name: str, command: str) -> None:
     metric_value({}, name)  # unknown names, with a did-you-mean
     if name in CROSS_SECTIONAL:
         raise ConfigError(
-            f"{command}: metric {name!r} is cross-sectional (across symbols at each origin), so it has no value per symbol",
+            f"{command}: metric {name!r} is cross-sectional (across symbols at each origin), so it has no value per"
+            " symbol",
             hint=f"use one of {', '.join(PER_SYMBOL_METRICS)}",
         )
 
@@ -157,6 +158,9 @@ def best_candidate(scores: dict[str, float | None], name: str, what: str) -> str
     if not finite:
         raise DataError(
             f"{what}: no candidate has a {name} score (every one is undefined), so there is nothing to choose on",
-            hint=f"pick another metric ({', '.join(PER_SYMBOL_METRICS)}); hit_rate is undefined for flat forecasts like naive",
+            hint=(
+                f"pick another metric ({', '.join(PER_SYMBOL_METRICS)}); hit_rate is undefined for flat forecasts like"
+                " naive"
+            ),
         )
     return min(finite, key=lambda k: finite[k])

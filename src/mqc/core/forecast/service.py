@@ -147,7 +147,8 @@ def resolve_symbol(
         if rec is None:
             name = hyperparams.file_name(symbol, first.timeframe)
             raise ConfigError(
-                f"no model-selection record for {symbol} at {first.timeframe} (best/{name}) in {', '.join(map(str, hyperparams.search_dirs(first.hyperparams_dir)))}",
+                f"no model-selection record for {symbol} at {first.timeframe} (best/{name}) in"
+                f" {', '.join(map(str, hyperparams.search_dirs(first.hyperparams_dir)))}",
                 hint=f"mqc forecast select {symbol} -t {first.timeframe} --models naive,ewma-vol,chronos2",
             )
         model, selection = rec.model, str(rec.path) if rec.path else None

@@ -65,7 +65,8 @@ class MarketConfig:
             raise ConfigError("market leverage caps must be > 0")
         if self.max_overnight_leverage > self.max_gross_leverage:
             raise ConfigError(
-                f"max_overnight_leverage ({self.max_overnight_leverage}) cannot exceed max_gross_leverage ({self.max_gross_leverage})"
+                f"max_overnight_leverage ({self.max_overnight_leverage}) cannot exceed max_gross_leverage"
+                f" ({self.max_gross_leverage})"
             )
 
     # One meaning per word: a "fee" is the commission (the ``*_fee_bps`` fields, ``--cost-bps``);

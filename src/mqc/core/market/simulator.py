@@ -5,14 +5,16 @@ Timing: ``weights[..., t, :]`` is decided at the close of bar t with information
 
     drifted_{t-1} = w_{t-1} * (1 + r_{t-1}) / (1 + w_{t-1} . r_{t-1})     weights just before trading at t
     turnover_t    = sum_a |w_t - drifted_{t-1}|                           (w_{-1} = 0: start in cash)
-    cost_t        = sum_a |w_t - drifted_{t-1}| * fee_a                   fee_a = one_way_bps(class) / 1e4 (commission + slippage)
+    cost_t        = sum_a |w_t - drifted_{t-1}| * fee_a                   fee_a = one_way_bps(class) / 1e4
+                                                                          (commission + slippage)
     financing_t   = (max(0, long_t - 1) * financing_rate + short_t * borrow_rate
                      - max(0, 1 - long_t) * cash_rate) * dt_t              dt_t = bar length in years
     net_t         = w_t . r_t - cost_t - financing_t
     wealth_T      = prod_t (1 + net_t)
 
 Costs are charged as a fraction of equity at the rebalance. With ``exact=True`` the drift divides by
-``1 + net_{t-1}`` instead (costs and financing leave the book), which matches a cash ledger exactly. The two backends run the same code
+``1 + net_{t-1}`` instead (costs and financing leave the book), which matches a cash ledger exactly. The two backends
+run the same code
 (``_is_torch`` picks the backend), and a test holds them equal to 1e-6 on random weight paths.
 
 What a book may hold (shorting rules, leverage caps, held assets) and how one bar fills are the

@@ -119,7 +119,8 @@ class _GRULayerFn(torch.autograd.Function):
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         if torch.is_grad_enabled():  # create_graph=True: higher-order gradients would be silently wrong
             raise RuntimeError(
-                "FastGRU's backward is not differentiable (create_graph=True); use torch.nn.GRU for higher-order gradients"
+                "FastGRU's backward is not differentiable (create_graph=True); use torch.nn.GRU for higher-order"
+                " gradients"
             )
         with flush_denormals():
             return _backward_layer(ctx, grad_out)

@@ -101,8 +101,8 @@ def check_finite(panel: Any) -> None:
     if bad.any():
         t, a = map(int, np.argwhere(bad)[0])
         raise DataError(
-            f"{panel.symbols[a]}: NaN/inf or non-positive price at {np.datetime_as_string(panel.timestamps[t], unit='s')} "
-            f"({int(bad.sum())} bad bars in the panel)",
+            f"{panel.symbols[a]}: NaN/inf or non-positive price at"
+            f" {np.datetime_as_string(panel.timestamps[t], unit='s')} ({int(bad.sum())} bad bars in the panel)",
             hint="repair the bars (mqc data validate / --on-error repair) or exclude the symbol",
         )
 
@@ -121,7 +121,8 @@ def raw_inputs(
         v = np.asarray(v, dtype=np.float32)
         if v.ndim != 3 or v.shape[:2] != fs.values.shape[:2]:
             raise DataError(
-                f"feature provider {p.name!r} returned shape {v.shape}, expected [T, A, F] with T, A = {fs.values.shape[:2]}"
+                f"feature provider {p.name!r} returned shape {v.shape}, expected [T, A, F] with T, A ="
+                f" {fs.values.shape[:2]}"
             )
         ok = np.asarray(ok, dtype=bool)[..., None] & np.isfinite(v)
         vals.append(np.where(ok, v, 0.0).astype(np.float32))

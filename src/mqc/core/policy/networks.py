@@ -117,7 +117,8 @@ class DirichletGRUPolicy(nn.Module):
 class SharpeMLP(nn.Module):
     """Per-asset MLP (weights shared across assets) on the asset's own lookback window -> leg logits.
 
-    A per-asset bias adds a static preference. The reserve leg's logit comes from the asset-averaged hidden state, so the network can go to
+    A per-asset bias adds a static preference. The reserve leg's logit comes from the asset-averaged hidden state, so
+    the network can go to
     cash when every asset looks poor.
     """
 

@@ -187,7 +187,8 @@ class BaseTrainer(Harness):
     def check_resumable(self, ckpt: dict[str, Any], path: Path, hint: str) -> None:
         if ckpt.get("data_fingerprint") != self.data.panel.fingerprint:
             raise CheckpointError(
-                f"{path}: the bars changed since this run started (fingerprint {ckpt.get('data_fingerprint')} != {self.data.panel.fingerprint})",
+                f"{path}: the bars changed since this run started (fingerprint {ckpt.get('data_fingerprint')} !="
+                f" {self.data.panel.fingerprint})",
                 hint="resume with the same data, or start a new run",
             )
 

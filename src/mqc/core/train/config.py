@@ -151,7 +151,10 @@ class DMTrainConfig(_RuntimeFields):
     objective: Literal["grpo", "pathwise", "hybrid"] = field(
         default="hybrid",
         metadata={
-            "help": "grpo: score-function with group advantages; pathwise: reparameterised samples through the simulator; hybrid: both"
+            "help": (
+                "grpo: score-function with group advantages; pathwise: reparameterised samples through the simulator;"
+                " hybrid: both"
+            )
         },
     )
     reward: Literal["log_wealth", "sharpe"] = field(
@@ -191,7 +194,8 @@ class DMTrainConfig(_RuntimeFields):
             raise ConfigError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.microbatch_windows is not None and self.microbatch_windows > self.batch_windows:
             raise ConfigError(
-                f"train.microbatch_windows ({self.microbatch_windows}) cannot exceed batch_windows ({self.batch_windows})"
+                f"train.microbatch_windows ({self.microbatch_windows}) cannot exceed batch_windows"
+                f" ({self.batch_windows})"
             )
         check_memory(self, self.min_memory_bytes(), MEMORY_CEILING, "the most mqc allows on any machine")
 
@@ -228,7 +232,8 @@ class SharpeTrainConfig(_RuntimeFields):
             raise ConfigError("sharpe.horizon must be >= 2 bars (a Sharpe needs a variance)")
         if self.microbatch_windows is not None and self.microbatch_windows > self.batch_windows:
             raise ConfigError(
-                f"sharpe.microbatch_windows ({self.microbatch_windows}) cannot exceed batch_windows ({self.batch_windows})"
+                f"sharpe.microbatch_windows ({self.microbatch_windows}) cannot exceed batch_windows"
+                f" ({self.batch_windows})"
             )
         check_memory(self, self.min_memory_bytes(), MEMORY_CEILING, "the most mqc allows on any machine")
 

@@ -69,7 +69,10 @@ def common_range_note(panel: Panel) -> str:
     if any(after.values()):
         early = [s for s, k in after.items() if k == 0]
         parts.append(f"{', '.join(early)} end(s) at {last} (others have up to {max(after.values())} later bars)")
-    return f"; the symbols' common range is only {first} .. {last}: {'; '.join(parts)}. Drop the limiting symbol(s) or load more of their history"
+    return (
+        f"; the symbols' common range is only {first} .. {last}: {'; '.join(parts)}. Drop the limiting symbol(s) or"
+        " load more of their history"
+    )
 
 
 def prepare_data(
@@ -92,8 +95,8 @@ def prepare_data(
     hint = f"load more history (--start earlier), or lower --lookback (now {lookback}) / --horizon (now {horizon})"
     if n < need:
         raise DataError(
-            f"{n} bars are too few: the features need {feature_cfg.warmup}, the lookback {lookback} and one window {horizon}"
-            + common_range_note(panel),
+            f"{n} bars are too few: the features need {feature_cfg.warmup}, the lookback {lookback} and one window"
+            f" {horizon}" + common_range_note(panel),
             hint=hint,
         )
     try:
@@ -117,8 +120,8 @@ def prepare_data(
     n_train = len(data.decisions("train"))
     if n_train < horizon:
         raise DataError(
-            f"the train split ({split.train[0]}..{split.train[1]} of {n} bars) leaves {max(n_train, 0)} decision bars after the "
-            f"{first}-bar warm-up (features + lookback); a window needs {horizon}",
+            f"the train split ({split.train[0]}..{split.train[1]} of {n} bars) leaves {max(n_train, 0)} decision bars"
+            f" after the {first}-bar warm-up (features + lookback); a window needs {horizon}",
             hint=hint,
         )
     for seg in ("val", "test"):

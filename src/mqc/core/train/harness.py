@@ -275,7 +275,10 @@ class Harness(abc.ABC):
 
     def _restore(self, run_dir: Path) -> None:
         path = runs.checkpoint_path(run_dir, runs.LATEST)
-        fresh = f"start a new run; to keep the trained weights add --init-checkpoint {runs.checkpoint_path(run_dir, runs.BEST)}"
+        fresh = (
+            "start a new run; to keep the trained weights add --init-checkpoint"
+            f" {runs.checkpoint_path(run_dir, runs.BEST)}"
+        )
         try:
             ckpt = runs.read_checkpoint(path)
         except CheckpointError as exc:
@@ -304,7 +307,8 @@ class Harness(abc.ABC):
             self.load_extra_state(state)
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise CheckpointError(
-                f"{path}: incomplete training state ({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''})",
+                f"{path}: incomplete training state ({type(exc).__name__}:"
+                f" {str(exc).splitlines()[0][:160] if str(exc) else ''})",
                 hint=fresh,
             ) from exc
         runs.truncate_metrics(run_dir, self.step)
@@ -406,5 +410,6 @@ class Harness(abc.ABC):
         self.saved_step = self.step
         # turnover in percent, as the backtest table shows it
         self.progress.log(
-            f"step {self.step}: val sharpe {val['sharpe']:.3f}, return {val['total_return']:+.2%}, turnover {val['turnover']:.2%}{'  (best)' if improved else ''}"
+            f"step {self.step}: val sharpe {val['sharpe']:.3f}, return {val['total_return']:+.2%}, turnover"
+            f" {val['turnover']:.2%}{'  (best)' if improved else ''}"
         )

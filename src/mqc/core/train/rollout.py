@@ -3,7 +3,8 @@
 The training losses must score only fills the backtest engine would make. Both apply the execution
 rules of ``mqc.core.market.fills``: never trade an asset on a forward-filled bar (``panel.filled``),
 hold its drifted weight, and scale the traded assets into the leverage room the held ones leave.
-``rollout`` applies them inside a training window, in torch and differentiably, so a policy cannot be rewarded for "trading" an equity at Friday's stale
+``rollout`` applies them inside a training window, in torch and differentiably, so a policy cannot be rewarded for
+"trading" an equity at Friday's stale
 close after watching weekend crypto moves.
 
 Windows start already holding their first position (entry costs would otherwise dominate short
