@@ -13,13 +13,13 @@ from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from mqc import __version__
+from mqc.commands import _options as o
 from mqc.commands import backtest as backtest_cmd
 from mqc.commands import data as data_cmd
 from mqc.commands import forecast as forecast_cmd
 from mqc.commands import profile as profile_cmd
 from mqc.commands import quickstart as quickstart_cmd
 from mqc.commands import train as train_cmd
-from mqc.commands import _options as o
 from mqc.commands._console import State, note, set_state
 from mqc.commands._errors import report, report_usage
 from mqc.commands._help import tidy

@@ -58,7 +58,9 @@ def test_cli_refuses_a_misspelt_setting_but_help_still_works(monkeypatch):
     monkeypatch.setenv("MQC_DM_STEPZ", "5")
     res = runner.invoke(app, ["train", "dm", "--steps", "3"])
     assert res.exit_code == 1, res.output
-    assert res.stderr.splitlines()[0] == "error: unknown environment variable MQC_DM_STEPZ; did you mean 'MQC_DM_STEPS'?"
+    assert (
+        res.stderr.splitlines()[0] == "error: unknown environment variable MQC_DM_STEPZ; did you mean 'MQC_DM_STEPS'?"
+    )
     assert runner.invoke(app, ["--help"]).exit_code == 0
     assert runner.invoke(app, ["train", "dm", "--help"]).exit_code == 0
 

@@ -124,8 +124,10 @@ def add_config_defaults(command: Any, tables: tuple[str, ...], renames: dict[str
         if not isinstance(param, TyperOption) or param.default is not None or param.hidden:
             continue
         binding = declared.get(param.name)
-        targets = (binding.targets if binding is not None and binding.targets else None) or renames.get(param.name) or next(
-            (f"{t}.{param.name}" for t in tables if param.name in _fields(classes[t])), None
+        targets = (
+            (binding.targets if binding is not None and binding.targets else None)
+            or renames.get(param.name)
+            or next((f"{t}.{param.name}" for t in tables if param.name in _fields(classes[t])), None)
         )
         if targets is None:
             continue

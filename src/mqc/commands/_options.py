@@ -6,12 +6,14 @@ The pattern (use it for every new command):
   ``"table.field"`` of the config dataclass it sets (a tuple when it sets several; ``"trainer.x"``
   means field ``x`` of the command's trainer table, bound with ``@tables(trainer="dm")``).
 * A command uses it as a parameter default: ``timeframe: str = TIMEFRAME()``; a call may change the
-  help, the default, the target or the converter for that command (``TIMEFRAME(sets="fetch.timeframe")``),
-  never the spelling. A flag only one command has may still be declared with ``Flag`` in its module.
-* The body builds its config flags with ``given(ctx)`` (``ctx: typer.Context``, the command's first parameter): ``{table: {field: value}}`` of the options that
-  were actually given (``None`` = not given, so a profile or ``MQC_*`` value is not overridden),
-  converted by the option's ``convert`` (``Enum`` values unwrapped by default). No name matching:
-  the mapping is the ``sets`` next to the option, and ``--help`` shows config defaults from it.
+  help, the default, the target or the converter for that command
+  (``TIMEFRAME(sets="fetch.timeframe")``), never the spelling. A flag only one command has may still be declared with ``Flag`` in its module.
+* The body builds its config flags with ``given(ctx)`` (``ctx: typer.Context``, the command's first
+  parameter): ``{table: {field: value}}`` of the options that were actually given (``None`` = not
+  given, so a profile or ``MQC_*`` value is not overridden), converted by the option's ``convert``
+  (``Enum`` values unwrapped by default). No name matching: the mapping is the ``sets`` next to the
+  option; ``--help`` shows config defaults from it; ``tests/commands/test_options.py`` checks every
+  target is a real field and every long flag is declared once.
 * An old spelling stays accepted through ``deprecated`` (old -> current): hidden from ``--help``,
   rewritten before parsing with a one-line ``note:`` on stderr (``MqcCommand`` in ``_help.py``).
 """
@@ -220,7 +222,9 @@ SHORTING = Flag(
     deprecated={"--no-shorting": "--long-only"},  # mqc backtest's spelling before 0.x
 )
 CASH = Flag(
-    ("--include-cash/--no-cash",), "Give the policy an explicit cash leg (market.include_cash).", sets="market.include_cash"
+    ("--include-cash/--no-cash",),
+    "Give the policy an explicit cash leg (market.include_cash).",
+    sets="market.include_cash",
 )
 
 # ---- runtime (the trainer's table; also forecast and quickstart) ---------------------------

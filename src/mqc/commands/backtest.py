@@ -7,6 +7,7 @@ from typing import Any
 
 import typer
 
+from mqc.commands import _options as o
 from mqc.commands._console import (
     RichProgress,
     fmt_num,
@@ -18,7 +19,6 @@ from mqc.commands._console import (
     want_json,
     warn,
 )
-from mqc.commands import _options as o
 
 
 class SplitChoice(StrEnum):
@@ -39,7 +39,11 @@ WINDOW = o.Flag(
 )
 STRIDE = o.Flag(("--stride",), "Bars between window starts.", sets="backtest.stride")
 NO_TRADES = o.Flag(
-    ("--no-trades",), "Skip trades.jsonl.", sets="backtest.write_trades", default=False, convert=lambda v: False if v else None
+    ("--no-trades",),
+    "Skip trades.jsonl.",
+    sets="backtest.write_trades",
+    default=False,
+    convert=lambda v: False if v else None,
 )
 NO_PLOTS = o.Flag(
     ("--no-plots",), "Skip the PNG plots.", sets="backtest.plots", default=False, convert=lambda v: False if v else None
@@ -55,15 +59,15 @@ def backtest(
         help="Checkpoint file, run directory, 'latest' (newest run), or best.pt / latest.pt (of the run you are in, else the newest).",
     ),
     weights: str = typer.Option(None, "--weights", "-w", help="CSV of target weights: timestamp,SYM1,SYM2,..."),
-    symbols: str = o.SYMBOLS(help="Comma-separated symbols (default: the checkpoint's / the file's).", convert=o.split_list),
+    symbols: str = o.SYMBOLS(
+        help="Comma-separated symbols (default: the checkpoint's / the file's).", convert=o.split_list
+    ),
     data_root: str = o.DATA_ROOT(help="Folder of per-symbol CSV/Parquet bars instead of the catalog."),
     timeframe: str = o.TIMEFRAME(help="Bar size (default: the checkpoint's, else 1d)."),
     split: SplitChoice = SPLIT(),
     window_length: int = WINDOW(),
     stride: int = STRIDE(),
-    start: str = o.START(
-        help="First timestamp evaluated (UTC, inclusive), within the split.", sets="backtest.start"
-    ),
+    start: str = o.START(help="First timestamp evaluated (UTC, inclusive), within the split.", sets="backtest.start"),
     end: str = o.END(help="Last timestamp evaluated (UTC, inclusive), within the split.", sets="backtest.end"),
     cost_bps: float = o.COST_BPS(
         help="Stress test: commission on every non-cash asset, bps.", sets="backtest.cost_bps"

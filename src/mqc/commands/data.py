@@ -7,8 +7,8 @@ from typing import Any
 
 import typer
 
-from mqc.commands._console import RichProgress, err, out, print_json, state, want_json, warn
 from mqc.commands import _options as o
+from mqc.commands._console import RichProgress, err, out, print_json, state, want_json, warn
 from mqc.commands._options import split_list
 
 app = typer.Typer(help="Import, validate, inspect and store OHLCV bars.", no_args_is_help=True)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import typer
 from typer.core import TyperGroup
 
-from mqc.commands._console import RichProgress, info, out, print_json, state, want_json, warn
 from mqc.commands import _options as o
+from mqc.commands._console import RichProgress, info, out, print_json, state, want_json, warn
 from mqc.commands._options import split_list, symbols_from
 
 

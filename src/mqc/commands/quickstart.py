@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from mqc.commands._console import RichProgress, info, out, print_json, want_json
 from mqc.commands import _options as o
+from mqc.commands._console import RichProgress, info, out, print_json, want_json
 
 
 def quickstart(

@@ -50,6 +50,7 @@ def note(message: str) -> None:
     else:
         warnings.warn(message, FutureWarning, stacklevel=3)
 
+
 # Modules that define config tables. Imported lazily by ``known_tables`` so that validating a profile
 # sees every table; each must stay light (dataclasses only, no torch/pandas at import time).
 CONFIG_MODULES: tuple[str, ...] = (

@@ -28,9 +28,7 @@ ENTROPY_COEF = Flag(("--entropy-coef",), "Entropy bonus weight.", sets="trainer.
 HIDDEN = Flag(("--hidden-size",), "Hidden width.", sets="trainer.hidden_size")
 LAYERS = Flag(("--layers",), "Layers.", sets="trainer.layers")
 LR = Flag(("--lr",), "AdamW learning rate.", sets="trainer.lr")
-EPOCHS = Flag(
-    ("--epochs",), "Passes over the train split's decision bars (overrides --steps).", sets="trainer.epochs"
-)
+EPOCHS = Flag(("--epochs",), "Passes over the train split's decision bars (overrides --steps).", sets="trainer.epochs")
 EVAL = Flag(("--eval-interval",), "Evaluate on val and save latest.pt every N steps.", sets="trainer.eval_interval")
 RISK = Flag(("--risk-aversion",), "Penalty on PnL variance.", sets="trainer.risk_aversion")
 DRAWDOWN = Flag(("--drawdown-lambda",), "Penalty on the differentiable max drawdown.", sets="trainer.drawdown_lambda")

@@ -28,9 +28,7 @@ KRONOS_HORIZONS = o.Flag(
 )
 KRONOS_SAMPLES = o.Flag(("--kronos-sample-count",), "Sample paths per asset and bar.", sets="kronos.sample_count")
 KRONOS_TEMPERATURE = o.Flag(("--kronos-temperature",), "Sampling temperature.", sets="kronos.temperature")
-KRONOS_TOP_P = o.Flag(
-    ("--kronos-top-p",), "Nucleus threshold (ignored when --kronos-top-k > 0).", sets="kronos.top_p"
-)
+KRONOS_TOP_P = o.Flag(("--kronos-top-p",), "Nucleus threshold (ignored when --kronos-top-k > 0).", sets="kronos.top_p")
 KRONOS_TOP_K = o.Flag(("--kronos-top-k",), "Top-k sampling (0 = off).", sets="kronos.top_k")
 KRONOS_CLIP = o.Flag(("--kronos-clip",), "Clip of the z-scored inputs.", sets="kronos.clip")
 

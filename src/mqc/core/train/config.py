@@ -1,7 +1,7 @@
 """Training configs (light module: dataclasses only, no torch/numpy at import time).
 
-``[dm]`` (formerly ``[train]``, still read with a note) configures ``mqc train dm`` and ``train kronos`` (Dirichlet GRU policy, GRPO / pathwise objectives) and
-``[sharpe]`` configures ``mqc train sharpe`` (differentiable Sharpe, no RL). Defaults train in a few
+``[dm]`` (formerly ``[train]``, still read with a note) configures ``mqc train dm`` and ``train kronos``
+(Dirichlet GRU policy, GRPO / pathwise objectives) and ``[sharpe]`` configures ``mqc train sharpe`` (differentiable Sharpe, no RL). Defaults train in a few
 minutes on a 2-core CPU; docs/train.md lists a GPU profile.
 """
 
