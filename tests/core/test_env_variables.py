@@ -79,6 +79,7 @@ def test_old_table_variable_still_resolves_with_a_note():
 
 
 def test_old_table_variable_without_a_sink_is_a_future_warning():
+    config.set_note_sink(None)  # (a CLI test earlier in the session may have set the CLI's)
     with pytest.warns(FutureWarning, match="MQC_TRAIN_LR is deprecated; use MQC_DM_LR"):
         assert config.resolve(DMTrainConfig, env={"MQC_TRAIN_LR": "0.01"}).value.lr == 0.01
 
