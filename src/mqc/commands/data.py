@@ -425,16 +425,17 @@ def synth(
 
 @app.command("fetch")
 def fetch(
+    ctx: typer.Context,
     symbols: list[str] = typer.Argument(
         ..., help="Provider symbols: AAPL ^GSPC (yfinance) or BTC/USDT (ccxt); commas work too."
     ),
-    provider: Provider = typer.Option(
-        None, "--provider", "-p", case_sensitive=False, help="yfinance (stocks) or ccxt (crypto)."
+    provider: Provider = o.Flag(("--provider", "-p"), "yfinance (stocks) or ccxt (crypto).", sets="fetch.provider")(
+        case_sensitive=False
     ),
     timeframe: str = o.TIMEFRAME(help="Bar size (default 1d).", sets="fetch.timeframe"),
     start: str = o.START(help="First date (YYYY-MM-DD).", sets="fetch.start"),
     end: str = o.END(help="Last date (YYYY-MM-DD).", sets="fetch.end"),
-    exchange: str = typer.Option(None, "--exchange", help="ccxt exchange id (default binance)."),
+    exchange: str = o.Flag(("--exchange",), "ccxt exchange id (default binance).", sets="fetch.exchange")(),
     on_error: OnError = OnErrorOpt,
     replace: bool = REPLACE(),
     json_out: bool = o.JSON(),
@@ -444,8 +445,7 @@ def fetch(
     from mqc.core.data.fetch import fetch_symbols
     from mqc.core.profiles import resolve_with_profile
 
-    flags = {"provider": _val(provider), "timeframe": timeframe, "start": start, "end": end, "exchange": exchange}
-    cfg = resolve_with_profile(FetchConfig, state().profile, flags=flags).value
+    cfg = resolve_with_profile(FetchConfig, state().profile, flags=o.given(ctx).get("fetch", {})).value
     icfg = _import_config(_val(on_error) or "repair", replace)
     names = [s.strip() for chunk in symbols for s in chunk.split(",") if s.strip()]
     with RichProgress() as progress:

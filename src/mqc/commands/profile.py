@@ -7,7 +7,7 @@ import typer
 from mqc.commands import _options as o
 from mqc.commands._console import info, out, print_json, state, want_json
 
-app = typer.Typer(help="TOML profiles: one table per config (data, market, train, ...).", no_args_is_help=True)
+app = typer.Typer(help="TOML profiles: one table per config (data, market, dm, ...).", no_args_is_help=True)
 
 
 @app.command("init")
