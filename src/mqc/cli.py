@@ -13,13 +13,14 @@ from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from mqc import __version__
+from mqc.commands import _options as o
 from mqc.commands import backtest as backtest_cmd
 from mqc.commands import data as data_cmd
 from mqc.commands import forecast as forecast_cmd
 from mqc.commands import profile as profile_cmd
 from mqc.commands import quickstart as quickstart_cmd
 from mqc.commands import train as train_cmd
-from mqc.commands._console import State, set_state
+from mqc.commands._console import State, note, set_state
 from mqc.commands._errors import report, report_usage
 from mqc.commands._help import tidy
 from mqc.core.errors import MqcError
@@ -93,8 +94,8 @@ def root(
     profile: str = typer.Option(
         None, "--profile", envvar="MQC_PROFILE", help="Profile name (TOML under the user config dir)."
     ),
-    json_out: bool = typer.Option(False, "--json", help="Print results as JSON on stdout."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or logs; results only."),
+    json_out: bool = o.JSON(help="Print results as JSON on stdout."),
+    quiet: bool = o.QUIET(help="No progress bars or logs; results only."),
     verbose: bool = typer.Option(
         False, "--verbose", "-v", help="More detail on stderr (e.g. what an error was caused by)."
     ),
@@ -104,6 +105,9 @@ def root(
 ) -> None:
     ctx.obj = State(profile=profile, json=json_out, quiet=quiet, verbose=verbose)
     set_state(ctx.obj)
+    from mqc.core.config import set_note_sink
+
+    set_note_sink(note)  # deprecation notes of core (an old table or MQC_* name) as one stderr line
     # A typo in --profile / MQC_PROFILE must not silently fall back to defaults. `mqc profile ...`
     # commands handle the name themselves (init/set create it, show reports it missing).
     if profile and ctx.invoked_subcommand != "profile":

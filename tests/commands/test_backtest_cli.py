@@ -156,6 +156,13 @@ def test_shorts_warn_when_the_market_forbids_them_and_trade_with_enable_shorting
     on = json.loads(res.stdout)
     assert on["source"]["clipped_short_targets"] == 0 and "set to 0" not in res.stderr
     assert on["metrics"]["total_return"] != off["metrics"]["total_return"]
+    # one spelling everywhere (train's): --long-only; backtest's old --no-shorting still works, with a note
+    for i, flag in enumerate(("--long-only", "--no-shorting")):
+        res = runner.invoke(app, [*base, "--out", str(tmp_path / f"c{i}"), flag])
+        assert res.exit_code == 0, res.output
+        assert json.loads(res.stdout)["source"]["clipped_short_targets"] == 14
+        notes = [line for line in res.stderr.splitlines() if line.startswith("note:")]
+        assert notes == (["note: --no-shorting is deprecated; use --long-only"] if flag == "--no-shorting" else [])
 
 
 def test_reusing_out_removes_the_previous_reports_stale_files(bars, tmp_path):

@@ -64,7 +64,7 @@ def test_train_dm_json_end_to_end(data_root: Path, tmp_path: Path) -> None:
     assert out["kind"] == "dm" and out["steps"] == 4 and "sharpe" in out["test_metrics"]
     doc = json.loads((run / "config.json").read_text())
     assert doc["configs"]["market"]["equity_fee_bps"] == {"value": 10.0, "source": "flag"}
-    assert doc["configs"]["train"]["objective"]["value"] == "grpo"
+    assert doc["configs"]["dm"]["objective"]["value"] == "grpo"
     assert doc["command_line"].startswith("mqc")
     assert (run / "checkpoints" / "best.pt").is_file() and (run / "report.json").is_file()
 
@@ -298,9 +298,9 @@ def test_absurd_profile_values_are_clear_errors_before_training(data_root: Path,
     runs = tmp_path / "runs"
     cases = {
         "[market]\nequity_fee_bps = inf\n": "market.equity_fee_bps must be a finite number, got inf",
-        "[train]\nsteps = 1e29\n": "train.steps must be at most 100,000,000",
-        "[train]\nlr = nan\n": "train.lr must be a finite number, got nan",
-        "[train]\nhidden_size = 1e15\n": "train.hidden_size must be at most 65,536",
+        "[dm]\nsteps = 1e29\n": "dm.steps must be at most 100,000,000",
+        "[dm]\nlr = nan\n": "dm.lr must be a finite number, got nan",
+        "[train]\nhidden_size = 1e15\n": "dm.hidden_size must be at most 65,536",  # the old table name: same check
     }
     for body, message in cases.items():
         (prof / "bad.toml").write_text(body)

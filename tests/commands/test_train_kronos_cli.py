@@ -122,7 +122,13 @@ def test_every_train_dm_option_is_a_train_kronos_option():
     kr_params = inspect.signature(kronos).parameters
     missing = sorted(set(dm_params) - set(kr_params))
     assert not missing, f"train kronos lacks train dm options: {missing}"
+    from mqc.commands._options import bindings
+
+    dm_sets, kr_sets = bindings(dm), bindings(kronos)
     for name, p in dm_params.items():
+        if name == "ctx":
+            continue
+        assert kr_sets[name] == dm_sets[name], name  # the same config field
         # same flag spellings (e.g. --muon/--no-muon, -k) and the same enum types
         assert kr_params[name].default.param_decls == p.default.param_decls, name
         assert kr_params[name].annotation == p.annotation, name
@@ -154,7 +160,7 @@ def test_train_dm_flags_reach_the_run_config(setup):
         ),
     )
     assert res.exit_code == 0, res.output
-    train = json.loads((Path(json.loads(res.stdout)["run_dir"]) / "config.json").read_text())["configs"]["train"]
+    train = json.loads((Path(json.loads(res.stdout)["run_dir"]) / "config.json").read_text())["configs"]["dm"]
     expected = {
         "objective": "pathwise",
         "rollout_groups": 4,

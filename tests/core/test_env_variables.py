@@ -20,8 +20,9 @@ runner = CliRunner()
 @pytest.mark.parametrize(
     ("name", "suggestion"),
     [
-        ("MQC_TRAIN_STEPZ", "MQC_TRAIN_STEPS"),  # unknown field
-        ("MQC_TRIAN_STEPS", "MQC_TRAIN_STEPS"),  # unknown table
+        ("MQC_DM_STEPZ", "MQC_DM_STEPS"),  # unknown field
+        ("MQC_TRAIN_STEPZ", "MQC_DM_STEPS"),  # unknown field of the old table name: the current name suggested
+        ("MQC_TRIAN_STEPS", "MQC_DM_STEPS"),  # unknown table
         ("MQC_DATA_DIRR", "MQC_DATA_DIR"),  # a path variable
         ("MQC_MARKET_SLIPAGE_BPS", "MQC_MARKET_SLIPPAGE_BPS"),
     ],
@@ -34,7 +35,7 @@ def test_unknown_variable_is_an_error_with_did_you_mean(name, suggestion):
 
 def test_known_variables_resolve():
     env = {
-        "MQC_TRAIN_STEPS": "7",
+        "MQC_DM_STEPS": "7",
         "MQC_DATA_DIR": "/x",
         "MQC_PROFILE": "p",
         "MQC_DEBUG": "1",
@@ -54,12 +55,36 @@ def test_every_variable_the_source_reads_is_known():
 
 
 def test_cli_refuses_a_misspelt_setting_but_help_still_works(monkeypatch):
-    monkeypatch.setenv("MQC_TRAIN_STEPZ", "5")
+    monkeypatch.setenv("MQC_DM_STEPZ", "5")
     res = runner.invoke(app, ["train", "dm", "--steps", "3"])
     assert res.exit_code == 1, res.output
     assert (
-        res.stderr.splitlines()[0]
-        == "error: unknown environment variable MQC_TRAIN_STEPZ; did you mean 'MQC_TRAIN_STEPS'?"
+        res.stderr.splitlines()[0] == "error: unknown environment variable MQC_DM_STEPZ; did you mean 'MQC_DM_STEPS'?"
     )
     assert runner.invoke(app, ["--help"]).exit_code == 0
     assert runner.invoke(app, ["train", "dm", "--help"]).exit_code == 0
+
+
+def test_old_table_variable_still_resolves_with_a_note():
+    """``[train]`` was renamed ``[dm]``: MQC_TRAIN_* still sets it, with a note naming the new variable."""
+    notes: list[str] = []
+    config.set_note_sink(notes.append)
+    try:
+        res = config.resolve(DMTrainConfig, env={"MQC_TRAIN_STEPS": "7"})
+    finally:
+        config.set_note_sink(None)
+    assert res.value.steps == 7 and res.sources["steps"] == "env:MQC_TRAIN_STEPS"
+    assert notes == ["MQC_TRAIN_STEPS is deprecated; use MQC_DM_STEPS"]
+    assert "MQC_TRAIN_STEPS" in config.known_variables() and "MQC_TRAIN_STEPS" not in config.known_variables(old=False)
+
+
+def test_old_table_variable_without_a_sink_is_a_future_warning():
+    config.set_note_sink(None)  # (a CLI test earlier in the session may have set the CLI's)
+    with pytest.warns(FutureWarning, match="MQC_TRAIN_LR is deprecated; use MQC_DM_LR"):
+        assert config.resolve(DMTrainConfig, env={"MQC_TRAIN_LR": "0.01"}).value.lr == 0.01
+
+
+def test_old_and_new_name_of_one_setting_together_is_an_error():
+    with pytest.raises(ConfigError, match="both MQC_DM_STEPS and MQC_TRAIN_STEPS are set") as err:
+        config.resolve(DMTrainConfig, env={"MQC_DM_STEPS": "7", "MQC_TRAIN_STEPS": "8"})
+    assert "unset MQC_TRAIN_STEPS" in err.value.hint

@@ -36,6 +36,8 @@ def test_a_config_json_without_the_format_marker_reads() -> None:
     doc = runs.read_run_config(V1)
     assert "format_version" not in doc
     assert runs.stored_table(doc, "train", V1 / "config.json")["lookback"] == 4
+    # written before [train] was renamed [dm]: read under the current name (resume asks for "dm")
+    assert "dm" not in doc["configs"] and runs.stored_table(doc, "dm", V1 / "config.json")["lookback"] == 4
     assert runs.config_tables(doc)["split"] == {"val_frac": 0.15, "test_frac": 0.15, "embargo": 0}
     ckpt = runs.read_checkpoint(runs.checkpoint_path(V1))
     split = runs.stored_split(ckpt, runs.checkpoint_run_config(runs.checkpoint_path(V1)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
@@ -37,6 +37,7 @@ class State:
     json: bool = False
     quiet: bool = False
     verbose: bool = False
+    notes: set[str] = field(default_factory=set)
 
 
 _STATE = State()
@@ -67,6 +68,14 @@ def info(message: str) -> None:
     """A log line on stderr (suppressed by --quiet)."""
     if not state().quiet:
         err.print(escape(message))
+
+
+def note(message: str) -> None:
+    """A deprecation note on stderr (``note: ...``), once per invocation, also with --quiet."""
+    if message in state().notes:
+        return
+    state().notes.add(message)
+    err.print(f"[cyan]note:[/cyan] {escape(message)}")
 
 
 def warn(message: str) -> None:

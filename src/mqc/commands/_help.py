@@ -4,9 +4,9 @@ defaults of options that default to "not given".
 
 Options of config-backed commands default to ``None`` so that a profile or ``MQC_*`` value is not
 overridden by a flag nobody typed; their help would show no default. ``tidy`` (called once when the
-root group is built) attaches, per command, which config fields its options set; the defaults are
-read from the config dataclasses only when that command's help is printed, so ``mqc --help`` stays
-light.
+root group is built) makes every leaf command an ``MqcCommand``; the config fields its options set
+(declared with each ``Flag``) and their defaults are read only when that command's help is printed,
+so ``mqc --help`` stays light. ``MqcCommand`` also accepts the deprecated spellings flags declare.
 """
 
 from __future__ import annotations
@@ -18,34 +18,16 @@ from typing import Any
 
 from typer.core import TyperArgument, TyperCommand, TyperOption
 
-# command path -> (config tables searched in order for an option's field, option -> "table.field"
-# for the options named differently). A tuple of targets shows a default only when they agree.
-_TRAIN_RENAMES: dict[str, Any] = {
-    "enable_shorting": "market.allow_short",
-    "cost_bps": ("market.equity_fee_bps", "market.crypto_fee_bps"),
-}
+# Commands whose options declare no config field (``Flag(sets=...)`` in ``_options.py``) and build
+# their flags by hand: command path -> (config tables searched in order for an option's field,
+# option -> "table.field" for the options named differently). A declared field always wins; a tuple
+# of targets shows a default only when they agree.
 _FORECAST_RENAMES: dict[str, Any] = {
     "model_path": "forecast.model_id",
     "compile_": "forecast.compile",
     "volume": "forecast.volume_covariate",
 }
 CONFIG_OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
-    "train dm": (("train", "data", "market"), {**_TRAIN_RENAMES, "compile_": "train.compile"}),
-    "train sharpe": (("sharpe", "data", "market"), {**_TRAIN_RENAMES, "compile_": "sharpe.compile"}),
-    "train kronos": (
-        ("train", "data", "market"),
-        {
-            **_TRAIN_RENAMES,
-            "compile_": "train.compile",
-            "kronos_model": "kronos.model_path",
-            "kronos_tokenizer": "kronos.tokenizer_path",
-            **{
-                f"kronos_{k}": f"kronos.{k}"
-                for k in ("context", "horizons", "sample_count", "temperature", "top_p", "top_k", "clip")
-            },
-        },
-    ),
-    "backtest": (("backtest", "data"), {"enable_shorting": "market.allow_short"}),
     "forecast run": (
         ("forecast",),
         {**_FORECAST_RENAMES, "horizon": "forecast.prediction_length", "quantiles": "forecast.quantile_levels"},
@@ -63,16 +45,33 @@ CONFIG_OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
 }
 
 
-class _ConfigDefaultsCommand(TyperCommand):
-    """A command whose help adds the config defaults of its ``None``-default options (see ``tidy``)."""
+class MqcCommand(TyperCommand):
+    """Every leaf command: accepts the deprecated spellings its flags declare (rewritten before
+    parsing, with a note), and its help adds the config defaults of its ``None``-default options."""
 
     mqc_path: str = ""
     _defaults_added: bool = False
 
+    def parse_args(self, ctx, args):  # type: ignore[no-untyped-def]
+        from mqc.commands._options import deprecated_spellings
+
+        old = deprecated_spellings(self)
+        if old:
+            args = list(args)
+            for i, arg in enumerate(args):
+                if arg == "--":
+                    break
+                if arg in old:
+                    from mqc.commands._console import note
+
+                    note(f"{arg} is deprecated; use {old[arg]}")
+                    args[i] = old[arg]
+        return super().parse_args(ctx, args)
+
     def format_help(self, ctx, formatter):  # type: ignore[no-untyped-def]
         if not self._defaults_added:
             self._defaults_added = True
-            add_config_defaults(self, *CONFIG_OPTIONS[self.mqc_path])
+            add_config_defaults(self, *CONFIG_OPTIONS.get(self.mqc_path, ((), {})))
         return super().format_help(ctx, formatter)
 
 
@@ -104,26 +103,31 @@ def tidy(command: Any, path: tuple[str, ...] = (), help_names: tuple[str, ...] |
             param.metavar = ""  # a flag takes no value: no "<bool>" after it
         elif type(param) is TyperArgument and param.nargs != 1:
             param.__class__ = _ItemTypeArgument
-    key = " ".join(path)
-    if key in CONFIG_OPTIONS and type(command) is TyperCommand:
-        command.__class__ = _ConfigDefaultsCommand
-        command.mqc_path = key
+    if type(command) is TyperCommand:
+        command.__class__ = MqcCommand
+        command.mqc_path = " ".join(path)
 
 
 def add_config_defaults(command: Any, tables: tuple[str, ...], renames: dict[str, Any]) -> None:
     """Append ``[default: X]`` to the help of each option of ``command`` that defaults to None and
-    sets a config field whose default is not None."""
+    sets a config field whose default is not None: the field its ``Flag`` declares, else
+    ``renames`` / the first of ``tables`` with a field of the option's name."""
     from rich.markup import escape
 
+    from mqc.commands._options import bindings
     from mqc.core.config import known_tables
 
     classes = known_tables()
+    declared = bindings(command)
     rich = getattr(command, "rich_markup_mode", None) == "rich"
     for param in command.params:
         if not isinstance(param, TyperOption) or param.default is not None or param.hidden:
             continue
-        targets = renames.get(param.name) or next(
-            (f"{t}.{param.name}" for t in tables if param.name in _fields(classes[t])), None
+        binding = declared.get(param.name)
+        targets = (
+            (binding.targets if binding is not None and binding.targets else None)
+            or renames.get(param.name)
+            or next((f"{t}.{param.name}" for t in tables if param.name in _fields(classes[t])), None)
         )
         if targets is None:
             continue

@@ -7,6 +7,7 @@ from typing import Any
 
 import typer
 
+from mqc.commands import _options as o
 from mqc.commands._console import (
     RichProgress,
     fmt_num,
@@ -18,7 +19,6 @@ from mqc.commands._console import (
     want_json,
     warn,
 )
-from mqc.commands._options import AllowAlteredOpt, JsonOpt, split_list
 
 
 class SplitChoice(StrEnum):
@@ -29,7 +29,29 @@ class SplitChoice(StrEnum):
     all = "all"
 
 
+SPLIT = o.Flag(
+    ("--split",),
+    "Segment: test, val or all (default: test for checkpoints, all for weights).",
+    sets="backtest.split",
+)
+WINDOW = o.Flag(
+    ("--window-length",), "Bars per rolling window (overlapping slices of one replay).", sets="backtest.window_length"
+)
+STRIDE = o.Flag(("--stride",), "Bars between window starts.", sets="backtest.stride")
+NO_TRADES = o.Flag(
+    ("--no-trades",),
+    "Skip trades.jsonl.",
+    sets="backtest.write_trades",
+    default=False,
+    convert=lambda v: False if v else None,
+)
+NO_PLOTS = o.Flag(
+    ("--no-plots",), "Skip the PNG plots.", sets="backtest.plots", default=False, convert=lambda v: False if v else None
+)
+
+
 def backtest(
+    ctx: typer.Context,
     checkpoint: str = typer.Option(
         None,
         "--checkpoint",
@@ -40,31 +62,25 @@ def backtest(
         ),
     ),
     weights: str = typer.Option(None, "--weights", "-w", help="CSV of target weights: timestamp,SYM1,SYM2,..."),
-    symbols: str = typer.Option(
-        None, "--symbols", "-s", help="Comma-separated symbols (default: the checkpoint's / the file's)."
+    symbols: str = o.SYMBOLS(
+        help="Comma-separated symbols (default: the checkpoint's / the file's).", convert=o.split_list
     ),
-    data_root: str = typer.Option(
-        None, "--data-root", help="Folder of per-symbol CSV/Parquet bars instead of the catalog."
+    data_root: str = o.DATA_ROOT(help="Folder of per-symbol CSV/Parquet bars instead of the catalog."),
+    timeframe: str = o.TIMEFRAME(help="Bar size (default: the checkpoint's, else 1d)."),
+    split: SplitChoice = SPLIT(),
+    window_length: int = WINDOW(),
+    stride: int = STRIDE(),
+    start: str = o.START(help="First timestamp evaluated (UTC, inclusive), within the split.", sets="backtest.start"),
+    end: str = o.END(help="Last timestamp evaluated (UTC, inclusive), within the split.", sets="backtest.end"),
+    cost_bps: float = o.COST_BPS(
+        help="Stress test: commission on every non-cash asset, bps.", sets="backtest.cost_bps"
     ),
-    timeframe: str = typer.Option(None, "--timeframe", "-t", help="Bar size (default: the checkpoint's, else 1d)."),
-    split: SplitChoice = typer.Option(
-        None, "--split", help="Segment: test, val or all (default: test for checkpoints, all for weights)."
+    slippage_bps: float = o.SLIPPAGE_BPS(
+        help="Stress test: slippage on every non-cash asset, bps.", sets="backtest.slippage_bps"
     ),
-    window_length: int = typer.Option(
-        None, "--window-length", help="Bars per rolling window (overlapping slices of one replay)."
-    ),
-    stride: int = typer.Option(None, "--stride", help="Bars between window starts."),
-    start: str = typer.Option(None, "--start", help="First timestamp evaluated (UTC, inclusive), within the split."),
-    end: str = typer.Option(None, "--end", help="Last timestamp evaluated (UTC, inclusive), within the split."),
-    cost_bps: float = typer.Option(None, "--cost-bps", help="Stress test: commission on every non-cash asset, bps."),
-    slippage_bps: float = typer.Option(
-        None, "--slippage-bps", help="Stress test: slippage on every non-cash asset, bps."
-    ),
-    out_dir: str = typer.Option(
-        None, "--out", "-o", help="Report directory (default: <runs dir>/backtests/<UTC time>)."
-    ),
-    no_trades: bool = typer.Option(False, "--no-trades", help="Skip trades.jsonl."),
-    no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG plots."),
+    out_dir: str = o.OUT(help="Report directory (default: <runs dir>/backtests/<UTC time>)."),
+    no_trades: bool = NO_TRADES(),
+    no_plots: bool = NO_PLOTS(),
     allow_mismatch: bool = typer.Option(
         False,
         "--allow-mismatch",
@@ -73,16 +89,14 @@ def backtest(
             " warning."
         ),
     ),
-    enable_shorting: bool | None = typer.Option(
-        None,
-        "--enable-shorting/--no-shorting",
+    enable_shorting: bool | None = o.SHORTING(
         help=(
             "Weights files: let negative weights be shorts (default: the profile's [market] allow_short, off);"
             " checkpoints use their own market."
         ),
     ),
-    allow_altered: bool = AllowAlteredOpt,
-    json_out: bool = JsonOpt,
+    allow_altered: bool = o.ALLOW_ALTERED(),
+    json_out: bool = o.JSON(),
 ) -> None:
     """Replay a strategy bar by bar with costs, against cash, buy & hold, 1/N and inverse-vol benchmarks.
 
@@ -109,31 +123,17 @@ def backtest(
             param_hint="'--enable-shorting'",
         )
     profile = state().profile
-    flags = dict(
-        split=split.value if split is not None else None,
-        window_length=window_length,
-        stride=stride,
-        start=start,
-        end=end,
-        cost_bps=cost_bps,
-        slippage_bps=slippage_bps,
-        write_trades=False if no_trades else None,
-        plots=False if no_plots else None,
-    )
-    resolved = resolve_with_profile(BacktestConfig, profile, flags=flags)
+    flags = o.given(ctx)
+    resolved = resolve_with_profile(BacktestConfig, profile, flags=flags.get("backtest", {}))
     cfg = resolved.value
-    data_res = resolve_with_profile(
-        DataConfig,
-        profile,
-        flags=dict(symbols=split_list(symbols), timeframe=timeframe, data_root=data_root, allow_altered=allow_altered),
-    )
+    data_res = resolve_with_profile(DataConfig, profile, flags=flags.get("data", {}))
     data = data_res.value
     if data.data_root is not None:
         data = dataclasses.replace(data, data_root=str(Path(data.data_root).expanduser().resolve()))
     fit_windows = resolved.sources["window_length"] == "default"  # shrink only a window the user did not ask for
     split_res = resolve_with_profile(SplitConfig, profile)
     split_cfg = split_res.value if any(s != "default" for s in split_res.sources.values()) else None
-    market_res = resolve_with_profile(MarketConfig, profile, flags=dict(allow_short=enable_shorting))
+    market_res = resolve_with_profile(MarketConfig, profile, flags=flags.get("market", {}))
     with RichProgress() as progress:
         if checkpoint is not None:
             path, note = resolve_checkpoint(checkpoint)

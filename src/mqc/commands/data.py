@@ -7,8 +7,9 @@ from typing import Any
 
 import typer
 
+from mqc.commands import _options as o
 from mqc.commands._console import RichProgress, err, out, print_json, state, want_json, warn
-from mqc.commands._options import JsonOpt, split_list
+from mqc.commands._options import split_list
 
 app = typer.Typer(help="Import, validate, inspect and store OHLCV bars.", no_args_is_help=True)
 
@@ -41,9 +42,8 @@ OnErrorOpt = typer.Option(
     case_sensitive=False,
     help="Bad rows: fail (stop, store nothing), repair (fix what can be fixed, drop the rest) or drop.",
 )
-TimeframeOpt = typer.Option(
-    None, "--timeframe", "-t", help="Bar size label (1m, 15m, 1h, 1d); default: inferred from the timestamps."
-)
+TIMEFRAME_LABEL = "Bar size label (1m, 15m, 1h, 1d); default: inferred from the timestamps."
+STORED_TIMEFRAME = "Bar size, when the symbol is stored at several."
 
 
 AdjustedOpt = typer.Option(
@@ -51,11 +51,14 @@ AdjustedOpt = typer.Option(
     "--adjusted",
     help="Files with Close and Adj Close: scale open/high/low/close by Adj Close / Close (returns include dividends).",
 )
-ReplaceHelp = (
+REPLACE = o.Flag(
+    ("--replace",),
     "Overwrite stored bars that differ at the new timestamps (the rest of the stored history is kept; when the provider"
     " re-adjusted its history by one factor, the kept bars are rescaled onto the new basis, else refused). To drop a"
-    " history, mqc data remove SYMBOL first."
+    " history, mqc data remove SYMBOL first.",
+    default=False,
 )
+SYMBOL = o.Flag(("--symbol", "-s"), "Symbol for a single file.")
 
 
 def _import_config(
@@ -158,16 +161,14 @@ def _short(path: str, width: int = 40) -> str:
 def import_(
     paths: list[str] = typer.Argument(..., help="CSV/Parquet files, folders or glob patterns (quote globs)."),
     on_error: OnError = OnErrorOpt,
-    symbol: str = typer.Option(
-        None, "--symbol", "-s", help="Symbol for a single file (default: symbol column, yfinance ticker or file name)."
-    ),
-    timeframe: str = TimeframeOpt,
+    symbol: str = SYMBOL(help="Symbol for a single file (default: symbol column, yfinance ticker or file name)."),
+    timeframe: str = o.TIMEFRAME(help=TIMEFRAME_LABEL, sets=None),
     asset_class: str = typer.Option(
         None, "--asset-class", help="equity, crypto or cash (default: guessed from the symbol)."
     ),
-    replace: bool = typer.Option(False, "--replace", help=ReplaceHelp),
+    replace: bool = REPLACE(),
     adjusted: bool = AdjustedOpt,
-    json_out: bool = JsonOpt,
+    json_out: bool = o.JSON(),
 ) -> None:
     """Validate every file, then store all of them in the catalog (nothing is stored if one fails)."""
     from mqc.core.data.importer import import_paths
@@ -182,10 +183,10 @@ def import_(
 def validate(
     paths: list[str] = typer.Argument(..., help="CSV/Parquet files, folders or glob patterns."),
     on_error: OnError = OnErrorOpt,
-    symbol: str = typer.Option(None, "--symbol", "-s", help="Symbol for a single file."),
-    timeframe: str = TimeframeOpt,
+    symbol: str = SYMBOL(),
+    timeframe: str = o.TIMEFRAME(help=TIMEFRAME_LABEL, sets=None),
     adjusted: bool = AdjustedOpt,
-    json_out: bool = JsonOpt,
+    json_out: bool = o.JSON(),
 ) -> None:
     """Run the import checks and print the report; stores nothing (over 20 issues per symbol: the full list goes to a
     file it names). Exit 1 when a file fails."""
@@ -201,8 +202,8 @@ def validate(
 
 @app.command("list")
 def list_(
-    timeframe: str = typer.Option(None, "--timeframe", "-t", help="Only this bar size (1d, 1h, 15m, ...)."),
-    json_out: bool = JsonOpt,
+    timeframe: str = o.TIMEFRAME(help="Only this bar size (1d, 1h, 15m, ...).", sets=None),
+    json_out: bool = o.JSON(),
 ) -> None:
     """List the symbols in the catalog."""
     from rich.table import Table
@@ -249,8 +250,8 @@ def _print_damaged(damaged: list) -> None:
 
 @app.command("verify")
 def verify(
-    timeframe: str = typer.Option(None, "--timeframe", "-t", help="Only this bar size (1d, 1h, 15m, ...)."),
-    json_out: bool = JsonOpt,
+    timeframe: str = o.TIMEFRAME(help="Only this bar size (1d, 1h, 15m, ...).", sets=None),
+    json_out: bool = o.JSON(),
 ) -> None:
     """Read every stored file and check it against the manifest (present, whole, same bars as imported). Exit 1 when
     one is damaged."""
@@ -287,9 +288,9 @@ def verify(
 @app.command("show")
 def show(
     symbol: str = typer.Argument(..., help="Symbol in the catalog."),
-    timeframe: str = typer.Option(None, "--timeframe", "-t", help="Bar size, when the symbol is stored at several."),
+    timeframe: str = o.TIMEFRAME(help=STORED_TIMEFRAME, sets=None),
     last: int = typer.Option(5, "--last", "-n", help="How many of the latest bars to print."),
-    json_out: bool = JsonOpt,
+    json_out: bool = o.JSON(),
 ) -> None:
     """Summary statistics, gaps, the last bars and a chart of closes."""
     from rich.table import Table
@@ -343,16 +344,13 @@ def show(
 def export(
     symbol: str = typer.Argument(..., help="Symbol in the catalog."),
     to: ExportFormat = typer.Option(ExportFormat.csv, "--to", case_sensitive=False, help="File format."),
-    out_path: str = typer.Option(
-        None,
-        "--out",
-        "-o",
+    out_path: str = o.OUT(
         help=(
             "File, or folder (existing, or ending in /: created) that receives SYMBOL_TF.EXT (default ./SYMBOL_TF.csv)."
         ),
     ),
-    timeframe: str = typer.Option(None, "--timeframe", "-t", help="Bar size, when the symbol is stored at several."),
-    json_out: bool = JsonOpt,
+    timeframe: str = o.TIMEFRAME(help=STORED_TIMEFRAME, sets=None),
+    json_out: bool = o.JSON(),
 ) -> None:
     """Write a stored symbol to CSV or Parquet (re-importable unchanged)."""
     from mqc.core.data.summary import export_symbol
@@ -367,8 +365,8 @@ def export(
 @app.command("remove")
 def remove(
     symbol: str = typer.Argument(..., help="Symbol to remove."),
-    timeframe: str = typer.Option(None, "--timeframe", "-t", help="Bar size, when the symbol is stored at several."),
-    json_out: bool = JsonOpt,
+    timeframe: str = o.TIMEFRAME(help=STORED_TIMEFRAME, sets=None),
+    json_out: bool = o.JSON(),
 ) -> None:
     """Remove a symbol from the catalog (its whole history: the way to start it over before a re-import)."""
     from mqc.core.data.catalog import Catalog
@@ -382,10 +380,8 @@ def remove(
 
 @app.command("sample")
 def sample(
-    symbols: str = typer.Option(
-        None, "--symbols", help="Comma-separated subset of SP500,NASDAQ,GOOG,EURUSD (default: all)."
-    ),
-    json_out: bool = JsonOpt,
+    symbols: str = o.SYMBOLS(help="Comma-separated subset of SP500,NASDAQ,GOOG,EURUSD (default: all).", sets=None),
+    json_out: bool = o.JSON(),
 ) -> None:
     """Import real bars shipped inside installed packages (no network): SP500, NASDAQ, GOOG daily; EURUSD hourly."""
     from mqc.core.data.sample import import_sample
@@ -399,15 +395,15 @@ def sample(
 def synth(
     assets: int = typer.Option(5, "--assets", help="Number of assets (SYN0, SYN1, ...)."),
     bars: int = typer.Option(2000, "--bars", help="Bars per asset."),
-    seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same bars)."),
-    timeframe: str = typer.Option("1d", "--timeframe", "-t", help="Bar size."),
-    start: str = typer.Option("2015-01-01", "--start", help="First timestamp."),
+    seed: int = o.SEED(0, help="Random seed (same seed, same bars).", sets=None),
+    timeframe: str = o.TIMEFRAME("1d", help="Bar size.", sets=None),
+    start: str = o.START("2015-01-01", help="First timestamp.", sets=None),
     correlation: float = typer.Option(0.3, "--correlation", help="Pairwise correlation of return shocks."),
-    out_dir: str = typer.Option(None, "--out", "-o", help="Write SYN<i>.csv files into this folder."),
+    out_dir: str = o.OUT(help="Write SYN<i>.csv files into this folder."),
     do_import: bool = typer.Option(
         False, "--import", help="Store in the catalog (the default when --out is not given)."
     ),
-    json_out: bool = JsonOpt,
+    json_out: bool = o.JSON(),
 ) -> None:
     """Seeded synthetic bars: correlated assets, GARCH volatility clustering, fat tails."""
     from mqc.core.data.synth import SynthSpec, import_synth, write_synth_csv
@@ -436,19 +432,20 @@ def synth(
 
 @app.command("fetch")
 def fetch(
+    ctx: typer.Context,
     symbols: list[str] = typer.Argument(
         ..., help="Provider symbols: AAPL ^GSPC (yfinance) or BTC/USDT (ccxt); commas work too."
     ),
-    provider: Provider = typer.Option(
-        None, "--provider", "-p", case_sensitive=False, help="yfinance (stocks) or ccxt (crypto)."
+    provider: Provider = o.Flag(("--provider", "-p"), "yfinance (stocks) or ccxt (crypto).", sets="fetch.provider")(
+        case_sensitive=False
     ),
-    timeframe: str = typer.Option(None, "--timeframe", "-t", help="Bar size (default 1d)."),
-    start: str = typer.Option(None, "--start", help="First date (YYYY-MM-DD)."),
-    end: str = typer.Option(None, "--end", help="Last date (YYYY-MM-DD)."),
-    exchange: str = typer.Option(None, "--exchange", help="ccxt exchange id (default binance)."),
+    timeframe: str = o.TIMEFRAME(help="Bar size (default 1d).", sets="fetch.timeframe"),
+    start: str = o.START(help="First date (YYYY-MM-DD).", sets="fetch.start"),
+    end: str = o.END(help="Last date (YYYY-MM-DD).", sets="fetch.end"),
+    exchange: str = o.Flag(("--exchange",), "ccxt exchange id (default binance).", sets="fetch.exchange")(),
     on_error: OnError = OnErrorOpt,
-    replace: bool = typer.Option(False, "--replace", help=ReplaceHelp),
-    json_out: bool = JsonOpt,
+    replace: bool = REPLACE(),
+    json_out: bool = o.JSON(),
 ) -> None:
     """Download bars (cached, retried on rate limits), validate and import them. Needs yfinance (stocks) or ccxt
     (crypto): pip install yfinance ccxt, or pip install -e ".\\[fetch]" from the mqc checkout."""
@@ -456,8 +453,7 @@ def fetch(
     from mqc.core.data.fetch import fetch_symbols
     from mqc.core.profiles import resolve_with_profile
 
-    flags = {"provider": _val(provider), "timeframe": timeframe, "start": start, "end": end, "exchange": exchange}
-    cfg = resolve_with_profile(FetchConfig, state().profile, flags=flags).value
+    cfg = resolve_with_profile(FetchConfig, state().profile, flags=o.given(ctx).get("fetch", {})).value
     icfg = _import_config(_val(on_error) or "repair", replace)
     names = [s.strip() for chunk in symbols for s in chunk.split(",") if s.strip()]
     with RichProgress() as progress:

@@ -9,8 +9,9 @@ from __future__ import annotations
 import typer
 from typer.core import TyperGroup
 
+from mqc.commands import _options as o
 from mqc.commands._console import RichProgress, info, out, print_json, state, want_json, warn
-from mqc.commands._options import JsonOpt, split_list, symbols_from
+from mqc.commands._options import split_list, symbols_from
 
 
 class DefaultRunGroup(TyperGroup):
@@ -32,7 +33,14 @@ ModelsOpt = typer.Option("naive,ewma-vol,bootstrap", "--models", help="Comma-sep
 HpDirOpt = typer.Option(
     None, "--hyperparams-dir", help="Read/write hyperparams here (default: user dir, then repo hyperparams/)."
 )
-TfOpt = typer.Option(None, "--timeframe", "-t", help="Bar size in the catalog (default 1d).")
+TF_HELP = "Bar size in the catalog (default 1d)."
+# config fields of these: CONFIG_OPTIONS in _help.py (the forecast commands build their flags by hand)
+MODEL = o.Flag(("--model", "-m"), "Forecaster.")
+ORIGINS = o.Flag(("--origins",), "Origins per symbol.")
+STEP = o.Flag(("--step",), "Bars between origins.")
+METRIC = o.Flag(("--metric",), "Metric.")
+QUANTILES = o.Flag(("--quantiles",), "Quantile levels, e.g. 0.1,0.5,0.9.")
+CONTEXT = o.Flag(("--context-length",), "Context bars.")
 ModelPathOpt = typer.Option(
     None,
     "--model-path",
@@ -84,32 +92,31 @@ def _ints(text: str | None, name: str) -> tuple[int, ...] | None:
 @app.command("run")
 def run(
     symbols: list[str] = typer.Argument(None, help="Symbols (space- or comma-separated)."),
-    model: str = typer.Option(None, "--model", "-m", help="Forecaster (naive, ewma-vol, chronos2, ..., or best)."),
-    horizon: int = typer.Option(None, "--horizon", help="Bars to forecast."),
-    quantiles: str = typer.Option(None, "--quantiles", help="Quantile levels, e.g. 0.1,0.5,0.9."),
-    timeframe: str = TfOpt,
-    end: str = typer.Option(None, "--end", help="Forecast as of this date (default: the latest bar)."),
+    model: str = MODEL(help="Forecaster (naive, ewma-vol, chronos2, ..., or best)."),
+    horizon: int = o.HORIZON(sets=None, help="Bars to forecast."),
+    quantiles: str = QUANTILES(help="Quantile levels, e.g. 0.1,0.5,0.9."),
+    timeframe: str = o.TIMEFRAME(help=TF_HELP, sets=None),
+    end: str = o.END(sets=None, help="Forecast as of this date (default: the latest bar)."),
     model_path: str = ModelPathOpt,
     tokenizer_path: str = TokenizerPathOpt,
-    context_length: int = typer.Option(None, "--context-length", help="Context bars."),
+    context_length: int = CONTEXT(help="Context bars."),
     batch_size: int = typer.Option(None, "--batch-size", help="Symbols per forward pass."),
-    device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:0."),
-    dtype: str = typer.Option(
-        None,
-        "--dtype",
+    device: str = o.DEVICE(sets=None, help="cpu, cuda, cuda:0."),
+    dtype: str = o.DTYPE(
+        sets=None,
         help="auto | fp32 | float32 | bf16 | bfloat16 (CUDA); auto = fp32 on CPU, bf16 on CUDA.",
         callback=_choice(_DTYPES, "--dtype"),
     ),
     attn: str = typer.Option(None, "--attn", help="sdpa | eager.", callback=_choice(("sdpa", "eager"), "--attn")),
-    compile_: bool = typer.Option(None, "--compile/--no-compile", help="torch.compile (CUDA only)."),
+    compile_: bool = o.COMPILE(sets=None, help="torch.compile (CUDA only)."),
     volume: bool = typer.Option(
         None, "--volume-covariate/--no-volume-covariate", help="Chronos-2: log volume as a past covariate."
     ),
-    threads: int = typer.Option(None, "--threads", help="torch CPU threads."),
+    threads: int = o.THREADS(sets=None, help="torch CPU threads."),
     hyperparams_dir: str = HpDirOpt,
-    out_path: str = typer.Option(None, "--out", help="Also write the forecast table to FILE.csv or FILE.parquet."),
+    out_path: str = o.OUT(help="Also write the forecast table to FILE.csv or FILE.parquet."),
     plot: str = typer.Option(None, "--plot", help="Write a PNG fan chart here."),
-    json_out: bool = JsonOpt,
+    json_out: bool = o.JSON(),
 ) -> None:
     """Forecast SYMBOLS from their latest bar: quantiles of price and % change vs the last close."""
     from mqc.core.forecast.service import run_forecast, save_forecasts
@@ -261,18 +268,18 @@ def _base_config(timeframe, model_path, hyperparams_dir, context_length=None, mo
 def eval_(
     symbols: list[str] = typer.Argument(None, help="Symbols to evaluate."),
     models: str = ModelsOpt,
-    origins: int = typer.Option(None, "--origins", help="Rolling origins per symbol (its latest usable bars)."),
-    step: int = typer.Option(None, "--step", help="Bars between origins."),
+    origins: int = ORIGINS(help="Rolling origins per symbol (its latest usable bars)."),
+    step: int = STEP(help="Bars between origins."),
     joint_origins: bool = JointOpt,
-    horizon: str = typer.Option(None, "--horizon", help="Horizons to score, e.g. 1,7."),
-    quantiles: str = typer.Option(None, "--quantiles", help="Levels asked of every model."),
-    timeframe: str = TfOpt,
-    context_length: int = typer.Option(None, "--context-length", help="Context bars per origin."),
+    horizon: str = o.HORIZON(sets=None, help="Horizons to score, e.g. 1,7."),
+    quantiles: str = QUANTILES(help="Levels asked of every model."),
+    timeframe: str = o.TIMEFRAME(help=TF_HELP, sets=None),
+    context_length: int = CONTEXT(help="Context bars per origin."),
     model_path: str = ModelPathOpt,
     tokenizer_path: str = TokenizerPathOpt,
     hyperparams_dir: str = HpDirOpt,
-    out_path: str = typer.Option(None, "--out", help="Results JSON (default: <runs dir>/forecast-eval/<time>.json)."),
-    json_out: bool = JsonOpt,
+    out_path: str = o.OUT(help="Results JSON (default: <runs dir>/forecast-eval/<time>.json)."),
+    json_out: bool = o.JSON(),
 ) -> None:
     """Rolling-origin, strictly causal evaluation of several models side by side: each symbol on its own origins
     (tuned per-symbol settings applied)."""
@@ -310,22 +317,20 @@ def eval_(
 @app.command("tune")
 def tune(
     symbol: str = typer.Argument(..., help="Symbol to tune."),
-    model: str = typer.Option("chronos2", "--model", "-m", help="Model whose settings are searched."),
+    model: str = MODEL("chronos2", help="Model whose settings are searched."),
     grid: str = typer.Option(None, "--grid", help="KEY=V1,V2;KEY=... (default: the model's grid)."),
-    metric: str = typer.Option(
-        None,
-        "--metric",
+    metric: str = METRIC(
         help=f"Metric to optimise: {', '.join(_PER_SYMBOL_METRICS)}.",
         callback=_choice(_PER_SYMBOL_METRICS, "--metric"),
     ),
-    origins: int = typer.Option(None, "--origins", help="Origins (validation + test)."),
-    step: int = typer.Option(None, "--step", help="Bars between origins."),
-    horizon: str = typer.Option(None, "--horizon", help="Horizons scored, e.g. 1,7."),
-    timeframe: str = TfOpt,
+    origins: int = ORIGINS(help="Origins (validation + test)."),
+    step: int = STEP(help="Bars between origins."),
+    horizon: str = o.HORIZON(sets=None, help="Horizons scored, e.g. 1,7."),
+    timeframe: str = o.TIMEFRAME(help=TF_HELP, sets=None),
     model_path: str = ModelPathOpt,
     tokenizer_path: str = TokenizerPathOpt,
     hyperparams_dir: str = HpDirOpt,
-    json_out: bool = JsonOpt,
+    json_out: bool = o.JSON(),
 ) -> None:
     """Search settings on validation origins, score the winner on test origins, write
     hyperparams/<model>/<SYMBOL>.<tf>.json."""
@@ -351,20 +356,18 @@ def tune(
 def select(
     symbols: list[str] = typer.Argument(None, help="Symbols to choose a model for."),
     models: str = ModelsOpt,
-    metric: str = typer.Option(
-        None,
-        "--metric",
+    metric: str = METRIC(
         help=f"Metric deciding the choice: {', '.join(_PER_SYMBOL_METRICS)}.",
         callback=_choice(_PER_SYMBOL_METRICS, "--metric"),
     ),
-    origins: int = typer.Option(None, "--origins", help="Origins per symbol (validation + test)."),
+    origins: int = ORIGINS(help="Origins per symbol (validation + test)."),
     joint_origins: bool = JointOpt,
-    horizon: str = typer.Option(None, "--horizon", help="Horizons scored, e.g. 1,7."),
-    timeframe: str = TfOpt,
+    horizon: str = o.HORIZON(sets=None, help="Horizons scored, e.g. 1,7."),
+    timeframe: str = o.TIMEFRAME(help=TF_HELP, sets=None),
     model_path: str = ModelPathOpt,
     tokenizer_path: str = TokenizerPathOpt,
     hyperparams_dir: str = HpDirOpt,
-    json_out: bool = JsonOpt,
+    json_out: bool = o.JSON(),
 ) -> None:
     """Pick each symbol's model on validation origins (tuned per-symbol settings applied) and write
     hyperparams/best/<SYMBOL>.<tf>.json."""
@@ -389,7 +392,7 @@ def select(
 
 
 @app.command("models")
-def models_(json_out: bool = JsonOpt) -> None:
+def models_(json_out: bool = o.JSON()) -> None:
     """List the forecasters that can be named with --model."""
     from mqc.core.forecast.base import available
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import typer
 
+from mqc.commands import _options as o
 from mqc.commands._console import info, out, print_json, state, want_json
-from mqc.commands._options import JsonOpt
 
-app = typer.Typer(help="TOML profiles: one table per config (data, market, train, ...).", no_args_is_help=True)
+app = typer.Typer(help="TOML profiles: one table per config (data, market, dm, ...).", no_args_is_help=True)
 
 
 @app.command("init")
@@ -23,7 +23,7 @@ def init(
 
 
 @app.command("list")
-def list_(json_out: bool = JsonOpt) -> None:
+def list_(json_out: bool = o.JSON()) -> None:
     """List profiles."""
     from mqc.core import paths
     from mqc.core.profiles import list_profiles
@@ -41,7 +41,7 @@ def list_(json_out: bool = JsonOpt) -> None:
 @app.command("path")
 def path(
     name: str = typer.Argument(None, help="Profile name (default: the profiles folder)."),
-    json_out: bool = JsonOpt,
+    json_out: bool = o.JSON(),
 ) -> None:
     """Print where a profile (or the profiles folder) lives (it need not exist yet)."""
     from mqc.core import paths
@@ -58,7 +58,7 @@ def path(
 def show(
     name: str = typer.Argument(None, help="Profile name (default: --profile / MQC_PROFILE, else none)."),
     table: str = typer.Option(None, "--table", help="Show only this table."),
-    json_out: bool = JsonOpt,
+    json_out: bool = o.JSON(),
 ) -> None:
     """Print every resolved value and where it came from (default, profile, env or flag)."""
     from rich.table import Table
@@ -68,6 +68,7 @@ def show(
 
     name = name or state().profile
     tables = config.known_tables()
+    table = config.current_table(table) if table else table
     if table and table not in tables:
         from mqc.core.errors import ConfigError
 
@@ -103,7 +104,7 @@ def set_(
     name: str = typer.Option(
         None, "--name", "-n", help="Profile to edit (default: --profile, else 'default'); created when missing."
     ),
-    json_out: bool = JsonOpt,
+    json_out: bool = o.JSON(),
 ) -> None:
     """Set one value in a profile, type-checked against its config (a missing profile is created, said on stderr)."""
     from mqc.core.profiles import profile_path, set_value

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import typer
-
+from mqc.commands import _options as o
 from mqc.commands._console import RichProgress, info, out, print_json, want_json
-from mqc.commands._options import JsonOpt
 
 
 def quickstart(
-    steps: int = typer.Option(None, "--steps", help="Training steps (default 300)."),
-    seed: int = typer.Option(0, "--seed", help="Seed for training and the bootstrap."),
-    threads: int = typer.Option(1, "--threads", help="Torch CPU threads."),
-    save_dir: str = typer.Option(None, "--save-dir", help="Parent of the run directory (default: the runs dir)."),
-    json_out: bool = JsonOpt,
+    steps: int = o.STEPS(help="Training steps (default 300).", sets=None),
+    seed: int = o.SEED(0, help="Seed for training and the bootstrap.", sets=None),
+    threads: int = o.THREADS(1, help="Torch CPU threads.", sets=None),
+    save_dir: str = o.SAVE_DIR(help="Parent of the run directory (default: the runs dir).", sets=None),
+    json_out: bool = o.JSON(),
 ) -> None:
     """The whole loop offline: import the sample, train `dm`, backtest the val-chosen checkpoint on test."""
     from mqc.commands.backtest import render_summary

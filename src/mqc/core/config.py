@@ -8,6 +8,11 @@ A value resolves, lowest to highest, from:
 and ``resolve`` reports where each value came from, so ``mqc profile show`` can print it.
 Unknown tables and keys are errors with a "did you mean" suggestion, and so are ``MQC_*`` variables
 mqc does not read (checked whenever a config is resolved).
+
+A table that was renamed keeps its old name as an alias (``@config_table("dm", old_names=("train",))``):
+a profile's ``[train]`` and ``MQC_TRAIN_*`` still resolve the ``[dm]`` table, each with a deprecation
+note sent to the note sink (the CLI prints it as one ``note:`` line; library callers get a
+``FutureWarning``). Setting both names at once is an error, never a silent choice.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ import math
 import os
 import types
 import typing
-from collections.abc import Mapping
+import warnings
+from collections.abc import Callable, Mapping
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
 from mqc.core.errors import ConfigError, UsageError
@@ -27,6 +33,23 @@ from mqc.core.errors import ConfigError, UsageError
 T = TypeVar("T")
 
 _TABLES: dict[str, type] = {}
+_OLD_NAMES: dict[str, str] = {}  # old table name -> current one
+_note_sink: Callable[[str], None] | None = None
+
+
+def set_note_sink(sink: Callable[[str], None] | None) -> None:
+    """Where deprecation notes go (the CLI prints them on stderr); ``None``: a ``FutureWarning``."""
+    global _note_sink
+    _note_sink = sink
+
+
+def note(message: str) -> None:
+    """Report a deprecation (an old table or variable name that still works) to the note sink."""
+    if _note_sink is not None:
+        _note_sink(message)
+    else:
+        warnings.warn(message, FutureWarning, stacklevel=3)
+
 
 # Modules that define config tables. Imported lazily by ``known_tables`` so that validating a profile
 # sees every table; each must stay light (dataclasses only, no torch/pandas at import time).
@@ -40,8 +63,10 @@ CONFIG_MODULES: tuple[str, ...] = (
 )
 
 
-def config_table(name: str):
+def config_table(name: str, *, old_names: tuple[str, ...] = ()):
     """Class decorator registering a frozen config dataclass under a profile table name.
+
+    ``old_names``: earlier names of the table, still read (profiles, ``MQC_*``, stored runs) with a note.
 
     Every registered table also gets ``check_values`` (finite numbers, integers in range, the
     fields' ``min``/``max`` metadata) before its own ``__post_init__`` invariants run, so no table
@@ -55,6 +80,8 @@ def config_table(name: str):
         if existing is not None and existing.__qualname__ != cls.__qualname__:
             raise TypeError(f"config table {name!r} registered twice ({existing.__name__}, {cls.__name__})")
         _TABLES[name] = cls
+        for old in old_names:
+            _OLD_NAMES[old] = name
         cls.__config_table__ = name  # type: ignore[attr-defined]
         _install_value_checks(cls)
         return cls
@@ -137,6 +164,26 @@ def known_tables() -> dict[str, type]:
 
 def table_name(cls: type) -> str:
     return cls.__config_table__  # type: ignore[attr-defined]
+
+
+def old_table_names() -> dict[str, str]:
+    """Old table name -> current name, for every renamed table."""
+    known_tables()
+    return dict(_OLD_NAMES)
+
+
+def old_names_of(table: str) -> tuple[str, ...]:
+    """The earlier names of ``table`` (``("train",)`` for ``dm``)."""
+    return tuple(old for old, new in old_table_names().items() if new == table)
+
+
+def current_table(table: str, where: str = "") -> str:
+    """``table``, or the current name of an old one (with a deprecation note naming ``where``)."""
+    new = old_table_names().get(table)
+    if new is None:
+        return table
+    note(f"{where + ': ' if where else ''}table [{table}] is now [{new}]; rename it ([{table}] is still read)")
+    return new
 
 
 def did_you_mean(name: str, options: typing.Iterable[str]) -> str:
@@ -251,9 +298,23 @@ OTHER_VARIABLES: frozenset[str] = frozenset(
 )
 
 
-def known_variables() -> set[str]:
-    """Every ``MQC_*`` environment variable mqc reads."""
-    return {env_name(t, f) for t, cls in known_tables().items() for f in field_types(cls)} | OTHER_VARIABLES
+def known_variables(*, old: bool = True) -> set[str]:
+    """Every ``MQC_*`` environment variable mqc reads (``old=False``: without the deprecated names
+    of renamed tables, ``MQC_TRAIN_*``)."""
+    tables = known_tables()
+    names = {env_name(t, f) for t, cls in tables.items() for f in field_types(cls)} | OTHER_VARIABLES
+    if old:
+        names |= {env_name(o, f) for o, t in _OLD_NAMES.items() for f in field_types(tables[t])}
+    return names
+
+
+def _current_variable(name: str) -> str:
+    """``MQC_TRAIN_STEPS`` -> ``MQC_DM_STEPS`` (a name of a current table unchanged)."""
+    for old, new in _OLD_NAMES.items():
+        prefix = f"MQC_{old.upper()}_"
+        if name.startswith(prefix):
+            return f"MQC_{new.upper()}_" + name[len(prefix) :]
+    return name
 
 
 def check_env(env: Mapping[str, str] | None = None) -> None:
@@ -269,10 +330,12 @@ def check_env(env: Mapping[str, str] | None = None) -> None:
     known = known_variables()
     for name in unknown:
         if name not in known:
+            match = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+            suggestion = f"; did you mean {_current_variable(match[0])!r}?" if match else ""
             raise ConfigError(
-                f"unknown environment variable {name}{did_you_mean(name, known)}",
+                f"unknown environment variable {name}{suggestion}",
                 hint=f"fix its name or unset it (unset {name}); a setting is MQC_<TABLE>_<FIELD> of a profile "
-                "table and key, e.g. MQC_TRAIN_STEPS for train.steps",
+                "table and key, e.g. MQC_DM_STEPS for dm.steps",
             )
 
 
@@ -301,15 +364,27 @@ def resolve(
         layers.append(("hyperparams", hyperparams))
     if profile:
         layers.append((f"profile:{profile_name or '?'}", profile))
-    env_layer = {name: env[env_name(table, name)] for name in types_ if env_name(table, name) in env}
+    env_layer: dict[str, tuple[str, str]] = {}  # field -> (variable, raw value)
+    for name in types_:
+        for variable in (env_name(table, name), *(env_name(old, name) for old in old_names_of(table))):
+            if variable not in env:
+                continue
+            if name in env_layer:
+                raise ConfigError(
+                    f"both {env_layer[name][0]} and {variable} are set",
+                    hint=f"unset {variable} ({_current_variable(variable)} is its current name)",
+                )
+            env_layer[name] = (variable, env[variable])
+            if variable != env_name(table, name):
+                note(f"{variable} is deprecated; use {env_name(table, name)}")
     for label, layer in layers:
         check_keys(cls, layer, f"[{table}] in {label}")
         for key, raw in layer.items():
             values[key] = coerce(raw, types_[key], f"[{table}].{key} in {label}")
             sources[key] = label
-    for key, raw in env_layer.items():
-        values[key] = coerce(raw, types_[key], env_name(table, key))
-        sources[key] = f"env:{env_name(table, key)}"
+    for key, (variable, raw) in env_layer.items():
+        values[key] = coerce(raw, types_[key], variable)
+        sources[key] = f"env:{variable}"
     before_flags = dict(values)
     if flags:
         check_keys(cls, flags, f"[{table}] flags")

@@ -60,14 +60,23 @@ def read_profile(name: str) -> dict[str, dict[str, Any]]:
 
 
 def validate_profile(data: dict[str, Any], where: str) -> None:
+    """Check every table and key; an old table name (``[train]`` for ``[dm]``) is accepted, but not
+    beside its current name."""
     tables = config.known_tables()
+    old = config.old_table_names()
     for table, values in data.items():
-        if table not in tables:
+        current = old.get(table, table)
+        if current not in tables:
             raise ConfigError(f"{where}: unknown table [{table}]{config.did_you_mean(table, tables)}")
+        if current != table and current in data:
+            raise ConfigError(
+                f"{where}: both [{current}] and [{table}] (its old name) are present",
+                hint=f"move the keys of [{table}] into [{current}] and delete [{table}]",
+            )
         if not isinstance(values, dict):
             raise ConfigError(f"{where}: [{table}] must be a table of key = value")
-        config.check_keys(tables[table], values, f"{where} [{table}]")
-        types_ = config.field_types(tables[table])
+        config.check_keys(tables[current], values, f"{where} [{table}]")
+        types_ = config.field_types(tables[current])
         for key, raw in values.items():
             config.coerce(raw, types_[key], f"{where} [{table}].{key}")
 
@@ -144,12 +153,17 @@ def set_value(name: str, dotted_key: str, raw: str) -> Any:
         raise ConfigError(f"key {dotted_key!r} must be TABLE.KEY, e.g. market.equity_fee_bps")
     table, key = dotted_key.split(".", 1)
     tables = config.known_tables()
+    table = config.current_table(table)
     if table not in tables:
         raise ConfigError(f"unknown table {table!r}{config.did_you_mean(table, tables)}")
     cls = tables[table]
     config.check_keys(cls, {key: None}, f"[{table}]")
     value = config.coerce(raw, config.field_types(cls)[key], f"{table}.{key}")
     data = read_profile(name) if profile_path(name).exists() else {}
+    for old in config.old_names_of(table):  # rewritten under the current name, keys kept
+        if old in data:
+            config.note(f"profile {name}: table [{old}] is renamed [{table}] (its keys are kept)")
+            data[table] = data.pop(old)
     data.setdefault(table, {})[key] = list(value) if isinstance(value, tuple) else value
     if value is None:
         data[table].pop(key)
@@ -165,7 +179,15 @@ def profile_table(name: str | None, cls: type) -> dict[str, Any]:
     """The table for ``cls`` in profile ``name`` (empty when no profile is selected)."""
     if not name:
         return {}
-    return dict(read_profile(name).get(config.table_name(cls), {}))
+    data = read_profile(name)
+    table = config.table_name(cls)
+    if table in data:
+        return dict(data[table])
+    for old in config.old_names_of(table):
+        if old in data:
+            config.current_table(old, f"profile {name}")
+            return dict(data[old])
+    return {}
 
 
 def resolve_with_profile(cls: type, profile_name: str | None, *, hyperparams=None, flags=None):

@@ -269,8 +269,13 @@ def stored_table(doc: dict[str, Any], table: str, where: Path) -> dict[str, Any]
     Raises:
         CheckpointError: the table is missing or damaged.
     """
+    from mqc.core.config import old_names_of
+
     try:
-        return {k: v["value"] for k, v in doc["configs"][table].items()}
+        configs = doc["configs"]
+        # a run written before its table was renamed stores it under the old name ([train] for [dm])
+        name = next((n for n in (table, *old_names_of(table)) if n in configs), table)
+        return {k: v["value"] for k, v in configs[name].items()}
     except (KeyError, TypeError, AttributeError) as exc:
         raise CheckpointError(
             f"{where}: the [{table}] table is missing or damaged",

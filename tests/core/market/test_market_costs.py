@@ -50,9 +50,15 @@ def test_cost_flag_sets_the_commission_of_every_non_cash_asset() -> None:
 
 def test_train_cost_flag_resolves_to_the_backtest_override(monkeypatch: pytest.MonkeyPatch) -> None:
     """``mqc train --cost-bps`` and ``mqc backtest --cost-bps`` set the same fields, the same way."""
+    import typer.main
+
+    from mqc.cli import app
+    from mqc.commands._options import given
     from mqc.commands.train._common import resolve_common
 
-    market = resolve_common({}, {"slippage_bps": 4.0}, 9.0)["market"]
+    dm = typer.main.get_command(app).commands["train"].commands["dm"]
+    ctx = dm.make_context("dm", ["--cost-bps", "9", "--slippage-bps", "4"])  # parsed as on the command line
+    market = resolve_common(given(ctx))["market"]
     assert market.value == MarketConfig().with_cost(9.0, 4.0)
     assert market.sources["equity_fee_bps"] == market.sources["crypto_fee_bps"] == "flag"
 

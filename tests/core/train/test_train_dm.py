@@ -52,7 +52,7 @@ def test_run_directory_is_complete(trend_panel, tmp_path) -> None:
     doc = json.loads((run / "config.json").read_text())
     for key in ("configs", "symbols", "data_fingerprint", "mqc_version", "command_line", "split", "timeframe"):
         assert key in doc
-    assert doc["configs"]["train"]["lookback"]["value"] == 16
+    assert doc["configs"]["dm"]["lookback"]["value"] == 16
     assert doc["split"]["embargo"] == 16
     rows = read_metrics(run)
     train_rows = [r for r in rows if r["kind"] == "train"]

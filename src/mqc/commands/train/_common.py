@@ -12,66 +12,38 @@ import typer
 from rich.markup import escape
 
 from mqc.commands._console import RichProgress, err, out, print_json, state, want_json
-from mqc.commands._options import AllowAlteredOpt as AllowAlteredOpt  # re-exported: shared with mqc backtest
-from mqc.commands._options import split_list
+from mqc.commands._options import Flag, given, given_names
 
-# Data selection
-DataRootOpt = typer.Option(
-    None, "--data-root", help="Folder of per-symbol CSV/Parquet files (validated on the fly) instead of the catalog."
-)
-SymbolsOpt = typer.Option(
-    None, "--symbols", "-s", help="Comma-separated catalog symbols (default: all of the timeframe)."
-)
-TimeframeOpt = typer.Option(None, "--timeframe", "-t", help="Bar size: 1d, 1h, 15m, ...")
-StartOpt = typer.Option(None, "--start", help="First bar to load (UTC date/time).")
-EndOpt = typer.Option(None, "--end", help="Last bar to load (UTC date/time).")
-MaxAssetsOpt = typer.Option(None, "--max-assets", help="Keep at most this many symbols.")
-ExcludeOpt = typer.Option(None, "--exclude", help="Comma-separated symbols to leave out.")
-# Market
-CostOpt = typer.Option(None, "--cost-bps", help="Commission in bps for equities and crypto (sets both).")
-SlippageOpt = typer.Option(None, "--slippage-bps", help="Spread + slippage in bps.")
-ShortOpt = typer.Option(None, "--enable-shorting/--long-only", help="Allow short positions (market.allow_short).")
-CashOpt = typer.Option(
-    None, "--include-cash/--no-cash", help="Give the policy an explicit cash leg (market.include_cash)."
-)
-# Training
-LookbackOpt = typer.Option(None, "--lookback", help="Bars of features per decision.")
-HorizonOpt = typer.Option(None, "--horizon", help="Decisions per sampled window.")
-BatchOpt = typer.Option(None, "--batch-windows", help="Windows per optimiser step.")
+# Options of the trainer's table only train has ("trainer.x": the command's @tables(trainer=...));
+# the shared ones (--timeframe, --cost-bps, --seed, ...) are declared in commands/_options.py.
+LOOKBACK = Flag(("--lookback",), "Bars of features per decision.", sets="trainer.lookback")
+BATCH = Flag(("--batch-windows",), "Windows per optimiser step.", sets="trainer.batch_windows")
 # dm objective (train dm and train kronos; values are dm.Objective / dm.Reward)
-RolloutGroupsOpt = typer.Option(None, "--rollout-groups", "-k", help="K rollouts per window (GRPO group).")
-ObjectiveOpt = typer.Option(None, "--objective", help="grpo, pathwise or hybrid.")
-RewardOpt = typer.Option(None, "--reward", help="log_wealth or sharpe.")
-KlCoefOpt = typer.Option(None, "--kl-coef", help="Weight of KL to the EMA reference policy.")
-EmaDecayOpt = typer.Option(None, "--ema-decay", help="EMA decay of the reference policy.")
-EntropyCoefOpt = typer.Option(None, "--entropy-coef", help="Entropy bonus weight.")
-HiddenOpt = typer.Option(None, "--hidden-size", help="Hidden width.")
-LayersOpt = typer.Option(None, "--layers", help="Layers.")
-LrOpt = typer.Option(None, "--lr", help="AdamW learning rate.")
-StepsOpt = typer.Option(None, "--steps", help="Optimiser steps.")
-EpochsOpt = typer.Option(None, "--epochs", help="Passes over the train split's decision bars (overrides --steps).")
-EvalOpt = typer.Option(None, "--eval-interval", help="Evaluate on val and save latest.pt every N steps.")
-RiskOpt = typer.Option(None, "--risk-aversion", help="Penalty on PnL variance.")
-DrawdownOpt = typer.Option(None, "--drawdown-lambda", help="Penalty on the differentiable max drawdown.")
-MuonOpt = typer.Option(None, "--muon/--no-muon", help="Muon for hidden matrices + AdamW (--no-muon: AdamW only).")
-CompileOpt = typer.Option(None, "--compile/--no-compile", help="torch.compile the model (CUDA only).")
-DeviceOpt = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N.")
-DtypeOpt = typer.Option(None, "--dtype", help="auto (fp32 CPU, bf16 autocast CUDA), fp32 or bf16.")
-MicroOpt = typer.Option(None, "--microbatch-windows", help="Windows per forward/backward (gradient accumulation).")
-CkptOpt = typer.Option(
-    None, "--gradient-checkpointing/--no-gradient-checkpointing", help="Recompute activations in backward."
+ROLLOUT_GROUPS = Flag(("--rollout-groups", "-k"), "K rollouts per window (GRPO group).", sets="trainer.rollout_groups")
+OBJECTIVE = Flag(("--objective",), "grpo, pathwise or hybrid.", sets="trainer.objective")
+REWARD = Flag(("--reward",), "log_wealth or sharpe.", sets="trainer.reward")
+KL_COEF = Flag(("--kl-coef",), "Weight of KL to the EMA reference policy.", sets="trainer.kl_coef")
+EMA_DECAY = Flag(("--ema-decay",), "EMA decay of the reference policy.", sets="trainer.ema_decay")
+ENTROPY_COEF = Flag(("--entropy-coef",), "Entropy bonus weight.", sets="trainer.entropy_coef")
+HIDDEN = Flag(("--hidden-size",), "Hidden width.", sets="trainer.hidden_size")
+LAYERS = Flag(("--layers",), "Layers.", sets="trainer.layers")
+LR = Flag(("--lr",), "AdamW learning rate.", sets="trainer.lr")
+EPOCHS = Flag(("--epochs",), "Passes over the train split's decision bars (overrides --steps).", sets="trainer.epochs")
+EVAL = Flag(("--eval-interval",), "Evaluate on val and save latest.pt every N steps.", sets="trainer.eval_interval")
+RISK = Flag(("--risk-aversion",), "Penalty on PnL variance.", sets="trainer.risk_aversion")
+DRAWDOWN = Flag(("--drawdown-lambda",), "Penalty on the differentiable max drawdown.", sets="trainer.drawdown_lambda")
+MUON = Flag(("--muon/--no-muon",), "Muon for hidden matrices + AdamW (--no-muon: AdamW only).", sets="trainer.muon")
+MICRO = Flag(
+    ("--microbatch-windows",),
+    "Windows per forward/backward (gradient accumulation).",
+    sets="trainer.microbatch_windows",
 )
-ThreadsOpt = typer.Option(None, "--threads", help="torch CPU threads.")
-SeedOpt = typer.Option(None, "--seed", help="Random seed.")
-InitOpt = typer.Option(None, "--init-checkpoint", help="Start from this checkpoint's weights.")
-SaveDirOpt = typer.Option(None, "--save-dir", help="Parent folder of the run directory (default: <runs dir>/<kind>).")
-ResumeOpt = typer.Option(
-    None,
-    "--resume",
-    help=(
-        "Continue a killed run from RUN_DIR/checkpoints/latest.pt with its stored settings (no other training options)."
-    ),
+CKPT = Flag(
+    ("--gradient-checkpointing/--no-gradient-checkpointing",),
+    "Recompute activations in backward.",
+    sets="trainer.gradient_checkpointing",
 )
+INIT = Flag(("--init-checkpoint",), "Start from this checkpoint's weights.", sets="trainer.init_checkpoint")
 
 
 class DtypeChoice(StrEnum):
@@ -82,23 +54,13 @@ class DtypeChoice(StrEnum):
     bf16 = "bf16"
 
 
-# option names that differ from the config field they set
-_FLAG_NAMES = {
-    "allow_short": "--enable-shorting/--long-only",
-    "include_cash": "--include-cash/--no-cash",
-    "compile": "--compile/--no-compile",
-    "muon": "--muon/--no-muon",
-    "gradient_checkpointing": "--gradient-checkpointing/--no-gradient-checkpointing",
-}
-
-
-def check_resume(kind: str, resume: str | None, given: dict[str, Any]) -> None:
+def check_resume(ctx: typer.Context, kind: str, resume: str | None) -> None:
     """With ``--resume`` every setting comes from the run: other options are an error, not ignored."""
     from mqc.core.errors import ConfigError
 
     if not resume:
         return
-    named = [_FLAG_NAMES.get(k, "--" + k.replace("_", "-")) for k, v in given.items() if v is not None]
+    named = given_names(ctx)
     if named:
         raise ConfigError(
             f"--resume continues the run with its stored settings; these options cannot be changed: {', '.join(named)}",
@@ -106,38 +68,7 @@ def check_resume(kind: str, resume: str | None, given: dict[str, Any]) -> None:
         )
 
 
-# command parameters whose name differs from the config field they set
-_PARAM_FOR_FIELD = {"allow_short": "enable_shorting", "compile": "compile_"}
-
-
-def flags_for(cls: type, params: dict[str, Any]) -> dict[str, Any]:
-    """The flags a command's parameters give config ``cls``: every field with a same-named parameter
-    (``_PARAM_FOR_FIELD`` for the renamed ones), Enum values unwrapped. One mapping for every
-    trainer command, so ``train dm`` and ``train kronos`` cannot drift apart."""
-    import dataclasses
-    from enum import Enum
-
-    out: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
-        name = _PARAM_FOR_FIELD.get(f.name, f.name)
-        if name in params:
-            value = params[name]
-            out[f.name] = value.value if isinstance(value, Enum) else value
-    return out
-
-
-def command_flags(train_cls: type, params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """(data, market, training) flags of a trainer command from its parameters (``locals()``)."""
-    from mqc.core.data.config import DataConfig
-    from mqc.core.market.config import MarketConfig
-
-    return flags_for(DataConfig, params), flags_for(MarketConfig, params), flags_for(train_cls, params)
-
-
-QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress bar or logs; results only.")
-
-
-def resolve_common(data_flags: dict[str, Any], market_flags: dict[str, Any], cost_bps: float | None) -> dict[str, Any]:
+def resolve_common(flags: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Resolve the data, market, features and split tables (defaults < profile < env < flags)."""
     import dataclasses
 
@@ -146,15 +77,7 @@ def resolve_common(data_flags: dict[str, Any], market_flags: dict[str, Any], cos
     from mqc.core.profiles import resolve_with_profile
 
     prof = state().profile
-    data_flags = {
-        **data_flags,
-        "symbols": split_list(data_flags.get("symbols")),
-        "exclude": split_list(data_flags.get("exclude")),
-    }
-    if data_flags["symbols"]:
-        data_flags["symbols"] = tuple(s.upper() for s in data_flags["symbols"])
-    market_flags = {**market_flags, **MarketConfig.cost_fields(cost_bps)}  # the one meaning of --cost-bps
-    data = resolve_with_profile(DataConfig, prof, flags=data_flags)
+    data = resolve_with_profile(DataConfig, prof, flags=flags.get("data", {}))
     if data.value.data_root is not None:
         from mqc.core.train.api import absolute_data_root
 
@@ -162,38 +85,26 @@ def resolve_common(data_flags: dict[str, Any], market_flags: dict[str, Any], cos
         data = dataclasses.replace(data, value=absolute_data_root(data.value))
     return {
         "data": data,
-        "market": resolve_with_profile(MarketConfig, prof, flags=market_flags),
+        "market": resolve_with_profile(MarketConfig, prof, flags=flags.get("market", {})),
         "features": resolve_with_profile(FeatureConfig, prof),
         "split": resolve_with_profile(SplitConfig, prof),
     }
 
 
-def run_training(
-    kind: str,
-    data_flags: dict[str, Any],
-    market_flags: dict[str, Any],
-    cost_bps: float | None,
-    train_flags: dict[str, Any],
-    resume: str | None,
-    quiet: bool,
-    json_out: bool,
-    extra_flags: dict[str, dict[str, Any]] | None = None,
-    extra_options: dict[str, Any] | None = None,
-) -> None:
-    """Resolve the tables, train (or resume) the registered trainer ``kind`` with a Rich progress bar,
-    render the result.
+def run_training(ctx: typer.Context, kind: str, resume: str | None, quiet: bool, json_out: bool) -> None:
+    """Resolve the tables from the options given (``given``), train (or resume) the registered
+    trainer ``kind`` with a Rich progress bar, render the result.
 
-    ``extra_flags`` are the flags of the trainer's extra tables by table name (``TrainerSpec.extra_tables``);
-    ``extra_options`` the same values by option name, for the ``--resume`` check. Ctrl-C prints where
-    the run stopped and the ``--resume`` command (``say_how_to_resume``)."""
-    check_resume(
-        kind, resume, {**data_flags, **market_flags, "cost_bps": cost_bps, **train_flags, **(extra_options or {})}
-    )
-    resolved = {} if resume else resolve_common(data_flags, market_flags, cost_bps)
+    Every option given must set a table of the trainer (``data``, ``market``, its own table and its
+    ``TrainerSpec.extra_tables``). Ctrl-C prints where the run stopped and the ``--resume`` command
+    (``say_how_to_resume``)."""
+    check_resume(ctx, kind, resume)
+    flags = given(ctx)
+    resolved = {} if resume else resolve_common(flags)
     if quiet:
         state().quiet = True
     with say_how_to_resume():
-        result = _fit(kind, resolved, train_flags, resume, extra_flags or {})
+        result = _fit(kind, resolved, flags, resume)
     render(result, json_out)
 
 
@@ -210,13 +121,7 @@ def say_how_to_resume() -> Iterator[None]:
         raise
 
 
-def _fit(
-    kind: str,
-    resolved: dict[str, Any],
-    train_flags: dict[str, Any],
-    resume: str | None,
-    extra_flags: dict[str, dict[str, Any]],
-) -> Any:
+def _fit(kind: str, resolved: dict[str, Any], flags: dict[str, dict[str, Any]], resume: str | None) -> Any:
     from mqc.core.config import table_name
     from mqc.core.profiles import resolve_with_profile
     from mqc.core.train import api
@@ -226,17 +131,18 @@ def _fit(
     with RichProgress() as progress:
         if resume:
             return api.resume_run(resume, progress=progress, expect_kind=spec.runs_as)
-        tcls = spec.config
-        resolved[table_name(tcls)] = resolve_with_profile(tcls, state().profile, flags=train_flags)
-        for cls in spec.extra_tables:
-            resolved[table_name(cls)] = resolve_with_profile(
-                cls, state().profile, flags=extra_flags.get(table_name(cls), {})
-            )
+        tables = [spec.config, *spec.extra_tables]
+        stray = set(flags) - {"data", "market", *(table_name(cls) for cls in tables)}
+        if stray:  # an option bound to a table this trainer does not read would be silently ignored
+            raise TypeError(f"train {kind}: options set tables the trainer does not read: {sorted(stray)}")
+        for cls in tables:
+            resolved[table_name(cls)] = resolve_with_profile(cls, state().profile, flags=flags.get(table_name(cls), {}))
+        tname = table_name(spec.config)
         return api.train(
             kind,
             resolved["data"].value,
             resolved["market"].value,
-            resolved[table_name(tcls)].value,
+            resolved[tname].value,
             feature_cfg=resolved["features"].value,
             split_cfg=resolved["split"].value,
             extra={table_name(cls): resolved[table_name(cls)].value for cls in spec.extra_tables},

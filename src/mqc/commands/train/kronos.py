@@ -4,71 +4,89 @@ from __future__ import annotations
 
 import typer
 
-from mqc.commands._options import JsonOpt, split_list
+from mqc.commands import _options as o
 from mqc.commands.train import _common as c
 from mqc.commands.train.dm import Objective, Reward
 
+# the [kronos] table (TrainerSpec.extra_tables of the kronos trainer); resumed runs keep theirs
+KRONOS_MODEL = o.Flag(
+    ("--kronos-model",),
+    "Kronos predictor dir (config.json + model.safetensors) or a cached HF id.",
+    sets="kronos.model_path",
+)
+KRONOS_TOKENIZER = o.Flag(
+    ("--kronos-tokenizer",), "Kronos tokenizer dir or a cached HF id.", sets="kronos.tokenizer_path"
+)
+KRONOS_CONTEXT = o.Flag(
+    ("--kronos-context",), "Context bars per feature origin (origin included).", sets="kronos.context"
+)
+KRONOS_HORIZONS = o.Flag(
+    ("--kronos-horizons",),
+    "Comma-separated path horizons in bars, e.g. 1,12,48.",
+    sets="kronos.horizons",
+    convert=o.split_list,
+)
+KRONOS_SAMPLES = o.Flag(("--kronos-sample-count",), "Sample paths per asset and bar.", sets="kronos.sample_count")
+KRONOS_TEMPERATURE = o.Flag(("--kronos-temperature",), "Sampling temperature.", sets="kronos.temperature")
+KRONOS_TOP_P = o.Flag(("--kronos-top-p",), "Nucleus threshold (ignored when --kronos-top-k > 0).", sets="kronos.top_p")
+KRONOS_TOP_K = o.Flag(("--kronos-top-k",), "Top-k sampling (0 = off).", sets="kronos.top_k")
+KRONOS_CLIP = o.Flag(("--kronos-clip",), "Clip of the z-scored inputs.", sets="kronos.clip")
 
+
+@o.tables(trainer="dm")
 def kronos(
-    kronos_model: str = typer.Option(
-        None, "--kronos-model", help="Kronos predictor dir (config.json + model.safetensors) or a cached HF id."
-    ),
-    kronos_tokenizer: str = typer.Option(None, "--kronos-tokenizer", help="Kronos tokenizer dir or a cached HF id."),
-    kronos_context: int = typer.Option(
-        None, "--kronos-context", help="Context bars per feature origin (origin included)."
-    ),
-    kronos_horizons: str = typer.Option(
-        None, "--kronos-horizons", help="Comma-separated path horizons in bars, e.g. 1,12,48."
-    ),
-    kronos_sample_count: int = typer.Option(None, "--kronos-sample-count", help="Sample paths per asset and bar."),
-    kronos_temperature: float = typer.Option(None, "--kronos-temperature", help="Sampling temperature."),
-    kronos_top_p: float = typer.Option(
-        None, "--kronos-top-p", help="Nucleus threshold (ignored when --kronos-top-k > 0)."
-    ),
-    kronos_top_k: int = typer.Option(None, "--kronos-top-k", help="Top-k sampling (0 = off)."),
-    kronos_clip: float = typer.Option(None, "--kronos-clip", help="Clip of the z-scored inputs."),
-    data_root: str = c.DataRootOpt,
-    symbols: str = c.SymbolsOpt,
-    timeframe: str = c.TimeframeOpt,
-    start: str = c.StartOpt,
-    end: str = c.EndOpt,
-    max_assets: int = c.MaxAssetsOpt,
-    exclude: str = c.ExcludeOpt,
-    allow_altered: bool = c.AllowAlteredOpt,
-    cost_bps: float = c.CostOpt,
-    slippage_bps: float = c.SlippageOpt,
-    enable_shorting: bool = c.ShortOpt,
-    include_cash: bool = c.CashOpt,
-    lookback: int = c.LookbackOpt,
-    horizon: int = c.HorizonOpt,
-    batch_windows: int = c.BatchOpt,
-    rollout_groups: int = c.RolloutGroupsOpt,
-    objective: Objective = c.ObjectiveOpt,
-    reward: Reward = c.RewardOpt,
-    kl_coef: float = c.KlCoefOpt,
-    ema_decay: float = c.EmaDecayOpt,
-    entropy_coef: float = c.EntropyCoefOpt,
-    hidden_size: int = c.HiddenOpt,
-    layers: int = c.LayersOpt,
-    lr: float = c.LrOpt,
-    steps: int = c.StepsOpt,
-    epochs: float = c.EpochsOpt,
-    eval_interval: int = c.EvalOpt,
-    risk_aversion: float = c.RiskOpt,
-    drawdown_lambda: float = c.DrawdownOpt,
-    muon: bool = c.MuonOpt,
-    compile_: bool = c.CompileOpt,
-    device: str = c.DeviceOpt,
-    dtype: c.DtypeChoice = c.DtypeOpt,
-    microbatch_windows: int = c.MicroOpt,
-    gradient_checkpointing: bool = c.CkptOpt,
-    threads: int = c.ThreadsOpt,
-    seed: int = c.SeedOpt,
-    init_checkpoint: str = c.InitOpt,
-    save_dir: str = c.SaveDirOpt,
-    resume: str = c.ResumeOpt,
-    quiet: bool = c.QuietOpt,
-    json_out: bool = JsonOpt,
+    ctx: typer.Context,
+    kronos_model: str = KRONOS_MODEL(),
+    kronos_tokenizer: str = KRONOS_TOKENIZER(),
+    kronos_context: int = KRONOS_CONTEXT(),
+    kronos_horizons: str = KRONOS_HORIZONS(),
+    kronos_sample_count: int = KRONOS_SAMPLES(),
+    kronos_temperature: float = KRONOS_TEMPERATURE(),
+    kronos_top_p: float = KRONOS_TOP_P(),
+    kronos_top_k: int = KRONOS_TOP_K(),
+    kronos_clip: float = KRONOS_CLIP(),
+    data_root: str = o.DATA_ROOT(),
+    symbols: str = o.SYMBOLS(),
+    timeframe: str = o.TIMEFRAME(),
+    start: str = o.START(),
+    end: str = o.END(),
+    max_assets: int = o.MAX_ASSETS(),
+    exclude: str = o.EXCLUDE(),
+    allow_altered: bool = o.ALLOW_ALTERED(),
+    cost_bps: float = o.COST_BPS(),
+    slippage_bps: float = o.SLIPPAGE_BPS(),
+    enable_shorting: bool = o.SHORTING(),
+    include_cash: bool = o.CASH(),
+    lookback: int = c.LOOKBACK(),
+    horizon: int = o.HORIZON(),
+    batch_windows: int = c.BATCH(),
+    rollout_groups: int = c.ROLLOUT_GROUPS(),
+    objective: Objective = c.OBJECTIVE(),
+    reward: Reward = c.REWARD(),
+    kl_coef: float = c.KL_COEF(),
+    ema_decay: float = c.EMA_DECAY(),
+    entropy_coef: float = c.ENTROPY_COEF(),
+    hidden_size: int = c.HIDDEN(),
+    layers: int = c.LAYERS(),
+    lr: float = c.LR(),
+    steps: int = o.STEPS(),
+    epochs: float = c.EPOCHS(),
+    eval_interval: int = c.EVAL(),
+    risk_aversion: float = c.RISK(),
+    drawdown_lambda: float = c.DRAWDOWN(),
+    muon: bool = c.MUON(),
+    compile_: bool = o.COMPILE(),
+    device: str = o.DEVICE(),
+    dtype: c.DtypeChoice = o.DTYPE(),
+    microbatch_windows: int = c.MICRO(),
+    gradient_checkpointing: bool = c.CKPT(),
+    threads: int = o.THREADS(),
+    seed: int = o.SEED(),
+    init_checkpoint: str = c.INIT(),
+    save_dir: str = o.SAVE_DIR(),
+    resume: str = o.RESUME(),
+    quiet: bool = o.QUIET(),
+    json_out: bool = o.JSON(),
 ) -> None:
     """Train a dm policy on candle + Kronos path features; every train dm option applies, same run directory and
     checkpoint.
@@ -76,42 +94,4 @@ def kronos(
     Example: mqc train kronos --symbols SPY,TLT --kronos-model ~/kronos/small --kronos-tokenizer ~/kronos/tok-base
     --kronos-horizons 1,12,48 --objective pathwise
     """
-    params = dict(locals())
-    from mqc.core.train.config import DMTrainConfig
-
-    data_flags, market_flags, flags = c.command_flags(DMTrainConfig, params)
-    kronos_options = dict(
-        kronos_model=kronos_model,
-        kronos_tokenizer=kronos_tokenizer,
-        kronos_context=kronos_context,
-        kronos_horizons=kronos_horizons,
-        kronos_sample_count=kronos_sample_count,
-        kronos_temperature=kronos_temperature,
-        kronos_top_p=kronos_top_p,
-        kronos_top_k=kronos_top_k,
-        kronos_clip=kronos_clip,
-    )
-    kronos_flags = dict(
-        model_path=kronos_model,
-        tokenizer_path=kronos_tokenizer,
-        context=kronos_context,
-        horizons=split_list(kronos_horizons),
-        sample_count=kronos_sample_count,
-        temperature=kronos_temperature,
-        top_p=kronos_top_p,
-        top_k=kronos_top_k,
-        clip=kronos_clip,
-    )
-    # resumed like any dm run: its config.json stores the Kronos provider settings
-    c.run_training(
-        "kronos",
-        data_flags,
-        market_flags,
-        cost_bps,
-        flags,
-        resume,
-        quiet,
-        json_out,
-        extra_flags={"kronos": kronos_flags},
-        extra_options=kronos_options,
-    )
+    c.run_training(ctx, "kronos", resume, quiet, json_out)

@@ -2,54 +2,54 @@
 
 from __future__ import annotations
 
-from mqc.commands._options import JsonOpt
+import typer
+
+from mqc.commands import _options as o
 from mqc.commands.train import _common as c
 
 
+@o.tables(trainer="sharpe")
 def sharpe(
-    data_root: str = c.DataRootOpt,
-    symbols: str = c.SymbolsOpt,
-    timeframe: str = c.TimeframeOpt,
-    start: str = c.StartOpt,
-    end: str = c.EndOpt,
-    max_assets: int = c.MaxAssetsOpt,
-    exclude: str = c.ExcludeOpt,
-    allow_altered: bool = c.AllowAlteredOpt,
-    cost_bps: float = c.CostOpt,
-    slippage_bps: float = c.SlippageOpt,
-    enable_shorting: bool = c.ShortOpt,
-    include_cash: bool = c.CashOpt,
-    lookback: int = c.LookbackOpt,
-    horizon: int = c.HorizonOpt,
-    batch_windows: int = c.BatchOpt,
-    hidden_size: int = c.HiddenOpt,
-    layers: int = c.LayersOpt,
-    lr: float = c.LrOpt,
-    steps: int = c.StepsOpt,
-    epochs: float = c.EpochsOpt,
-    eval_interval: int = c.EvalOpt,
-    risk_aversion: float = c.RiskOpt,
-    drawdown_lambda: float = c.DrawdownOpt,
-    muon: bool = c.MuonOpt,
-    compile_: bool = c.CompileOpt,
-    device: str = c.DeviceOpt,
-    dtype: c.DtypeChoice = c.DtypeOpt,
-    microbatch_windows: int = c.MicroOpt,
-    gradient_checkpointing: bool = c.CkptOpt,
-    threads: int = c.ThreadsOpt,
-    seed: int = c.SeedOpt,
-    init_checkpoint: str = c.InitOpt,
-    save_dir: str = c.SaveDirOpt,
-    resume: str = c.ResumeOpt,
-    quiet: bool = c.QuietOpt,
-    json_out: bool = JsonOpt,
+    ctx: typer.Context,
+    data_root: str = o.DATA_ROOT(),
+    symbols: str = o.SYMBOLS(),
+    timeframe: str = o.TIMEFRAME(),
+    start: str = o.START(),
+    end: str = o.END(),
+    max_assets: int = o.MAX_ASSETS(),
+    exclude: str = o.EXCLUDE(),
+    allow_altered: bool = o.ALLOW_ALTERED(),
+    cost_bps: float = o.COST_BPS(),
+    slippage_bps: float = o.SLIPPAGE_BPS(),
+    enable_shorting: bool = o.SHORTING(),
+    include_cash: bool = o.CASH(),
+    lookback: int = c.LOOKBACK(),
+    horizon: int = o.HORIZON(),
+    batch_windows: int = c.BATCH(),
+    hidden_size: int = c.HIDDEN(),
+    layers: int = c.LAYERS(),
+    lr: float = c.LR(),
+    steps: int = o.STEPS(),
+    epochs: float = c.EPOCHS(),
+    eval_interval: int = c.EVAL(),
+    risk_aversion: float = c.RISK(),
+    drawdown_lambda: float = c.DRAWDOWN(),
+    muon: bool = c.MUON(),
+    compile_: bool = o.COMPILE(),
+    device: str = o.DEVICE(),
+    dtype: c.DtypeChoice = o.DTYPE(),
+    microbatch_windows: int = c.MICRO(),
+    gradient_checkpointing: bool = c.CKPT(),
+    threads: int = o.THREADS(),
+    seed: int = o.SEED(),
+    init_checkpoint: str = c.INIT(),
+    save_dir: str = o.SAVE_DIR(),
+    resume: str = o.RESUME(),
+    quiet: bool = o.QUIET(),
+    json_out: bool = o.JSON(),
 ) -> None:
     """Train a per-asset network to maximise Sharpe net of costs; same run directory as train dm.
 
     Example: mqc train sharpe --symbols SPY,QQQ,TLT,GLD --cost-bps 10
     """
-    params = dict(locals())
-    from mqc.core.train.config import SharpeTrainConfig
-
-    data_flags, market_flags, flags = c.command_flags(SharpeTrainConfig, params)
-    c.run_training("sharpe", data_flags, market_flags, cost_bps, flags, resume, quiet, json_out)
+    c.run_training(ctx, "sharpe", resume, quiet, json_out)

@@ -88,7 +88,7 @@ def train_dm(data_cfg: DataConfig, market_cfg: MarketConfig, train_cfg: DMTrainC
         data_cfg: which bars (catalog symbols or ``data_root``); ignored for loading when ``panel``
             is given, but stored in config.json.
         market_cfg: costs and constraints (``allow_short``, ``include_cash``, leverage caps).
-        train_cfg: the ``[train]`` table.
+        train_cfg: the ``[dm]`` table.
         kwargs: ``train``'s keywords: ``feature_cfg``, ``split_cfg`` (candle features and the time
             split; defaults when None), ``providers`` (extra causal feature columns, see
             ``mqc.core.policy.inputs.FeatureProvider``), ``panel`` (an already loaded panel: skips

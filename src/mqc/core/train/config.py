@@ -1,7 +1,8 @@
 """Training configs (light module: dataclasses only, no torch/numpy at import time).
 
-``[train]`` configures ``mqc train dm`` (Dirichlet GRU policy, GRPO / pathwise objectives) and
-``[sharpe]`` configures ``mqc train sharpe`` (differentiable Sharpe, no RL). Defaults train in a few
+``[dm]`` (formerly ``[train]``, still read with a note) configures ``mqc train dm`` and ``train kronos``
+(Dirichlet GRU policy, GRPO / pathwise objectives) and ``[sharpe]`` configures ``mqc train sharpe`` (differentiable
+Sharpe, no RL). Defaults train in a few
 minutes on a 2-core CPU; docs/train.md lists a GPU profile.
 """
 
@@ -39,7 +40,7 @@ def check_memory(cfg: DMTrainConfig | SharpeTrainConfig, need: int, have: int | 
     """
     if have is None or need <= have:
         return
-    table = "train" if isinstance(cfg, DMTrainConfig) else "sharpe"
+    table = "dm" if isinstance(cfg, DMTrainConfig) else "sharpe"
     raise ConfigError(
         f"{table}.hidden_size {cfg.hidden_size} x layers {cfg.layers} (lookback {cfg.lookback}, horizon {cfg.horizon}, "
         f"{cfg.microbatch_windows or cfg.batch_windows} windows per pass) needs at least {_gib(need)} for weights, "
@@ -129,7 +130,7 @@ class _RuntimeFields:
             raise ConfigError(f"{table}.device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
 
 
-@config_table("train")
+@config_table("dm", old_names=("train",))
 @dataclass(frozen=True)
 class DMTrainConfig(_RuntimeFields):
     """``mqc train dm``: a Dirichlet GRU portfolio policy trained by GRPO and/or pathwise gradients."""
@@ -170,7 +171,7 @@ class DMTrainConfig(_RuntimeFields):
     alpha_min: float = field(default=0.05, metadata={"help": "floor added to softplus concentrations (alpha > 0)"})
 
     def __post_init__(self) -> None:
-        self._check_runtime("train")
+        self._check_runtime("dm")
         _positive(
             self,
             (
@@ -183,19 +184,18 @@ class DMTrainConfig(_RuntimeFields):
                 "alpha_min",
                 "kl_every",
             ),
-            "train",
+            "dm",
         )
-        _non_negative(self, ("kl_coef", "entropy_coef"), "train")
+        _non_negative(self, ("kl_coef", "entropy_coef"), "dm")
         if self.rollout_groups < 2 and self.objective != "pathwise":
             raise ConfigError(
-                "train.rollout_groups must be >= 2 for grpo/hybrid (advantages are normalised within a group)"
+                "dm.rollout_groups must be >= 2 for grpo/hybrid (advantages are normalised within a group)"
             )
         if not 0.0 <= self.ema_decay < 1.0:
-            raise ConfigError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
+            raise ConfigError(f"dm.ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.microbatch_windows is not None and self.microbatch_windows > self.batch_windows:
             raise ConfigError(
-                f"train.microbatch_windows ({self.microbatch_windows}) cannot exceed batch_windows"
-                f" ({self.batch_windows})"
+                f"dm.microbatch_windows ({self.microbatch_windows}) cannot exceed batch_windows ({self.batch_windows})"
             )
         check_memory(self, self.min_memory_bytes(), MEMORY_CEILING, "the most mqc allows on any machine")
 
