@@ -128,3 +128,24 @@ def test_kronos_is_the_dm_trainer_with_a_provider() -> None:
     spec = trainer_spec("kronos")
     assert spec.runs_as == "dm" and spec.config is trainer_spec("dm").config
     assert [c.__name__ for c in spec.extra_tables] == ["KronosFeatureConfig"]
+
+
+def test_eval_listeners_see_every_val_evaluation_and_can_stop_the_run(tmp_path) -> None:
+    seen: list[tuple[str, int, float]] = []
+    with harness.eval_listener(lambda kind, step, val: seen.append((kind, step, val["sharpe"]))):
+        res = ToyTrainer(None, None, SharpeTrainConfig(**CFG, save_dir=str(tmp_path / "a"))).fit()
+    assert [s for _, s, _ in seen] == [2, 4, 6, 8] and {k for k, _, _ in seen} == {"toy"}
+    assert max(v for _, _, v in seen) == res.val_metrics["sharpe"]
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_4(kind: str, step: int, val: dict[str, float]) -> None:
+        if step == 4:
+            raise Stop
+
+    trainer = ToyTrainer(None, None, SharpeTrainConfig(**CFG, save_dir=str(tmp_path / "b")))
+    with harness.eval_listener(stop_at_4), pytest.raises(Stop):
+        trainer.fit()
+    assert trainer.step == 4 and runs.checkpoint_path(trainer.run_dir, runs.LATEST).is_file()
+    assert harness._EVAL_LISTENERS == []  # the context removed it

@@ -19,7 +19,7 @@ import math
 import resource
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,6 +129,23 @@ def trainer_spec(kind: str) -> TrainerSpec:
 def trainer_kinds() -> list[str]:
     """Names of the registered trainers."""
     return _TRAINERS.names()
+
+
+# ----- eval listeners ------------------------------------------------------------------------------
+EvalListener = Callable[[str, int, dict[str, float]], None]
+_EVAL_LISTENERS: list[EvalListener] = []
+
+
+@contextlib.contextmanager
+def eval_listener(listener: EvalListener) -> Iterator[None]:
+    """Call ``listener(kind, step, val_metrics)`` after every val evaluation of any trainer run in this
+    process while the context is open (a sweep's pruning, metric sinks). It runs after latest.pt is
+    saved; an exception it raises stops the run there (and propagates out of ``fit``)."""
+    _EVAL_LISTENERS.append(listener)
+    try:
+        yield
+    finally:
+        _EVAL_LISTENERS.remove(listener)
 
 
 # ----- device --------------------------------------------------------------------------------------
@@ -404,6 +421,8 @@ class Harness(abc.ABC):
         )
         runs.save_checkpoint(runs.checkpoint_path(self.run_dir, runs.LATEST), self.checkpoint(val, train_state=True))
         self.saved_step = self.step
+        for listener in tuple(_EVAL_LISTENERS):
+            listener(self.kind, self.step, dict(val))
         # turnover in percent, as the backtest table shows it
         self.progress.log(
             f"step {self.step}: val sharpe {val['sharpe']:.3f}, return {val['total_return']:+.2%}, turnover {val['turnover']:.2%}{'  (best)' if improved else ''}"
