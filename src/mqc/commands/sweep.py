@@ -47,7 +47,9 @@ def train(
     samples: int = typer.Option(None, "--samples", help="Sample N configurations (random/TPE) instead of the grid."),
     sampler: Sampler = typer.Option(Sampler.tpe, "--sampler", help="Sampler of --samples: tpe or random."),
     pruner: Pruner = typer.Option(Pruner.none, "--pruner", help="Stop bad trials early: none, median or asha."),
-    metric: str = typer.Option(None, "--metric", help="Val metric to select on (default: the trainer's select_metric)."),
+    metric: str = typer.Option(
+        None, "--metric", help="Val metric to select on (default: the trainer's select_metric)."
+    ),
     sweep_dir: Path = typer.Option(None, "--sweep-dir", help="Sweep directory (default: <runs dir>/sweeps/KIND-GRID)."),
     storage: str = typer.Option(None, "--storage", help="Optuna database URL shared by several machines."),
     backend: Backend = typer.Option(Backend.local, "--backend", help="local (process pool) or ray."),

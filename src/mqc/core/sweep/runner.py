@@ -167,7 +167,7 @@ def _settings(req: SweepRequest) -> dict[str, Any]:
 class _Study:
     """The Optuna study (only when a sampler or a pruner needs one)."""
 
-    def __init__(self, req: SweepRequest, plan_: _Plan) -> None:
+    def __init__(self, req: SweepRequest, plan_: _Plan, *, seed: int = 0) -> None:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -177,7 +177,9 @@ class _Study:
         text = req.grid_file.expanduser().read_text(encoding="utf-8")
         self.name = f"mqc-{req.kind}-{config_key({'file': text, 'base': json.dumps(req.base, default=str)})}"
         sampler = (
-            optuna.samplers.RandomSampler(seed=0) if req.sampler == "random" else optuna.samplers.TPESampler(seed=0)
+            optuna.samplers.RandomSampler(seed=seed)
+            if req.sampler == "random"
+            else optuna.samplers.TPESampler(seed=seed)
         )
         try:
             self.study = optuna.create_study(
@@ -219,6 +221,14 @@ class _Study:
         trial.set_user_attr("trial", key)
         self.trials[key] = trial
         return {"storage": self.url, "name": self.name, "trial_id": trial._trial_id, "pruner": self.pruner}
+
+    def repeat(self, trial: Any, row: dict[str, Any] | None, metric: str) -> None:
+        """Close a sampled trial whose configuration already ran: its known value, else failed."""
+        value = (row or {}).get("val", {}).get(metric) if (row or {}).get("status") == OK else None
+        if value is not None:
+            self.study.tell(trial, float(value))
+        else:
+            self.study.tell(trial, state=self.optuna.trial.TrialState.FAIL)
 
     def tell(self, key: str, row: dict[str, Any], metric: str) -> None:
         trial = self.trials.pop(key, None)
@@ -282,7 +292,10 @@ def run_sweep(req: SweepRequest, *, progress: Progress | None = None, panel: Any
     sampled = len({r["config"] for r in rows.values()}) if req.samples is not None else 0
     total = len(queue) + (max(0, req.samples - sampled) * len(space.seeds) if req.samples is not None else 0)
 
-    study = _Study(req, plan_) if (req.samples is not None or req.pruner != "none" or req.storage) else None
+    # seeded by the trials so far, so a resumed search does not replay the samples it already ran
+    study = (
+        _Study(req, plan_, seed=len(rows)) if (req.samples is not None or req.pruner != "none" or req.storage) else None
+    )
     if panel is None and not any(k.startswith("data.") for k in (*space.axes, *space.ranges)):
         from mqc.core.data.config import DataConfig
         from mqc.core.data.panel import load_panel
@@ -327,9 +340,12 @@ def run_sweep(req: SweepRequest, *, progress: Progress | None = None, panel: Any
             sources=_sources(req.sources, overrides),
         )
         number += 1
+        submitted.add(key)
         backend.submit(spec)
 
     interrupted = False
+    submitted: set[str] = set()
+    repeats = 0
     try:
         while queue or backend.running() or (req.samples is not None and sampled < req.samples):
             while backend.running() < req.max_concurrent:
@@ -337,8 +353,15 @@ def run_sweep(req: SweepRequest, *, progress: Progress | None = None, panel: Any
                     submit(*queue.popleft())
                 elif req.samples is not None and sampled < req.samples and study is not None:
                     trial, cfg = study.sample()
-                    sampled += 1
                     first, *rest = entries(cfg)
+                    if first[0] in finished or first[0] in submitted:  # the sampler repeated a configuration
+                        study.repeat(trial, rows.get(first[0]), plan_.metric)
+                        repeats += 1
+                        if repeats > 50:  # the space is exhausted (a small categorical search)
+                            progress.log(f"the sampler keeps repeating configurations: stopping at {sampled}")
+                            sampled = req.samples
+                        continue
+                    sampled += 1
                     submit(*first, trial=trial)
                     queue.extend(e for e in rest if e[0] not in finished)
                 else:
