@@ -4,7 +4,8 @@ Workload: 8 small ``train dm`` trials (lookback 16/20/24/28 x seed 0/1, 40 steps
 seeded synthetic panel of 3 assets x 600 daily bars written to a temporary data root.
 
     back to back   the 8 trials one after the other in one process (``run_trial``, panel loaded once):
-                   what running them by hand costs at best (no CLI start-up counted)
+                   the floor (no process start-up counted)
+    by hand        8 ``mqc train dm`` commands one after the other (each starts Python and torch)
     sweep local/ray   ``run_sweep`` with --max-concurrent 1 and 2 (no test report)
 
 overhead per trial = (sweep wall time - sum of the trials' own seconds) / 8, at --max-concurrent 1;
@@ -83,6 +84,29 @@ def main() -> None:
     seq = time.perf_counter() - t0
     print(f"back to back: {n} trials in {seq:.1f} s ({seq / n:.2f} s per trial)")
 
+    # by hand: one `mqc train dm` process per trial, one after the other
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "MQC_FEATURES_VOL_WINDOWS": "5",
+        "MQC_FEATURES_MOMENTUM_WINDOWS": "5,10",
+        "MQC_FEATURES_VOLUME_WINDOW": "5",
+        "MQC_TRAIN_LOG_INTERVAL": "20",
+        "MQC_RUNS_DIR": str(tmp / "hand"),
+    }
+    t0 = time.perf_counter()
+    for cfg in p.space.grid():
+        for s in p.space.seeds:
+            flags = ["--steps", "40", "--eval-interval", "20", "--batch-windows", "4", "--rollout-groups", "4"]
+            flags += ["--horizon", "8", "--hidden-size", "16", "--lookback", str(cfg["train.lookback"])]
+            cmd = [sys.executable, "-m", "mqc", "-q", "train", "dm", "--data-root", str(root), *flags, "--seed", str(s)]
+            subprocess.run(cmd, env=env, check=True, capture_output=True)
+    hand = time.perf_counter() - t0
+    print(f"by hand (8 x `mqc train dm`): {hand:.1f} s")
+
     backends = ["local"] + ([] if args.no_ray else ["ray"])
     for backend in backends:
         if backend == "ray":
@@ -105,7 +129,8 @@ def main() -> None:
             extra = f"; overhead per trial {(wall - inside) / len(rows):.2f} s" if mc == 1 else ""
             print(
                 f"sweep {backend} --max-concurrent {mc}: {len(rows)} trials in {wall:.1f} s "
-                f"(trials' own time {inside:.1f} s{extra}); throughput vs back to back {seq / wall:.2f}x"
+                f"(trials' own time {inside:.1f} s{extra}); "
+                f"throughput vs back to back {seq / wall:.2f}x, vs by hand {hand / wall:.2f}x"
             )
     print(f"load after: {open('/proc/loadavg').read().split()[:3]}")
 

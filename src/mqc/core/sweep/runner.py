@@ -193,7 +193,8 @@ class _Study:
         except Exception as exc:  # noqa: BLE001 - a database that does not answer, a bad URL
             raise ConfigError(
                 f"Optuna storage {req.storage or self.url}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}",
-                hint="check --storage (e.g. postgresql://user@host/db), or leave it out to keep the study in the sweep directory",
+                hint="check --storage (e.g. postgresql://user@host/db), "
+                "or leave it out to keep the study in the sweep directory",
             ) from exc
         self.space = plan_.space
         self.encoded = {k: {_enc(v): v for v in vals} for k, vals in plan_.space.axes.items()}
