@@ -57,6 +57,9 @@ def train(
     max_concurrent: int = typer.Option(None, "--max-concurrent", help="Trials at a time (default: the core count)."),
     cpus_per_trial: float = typer.Option(1.0, "--cpus-per-trial", help="CPUs (torch threads) per trial."),
     gpus_per_trial: float = typer.Option(0.0, "--gpus-per-trial", help="GPUs per trial (Ray)."),
+    tensorboard: Path = typer.Option(
+        None, "--tensorboard", help="Write every trial's metrics as TensorBoard scalars under DIR/<trial>."
+    ),
     data_root: str = c.DataRootOpt,
     symbols: str = c.SymbolsOpt,
     timeframe: str = c.TimeframeOpt,
@@ -101,6 +104,7 @@ def train(
         gpus_per_trial=gpus_per_trial,
         metric=metric,
         command_line=" ".join(["mqc", *sys.argv[1:]]),
+        tensorboard=tensorboard.expanduser().resolve() if tensorboard else None,
     )
     try:
         with RichProgress() as progress:

@@ -177,3 +177,23 @@ def test_the_pruner_stops_a_trial_below_the_median_at_its_first_eval(sweep_file,
     )
     row = run_trial(spec)
     assert row["status"] == "pruned" and row["steps"] == 2 and "sharpe" in row["val"]
+
+
+def test_any_registered_trainer_sweeps_through_its_own_table(base, tmp_path) -> None:
+    from mqc.core import config
+    from mqc.core.train.config import SharpeTrainConfig
+
+    grid = tmp_path / "sharpe.toml"
+    grid.write_text(
+        "sharpe.steps = 4\nsharpe.eval_interval = 2\nsharpe.horizon = 32\nsharpe.lookback = [16, 24]\nseed = [3]\n"
+    )
+    tables = {**{k: v for k, v in base.items() if k != "train"}, "sharpe": config.to_dict(SharpeTrainConfig())}
+    res = run_sweep(
+        SweepRequest(kind="sharpe", grid_file=grid, sweep_dir=tmp_path / "s", base=tables, max_concurrent=1, test=False)
+    )
+    rows = list(read_trials(tmp_path / "s").values())
+    assert {r["status"] for r in rows} == {"ok"} and {r["seed"] for r in rows} == {3} and res.n_configs == 2
+    for r in rows:
+        doc = runs.read_run_config(r["run_dir"])
+        assert doc["kind"] == "sharpe" and doc["configs"]["sharpe"]["seed"]["value"] == 3
+        assert doc["configs"]["sharpe"]["lookback"]["value"] == r["overrides"]["sharpe.lookback"]

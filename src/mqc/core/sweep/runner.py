@@ -51,6 +51,7 @@ class SweepRequest:
     test: bool = True
     bootstrap_samples: int = 2000
     command_line: str | None = None
+    tensorboard: Path | None = None  # one TensorBoard folder for the sweep, a subfolder per trial
 
 
 @dataclass
@@ -271,6 +272,8 @@ def run_sweep(req: SweepRequest, *, progress: Progress | None = None, panel: Any
 
     if req.samples is not None or req.pruner != "none" or req.storage:
         require("optuna", "sweep")
+    if req.tensorboard is not None:
+        require("tensorboardX", "tensorboard")
     _prepare_dir(req, plan_)
     rows = read_trials(req.sweep_dir)
     finished = {k for k, r in rows.items() if r.get("status") in (OK, PRUNED)}
@@ -338,6 +341,7 @@ def run_sweep(req: SweepRequest, *, progress: Progress | None = None, panel: Any
             study=study.open(key, trial) if study is not None else None,
             command_line=req.command_line,
             extra_tables=plan_.extra_tables,
+            tensorboard=str(req.tensorboard / key) if req.tensorboard else None,
             sources=_sources(req.sources, overrides),
         )
         number += 1

@@ -34,6 +34,7 @@ class TrialSpec:
     study: dict[str, Any] | None = None  # {"storage", "name", "trial_id"}: report to Optuna for pruning
     command_line: str | None = None
     extra_tables: tuple[str, ...] = ()
+    tensorboard: str | None = None  # this trial's TensorBoard folder (a subfolder of the sweep's)
     sources: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
@@ -63,6 +64,7 @@ def run_trial(spec: TrialSpec, panel: Any = None) -> dict[str, Any]:
 
     from mqc.core.train import api
     from mqc.core.train.harness import eval_listener
+    from mqc.core.train.sinks import tensorboard_sink
 
     torch.set_num_threads(1)
     started = time.perf_counter()
@@ -91,7 +93,7 @@ def run_trial(spec: TrialSpec, panel: Any = None) -> dict[str, Any]:
 
     try:
         tables = build_tables(spec)
-        with eval_listener(listen):
+        with tensorboard_sink(spec.tensorboard), eval_listener(listen):
             result = api.train(
                 spec.kind,
                 tables["data"],
