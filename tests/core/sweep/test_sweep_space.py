@@ -77,3 +77,15 @@ def test_a_range_is_searched_not_enumerated() -> None:
     with pytest.raises(ConfigError, match="a range is searched, not enumerated") as exc:
         s.grid()
     assert "--samples N" in exc.value.hint
+
+
+def test_the_selection_metric_is_one_a_trainer_selects_on(tmp_path) -> None:
+    from mqc.core.sweep.runner import SweepRequest, plan
+
+    grid = tmp_path / "g.toml"
+    grid.write_text("train.lookback = [16, 24]\n")
+    req = SweepRequest(kind="dm", grid_file=grid, sweep_dir=tmp_path / "s", base=BASE, metric="sortino")
+    assert plan(req).metric == "sortino"
+    with pytest.raises(ConfigError, match="--metric: 'sharp' is not one of.*did you mean 'sharpe'"):
+        plan(SweepRequest(kind="dm", grid_file=grid, sweep_dir=tmp_path / "s", base=BASE, metric="sharp"))
+    assert not (tmp_path / "s").exists()

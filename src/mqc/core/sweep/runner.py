@@ -114,6 +114,9 @@ def plan(req: SweepRequest) -> _Plan:
     if req.max_concurrent < 1:
         raise ConfigError(f"--max-concurrent must be >= 1, got {req.max_concurrent}")
     metric = req.metric or str(req.base.get(train_table, {}).get("select_metric", "sharpe"))
+    if req.metric is not None and "select_metric" in config.field_types(spec.config):
+        # higher is better for every metric a trainer may select on: the same choices here
+        metric = config.coerce(req.metric, config.field_types(spec.config)["select_metric"], "--metric")
     return _Plan(space, train_table, tuple(config.table_name(c) for c in spec.extra_tables), metric)
 
 
@@ -371,7 +374,9 @@ def run_sweep(req: SweepRequest, *, progress: Progress | None = None, panel: Any
                     queue.extend(e for e in rest if e[0] not in finished)
                 else:
                     break
-            counts["running"] = backend.running()
+            if backend.running() != counts["running"]:
+                counts["running"] = backend.running()
+                progress.advance(0, running=counts["running"])
             for spec, row in backend.wait(0.25):
                 row["duration"] = row.get("seconds")
                 atomic.append_line(
