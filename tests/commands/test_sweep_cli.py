@@ -80,3 +80,44 @@ def test_an_unknown_trainer_names_the_known_ones(tmp_path) -> None:
     grid.write_text("seed = [0]\n")
     res = runner.invoke(app, ["sweep", "train", "dn", "--grid", str(grid)])
     assert res.exit_code == 1 and "unknown trainer 'dn'" in res.output and "dm" in res.output
+
+
+def test_ctrl_c_prints_the_table_so_far_and_exits_130(data_root, tmp_path, monkeypatch) -> None:
+    from mqc.core.sweep import runner as sweep_runner
+
+    real = sweep_runner.run_sweep
+
+    def interrupted(req, progress=None):
+        class Stop:
+            def __getattr__(self, name):
+                return getattr(progress, name)
+
+            def advance(self, n=1, **fields):
+                if n:
+                    raise KeyboardInterrupt
+
+        return real(req, progress=Stop())
+
+    monkeypatch.setattr(sweep_runner, "run_sweep", interrupted)
+    grid = tmp_path / "sweep.toml"
+    grid.write_text(SWEEP)
+    res = runner.invoke(
+        app,
+        ["sweep", "train", "dm", "--grid", str(grid), "--data-root", str(data_root), "--max-concurrent", "1"]
+        + ["--sweep-dir", str(tmp_path / "sd")],
+    )
+    assert res.exit_code == 130
+    assert "1 configurations, 1 trials run now" in res.output and "chosen" in res.output
+    assert "no test figures: the sweep was interrupted" in res.output and "re-run the same command" in res.output
+
+
+def test_an_optuna_storage_that_does_not_work_is_one_clear_error(data_root, tmp_path) -> None:
+    pytest.importorskip("optuna")
+    grid = tmp_path / "sweep.toml"
+    grid.write_text(SWEEP)
+    res = runner.invoke(
+        app,
+        ["sweep", "train", "dm", "--grid", str(grid), "--data-root", str(data_root), "--samples", "2"]
+        + ["--storage", "nosuchdb://host/x", "--sweep-dir", str(tmp_path / "sd")],
+    )
+    assert res.exit_code == 1 and "Optuna storage nosuchdb://host/x" in res.output and "--storage" in res.output
