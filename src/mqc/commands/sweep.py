@@ -142,13 +142,14 @@ def render(result: Any, json_out: bool) -> None:
     t.add_column(f"val {m} mean ± std", justify="right")
     t.add_column("val return", justify="right")
     t.add_column("seeds ok", justify="right")
+    t.add_column("pruned/failed", justify="right")
     chosen = result.chosen["config"] if result.chosen else None
     for cfg in result.configs[:30]:
         v = cfg["val"][m]
         cell = fmt_num(v["mean"]) + (f" ± {fmt_num(v['std'])}" if v["std"] is not None else "")
         row = ["chosen" if cfg["config"] == chosen else "", *[escape(str(cfg["overrides"].get(k))) for k in keys]]
         ret = cfg["val"].get("total_return", {}).get("mean")
-        t.add_row(*row, cell, fmt_pct(ret), f"{cfg['ok']}/{len(cfg['seeds'])}")
+        t.add_row(*row, cell, fmt_pct(ret), f"{cfg['ok']}/{len(cfg['seeds'])}", f"{cfg['pruned']}/{cfg['failed']}")
     out.print(t)
     if len(result.configs) > 30:
         out.print(f"(top 30 of {len(result.configs)}; all in {result.sweep_dir / 'summary.md'})")
