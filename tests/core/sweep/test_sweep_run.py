@@ -197,3 +197,17 @@ def test_any_registered_trainer_sweeps_through_its_own_table(base, tmp_path) -> 
         doc = runs.read_run_config(r["run_dir"])
         assert doc["kind"] == "sharpe" and doc["configs"]["sharpe"]["seed"]["value"] == 3
         assert doc["configs"]["sharpe"]["lookback"]["value"] == r["overrides"]["sharpe.lookback"]
+
+
+def test_a_test_report_that_cannot_run_loses_no_trial(sweep_file, base, data_root, tmp_path) -> None:
+    from mqc.core.data.config import DataConfig
+    from mqc.core.data.panel import load_panel
+    from mqc.core.errors import MqcError
+
+    panel = load_panel(config=DataConfig(data_root=str(data_root)))
+    gone = {**base, "data": {**base["data"], "data_root": str(tmp_path / "moved")}}  # the bars moved away
+    sd = tmp_path / "sweep"
+    with pytest.raises(MqcError):
+        run_sweep(request(sweep_file("train.lookback = [16, 24]\n"), sd, gone, max_concurrent=1), panel=panel)
+    summary = json.loads((sd / "summary.json").read_text())
+    assert len(read_trials(sd)) == 2 and summary["chosen"] is not None and summary["test"] is None

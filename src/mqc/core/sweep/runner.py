@@ -343,9 +343,6 @@ def _finish(
     configs = S.summarize(rows.values(), plan_.metric, plan_.space.seed_key)
     chosen = S.select(configs, plan_.metric)
     n_configs = len(configs)
-    test = None
-    if chosen is not None and req.test and not interrupted:
-        test = S.test_once(chosen, n_configs, req.sweep_dir, bootstrap_samples=req.bootstrap_samples)
     result = SweepResult(
         sweep_dir=req.sweep_dir,
         metric=plan_.metric,
@@ -353,14 +350,16 @@ def _finish(
         chosen=chosen,
         n_configs=n_configs,
         counts=dict(counts),
-        test=test,
         interrupted=interrupted,
-        seconds=time.perf_counter() - started,
     )
+    best_key = chosen["config"] if chosen else None
+    atomic.write_text(req.sweep_dir / S.SUMMARY_MD, S.markdown(configs, plan_.metric, best_key))
+    # the table is on disk before the test report runs: a failing backtest loses no trial
     atomic.write_json(req.sweep_dir / S.SUMMARY_JSON, result.to_dict())
-    atomic.write_text(
-        req.sweep_dir / S.SUMMARY_MD, S.markdown(configs, plan_.metric, chosen["config"] if chosen else None)
-    )
+    if chosen is not None and req.test and not interrupted:
+        result.test = S.test_once(chosen, n_configs, req.sweep_dir, bootstrap_samples=req.bootstrap_samples)
+    result.seconds = time.perf_counter() - started
+    atomic.write_json(req.sweep_dir / S.SUMMARY_JSON, result.to_dict())
     return result
 
 
