@@ -128,3 +128,58 @@ def test_kronos_is_the_dm_trainer_with_a_provider() -> None:
     spec = trainer_spec("kronos")
     assert spec.runs_as == "dm" and spec.config is trainer_spec("dm").config
     assert [c.__name__ for c in spec.extra_tables] == ["KronosFeatureConfig"]
+
+
+def test_eval_listeners_see_every_val_evaluation_and_can_stop_the_run(tmp_path) -> None:
+    seen: list[tuple[str, int, float]] = []
+    with harness.eval_listener(lambda kind, step, val: seen.append((kind, step, val["sharpe"]))):
+        res = ToyTrainer(None, None, SharpeTrainConfig(**CFG, save_dir=str(tmp_path / "a"))).fit()
+    assert [s for _, s, _ in seen] == [2, 4, 6, 8] and {k for k, _, _ in seen} == {"toy"}
+    assert max(v for _, _, v in seen) == res.val_metrics["sharpe"]
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_4(kind: str, step: int, val: dict[str, float]) -> None:
+        if step == 4:
+            raise Stop
+
+    trainer = ToyTrainer(None, None, SharpeTrainConfig(**CFG, save_dir=str(tmp_path / "b")))
+    with harness.eval_listener(stop_at_4), pytest.raises(Stop):
+        trainer.fit()
+    assert trainer.step == 4 and runs.checkpoint_path(trainer.run_dir, runs.LATEST).is_file()
+    assert harness._EVAL_LISTENERS == []  # the context removed it
+
+
+def _tensorboard_scalars(logdir) -> dict[str, list[tuple[int, float]]]:
+    """Read the scalars of TensorBoard event files (TFRecord: length, crc, event proto, crc)."""
+    import struct
+    from pathlib import Path
+
+    from tensorboardX.proto import event_pb2
+
+    out: dict[str, list[tuple[int, float]]] = {}
+    for f in sorted(Path(logdir).glob("events.out.tfevents.*")):
+        data = f.read_bytes()
+        i = 0
+        while i < len(data):
+            (n,) = struct.unpack("<Q", data[i : i + 8])
+            ev = event_pb2.Event.FromString(data[i + 12 : i + 12 + n])
+            i += 12 + n + 4
+            for v in ev.summary.value:
+                out.setdefault(v.tag, []).append((ev.step, v.simple_value))
+    return out
+
+
+def test_the_tensorboard_sink_gets_every_metrics_row_from_the_harness(tmp_path) -> None:
+    pytest.importorskip("tensorboardX")
+    from mqc.core.train.sinks import tensorboard_sink
+
+    with tensorboard_sink(tmp_path / "tb"):
+        res = ToyTrainer(None, None, SharpeTrainConfig(**CFG, save_dir=str(tmp_path / "a"))).fit()
+    got = _tensorboard_scalars(tmp_path / "tb")
+    rows = runs.read_metrics(res.run_dir)
+    assert [s for s, _ in got["val/sharpe"]] == [r["step"] for r in rows if r["kind"] == "eval"] == [2, 4, 6, 8]
+    assert [v for _, v in got["val/sharpe"]] == pytest.approx([r["eval_sharpe"] for r in rows if r["kind"] == "eval"])
+    assert [v for _, v in got["train/loss"]] == pytest.approx([r["loss"] for r in rows if r["kind"] == "train"])
+    assert harness._METRICS_LISTENERS == []

@@ -19,7 +19,7 @@ import math
 import resource
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,6 +129,37 @@ def trainer_spec(kind: str) -> TrainerSpec:
 def trainer_kinds() -> list[str]:
     """Names of the registered trainers."""
     return _TRAINERS.names()
+
+
+# ----- eval listeners and metric sinks -------------------------------------------------------------
+EvalListener = Callable[[str, int, dict[str, float]], None]
+_EVAL_LISTENERS: list[EvalListener] = []
+MetricsListener = Callable[[str, dict[str, Any]], None]
+_METRICS_LISTENERS: list[MetricsListener] = []
+
+
+@contextlib.contextmanager
+def metrics_listener(listener: MetricsListener) -> Iterator[None]:
+    """Call ``listener(kind, row)`` with every row a trainer writes to metrics.jsonl (``row["kind"]``
+    is ``train`` or ``eval``) while the context is open: the hook metric sinks (TensorBoard) hang on,
+    so no trainer writes its own logging code."""
+    _METRICS_LISTENERS.append(listener)
+    try:
+        yield
+    finally:
+        _METRICS_LISTENERS.remove(listener)
+
+
+@contextlib.contextmanager
+def eval_listener(listener: EvalListener) -> Iterator[None]:
+    """Call ``listener(kind, step, val_metrics)`` after every val evaluation of any trainer run in this
+    process while the context is open (a sweep's pruning, metric sinks). It runs after latest.pt is
+    saved; an exception it raises stops the run there (and propagates out of ``fit``)."""
+    _EVAL_LISTENERS.append(listener)
+    try:
+        yield
+    finally:
+        _EVAL_LISTENERS.remove(listener)
 
 
 # ----- device --------------------------------------------------------------------------------------
@@ -377,7 +408,7 @@ class Harness(abc.ABC):
                         windows=int(st["windows"]),
                         peak_mem_gb=round(peak_mem_gb(self.device), 4),
                     )
-                    runs.append_metrics(self.run_dir, row)
+                    self._log_row(row)
                 if self.step % self.cfg.eval_interval == 0 or self.step == self.total_steps:
                     self._eval_and_save()
                 live = {"loss": st["loss"]}
@@ -393,6 +424,12 @@ class Harness(abc.ABC):
             self.progress.finish()
         return self.finish(started, complete=self.step >= self.total_steps)
 
+    def _log_row(self, row: dict[str, Any]) -> None:
+        """Append ``row`` to metrics.jsonl and hand it to the metric sinks."""
+        runs.append_metrics(self.run_dir, row)
+        for listener in tuple(_METRICS_LISTENERS):
+            listener(self.kind, row)
+
     def _eval_and_save(self) -> None:
         val = self.evaluate("val")
         self.last_val = val
@@ -402,12 +439,11 @@ class Harness(abc.ABC):
         if improved:
             self.best_score, self.best_step, self.best_metrics = score, self.step, val
             runs.save_checkpoint(runs.checkpoint_path(self.run_dir, runs.BEST), self.checkpoint(val, train_state=False))
-        runs.append_metrics(
-            self.run_dir,
-            {"kind": "eval", "step": self.step, "best": improved, **{f"eval_{k}": v for k, v in val.items()}},
-        )
+        self._log_row({"kind": "eval", "step": self.step, "best": improved, **{f"eval_{k}": v for k, v in val.items()}})
         runs.save_checkpoint(runs.checkpoint_path(self.run_dir, runs.LATEST), self.checkpoint(val, train_state=True))
         self.saved_step = self.step
+        for listener in tuple(_EVAL_LISTENERS):
+            listener(self.kind, self.step, dict(val))
         # turnover in percent, as the backtest table shows it
         self.progress.log(
             f"step {self.step}: val sharpe {val['sharpe']:.3f}, return {val['total_return']:+.2%}, turnover"
