@@ -15,12 +15,12 @@ SWEEP = """
 features.vol_windows = [5]
 features.momentum_windows = [5, 10]
 features.volume_window = 5
-train.steps = 4
-train.eval_interval = 2
-train.batch_windows = 2
-train.rollout_groups = 2
-train.horizon = 8
-train.lookback = [16, 24]
+dm.steps = 4
+dm.eval_interval = 2
+dm.batch_windows = 2
+dm.rollout_groups = 2
+dm.horizon = 8
+dm.lookback = [16, 24]
 """
 
 
@@ -49,8 +49,8 @@ def test_sweep_train_dm_prints_the_table_and_the_test_figures_once(data_root, tm
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ("train.lokback = [16, 24]\n", "unknown key train.lokback; did you mean 'lookback'"),
-        ("train.lookback = [16, 'x']\n", "expected an integer"),
+        ("dm.lokback = [16, 24]\n", "unknown key dm.lokback; did you mean 'lookback'"),
+        ("dm.lookback = [16, 'x']\n", "expected an integer"),
         ("", "the sweep is empty"),
     ],
 )

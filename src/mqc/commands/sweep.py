@@ -11,8 +11,8 @@ from typing import Any
 import typer
 from rich.markup import escape
 
+from mqc.commands import _options as o
 from mqc.commands._console import RichProgress, err, out, print_json, state, want_json
-from mqc.commands._options import JsonOpt
 from mqc.commands.train import _common as c
 
 app = typer.Typer(help="Run experiment grids and searches over a trainer (local pool or Ray).", no_args_is_help=True)
@@ -42,6 +42,7 @@ class Pruner(StrEnum):
 
 @app.command("train")
 def train(
+    ctx: typer.Context,
     kind: str = typer.Argument(..., help="A trainer of `mqc train` (dm, sharpe, kronos, ...)."),
     grid: Path = typer.Option(..., "--grid", help="Sweep file (TOML of profile keys: lists, {low, high} ranges)."),
     samples: int = typer.Option(None, "--samples", help="Sample N configurations (random/TPE) instead of the grid."),
@@ -60,14 +61,14 @@ def train(
     tensorboard: Path = typer.Option(
         None, "--tensorboard", help="Write every trial's metrics as TensorBoard scalars under DIR/<trial>."
     ),
-    data_root: str = c.DataRootOpt,
-    symbols: str = c.SymbolsOpt,
-    timeframe: str = c.TimeframeOpt,
-    start: str = c.StartOpt,
-    end: str = c.EndOpt,
-    cost_bps: float = c.CostOpt,
-    quiet: bool = c.QuietOpt,
-    json_out: bool = JsonOpt,
+    data_root: str = o.DATA_ROOT(),
+    symbols: str = o.SYMBOLS(),
+    timeframe: str = o.TIMEFRAME(),
+    start: str = o.START(),
+    end: str = o.END(),
+    cost_bps: float = o.COST_BPS(),
+    quiet: bool = o.QUIET(),
+    json_out: bool = o.JSON(),
 ) -> None:
     """Train every configuration of a sweep file; choose on val, report the choice's test figures once.
 
@@ -81,8 +82,7 @@ def train(
     if quiet:
         state().quiet = True
     spec = trainer_spec(kind)
-    data_flags = {"data_root": data_root, "symbols": symbols, "timeframe": timeframe, "start": start, "end": end}
-    resolved = c.resolve_common(data_flags, {}, cost_bps)
+    resolved = c.resolve_common(o.given(ctx))
     for cls in (spec.config, *spec.extra_tables):
         resolved[config.table_name(cls)] = resolve_with_profile(cls, state().profile)
     from mqc.core import paths

@@ -12,12 +12,12 @@ from mqc.core.market.config import MarketConfig
 from mqc.core.train.config import DMTrainConfig
 
 TINY = """
-train.steps = 4
-train.eval_interval = 2
-train.log_interval = 2
-train.batch_windows = 2
-train.rollout_groups = 2
-train.horizon = 8
+dm.steps = 4
+dm.eval_interval = 2
+dm.log_interval = 2
+dm.batch_windows = 2
+dm.rollout_groups = 2
+dm.horizon = 8
 """
 
 
@@ -37,7 +37,7 @@ def base(data_root: Path) -> dict:
         "market": config.to_dict(MarketConfig()),
         "features": config.to_dict(FeatureConfig(vol_windows=(5,), momentum_windows=(5, 10), volume_window=5)),
         "split": config.to_dict(SplitConfig()),
-        "train": config.to_dict(DMTrainConfig()),
+        "dm": config.to_dict(DMTrainConfig()),
     }
 
 

@@ -20,7 +20,7 @@ def _free_port() -> int:
 
 
 def test_ray_gives_the_same_trial_results_as_the_local_pool(sweep_file, base, tmp_path) -> None:
-    grid = sweep_file("train.lookback = [16, 24]\nseed = [0, 1]\n")
+    grid = sweep_file("dm.lookback = [16, 24]\nseed = [0, 1]\n")
     common = dict(kind="dm", grid_file=grid, base=base, max_concurrent=2, test=False)
     run_sweep(SweepRequest(sweep_dir=tmp_path / "local", **common))
     assert not ray.is_initialized()
@@ -35,7 +35,7 @@ def test_ray_gives_the_same_trial_results_as_the_local_pool(sweep_file, base, tm
 
 
 def test_a_ray_address_that_does_not_answer_fails_within_seconds(sweep_file, base, tmp_path) -> None:
-    grid = sweep_file("train.lookback = [16]\n")
+    grid = sweep_file("dm.lookback = [16]\n")
     t0 = time.perf_counter()
     with pytest.raises(ConfigError, match="does not answer") as exc:
         run_sweep(

@@ -14,8 +14,8 @@ from mqc.core.progress import NullProgress
 from mqc.core.sweep.runner import TRIALS, SweepRequest, read_trials, run_sweep
 
 GRID = """
-train.hidden_size = [8, 16]
-train.lookback = [16, 24]
+dm.hidden_size = [8, 16]
+dm.lookback = [16, 24]
 seed = [0, 1]
 """
 
@@ -35,9 +35,9 @@ def test_a_2x2x2_sweep_writes_every_trial_selects_on_val_and_reports_test_once(
     assert len(rows) == 8 and {r["status"] for r in rows} == {"ok"} and res.counts["done"] == 8
     for r in rows:  # each trial is an ordinary run directory with its overrides in config.json
         doc = runs.read_run_config(r["run_dir"])
-        assert doc["configs"]["train"]["seed"]["value"] == r["seed"]
-        assert doc["configs"]["train"]["lookback"]["value"] == r["overrides"]["train.lookback"]
-        assert doc["configs"]["train"]["lookback"]["source"] == "sweep"
+        assert doc["configs"]["dm"]["seed"]["value"] == r["seed"]
+        assert doc["configs"]["dm"]["lookback"]["value"] == r["overrides"]["dm.lookback"]
+        assert doc["configs"]["dm"]["lookback"]["source"] == "sweep"
         assert runs.checkpoint_path(Path(r["run_dir"]), runs.BEST).is_file()
         assert Path(r["run_dir"]).parent == sd / "trials" / r["trial"]
         assert set(r) >= {"overrides", "run_dir", "status", "val", "duration", "seed", "error"}
@@ -81,20 +81,20 @@ def test_another_sweep_in_the_same_directory_is_refused(sweep_file, base, tmp_pa
     from mqc.core.errors import ConfigError
 
     sd = tmp_path / "sweep"
-    run_sweep(request(sweep_file("train.lookback = [16]\n"), sd, base, test=False))
+    run_sweep(request(sweep_file("dm.lookback = [16]\n"), sd, base, test=False))
     with pytest.raises(ConfigError, match="holds another sweep"):
-        run_sweep(request(sweep_file("train.lookback = [24]\n", "other.toml"), sd, base))
+        run_sweep(request(sweep_file("dm.lookback = [24]\n", "other.toml"), sd, base))
     assert len(read_trials(sd)) == 1
 
 
 def test_a_trial_that_raises_is_recorded_and_the_sweep_continues(sweep_file, base, tmp_path) -> None:
     sd = tmp_path / "sweep"
     # lookback 250 leaves no training window on 300 bars: that trial fails, the other finishes
-    res = run_sweep(request(sweep_file("train.lookback = [16, 250]\n"), sd, base, max_concurrent=1, test=False))
-    rows = {r["overrides"]["train.lookback"]: r for r in read_trials(sd).values()}
+    res = run_sweep(request(sweep_file("dm.lookback = [16, 250]\n"), sd, base, max_concurrent=1, test=False))
+    rows = {r["overrides"]["dm.lookback"]: r for r in read_trials(sd).values()}
     assert rows[16]["status"] == "ok" and rows[250]["status"] == "failed"
     assert rows[250]["error"].startswith("DataError") and "too few" in rows[250]["error"]
-    assert res.counts["failed"] == 1 and res.chosen["overrides"]["train.lookback"] == 16
+    assert res.counts["failed"] == 1 and res.chosen["overrides"]["dm.lookback"] == 16
     assert "Traceback" in (sd / "errors.log").read_text()
 
 
@@ -110,7 +110,7 @@ class _InterruptAfter(NullProgress):
 
 def test_ctrl_c_keeps_the_finished_trials_and_the_table_so_far(sweep_file, base, tmp_path) -> None:
     sd = tmp_path / "sweep"
-    grid = sweep_file("train.lookback = [16, 20, 24]\n")
+    grid = sweep_file("dm.lookback = [16, 20, 24]\n")
     with pytest.raises(KeyboardInterrupt) as exc:
         run_sweep(request(grid, sd, base, max_concurrent=1), progress=_InterruptAfter(1))
     partial = exc.value.sweep_result
@@ -123,12 +123,12 @@ def test_ctrl_c_keeps_the_finished_trials_and_the_table_so_far(sweep_file, base,
 def test_a_random_search_with_median_pruning_keeps_its_study_in_the_sweep_directory(sweep_file, base, tmp_path) -> None:
     optuna = pytest.importorskip("optuna")
     sd = tmp_path / "sweep"
-    grid = sweep_file("train.lr = {low = 1e-3, high = 1e-2, log = true}\ntrain.lookback = [16, 24]\n")
+    grid = sweep_file("dm.lr = {low = 1e-3, high = 1e-2, log = true}\ndm.lookback = [16, 24]\n")
     res = run_sweep(request(grid, sd, base, samples=2, sampler="random", pruner="median", test=False))
     rows = list(read_trials(sd).values())
     assert len(rows) == 2 and res.n_configs == 2
     assert all(
-        1e-3 <= r["overrides"]["train.lr"] <= 1e-2 and r["overrides"]["train.lookback"] in (16, 24) for r in rows
+        1e-3 <= r["overrides"]["dm.lr"] <= 1e-2 and r["overrides"]["dm.lookback"] in (16, 24) for r in rows
     )
     names = optuna.study.get_all_study_names(
         optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(sd / "optuna.journal")))
@@ -144,13 +144,13 @@ def test_a_random_search_with_median_pruning_keeps_its_study_in_the_sweep_direct
 
 
 TINY_OVERRIDES = {
-    "train.lookback": 16,
-    "train.seed": 0,
-    "train.steps": 4,
-    "train.eval_interval": 2,
-    "train.batch_windows": 2,
-    "train.rollout_groups": 2,
-    "train.horizon": 8,
+    "dm.lookback": 16,
+    "dm.seed": 0,
+    "dm.steps": 4,
+    "dm.eval_interval": 2,
+    "dm.batch_windows": 2,
+    "dm.rollout_groups": 2,
+    "dm.horizon": 8,
 }
 
 
@@ -176,7 +176,7 @@ def test_the_pruner_stops_a_trial_below_the_median_at_its_first_eval(sweep_file,
         study={"storage": url, "name": "s", "trial_id": trial._trial_id, "pruner": "median"},
     )
     row = run_trial(spec)
-    assert row["status"] == "pruned" and row["steps"] == 2 and "sharpe" in row["val"]
+    assert row["status"] == "pruned" and row["steps"] == 2 and "sharpe" in row["val"], row.get("error")
 
 
 def test_any_registered_trainer_sweeps_through_its_own_table(base, tmp_path) -> None:
@@ -187,7 +187,7 @@ def test_any_registered_trainer_sweeps_through_its_own_table(base, tmp_path) -> 
     grid.write_text(
         "sharpe.steps = 4\nsharpe.eval_interval = 2\nsharpe.horizon = 32\nsharpe.lookback = [16, 24]\nseed = [3]\n"
     )
-    tables = {**{k: v for k, v in base.items() if k != "train"}, "sharpe": config.to_dict(SharpeTrainConfig())}
+    tables = {**{k: v for k, v in base.items() if k != "dm"}, "sharpe": config.to_dict(SharpeTrainConfig())}
     res = run_sweep(
         SweepRequest(kind="sharpe", grid_file=grid, sweep_dir=tmp_path / "s", base=tables, max_concurrent=1, test=False)
     )
@@ -208,6 +208,6 @@ def test_a_test_report_that_cannot_run_loses_no_trial(sweep_file, base, data_roo
     gone = {**base, "data": {**base["data"], "data_root": str(tmp_path / "moved")}}  # the bars moved away
     sd = tmp_path / "sweep"
     with pytest.raises(MqcError):
-        run_sweep(request(sweep_file("train.lookback = [16, 24]\n"), sd, gone, max_concurrent=1), panel=panel)
+        run_sweep(request(sweep_file("dm.lookback = [16, 24]\n"), sd, gone, max_concurrent=1), panel=panel)
     summary = json.loads((sd / "summary.json").read_text())
     assert len(read_trials(sd)) == 2 and summary["chosen"] is not None and summary["test"] is None

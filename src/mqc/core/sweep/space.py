@@ -122,6 +122,7 @@ def parse_space(
                 raise ConfigError(f"{where}: 'seed' needs a trainer table with a seed")
             flat[f"{train_table}.seed"] = value
             continue
+        name = config.current_table(name, where)  # an old table name ([train] for [dm]) still reads, with a note
         if name not in tables:
             raise ConfigError(
                 f"{where}: unknown table {name!r}{config.did_you_mean(name, [*tables, SEED])}",

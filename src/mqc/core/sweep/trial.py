@@ -29,7 +29,7 @@ class TrialSpec:
     overrides: dict[str, Any]  # table.field -> value, seed included
     base: dict[str, dict[str, Any]]  # resolved table values the overrides replace
     save_dir: str  # parent of the run directory
-    train_table: str = "train"  # the trainer's own table (its seed, threads and save_dir)
+    train_table: str = "dm"  # the trainer's own table (its seed, threads and save_dir)
     metric: str = "sharpe"  # val metric reported for pruning and selection
     study: dict[str, Any] | None = None  # {"storage", "name", "trial_id"}: report to Optuna for pruning
     command_line: str | None = None
