@@ -38,6 +38,8 @@ class OrderResult:
     equity_before_close: np.ndarray
     fill_qty: np.ndarray  # [T, A, K]
     fill_price: np.ndarray  # [T, A, K]
+    fill_limit: np.ndarray  # [T, A, K] the filled order's limit/stop price (NaN: market order, no fill)
+    fill_kind: np.ndarray  # int8 [T, A, K] the filled order's kind (0: no fill)
     decided: np.ndarray  # bool [T, A]: the intrabar rule chose the outcome of bar t
     gap: np.ndarray  # [T, A] value at stake in that choice, fraction of equity
     orders: Orders  # [T, A, K] as placed
@@ -94,6 +96,7 @@ def simulate_orders(
     eq_pre, fin, cost_close, cost_intra = np.empty(T), np.zeros(T), np.zeros(T), np.zeros(T)
     weights, trades = np.zeros((T, A)), np.zeros((T, A))
     fq, fp = np.zeros((T, A, K)), np.full((T, A, K), np.nan)
+    fl, fk = np.full((T, A, K), np.nan), np.zeros((T, A, K), dtype=np.int8)
     decided, gap = np.zeros((T, A), dtype=bool), np.zeros((T, A))
     final = 1.0
     for t in range(T):
@@ -114,6 +117,8 @@ def simulate_orders(
             )
             eq_pre[t] = f.equity_before_close
             trades[t] = (f.positions - pos) * c
+            hit = f.qty != 0
+            fl[t], fk[t] = np.where(hit, book.price, np.nan), np.where(hit, book.kind, 0)
             cash, pos, book = f.cash, f.positions, f.book
             fq[t], fp[t], decided[t], gap[t] = f.qty, f.price, f.decided, f.gap / max(abs(eq_ref), 1e-300)
             cost_close[t], cost_intra[t] = f.costs_close, f.costs_intrabar
@@ -149,6 +154,8 @@ def simulate_orders(
         equity_before_close=eq_pre,
         fill_qty=fq,
         fill_price=fp,
+        fill_limit=fl,
+        fill_kind=fk,
         decided=decided,
         gap=gap,
         orders=orders,
