@@ -21,6 +21,18 @@ from mqc.commands._console import (
 from mqc.commands._options import AllowAlteredOpt, JsonOpt, split_list
 
 
+class IntrabarChoice(StrEnum):
+    """``--intrabar``: which order of events inside a bar is assumed when both could have filled."""
+
+    conservative = "conservative"
+    optimistic = "optimistic"
+
+
+class FitMethod(StrEnum):
+    grid = "grid"
+    de = "de"
+
+
 class SplitChoice(StrEnum):
     """Segments ``--split`` accepts (Typer reports any other value as a usage error)."""
 
@@ -37,6 +49,22 @@ def backtest(
         help="Checkpoint file, run directory, 'latest' (newest run), or best.pt / latest.pt (of the run you are in, else the newest).",
     ),
     weights: str = typer.Option(None, "--weights", "-w", help="CSV of target weights: timestamp,SYM1,SYM2,..."),
+    strategy: str = typer.Option(
+        None,
+        "--strategy",
+        help="Order strategy on forecasts: maxdiff, maxdiff-always-on, simple, highlow, takeprofit, buy-hold.",
+    ),
+    model: str = typer.Option(None, "--model", "-m", help="--strategy: forecaster of the next bar (mqc forecast models)."),
+    model_path: str = typer.Option(None, "--model-path", help="--strategy: model weights (Chronos, Kronos)."),
+    intrabar: IntrabarChoice = typer.Option(
+        None, "--intrabar", help="--strategy: entry and exit both touched in one bar: conservative (default) or optimistic."
+    ),
+    refit_every: int = typer.Option(None, "--refit-every", help="--strategy: bars between walk-forward re-fits."),
+    fit_window: int = typer.Option(None, "--fit-window", help="--strategy: trailing bars per fit (0: no fit)."),
+    fit_method: FitMethod = typer.Option(None, "--fit-method", help="--strategy: grid or de (differential evolution)."),
+    participation: float = typer.Option(
+        None, "--participation", help="--strategy: max fraction of a bar's volume traded per symbol."
+    ),
     symbols: str = typer.Option(
         None, "--symbols", "-s", help="Comma-separated symbols (default: the checkpoint's / the file's)."
     ),
@@ -89,11 +117,20 @@ def backtest(
     from mqc.core.profiles import resolve_with_profile
     from mqc.core.runs import resolve_checkpoint
 
-    if (checkpoint is None) == (weights is None):
+    if sum(x is not None for x in (checkpoint, weights, strategy)) != 1:
         raise typer.BadParameter(
             "give exactly one of them (e.g. mqc backtest --checkpoint latest)",
-            param_hint="'--checkpoint' / '--weights'",
+            param_hint="'--checkpoint' / '--weights' / '--strategy'",
         )
+    order_flags = dict(
+        intrabar=intrabar.value if intrabar is not None else None,
+        refit_every=refit_every,
+        fit_window=fit_window,
+        fit_method=fit_method.value if fit_method is not None else None,
+        participation=participation,
+    )
+    if strategy is None and (model is not None or any(v is not None for v in order_flags.values())):
+        raise typer.BadParameter("applies to --strategy only", param_hint="'--model' / '--intrabar' / '--fit-*'")
     if checkpoint is not None and enable_shorting is not None:
         raise typer.BadParameter(
             "applies to --weights only: a checkpoint replays the market it was trained under",
@@ -126,7 +163,14 @@ def backtest(
     split_cfg = split_res.value if any(s != "default" for s in split_res.sources.values()) else None
     market_res = resolve_with_profile(MarketConfig, profile, flags=dict(allow_short=enable_shorting))
     with RichProgress() as progress:
-        if checkpoint is not None:
+        if strategy is not None:
+            from mqc.commands._backtest_orders import order_backtest
+
+            report = order_backtest(
+                strategy, model, model_path, order_flags, data, cfg, resolved.sources, split_cfg, market_res.value,
+                out_dir, fit_windows, progress,
+            )
+        elif checkpoint is not None:
             path, note = resolve_checkpoint(checkpoint)
             if note:
                 info(note)  # which file a bare best.pt / latest.pt / 'latest' named, before the replay
@@ -201,6 +245,10 @@ def render_summary(report: Any) -> None:
         )
     out.print(cost_line(report.data["costs"]))
     out.print(t)
+    if report.orders is not None:
+        from mqc.commands._backtest_orders import render_orders
+
+        render_orders(report)
     a, s = report.aggregates, report.significance
     if a.get("window_note"):
         out.print(f"note: {a['window_note']}")

@@ -267,6 +267,7 @@ def test_market_on_close_orders_replay_the_weight_engine(synth_panel):
     np.testing.assert_allclose(res.costs, ref.costs, rtol=0, atol=1e-13)
     np.testing.assert_allclose(res.weights, ref.weights, rtol=0, atol=1e-12)
     np.testing.assert_allclose(res.financing, ref.financing, rtol=0, atol=1e-14)
+    np.testing.assert_allclose(res.turnover, ref.turnover, rtol=0, atol=1e-12)
     np.testing.assert_allclose(np.prod(1 + res.net_returns), np.prod(1 + ref.net_returns), rtol=1e-12)
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from mqc.core.market.config import MarketConfig
 from mqc.core.market.fills import fill_orders, long_only_mask
-from mqc.core.market.orders import NONE, Orders, expire, merge
+from mqc.core.market.orders import MOC, NONE, Orders, expire, merge
 from mqc.core.market.simulator import bar_years, fee_rates, overnight_mask
 
 
@@ -32,7 +32,7 @@ class OrderResult:
     net_returns: np.ndarray
     costs: np.ndarray  # fraction of equity_before_close, aligned like net_returns
     financing: np.ndarray
-    turnover: np.ndarray
+    turnover: np.ndarray  # traded notional (every fill, round trips inside a bar too), aligned like costs
     weights: np.ndarray  # [T, A] held after the close auction of t, of equity_before_close[t]
     trades: np.ndarray  # [T, A] change of the holdings over bar t, of equity_before_close[t]
     equity_before_close: np.ndarray
@@ -94,6 +94,7 @@ def simulate_orders(
     cash, pos, eq_ref = 1.0, np.zeros(A), 1.0
     book = Orders.empty(A, K)
     eq_pre, fin, cost_close, cost_intra = np.empty(T), np.zeros(T), np.zeros(T), np.zeros(T)
+    moc_notional, intra_notional = np.zeros(T), np.zeros(T)
     weights, trades = np.zeros((T, A)), np.zeros((T, A))
     fq, fp = np.zeros((T, A, K)), np.full((T, A, K), np.nan)
     fl, fk = np.full((T, A, K), np.nan), np.zeros((T, A, K), dtype=np.int8)
@@ -122,6 +123,9 @@ def simulate_orders(
             cash, pos, book = f.cash, f.positions, f.book
             fq[t], fp[t], decided[t], gap[t] = f.qty, f.price, f.decided, f.gap / max(abs(eq_ref), 1e-300)
             cost_close[t], cost_intra[t] = f.costs_close, f.costs_intrabar
+            notional = np.abs(f.qty) * np.nan_to_num(f.price)
+            moc_notional[t] = float(notional[fk[t] == MOC].sum())
+            intra_notional[t] = float(notional.sum()) - moc_notional[t]
         else:
             eq_pre[t] = cash + float(np.sum(pos * c))
         e = eq_pre[t]
@@ -143,7 +147,9 @@ def simulate_orders(
     costs = cost_close.copy()
     costs[:-1] += cost_intra[1:]
     costs /= eq_pre
-    turnover = np.abs(trades).sum(1)
+    turnover = moc_notional.copy()
+    turnover[:-1] += intra_notional[1:]
+    turnover /= eq_pre
     return OrderResult(
         net_returns=net,
         costs=costs,
