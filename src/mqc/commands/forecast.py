@@ -356,13 +356,24 @@ def select(
     model_path: str = ModelPathOpt,
     tokenizer_path: str = TokenizerPathOpt,
     hyperparams_dir: str = HpDirOpt,
+    by: str = typer.Option(
+        None,
+        "--by",
+        help=f"What decides: pnl (the trading result of --strategy on the val split) or a metric ({', '.join(_PER_SYMBOL_METRICS)}; default crps).",
+        callback=_choice(("pnl", *_PER_SYMBOL_METRICS), "--by"),
+    ),
+    strategy: str = typer.Option("maxdiff", "--strategy", help="--by pnl: the order strategy traded on each model's forecasts."),
+    fit_window: int = typer.Option(None, "--fit-window", help="--by pnl: trailing bars per walk-forward fit (0: no fit)."),
+    refit_every: int = typer.Option(None, "--refit-every", help="--by pnl: bars between re-fits."),
     json_out: bool = JsonOpt,
 ) -> None:
-    """Pick each symbol's model on validation origins (tuned per-symbol settings applied) and write hyperparams/best/<SYMBOL>.<tf>.json."""
+    """Pick each symbol's model on validation data (by a forecast metric, or by trading result with --by pnl) and write hyperparams/best/<SYMBOL>.<tf>.json."""
     from mqc.core.forecast.service import load_frames
     from mqc.core.forecast.tuning import select as select_core
 
-    ec = _eval_config(origins, None, horizon, None, metric, joint_origins=joint_origins)
+    if by is not None and by != "pnl" and metric is not None and metric != by:
+        raise typer.BadParameter(f"--by {by} and --metric {metric} disagree: give one", param_hint="--by")
+    ec = _eval_config(origins, None, horizon, None, metric or (by if by != "pnl" else None), joint_origins=joint_origins)
     base = _base_config(timeframe, model_path, hyperparams_dir, tokenizer_path=tokenizer_path)
     frames = load_frames(_symbols(symbols, "select"), base.timeframe)
     names = split_list(models) or ()
@@ -370,13 +381,35 @@ def select(
         names, frames, timeframe, model_path, hyperparams_dir, None, tokenizer_path, ec.quantile_levels
     )
     with RichProgress() as progress:
-        res = select_core(frames, names, base, ec, progress=progress, settings=settings)
+        if by == "pnl":
+            from mqc.core.backtest.config import OrderBacktestConfig
+            from mqc.core.backtest.order_select import select_by_pnl
+            from mqc.core.data.config import SplitConfig
+            from mqc.core.market.config import MarketConfig
+            from mqc.core.profiles import resolve_with_profile
+
+            profile = state().profile
+            flags = {"strategy": strategy, "fit_window": fit_window, "refit_every": refit_every}
+            ocfg = resolve_with_profile(OrderBacktestConfig, profile, flags=flags).value
+            res = select_by_pnl(
+                list(frames),
+                names,
+                settings,
+                base,
+                strategy=strategy,
+                order_cfg=ocfg,
+                market=resolve_with_profile(MarketConfig, profile).value,
+                split_cfg=resolve_with_profile(SplitConfig, profile).value,
+                progress=progress,
+            )
+        else:
+            res = select_core(frames, names, base, ec, progress=progress, settings=settings)
     if want_json(json_out):
         print_json(res.to_dict())
         return
-    from mqc.commands._forecast_view import select_table
+    from mqc.commands._forecast_view import pnl_select_table, select_table
 
-    out.print(select_table(res))
+    out.print(pnl_select_table(res) if by == "pnl" else select_table(res))
 
 
 @app.command("models")

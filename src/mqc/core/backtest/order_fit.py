@@ -62,8 +62,11 @@ def _score(spec, ohlcv, ts, fc, classes, market, cfg, a0, a1, cands: np.ndarray,
 
 
 def _grid(spec, points: int) -> np.ndarray:
+    """Grid candidates, nearest the defaults first: a tie (e.g. no fill at any candidate) keeps the defaults."""
     axes = [np.linspace(lo, hi, points) if points > 1 else np.array([(lo + hi) / 2]) for lo, hi in spec.params.values()]
-    return np.array(list(itertools.product(*axes)), dtype=np.float64)
+    cands = np.array(list(itertools.product(*axes)), dtype=np.float64)
+    default = np.array([spec.defaults[k] for k in spec.params])
+    return cands[np.argsort(np.abs(cands - default).sum(1), kind="stable")]
 
 
 def walk_forward(
