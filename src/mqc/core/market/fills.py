@@ -232,15 +232,13 @@ class OrderFill:
 
 def _order_qty(book: Orders, px, pos, equity, long_only, room) -> np.ndarray:
     """Units each slot would trade at price ``px`` (``[A, K]``) given the positions ``pos`` ``[A]``."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        wq = book.size * equity / px - pos[:, None]
+    wq = book.size * equity / px - pos[:, None]  # callers silence the warnings of empty slots (NaN px)
     side = book.side
     wq = np.where(side > 0, np.maximum(wq, 0.0), np.where(side < 0, np.minimum(wq, 0.0), wq))
     q = np.where(book.sizing == QTY, side * book.size, wq)
     q = np.where(long_only[:, None], np.maximum(q, -pos[:, None]), q)
     q = np.clip(q, -room[:, None], room[:, None])
-    with np.errstate(invalid="ignore"):
-        dust = ~(np.abs(q) * px > DUST * abs(equity))
+    dust = ~(np.abs(q) * px > DUST * abs(equity))
     return np.where(dust, 0.0, q)
 
 
@@ -257,15 +255,14 @@ def _intervals(path: np.ndarray, book: Orders) -> tuple[np.ndarray, np.ndarray, 
     above = ((kind == LIMIT) & (side < 0)) | ((kind == STOP) & (side > 0))
     shape = (3, *kind.shape)
     start, end, at = np.full(shape, np.inf), np.full(shape, -np.inf), np.full(shape, np.nan)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        for s in range(3):
-            p0, p1 = path[s][:, None], path[s + 1][:, None]
-            c0 = (below & (p0 <= price)) | (above & (p0 >= price))
-            c1 = (below & (p1 <= price)) | (above & (p1 >= price))
-            cross = s + (price - p0) / (p1 - p0)
-            start[s] = np.where(c0, float(s), np.where(c1, cross, np.inf))
-            end[s] = np.where(c1, float(s + 1), np.where(c0, cross, -np.inf))
-            at[s] = np.where(c0, p0, price)
+    for s in range(3):
+        p0, p1 = path[s][:, None], path[s + 1][:, None]
+        c0 = (below & (p0 <= price)) | (above & (p0 >= price))
+        c1 = (below & (p1 <= price)) | (above & (p1 >= price))
+        cross = s + (price - p0) / (p1 - p0)
+        start[s] = np.where(c0, float(s), np.where(c1, cross, np.inf))
+        end[s] = np.where(c1, float(s + 1), np.where(c0, cross, -np.inf))
+        at[s] = np.where(c0, p0, price)
     moo = kind == MOO
     start[0] = np.where(moo, 0.0, start[0])
     end[0] = np.where(moo, 0.0, end[0])
@@ -283,12 +280,16 @@ def _run_path(path, book, live, pos0, equity, fees, long_only, room0):
     pos, cash, room = pos0.copy(), np.zeros(A), room0.copy()
     qty, px = np.zeros((A, K)), np.full((A, K), np.nan)
     done = ~live
+    n = A * K
+    flat = np.arange(n)
+    start_f, end_f, at_f = start.reshape(3, n), end.reshape(3, n), at.reshape(3, n)
     for _ in range(K):
-        t3 = tau[None, :, None]
-        cand_start = np.where(end >= t3, np.maximum(start, t3), np.inf)
-        seg = cand_start.argmin(0)[None]
-        nxt = np.take_along_axis(cand_start, seg, 0)[0]
-        p_fill = np.where(nxt > np.take_along_axis(start, seg, 0)[0], cur[:, None], np.take_along_axis(at, seg, 0)[0])
+        tt = np.repeat(tau, K)
+        cand_start = np.where(end_f >= tt, np.maximum(start_f, tt), np.inf)
+        seg = cand_start.argmin(0)
+        nxt = cand_start[seg, flat]
+        p_fill = np.where(nxt > start_f[seg, flat], np.repeat(cur, K), at_f[seg, flat]).reshape(A, K)
+        nxt = nxt.reshape(A, K)
         q = _order_qty(book, p_fill, pos, equity, long_only, room)
         ok = ~done & np.isfinite(nxt) & (q != 0)
         j = np.where(ok, nxt, np.inf).argmin(1)
@@ -355,6 +356,11 @@ def fill_orders(
     """
     if intrabar not in INTRABAR_RULES:
         raise ValueError(f"intrabar must be one of {INTRABAR_RULES}, got {intrabar!r}")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _fill_orders(book, cash, positions, bar, fees, long_only, equity, intrabar, participation)
+
+
+def _fill_orders(book, cash, positions, bar, fees, long_only, equity, intrabar, participation) -> OrderFill:
     o, h, lo, c, vol = (np.asarray(x, dtype=np.float64) for x in bar)
     pos0 = np.asarray(positions, dtype=np.float64)
     A, K = book.kind.shape
@@ -362,8 +368,13 @@ def fill_orders(
     room0 = np.where(vol == 0, 0.0, np.where(np.isfinite(cap), cap, np.inf))
     live = (book.kind == LIMIT) | (book.kind == STOP) | (book.kind == MOO)
     if live.any():
-        hl = _run_path(np.stack([o, h, lo, c]), book, live, pos0, equity, fees, long_only, room0)
-        lh = _run_path(np.stack([o, lo, h, c]), book, live, pos0, equity, fees, long_only, room0)
+        # Both paths in one batch: rows [0, A) go open -> high -> low -> close, rows [A, 2A) via the low first.
+        two = lambda x: np.concatenate([x, x])  # noqa: E731
+        book2 = Orders(*(two(getattr(book, f)) for f in ("kind", "side", "price", "size", "sizing", "tif")))
+        path = np.stack([two(o), np.concatenate([h, lo]), np.concatenate([lo, h]), two(c)])
+        both = _run_path(path, book2, two(live), two(pos0), equity, two(fees), two(long_only), two(room0))
+        hl = tuple(x[:A] for x in both)
+        lh = tuple(x[A:] for x in both)
         v_hl, v_lh = hl[2] + hl[3] * c, lh[2] + lh[3] * c
         diff = np.abs(v_lh - v_hl)
         decided = diff > 1e-9 * max(abs(equity), 1e-300)
@@ -393,11 +404,16 @@ def fill_orders(
         close_cost += fee
         room = room - np.abs(q)
     filled = qty != 0
-    rest = book.copy()
     left = np.where(book.sizing == QTY, book.size - np.abs(qty), 0.0)
     keep = (book.kind != NONE) & (~filled | (left > DUST * np.maximum(book.size, 1e-300)))
-    rest.kind = np.where(keep, book.kind, NONE).astype(np.int8)
-    rest.size = np.where(filled & (book.sizing == QTY), left, book.size)
+    rest = Orders(
+        np.where(keep, book.kind, NONE).astype(np.int8),
+        book.side,
+        book.price,
+        np.where(filled & (book.sizing == QTY), left, book.size),
+        book.sizing,
+        book.tif,
+    )
     return OrderFill(
         qty=qty,
         price=px,

@@ -21,7 +21,7 @@ import numpy as np
 
 from mqc.core.market.config import MarketConfig
 from mqc.core.market.fills import fill_orders, long_only_mask
-from mqc.core.market.orders import MOC, NONE, Orders, expire, merge
+from mqc.core.market.orders import BAR, MOC, NONE, Orders, expire, merge
 from mqc.core.market.simulator import bar_years, fee_rates, overnight_mask
 
 
@@ -93,6 +93,7 @@ def simulate_orders(
     day_ends = overnight_mask(timestamps)
     cash, pos, eq_ref = 1.0, np.zeros(A), 1.0
     book = Orders.empty(A, K)
+    only_bar = not ((orders.kind != NONE) & (orders.tif != BAR)).any()
     eq_pre, fin, cost_close, cost_intra = np.empty(T), np.zeros(T), np.zeros(T), np.zeros(T)
     moc_notional, intra_notional = np.zeros(T), np.zeros(T)
     weights, trades = np.zeros((T, A)), np.zeros((T, A))
@@ -102,7 +103,9 @@ def simulate_orders(
     final = 1.0
     for t in range(T):
         c = x[t, :, 3]
-        if t > 0:
+        if t > 0 and only_bar:  # nothing outlives its bar: the live book is what was just placed
+            book = orders.at(t - 1)
+        elif t > 0:
             book = merge(expire(book, bool(day_ends[t - 1])), orders.at(t - 1))
         if (book.kind != NONE).any():
             f = fill_orders(
