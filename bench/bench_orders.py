@@ -113,7 +113,9 @@ def main() -> None:
         print("load average:", fh.read().split()[:3])
     x = bars(T, A)
     secs, _ = run_mqc(x, two_limits(x))
-    print(f"mqc two limit orders: {A} symbols x {T} bars x 2: {secs:.2f} s, {A * T * 2 / secs / 1e6:.2f} M order-bars/s")
+    print(
+        f"mqc two limit orders: {A} symbols x {T} bars x 2: {secs:.2f} s, {A * T * 2 / secs / 1e6:.2f} M order-bars/s"
+    )
     secs_m, eq_m = run_mqc(x, limit_and_moc(x))
     print(f"mqc limit + market-on-close: {secs_m:.2f} s, {A * T * 2 / secs_m / 1e6:.2f} M order-bars/s")
     try:
@@ -123,7 +125,10 @@ def main() -> None:
         return
     run_vbt(bars(20, 3, 1))  # compile
     secs_v, eq_v = run_vbt(x)
-    print(f"vectorbt from_orders (limit touches resolved outside, not timed): {secs_v:.2f} s, {A * T * 2 / secs_v / 1e6:.2f} M order-bars/s")
+    print(
+        f"vectorbt from_orders (limit touches resolved outside, not timed): {secs_v:.2f} s, "
+        f"{A * T * 2 / secs_v / 1e6:.2f} M order-bars/s"
+    )
     print(f"mqc / vectorbt speed: {secs_v / secs_m:.2f}x; final equity mqc {eq_m[-2]:.6f}, vectorbt {eq_v[-1]:.6f}")
 
 

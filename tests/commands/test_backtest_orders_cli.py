@@ -42,7 +42,9 @@ def test_maxdiff_json_report_with_fits_and_fill_rows(root, tmp_path):
 
 
 def test_table_output(root):
-    res = runner.invoke(app, ["backtest", "--strategy", "highlow", "--model", "ewma-vol", "--data-root", str(root), "--no-plots"])
+    res = runner.invoke(
+        app, ["backtest", "--strategy", "highlow", "--model", "ewma-vol", "--data-root", str(root), "--no-plots"]
+    )
     assert res.exit_code == 0, res.output
     assert "intrabar rule, same orders and bars" in res.output and "fill rate" in res.output
 

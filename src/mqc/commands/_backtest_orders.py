@@ -56,12 +56,17 @@ def render_orders(report: Any) -> None:
     imp = f["limit_price_improvement_bps"]
     out.print(
         f"orders: {f['orders']} placed, {f['fills']} fills (fill rate {rate}); limit fills beat their limit by "
-        f"{'-' if imp is None else f'{imp:.1f}'} bps on average; intrabar rule decided {f['intrabar_decided_bars']} bar(s) "
+        f"{'-' if imp is None else f'{imp:.1f}'} bps on average; "
+        f"intrabar rule decided {f['intrabar_decided_bars']} bar(s) "
         f"({f['intrabar_decided_share']:.1%} of symbol-bars)"
     )
     cmp_ = o["intrabar_comparison"]
     rules = [k for k in cmp_ if k != "note"]
-    parts = [f"{r}{' (used)' if r == o['intrabar'] else ''} {fmt_pct(cmp_[r]['total_return'])}, Sharpe {cmp_[r]['sharpe']:.2f}" for r in rules]
+    parts = [
+        f"{r}{' (used)' if r == o['intrabar'] else ''} {fmt_pct(cmp_[r]['total_return'])}, "
+        f"Sharpe {cmp_[r]['sharpe']:.2f}"
+        for r in rules
+    ]
     out.print("intrabar rule, same orders and bars: " + "; ".join(parts))
     fit = o["fit"]
     if fit["fits"]:

@@ -175,5 +175,12 @@ def pnl_select_table(res) -> Table:
         t.add_column(c)
     for s, ch in res.choices.items():
         others = ", ".join(f"{m} {fmt_pct(v)}" for m, v in ch["validation"].items())
-        t.add_row(s, ch["model"], fmt_pct(ch["validation"][ch["model"]]), fmt_pct(ch["test"][ch["model"]]), others, short_path(ch["path"]))
+        t.add_row(
+            s,
+            ch["model"],
+            fmt_pct(ch["validation"][ch["model"]]),
+            fmt_pct(ch["test"][ch["model"]]),
+            others,
+            short_path(ch["path"]),
+        )
     return t

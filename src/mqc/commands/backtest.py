@@ -54,10 +54,14 @@ def backtest(
         "--strategy",
         help="Order strategy on forecasts: maxdiff, maxdiff-always-on, simple, highlow, takeprofit, buy-hold.",
     ),
-    model: str = typer.Option(None, "--model", "-m", help="--strategy: forecaster of the next bar (mqc forecast models)."),
+    model: str = typer.Option(
+        None, "--model", "-m", help="--strategy: forecaster of the next bar (mqc forecast models)."
+    ),
     model_path: str = typer.Option(None, "--model-path", help="--strategy: model weights (Chronos, Kronos)."),
     intrabar: IntrabarChoice = typer.Option(
-        None, "--intrabar", help="--strategy: entry and exit both touched in one bar: conservative (default) or optimistic."
+        None,
+        "--intrabar",
+        help="--strategy: entry and exit both touched in one bar: conservative (default) or optimistic.",
     ),
     refit_every: int = typer.Option(None, "--refit-every", help="--strategy: bars between walk-forward re-fits."),
     fit_window: int = typer.Option(None, "--fit-window", help="--strategy: trailing bars per fit (0: no fit)."),
@@ -167,8 +171,18 @@ def backtest(
             from mqc.commands._backtest_orders import order_backtest
 
             report = order_backtest(
-                strategy, model, model_path, order_flags, data, cfg, resolved.sources, split_cfg, market_res.value,
-                out_dir, fit_windows, progress,
+                strategy,
+                model,
+                model_path,
+                order_flags,
+                data,
+                cfg,
+                resolved.sources,
+                split_cfg,
+                market_res.value,
+                out_dir,
+                fit_windows,
+                progress,
             )
         elif checkpoint is not None:
             path, note = resolve_checkpoint(checkpoint)

@@ -359,21 +359,31 @@ def select(
     by: str = typer.Option(
         None,
         "--by",
-        help=f"What decides: pnl (the trading result of --strategy on the val split) or a metric ({', '.join(_PER_SYMBOL_METRICS)}; default crps).",
+        help="What decides: pnl (the trading result of --strategy on the val split) or a metric "
+        f"({', '.join(_PER_SYMBOL_METRICS)}; default crps).",
         callback=_choice(("pnl", *_PER_SYMBOL_METRICS), "--by"),
     ),
-    strategy: str = typer.Option("maxdiff", "--strategy", help="--by pnl: the order strategy traded on each model's forecasts."),
-    fit_window: int = typer.Option(None, "--fit-window", help="--by pnl: trailing bars per walk-forward fit (0: no fit)."),
+    strategy: str = typer.Option(
+        "maxdiff", "--strategy", help="--by pnl: the order strategy traded on each model's forecasts."
+    ),
+    fit_window: int = typer.Option(
+        None, "--fit-window", help="--by pnl: trailing bars per walk-forward fit (0: no fit)."
+    ),
     refit_every: int = typer.Option(None, "--refit-every", help="--by pnl: bars between re-fits."),
     json_out: bool = JsonOpt,
 ) -> None:
-    """Pick each symbol's model on validation data (by a forecast metric, or by trading result with --by pnl) and write hyperparams/best/<SYMBOL>.<tf>.json."""
+    """Pick each symbol's model on validation data (a forecast metric, or trading result with --by pnl).
+
+    Writes hyperparams/best/<SYMBOL>.<tf>.json.
+    """
     from mqc.core.forecast.service import load_frames
     from mqc.core.forecast.tuning import select as select_core
 
     if by is not None and by != "pnl" and metric is not None and metric != by:
         raise typer.BadParameter(f"--by {by} and --metric {metric} disagree: give one", param_hint="--by")
-    ec = _eval_config(origins, None, horizon, None, metric or (by if by != "pnl" else None), joint_origins=joint_origins)
+    ec = _eval_config(
+        origins, None, horizon, None, metric or (by if by != "pnl" else None), joint_origins=joint_origins
+    )
     base = _base_config(timeframe, model_path, hyperparams_dir, tokenizer_path=tokenizer_path)
     frames = load_frames(_symbols(symbols, "select"), base.timeframe)
     names = split_list(models) or ()

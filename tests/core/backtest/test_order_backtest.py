@@ -86,7 +86,14 @@ def test_report_has_fill_stats_intrabar_comparison_and_fill_rows(synth_panel, tm
     panel = synth_panel(n_assets=2, n_bars=400, seed=5)
     ocfg = OrderBacktestConfig(refit_every=40, fit_window=100, grid_points=3)
     rep = run_order_backtest(
-        "maxdiff", ForecastConfig(model="naive"), DataConfig(), QUICK, ocfg, MarketConfig(), panel=panel, out_dir=tmp_path / "r"
+        "maxdiff",
+        ForecastConfig(model="naive"),
+        DataConfig(),
+        QUICK,
+        ocfg,
+        MarketConfig(),
+        panel=panel,
+        out_dir=tmp_path / "r",
     )
     o = rep.orders
     assert o["fills"]["fills"] > 0 and 0 < o["fills"]["fill_rate"] <= 1
@@ -102,7 +109,9 @@ def test_buy_hold_known_answer(synth_panel):
     panel = synth_panel(n_assets=2, n_bars=200, seed=8)
     mkt = MarketConfig(financing_rate=0.0)
     cfg = dataclasses.replace(QUICK, split="all")
-    rep = run_order_backtest("buy-hold", ForecastConfig(model="naive"), DataConfig(), cfg, None, mkt, panel=panel, write=False)
+    rep = run_order_backtest(
+        "buy-hold", ForecastConfig(model="naive"), DataConfig(), cfg, None, mkt, panel=panel, write=False
+    )
     # one market-on-open order per symbol placed at bar 0: half the equity each at bar 1's open
     units = 0.5 / panel.open[1]
     cash = 1.0 - (units * panel.open[1]).sum() - (units * panel.open[1] * 3e-4).sum()  # 1 + 2 bps each way
@@ -114,9 +123,25 @@ def test_buy_hold_known_answer(synth_panel):
 
 def test_every_registered_strategy_runs(synth_panel):
     panel = synth_panel(n_assets=2, n_bars=200, seed=9)
-    assert set(order_strategy_names()) >= {"maxdiff", "maxdiff-always-on", "simple", "highlow", "takeprofit", "buy-hold"}
+    assert set(order_strategy_names()) >= {
+        "maxdiff",
+        "maxdiff-always-on",
+        "simple",
+        "highlow",
+        "takeprofit",
+        "buy-hold",
+    }
     for name in order_strategy_names():
-        rep = run_order_backtest(name, ForecastConfig(model="drift", window=20), DataConfig(), QUICK, None, MarketConfig(), panel=panel, write=False)
+        rep = run_order_backtest(
+            name,
+            ForecastConfig(model="drift", window=20),
+            DataConfig(),
+            QUICK,
+            None,
+            MarketConfig(),
+            panel=panel,
+            write=False,
+        )
         assert np.isfinite(rep.result.net_returns).all()
 
 
@@ -142,14 +167,27 @@ class _CloseOnly:
 def test_a_model_without_high_low_is_one_clear_error(synth_panel):
     panel = synth_panel(n_assets=1, n_bars=80, seed=3)
     with pytest.raises(ConfigError, match="does not forecast the next bar's high and low.*maxdiff"):
-        next_bar_forecasts(panel, ForecastConfig(model="naive"), factory=lambda n, c: _CloseOnly(), needs=("high", "low"), strategy="maxdiff", cache=False)
+        next_bar_forecasts(
+            panel,
+            ForecastConfig(model="naive"),
+            factory=lambda n, c: _CloseOnly(),
+            needs=("high", "low"),
+            strategy="maxdiff",
+            cache=False,
+        )
 
 
 def test_too_little_history_for_the_fit_window(synth_panel):
     panel = synth_panel(n_assets=2, n_bars=200, seed=3)
     with pytest.raises(DataError, match="the fit window needs 500"):
         run_order_backtest(
-            "maxdiff", ForecastConfig(model="naive"), DataConfig(), QUICK, OrderBacktestConfig(fit_window=500), panel=panel, write=False
+            "maxdiff",
+            ForecastConfig(model="naive"),
+            DataConfig(),
+            QUICK,
+            OrderBacktestConfig(fit_window=500),
+            panel=panel,
+            write=False,
         )
 
 
@@ -158,6 +196,8 @@ def test_differential_evolution_fit_runs_and_stays_in_bounds(synth_panel):
     spec = order_strategy("maxdiff-always-on")
     fc = next_bar_forecasts(panel, ForecastConfig(model="naive"), cache=False)
     cfg = OrderBacktestConfig(fit_window=80, fit_method="de", de_maxiter=3)
-    fit = walk_forward(spec, panel.values, panel.timestamps, fc, panel.symbols, panel.asset_classes, MarketConfig(), cfg, 120, 160)
+    fit = walk_forward(
+        spec, panel.values, panel.timestamps, fc, panel.symbols, panel.asset_classes, MarketConfig(), cfg, 120, 160
+    )
     v = fit.params["entry_offset"][120:]
     assert (v >= -0.02).all() and (v <= 0.02).all() and fit.fits[0]["method"] == "de"

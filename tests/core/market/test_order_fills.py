@@ -67,7 +67,13 @@ def _ref_path(slots, path, pos, equity, fee, long_only, room):
         for k, o in enumerate(slots):
             if done[k]:
                 continue
-            cands = [(max(a, tau), a, at) for seg in _marketable(o[0], o[1], o[2], path) if seg for a, b, at in [seg] if b >= tau]
+            cands = [
+                (max(a, tau), a, at)
+                for seg in _marketable(o[0], o[1], o[2], path)
+                if seg
+                for a, b, at in [seg]
+                if b >= tau
+            ]
             if not cands:
                 continue
             t, a, at = min(cands, key=lambda c: c[0])
@@ -94,13 +100,21 @@ def reference_fill(book, cash, positions, bar, fees, long_only, equity, intrabar
     cash_d, pos_after, rooms, decided = np.zeros(A), np.zeros(A), np.zeros(A), np.zeros(A, dtype=bool)
     for a in range(A):
         slots = [
-            (int(book.kind[a, k]), int(book.side[a, k]), float(book.price[a, k]), float(book.size[a, k]), int(book.sizing[a, k]))
+            (
+                int(book.kind[a, k]),
+                int(book.side[a, k]),
+                float(book.price[a, k]),
+                float(book.size[a, k]),
+                int(book.sizing[a, k]),
+            )
             for k in range(K)
         ]
         room = 0.0 if vol[a] == 0 else (math.inf if participation is None else participation * vol[a])
         res = {}
         for name, path in (("hl", (o[a], h[a], lo[a], c[a])), ("lh", (o[a], lo[a], h[a], c[a]))):
-            res[name] = _ref_path(slots, [float(p) for p in path], float(positions[a]), equity, float(fees[a]), bool(long_only[a]), room)
+            res[name] = _ref_path(
+                slots, [float(p) for p in path], float(positions[a]), equity, float(fees[a]), bool(long_only[a]), room
+            )
         v = {n: r[1] + r[2] * c[a] for n, r in res.items()}
         dec = abs(v["lh"] - v["hl"]) > 1e-9 * abs(equity)
         pick = "hl"
@@ -184,7 +198,9 @@ def _one(kind, side, price, size=1.0, sizing=QTY):
 
 def _fill1(book, bar, pos=0.0, intrabar="conservative", fee=0.0, long_only=False):
     bar = tuple(np.array([v], dtype=float) for v in bar)
-    return fill_orders(book, 100.0, np.array([pos]), bar, np.array([fee]), np.array([long_only]), 100.0, intrabar=intrabar)
+    return fill_orders(
+        book, 100.0, np.array([pos]), bar, np.array([fee]), np.array([long_only]), 100.0, intrabar=intrabar
+    )
 
 
 BAR = (100.0, 105.0, 95.0, 101.0, 1000.0)
@@ -228,7 +244,9 @@ def test_both_sides_touched_in_one_bar_under_each_rule():
 def test_no_fill_on_zero_volume_and_participation_cap():
     assert _fill1(_one(MOO, BUY, np.nan), (*BAR[:4], 0.0)).qty[0, 0] == 0.0
     bar = tuple(np.array([v]) for v in (*BAR[:4], 10.0))
-    f = fill_orders(_one(MOO, BUY, np.nan, size=8.0), 1e3, np.zeros(1), bar, np.zeros(1), np.zeros(1, bool), 1e3, participation=0.5)
+    f = fill_orders(
+        _one(MOO, BUY, np.nan, size=8.0), 1e3, np.zeros(1), bar, np.zeros(1), np.zeros(1, bool), 1e3, participation=0.5
+    )
     assert f.qty[0, 0] == 5.0 and f.book.kind[0, 0] == MOO and f.book.size[0, 0] == 3.0
 
 

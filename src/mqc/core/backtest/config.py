@@ -110,19 +110,29 @@ class BacktestConfig:
 class OrderBacktestConfig:
     """Order strategies (``mqc backtest --strategy``): fills, intrabar rule, walk-forward fit."""
 
-    strategy: str = field(default="maxdiff", metadata={"help": "order strategy (maxdiff, maxdiff-always-on, simple, highlow, takeprofit, buy-hold)"})
+    strategy: str = field(
+        default="maxdiff",
+        metadata={"help": "order strategy (maxdiff, maxdiff-always-on, simple, highlow, takeprofit, buy-hold)"},
+    )
     intrabar: Literal["conservative", "optimistic"] = field(
         default="conservative",
-        metadata={"help": "when an entry and its exit could both fill in one bar: the worse (conservative) or better (optimistic) order of events"},
+        metadata={
+            "help": "when an entry and its exit could both fill in one bar: "
+            "the worse (conservative) or better (optimistic) order of events"
+        },
     )
     participation: float | None = field(
         default=None, metadata={"help": "max fraction of a bar's volume traded per symbol (unset: no cap)"}
     )
     refit_every: int = field(
-        default=0, metadata={"help": "bars between walk-forward re-fits of the strategy's parameters (0: one fit before the segment)"}
+        default=0,
+        metadata={
+            "help": "bars between walk-forward re-fits of the strategy's parameters (0: one fit before the segment)"
+        },
     )
     fit_window: int = field(
-        default=0, metadata={"help": "trailing bars each fit uses, all before the bars it trades (0: no fit, default parameters)"}
+        default=0,
+        metadata={"help": "trailing bars each fit uses, all before the bars it trades (0: no fit, default parameters)"},
     )
     fit_method: Literal["grid", "de"] = field(
         default="grid", metadata={"help": "parameter search: grid, or de (scipy differential evolution)"}
@@ -141,7 +151,8 @@ class OrderBacktestConfig:
                 raise ConfigError(f"orders.{name} must be >= 0, got {getattr(self, name)}")
         if self.refit_every and not self.fit_window:
             raise ConfigError(
-                "orders.refit_every needs a fit window", hint="pass --fit-window N (e.g. --refit-every 20 --fit-window 250)"
+                "orders.refit_every needs a fit window",
+                hint="pass --fit-window N (e.g. --refit-every 20 --fit-window 250)",
             )
         if self.fit_window == 1:
             raise ConfigError("orders.fit_window must be 0 (no fit) or >= 2 bars")

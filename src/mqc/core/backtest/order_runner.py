@@ -164,7 +164,9 @@ def run_order_backtest(
         fc = _NoForecasts()
     fit = walk_forward(spec, panel.values, panel.timestamps, fc, panel.symbols, panel.asset_classes, mkt, ocfg, lo, hi)
     long_only = long_only_mask(panel.asset_classes, mkt)
-    orders = spec.place(panel.close[:hi], _Rows(fc, hi), {k: v[:hi] for k, v in fit.params.items()}, long_only, start=lo)
+    orders = spec.place(
+        panel.close[:hi], _Rows(fc, hi), {k: v[:hi] for k, v in fit.params.items()}, long_only, start=lo
+    )
     seg_orders = type(orders)(*(getattr(orders, f.name)[lo:hi] for f in dataclasses.fields(orders)))
     bars, ts, filled = panel.values[lo:hi], panel.timestamps[lo:hi], panel.filled[lo:hi]
     kw = dict(participation=ocfg.participation, no_trade=filled)
@@ -184,7 +186,19 @@ def run_order_backtest(
     }
     if panel.report.warnings:
         seg.setdefault("warnings", []).extend(f"data: {w}" for w in panel.report.warnings)
-    report = evaluate(panel, None, mkt, cfg, lo=lo, hi=hi, source=source, segment=seg, fit_windows=fit_windows, progress=progress, result=result)
+    report = evaluate(
+        panel,
+        None,
+        mkt,
+        cfg,
+        lo=lo,
+        hi=hi,
+        source=source,
+        segment=seg,
+        fit_windows=fit_windows,
+        progress=progress,
+        result=result,
+    )
     stats = fill_stats(res, panel.symbols)
     report.orders = {
         "strategy": spec.name,
@@ -195,7 +209,8 @@ def run_order_backtest(
         "intrabar_comparison": {
             ocfg.intrabar: {"total_return": result.metrics["total_return"], "sharpe": result.metrics["sharpe"]},
             other_rule: {"total_return": other_m["total_return"], "sharpe": other_m["sharpe"]},
-            "note": "the same orders on the same bars under both rules; the difference is the value of the intrabar assumption",
+            "note": "the same orders on the same bars under both rules; "
+            "the difference is the value of the intrabar assumption",
         },
         "fit": {
             "method": ocfg.fit_method if ocfg.fit_window and spec.params else "none (default parameters)",

@@ -66,7 +66,8 @@ def check_fields(model_name: str, fields: tuple[str, ...], needs: tuple[str, ...
         raise ConfigError(
             f"model {model_name!r} does not forecast the next bar's {' and '.join(missing)}, "
             f"which strategy {strategy!r} needs (it forecasts {', '.join(fields) or 'nothing'})",
-            hint="pick a model with OHLC forecasts (mqc forecast models), or a strategy that uses the close only (--strategy simple)",
+            hint="pick a model with OHLC forecasts (mqc forecast models), "
+            "or a strategy that uses the close only (--strategy simple)",
         )
 
 

@@ -108,7 +108,9 @@ def _always_on(o: Orders, close, fc, p, ok, long_only, w):
     i = _where(ok)
     o.set((*i, 0), kind=LIMIT, side=BUY, price=(close * (1 + down + e))[i], size=w, sizing=WEIGHT)
     short_w = np.where(long_only[None, :], 0.0, -w)
-    o.set((*i, 1), kind=LIMIT, side=SELL, price=(close * (1 + up - e))[i], size=np.broadcast_to(short_w, close.shape)[i])
+    o.set(
+        (*i, 1), kind=LIMIT, side=SELL, price=(close * (1 + up - e))[i], size=np.broadcast_to(short_w, close.shape)[i]
+    )
     o.set((*i, 2), kind=MOC, side=EITHER, size=0.0, sizing=WEIGHT)
 
 
@@ -159,7 +161,8 @@ for _spec in (
         {"entry_offset": OFFSET, "exit_offset": OFFSET},
         {"entry_offset": 0.0, "exit_offset": 0.0},
         _maxdiff,
-        help="long if the predicted upside beats the downside, else short (long-only: flat); enter with a limit at the predicted low/high, exit at the other or at the close",
+        help="long if the predicted upside beats the downside, else short (long-only: flat); "
+        "enter with a limit at the predicted low/high, exit at the other or at the close",
     ),
     OrderStrategySpec(
         "maxdiff-always-on",
@@ -167,7 +170,8 @@ for _spec in (
         {"entry_offset": OFFSET},
         {"entry_offset": 0.0},
         _always_on,
-        help="a buy at the predicted low and a sell at the predicted high every bar (long-only: the sell only exits); flat at the close",
+        help="a buy at the predicted low and a sell at the predicted high every bar "
+        "(long-only: the sell only exits); flat at the close",
     ),
     OrderStrategySpec(
         "simple",
@@ -192,8 +196,11 @@ for _spec in (
         {"exit_offset": OFFSET},
         {"exit_offset": 0.0},
         _takeprofit,
-        help="in at the open in the direction of the close forecast, take profit at the predicted high (low), else out at the close",
+        help="in at the open in the direction of the close forecast, "
+        "take profit at the predicted high (low), else out at the close",
     ),
-    OrderStrategySpec("buy-hold", (), {}, {}, _buy_hold, slots=1, help="1/N of equity per symbol, bought at the first open and held"),
+    OrderStrategySpec(
+        "buy-hold", (), {}, {}, _buy_hold, slots=1, help="1/N of equity per symbol, bought at the first open and held"
+    ),
 ):
     register(_spec)
