@@ -64,3 +64,18 @@ def test_bad_input_is_one_clear_line(root, extra, code, needle):
     res = runner.invoke(app, ["backtest", *extra, "--data-root", str(root), "--no-plots"])
     assert res.exit_code == code, res.output
     assert needle in res.output
+
+
+def test_chronos2_drives_maxdiff_through_the_real_loading_path(root, tmp_path):
+    pytest.importorskip("chronos")
+    from mqc.core.forecast.randinit import save_random_chronos2
+
+    weights = save_random_chronos2(tmp_path / "tiny", size="tiny")
+    args = ["backtest", "--strategy", "maxdiff", "--model", "chronos2", "--model-path", str(weights)]
+    args += ["--data-root", str(root), "--no-plots", "--json", "--out", str(tmp_path / "r")]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert data["source"]["model"] == "chronos2" and data["orders"]["fills"]["orders"] > 0
+    again = runner.invoke(app, [*args[:-1], str(tmp_path / "r2")])  # forecasts read back from the cache
+    assert again.exit_code == 0 and json.loads(again.stdout)["source"]["forecasts_from_cache"] is True

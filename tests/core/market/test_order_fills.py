@@ -300,3 +300,21 @@ def test_gtc_order_rests_until_filled(synth_panel):
     assert t == 1 + int(np.flatnonzero(low[1:] <= price)[0])
     assert (res.fill_qty[:, 0, 0] != 0).sum() == 1
     assert long_only_mask(("crypto", "equity"), MarketConfig(allow_short=True)).tolist() == [True, False]
+
+
+def test_day_order_expires_at_the_utc_day_end():
+    from mqc.core.market.orders import DAY
+
+    # four hourly bars on day 1, then day 2; a buy limit placed at bar 0 below every low of day 1
+    ts = np.array(
+        ["2024-01-01T10", "2024-01-01T11", "2024-01-01T12", "2024-01-02T10", "2024-01-02T11"], dtype="datetime64[ns]"
+    )
+    x = np.zeros((5, 1, 5))
+    x[..., 4] = 1e6
+    for t, (o, h, lo, c) in enumerate([(100, 101, 99, 100)] * 3 + [(95, 96, 90, 95)] * 2):
+        x[t, 0, :4] = (o, h, lo, c)
+    for tif, filled in ((DAY, False), (GTC, True)):
+        orders = Orders.empty(5, 1, 1)
+        orders.set((0, 0, 0), kind=LIMIT, side=BUY, price=98.0, size=0.5, sizing=WEIGHT, tif=tif)
+        res = simulate_orders(x, ts, orders, ("equity",), MarketConfig())
+        assert (res.fill_qty[:, 0, 0] != 0).any() == filled  # day 2 opens through 98: only a GTC order is left
