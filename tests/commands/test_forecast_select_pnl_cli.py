@@ -46,3 +46,19 @@ def test_by_and_metric_must_agree(catalog):
     assert r.exit_code == 2 and "disagree" in r.output
     r = runner.invoke(app, ["forecast", "select", "SYN0", "--by", "profit"])
     assert r.exit_code == 2
+
+
+def test_backtest_with_model_best_reads_each_symbols_choice(catalog, tmp_path):
+    hp = str(tmp_path / "hp")
+    r = runner.invoke(
+        app, ["forecast", "select", "SYN0", "SYN1", "--models", "naive,drift", "--by", "pnl", "--hyperparams-dir", hp]
+    )
+    assert r.exit_code == 0, r.output
+    chosen = {s: hyperparams.find(hyperparams.BEST, s, "1d", hp).model for s in ("SYN0", "SYN1")}
+    env = {"MQC_FORECAST_HYPERPARAMS_DIR": hp}
+    args = ["backtest", "--strategy", "maxdiff", "--model", "best", "--symbols", "SYN0,SYN1", "--no-plots", "--json"]
+    r = runner.invoke(app, args, env=env)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["source"]["models"] == chosen
+    r = runner.invoke(app, ["backtest", "--strategy", "maxdiff", "--model", "best", "--symbols", "SYN0", "--no-plots"])
+    assert r.exit_code == 1 and "no model-selection record for SYN0" in r.output

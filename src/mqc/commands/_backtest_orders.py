@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import typer
+
 from mqc.commands._console import fmt_pct, out, state
 
 
@@ -33,10 +35,18 @@ def order_backtest(
     fres = resolve_with_profile(
         ForecastConfig, profile, flags=dict(model=model, model_id=model_path, timeframe=data.timeframe)
     )
-    check_model(fres.value.model, fres.sources.get("model", "default"))
+    check_model(fres.value.model, fres.sources.get("model", "default"), allow_best=True)
+    forecast: Any = fres.value
+    if forecast.model == "best":
+        from mqc.core.forecast.service import resolve_symbol
+
+        if not data.symbols:
+            raise typer.BadParameter("--model best needs the symbols named", param_hint="--symbols")
+        flags = dict(model="best", model_id=model_path, timeframe=data.timeframe)
+        forecast = {s.upper(): resolve_symbol(s.upper(), profile, flags)[0] for s in data.symbols}
     return run_order_backtest(
         strategy,
-        fres.value,
+        forecast,
         data,
         cfg,
         ocfg,

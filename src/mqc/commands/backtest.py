@@ -55,7 +55,10 @@ def backtest(
         help="Order strategy on forecasts: maxdiff, maxdiff-always-on, simple, highlow, takeprofit, buy-hold.",
     ),
     model: str = typer.Option(
-        None, "--model", "-m", help="--strategy: forecaster of the next bar (mqc forecast models)."
+        None,
+        "--model",
+        "-m",
+        help="--strategy: next-bar forecaster (mqc forecast models), or best (the hyperparams/best files).",
     ),
     model_path: str = typer.Option(None, "--model-path", help="--strategy: model weights (Chronos, Kronos)."),
     intrabar: IntrabarChoice = typer.Option(

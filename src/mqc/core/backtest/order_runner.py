@@ -128,9 +128,45 @@ def fill_rows(res: OrderResult, panel: Panel, lo: int, fees: np.ndarray) -> list
     return rows
 
 
+@dataclasses.dataclass
+class _Merged:
+    """Forecasts of symbol groups with their own models (``--model best``), as one object."""
+
+    arrays: dict[str, np.ndarray]
+    first: int
+    cache_path: Any = None
+    from_cache: bool = False
+
+    def field(self, name: str) -> np.ndarray:
+        return self.arrays[name]
+
+
+def panel_forecasts(
+    panel: Panel, configs: ForecastConfig | dict[str, ForecastConfig], needs: tuple[str, ...], strategy: str, progress
+) -> Any:
+    """Next-bar forecasts for every symbol: one model for all, or per symbol (symbols sharing settings share a call)."""
+    from mqc.core.forecast.bar_forecasts import next_bar_forecasts
+
+    if isinstance(configs, ForecastConfig):
+        return next_bar_forecasts(panel, configs, progress=progress, needs=needs, strategy=strategy)
+    groups: dict[ForecastConfig, list[str]] = {}
+    for s in panel.symbols:
+        groups.setdefault(configs[s], []).append(s)
+    T, A = len(panel), panel.n_assets
+    arrays = {k: np.full((T, A), np.nan) for k in ("high", "low", "close")}
+    first, cached = 0, True
+    for cfg, syms in groups.items():
+        fc = next_bar_forecasts(panel.select(syms), cfg, progress=progress, needs=needs, strategy=strategy)
+        cols = [panel.symbols.index(s) for s in syms]
+        for k in arrays:
+            arrays[k][:, cols] = fc.field(k)
+        first, cached = max(first, fc.first), cached and fc.from_cache
+    return _Merged(arrays, first, None, cached)
+
+
 def run_order_backtest(
     strategy: str,
-    forecast_cfg: ForecastConfig,
+    forecast_cfg: ForecastConfig | dict[str, ForecastConfig],
     data_cfg: DataConfig,
     backtest_cfg: BacktestConfig | None = None,
     order_cfg: OrderBacktestConfig | None = None,
@@ -149,7 +185,6 @@ def run_order_backtest(
         ConfigError: unknown strategy/model, a model without the forecasts the strategy needs.
         DataError: no bars, an empty segment, too little history for the fit window, bad orders.
     """
-    from mqc.core.forecast.bar_forecasts import next_bar_forecasts
     from mqc.core.market.simulator import fee_rates
 
     cfg = backtest_cfg or BacktestConfig()
@@ -157,9 +192,11 @@ def run_order_backtest(
     spec = order_strategy(strategy)
     mkt = (market or MarketConfig()).with_cost(cfg.cost_bps, cfg.slippage_bps)
     panel = panel if panel is not None else load_panel(config=data_cfg)
-    lo, hi, seg = select_segment(panel, cfg, split_cfg or SplitConfig(), forecast_cfg.min_context)
+    per_symbol = forecast_cfg if isinstance(forecast_cfg, dict) else None
+    min_context = max(c.min_context for c in per_symbol.values()) if per_symbol else forecast_cfg.min_context
+    lo, hi, seg = select_segment(panel, cfg, split_cfg or SplitConfig(), min_context)
     if spec.needs:
-        fc = next_bar_forecasts(panel, forecast_cfg, progress=progress, needs=spec.needs, strategy=spec.name)
+        fc = panel_forecasts(panel, forecast_cfg, spec.needs, spec.name, progress)
     else:
         fc = _NoForecasts()
     fit = walk_forward(spec, panel.values, panel.timestamps, fc, panel.symbols, panel.asset_classes, mkt, ocfg, lo, hi)
@@ -175,11 +212,16 @@ def run_order_backtest(
     other = simulate_orders(bars, ts, seg_orders, panel.asset_classes, mkt, intrabar=other_rule, **kw)
     result = order_result(res, panel, lo, hi)
     other_m = compute_metrics(other.net_returns, panel.bars_per_year, final_bar_held=False)
+    if per_symbol:
+        model_name = "best (" + ", ".join(f"{s}: {c.model}" for s, c in per_symbol.items()) + ")"
+    else:
+        model_name = forecast_cfg.model
     source = {
         "type": "orders",
-        "name": f"{spec.name} on {forecast_cfg.model}" if spec.needs else spec.name,
+        "name": f"{spec.name} on {model_name}" if spec.needs else spec.name,
         "strategy": spec.name,
-        "model": forecast_cfg.model if spec.needs else None,
+        "model": model_name if spec.needs else None,
+        "models": {s: c.model for s, c in per_symbol.items()} if per_symbol and spec.needs else None,
         "forecast_cache": str(getattr(fc, "cache_path", None) or "") or None,
         "forecasts_from_cache": bool(getattr(fc, "from_cache", False)),
         "symbols": list(panel.symbols),
