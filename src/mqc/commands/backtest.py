@@ -105,7 +105,8 @@ def backtest(
     enable_shorting: bool | None = typer.Option(
         None,
         "--enable-shorting/--no-shorting",
-        help="Weights files: let negative weights be shorts (default: the profile's [market] allow_short, off); checkpoints use their own market.",
+        help="Weights files and --strategy: allow shorts (default: the profile's [market] allow_short, off); "
+        "checkpoints use their own market.",
     ),
     allow_altered: bool = AllowAlteredOpt,
     json_out: bool = JsonOpt,
