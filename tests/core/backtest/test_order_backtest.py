@@ -201,3 +201,14 @@ def test_differential_evolution_fit_runs_and_stays_in_bounds(synth_panel):
     )
     v = fit.params["entry_offset"][120:]
     assert (v >= -0.02).all() and (v <= 0.02).all() and fit.fits[0]["method"] == "de"
+
+
+def test_zero_volume_bars_fill_nothing_and_are_reported(synth_panel):
+    panel = synth_panel(n_assets=2, n_bars=150, seed=3)
+    v = panel.values.copy()
+    v[:, 0, 4] = 0.0
+    panel = dataclasses.replace(panel, values=v)
+    cfg = dataclasses.replace(QUICK, split="all")
+    rep = run_order_backtest("buy-hold", ForecastConfig(model="naive"), DataConfig(), cfg, panel=panel, write=False)
+    assert rep.orders["fills"]["per_symbol_fills"] == {panel.symbols[0]: 0, panel.symbols[1]: 1}
+    assert any("zero volume" in w for w in rep.segment["warnings"])

@@ -228,6 +228,12 @@ def run_order_backtest(
     }
     if panel.report.warnings:
         seg.setdefault("warnings", []).extend(f"data: {w}" for w in panel.report.warnings)
+    zero = (bars[..., 4] == 0).mean(0)
+    for s, share in zip(panel.symbols, zero, strict=True):
+        if share > 0.2:
+            seg.setdefault("warnings", []).append(
+                f"{s}: {share:.0%} of the evaluated bars have zero volume, and nothing fills on a zero-volume bar"
+            )
     report = evaluate(
         panel,
         None,

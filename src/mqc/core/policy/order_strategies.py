@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mqc.core.errors import ConfigError
-from mqc.core.market.orders import BUY, EITHER, LIMIT, MOC, MOO, SELL, WEIGHT, Orders
+from mqc.core.market.orders import BUY, EITHER, GTC, LIMIT, MOC, MOO, SELL, WEIGHT, Orders
 from mqc.core.registry import Registry
 
 
@@ -147,10 +147,11 @@ def _takeprofit(o: Orders, close, fc, p, ok, long_only, w):
 
 
 def _buy_hold(o: Orders, close, fc, p, ok, long_only, w):
-    # One order per symbol, at its first row that may trade: bought at the next open, then held.
+    # One order per symbol, at its first row that may trade: bought at the next open (good till
+    # filled, so a bar without volume only delays it), then held.
     first = ok & (np.cumsum(ok, axis=0) == 1)
     i = _where(first)
-    o.set((*i, 0), kind=MOO, side=BUY, size=w, sizing=WEIGHT)
+    o.set((*i, 0), kind=MOO, side=BUY, size=w, sizing=WEIGHT, tif=GTC)
 
 
 OFFSET = (-0.02, 0.02)
