@@ -96,7 +96,8 @@ def walk_forward(
         raise DataError(
             f"{', '.join(symbols)}: {have} bar(s) with forecasts before the segment starts at "
             f"{str(timestamps[lo])[:10]}, the fit window needs {cfg.fit_window}",
-            hint=f"pass a smaller --fit-window (<= {have}), a later --start, or load more history",
+            hint=f"pass --fit-window {have} or less (0: no fit, the default parameters), "
+            "another --split or a later --start, or load more history",
         )
     step = cfg.refit_every or (hi - lo)
     fits = []
