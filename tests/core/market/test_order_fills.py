@@ -318,35 +318,3 @@ def test_day_order_expires_at_the_utc_day_end():
         orders.set((0, 0, 0), kind=LIMIT, side=BUY, price=98.0, size=0.5, sizing=WEIGHT, tif=tif)
         res = simulate_orders(x, ts, orders, ("equity",), MarketConfig())
         assert (res.fill_qty[:, 0, 0] != 0).any() == filled  # day 2 opens through 98: only a GTC order is left
-
-
-@pytest.mark.parametrize("intrabar", ["conservative", "optimistic"])
-def test_flat_book_fast_path_equals_the_bar_by_bar_replay(synth_panel, intrabar):
-    panel = synth_panel(n_assets=4, n_bars=300, seed=11)
-    T, A = len(panel), panel.n_assets
-    rng = np.random.default_rng(3)
-    c = panel.close
-    orders = Orders.empty(T, A, 3)
-    trade = rng.random((T, A)) < 0.8
-    i = np.nonzero(trade)
-    side = np.where(rng.random((T, A)) < 0.5, BUY, SELL)[i]
-    kind = rng.choice([LIMIT, STOP, MOO], size=(T, A))[i]
-    orders.set((*i, 0), kind=kind, side=side, price=(c * np.exp(rng.normal(0, 0.01, (T, A))))[i], size=0.25 * side)
-    exit_price = (c * np.exp(rng.normal(0, 0.01, (T, A))))[i]
-    orders.set((*i, 1), kind=LIMIT, side=-side, price=exit_price, size=0.0)
-    orders.set((*i, 2), kind=MOC, side=EITHER, size=0.0)
-    market = MarketConfig(allow_short=True, cash_rate=0.03)
-    args = (panel.values, panel.timestamps, orders, panel.asset_classes, market)
-    fast = simulate_orders(*args, intrabar=intrabar)
-    slow = simulate_orders(*args, intrabar=intrabar, fast=False)
-    assert (slow.weights == 0).all() and (slow.fill_qty != 0).sum() > 200
-    for name in ("net_returns", "costs", "financing", "turnover", "equity_before_close", "fill_qty", "gap"):
-        np.testing.assert_allclose(getattr(fast, name), getattr(slow, name), rtol=1e-12, atol=1e-15, err_msg=name)
-    for name in ("fill_price", "fill_limit", "fill_kind", "decided"):
-        np.testing.assert_array_equal(getattr(fast, name), getattr(slow, name), err_msg=name)
-    # a zero-volume bar makes the book not flat for sure: the bar-by-bar replay takes over
-    v = panel.values.copy()
-    v[50, 1, 4] = 0.0
-    a = simulate_orders(v, *args[1:], intrabar=intrabar)
-    b = simulate_orders(v, *args[1:], intrabar=intrabar, fast=False)
-    np.testing.assert_array_equal(a.net_returns, b.net_returns)

@@ -360,44 +360,34 @@ def fill_orders(
         return _fill_orders(book, cash, positions, bar, fees, long_only, equity, intrabar, participation)
 
 
-def intrabar_fills(book: Orders, pos0, ohlc, fees, long_only, equity: float, room0, intrabar: str) -> tuple:
-    """The intrabar part of ``fill_orders`` for any rows (symbols; or symbol-bars of a flat book).
-
-    Returns ``qty, price, cash change, positions, room, decided, gap`` (see ``fill_orders``).
-    """
-    o, h, lo, c = ohlc
-    A, K = book.kind.shape
-    live = (book.kind == LIMIT) | (book.kind == STOP) | (book.kind == MOO)
-    if not live.any():
-        z = np.zeros(A)
-        return np.zeros((A, K)), np.full((A, K), np.nan), z, pos0.copy(), room0.copy(), z != 0, z.copy()
-    # Both paths in one batch: rows [0, A) go open -> high -> low -> close, rows [A, 2A) via the low first.
-    two = lambda x: np.concatenate([x, x])  # noqa: E731
-    book2 = Orders(*(two(getattr(book, f)) for f in ("kind", "side", "price", "size", "sizing", "tif")))
-    path = np.stack([two(o), np.concatenate([h, lo]), np.concatenate([lo, h]), two(c)])
-    both = _run_path(path, book2, two(live), two(pos0), equity, two(fees), two(long_only), two(room0))
-    hl = tuple(x[:A] for x in both)
-    lh = tuple(x[A:] for x in both)
-    v_hl, v_lh = hl[2] + hl[3] * c, lh[2] + lh[3] * c
-    diff = np.abs(v_lh - v_hl)
-    decided = diff > 1e-9 * max(abs(equity), 1e-300)
-    better_lh = v_lh > v_hl
-    use_lh = decided & (better_lh if intrabar == "optimistic" else ~better_lh)
-    qty = np.where(use_lh[:, None], lh[0], hl[0])
-    px = np.where(use_lh[:, None], lh[1], hl[1])
-    cash_d, pos, room = (np.where(use_lh, x, y) for x, y in zip(lh[2:], hl[2:], strict=True))
-    return qty, px, cash_d, pos, room, decided, np.where(decided, diff, 0.0)
-
-
 def _fill_orders(book, cash, positions, bar, fees, long_only, equity, intrabar, participation) -> OrderFill:
     o, h, lo, c, vol = (np.asarray(x, dtype=np.float64) for x in bar)
     pos0 = np.asarray(positions, dtype=np.float64)
     A, K = book.kind.shape
     cap = np.inf if participation is None else participation * vol
     room0 = np.where(vol == 0, 0.0, np.where(np.isfinite(cap), cap, np.inf))
-    qty, px, cash_d, pos, room, decided, gap = intrabar_fills(
-        book, pos0, (o, h, lo, c), fees, long_only, equity, room0, intrabar
-    )
+    live = (book.kind == LIMIT) | (book.kind == STOP) | (book.kind == MOO)
+    if live.any():
+        # Both paths in one batch: rows [0, A) go open -> high -> low -> close, rows [A, 2A) via the low first.
+        two = lambda x: np.concatenate([x, x])  # noqa: E731
+        book2 = Orders(*(two(getattr(book, f)) for f in ("kind", "side", "price", "size", "sizing", "tif")))
+        path = np.stack([two(o), np.concatenate([h, lo]), np.concatenate([lo, h]), two(c)])
+        both = _run_path(path, book2, two(live), two(pos0), equity, two(fees), two(long_only), two(room0))
+        hl = tuple(x[:A] for x in both)
+        lh = tuple(x[A:] for x in both)
+        v_hl, v_lh = hl[2] + hl[3] * c, lh[2] + lh[3] * c
+        diff = np.abs(v_lh - v_hl)
+        decided = diff > 1e-9 * max(abs(equity), 1e-300)
+        better_lh = v_lh > v_hl
+        use_lh = decided & (better_lh if intrabar == "optimistic" else ~better_lh)
+        qty = np.where(use_lh[:, None], lh[0], hl[0])
+        px = np.where(use_lh[:, None], lh[1], hl[1])
+        cash_d, pos, room = (np.where(use_lh, x, y) for x, y in zip(lh[2:], hl[2:], strict=True))
+        gap = np.where(decided, diff, 0.0)
+    else:
+        qty, px = np.zeros((A, K)), np.full((A, K), np.nan)
+        cash_d, pos, room = np.zeros(A), pos0.copy(), room0.copy()
+        decided, gap = np.zeros(A, dtype=bool), np.zeros(A)
     costs_intra = float(np.sum(np.abs(qty) * np.nan_to_num(px) * fees[:, None]))
     equity_close = cash + float(np.sum(cash_d)) + float(np.sum(pos * c))
     close_cost = np.zeros(A)

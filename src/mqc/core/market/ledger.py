@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from mqc.core.market.config import MarketConfig
-from mqc.core.market.fills import DUST, fill_orders, intrabar_fills, long_only_mask
-from mqc.core.market.orders import BAR, EITHER, MOC, NONE, WEIGHT, Orders, expire, merge
+from mqc.core.market.fills import fill_orders, long_only_mask
+from mqc.core.market.orders import BAR, MOC, NONE, Orders, expire, merge
 from mqc.core.market.simulator import bar_years, fee_rates, overnight_mask
 
 
@@ -67,7 +67,6 @@ def simulate_orders(
     intrabar: str = "conservative",
     participation: float | None = None,
     no_trade: np.ndarray | None = None,
-    fast: bool = True,
 ) -> OrderResult:
     """Replay ``orders`` (placed at each bar's close) through ``fill_orders`` from a cash book of 1.0.
 
@@ -78,8 +77,6 @@ def simulate_orders(
         asset_classes, market: costs, shorting rules, financing.
         intrabar, participation: see ``fill_orders``.
         no_trade: bool ``[T, A]``: no real bar (forward-filled): nothing fills there.
-        fast: replay a book that is flat at every close (``flat_fast``) across all bars at once
-            (equal to the bar-by-bar replay to rounding; False: always bar by bar).
     Returns:
         OrderResult.
     """
@@ -93,10 +90,6 @@ def simulate_orders(
     long_only = long_only_mask(asset_classes, market)
     dt = bar_years(timestamps)
     dt[-1] = 0.0
-    if fast and participation is None:
-        res = flat_fast(x, vol, orders, fees, long_only, dt, market, intrabar)
-        if res is not None:
-            return res
     day_ends = overnight_mask(timestamps)
     cash, pos, eq_ref = 1.0, np.zeros(A), 1.0
     book = Orders.empty(A, K)
@@ -176,102 +169,3 @@ def simulate_orders(
         gap=gap,
         orders=orders,
     )
-
-
-_CHUNK_CELLS = 400_000  # symbol-bar rows per vectorised chunk of ``flat_fast``
-
-
-def flat_fast(x, vol, orders: Orders, fees, long_only, dt, market: MarketConfig, intrabar: str):
-    """All bars at once for a book that is flat at every close; None when the orders do not make one.
-
-    Eligible: every order is sized by weight and lives one bar, and every symbol-bar with an order
-    also holds a market-on-close order to weight 0 on a bar with volume. The book then starts every
-    bar in cash, so a bar's fills per unit of equity do not depend on the bars before: each bar is
-    filled at equity 1 (``fills.intrabar_fills``, the rule of ``fill_orders``), all bars together,
-    and equity compounds the per-bar growth. Results equal the bar-by-bar replay to rounding (a test).
-    """
-    kind = orders.kind
-    used = kind != NONE
-    T, A, K = kind.shape
-    if T < 2 or not used.any():
-        return None
-    if (used & ((orders.sizing != WEIGHT) | (orders.tif != BAR))).any():
-        return None
-    moc = kind == MOC
-    if (moc & ((orders.size != 0) | (orders.side != EITHER))).any():
-        return None
-    placed = used[:-1].any(2)  # [T-1, A] orders live in bar t+1
-    if (placed & ~moc[:-1].any(2)).any() or (placed & ~(vol[1:] > 0)).any():
-        return None
-    qty, px = np.zeros((T, A, K)), np.full((T, A, K), np.nan)
-    cash_d, decided, gap = np.zeros((T, A)), np.zeros((T, A), dtype=bool), np.zeros((T, A))
-    intra_cost, close_cost = np.zeros(T), np.zeros(T)
-    e_pre = np.ones(T)
-    step = max(1, _CHUNK_CELLS // max(A, 1))
-    for t0 in range(1, T, step):
-        t1 = min(T, t0 + step)
-        n = (t1 - t0) * A
-        book = Orders(*(getattr(orders, f)[t0 - 1 : t1 - 1].reshape(n, K) for f in _FIELDS))
-        ohlc = tuple(x[t0:t1, :, i].reshape(n) for i in range(4))
-        f_rows = np.tile(fees, t1 - t0)
-        lo_rows = np.tile(long_only, t1 - t0)
-        room = np.where(vol[t0:t1].reshape(n) == 0, 0.0, np.inf)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            q, p, cd, pos, room, dec, gp = intrabar_fills(book, np.zeros(n), ohlc, f_rows, lo_rows, 1.0, room, intrabar)
-        c = ohlc[3]
-        intra_cost[t0:t1] = (np.abs(q) * np.nan_to_num(p) * f_rows[:, None]).reshape(t1 - t0, -1).sum(1)
-        eq_close = 1.0 + cd.reshape(t1 - t0, A).sum(1) + (pos * c).reshape(t1 - t0, A).sum(1)
-        # the close auction: every symbol with an order goes back to cash (weight 0)
-        mq = np.where(np.abs(pos) * c > DUST * np.repeat(np.abs(eq_close), A), -pos, 0.0)
-        if (pos + mq != 0).any():
-            return None
-        slot = moc[t0 - 1 : t1 - 1].reshape(n, K).argmax(1)
-        rows = np.flatnonzero(mq != 0)
-        q[rows, slot[rows]], p[rows, slot[rows]] = mq[rows], c[rows]
-        fee = np.abs(mq) * c * f_rows
-        cd = cd - (mq * c + fee)
-        close_cost[t0:t1] = fee.reshape(t1 - t0, A).sum(1)
-        qty[t0:t1], px[t0:t1] = q.reshape(t1 - t0, A, K), p.reshape(t1 - t0, A, K)
-        n_t = t1 - t0
-        cash_d[t0:t1], decided[t0:t1], gap[t0:t1] = cd.reshape(n_t, A), dec.reshape(n_t, A), gp.reshape(n_t, A)
-        e_pre[t0:t1] = eq_close
-    # per unit of the equity at the previous close: the value before the auction, after it, then financing
-    fin = -market.cash_rate * dt  # flat at every close: all equity idle in cash
-    after = 1.0 + cash_d.sum(1)
-    growth = after - fin * e_pre
-    eq_ref = np.concatenate([[1.0], np.cumprod(growth)[:-1]])
-    eq_pre = eq_ref * e_pre
-    final = eq_ref[-1] * growth[-1]
-    net = np.empty(T)
-    net[:-1] = eq_pre[1:] / eq_pre[:-1] - 1.0
-    net[-1] = final / eq_pre[-1] - 1.0
-    costs = close_cost * eq_ref
-    costs[:-1] += (intra_cost * eq_ref)[1:]
-    costs /= eq_pre
-    notional = np.abs(qty) * np.nan_to_num(px)
-    fk = np.where(qty != 0, np.concatenate([np.zeros((1, A, K), np.int8), kind[:-1]]), 0).astype(np.int8)
-    moc_n = (notional * (fk == MOC)).sum((1, 2)) * eq_ref
-    intra_n = (notional * (fk != MOC)).sum((1, 2)) * eq_ref
-    turnover = moc_n.copy()
-    turnover[:-1] += intra_n[1:]
-    turnover /= eq_pre
-    limit = np.concatenate([np.full((1, A, K), np.nan), orders.price[:-1]])
-    return OrderResult(
-        net_returns=net,
-        costs=costs,
-        financing=fin,
-        turnover=turnover,
-        weights=np.zeros((T, A)),
-        trades=np.zeros((T, A)),
-        equity_before_close=eq_pre,
-        fill_qty=qty * eq_ref[:, None, None],
-        fill_price=px,
-        fill_limit=np.where(qty != 0, limit, np.nan),
-        fill_kind=fk,
-        decided=decided,
-        gap=gap,
-        orders=orders,
-    )
-
-
-_FIELDS = ("kind", "side", "price", "size", "sizing", "tif")
