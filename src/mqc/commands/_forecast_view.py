@@ -170,3 +170,21 @@ def select_table(res) -> Table:
             settings,
         )
     return t
+
+
+def pnl_select_table(res) -> Table:
+    """``forecast select --by pnl``: each symbol's choice and every candidate's val / test return."""
+    t = Table(title=f"model selection by {res.metric}; test figures recorded, not used to choose")
+    for c in ("symbol", "model", "val return", "test return", "candidates (val return)", "file"):
+        t.add_column(c)
+    for s, ch in res.choices.items():
+        others = ", ".join(f"{m} {fmt_pct(v)}" for m, v in ch["validation"].items())
+        t.add_row(
+            s,
+            ch["model"],
+            fmt_pct(ch["validation"][ch["model"]]),
+            fmt_pct(ch["test"][ch["model"]]),
+            others,
+            short_path(ch["path"]),
+        )
+    return t

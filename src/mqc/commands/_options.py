@@ -246,3 +246,18 @@ RESUME = Flag(
     "Continue a killed run from RUN_DIR/checkpoints/latest.pt with its stored settings (no other training options).",
 )
 OUT = Flag(("--out", "-o"), "Output file or folder.")
+
+# Order strategies on forecasts (`mqc backtest --strategy`, `mqc forecast select --by pnl`): the [orders] table.
+STRATEGY = Flag(
+    ("--strategy",),
+    "Order strategy on forecasts: maxdiff, maxdiff-always-on, simple, highlow, takeprofit, buy-hold.",
+    sets="orders.strategy",
+)
+REFIT_EVERY = Flag(("--refit-every",), "Bars between walk-forward re-fits of the strategy.", sets="orders.refit_every")
+FIT_WINDOW = Flag(("--fit-window",), "Trailing bars per walk-forward fit (0: no fit).", sets="orders.fit_window")
+
+# Forecasters (`mqc forecast ...`, `mqc backtest --strategy`): the [forecast] table, built by hand there.
+MODEL = Flag(("--model", "-m"), "Forecaster.")
+MODEL_PATH = Flag(
+    ("--model-path", "--model-id"), "Model weights (Chronos, or the Kronos predictor): local dir or cached HF id."
+)

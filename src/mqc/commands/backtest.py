@@ -21,6 +21,18 @@ from mqc.commands._console import (
 )
 
 
+class IntrabarChoice(StrEnum):
+    """``--intrabar``: which order of events inside a bar is assumed when both could have filled."""
+
+    conservative = "conservative"
+    optimistic = "optimistic"
+
+
+class FitMethod(StrEnum):
+    grid = "grid"
+    de = "de"
+
+
 class SplitChoice(StrEnum):
     """Segments ``--split`` accepts (Typer reports any other value as a usage error)."""
 
@@ -62,6 +74,22 @@ def backtest(
         ),
     ),
     weights: str = typer.Option(None, "--weights", "-w", help="CSV of target weights: timestamp,SYM1,SYM2,..."),
+    strategy: str = o.STRATEGY(),
+    model: str = o.MODEL(
+        help="--strategy: next-bar forecaster (mqc forecast models), or best (the hyperparams/best files)."
+    ),
+    model_path: str = o.MODEL_PATH(help="--strategy: model weights (Chronos, Kronos)."),
+    intrabar: IntrabarChoice = typer.Option(
+        None,
+        "--intrabar",
+        help="--strategy: entry and exit both touched in one bar: conservative (default) or optimistic.",
+    ),
+    refit_every: int = o.REFIT_EVERY(help="--strategy: bars between walk-forward re-fits."),
+    fit_window: int = o.FIT_WINDOW(help="--strategy: trailing bars per fit (0: no fit)."),
+    fit_method: FitMethod = typer.Option(None, "--fit-method", help="--strategy: grid or de (differential evolution)."),
+    participation: float = typer.Option(
+        None, "--participation", help="--strategy: max fraction of a bar's volume traded per symbol."
+    ),
     symbols: str = o.SYMBOLS(
         help="Comma-separated symbols (default: the checkpoint's / the file's).", convert=o.split_list
     ),
@@ -91,7 +119,7 @@ def backtest(
     ),
     enable_shorting: bool | None = o.SHORTING(
         help=(
-            "Weights files: let negative weights be shorts (default: the profile's [market] allow_short, off);"
+            "Weights files and --strategy: allow shorts (default: the profile's [market] allow_short, off);"
             " checkpoints use their own market."
         ),
     ),
@@ -112,11 +140,20 @@ def backtest(
     from mqc.core.profiles import resolve_with_profile
     from mqc.core.runs import resolve_checkpoint
 
-    if (checkpoint is None) == (weights is None):
+    if sum(x is not None for x in (checkpoint, weights, strategy)) != 1:
         raise typer.BadParameter(
             "give exactly one of them (e.g. mqc backtest --checkpoint latest)",
-            param_hint="'--checkpoint' / '--weights'",
+            param_hint="'--checkpoint' / '--weights' / '--strategy'",
         )
+    order_flags = dict(
+        intrabar=intrabar.value if intrabar is not None else None,
+        refit_every=refit_every,
+        fit_window=fit_window,
+        fit_method=fit_method.value if fit_method is not None else None,
+        participation=participation,
+    )
+    if strategy is None and (model is not None or any(v is not None for v in order_flags.values())):
+        raise typer.BadParameter("applies to --strategy only", param_hint="'--model' / '--intrabar' / '--fit-*'")
     if checkpoint is not None and enable_shorting is not None:
         raise typer.BadParameter(
             "applies to --weights only: a checkpoint replays the market it was trained under",
@@ -135,7 +172,24 @@ def backtest(
     split_cfg = split_res.value if any(s != "default" for s in split_res.sources.values()) else None
     market_res = resolve_with_profile(MarketConfig, profile, flags=flags.get("market", {}))
     with RichProgress() as progress:
-        if checkpoint is not None:
+        if strategy is not None:
+            from mqc.commands._backtest_orders import order_backtest
+
+            report = order_backtest(
+                strategy,
+                model,
+                model_path,
+                order_flags,
+                data,
+                cfg,
+                resolved.sources,
+                split_cfg,
+                market_res.value,
+                out_dir,
+                fit_windows,
+                progress,
+            )
+        elif checkpoint is not None:
             path, note = resolve_checkpoint(checkpoint)
             if note:
                 info(note)  # which file a bare best.pt / latest.pt / 'latest' named, before the replay
@@ -213,6 +267,10 @@ def render_summary(report: Any) -> None:
         )
     out.print(cost_line(report.data["costs"]))
     out.print(t)
+    if report.orders is not None:
+        from mqc.commands._backtest_orders import render_orders
+
+        render_orders(report)
     a, s = report.aggregates, report.significance
     if a.get("window_note"):
         out.print(f"note: {a['window_note']}")

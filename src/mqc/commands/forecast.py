@@ -35,18 +35,13 @@ HpDirOpt = typer.Option(
 )
 TF_HELP = "Bar size in the catalog (default 1d)."
 # config fields of these: CONFIG_OPTIONS in _help.py (the forecast commands build their flags by hand)
-MODEL = o.Flag(("--model", "-m"), "Forecaster.")
+MODEL = o.MODEL
 ORIGINS = o.Flag(("--origins",), "Origins per symbol.")
 STEP = o.Flag(("--step",), "Bars between origins.")
 METRIC = o.Flag(("--metric",), "Metric.")
 QUANTILES = o.Flag(("--quantiles",), "Quantile levels, e.g. 0.1,0.5,0.9.")
 CONTEXT = o.Flag(("--context-length",), "Context bars.")
-ModelPathOpt = typer.Option(
-    None,
-    "--model-path",
-    "--model-id",
-    help="Model weights (Chronos, or the Kronos predictor): local dir or cached HF id.",
-)
+ModelPathOpt = o.MODEL_PATH()
 TokenizerPathOpt = typer.Option(None, "--tokenizer-path", help="Kronos tokenizer: local dir or cached HF id.")
 
 
@@ -367,14 +362,30 @@ def select(
     model_path: str = ModelPathOpt,
     tokenizer_path: str = TokenizerPathOpt,
     hyperparams_dir: str = HpDirOpt,
+    by: str = typer.Option(
+        None,
+        "--by",
+        help="What decides: pnl (the trading result of --strategy on the val split) or a metric "
+        f"({', '.join(_PER_SYMBOL_METRICS)}; default crps).",
+        callback=_choice(("pnl", *_PER_SYMBOL_METRICS), "--by"),
+    ),
+    strategy: str = o.STRATEGY("maxdiff", help="--by pnl: the order strategy traded on each model's forecasts."),
+    fit_window: int = o.FIT_WINDOW(help="--by pnl: trailing bars per walk-forward fit (0: no fit)."),
+    refit_every: int = o.REFIT_EVERY(help="--by pnl: bars between re-fits."),
     json_out: bool = o.JSON(),
 ) -> None:
-    """Pick each symbol's model on validation origins (tuned per-symbol settings applied) and write
-    hyperparams/best/<SYMBOL>.<tf>.json."""
+    """Pick each symbol's model on validation data (a forecast metric, or trading result with --by pnl).
+
+    Writes hyperparams/best/<SYMBOL>.<tf>.json.
+    """
     from mqc.core.forecast.service import load_frames
     from mqc.core.forecast.tuning import select as select_core
 
-    ec = _eval_config(origins, None, horizon, None, metric, joint_origins=joint_origins)
+    if by is not None and by != "pnl" and metric is not None and metric != by:
+        raise typer.BadParameter(f"--by {by} and --metric {metric} disagree: give one", param_hint="--by")
+    ec = _eval_config(
+        origins, None, horizon, None, metric or (by if by != "pnl" else None), joint_origins=joint_origins
+    )
     base = _base_config(timeframe, model_path, hyperparams_dir, tokenizer_path=tokenizer_path)
     frames = load_frames(_symbols(symbols, "select"), base.timeframe)
     names = split_list(models) or ()
@@ -382,13 +393,35 @@ def select(
         names, frames, timeframe, model_path, hyperparams_dir, None, tokenizer_path, ec.quantile_levels
     )
     with RichProgress() as progress:
-        res = select_core(frames, names, base, ec, progress=progress, settings=settings)
+        if by == "pnl":
+            from mqc.core.backtest.config import OrderBacktestConfig
+            from mqc.core.backtest.order_select import select_by_pnl
+            from mqc.core.data.config import SplitConfig
+            from mqc.core.market.config import MarketConfig
+            from mqc.core.profiles import resolve_with_profile
+
+            profile = state().profile
+            flags = {"strategy": strategy, "fit_window": fit_window, "refit_every": refit_every}
+            ocfg = resolve_with_profile(OrderBacktestConfig, profile, flags=flags).value
+            res = select_by_pnl(
+                list(frames),
+                names,
+                settings,
+                base,
+                strategy=strategy,
+                order_cfg=ocfg,
+                market=resolve_with_profile(MarketConfig, profile).value,
+                split_cfg=resolve_with_profile(SplitConfig, profile).value,
+                progress=progress,
+            )
+        else:
+            res = select_core(frames, names, base, ec, progress=progress, settings=settings)
     if want_json(json_out):
         print_json(res.to_dict())
         return
-    from mqc.commands._forecast_view import select_table
+    from mqc.commands._forecast_view import pnl_select_table, select_table
 
-    out.print(select_table(res))
+    out.print(pnl_select_table(res) if by == "pnl" else select_table(res))
 
 
 @app.command("models")

@@ -127,9 +127,7 @@ def test_a_random_search_with_median_pruning_keeps_its_study_in_the_sweep_direct
     res = run_sweep(request(grid, sd, base, samples=2, sampler="random", pruner="median", test=False))
     rows = list(read_trials(sd).values())
     assert len(rows) == 2 and res.n_configs == 2
-    assert all(
-        1e-3 <= r["overrides"]["dm.lr"] <= 1e-2 and r["overrides"]["dm.lookback"] in (16, 24) for r in rows
-    )
+    assert all(1e-3 <= r["overrides"]["dm.lr"] <= 1e-2 and r["overrides"]["dm.lookback"] in (16, 24) for r in rows)
     names = optuna.study.get_all_study_names(
         optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(sd / "optuna.journal")))
     )

@@ -103,3 +103,58 @@ class BacktestConfig:
         check_timestamp(self.start, "backtest.start")
         check_timestamp(self.end, "backtest.end")
         check_range(self.start, self.end, "backtest")
+
+
+@config_table("orders")
+@dataclass(frozen=True)
+class OrderBacktestConfig:
+    """Order strategies (``mqc backtest --strategy``): fills, intrabar rule, walk-forward fit."""
+
+    strategy: str = field(
+        default="maxdiff",
+        metadata={"help": "order strategy (maxdiff, maxdiff-always-on, simple, highlow, takeprofit, buy-hold)"},
+    )
+    intrabar: Literal["conservative", "optimistic"] = field(
+        default="conservative",
+        metadata={
+            "help": "when an entry and its exit could both fill in one bar: "
+            "the worse (conservative) or better (optimistic) order of events"
+        },
+    )
+    participation: float | None = field(
+        default=None, metadata={"help": "max fraction of a bar's volume traded per symbol (unset: no cap)"}
+    )
+    refit_every: int = field(
+        default=0,
+        metadata={
+            "help": "bars between walk-forward re-fits of the strategy's parameters (0: one fit before the segment)"
+        },
+    )
+    fit_window: int = field(
+        default=0,
+        metadata={"help": "trailing bars each fit uses, all before the bars it trades (0: no fit, default parameters)"},
+    )
+    fit_method: Literal["grid", "de"] = field(
+        default="grid", metadata={"help": "parameter search: grid, or de (scipy differential evolution)"}
+    )
+    grid_points: int = field(default=5, metadata={"help": "grid points per parameter (odd: includes the middle)"})
+    de_maxiter: int = field(default=15, metadata={"help": "differential evolution generations per fit"})
+    seed: int = field(default=0, metadata={"help": "seed of differential evolution"})
+
+    def __post_init__(self) -> None:
+        if self.participation is not None and not 0.0 < self.participation <= 1.0:
+            raise ConfigError(
+                f"orders.participation must be in (0, 1], got {self.participation}", hint="e.g. --participation 0.1"
+            )
+        for name in ("refit_every", "fit_window"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"orders.{name} must be >= 0, got {getattr(self, name)}")
+        if self.refit_every and not self.fit_window:
+            raise ConfigError(
+                "orders.refit_every needs a fit window",
+                hint="pass --fit-window N (e.g. --refit-every 20 --fit-window 250)",
+            )
+        if self.fit_window == 1:
+            raise ConfigError("orders.fit_window must be 0 (no fit) or >= 2 bars")
+        if self.grid_points < 1 or self.de_maxiter < 1:
+            raise ConfigError("orders.grid_points and orders.de_maxiter must be >= 1")

@@ -64,6 +64,8 @@ class BacktestReport:
     segment: dict[str, Any] = field(default_factory=dict)
     out_dir: Path | None = None
     files: dict[str, str] = field(default_factory=dict)
+    orders: dict[str, Any] | None = None  # order strategies: fill statistics, fits, intrabar comparison
+    fills: list[dict[str, Any]] | None = None  # order strategies: one row per fill (trades.jsonl)
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -88,6 +90,7 @@ class BacktestReport:
             "metrics": self.result.metrics,
             "benchmarks": {name: r.metrics for name, r in self.benchmarks.items()},
             "significance": self.significance,
+            **({"orders": self.orders} if self.orders is not None else {}),
             "market": to_dict(self.market),
             "backtest": to_dict(self.config),
             "files": self.files,
@@ -107,6 +110,7 @@ def evaluate(
     fit_windows: bool | None = None,
     cost_overrides: dict[str, float] | None = None,
     progress: Progress = NULL,
+    result: BacktestResult | None = None,
 ) -> BacktestReport:
     """Replay ``targets`` over ``[lo, hi)`` with benchmarks, windows and significance (no files).
 
@@ -120,6 +124,7 @@ def evaluate(
             use one window over the whole segment (``aggregates["window_note"]`` says so) instead of
             raising. None: fit when ``config.window_length`` is the default.
         cost_overrides: the stress-test overrides already applied to ``market`` (for the report).
+        result: an already replayed segment (an order strategy's ledger); ``targets`` is then unused.
     Returns:
         BacktestReport with ``out_dir`` unset (see ``write_report``).
     Raises:
@@ -128,7 +133,8 @@ def evaluate(
     hi = len(panel) if hi is None else hi
     bpy = panel.bars_per_year
     progress.start(4, "backtest: replaying the strategy")
-    result = run_backtest(panel, targets, market, start=lo, end=hi, bars_per_year=bpy)
+    if result is None:
+        result = run_backtest(panel, targets, market, start=lo, end=hi, bars_per_year=bpy)
     n_bars = hi - lo
     if fit_windows is None:
         fit_windows = config.window_length == BacktestConfig().window_length
@@ -211,7 +217,11 @@ def default_out_dir() -> Path:
     return paths.new_dir(paths.runs_dir() / "backtests")
 
 
-def _trade_lines(r: BacktestResult) -> str:
+def _trade_lines(r: BacktestResult, fills: list[dict[str, Any]] | None = None) -> str:
+    """One line per bar; with ``fills`` (order strategies) each fill follows its bar as a ``"fill"`` line."""
+    by_bar: dict[str, list[dict[str, Any]]] = {}
+    for f in fills or ():
+        by_bar.setdefault(f["timestamp"], []).append(f)
     syms = r.symbols
     eq = r.equity
     rewards = r.rewards
@@ -238,6 +248,7 @@ def _trade_lines(r: BacktestResult) -> str:
                 }
             )
         )
+        lines.extend(atomic.dumps({"type": "fill", **f}) for f in by_bar.get(str(r.timestamps[t])[:19], ()))
     return "\n".join(lines) + ("\n" if lines else "")
 
 
@@ -268,7 +279,7 @@ def write_report(report: BacktestReport, out_dir: str | Path | None = None) -> P
     atomic.write_json(out / "windows.json", report.windows)
     files["windows"] = str(out / "windows.json")
     if report.config.write_trades:
-        atomic.write_text(out / "trades.jsonl", _trade_lines(report.result))
+        atomic.write_text(out / "trades.jsonl", _trade_lines(report.result, report.fills))
         files["trades"] = str(out / "trades.jsonl")
     atomic.write_text(out / "equity.csv", _equity_csv(report))
     files["equity"] = str(out / "equity.csv")

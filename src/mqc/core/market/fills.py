@@ -14,6 +14,8 @@ What the market lets a book hold, and how one bar fills:
   (costs on the trade from the pre-trade book, financing, net return) and the book drifted to the
   next bar. A gym env or a paper broker calls it bar by bar; the backtest engine and the training
   rollout run the same rules vectorised over many bars.
+- **Orders** (``fill_orders``): the order-level rule. Orders placed at the close of bar t (see
+  ``mqc.core.market.orders``) fill against bar t+1's OHLC; see ``fill_orders`` for the rule.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from mqc.core.market.config import MarketConfig
+from mqc.core.market.orders import LIMIT, MOC, MOO, NONE, QTY, STOP, Orders
 from mqc.core.market.simulator import SimResult, _is_torch, drifted_weights, simulate
 
 
@@ -195,3 +198,231 @@ def step(
     bar = SimResult(**{name: value[..., 0] for name, value in vars(sim).items()})
     growth = bar.net_returns if exact else bar.gross_returns
     return Fill(weights=w, book=drifted_weights(w, returns, growth), bar=bar)
+
+
+# ---- order-level fills ------------------------------------------------------------------------
+
+INTRABAR_RULES = ("conservative", "optimistic")
+# A fill worth less than this fraction of equity is rounding (a weight order already at its target).
+DUST = 1e-10
+
+
+def long_only_mask(asset_classes: tuple[str, ...] | list[str], config: MarketConfig) -> np.ndarray:
+    """bool ``[A]``: the asset may not be held short (shorting off, or crypto under ``crypto_long_only``)."""
+    return np.array(
+        [not config.allow_short or (config.crypto_long_only and c == "crypto") for c in asset_classes], dtype=bool
+    )
+
+
+@dataclass
+class OrderFill:
+    """One bar of orders filled (``fill_orders``). Money is in the book's currency (start: 1.0)."""
+
+    qty: np.ndarray  # [A, K] signed units filled (0: no fill)
+    price: np.ndarray  # [A, K] fill price (NaN: no fill)
+    cash: float  # after the bar's fills and their costs
+    positions: np.ndarray  # [A] units held after the close auction
+    costs_intrabar: float  # commission + slippage of the fills before the close
+    costs_close: float  # ... of the close auction (market-on-close orders)
+    equity_before_close: float  # cash + positions . close after the intrabar fills, before the auction
+    decided: np.ndarray  # bool [A]: the two intrabar paths ended the bar at different values
+    gap: np.ndarray  # [A] value of the better path minus the worse one (0 where not decided)
+    book: Orders  # the orders left resting (unfilled, or a quantity order's unfilled rest)
+
+
+def _order_qty(book: Orders, px, pos, equity, long_only, room) -> np.ndarray:
+    """Units each slot would trade at price ``px`` (``[A, K]``) given the positions ``pos`` ``[A]``."""
+    wq = book.size * equity / px - pos[:, None]  # callers silence the warnings of empty slots (NaN px)
+    side = book.side
+    wq = np.where(side > 0, np.maximum(wq, 0.0), np.where(side < 0, np.minimum(wq, 0.0), wq))
+    q = np.where(book.sizing == QTY, side * book.size, wq)
+    q = np.where(long_only[:, None], np.maximum(q, -pos[:, None]), q)
+    q = np.clip(q, -room[:, None], room[:, None])
+    dust = ~(np.abs(q) * px > DUST * abs(equity))
+    return np.where(dust, 0.0, q)
+
+
+def _intervals(path: np.ndarray, book: Orders) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """When each slot is marketable along the bar's path ``path [4, A]`` (times 0..3, linear between).
+
+    Returns ``start, end, price_at_start``, each ``[3, A, K]`` (segment s runs from time s to s+1):
+    the interval of times in segment s at which the order's condition holds (empty: start = inf).
+    A buy limit / sell stop is marketable at prices <= its price, a sell limit / buy stop at >=;
+    a market-on-open order only at time 0.
+    """
+    kind, side, price = book.kind, book.side, book.price
+    below = ((kind == LIMIT) & (side > 0)) | ((kind == STOP) & (side < 0))
+    above = ((kind == LIMIT) & (side < 0)) | ((kind == STOP) & (side > 0))
+    shape = (3, *kind.shape)
+    start, end, at = np.full(shape, np.inf), np.full(shape, -np.inf), np.full(shape, np.nan)
+    for s in range(3):
+        p0, p1 = path[s][:, None], path[s + 1][:, None]
+        c0 = (below & (p0 <= price)) | (above & (p0 >= price))
+        c1 = (below & (p1 <= price)) | (above & (p1 >= price))
+        cross = s + (price - p0) / (p1 - p0)
+        start[s] = np.where(c0, float(s), np.where(c1, cross, np.inf))
+        end[s] = np.where(c1, float(s + 1), np.where(c0, cross, -np.inf))
+        at[s] = np.where(c0, p0, price)
+    moo = kind == MOO
+    start[0] = np.where(moo, 0.0, start[0])
+    end[0] = np.where(moo, 0.0, end[0])
+    at[0] = np.where(moo, path[0][:, None], at[0])
+    return start, end, at
+
+
+def _run_path(path, book, live, pos0, equity, fees, long_only, room0):
+    """Fill the intrabar orders along one path: repeatedly the earliest marketable slot with something
+    to trade (ties: the lower slot), each slot at most once. Returns qty, price, cash change, positions, room."""
+    A, K = book.kind.shape
+    start, end, at = _intervals(path, book)
+    rows = np.arange(A)
+    tau, cur = np.zeros(A), path[0].copy()
+    pos, cash, room = pos0.copy(), np.zeros(A), room0.copy()
+    qty, px = np.zeros((A, K)), np.full((A, K), np.nan)
+    done = ~live
+    n = A * K
+    flat = np.arange(n)
+    start_f, end_f, at_f = start.reshape(3, n), end.reshape(3, n), at.reshape(3, n)
+    for _ in range(K):
+        tt = np.repeat(tau, K)
+        cand_start = np.where(end_f >= tt, np.maximum(start_f, tt), np.inf)
+        seg = cand_start.argmin(0)
+        nxt = cand_start[seg, flat]
+        p_fill = np.where(nxt > start_f[seg, flat], np.repeat(cur, K), at_f[seg, flat]).reshape(A, K)
+        nxt = nxt.reshape(A, K)
+        q = _order_qty(book, p_fill, pos, equity, long_only, room)
+        ok = ~done & np.isfinite(nxt) & (q != 0)
+        j = np.where(ok, nxt, np.inf).argmin(1)
+        has = ok[rows, j]
+        if not has.any():
+            break
+        r, jj = rows[has], j[has]
+        qq, pp = q[r, jj], p_fill[r, jj]
+        qty[r, jj], px[r, jj], done[r, jj] = qq, pp, True
+        pos[r] += qq
+        cash[r] -= qq * pp + np.abs(qq) * pp * fees[r]
+        room[r] -= np.abs(qq)
+        tau[r], cur[r] = nxt[r, jj], pp
+    return qty, px, cash, pos, room
+
+
+def fill_orders(
+    book: Orders,
+    cash: float,
+    positions: np.ndarray,
+    bar: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    fees: np.ndarray,
+    long_only: np.ndarray,
+    equity: float,
+    *,
+    intrabar: str = "conservative",
+    participation: float | None = None,
+) -> OrderFill:
+    """Fill the live orders of one bar (a backtest calls it bar by bar; so does a paper broker).
+
+    The rule:
+
+    - The bar's prices move along a path from the open to the close through the high and the low:
+      open -> low -> high -> close or open -> high -> low -> close. A buy limit fills where the path
+      reaches its price (at the limit; at the open when the bar opens through it), a sell limit
+      likewise upward; a buy stop where the path rises to its price (at the open on a gap through
+      it), a sell stop downward; market-on-open at the open. Orders fill in the order the path
+      reaches them, each at most once per bar; an order with nothing to trade when reached (a
+      target weight already met, nothing to sell) waits for the next fill of its symbol.
+    - Both paths are filled. ``intrabar="conservative"`` keeps, per symbol, the one ending the bar
+      at the lower value (cash + position at the close), ``"optimistic"`` the higher. They differ
+      only where two orders of a symbol interact in one bar (an entry and its exit both touched):
+      ``decided`` marks those symbols, ``gap`` the value at stake.
+    - Then the close auction: market-on-close orders fill at the close, in slot order; their
+      target weights are of ``equity_before_close`` (the weight engine's sizing, so a strategy of
+      market-on-close orders only replays exactly as target weights).
+    - Intrabar target weights are of ``equity`` (the book's value at the previous close: what the
+      strategy knew when it placed them). Units: ``size`` in the side's direction.
+    - No fill on a bar with zero volume; ``participation`` caps the units traded per symbol and bar
+      at that fraction of the bar's volume (a quantity order's unfilled rest keeps resting).
+    - Long-only assets (``long_only_mask``) never go below 0 units. Every fill pays the one-way
+      cost ``fees`` (commission + slippage, ``simulator.fee_rates``) on its notional, from cash.
+
+    Args:
+        book: the live orders ``[A, K]`` (resting ones merged with those placed at the last close).
+        cash, positions: the book before the bar (``positions [A]`` in units).
+        bar: ``(open, high, low, close, volume)``, each ``[A]``.
+        fees: ``[A]`` one-way cost fractions; long_only: bool ``[A]``.
+        equity: the book's value at the previous close.
+        intrabar: ``conservative`` or ``optimistic``.
+        participation: max fraction of the bar's volume traded per symbol (None: no cap).
+    Returns:
+        OrderFill.
+    """
+    if intrabar not in INTRABAR_RULES:
+        raise ValueError(f"intrabar must be one of {INTRABAR_RULES}, got {intrabar!r}")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _fill_orders(book, cash, positions, bar, fees, long_only, equity, intrabar, participation)
+
+
+def _fill_orders(book, cash, positions, bar, fees, long_only, equity, intrabar, participation) -> OrderFill:
+    o, h, lo, c, vol = (np.asarray(x, dtype=np.float64) for x in bar)
+    pos0 = np.asarray(positions, dtype=np.float64)
+    A, K = book.kind.shape
+    cap = np.inf if participation is None else participation * vol
+    room0 = np.where(vol == 0, 0.0, np.where(np.isfinite(cap), cap, np.inf))
+    live = (book.kind == LIMIT) | (book.kind == STOP) | (book.kind == MOO)
+    if live.any():
+        # Both paths in one batch: rows [0, A) go open -> high -> low -> close, rows [A, 2A) via the low first.
+        two = lambda x: np.concatenate([x, x])  # noqa: E731
+        book2 = Orders(*(two(getattr(book, f)) for f in ("kind", "side", "price", "size", "sizing", "tif")))
+        path = np.stack([two(o), np.concatenate([h, lo]), np.concatenate([lo, h]), two(c)])
+        both = _run_path(path, book2, two(live), two(pos0), equity, two(fees), two(long_only), two(room0))
+        hl = tuple(x[:A] for x in both)
+        lh = tuple(x[A:] for x in both)
+        v_hl, v_lh = hl[2] + hl[3] * c, lh[2] + lh[3] * c
+        diff = np.abs(v_lh - v_hl)
+        decided = diff > 1e-9 * max(abs(equity), 1e-300)
+        better_lh = v_lh > v_hl
+        use_lh = decided & (better_lh if intrabar == "optimistic" else ~better_lh)
+        qty = np.where(use_lh[:, None], lh[0], hl[0])
+        px = np.where(use_lh[:, None], lh[1], hl[1])
+        cash_d, pos, room = (np.where(use_lh, x, y) for x, y in zip(lh[2:], hl[2:], strict=True))
+        gap = np.where(decided, diff, 0.0)
+    else:
+        qty, px = np.zeros((A, K)), np.full((A, K), np.nan)
+        cash_d, pos, room = np.zeros(A), pos0.copy(), room0.copy()
+        decided, gap = np.zeros(A, dtype=bool), np.zeros(A)
+    costs_intra = float(np.sum(np.abs(qty) * np.nan_to_num(px) * fees[:, None]))
+    equity_close = cash + float(np.sum(cash_d)) + float(np.sum(pos * c))
+    close_cost = np.zeros(A)
+    for k in np.flatnonzero((book.kind == MOC).any(0)):
+        sl = slice(k, k + 1)
+        slot = Orders(*(getattr(book, f)[:, sl] for f in ("kind", "side", "price", "size", "sizing", "tif")))
+        q = _order_qty(slot, c[:, None], pos, equity_close, long_only, room)[:, 0]
+        q = np.where(book.kind[:, k] == MOC, q, 0.0)
+        hit = q != 0
+        qty[hit, k], px[hit, k] = q[hit], c[hit]
+        pos = pos + q
+        fee = np.abs(q) * c * fees
+        cash_d = cash_d - (q * c + fee)
+        close_cost += fee
+        room = room - np.abs(q)
+    filled = qty != 0
+    left = np.where(book.sizing == QTY, book.size - np.abs(qty), 0.0)
+    keep = (book.kind != NONE) & (~filled | (left > DUST * np.maximum(book.size, 1e-300)))
+    rest = Orders(
+        np.where(keep, book.kind, NONE).astype(np.int8),
+        book.side,
+        book.price,
+        np.where(filled & (book.sizing == QTY), left, book.size),
+        book.sizing,
+        book.tif,
+    )
+    return OrderFill(
+        qty=qty,
+        price=px,
+        cash=cash + float(np.sum(cash_d)),
+        positions=pos,
+        costs_intrabar=costs_intra,
+        costs_close=float(np.sum(close_cost)),
+        equity_before_close=equity_close,
+        decided=decided,
+        gap=gap,
+        book=rest,
+    )

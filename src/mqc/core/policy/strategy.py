@@ -1,4 +1,9 @@
-"""The strategy interface: anything that turns a panel into causal target weights.
+"""The strategy interface: anything that turns a panel into causal target weights, or into orders.
+
+Two kinds sit behind this one idea. A weight ``Strategy`` (checkpoints) returns target weights
+replayed by the weight engine; an ``OrderStrategy`` (``--strategy maxdiff``, ...) places orders
+filled by the order-level rule of ``mqc.core.market.fills`` (``policy/order_strategies.py`` holds the
+registered ones). Both decide row t from bars <= t only.
 
 ``mqc backtest`` and ``mqc trade`` only ever talk to a ``Strategy``; each checkpoint kind
 (``dm``, ``sharpe``, ``kronos``, ...) registers a loader that rebuilds one from its checkpoint.
@@ -61,3 +66,29 @@ def strategy_from_checkpoint(ckpt: dict[str, Any], path: Path) -> Strategy:
             f"{path}: unknown checkpoint kind {kind!r}; known: {', '.join(_LOADERS.names()) or 'none'}"
         )
     return loader(ckpt, path)
+
+
+class OrderStrategy(Protocol):
+    """A strategy that places orders (``policy/order_strategies.py``): row t of ``place`` depends on
+    the close of t, the forecasts made at t and its (walk-forward fitted) ``params`` only."""
+
+    name: str
+    needs: tuple[str, ...]  # forecast fields it reads
+    params: dict[str, tuple[float, float]]  # fit bounds
+
+    def place(self, close: Any, forecasts: Any, params: dict[str, Any] | None, long_only: Any) -> Any:
+        """``Orders [T, A, K]`` placed at each row's close."""
+        ...
+
+
+def order_strategy(name: str) -> OrderStrategy:
+    """The registered order strategy ``name`` (ConfigError with a did-you-mean otherwise)."""
+    from mqc.core.policy.order_strategies import get
+
+    return get(name)
+
+
+def order_strategy_names() -> list[str]:
+    from mqc.core.policy.order_strategies import names
+
+    return names()
