@@ -359,3 +359,16 @@ def cube_from_settings(panel: Any, settings: dict[str, Any], *, progress: Progre
     known = {f.name for f in dataclasses.fields(CubeConfig)}
     cfg = config.from_dict(CubeConfig, {k: v for k, v in settings.items() if k in known}, "cube settings")
     return build_cube(panel, cfg, progress=progress)
+
+
+def slice_cube(cube: FeatureCube, start: int, stop: int) -> FeatureCube:
+    """Rows ``start .. stop - 1`` of a cube (the cube of ``panel.slice(start, stop)`` when ``start == 0``:
+    every row depends on bars up to its own only)."""
+    return dataclasses.replace(
+        cube,
+        values=cube.values[start:stop],
+        valid=cube.valid[start:stop],
+        timestamps=cube.timestamps[start:stop],
+        cached=False,
+        path=None,
+    )

@@ -105,3 +105,27 @@ class BatchedPortfolioEnv(VecEnv):
         if indices is None:
             return range(self.num_envs)
         return [indices] if isinstance(indices, int) else list(indices)
+
+
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvWrapper  # noqa: E402
+
+
+class NormalizedVecEnv(VecEnvWrapper):
+    """Observations through an ``ObsNormalizer`` (updated while ``normalizer.frozen`` is False)."""
+
+    def __init__(self, venv: VecEnv, normalizer: Any) -> None:
+        super().__init__(venv)
+        self.normalizer = normalizer
+
+    def reset(self) -> np.ndarray:
+        obs = self.venv.reset()
+        self.normalizer.update(obs)
+        return self.normalizer(obs)
+
+    def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
+        obs, rewards, dones, infos = self.venv.step_wait()
+        self.normalizer.update(obs)
+        for info in infos:
+            if "terminal_observation" in info:
+                info["terminal_observation"] = self.normalizer(info["terminal_observation"][None])[0]
+        return self.normalizer(obs), rewards, dones, infos

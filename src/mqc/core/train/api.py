@@ -68,6 +68,7 @@ def train(
         progress=progress,
         command_line=command_line,
         sources={k: dict(v) for k, v in (sources or {}).items()},
+        **({"extra": dict(extra or {})} if spec.takes_extra else {}),
     )
     return trainer.fit()
 
