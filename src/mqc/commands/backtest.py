@@ -37,6 +37,11 @@ def backtest(
         help="Checkpoint file, run directory, 'latest' (newest run), or best.pt / latest.pt (of the run you are in, else the newest).",
     ),
     weights: str = typer.Option(None, "--weights", "-w", help="CSV of target weights: timestamp,SYM1,SYM2,..."),
+    policy: str = typer.Option(
+        None, "--policy", help="Behaviour policy on forecast features: topk, kelly or blended (needs --symbols)."
+    ),
+    forecaster: str = typer.Option(None, "--forecaster", help="--policy: forecaster of the feature cube (default bootstrap)."),
+    top_k: int = typer.Option(None, "--top-k", help="--policy topk/blended: assets held (default 1)."),
     symbols: str = typer.Option(
         None, "--symbols", "-s", help="Comma-separated symbols (default: the checkpoint's / the file's)."
     ),
@@ -89,11 +94,15 @@ def backtest(
     from mqc.core.profiles import resolve_with_profile
     from mqc.core.runs import resolve_checkpoint
 
-    if (checkpoint is None) == (weights is None):
+    if sum(x is not None for x in (checkpoint, weights, policy)) != 1:
         raise typer.BadParameter(
             "give exactly one of them (e.g. mqc backtest --checkpoint latest)",
-            param_hint="'--checkpoint' / '--weights'",
+            param_hint="'--checkpoint' / '--weights' / '--policy'",
         )
+    if policy is not None and policy not in ("topk", "kelly", "blended"):
+        raise typer.BadParameter(f"{policy!r} is not one of topk, kelly, blended", param_hint="'--policy'")
+    if policy is None and (forecaster is not None or top_k is not None):
+        raise typer.BadParameter("applies to --policy only", param_hint="'--forecaster' / '--top-k'")
     if checkpoint is not None and enable_shorting is not None:
         raise typer.BadParameter(
             "applies to --weights only: a checkpoint replays the market it was trained under",
@@ -150,6 +159,10 @@ def backtest(
                     f"the profile/env [market] settings ({', '.join(sorted(ignored))}) are ignored for a checkpoint: "
                     "its own market is used (override costs with --cost-bps/--slippage-bps)"
                 )
+        elif policy is not None:
+            report = _policy_backtest(
+                policy, forecaster, top_k, data, cfg, market_res.value, split_cfg, out_dir, fit_windows, progress
+            )
         else:
             if resolved.sources["split"] == "default":
                 cfg = dataclasses.replace(cfg, split="all")
@@ -169,6 +182,42 @@ def backtest(
         print_json(report.to_dict())
         return
     render_summary(report)
+
+
+def _policy_backtest(
+    policy: str,
+    forecaster: str | None,
+    top_k: int | None,
+    data: Any,
+    cfg: Any,
+    market: Any,
+    split_cfg: Any,
+    out_dir: str | None,
+    fit_windows: bool,
+    progress: Any,
+) -> Any:
+    """``--policy``: the [cube] table (profile, then --forecaster) and the policy settings, then one core call."""
+    from mqc.core.backtest.runner import run_policy_backtest
+    from mqc.core.gym.config import CubeConfig
+    from mqc.core.gym.policies import PolicySettings
+    from mqc.core.profiles import resolve_with_profile
+
+    if not data.symbols:
+        raise typer.BadParameter("--policy needs the symbols to trade", param_hint="'--symbols'")
+    cube = resolve_with_profile(CubeConfig, state().profile, flags=dict(forecaster=forecaster)).value
+    settings = PolicySettings(k=top_k) if top_k is not None else PolicySettings()
+    return run_policy_backtest(
+        policy,
+        data,
+        cfg,
+        market,
+        cube_cfg=cube,
+        settings=settings,
+        split_cfg=split_cfg,
+        out_dir=out_dir,
+        fit_windows=fit_windows,
+        progress=progress,
+    )
 
 
 def render_summary(report: Any) -> None:
