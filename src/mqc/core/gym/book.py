@@ -258,6 +258,7 @@ class Book:
         reward = np.log1p(np.maximum(net, -1.0 + 1e-12)) - sum(pen.values())
         self.book = fill.book
         self.last_targets = targets
+        self.last_weights = fill.weights
         self.t = t + 1
         self.steps += 1
         truncated = ~terminated & ((self.t >= self.stop) | (self.steps >= cfg.episode_length))
