@@ -25,8 +25,11 @@ from mqc.core.market.config import MarketConfig
 from mqc.core.market.fills import leverage_cap, step
 from mqc.core.market.simulator import bar_years, fee_rates, overnight_mask, simple_returns
 
-# logits = LOGIT_SCALE * action, action in [-1, 1]: a softmax can still put 99% on one of 3 assets
-LOGIT_SCALE = 3.0
+# Softmax modes read the action as logits in [-LOGIT_BOUND, LOGIT_BOUND] (a softmax can still put
+# 99.99% on one of 3 assets). A wide box matters for PPO: its Gaussian starts with std 1, and a box
+# as narrow as that std clips most samples, so the deterministic action (the mean) would act unlike
+# the sampled ones it was trained on.
+LOGIT_BOUND = 5.0
 EQUITY_FEATURES = ("drawdown", "recent_return")
 RECENT_DECAY = 0.9  # running mean of net returns: recent = d * recent + (1 - d) * net
 
@@ -122,25 +125,31 @@ def _softmax(x: np.ndarray) -> np.ndarray:
     return z / z.sum(axis=-1, keepdims=True)
 
 
-def decode(action: np.ndarray, mode: str, n_assets: int, include_cash: bool, cap: np.ndarray) -> np.ndarray:
-    """Target weights ``[N, A]`` from actions ``[N, n_act]`` in [-1, 1] (clipped) and the bars' caps ``[N]``.
+def action_bound(mode: str) -> float:
+    """Half-width of the action box: 1 for ``position``, ``LOGIT_BOUND`` for the softmax modes."""
+    return 1.0 if mode == "position" else LOGIT_BOUND
 
-    ``long``: softmax over the assets (and cash). ``leverage``: the same times a gross head
+
+def decode(action: np.ndarray, mode: str, n_assets: int, include_cash: bool, cap: np.ndarray) -> np.ndarray:
+    """Target weights ``[N, A]`` from actions ``[N, n_act]`` (clipped to ``action_bound``) and the bars' caps ``[N]``.
+
+    ``long``: softmax of the logits over the assets (and cash). ``leverage``: the same times a gross head
     ``cap * sigmoid``. ``long_short``: ``cap * (longs - shorts)``, each a softmax over the assets
     and a cash slot. ``position``: ``cap * action`` per asset. Shorting rules and the caps
     themselves are applied by the market's fill (``fills.step``), not here.
     """
-    a = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
+    bound = action_bound(mode)
+    a = np.clip(np.asarray(action, dtype=np.float64), -bound, bound)
     A = n_assets
     if mode == "position":
         return a * cap[:, None]
     if mode == "long":
-        return _softmax(LOGIT_SCALE * a)[:, :A]
+        return _softmax(a)[:, :A]
     if mode == "leverage":
-        gross = cap / (1.0 + np.exp(-LOGIT_SCALE * a[:, -1]))
-        return _softmax(LOGIT_SCALE * a[:, :-1])[:, :A] * gross[:, None]
-    longs = _softmax(LOGIT_SCALE * a[:, : A + 1])[:, :A]
-    shorts = _softmax(LOGIT_SCALE * a[:, A + 1 :])[:, :A]
+        gross = cap / (1.0 + np.exp(-a[:, -1]))
+        return _softmax(a[:, :-1])[:, :A] * gross[:, None]
+    longs = _softmax(a[:, : A + 1])[:, :A]
+    shorts = _softmax(a[:, A + 1 :])[:, :A]
     return (longs - shorts) * cap[:, None]
 
 

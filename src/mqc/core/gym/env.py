@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from mqc.core.errors import require
-from mqc.core.gym.book import Book, EnvData
+from mqc.core.gym.book import Book, EnvData, action_bound
 from mqc.core.gym.config import EnvConfig
 
 gym = require("gymnasium", "rl")
@@ -45,8 +45,9 @@ class PortfolioEnv(gym.Env):
         self.data = data
         self.core = Book(data, self.cfg, 1, lo, data.n_bars if hi is None else hi, mode=mode)
         self.random_start = random_start
+        b = action_bound(self.core.mode)
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=(data.obs_size,), dtype=np.float32)
-        self.action_space = spaces.Box(-1.0, 1.0, shape=(self.core.n_actions,), dtype=np.float32)
+        self.action_space = spaces.Box(-b, b, shape=(self.core.n_actions,), dtype=np.float32)
 
     @property
     def episode_length(self) -> int:

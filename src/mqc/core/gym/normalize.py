@@ -20,7 +20,7 @@ class ObsNormalizer:
 
     size: int
     clip: float = 10.0
-    eps: float = 1e-8
+    eps: float = 1e-4  # variance floor: features live on the scale of returns (~1e-2), so a near-constant one is not blown up to +-clip
     frozen: bool = False
     mean: np.ndarray = field(default=None)  # type: ignore[assignment]
     var: np.ndarray = field(default=None)  # type: ignore[assignment]

@@ -20,7 +20,7 @@ import numpy as np
 
 from mqc.core import config
 from mqc.core.errors import CheckpointError, DataError
-from mqc.core.gym.book import Book, EnvData, env_data, unbounded
+from mqc.core.gym.book import Book, EnvData, action_bound, env_data, unbounded
 from mqc.core.gym.config import CubeConfig, EnvConfig
 from mqc.core.gym.cube import MOMENTUM_WINDOWS, build_cube
 from mqc.core.gym.normalize import Identity, ObsNormalizer
@@ -92,7 +92,9 @@ class EnvPolicyStrategy:
 
 
 # ----- the ppo checkpoint kind ------------------------------------------------------------------
-def sb3_policy(obs_size: int, n_actions: int, policy_kwargs: dict[str, Any], state_dict: dict[str, Any] | None = None):
+def sb3_policy(
+    obs_size: int, n_actions: int, policy_kwargs: dict[str, Any], state_dict: dict[str, Any] | None = None, bound: float = 1.0
+):
     """An SB3 ``ActorCriticPolicy`` for the env's spaces (weights loaded when given)."""
     from mqc.core.errors import require
 
@@ -102,7 +104,7 @@ def sb3_policy(obs_size: int, n_actions: int, policy_kwargs: dict[str, Any], sta
 
     policy = ActorCriticPolicy(
         gym.spaces.Box(-np.inf, np.inf, shape=(obs_size,), dtype=np.float32),
-        gym.spaces.Box(-1.0, 1.0, shape=(n_actions,), dtype=np.float32),
+        gym.spaces.Box(-bound, bound, shape=(n_actions,), dtype=np.float32),
         lr_schedule=lambda _: 0.0,
         **policy_kwargs,
     )
@@ -130,7 +132,11 @@ def load_ppo_strategy(ckpt: dict[str, Any], path: Path) -> EnvPolicyStrategy:
         norm_raw = ckpt["normalizer"]
         normalizer = Identity() if norm_raw.get("identity") else ObsNormalizer.from_dict(norm_raw)
         policy = sb3_policy(
-            int(ckpt["obs_size"]), int(ckpt["n_actions"]), dict(ckpt["policy_kwargs"]), ckpt["state_dict"]
+            int(ckpt["obs_size"]),
+            int(ckpt["n_actions"]),
+            dict(ckpt["policy_kwargs"]),
+            ckpt["state_dict"],
+            action_bound(ckpt["action_mode"]),
         )
     except (KeyError, TypeError, RuntimeError, AttributeError) as exc:
         raise CheckpointError(

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from mqc.core.errors import require
-from mqc.core.gym.book import Book, EnvData
+from mqc.core.gym.book import Book, EnvData, action_bound
 from mqc.core.gym.config import EnvConfig
 
 require("stable_baselines3", "rl")
@@ -46,8 +46,9 @@ class BatchedPortfolioEnv(VecEnv):
         self.with_infos = infos
         self._actions: np.ndarray | None = None
         self.ep_return = np.zeros(n_envs)
+        b = action_bound(self.core.mode)
         obs_space = gym.spaces.Box(-np.inf, np.inf, shape=(data.obs_size,), dtype=np.float32)
-        act_space = gym.spaces.Box(-1.0, 1.0, shape=(self.core.n_actions,), dtype=np.float32)
+        act_space = gym.spaces.Box(-b, b, shape=(self.core.n_actions,), dtype=np.float32)
         super().__init__(n_envs, obs_space, act_space)
 
     def _starts(self, k: int) -> np.ndarray:
