@@ -14,12 +14,21 @@ DataRootOpt = typer.Option(None, "--data-root", help="Folder of per-symbol CSV/P
 TimeframeOpt = typer.Option(None, "--timeframe", "-t", help="Bar size (default 1d).")
 StartOpt = typer.Option(None, "--start", help="First bar to load (UTC).")
 EndOpt = typer.Option(None, "--end", help="Last bar to load (UTC).")
-ForecasterOpt = typer.Option(None, "--forecaster", help="Forecaster run at every bar (bootstrap, ewma-vol, chronos2, ...).")
+ForecasterOpt = typer.Option(
+    None, "--forecaster", help="Forecaster run at every bar (bootstrap, ewma-vol, chronos2, ...)."
+)
 SamplesOpt = typer.Option(None, "--num-samples", help="Sample paths of sampling forecasters.")
 LengthOpt = typer.Option(None, "--prediction-length", help="Bars ahead each forecast covers.")
 
 
-def _resolve(symbols: str | None, data_root: str | None, timeframe: str | None, start: str | None, end: str | None, cube: dict[str, Any]) -> tuple[Any, Any]:
+def _resolve(
+    symbols: str | None,
+    data_root: str | None,
+    timeframe: str | None,
+    start: str | None,
+    end: str | None,
+    cube: dict[str, Any],
+) -> tuple[Any, Any]:
     from mqc.core.data.config import DataConfig
     from mqc.core.gym.config import CubeConfig
     from mqc.core.profiles import resolve_with_profile
@@ -32,7 +41,9 @@ def _resolve(symbols: str | None, data_root: str | None, timeframe: str | None, 
     data = resolve_with_profile(
         DataConfig,
         prof,
-        flags=dict(symbols=tuple(s.upper() for s in syms), data_root=data_root, timeframe=timeframe, start=start, end=end),
+        flags=dict(
+            symbols=tuple(s.upper() for s in syms), data_root=data_root, timeframe=timeframe, start=start, end=end
+        ),
     ).value
     return absolute_data_root(data), resolve_with_profile(CubeConfig, prof, flags=cube).value
 
@@ -59,7 +70,11 @@ def features(
     from mqc.core.gym.cube import build_cube, write_cube
 
     data, cube_cfg = _resolve(
-        symbols, data_root, timeframe, start, end,
+        symbols,
+        data_root,
+        timeframe,
+        start,
+        end,
         dict(forecaster=forecaster, num_samples=num_samples, prediction_length=prediction_length),
     )
     panel = load_panel(config=data)
@@ -74,7 +89,10 @@ def features(
     T, A, F = cube.values.shape
     how = "reused from the cache" if cube.cached else f"built in {cube.seconds:.1f} s"
     out.print(f"feature cube {cube.key}: {T} bars x {A} assets x {F} features ({cube_cfg.forecaster}; {how})")
-    out.print(f"defined from bar {cube.warmup} ({str(cube.timestamps[min(cube.warmup, T - 1)])[:10]}); earlier bars are masked")
+    out.print(
+        f"defined from bar {cube.warmup} ({str(cube.timestamps[min(cube.warmup, T - 1)])[:10]}); "
+        "earlier bars are masked"
+    )
     out.print(f"features: {', '.join(cube.names)}")
     out.print(f"file: {cube.path}")
 
@@ -83,7 +101,9 @@ def offline(
     policy: str = typer.Option("topk", "--policy", help="Behaviour policy: topk, kelly or blended."),
     symbols: str = SymbolsOpt,
     out_path: str = typer.Option(..., "--out", "-o", help="Dataset file to write (.npz, or .h5 with --format d3rlpy)."),
-    fmt: str = typer.Option("npz", "--format", help="npz (mqc's own) or d3rlpy (MDPDataset, HDF5; needs the offline extra)."),
+    fmt: str = typer.Option(
+        "npz", "--format", help="npz (mqc's own) or d3rlpy (MDPDataset, HDF5; needs the offline extra)."
+    ),
     segment: str = typer.Option("train", "--segment", help="Split segment replayed: train, val, test or all."),
     forecaster: str = ForecasterOpt,
     num_samples: int = SamplesOpt,
@@ -116,11 +136,17 @@ def offline(
     if segment not in ("train", "val", "test", "all"):
         raise typer.BadParameter(f"{segment!r} is not one of train, val, test, all", param_hint="'--segment'")
     data, cube_cfg = _resolve(
-        symbols, data_root, timeframe, start, end,
+        symbols,
+        data_root,
+        timeframe,
+        start,
+        end,
         dict(forecaster=forecaster, num_samples=num_samples, prediction_length=prediction_length),
     )
     prof = state().profile
-    market = resolve_with_profile(MarketConfig, prof, flags=dict(allow_short=enable_shorting, include_cash=include_cash)).value
+    market = resolve_with_profile(
+        MarketConfig, prof, flags=dict(allow_short=enable_shorting, include_cash=include_cash)
+    ).value
     env = resolve_with_profile(EnvConfig, prof, flags=dict(episode_length=episode_length)).value
     split = resolve_with_profile(SplitConfig, prof).value
     panel = load_panel(config=data)
@@ -144,7 +170,8 @@ def offline(
         return
     out.print(
         f"{summary['transitions']} transitions in {summary['episodes']} episodes ({policy}, {segment} segment "
-        f"{summary['timestamps'][0][:10]} .. {summary['timestamps'][1][:10]}); observation {summary['observation_size']}, "
+        f"{summary['timestamps'][0][:10]} .. {summary['timestamps'][1][:10]}); "
+        f"observation {summary['observation_size']}, "
         f"action {summary['action_size']} ({summary['action_mode']}); mean reward {summary['reward_mean']:+.5f}"
     )
     out.print(f"dataset: {path}")

@@ -77,8 +77,15 @@ def test_step_is_the_market_models_one_bar_step(data):
     t = 121
     targets = env.core.last_targets
     ref = fill_step(
-        book_after_first, targets, d.hold[t][None], d.returns[t][None], d.fees, d.dt[t][None],
-        d.overnight[t][None], d.asset_classes, d.market,
+        book_after_first,
+        targets,
+        d.hold[t][None],
+        d.returns[t][None],
+        d.fees,
+        d.dt[t][None],
+        d.overnight[t][None],
+        d.asset_classes,
+        d.market,
     )
     assert info["bar"] == t
     assert info["net_return"] == pytest.approx(float(ref.net_return[0]), abs=1e-15)
@@ -113,7 +120,9 @@ def test_observations_are_causal(data, known_panel):
     other = _obs_path(data(panel=_perturbed(known_panel, t)), actions, start)
     np.testing.assert_array_equal(base, other)  # observations of bars start .. t
     longer = np.vstack([actions, actions[:5]])
-    assert not np.array_equal(_obs_path(data(), longer, start)[-1], _obs_path(data(panel=_perturbed(known_panel, t)), longer, start)[-1])
+    assert not np.array_equal(
+        _obs_path(data(), longer, start)[-1], _obs_path(data(panel=_perturbed(known_panel, t)), longer, start)[-1]
+    )
 
 
 # ----- penalties: sign and size ---------------------------------------------------------------------
@@ -216,7 +225,7 @@ def test_batched_env_matches_single_envs_and_autoresets(data):
     s_obs = [e.reset(options={"start_index": int(s)})[0] for e, s in zip(singles, starts, strict=True)]
     np.testing.assert_allclose(obs, np.array(s_obs))
     rng = np.random.default_rng(0)
-    for k in range(7):
+    for _ in range(7):
         act = rng.uniform(-1, 1, size=(3, 4)).astype(np.float32)
         obs, rew, done, infos = vec.step(act)
         for i, env in enumerate(singles):

@@ -18,7 +18,13 @@ from mqc.core.market.config import MarketConfig
 
 @pytest.mark.parametrize(
     ("mode", "cash", "cap"),
-    [("long", False, 1.0), ("long", True, 1.0), ("leverage", True, 1.5), ("long_short", False, 2.0), ("position", False, 1.0)],
+    [
+        ("long", False, 1.0),
+        ("long", True, 1.0),
+        ("leverage", True, 1.5),
+        ("long_short", False, 2.0),
+        ("position", False, 1.0),
+    ],
 )
 def test_encode_inverts_the_envs_decoding(mode, cash, cap):
     rng = np.random.default_rng(0)

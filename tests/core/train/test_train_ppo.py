@@ -102,10 +102,14 @@ def test_checkpoint_backtest_equals_the_runs_test_report(tmp_path):
     from mqc.core.data.synth import SynthSpec, write_synth_csv
 
     write_synth_csv(SynthSpec(n_assets=3, n_bars=420, seed=2), tmp_path / "bars")
-    res = _train(data=DataConfig(data_root=str(tmp_path / "bars")), cube=CubeConfig(forecaster="bootstrap", num_samples=32))
+    res = _train(
+        data=DataConfig(data_root=str(tmp_path / "bars")), cube=CubeConfig(forecaster="bootstrap", num_samples=32)
+    )
     report = run_checkpoint_backtest(res.run_dir, write=False)
     assert report.segment["split_source"] == "checkpoint"
-    assert [report.segment["start_bar"], report.segment["end_bar"]] == json.loads((res.run_dir / "report.json").read_text())["test_bars"]
+    assert [report.segment["start_bar"], report.segment["end_bar"]] == json.loads(
+        (res.run_dir / "report.json").read_text()
+    )["test_bars"]
     want = {k: v for k, v in res.test_metrics.items() if k != "costs"}
     assert report.metrics == pytest.approx(want, rel=1e-12, abs=1e-15)
     val = run_checkpoint_backtest(res.run_dir, write=False, backtest_cfg=_split("val"))

@@ -77,7 +77,8 @@ def ppo(
     quiet: bool = c.QuietOpt,
     json_out: bool = JsonOpt,
 ) -> None:
-    """Train a PPO portfolio policy on forecast features; writes <save-dir>/<UTC timestamp>/ (config, metrics, checkpoints, report).
+    """Train a PPO portfolio policy on forecast features; writes <save-dir>/<UTC timestamp>/ (config, metrics,
+    checkpoints, report).
 
     Example: mqc train ppo --symbols SP500,NASDAQ,GOOG --forecaster bootstrap --num-timesteps 20000
     """

@@ -413,7 +413,11 @@ def run_policy_backtest(
     mkt = _market_with_overrides(market or MarketConfig(), cfg)
     panel = load_panel(config=data_cfg)
     strategy = BehaviourPolicy(
-        policy, tuple(panel.symbols), panel.timeframe, mkt, **({"cube_cfg": cube_cfg} if cube_cfg else {}),
+        policy,
+        tuple(panel.symbols),
+        panel.timeframe,
+        mkt,
+        **({"cube_cfg": cube_cfg} if cube_cfg else {}),
         settings=settings or PolicySettings(),
     )
     lo, hi, seg = select_segment(panel, cfg, split_cfg or SplitConfig(), strategy.lookback, warmup=strategy.warmup)

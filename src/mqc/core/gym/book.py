@@ -245,9 +245,7 @@ class Book:
         d, t = self.data, self.t
         overnight = d.overnight[t]
         targets = decode(action, self.mode, d.n_assets, self.include_cash, leverage_cap(d.market, overnight))
-        fill = step(
-            self.book, targets, d.hold[t], d.returns[t], d.fees, d.dt[t], overnight, d.asset_classes, d.market
-        )
+        fill = step(self.book, targets, d.hold[t], d.returns[t], d.fees, d.dt[t], overnight, d.asset_classes, d.market)
         bar = fill.bar
         net = bar.net_returns
         self.equity = self.equity * (1.0 + net)

@@ -273,7 +273,9 @@ def forecast_features(panel: Any, cfg: CubeConfig, progress: Progress = NULL) ->
 
 
 # ----- the cube ---------------------------------------------------------------------------------
-def build_cube(panel: Any, cfg: CubeConfig | None = None, *, progress: Progress = NULL, cache: bool = True) -> FeatureCube:
+def build_cube(
+    panel: Any, cfg: CubeConfig | None = None, *, progress: Progress = NULL, cache: bool = True
+) -> FeatureCube:
     """The feature cube of ``panel`` (read from the cache when the same bars and settings were built before).
 
     Raises:
@@ -317,7 +319,8 @@ def build_cube(panel: Any, cfg: CubeConfig | None = None, *, progress: Progress 
 
 
 def write_cube(cube: FeatureCube, path: Path) -> None:
-    """The cube as ``path`` (NPZ: values, valid, timestamps) and ``path.with_suffix('.json')`` (metadata), atomically."""
+    """The cube as ``path`` (NPZ: values, valid, timestamps) and ``path.with_suffix('.json')`` (metadata),
+    atomically."""
     buf = io.BytesIO()
     np.savez_compressed(buf, values=cube.values, valid=cube.valid, timestamps=cube.timestamps.view(np.int64))
     path.parent.mkdir(parents=True, exist_ok=True)

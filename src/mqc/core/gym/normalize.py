@@ -20,7 +20,9 @@ class ObsNormalizer:
 
     size: int
     clip: float = 10.0
-    eps: float = 1e-4  # variance floor: features live on the scale of returns (~1e-2), so a near-constant one is not blown up to +-clip
+    # variance floor: features live on the scale of returns (~1e-2), so a near-constant one is not
+    # blown up to +-clip by noise
+    eps: float = 1e-4
     frozen: bool = False
     mean: np.ndarray = field(default=None)  # type: ignore[assignment]
     var: np.ndarray = field(default=None)  # type: ignore[assignment]

@@ -187,9 +187,7 @@ def read_dataset(path: str | Path) -> OfflineDataset:
     try:
         with np.load(Path(path).expanduser()) as z:
             meta = json.loads(str(z["metadata"]))
-            ds = OfflineDataset(
-                z["observations"], z["actions"], z["rewards"], z["terminals"], z["timeouts"], meta
-            )
+            ds = OfflineDataset(z["observations"], z["actions"], z["rewards"], z["terminals"], z["timeouts"], meta)
     except (OSError, KeyError, ValueError) as exc:
         raise DataError(f"{path}: not an mqc offline dataset ({exc})", hint="write one: mqc data offline") from exc
     if meta.get("format") != FORMAT:
@@ -219,7 +217,9 @@ def build_offline(
     cube = build_cube(panel, cube_cfg, progress=progress or NULL)
     data = env_data(panel, cube, market)
     mode = resolve_mode(env_cfg, market)
-    strat = BehaviourPolicy(policy, tuple(panel.symbols), panel.timeframe, market, cube_cfg, settings or PolicySettings())
+    strat = BehaviourPolicy(
+        policy, tuple(panel.symbols), panel.timeframe, market, cube_cfg, settings or PolicySettings()
+    )
     targets = strat.weights_from_cube(cube)
     split = split_for(len(panel), split_cfg, 1, cube.warmup)
     lo, hi = (0, len(panel)) if segment == "all" else split.segment(segment)

@@ -54,7 +54,9 @@ def topk_weights(score: np.ndarray, k: int) -> np.ndarray:
     return w
 
 
-def kelly_weights(mu: np.ndarray, sigma: np.ndarray, fraction: float, cap: float, gross_cap: float, short: bool) -> np.ndarray:
+def kelly_weights(
+    mu: np.ndarray, sigma: np.ndarray, fraction: float, cap: float, gross_cap: float, short: bool
+) -> np.ndarray:
     """``[T, A]`` fractional Kelly weights, each within ``+-cap``, gross scaled down to ``gross_cap``."""
     var = np.maximum(sigma, 1e-6) ** 2
     w = np.clip(fraction * mu / var, -cap if short else 0.0, cap)

@@ -93,7 +93,11 @@ class EnvPolicyStrategy:
 
 # ----- the ppo checkpoint kind ------------------------------------------------------------------
 def sb3_policy(
-    obs_size: int, n_actions: int, policy_kwargs: dict[str, Any], state_dict: dict[str, Any] | None = None, bound: float = 1.0
+    obs_size: int,
+    n_actions: int,
+    policy_kwargs: dict[str, Any],
+    state_dict: dict[str, Any] | None = None,
+    bound: float = 1.0,
 ):
     """An SB3 ``ActorCriticPolicy`` for the env's spaces (weights loaded when given)."""
     from mqc.core.errors import require

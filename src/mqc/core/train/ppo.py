@@ -300,7 +300,8 @@ class PPOTrainer:
         )
         self.progress.start(
             c.num_timesteps,
-            f"train ppo: {self.panel.n_assets} assets, {self.split.train[1] - self.split.train[0]} train bars -> {self.run_dir}",
+            f"train ppo: {self.panel.n_assets} assets, {self.split.train[1] - self.split.train[0]} train bars "
+            f"-> {self.run_dir}",
         )
         for note in self.panel.report.warnings:
             self.progress.log(f"warning: {note}")
