@@ -1,5 +1,6 @@
 """Fixtures of the gym tests: a known-answer market and small synthetic panels."""
-n# (named gym_env, not gym: a test folder called gym on sys.path would shadow the old gym package SB3 probes for)
+
+# (named gym_env, not gym: a test folder called gym on sys.path would shadow the old gym package SB3 probes for)
 
 from __future__ import annotations
 
