@@ -51,6 +51,11 @@ class EnvData:
     first: int  # first bar with every feature defined
     symbols: tuple[str, ...]
     feature_names: tuple[str, ...]
+    row_ok: np.ndarray | None = None  # bool [T]: every feature of the bar is finite (checked once, not per step)
+
+    def __post_init__(self) -> None:
+        if self.row_ok is None:
+            self.row_ok = np.isfinite(self.features).all(axis=1)
 
     @property
     def n_bars(self) -> int:
@@ -186,6 +191,7 @@ class Book:
         self.peak = np.ones(n)
         self.recent = np.zeros(n)
         self.last_targets = np.zeros((n, A))
+        self._zero = np.zeros(n)
 
     @property
     def last_start(self) -> int:
@@ -213,16 +219,19 @@ class Book:
         Raises:
             DataError: NaN/inf in an observation (a feature undefined at a decision bar).
         """
-        feats = self.data.features[self.t]
-        obs = np.empty((self.n, self.data.obs_size), dtype=np.float32)
-        F = feats.shape[1]
-        A = self.data.n_assets
-        obs[:, :F] = feats
+        d = self.data
+        F = d.features.shape[1]
+        A = d.n_assets
+        obs = np.empty((self.n, d.obs_size), dtype=np.float32)
+        np.take(d.features, self.t, axis=0, out=obs[:, :F]) if self.n > 1 else obs.__setitem__(
+            (slice(None), slice(0, F)), d.features[self.t]
+        )
         obs[:, F : F + A] = self.book
         obs[:, F + A] = self.equity / self.peak - 1.0
         obs[:, F + A + 1] = self.recent
-        if not np.isfinite(obs).all():
-            bad = int(self.t[~np.isfinite(obs).all(axis=1)][0])
+        ok = d.row_ok[self.t]
+        if not ok.all() or not np.isfinite(obs[:, F:]).all():
+            bad = int(self.t[~(ok & np.isfinite(obs[:, F:]).all(axis=1))][0])
             raise DataError(
                 f"NaN/inf in the observation at bar {bad}: a feature is undefined there",
                 hint="check the bars around it (mqc data verify) and rebuild the features (mqc data features)",
@@ -253,16 +262,24 @@ class Book:
         drawdown = 1.0 - self.equity / self.peak
         self.recent = RECENT_DECAY * self.recent + (1.0 - RECENT_DECAY) * net
         cfg = self.cfg
-        exposure = np.abs(fill.weights)
+        zero = self._zero
+        exposure = np.abs(fill.weights) if cfg.cvar_penalty or cfg.uncertainty_penalty else None
         pen = {
-            "penalty_turnover": cfg.turnover_penalty * bar.turnover,
-            "penalty_drawdown": cfg.drawdown_penalty * drawdown,
-            "penalty_cvar": cfg.cvar_penalty * (exposure * np.maximum(-d.cvar[t], 0.0)).sum(-1),
-            "penalty_uncertainty": cfg.uncertainty_penalty * (exposure * d.fc_std[t]).sum(-1),
+            "penalty_turnover": cfg.turnover_penalty * bar.turnover if cfg.turnover_penalty else zero,
+            "penalty_drawdown": cfg.drawdown_penalty * drawdown if cfg.drawdown_penalty else zero,
+            "penalty_cvar": cfg.cvar_penalty * (exposure * np.maximum(-d.cvar[t], 0.0)).sum(-1)
+            if cfg.cvar_penalty
+            else zero,
+            "penalty_uncertainty": cfg.uncertainty_penalty * (exposure * d.fc_std[t]).sum(-1)
+            if cfg.uncertainty_penalty
+            else zero,
         }
         terminated = (drawdown >= cfg.loss_limit) if cfg.loss_limit > 0 else np.zeros(self.n, dtype=bool)
-        pen["penalty_shutdown"] = np.where(terminated, cfg.shutdown_penalty, 0.0)
-        reward = np.log1p(np.maximum(net, -1.0 + 1e-12)) - sum(pen.values())
+        pen["penalty_shutdown"] = np.where(terminated, cfg.shutdown_penalty, 0.0) if cfg.shutdown_penalty else zero
+        reward = np.log1p(np.maximum(net, -1.0 + 1e-12))
+        for value in pen.values():
+            if value is not zero:
+                reward = reward - value
         self.book = fill.book
         self.last_targets = targets
         self.last_weights = fill.weights
