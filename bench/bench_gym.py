@@ -88,7 +88,9 @@ def env_bench(rounds: int = 7, steps: int = 2000) -> None:
         ours.append(n * steps / (time.perf_counter() - t0))
         bare.append(bare_loop(data, n, steps, actions, starts))
     mo, mb = float(np.median(ours)), float(np.median(bare))
-    print(f"env: 64 envs x 30 assets: BatchedPortfolioEnv {mo:,.0f} env-steps/s, bare numpy loop {mb:,.0f}/s, ratio {mo / mb:.2f}x")
+    print(
+        f"env: 64 envs x 30 assets: BatchedPortfolioEnv {mo:,.0f} env-steps/s, bare numpy loop {mb:,.0f}/s, ratio {mo / mb:.2f}x"
+    )
     print(f"     rounds ours {[round(x) for x in ours]}, bare {[round(x) for x in bare]}")
 
 
@@ -132,7 +134,9 @@ def cube_bench() -> None:
         t0 = time.perf_counter()
         build_cube(panel, cfg, cache=False)
         dt = time.perf_counter() - t0
-        print(f"cube: {name}: {len(panel)} bars x {panel.n_assets} assets in {dt:.2f} s = {len(panel) * panel.n_assets / dt:,.0f} bar-assets/s")
+        print(
+            f"cube: {name}: {len(panel)} bars x {panel.n_assets} assets in {dt:.2f} s = {len(panel) * panel.n_assets / dt:,.0f} bar-assets/s"
+        )
 
 
 if __name__ == "__main__":

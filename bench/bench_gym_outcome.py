@@ -78,8 +78,10 @@ def main() -> None:
                 panel=panel,
             )
             ppo.append(res.test_metrics["sharpe"])
-            print(f"ppo seed {seed}: test sharpe {ppo[-1]:.2f} (val {res.val_metrics.get('sharpe', 0):.2f}, "
-                  f"best step {res.best_step}) in {time.perf_counter() - t0:.0f} s")
+            print(
+                f"ppo seed {seed}: test sharpe {ppo[-1]:.2f} (val {res.val_metrics.get('sharpe', 0):.2f}, "
+                f"best step {res.best_step}) in {time.perf_counter() - t0:.0f} s"
+            )
     rows["ppo"] = f"{statistics.mean(ppo):.2f} +- {statistics.pstdev(ppo):.2f} ({', '.join(f'{x:.2f}' for x in ppo)})"
     print(json.dumps({k: (round(v, 2) if isinstance(v, float) else v) for k, v in rows.items()}, indent=1))
 

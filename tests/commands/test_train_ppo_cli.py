@@ -53,7 +53,8 @@ def test_train_ppo_then_backtest_the_checkpoint(data_root, tmp_path):
         (["--forecaster", "nope"], 1, "unknown model"),
         (["--net-arch", "a,b"], 2, "--net-arch"),
         (["--vec-env", "nope"], 2, "nope"),
-        (["--num-timesteps", "0"], 2, "num_timesteps"),  # a bad flag value: usage error
+        (["--num-timesteps", "0"], 2, "num_timesteps"),
+        (["--resume", "somewhere"], 1, "cannot --resume"),  # a bad flag value: usage error
     ],
 )
 def test_train_ppo_bad_input(data_root, tmp_path, args, code, text):

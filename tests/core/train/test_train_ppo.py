@@ -65,7 +65,7 @@ def test_known_answer_ppo_ends_up_in_the_drifting_asset_and_topk_picks_it(make_d
 
 
 def test_best_is_selected_on_val_and_test_is_reported_once(make_drift_panel):
-    res = _train(make_drift_panel(), num_timesteps=1024)
+    res = _train(make_drift_panel(), num_timesteps=1024, ent_coef=0.02, ent_coef_final=0.0)
     rows = runs.read_metrics(res.run_dir)
     evals = [r for r in rows if r["kind"] == "eval"]
     assert [r["step"] for r in evals] == [256, 512, 768, 1024]
@@ -79,6 +79,8 @@ def test_best_is_selected_on_val_and_test_is_reported_once(make_drift_panel):
     assert ckpt["kind"] == "ppo" and ckpt["step"] == res.best_step
     for name in ("best.zip", "latest.zip", "latest.pt"):
         assert runs.checkpoint_path(res.run_dir, name).is_file()
+    ent = [r["ent_coef"] for r in rows if r["kind"] == "train"]
+    assert ent[0] == pytest.approx(0.02) and ent[-1] < ent[0] / 2  # linear anneal towards ent_coef_final
     doc = runs.read_run_config(res.run_dir)
     assert set(doc["configs"]) == {"data", "market", "split", "env", "cube", "ppo"}
     assert doc["split"]["embargo"] == 60  # the cube's warm-up, as every trainer embargoes its windows
@@ -141,3 +143,9 @@ def test_bad_input_fails_before_writing_a_run(make_drift_panel, tmp_path):
     with pytest.raises(ConfigError, match="allow_short"):
         _train(panel, env=EnvConfig(action_mode="long_short"), save_dir=str(tmp_path / "runs"))
     assert not (tmp_path / "runs").exists()
+
+
+def test_sb3_dummy_vec_env_trains_the_same_env(make_drift_panel):
+    res = _train(make_drift_panel(), vec_env="dummy", n_envs=2, num_timesteps=256, eval_freq=128)
+    ckpt = runs.read_checkpoint(runs.checkpoint_path(res.run_dir, runs.BEST))
+    assert ckpt["kind"] == "ppo" and res.steps == 256 and "sharpe" in res.test_metrics
