@@ -89,7 +89,8 @@ def env_bench(rounds: int = 7, steps: int = 2000) -> None:
         bare.append(bare_loop(data, n, steps, actions, starts))
     mo, mb = float(np.median(ours)), float(np.median(bare))
     print(
-        f"env: 64 envs x 30 assets: BatchedPortfolioEnv {mo:,.0f} env-steps/s, bare numpy loop {mb:,.0f}/s, ratio {mo / mb:.2f}x"
+        f"env: 64 envs x 30 assets: BatchedPortfolioEnv {mo:,.0f} env-steps/s, "
+        f"bare numpy loop {mb:,.0f}/s, ratio {mo / mb:.2f}x"
     )
     print(f"     rounds ours {[round(x) for x in ours]}, bare {[round(x) for x in bare]}")
 
@@ -101,8 +102,8 @@ def ppo_bench(timesteps: int = 16384) -> None:
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     from mqc.core.gym.config import EnvConfig
-    from mqc.core.gym.vec import BatchedPortfolioEnv, NormalizedVecEnv
     from mqc.core.gym.normalize import ObsNormalizer
+    from mqc.core.gym.vec import BatchedPortfolioEnv, NormalizedVecEnv
 
     torch.set_num_threads(1)
     settings = dict(n_steps=128, batch_size=256, n_epochs=4, policy_kwargs={"net_arch": [64, 64]}, seed=0, device="cpu")
@@ -135,7 +136,8 @@ def cube_bench() -> None:
         build_cube(panel, cfg, cache=False)
         dt = time.perf_counter() - t0
         print(
-            f"cube: {name}: {len(panel)} bars x {panel.n_assets} assets in {dt:.2f} s = {len(panel) * panel.n_assets / dt:,.0f} bar-assets/s"
+            f"cube: {name}: {len(panel)} bars x {panel.n_assets} assets in {dt:.2f} s = "
+            f"{len(panel) * panel.n_assets / dt:,.0f} bar-assets/s"
         )
 
 
