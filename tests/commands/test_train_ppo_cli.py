@@ -54,7 +54,7 @@ def test_train_ppo_then_backtest_the_checkpoint(data_root, tmp_path):
         (["--net-arch", "a,b"], 2, "--net-arch"),
         (["--vec-env", "nope"], 2, "nope"),
         (["--num-timesteps", "0"], 2, "num_timesteps"),
-        (["--resume", "somewhere"], 1, "cannot --resume"),  # a bad flag value: usage error
+        (["--resume", "somewhere"], 1, "--resume continues the run"),  # a bad flag value: usage error
     ],
 )
 def test_train_ppo_bad_input(data_root, tmp_path, args, code, text):

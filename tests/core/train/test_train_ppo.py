@@ -149,3 +149,22 @@ def test_sb3_dummy_vec_env_trains_the_same_env(make_drift_panel):
     res = _train(make_drift_panel(), vec_env="dummy", n_envs=2, num_timesteps=256, eval_freq=128)
     ckpt = runs.read_checkpoint(runs.checkpoint_path(res.run_dir, runs.BEST))
     assert ckpt["kind"] == "ppo" and res.steps == 256 and "sharpe" in res.test_metrics
+
+
+def test_resume_continues_a_killed_run(make_drift_panel):
+    from mqc.core.train.api import resume_run
+    from mqc.core.train.ppo import PPOTrainer
+
+    panel = make_drift_panel()
+    cfg = PPOTrainConfig(num_timesteps=512, **TINY)
+    extra = {"env": EnvConfig(episode_length=32), "cube": CUBE}
+    killed = PPOTrainer(panel, MarketConfig(), cfg, extra=extra).fit(stop_after=256)
+    assert killed.steps == 256 and killed.test_metrics == {}
+    assert not (killed.run_dir / "report.json").exists()
+    runs.append_metrics(killed.run_dir, {"kind": "train", "step": 300})  # logged after the checkpoint: dropped
+    res = resume_run(killed.run_dir, panel=panel)
+    assert res.resumed_from["step"] == 256 and res.steps == 512 and res.run_dir == killed.run_dir
+    evals = [r["step"] for r in runs.read_metrics(res.run_dir) if r["kind"] == "eval"]
+    assert evals == [256, 512]
+    assert 300 not in [r["step"] for r in runs.read_metrics(res.run_dir)]
+    assert json.loads((res.run_dir / "report.json").read_text())["test_metrics"] == res.test_metrics

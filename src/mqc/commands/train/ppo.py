@@ -83,12 +83,7 @@ def ppo(
     Example: mqc train ppo --symbols SP500,NASDAQ,GOOG --forecaster bootstrap --num-timesteps 20000
     """
     params = dict(locals())
-    from mqc.core.errors import ConfigError
     from mqc.core.gym.config import CubeConfig, EnvConfig, PPOTrainConfig
-
-    if resume:
-        # SB3 can continue from latest.zip, but the normaliser/selection state is not restored yet
-        raise ConfigError("mqc train ppo cannot --resume a run yet", hint="start a new run (same flags, new --seed)")
 
     if net_arch is not None:
         try:

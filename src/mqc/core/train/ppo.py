@@ -28,7 +28,7 @@ from mqc.core import atomic, config, runs
 from mqc.core.data.config import DataConfig, FeatureConfig, SplitConfig
 from mqc.core.data.panel import Panel, Split
 from mqc.core.data.split import split_for
-from mqc.core.errors import ConfigError, DataError, require
+from mqc.core.errors import DataError, require
 from mqc.core.gym.book import EnvData, env_data, resolve_mode
 from mqc.core.gym.config import CubeConfig, EnvConfig, PPOTrainConfig
 from mqc.core.gym.cube import build_cube, slice_cube
@@ -78,8 +78,7 @@ class PPOTrainer:
         extra: dict[str, Any] | None = None,
     ) -> None:
         require("stable_baselines3", "rl")
-        if resume_dir is not None:
-            raise ConfigError("mqc train ppo cannot --resume yet", hint="start a new run")
+        self.resume_dir = Path(resume_dir) if resume_dir else None
         extra = extra or {}
         self.cfg = cfg
         self.market = market
@@ -115,6 +114,7 @@ class PPOTrainer:
         self.best_step = 0
         self.best_metrics: dict[str, Any] = {}
         self.last_val: dict[str, Any] = {}
+        self.resumed_from: dict[str, Any] | None = None
 
     # ----- envs -----------------------------------------------------------------------------
     def _train_env(self) -> Any:
@@ -158,7 +158,9 @@ class PPOTrainer:
         return evaluate_segment(_Segments(self.panel, self.split), targets, segment, self.market)
 
     # ----- checkpoints ----------------------------------------------------------------------
-    def checkpoint(self, model: Any, step: int, metrics: dict[str, Any]) -> dict[str, Any]:
+    def checkpoint(
+        self, model: Any, step: int, metrics: dict[str, Any], *, train_state: bool = False
+    ) -> dict[str, Any]:
         panel = self.panel
         ckpt = runs.make_checkpoint(
             self.kind,
@@ -184,6 +186,16 @@ class PPOTrainer:
             split_times=self.split_times(),
         )
         ckpt.update(step=step, metrics=dict(metrics))
+        if train_state:
+            # with latest.zip (SB3's optimiser and counters) what --resume needs; the env's random
+            # starts continue from a fresh stream, so a resumed run is not bit-identical
+            ckpt["train_state"] = {
+                "best_score": float(self.best_score),
+                "best_step": int(self.best_step),
+                "best_metrics": dict(self.best_metrics),
+                "last_val": dict(self.last_val),
+                "normalizer_frozen": bool(self.normalizer.frozen),
+            }
         return ckpt
 
     def split_times(self) -> dict[str, list[str]]:
@@ -243,7 +255,9 @@ class PPOTrainer:
             self.best_score, self.best_step, self.best_metrics = score, step, val
             runs.save_checkpoint(runs.checkpoint_path(self.run_dir, runs.BEST), self.checkpoint(model, step, val))
             model.save(runs.checkpoint_path(self.run_dir, "best.zip"))
-        runs.save_checkpoint(runs.checkpoint_path(self.run_dir, runs.LATEST), self.checkpoint(model, step, val))
+        runs.save_checkpoint(
+            runs.checkpoint_path(self.run_dir, runs.LATEST), self.checkpoint(model, step, val, train_state=True)
+        )
         model.save(runs.checkpoint_path(self.run_dir, "latest.zip"))
         runs.append_metrics(
             self.run_dir,
@@ -259,15 +273,57 @@ class PPOTrainer:
         lo, hi = self.split.val
         return hi > lo
 
-    def fit(self) -> TrainResult:
-        """Train, select on val, report once on test; write the run directory."""
+    def _restore(self, venv: Any) -> Any:
+        """``--resume``: SB3's latest.zip (weights, optimiser, timesteps) and mqc's latest.pt (normaliser,
+        selection state). Raises CheckpointError when either is missing or of other bars."""
+        from stable_baselines3 import PPO
+
+        from mqc.core.errors import CheckpointError
+
+        path = runs.checkpoint_path(self.run_dir, runs.LATEST)
+        zip_path = runs.checkpoint_path(self.run_dir, "latest.zip")
+        ckpt = runs.read_checkpoint(path)
+        state = ckpt.get("train_state")
+        if not isinstance(state, dict) or not zip_path.is_file():
+            raise CheckpointError(
+                f"{path}: no training state (or no latest.zip) to resume from", hint="start a new run"
+            )
+        if ckpt.get("data_fingerprint") != self.panel.fingerprint:
+            raise CheckpointError(
+                f"{path}: the bars changed since this run started", hint="resume with the same data, or start a new run"
+            )
+        if self.env_cfg.normalize:
+            norm = ObsNormalizer.from_dict(ckpt["normalizer"])
+            norm.frozen = bool(state.get("normalizer_frozen", False))
+            self.normalizer = norm
+            venv.normalizer = norm
+        self.best_score = float(state["best_score"])
+        self.best_step = int(state["best_step"])
+        self.best_metrics = dict(state["best_metrics"])
+        self.last_val = dict(state["last_val"])
+        step = int(ckpt["step"])
+        runs.truncate_metrics(self.run_dir, step)
+        self._last_eval = step
+        self.resumed_from = {"checkpoint": str(path), "step": step, "total_steps": self.cfg.num_timesteps}
+        return PPO.load(str(zip_path), env=venv, device=self.cfg.device)
+
+    def fit(self, *, stop_after: int | None = None) -> TrainResult:
+        """Train, select on val, report once on test; write the run directory.
+
+        Args:
+            stop_after: stop (as if killed) after the first evaluation at or past this timestep
+                (tests of ``--resume``); the result then has no test metrics.
+        """
         import torch
         from stable_baselines3 import PPO
 
         started = time.perf_counter()
         torch.set_num_threads(self.cfg.threads)
-        self.run_dir = runs.new_run_dir(self.kind, self.cfg.save_dir)
-        runs.write_run_config(self.run_dir, self.run_config())
+        if self.resume_dir is not None:
+            self.run_dir = self.resume_dir
+        else:
+            self.run_dir = runs.new_run_dir(self.kind, self.cfg.save_dir)
+            runs.write_run_config(self.run_dir, self.run_config())
         c = self.cfg
         venv = self._train_env()
         tb = None
@@ -278,7 +334,8 @@ class PPOTrainer:
                 tb = str(self.run_dir / "tensorboard")
             except ImportError:
                 tb = None
-        model = PPO(
+        model = self._restore(venv) if self.resume_dir is not None else None
+        model = model or PPO(
             "MlpPolicy",
             venv,
             learning_rate=c.learning_rate,
@@ -309,14 +366,45 @@ class PPOTrainer:
             f"feature cube: {self.cube.values.shape[2]} features x {self.panel.n_assets} assets "
             f"({'cached' if self.cube.cached else f'built in {self.cube.seconds:.1f} s'}; {self.cube_cfg.forecaster})"
         )
+        if self.resumed_from is not None:
+            self.progress.advance(self.resumed_from["step"])
+            self.progress.log(
+                f"resumed at step {self.resumed_from['step']} of {c.num_timesteps} from {self.resumed_from['checkpoint']}"
+            )
+        self.stop_after = stop_after
         try:
-            model.learn(total_timesteps=c.num_timesteps, callback=_callback(self, model), progress_bar=False)
+            remaining = c.num_timesteps - int(model.num_timesteps)
+            if remaining > 0:
+                model.learn(
+                    total_timesteps=remaining,
+                    callback=_callback(self, model),
+                    progress_bar=False,
+                    reset_num_timesteps=self.resumed_from is None,
+                )
+            if self.stopped:
+                return self._partial(model, started)
             if self.best_step == 0 or model.num_timesteps != self._last_eval:
                 self._eval_and_save(model, model.num_timesteps)
         finally:
             self.progress.finish()
             venv.close()
         return self.finish(model, started)
+
+    stopped = False
+    stop_after: int | None = None
+
+    def _partial(self, model: Any, started: float) -> TrainResult:
+        return TrainResult(
+            kind=self.kind,
+            run_dir=self.run_dir,
+            best_checkpoint=runs.checkpoint_path(self.run_dir, runs.BEST),
+            latest_checkpoint=runs.checkpoint_path(self.run_dir, runs.LATEST),
+            steps=int(model.num_timesteps),
+            best_step=self.best_step,
+            val_metrics=self.best_metrics,
+            test_metrics={},
+            seconds=time.perf_counter() - started,
+        )
 
     def finish(self, model: Any, started: float) -> TrainResult:
         best = runs.read_checkpoint(runs.checkpoint_path(self.run_dir, runs.BEST))
@@ -359,6 +447,7 @@ class PPOTrainer:
             seconds=time.perf_counter() - started,
             test_range=test_range,
             costs=cost_summary(self.market, self.panel.asset_classes),
+            resumed_from=self.resumed_from,
         )
 
     def _test_range(self) -> tuple[str, str] | None:
@@ -378,8 +467,9 @@ def _callback(trainer: PPOTrainer, model: Any) -> Any:
     class _Cb(BaseCallback):
         def __init__(self) -> None:
             super().__init__()
-            self.next_eval = cfg.eval_freq
-            self.seen = 0
+            done = int(model.num_timesteps)
+            self.next_eval = (done // cfg.eval_freq + 1) * cfg.eval_freq
+            self.seen = done
 
         def _on_rollout_start(self) -> None:
             if cfg.ent_coef_final is not None:
@@ -395,6 +485,9 @@ def _callback(trainer: PPOTrainer, model: Any) -> Any:
                 trainer._eval_and_save(self.model, self.num_timesteps)
                 trainer._last_eval = self.num_timesteps
                 self.next_eval += cfg.eval_freq
+                if trainer.stop_after is not None and self.num_timesteps >= trainer.stop_after:
+                    trainer.stopped = True
+                    return False
             return True
 
         def _on_rollout_end(self) -> None:
