@@ -369,7 +369,8 @@ class PPOTrainer:
         if self.resumed_from is not None:
             self.progress.advance(self.resumed_from["step"])
             self.progress.log(
-                f"resumed at step {self.resumed_from['step']} of {c.num_timesteps} from {self.resumed_from['checkpoint']}"
+                f"resumed at step {self.resumed_from['step']} of {c.num_timesteps} "
+                f"from {self.resumed_from['checkpoint']}"
             )
         self.stop_after = stop_after
         try:
