@@ -38,6 +38,7 @@ from mqc.core.market.config import MarketConfig
 from mqc.core.progress import NULL, Progress
 from mqc.core.train.data import baselines, evaluate_segment
 from mqc.core.train.harness import TrainerSpec, TrainResult
+from mqc.core.train.ppo_callback import ppo_callback
 
 
 @dataclasses.dataclass
@@ -378,7 +379,7 @@ class PPOTrainer:
             if remaining > 0:
                 model.learn(
                     total_timesteps=remaining,
-                    callback=_callback(self, model),
+                    callback=ppo_callback(self, model),
                     progress_bar=False,
                     reset_num_timesteps=self.resumed_from is None,
                 )
@@ -457,55 +458,6 @@ class PPOTrainer:
         return (str(ts[lo])[:19], str(ts[hi - 1])[:19]) if hi > lo else None
 
     _last_eval = -1
-
-
-def _callback(trainer: PPOTrainer, model: Any) -> Any:
-    """The SB3 callback: progress, entropy anneal, training metrics, val evaluation every ``eval_freq``."""
-    from stable_baselines3.common.callbacks import BaseCallback
-
-    cfg = trainer.cfg
-
-    class _Cb(BaseCallback):
-        def __init__(self) -> None:
-            super().__init__()
-            done = int(model.num_timesteps)
-            self.next_eval = (done // cfg.eval_freq + 1) * cfg.eval_freq
-            self.seen = done
-
-        def _on_rollout_start(self) -> None:
-            if cfg.ent_coef_final is not None:
-                frac = min(1.0, self.num_timesteps / cfg.num_timesteps)
-                self.model.ent_coef = cfg.ent_coef + frac * (cfg.ent_coef_final - cfg.ent_coef)
-
-        def _on_step(self) -> bool:
-            n = self.num_timesteps - self.seen
-            self.seen = self.num_timesteps
-            live = {"val_sharpe": trainer.last_val.get("sharpe", 0.0)} if trainer.last_val else {}
-            trainer.progress.advance(n, **live)
-            if self.num_timesteps >= self.next_eval:
-                trainer._eval_and_save(self.model, self.num_timesteps)
-                trainer._last_eval = self.num_timesteps
-                self.next_eval += cfg.eval_freq
-                if trainer.stop_after is not None and self.num_timesteps >= trainer.stop_after:
-                    trainer.stopped = True
-                    return False
-            return True
-
-        def _on_rollout_end(self) -> None:
-            logs = {k: v for k, v in self.model.logger.name_to_value.items() if isinstance(v, (int, float))}
-            ep = [e["r"] for e in self.model.ep_info_buffer] if self.model.ep_info_buffer else []
-            runs.append_metrics(
-                trainer.run_dir,
-                {
-                    "kind": "train",
-                    "step": int(self.num_timesteps),
-                    "ep_reward_mean": float(np.mean(ep)) if ep else None,
-                    "ent_coef": float(self.model.ent_coef),
-                    **{k.replace("/", "_"): float(v) for k, v in logs.items()},
-                },
-            )
-
-    return _Cb()
 
 
 def ppo_trainer_spec() -> TrainerSpec:
