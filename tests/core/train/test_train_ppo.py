@@ -168,3 +168,26 @@ def test_resume_continues_a_killed_run(make_drift_panel):
     assert evals == [256, 512]
     assert 300 not in [r["step"] for r in runs.read_metrics(res.run_dir)]
     assert json.loads((res.run_dir / "report.json").read_text())["test_metrics"] == res.test_metrics
+
+
+def test_bc_warmstart_clones_the_behaviour_policy(make_drift_panel, tmp_path):
+    from mqc.core.data.config import SplitConfig
+    from mqc.core.gym.offline import build_offline, write_dataset
+
+    panel = make_drift_panel(n_bars=600)
+    # raw observations (as the PPO known-answer test): standardised book/drawdown inputs that never
+    # vary in a topk dataset put the clone off its data as soon as the replay's drawdown differs
+    env = EnvConfig(episode_length=32, normalize=False)
+    ds = build_offline("topk", panel, MarketConfig(), env, CUBE, SplitConfig())
+    path = write_dataset(ds, tmp_path / "topk.npz")
+    # almost no PPO (one rollout at a tiny learning rate): what the policy does is the clone
+    res = _train(panel, env=env, num_timesteps=64, n_envs=2, learning_rate=1e-6, bc_warmstart=str(path), eval_freq=64)
+    bc = [r for r in runs.read_metrics(res.run_dir) if r["kind"] == "bc"][0]
+    assert bc["transitions"] == len(ds) and bc["loss_last"] < bc["loss_first"] / 2
+    w = load_strategy(res.run_dir).target_weights(panel)
+    lo, hi = json.loads((res.run_dir / "report.json").read_text())["test_bars"]
+    assert w[lo:hi, 0].mean() > 0.8  # topk holds UP
+    other = build_offline("topk", panel, MarketConfig(), env, CUBE, SplitConfig(), segment="test")
+    write_dataset(other, tmp_path / "test.npz")
+    with pytest.raises(DataError, match="past this run's train segment"):
+        _train(panel, env=env, num_timesteps=64, n_envs=2, bc_warmstart=str(tmp_path / "test.npz"))

@@ -69,6 +69,7 @@ def ppo(
     target_kl: float = _opt("--target-kl", "Stop an update's epochs past this KL."),
     net_arch: str = _opt("--net-arch", "Hidden sizes, comma-separated (e.g. 64,64)."),
     eval_freq: int = _opt("--eval-freq", "Evaluate on val every N timesteps."),
+    bc_warmstart: str = _opt("--bc-warmstart", "Offline dataset (mqc data offline) to clone before PPO."),
     seed: int = c.SeedOpt,
     device: str = c.DeviceOpt,
     threads: int = c.ThreadsOpt,

@@ -127,11 +127,25 @@ class PPOTrainConfig:
     select_metric: str = field(default="sharpe", metadata={"help": "val metric best.pt is chosen on"})
     tensorboard: bool = field(default=True, metadata={"help": "TensorBoard logs in the run directory when installed"})
     save_dir: str | None = field(default=None, metadata={"help": "parent folder of the run directory"})
+    bc_warmstart: str | None = field(
+        default=None, metadata={"help": "offline dataset (mqc data offline, train segment) to clone before PPO"}
+    )
+    bc_epochs: int = field(default=50, metadata={"help": "behaviour-cloning epochs over the warm-start dataset"})
 
     def __post_init__(self) -> None:
         _positive(
             self,
-            ("num_timesteps", "n_envs", "n_steps", "batch_size", "n_epochs", "learning_rate", "eval_freq", "threads"),
+            (
+                "num_timesteps",
+                "n_envs",
+                "n_steps",
+                "batch_size",
+                "n_epochs",
+                "learning_rate",
+                "eval_freq",
+                "threads",
+                "bc_epochs",
+            ),
             "ppo",
         )
         if not self.net_arch or any(h <= 0 for h in self.net_arch):

@@ -308,6 +308,62 @@ class PPOTrainer:
         self.resumed_from = {"checkpoint": str(path), "step": step, "total_steps": self.cfg.num_timesteps}
         return PPO.load(str(zip_path), env=venv, device=self.cfg.device)
 
+    def _warmstart(self, model: Any) -> None:
+        """Behaviour cloning before PPO: fit the policy's mean action to an offline dataset's actions.
+
+        Raises:
+            DataError: the dataset is of other symbols, another action mode or observation layout, or
+                reaches past the train segment (its rewards would leak val/test bars into training).
+        """
+        import torch
+
+        from mqc.core.gym.offline import read_dataset
+
+        path = self.cfg.bc_warmstart
+        ds = read_dataset(path)
+        md = ds.metadata
+        hint = "write it for this run: mqc data offline --policy topk --symbols ... (same market, --segment train)"
+        if tuple(md.get("symbols", ())) != tuple(self.panel.symbols):
+            raise DataError(
+                f"{path}: dataset of {','.join(md.get('symbols', []))}, the run trades {','.join(self.panel.symbols)}",
+                hint=hint,
+            )
+        if md.get("action_mode") != self.mode or ds.observations.shape[1] != self.data.obs_size:
+            raise DataError(
+                f"{path}: dataset actions are {md.get('action_mode')} with observations of {ds.observations.shape[1]}, "
+                f"the env's are {self.mode} with {self.data.obs_size}",
+                hint=hint,
+            )
+        seg_end = int(md.get("segment", [0, 10**12])[1])
+        if md.get("data_fingerprint") != self.panel.fingerprint or seg_end > self.split.train[1]:
+            raise DataError(f"{path}: the dataset reaches past this run's train segment (or other bars)", hint=hint)
+        self.normalizer.update(ds.observations)
+        obs = torch.as_tensor(self.normalizer(ds.observations), device=model.device)
+        act = torch.as_tensor(ds.actions, device=model.device)
+        policy = model.policy
+        opt = torch.optim.Adam(policy.parameters(), lr=1e-2)
+        gen = torch.Generator().manual_seed(self.cfg.seed)
+        first = last = 0.0
+        for epoch in range(self.cfg.bc_epochs):
+            order = torch.randperm(len(obs), generator=gen)
+            total = 0.0
+            for s in range(0, len(obs), 64):
+                idx = order[s : s + 64]
+                mean = policy.get_distribution(obs[idx]).distribution.mean
+                loss = torch.nn.functional.mse_loss(mean, act[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * len(idx)
+            last = total / len(obs)
+            first = last if epoch == 0 else first
+        runs.append_metrics(
+            self.run_dir, {"kind": "bc", "step": 0, "transitions": len(obs), "loss_first": first, "loss_last": last}
+        )
+        self.progress.log(
+            f"bc warm start: {len(obs)} transitions of {md.get('policy')}, loss {first:.4f} -> {last:.4f}"
+        )
+
     def fit(self, *, stop_after: int | None = None) -> TrainResult:
         """Train, select on val, report once on test; write the run directory.
 
@@ -367,6 +423,8 @@ class PPOTrainer:
             f"feature cube: {self.cube.values.shape[2]} features x {self.panel.n_assets} assets "
             f"({'cached' if self.cube.cached else f'built in {self.cube.seconds:.1f} s'}; {self.cube_cfg.forecaster})"
         )
+        if self.resumed_from is None and c.bc_warmstart:
+            self._warmstart(model)
         if self.resumed_from is not None:
             self.progress.advance(self.resumed_from["step"])
             self.progress.log(
