@@ -261,3 +261,13 @@ MODEL = Flag(("--model", "-m"), "Forecaster.")
 MODEL_PATH = Flag(
     ("--model-path", "--model-id"), "Model weights (Chronos, or the Kronos predictor): local dir or cached HF id."
 )
+
+# The forecast feature cube ([cube]: `mqc data features`, `data offline`, `train ppo`, `backtest --policy`).
+FORECASTER = Flag(
+    ("--forecaster",), "Forecaster of the feature cube (bootstrap, ewma-vol, chronos2, ...).", sets="cube.forecaster"
+)
+NUM_SAMPLES = Flag(("--num-samples",), "Sample paths of sampling forecasters.", sets="cube.num_samples")
+PREDICTION_LENGTH = Flag(("--prediction-length",), "Bars ahead each forecast covers.", sets="cube.prediction_length")
+EPISODE_LENGTH = Flag(("--episode-length",), "Decisions per episode of the portfolio env.", sets="env.episode_length")
+POLICY = Flag(("--policy",), "Behaviour policy on forecast features: topk, kelly or blended.")
+TOP_K = Flag(("--top-k",), "Assets held by the topk / blended behaviour policies (default 1).")

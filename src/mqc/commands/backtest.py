@@ -74,6 +74,9 @@ def backtest(
         ),
     ),
     weights: str = typer.Option(None, "--weights", "-w", help="CSV of target weights: timestamp,SYM1,SYM2,..."),
+    policy: str = o.POLICY(help="Behaviour policy on forecast features: topk, kelly or blended (needs --symbols)."),
+    forecaster: str = o.FORECASTER(help="--policy: forecaster of the feature cube (default bootstrap)."),
+    top_k: int = o.TOP_K(help="--policy topk/blended: assets held (default 1)."),
     strategy: str = o.STRATEGY(),
     model: str = o.MODEL(
         help="--strategy: next-bar forecaster (mqc forecast models), or best (the hyperparams/best files)."
@@ -140,11 +143,15 @@ def backtest(
     from mqc.core.profiles import resolve_with_profile
     from mqc.core.runs import resolve_checkpoint
 
-    if sum(x is not None for x in (checkpoint, weights, strategy)) != 1:
+    if sum(x is not None for x in (checkpoint, weights, strategy, policy)) != 1:
         raise typer.BadParameter(
             "give exactly one of them (e.g. mqc backtest --checkpoint latest)",
-            param_hint="'--checkpoint' / '--weights' / '--strategy'",
+            param_hint="'--checkpoint' / '--weights' / '--strategy' / '--policy'",
         )
+    if policy is not None and policy not in ("topk", "kelly", "blended"):
+        raise typer.BadParameter(f"{policy!r} is not one of topk, kelly, blended", param_hint="'--policy'")
+    if policy is None and (forecaster is not None or top_k is not None):
+        raise typer.BadParameter("applies to --policy only", param_hint="'--forecaster' / '--top-k'")
     order_flags = dict(
         intrabar=intrabar.value if intrabar is not None else None,
         refit_every=refit_every,
@@ -213,6 +220,10 @@ def backtest(
                     f"the profile/env [market] settings ({', '.join(sorted(ignored))}) are ignored for a checkpoint: "
                     "its own market is used (override costs with --cost-bps/--slippage-bps)"
                 )
+        elif policy is not None:
+            report = _policy_backtest(
+                policy, forecaster, top_k, data, cfg, market_res.value, split_cfg, out_dir, fit_windows, progress
+            )
         else:
             if resolved.sources["split"] == "default":
                 cfg = dataclasses.replace(cfg, split="all")
@@ -232,6 +243,42 @@ def backtest(
         print_json(report.to_dict())
         return
     render_summary(report)
+
+
+def _policy_backtest(
+    policy: str,
+    forecaster: str | None,
+    top_k: int | None,
+    data: Any,
+    cfg: Any,
+    market: Any,
+    split_cfg: Any,
+    out_dir: str | None,
+    fit_windows: bool,
+    progress: Any,
+) -> Any:
+    """``--policy``: the [cube] table (profile, then --forecaster) and the policy settings, then one core call."""
+    from mqc.core.backtest.runner import run_policy_backtest
+    from mqc.core.gym.config import CubeConfig
+    from mqc.core.gym.policies import PolicySettings
+    from mqc.core.profiles import resolve_with_profile
+
+    if not data.symbols:
+        raise typer.BadParameter("--policy needs the symbols to trade", param_hint="'--symbols'")
+    cube = resolve_with_profile(CubeConfig, state().profile, flags=dict(forecaster=forecaster)).value
+    settings = PolicySettings(k=top_k) if top_k is not None else PolicySettings()
+    return run_policy_backtest(
+        policy,
+        data,
+        cfg,
+        market,
+        cube_cfg=cube,
+        settings=settings,
+        split_cfg=split_cfg,
+        out_dir=out_dir,
+        fit_windows=fit_windows,
+        progress=progress,
+    )
 
 
 def render_summary(report: Any) -> None:

@@ -459,3 +459,11 @@ def fetch(
     with RichProgress() as progress:
         result = fetch_symbols(names, cfg, icfg, progress=progress)
     _render_result(result, json_out, title=f"fetched from {cfg.provider} into {result.catalog}")
+
+
+# the feature cube and offline datasets (gym layer; their own module keeps this one small)
+from mqc.commands.data_gym import features as _features  # noqa: E402
+from mqc.commands.data_gym import offline as _offline  # noqa: E402
+
+app.command("features")(_features)
+app.command("offline")(_offline)

@@ -120,8 +120,8 @@ def test_the_harness_resumes_bit_for_bit(toy, tmp_path) -> None:
 
 
 def test_unknown_trainer_names_the_known_ones() -> None:
-    with pytest.raises(ConfigError, match="unknown trainer 'ppo'.*dm.*kronos.*sharpe"):
-        trainer_spec("ppo")
+    with pytest.raises(ConfigError, match="unknown trainer 'lm'.*dm.*kronos.*ppo.*sharpe"):
+        trainer_spec("lm")  # (was "ppo", a trainer since issue 14)
 
 
 def test_kronos_is_the_dm_trainer_with_a_provider() -> None:

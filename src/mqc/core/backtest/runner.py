@@ -389,3 +389,70 @@ def run_weights_backtest(
     if write:
         write_report(report, out_dir)
     return report
+
+
+def run_policy_backtest(
+    policy: str,
+    data_cfg: DataConfig,
+    backtest_cfg: BacktestConfig | None = None,
+    market: MarketConfig | None = None,
+    *,
+    cube_cfg: Any = None,
+    settings: Any = None,
+    split_cfg: SplitConfig | None = None,
+    out_dir: str | Path | None = None,
+    fit_windows: bool | None = None,
+    write: bool = True,
+    progress: Progress = NULL,
+) -> BacktestReport:
+    """Backtest a behaviour policy (``topk``, ``kelly``, ``blended``: ``mqc.core.gym.policies``) on the
+    feature cube of the loaded bars (``cube_cfg``: forecaster and its settings).
+
+    Raises:
+        ConfigError: unknown policy or forecaster. DataError: too few bars for the cube, an empty segment.
+    """
+    from mqc.core.gym.cube import build_cube, slice_cube
+    from mqc.core.gym.policies import BehaviourPolicy, PolicySettings
+
+    cfg = backtest_cfg or BacktestConfig()
+    mkt = _market_with_overrides(market or MarketConfig(), cfg)
+    panel = load_panel(config=data_cfg)
+    strategy = BehaviourPolicy(
+        policy,
+        tuple(panel.symbols),
+        panel.timeframe,
+        mkt,
+        **({"cube_cfg": cube_cfg} if cube_cfg else {}),
+        settings=settings or PolicySettings(),
+    )
+    lo, hi, seg = select_segment(panel, cfg, split_cfg or SplitConfig(), strategy.lookback, warmup=strategy.warmup)
+    # the cube of the whole panel, rows up to the segment's end: each row uses bars <= its own only
+    cube = build_cube(panel, strategy.cube_cfg, progress=progress)
+    targets = np.zeros((len(panel), panel.n_assets))
+    targets[:hi] = strategy.target_weights(panel.slice(0, hi), slice_cube(cube, 0, hi))
+    source = {
+        "type": "policy",
+        "name": f"{policy} ({strategy.cube_cfg.forecaster})",
+        "kind": policy,
+        "symbols": list(panel.symbols),
+        "forecaster": strategy.cube_cfg.forecaster,
+        "settings": dataclasses.asdict(strategy.settings),
+        "feature_cube": cube.key,
+    }
+    _add_panel_warnings(seg, panel)
+    report = evaluate(
+        panel,
+        targets,
+        mkt,
+        cfg,
+        lo=lo,
+        hi=hi,
+        source=source,
+        segment=seg,
+        fit_windows=fit_windows,
+        cost_overrides=_overrides(cfg),
+        progress=progress,
+    )
+    if write:
+        write_report(report, out_dir)
+    return report

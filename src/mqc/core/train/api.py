@@ -68,6 +68,7 @@ def train(
         progress=progress,
         command_line=command_line,
         sources={k: dict(v) for k, v in (sources or {}).items()},
+        **({"extra": dict(extra or {})} if spec.takes_extra else {}),
     )
     return trainer.fit()
 
@@ -146,13 +147,23 @@ def resume_run(
     where = run_dir / CONFIG
     data_cfg = config.from_dict(DataConfig, stored_table(doc, "data", where), f"{where} [data]")
     market = config.from_dict(MarketConfig, stored_table(doc, "market", where), f"{where} [market]")
-    features = config.from_dict(FeatureConfig, stored_table(doc, "features", where), f"{where} [features]")
+    # a trainer without candle features (ppo: the feature cube is its [cube] table) stores no [features]
+    features = (
+        config.from_dict(FeatureConfig, stored_table(doc, "features", where), f"{where} [features]")
+        if "features" in doc["configs"]
+        else None
+    )
     split = config.from_dict(SplitConfig, stored_table(doc, "split", where), f"{where} [split]")
     cfg = config.from_dict(
         tcls, stored_table(doc, config.table_name(tcls), where), f"{where} [{config.table_name(tcls)}]"
     )
     panel = panel if panel is not None else load_panel(config=data_cfg)
     providers = [build_feature_provider(s) for s in doc.get("feature_providers", [])]
+    extra = {}
+    if spec.takes_extra:
+        for cls in spec.extra_tables:
+            name = config.table_name(cls)
+            extra[name] = config.from_dict(cls, stored_table(doc, name, where), f"{where} [{name}]")
     trainer = spec.trainer(
         panel,
         market,
@@ -164,5 +175,6 @@ def resume_run(
         progress=progress,
         command_line=doc.get("command_line"),
         resume_dir=run_dir,
+        **({"extra": extra} if spec.takes_extra else {}),
     )
     return trainer.fit()

@@ -165,3 +165,13 @@ def _load_policy(ckpt: dict[str, Any], path: Path) -> PolicyStrategy:
 
 register_loader("dm", _load_policy)
 register_loader("sharpe", _load_policy)
+
+
+def _load_ppo(ckpt: dict[str, Any], path: Path) -> Any:
+    # SB3 and gymnasium are imported only when a ppo checkpoint is loaded (the [rl] extra)
+    from mqc.core.gym.replay import load_ppo_strategy
+
+    return load_ppo_strategy(ckpt, path)
+
+
+register_loader("ppo", _load_ppo)

@@ -97,6 +97,8 @@ class TrainerSpec:
     extra_tables: tuple[type, ...] = ()  # further config tables resolved from the profile
     # extra feature providers built from the resolved extra tables (by table name) and the progress sink
     providers: Callable[[dict[str, Any], Progress | None], list[Any]] | None = None
+    # the trainer takes the resolved extra tables itself, as ``extra={table name: config}`` (ppo: [env], [cube])
+    takes_extra: bool = False
 
     @property
     def runs_as(self) -> str:
@@ -106,6 +108,7 @@ class TrainerSpec:
 # dm and sharpe register themselves on import; kronos is looked up only when asked for
 _TRAINERS = Registry("trainer", builtins=("mqc.core.train.dm", "mqc.core.train.sharpe"))
 _TRAINERS.register_lazy("kronos", "mqc.core.train.kronos:kronos_trainer_spec")
+_TRAINERS.register_lazy("ppo", "mqc.core.train.ppo:ppo_trainer_spec")
 
 
 def register_trainer(spec: TrainerSpec) -> None:

@@ -1,0 +1,305 @@
+"""The batched portfolio book every environment steps: N episodes over one market, numpy only.
+
+``EnvData`` holds the arrays of one panel (the feature cube's rows, forward returns, held bars, bar
+lengths, overnight flags, fees); ``Book`` holds N episodes' state and steps them all at once through
+``mqc.core.market.fills.step`` (the one-bar fill and market equations ``mqc backtest`` uses), so an
+env never restates a cost, a cap or a fill rule. ``PortfolioEnv`` (one episode, Gymnasium) and
+``BatchedPortfolioEnv`` (N episodes, an SB3 ``VecEnv``) are thin shells around it.
+
+Timing: the decision at bar t (observation: cube row t, the pre-trade book, drawdown and a running
+mean of net returns) earns bar t's forward return (close t -> close t+1). In a segment ``[lo, hi)``
+decisions run from ``max(lo, first)`` to ``hi - 2``, the bars ``mqc backtest`` scores on that segment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mqc.core.errors import ConfigError, DataError
+from mqc.core.gym.config import EnvConfig
+from mqc.core.market.config import MarketConfig
+from mqc.core.market.fills import leverage_cap, step
+from mqc.core.market.simulator import bar_years, fee_rates, overnight_mask, simple_returns
+
+# Softmax modes read the action as logits in [-LOGIT_BOUND, LOGIT_BOUND] (a softmax can still put
+# 99.99% on one of 3 assets). A wide box matters for PPO: its Gaussian starts with std 1, and a box
+# as narrow as that std clips most samples, so the deterministic action (the mean) would act unlike
+# the sampled ones it was trained on.
+LOGIT_BOUND = 5.0
+EQUITY_FEATURES = ("drawdown", "recent_return")
+RECENT_DECAY = 0.9  # running mean of net returns: recent = d * recent + (1 - d) * net
+
+
+@dataclass
+class EnvData:
+    """One panel's arrays for the env (see module docstring)."""
+
+    features: np.ndarray  # float32 [T, A * F] cube rows (NaN where undefined)
+    returns: np.ndarray  # float64 [T, A] simple return close t -> t+1
+    hold: np.ndarray  # bool [T, A] forward-filled bars: held, never traded (as the engine does)
+    dt: np.ndarray  # float64 [T] bar length in years
+    overnight: np.ndarray  # bool [T]
+    cvar: np.ndarray  # float64 [T, A] forecast 5% tail (log return)
+    fc_std: np.ndarray  # float64 [T, A] forecast std of log return
+    fees: np.ndarray  # float64 [A]
+    asset_classes: tuple[str, ...]
+    market: MarketConfig
+    first: int  # first bar with every feature defined
+    symbols: tuple[str, ...]
+    feature_names: tuple[str, ...]
+    row_ok: np.ndarray | None = None  # bool [T]: every feature of the bar is finite (checked once, not per step)
+
+    def __post_init__(self) -> None:
+        if self.row_ok is None:
+            self.row_ok = np.isfinite(self.features).all(axis=1)
+
+    @property
+    def n_bars(self) -> int:
+        return len(self.returns)
+
+    @property
+    def n_assets(self) -> int:
+        return self.returns.shape[1]
+
+    @property
+    def obs_size(self) -> int:
+        return self.features.shape[1] + self.n_assets + len(EQUITY_FEATURES)
+
+
+def env_data(panel: Any, cube: Any, market: MarketConfig) -> EnvData:
+    """The env arrays of ``panel`` with its feature ``cube`` (``cube.check_panel`` first).
+
+    Raises:
+        DataError: the cube is of other bars, or never fully defined.
+    """
+    cube.check_panel(panel)
+    T, A, F = cube.values.shape
+    if cube.warmup >= T - 2:
+        raise DataError(
+            f"the feature cube is defined from bar {cube.warmup} of {T}: no bar left to decide on",
+            hint="load more history (--start earlier)",
+        )
+    return EnvData(
+        features=np.ascontiguousarray(cube.values.reshape(T, A * F), dtype=np.float32),
+        returns=simple_returns(panel.close),
+        hold=np.asarray(panel.filled, dtype=bool),
+        dt=bar_years(panel.timestamps),
+        overnight=overnight_mask(panel.timestamps),
+        cvar=np.nan_to_num(cube.values[..., cube.index("fc_cvar5")].astype(np.float64)),
+        fc_std=np.nan_to_num(cube.values[..., cube.index("fc_std")].astype(np.float64)),
+        fees=fee_rates(panel.asset_classes, market),
+        asset_classes=tuple(panel.asset_classes),
+        market=market,
+        first=cube.warmup,
+        symbols=tuple(panel.symbols),
+        feature_names=tuple(cube.names),
+    )
+
+
+# ----- actions ----------------------------------------------------------------------------------
+def resolve_mode(env: EnvConfig, market: MarketConfig) -> str:
+    """The action mode: ``env.action_mode``, else ``long_short`` when shorting is allowed, else ``long``."""
+    mode = env.action_mode or ("long_short" if market.allow_short else "long")
+    if mode == "long_short" and not market.allow_short:
+        raise ConfigError(
+            "env.action_mode long_short needs market.allow_short", hint="add --enable-shorting, or use long"
+        )
+    return mode
+
+
+def action_size(mode: str, n_assets: int, include_cash: bool) -> int:
+    """Length of the action vector of a mode (a cash slot when ``include_cash``)."""
+    k = n_assets + int(include_cash)
+    if mode == "long":
+        return k
+    if mode == "leverage":
+        return k + 1
+    if mode == "long_short":
+        return 2 * (n_assets + 1)
+    if mode == "position":
+        return n_assets
+    raise ConfigError(f"unknown action mode {mode!r}; known: long, leverage, long_short, position")
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    z = np.exp(x - x.max(axis=-1, keepdims=True))
+    return z / z.sum(axis=-1, keepdims=True)
+
+
+def action_bound(mode: str) -> float:
+    """Half-width of the action box: 1 for ``position``, ``LOGIT_BOUND`` for the softmax modes."""
+    return 1.0 if mode == "position" else LOGIT_BOUND
+
+
+def decode(action: np.ndarray, mode: str, n_assets: int, include_cash: bool, cap: np.ndarray) -> np.ndarray:
+    """Target weights ``[N, A]`` from actions ``[N, n_act]`` (clipped to ``action_bound``) and the bars' caps ``[N]``.
+
+    ``long``: softmax of the logits over the assets (and cash). ``leverage``: the same times a gross head
+    ``cap * sigmoid``. ``long_short``: ``cap * (longs - shorts)``, each a softmax over the assets
+    and a cash slot. ``position``: ``cap * action`` per asset. Shorting rules and the caps
+    themselves are applied by the market's fill (``fills.step``), not here.
+    """
+    bound = action_bound(mode)
+    a = np.clip(np.asarray(action, dtype=np.float64), -bound, bound)
+    A = n_assets
+    if mode == "position":
+        return a * cap[:, None]
+    if mode == "long":
+        return _softmax(a)[:, :A]
+    if mode == "leverage":
+        gross = cap / (1.0 + np.exp(-a[:, -1]))
+        return _softmax(a[:, :-1])[:, :A] * gross[:, None]
+    longs = _softmax(a[:, : A + 1])[:, :A]
+    shorts = _softmax(a[:, A + 1 :])[:, :A]
+    return (longs - shorts) * cap[:, None]
+
+
+# ----- the book ---------------------------------------------------------------------------------
+@dataclass
+class StepResult:
+    reward: np.ndarray  # [N]
+    terminated: np.ndarray  # bool [N]
+    truncated: np.ndarray  # bool [N]
+    accounting: dict[str, np.ndarray]  # each [N]
+
+
+class Book:
+    """N episodes' state over one ``EnvData`` segment ``[lo, hi)``: bar, book, equity, peak."""
+
+    def __init__(self, data: EnvData, cfg: EnvConfig, n: int, lo: int, hi: int, mode: str | None = None) -> None:
+        self.data, self.cfg, self.n = data, cfg, n
+        self.mode = mode or resolve_mode(cfg, data.market)
+        self.include_cash = data.market.include_cash
+        self.n_actions = action_size(self.mode, data.n_assets, self.include_cash)
+        self.lo = max(lo, data.first)
+        self.hi = hi
+        if self.hi - 2 < self.lo:
+            raise DataError(
+                f"the segment [{lo}, {hi}) holds no decision bar after the features' warm-up (bar {data.first})",
+                hint="load more history, or use larger val/test fractions",
+            )
+        A = data.n_assets
+        self.t = np.full(n, self.lo, dtype=np.int64)
+        self.stop = np.full(n, self.hi - 1, dtype=np.int64)  # exclusive last decision + 1
+        self.steps = np.zeros(n, dtype=np.int64)
+        self.book = np.zeros((n, A))
+        self.equity = np.ones(n)
+        self.peak = np.ones(n)
+        self.recent = np.zeros(n)
+        self.last_targets = np.zeros((n, A))
+        self._zero = np.zeros(n)
+
+    @property
+    def last_start(self) -> int:
+        """The latest start that still leaves a full episode (or the first decision bar)."""
+        return max(self.lo, self.hi - 1 - self.cfg.episode_length)
+
+    def reset(self, idx: np.ndarray, starts: np.ndarray) -> None:
+        """Start episodes ``idx`` at decision bars ``starts`` from cash."""
+        starts = np.asarray(starts, dtype=np.int64)
+        if ((starts < self.lo) | (starts > self.hi - 2)).any():
+            raise ConfigError(
+                f"start_index must be a decision bar in [{self.lo}, {self.hi - 2}], got {starts.tolist()}",
+                hint="pick a start inside the env's segment after the features' warm-up",
+            )
+        self.t[idx] = starts
+        self.steps[idx] = 0
+        self.book[idx] = 0.0
+        self.equity[idx] = 1.0
+        self.peak[idx] = 1.0
+        self.recent[idx] = 0.0
+
+    def observe(self) -> np.ndarray:
+        """``[N, obs_size]`` float32 observations at the current bars.
+
+        Raises:
+            DataError: NaN/inf in an observation (a feature undefined at a decision bar).
+        """
+        d = self.data
+        F = d.features.shape[1]
+        A = d.n_assets
+        obs = np.empty((self.n, d.obs_size), dtype=np.float32)
+        np.take(d.features, self.t, axis=0, out=obs[:, :F]) if self.n > 1 else obs.__setitem__(
+            (slice(None), slice(0, F)), d.features[self.t]
+        )
+        obs[:, F : F + A] = self.book
+        obs[:, F + A] = self.equity / self.peak - 1.0
+        obs[:, F + A + 1] = self.recent
+        ok = d.row_ok[self.t]
+        if not ok.all() or not np.isfinite(obs[:, F:]).all():
+            bad = int(self.t[~(ok & np.isfinite(obs[:, F:]).all(axis=1))][0])
+            raise DataError(
+                f"NaN/inf in the observation at bar {bad}: a feature is undefined there",
+                hint="check the bars around it (mqc data verify) and rebuild the features (mqc data features)",
+            )
+        return obs
+
+    def step(self, action: np.ndarray) -> StepResult:
+        """Decide at the current bars, earn their forward returns, advance one bar.
+
+        Raises:
+            ConfigError: an action of the wrong shape.
+        """
+        action = np.asarray(action, dtype=np.float64)
+        if action.shape != (self.n, self.n_actions):
+            raise ConfigError(
+                f"action of shape {action.shape}, the env expects {(self.n, self.n_actions)} ({self.mode} mode)"
+            )
+        if not np.isfinite(action).all():
+            raise ConfigError("NaN/inf in the action")
+        d, t = self.data, self.t
+        overnight = d.overnight[t]
+        targets = decode(action, self.mode, d.n_assets, self.include_cash, leverage_cap(d.market, overnight))
+        fill = step(self.book, targets, d.hold[t], d.returns[t], d.fees, d.dt[t], overnight, d.asset_classes, d.market)
+        bar = fill.bar
+        net = bar.net_returns
+        self.equity = self.equity * (1.0 + net)
+        self.peak = np.maximum(self.peak, self.equity)
+        drawdown = 1.0 - self.equity / self.peak
+        self.recent = RECENT_DECAY * self.recent + (1.0 - RECENT_DECAY) * net
+        cfg = self.cfg
+        zero = self._zero
+        exposure = np.abs(fill.weights) if cfg.cvar_penalty or cfg.uncertainty_penalty else None
+        pen = {
+            "penalty_turnover": cfg.turnover_penalty * bar.turnover if cfg.turnover_penalty else zero,
+            "penalty_drawdown": cfg.drawdown_penalty * drawdown if cfg.drawdown_penalty else zero,
+            "penalty_cvar": cfg.cvar_penalty * (exposure * np.maximum(-d.cvar[t], 0.0)).sum(-1)
+            if cfg.cvar_penalty
+            else zero,
+            "penalty_uncertainty": cfg.uncertainty_penalty * (exposure * d.fc_std[t]).sum(-1)
+            if cfg.uncertainty_penalty
+            else zero,
+        }
+        terminated = (drawdown >= cfg.loss_limit) if cfg.loss_limit > 0 else np.zeros(self.n, dtype=bool)
+        pen["penalty_shutdown"] = np.where(terminated, cfg.shutdown_penalty, 0.0) if cfg.shutdown_penalty else zero
+        reward = np.log1p(np.maximum(net, -1.0 + 1e-12))
+        for value in pen.values():
+            if value is not zero:
+                reward = reward - value
+        self.book = fill.book
+        self.last_targets = targets
+        self.last_weights = fill.weights
+        self.t = t + 1
+        self.steps += 1
+        truncated = ~terminated & ((self.t >= self.stop) | (self.steps >= cfg.episode_length))
+        accounting = {
+            "bar": t,
+            "net_return": net,
+            "turnover": bar.turnover,
+            "costs": bar.costs,
+            "financing": bar.financing,
+            "gross_exposure": bar.gross_leverage,
+            "drawdown": drawdown,
+            "equity": self.equity,
+            **pen,
+        }
+        return StepResult(reward=reward, terminated=terminated, truncated=truncated, accounting=accounting)
+
+
+def unbounded(cfg: EnvConfig) -> EnvConfig:
+    """``cfg`` with episodes that run to the segment's end (replays, evaluation)."""
+    return dataclasses.replace(cfg, episode_length=10_000_000, loss_limit=0.0)
