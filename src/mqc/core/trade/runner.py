@@ -1,0 +1,181 @@
+"""Sessions: open a ledger and a broker, then run the loop live (scheduled by the exchange calendar),
+once (for cron), or over history with a simulated clock (``replay``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mqc.core import paths
+from mqc.core.data.config import DataConfig
+from mqc.core.errors import ConfigError, DataError, LedgerError
+from mqc.core.market.config import MarketConfig
+from mqc.core.trade.config import TradeConfig
+from mqc.core.trade.decide import Decider
+from mqc.core.trade.ledger import Ledger
+from mqc.core.trade.loop import BarOutcome, TradeSession, trade_bar
+
+
+def default_ledger(broker: str, live: bool = False) -> Path:
+    """``<runs dir>/trade/<broker>[-live]/ledger.db``: one ledger per account."""
+    return paths.runs_dir() / "trade" / (f"{broker}-live" if live else broker) / "ledger.db"
+
+
+def open_broker(cfg: TradeConfig, ledger_path: Path, market: MarketConfig, *, live: bool = False) -> Any:
+    """The broker of ``cfg.broker`` (``live`` only when the flag and the profile both say so).
+
+    Raises:
+        ConfigError: live requested without ``trade.live = true`` (or with the paper broker).
+    """
+    if live and not cfg.live:
+        raise ConfigError(
+            "--live needs live = true in the profile's [trade] table: refusing to trade real money",
+            hint="mqc profile set trade.live true   (only when you mean it)",
+        )
+    if cfg.broker == "paper":
+        if live:
+            raise ConfigError("--live with the paper broker: nothing to trade live", hint="set trade.broker = \"alpaca\"")
+        from mqc.core.trade.paper import PaperBroker
+
+        return PaperBroker(ledger_path.with_name("paper-broker.db"), market, cfg.capital)
+    from mqc.core.trade.alpaca import AlpacaBroker
+
+    return AlpacaBroker.from_environment(live=live, timeout_s=cfg.timeout_s)
+
+
+def open_session(cfg: TradeConfig, decider: Decider, ledger_path: Path, broker: Any, *, create: bool = True) -> TradeSession:
+    """Open the ledger, bind it to this broker and (for a new paper account) book the deposit."""
+    ledger = Ledger.open(ledger_path, create=create)
+    ledger.bind(broker=broker.name, account=getattr(broker, "account_label", broker.name))
+    if broker.name == "paper" and not ledger.events("deposit"):
+        ledger.record("deposit", cash=cfg.capital, dedup="deposit:initial", data={"capital": cfg.capital})
+    unknown = broker.unknown_symbols(list(decider.symbols))
+    if unknown:
+        raise DataError(
+            f"the {broker.name} broker cannot trade {', '.join(unknown)}",
+            hint="drop them from --symbols / [trade] symbols",
+        )
+    return TradeSession(ledger, broker, decider, cfg, account=ledger.meta("account") or broker.name)
+
+
+def load_history(decider: Decider, data_cfg: DataConfig) -> Any:
+    """The decider's symbols at its bar size, from the catalog or ``data_cfg.data_root``."""
+    from mqc.core.data.panel import load_panel
+
+    cfg = dataclasses.replace(data_cfg, symbols=decider.symbols, timeframe=decider.timeframe)
+    panel = load_panel(config=cfg)
+    if tuple(panel.symbols) != tuple(decider.symbols):
+        raise DataError(f"the loaded bars hold {', '.join(panel.symbols)}, the strategy needs {', '.join(decider.symbols)}")
+    return panel
+
+
+@dataclass
+class ReplayResult:
+    """A replay's bars, outcomes and equity (row t: after bar t's holding period, as a backtest's)."""
+
+    ledger: Path
+    outcomes: list[BarOutcome]
+    equity: np.ndarray
+    timestamps: np.ndarray
+
+
+def parse_replay(text: str) -> tuple[str, str]:
+    """``START:END`` (dates or ISO timestamps; either side may be empty)."""
+    if text.count(":") == 1:
+        a, b = text.split(":")
+    elif " : " in text or "::" in text:
+        a, b = text.replace("::", " : ").split(" : ", 1)
+    else:  # ISO timestamps with colons: split at the colon between two dates
+        parts = text.split(":")
+        cut = next((i for i in range(1, len(parts)) if len(parts[i]) >= 10 and parts[i][4] == "-"), None)
+        if cut is None:
+            raise ConfigError(f"--replay {text!r}: expected START:END, e.g. 2024-01-02:2024-06-28")
+        a, b = ":".join(parts[:cut]), ":".join(parts[cut:])
+    return a.strip(), b.strip()
+
+
+def replay(session: TradeSession, panel: Any, start: str | None, end: str | None, *,
+           on_bar: Callable[[BarOutcome], None] | None = None, batch: bool = True) -> ReplayResult:
+    """Drive the real loop over ``panel``'s bars from ``start`` to ``end`` with a simulated clock.
+
+    A replay that was killed resumes where it stopped (finished bars are skipped by the ledger).
+    ``batch``: run the policy once over the bars (rows are causal) instead of once per bar.
+    """
+    from mqc.core.backtest.engine import resolve_bounds
+
+    lo, hi = resolve_bounds(panel.timestamps, start or None, end or None)
+    if batch and hasattr(session.decider, "precompute"):
+        session.decider.precompute(panel.slice(0, hi))
+    ts = np.asarray(panel.timestamps).astype("datetime64[ns]").astype(np.int64)
+    outcomes = []
+    for t in range(lo, hi):
+        out = trade_bar(session, panel.slice(0, t + 1), int(ts[t + 1]) if t + 1 < hi else None)
+        outcomes.append(out)
+        if on_bar:
+            on_bar(out)
+        if out.status == "killed":
+            break
+    rows = {r["bar"]: r for r in session.ledger.equity_curve()}
+    from mqc.core.trade.loop import bar_label
+
+    labels = [bar_label(int(x)) for x in ts[lo:hi]]
+    eq = [rows[b]["pre"] for b in labels[1:] if b in rows]
+    if labels[-1] in rows:
+        eq.append(rows[labels[-1]]["post"])
+    return ReplayResult(session.ledger.path, outcomes, np.asarray(eq, dtype=np.float64), panel.timestamps[lo:hi])
+
+
+def next_bar_close(last_ns: int, timeframe_s: int, calendar_code: str, now_ns: int) -> int:
+    """When the bar after the stored ones closes (ns): the next session close for daily equity bars,
+    else the next multiple of the bar length (inside a session for equities)."""
+    import pandas as pd
+
+    from mqc.core.calendar import exchange_calendar
+
+    step = timeframe_s * 1_000_000_000
+    if calendar_code == "24/7":
+        return (max(now_ns, last_ns) // step + 1) * step
+    cal = exchange_calendar(calendar_code)
+    if timeframe_s >= 86_400:
+        return int(cal.next_close(pd.Timestamp(max(now_ns, last_ns), unit="ns")).value)
+    t = (max(now_ns, last_ns) // step + 1) * step
+    if not cal.is_open(pd.Timestamp(t - 1, unit="ns")):
+        t = int(cal.next_open(pd.Timestamp(t, unit="ns")).value) + step
+    return t
+
+
+def run_loop(session: TradeSession, load: Callable[[], Any], *, once: bool = False,
+             stop: threading.Event | None = None, heartbeat: Callable[[BarOutcome], None] | None = None,
+             calendar_code: str = "XNYS", settle_s: float = 5.0, max_bars: int | None = None) -> list[BarOutcome]:
+    """Trade live: decide the latest closed bar now (if the ledger has no decision for it), then
+    after each bar closes. ``stop`` ends the loop between bars (Ctrl-C / SIGTERM)."""
+    from mqc.core.data.timeframe import parse_timeframe
+
+    stop = stop or threading.Event()
+    tf_s = parse_timeframe(session.decider.timeframe)
+    outcomes: list[BarOutcome] = []
+    while not stop.is_set():
+        if session.ledger.events("kill") and not session.ledger.events("resume"):
+            raise LedgerError(f"{session.ledger.path}: a kill switch stopped trading "
+                              f"({session.ledger.events('kill')[-1]['data']['reason']})",
+                              hint="check mqc trade status, then mqc trade --resume")
+        panel = load()
+        ts = np.asarray(panel.timestamps).astype("datetime64[ns]").astype(np.int64)
+        now = time.time_ns()
+        nxt = next_bar_close(int(ts[-1]), tf_s, calendar_code, now)
+        out = trade_bar(session, panel, nxt, now_ns=now)
+        outcomes.append(out)
+        if heartbeat:
+            heartbeat(out)
+        if once or out.status == "killed" or (max_bars is not None and len(outcomes) >= max_bars):
+            break
+        wait = max(0.0, (nxt - time.time_ns()) / 1e9 + settle_s)
+        stop.wait(wait)
+    return outcomes
