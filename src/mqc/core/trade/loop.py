@@ -217,14 +217,19 @@ def _adjust_cash(ledger: Ledger, broker_cash: float, bar: str) -> None:
 
 
 def flatten(session: TradeSession, history: Any, *, reason: str = "flatten") -> list[OrderState]:
-    """Send orders taking every position to 0 (recorded as intents first, leg ``flatten``)."""
-    ledger, broker = session.ledger, session.broker
+    """Send orders taking every position to 0 at the last bar of ``history`` (intents first)."""
     ts = int(np.asarray(history.timestamps)[-1].astype("datetime64[ns]").astype(np.int64))
-    bar = bar_label(ts)
+    return flatten_account(session.ledger, session.broker, bar_label(ts), session.client_id, reason=reason)
+
+
+def flatten_account(ledger: Ledger, broker: Broker, bar: str, client_id: Callable[..., str], *,
+                    reason: str = "flatten") -> list[OrderState]:
+    """Orders (leg ``flatten``) closing every position the broker reports, recorded before they are sent."""
     acct = broker.account()
-    orders = [Order(session.client_id(bar, s, "flatten"), bar, s, "sell" if q > 0 else "buy", abs(q), "moc", 0.0)
+    known = {r.client_order_id for r in ledger.orders(bar=bar)}
+    orders = [Order(client_id(bar, s, "flatten"), bar, s, "sell" if q > 0 else "buy", abs(q), "moc", 0.0)
               for s, q in sorted(acct.positions.items()) if q]
-    orders = [o for o in orders if not any(r.client_order_id == o.client_order_id for r in ledger.orders(bar=bar))]
+    orders = [o for o in orders if o.client_order_id not in known]
     if not orders:
         return []
     with ledger.transaction() as c:

@@ -179,3 +179,75 @@ def run_loop(session: TradeSession, load: Callable[[], Any], *, once: bool = Fal
         wait = max(0.0, (nxt - time.time_ns()) / 1e9 + settle_s)
         stop.wait(wait)
     return outcomes
+
+
+@dataclass
+class TradeRun:
+    """What ``run_trade`` did: the ledger, each bar's outcome and (replays) the equity curve."""
+
+    ledger: Path
+    outcomes: list[BarOutcome]
+    replay: ReplayResult | None = None
+    decide_s: list[float] = dataclasses.field(default_factory=list)
+
+
+def run_trade(cfg: TradeConfig, data_cfg: DataConfig, checkpoint: str, *, ledger_path: Path | None = None,
+              live: bool = False, once: bool = False, replay_range: str | None = None, resume: bool = False,
+              stop: threading.Event | None = None, heartbeat: Callable[[BarOutcome], None] | None = None) -> TradeRun:
+    """``mqc trade``: trade ``checkpoint``'s target weights live, once, or over ``replay_range``.
+
+    Raises:
+        ConfigError: live without the profile switch; DataError: other symbols, missing bars;
+        LedgerError: a corrupt ledger or one of another account; BrokerError: missing keys.
+    """
+    from mqc.core.trade.decide import checkpoint_decider
+
+    decider = checkpoint_decider(checkpoint, cfg.symbols)
+    if replay_range is not None and live:
+        raise ConfigError("--replay with --live: a replay never sends real orders", hint="drop --live")
+    if ledger_path is None:
+        ledger_path = (paths.new_dir(paths.runs_dir() / "trade" / "replays") / "ledger.db" if replay_range is not None
+                       else default_ledger(cfg.broker, live))
+    if replay_range is not None and cfg.broker != "paper":
+        raise ConfigError("--replay runs on the paper broker only", hint="pass --paper")
+    panel = load_history(decider, data_cfg)  # before any broker or ledger: bad data sends nothing
+    broker = open_broker(cfg, ledger_path, decider.market, live=live)
+    session = open_session(cfg, decider, ledger_path, broker)
+    if resume:
+        session.ledger.record("resume", data={"by": "mqc trade --resume"})
+    if replay_range is not None:
+        start, end = parse_replay(replay_range)
+        res = replay(session, panel, start, end, on_bar=heartbeat)
+        return TradeRun(ledger_path, res.outcomes, res, session.stats["decide_s"])
+    code = "24/7" if all(c == "crypto" for c in panel.asset_classes) else "XNYS"
+    outcomes = run_loop(session, lambda: load_history(decider, data_cfg), once=once, stop=stop,
+                        heartbeat=heartbeat, calendar_code=code)
+    if not once and cfg.on_exit == "cancel":
+        for row in session.ledger.orders(open_only=True):
+            state = broker.cancel(row.client_order_id)
+            if state is not None:
+                from mqc.core.trade.loop import apply_state
+
+                apply_state(session.ledger, state, row.bar)
+    session.ledger.record("stop", data={"bars": len(outcomes)})
+    return TradeRun(ledger_path, outcomes, None, session.stats["decide_s"])
+
+
+def flatten_ledger(cfg: TradeConfig, ledger_path: Path, *, live: bool = False) -> list[Any]:
+    """``mqc trade flatten``: close every position of the ledger's account now (at the paper
+    broker's last bar; at the market for a real broker)."""
+    from mqc.core.trade.broker import client_order_id
+    from mqc.core.trade.loop import bar_label, flatten_account
+
+    ledger = Ledger.open(ledger_path, create=False)
+    try:
+        broker = open_broker(cfg, ledger_path, MarketConfig(), live=live)
+        ledger.bind(broker=broker.name)
+        bars = ledger.events("mark")
+        bar = bars[-1]["bar"] if bars and broker.name == "paper" else bar_label(time.time_ns())
+        account = ledger.meta("account") or broker.name
+        states = flatten_account(ledger, broker, bar, lambda b, s, leg: client_order_id(f"{account}|flatten", b, s, leg),
+                                 reason="mqc trade flatten")
+        return states
+    finally:
+        ledger.close()
