@@ -152,16 +152,21 @@ class PaperBroker:
         bar = self._get("bar")
         if bar is None:
             raise BrokerError("the paper broker has seen no bar yet")
-        if self._get("trade") is not None:
-            raise BrokerError("this bar's orders were filled already: one rebalance per bar")
         close = self._get("close")
-        targets = {o.symbol: float(o.target_weight) for o in orders if o.target_weight is not None}
-        syms, (f, t, b, overnight), fees, _ = self._bar_fill(targets)
-        equity = self._get("capital") * self._get("wealth")
         out: dict[str, OrderState] = {}
         c = self.conn
         c.execute("BEGIN IMMEDIATE")
         try:
+            prev = self._get("trade")
+            if prev is not None:
+                # a second batch on the same bar (a flatten after the rebalance): fold the first
+                # fill in, then fill again from the post-trade book (its weights of the equity left)
+                post = prev["post"]
+                book = {s: w / (1.0 + post) for s, w in zip(prev["symbols"], prev["executed"], strict=True)}
+                self._put_many({"wealth": self._get("wealth") * (1.0 + post), "book": book, "trade": None}, conn=c)
+            targets = {o.symbol: float(o.target_weight) for o in orders if o.target_weight is not None}
+            syms, (f, t, b, overnight), fees, _ = self._bar_fill(targets)
+            equity = self._get("capital") * self._get("wealth")
             first = self._count(c)
             for k, o in enumerate(orders):
                 boid = f"paper-{first + k + 1}"
@@ -186,7 +191,7 @@ class PaperBroker:
                     fills = (fill,)
                 out[o.client_order_id] = OrderState(o.client_order_id, status, boid, fills)
             trade = {"symbols": syms, "targets": [None if np.isnan(x) else float(x) for x in t],
-                     "overnight": overnight, "post": float(f.net_return)}
+                     "executed": [float(x) for x in f.weights], "overnight": overnight, "post": float(f.net_return)}
             self._put_many({"trade": trade}, conn=c)
             c.execute("COMMIT")
         except BaseException:

@@ -211,6 +211,7 @@ def run_trade(cfg: TradeConfig, data_cfg: DataConfig, checkpoint: str, *, ledger
     if replay_range is not None and cfg.broker != "paper":
         raise ConfigError("--replay runs on the paper broker only", hint="pass --paper")
     panel = load_history(decider, data_cfg)  # before any broker or ledger: bad data sends nothing
+    Ledger.open(ledger_path).close()  # a corrupt ledger is refused before a broker is touched
     broker = open_broker(cfg, ledger_path, decider.market, live=live)
     session = open_session(cfg, decider, ledger_path, broker)
     if resume:
