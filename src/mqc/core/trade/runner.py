@@ -34,6 +34,22 @@ def open_broker(cfg: TradeConfig, ledger_path: Path, market: MarketConfig, *, li
     Raises:
         ConfigError: live requested without ``trade.live = true`` (or with the paper broker).
     """
+    check_live(cfg, live)
+    if cfg.broker == "paper":
+        from mqc.core.trade.paper import PaperBroker
+
+        return PaperBroker(ledger_path.with_name("paper-broker.db"), market, cfg.capital)
+    from mqc.core.trade.alpaca import AlpacaBroker
+
+    return AlpacaBroker.from_environment(live=live, timeout_s=cfg.timeout_s)
+
+
+def check_live(cfg: TradeConfig, live: bool) -> None:
+    """Live trading needs ``--live`` and ``trade.live = true`` (and a real broker).
+
+    Raises:
+        ConfigError: otherwise.
+    """
     if live and not cfg.live:
         raise ConfigError(
             "--live needs live = true in the profile's [trade] table: refusing to trade real money",
@@ -42,12 +58,6 @@ def open_broker(cfg: TradeConfig, ledger_path: Path, market: MarketConfig, *, li
     if cfg.broker == "paper":
         if live:
             raise ConfigError("--live with the paper broker: nothing to trade live", hint="set trade.broker = \"alpaca\"")
-        from mqc.core.trade.paper import PaperBroker
-
-        return PaperBroker(ledger_path.with_name("paper-broker.db"), market, cfg.capital)
-    from mqc.core.trade.alpaca import AlpacaBroker
-
-    return AlpacaBroker.from_environment(live=live, timeout_s=cfg.timeout_s)
 
 
 def open_session(cfg: TradeConfig, decider: Decider, ledger_path: Path, broker: Any, *, create: bool = True) -> TradeSession:
@@ -210,6 +220,7 @@ def run_trade(cfg: TradeConfig, data_cfg: DataConfig, checkpoint: str, *, ledger
                        else default_ledger(cfg.broker, live))
     if replay_range is not None and cfg.broker != "paper":
         raise ConfigError("--replay runs on the paper broker only", hint="pass --paper")
+    check_live(cfg, live)
     panel = load_history(decider, data_cfg)  # before any broker or ledger: bad data sends nothing
     Ledger.open(ledger_path).close()  # a corrupt ledger is refused before a broker is touched
     broker = open_broker(cfg, ledger_path, decider.market, live=live)
