@@ -29,8 +29,9 @@ def run_dir(synth):
 
 def test_replay_then_views_and_export(run_dir, tmp_path):
     led = str(tmp_path / "l" / "ledger.db")
-    res = runner.invoke(app, ["trade", "--paper", "-c", str(run_dir), "--replay", "2015-05-01:2015-06-30",
-                              "--ledger", led, "--json"])
+    res = runner.invoke(
+        app, ["trade", "--paper", "-c", str(run_dir), "--replay", "2015-05-01:2015-06-30", "--ledger", led, "--json"]
+    )
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     assert len(doc["equity"]) == len(doc["bars"]) > 30
@@ -53,15 +54,18 @@ def test_replay_then_views_and_export(run_dir, tmp_path):
 
 
 def test_live_without_the_profile_switch_is_refused(run_dir, tmp_path):
-    res = runner.invoke(app, ["trade", "--broker", "alpaca", "--live", "-c", str(run_dir), "--once",
-                              "--ledger", str(tmp_path / "x.db")])
+    res = runner.invoke(
+        app, ["trade", "--broker", "alpaca", "--live", "-c", str(run_dir), "--once", "--ledger", str(tmp_path / "x.db")]
+    )
     assert res.exit_code == 1
     assert "live = true" in res.output
     assert not (tmp_path / "x.db").exists()  # nothing opened, nothing sent
 
 
 def test_checkpoint_for_other_symbols(run_dir, tmp_path):
-    res = runner.invoke(app, ["trade", "-c", str(run_dir), "--symbols", "AAPL", "--once", "--ledger", str(tmp_path / "x.db")])
+    res = runner.invoke(
+        app, ["trade", "-c", str(run_dir), "--symbols", "AAPL", "--once", "--ledger", str(tmp_path / "x.db")]
+    )
     assert res.exit_code == 1
     assert "the checkpoint trades SYN0, SYN1, not AAPL" in res.output
 

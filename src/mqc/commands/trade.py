@@ -34,16 +34,26 @@ def _ledger(path: str | None, cfg: Any) -> Path:
 @app.callback()
 def trade(
     ctx: typer.Context,
-    checkpoint: str = typer.Option(None, "--checkpoint", "-c", help="Trade a trained policy's target weights (run dir, file or 'latest')."),
+    checkpoint: str = typer.Option(
+        None, "--checkpoint", "-c", help="Trade a trained policy's target weights (run dir, file or 'latest')."
+    ),
     strategy: str = typer.Option(None, "--strategy", help="Forecast-driven strategy (maxdiff, simple, ...)."),
     only: str = typer.Option(None, "--only", help="Use this forecaster for every symbol (chronos2, kronos, ...)."),
-    symbols: str = typer.Option(None, "--symbols", "-s", help="Comma-separated symbols (default: [trade] symbols, else the checkpoint's)."),
+    symbols: str = typer.Option(
+        None, "--symbols", "-s", help="Comma-separated symbols (default: [trade] symbols, else the checkpoint's)."
+    ),
     paper: bool = typer.Option(False, "--paper", help="The local paper broker (the default broker)."),
     broker: str = typer.Option(None, "--broker", help="paper or alpaca (default: [trade] broker)."),
-    live: bool = typer.Option(False, "--live", help="Real money: needs live = true in the profile's [trade] table too."),
+    live: bool = typer.Option(
+        False, "--live", help="Real money: needs live = true in the profile's [trade] table too."
+    ),
     once: bool = typer.Option(False, "--once", help="Decide the latest closed bar and exit (for cron)."),
-    replay: str = typer.Option(None, "--replay", help="START:END: drive the loop over stored bars with a simulated clock."),
-    data_root: str = typer.Option(None, "--data-root", help="Folder of per-symbol bars (re-read every bar) instead of the catalog."),
+    replay: str = typer.Option(
+        None, "--replay", help="START:END: drive the loop over stored bars with a simulated clock."
+    ),
+    data_root: str = typer.Option(
+        None, "--data-root", help="Folder of per-symbol bars (re-read every bar) instead of the catalog."
+    ),
     ledger: str = LedgerOpt,
     on_exit: str = typer.Option(None, "--on-exit", help="Open orders on Ctrl-C / SIGTERM: cancel or leave."),
     resume: bool = typer.Option(False, "--resume", help="Trade again after a kill switch stopped the loop."),
@@ -69,7 +79,9 @@ def trade(
             hint="trade a trained policy: mqc trade --paper --checkpoint RUN",
         )
     if checkpoint is None:
-        raise UsageError("give --checkpoint RUN (a trained policy)", hint="mqc trade --paper --checkpoint latest --once")
+        raise UsageError(
+            "give --checkpoint RUN (a trained policy)", hint="mqc trade --paper --checkpoint latest --once"
+        )
     if paper and broker not in (None, "paper"):
         raise UsageError("--paper and --broker alpaca contradict each other")
     cfg = _trade_cfg(symbols=split_list(symbols), broker="paper" if paper else broker, on_exit=on_exit)
@@ -80,12 +92,22 @@ def trade(
     def heartbeat(o: Any) -> None:
         if not state().quiet:
             eq = "" if o.equity != o.equity else f" equity {o.equity:,.2f}"
-            info(f"{o.bar} {o.status}: {o.orders} order(s), {o.rejected} rejected{eq}{' - ' + o.message if o.message else ''}")
+            why = f" - {o.message}" if o.message else ""
+            info(f"{o.bar} {o.status}: {o.orders} order(s), {o.rejected} rejected{eq}{why}")
 
     try:
-        res = run_trade(cfg, data, checkpoint, ledger_path=Path(ledger).expanduser() if ledger else None, live=live,
-                        once=once, replay_range=replay, resume=resume, stop=stop,
-                        heartbeat=None if replay and want_json(json_out) else heartbeat)
+        res = run_trade(
+            cfg,
+            data,
+            checkpoint,
+            ledger_path=Path(ledger).expanduser() if ledger else None,
+            live=live,
+            once=once,
+            replay_range=replay,
+            resume=resume,
+            stop=stop,
+            heartbeat=None if replay and want_json(json_out) else heartbeat,
+        )
     except KeyboardInterrupt:
         stop.set()
         info("stopped (Ctrl-C)")

@@ -88,8 +88,16 @@ class FakeAlpaca:
                 cid = body["client_order_id"]
                 if cid in fake.orders:
                     return self._send(422, {"message": "client_order_id must be unique"})
-                doc = {"id": str(uuid.uuid4()), "client_order_id": cid, "symbol": body["symbol"], "side": body["side"],
-                       "qty": body["qty"], "status": "filled", "filled_qty": body["qty"], "filled_avg_price": "100.0"}
+                doc = {
+                    "id": str(uuid.uuid4()),
+                    "client_order_id": cid,
+                    "symbol": body["symbol"],
+                    "side": body["side"],
+                    "qty": body["qty"],
+                    "status": "filled",
+                    "filled_qty": body["qty"],
+                    "filled_avg_price": "100.0",
+                }
                 fake.orders[cid] = doc
                 if fault == "slow":
                     time.sleep(0.6)

@@ -23,7 +23,9 @@ def _replay(run, tmp_path, *, batch=True, name="ledger"):
 
 
 def test_replay_equity_equals_the_backtest(tiny_run, tmp_path):
-    report = run_checkpoint_backtest(tiny_run, backtest_cfg=BacktestConfig(split="all", start=START, end=END), write=False)
+    report = run_checkpoint_backtest(
+        tiny_run, backtest_cfg=BacktestConfig(split="all", start=START, end=END), write=False
+    )
     session, res = _replay(tiny_run, tmp_path)
     bt = report.result
     assert len(res.equity) == len(bt.timestamps) > 50

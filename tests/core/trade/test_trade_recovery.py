@@ -17,8 +17,9 @@ from mqc.core.trade.ledger import Ledger
 START, END = "2015-07-01", "2015-07-31"
 POINTS = ("intent", "sent", "fill", "done")
 
-SCRIPT = textwrap.dedent(
-    """
+SCRIPT = (
+    textwrap.dedent(
+        """
     import os, signal, sys
     from mqc.core.data.config import DataConfig
     from mqc.core.trade import loop
@@ -42,13 +43,21 @@ SCRIPT = textwrap.dedent(
     session = open_session(cfg, decider, ledger, open_broker(cfg, ledger, decider.market))
     replay(session, load_history(decider, DataConfig()), "START", "END")
     """
-).replace("START", START).replace("END", END)
+    )
+    .replace("START", START)
+    .replace("END", END)
+)
 
 
 def _run(script, run, ledger, point="none", nth=0):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.abspath("src"), os.environ.get("PYTHONPATH", "")]))
-    return subprocess.run([sys.executable, str(script), str(run), str(ledger), point, str(nth)], env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(script), str(run), str(ledger), point, str(nth)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def _state(path):

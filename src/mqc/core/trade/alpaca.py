@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import urllib.error
 import urllib.request
 from typing import Any
@@ -22,9 +21,18 @@ from mqc.core.trade.broker import Account, BarView, BrokerFill, Order, OrderStat
 
 PAPER_URL = "https://paper-api.alpaca.markets"
 LIVE_URL = "https://api.alpaca.markets"
-_STATUS = {"new": "new", "accepted": "new", "pending_new": "new", "partially_filled": "partially_filled",
-           "filled": "filled", "canceled": "cancelled", "cancelled": "cancelled", "rejected": "rejected",
-           "expired": "expired", "done_for_day": "expired"}
+_STATUS = {
+    "new": "new",
+    "accepted": "new",
+    "pending_new": "new",
+    "partially_filled": "partially_filled",
+    "filled": "filled",
+    "canceled": "cancelled",
+    "cancelled": "cancelled",
+    "rejected": "rejected",
+    "expired": "expired",
+    "done_for_day": "expired",
+}
 
 
 def _keys() -> tuple[str, str]:
@@ -60,7 +68,9 @@ class AlpacaBroker:
         return f"AlpacaBroker({self.base_url!r})"
 
     @classmethod
-    def from_environment(cls, *, live: bool = False, timeout_s: float = 10.0, base_url: str | None = None) -> AlpacaBroker:
+    def from_environment(
+        cls, *, live: bool = False, timeout_s: float = 10.0, base_url: str | None = None
+    ) -> AlpacaBroker:
         key, secret = _keys()
         return cls(base_url or (LIVE_URL if live else PAPER_URL), key, secret, timeout_s=timeout_s)
 
@@ -76,7 +86,7 @@ class AlpacaBroker:
             err = BrokerError(f"alpaca {method} {path}: HTTP {exc.code} {text}", retryable=retryable)
             err.status = exc.code  # type: ignore[attr-defined]
             raise err from None
-        except (TimeoutError, socket.timeout, urllib.error.URLError, ConnectionError) as exc:
+        except (TimeoutError, urllib.error.URLError, ConnectionError) as exc:
             err = BrokerError(f"alpaca {method} {path}: no answer ({exc})", retryable=True)
             err.status = 0  # type: ignore[attr-defined]
             raise err from None
@@ -113,8 +123,15 @@ class AlpacaBroker:
         fills: tuple[BrokerFill, ...] = ()
         if qty:
             sign = 1.0 if doc["side"] == "buy" else -1.0
-            fills = (BrokerFill(f"{doc['id']}-{qty:g}", doc["client_order_id"], doc["symbol"], sign * qty,
-                                float(doc.get("filled_avg_price") or 0.0)),)
+            fills = (
+                BrokerFill(
+                    f"{doc['id']}-{qty:g}",
+                    doc["client_order_id"],
+                    doc["symbol"],
+                    sign * qty,
+                    float(doc.get("filled_avg_price") or 0.0),
+                ),
+            )
         return OrderState(doc["client_order_id"], _STATUS.get(doc["status"], doc["status"]), doc["id"], fills)
 
     def order(self, client_order_id: str) -> OrderState | None:
@@ -132,10 +149,14 @@ class AlpacaBroker:
     def _submit_one(self, o: Order) -> OrderState:
         if o.order_type not in ("moc", "market", "limit"):
             raise BrokerError(f"alpaca: order type {o.order_type} is not supported here")
-        body: dict[str, Any] = {"symbol": o.symbol, "qty": f"{o.qty:.6f}", "side": o.side,
-                                "type": "limit" if o.order_type == "limit" else "market",
-                                "time_in_force": "cls" if o.order_type == "moc" else "day",
-                                "client_order_id": o.client_order_id}
+        body: dict[str, Any] = {
+            "symbol": o.symbol,
+            "qty": f"{o.qty:.6f}",
+            "side": o.side,
+            "type": "limit" if o.order_type == "limit" else "market",
+            "time_in_force": "cls" if o.order_type == "moc" else "day",
+            "client_order_id": o.client_order_id,
+        }
         if o.limit_price is not None:
             body["limit_price"] = f"{o.limit_price:.4f}"
         try:

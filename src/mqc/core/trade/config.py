@@ -17,7 +17,9 @@ class TradeConfig:
     A limit of 0 is off. Fractions are of the account's equity.
     """
 
-    symbols: tuple[str, ...] = field(default=(), metadata={"help": "symbols to trade (empty: the catalog's daily symbols)"})
+    symbols: tuple[str, ...] = field(
+        default=(), metadata={"help": "symbols to trade (empty: the catalog's daily symbols)"}
+    )
     broker: Literal["paper", "alpaca"] = field(default="paper", metadata={"help": "paper (local simulation) or alpaca"})
     live: bool = field(
         default=False, metadata={"help": "allow real-money trading (also needs --live on the command line)"}
@@ -34,7 +36,9 @@ class TradeConfig:
     )
     max_daily_loss: float = field(
         default=0.0,
-        metadata={"help": "kill switch: flatten and stop when equity falls this fraction below the day's start (0: off)"},
+        metadata={
+            "help": "kill switch: flatten and stop when equity falls this fraction below the day's start (0: off)"
+        },
     )
     max_drawdown: float = field(
         default=0.0,
@@ -51,7 +55,9 @@ class TradeConfig:
     on_exit: Literal["leave", "cancel"] = field(
         default="cancel", metadata={"help": "open orders on Ctrl-C / SIGTERM: leave them or cancel them"}
     )
-    retries: int = field(default=3, metadata={"help": "broker retries (with backoff) before the bar is skipped", "min": 0})
+    retries: int = field(
+        default=3, metadata={"help": "broker retries (with backoff) before the bar is skipped", "min": 0}
+    )
     timeout_s: float = field(default=10.0, metadata={"help": "HTTP timeout of one broker request, seconds", "min": 0.1})
 
     def __post_init__(self) -> None:

@@ -191,7 +191,9 @@ class Ledger:
         return out
 
     def has_event(self, kind: str, bar: str) -> bool:
-        return self.conn.execute("SELECT 1 FROM events WHERE kind=? AND bar=? LIMIT 1", (kind, bar)).fetchone() is not None
+        return (
+            self.conn.execute("SELECT 1 FROM events WHERE kind=? AND bar=? LIMIT 1", (kind, bar)).fetchone() is not None
+        )
 
     # -- orders -----------------------------------------------------------------------------------
     def add_intents(self, conn: sqlite3.Connection, orders: list[dict[str, Any]]) -> None:
@@ -213,8 +215,15 @@ class Ledger:
                     t,
                 ),
             )
-            self.record("order_intent", conn=conn, bar=o["bar"], client_order_id=o["client_order_id"],
-                        symbol=o["symbol"], qty=o["qty"], data=o)
+            self.record(
+                "order_intent",
+                conn=conn,
+                bar=o["bar"],
+                client_order_id=o["client_order_id"],
+                symbol=o["symbol"],
+                qty=o["qty"],
+                data=o,
+            )
 
     def set_status(self, cid: str, status: str, broker_order_id: str | None = None, *, reason: str = "") -> None:
         """Move an order to ``status`` (and record it as an event) in one transaction."""
@@ -224,11 +233,19 @@ class Ledger:
                 "WHERE client_order_id=?",
                 (status, broker_order_id, now_utc(), cid),
             )
-            self.record(f"order_{status}", conn=c, client_order_id=cid,
-                        data={"broker_order_id": broker_order_id, "reason": reason} if reason or broker_order_id else None)
+            self.record(
+                f"order_{status}",
+                conn=c,
+                client_order_id=cid,
+                data={"broker_order_id": broker_order_id, "reason": reason} if reason or broker_order_id else None,
+            )
 
     def orders(self, *, bar: str | None = None, open_only: bool = False) -> list[OrderRow]:
-        sql, args = "SELECT client_order_id, bar, symbol, side, qty, target_weight, order_type, limit_price, status, broker_order_id FROM orders WHERE 1=1", []
+        sql, args = (
+            "SELECT client_order_id, bar, symbol, side, qty, target_weight, order_type, limit_price, status, "
+            "broker_order_id FROM orders WHERE 1=1",
+            [],
+        )
         if bar is not None:
             sql, args = sql + " AND bar=?", [bar]
         if open_only:
@@ -236,15 +253,28 @@ class Ledger:
             args = [*args, *FINAL]
         return [OrderRow(*r) for r in self.conn.execute(sql + " ORDER BY rowid", args).fetchall()]
 
-    def record_fill(self, cid: str, symbol: str, qty: float, price: float, fee: float, fill_id: str, bar: str | None) -> bool:
+    def record_fill(
+        self, cid: str, symbol: str, qty: float, price: float, fee: float, fill_id: str, bar: str | None
+    ) -> bool:
         """A fill (signed ``qty``) and its cash (``-qty*price - fee``), once per broker fill id."""
-        return self.record("fill", bar=bar, client_order_id=cid, symbol=symbol, qty=qty, price=price, fee=fee,
-                           cash=-qty * price - fee, dedup=f"fill:{fill_id}")
+        return self.record(
+            "fill",
+            bar=bar,
+            client_order_id=cid,
+            symbol=symbol,
+            qty=qty,
+            price=price,
+            fee=fee,
+            cash=-qty * price - fee,
+            dedup=f"fill:{fill_id}",
+        )
 
     # -- derived state ----------------------------------------------------------------------------
     def positions(self) -> dict[str, float]:
         """Shares per symbol: the sum of the fills (zero positions left out)."""
-        rows = self.conn.execute("SELECT symbol, SUM(qty) FROM events WHERE kind='fill' GROUP BY symbol ORDER BY symbol")
+        rows = self.conn.execute(
+            "SELECT symbol, SUM(qty) FROM events WHERE kind='fill' GROUP BY symbol ORDER BY symbol"
+        )
         return {s: q for s, q in rows.fetchall() if abs(q) > 1e-12}
 
     def cash(self) -> float:

@@ -110,8 +110,9 @@ def reconcile(session: TradeSession, bar: str) -> dict[str, int]:
     return counts
 
 
-def _orders_for(session: TradeSession, bar: str, targets: np.ndarray, close: dict[str, float],
-                stale: frozenset[str]) -> list[Order]:
+def _orders_for(
+    session: TradeSession, bar: str, targets: np.ndarray, close: dict[str, float], stale: frozenset[str]
+) -> list[Order]:
     acct = session.broker.account()
     orders = []
     for sym, w in zip(session.decider.symbols, targets, strict=True):
@@ -121,12 +122,15 @@ def _orders_for(session: TradeSession, bar: str, targets: np.ndarray, close: dic
         if w == 0.0 and held == 0.0:
             continue  # flat and staying flat: nothing to send
         qty = (w * acct.equity - held * close[sym]) / close[sym]
-        orders.append(Order(session.client_id(bar, sym), bar, sym, "buy" if qty >= 0 else "sell", abs(qty),
-                            "moc", float(w)))
+        orders.append(
+            Order(session.client_id(bar, sym), bar, sym, "buy" if qty >= 0 else "sell", abs(qty), "moc", float(w))
+        )
     return orders
 
 
-def trade_bar(session: TradeSession, history: Any, next_ts: int | None = None, *, now_ns: int | None = None) -> BarOutcome:
+def trade_bar(
+    session: TradeSession, history: Any, next_ts: int | None = None, *, now_ns: int | None = None
+) -> BarOutcome:
     """Run one bar (the last of ``history``): see the module docstring.
 
     Args:
@@ -172,18 +176,37 @@ def trade_bar(session: TradeSession, history: Any, next_ts: int | None = None, *
         orders = _orders_for(session, bar, targets, close, stale)
         accepted, rejected = check_orders(orders, cfg, pre.equity, close)
         with ledger.transaction() as c:
-            ledger.record("decision", conn=c, bar=bar, dedup=f"decision:{bar}", data={
-                "strategy": session.decider.name, "inputs": session.decider.inputs(),
-                "targets": dict(zip(syms, [None if not np.isfinite(x) else float(x) for x in targets], strict=True)),
-                "prices": close})
+            ledger.record(
+                "decision",
+                conn=c,
+                bar=bar,
+                dedup=f"decision:{bar}",
+                data={
+                    "strategy": session.decider.name,
+                    "inputs": session.decider.inputs(),
+                    "targets": dict(
+                        zip(syms, [None if not np.isfinite(x) else float(x) for x in targets], strict=True)
+                    ),
+                    "prices": close,
+                },
+            )
             ledger.add_intents(c, [vars(o) for o in accepted])
             for o, reason in rejected:
-                ledger.record("risk_reject", conn=c, bar=bar, client_order_id=o.client_order_id, symbol=o.symbol,
-                              qty=o.qty, data={"reason": reason, "order": vars(o)})
+                ledger.record(
+                    "risk_reject",
+                    conn=c,
+                    bar=bar,
+                    client_order_id=o.client_order_id,
+                    symbol=o.symbol,
+                    qty=o.qty,
+                    data={"reason": reason, "order": vars(o)},
+                )
         crash_point("intent")
     pending = [r for r in ledger.orders(bar=bar) if r.status == "pending"]
-    to_send = [Order(r.client_order_id, r.bar, r.symbol, r.side, r.qty, r.order_type, r.target_weight, r.limit_price)
-               for r in pending]
+    to_send = [
+        Order(r.client_order_id, r.bar, r.symbol, r.side, r.qty, r.order_type, r.target_weight, r.limit_price)
+        for r in pending
+    ]
     if to_send:
         try:
             states = _retry(session, "submit", lambda: broker.submit(to_send))
@@ -201,8 +224,9 @@ def trade_bar(session: TradeSession, history: Any, next_ts: int | None = None, *
             apply_state(ledger, s, bar)
     post = broker.account()
     _adjust_cash(ledger, post.cash, bar)
-    ledger.record("equity", bar=bar, dedup=f"equity:{bar}",
-                  data={"pre": pre.equity, "post": post.equity, "prices": close})
+    ledger.record(
+        "equity", bar=bar, dedup=f"equity:{bar}", data={"pre": pre.equity, "post": post.equity, "prices": close}
+    )
     crash_point("done")
     ledger.record("bar_done", bar=bar, dedup=f"done:{bar}")
     n_rej = len(ledger.events("risk_reject", bar=bar))
@@ -222,13 +246,17 @@ def flatten(session: TradeSession, history: Any, *, reason: str = "flatten") -> 
     return flatten_account(session.ledger, session.broker, bar_label(ts), session.client_id, reason=reason)
 
 
-def flatten_account(ledger: Ledger, broker: Broker, bar: str, client_id: Callable[..., str], *,
-                    reason: str = "flatten") -> list[OrderState]:
+def flatten_account(
+    ledger: Ledger, broker: Broker, bar: str, client_id: Callable[..., str], *, reason: str = "flatten"
+) -> list[OrderState]:
     """Orders (leg ``flatten``) closing every position the broker reports, recorded before they are sent."""
     acct = broker.account()
     known = {r.client_order_id for r in ledger.orders(bar=bar)}
-    orders = [Order(client_id(bar, s, "flatten"), bar, s, "sell" if q > 0 else "buy", abs(q), "moc", 0.0)
-              for s, q in sorted(acct.positions.items()) if q]
+    orders = [
+        Order(client_id(bar, s, "flatten"), bar, s, "sell" if q > 0 else "buy", abs(q), "moc", 0.0)
+        for s, q in sorted(acct.positions.items())
+        if q
+    ]
     orders = [o for o in orders if o.client_order_id not in known]
     if not orders:
         return []

@@ -86,9 +86,16 @@ class PaperBroker:
         last = self._get("bar")
         if last is not None and bar.timestamp <= last["ts"]:
             return
-        updates: dict[str, Any] = {"bar": {"ts": bar.timestamp, "next": bar.next_timestamp,
-                                           "stale": sorted(bar.stale), "classes": bar.asset_classes},
-                                   "close": bar.close, "trade": None}
+        updates: dict[str, Any] = {
+            "bar": {
+                "ts": bar.timestamp,
+                "next": bar.next_timestamp,
+                "stale": sorted(bar.stale),
+                "classes": bar.asset_classes,
+            },
+            "close": bar.close,
+            "trade": None,
+        }
         if last is not None:
             book, trade, prev_close = self._get("book"), self._get("trade"), self._get("close")
             syms = list(trade["symbols"]) if trade else sorted(book)
@@ -103,8 +110,17 @@ class PaperBroker:
                     overnight = trade["overnight"]
                 else:  # nothing traded at the last bar: every position is held and drifts
                     targets, overnight = np.full(len(syms), np.nan), bool(overnight_mask(stamps)[0])
-                f = step(b, targets, np.isnan(targets), r, fee_rates(classes, self.market), dt, overnight,
-                         classes, self.market)
+                f = step(
+                    b,
+                    targets,
+                    np.isnan(targets),
+                    r,
+                    fee_rates(classes, self.market),
+                    dt,
+                    overnight,
+                    classes,
+                    self.market,
+                )
                 updates["wealth"] = self._get("wealth") * (1.0 + float(f.net_return))
                 updates["book"] = {s: float(w) for s, w in zip(syms, f.book, strict=True)}
         self._put_many(updates)
@@ -141,7 +157,9 @@ class PaperBroker:
                         "which is not installed",
                         hint="trade market-on-close orders (a checkpoint's target weights)",
                     )
-                raise BrokerError(f"{o.order_type} orders: the order-level fill model is not wired into the paper broker yet")
+                raise BrokerError(
+                    f"{o.order_type} orders: the order-level fill model is not wired into the paper broker yet"
+                )
             else:
                 new.append(o)
         if new:
@@ -172,26 +190,60 @@ class PaperBroker:
                 boid = f"paper-{first + k + 1}"
                 if o.symbol not in close or o.target_weight is None:
                     reason = "no price for this symbol" if o.symbol not in close else "no target weight"
-                    c.execute("INSERT INTO orders VALUES(?,?,?,?,?,?,?,?,?,?)", (o.client_order_id, boid, o.bar,
-                              o.symbol, o.side, o.qty, o.target_weight, o.order_type, "rejected", reason))
+                    c.execute(
+                        "INSERT INTO orders VALUES(?,?,?,?,?,?,?,?,?,?)",
+                        (
+                            o.client_order_id,
+                            boid,
+                            o.bar,
+                            o.symbol,
+                            o.side,
+                            o.qty,
+                            o.target_weight,
+                            o.order_type,
+                            "rejected",
+                            reason,
+                        ),
+                    )
                     out[o.client_order_id] = OrderState(o.client_order_id, "rejected", boid, reason=reason)
                     continue
                 a = syms.index(o.symbol)
                 dw = float(f.weights[a] - b[a])
                 qty = dw * equity / close[o.symbol]
-                fill = BrokerFill(f"{boid}-1", o.client_order_id, o.symbol, qty, close[o.symbol],
-                                  abs(dw) * float(fees[a]) * equity)
+                fill = BrokerFill(
+                    f"{boid}-1", o.client_order_id, o.symbol, qty, close[o.symbol], abs(dw) * float(fees[a]) * equity
+                )
                 status = "filled" if not np.isnan(t[a]) else "expired"  # a stale bar holds the asset
-                c.execute("INSERT INTO orders VALUES(?,?,?,?,?,?,?,?,?,?)", (o.client_order_id, boid, o.bar,
-                          o.symbol, o.side, o.qty, o.target_weight, o.order_type, status, ""))
+                c.execute(
+                    "INSERT INTO orders VALUES(?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        o.client_order_id,
+                        boid,
+                        o.bar,
+                        o.symbol,
+                        o.side,
+                        o.qty,
+                        o.target_weight,
+                        o.order_type,
+                        status,
+                        "",
+                    ),
+                )
                 fills: tuple[BrokerFill, ...] = ()
                 if status == "filled":
-                    c.execute("INSERT INTO fills VALUES(?,?,?,?,?,?)", (fill.fill_id, fill.client_order_id,
-                              fill.symbol, fill.qty, fill.price, fill.fee))
+                    c.execute(
+                        "INSERT INTO fills VALUES(?,?,?,?,?,?)",
+                        (fill.fill_id, fill.client_order_id, fill.symbol, fill.qty, fill.price, fill.fee),
+                    )
                     fills = (fill,)
                 out[o.client_order_id] = OrderState(o.client_order_id, status, boid, fills)
-            trade = {"symbols": syms, "targets": [None if np.isnan(x) else float(x) for x in t],
-                     "executed": [float(x) for x in f.weights], "overnight": overnight, "post": float(f.net_return)}
+            trade = {
+                "symbols": syms,
+                "targets": [None if np.isnan(x) else float(x) for x in t],
+                "executed": [float(x) for x in f.weights],
+                "overnight": overnight,
+                "post": float(f.net_return),
+            }
             self._put_many({"trade": trade}, conn=c)
             c.execute("COMMIT")
         except BaseException:
@@ -203,13 +255,18 @@ class PaperBroker:
         return int(c.execute("SELECT COUNT(*) FROM orders").fetchone()[0])
 
     def order(self, client_order_id: str) -> OrderState | None:
-        row = self.conn.execute("SELECT broker_order_id, status, reason FROM orders WHERE client_order_id=?",
-                                (client_order_id,)).fetchone()
+        row = self.conn.execute(
+            "SELECT broker_order_id, status, reason FROM orders WHERE client_order_id=?", (client_order_id,)
+        ).fetchone()
         if row is None:
             return None
-        fills = tuple(BrokerFill(*r) for r in self.conn.execute(
-            "SELECT fill_id, client_order_id, symbol, qty, price, fee FROM fills WHERE client_order_id=?",
-            (client_order_id,)).fetchall())
+        fills = tuple(
+            BrokerFill(*r)
+            for r in self.conn.execute(
+                "SELECT fill_id, client_order_id, symbol, qty, price, fee FROM fills WHERE client_order_id=?",
+                (client_order_id,),
+            ).fetchall()
+        )
         return OrderState(client_order_id, row[1], row[0], fills, row[2] or "")
 
     def cancel(self, client_order_id: str) -> OrderState | None:

@@ -32,7 +32,9 @@ def check_orders(
         elif o.limit_price is not None and cfg.price_band:
             last = close.get(o.symbol)
             if not last or abs(o.limit_price / last - 1.0) > cfg.price_band:
-                reason = f"price_band: limit {o.limit_price:g} is more than {cfg.price_band:.0%} from the last close {last}"
+                reason = (
+                    f"price_band: limit {o.limit_price:g} is more than {cfg.price_band:.0%} from the last close {last}"
+                )
         elif cfg.max_orders_per_bar and len(accepted) >= cfg.max_orders_per_bar:
             reason = f"max_orders_per_bar: {cfg.max_orders_per_bar} sent already"
         if reason:

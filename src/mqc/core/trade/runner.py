@@ -57,10 +57,12 @@ def check_live(cfg: TradeConfig, live: bool) -> None:
         )
     if cfg.broker == "paper":
         if live:
-            raise ConfigError("--live with the paper broker: nothing to trade live", hint="set trade.broker = \"alpaca\"")
+            raise ConfigError("--live with the paper broker: nothing to trade live", hint='set trade.broker = "alpaca"')
 
 
-def open_session(cfg: TradeConfig, decider: Decider, ledger_path: Path, broker: Any, *, create: bool = True) -> TradeSession:
+def open_session(
+    cfg: TradeConfig, decider: Decider, ledger_path: Path, broker: Any, *, create: bool = True
+) -> TradeSession:
     """Open the ledger, bind it to this broker and (for a new paper account) book the deposit."""
     ledger = Ledger.open(ledger_path, create=create)
     ledger.bind(broker=broker.name, account=getattr(broker, "account_label", broker.name))
@@ -82,7 +84,9 @@ def load_history(decider: Decider, data_cfg: DataConfig) -> Any:
     cfg = dataclasses.replace(data_cfg, symbols=decider.symbols, timeframe=decider.timeframe)
     panel = load_panel(config=cfg)
     if tuple(panel.symbols) != tuple(decider.symbols):
-        raise DataError(f"the loaded bars hold {', '.join(panel.symbols)}, the strategy needs {', '.join(decider.symbols)}")
+        raise DataError(
+            f"the loaded bars hold {', '.join(panel.symbols)}, the strategy needs {', '.join(decider.symbols)}"
+        )
     return panel
 
 
@@ -111,8 +115,15 @@ def parse_replay(text: str) -> tuple[str, str]:
     return a.strip(), b.strip()
 
 
-def replay(session: TradeSession, panel: Any, start: str | None, end: str | None, *,
-           on_bar: Callable[[BarOutcome], None] | None = None, batch: bool = True) -> ReplayResult:
+def replay(
+    session: TradeSession,
+    panel: Any,
+    start: str | None,
+    end: str | None,
+    *,
+    on_bar: Callable[[BarOutcome], None] | None = None,
+    batch: bool = True,
+) -> ReplayResult:
     """Drive the real loop over ``panel``'s bars from ``start`` to ``end`` with a simulated clock.
 
     A replay that was killed resumes where it stopped (finished bars are skipped by the ledger).
@@ -161,9 +172,17 @@ def next_bar_close(last_ns: int, timeframe_s: int, calendar_code: str, now_ns: i
     return t
 
 
-def run_loop(session: TradeSession, load: Callable[[], Any], *, once: bool = False,
-             stop: threading.Event | None = None, heartbeat: Callable[[BarOutcome], None] | None = None,
-             calendar_code: str = "XNYS", settle_s: float = 5.0, max_bars: int | None = None) -> list[BarOutcome]:
+def run_loop(
+    session: TradeSession,
+    load: Callable[[], Any],
+    *,
+    once: bool = False,
+    stop: threading.Event | None = None,
+    heartbeat: Callable[[BarOutcome], None] | None = None,
+    calendar_code: str = "XNYS",
+    settle_s: float = 5.0,
+    max_bars: int | None = None,
+) -> list[BarOutcome]:
     """Trade live: decide the latest closed bar now (if the ledger has no decision for it), then
     after each bar closes. ``stop`` ends the loop between bars (Ctrl-C / SIGTERM)."""
     from mqc.core.data.timeframe import parse_timeframe
@@ -173,9 +192,11 @@ def run_loop(session: TradeSession, load: Callable[[], Any], *, once: bool = Fal
     outcomes: list[BarOutcome] = []
     while not stop.is_set():
         if session.ledger.events("kill") and not session.ledger.events("resume"):
-            raise LedgerError(f"{session.ledger.path}: a kill switch stopped trading "
-                              f"({session.ledger.events('kill')[-1]['data']['reason']})",
-                              hint="check mqc trade status, then mqc trade --resume")
+            raise LedgerError(
+                f"{session.ledger.path}: a kill switch stopped trading "
+                f"({session.ledger.events('kill')[-1]['data']['reason']})",
+                hint="check mqc trade status, then mqc trade --resume",
+            )
         panel = load()
         ts = np.asarray(panel.timestamps).astype("datetime64[ns]").astype(np.int64)
         now = time.time_ns()
@@ -201,9 +222,19 @@ class TradeRun:
     decide_s: list[float] = dataclasses.field(default_factory=list)
 
 
-def run_trade(cfg: TradeConfig, data_cfg: DataConfig, checkpoint: str, *, ledger_path: Path | None = None,
-              live: bool = False, once: bool = False, replay_range: str | None = None, resume: bool = False,
-              stop: threading.Event | None = None, heartbeat: Callable[[BarOutcome], None] | None = None) -> TradeRun:
+def run_trade(
+    cfg: TradeConfig,
+    data_cfg: DataConfig,
+    checkpoint: str,
+    *,
+    ledger_path: Path | None = None,
+    live: bool = False,
+    once: bool = False,
+    replay_range: str | None = None,
+    resume: bool = False,
+    stop: threading.Event | None = None,
+    heartbeat: Callable[[BarOutcome], None] | None = None,
+) -> TradeRun:
     """``mqc trade``: trade ``checkpoint``'s target weights live, once, or over ``replay_range``.
 
     Raises:
@@ -216,8 +247,11 @@ def run_trade(cfg: TradeConfig, data_cfg: DataConfig, checkpoint: str, *, ledger
     if replay_range is not None and live:
         raise ConfigError("--replay with --live: a replay never sends real orders", hint="drop --live")
     if ledger_path is None:
-        ledger_path = (paths.new_dir(paths.runs_dir() / "trade" / "replays") / "ledger.db" if replay_range is not None
-                       else default_ledger(cfg.broker, live))
+        ledger_path = (
+            paths.new_dir(paths.runs_dir() / "trade" / "replays") / "ledger.db"
+            if replay_range is not None
+            else default_ledger(cfg.broker, live)
+        )
     if replay_range is not None and cfg.broker != "paper":
         raise ConfigError("--replay runs on the paper broker only", hint="pass --paper")
     check_live(cfg, live)
@@ -232,8 +266,9 @@ def run_trade(cfg: TradeConfig, data_cfg: DataConfig, checkpoint: str, *, ledger
         res = replay(session, panel, start, end, on_bar=heartbeat)
         return TradeRun(ledger_path, res.outcomes, res, session.stats["decide_s"])
     code = "24/7" if all(c == "crypto" for c in panel.asset_classes) else "XNYS"
-    outcomes = run_loop(session, lambda: load_history(decider, data_cfg), once=once, stop=stop,
-                        heartbeat=heartbeat, calendar_code=code)
+    outcomes = run_loop(
+        session, lambda: load_history(decider, data_cfg), once=once, stop=stop, heartbeat=heartbeat, calendar_code=code
+    )
     if not once and cfg.on_exit == "cancel":
         for row in session.ledger.orders(open_only=True):
             state = broker.cancel(row.client_order_id)
@@ -258,8 +293,13 @@ def flatten_ledger(cfg: TradeConfig, ledger_path: Path, *, live: bool = False) -
         bars = ledger.events("mark")
         bar = bars[-1]["bar"] if bars and broker.name == "paper" else bar_label(time.time_ns())
         account = ledger.meta("account") or broker.name
-        states = flatten_account(ledger, broker, bar, lambda b, s, leg: client_order_id(f"{account}|flatten", b, s, leg),
-                                 reason="mqc trade flatten")
+        states = flatten_account(
+            ledger,
+            broker,
+            bar,
+            lambda b, s, leg: client_order_id(f"{account}|flatten", b, s, leg),
+            reason="mqc trade flatten",
+        )
         return states
     finally:
         ledger.close()

@@ -39,8 +39,10 @@ def positions(path: Path) -> list[dict[str, Any]]:
     led = Ledger.open(path, create=False)
     try:
         prices = led.last_prices()
-        return [{"symbol": s, "qty": q, "price": prices.get(s), "value": q * prices[s] if s in prices else None}
-                for s, q in led.positions().items()]
+        return [
+            {"symbol": s, "qty": q, "price": prices.get(s), "value": q * prices[s] if s in prices else None}
+            for s, q in led.positions().items()
+        ]
     finally:
         led.close()
 
