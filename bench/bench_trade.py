@@ -36,7 +36,12 @@ def main() -> None:
     if args.quick:
         args.symbols, args.bars, args.decisions, args.replay_bars = 4, 600, 100, 60
     tmp = Path(tempfile.mkdtemp(prefix="mqc-bench-trade-"))
-    for var, sub in (("MQC_DATA_DIR", "data"), ("MQC_RUNS_DIR", "runs"), ("MQC_CONFIG_DIR", "cfg"), ("MQC_CACHE_DIR", "cache")):
+    for var, sub in (
+        ("MQC_DATA_DIR", "data"),
+        ("MQC_RUNS_DIR", "runs"),
+        ("MQC_CONFIG_DIR", "cfg"),
+        ("MQC_CACHE_DIR", "cache"),
+    ):
         os.environ[var] = str(tmp / sub)
     import torch
 
@@ -45,18 +50,20 @@ def main() -> None:
     from mqc.core.data.config import DataConfig
     from mqc.core.data.synth import SynthSpec, synth_ohlcv
     from mqc.core.market.config import MarketConfig
-    from mqc.core.train.api import train_dm
-    from mqc.core.train.config import DMTrainConfig
     from mqc.core.trade.config import TradeConfig
     from mqc.core.trade.decide import checkpoint_decider
     from mqc.core.trade.runner import load_history, open_broker, open_session, replay
+    from mqc.core.train.api import train_dm
+    from mqc.core.train.config import DMTrainConfig
 
     cat = Catalog()
     frames = synth_ohlcv(SynthSpec(n_assets=args.symbols, n_bars=args.bars, seed=1, timeframe="1d"))
     for sym, df in frames.items():
         cat.write(sym, df, source="bench", timeframe="1d")
     syms = tuple(frames)
-    cfg = DMTrainConfig(lookback=32, horizon=8, batch_windows=4, rollout_groups=2, hidden_size=16, steps=4, eval_interval=4)
+    cfg = DMTrainConfig(
+        lookback=32, horizon=8, batch_windows=4, rollout_groups=2, hidden_size=16, steps=4, eval_interval=4
+    )
     run = train_dm(DataConfig(symbols=syms, timeframe="1d"), MarketConfig(), cfg).run_dir
     d = checkpoint_decider(run)
     panel = load_history(d, DataConfig())
@@ -83,11 +90,16 @@ def main() -> None:
     per_bar = np.asarray(session.stats["decide_s"]) * 1e3
     print(f"cpu: {platform.processor() or platform.machine()}, load average {os.getloadavg()[0]:.1f}, torch threads 1")
     print(f"{args.symbols} symbols x {T} daily bars; policy window {d.window} bars")
-    print(f"live decision per bar: p50 {np.percentile(lat_ms, 50):.2f} ms, p99 {np.percentile(lat_ms, 99):.2f} ms "
-          f"-> per symbol p50 {np.percentile(lat_ms, 50) / args.symbols:.3f} ms, p99 {np.percentile(lat_ms, 99) / args.symbols:.3f} ms")
+    print(
+        f"live decision per bar: p50 {np.percentile(lat_ms, 50):.2f} ms, p99 {np.percentile(lat_ms, 99):.2f} ms "
+        f"-> per symbol p50 {np.percentile(lat_ms, 50) / args.symbols:.3f} ms, "
+        f"p99 {np.percentile(lat_ms, 99) / args.symbols:.3f} ms"
+    )
     print(f"full-history decision per bar: median {np.median(full) * 1e3:.1f} ms")
-    print(f"replay: {len(res.outcomes)} bars in {wall:.2f} s ({len(res.outcomes) / wall:.0f} bars/s; "
-          f"decision p50 {np.percentile(per_bar, 50):.3f} ms from precomputed rows)")
+    print(
+        f"replay: {len(res.outcomes)} bars in {wall:.2f} s ({len(res.outcomes) / wall:.0f} bars/s; "
+        f"decision p50 {np.percentile(per_bar, 50):.3f} ms from precomputed rows)"
+    )
 
 
 if __name__ == "__main__":

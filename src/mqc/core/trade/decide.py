@@ -16,7 +16,6 @@ import numpy as np
 from mqc.core.errors import CheckpointError, DataError
 from mqc.core.market.config import MarketConfig
 
-
 WINDOW_MARGIN = 16  # extra bars a live decision reads beyond the policy's warm-up + lookback
 
 

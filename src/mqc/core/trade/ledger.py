@@ -225,20 +225,31 @@ class Ledger:
                 data=o,
             )
 
-    def set_status(self, cid: str, status: str, broker_order_id: str | None = None, *, reason: str = "") -> None:
-        """Move an order to ``status`` (and record it as an event) in one transaction."""
-        with self.transaction() as c:
-            c.execute(
-                "UPDATE orders SET status=?, broker_order_id=COALESCE(?, broker_order_id), updated=? "
-                "WHERE client_order_id=?",
-                (status, broker_order_id, now_utc(), cid),
-            )
-            self.record(
-                f"order_{status}",
-                conn=c,
-                client_order_id=cid,
-                data={"broker_order_id": broker_order_id, "reason": reason} if reason or broker_order_id else None,
-            )
+    def set_status(
+        self,
+        cid: str,
+        status: str,
+        broker_order_id: str | None = None,
+        *,
+        reason: str = "",
+        conn: sqlite3.Connection | None = None,
+    ) -> None:
+        """Move an order to ``status`` and record it as an event (in ``conn``'s transaction, else its own)."""
+        if conn is None:
+            with self.transaction() as c:
+                return self.set_status(cid, status, broker_order_id, reason=reason, conn=c)
+        conn.execute(
+            "UPDATE orders SET status=?, broker_order_id=COALESCE(?, broker_order_id), updated=? "
+            "WHERE client_order_id=?",
+            (status, broker_order_id, now_utc(), cid),
+        )
+        data = {"broker_order_id": broker_order_id, "reason": reason} if reason or broker_order_id else None
+        self.record(f"order_{status}", conn=conn, client_order_id=cid, data=data)
+        return None
+
+    def status_of(self, cid: str) -> str | None:
+        row = self.conn.execute("SELECT status FROM orders WHERE client_order_id=?", (cid,)).fetchone()
+        return None if row is None else row[0]
 
     def orders(self, *, bar: str | None = None, open_only: bool = False) -> list[OrderRow]:
         sql, args = (
@@ -254,11 +265,20 @@ class Ledger:
         return [OrderRow(*r) for r in self.conn.execute(sql + " ORDER BY rowid", args).fetchall()]
 
     def record_fill(
-        self, cid: str, symbol: str, qty: float, price: float, fee: float, fill_id: str, bar: str | None
+        self,
+        cid: str,
+        symbol: str,
+        qty: float,
+        price: float,
+        fee: float,
+        fill_id: str,
+        bar: str | None,
+        conn: sqlite3.Connection | None = None,
     ) -> bool:
         """A fill (signed ``qty``) and its cash (``-qty*price - fee``), once per broker fill id."""
         return self.record(
             "fill",
+            conn=conn,
             bar=bar,
             client_order_id=cid,
             symbol=symbol,

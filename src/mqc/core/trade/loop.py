@@ -85,13 +85,17 @@ def _retry(session: TradeSession, what: str, call: Callable[[], Any]) -> Any:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def apply_state(ledger: Ledger, state: OrderState, bar: str | None) -> None:
-    """Record what the broker says about an order: new fills (once each), then its status."""
+def apply_state(ledger: Ledger, state: OrderState, bar: str | None, conn: Any = None) -> None:
+    """Record what the broker says about an order: new fills (once each), then its status
+    (in ``conn``'s transaction, else in one of its own)."""
+    if conn is None:
+        with ledger.transaction() as c:
+            return apply_state(ledger, state, bar, c)
     for f in state.fills:
-        ledger.record_fill(f.client_order_id, f.symbol, f.qty, f.price, f.fee, f.fill_id, bar)
-    current = {o.client_order_id: o.status for o in ledger.orders()}.get(state.client_order_id)
-    if current != state.status:
-        ledger.set_status(state.client_order_id, state.status, state.broker_order_id, reason=state.reason)
+        ledger.record_fill(f.client_order_id, f.symbol, f.qty, f.price, f.fee, f.fill_id, bar, conn=conn)
+    if ledger.status_of(state.client_order_id) != state.status:
+        ledger.set_status(state.client_order_id, state.status, state.broker_order_id, reason=state.reason, conn=conn)
+    return None
 
 
 def reconcile(session: TradeSession, bar: str) -> dict[str, int]:
@@ -218,26 +222,33 @@ def trade_bar(
                 ledger.set_status(o.client_order_id, "rejected", reason=str(exc))
             states = []
         crash_point("sent")
-        for i, s in enumerate(states):
-            if i == 1:
-                crash_point("fill")  # some of the bar's fills recorded, not all
-            apply_state(ledger, s, bar)
+        with ledger.transaction() as c:  # the bar's acks and fills: all recorded, or none
+            for i, s in enumerate(states):
+                if i == 1:
+                    crash_point("fill")  # killed with some of the bar's fills written, not committed
+                apply_state(ledger, s, bar, c)
     post = broker.account()
-    _adjust_cash(ledger, post.cash, bar)
-    ledger.record(
-        "equity", bar=bar, dedup=f"equity:{bar}", data={"pre": pre.equity, "post": post.equity, "prices": close}
-    )
     crash_point("done")
-    ledger.record("bar_done", bar=bar, dedup=f"done:{bar}")
+    with ledger.transaction() as c:
+        _adjust_cash(ledger, post.cash, bar, c)
+        ledger.record(
+            "equity",
+            conn=c,
+            bar=bar,
+            dedup=f"equity:{bar}",
+            data={"pre": pre.equity, "post": post.equity, "prices": close},
+        )
+        ledger.record("bar_done", conn=c, bar=bar, dedup=f"done:{bar}")
     n_rej = len(ledger.events("risk_reject", bar=bar))
     return BarOutcome(bar, "done", orders=len(ledger.orders(bar=bar)), rejected=n_rej, equity=post.equity)
 
 
-def _adjust_cash(ledger: Ledger, broker_cash: float, bar: str) -> None:
+def _adjust_cash(ledger: Ledger, broker_cash: float, bar: str, conn: Any) -> None:
     """Book the difference between the broker's cash and the ledger's (financing, interest) as an event."""
     diff = broker_cash - ledger.cash()
     if abs(diff) > 1e-9 * max(1.0, abs(broker_cash)):
-        ledger.record("cash", bar=bar, cash=diff, data={"reason": "broker cash (financing, interest, rounding)"})
+        why = {"reason": "broker cash (financing, interest, rounding)"}
+        ledger.record("cash", conn=conn, bar=bar, cash=diff, data=why)
 
 
 def flatten(session: TradeSession, history: Any, *, reason: str = "flatten") -> list[OrderState]:
