@@ -82,11 +82,15 @@ def main() -> None:
         full.append(time.perf_counter() - t0)
     ts = panel.timestamps
     tcfg = TradeConfig()
-    path = tmp / "replay" / "ledger.db"
-    session = open_session(tcfg, d, path, open_broker(tcfg, path, d.market))
-    t0 = time.perf_counter()
-    res = replay(session, panel, str(ts[T - args.replay_bars])[:10], None, batch=True)
-    wall = time.perf_counter() - t0
+    walls = {}
+    for durable in (False, True):
+        path = tmp / f"replay-{durable}" / "ledger.db"
+        broker = open_broker(tcfg, path, d.market, durable=durable)
+        session = open_session(tcfg, d, path, broker, durable=durable)
+        t0 = time.perf_counter()
+        res = replay(session, panel, str(ts[T - args.replay_bars])[:10], None, batch=True)
+        walls[durable] = time.perf_counter() - t0
+    wall = walls[False]
     per_bar = np.asarray(session.stats["decide_s"]) * 1e3
     print(f"cpu: {platform.processor() or platform.machine()}, load average {os.getloadavg()[0]:.1f}, torch threads 1")
     print(f"{args.symbols} symbols x {T} daily bars; policy window {d.window} bars")
@@ -96,8 +100,12 @@ def main() -> None:
         f"p99 {np.percentile(lat_ms, 99) / args.symbols:.3f} ms"
     )
     print(f"full-history decision per bar: median {np.median(full) * 1e3:.1f} ms")
+    n = len(res.outcomes)
     print(
-        f"replay: {len(res.outcomes)} bars in {wall:.2f} s ({len(res.outcomes) / wall:.0f} bars/s; "
+        f"replay with synchronous=FULL (a live ledger): {n} bars in {walls[True]:.2f} s ({n / walls[True]:.0f} bars/s)"
+    )
+    print(
+        f"replay (mqc trade --replay, synchronous=NORMAL): {n} bars in {wall:.2f} s ({n / wall:.0f} bars/s; "
         f"decision p50 {np.percentile(per_bar, 50):.3f} ms from precomputed rows)"
     )
 

@@ -92,12 +92,15 @@ class Ledger:
         self.conn = conn
 
     @classmethod
-    def open(cls, path: str | Path, *, create: bool = True) -> Ledger:
+    def open(cls, path: str | Path, *, create: bool = True, durable: bool = True) -> Ledger:
         """Open (or create) the ledger at ``path``; refuse a file that is not a healthy mqc ledger.
 
         Raises:
             LedgerError: not an SQLite file, failed integrity check, other schema version.
             ArtifactNotFound-like LedgerError: missing and ``create`` is False.
+
+        ``durable=False`` (replays: no real order) commits with ``synchronous=NORMAL``: still atomic
+        and intact after a killed process (WAL), but the last commits may be lost on a power cut.
         """
         p = Path(path)
         if not p.exists() and not create:
@@ -106,7 +109,7 @@ class Ledger:
         try:
             conn = sqlite3.connect(p, isolation_level=None, timeout=30.0)
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             ok = conn.execute("PRAGMA quick_check").fetchone()[0]
             if ok != "ok":
                 raise sqlite3.DatabaseError(ok)

@@ -48,13 +48,13 @@ class PaperBroker:
 
     name = "paper"
 
-    def __init__(self, path: str | Path, market: MarketConfig, capital: float) -> None:
+    def __init__(self, path: str | Path, market: MarketConfig, capital: float, *, durable: bool = True) -> None:
         self.path = Path(path)
         self.market = market
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
         self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=FULL")
+        self.conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         self.conn.executescript(_SCHEMA)
         if self._get("capital") is None:
             self._put_many({"capital": capital, "wealth": 1.0, "book": {}, "bar": None, "close": {}, "trade": None})

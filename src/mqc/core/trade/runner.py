@@ -28,7 +28,9 @@ def default_ledger(broker: str, live: bool = False) -> Path:
     return paths.runs_dir() / "trade" / (f"{broker}-live" if live else broker) / "ledger.db"
 
 
-def open_broker(cfg: TradeConfig, ledger_path: Path, market: MarketConfig, *, live: bool = False) -> Any:
+def open_broker(
+    cfg: TradeConfig, ledger_path: Path, market: MarketConfig, *, live: bool = False, durable: bool = True
+) -> Any:
     """The broker of ``cfg.broker`` (``live`` only when the flag and the profile both say so).
 
     Raises:
@@ -38,7 +40,7 @@ def open_broker(cfg: TradeConfig, ledger_path: Path, market: MarketConfig, *, li
     if cfg.broker == "paper":
         from mqc.core.trade.paper import PaperBroker
 
-        return PaperBroker(ledger_path.with_name("paper-broker.db"), market, cfg.capital)
+        return PaperBroker(ledger_path.with_name("paper-broker.db"), market, cfg.capital, durable=durable)
     from mqc.core.trade.alpaca import AlpacaBroker
 
     return AlpacaBroker.from_environment(live=live, timeout_s=cfg.timeout_s)
@@ -61,10 +63,10 @@ def check_live(cfg: TradeConfig, live: bool) -> None:
 
 
 def open_session(
-    cfg: TradeConfig, decider: Decider, ledger_path: Path, broker: Any, *, create: bool = True
+    cfg: TradeConfig, decider: Decider, ledger_path: Path, broker: Any, *, create: bool = True, durable: bool = True
 ) -> TradeSession:
     """Open the ledger, bind it to this broker and (for a new paper account) book the deposit."""
-    ledger = Ledger.open(ledger_path, create=create)
+    ledger = Ledger.open(ledger_path, create=create, durable=durable)
     ledger.bind(broker=broker.name, account=getattr(broker, "account_label", broker.name))
     if broker.name == "paper" and not ledger.events("deposit"):
         ledger.record("deposit", cash=cfg.capital, dedup="deposit:initial", data={"capital": cfg.capital})
@@ -257,8 +259,9 @@ def run_trade(
     check_live(cfg, live)
     panel = load_history(decider, data_cfg)  # before any broker or ledger: bad data sends nothing
     Ledger.open(ledger_path).close()  # a corrupt ledger is refused before a broker is touched
-    broker = open_broker(cfg, ledger_path, decider.market, live=live)
-    session = open_session(cfg, decider, ledger_path, broker)
+    durable = replay_range is None  # a replay sends no real order: no fsync per commit
+    broker = open_broker(cfg, ledger_path, decider.market, live=live, durable=durable)
+    session = open_session(cfg, decider, ledger_path, broker, durable=durable)
     if resume:
         session.ledger.record("resume", data={"by": "mqc trade --resume"})
     if replay_range is not None:
