@@ -89,3 +89,33 @@ def test_missing_ledger_for_status(tmp_path):
     res = runner.invoke(app, ["trade", "status", "--ledger", str(tmp_path / "none.db")])
     assert res.exit_code == 1
     assert "no trading ledger" in res.output
+
+
+def test_once_on_a_folder_being_appended_to(run_dir, tmp_path):
+    """Cron use: each --once decides the newest closed bar once; a new row in the folder is the next bar."""
+    import pandas as pd
+
+    from mqc.core.data.synth import SynthSpec, write_synth_csv
+
+    today = pd.Timestamp.now(tz="UTC").normalize().tz_localize(None)
+    start = (today - pd.Timedelta(days=150)).strftime("%Y-%m-%d")
+    folder = tmp_path / "bars"
+    write_synth_csv(SynthSpec(n_assets=2, n_bars=150, start=start, seed=9), folder)  # last bar: yesterday
+    for f in folder.glob("*.csv"):  # hold back the last row: "yesterday" arrives later
+        lines = f.read_text().splitlines(keepends=True)
+        (tmp_path / f.name).write_text(lines[-1])
+        f.write_text("".join(lines[:-1]))
+    led = str(tmp_path / "led" / "ledger.db")
+    args = ["trade", "--paper", "-c", str(run_dir), "--once", "--data-root", str(folder), "--ledger", led, "--json"]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    (bar,) = json.loads(first.stdout)["bars"]
+    assert bar["status"] == "done" and bar["orders"] >= 1
+    again = runner.invoke(app, args)
+    assert json.loads(again.stdout)["bars"][0]["status"] == "skipped"  # decided once
+    for f in folder.glob("*.csv"):
+        f.write_text(f.read_text() + (tmp_path / f.name).read_text())
+    nxt = json.loads(runner.invoke(app, args).stdout)["bars"][0]
+    assert nxt["status"] == "done" and nxt["bar"] > bar["bar"]
+    hist = json.loads(runner.invoke(app, ["trade", "history", "--ledger", led, "--json"]).stdout)
+    assert [h["bar"] for h in hist] == [bar["bar"], nxt["bar"]]

@@ -269,17 +269,29 @@ def run_trade(
         res = replay(session, panel, start, end, on_bar=heartbeat)
         return TradeRun(ledger_path, res.outcomes, res, session.stats["decide_s"])
     code = "24/7" if all(c == "crypto" for c in panel.asset_classes) else "XNYS"
-    outcomes = run_loop(
-        session, lambda: load_history(decider, data_cfg), once=once, stop=stop, heartbeat=heartbeat, calendar_code=code
-    )
-    if not once and cfg.on_exit == "cancel":
+    outcomes: list[BarOutcome] = []
+    interrupted = False
+    try:
+        outcomes = run_loop(
+            session,
+            lambda: load_history(decider, data_cfg),
+            once=once,
+            stop=stop,
+            heartbeat=heartbeat,
+            calendar_code=code,
+        )
+    except KeyboardInterrupt:  # Ctrl-C: leave or cancel the open orders, record the stop, re-raise
+        interrupted = True
+    if (interrupted or not once) and cfg.on_exit == "cancel":
+        from mqc.core.trade.loop import apply_state
+
         for row in session.ledger.orders(open_only=True):
             state = broker.cancel(row.client_order_id)
             if state is not None:
-                from mqc.core.trade.loop import apply_state
-
                 apply_state(session.ledger, state, row.bar)
-    session.ledger.record("stop", data={"bars": len(outcomes)})
+    session.ledger.record("stop", data={"bars": len(outcomes), "interrupted": interrupted})
+    if interrupted:
+        raise KeyboardInterrupt
     return TradeRun(ledger_path, outcomes, None, session.stats["decide_s"])
 
 
