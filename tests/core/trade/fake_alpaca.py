@@ -14,7 +14,8 @@ class FakeAlpaca:
     """The endpoints the adapter uses. ``faults``: queue of (method, path-prefix, action) where action
     is an HTTP code to answer, or "slow" (answer after the client's timeout, having placed the order)."""
 
-    def __init__(self) -> None:
+    def __init__(self, key: str = "KEY", secret: str = "SECRET") -> None:
+        self.key, self.secret = key, secret
         self.orders: dict[str, dict] = {}
         self.tradable = {"AAPL", "MSFT", "SYN0", "SYN1"}
         self.posts = 0
@@ -41,7 +42,10 @@ class FakeAlpaca:
                 return None
 
             def _auth(self):
-                if self.headers.get("APCA-API-KEY-ID") != "KEY" or self.headers.get("APCA-API-SECRET-KEY") != "SECRET":
+                if (
+                    self.headers.get("APCA-API-KEY-ID") != fake.key
+                    or self.headers.get("APCA-API-SECRET-KEY") != fake.secret
+                ):
                     self._send(401, {"message": "unauthorized"})
                     return False
                 return True

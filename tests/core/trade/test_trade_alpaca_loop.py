@@ -16,9 +16,9 @@ from mqc.core.trade.runner import load_history, open_session
 
 @pytest.fixture
 def alpaca(monkeypatch):
-    monkeypatch.setenv("APCA_API_KEY_ID", "KEY")
-    monkeypatch.setenv("APCA_API_SECRET_KEY", "SECRET")
-    with FakeAlpaca() as fake:
+    monkeypatch.setenv("APCA_API_KEY_ID", "PKTESTKEY7Q2")
+    monkeypatch.setenv("APCA_API_SECRET_KEY", "s3cr3t-Xq9-never-on-disk")
+    with FakeAlpaca("PKTESTKEY7Q2", "s3cr3t-Xq9-never-on-disk") as fake:
         yield fake, AlpacaBroker.from_environment(base_url=fake.url, timeout_s=0.3)
 
 
@@ -50,7 +50,7 @@ def test_orders_go_out_once_under_their_client_ids(tiny_run, tmp_path, alpaca):
     assert all(session.ledger.status_of(o.client_order_id) == "expired" for o in pending)
     assert not {o.client_order_id for o in pending} & set(fake.orders)
     for f in tmp_path.glob("ledger.db*"):  # the database and its WAL: keys never written
-        assert b"SECRET" not in f.read_bytes() and b"KEY" not in f.read_bytes()
+        assert b"s3cr3t-Xq9" not in f.read_bytes() and b"PKTESTKEY7Q2" not in f.read_bytes()
 
 
 def test_a_symbol_the_broker_does_not_know(tiny_run, tmp_path, alpaca):
