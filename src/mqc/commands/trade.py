@@ -49,7 +49,9 @@ def trade(
     ),
     once: bool = typer.Option(False, "--once", help="Decide the latest closed bar and exit (for cron)."),
     replay: str = typer.Option(
-        None, "--replay", help="START:END (dates, e.g. 2024-01-02:2024-06-28) - drive the loop over stored bars with a simulated clock."
+        None,
+        "--replay",
+        help="START:END (dates, e.g. 2024-01-02:2024-06-28) - drive the loop over stored bars with a simulated clock.",
     ),
     data_root: str = typer.Option(
         None, "--data-root", help="Folder of per-symbol bars (re-read every bar) instead of the catalog."
