@@ -119,3 +119,32 @@ def test_once_on_a_folder_being_appended_to(run_dir, tmp_path):
     assert nxt["status"] == "done" and nxt["bar"] > bar["bar"]
     hist = json.loads(runner.invoke(app, ["trade", "history", "--ledger", led, "--json"]).stdout)
     assert [h["bar"] for h in hist] == [bar["bar"], nxt["bar"]]
+
+
+def test_data_warnings_are_shown_before_trading(run_dir, tmp_path):
+    """Bars with another calendar (heavy forward-filling) are reported, as mqc backtest does."""
+    from mqc.core.data.synth import SynthSpec, write_synth_csv
+
+    folder = tmp_path / "bars"
+    write_synth_csv(SynthSpec(n_assets=2, n_bars=300, seed=3), folder)
+    weekdays = tmp_path / "weekdays"
+    write_synth_csv(SynthSpec(n_assets=2, n_bars=220, seed=4, weekdays_only=True), weekdays)
+    (weekdays / "SYN1.csv").replace(folder / "SYN1.csv")
+    res = runner.invoke(
+        app,
+        [
+            "trade",
+            "--paper",
+            "-c",
+            str(run_dir),
+            "--data-root",
+            str(folder),
+            "--replay",
+            "2015-05-01:2015-05-20",
+            "--ledger",
+            str(tmp_path / "l.db"),
+            "--json",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert "data: SYN1" in res.stderr and "forward-filled" in res.stderr

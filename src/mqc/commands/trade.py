@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from mqc.commands._console import info, out, print_json, state, want_json
+from mqc.commands._console import info, out, print_json, state, want_json, warn
 from mqc.commands._options import JsonOpt, split_list
 
 app = typer.Typer(
@@ -109,6 +109,7 @@ def trade(
             resume=resume,
             stop=stop,
             heartbeat=None if replay and want_json(json_out) else heartbeat,
+            warn=warn,
         )
     except KeyboardInterrupt:
         stop.set()

@@ -236,6 +236,7 @@ def run_trade(
     resume: bool = False,
     stop: threading.Event | None = None,
     heartbeat: Callable[[BarOutcome], None] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> TradeRun:
     """``mqc trade``: trade ``checkpoint``'s target weights live, once, or over ``replay_range``.
 
@@ -258,6 +259,8 @@ def run_trade(
         raise ConfigError("--replay runs on the paper broker only", hint="pass --paper")
     check_live(cfg, live)
     panel = load_history(decider, data_cfg)  # before any broker or ledger: bad data sends nothing
+    for message in panel.report.warnings if warn else ():
+        warn(f"data: {message}")  # e.g. a mixed crypto/equity close (look-ahead), heavy forward-filling
     Ledger.open(ledger_path).close()  # a corrupt ledger is refused before a broker is touched
     durable = replay_range is None  # a replay sends no real order: no fsync per commit
     broker = open_broker(cfg, ledger_path, decider.market, live=live, durable=durable)
