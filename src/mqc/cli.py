@@ -20,6 +20,7 @@ from mqc.commands import forecast as forecast_cmd
 from mqc.commands import profile as profile_cmd
 from mqc.commands import quickstart as quickstart_cmd
 from mqc.commands import sweep as sweep_cmd
+from mqc.commands import trade as trade_cmd
 from mqc.commands import train as train_cmd
 from mqc.commands._console import State, note, set_state
 from mqc.commands._errors import report, report_usage
@@ -124,6 +125,7 @@ app.add_typer(forecast_cmd.app, name="forecast")
 app.command("backtest")(backtest_cmd.backtest)
 app.add_typer(train_cmd.app, name="train")
 app.add_typer(sweep_cmd.app, name="sweep")
+app.add_typer(trade_cmd.app, name="trade")
 
 
 def main() -> None:

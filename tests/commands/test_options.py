@@ -84,8 +84,9 @@ def _declared_flags() -> list[tuple[str, str]]:
 
 
 # Same spelling, different meaning per command, so one declaration would be wrong: a forecast grid of
-# settings vs a sweep file; a forecast score (crps, mae) vs a trainer's val metric.
-PER_COMMAND = {"--grid", "--metric"}
+# settings vs a sweep file; a forecast score (crps, mae) vs a trainer's val metric; continue a training
+# run (a run directory) vs trade again after a kill switch halted the loop (a switch).
+PER_COMMAND = {"--grid", "--metric", "--resume"}
 
 
 def test_each_flag_is_declared_once():

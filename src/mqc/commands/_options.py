@@ -271,3 +271,8 @@ PREDICTION_LENGTH = Flag(("--prediction-length",), "Bars ahead each forecast cov
 EPISODE_LENGTH = Flag(("--episode-length",), "Decisions per episode of the portfolio env.", sets="env.episode_length")
 POLICY = Flag(("--policy",), "Behaviour policy on forecast features: topk, kelly or blended.")
 TOP_K = Flag(("--top-k",), "Assets held by the topk / blended behaviour policies (default 1).")
+CHECKPOINT = Flag(
+    ("--checkpoint", "-c"),
+    "Checkpoint file, run directory, 'latest' (newest run), or best.pt / latest.pt (of the run you are in, else"
+    " the newest).",
+)

@@ -64,15 +64,7 @@ NO_PLOTS = o.Flag(
 
 def backtest(
     ctx: typer.Context,
-    checkpoint: str = typer.Option(
-        None,
-        "--checkpoint",
-        "-c",
-        help=(
-            "Checkpoint file, run directory, 'latest' (newest run), or best.pt / latest.pt (of the run you are in, else"
-            " the newest)."
-        ),
-    ),
+    checkpoint: str = o.CHECKPOINT(),
     weights: str = typer.Option(None, "--weights", "-w", help="CSV of target weights: timestamp,SYM1,SYM2,..."),
     policy: str = o.POLICY(help="Behaviour policy on forecast features: topk, kelly or blended (needs --symbols)."),
     forecaster: str = o.FORECASTER(help="--policy: forecaster of the feature cube (default bootstrap)."),

@@ -61,6 +61,7 @@ CONFIG_MODULES: tuple[str, ...] = (
     "mqc.core.forecast.config",
     "mqc.core.forecast.kronos.config",
     "mqc.core.gym.config",
+    "mqc.core.trade.config",
 )
 
 

@@ -39,6 +39,19 @@ class CheckpointError(MqcError, ValueError):
     """A checkpoint exists but cannot be used (corrupted, other version, other data)."""
 
 
+class LedgerError(MqcError, ValueError):
+    """A trading ledger is corrupt, of another version, or belongs to another broker or run."""
+
+
+class BrokerError(MqcError, RuntimeError):
+    """A broker refused a request or could not be reached (after the retries); ``retryable`` says
+    whether trying again later may succeed (outage, rate limit) or not (bad keys, unknown symbol)."""
+
+    def __init__(self, message: str, *, hint: str | None = None, retryable: bool = False) -> None:
+        super().__init__(message, hint=hint)
+        self.retryable = retryable
+
+
 class DependencyMissing(MqcError, ImportError):
     """An optional dependency is not installed; the hint names the extra that provides it."""
 

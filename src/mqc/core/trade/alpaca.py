@@ -1,0 +1,185 @@
+"""Alpaca (REST v2) behind the Broker protocol, over plain HTTP with explicit timeouts.
+
+Why not alpaca-py's client: it sets no timeout and retries POSTs on 429/504 by itself, which can
+place an order twice. Here a request is sent once; on a timeout, a 5xx or a 422 for a reused
+client order id the order is looked up by that id (``GET /v2/orders:by_client_order_id``) and never
+resubmitted under a new id. Keys come from the environment (``APCA_API_KEY_ID``,
+``APCA_API_SECRET_KEY``) or the OS keyring (service ``mqc-alpaca``); they are sent as headers only
+and never logged, printed or stored. The paper endpoint is used unless ``live``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.request
+from typing import Any
+
+from mqc.core.errors import BrokerError
+from mqc.core.trade.broker import Account, BarView, BrokerFill, Order, OrderState
+
+PAPER_URL = "https://paper-api.alpaca.markets"
+LIVE_URL = "https://api.alpaca.markets"
+_STATUS = {
+    "new": "new",
+    "accepted": "new",
+    "pending_new": "new",
+    "partially_filled": "partially_filled",
+    "filled": "filled",
+    "canceled": "cancelled",
+    "cancelled": "cancelled",
+    "rejected": "rejected",
+    "expired": "expired",
+    "done_for_day": "expired",
+}
+
+
+def _keys() -> tuple[str, str]:
+    key, secret = os.environ.get("APCA_API_KEY_ID"), os.environ.get("APCA_API_SECRET_KEY")
+    if not (key and secret):
+        try:
+            import keyring
+
+            key = key or keyring.get_password("mqc-alpaca", "key_id")
+            secret = secret or keyring.get_password("mqc-alpaca", "secret_key")
+        except Exception:  # keyring absent or no backend: the environment is the only source
+            pass
+    if not (key and secret):
+        raise BrokerError(
+            "no Alpaca keys: set APCA_API_KEY_ID and APCA_API_SECRET_KEY (or store them in the OS keyring)",
+            hint="export APCA_API_KEY_ID=... APCA_API_SECRET_KEY=...  (never in a profile)",
+        )
+    return key, secret
+
+
+class AlpacaBroker:
+    """Alpaca REST adapter (see the module docstring). ``base_url`` is for tests (a local fake)."""
+
+    name = "alpaca"
+
+    def __init__(self, base_url: str, key: str, secret: str, *, timeout_s: float = 10.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.account_label = "alpaca-live" if base_url == LIVE_URL else "alpaca-paper"
+        self._headers = {"APCA-API-KEY-ID": key, "APCA-API-SECRET-KEY": secret, "Content-Type": "application/json"}
+        self.timeout_s = timeout_s
+
+    def __repr__(self) -> str:  # never show the keys
+        return f"AlpacaBroker({self.base_url!r})"
+
+    @classmethod
+    def from_environment(
+        cls, *, live: bool = False, timeout_s: float = 10.0, base_url: str | None = None
+    ) -> AlpacaBroker:
+        key, secret = _keys()
+        return cls(base_url or (LIVE_URL if live else PAPER_URL), key, secret, timeout_s=timeout_s)
+
+    def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.base_url + path, data=data, method=method, headers=self._headers)
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
+                raw = resp.read()
+        except urllib.error.HTTPError as exc:
+            text = exc.read().decode(errors="replace")[:200]
+            retryable = exc.code == 429 or exc.code >= 500
+            err = BrokerError(f"alpaca {method} {path}: HTTP {exc.code} {text}", retryable=retryable)
+            err.status = exc.code  # type: ignore[attr-defined]
+            raise err from None
+        except (TimeoutError, urllib.error.URLError, ConnectionError) as exc:
+            err = BrokerError(f"alpaca {method} {path}: no answer ({exc})", retryable=True)
+            err.status = 0  # type: ignore[attr-defined]
+            raise err from None
+        return json.loads(raw) if raw else None
+
+    # -- Broker -----------------------------------------------------------------------------------
+    def observe(self, bar: BarView) -> None:
+        return None  # the broker marks its own book
+
+    def account(self) -> Account:
+        acct = self._request("GET", "/v2/account")
+        pos = {p["symbol"]: float(p["qty"]) for p in self._request("GET", "/v2/positions")}
+        return Account(cash=float(acct["cash"]), equity=float(acct["equity"]), positions=pos)
+
+    def clock(self) -> dict[str, Any]:
+        return self._request("GET", "/v2/clock")
+
+    def unknown_symbols(self, symbols: list[str]) -> list[str]:
+        bad = []
+        for s in symbols:
+            try:
+                asset = self._request("GET", f"/v2/assets/{s}")
+            except BrokerError as exc:
+                if getattr(exc, "status", None) == 404:
+                    bad.append(s)
+                    continue
+                raise
+            if not asset.get("tradable", False):
+                bad.append(s)
+        return bad
+
+    def _state(self, doc: dict[str, Any]) -> OrderState:
+        qty = float(doc.get("filled_qty") or 0.0)
+        fills: tuple[BrokerFill, ...] = ()
+        if qty:
+            sign = 1.0 if doc["side"] == "buy" else -1.0
+            fills = (
+                BrokerFill(
+                    f"{doc['id']}-{qty:g}",
+                    doc["client_order_id"],
+                    doc["symbol"],
+                    sign * qty,
+                    float(doc.get("filled_avg_price") or 0.0),
+                ),
+            )
+        return OrderState(doc["client_order_id"], _STATUS.get(doc["status"], doc["status"]), doc["id"], fills)
+
+    def order(self, client_order_id: str) -> OrderState | None:
+        try:
+            doc = self._request("GET", f"/v2/orders:by_client_order_id?client_order_id={client_order_id}")
+        except BrokerError as exc:
+            if getattr(exc, "status", None) == 404:
+                return None
+            raise
+        return self._state(doc)
+
+    def submit(self, orders: list[Order]) -> list[OrderState]:
+        return [self._submit_one(o) for o in orders]
+
+    def _submit_one(self, o: Order) -> OrderState:
+        if o.order_type not in ("moc", "market", "limit"):
+            raise BrokerError(f"alpaca: order type {o.order_type} is not supported here")
+        body: dict[str, Any] = {
+            "symbol": o.symbol,
+            "qty": f"{o.qty:.6f}",
+            "side": o.side,
+            "type": "limit" if o.order_type == "limit" else "market",
+            "time_in_force": "cls" if o.order_type == "moc" else "day",
+            "client_order_id": o.client_order_id,
+        }
+        if o.limit_price is not None:
+            body["limit_price"] = f"{o.limit_price:.4f}"
+        try:
+            return self._state(self._request("POST", "/v2/orders", body))
+        except BrokerError as exc:
+            status = getattr(exc, "status", None)
+            if status == 422 or exc.retryable:
+                # maybe placed after all (timeout, 5xx) or placed before (422 reused id): look it up
+                try:
+                    found = self.order(o.client_order_id)
+                except BrokerError:
+                    found = None
+                if found is not None:
+                    return found
+                if status == 422:
+                    return OrderState(o.client_order_id, "rejected", reason=str(exc))
+            if exc.retryable:
+                raise
+            return OrderState(o.client_order_id, "rejected", reason=str(exc))
+
+    def cancel(self, client_order_id: str) -> OrderState | None:
+        state = self.order(client_order_id)
+        if state is None or state.status in ("filled", "cancelled", "rejected", "expired"):
+            return state
+        self._request("DELETE", f"/v2/orders/{state.broker_order_id}")
+        return self.order(client_order_id)

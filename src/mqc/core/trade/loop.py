@@ -1,0 +1,280 @@
+"""The trading loop: one bar = reconcile, decide, check risk, record the intent, send, record.
+
+Every step is idempotent and keyed by the bar, so a loop killed at any point and restarted does
+the rest of that bar and nothing twice:
+
+1. ``bar_done`` in the ledger: the bar is finished, skip it.
+2. the broker observes the bar (the paper broker marks its book); open orders of the ledger are
+   looked up at the broker by client id: fills it missed are recorded (once: fill ids are unique),
+   intents of an older bar that never reached the broker expire (never sent late).
+3. the decision is made once: its targets, inputs and order intents are committed in one
+   transaction *before* anything is sent; a restart re-sends the same intents under the same ids.
+4. orders go to the broker (retries with backoff on an outage; after that the bar is skipped and
+   the event recorded), acks and fills are recorded, then the bar's equity and ``bar_done``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mqc.core.errors import BrokerError
+from mqc.core.trade.broker import BarView, Broker, Order, OrderState, client_order_id
+from mqc.core.trade.config import TradeConfig
+from mqc.core.trade.decide import Decider
+from mqc.core.trade.ledger import Ledger
+from mqc.core.trade.risk import check_orders, kill_reason
+
+
+def _noop(_: str) -> None:
+    return None
+
+
+# Called at named points of a bar ("intent", "sent", "fill", "done"); tests replace it to kill the
+# process there. Production code never sets it.
+crash_point: Callable[[str], None] = _noop
+
+
+def bar_label(ns: int) -> str:
+    """The ledger's name of a bar: its UTC timestamp, ISO 8601 to the second."""
+    return str(np.datetime64(int(ns), "ns").astype("datetime64[s]")) + "Z"
+
+
+@dataclass
+class BarOutcome:
+    bar: str
+    status: str  # done, skipped (finished before), outage, stale, killed
+    orders: int = 0
+    rejected: int = 0
+    equity: float = float("nan")
+    message: str = ""
+
+
+@dataclass
+class TradeSession:
+    """What one loop trades with. ``account``: the name in every client order id."""
+
+    ledger: Ledger
+    broker: Broker
+    decider: Decider
+    config: TradeConfig
+    account: str
+    sleep: Callable[[float], None] = time.sleep
+    stats: dict[str, list[float]] = field(default_factory=lambda: {"decide_s": []})
+
+    def client_id(self, bar: str, symbol: str, leg: str = "rebalance") -> str:
+        return client_order_id(f"{self.account}|{self.decider.name}", bar, symbol, leg)
+
+
+def _retry(session: TradeSession, what: str, call: Callable[[], Any]) -> Any:
+    """``call()``, retried ``config.retries`` times with exponential backoff on a retryable BrokerError."""
+    delay = 0.5
+    for attempt in range(session.config.retries + 1):
+        try:
+            return call()
+        except BrokerError as exc:
+            if not exc.retryable or attempt == session.config.retries:
+                raise
+            session.ledger.record("broker_retry", data={"what": what, "attempt": attempt + 1, "error": str(exc)})
+            session.sleep(delay)
+            delay = min(delay * 2, 30.0)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def apply_state(ledger: Ledger, state: OrderState, bar: str | None, conn: Any = None) -> None:
+    """Record what the broker says about an order: new fills (once each), then its status
+    (in ``conn``'s transaction, else in one of its own)."""
+    if conn is None:
+        with ledger.transaction() as c:
+            return apply_state(ledger, state, bar, c)
+    for f in state.fills:
+        ledger.record_fill(f.client_order_id, f.symbol, f.qty, f.price, f.fee, f.fill_id, bar, conn=conn)
+    if ledger.status_of(state.client_order_id) != state.status:
+        ledger.set_status(state.client_order_id, state.status, state.broker_order_id, reason=state.reason, conn=conn)
+    return None
+
+
+def reconcile(session: TradeSession, bar: str) -> dict[str, int]:
+    """Bring the ledger's open orders up to date with the broker (see the module docstring)."""
+    counts = {"updated": 0, "expired": 0}
+    for row in session.ledger.orders(open_only=True):
+        state = _retry(session, "lookup", lambda row=row: session.broker.order(row.client_order_id))
+        if state is not None:
+            apply_state(session.ledger, state, row.bar)
+            counts["updated"] += 1
+        elif row.bar != bar:  # never reached the broker, and its bar is gone: never send it late
+            session.ledger.set_status(row.client_order_id, "expired", reason="not sent before its bar ended")
+            counts["expired"] += 1
+    if any(counts.values()):
+        session.ledger.record("reconcile", bar=bar, data=counts)
+    return counts
+
+
+def _orders_for(
+    session: TradeSession, bar: str, targets: np.ndarray, close: dict[str, float], stale: frozenset[str]
+) -> list[Order]:
+    acct = session.broker.account()
+    orders = []
+    for sym, w in zip(session.decider.symbols, targets, strict=True):
+        if not np.isfinite(w) or sym in stale:
+            continue
+        held = acct.positions.get(sym, 0.0)
+        if w == 0.0 and held == 0.0:
+            continue  # flat and staying flat: nothing to send
+        qty = (w * acct.equity - held * close[sym]) / close[sym]
+        orders.append(
+            Order(session.client_id(bar, sym), bar, sym, "buy" if qty >= 0 else "sell", abs(qty), "moc", float(w))
+        )
+    return orders
+
+
+def trade_bar(
+    session: TradeSession, history: Any, next_ts: int | None = None, *, now_ns: int | None = None
+) -> BarOutcome:
+    """Run one bar (the last of ``history``): see the module docstring.
+
+    Args:
+        history: Panel of the decider's symbols, bars <= t.
+        next_ts: the next bar's expected timestamp (ns), for the overnight leverage cap.
+        now_ns: the clock (default: the bar's own time, as in a replay); for the stale-data guard.
+    """
+    ledger, broker, cfg = session.ledger, session.broker, session.config
+    ts = int(np.asarray(history.timestamps)[-1].astype("datetime64[ns]").astype(np.int64))
+    bar = bar_label(ts)
+    if ledger.has_event("bar_done", bar):
+        return BarOutcome(bar, "skipped")
+    kills = ledger.events("kill")
+    if kills and kills[-1]["seq"] > max([e["seq"] for e in ledger.events("resume")], default=0):
+        return BarOutcome(bar, "killed", message=kills[-1]["data"]["reason"])
+    syms = session.decider.symbols
+    close = {s: float(history.close[-1, a]) for a, s in enumerate(syms)}
+    stale = frozenset(s for a, s in enumerate(syms) if bool(history.filled[-1, a]))
+    classes = dict(zip(syms, history.asset_classes, strict=True))
+    try:
+        _retry(session, "observe", lambda: broker.observe(BarView(ts, next_ts, close, stale, classes)))
+        reconcile(session, bar)
+        pre = _retry(session, "account", broker.account)
+    except BrokerError as exc:
+        ledger.record("outage", bar=bar, data={"error": str(exc), "retryable": exc.retryable})
+        if not exc.retryable:
+            raise
+        return BarOutcome(bar, "outage", message=str(exc))
+    ledger.record("mark", bar=bar, dedup=f"mark:{bar}", data={"equity": pre.equity, "cash": pre.cash, "prices": close})
+    why = kill_reason(ledger, cfg, pre.equity, bar)
+    if why:
+        flatten(session, history, reason=why)
+        ledger.record("kill", bar=bar, data={"reason": why})
+        return BarOutcome(bar, "killed", message=why)
+    tf_ns = int(np.median(np.diff(np.asarray(history.timestamps).astype(np.int64)))) if len(history) > 1 else 0
+    if now_ns is not None and tf_ns and now_ns - ts > (cfg.stale_bars + 1) * tf_ns:
+        ledger.record("stale", bar=bar, data={"age_s": (now_ns - ts) / 1e9})
+        return BarOutcome(bar, "stale", message=f"the last bar ({bar}) is too old to trade on")
+    if not ledger.has_event("decision", bar):
+        t0 = time.perf_counter()
+        targets = np.asarray(session.decider.decide(history), dtype=np.float64)
+        session.stats["decide_s"].append(time.perf_counter() - t0)
+        orders = _orders_for(session, bar, targets, close, stale)
+        accepted, rejected = check_orders(orders, cfg, pre.equity, close)
+        with ledger.transaction() as c:
+            ledger.record(
+                "decision",
+                conn=c,
+                bar=bar,
+                dedup=f"decision:{bar}",
+                data={
+                    "strategy": session.decider.name,
+                    "inputs": session.decider.inputs(),
+                    "targets": dict(
+                        zip(syms, [None if not np.isfinite(x) else float(x) for x in targets], strict=True)
+                    ),
+                    "prices": close,
+                },
+            )
+            ledger.add_intents(c, [vars(o) for o in accepted])
+            for o, reason in rejected:
+                ledger.record(
+                    "risk_reject",
+                    conn=c,
+                    bar=bar,
+                    client_order_id=o.client_order_id,
+                    symbol=o.symbol,
+                    qty=o.qty,
+                    data={"reason": reason, "order": vars(o)},
+                )
+        crash_point("intent")
+    pending = [r for r in ledger.orders(bar=bar) if r.status == "pending"]
+    to_send = [
+        Order(r.client_order_id, r.bar, r.symbol, r.side, r.qty, r.order_type, r.target_weight, r.limit_price)
+        for r in pending
+    ]
+    if to_send:
+        try:
+            states = _retry(session, "submit", lambda: broker.submit(to_send))
+        except BrokerError as exc:
+            ledger.record("outage", bar=bar, data={"error": str(exc), "retryable": exc.retryable})
+            if exc.retryable:
+                return BarOutcome(bar, "outage", message=str(exc))
+            for o in to_send:
+                ledger.set_status(o.client_order_id, "rejected", reason=str(exc))
+            states = []
+        crash_point("sent")
+        with ledger.transaction() as c:  # the bar's acks and fills: all recorded, or none
+            for i, s in enumerate(states):
+                if i == 1:
+                    crash_point("fill")  # killed with some of the bar's fills written, not committed
+                apply_state(ledger, s, bar, c)
+    post = broker.account()
+    crash_point("done")
+    with ledger.transaction() as c:
+        _adjust_cash(ledger, post.cash, bar, c)
+        ledger.record(
+            "equity",
+            conn=c,
+            bar=bar,
+            dedup=f"equity:{bar}",
+            data={"pre": pre.equity, "post": post.equity, "prices": close},
+        )
+        ledger.record("bar_done", conn=c, bar=bar, dedup=f"done:{bar}")
+    n_rej = len(ledger.events("risk_reject", bar=bar))
+    return BarOutcome(bar, "done", orders=len(ledger.orders(bar=bar)), rejected=n_rej, equity=post.equity)
+
+
+def _adjust_cash(ledger: Ledger, broker_cash: float, bar: str, conn: Any) -> None:
+    """Book the difference between the broker's cash and the ledger's (financing, interest) as an event."""
+    diff = broker_cash - ledger.cash()
+    if abs(diff) > 1e-9 * max(1.0, abs(broker_cash)):
+        why = {"reason": "broker cash (financing, interest, rounding)"}
+        ledger.record("cash", conn=conn, bar=bar, cash=diff, data=why)
+
+
+def flatten(session: TradeSession, history: Any, *, reason: str = "flatten") -> list[OrderState]:
+    """Send orders taking every position to 0 at the last bar of ``history`` (intents first)."""
+    ts = int(np.asarray(history.timestamps)[-1].astype("datetime64[ns]").astype(np.int64))
+    return flatten_account(session.ledger, session.broker, bar_label(ts), session.client_id, reason=reason)
+
+
+def flatten_account(
+    ledger: Ledger, broker: Broker, bar: str, client_id: Callable[..., str], *, reason: str = "flatten"
+) -> list[OrderState]:
+    """Orders (leg ``flatten``) closing every position the broker reports, recorded before they are sent."""
+    acct = broker.account()
+    known = {r.client_order_id for r in ledger.orders(bar=bar)}
+    orders = [
+        Order(client_id(bar, s, "flatten"), bar, s, "sell" if q > 0 else "buy", abs(q), "moc", 0.0)
+        for s, q in sorted(acct.positions.items())
+        if q
+    ]
+    orders = [o for o in orders if o.client_order_id not in known]
+    if not orders:
+        return []
+    with ledger.transaction() as c:
+        ledger.record("flatten", conn=c, bar=bar, data={"reason": reason})
+        ledger.add_intents(c, [vars(o) for o in orders])
+    states = broker.submit(orders)
+    for s in states:
+        apply_state(ledger, s, bar)
+    return states

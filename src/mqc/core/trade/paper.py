@@ -1,0 +1,288 @@
+"""The paper broker: a local simulated exchange that fills with the one market model.
+
+Market-on-close orders of a bar are filled together at that bar's close by ``fills.step`` (the
+same rules, costs from ``MarketConfig``, leverage caps and held-asset handling as ``mqc backtest``);
+when the next bar closes the book is marked with ``step`` again (returns, costs, financing), so
+its equity is, bar for bar, the backtest's ``cumprod(1 + net)`` times the starting capital.
+
+Its state lives in its own SQLite file (a broker's memory survives the loop's crash, as a real
+broker's does): orders by client order id (``UNIQUE``: an id is filled at most once), fills and the
+book. A submit is one transaction, so a crash mid-fill leaves either all of a bar's fills or none.
+
+Orders other than market-on-close need the order-level fill model (limit and stop orders against
+the next bar's OHLC): ``ORDER_FILL_MODELS`` is the seam where it plugs in.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mqc.core.errors import BrokerError
+from mqc.core.market.config import MarketConfig
+from mqc.core.market.fills import step
+from mqc.core.market.simulator import bar_years, fee_rates, overnight_mask
+from mqc.core.trade.broker import Account, BarView, BrokerFill, Order, OrderState
+
+# order type -> fill function for the paper broker. Only ``moc`` (the weight engine's close-to-close
+# execution) exists here; the order-level model (limit / stop / market-on-open against the next
+# bar's OHLC, issue 13) registers its function under those names.
+ORDER_FILL_MODELS: dict[str, Callable[..., Any]] = {}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS orders(client_order_id TEXT NOT NULL UNIQUE, broker_order_id TEXT NOT NULL,
+    bar TEXT, symbol TEXT, side TEXT, qty REAL, target_weight REAL, order_type TEXT, status TEXT, reason TEXT);
+CREATE TABLE IF NOT EXISTS fills(fill_id TEXT NOT NULL UNIQUE, client_order_id TEXT NOT NULL, symbol TEXT,
+    qty REAL, price REAL, fee REAL);
+CREATE TABLE IF NOT EXISTS state(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class PaperBroker:
+    """Simulated broker (see the module docstring). ``path``: its state file."""
+
+    name = "paper"
+
+    def __init__(self, path: str | Path, market: MarketConfig, capital: float, *, durable: bool = True) -> None:
+        self.path = Path(path)
+        self.market = market
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+        self.conn.executescript(_SCHEMA)
+        if self._get("capital") is None:
+            self._put_many({"capital": capital, "wealth": 1.0, "book": {}, "bar": None, "close": {}, "trade": None})
+
+    # -- state ------------------------------------------------------------------------------------
+    def _get(self, key: str) -> Any:
+        row = self.conn.execute("SELECT value FROM state WHERE key=?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def _put_many(self, values: dict[str, Any], conn: sqlite3.Connection | None = None) -> None:
+        c = conn or self.conn
+        own = conn is None
+        if own:
+            c.execute("BEGIN IMMEDIATE")
+        for k, v in values.items():
+            c.execute("INSERT OR REPLACE INTO state VALUES(?, ?)", (k, json.dumps(v)))
+        if own:
+            c.execute("COMMIT")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- Broker -----------------------------------------------------------------------------------
+    def unknown_symbols(self, symbols: list[str]) -> list[str]:
+        return []  # the paper broker trades whatever the bars hold
+
+    def observe(self, bar: BarView) -> None:
+        """Mark the book from the last bar to ``bar`` (nothing when ``bar`` is not newer)."""
+        last = self._get("bar")
+        if last is not None and bar.timestamp <= last["ts"]:
+            return
+        updates: dict[str, Any] = {
+            "bar": {
+                "ts": bar.timestamp,
+                "next": bar.next_timestamp,
+                "stale": sorted(bar.stale),
+                "classes": bar.asset_classes,
+            },
+            "close": bar.close,
+            "trade": None,
+        }
+        if last is not None:
+            book, trade, prev_close = self._get("book"), self._get("trade"), self._get("close")
+            syms = list(trade["symbols"]) if trade else sorted(book)
+            if syms:
+                r = np.array([bar.close.get(s, prev_close[s]) / prev_close[s] - 1.0 for s in syms])
+                classes = [last["classes"].get(s, "equity") for s in syms]
+                stamps = np.array([last["ts"], bar.timestamp], dtype="datetime64[ns]")
+                dt = bar_years(stamps)[0]
+                b = np.array([book.get(s, 0.0) for s in syms])
+                if trade:
+                    targets = np.array([np.nan if t is None else t for t in trade["targets"]])
+                    overnight = trade["overnight"]
+                else:  # nothing traded at the last bar: every position is held and drifts
+                    targets, overnight = np.full(len(syms), np.nan), bool(overnight_mask(stamps)[0])
+                f = step(
+                    b,
+                    targets,
+                    np.isnan(targets),
+                    r,
+                    fee_rates(classes, self.market),
+                    dt,
+                    overnight,
+                    classes,
+                    self.market,
+                )
+                updates["wealth"] = self._get("wealth") * (1.0 + float(f.net_return))
+                updates["book"] = {s: float(w) for s, w in zip(syms, f.book, strict=True)}
+        self._put_many(updates)
+
+    def _bar_fill(self, targets: dict[str, float]) -> tuple[list[str], Any, Any, list[str]]:
+        """The bar's fill at its close: (symbols, step result, fee rates, classes)."""
+        bar, book = self._get("bar"), self._get("book")
+        syms = sorted(set(book) | set(targets))
+        classes = [bar["classes"].get(s, "equity") for s in syms]
+        t = np.array([targets.get(s, np.nan) for s in syms])
+        t[[s in bar["stale"] for s in syms]] = np.nan  # no real price at a forward-filled bar: held
+        if bar["next"] is None:
+            overnight = True
+        else:
+            overnight = bool(overnight_mask(np.array([bar["ts"], bar["next"]], dtype="datetime64[ns]"))[0])
+        b = np.array([book.get(s, 0.0) for s in syms])
+        fees = fee_rates(classes, self.market)
+        # returns 0 and dt 0: the fill and its costs only (they do not depend on the next bar)
+        f = step(b, t, np.isnan(t), np.zeros(len(syms)), fees, 0.0, overnight, classes, self.market)
+        return syms, (f, t, b, overnight), fees, classes
+
+    def submit(self, orders: list[Order]) -> list[OrderState]:
+        """Fill the bar's market-on-close orders together (one transaction); known ids are not refilled."""
+        states: dict[str, OrderState] = {}
+        new: list[Order] = []
+        for o in orders:
+            have = self.order(o.client_order_id)
+            if have is not None:
+                states[o.client_order_id] = have
+            elif o.order_type != "moc":
+                if o.order_type not in ORDER_FILL_MODELS:
+                    raise BrokerError(
+                        f"the paper broker fills {o.order_type} orders only with the order-level fill model, "
+                        "which is not installed",
+                        hint="trade market-on-close orders (a checkpoint's target weights)",
+                    )
+                raise BrokerError(
+                    f"{o.order_type} orders: the order-level fill model is not wired into the paper broker yet"
+                )
+            else:
+                new.append(o)
+        if new:
+            states.update(self._fill(new))
+        return [states[o.client_order_id] for o in orders]
+
+    def _fill(self, orders: list[Order]) -> dict[str, OrderState]:
+        bar = self._get("bar")
+        if bar is None:
+            raise BrokerError("the paper broker has seen no bar yet")
+        close = self._get("close")
+        out: dict[str, OrderState] = {}
+        c = self.conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            prev = self._get("trade")
+            if prev is not None:
+                # a second batch on the same bar (a flatten after the rebalance): fold the first
+                # fill in, then fill again from the post-trade book (its weights of the equity left)
+                post = prev["post"]
+                book = {s: w / (1.0 + post) for s, w in zip(prev["symbols"], prev["executed"], strict=True)}
+                self._put_many({"wealth": self._get("wealth") * (1.0 + post), "book": book, "trade": None}, conn=c)
+            targets = {o.symbol: float(o.target_weight) for o in orders if o.target_weight is not None}
+            syms, (f, t, b, overnight), fees, _ = self._bar_fill(targets)
+            equity = self._get("capital") * self._get("wealth")
+            first = self._count(c)
+            for k, o in enumerate(orders):
+                boid = f"paper-{first + k + 1}"
+                if o.symbol not in close or o.target_weight is None:
+                    reason = "no price for this symbol" if o.symbol not in close else "no target weight"
+                    c.execute(
+                        "INSERT INTO orders VALUES(?,?,?,?,?,?,?,?,?,?)",
+                        (
+                            o.client_order_id,
+                            boid,
+                            o.bar,
+                            o.symbol,
+                            o.side,
+                            o.qty,
+                            o.target_weight,
+                            o.order_type,
+                            "rejected",
+                            reason,
+                        ),
+                    )
+                    out[o.client_order_id] = OrderState(o.client_order_id, "rejected", boid, reason=reason)
+                    continue
+                a = syms.index(o.symbol)
+                dw = float(f.weights[a] - b[a])
+                qty = dw * equity / close[o.symbol]
+                fill = BrokerFill(
+                    f"{boid}-1", o.client_order_id, o.symbol, qty, close[o.symbol], abs(dw) * float(fees[a]) * equity
+                )
+                status = "filled" if not np.isnan(t[a]) else "expired"  # a stale bar holds the asset
+                c.execute(
+                    "INSERT INTO orders VALUES(?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        o.client_order_id,
+                        boid,
+                        o.bar,
+                        o.symbol,
+                        o.side,
+                        o.qty,
+                        o.target_weight,
+                        o.order_type,
+                        status,
+                        "",
+                    ),
+                )
+                fills: tuple[BrokerFill, ...] = ()
+                if status == "filled":
+                    c.execute(
+                        "INSERT INTO fills VALUES(?,?,?,?,?,?)",
+                        (fill.fill_id, fill.client_order_id, fill.symbol, fill.qty, fill.price, fill.fee),
+                    )
+                    fills = (fill,)
+                out[o.client_order_id] = OrderState(o.client_order_id, status, boid, fills)
+            trade = {
+                "symbols": syms,
+                "targets": [None if np.isnan(x) else float(x) for x in t],
+                "executed": [float(x) for x in f.weights],
+                "overnight": overnight,
+                "post": float(f.net_return),
+            }
+            self._put_many({"trade": trade}, conn=c)
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        return out
+
+    def _count(self, c: sqlite3.Connection) -> int:
+        return int(c.execute("SELECT COUNT(*) FROM orders").fetchone()[0])
+
+    def order(self, client_order_id: str) -> OrderState | None:
+        row = self.conn.execute(
+            "SELECT broker_order_id, status, reason FROM orders WHERE client_order_id=?", (client_order_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        fills = tuple(
+            BrokerFill(*r)
+            for r in self.conn.execute(
+                "SELECT fill_id, client_order_id, symbol, qty, price, fee FROM fills WHERE client_order_id=?",
+                (client_order_id,),
+            ).fetchall()
+        )
+        return OrderState(client_order_id, row[1], row[0], fills, row[2] or "")
+
+    def cancel(self, client_order_id: str) -> OrderState | None:
+        return self.order(client_order_id)  # market-on-close orders are filled on arrival: nothing open
+
+    def account(self) -> Account:
+        """Equity = capital x wealth (after this bar's fills); positions in shares from the fills."""
+        wealth = self._get("wealth")
+        trade = self._get("trade")
+        if trade is not None:
+            wealth = wealth * (1.0 + trade["post"])
+        equity = self._get("capital") * wealth
+        pos: dict[str, float] = {}
+        for s, q in self.conn.execute("SELECT symbol, SUM(qty) FROM fills GROUP BY symbol").fetchall():
+            if abs(q) > 1e-12:
+                pos[s] = q
+        close = self._get("close")
+        cash = equity - sum(q * close.get(s, 0.0) for s, q in pos.items())
+        return Account(cash=cash, equity=equity, positions=pos)

@@ -1,0 +1,150 @@
+"""``mqc trade`` through the CLI: replay, views, export, and one clear line for each bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from mqc.cli import app
+
+runner = CliRunner()
+TINY = dict(lookback=8, horizon=4, batch_windows=2, rollout_groups=2, hidden_size=4, steps=2, eval_interval=2)
+
+
+@pytest.fixture
+def run_dir(synth):
+    from mqc.core.data.catalog import Catalog
+    from mqc.core.data.config import DataConfig
+    from mqc.core.market.config import MarketConfig
+    from mqc.core.train.api import train_dm
+    from mqc.core.train.config import DMTrainConfig
+
+    cat = Catalog()
+    for sym, df in synth(n_assets=2, n_bars=300, seed=3, timeframe="1d").items():
+        cat.write(sym, df, source="test", timeframe="1d")
+    return train_dm(DataConfig(symbols=("SYN0", "SYN1"), timeframe="1d"), MarketConfig(), DMTrainConfig(**TINY)).run_dir
+
+
+def test_replay_then_views_and_export(run_dir, tmp_path):
+    led = str(tmp_path / "l" / "ledger.db")
+    res = runner.invoke(
+        app, ["trade", "--paper", "-c", str(run_dir), "--replay", "2015-05-01:2015-06-30", "--ledger", led, "--json"]
+    )
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert len(doc["equity"]) == len(doc["bars"]) > 30
+    status = json.loads(runner.invoke(app, ["trade", "status", "--ledger", led, "--json"]).stdout)
+    assert status["bars"] == len(doc["bars"]) and status["equity"] == doc["equity"][-1]
+    assert status["open_orders"] == 0 and not status["halted"]
+    orders = json.loads(runner.invoke(app, ["trade", "orders", "--ledger", led, "--json"]).stdout)
+    assert orders and {o["status"] for o in orders} == {"filled"}
+    assert len({o["client_order_id"] for o in orders}) == len(orders)
+    pos = json.loads(runner.invoke(app, ["trade", "positions", "--ledger", led, "--json"]).stdout)
+    assert {p["symbol"] for p in pos} <= {"SYN0", "SYN1"}
+    res = runner.invoke(app, ["trade", "export", str(tmp_path / "ev.csv"), "--ledger", led])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "ev.csv").read_text().startswith("seq,at,bar,kind")
+    res = runner.invoke(app, ["trade", "flatten", "--ledger", led, "--json"])
+    assert res.exit_code == 0, res.output
+    assert all(s["status"] == "filled" for s in json.loads(res.stdout))
+    pos = json.loads(runner.invoke(app, ["trade", "positions", "--ledger", led, "--json"]).stdout)
+    assert pos == []
+
+
+def test_live_without_the_profile_switch_is_refused(run_dir, tmp_path):
+    res = runner.invoke(
+        app, ["trade", "--broker", "alpaca", "--live", "-c", str(run_dir), "--once", "--ledger", str(tmp_path / "x.db")]
+    )
+    assert res.exit_code == 1
+    assert "live = true" in res.output
+    assert not (tmp_path / "x.db").exists()  # nothing opened, nothing sent
+
+
+def test_checkpoint_for_other_symbols(run_dir, tmp_path):
+    res = runner.invoke(
+        app, ["trade", "-c", str(run_dir), "--symbols", "AAPL", "--once", "--ledger", str(tmp_path / "x.db")]
+    )
+    assert res.exit_code == 1
+    assert "the checkpoint trades SYN0, SYN1, not AAPL" in res.output
+
+
+def test_corrupt_ledger_refuses_to_start(run_dir, tmp_path):
+    bad = tmp_path / "ledger.db"
+    bad.write_bytes(b"this is not sqlite" * 100)
+    res = runner.invoke(app, ["trade", "-c", str(run_dir), "--once", "--ledger", str(bad)])
+    assert res.exit_code == 1
+    assert str(bad) in res.output and "not a usable trading ledger" in res.output
+    assert bad.read_bytes() == b"this is not sqlite" * 100  # left as it was
+
+
+def test_forecast_strategies_say_what_is_missing(run_dir):
+    res = runner.invoke(app, ["trade", "--paper", "--only", "chronos2"])
+    assert res.exit_code == 1
+    assert "--checkpoint" in res.output
+
+
+def test_missing_ledger_for_status(tmp_path):
+    res = runner.invoke(app, ["trade", "status", "--ledger", str(tmp_path / "none.db")])
+    assert res.exit_code == 1
+    assert "no trading ledger" in res.output
+
+
+def test_once_on_a_folder_being_appended_to(run_dir, tmp_path):
+    """Cron use: each --once decides the newest closed bar once; a new row in the folder is the next bar."""
+    import pandas as pd
+
+    from mqc.core.data.synth import SynthSpec, write_synth_csv
+
+    today = pd.Timestamp.now(tz="UTC").normalize().tz_localize(None)
+    start = (today - pd.Timedelta(days=150)).strftime("%Y-%m-%d")
+    folder = tmp_path / "bars"
+    write_synth_csv(SynthSpec(n_assets=2, n_bars=150, start=start, seed=9), folder)  # last bar: yesterday
+    for f in folder.glob("*.csv"):  # hold back the last row: "yesterday" arrives later
+        lines = f.read_text().splitlines(keepends=True)
+        (tmp_path / f.name).write_text(lines[-1])
+        f.write_text("".join(lines[:-1]))
+    led = str(tmp_path / "led" / "ledger.db")
+    args = ["trade", "--paper", "-c", str(run_dir), "--once", "--data-root", str(folder), "--ledger", led, "--json"]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    (bar,) = json.loads(first.stdout)["bars"]
+    assert bar["status"] == "done" and bar["orders"] >= 1
+    again = runner.invoke(app, args)
+    assert json.loads(again.stdout)["bars"][0]["status"] == "skipped"  # decided once
+    for f in folder.glob("*.csv"):
+        f.write_text(f.read_text() + (tmp_path / f.name).read_text())
+    nxt = json.loads(runner.invoke(app, args).stdout)["bars"][0]
+    assert nxt["status"] == "done" and nxt["bar"] > bar["bar"]
+    hist = json.loads(runner.invoke(app, ["trade", "history", "--ledger", led, "--json"]).stdout)
+    assert [h["bar"] for h in hist] == [bar["bar"], nxt["bar"]]
+
+
+def test_data_warnings_are_shown_before_trading(run_dir, tmp_path):
+    """Bars with another calendar (heavy forward-filling) are reported, as mqc backtest does."""
+    from mqc.core.data.synth import SynthSpec, write_synth_csv
+
+    folder = tmp_path / "bars"
+    write_synth_csv(SynthSpec(n_assets=2, n_bars=300, seed=3), folder)
+    weekdays = tmp_path / "weekdays"
+    write_synth_csv(SynthSpec(n_assets=2, n_bars=220, seed=4, weekdays_only=True), weekdays)
+    (weekdays / "SYN1.csv").replace(folder / "SYN1.csv")
+    res = runner.invoke(
+        app,
+        [
+            "trade",
+            "--paper",
+            "-c",
+            str(run_dir),
+            "--data-root",
+            str(folder),
+            "--replay",
+            "2015-05-01:2015-05-20",
+            "--ledger",
+            str(tmp_path / "l.db"),
+            "--json",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert "data: SYN1" in res.stderr and "forward-filled" in res.stderr
