@@ -255,7 +255,7 @@ def test_adjusted_option(tmp_path):
     )
     r = mqc("data", "validate", p)
     assert r.exit_code == 0 and "Adj Close, which was ignored" in flat(r.output) and "--adjusted" in flat(r.output)
-    r = mqc("--json", "data", "import", p, "--adjusted")
+    r = mqc("--json", "data", "import", p, "--adjusted", "--timeframe", "1d")  # 2 bars only guess a bar size
     assert r.exit_code == 0, r.output
     r = mqc("--json", "data", "list")
     assert "Adj Close" in json.loads(r.stdout)["entries"][0]["adjustment"]

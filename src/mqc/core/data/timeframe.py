@@ -124,10 +124,21 @@ def infer_bar_seconds(timestamps: np.ndarray) -> int:
 
 
 def infer_bar_seconds_ns(ts_ns: np.ndarray) -> int:
-    """``infer_bar_seconds`` on int64 nanoseconds since the epoch (the import path's form).
+    """``infer_bar_seconds`` on int64 nanoseconds since the epoch (the import path's form)."""
+    return infer_bar_size_ns(ts_ns)[0]
 
-    Long series use a strided sample of up to ~200k gaps: the mode of a regular sample is the mode of
-    the series, and it spares sorting millions of gaps.
+
+def infer_bar_size_ns(ts_ns: np.ndarray) -> tuple[int, bool]:
+    """(bar size in seconds, whether enough steps back it) of int64 ns timestamps.
+
+    The bar size is the most common positive step. It is backed when at least 2 steps have it, or
+    when there are at least 2 steps and each is a whole number of the smallest one (Thu, Fri, Mon:
+    1 day and a weekend). One step (2 bars: 3 days may be a weekend) or unrelated steps make it a
+    guess. Long series use a strided sample of up to ~200k gaps: the mode of a regular sample is the
+    mode of the series, and it spares sorting millions of gaps.
+
+    Raises:
+        DataError: with fewer than 2 bars or when all timestamps are equal.
     """
     ts = np.asarray(ts_ns, dtype=np.int64)
     if ts.size < 2:
@@ -142,7 +153,10 @@ def infer_bar_seconds_ns(ts_ns: np.ndarray) -> int:
     values, counts = values[values > 0], counts[values > 0]
     if values.size == 0:
         raise DataError("cannot infer the bar size: bars are less than a second apart")
-    return int(values[np.argmax(counts)])
+    best = int(np.argmax(counts))
+    size = int(values[best])
+    backed = bool(counts[best] >= 2 or (counts.sum() >= 2 and best == 0 and not (values % size).any()))
+    return size, backed
 
 
 def infer_timeframe(timestamps: np.ndarray) -> str:
