@@ -1,5 +1,6 @@
 """A misspelt ``MQC_*`` variable is an error with a did-you-mean (README: unknown keys are errors),
-checked when a config is resolved; every variable mqc reads is known, and ``mqc --help`` is not affected."""
+checked by every command (and when a config is resolved); every variable mqc reads is known, and
+``mqc --help`` is not affected."""
 
 from __future__ import annotations
 
@@ -63,3 +64,34 @@ def test_cli_refuses_a_misspelt_setting_but_help_still_works(monkeypatch):
     )
     assert runner.invoke(app, ["--help"]).exit_code == 0
     assert runner.invoke(app, ["train", "dm", "--help"]).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["data", "list"], ["data", "show", "AAPL"], ["profile", "list"], ["--json", "data", "list"]],
+)
+def test_every_command_refuses_a_misspelt_variable(monkeypatch, argv):
+    # The issue: MQC_DATA_DIRR=/x was ignored by data list/show (only settings resolution checked).
+    monkeypatch.setenv("MQC_DATA_DIRR", "/x")
+    res = runner.invoke(app, argv)
+    assert res.exit_code == 1, res.output
+    first = res.stderr.splitlines()[0]
+    assert first == "error: unknown environment variable MQC_DATA_DIRR; did you mean 'MQC_DATA_DIR'?"
+    for help_argv in (["data", "--help"], ["data", "list", "--help"], ["data", "show", "-h"]):
+        assert runner.invoke(app, help_argv).exit_code == 0, help_argv
+
+
+def test_help_with_a_misspelt_variable_imports_nothing_heavy(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    check = (
+        "import json, sys; import mqc.cli; from typer.testing import CliRunner; "
+        "r = CliRunner().invoke(mqc.cli.app, ['data', 'list', '--help']); "
+        "print(json.dumps([r.exit_code, sorted(m for m in ('pandas', 'numpy', 'pyarrow') if m in sys.modules)]))"
+    )
+    env = {**os.environ, "MQC_DATA_DIRR": "/x"}
+    out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60, env=env, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [0, []]
