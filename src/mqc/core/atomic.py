@@ -38,20 +38,24 @@ class StagedFile:
 
 
 @contextlib.contextmanager
-def staged_file(directory: str | os.PathLike[str], name: str = "staged") -> Iterator[StagedFile]:
+def staged_file(
+    directory: str | os.PathLike[str], name: str = "staged", *, target: str | os.PathLike[str] | None = None
+) -> Iterator[StagedFile]:
     """Yield a temp file in ``directory`` to write now and name later with ``StagedFile.commit``.
 
     Content-addressed files are named by a hash that can be computed while the file is written;
     the file only appears under its name once complete and fsynced. Without a commit (an error, or
-    the caller deciding to keep the file it already has) the temp file is deleted.
+    the caller deciding to keep the file it already has) the temp file is deleted. An error names
+    ``target`` when given (the file the user knows), else ``directory``, never the temp file.
     """
     directory = Path(directory)
-    with _named_os_errors(directory):
+    shown = Path(target) if target is not None else directory
+    with _named_os_errors(shown, temps=True):
         directory.mkdir(parents=True, exist_ok=True)
         tmp = _create_temp(directory, f".{name}.", ".tmp")
     staged = StagedFile(tmp)
     try:
-        with _named_os_errors(directory):
+        with _named_os_errors(shown, temps=True):
             yield staged
     finally:
         if staged.committed is None:
@@ -77,23 +81,27 @@ def _create_temp(directory: Path, prefix: str, suffix: str) -> Path:
 def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temp path next to ``target``; on success move it over ``target`` atomically."""
     target = Path(target)
-    with staged_file(target.parent, target.name) as staged:
+    with staged_file(target.parent, target.name, target=target) as staged:
         yield staged.path
         staged.commit(target)
 
 
 @contextlib.contextmanager
-def _named_os_errors(path: Path) -> Iterator[None]:
+def _named_os_errors(path: Path, *, temps: bool = False) -> Iterator[None]:
     """A full disk, a refused permission, ... while writing under ``path`` becomes a StorageError
     naming it (the OS names no file for a failed ``write``); other errors pass unchanged, except that
     any failure on a file system with (almost) no space left is reported as the full disk it is:
-    some writers hide ENOSPC (``torch.save``: "RuntimeError: ... unexpected pos 576 vs 534")."""
-    from mqc.core.errors import MqcError, storage_error
+    some writers hide ENOSPC (``torch.save``: "RuntimeError: ... unexpected pos 576 vs 534").
+    With ``temps``, an error the OS raised on one of our temp files names ``path`` instead."""
+    from mqc.core.errors import MqcError, storage_error, temp_target
 
     try:
         yield
     except OSError as exc:
-        err = storage_error(exc, path)
+        named = exc
+        if temps and any(temp_target(f) is not None for f in (exc.filename, exc.filename2) if f is not None):
+            named = OSError(exc.errno, exc.strerror)  # no file name: storage_error names ``path``
+        err = storage_error(named, path)
         if err is None or err is exc:
             raise
         raise err from exc
