@@ -366,3 +366,41 @@ def test_errors_name_the_target_file_not_the_temp_file(tmp_path, monkeypatch, na
     raw = OSError(code, os.strerror(code), str(tmp_path / ".XOM.1d.json.obr585m7.tmp"))
     assert str(storage_error(raw)).startswith(f"{target}: ")
     assert report(raw) == 1
+
+
+def test_backtest_report_on_a_full_disk_is_all_or_nothing(weights_bars, tmp_path, monkeypatch):
+    # The issue: `backtest --out DIR` on a full disk left DIR holding only windows.json.
+    root, weights = weights_bars
+    out = tmp_path / "report"
+    args = ["backtest", "-w", str(weights), "--data-root", str(root), "--window-length", "64", "--out", str(out)]
+    real = Path.write_bytes
+
+    def full_after_windows(self, data):
+        if self.name.startswith(".equity.csv."):  # windows.json is written, equity.csv meets a full disk
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", full_after_windows)
+    error, _ = assert_user_error(runner.invoke(app, [*args, "--no-plots"]), str(out), "no space left")
+    assert ".tmp" not in error
+    assert not out.exists() and not list(tmp_path.glob(".report.*"))  # no partial folder, no temp folder
+    # Over a previous report: its files stay exactly as they were, the user's own file too.
+    monkeypatch.setattr(Path, "write_bytes", real)
+    assert runner.invoke(app, args).exit_code == 0
+    (out / "notes.txt").write_text("mine")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert {"report.json", "windows.json", "equity.csv", "equity.png", "weights.png", "trades.jsonl"} <= set(before)
+    monkeypatch.setattr(Path, "write_bytes", full_after_windows)
+    assert_user_error(runner.invoke(app, [*args, "--no-plots", "--start", "2015-03-02"]), str(out))
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert not list(tmp_path.glob(".report.*"))
+    # And a successful rewrite replaces the report, drops the stale plots, keeps notes.txt.
+    monkeypatch.setattr(Path, "write_bytes", real)
+    assert runner.invoke(app, [*args, "--no-plots"]).exit_code == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "equity.csv",
+        "notes.txt",
+        "report.json",
+        "trades.jsonl",
+        "windows.json",
+    ]

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,59 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     with staged_file(target.parent, target.name, target=target) as staged:
         yield staged.path
         staged.commit(target)
+
+
+@contextlib.contextmanager
+def staged_dir(target: str | os.PathLike[str], *, last: tuple[str, ...] = ()) -> Iterator[Path]:
+    """Yield an empty temp folder beside ``target`` to write a set of files into; all or nothing.
+
+    On success every file moves into ``target`` (created when missing; the whole folder is renamed
+    when ``target`` is missing or empty), those named in ``last`` last, each by an atomic rename
+    that needs no space: a file of ``target`` is replaced only once every new file is complete.
+    On any error the temp folder is deleted, ``target`` is left as it was (a folder this call
+    created is removed), and a file-system refusal names ``target``, never the temp folder.
+    """
+    from mqc.core.errors import StorageError, storage_error
+
+    target = Path(target)
+    existed = target.exists()
+    stage: Path | None = None
+    try:
+        with _named_os_errors(target, temps=True):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            for _ in range(100):
+                stage = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
+                try:
+                    stage.mkdir()
+                    break
+                except FileExistsError:
+                    continue
+            yield stage
+            names = sorted(
+                (p.name for p in stage.iterdir()), key=lambda n: (n in last, last.index(n) if n in last else 0)
+            )
+            if not target.exists() or (target.is_dir() and not any(target.iterdir())):
+                os.replace(stage, target)
+            else:
+                for name in names:
+                    os.replace(stage / name, target / name)
+                stage.rmdir()
+            stage = None
+            _fsync_dir(target)
+            _fsync_dir(target.parent)
+    except StorageError as exc:
+        # A write inside the temp folder names it; name the folder the user asked for instead.
+        code = getattr(exc, "errno", None)
+        named = storage_error(OSError(code, os.strerror(code)), target) if code else None
+        if named is None or named is exc:
+            raise
+        raise named from exc
+    finally:
+        if stage is not None:
+            shutil.rmtree(stage, ignore_errors=True)
+            if not existed:
+                with contextlib.suppress(OSError):
+                    target.rmdir()  # only when empty: a folder this call made for nothing
 
 
 @contextlib.contextmanager
