@@ -343,7 +343,7 @@ def test_crypto_prices_print_in_fixed_notation(synth):
 
 def test_invalid_timeframe_is_reported_before_symbol_lookup(catalog, monkeypatch):
     r = runner.invoke(app, ["forecast", "SYN0", "-t", "hurly"])
-    assert r.exit_code == 1
+    assert r.exit_code == 2  # a bad flag value
     text = " ".join(r.output.split())
     assert "invalid timeframe 'hurly'" in text and "not in the catalog" not in text
     calls = []

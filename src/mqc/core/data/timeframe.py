@@ -7,7 +7,7 @@ import re
 import numpy as np
 
 from mqc.core.dates import DAY_NS, SECONDS_PER_YEAR  # noqa: F401  (DAY_NS re-exported: validate.py, forecast/calendar.py)
-from mqc.core.errors import DataError
+from mqc.core.errors import ConfigError, DataError, UsageError
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _LABEL = re.compile(r"^(\d+)\s*([a-z]+)$")
@@ -40,6 +40,29 @@ _UNIT_ALIASES = {
 }
 _WORDS = {"daily": "1d", "hourly": "1h", "weekly": "1w", "minutely": "1m"}
 _TIMEFRAME_HELP = "use a number and a unit, e.g. 1m, 15m, 1h, 4h, 1d, 1w (or daily, hourly)"
+TIMEFRAME_HINT = (
+    "valid bar sizes: 1m, 5m, 15m, 30m, 1h, 4h, 1d, 1w (a number and a unit s, m, h, d, w; also spelled 15min, 1hr,"
+    " 1day, or daily, hourly, weekly)"
+)
+
+
+class TimeframeError(DataError, ConfigError):
+    """An invalid bar-size label. Also a ConfigError, so ``config.resolve`` reports one given by a
+    command-line flag as a usage error (exit 2) and one from a profile or the environment as exit 1."""
+
+
+def check_timeframe_flag(label: str | None, flag: str = "--timeframe") -> None:
+    """Check a bar size given on the command line (``flag``); None (not given) passes.
+
+    Raises:
+        UsageError: not a bar size (exit 2, like any bad flag value), with the valid spellings.
+    """
+    if label is None:
+        return
+    try:
+        parse_timeframe(label)
+    except DataError as exc:
+        raise UsageError(f"{exc} ({flag})", hint=exc.hint) from exc
 
 
 def to_datetime64(timestamps) -> np.ndarray:
@@ -63,10 +86,10 @@ def parse_timeframe(label: str) -> int:
         DataError: not a bar size (``1M`` is refused as ambiguous: month or minute).
     """
     if not isinstance(label, str):
-        raise DataError(f"invalid timeframe {label!r}: {_TIMEFRAME_HELP}")
+        raise TimeframeError(f"invalid timeframe {label!r}: {_TIMEFRAME_HELP}", hint=TIMEFRAME_HINT)
     text = label.strip()
     if re.fullmatch(r"\d+\s*M", text):
-        raise DataError(
+        raise TimeframeError(
             f"invalid timeframe {label!r}: ambiguous (month or minute?)",
             hint=f"minutes are {text[:-1].strip()}m; months are not supported",
         )
@@ -74,7 +97,7 @@ def parse_timeframe(label: str) -> int:
     m = _LABEL.match(text)
     unit = _UNIT_ALIASES.get(m.group(2)) if m else None
     if unit is None or int(m.group(1)) < 1:
-        raise DataError(f"invalid timeframe {label!r}: {_TIMEFRAME_HELP}")
+        raise TimeframeError(f"invalid timeframe {label!r}: {_TIMEFRAME_HELP}", hint=TIMEFRAME_HINT)
     return int(m.group(1)) * _UNITS[unit]
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from mqc.core.config import config_table
+from mqc.core.data.config import check_timeframe_label
 from mqc.core.errors import ConfigError
 
 DEFAULT_CHRONOS_ID = "amazon/chronos-2"
@@ -135,6 +136,7 @@ class ForecastConfig:
     def __post_init__(self) -> None:
         if self.model_id == DEFAULT_CHRONOS_ID and self.model in DEFAULT_WEIGHTS:
             object.__setattr__(self, "model_id", DEFAULT_WEIGHTS[self.model])
+        check_timeframe_label(self.timeframe)
         if self.prediction_length < 1:
             raise ConfigError(
                 f"forecast.prediction_length must be >= 1, got {self.prediction_length}",
