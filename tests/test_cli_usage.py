@@ -81,3 +81,35 @@ def test_a_value_after_a_flag_says_flags_take_no_value(args):
     assert (
         res.stderr.splitlines()[1] == "hint: flags take no value: write the flag alone (e.g. --json, not --json true)"
     )
+
+
+BAD_TIMEFRAME_FLAGS = [
+    ["data", "list", "--timeframe", "1x"],
+    ["data", "show", "SYN0", "-t", "1x"],
+    ["data", "verify", "-t", "1x"],
+    ["forecast", "SYN0", "-t", "1x"],
+    ["forecast", "eval", "SYN0", "-t", "1x"],
+    ["train", "dm", "-t", "1x"],
+]
+
+
+@pytest.mark.parametrize("argv", BAD_TIMEFRAME_FLAGS, ids=lambda a: " ".join(a[:2]))
+def test_a_bad_timeframe_flag_is_a_usage_error_with_the_valid_spellings(argv):
+    # The issue: exit 1 with no hint; README promises exit 2 for a bad flag value.
+    res = CliRunner().invoke(app, argv)
+    assert res.exit_code == 2, res.output
+    lines = res.stderr.splitlines()
+    assert lines[0].startswith("error: invalid timeframe '1x'")
+    assert lines[1].startswith("hint: valid bar sizes: 1m, 5m, 15m, 30m, 1h, 4h, 1d, 1w")
+
+
+@pytest.mark.parametrize(
+    ("var", "argv"),
+    [("MQC_DATA_TIMEFRAME", ["train", "dm"]), ("MQC_FORECAST_TIMEFRAME", ["forecast", "SYN0"])],
+)
+def test_the_same_bad_timeframe_from_the_environment_stays_exit_1(monkeypatch, var, argv):
+    monkeypatch.setenv(var, "1x")
+    res = CliRunner().invoke(app, argv)
+    assert res.exit_code == 1, res.output
+    assert res.stderr.splitlines()[0].startswith("error: invalid timeframe '1x'")
+    assert "hint: valid bar sizes" in res.stderr

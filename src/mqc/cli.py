@@ -54,6 +54,9 @@ class MqcGroup(TyperGroup):
             _usage_exit(exc)
 
     def invoke(self, ctx):  # type: ignore[override]
+        # The words after the root's options, kept for the root callback (click empties them before it
+        # runs): `--help` anywhere there means help, which checks no environment.
+        ctx.meta[_REST] = [*getattr(ctx, "_protected_args", ()), *ctx.args]
         try:
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort, BrokenPipeError):
@@ -64,6 +67,10 @@ class MqcGroup(TyperGroup):
             sys.exit(report(exc))
         except Exception as exc:
             sys.exit(report(exc))
+
+
+_REST = "mqc.rest_args"
+_HELP = frozenset({"--help", "-h"})
 
 
 def _usage_exit(exc: TyperException) -> NoReturn:
@@ -110,6 +117,12 @@ def root(
     from mqc.core.config import set_note_sink
 
     set_note_sink(note)  # deprecation notes of core (an old table or MQC_* name) as one stderr line
+    # A misspelt MQC_* variable (MQC_DATA_DIRR) is an error in every command, not only in those that
+    # resolve settings. Help and shell completion skip it: the check imports every config table.
+    if not ctx.resilient_parsing and not _HELP.intersection(ctx.meta.get(_REST, ())):
+        from mqc.core.config import check_env
+
+        check_env()
     # A typo in --profile / MQC_PROFILE must not silently fall back to defaults. `mqc profile ...`
     # commands handle the name themselves (init/set create it, show reports it missing).
     if profile and ctx.invoked_subcommand != "profile":

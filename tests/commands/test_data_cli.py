@@ -255,7 +255,7 @@ def test_adjusted_option(tmp_path):
     )
     r = mqc("data", "validate", p)
     assert r.exit_code == 0 and "Adj Close, which was ignored" in flat(r.output) and "--adjusted" in flat(r.output)
-    r = mqc("--json", "data", "import", p, "--adjusted")
+    r = mqc("--json", "data", "import", p, "--adjusted", "--timeframe", "1d")  # 2 bars only guess a bar size
     assert r.exit_code == 0, r.output
     r = mqc("--json", "data", "list")
     assert "Adj Close" in json.loads(r.stdout)["entries"][0]["adjustment"]
@@ -306,16 +306,19 @@ def test_timeframe_aliases_are_normalised(hourly_syn, alias):
     assert [e["symbol"] for e in json.loads(r.stdout)["entries"]] == [hourly_syn]
 
 
-@pytest.mark.parametrize("cmd", [("list",), ("show", "SYN0"), ("export", "SYN0"), ("remove", "SYN0")])
+@pytest.mark.parametrize(
+    "cmd", [("list",), ("show", "SYN0"), ("export", "SYN0"), ("remove", "SYN0"), ("synth",), ("fetch", "AAPL")]
+)
 def test_invalid_timeframe_is_an_error_everywhere(hourly_syn, cmd):
     r = mqc("data", *cmd, "--timeframe", "3x")
-    assert r.exit_code == 1
+    assert r.exit_code == 2  # a bad flag value (README: exit 2), with the valid spellings
+    assert "hint: valid bar sizes: 1m, 5m, 15m" in r.stderr
     assert "invalid timeframe '3x'" in flat(r.stderr)
 
 
 def test_ambiguous_capital_m_is_refused(hourly_syn):
     r = mqc("data", "list", "--timeframe", "1M")
-    assert r.exit_code == 1 and "ambiguous" in r.stderr
+    assert r.exit_code == 2 and "ambiguous" in r.stderr  # a bad flag value
 
 
 def test_list_at_an_empty_timeframe_names_the_stored_ones(hourly_syn):

@@ -225,3 +225,41 @@ def test_an_unwritable_issue_list_is_a_warning_not_a_failed_import(tmp_path):
     assert r.exit_code == 0, r.output
     assert "warning: could not write the list of issues" in flat(r.output)
     assert "DUPS: and 95 more issues: 95 duplicate timestamp (dropped)" in flat(r.output)
+
+
+MALF4 = (
+    "timestamp,open,high,low,close,volume\n2020-01-02,10,11,9,10.5,100\n2020-01-03,10,abc,9,10.5,100\n"
+    "2020-01-06,10,11,9,10.5,100\n2020-01-07,10,11,9,zz,100\n"
+)
+
+
+def test_bar_size_is_read_from_rows_dropped_for_their_prices(tmp_path):
+    # Thu ok, Fri bad high, Mon ok, Tue bad close: stored at 4d from the two rows left, and then
+    # `mqc forecast MALF4` said "stored at 4d, not 1d". The dropped rows' timestamps are good.
+    import json
+
+    p = tmp_path / "MALF4.csv"
+    p.write_text(MALF4)
+    r = mqc("--json", "data", "import", p, "--on-error", "drop")
+    assert r.exit_code == 0, r.output
+    item = json.loads(r.stdout)["symbols"][0]
+    assert (item["timeframe"], item["rows"]) == ("1d", 2)
+    assert item["report"]["timeframe_reliable"] is True
+    assert not any(i["kind"] == "timeframe" for i in item["report"]["issues"])
+    assert [e["timeframe"] for e in json.loads(mqc("--json", "data", "list").stdout)["entries"]] == ["1d"]
+
+
+def test_import_refuses_a_guessed_bar_size_and_validate_warns(tmp_path):
+    import json
+
+    p = tmp_path / "TWO.csv"  # Thu and Mon: one 4-day step says nothing about the bar size
+    p.write_text("timestamp,open,high,low,close,volume\n2020-01-02,10,11,9,10.5,100\n2020-01-06,10,11,9,10.5,100\n")
+    r = mqc("data", "import", p)
+    assert r.exit_code == 1
+    assert "cannot tell the bar size of TWO from so few bars (a guess: 4d); nothing imported" in flat(r.output)
+    assert "--timeframe 1d" in flat(r.output)
+    assert json.loads(mqc("--json", "data", "list").stdout)["entries"] == []
+    r = mqc("--json", "data", "validate", p)
+    assert r.exit_code == 0 and json.loads(r.stdout)["symbols"][0]["report"]["timeframe_reliable"] is False
+    r = mqc("--json", "data", "import", p, "--timeframe", "1d")
+    assert r.exit_code == 0 and json.loads(r.stdout)["symbols"][0]["timeframe"] == "1d"

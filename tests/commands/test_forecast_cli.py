@@ -343,7 +343,7 @@ def test_crypto_prices_print_in_fixed_notation(synth):
 
 def test_invalid_timeframe_is_reported_before_symbol_lookup(catalog, monkeypatch):
     r = runner.invoke(app, ["forecast", "SYN0", "-t", "hurly"])
-    assert r.exit_code == 1
+    assert r.exit_code == 2  # a bad flag value
     text = " ".join(r.output.split())
     assert "invalid timeframe 'hurly'" in text and "not in the catalog" not in text
     calls = []
@@ -618,3 +618,28 @@ def test_every_option_named_in_forecast_messages_exists():
     external = {"--local-dir", "--help"}  # hf download's own option; Typer's help
     missing = {o: f for o, f in named.items() if o not in options and o not in external}
     assert not missing, f"options named in messages that no command has: {missing}"
+
+
+def test_bound_errors_of_forecast_settings_carry_a_hint(catalog, monkeypatch):
+    # The issue: `mqc forecast XOM --context-length 10` said "must be >= min_context (32)" and nothing more.
+    r = runner.invoke(app, ["forecast", "SYN0", "--context-length", "10"])
+    assert r.exit_code == 2  # a bad flag value
+    assert r.stderr.splitlines() == [
+        "error: forecast.context_length (10) must be >= min_context (32)",
+        "hint: pass a larger --context-length (at least 32), or lower min_context to 10 ([forecast] min_context in a"
+        " profile, or MQC_FORECAST_MIN_CONTEXT=10)",
+    ]
+    cases = {
+        "MQC_FORECAST_MIN_CONTEXT": ("1", "MQC_FORECAST_MIN_CONTEXT=2"),
+        "MQC_FORECAST_WINDOW": ("3", "MQC_FORECAST_WINDOW=250"),
+        "MQC_FORECAST_EWMA_LAMBDA": ("1.5", "MQC_FORECAST_EWMA_LAMBDA=0.94"),
+        "MQC_FORECAST_BLOCK_LENGTH": ("0", "MQC_FORECAST_BLOCK_LENGTH=1"),
+        "MQC_FORECAST_BATCH_SIZE": ("0", "pass --batch-size 1"),
+    }
+    for var, (value, fix) in cases.items():
+        monkeypatch.setenv(var, value)
+        r = runner.invoke(app, ["forecast", "SYN0", "--model", "ewma-vol"])
+        monkeypatch.delenv(var)
+        assert r.exit_code == 1 and r.stderr.splitlines()[1].startswith("hint: ") and fix in r.stderr, (var, r.output)
+    r = runner.invoke(app, ["forecast", "eval", "SYN0", "--step", "0"])
+    assert r.exit_code == 2 and "hint: pass --step 1" in r.stderr, r.output

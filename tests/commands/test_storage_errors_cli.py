@@ -329,3 +329,78 @@ def test_a_real_full_disk_under_torch_save(tiny_fs):
         save_checkpoint(tiny_fs / "latest.pt", make_checkpoint("dm", "0", w=torch.zeros(200_000)))
     assert str(tiny_fs) in str(err.value) and isinstance(err.value.__cause__, RuntimeError)
     assert not list(tiny_fs.iterdir())  # the torn temp file is gone
+
+
+@pytest.mark.parametrize("name", ["EROFS", "ENOSPC", "EACCES"])
+def test_errors_name_the_target_file_not_the_temp_file(tmp_path, monkeypatch, name):
+    # The issue: "error: .../.XOM.1d.json.obr585m7.tmp: read-only file system" named a file the user
+    # never heard of. Creating the temp file, or renaming it, is refused by the OS with its name.
+    from mqc.commands._errors import report
+    from mqc.core import atomic
+    from mqc.core.errors import StorageError, storage_error
+
+    code = getattr(errno, name)
+    target = tmp_path / "XOM.1d.json"
+    real_open = os.open
+
+    def refuse_temp(path, *args, **kwargs):
+        if str(path).endswith(".tmp"):
+            raise OSError(code, os.strerror(code), str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(atomic.os, "open", refuse_temp)
+    with pytest.raises(StorageError) as err:
+        atomic.write_json(target, {"a": 1})
+    assert str(err.value).startswith(f"{target}: ") and ".tmp" not in str(err.value)
+    monkeypatch.setattr(atomic.os, "open", real_open)
+
+    def refuse_rename(src, dst):
+        raise OSError(code, os.strerror(code), str(src), None, str(dst))
+
+    monkeypatch.setattr(atomic.os, "replace", refuse_rename)
+    with pytest.raises(StorageError) as err:
+        atomic.write_text(target, "x")
+    assert str(err.value).startswith(f"{target}: ") and ".tmp" not in str(err.value)
+    assert not list(tmp_path.glob(".*.tmp"))  # and the temp file is gone
+    # A raw OSError on a temp file reaching the one error handler names the target too.
+    raw = OSError(code, os.strerror(code), str(tmp_path / ".XOM.1d.json.obr585m7.tmp"))
+    assert str(storage_error(raw)).startswith(f"{target}: ")
+    assert report(raw) == 1
+
+
+def test_backtest_report_on_a_full_disk_is_all_or_nothing(weights_bars, tmp_path, monkeypatch):
+    # The issue: `backtest --out DIR` on a full disk left DIR holding only windows.json.
+    root, weights = weights_bars
+    out = tmp_path / "report"
+    args = ["backtest", "-w", str(weights), "--data-root", str(root), "--window-length", "64", "--out", str(out)]
+    real = Path.write_bytes
+
+    def full_after_windows(self, data):
+        if self.name.startswith(".equity.csv."):  # windows.json is written, equity.csv meets a full disk
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", full_after_windows)
+    error, _ = assert_user_error(runner.invoke(app, [*args, "--no-plots"]), str(out), "no space left")
+    assert ".tmp" not in error
+    assert not out.exists() and not list(tmp_path.glob(".report.*"))  # no partial folder, no temp folder
+    # Over a previous report: its files stay exactly as they were, the user's own file too.
+    monkeypatch.setattr(Path, "write_bytes", real)
+    assert runner.invoke(app, args).exit_code == 0
+    (out / "notes.txt").write_text("mine")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert {"report.json", "windows.json", "equity.csv", "equity.png", "weights.png", "trades.jsonl"} <= set(before)
+    monkeypatch.setattr(Path, "write_bytes", full_after_windows)
+    assert_user_error(runner.invoke(app, [*args, "--no-plots", "--start", "2015-03-02"]), str(out))
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert not list(tmp_path.glob(".report.*"))
+    # And a successful rewrite replaces the report, drops the stale plots, keeps notes.txt.
+    monkeypatch.setattr(Path, "write_bytes", real)
+    assert runner.invoke(app, [*args, "--no-plots"]).exit_code == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "equity.csv",
+        "notes.txt",
+        "report.json",
+        "trades.jsonl",
+        "windows.json",
+    ]

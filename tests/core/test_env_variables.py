@@ -1,5 +1,6 @@
 """A misspelt ``MQC_*`` variable is an error with a did-you-mean (README: unknown keys are errors),
-checked when a config is resolved; every variable mqc reads is known, and ``mqc --help`` is not affected."""
+checked by every command (and when a config is resolved); every variable mqc reads is known, and
+``mqc --help`` is not affected."""
 
 from __future__ import annotations
 
@@ -88,3 +89,34 @@ def test_old_and_new_name_of_one_setting_together_is_an_error():
     with pytest.raises(ConfigError, match="both MQC_DM_STEPS and MQC_TRAIN_STEPS are set") as err:
         config.resolve(DMTrainConfig, env={"MQC_DM_STEPS": "7", "MQC_TRAIN_STEPS": "8"})
     assert "unset MQC_TRAIN_STEPS" in err.value.hint
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["data", "list"], ["data", "show", "AAPL"], ["profile", "list"], ["--json", "data", "list"]],
+)
+def test_every_command_refuses_a_misspelt_variable(monkeypatch, argv):
+    # The issue: MQC_DATA_DIRR=/x was ignored by data list/show (only settings resolution checked).
+    monkeypatch.setenv("MQC_DATA_DIRR", "/x")
+    res = runner.invoke(app, argv)
+    assert res.exit_code == 1, res.output
+    first = res.stderr.splitlines()[0]
+    assert first == "error: unknown environment variable MQC_DATA_DIRR; did you mean 'MQC_DATA_DIR'?"
+    for help_argv in (["data", "--help"], ["data", "list", "--help"], ["data", "show", "-h"]):
+        assert runner.invoke(app, help_argv).exit_code == 0, help_argv
+
+
+def test_help_with_a_misspelt_variable_imports_nothing_heavy(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    check = (
+        "import json, sys; import mqc.cli; from typer.testing import CliRunner; "
+        "r = CliRunner().invoke(mqc.cli.app, ['data', 'list', '--help']); "
+        "print(json.dumps([r.exit_code, sorted(m for m in ('pandas', 'numpy', 'pyarrow') if m in sys.modules)]))"
+    )
+    env = {**os.environ, "MQC_DATA_DIRR": "/x"}
+    out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60, env=env, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [0, []]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from dataclasses import dataclass, field
@@ -165,11 +166,13 @@ def _fmt(v: Any) -> str:
 
 
 def fmt_pct(x: float | None, digits: int = 2) -> str:
-    if x is None:
+    """``x`` as a percentage; ``-`` when it is undefined (None, NaN or infinite)."""
+    if x is None or not math.isfinite(x):
         return "-"
     text = f"{100 * x:.{digits}f}%"
     return text[1:] if text.startswith("-") and float(text[:-1]) == 0.0 else text  # no "-0.00%"
 
 
 def fmt_num(x: float | None, digits: int = 3) -> str:
-    return "-" if x is None else f"{x:.{digits}f}"
+    """``x`` with ``digits`` decimals; ``-`` when it is undefined (None, NaN or infinite)."""
+    return "-" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"

@@ -172,6 +172,9 @@ def import_(
 ) -> None:
     """Validate every file, then store all of them in the catalog (nothing is stored if one fails)."""
     from mqc.core.data.importer import import_paths
+    from mqc.core.data.timeframe import check_timeframe_flag
+
+    check_timeframe_flag(timeframe)
 
     cfg = _import_config(on_error, replace, asset_class, adjusted)
     with RichProgress() as progress:
@@ -191,6 +194,9 @@ def validate(
     """Run the import checks and print the report; stores nothing (over 20 issues per symbol: the full list goes to a
     file it names). Exit 1 when a file fails."""
     from mqc.core.data.importer import validate_paths
+    from mqc.core.data.timeframe import check_timeframe_flag
+
+    check_timeframe_flag(timeframe)
 
     cfg = _import_config(on_error, adjusted=adjusted)
     with RichProgress() as progress:
@@ -210,7 +216,9 @@ def list_(
 
     from mqc.core.data.catalog import Catalog
     from mqc.core.data.catalog import check_timeframe as cat_tf
+    from mqc.core.data.timeframe import check_timeframe_flag
 
+    check_timeframe_flag(timeframe)
     cat = Catalog()
     entries = cat.entries(timeframe)
     problems = [cat.check(e, full=False) for e in entries]  # footer only; mqc data verify reads the bars
@@ -259,7 +267,9 @@ def verify(
 
     from mqc.core.data.catalog import Catalog
     from mqc.core.data.integrity import verify_catalog
+    from mqc.core.data.timeframe import check_timeframe_flag
 
+    check_timeframe_flag(timeframe)
     with RichProgress() as progress:
         result = verify_catalog(Catalog(), timeframe, progress=progress)
     if want_json(json_out):
@@ -297,7 +307,9 @@ def show(
 
     from mqc.commands._console import fmt_pct
     from mqc.core.data.summary import sparkline, summarize
+    from mqc.core.data.timeframe import check_timeframe_flag
 
+    check_timeframe_flag(timeframe)
     prefer = None
     if timeframe is None:  # several stored: the default bar size of train and forecast (DataConfig, profile)
         from mqc.core.data.config import DataConfig
@@ -354,6 +366,9 @@ def export(
 ) -> None:
     """Write a stored symbol to CSV or Parquet (re-importable unchanged)."""
     from mqc.core.data.summary import export_symbol
+    from mqc.core.data.timeframe import check_timeframe_flag
+
+    check_timeframe_flag(timeframe)
 
     path = export_symbol(symbol, to.value, out_path, timeframe=timeframe)
     if want_json(json_out):
@@ -370,6 +385,9 @@ def remove(
 ) -> None:
     """Remove a symbol from the catalog (its whole history: the way to start it over before a re-import)."""
     from mqc.core.data.catalog import Catalog
+    from mqc.core.data.timeframe import check_timeframe_flag
+
+    check_timeframe_flag(timeframe)
 
     entry = Catalog().remove(symbol, timeframe)
     if want_json(json_out):
@@ -407,8 +425,10 @@ def synth(
 ) -> None:
     """Seeded synthetic bars: correlated assets, GARCH volatility clustering, fat tails."""
     from mqc.core.data.synth import SynthSpec, import_synth, write_synth_csv
-    from mqc.core.data.timeframe import normalise_timeframe
+    from mqc.core.data.timeframe import check_timeframe_flag, normalise_timeframe
     from mqc.core.dates import check_timestamp
+
+    check_timeframe_flag(timeframe)
 
     check_timestamp(start, "--start")
     spec = SynthSpec(

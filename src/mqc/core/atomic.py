@@ -12,6 +12,7 @@ import json
 import math
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,20 +39,24 @@ class StagedFile:
 
 
 @contextlib.contextmanager
-def staged_file(directory: str | os.PathLike[str], name: str = "staged") -> Iterator[StagedFile]:
+def staged_file(
+    directory: str | os.PathLike[str], name: str = "staged", *, target: str | os.PathLike[str] | None = None
+) -> Iterator[StagedFile]:
     """Yield a temp file in ``directory`` to write now and name later with ``StagedFile.commit``.
 
     Content-addressed files are named by a hash that can be computed while the file is written;
     the file only appears under its name once complete and fsynced. Without a commit (an error, or
-    the caller deciding to keep the file it already has) the temp file is deleted.
+    the caller deciding to keep the file it already has) the temp file is deleted. An error names
+    ``target`` when given (the file the user knows), else ``directory``, never the temp file.
     """
     directory = Path(directory)
-    with _named_os_errors(directory):
+    shown = Path(target) if target is not None else directory
+    with _named_os_errors(shown, temps=True):
         directory.mkdir(parents=True, exist_ok=True)
         tmp = _create_temp(directory, f".{name}.", ".tmp")
     staged = StagedFile(tmp)
     try:
-        with _named_os_errors(directory):
+        with _named_os_errors(shown, temps=True):
             yield staged
     finally:
         if staged.committed is None:
@@ -77,23 +82,80 @@ def _create_temp(directory: Path, prefix: str, suffix: str) -> Path:
 def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temp path next to ``target``; on success move it over ``target`` atomically."""
     target = Path(target)
-    with staged_file(target.parent, target.name) as staged:
+    with staged_file(target.parent, target.name, target=target) as staged:
         yield staged.path
         staged.commit(target)
 
 
 @contextlib.contextmanager
-def _named_os_errors(path: Path) -> Iterator[None]:
+def staged_dir(target: str | os.PathLike[str], *, last: tuple[str, ...] = ()) -> Iterator[Path]:
+    """Yield an empty temp folder beside ``target`` to write a set of files into; all or nothing.
+
+    On success every file moves into ``target`` (created when missing; the whole folder is renamed
+    when ``target`` is missing or empty), those named in ``last`` last, each by an atomic rename
+    that needs no space: a file of ``target`` is replaced only once every new file is complete.
+    On any error the temp folder is deleted, ``target`` is left as it was (a folder this call
+    created is removed), and a file-system refusal names ``target``, never the temp folder.
+    """
+    from mqc.core.errors import StorageError, storage_error
+
+    target = Path(target)
+    existed = target.exists()
+    stage: Path | None = None
+    try:
+        with _named_os_errors(target, temps=True):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            for _ in range(100):
+                stage = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
+                try:
+                    stage.mkdir()
+                    break
+                except FileExistsError:
+                    continue
+            yield stage
+            names = sorted(
+                (p.name for p in stage.iterdir()), key=lambda n: (n in last, last.index(n) if n in last else 0)
+            )
+            if not target.exists() or (target.is_dir() and not any(target.iterdir())):
+                os.replace(stage, target)
+            else:
+                for name in names:
+                    os.replace(stage / name, target / name)
+                stage.rmdir()
+            stage = None
+            _fsync_dir(target)
+            _fsync_dir(target.parent)
+    except StorageError as exc:
+        # A write inside the temp folder names it; name the folder the user asked for instead.
+        code = getattr(exc, "errno", None)
+        named = storage_error(OSError(code, os.strerror(code)), target) if code else None
+        if named is None or named is exc:
+            raise
+        raise named from exc
+    finally:
+        if stage is not None:
+            shutil.rmtree(stage, ignore_errors=True)
+            if not existed:
+                with contextlib.suppress(OSError):
+                    target.rmdir()  # only when empty: a folder this call made for nothing
+
+
+@contextlib.contextmanager
+def _named_os_errors(path: Path, *, temps: bool = False) -> Iterator[None]:
     """A full disk, a refused permission, ... while writing under ``path`` becomes a StorageError
     naming it (the OS names no file for a failed ``write``); other errors pass unchanged, except that
     any failure on a file system with (almost) no space left is reported as the full disk it is:
-    some writers hide ENOSPC (``torch.save``: "RuntimeError: ... unexpected pos 576 vs 534")."""
-    from mqc.core.errors import MqcError, storage_error
+    some writers hide ENOSPC (``torch.save``: "RuntimeError: ... unexpected pos 576 vs 534").
+    With ``temps``, an error the OS raised on one of our temp files names ``path`` instead."""
+    from mqc.core.errors import MqcError, storage_error, temp_target
 
     try:
         yield
     except OSError as exc:
-        err = storage_error(exc, path)
+        named = exc
+        if temps and any(temp_target(f) is not None for f in (exc.filename, exc.filename2) if f is not None):
+            named = OSError(exc.errno, exc.strerror)  # no file name: storage_error names ``path``
+        err = storage_error(named, path)
         if err is None or err is exc:
             raise
         raise err from exc

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import errno as _errno
 import os
+import re
+from pathlib import Path
 
 
 class MqcError(Exception):
@@ -136,6 +138,21 @@ _ROOT_ERRNOS: dict[int, tuple[str, str, str]] = {
 }
 
 
+# ``atomic`` writes ``.<target name>.<random>.tmp`` beside the target, then renames it (random: 8 hex
+# digits; tempfile's 8 of [a-z0-9_] in files left by older versions).
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.[0-9a-z_]{8}\.tmp$")
+
+
+def temp_target(filename: str | os.PathLike[str] | bytes) -> Path | None:
+    """The file an ``atomic`` temp file stands for (``.XOM.1d.json.obr585m7.tmp`` -> ``XOM.1d.json``
+    beside it), or None when ``filename`` is no such temp file."""
+    if isinstance(filename, bytes):
+        filename = os.fsdecode(filename)
+    p = Path(filename)
+    m = _TEMP_NAME.match(p.name)
+    return p.with_name(m.group("name")) if m else None
+
+
 def storage_error(exc: OSError, path: str | os.PathLike[str] | None = None) -> StorageError | None:
     """``exc`` as a StorageError naming the file and the fix, or None when it is not the user's to fix.
 
@@ -152,6 +169,8 @@ def storage_error(exc: OSError, path: str | os.PathLike[str] | None = None) -> S
     from mqc.core import paths
 
     where = exc.filename if exc.filename is not None else path
+    if where is not None and (target := temp_target(where)) is not None:
+        where = target  # the file the user knows, not the temp file written beside it
     variable = paths.variable_for(where) if where is not None else None
     table = _STORAGE_ERRNOS
     if exc.errno in _ROOT_ERRNOS and variable is not None and paths.is_root_or_above(where, variable):

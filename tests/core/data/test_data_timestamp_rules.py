@@ -243,3 +243,18 @@ def test_a_column_with_no_parseable_value_hints_at_iso(tmp_path):
     with pytest.raises(DataError) as err:
         read_file(path)
     assert "ISO YYYY-MM-DD" in err.value.hint
+
+
+@pytest.mark.parametrize(
+    "stamps, expected",
+    [
+        (["2020-01-02", "2020-01-03", "2020-01-06"], ("1d", True)),  # a day and a weekend: whole days
+        (["2020-01-02", "2020-01-03", "2020-01-06", "2020-01-07"], ("1d", True)),
+        (["2020-01-02", "2020-01-06"], ("4d", False)),  # one step
+        (["2020-01-01", "2020-01-04", "2020-01-09"], ("3d", False)),  # 3 and 5 days: unrelated
+    ],
+)
+def test_how_many_steps_back_a_guessed_bar_size(tmp_path, stamps, expected):
+    [bars] = read_file(_csv(tmp_path / "G.csv", stamps))
+    _, report = validate_arrays(bars)
+    assert (report.timeframe, report.timeframe_reliable) == expected

@@ -371,3 +371,35 @@ def dataclasses_replace(cfg, **kw):
     import dataclasses
 
     return dataclasses.replace(cfg, **kw)
+
+
+def test_tune_and_select_refuse_too_few_validation_origins_naming_the_history(synth, tmp_path):
+    # The issue: a 50-row history tuned on 1 validation origin (and 4 test) and wrote the file silently;
+    # a 41-row one hinted "raise --origins", which cannot help.
+    from mqc.core.errors import DataError
+    from mqc.core.forecast.origins import MIN_VALIDATION_ORIGINS
+
+    ec = EvalConfig(chunk=16)  # defaults: 250 origins, horizons 1 and 7
+    base = ForecastConfig(model="ewma-vol", hyperparams_dir=str(tmp_path))
+    for n_bars in (50, 41):
+        frames = synth(n_assets=1, n_bars=n_bars, seed=2)
+        with pytest.raises(DataError, match=f"the {n_bars}-bar history allows only") as err:
+            tune(frames, "SYN0", base, ec, {"ewma_lambda": (0.9, 0.97)})
+        assert f"need at least {MIN_VALIDATION_ORIGINS} validation origins" in str(err.value)
+        assert "--origins cannot help" in str(err.value) and "--horizon" in err.value.hint
+        assert "raise --origins" not in err.value.hint and "import more history" in err.value.hint
+        with pytest.raises(DataError, match="history allows only"):
+            select(frames, ["naive", "ewma-vol"], base, ec)
+    assert not list(tmp_path.rglob("*.json"))
+
+
+def test_too_few_origins_asked_for_hints_the_origins_that_suffice(synth, tmp_path):
+    from mqc.core.errors import DataError
+
+    frames = synth(n_assets=1, n_bars=300, seed=2)
+    ec = EvalConfig(origins=30, horizons=(1, 7), chunk=16)  # 30 origins: 9 test, embargo 7, 14 validation
+    with pytest.raises(DataError, match="14 validation origin") as err:
+        select(frames, ["naive", "ewma-vol"], ForecastConfig(hyperparams_dir=str(tmp_path)), ec)
+    assert err.value.hint == "raise --origins to 38 or more"
+    ok = select(frames, ["naive", "ewma-vol"], ForecastConfig(hyperparams_dir=str(tmp_path)), EvalConfig(origins=38))
+    assert ok.choices

@@ -15,6 +15,7 @@ means the report is complete):
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -270,35 +271,50 @@ def _equity_csv(report: BacktestReport) -> str:
 def write_report(report: BacktestReport, out_dir: str | Path | None = None) -> Path:
     """Write the report files (see module docstring) and set ``report.out_dir`` / ``report.files``.
 
+    All or nothing: the files are written into a temp folder beside the report folder and moved
+    into it only once all are complete (``atomic.staged_dir``), so a full disk leaves the previous
+    report (or no folder) rather than a partial one.
+
     Returns:
         The report directory.
     """
     out = Path(out_dir).expanduser() if out_dir else default_out_dir()
-    out.mkdir(parents=True, exist_ok=True)
-    files: dict[str, str] = {}
-    atomic.write_json(out / "windows.json", report.windows)
-    files["windows"] = str(out / "windows.json")
-    if report.config.write_trades:
-        atomic.write_text(out / "trades.jsonl", _trade_lines(report.result, report.fills))
-        files["trades"] = str(out / "trades.jsonl")
-    atomic.write_text(out / "equity.csv", _equity_csv(report))
-    files["equity"] = str(out / "equity.csv")
-    if report.config.plots:
-        from mqc.core.backtest.plots import plot_equity, plot_weights
-
-        files["equity_plot"] = str(plot_equity(report, out / "equity.png"))
-        files["weights_plot"] = str(plot_weights(report.result, out / "weights.png"))
-    files["report"] = str(out / "report.json")
-    report.out_dir = out
-    report.files = files
-    atomic.write_json(out / "report.json", report.to_dict())
+    try:
+        _write_files(report, out)
+    except BaseException:
+        if not out_dir:
+            with contextlib.suppress(OSError):
+                out.rmdir()  # the fresh default folder, left empty
+        raise
     # A report written over an older one (--out EXISTING) must not sit beside the old one's plots or
     # trades: remove the files mqc writes by these names that this report did not write.
-    written = {Path(f).name for f in files.values()}
+    written = {Path(f).name for f in report.files.values()}
     for name in REPORT_FILES:
         if name not in written:
             (out / name).unlink(missing_ok=True)
     return out
+
+
+def _write_files(report: BacktestReport, out: Path) -> None:
+    files: dict[str, str] = {}
+    with atomic.staged_dir(out, last=("report.json",)) as stage:
+        atomic.write_json(stage / "windows.json", report.windows)
+        files["windows"] = str(out / "windows.json")
+        if report.config.write_trades:
+            atomic.write_text(stage / "trades.jsonl", _trade_lines(report.result, report.fills))
+            files["trades"] = str(out / "trades.jsonl")
+        atomic.write_text(stage / "equity.csv", _equity_csv(report))
+        files["equity"] = str(out / "equity.csv")
+        if report.config.plots:
+            from mqc.core.backtest.plots import plot_equity, plot_weights
+
+            plot_equity(report, stage / "equity.png")
+            plot_weights(report.result, stage / "weights.png")
+            files["equity_plot"], files["weights_plot"] = str(out / "equity.png"), str(out / "weights.png")
+        files["report"] = str(out / "report.json")
+        report.out_dir = out
+        report.files = files
+        atomic.write_json(stage / "report.json", report.to_dict())
 
 
 # every file ``write_report`` may write (only these are ever removed from a reused --out folder)

@@ -99,6 +99,9 @@ class Bars:
     # Reader-level problems found under --on-error fail (validate.Failure), raised by validation
     # together with its own so one message names the file's first bad rows whatever their rule.
     failures: list = field(default_factory=list)
+    # Rows whose timestamp did not parse (a subset of ``invalid``). The other invalid rows still have
+    # a good time, which tells the bar size even though their prices are dropped.
+    bad_ts: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.ts.size)
@@ -116,6 +119,7 @@ class Bars:
             None if self.offsets is None else self.offsets[index],
             self.adjustment,
             list(self.failures),
+            None if self.bad_ts is None else self.bad_ts[index],
         )
 
     def to_frame(self) -> pd.DataFrame:

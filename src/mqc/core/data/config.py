@@ -12,6 +12,13 @@ from mqc.core.errors import ConfigError
 MIXED_CLOSE = ("warn", "lag_crypto", "error")
 
 
+def check_timeframe_label(label: str) -> None:
+    """Raise ``timeframe.TimeframeError`` (a ConfigError) for a label that is not a bar size."""
+    from mqc.core.data.timeframe import parse_timeframe  # (numpy: not at import, the CLI loads this module)
+
+    parse_timeframe(label)
+
+
 @config_table("data")
 @dataclass(frozen=True)
 class DataConfig:
@@ -56,6 +63,7 @@ class DataConfig:
     )
 
     def __post_init__(self) -> None:
+        check_timeframe_label(self.timeframe)
         if self.mixed_close not in MIXED_CLOSE:
             raise ConfigError(f"mixed_close must be one of {', '.join(MIXED_CLOSE)}, got {self.mixed_close!r}")
         if self.max_assets is not None and self.max_assets < 1:
@@ -136,6 +144,7 @@ class FetchConfig:
     page_limit: int = field(default=1000, metadata={"help": "bars per ccxt request"})
 
     def __post_init__(self) -> None:
+        check_timeframe_label(self.timeframe)
         if self.retries < 0 or self.backoff_s < 0 or self.cache_hours < 0:
             raise ConfigError("retries, backoff_s and cache_hours must be >= 0")
         if self.page_limit < 1:

@@ -154,8 +154,13 @@ def read_and_validate(
     symbol: str | None = None,
     timeframe: str | None = None,
     progress: Progress = NULL,
+    storing: bool = True,
 ) -> list[tuple[SymbolImport, WriteItem]]:
-    """Read and validate every file (nothing is written). Raises DataError on the first failure."""
+    """Read and validate every file (nothing is written). Raises DataError on the first failure.
+
+    ``storing``: the bars are about to be stored, so a bar size that is only a guess (see
+    ``timeframe.infer_bar_size_ns``) without ``timeframe`` is refused; ``data validate`` only warns.
+    """
     bar_seconds = parse_timeframe(timeframe) if timeframe else None
     tf_label = check_timeframe(timeframe) if timeframe else None
     out: list[tuple[SymbolImport, WriteItem]] = []
@@ -172,6 +177,13 @@ def read_and_validate(
                 bars, on_error=config.on_error, spike_sigma=config.spike_sigma, bar_seconds=bar_seconds
             )
             tf = tf_label or report.timeframe
+            if storing and not tf_label and not report.timeframe_reliable:
+                # A guessed bar size would be stored as fact and every later command keyed on it.
+                raise DataError(
+                    f"{path}: cannot tell the bar size of {clean.symbol} from so few bars (a guess:"
+                    f" {report.timeframe}); nothing imported",
+                    hint=f"pass the bar size, e.g. mqc data import {path.name} --timeframe 1d",
+                )
             item = WriteItem(
                 clean.symbol,
                 clean.ts,
@@ -251,7 +263,7 @@ def validate_paths(
     progress.start(len(files), "validating")
     for path in files:
         try:
-            checked = read_and_validate([path], cfg, symbol=symbol, timeframe=timeframe)
+            checked = read_and_validate([path], cfg, symbol=symbol, timeframe=timeframe, storing=False)
         except DataError as exc:  # keep going: one report covers every file
             out.errors.append({"path": str(path), "error": str(exc), "hint": exc.hint})
         else:

@@ -535,6 +535,7 @@ def read_file(
                     part_notes,
                     part_off,
                     adjustment,
+                    bad_ts=ts_null[idx],
                 )
             )
         if (codes < 0).any():
@@ -559,7 +560,7 @@ def read_file(
     sym = normalise_symbol(symbol or ticker or file_stem(path))
     if not defer:
         raise_failures(source, failures)
-    return [Bars(sym, source, ts, cols, rows, invalid, notes + file_notes, offsets, adjustment, failures)]
+    return [Bars(sym, source, ts, cols, rows, invalid, notes + file_notes, offsets, adjustment, failures, ts_null)]
 
 
 ADJUSTED = "scaled by Adj Close / Close"

@@ -7,7 +7,7 @@ import re
 import numpy as np
 
 from mqc.core.dates import DAY_NS, SECONDS_PER_YEAR  # noqa: F401  (DAY_NS re-exported: validate.py, forecast/calendar.py)
-from mqc.core.errors import DataError
+from mqc.core.errors import ConfigError, DataError, UsageError
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _LABEL = re.compile(r"^(\d+)\s*([a-z]+)$")
@@ -40,6 +40,29 @@ _UNIT_ALIASES = {
 }
 _WORDS = {"daily": "1d", "hourly": "1h", "weekly": "1w", "minutely": "1m"}
 _TIMEFRAME_HELP = "use a number and a unit, e.g. 1m, 15m, 1h, 4h, 1d, 1w (or daily, hourly)"
+TIMEFRAME_HINT = (
+    "valid bar sizes: 1m, 5m, 15m, 30m, 1h, 4h, 1d, 1w (a number and a unit s, m, h, d, w; also spelled 15min, 1hr,"
+    " 1day, or daily, hourly, weekly)"
+)
+
+
+class TimeframeError(DataError, ConfigError):
+    """An invalid bar-size label. Also a ConfigError, so ``config.resolve`` reports one given by a
+    command-line flag as a usage error (exit 2) and one from a profile or the environment as exit 1."""
+
+
+def check_timeframe_flag(label: str | None, flag: str = "--timeframe") -> None:
+    """Check a bar size given on the command line (``flag``); None (not given) passes.
+
+    Raises:
+        UsageError: not a bar size (exit 2, like any bad flag value), with the valid spellings.
+    """
+    if label is None:
+        return
+    try:
+        parse_timeframe(label)
+    except DataError as exc:
+        raise UsageError(f"{exc} ({flag})", hint=exc.hint) from exc
 
 
 def to_datetime64(timestamps) -> np.ndarray:
@@ -63,10 +86,10 @@ def parse_timeframe(label: str) -> int:
         DataError: not a bar size (``1M`` is refused as ambiguous: month or minute).
     """
     if not isinstance(label, str):
-        raise DataError(f"invalid timeframe {label!r}: {_TIMEFRAME_HELP}")
+        raise TimeframeError(f"invalid timeframe {label!r}: {_TIMEFRAME_HELP}", hint=TIMEFRAME_HINT)
     text = label.strip()
     if re.fullmatch(r"\d+\s*M", text):
-        raise DataError(
+        raise TimeframeError(
             f"invalid timeframe {label!r}: ambiguous (month or minute?)",
             hint=f"minutes are {text[:-1].strip()}m; months are not supported",
         )
@@ -74,7 +97,7 @@ def parse_timeframe(label: str) -> int:
     m = _LABEL.match(text)
     unit = _UNIT_ALIASES.get(m.group(2)) if m else None
     if unit is None or int(m.group(1)) < 1:
-        raise DataError(f"invalid timeframe {label!r}: {_TIMEFRAME_HELP}")
+        raise TimeframeError(f"invalid timeframe {label!r}: {_TIMEFRAME_HELP}", hint=TIMEFRAME_HINT)
     return int(m.group(1)) * _UNITS[unit]
 
 
@@ -124,10 +147,21 @@ def infer_bar_seconds(timestamps: np.ndarray) -> int:
 
 
 def infer_bar_seconds_ns(ts_ns: np.ndarray) -> int:
-    """``infer_bar_seconds`` on int64 nanoseconds since the epoch (the import path's form).
+    """``infer_bar_seconds`` on int64 nanoseconds since the epoch (the import path's form)."""
+    return infer_bar_size_ns(ts_ns)[0]
 
-    Long series use a strided sample of up to ~200k gaps: the mode of a regular sample is the mode of
-    the series, and it spares sorting millions of gaps.
+
+def infer_bar_size_ns(ts_ns: np.ndarray) -> tuple[int, bool]:
+    """(bar size in seconds, whether enough steps back it) of int64 ns timestamps.
+
+    The bar size is the most common positive step. It is backed when at least 2 steps have it, or
+    when there are at least 2 steps and each is a whole number of the smallest one (Thu, Fri, Mon:
+    1 day and a weekend). One step (2 bars: 3 days may be a weekend) or unrelated steps make it a
+    guess. Long series use a strided sample of up to ~200k gaps: the mode of a regular sample is the
+    mode of the series, and it spares sorting millions of gaps.
+
+    Raises:
+        DataError: with fewer than 2 bars or when all timestamps are equal.
     """
     ts = np.asarray(ts_ns, dtype=np.int64)
     if ts.size < 2:
@@ -142,7 +176,10 @@ def infer_bar_seconds_ns(ts_ns: np.ndarray) -> int:
     values, counts = values[values > 0], counts[values > 0]
     if values.size == 0:
         raise DataError("cannot infer the bar size: bars are less than a second apart")
-    return int(values[np.argmax(counts)])
+    best = int(np.argmax(counts))
+    size = int(values[best])
+    backed = bool(counts[best] >= 2 or (counts.sum() >= 2 and best == 0 and not (values % size).any()))
+    return size, backed
 
 
 def infer_timeframe(timestamps: np.ndarray) -> str:

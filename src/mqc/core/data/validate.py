@@ -10,7 +10,8 @@ same on a canonical pandas frame. Rules, in order:
 * high >= max(open, close) and low <= min(open, close) (repair widens high / low to cover the bar)
 * timestamps in order (repair and drop sort them) and unique (the last row of a duplicate wins)
 * warnings only: gaps against the inferred bar size, isolated spikes (a jump that reverts next bar),
-  closes ``JUMP_FACTOR`` times the previous one or more, a bar size guessed from 2 bars
+  closes ``JUMP_FACTOR`` times the previous one or more, a bar size guessed from too few steps (it is
+  read from every row with a good timestamp, including rows dropped for their prices)
 
 Under ``fail`` every rule still runs; the bad rows of all of them (and the reader's, see
 ``Bars.failures``) are raised together by ``raise_failures``, naming the first few by line.
@@ -26,7 +27,13 @@ import numpy as np
 import pandas as pd
 
 from mqc.core.data.bars import PRICE_COLUMNS, Bars
-from mqc.core.data.timeframe import DAY_NS, format_span, infer_bar_seconds_ns, label_for_seconds
+from mqc.core.data.timeframe import (
+    DAY_NS,
+    format_span,
+    infer_bar_seconds_ns,
+    infer_bar_size_ns,
+    label_for_seconds,
+)
 from mqc.core.errors import DataError
 
 # Bounds of a plausible bar. Beyond them a value is a unit error or garbage (1e308 overflows every
@@ -220,6 +227,8 @@ def validate_arrays(
     if len(bars) == 0:
         raise DataError(f"{bars.source}: no rows of bars", hint="the file has a header but no data")
     report.issues.extend(bars.notes)
+    # The bar size is read from every row with a good timestamp, before any is dropped for its prices.
+    guess = None if bar_seconds else _guess_bar_size(bars)
     chk = _Checker(bars, report, on_error)
     keep = np.ones(len(bars), dtype=bool) if bars.invalid is None else ~bars.invalid
     cols = dict(bars.cols)
@@ -314,15 +323,50 @@ def validate_arrays(
         raise DataError(
             f"{bars.source}: no valid rows left after validation", hint="check the file; every row was invalid"
         )
-    clean = _calendar_dates(clean, report, bar_seconds)
+    clean = _calendar_dates(clean, report, bar_seconds or (guess[0] if guess else None))
     clean = _order_and_dedupe(clean, chk)
     raise_failures(bars.source, chk.failures)
     report.rows_out = len(clean)
-    if len(clean) >= 2:
-        _gaps_and_spikes(clean, report, spike_sigma, bar_seconds)
+    if guess:
+        _set_guessed_bar_size(report, *guess)
     elif bar_seconds:
         report.bar_seconds, report.timeframe = bar_seconds, label_for_seconds(bar_seconds)
+    if len(clean) >= 2:
+        _gaps_and_spikes(clean, report, spike_sigma, bar_seconds)
     return clean, report
+
+
+def _guess_bar_size(bars: Bars) -> tuple[int, bool, int] | None:
+    """(seconds, backed, steps) of the bar size read from every row whose timestamp parsed (a row
+    dropped for a bad price still has a good time); None when fewer than 2 distinct times."""
+    ts = bars.ts if bars.bad_ts is None or not bars.bad_ts.any() else bars.ts[~bars.bad_ts]
+    if ts.size > 1 and _step_screen(ts)[0] <= 0:
+        ts = np.unique(ts)  # out of order or duplicated: the steps of the sorted distinct times
+    if ts.size < 2:
+        return None
+    try:
+        secs, backed = infer_bar_size_ns(ts)
+    except DataError:
+        return None  # bars less than a second apart: _gaps_and_spikes raises on the clean bars
+    return secs, backed, int(ts.size - 1)
+
+
+def _set_guessed_bar_size(report: ValidationReport, secs: int, backed: bool, steps: int) -> None:
+    """Record an inferred bar size, warning when too few steps back it (see ``infer_bar_size_ns``)."""
+    report.bar_seconds, report.timeframe = secs, label_for_seconds(secs)
+    if backed:
+        return
+    report.timeframe_reliable = False
+    basis = "the one step between 2 bars" if steps == 1 else f"{steps} unrelated steps between bars"
+    report.issues.append(
+        Issue(
+            "timeframe",
+            -1,
+            "timestamp",
+            f"bar size {report.timeframe} is a guess from {basis}; pass --timeframe to set it",
+            "warning",
+        )
+    )
 
 
 # Rows per block of the screening passes below. Block-sized temporaries (2 MiB) are reused by the
@@ -438,24 +482,9 @@ def _order_and_dedupe(bars: Bars, chk: _Checker) -> Bars:
 
 
 def _gaps_and_spikes(bars: Bars, report: ValidationReport, sigma: float, bar_seconds: int | None) -> None:
-    """Set the bar size; warn about gaps against it and about isolated spikes."""
-    inferred = infer_bar_seconds_ns(bars.ts)
-    secs = bar_seconds or inferred
-    report.bar_seconds = secs
-    report.timeframe = label_for_seconds(secs)
-    if not bar_seconds and len(bars) < 3:
-        # One step between two bars says nothing about the bar size (a 3-day step may be a weekend).
-        report.timeframe_reliable = False
-        report.issues.append(
-            Issue(
-                "timeframe",
-                -1,
-                "timestamp",
-                f"bar size {report.timeframe} is a guess from the one step between 2 bars; pass --timeframe to set it",
-                "warning",
-            )
-        )
-    if bar_seconds and inferred != bar_seconds:
+    """Warn about gaps against the bar size (already in ``report``) and about isolated spikes."""
+    secs = int(report.bar_seconds or infer_bar_seconds_ns(bars.ts))
+    if bar_seconds and (inferred := infer_bar_seconds_ns(bars.ts)) != bar_seconds:
         report.issues.append(
             Issue(
                 "timeframe",

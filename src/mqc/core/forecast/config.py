@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from mqc.core.config import config_table
+from mqc.core.data.config import check_timeframe_label
 from mqc.core.errors import ConfigError
 
 DEFAULT_CHRONOS_ID = "amazon/chronos-2"
@@ -35,14 +36,23 @@ METRICS = ("mae", "mase", "crps", "wql", "coverage_error", "hit_rate", "rank_ic"
 PER_SYMBOL_METRICS = tuple(m for m in METRICS if m != "rank_ic")
 
 
+_LEVELS_HINT = "pass distinct levels in (0, 1), e.g. --quantiles 0.1,0.5,0.9"
+
+
+def _fix(key: str, value: object, flag: str | None = None, table: str = "forecast") -> str:
+    """A hint setting ``key`` to ``value``: by ``flag`` when there is one, else in a profile or the environment."""
+    where = f"{key} = {value} in a profile's [{table}] table, or MQC_{table.upper()}_{key.upper()}={value}"
+    return f"pass {flag} {value}, or set {where}" if flag else f"set {where}"
+
+
 def _check_levels(levels: tuple[float, ...], where: str) -> None:
     if not levels:
-        raise ConfigError(f"{where} must list at least one quantile level")
+        raise ConfigError(f"{where} must list at least one quantile level", hint=_LEVELS_HINT)
     for q in levels:
         if not 0.0 < q < 1.0:
-            raise ConfigError(f"{where}: quantile level {q} must be strictly between 0 and 1")
+            raise ConfigError(f"{where}: quantile level {q} must be strictly between 0 and 1", hint=_LEVELS_HINT)
     if len(set(levels)) != len(levels):
-        raise ConfigError(f"{where}: duplicate quantile levels in {list(levels)}")
+        raise ConfigError(f"{where}: duplicate quantile levels in {list(levels)}", hint=_LEVELS_HINT)
 
 
 @config_table("forecast")
@@ -126,6 +136,7 @@ class ForecastConfig:
     def __post_init__(self) -> None:
         if self.model_id == DEFAULT_CHRONOS_ID and self.model in DEFAULT_WEIGHTS:
             object.__setattr__(self, "model_id", DEFAULT_WEIGHTS[self.model])
+        check_timeframe_label(self.timeframe)
         if self.prediction_length < 1:
             raise ConfigError(
                 f"forecast.prediction_length must be >= 1, got {self.prediction_length}",
@@ -138,20 +149,35 @@ class ForecastConfig:
             )
         _check_levels(self.quantile_levels, "forecast.quantile_levels")
         if self.min_context < 2:
-            raise ConfigError(f"forecast.min_context must be >= 2, got {self.min_context}")
+            raise ConfigError(f"forecast.min_context must be >= 2, got {self.min_context}", hint=_fix("min_context", 2))
         if self.context_length < self.min_context:
-            raise ConfigError(
-                f"forecast.context_length ({self.context_length}) must be >= min_context ({self.min_context})"
+            lower = (
+                f", or lower min_context to {self.context_length} ([forecast] min_context in a profile, or"
+                f" MQC_FORECAST_MIN_CONTEXT={self.context_length})"
+                if self.context_length >= 2
+                else ""
             )
+            raise ConfigError(
+                f"forecast.context_length ({self.context_length}) must be >= min_context ({self.min_context})",
+                hint=f"pass a larger --context-length (at least {self.min_context}){lower}",
+            )
+        flags = {"batch_size": "--batch-size", "threads": "--threads"}
         for name in ("batch_size", "threads", "season_length", "block_length", "num_samples"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ConfigError(f"forecast.{name} must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(
+                    f"forecast.{name} must be >= 1, got {getattr(self, name)}", hint=_fix(name, 1, flags.get(name))
+                )
         if self.window < 10:
-            raise ConfigError(f"forecast.window must be >= 10 bars, got {self.window}")
+            raise ConfigError(f"forecast.window must be >= 10 bars, got {self.window}", hint=_fix("window", 250))
         if self.garch_mean not in ("zero", "constant"):
-            raise ConfigError(f"forecast.garch_mean must be 'zero' or 'constant', got {self.garch_mean!r}")
+            raise ConfigError(
+                f"forecast.garch_mean must be 'zero' or 'constant', got {self.garch_mean!r}",
+                hint=_fix("garch_mean", '"zero"'),
+            )
         if not 0.0 < self.ewma_lambda < 1.0:
-            raise ConfigError(f"forecast.ewma_lambda must be in (0, 1), got {self.ewma_lambda}")
+            raise ConfigError(
+                f"forecast.ewma_lambda must be in (0, 1), got {self.ewma_lambda}", hint=_fix("ewma_lambda", 0.94)
+            )
         cuda = self.device.startswith("cuda")
         if self.dtype == "auto":
             dtype = "bfloat16" if cuda else "float32"
@@ -226,8 +252,13 @@ class EvalConfig:
     )
 
     def __post_init__(self) -> None:
-        if self.origins < 1 or self.step < 1 or self.chunk < 1:
-            raise ConfigError("forecast_eval.origins, step and chunk must be >= 1")
+        flags = {"origins": "--origins", "step": "--step", "chunk": None}
+        for name, flag in flags.items():
+            if getattr(self, name) < 1:
+                raise ConfigError(
+                    f"forecast_eval.{name} must be >= 1, got {getattr(self, name)}",
+                    hint=_fix(name, 1, flag, table="forecast_eval"),
+                )
         if not self.horizons or min(self.horizons) < 1:
             raise ConfigError(
                 f"forecast_eval.horizons must be >= 1, got {list(self.horizons)}", hint="e.g. --horizon 1,7"

@@ -36,6 +36,7 @@ class OriginGrid:
     symbols: tuple[str, ...]
     joint: bool = False  # one timestamp per row, shared by every symbol
     requested: int | None = None  # origins asked for (``origins`` of EvalConfig); None = not recorded
+    available: dict[str, int] | None = None  # origins each symbol's history allows at most; None = not recorded
 
     @property
     def valid(self) -> np.ndarray:
@@ -142,8 +143,11 @@ def origin_grid(
                 hint=_SHORT_HINT,
             )
     if not joint:
-        rows = [np.arange(min_context - 1, len(ts[s]) - max_horizon)[::-1][::step][:n_origins][::-1] for s in symbols]
-        return _pack(symbols, rows, [utc_ns(ts[s][r]) for s, r in zip(symbols, rows, strict=True)], False, n_origins)
+        usable = {s: np.arange(min_context - 1, len(ts[s]) - max_horizon)[::-1][::step] for s in symbols}
+        rows = [usable[s][:n_origins][::-1] for s in symbols]
+        grid = _pack(symbols, rows, [utc_ns(ts[s][r]) for s, r in zip(symbols, rows, strict=True)], False, n_origins)
+        grid.available = {s: len(u) for s, u in usable.items()}
+        return grid
     ok: pd.DatetimeIndex | None = None
     for s in symbols:
         usable = ts[s][min_context - 1 : len(ts[s]) - max_horizon]
@@ -155,21 +159,56 @@ def origin_grid(
             f" it ({spans})",
             hint=(why or "joint origins were asked for") + "; evaluate symbols whose histories overlap",
         )
-    chosen = ok.sort_values()[::-1][::step][:n_origins][::-1]
+    every = ok.sort_values()[::-1][::step]
+    chosen = every[:n_origins][::-1]
     rows = [ts[s].get_indexer(chosen) for s in symbols]
     ns = utc_ns(chosen)
-    return _pack(symbols, rows, [ns] * len(symbols), True, n_origins)
+    grid = _pack(symbols, rows, [ns] * len(symbols), True, n_origins)
+    grid.available = dict.fromkeys(symbols, len(every))
+    return grid
 
 
-def split_origins(grid: OriginGrid, test_frac: float, max_horizon: int, step: int) -> tuple[OriginGrid, OriginGrid]:
+# Validation origins that tune and select need per symbol: a setting or model chosen on fewer
+# scores is chosen on noise (one origin is one forecast).
+MIN_VALIDATION_ORIGINS = 20
+
+
+def _split_sizes(n_orig: int, test_frac: float, embargo: int) -> tuple[int, int]:
+    """(validation, test) origins of ``n_orig`` split with ``test_frac`` and ``embargo``."""
+    n_test = max(1, int(round(n_orig * test_frac)))
+    return n_orig - n_test - embargo, n_test
+
+
+def origins_needed(min_val: int, test_frac: float, embargo: int) -> int:
+    """The fewest origins whose split leaves ``min_val`` validation origins."""
+    n = min_val + embargo + 1
+    while _split_sizes(n, test_frac, embargo)[0] < min_val:
+        n += 1
+    return n
+
+
+def split_origins(
+    grid: OriginGrid,
+    test_frac: float,
+    max_horizon: int,
+    step: int,
+    *,
+    min_val: int = MIN_VALIDATION_ORIGINS,
+    bars: Mapping[str, int] | None = None,
+) -> tuple[OriginGrid, OriginGrid]:
     """Each symbol's validation origins first, test origins last, with an embargo so no validation outcome is a test
     bar.
 
     Every symbol is split on its own origins (the latest ``test_frac`` for test); a joint grid
     stays joint (every symbol has the same origins, so the same split).
 
+    Args:
+        min_val: validation origins each symbol must keep (``MIN_VALIDATION_ORIGINS`` for tune/select).
+        bars: each symbol's history length, named in the error when the history is what limits the origins.
+
     Raises:
-        DataError: a symbol has too few origins to leave both segments non-empty.
+        DataError: a symbol has fewer than ``min_val`` validation origins; the message says whether
+            ``--origins`` or the history is the limit, and the fix.
     """
     embargo = -(-max_horizon // step)
     val_rows, val_ns, test_rows, test_ns = [], [], [], []
@@ -177,13 +216,9 @@ def split_origins(grid: OriginGrid, test_frac: float, max_horizon: int, step: in
         keep = grid.valid[:, j]
         rows, ns = grid.index[keep, j], grid.stamps[keep, j]
         n_orig = len(rows)
-        n_test = max(1, int(round(n_orig * test_frac)))
-        n_val = n_orig - n_test - embargo
-        if n_val < 1:
-            raise DataError(
-                f"{s}: {n_orig} origins are too few for a validation and a test segment (embargo {embargo})",
-                hint="raise --origins",
-            )
+        n_val, n_test = _split_sizes(n_orig, test_frac, embargo)
+        if n_val < max(1, min_val):
+            raise _too_few_origins(s, grid, n_orig, max(n_val, 0), n_test, embargo, max(1, min_val), test_frac, bars)
         val_rows.append(rows[:n_val])
         val_ns.append(ns[:n_val])
         test_rows.append(rows[n_orig - n_test :])
@@ -191,4 +226,35 @@ def split_origins(grid: OriginGrid, test_frac: float, max_horizon: int, step: in
     return (
         _pack(grid.symbols, val_rows, val_ns, grid.joint, grid.requested),
         _pack(grid.symbols, test_rows, test_ns, grid.joint, grid.requested),
+    )
+
+
+def _too_few_origins(
+    symbol: str,
+    grid: OriginGrid,
+    n_orig: int,
+    n_val: int,
+    n_test: int,
+    embargo: int,
+    min_val: int,
+    test_frac: float,
+    bars: Mapping[str, int] | None,
+) -> DataError:
+    """The error for a split short of validation origins, naming what limits them and the fix."""
+    need = origins_needed(min_val, test_frac, embargo)
+    what = (
+        f"{symbol}: {n_val} validation origin(s) ({n_orig} origins: {n_test} test, an embargo of {embargo}); tune and"
+        f" select need at least {min_val} validation origins, i.e. {need} origins"
+    )
+    if grid.available is not None and grid.available.get(symbol, 0) >= need:
+        return DataError(what, hint=f"raise --origins to {need} or more")
+    history = f"{bars[symbol]:,}-bar history" if bars and symbol in bars else "history"
+    where = "the history common to the symbols" if grid.joint else f"the {history}"
+    return DataError(
+        f"{what}, and {where} allows only {grid.available[symbol] if grid.available else n_orig} (--origins cannot"
+        " help)",
+        hint=(
+            f"import more history for {symbol} (mqc data import), score a shorter --horizon (the embargo is the longest"
+            " horizon), or lower min_context ([forecast] min_context in a profile, or MQC_FORECAST_MIN_CONTEXT)"
+        ),
     )

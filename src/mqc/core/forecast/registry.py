@@ -1,12 +1,10 @@
 """Built-in model names -> lazy factories. Imported by ``base`` on first ``create``/``available``.
 
-Model packages that register themselves (e.g. ``mqc.core.forecast.kronos`` calling
-``base.register_lazy("kronos", ...)`` in its ``__init__``) are imported here too when present.
+Every built-in is named here, so importing a model's package (``mqc.core.forecast.kronos.config``
+for a profile table, say) never has to import the registry, numpy or pandas.
 """
 
 from __future__ import annotations
-
-import importlib
 
 from mqc.core.forecast.base import register_lazy
 
@@ -21,16 +19,10 @@ BUILTINS = {
     "chronos2": "mqc.core.forecast.chronos:ChronosForecaster",
     "chronos-bolt": "mqc.core.forecast.chronos:ChronosForecaster",
     "chronos": "mqc.core.forecast.chronos:ChronosForecaster",
+    "kronos": "mqc.core.forecast.kronos.forecaster:create",
 }
 BASELINES = ("naive", "seasonal-naive", "drift", "hist-vol", "ewma-vol", "bootstrap", "garch")
 WEIGHTED = ("chronos2", "chronos-bolt", "chronos")
 
 for _name, _target in BUILTINS.items():
     register_lazy(_name, _target)
-
-for _pkg in ("mqc.core.forecast.kronos",):
-    try:
-        importlib.import_module(_pkg)
-    except ModuleNotFoundError as exc:  # absent package: nothing to register
-        if exc.name != _pkg:
-            raise

@@ -239,6 +239,9 @@ def run_forecast(
     flags = dict(flags or {})
     if not symbols:
         raise UsageError("no symbols to forecast", hint="name them: mqc forecast AAPL MSFT --model naive")
+    from mqc.core.data.timeframe import check_timeframe_flag
+
+    check_timeframe_flag(flags.get("timeframe"))  # flags are the command line's: a bad one is exit 2
     tf = flags.get("timeframe") or resolve_with_profile(ForecastConfig, profile, flags={}).value.timeframe
     data = dict(frames) if frames is not None else load_frames(symbols, tf, end=end, catalog=catalog)
     configs, sources, files, selections = {}, {}, {}, {}

@@ -91,6 +91,11 @@ def _metadata(frames: Mapping[str, pd.DataFrame], extra: dict | None = None) -> 
     }
 
 
+def _lengths(frames: Mapping[str, pd.DataFrame]) -> dict[str, int]:
+    """Bars per symbol (named when the history is too short for enough validation origins)."""
+    return {s: len(f) for s, f in frames.items()}
+
+
 def _windows(val, test, symbol: str) -> dict[str, Any]:
     """One symbol's validation and test origins (each symbol is split on its own origins)."""
 
@@ -169,7 +174,9 @@ def tune(
         cands.append((combo, cfg))
     min_ctx = max(c.min_context for _, c in cands)
     grid_all = origin_grid(data, eval_config.origins, eval_config.step, min_ctx, eval_config.max_horizon)
-    val, test = split_origins(grid_all, eval_config.test_frac, eval_config.max_horizon, eval_config.step)
+    val, test = split_origins(
+        grid_all, eval_config.test_frac, eval_config.max_horizon, eval_config.step, bars=_lengths(data)
+    )
     trials = []
     for combo, cfg in cands:
         res = evaluate(data, {cfg.model: cfg}, eval_config, grid=val, progress=progress)
@@ -267,7 +274,9 @@ def select(
         joint=eval_config.joint_origins or bool(sharing),
         why=why,
     )
-    val, test = split_origins(grid_all, eval_config.test_frac, eval_config.max_horizon, eval_config.step)
+    val, test = split_origins(
+        grid_all, eval_config.test_frac, eval_config.max_horizon, eval_config.step, bars=_lengths(frames)
+    )
     val_res = evaluate(frames, cfgs, eval_config, grid=val, progress=progress, settings_files=settings.files)
     test_res = evaluate(frames, cfgs, eval_config, grid=test, progress=progress, settings_files=settings.files)
     # Choose for every symbol before writing any file: a symbol with no usable score fails the
