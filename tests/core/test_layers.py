@@ -15,7 +15,7 @@ CORE = Path(__file__).resolve().parents[2] / "src" / "mqc" / "core"
 
 # Lowest first. A package may import the foundation modules, other root modules of core and any
 # package listed before it; never one listed after it.
-LAYERS = ("market", "data", "forecast", "policy", "backtest", "train")
+LAYERS = ("nn", "market", "data", "forecast", "policy", "backtest", "train", "lm")
 # Root modules everything may import: they import no package of core.
 FOUNDATION = ("errors", "config", "atomic", "progress", "registry", "paths", "dates", "metrics", "profiles")
 # The one name of a higher layer a lower one may hold, as a string: checkpoint kinds are loaded from
