@@ -37,6 +37,7 @@ CONFIG_MODULES: tuple[str, ...] = (
     "mqc.core.backtest.config",
     "mqc.core.forecast.config",
     "mqc.core.forecast.kronos.config",
+    "mqc.core.lm.config",
 )
 
 
