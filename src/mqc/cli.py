@@ -18,6 +18,7 @@ from mqc.commands import data as data_cmd
 from mqc.commands import forecast as forecast_cmd
 from mqc.commands import profile as profile_cmd
 from mqc.commands import quickstart as quickstart_cmd
+from mqc.commands import stages as stages_cmd
 from mqc.commands import train as train_cmd
 from mqc.commands._console import State, set_state
 from mqc.commands._errors import report, report_usage
@@ -118,6 +119,8 @@ app.add_typer(profile_cmd.app, name="profile")
 app.add_typer(forecast_cmd.app, name="forecast")
 app.command("backtest")(backtest_cmd.backtest)
 app.add_typer(train_cmd.app, name="train")
+for _stage in ("stage1", "stage2", "stage3", "stage4"):
+    app.command(_stage)(getattr(stages_cmd, _stage))
 
 
 def main() -> None:

@@ -41,20 +41,25 @@ class StageResult:
 
 
 def read_input(stage: str, ref: str | None) -> tuple[dict[str, Any], Path]:
-    """The checkpoint ``--in`` names (default: the newest run of the previous stage).
+    """The checkpoint ``--in`` names (default: the newest run of the previous stage, see ``PREVIOUS``).
 
     Raises:
         ArtifactNotFound: no such run. CheckpointError: a run of a stage this one cannot start from.
     """
     accepted = PREVIOUS[stage]
     if ref is None:
-        root = paths.runs_dir() / accepted[0]
-        try:
-            path, _ = runs.resolve_checkpoint("latest", runs_dir=root)
-        except ArtifactNotFound as exc:
+        path = None
+        for prev in accepted:  # stage 3 falls back to stage 1 when no stage-2 run exists
+            try:
+                path, _ = runs.resolve_checkpoint("latest", runs_dir=paths.runs_dir() / prev)
+                break
+            except ArtifactNotFound:
+                continue
+        if path is None:
             raise ArtifactNotFound(
-                f"no {accepted[0]} run under {root}", hint=f"run mqc {accepted[0]} first, or pass --in RUN"
-            ) from exc
+                f"no {' or '.join(accepted)} run under {paths.runs_dir()}",
+                hint=f"run mqc {accepted[0]} first, or pass --in RUN",
+            )
     else:
         path = runs.resolve_checkpoint_path(ref)
     ckpt = runs.read_checkpoint(path)
@@ -127,6 +132,9 @@ def run_stage1(
     """Fit (or reuse) the tokenizer, then pretrain on every selected asset's train stream."""
     from mqc.core.lm.trainer import NextTokenTrainer
 
+    from mqc.core.train.api import absolute_data_root
+
+    data_cfg = absolute_data_root(data_cfg)  # stored in the checkpoint: later stages run from anywhere
     data = load_lm_data(data_cfg, split_cfg)
     reports: dict[str, Any] = {}
     prior = _resume_checkpoint(resume)
@@ -184,7 +192,7 @@ def run_stage2(
     data_cfg, split_cfg = _data_of(ckpt)
     syms = tuple(s.upper() for s in symbols) or tuple(ckpt.get("symbols", ()))
     if resume is None and not symbols and not data_root:
-        raise ConfigError("stage 2 specialises on a subset", hint="pass --symbols GOOG (or --csv FILE)")
+        raise ConfigError("stage 2 specialises on a subset: pass --symbols (e.g. --symbols GOOG) or --csv FILE")
     if data_root:
         data_cfg = replace(data_cfg, data_root=data_root, symbols=tuple(symbols))
     data = load_lm_data(data_cfg, split_cfg)

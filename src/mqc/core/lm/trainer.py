@@ -212,18 +212,24 @@ class NextTokenTrainer(LMTrainer):
 
     @torch.no_grad()
     def bits_per_candle(self, s: torch.Tensor) -> float:
-        """Cross-entropy in bits summed over candle tokens / candles, over non-overlapping sequences."""
+        """Cross-entropy in bits summed over candle tokens / candles. Windows of ``seq_len`` slide by
+        half of it and each scores only the targets the previous one did not, so every target after
+        the first window is predicted from at least half a window of context."""
         if len(s) < 2:
             return float("nan")
         self.model.eval()
-        total, count = 0.0, 0
-        for a in range(0, len(s) - 1, self.seq):
+        total, count, done, stride = 0.0, 0, 0, max(1, self.seq // 2)
+        a = 0
+        while done < len(s) - 1:
             chunk = s[a : a + self.seq + 1].to(self.device)[None]
-            x, y = chunk[:, :-1], chunk[:, 1:]
-            nll = F.cross_entropy(self.model(x)[0], y[0], reduction="none")
-            keep = y[0] != self.bos
+            x, y = chunk[:, :-1], chunk[0, 1:]
+            nll = F.cross_entropy(self.model(x)[0], y, reduction="none")
+            new = torch.arange(len(y)) >= done - a  # targets a+1+i not scored before
+            keep = new.to(y.device) & (y != self.bos)
             total += float(nll[keep].sum())
             count += int(keep.sum())
+            done = a + len(y)
+            a += stride
         self.model.train()
         return total / max(count, 1) / LN2
 
