@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tests.core.lm.conftest import TINY, TINY_MODEL
 
 from mqc.core import runs
 from mqc.core.data.config import DataConfig, SplitConfig
@@ -16,7 +17,6 @@ from mqc.core.lm.gpt import GPT, GPTConfig
 from mqc.core.lm.stages import run_stage1, run_stage2, run_stage3, run_stage4
 from mqc.core.lm.tokenizer import CandleTokenizer
 from mqc.core.market.config import MarketConfig
-from tests.core.lm.conftest import TINY, TINY_MODEL
 
 
 def _stage1(root: Path, **kw) -> object:
@@ -33,7 +33,9 @@ def test_chain_stage1_to_4(csv_root: Path) -> None:
     r3 = run_stage3(Stage3Config(**TINY, epochs=0.2, context_len=24, horizon=6))
     assert r3.source == str(r2.train.best_checkpoint)
     assert {"horizon_bits", "token_acc", "path_rmse", "zero_rmse"} <= set(r3.train.test_metrics)
-    r4 = run_stage4(Stage4Config(**{**TINY, "eval_interval": 2}, steps=4, batch_episodes=2, eval_episodes=4), MarketConfig())
+    r4 = run_stage4(
+        Stage4Config(**{**TINY, "eval_interval": 2}, steps=4, batch_episodes=2, eval_episodes=4), MarketConfig()
+    )
     assert r4.source == str(r3.train.best_checkpoint)
     assert {"reward", "pnl_per_episode", "long_pnl_per_episode"} <= set(r4.train.test_metrics)
     rows = runs.read_metrics(r4.train.run_dir)
@@ -76,8 +78,8 @@ def test_same_seed_same_run(csv_root: Path) -> None:
 
 def test_known_answer_periodic_candles(periodic_root: Path) -> None:
     """A period-4 candle pattern: stage 1 learns it to near-zero loss and stage 3 predicts the horizon."""
-    model = {**TINY_MODEL, "vocab": 8, "embd": 64, "layers": 2, "heads": 2, "kv_heads": 2, "tokenizer_steps": 200}
-    r1 = _stage1(periodic_root, **model, epochs=75.0, eval_interval=50)
+    model = {**TINY_MODEL, "vocab": 8, "embd": 32, "layers": 1, "heads": 2, "kv_heads": 2, "tokenizer_steps": 200}
+    r1 = _stage1(periodic_root, **model, epochs=40.0, eval_interval=50, lr=0.01)
     last = [r for r in runs.read_metrics(r1.train.run_dir) if r["kind"] == "train"][-1]
     assert last["loss"] < 0.01
     # the one candle after the separator cannot be known (its phase); every other one is

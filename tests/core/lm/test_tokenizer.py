@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.core.lm.conftest import random_walk, write_csv
 
 from mqc.core.data.config import DataConfig, SplitConfig
 from mqc.core.errors import DataError
@@ -17,7 +18,6 @@ from mqc.core.lm.tokenizer import (
     fit_tokenizer,
     tokenizer_report,
 )
-from tests.core.lm.conftest import random_walk, write_csv
 
 
 @pytest.mark.parametrize("quantizer", ["vq", "bsq"])

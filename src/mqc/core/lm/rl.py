@@ -60,9 +60,10 @@ def group_advantages(rewards: np.ndarray, group: int) -> np.ndarray:
     return ((r - r.mean(1, keepdims=True)) / (r.std(1, keepdims=True) + 1e-6)).reshape(-1)
 
 
-def positions(pred_cum: np.ndarray, scale: float) -> np.ndarray:
-    """Position in [-1, 1] from a decoded cumulative log return: its sign, sized by ``pred/scale``."""
-    return np.clip(pred_cum / max(scale, 1e-12), -1.0, 1.0)
+def positions(pred_cum: np.ndarray, scale: float, allow_short: bool = True) -> np.ndarray:
+    """Position from a decoded cumulative log return: its sign, sized by ``pred / scale``, within
+    [-1, 1] ([0, 1] when the market allows no shorts)."""
+    return np.clip(pred_cum / max(scale, 1e-12), -1.0 if allow_short else 0.0, 1.0)
 
 
 def pnl(
@@ -97,7 +98,7 @@ def rewards(
     pred = np.cumsum(tok.decode(drawn)[..., 0], axis=-1)
     if kind == "return_mse":
         return -np.mean((pred - np.cumsum(win.log_returns[rows], axis=-1)) ** 2, axis=-1)
-    return pnl(positions(pred[:, -1], scale), win.simple_returns[rows], classes, market, dt_years)
+    return pnl(positions(pred[:, -1], scale, market.allow_short), win.simple_returns[rows], classes, market, dt_years)
 
 
 class RLTrainer(LMTrainer):

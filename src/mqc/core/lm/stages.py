@@ -131,7 +131,6 @@ def run_stage1(
 ) -> StageResult:
     """Fit (or reuse) the tokenizer, then pretrain on every selected asset's train stream."""
     from mqc.core.lm.trainer import NextTokenTrainer
-
     from mqc.core.train.api import absolute_data_root
 
     data_cfg = absolute_data_root(data_cfg)  # stored in the checkpoint: later stages run from anywhere

@@ -265,6 +265,8 @@ class SFTTrainer(LMTrainer):
                 hint="lower --context-len / --horizon, or pretrain with a larger --seq-len",
             )
         self.total_steps = self.steps_for(len(self.win["train"]), 1)
+        # the size of a typical horizon move (train split only): it sizes the positions of a strategy
+        self.extra["position_scale"] = float(np.std(self.win["train"].log_returns.sum(-1)))
 
     def sample_t0(self, n: int) -> torch.Tensor:
         return self.draw(len(self.win["train"]), n)

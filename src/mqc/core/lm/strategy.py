@@ -1,0 +1,94 @@
+"""The candle LM as a checkpoint kind: ``mqc backtest --checkpoint STAGE4_RUN``.
+
+At each bar t the strategy tokenises each asset's last ``context_len`` real candles (bars <= t),
+samples ``SAMPLES`` horizons, decodes their mean cumulative log return and holds
+``clip(mean / position_scale, -1, 1) / n_assets`` (no shorts unless the market allows them): the
+same rule stage 4's ``pnl`` reward trades. Draws use one seeded generator, so a replay is exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mqc.core.errors import CheckpointError, DataError
+from mqc.core.lm.engine import generate
+from mqc.core.lm.predict import KINDS, LMPredictor
+from mqc.core.lm.rl import positions
+from mqc.core.lm.tokenizer import candle_features
+from mqc.core.market.config import MarketConfig
+from mqc.core.policy.strategy import register_loader
+
+SAMPLES = 4
+CHUNK = 256  # windows per generation batch
+
+
+@dataclass
+class LMStrategy:
+    """A stage-3/4 checkpoint replayed as causal target weights."""
+
+    kind: str
+    symbols: tuple[str, ...]
+    timeframe: str
+    market: MarketConfig
+    lookback: int
+    lm: LMPredictor
+    scale: float
+    seed: int = 0
+
+    @property
+    def warmup(self) -> int:
+        return 1  # a candle's features read the previous close
+
+    def target_weights(self, panel: Any) -> np.ndarray:
+        return self.target_weights_from(panel, 0)
+
+    def target_weights_from(self, panel: Any, start: int) -> np.ndarray:
+        """``[T, A]`` weights; rows before ``start`` (and before ``lookback`` real candles) are 0."""
+        if tuple(panel.symbols) != self.symbols:
+            raise DataError(f"the LM trades {', '.join(self.symbols)}, the panel holds {', '.join(panel.symbols)}")
+        ohlc = np.stack([panel.field(f) for f in ("open", "high", "low", "close")], axis=-1)
+        real = ~np.asarray(panel.filled, dtype=bool)
+        out = np.zeros((len(panel), len(self.symbols)))
+        gen = torch.Generator().manual_seed(self.seed)
+        n = self.lm.context_len
+        for a in range(len(self.symbols)):
+            rows = np.flatnonzero(real[:, a])
+            ids = self.lm.tok.encode(candle_features(ohlc[rows, a])) if len(rows) else np.zeros(0, dtype=np.int64)
+            ends = [i for i in range(n, len(rows)) if rows[i] >= start]  # ids[1..i] ends at bar rows[i]
+            for c in range(0, len(ends), CHUNK):
+                part = ends[c : c + CHUNK]
+                prompt = torch.from_numpy(np.stack([ids[i - n + 1 : i + 1] for i in part])).repeat_interleave(
+                    SAMPLES, dim=0
+                )
+                drawn = generate(self.lm.model, prompt, self.lm.horizon, generator=gen, allowed=self.lm.tok.spec.codes)
+                cum = self.lm.tok.decode(drawn)[..., 0].sum(-1).reshape(len(part), SAMPLES).mean(1)
+                out[rows[part], a] = positions(cum, self.scale, self.market.allow_short) / len(self.symbols)
+        return out
+
+
+def _load(ckpt: dict[str, Any], path: Path) -> LMStrategy:
+    lm = LMPredictor.from_checkpoint(ckpt, path)
+    if "horizon" not in ckpt or "position_scale" not in ckpt:
+        raise CheckpointError(
+            f"{path}: a {ckpt.get('kind')} run has no horizon to trade on",
+            hint="backtest a run of mqc stage3 or mqc stage4",
+        )
+    market = MarketConfig(**ckpt["market"]) if isinstance(ckpt.get("market"), dict) else MarketConfig()
+    return LMStrategy(
+        kind=str(ckpt["kind"]),
+        symbols=tuple(ckpt["symbols"]),
+        timeframe=str(ckpt["timeframe"]),
+        market=market,
+        lookback=lm.context_len + 1,
+        lm=lm,
+        scale=float(ckpt["position_scale"]),
+    )
+
+
+for _kind in KINDS:
+    register_loader(_kind, _load)
