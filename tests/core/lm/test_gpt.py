@@ -94,3 +94,14 @@ def test_group_advantages_are_centred_per_group() -> None:
     adv = group_advantages(torch.tensor([1.0, 2.0, 3.0, 10.0, 10.0, 10.0]).numpy(), 3)
     assert abs(adv[:3].sum()) < 1e-9 and abs(adv[:3][2] - 1.2247) < 1e-3
     assert (adv[3:] == 0).all()
+
+
+def test_gumbel_draws_follow_the_softmax() -> None:
+    from mqc.core.nn.sampling import gumbel_noise, sample_with_noise
+
+    logits = torch.tensor([[2.0, 1.0, 0.0, -1.0]]).repeat(20000, 1)
+    noise = gumbel_noise(torch.Generator().manual_seed(0), (20000, 4))
+    freq = torch.bincount(sample_with_noise(logits, noise)[:, 0], minlength=4).float() / 20000
+    torch.testing.assert_close(freq, torch.softmax(logits[0], -1), atol=0.01, rtol=0)
+    top2 = sample_with_noise(logits, noise, top_k=2)
+    assert set(top2[:, 0].tolist()) == {0, 1}

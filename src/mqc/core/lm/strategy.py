@@ -3,11 +3,12 @@
 At each bar t the strategy tokenises each asset's last ``context_len`` real candles (bars <= t),
 samples ``SAMPLES`` horizons, decodes their mean cumulative log return and holds
 ``clip(mean / position_scale, -1, 1) / n_assets`` (no shorts unless the market allows them): the
-same rule stage 4's ``pnl`` reward trades. Draws use one seeded generator, so a replay is exact.
+same rule stage 4's ``pnl`` reward trades. A replay is exact, and a decision does not depend on later bars.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from mqc.core.lm.predict import KINDS, LMPredictor
 from mqc.core.lm.rl import positions
 from mqc.core.lm.tokenizer import candle_features
 from mqc.core.market.config import MarketConfig
+from mqc.core.nn.sampling import gumbel_noise
 from mqc.core.policy.strategy import register_loader
 
 SAMPLES = 4
@@ -54,8 +56,8 @@ class LMStrategy:
         ohlc = np.stack([panel.field(f) for f in ("open", "high", "low", "close")], axis=-1)
         real = ~np.asarray(panel.filled, dtype=bool)
         out = np.zeros((len(panel), len(self.symbols)))
-        gen = torch.Generator().manual_seed(self.seed)
-        n = self.lm.context_len
+        n, h, v = self.lm.context_len, self.lm.horizon, self.lm.tok.spec.codes
+        stamps = np.asarray(panel.timestamps).astype("datetime64[ns]").astype(np.int64)
         for a in range(len(self.symbols)):
             rows = np.flatnonzero(real[:, a])
             ids = self.lm.tok.encode(candle_features(ohlc[rows, a])) if len(rows) else np.zeros(0, dtype=np.int64)
@@ -65,10 +67,17 @@ class LMStrategy:
                 prompt = torch.from_numpy(np.stack([ids[i - n + 1 : i + 1] for i in part])).repeat_interleave(
                     SAMPLES, dim=0
                 )
-                drawn = generate(self.lm.model, prompt, self.lm.horizon, generator=gen, allowed=self.lm.tok.spec.codes)
+                # each decision draws from its own seed (asset, bar time): the same whatever else is in the panel
+                noise = torch.cat([self._noise(a, int(stamps[rows[i]]), h, v) for i in part])
+                drawn = generate(self.lm.model, prompt, h, allowed=v, noise=noise)
                 cum = self.lm.tok.decode(drawn)[..., 0].sum(-1).reshape(len(part), SAMPLES).mean(1)
                 out[rows[part], a] = positions(cum, self.scale, self.market.allow_short) / len(self.symbols)
         return out
+
+    def _noise(self, asset: int, stamp: int, horizon: int, codes: int) -> torch.Tensor:
+        raw = f"{self.seed},{self.symbols[asset]},{stamp}".encode()
+        seed = int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "little") & 0x7FFF_FFFF_FFFF_FFFF
+        return gumbel_noise(torch.Generator().manual_seed(seed), (SAMPLES, horizon, codes))
 
 
 def _load(ckpt: dict[str, Any], path: Path) -> LMStrategy:

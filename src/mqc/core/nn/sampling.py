@@ -42,3 +42,21 @@ def sample_next(
         return logits.argmax(dim=-1, keepdim=True)
     logits = filter_logits(logits / temperature, top_k, top_p)
     return torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)
+
+
+def gumbel_noise(generator: torch.Generator, shape: tuple[int, ...]) -> torch.Tensor:
+    """Gumbel(0, 1) noise of ``shape`` from ``generator``; ``argmax(logits + noise)`` is a softmax draw."""
+    u = torch.rand(shape, generator=generator).clamp_(1e-20, 1.0 - 1e-7)
+    return -torch.log(-torch.log(u))
+
+
+def sample_with_noise(
+    logits: torch.Tensor, noise: torch.Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0
+) -> torch.Tensor:
+    """One id per row, ``[B, 1]``, by the Gumbel-max trick with pre-drawn per-row ``noise [B, V]``:
+    the same distribution as :func:`sample_next`, but a row's draw depends on its own noise only,
+    so it does not change with the batch it is computed in."""
+    if temperature == 0:
+        return logits.argmax(dim=-1, keepdim=True)
+    logits = filter_logits(logits / temperature, top_k, top_p)
+    return (logits + noise[:, : logits.shape[-1]].to(logits.device)).argmax(dim=-1, keepdim=True)
