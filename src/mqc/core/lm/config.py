@@ -27,7 +27,7 @@ class _LMFields:
     muon: bool = field(default=True, metadata={"help": "Muon for hidden matrices + AdamW for the rest"})
     weight_decay: float = field(default=0.0, metadata={"help": "weight decay"})
     grad_clip: float = field(default=1.0, metadata={"help": "clip the global gradient norm (0: off)"})
-    eval_interval: int = field(default=25, metadata={"help": "evaluate on val and save latest.pt every N steps"})
+    eval_interval: int = field(default=5, metadata={"help": "evaluate on val and save latest.pt every N steps"})
     log_interval: int = field(default=5, metadata={"help": "write a train row to metrics.jsonl every N steps"})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or cuda:N"})
     dtype: Literal["auto", "fp32", "bf16"] = field(default="auto", metadata={"help": "auto: fp32 on CPU, bf16 on CUDA"})
@@ -127,6 +127,7 @@ class Stage4Config(_LMFields):
     """Policy-gradient fine-tuning on sampled horizons (GRPO group baseline, KL to stage 3)."""
 
     steps: int = field(default=200, metadata={"help": "optimiser steps"})
+    eval_interval: int = field(default=25, metadata={"help": "evaluate on val and save latest.pt every N steps"})
     batch_episodes: int = field(default=8, metadata={"help": "contexts per step (from the train split)"})
     group: int = field(default=4, metadata={"help": "sampled horizons per context (the group baseline)"})
     reward: Literal["pnl", "return_mse", "token_acc"] = field(
