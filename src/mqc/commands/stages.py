@@ -43,11 +43,15 @@ def _resolve(cls: type, flags: dict[str, Any]) -> Any:
 
 
 def _run(fn: Any, quiet: bool, json_out: bool, *args: Any, **kw: Any) -> None:
-    if quiet:
+    import os
+
+    main = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 reports
+    if quiet or not main:
         state().quiet = True
     with RichProgress() as progress:
         result = fn(*args, progress=progress, command_line=" ".join(["mqc", *sys.argv[1:]]), **kw)
-    _render(result, json_out)
+    if main:
+        _render(result, json_out)
 
 
 def _render(result: Any, json_out: bool) -> None:

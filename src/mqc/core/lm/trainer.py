@@ -34,10 +34,20 @@ EVAL_WINDOWS = 64  # horizon windows per SFT evaluation (evenly spaced over the 
 
 
 def world() -> tuple[int, int]:
-    """(rank, world size); (0, 1) without torch.distributed."""
+    """(rank, world size); (0, 1) without torch.distributed. Under ``torchrun`` (``WORLD_SIZE`` > 1)
+    the process group is started here: nccl on GPUs, gloo on CPUs."""
+    import os
+
     import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized():
+    if not dist.is_available():
+        return 0, 1
+    if not dist.is_initialized() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        cuda = torch.cuda.is_available()
+        if cuda:
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group("nccl" if cuda else "gloo")
+    if dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
 
@@ -145,25 +155,24 @@ class LMTrainer(Harness):
 
     def finish(self, started: float, *, complete: bool) -> TrainResult:
         test: dict[str, float] = {}
-        if complete:
+        if complete and self.writes:  # rank 0 only: the others hold no run directory
             best = runs.read_checkpoint(runs.checkpoint_path(self.run_dir, runs.BEST))
             live = copy.deepcopy(self.model.state_dict())
             self.model.load_state_dict(best["state_dict"])
             test = self.evaluate("test")
             self.model.load_state_dict(live)
-            if self.rank == 0:
-                atomic.write_json(
-                    self.run_dir / runs.REPORT,
-                    {
-                        "segment": "test",
-                        "note": "computed once, after training, on the test split with best.pt (selected on val only)",
-                        "kind": self.kind,
-                        "best_step": self.best_step,
-                        "test_metrics": test,
-                        "val_metrics": self.best_metrics,
-                        **{k: v for k, v in self.extra.items() if k.endswith("_report")},
-                    },
-                )
+            atomic.write_json(
+                self.run_dir / runs.REPORT,
+                {
+                    "segment": "test",
+                    "note": "computed once, after training, on the test split with best.pt (selected on val only)",
+                    "kind": self.kind,
+                    "best_step": self.best_step,
+                    "test_metrics": test,
+                    "val_metrics": self.best_metrics,
+                    **{k: v for k, v in self.extra.items() if k.endswith("_report")},
+                },
+            )
         return TrainResult(
             kind=self.kind,
             run_dir=self.run_dir,
