@@ -109,7 +109,9 @@ class Stage2Config(_LMFields):
 class Stage3Config(_LMFields):
     """Supervised fine-tuning with the loss on the horizon tokens only."""
 
-    epochs: float = field(default=10.0, metadata={"help": "passes over the train windows", "max": 1e6})
+    epochs: float = field(
+        default=10.0, metadata={"help": "passes over the train candles as horizon targets", "max": 1e6}
+    )
     lr: float = field(default=1e-3, metadata={"help": "AdamW learning rate"})
     muon_lr: float = field(default=0.005, metadata={"help": "Muon learning rate"})
     context_len: int = field(default=128, metadata={"help": "candles of context before the horizon"})

@@ -71,6 +71,13 @@ def read_input(stage: str, ref: str | None) -> tuple[dict[str, Any], Path]:
     return ckpt, path
 
 
+def _threads(cfg: Any) -> None:
+    """Set the torch CPU threads before any work (the tokenizer fit and evaluations run outside the harness)."""
+    import torch
+
+    torch.set_num_threads(cfg.threads)
+
+
 def _resume_checkpoint(resume: str | None) -> dict[str, Any] | None:
     return runs.read_checkpoint(runs.checkpoint_path(Path(resume).expanduser(), runs.LATEST)) if resume else None
 
@@ -133,6 +140,7 @@ def run_stage1(
     from mqc.core.lm.trainer import NextTokenTrainer
     from mqc.core.train.api import absolute_data_root
 
+    _threads(cfg)
     data_cfg = absolute_data_root(data_cfg)  # stored in the checkpoint: later stages run from anywhere
     data = load_lm_data(data_cfg, split_cfg)
     reports: dict[str, Any] = {}
@@ -185,6 +193,7 @@ def run_stage2(
     """Midtrain the stage-1 model on ``symbols`` (of the stage-1 data) or on the files at ``data_root``."""
     from mqc.core.lm.trainer import NextTokenTrainer
 
+    _threads(cfg)
     ckpt, path = read_input("stage2", cfg.in_run) if resume is None else (_resume_checkpoint(resume), None)
     assert ckpt is not None
     gpt_cfg, tok = _model_of(ckpt)
@@ -223,6 +232,7 @@ def run_stage3(
     """Horizon-only SFT of the stage-2 (or stage-1) model on its assets' windows."""
     from mqc.core.lm.trainer import SFTTrainer, evaluate_horizon
 
+    _threads(cfg)
     ckpt, path = read_input("stage3", cfg.in_run) if resume is None else (_resume_checkpoint(resume), None)
     assert ckpt is not None
     gpt_cfg, tok = _model_of(ckpt)
@@ -262,6 +272,7 @@ def run_stage4(
     """GRPO-style fine-tuning of the stage-3 model on sampled horizons from the train split."""
     from mqc.core.lm.rl import RLTrainer
 
+    _threads(cfg)
     ckpt, path = read_input("stage4", cfg.in_run) if resume is None else (_resume_checkpoint(resume), None)
     assert ckpt is not None
     gpt_cfg, tok = _model_of(ckpt)

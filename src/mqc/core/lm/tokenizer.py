@@ -129,9 +129,10 @@ class CandleTokenizer(nn.Module):
     @torch.no_grad()
     def _ema_update(self, z: torch.Tensor, ids: torch.Tensor) -> None:
         d = self.spec.decay
-        onehot = F.one_hot(ids, self.spec.codes).to(z.dtype)
-        self.ema_count.mul_(d).add_(onehot.sum(0), alpha=1 - d)
-        self.ema_sum.mul_(d).add_(onehot.T @ z, alpha=1 - d)
+        counts = torch.bincount(ids, minlength=self.spec.codes).to(z.dtype)
+        sums = torch.zeros_like(self.ema_sum).index_add_(0, ids, z)
+        self.ema_count.mul_(d).add_(counts, alpha=1 - d)
+        self.ema_sum.mul_(d).add_(sums, alpha=1 - d)
         n = self.ema_count.sum()
         count = (self.ema_count + 1e-5) / (n + self.spec.codes * 1e-5) * n  # Laplace smoothing
         self.codebook.copy_(self.ema_sum / count[:, None])

@@ -273,7 +273,8 @@ class SFTTrainer(LMTrainer):
                 f"{self.gpt_config.sequence_len}",
                 hint="lower --context-len / --horizon, or pretrain with a larger --seq-len",
             )
-        self.total_steps = self.steps_for(len(self.win["train"]), 1)
+        # consecutive windows overlap: an epoch shows each train candle once as a horizon target
+        self.total_steps = self.steps_for(len(self.win["train"]), cfg.horizon)
         # the size of a typical horizon move (train split only): it sizes the positions of a strategy
         self.extra["position_scale"] = float(np.std(self.win["train"].log_returns.sum(-1)))
 
