@@ -22,8 +22,8 @@ class _LMFields:
     epochs: float = field(default=20.0, metadata={"help": "passes over the train tokens", "max": 1e6})
     batch: int = field(default=16, metadata={"help": "sequences per optimiser step (global, across ranks)"})
     microbatch_windows: int | None = field(default=None, metadata={"help": "sequences per forward/backward pass"})
-    lr: float = field(default=3e-3, metadata={"help": "AdamW learning rate (embeddings, head)"})
-    muon_lr: float = field(default=0.02, metadata={"help": "Muon learning rate for the blocks' matrices"})
+    lr: float = field(default=1e-3, metadata={"help": "AdamW learning rate (embeddings, head)"})
+    muon_lr: float = field(default=0.005, metadata={"help": "Muon learning rate for the blocks' matrices"})
     muon: bool = field(default=True, metadata={"help": "Muon for hidden matrices + AdamW for the rest"})
     weight_decay: float = field(default=0.0, metadata={"help": "weight decay"})
     grad_clip: float = field(default=1.0, metadata={"help": "clip the global gradient norm (0: off)"})
@@ -97,8 +97,8 @@ class Stage2Config(_LMFields):
     """Midtraining on one asset or a subset, at a lower learning rate."""
 
     epochs: float = field(default=10.0, metadata={"help": "passes over the subset's train tokens", "max": 1e6})
-    lr: float = field(default=1e-3, metadata={"help": "AdamW learning rate (lower than stage 1)"})
-    muon_lr: float = field(default=0.005, metadata={"help": "Muon learning rate (lower than stage 1)"})
+    lr: float = field(default=3e-4, metadata={"help": "AdamW learning rate (lower than stage 1)"})
+    muon_lr: float = field(default=0.002, metadata={"help": "Muon learning rate (lower than stage 1)"})
 
     def __post_init__(self) -> None:
         self._check("stage2")
@@ -112,8 +112,8 @@ class Stage3Config(_LMFields):
     epochs: float = field(
         default=10.0, metadata={"help": "passes over the train candles as horizon targets", "max": 1e6}
     )
-    lr: float = field(default=1e-3, metadata={"help": "AdamW learning rate"})
-    muon_lr: float = field(default=0.005, metadata={"help": "Muon learning rate"})
+    lr: float = field(default=3e-4, metadata={"help": "AdamW learning rate"})
+    muon_lr: float = field(default=0.002, metadata={"help": "Muon learning rate"})
     context_len: int = field(default=128, metadata={"help": "candles of context before the horizon"})
     horizon: int = field(default=32, metadata={"help": "candles to forecast (the loss is on these only)"})
 

@@ -5,7 +5,9 @@ optimiser split (Muon for hidden matrices + AdamW), seeding and the random state
 gradient accumulation, metrics.jsonl, val evaluation and best-checkpoint selection, latest.pt for
 ``--resume``, and Ctrl-C. It writes every file through ``mqc.core.runs``. A trainer subclasses it
 (``BaseTrainer`` for the portfolio policies) and fills in the hooks: ``loss_on``, ``sample_t0``,
-``evaluate``, ``has_val``, ``checkpoint_fields``, ``run_config``, ``check_resumable``, ``finish``.
+``evaluate``, ``has_val``, ``checkpoint_fields``, ``run_config``, ``check_resumable``, ``finish``,
+and optionally ``eval_message`` / ``live_figures`` (what the log and the progress bar show). A
+distributed trainer sets ``writes = False`` on every rank but 0, so one process writes the run.
 
 A trainer plugs into ``mqc train`` and ``resume_run`` by registering a ``TrainerSpec``
 (``register_trainer``); no command or API function names trainers one by one.
