@@ -121,7 +121,7 @@ class LMTrainer(Harness):
             "asset_classes": list(panel.asset_classes),
             "timeframe": panel.timeframe,
             "split": self.data.split.to_dict(),
-            "data_fingerprint": panel.fingerprint,
+            "data_fingerprint": panel.select([panel.symbols[a] for a in self.assets]).fingerprint,
             "lookback": int(self.extra.get("context_len", self.gpt_config.sequence_len)),
             "source": self.source,
             **self.extra,
