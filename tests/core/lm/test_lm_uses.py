@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from tests.core.lm.conftest import TINY, TINY_MODEL, random_walk
 
 from mqc.core.data.config import DataConfig, SplitConfig
@@ -65,6 +66,8 @@ def test_backtest_replays_the_lm(stage3_run: tuple[Path, Path]) -> None:
     report = run_checkpoint_backtest(str(stage3_run[1]), write=False)
     assert report.source["kind"] == "stage3" and np.isfinite(report.metrics["sharpe"])
     assert report.benchmarks  # the usual benchmarks beside it
+    ckpt_test = torch.load(stage3_run[1] / "checkpoints" / "best.pt", weights_only=True)["split_times"]["test"]
+    assert report.segment["split"] == "test" and report.segment["first"][:10] == ckpt_test[0][:10]
     strategy = load_strategy(stage3_run[1])
     from mqc.core.data.panel import load_panel
 

@@ -121,6 +121,13 @@ class LMTrainer(Harness):
             "asset_classes": list(panel.asset_classes),
             "timeframe": panel.timeframe,
             "split": self.data.split.to_dict(),
+            # the segments' first and last bars, so a backtest on more (or other) bars finds them
+            "split_times": {
+                name: [str(panel.timestamps[lo])[:29], str(panel.timestamps[hi - 1])[:29]]
+                for name in ("train", "val", "test")
+                for lo, hi in [self.data.split.segment(name)]
+                if hi > lo
+            },
             "data_fingerprint": panel.select([panel.symbols[a] for a in self.assets]).fingerprint,
             "lookback": int(self.extra.get("context_len", self.gpt_config.sequence_len)),
             "source": self.source,
