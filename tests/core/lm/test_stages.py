@@ -102,3 +102,16 @@ def test_resume_continues_the_run(csv_root: Path) -> None:
     )
     assert again.train.run_dir == r1.train.run_dir and again.train.resumed_from["step"] == r1.train.steps
     assert np.isfinite(again.train.val_metrics["bits_per_candle"])
+
+
+def test_chain_on_real_daily_bars(shared_ohlcv: Path) -> None:
+    """Real daily bars (../shared/data/ohlcv/daily): the tokenizer reconstructs returns better than
+    their spread, and stages 1 -> 3 -> 4 run with finite figures."""
+    data = DataConfig(data_root=str(shared_ohlcv / "daily"), symbols=("SPY", "TLT"), start="2012-01-01")
+    r1 = run_stage1(data, SplitConfig(), Stage1Config(**{**TINY, **TINY_MODEL, "vocab": 32, "epochs": 1.0}))
+    for rep in r1.reports["tokenizer"].values():
+        assert rep["return_rmse"] < rep["return_std"]
+    r3 = run_stage3(Stage3Config(**TINY, epochs=0.5, context_len=24, horizon=8, in_run=str(r1.train.run_dir)))
+    assert np.isfinite(r3.train.test_metrics["path_rmse"])
+    s4 = Stage4Config(**{**TINY, "eval_interval": 2}, steps=2, batch_episodes=2, eval_episodes=4)
+    assert np.isfinite(run_stage4(s4, MarketConfig()).train.test_metrics["pnl_per_episode"])
