@@ -94,12 +94,8 @@ def test_resume_continues_the_run(csv_root: Path) -> None:
     r1 = _stage1(csv_root, epochs=1.0)
     ckpt = runs.read_checkpoint(runs.checkpoint_path(r1.train.run_dir, runs.LATEST))
     assert isinstance(ckpt["train_state"], dict) and ckpt["step"] == r1.train.steps
-    again = run_stage1(
-        DataConfig(data_root=str(csv_root)),
-        SplitConfig(),
-        Stage1Config(**{**TINY, **TINY_MODEL, "epochs": 1.0}),
-        resume=str(r1.train.run_dir),
-    )
+    # the flags given on resume do not matter: the run's stored settings (data, sizes) are used
+    again = run_stage1(DataConfig(), SplitConfig(), Stage1Config(), resume=str(r1.train.run_dir))
     assert again.train.run_dir == r1.train.run_dir and again.train.resumed_from["step"] == r1.train.steps
     assert np.isfinite(again.train.val_metrics["bits_per_candle"])
 
@@ -115,3 +111,12 @@ def test_chain_on_real_daily_bars(shared_ohlcv: Path) -> None:
     assert np.isfinite(r3.train.test_metrics["path_rmse"])
     s4 = Stage4Config(**{**TINY, "eval_interval": 2}, steps=2, batch_episodes=2, eval_episodes=4)
     assert np.isfinite(run_stage4(s4, MarketConfig()).train.test_metrics["pnl_per_episode"])
+
+
+def test_resume_keeps_the_runs_settings(csv_root: Path) -> None:
+    _stage1(csv_root, epochs=1.0)
+    r3 = run_stage3(Stage3Config(**TINY, epochs=0.5, context_len=24, horizon=6))
+    # resumed with default flags (horizon 32 would not fit): the stored settings win
+    again = run_stage3(Stage3Config(), resume=str(r3.train.run_dir))
+    assert again.train.run_dir == r3.train.run_dir and again.train.resumed_from is not None
+    assert runs.read_checkpoint(again.train.best_checkpoint)["horizon"] == 6

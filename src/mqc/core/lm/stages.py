@@ -78,6 +78,15 @@ def _threads(cfg: Any) -> None:
     torch.set_num_threads(cfg.threads)
 
 
+def _stored(resume: str, cls: type, table: str) -> Any:
+    """Table ``table`` of the resumed run's config.json as ``cls``: a resumed run keeps its settings."""
+    where = Path(resume).expanduser()
+    value = runs.stored_config(runs.config_tables(runs.read_run_config(where)), table, cls, where)
+    if value is None:
+        raise CheckpointError(f"{where}: config.json has no [{table}] table", hint="start a new run")
+    return value
+
+
 def _resume_checkpoint(resume: str | None) -> dict[str, Any] | None:
     return runs.read_checkpoint(runs.checkpoint_path(Path(resume).expanduser(), runs.LATEST)) if resume else None
 
@@ -140,6 +149,9 @@ def run_stage1(
     from mqc.core.lm.trainer import NextTokenTrainer
     from mqc.core.train.api import absolute_data_root
 
+    if resume:  # a resumed run keeps its stored settings
+        data_cfg, split_cfg = _stored(resume, DataConfig, "data"), _stored(resume, SplitConfig, "split")
+        cfg = _stored(resume, Stage1Config, "stage1")
     _threads(cfg)
     data_cfg = absolute_data_root(data_cfg)  # stored in the checkpoint: later stages run from anywhere
     data = load_lm_data(data_cfg, split_cfg)
@@ -193,6 +205,8 @@ def run_stage2(
     """Midtrain the stage-1 model on ``symbols`` (of the stage-1 data) or on the files at ``data_root``."""
     from mqc.core.lm.trainer import NextTokenTrainer
 
+    if resume:
+        cfg = _stored(resume, Stage2Config, "stage2")
     _threads(cfg)
     ckpt, path = read_input("stage2", cfg.in_run) if resume is None else (_resume_checkpoint(resume), None)
     assert ckpt is not None
@@ -232,6 +246,8 @@ def run_stage3(
     """Horizon-only SFT of the stage-2 (or stage-1) model on its assets' windows."""
     from mqc.core.lm.trainer import SFTTrainer, evaluate_horizon
 
+    if resume:
+        cfg = _stored(resume, Stage3Config, "stage3")
     _threads(cfg)
     ckpt, path = read_input("stage3", cfg.in_run) if resume is None else (_resume_checkpoint(resume), None)
     assert ckpt is not None
@@ -272,6 +288,9 @@ def run_stage4(
     """GRPO-style fine-tuning of the stage-3 model on sampled horizons from the train split."""
     from mqc.core.lm.rl import RLTrainer
 
+    if resume:
+        cfg = _stored(resume, Stage4Config, "stage4")
+        market = _stored(resume, MarketConfig, "market")
     _threads(cfg)
     ckpt, path = read_input("stage4", cfg.in_run) if resume is None else (_resume_checkpoint(resume), None)
     assert ckpt is not None
