@@ -24,6 +24,7 @@ from mqc.core.progress import Progress
 from mqc.core.train.harness import TrainResult
 
 STAGES = ("stage1", "stage2", "stage3", "stage4")
+TOKENS = "tokens.npz"
 # which runs each stage's --in accepts, the default (its latest run) first
 PREVIOUS = {"stage2": ("stage1",), "stage3": ("stage2", "stage1"), "stage4": ("stage3",)}
 
@@ -183,7 +184,21 @@ def run_stage1(
         resume_dir=resume,
         command_line=command_line,
     )
-    return StageResult(trainer.fit(), reports)
+    result = trainer.fit()
+    if trainer.writes:
+        _save_streams(result.run_dir, trainer)
+    return StageResult(result, reports)
+
+
+def _save_streams(run_dir: Path, trainer: Any) -> None:
+    """``tokens.npz``: the train / val / test token streams (separator = vocab) beside the checkpoint
+    that holds the tokenizer's config and normalisation."""
+    import numpy as np
+
+    from mqc.core import atomic
+
+    with atomic.atomic_path(Path(run_dir) / TOKENS) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **{k: v.numpy() for k, v in trainer.streams.items()}, symbols=np.array(trainer.data.symbols))
 
 
 def _model_of(ckpt: dict[str, Any]) -> tuple[GPTConfig, CandleTokenizer]:
