@@ -78,7 +78,8 @@ class LMTrainer(Harness):
             raise ConfigError(f"--batch {cfg.batch_windows} must divide by the {self.world} ranks")
         self.global_batch = cfg.batch_windows
         # each rank's harness steps over its share; its loss weights are then the local means
-        cfg = replace(cfg, **({"batch": cfg.batch // self.world} if hasattr(cfg, "batch") else {}))
+        size = "batch_episodes" if hasattr(cfg, "batch_episodes") else "batch"
+        cfg = replace(cfg, **{size: getattr(cfg, size) // self.world})
         super().__init__(cfg, progress=progress if self.rank == 0 else None, resume_dir=resume_dir)
         self.writes = self.rank == 0
         self.data, self.tok, self.gpt_config, self.assets = data, tok, gpt_config, assets
