@@ -19,6 +19,7 @@ from mqc.commands import data as data_cmd
 from mqc.commands import forecast as forecast_cmd
 from mqc.commands import profile as profile_cmd
 from mqc.commands import quickstart as quickstart_cmd
+from mqc.commands import stages as stages_cmd
 from mqc.commands import sweep as sweep_cmd
 from mqc.commands import trade as trade_cmd
 from mqc.commands import train as train_cmd
@@ -139,6 +140,8 @@ app.command("backtest")(backtest_cmd.backtest)
 app.add_typer(train_cmd.app, name="train")
 app.add_typer(sweep_cmd.app, name="sweep")
 app.add_typer(trade_cmd.app, name="trade")
+for _stage in ("stage1", "stage2", "stage3", "stage4"):
+    app.command(_stage)(getattr(stages_cmd, _stage))
 
 
 def main() -> None:

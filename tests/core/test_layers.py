@@ -15,13 +15,19 @@ CORE = Path(__file__).resolve().parents[2] / "src" / "mqc" / "core"
 
 # Lowest first. A package may import the foundation modules, other root modules of core and any
 # package listed before it; never one listed after it.
-LAYERS = ("market", "data", "forecast", "policy", "gym", "backtest", "train", "sweep", "trade")
+LAYERS = ("nn", "market", "data", "forecast", "policy", "gym", "backtest", "train", "lm", "sweep", "trade")
 # Root modules everything may import: they import no package of core.
 FOUNDATION = ("errors", "config", "atomic", "progress", "registry", "paths", "dates", "metrics", "profiles")
 # The one name of a higher layer a lower one may hold, as a string: checkpoint kinds are loaded from
 # any entry point (a backtest, later a gym env or the trading loop) without that caller importing
 # the train layer first (docs/architecture.md, "Layers").
-ALLOWED_UPWARD_STRINGS = {("policy/strategy.py", "mqc.core.train.checkpoint_kinds")}
+ALLOWED_UPWARD_STRINGS = {
+    ("policy/strategy.py", "mqc.core.train.checkpoint_kinds"),
+    # the candle LM (core/lm, above train) registers its checkpoint kinds and the mqc-lm forecaster
+    # the same way: a name held as a string, imported only when that kind / model is asked for
+    ("policy/strategy.py", "mqc.core.lm.strategy"),
+    ("forecast/registry.py", "mqc.core.lm.forecaster"),
+}
 # ``core/config.py`` lists the light modules that define profile tables (``<package>.config``), so
 # that a profile is checked against every table: names only, imported when a profile is validated.
 CONFIG_TABLE_LIST = "config.py"

@@ -39,6 +39,13 @@ CONFIG_OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
         )
         for name in ("eval", "tune", "select")
     },
+    **{
+        f"stage{n}": (
+            (f"stage{n}", "data") if n == 1 else (f"stage{n}", "market") if n == 4 else (f"stage{n}",),
+            {"compile_": f"stage{n}.compile", "out": f"stage{n}.save_dir", "in_": f"stage{n}.in_run"},
+        )
+        for n in (1, 2, 3, 4)
+    },
     "data import": (("import",), {}),
     "data validate": (("import",), {}),
     "data fetch": (("fetch",), {}),

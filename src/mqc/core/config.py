@@ -62,6 +62,7 @@ CONFIG_MODULES: tuple[str, ...] = (
     "mqc.core.forecast.kronos.config",
     "mqc.core.gym.config",
     "mqc.core.trade.config",
+    "mqc.core.lm.config",
 )
 
 

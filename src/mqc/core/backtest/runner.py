@@ -216,7 +216,10 @@ def run_checkpoint_backtest(
             "embargo": split_cfg.embargo,
         }
     history = panel.slice(0, hi)  # the strategy never sees a bar after the segment's end
-    targets = np.asarray(strategy.target_weights(history), dtype=np.float64)
+    # rows before the segment are never traded: a strategy that can skip them (target_weights_from) does
+    decide_from = getattr(strategy, "target_weights_from", None)
+    raw = decide_from(history, max(lo - 1, 0)) if decide_from is not None else strategy.target_weights(history)
+    targets = np.asarray(raw, dtype=np.float64)
     if targets.shape != (hi, panel.n_assets):
         raise CheckpointError(
             f"{path}: strategy {strategy.kind!r} returned weights of shape {targets.shape}, expected"

@@ -20,6 +20,8 @@ BUILTINS = {
     "chronos-bolt": "mqc.core.forecast.chronos:ChronosForecaster",
     "chronos": "mqc.core.forecast.chronos:ChronosForecaster",
     "kronos": "mqc.core.forecast.kronos.forecaster:create",
+    # the candle LM of mqc stage1..4 (core/lm sits above train; named here so any entry point finds it)
+    "mqc-lm": "mqc.core.lm.forecaster:create",
 }
 BASELINES = ("naive", "seasonal-naive", "drift", "hist-vol", "ewma-vol", "bootstrap", "garch")
 WEIGHTED = ("chronos2", "chronos-bolt", "chronos")

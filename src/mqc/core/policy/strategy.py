@@ -38,13 +38,18 @@ class Strategy(Protocol):
 
     def target_weights(self, panel: Any) -> np.ndarray:
         """``[T, A]`` float64 target weights for ``panel`` (same symbols, in order); row t uses
-        bars <= t only. Rows before the first decidable bar are 0 (all cash)."""
+        bars <= t only. Rows before the first decidable bar are 0 (all cash).
+
+        A strategy whose decisions are expensive (a sampling LM) may also define
+        ``target_weights_from(panel, start)``: the same rows from ``start`` on, 0 before it; a
+        backtest calls it with the segment's first bar."""
         ...
 
 
 # Checkpoint kinds register a loader ``(checkpoint dict, path) -> Strategy``; the built-in kinds
 # (dm, sharpe) register themselves when ``mqc.core.train.checkpoint_kinds`` is first imported.
-_LOADERS = Registry("checkpoint kind", builtins=("mqc.core.train.checkpoint_kinds",))
+# The candle LM (stage1..4, ``mqc.core.lm.strategy``) registers its kinds the same way.
+_LOADERS = Registry("checkpoint kind", builtins=("mqc.core.train.checkpoint_kinds", "mqc.core.lm.strategy"))
 
 
 def register_loader(kind: str, loader: Callable[[dict[str, Any], Path], Strategy]) -> None:

@@ -5,7 +5,9 @@ optimiser split (Muon for hidden matrices + AdamW), seeding and the random state
 gradient accumulation, metrics.jsonl, val evaluation and best-checkpoint selection, latest.pt for
 ``--resume``, and Ctrl-C. It writes every file through ``mqc.core.runs``. A trainer subclasses it
 (``BaseTrainer`` for the portfolio policies) and fills in the hooks: ``loss_on``, ``sample_t0``,
-``evaluate``, ``has_val``, ``checkpoint_fields``, ``run_config``, ``check_resumable``, ``finish``.
+``evaluate``, ``has_val``, ``checkpoint_fields``, ``run_config``, ``check_resumable``, ``finish``,
+and optionally ``eval_message`` / ``live_figures`` (what the log and the progress bar show). A
+distributed trainer sets ``writes = False`` on every rank but 0, so one process writes the run.
 
 A trainer plugs into ``mqc train`` and ``resume_run`` by registering a ``TrainerSpec``
 (``register_trainer``); no command or API function names trainers one by one.
@@ -239,6 +241,7 @@ class Harness(abc.ABC):
         self.last_val: dict[str, float] = {}
         self.saved_step: int | None = None  # the step checkpoints/latest.pt holds
         self.resumed_from: dict[str, Any] | None = None
+        self.writes = True  # False on the non-zero ranks of a distributed run: rank 0 alone writes files
 
     # ----- hooks ------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -285,6 +288,21 @@ class Harness(abc.ABC):
 
     def load_extra_state(self, state: dict[str, Any]) -> None:  # noqa: B027 - optional hook
         """Restore what ``extra_state`` saved (default: nothing)."""
+
+    def live_figures(self, stats: dict[str, float]) -> dict[str, float]:
+        """Figures the progress bar shows after a step (default: loss and the last val Sharpe)."""
+        live = {"loss": stats["loss"]}
+        if self.last_val:
+            live["val_sharpe"] = self.last_val.get("sharpe", 0.0)
+        return live
+
+    def eval_message(self, val: dict[str, float], improved: bool) -> str:
+        """The line logged after an evaluation (default: the portfolio figures)."""
+        # turnover in percent, as the backtest table shows it
+        return (
+            f"step {self.step}: val sharpe {val['sharpe']:.3f}, return {val['total_return']:+.2%}, "
+            f"turnover {val['turnover']:.2%}{'  (best)' if improved else ''}"
+        )
 
     def after_step(self) -> None:  # noqa: B027 - optional hook
         """Called after each optimiser step (default: nothing)."""
@@ -386,9 +404,11 @@ class Harness(abc.ABC):
         if self.resume_dir is not None:
             self.run_dir = self.resume_dir
             self._restore(self.run_dir)
-        else:
+        elif self.writes:
             self.run_dir = runs.new_run_dir(self.kind, self.cfg.save_dir)
             runs.write_run_config(self.run_dir, self.run_config())
+        else:
+            self.run_dir = Path(self.cfg.save_dir or ".")
         self.progress.start(self.total_steps, self.start_message())
         if self.step:
             self.progress.advance(self.step)
@@ -404,7 +424,7 @@ class Harness(abc.ABC):
             while self.step < self.total_steps:
                 self.step += 1
                 st = self.train_step()
-                if self.step % self.cfg.log_interval == 0 or self.step == self.total_steps:
+                if self.writes and (self.step % self.cfg.log_interval == 0 or self.step == self.total_steps):
                     row = {"kind": "train", "step": self.step, **{k: float(v) for k, v in st.items()}}
                     row.update(
                         microbatch=int(st["microbatch"]),
@@ -414,10 +434,7 @@ class Harness(abc.ABC):
                     self._log_row(row)
                 if self.step % self.cfg.eval_interval == 0 or self.step == self.total_steps:
                     self._eval_and_save()
-                live = {"loss": st["loss"]}
-                if self.last_val:
-                    live["val_sharpe"] = self.last_val.get("sharpe", 0.0)
-                self.progress.advance(1, **live)
+                self.progress.advance(1, **self.live_figures(st))
                 if stop_after is not None and self.step >= stop_after and self.step % self.cfg.eval_interval == 0:
                     break
         except KeyboardInterrupt as exc:
@@ -441,14 +458,14 @@ class Harness(abc.ABC):
         improved = score > self.best_score
         if improved:
             self.best_score, self.best_step, self.best_metrics = score, self.step, val
+        if not self.writes:
+            self.saved_step = self.step
+            return
+        if improved:
             runs.save_checkpoint(runs.checkpoint_path(self.run_dir, runs.BEST), self.checkpoint(val, train_state=False))
         self._log_row({"kind": "eval", "step": self.step, "best": improved, **{f"eval_{k}": v for k, v in val.items()}})
         runs.save_checkpoint(runs.checkpoint_path(self.run_dir, runs.LATEST), self.checkpoint(val, train_state=True))
         self.saved_step = self.step
         for listener in tuple(_EVAL_LISTENERS):
             listener(self.kind, self.step, dict(val))
-        # turnover in percent, as the backtest table shows it
-        self.progress.log(
-            f"step {self.step}: val sharpe {val['sharpe']:.3f}, return {val['total_return']:+.2%}, turnover"
-            f" {val['turnover']:.2%}{'  (best)' if improved else ''}"
-        )
+        self.progress.log(self.eval_message(val, improved))

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mqc.core.nn.bsq import codes_of, pack_bits, unpack_bits
+
 
 class RMSNorm(nn.Module):
     """Root-mean-square norm computed in float32, as in the published model."""
@@ -339,22 +341,11 @@ class BSQuantizer(nn.Module):
 
     def indices(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Split-code indices of latent ``z``: bit j of a group (LSB first) is ``z_j > 0``."""
-        bits = (F.normalize(z, dim=-1) > 0).long()
-        s1 = _pack(bits[..., : self.s1_bits])
-        s2 = _pack(bits[..., self.s1_bits :])
+        bits = F.normalize(z, dim=-1) > 0
+        s1 = pack_bits(bits[..., : self.s1_bits])
+        s2 = pack_bits(bits[..., self.s1_bits :])
         return s1, s2
 
     def codes(self, s1: torch.Tensor, s2: torch.Tensor) -> torch.Tensor:
         """Inverse of :meth:`indices`: the scaled +-1 code vector."""
-        bits = torch.cat([_unpack(s1, self.s1_bits), _unpack(s2, self.s2_bits)], dim=-1)
-        return (bits.float() * 2 - 1) * (1.0 / math.sqrt(self.s1_bits + self.s2_bits))
-
-
-def _pack(bits: torch.Tensor) -> torch.Tensor:
-    weights = 2 ** torch.arange(bits.shape[-1], dtype=torch.long, device=bits.device)
-    return (bits * weights).sum(-1)
-
-
-def _unpack(ids: torch.Tensor, n_bits: int) -> torch.Tensor:
-    weights = 2 ** torch.arange(n_bits, dtype=torch.long, device=ids.device)
-    return (ids.unsqueeze(-1) & weights) != 0
+        return codes_of(torch.cat([unpack_bits(s1, self.s1_bits), unpack_bits(s2, self.s2_bits)], dim=-1))

@@ -25,11 +25,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from mqc.core.errors import ConfigError
 from mqc.core.forecast.kronos.layers import LayerCache
 from mqc.core.forecast.kronos.model import Kronos, KronosCache, KronosTokenizer
+from mqc.core.nn.candles import fit_scale, standardize
+from mqc.core.nn.sampling import filter_logits, sample_next
+
+__all__ = ["filter_logits", "sample_next"]  # filter_logits lives in core/nn; kept importable here
 
 CANDLE_FIELDS = ("open", "high", "low", "close", "volume", "amount")
 
@@ -61,27 +64,9 @@ class SamplingSettings:
             raise ConfigError(f"max_context must be >= 1, got {self.max_context}")
 
 
-def filter_logits(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:
-    """Upstream filtering: top-k when ``top_k > 0`` (and then top-p is ignored), else nucleus top-p."""
-    if top_k > 0:
-        k = min(top_k, logits.shape[-1])
-        kth = torch.topk(logits, k)[0][..., -1, None]
-        return logits.masked_fill(logits < kth, float("-inf"))
-    if top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, descending=True)
-        cum = torch.cumsum(F.softmax(sorted_logits, dim=-1), dim=-1)
-        drop = cum > top_p
-        # shift right so the token that crosses the threshold is kept, and always keep the first
-        drop[..., 1:] = drop[..., :-1].clone()
-        drop[..., 0] = False
-        return logits.masked_fill(drop.scatter(1, order, drop), float("-inf"))
-    return logits
-
-
 def draw(logits: torch.Tensor, settings: SamplingSettings, generator: torch.Generator) -> torch.Tensor:
     """One sampled id per row, ``[B, 1]``."""
-    logits = filter_logits(logits / settings.temperature, settings.top_k, settings.top_p)
-    return torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)
+    return sample_next(logits, generator, settings.temperature, settings.top_k, settings.top_p)
 
 
 def calendar_stamps(timestamps: np.ndarray) -> np.ndarray:
@@ -101,9 +86,8 @@ def candles(ohlcv: np.ndarray) -> np.ndarray:
 
 def normalize(x: np.ndarray, clip: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-window z-score over time: ``x [B, L, 6]`` -> (clipped x, mean [B, 1, 6], std + 1e-5)."""
-    mean = x.mean(axis=1, keepdims=True)
-    scale = x.std(axis=1, keepdims=True) + np.float32(1e-5)
-    return np.clip((x - mean) / scale, -clip, clip), mean, scale
+    mean, scale = fit_scale(x, axis=1)
+    return standardize(x, mean, scale, clip), mean, scale
 
 
 @torch.no_grad()
