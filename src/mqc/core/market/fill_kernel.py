@@ -187,9 +187,15 @@ def fill_bar(
             continue
         p_hl[0], p_hl[1], p_hl[2], p_hl[3] = o[a], h[a], lo[a], c[a]
         p_lh[0], p_lh[1], p_lh[2], p_lh[3] = o[a], lo[a], h[a], c[a]
+        n_touched = _touched(kind, side, price, a, p_hl)
+        if n_touched == 0:  # nothing reached: no path can fill
+            for k in range(K):
+                qty[a, k], px[a, k] = 0.0, np.nan
+            pos[a], room[a] = pos0[a], r0
+            continue
         f, lg = fees[a], long_only[a]
         cd1, ps1, rm1 = _path(p_hl, a, kind, side, price, size, sizing, pos0[a], equity, f, lg, r0, qty, px, seg)
-        if _touched(kind, side, price, a, p_hl) <= 1:  # one order can't see the order of the high and low
+        if n_touched == 1:  # one order can't see the order of the high and low
             cash_d[a], pos[a], room[a] = cd1, ps1, rm1
             continue
         cd2, ps2, rm2 = _path(p_lh, a, kind, side, price, size, sizing, pos0[a], equity, f, lg, r0, qty2, px2, seg)
