@@ -142,9 +142,8 @@ def test_auto_engine_is_the_kernel_when_numba_is_installed(monkeypatch):
 @pytest.mark.parametrize("use_numba", [pytest.param(True, marks=needs_numba), False])
 def test_fast_order_check_agrees_with_the_detailed_one(monkeypatch, use_numba):
     from mqc.core.errors import DataError
-    from mqc.core.market import orders as orders_mod
 
-    monkeypatch.setattr(orders_mod, "HAVE_NUMBA", use_numba)
+    monkeypatch.setattr(fill_kernel, "HAVE_NUMBA", use_numba)
     rng = np.random.default_rng(4)
     good = _random_book(rng, 6, 3, np.full(6, 100.0))
     assert good._plausible()

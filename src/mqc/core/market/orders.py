@@ -24,7 +24,6 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from mqc.core.errors import DataError
-from mqc.core.market.fill_kernel import HAVE_NUMBA, orders_plausible
 
 NONE, MOO, LIMIT, STOP, MOC = 0, 1, 2, 3, 4
 KIND_NAMES = {NONE: "none", MOO: "moo", LIMIT: "limit", STOP: "stop", MOC: "moc"}
@@ -76,9 +75,11 @@ class Orders:
         False means ``check`` looks closer, names the first bad slot and raises."""
         if self.kind.size == 0:
             return True
-        if HAVE_NUMBA:
+        from mqc.core.market import fill_kernel  # numba's import is heavy: only when orders are checked
+
+        if fill_kernel.HAVE_NUMBA:
             flat = (np.ascontiguousarray(getattr(self, f.name)).reshape(-1) for f in fields(self))
-            return bool(orders_plausible(*flat))
+            return bool(fill_kernel.orders_plausible(*flat))
         k, side, sizing = self.kind, self.side, self.sizing
         for codes, lo, hi in ((k, NONE, MOC), (side, SELL, BUY), (sizing, QTY, WEIGHT), (self.tif, BAR, GTC)):
             if codes.min() < lo or codes.max() > hi:  # unused slots included: Orders.empty holds valid codes
