@@ -1,4 +1,4 @@
-"""Order-level fill throughput: mqc's ``simulate_orders`` vs vectorbt ``from_orders``.
+"""Order-level fill throughput: mqc's ``simulate_orders`` (compiled kernel) vs vectorbt ``from_orders``.
 
 Workload (seeded synthetic daily OHLCV): at every bar's close, per symbol, a buy limit at the close
 -0.5% for a target weight of 1/N and an exit (a sell limit at the close +0.5% for weight 0, or a
@@ -10,9 +10,12 @@ side-by-side the strategy is one vectorbt can express: a buy limit (target 1/N) 
 market-on-close exit. The limit's touch test is resolved outside vectorbt in numpy (not timed:
 vectorbt gets the answers) and each bar is split into two rows (entry at the limit / the open, exit
 at the close); vectorbt only sizes the orders, charges fees and keeps the cash. Equity of the two
-engines agree to rounding (printed). vectorbt runs once on a small array first (numba compile).
+engines agree to rounding (printed). vectorbt's ``from_signals`` has no limit orders (only stop
+exits), so it cannot express the strategy. Both engines run once on a small array first (numba
+compile / cache load, printed), then ``--rounds`` interleaved rounds; medians of wall and process CPU
+seconds are printed (the machine is shared: the load average is printed before and after).
 
-    python bench/bench_orders.py             # 1,000 symbols x 2,500 bars (minutes on a shared 2-core box)
+    python bench/bench_orders.py             # 1,000 symbols x 2,500 bars, 5 rounds + 1 numpy-fallback run
     python bench/bench_orders.py --quick     # 200 x 500
 """
 
@@ -65,12 +68,13 @@ def market() -> MarketConfig:
     return MarketConfig(equity_fee_bps=FEE * 1e4, slippage_bps=0.0, financing_rate=0.0)
 
 
-def run_mqc(x: np.ndarray, orders: Orders) -> tuple[float, np.ndarray]:
+def run_mqc(x: np.ndarray, orders: Orders, engine: str = "auto") -> tuple[float, float, np.ndarray]:
+    """Wall seconds, CPU seconds of this process, equity curve."""
     T, A = x.shape[:2]
     ts = np.arange(T).astype("datetime64[D]").astype("datetime64[ns]")
-    t0 = time.perf_counter()
-    res = simulate_orders(x, ts, orders, ["equity"] * A, market())
-    return time.perf_counter() - t0, np.cumprod(1 + res.net_returns)
+    t0, c0 = time.perf_counter(), time.process_time()
+    res = simulate_orders(x, ts, orders, ["equity"] * A, market(), engine=engine)
+    return time.perf_counter() - t0, time.process_time() - c0, np.cumprod(1 + res.net_returns)
 
 
 def vbt_inputs(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -89,15 +93,32 @@ def vbt_inputs(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return price, size, price  # close = the row's price (valuation)
 
 
-def run_vbt(x: np.ndarray) -> tuple[float, np.ndarray]:
+def run_vbt(x: np.ndarray) -> tuple[float, float, np.ndarray]:
     import vectorbt as vbt
 
     price, size, close = vbt_inputs(x)
     kw = dict(size_type="targetpercent", fees=FEE, init_cash=1.0, cash_sharing=True, group_by=True, freq="1D")
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     pf = vbt.Portfolio.from_orders(close, size, price=price, **kw)
     value = pf.value().to_numpy().ravel()
-    return time.perf_counter() - t0, value[1::2]
+    return time.perf_counter() - t0, time.process_time() - c0, value[1::2]
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            names = [line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")]
+        return f"{names[0]} ({len(names)} logical CPUs)"
+    except (OSError, IndexError):
+        return platform.processor() or platform.machine()
+
+
+def load() -> str:
+    try:
+        with open("/proc/loadavg") as fh:
+            return " ".join(fh.read().split()[:3])
+    except OSError:
+        return "n/a"
 
 
 def main() -> None:
@@ -105,31 +126,65 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--symbols", type=int, default=None)
     ap.add_argument("--bars", type=int, default=None)
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds; medians are reported")
+    ap.add_argument("--numpy-rounds", type=int, default=1, help="rounds of the numpy fallback (slow; 0: skip)")
     args = ap.parse_args()
     A = args.symbols or (200 if args.quick else 1000)
     T = args.bars or (500 if args.quick else 2500)
-    print(f"{platform.processor() or platform.machine()}, python {platform.python_version()}, numpy {np.__version__}")
-    with open("/proc/loadavg") as fh:
-        print("load average:", fh.read().split()[:3])
+    import numba  # noqa: F401  (the bench measures the compiled kernel; `pip install 'mqc[fast]'`)
+
+    print(f"{cpu_model()}, python {platform.python_version()}, numpy {np.__version__}, numba {numba.__version__}")
+    print("load average before:", load())
     x = bars(T, A)
-    secs, _ = run_mqc(x, two_limits(x))
-    print(
-        f"mqc two limit orders: {A} symbols x {T} bars x 2: {secs:.2f} s, {A * T * 2 / secs / 1e6:.2f} M order-bars/s"
-    )
-    secs_m, eq_m = run_mqc(x, limit_and_moc(x))
-    print(f"mqc limit + market-on-close: {secs_m:.2f} s, {A * T * 2 / secs_m / 1e6:.2f} M order-bars/s")
+    two, moc = two_limits(x), limit_and_moc(x)
+    small = bars(20, 3, 1)
+    t0 = time.perf_counter()
+    run_mqc(small, two_limits(small))  # compile, or load numba's on-disk cache
+    print(f"mqc kernel first call (compile or cache load): {time.perf_counter() - t0:.2f} s")
     try:
         import vectorbt  # noqa: F401
+
+        run_vbt(small)  # compile
+        have_vbt = True
     except ImportError:
         print("vectorbt not installed: no side-by-side")
-        return
-    run_vbt(bars(20, 3, 1))  # compile
-    secs_v, eq_v = run_vbt(x)
+        have_vbt = False
+    runs: dict[str, list[tuple[float, float]]] = {"two": [], "moc": [], "vbt": []}
+    eq_m = eq_v = None
+    for _ in range(args.rounds):  # interleaved: each round runs every contender once
+        w, c, _eq = run_mqc(x, two)
+        runs["two"].append((w, c))
+        w, c, eq_m = run_mqc(x, moc)
+        runs["moc"].append((w, c))
+        if have_vbt:
+            w, c, eq_v = run_vbt(x)
+            runs["vbt"].append((w, c))
+    n = A * T * 2
+
+    def med(name: str, i: int) -> float:
+        return float(np.median([r[i] for r in runs[name]]))
+
     print(
-        f"vectorbt from_orders (limit touches resolved outside, not timed): {secs_v:.2f} s, "
-        f"{A * T * 2 / secs_v / 1e6:.2f} M order-bars/s"
+        f"{A} symbols x {T} bars x 2 orders, median of {args.rounds} interleaved rounds (wall / CPU of this process):"
     )
-    print(f"mqc / vectorbt speed: {secs_v / secs_m:.2f}x; final equity mqc {eq_m[-2]:.6f}, vectorbt {eq_v[-1]:.6f}")
+    for name, label in (("two", "mqc two limit orders"), ("moc", "mqc limit + market-on-close")):
+        print(
+            f"  {label}: {med(name, 0):.3f} s / {med(name, 1):.3f} s CPU -> "
+            f"{n / med(name, 0) / 1e6:.2f} M order-bars/s wall, {n / med(name, 1) / 1e6:.2f} M per CPU-second"
+        )
+    if have_vbt:
+        print(
+            f"  vectorbt from_orders (limit touches resolved outside, not timed): {med('vbt', 0):.3f} s / "
+            f"{med('vbt', 1):.3f} s CPU"
+        )
+        print(
+            f"  mqc / vectorbt speed (limit + market-on-close): {med('vbt', 0) / med('moc', 0):.2f}x wall, "
+            f"{med('vbt', 1) / med('moc', 1):.2f}x CPU; final equity mqc {eq_m[-2]:.6f}, vectorbt {eq_v[-1]:.6f}"
+        )
+    for _ in range(args.numpy_rounds):
+        w, c, eq_np = run_mqc(x, two, engine="numpy")
+        print(f"  numpy fallback (engine='numpy'), two limit orders: {w:.2f} s / {c:.2f} s CPU, {n / w / 1e6:.2f} M/s")
+    print("load average after:", load())
 
 
 if __name__ == "__main__":

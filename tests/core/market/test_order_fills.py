@@ -266,7 +266,8 @@ def test_bad_limit_price_is_one_clear_error():
 # ---- the weight engine ----------------------------------------------------------------------------
 
 
-def test_market_on_close_orders_replay_the_weight_engine(synth_panel):
+@pytest.mark.parametrize("engine", ["numpy", "auto"])  # auto: the compiled kernel when numba is installed
+def test_market_on_close_orders_replay_the_weight_engine(synth_panel, engine):
     from mqc.core.backtest.engine import run_backtest
 
     panel = synth_panel(n_assets=3, n_bars=120, seed=3)
@@ -277,7 +278,7 @@ def test_market_on_close_orders_replay_the_weight_engine(synth_panel):
     market = MarketConfig(max_gross_leverage=2.0, max_overnight_leverage=2.0, cash_rate=0.02, financing_rate=0.07)
     orders = Orders.empty(T, A, 1)
     orders.set((slice(None), slice(None), 0), kind=MOC, side=EITHER, size=w, sizing=WEIGHT)
-    res = simulate_orders(panel.values, panel.timestamps, orders, panel.asset_classes, market)
+    res = simulate_orders(panel.values, panel.timestamps, orders, panel.asset_classes, market, engine=engine)
     targets = np.zeros((T, A))
     targets[1:] = w[:-1]  # placed at close t-1, filled at close t
     ref = run_backtest(panel, targets, market)
@@ -289,20 +290,22 @@ def test_market_on_close_orders_replay_the_weight_engine(synth_panel):
     np.testing.assert_allclose(np.prod(1 + res.net_returns), np.prod(1 + ref.net_returns), rtol=1e-12)
 
 
-def test_gtc_order_rests_until_filled(synth_panel):
+@pytest.mark.parametrize("engine", ["numpy", "auto"])
+def test_gtc_order_rests_until_filled(synth_panel, engine):
     panel = synth_panel(n_assets=1, n_bars=30, seed=1)
     low = panel.values[:, 0, 2]
     price = float(low[5:].min()) * 1.0001
     orders = Orders.empty(30, 1, 1)
     orders.set((0, 0, 0), kind=LIMIT, side=BUY, price=price, size=0.5, sizing=WEIGHT, tif=GTC)
-    res = simulate_orders(panel.values, panel.timestamps, orders, panel.asset_classes, MarketConfig())
+    res = simulate_orders(panel.values, panel.timestamps, orders, panel.asset_classes, MarketConfig(), engine=engine)
     t = int(np.flatnonzero(res.fill_qty[:, 0, 0])[0])
     assert t == 1 + int(np.flatnonzero(low[1:] <= price)[0])
     assert (res.fill_qty[:, 0, 0] != 0).sum() == 1
     assert long_only_mask(("crypto", "equity"), MarketConfig(allow_short=True)).tolist() == [True, False]
 
 
-def test_day_order_expires_at_the_utc_day_end():
+@pytest.mark.parametrize("engine", ["numpy", "auto"])
+def test_day_order_expires_at_the_utc_day_end(engine):
     from mqc.core.market.orders import DAY
 
     # four hourly bars on day 1, then day 2; a buy limit placed at bar 0 below every low of day 1
@@ -316,5 +319,5 @@ def test_day_order_expires_at_the_utc_day_end():
     for tif, filled in ((DAY, False), (GTC, True)):
         orders = Orders.empty(5, 1, 1)
         orders.set((0, 0, 0), kind=LIMIT, side=BUY, price=98.0, size=0.5, sizing=WEIGHT, tif=tif)
-        res = simulate_orders(x, ts, orders, ("equity",), MarketConfig())
+        res = simulate_orders(x, ts, orders, ("equity",), MarketConfig(), engine=engine)
         assert (res.fill_qty[:, 0, 0] != 0).any() == filled  # day 2 opens through 98: only a GTC order is left

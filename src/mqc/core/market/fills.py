@@ -16,6 +16,8 @@ What the market lets a book hold, and how one bar fills:
   rollout run the same rules vectorised over many bars.
 - **Orders** (``fill_orders``): the order-level rule. Orders placed at the close of bar t (see
   ``mqc.core.market.orders``) fill against bar t+1's OHLC; see ``fill_orders`` for the rule.
+  ``fill_kernel`` restates it as compiled scalar loops for whole backtests; tests hold the two
+  equal bit for bit per bar (``tests/core/market/test_order_kernel.py``): change both together.
 """
 
 from __future__ import annotations

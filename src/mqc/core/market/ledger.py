@@ -1,4 +1,6 @@
-"""The order-level backtest: a cash-and-units ledger that calls ``fills.fill_orders`` once per bar.
+"""The order-level backtest: a cash-and-units ledger that calls ``fills.fill_orders`` once per bar
+(``engine="numpy"``), or runs the same rule compiled over all bars in one call
+(``fill_kernel.simulate_kernel``, ``engine="numba"``; the default when numba is installed).
 
 Timing (the weight engine's, in orders): orders placed at the close of bar t fill during bar t+1
 (intrabar, then its close auction). ``equity_before_close[t]`` is the book's value at close t
@@ -19,8 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mqc.core.errors import ConfigError
+from mqc.core.market import fill_kernel
 from mqc.core.market.config import MarketConfig
-from mqc.core.market.fills import fill_orders, long_only_mask
+from mqc.core.market.fills import INTRABAR_RULES, fill_orders, long_only_mask
 from mqc.core.market.orders import BAR, MOC, NONE, Orders, expire, merge
 from mqc.core.market.simulator import bar_years, fee_rates, overnight_mask
 
@@ -57,6 +61,10 @@ class OrderResult:
         return np.maximum(-self.weights, 0.0).sum(1)
 
 
+ENGINES = ("auto", "numba", "numpy")
+MAX_KERNEL_SLOTS = 63  # the kernel marks filled slots in one int64
+
+
 def simulate_orders(
     ohlcv: np.ndarray,
     timestamps: np.ndarray,
@@ -67,6 +75,7 @@ def simulate_orders(
     intrabar: str = "conservative",
     participation: float | None = None,
     no_trade: np.ndarray | None = None,
+    engine: str = "auto",
 ) -> OrderResult:
     """Replay ``orders`` (placed at each bar's close) through ``fill_orders`` from a cash book of 1.0.
 
@@ -77,9 +86,19 @@ def simulate_orders(
         asset_classes, market: costs, shorting rules, financing.
         intrabar, participation: see ``fill_orders``.
         no_trade: bool ``[T, A]``: no real bar (forward-filled): nothing fills there.
+        engine: ``numba`` (the compiled kernel, ``pip install 'mqc[fast]'``), ``numpy`` (a loop over
+            bars of ``fill_orders``), or ``auto``: numba when it is installed. Equal to 1e-12.
     Returns:
         OrderResult.
+    Raises:
+        ConfigError: an unknown ``engine`` or ``intrabar``, or ``numba`` asked for without numba.
     """
+    if engine not in ENGINES:
+        raise ConfigError(f"engine must be one of {ENGINES}, got {engine!r}")
+    if intrabar not in INTRABAR_RULES:
+        raise ConfigError(f"intrabar must be one of {INTRABAR_RULES}, got {intrabar!r}")
+    if engine == "numba" and not fill_kernel.HAVE_NUMBA:
+        raise ConfigError("engine 'numba' needs numba", hint="pip install 'mqc[fast]'")
     orders.check()
     T, A, K = orders.shape
     x = np.asarray(ohlcv, dtype=np.float64)
@@ -91,6 +110,8 @@ def simulate_orders(
     dt = bar_years(timestamps)
     dt[-1] = 0.0
     day_ends = overnight_mask(timestamps)
+    if engine == "numba" or (engine == "auto" and fill_kernel.HAVE_NUMBA and K <= MAX_KERNEL_SLOTS):
+        return _simulate_compiled(x, vol, orders, fees, long_only, dt, day_ends, market, intrabar, participation)
     cash, pos, eq_ref = 1.0, np.zeros(A), 1.0
     book = Orders.empty(A, K)
     only_bar = not ((orders.kind != NONE) & (orders.tif != BAR)).any()
@@ -144,6 +165,32 @@ def simulate_orders(
         cash -= fin[t] * e
         eq_ref = cash + float(np.sum(held))
         final = eq_ref
+    return _result(eq_pre, final, fin, cost_close, cost_intra, moc_notional, intra_notional, weights, trades,
+                   fq, fp, fl, fk, decided, gap, orders)  # fmt: skip
+
+
+def _simulate_compiled(x, vol, orders, fees, long_only, dt, day_ends, market, intrabar, participation) -> OrderResult:
+    if orders.shape[-1] > MAX_KERNEL_SLOTS:
+        raise ConfigError(f"engine 'numba' takes at most {MAX_KERNEL_SLOTS} order slots per symbol")
+    c8 = lambda a: np.ascontiguousarray(a, dtype=np.int8)  # noqa: E731
+    f8 = lambda a: np.ascontiguousarray(a, dtype=np.float64)  # noqa: E731
+    rates = np.array([market.financing_rate, market.borrow_rate, market.cash_rate], dtype=np.float64)
+    part = np.nan if participation is None else float(participation)
+    out = fill_kernel.simulate_kernel(
+        np.ascontiguousarray(x), f8(vol), c8(orders.kind), c8(orders.side), f8(orders.price), f8(orders.size),
+        c8(orders.sizing), c8(orders.tif), f8(fees), np.ascontiguousarray(long_only, dtype=np.bool_), f8(dt),
+        np.ascontiguousarray(day_ends, dtype=np.bool_), rates, intrabar == "optimistic", part,
+    )  # fmt: skip
+    eq_pre, fin, cost_close, cost_intra, moc_notional, intra_notional = out[:6]
+    weights, trades, decided, gap, fq, fp, fl, fk, final = out[6:]
+    return _result(eq_pre, final, fin, cost_close, cost_intra, moc_notional, intra_notional, weights, trades,
+                   fq, fp, fl, fk, decided, gap, orders)  # fmt: skip
+
+
+def _result(eq_pre, final, fin, cost_close, cost_intra, moc_notional, intra_notional, weights, trades,
+            fq, fp, fl, fk, decided, gap, orders) -> OrderResult:  # fmt: skip
+    """Align the per-bar series (row t: what was decided at close t) and wrap them."""
+    T = len(eq_pre)
     net = np.empty(T)
     net[:-1] = eq_pre[1:] / eq_pre[:-1] - 1.0
     net[-1] = final / eq_pre[-1] - 1.0

@@ -70,10 +70,39 @@ class Orders:
         self.sizing[where] = sizing
         self.tif[where] = tif
 
+    def _plausible(self) -> bool:
+        """True when every slot passes ``check`` (few whole-array passes; a backtest's book is large).
+        False means ``check`` looks closer, names the first bad slot and raises."""
+        if self.kind.size == 0:
+            return True
+        from mqc.core.market import fill_kernel  # numba's import is heavy: only when orders are checked
+
+        if fill_kernel.HAVE_NUMBA:
+            flat = (np.ascontiguousarray(getattr(self, f.name)).reshape(-1) for f in fields(self))
+            return bool(fill_kernel.orders_plausible(*flat))
+        k, side, sizing = self.kind, self.side, self.sizing
+        for codes, lo, hi in ((k, NONE, MOC), (side, SELL, BUY), (sizing, QTY, WEIGHT), (self.tif, BAR, GTC)):
+            if codes.min() < lo or codes.max() > hi:  # unused slots included: Orders.empty holds valid codes
+                return False
+        priced = (k == LIMIT) | (k == STOP)
+        px = np.where(priced, self.price, 1.0)
+        if not (px.min() > 0 and px.max() < np.inf):  # NaN fails both
+            return False
+        no_side = side == EITHER
+        qty = (k != NONE) & (sizing == QTY)
+        if (no_side & (priced | qty)).any():
+            return False
+        units = np.where(qty, self.size, 1.0)
+        if not (units.min() > 0 and units.max() < np.inf):
+            return False
+        return bool(np.isfinite(np.where(k != NONE, self.size, 0.0)).all())
+
     def check(self, symbols: tuple[str, ...] | list[str] | None = None) -> None:
         """Raise ``DataError`` on an order that cannot be filled: a limit/stop price that is not a
         finite positive number, a quantity that is not > 0, a weight that is not finite, a market
         order sized in units without a side, or an unknown kind/side/sizing/tif code."""
+        if self._plausible():
+            return
         k = self.kind
         used = k != NONE
         priced = (k == LIMIT) | (k == STOP)
