@@ -153,6 +153,14 @@ def metrics_listener(listener: MetricsListener) -> Iterator[None]:
         _METRICS_LISTENERS.remove(listener)
 
 
+def log_metrics(kind: str, run_dir: Path, row: dict[str, Any]) -> None:
+    """Append ``row`` to ``run_dir``'s metrics.jsonl and hand it to the metric sinks: the one way a
+    trainer (harness-based or not, e.g. ppo's SB3 callback) logs a metrics row."""
+    runs.append_metrics(run_dir, row)
+    for listener in tuple(_METRICS_LISTENERS):
+        listener(kind, row)
+
+
 @contextlib.contextmanager
 def eval_listener(listener: EvalListener) -> Iterator[None]:
     """Call ``listener(kind, step, val_metrics)`` after every val evaluation of any trainer run in this
@@ -429,9 +437,7 @@ class Harness(abc.ABC):
 
     def _log_row(self, row: dict[str, Any]) -> None:
         """Append ``row`` to metrics.jsonl and hand it to the metric sinks."""
-        runs.append_metrics(self.run_dir, row)
-        for listener in tuple(_METRICS_LISTENERS):
-            listener(self.kind, row)
+        log_metrics(self.kind, self.run_dir, row)
 
     def _eval_and_save(self) -> None:
         val = self.evaluate("val")
