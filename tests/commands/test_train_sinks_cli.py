@@ -7,6 +7,7 @@ import json
 import math
 import struct
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ def data_root(synth, tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def wandb_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def wandb_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """W&B offline, writing under tmp_path (no network, no login)."""
     d = tmp_path / "wandb-home"
     d.mkdir()
@@ -41,7 +42,10 @@ def wandb_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("WANDB_CONFIG_DIR", str(d / "config"))
     monkeypatch.setenv("WANDB_CACHE_DIR", str(d / "cache"))
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    return d
+    wandb = pytest.importorskip("wandb")
+    wandb.teardown()  # the process-wide W&B settings are read once: start from this test's variables
+    yield d
+    wandb.teardown()
 
 
 def expected(rows: list[dict[str, Any]]) -> dict[str, list[tuple[int, float]]]:
@@ -107,6 +111,8 @@ def wandb_runs(wandb_dir: Path) -> list[dict[str, Any]]:
             which = rec.WhichOneof("record_type")
             if which == "run":
                 run.update(project=rec.run.project, group=rec.run.run_group, name=rec.run.display_name)
+            elif which == "exit":
+                run["exit_code"] = rec.exit.exit_code
             elif which == "history":
                 run["history"].append(
                     {i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in rec.history.item}
@@ -241,3 +247,24 @@ def test_an_empty_sink_name_is_refused() -> None:
 
     with pytest.raises(ConfigError, match="log.wandb is empty"):
         LogConfig(wandb="  ")
+
+
+def test_ctrl_c_closes_the_sinks_with_the_rows_so_far(tmp_path, wandb_dir) -> None:
+    pytest.importorskip("tensorboardX")
+    pytest.importorskip("wandb")
+    from mqc.core.train import harness
+    from mqc.core.train.config import LogConfig
+    from mqc.core.train.sinks import metric_sinks
+
+    (tmp_path / "run").mkdir()
+    rows = [{"kind": "train", "step": 1, "loss": 0.5}, {"kind": "eval", "step": 1, "best": True, "eval_sharpe": 1.25}]
+    with pytest.raises(KeyboardInterrupt), metric_sinks(LogConfig(tensorboard=str(tmp_path / "tb"), wandb="p"), "r"):
+        for row in rows:
+            harness.log_metrics("dm", tmp_path / "run", row)
+        raise KeyboardInterrupt
+    assert harness._METRICS_LISTENERS == []
+    want = {"train/loss": [(1, 0.5)], "val/sharpe": [(1, 1.25)]}
+    same(tensorboard_scalars(tmp_path / "tb" / "r"), want, rel=1e-6)
+    (run,) = wandb_runs(wandb_dir)
+    same(wandb_series(run["history"]), want, rel=1e-12)
+    assert run["exit_code"] == 1  # finished, marked as failed
