@@ -7,6 +7,7 @@ import json
 import math
 import struct
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -82,7 +83,18 @@ def tensorboard_scalars(logdir: Path) -> dict[str, list[tuple[int, float]]]:
     return out
 
 
-def wandb_runs(wandb_dir: Path) -> list[dict[str, Any]]:
+def wandb_runs(wandb_dir: Path, timeout: float = 20.0) -> list[dict[str, Any]]:
+    """``read_wandb_runs`` once every run's file is complete (W&B's service process writes it
+    asynchronously; its last record is the run's exit)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = read_wandb_runs(wandb_dir)
+        if (found and all("exit_code" in r for r in found)) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
+
+
+def read_wandb_runs(wandb_dir: Path) -> list[dict[str, Any]]:
     """Each offline W&B run under ``wandb_dir``: its project, group, name and history rows, read from the
     run's .wandb file (LevelDB-style log: 7-byte header, 32 KiB blocks of crc/length/type records)."""
     from wandb.proto import wandb_internal_pb2 as pb
@@ -106,7 +118,10 @@ def wandb_runs(wandb_dir: Path) -> list[dict[str, Any]]:
             pos += 7 + length
             if kind not in (1, 4):  # FIRST/MIDDLE pieces of a record: keep reading
                 continue
-            rec = pb.Record.FromString(buf)
+            try:
+                rec = pb.Record.FromString(buf)
+            except Exception:  # a record still being written
+                break
             buf = b""
             which = rec.WhichOneof("record_type")
             if which == "run":
@@ -148,8 +163,8 @@ def test_train_dm_writes_tensorboard_and_wandb_equal_to_metrics_jsonl(data_root,
     rows = read_metrics(run_dir)
     want = expected(rows)
     assert {r["kind"] for r in rows} == {"train", "eval"} and "val/sharpe" in want and "train/loss" in want
-    (logdir,) = tb.iterdir()  # one run: one subfolder dm-<UTC time>
-    assert logdir.name.startswith("dm-")
+    (logdir,) = tb.iterdir()  # one run: one subfolder named like its run directory
+    assert logdir.name == run_dir.name
     same(tensorboard_scalars(logdir), want, rel=1e-6)  # event files hold float32
     (run,) = wandb_runs(wandb_dir)
     assert run["project"] == "mqc-test" and run["name"] == logdir.name
@@ -178,7 +193,7 @@ def test_a_profile_log_table_feeds_the_sinks_without_flags(data_root, tmp_path) 
     assert res.exit_code == 0, res.output
     (logdir,) = (tmp_path / "tb").iterdir()
     (run_dir,) = (tmp_path / "r").iterdir()
-    assert logdir.name.startswith("sharpe-")
+    assert logdir.name == run_dir.name
     same(tensorboard_scalars(logdir), expected(read_metrics(run_dir)), rel=1e-6)
 
 
@@ -197,8 +212,10 @@ def test_train_ppo_rows_reach_the_same_sinks(tmp_path, synth) -> None:
         + ["--tensorboard", str(tmp_path / "tb")],
     )
     assert res.exit_code == 0, res.output
-    rows = read_metrics(Path(json.loads(res.stdout)["run_dir"]))
+    run_dir = Path(json.loads(res.stdout)["run_dir"])
+    rows = read_metrics(run_dir)
     (logdir,) = (tmp_path / "tb").iterdir()
+    assert logdir.name == run_dir.name
     want = expected(rows)
     assert "val/sharpe" in want and any(t.startswith("train/") for t in want)
     same(tensorboard_scalars(logdir), want, rel=1e-6)

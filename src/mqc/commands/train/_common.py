@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import sys
-import time
 from collections.abc import Iterator
 from enum import StrEnum
 from typing import Any
@@ -155,8 +154,7 @@ def _fit(kind: str, resolved: dict[str, Any], flags: dict[str, dict[str, Any]], 
             raise TypeError(f"train {kind}: options set tables the trainer does not read: {sorted(stray)}")
         for cls in tables:
             resolved[table_name(cls)] = resolve_with_profile(cls, state().profile, flags=flags.get(table_name(cls), {}))
-    run_name = f"{spec.runs_as}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
-    with RichProgress() as progress, metric_sinks(log, run_name, config=_sink_config(resolved)):
+    with RichProgress() as progress, metric_sinks(log, config=_sink_config(resolved)):
         if resume:
             return api.resume_run(resume, progress=progress, expect_kind=spec.runs_as)
         tname = table_name(spec.config)

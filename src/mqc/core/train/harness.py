@@ -153,6 +153,27 @@ def metrics_listener(listener: MetricsListener) -> Iterator[None]:
         _METRICS_LISTENERS.remove(listener)
 
 
+RunListener = Callable[[str, Path], None]
+_RUN_LISTENERS: list[RunListener] = []
+
+
+@contextlib.contextmanager
+def run_listener(listener: RunListener) -> Iterator[None]:
+    """Call ``listener(kind, run_dir)`` when a trainer starts (or resumes) a run in this context,
+    before its first metrics row (metric sinks name their run after the run directory)."""
+    _RUN_LISTENERS.append(listener)
+    try:
+        yield
+    finally:
+        _RUN_LISTENERS.remove(listener)
+
+
+def announce_run(kind: str, run_dir: Path) -> None:
+    """Tell the run listeners that a trainer writes to ``run_dir`` from now on."""
+    for listener in tuple(_RUN_LISTENERS):
+        listener(kind, run_dir)
+
+
 def log_metrics(kind: str, run_dir: Path, row: dict[str, Any]) -> None:
     """Append ``row`` to ``run_dir``'s metrics.jsonl and hand it to the metric sinks: the one way a
     trainer (harness-based or not, e.g. ppo's SB3 callback) logs a metrics row."""
@@ -397,6 +418,7 @@ class Harness(abc.ABC):
         else:
             self.run_dir = runs.new_run_dir(self.kind, self.cfg.save_dir)
             runs.write_run_config(self.run_dir, self.run_config())
+        announce_run(self.kind, self.run_dir)
         self.progress.start(self.total_steps, self.start_message())
         if self.step:
             self.progress.advance(self.step)

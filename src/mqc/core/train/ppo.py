@@ -37,7 +37,7 @@ from mqc.core.gym.replay import EnvPolicyStrategy, deterministic_act
 from mqc.core.market.config import MarketConfig
 from mqc.core.progress import NULL, Progress
 from mqc.core.train.data import baselines, evaluate_segment
-from mqc.core.train.harness import TrainerSpec, TrainResult, log_metrics
+from mqc.core.train.harness import TrainerSpec, TrainResult, announce_run, log_metrics
 from mqc.core.train.ppo_callback import ppo_callback
 
 
@@ -384,6 +384,7 @@ class PPOTrainer:
         else:
             self.run_dir = runs.new_run_dir(self.kind, self.cfg.save_dir)
             runs.write_run_config(self.run_dir, self.run_config())
+        announce_run(self.kind, self.run_dir)
         c = self.cfg
         venv = self._train_env()
         tb = None

@@ -4,9 +4,9 @@
 TensorBoard scalars (``train/<stat>``, ``val/<metric>``) in ``logdir`` (the ``tensorboard`` extra:
 tensorboardX writes the event files, TensorBoard reads them). ``wandb_sink`` logs the same values as
 one W&B run (the ``wandb`` extra; offline unless the user is logged in). ``metric_sinks(cfg, name)``
-opens the sinks a ``[log]`` table asks for: ``mqc train`` names the run ``<kind>-<UTC time>``, a
-sweep names each trial by its key, so ``tensorboard --logdir DIR`` shows them side by side and a
-sweep's trials share one W&B group.
+opens the sinks a ``[log]`` table asks for, one TensorBoard subfolder and one W&B run per training
+run: named after its run directory (``harness.run_listener``), or ``name`` (a sweep's trial key), so
+``tensorboard --logdir DIR`` shows the runs side by side and a sweep's trials share one W&B group.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 
 from mqc.core.errors import require
 from mqc.core.train.config import LogConfig
-from mqc.core.train.harness import metrics_listener
+from mqc.core.train.harness import metrics_listener, run_listener
 
 _SKIP = {"kind", "step", "best", "microbatch", "windows"}
 
@@ -38,8 +38,74 @@ def scalars(row: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+class _Sinks:
+    """The open TensorBoard writer and W&B run of the current training run (either may be absent)."""
+
+    def __init__(self, cfg: LogConfig, config: dict | None) -> None:
+        self.cfg, self.config = cfg, config or {}
+        self.writer: Any = None
+        self.run: Any = None
+
+    def start(self, name: str, run_dir: Path | None = None) -> None:
+        """Close the previous run's sinks and open this one's."""
+        self.close(ok=True)
+        cfg = self.cfg
+        if cfg.tensorboard is not None:
+            tbx = require("tensorboardX", "tensorboard")
+            self.writer = tbx.SummaryWriter(logdir=str(Path(cfg.tensorboard).expanduser() / name))
+        if cfg.wandb is not None:
+            wandb = require("wandb", "wandb")
+            config = {**self.config, **({"run_dir": str(run_dir)} if run_dir is not None else {})}
+            self.run = wandb.init(
+                project=cfg.wandb,
+                name=name,
+                group=cfg.wandb_group,
+                mode=wandb_mode(cfg.wandb_mode),
+                config=config,
+                reinit="create_new",
+            )
+
+    def write(self, kind: str, row: dict[str, Any]) -> None:
+        values = scalars(row)
+        if not values:
+            return
+        step = int(row["step"])
+        if self.writer is not None:
+            for tag, value in values.items():
+                self.writer.add_scalar(tag, value, step)
+        if self.run is not None:
+            self.run.log({**values, "step": step})
+
+    def close(self, *, ok: bool) -> None:
+        writer, run, self.writer, self.run = self.writer, self.run, None, None
+        try:
+            if writer is not None:
+                writer.close()
+        finally:
+            if run is not None:
+                run.finish(exit_code=0 if ok else 1)
+
+
 @contextlib.contextmanager
-def tensorboard_sink(logdir: str | Path | None) -> Iterator[None]:
+def _open(cfg: LogConfig, name: str | None, config: dict | None) -> Iterator[None]:
+    sinks = _Sinks(cfg, config)
+
+    def announced(kind: str, run_dir: Path) -> None:
+        if name is None:  # one TensorBoard folder / W&B run per run directory
+            sinks.start(run_dir.name, run_dir)
+
+    ok = False
+    try:
+        if name is not None:
+            sinks.start(name)
+        with run_listener(announced), metrics_listener(sinks.write):
+            yield
+        ok = True
+    finally:
+        sinks.close(ok=ok)
+
+
+def tensorboard_sink(logdir: str | Path | None) -> contextlib.AbstractContextManager[None]:
     """Write the metrics of the runs trained in this context to TensorBoard event files in ``logdir``
     (nothing when ``logdir`` is None).
 
@@ -47,19 +113,9 @@ def tensorboard_sink(logdir: str | Path | None) -> Iterator[None]:
         DependencyMissing: tensorboardX is not installed.
     """
     if logdir is None:
-        yield
-        return
-    writer = require("tensorboardX", "tensorboard").SummaryWriter(logdir=str(Path(logdir).expanduser()))
-
-    def write(kind: str, row: dict[str, Any]) -> None:
-        for tag, value in scalars(row).items():
-            writer.add_scalar(tag, value, int(row["step"]))
-
-    try:
-        with metrics_listener(write):
-            yield
-    finally:
-        writer.close()
+        return contextlib.nullcontext()
+    path = Path(logdir).expanduser()
+    return _open(LogConfig(tensorboard=str(path.parent)), path.name, None)
 
 
 def wandb_logged_in() -> bool:
@@ -80,56 +136,21 @@ def wandb_mode(mode: str) -> str:
     return os.environ.get("WANDB_MODE") or ("online" if wandb_logged_in() else "offline")
 
 
-@contextlib.contextmanager
-def wandb_sink(
-    project: str | None, *, name: str, group: str | None = None, mode: str = "auto", config: dict | None = None
-) -> Iterator[None]:
-    """Log the metrics of the runs trained in this context as one W&B run ``name`` of ``project``
-    (nothing when ``project`` is None); finished (even on Ctrl-C or an error) when the context closes.
-
-    Raises:
-        DependencyMissing: wandb is not installed.
-    """
-    if project is None:
-        yield
-        return
-    wandb = require("wandb", "wandb")
-    run = wandb.init(
-        project=project, name=name, group=group, mode=wandb_mode(mode), config=config or {}, reinit="create_new"
-    )
-
-    def write(kind: str, row: dict[str, Any]) -> None:
-        values = scalars(row)
-        if values:
-            run.log({**values, "step": int(row["step"])})
-
-    ok = False
-    try:
-        with metrics_listener(write):
-            yield
-        ok = True
-    finally:
-        run.finish(exit_code=0 if ok else 1)
-
-
-@contextlib.contextmanager
-def metric_sinks(cfg: LogConfig | None, name: str, config: dict | None = None) -> Iterator[None]:
-    """Open the sinks ``cfg`` asks for around a training run named ``name`` (TensorBoard in
-    ``<cfg.tensorboard>/<name>``, a W&B run ``name`` in project ``cfg.wandb``, group ``cfg.wandb_group``).
+def metric_sinks(
+    cfg: LogConfig | None, name: str | None = None, config: dict | None = None
+) -> contextlib.AbstractContextManager[None]:
+    """Open the sinks ``cfg`` asks for around training: for each run started in the context, TensorBoard
+    event files in ``<cfg.tensorboard>/<run>`` and a W&B run ``<run>`` in project ``cfg.wandb``, group
+    ``cfg.wandb_group`` (``<run>``: the run directory's name, or ``name`` when given: one sink for
+    everything trained inside). Closed on exit, error or Ctrl-C (W&B marks the run failed then).
 
     Raises:
         DependencyMissing: a sink asked for is not installed (checked before anything trains).
     """
     if cfg is None or not cfg.active:
-        yield
-        return
+        return contextlib.nullcontext()
     check_installed(cfg)
-    logdir = Path(cfg.tensorboard).expanduser() / name if cfg.tensorboard is not None else None
-    with (
-        tensorboard_sink(logdir),
-        wandb_sink(cfg.wandb, name=name, group=cfg.wandb_group, mode=cfg.wandb_mode, config=config),
-    ):
-        yield
+    return _open(cfg, name, config)
 
 
 def check_installed(cfg: LogConfig | None) -> None:
