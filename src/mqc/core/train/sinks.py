@@ -90,9 +90,17 @@ class _Sinks:
 def _open(cfg: LogConfig, name: str | None, config: dict | None) -> Iterator[None]:
     sinks = _Sinks(cfg, config)
 
+    seen: dict[str, Path] = {}  # run name -> its run directory (two runs in one second: a suffix)
+
     def announced(kind: str, run_dir: Path) -> None:
-        if name is None:  # one TensorBoard folder / W&B run per run directory
-            sinks.start(run_dir.name, run_dir)
+        if name is not None:
+            return
+        run_name, n = run_dir.name, 1  # one TensorBoard folder / W&B run per run directory
+        while seen.get(run_name, run_dir) != run_dir:
+            n += 1
+            run_name = f"{run_dir.name}-{n}"
+        seen[run_name] = run_dir
+        sinks.start(run_name, run_dir)
 
     ok = False
     try:
