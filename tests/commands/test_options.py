@@ -51,7 +51,9 @@ def test_train_commands_bind_the_table_of_their_trainer():
             kind = path.split()[1]
             spec = trainer_spec(kind)
             tables = {t.split(".")[0] for b in o.bindings(cmd).values() for t in b.targets}
-            assert tables == {"data", "market", table_name(spec.config), *map(table_name, spec.extra_tables)}, path
+            # every trainer also has the metric sinks of the shared [log] table (--tensorboard, --wandb)
+            want = {"data", "market", "log", table_name(spec.config), *map(table_name, spec.extra_tables)}
+            assert tables == want, path
 
 
 def test_cost_bps_sets_what_the_market_model_says_it_sets():

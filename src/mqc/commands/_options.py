@@ -276,3 +276,17 @@ CHECKPOINT = Flag(
     "Checkpoint file, run directory, 'latest' (newest run), or best.pt / latest.pt (of the run you are in, else"
     " the newest).",
 )
+
+# ---- metric sinks beside metrics.jsonl (the [log] table) -----------------------------------------
+TENSORBOARD = Flag(
+    ("--tensorboard",),
+    "Also write the metrics as TensorBoard scalars under DIR/<run> (a sweep: DIR/<trial>).",
+    sets="log.tensorboard",
+    kwargs={"metavar": "DIR"},
+)
+WANDB = Flag(
+    ("--wandb",),
+    "Also log the metrics to this W&B project (offline unless logged in; a sweep's trials form one group).",
+    sets="log.wandb",
+    kwargs={"metavar": "PROJECT"},
+)

@@ -58,9 +58,8 @@ def train(
     max_concurrent: int = typer.Option(None, "--max-concurrent", help="Trials at a time (default: the core count)."),
     cpus_per_trial: float = typer.Option(1.0, "--cpus-per-trial", help="CPUs (torch threads) per trial."),
     gpus_per_trial: float = typer.Option(0.0, "--gpus-per-trial", help="GPUs per trial (Ray)."),
-    tensorboard: Path = typer.Option(
-        None, "--tensorboard", help="Write every trial's metrics as TensorBoard scalars under DIR/<trial>."
-    ),
+    tensorboard: str = o.TENSORBOARD(),
+    wandb: str = o.WANDB(),
     data_root: str = o.DATA_ROOT(),
     symbols: str = o.SYMBOLS(),
     timeframe: str = o.TIMEFRAME(),
@@ -82,7 +81,9 @@ def train(
     if quiet:
         state().quiet = True
     spec = trainer_spec(kind)
-    resolved = c.resolve_common(o.given(ctx))
+    flags = o.given(ctx)
+    resolved = c.resolve_common(flags)
+    log = c.resolve_log(flags)
     for cls in (spec.config, *spec.extra_tables):
         resolved[config.table_name(cls)] = resolve_with_profile(cls, state().profile)
     from mqc.core import paths
@@ -104,7 +105,7 @@ def train(
         gpus_per_trial=gpus_per_trial,
         metric=metric,
         command_line=" ".join(["mqc", *sys.argv[1:]]),
-        tensorboard=tensorboard.expanduser().resolve() if tensorboard else None,
+        log=log,
     )
     try:
         with RichProgress() as progress:

@@ -183,3 +183,22 @@ def test_the_tensorboard_sink_gets_every_metrics_row_from_the_harness(tmp_path) 
     assert [v for _, v in got["val/sharpe"]] == pytest.approx([r["eval_sharpe"] for r in rows if r["kind"] == "eval"])
     assert [v for _, v in got["train/loss"]] == pytest.approx([r["loss"] for r in rows if r["kind"] == "train"])
     assert harness._METRICS_LISTENERS == []
+
+
+def test_metric_sinks_give_each_run_its_own_folder_named_like_its_run_directory(tmp_path) -> None:
+    pytest.importorskip("tensorboardX")
+    from mqc.core.train.config import LogConfig
+    from mqc.core.train.sinks import metric_sinks
+
+    with metric_sinks(LogConfig(tensorboard=str(tmp_path / "tb"))):
+        a = ToyTrainer(None, None, SharpeTrainConfig(**CFG, save_dir=str(tmp_path / "a"))).fit()
+        b = ToyTrainer(None, None, SharpeTrainConfig(**CFG, save_dir=str(tmp_path / "b"))).fit()
+    # both start within a second: same run directory name (different save dirs), so b gets a suffix
+    names = [a.run_dir.name, b.run_dir.name if b.run_dir.name != a.run_dir.name else f"{a.run_dir.name}-2"]
+    assert sorted(p.name for p in (tmp_path / "tb").iterdir()) == sorted(names)
+    for res, folder in zip((a, b), names, strict=True):
+        got = _tensorboard_scalars(tmp_path / "tb" / folder)
+        rows = runs.read_metrics(res.run_dir)
+        assert [v for _, v in got["train/loss"]] == pytest.approx([r["loss"] for r in rows if r["kind"] == "train"])
+        assert [s for s, _ in got["val/sharpe"]] == [r["step"] for r in rows if r["kind"] == "eval"]
+    assert harness._METRICS_LISTENERS == [] and harness._RUN_LISTENERS == []

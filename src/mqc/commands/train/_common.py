@@ -121,22 +121,42 @@ def say_how_to_resume() -> Iterator[None]:
         raise
 
 
+def resolve_log(flags: dict[str, dict[str, Any]]) -> Any:
+    """The ``[log]`` table (metric sinks: --tensorboard, --wandb), its sinks checked as installed."""
+    from mqc.core.profiles import resolve_with_profile
+    from mqc.core.train.config import LogConfig
+    from mqc.core.train.sinks import check_installed
+
+    log = resolve_with_profile(LogConfig, state().profile, flags=flags.get("log", {})).value
+    check_installed(log)
+    return log
+
+
+def _sink_config(resolved: dict[str, Any]) -> dict[str, Any]:
+    from mqc.core.config import to_dict
+
+    return {t: to_dict(r.value) for t, r in resolved.items()}
+
+
 def _fit(kind: str, resolved: dict[str, Any], flags: dict[str, dict[str, Any]], resume: str | None) -> Any:
     from mqc.core.config import table_name
     from mqc.core.profiles import resolve_with_profile
     from mqc.core.train import api
     from mqc.core.train.harness import trainer_spec
+    from mqc.core.train.sinks import metric_sinks
 
     spec = trainer_spec(kind)
-    with RichProgress() as progress:
-        if resume:
-            return api.resume_run(resume, progress=progress, expect_kind=spec.runs_as)
+    log = resolve_log(flags)
+    if not resume:
         tables = [spec.config, *spec.extra_tables]
-        stray = set(flags) - {"data", "market", *(table_name(cls) for cls in tables)}
+        stray = set(flags) - {"data", "market", "log", *(table_name(cls) for cls in tables)}
         if stray:  # an option bound to a table this trainer does not read would be silently ignored
             raise TypeError(f"train {kind}: options set tables the trainer does not read: {sorted(stray)}")
         for cls in tables:
             resolved[table_name(cls)] = resolve_with_profile(cls, state().profile, flags=flags.get(table_name(cls), {}))
+    with RichProgress() as progress, metric_sinks(log, config=_sink_config(resolved)):
+        if resume:
+            return api.resume_run(resume, progress=progress, expect_kind=spec.runs_as)
         tname = table_name(spec.config)
         return api.train(
             kind,

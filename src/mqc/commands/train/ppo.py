@@ -113,6 +113,8 @@ def ppo(
     device: str = o.DEVICE(),
     threads: int = o.THREADS(),
     save_dir: str = o.SAVE_DIR(),
+    tensorboard: str = o.TENSORBOARD(),
+    wandb: str = o.WANDB(),
     resume: str = o.RESUME(),
     quiet: bool = o.QUIET(),
     json_out: bool = o.JSON(),

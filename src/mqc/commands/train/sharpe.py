@@ -44,6 +44,8 @@ def sharpe(
     seed: int = o.SEED(),
     init_checkpoint: str = c.INIT(),
     save_dir: str = o.SAVE_DIR(),
+    tensorboard: str = o.TENSORBOARD(),
+    wandb: str = o.WANDB(),
     resume: str = o.RESUME(),
     quiet: bool = o.QUIET(),
     json_out: bool = o.JSON(),

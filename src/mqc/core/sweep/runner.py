@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from mqc.core.sweep import summary as S
 from mqc.core.sweep.space import SweepSpace, config_key, parse_space, read_sweep_file, tables_of
 from mqc.core.sweep.study import Study
 from mqc.core.sweep.trial import FAILED, OK, PRUNED, TrialSpec
+from mqc.core.train.config import LogConfig
 
 TRIALS, SWEEP_TOML, SWEEP_JSON = "trials.jsonl", "sweep.toml", "sweep.json"
 PRUNERS = ("none", "median", "asha")
@@ -52,7 +53,21 @@ class SweepRequest:
     test: bool = True
     bootstrap_samples: int = 2000
     command_line: str | None = None
-    tensorboard: Path | None = None  # one TensorBoard folder for the sweep, a subfolder per trial
+    # metric sinks ([log]): one TensorBoard folder for the sweep (a subfolder per trial), one W&B group
+    log: LogConfig | None = None
+
+
+def _trial_log(req: SweepRequest) -> dict[str, Any] | None:
+    """The ``[log]`` values every trial gets: the TensorBoard folder absolute, the W&B group the sweep's
+    name unless one was set."""
+    if req.log is None or not req.log.active:
+        return None
+    log = req.log
+    if log.tensorboard is not None:
+        log = replace(log, tensorboard=str(Path(log.tensorboard).expanduser().resolve()))
+    if log.wandb is not None and log.wandb_group is None:
+        log = replace(log, wandb_group=req.sweep_dir.name)
+    return config.to_dict(log)
 
 
 @dataclass
@@ -191,8 +206,10 @@ def run_sweep(req: SweepRequest, *, progress: Progress | None = None, panel: Any
 
     if req.samples is not None or req.pruner != "none" or req.storage:
         require("optuna", "sweep")
-    if req.tensorboard is not None:
-        require("tensorboardX", "tensorboard")
+    from mqc.core.train.sinks import check_installed
+
+    check_installed(req.log)
+    log = _trial_log(req)
     _prepare_dir(req, plan_)
     rows = read_trials(req.sweep_dir)
     finished = {k for k, r in rows.items() if r.get("status") in (OK, PRUNED)}
@@ -260,7 +277,7 @@ def run_sweep(req: SweepRequest, *, progress: Progress | None = None, panel: Any
             study=study.open(key, trial) if study is not None else None,
             command_line=req.command_line,
             extra_tables=plan_.extra_tables,
-            tensorboard=str(req.tensorboard / key) if req.tensorboard else None,
+            log=log,
             sources=_sources(req.sources, overrides),
         )
         number += 1

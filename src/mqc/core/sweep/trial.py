@@ -34,7 +34,7 @@ class TrialSpec:
     study: dict[str, Any] | None = None  # {"storage", "name", "trial_id"}: report to Optuna for pruning
     command_line: str | None = None
     extra_tables: tuple[str, ...] = ()
-    tensorboard: str | None = None  # this trial's TensorBoard folder (a subfolder of the sweep's)
+    log: dict[str, Any] | None = None  # the sweep's [log] values (metric sinks; the trial key names its run)
     sources: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
@@ -63,8 +63,9 @@ def run_trial(spec: TrialSpec, panel: Any = None) -> dict[str, Any]:
     import torch
 
     from mqc.core.train import api
+    from mqc.core.train.config import LogConfig
     from mqc.core.train.harness import eval_listener
-    from mqc.core.train.sinks import tensorboard_sink
+    from mqc.core.train.sinks import metric_sinks
 
     torch.set_num_threads(1)
     started = time.perf_counter()
@@ -93,7 +94,8 @@ def run_trial(spec: TrialSpec, panel: Any = None) -> dict[str, Any]:
 
     try:
         tables = build_tables(spec)
-        with tensorboard_sink(spec.tensorboard), eval_listener(listen):
+        log = LogConfig(**spec.log) if spec.log else None
+        with metric_sinks(log, spec.key, config=spec.overrides), eval_listener(listen):
             result = api.train(
                 spec.kind,
                 tables["data"],

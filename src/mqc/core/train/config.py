@@ -244,3 +244,29 @@ class SharpeTrainConfig(_RuntimeFields):
         params = self.lookback * n_inputs * h + (self.layers - 1) * h * h
         acts = (self.microbatch_windows or self.batch_windows) * self.horizon * n_assets * h * self.layers
         return _F32 * (4 * params + acts)
+
+
+@config_table("log")
+@dataclass(frozen=True)
+class LogConfig:
+    """``[log]``: metric sinks beside metrics.jsonl for every trainer (fed from the harness; core/train/sinks.py)."""
+
+    tensorboard: str | None = field(
+        default=None, metadata={"help": "TensorBoard folder: each run's scalars under DIR/<run> (tensorboard extra)"}
+    )
+    wandb: str | None = field(default=None, metadata={"help": "W&B project: each run's metrics as one W&B run"})
+    wandb_group: str | None = field(default=None, metadata={"help": "W&B group of the runs (a sweep: its name)"})
+    wandb_mode: Literal["auto", "offline", "online"] = field(
+        default="auto", metadata={"help": "auto: online when logged in to W&B, offline otherwise"}
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("tensorboard", "wandb", "wandb_group"):
+            if getattr(self, name) is not None and not str(getattr(self, name)).strip():
+                raise ConfigError(
+                    f"log.{name} is empty", hint=f"give a value (--{name.replace('_', '-')}) or leave it unset"
+                )
+
+    @property
+    def active(self) -> bool:
+        return self.tensorboard is not None or self.wandb is not None

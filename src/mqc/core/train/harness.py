@@ -155,6 +155,35 @@ def metrics_listener(listener: MetricsListener) -> Iterator[None]:
         _METRICS_LISTENERS.remove(listener)
 
 
+RunListener = Callable[[str, Path], None]
+_RUN_LISTENERS: list[RunListener] = []
+
+
+@contextlib.contextmanager
+def run_listener(listener: RunListener) -> Iterator[None]:
+    """Call ``listener(kind, run_dir)`` when a trainer starts (or resumes) a run in this context,
+    before its first metrics row (metric sinks name their run after the run directory)."""
+    _RUN_LISTENERS.append(listener)
+    try:
+        yield
+    finally:
+        _RUN_LISTENERS.remove(listener)
+
+
+def announce_run(kind: str, run_dir: Path) -> None:
+    """Tell the run listeners that a trainer writes to ``run_dir`` from now on."""
+    for listener in tuple(_RUN_LISTENERS):
+        listener(kind, run_dir)
+
+
+def log_metrics(kind: str, run_dir: Path, row: dict[str, Any]) -> None:
+    """Append ``row`` to ``run_dir``'s metrics.jsonl and hand it to the metric sinks: the one way a
+    trainer (harness-based or not, e.g. ppo's SB3 callback) logs a metrics row."""
+    runs.append_metrics(run_dir, row)
+    for listener in tuple(_METRICS_LISTENERS):
+        listener(kind, row)
+
+
 @contextlib.contextmanager
 def eval_listener(listener: EvalListener) -> Iterator[None]:
     """Call ``listener(kind, step, val_metrics)`` after every val evaluation of any trainer run in this
@@ -409,6 +438,8 @@ class Harness(abc.ABC):
             runs.write_run_config(self.run_dir, self.run_config())
         else:
             self.run_dir = Path(self.cfg.save_dir or ".")
+        if self.writes:  # under DDP only rank 0 has sinks
+            announce_run(self.kind, self.run_dir)
         self.progress.start(self.total_steps, self.start_message())
         if self.step:
             self.progress.advance(self.step)
@@ -446,9 +477,7 @@ class Harness(abc.ABC):
 
     def _log_row(self, row: dict[str, Any]) -> None:
         """Append ``row`` to metrics.jsonl and hand it to the metric sinks."""
-        runs.append_metrics(self.run_dir, row)
-        for listener in tuple(_METRICS_LISTENERS):
-            listener(self.kind, row)
+        log_metrics(self.kind, self.run_dir, row)
 
     def _eval_and_save(self) -> None:
         val = self.evaluate("val")

@@ -37,7 +37,7 @@ from mqc.core.gym.replay import EnvPolicyStrategy, deterministic_act
 from mqc.core.market.config import MarketConfig
 from mqc.core.progress import NULL, Progress
 from mqc.core.train.data import baselines, evaluate_segment
-from mqc.core.train.harness import TrainerSpec, TrainResult
+from mqc.core.train.harness import TrainerSpec, TrainResult, announce_run, log_metrics
 from mqc.core.train.ppo_callback import ppo_callback
 
 
@@ -260,7 +260,8 @@ class PPOTrainer:
             runs.checkpoint_path(self.run_dir, runs.LATEST), self.checkpoint(model, step, val, train_state=True)
         )
         model.save(runs.checkpoint_path(self.run_dir, "latest.zip"))
-        runs.append_metrics(
+        log_metrics(
+            self.kind,
             self.run_dir,
             {"kind": "eval", "step": step, "best": improved, **{f"eval_{k}": v for k, v in val.items()}},
         )
@@ -357,8 +358,10 @@ class PPOTrainer:
                 total += float(loss.detach()) * len(idx)
             last = total / len(obs)
             first = last if epoch == 0 else first
-        runs.append_metrics(
-            self.run_dir, {"kind": "bc", "step": 0, "transitions": len(obs), "loss_first": first, "loss_last": last}
+        log_metrics(
+            self.kind,
+            self.run_dir,
+            {"kind": "bc", "step": 0, "transitions": len(obs), "loss_first": first, "loss_last": last},
         )
         self.progress.log(
             f"bc warm start: {len(obs)} transitions of {md.get('policy')}, loss {first:.4f} -> {last:.4f}"
@@ -381,6 +384,7 @@ class PPOTrainer:
         else:
             self.run_dir = runs.new_run_dir(self.kind, self.cfg.save_dir)
             runs.write_run_config(self.run_dir, self.run_config())
+        announce_run(self.kind, self.run_dir)
         c = self.cfg
         venv = self._train_env()
         tb = None

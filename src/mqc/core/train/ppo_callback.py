@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from mqc.core import runs
+from mqc.core.train.harness import log_metrics
 
 
 def ppo_callback(trainer: Any, model: Any) -> Any:
@@ -46,7 +46,8 @@ def ppo_callback(trainer: Any, model: Any) -> Any:
         def _on_rollout_end(self) -> None:
             logs = {k: v for k, v in self.model.logger.name_to_value.items() if isinstance(v, (int, float))}
             ep = [e["r"] for e in self.model.ep_info_buffer] if self.model.ep_info_buffer else []
-            runs.append_metrics(
+            log_metrics(
+                trainer.kind,
                 trainer.run_dir,
                 {
                     "kind": "train",
