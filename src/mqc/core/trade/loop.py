@@ -132,7 +132,9 @@ def _orders_for(
     return orders
 
 
-def _placed_orders(session: TradeSession, bar: str, history: Any, close: dict[str, float], equity: float) -> list[Order]:
+def _placed_orders(
+    session: TradeSession, bar: str, history: Any, close: dict[str, float], equity: float
+) -> list[Order]:
     """An order strategy's orders at this bar's close, one per used slot (leg ``slot<k>``)."""
     from mqc.core.trade.order_decide import order_list
 

@@ -133,9 +133,7 @@ def order_decider(
 
     if not symbols:
         raise ConfigError("--strategy needs symbols", hint="pass --symbols AAPL,MSFT or set [trade] symbols")
-    ocfg = resolve_with_profile(
-        OrderBacktestConfig, profile, flags={**(order_flags or {}), "strategy": strategy}
-    ).value
+    ocfg = resolve_with_profile(OrderBacktestConfig, profile, flags={**(order_flags or {}), "strategy": strategy}).value
     flags = dict(model=only, model_id=model_path, timeframe=timeframe)
     forecast: Any
     if only is not None:
@@ -152,4 +150,3 @@ def order_decider(
                     "or pass --only MODEL (e.g. --only naive)",
                 ) from exc
     return OrderDecider(strategy, forecast, ocfg, market, tuple(symbols), timeframe)
-

@@ -227,7 +227,18 @@ class PaperBroker:
             first = self._count(c)
             for k, o in enumerate(orders):
                 boid = f"paper-{first + k + 1}"
-                row = (o.client_order_id, boid, o.bar, o.symbol, o.side, o.qty, o.target_weight, o.order_type, "new", "")
+                row = (
+                    o.client_order_id,
+                    boid,
+                    o.bar,
+                    o.symbol,
+                    o.side,
+                    o.qty,
+                    o.target_weight,
+                    o.order_type,
+                    "new",
+                    "",
+                )
                 c.execute("INSERT INTO orders VALUES(?,?,?,?,?,?,?,?,?,?)", row)
                 out[o.client_order_id] = OrderState(o.client_order_id, "new", boid)
             self._put_many({"ob": st}, conn=c)

@@ -1,0 +1,74 @@
+"""``mqc trade --strategy``: the replay of an order strategy equals ``mqc backtest --strategy`` on the same bars."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mqc.core.backtest.config import BacktestConfig, OrderBacktestConfig
+from mqc.core.backtest.order_runner import run_order_backtest
+from mqc.core.data.config import DataConfig
+from mqc.core.errors import ConfigError
+from mqc.core.forecast.config import ForecastConfig
+from mqc.core.market.config import MarketConfig
+from mqc.core.trade.config import TradeConfig
+from mqc.core.trade.order_decide import order_decider
+from mqc.core.trade.runner import load_history, open_broker, open_session, replay
+
+START, END = "2015-06-01", "2015-09-30"
+SYMS = ("SYN0", "SYN1")
+
+
+@pytest.fixture
+def catalog(synth) -> None:
+    from mqc.core.data.catalog import Catalog
+
+    cat = Catalog()
+    for sym, df in synth(n_assets=2, n_bars=300, seed=3, timeframe="1d").items():
+        cat.write(sym, df, source="test", timeframe="1d")
+
+
+def _replay(tmp_path, strategy="maxdiff", name="ledger", batch=True):
+    market = MarketConfig(allow_short=True)
+    decider = order_decider(strategy, SYMS, "1d", market, only="naive")
+    cfg = TradeConfig(capital=250_000.0)
+    path = tmp_path / name / "ledger.db"
+    session = open_session(cfg, decider, path, open_broker(cfg, path, market, decider=decider))
+    return session, replay(session, load_history(decider, DataConfig()), START, END, batch=batch)
+
+
+@pytest.mark.parametrize("strategy", ["maxdiff", "maxdiff-always-on", "buy-hold"])
+def test_replay_equals_the_order_backtest(catalog, tmp_path, strategy):
+    report = run_order_backtest(
+        strategy,
+        ForecastConfig(model="naive"),
+        DataConfig(symbols=SYMS, timeframe="1d"),
+        BacktestConfig(split="all", start=START, end=END, bootstrap_samples=20, plots=False),
+        OrderBacktestConfig(strategy=strategy),
+        MarketConfig(allow_short=True),
+        write=False,
+    )
+    session, res = _replay(tmp_path, strategy)
+    bt = report.result
+    assert len(res.equity) == len(bt.timestamps) > 50
+    np.testing.assert_array_equal(res.equity, 250_000.0 * bt.equity)  # equality, not closeness
+    # the same fills: bar, symbol, units (of a 1.0 book) and price
+    fills = session.ledger.events("fill")
+    assert len(fills) == len(report.fills) > 0
+    ours = sorted((f["symbol"], round(f["qty"] / 250_000.0, 12), f["price"]) for f in fills)
+    theirs = sorted((r["symbol"], round(r["quantity"], 12), r["price"]) for r in report.fills)
+    assert ours == theirs
+    # every order the backtest placed in the segment (bar by bar) is an order intent of the loop
+    placed = int((report.orders["fills"]["orders"]))
+    intents = session.ledger.events("order_intent")
+    assert len(intents) >= placed > 0
+    # positions and cash derived from the ledger's events agree with the broker's equity
+    last = session.ledger.last_prices()
+    value = session.ledger.cash() + sum(q * last[s] for s, q in session.ledger.positions().items())
+    assert abs(value - res.equity[-1]) < 1e-6 * res.equity[-1]
+
+
+def test_a_symbol_without_a_selection_record_names_the_command(catalog):
+    with pytest.raises(ConfigError) as err:
+        order_decider("maxdiff", SYMS, "1d", MarketConfig())
+    assert "SYN0" in str(err.value) and "mqc forecast select" in err.value.hint and "--by pnl" in err.value.hint
