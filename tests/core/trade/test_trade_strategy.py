@@ -59,7 +59,7 @@ def test_replay_equals_the_order_backtest(catalog, tmp_path, strategy):
     theirs = sorted((r["symbol"], round(r["quantity"], 12), r["price"]) for r in report.fills)
     assert ours == theirs
     # every order the backtest placed in the segment (bar by bar) is an order intent of the loop
-    placed = int((report.orders["fills"]["orders"]))
+    placed = int(report.orders["fills"]["orders"])
     intents = session.ledger.events("order_intent")
     assert len(intents) >= placed > 0
     # positions and cash derived from the ledger's events agree with the broker's equity
