@@ -135,6 +135,8 @@ def observe(st: dict[str, Any], bar: BarView, market: MarketConfig, capital: flo
     eq_ref = 1.0
     book: Orders | None = None
     slots: dict[str, str] = {}
+    ended: set[str] = set()
+    replaced: set[str] = set()
     if st["ts"] is not None:
         stamps = np.array([st["ts"], bar.timestamp], dtype="datetime64[ns]")
         e, held = float(st["e"]), pos * np.asarray(st["close"], dtype=np.float64)
@@ -145,6 +147,7 @@ def observe(st: dict[str, Any], bar: BarView, market: MarketConfig, capital: flo
             resting = expire(resting, bool(overnight_mask(stamps)[0]))
             alive = resting.kind != NONE
             slots = {key: cid for key, cid in st["slots"].items() if alive[tuple(map(int, key.split(",")))]}
+            ended = {cid for cid in st["slots"].values() if cid not in slots.values()}  # DAY orders at a day's end
             if not alive.any():
                 resting = None
         if resting is None:
@@ -157,7 +160,9 @@ def observe(st: dict[str, Any], bar: BarView, market: MarketConfig, capital: flo
         replaced = {cid for key, cid in slots.items() if key in st.get("pslots", {})}
         slots.update(st.get("pslots", {}))
     out_fills: list[BrokerFill] = []
-    status: dict[str, str] = {cid: "cancelled" for cid in replaced} if st["ts"] is not None else {}
+    status: dict[str, str] = {}
+    if st["ts"] is not None:
+        status = {**{cid: "expired" for cid in ended}, **{cid: "cancelled" for cid in replaced}}
     if book is not None and (book.kind != NONE).any():
         f = fill_orders(book, cash, pos, (x[:, 0], x[:, 1], x[:, 2], c, vol), fees, long_only, eq_ref, **fill_cfg)
         e_new = float(f.equity_before_close)
@@ -170,7 +175,10 @@ def observe(st: dict[str, Any], bar: BarView, market: MarketConfig, capital: flo
                 p = float(f.price[a, k])
                 fee = abs(q) * p * float(fees[a]) * capital
                 out_fills.append(BrokerFill(f"{cid}-{bar.timestamp}", cid, syms[a], q * capital, p, fee))
-            status[cid] = ("partially_filled" if q != 0.0 else "new") if left[a, k] else ("filled" if q else "expired")
+            if left[a, k] and int(f.book.tif[a, k]) != BAR:  # rests on (a DAY order until its day ends)
+                status[cid] = "partially_filled" if q != 0.0 else "new"
+            else:  # filled, or a bar's order that did not fill: it ends with this bar
+                status[cid] = "filled" if q != 0.0 else "expired"
         st["resting"] = _dump(f.book) if left.any() else None
         st["slots"] = {key: cid for key, cid in slots.items() if left[tuple(map(int, key.split(",")))]}
     else:
