@@ -28,10 +28,10 @@ def catalog(synth) -> None:
         cat.write(sym, df, source="test", timeframe="1d")
 
 
-def _replay(tmp_path, strategy="maxdiff", name="ledger", batch=True):
+def _replay(tmp_path, strategy="maxdiff", name="ledger", batch=True, **limits):
     market = MarketConfig(allow_short=True)
     decider = order_decider(strategy, SYMS, "1d", market, only="naive")
-    cfg = TradeConfig(capital=250_000.0)
+    cfg = TradeConfig(capital=250_000.0, **limits)
     path = tmp_path / name / "ledger.db"
     session = open_session(cfg, decider, path, open_broker(cfg, path, market, decider=decider))
     return session, replay(session, load_history(decider, DataConfig()), START, END, batch=batch)
@@ -72,3 +72,15 @@ def test_a_symbol_without_a_selection_record_names_the_command(catalog):
     with pytest.raises(ConfigError) as err:
         order_decider("maxdiff", SYMS, "1d", MarketConfig())
     assert "SYN0" in str(err.value) and "mqc forecast select" in err.value.hint and "--by pnl" in err.value.hint
+
+
+def test_risk_limits_reject_strategy_orders_before_they_are_sent(catalog, tmp_path):
+    """A limit price outside the band is recorded as rejected with its reason, never sent or filled."""
+    session, res = _replay(tmp_path, price_band=0.001)
+    rejects = session.ledger.events("risk_reject")
+    assert rejects and all("price_band" in e["data"]["reason"] for e in rejects)
+    rejected_ids = {e["client_order_id"] for e in rejects}
+    assert not rejected_ids & {r.client_order_id for r in session.ledger.orders()}
+    assert {e["data"]["order"]["order_type"] for e in rejects} == {"limit"}  # market orders have no price
+    assert res.equity.size > 50
+    assert not {f["client_order_id"] for f in session.ledger.events("fill")} & rejected_ids
