@@ -79,10 +79,10 @@ def test_corrupt_ledger_refuses_to_start(run_dir, tmp_path):
     assert bad.read_bytes() == b"this is not sqlite" * 100  # left as it was
 
 
-def test_forecast_strategies_say_what_is_missing(run_dir):
+def test_only_without_a_strategy_names_both_ways_to_decide(run_dir):
     res = runner.invoke(app, ["trade", "--paper", "--only", "chronos2"])
-    assert res.exit_code == 1
-    assert "--checkpoint" in res.output
+    assert res.exit_code == 2  # a usage error: --only chooses the forecaster of --strategy
+    assert "--checkpoint" in res.output and "--strategy" in res.output
 
 
 def test_missing_ledger_for_status(tmp_path):
