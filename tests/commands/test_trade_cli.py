@@ -222,3 +222,22 @@ def test_strategy_or_checkpoint_is_required(tmp_path):
         app, ["trade", "--paper", "--only", "naive", "-c", "latest", "--ledger", str(tmp_path / "l.db")]
     )
     assert res.exit_code == 2 and "--strategy only" in res.output
+
+
+def test_strategy_once_on_a_tiny_chronos2(tmp_path):
+    """mqc trade --paper --strategy maxdiff --only chronos2 --model-path DIR --once (random-init weights)."""
+    pytest.importorskip("chronos")
+    from mqc.core.forecast.randinit import save_random_chronos2
+
+    weights = save_random_chronos2(tmp_path / "chronos2", size="tiny")
+    folder = _recent_bars(tmp_path, n_bars=120)
+    led = str(tmp_path / "led" / "ledger.db")
+    args = ["trade", "--paper", "--strategy", "maxdiff", "--only", "chronos2", "--model-path", str(weights)]
+    args += ["--symbols", "SYN0,SYN1", "--once", "--data-root", str(folder), "--ledger", led, "--json"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    (bar,) = json.loads(res.stdout)["bars"]
+    assert bar["status"] == "done"
+    events = [json.loads(line) for line in _export(tmp_path, led)]
+    decision = next(e for e in events if e["kind"] == "decision")
+    assert decision["data"]["inputs"]["models"] == {"SYN0": "chronos2", "SYN1": "chronos2"}
