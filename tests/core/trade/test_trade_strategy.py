@@ -84,3 +84,22 @@ def test_risk_limits_reject_strategy_orders_before_they_are_sent(catalog, tmp_pa
     assert {e["data"]["order"]["order_type"] for e in rejects} == {"limit"}  # market orders have no price
     assert res.equity.size > 50
     assert not {f["client_order_id"] for f in session.ledger.events("fill")} & rejected_ids
+
+
+def test_each_symbol_trades_the_model_selected_for_its_bar_size(catalog):
+    """Without --only, hyperparams/best/<SYMBOL>.<tf>.json names each symbol's forecaster; a record
+    for another bar size does not count."""
+    from mqc.core.forecast import hyperparams as hp
+
+    hp.save(hp.Hyperparams("SYN0", "ewma-vol", {"model": "ewma-vol", "timeframe": "1d"}), hp.BEST, None)
+    hp.save(hp.Hyperparams("SYN1", "naive", {"model": "naive", "timeframe": "1d"}), hp.BEST, None)
+    d = order_decider("maxdiff", SYMS, "1d", MarketConfig())
+    assert d.models() == {"SYN0": "ewma-vol", "SYN1": "naive"}
+    placed = d.decide_orders(load_history(d, DataConfig()))  # one live bar, each symbol on its own model
+    assert placed.shape[0] == 2 and (placed.kind != 0).any()
+    assert order_decider("maxdiff", SYMS, "1d", MarketConfig(), only="naive").models() == {
+        "SYN0": "naive",
+        "SYN1": "naive",
+    }
+    with pytest.raises(ConfigError, match="1h"):
+        order_decider("maxdiff", SYMS, "1h", MarketConfig())
