@@ -103,3 +103,15 @@ def test_each_symbol_trades_the_model_selected_for_its_bar_size(catalog):
     }
     with pytest.raises(ConfigError, match="1h"):
         order_decider("maxdiff", SYMS, "1h", MarketConfig())
+
+
+def test_open_orders_of_the_last_bar_rest_and_cancel(catalog, tmp_path):
+    """The orders placed at the last replayed bar rest at the paper broker (they would fill on the
+    next bar); cancelling one takes it off the book, and the next bar does not fill it."""
+    session, _ = _replay(tmp_path)
+    open_ = session.ledger.orders(open_only=True)
+    assert open_ and {r.bar for r in open_} == {max(r.bar for r in session.ledger.orders())}
+    state = session.broker.cancel(open_[0].client_order_id)
+    assert state.status == "cancelled"
+    book = session.broker._get("ob")
+    assert open_[0].client_order_id not in book["pslots"].values()
