@@ -79,10 +79,10 @@ def test_corrupt_ledger_refuses_to_start(run_dir, tmp_path):
     assert bad.read_bytes() == b"this is not sqlite" * 100  # left as it was
 
 
-def test_forecast_strategies_say_what_is_missing(run_dir):
+def test_only_without_a_strategy_names_both_ways_to_decide(run_dir):
     res = runner.invoke(app, ["trade", "--paper", "--only", "chronos2"])
-    assert res.exit_code == 1
-    assert "--checkpoint" in res.output
+    assert res.exit_code == 2  # a usage error: --only chooses the forecaster of --strategy
+    assert "--checkpoint" in res.output and "--strategy" in res.output
 
 
 def test_missing_ledger_for_status(tmp_path):
@@ -148,3 +148,96 @@ def test_data_warnings_are_shown_before_trading(run_dir, tmp_path):
     )
     assert res.exit_code == 0, res.output
     assert "data: SYN1" in res.stderr and "forward-filled" in res.stderr
+
+
+def _recent_bars(tmp_path, n_bars=200):
+    """SYN0, SYN1 daily bars up to yesterday in a folder; the last row held back (it "arrives" later)."""
+    import pandas as pd
+
+    from mqc.core.data.synth import SynthSpec, write_synth_csv
+
+    today = pd.Timestamp.now(tz="UTC").normalize().tz_localize(None)
+    start = (today - pd.Timedelta(days=n_bars)).strftime("%Y-%m-%d")
+    folder = tmp_path / "bars"
+    write_synth_csv(SynthSpec(n_assets=2, n_bars=n_bars, start=start, seed=9), folder)
+    for f in folder.glob("*.csv"):
+        lines = f.read_text().splitlines(keepends=True)
+        (tmp_path / f.name).write_text(lines[-1])
+        f.write_text("".join(lines[:-1]))
+    return folder
+
+
+def test_strategy_once_places_orders_that_fill_on_the_next_bar(tmp_path):
+    """mqc trade --paper --strategy maxdiff --only ewma-vol --once: the orders of the newest bar are
+    recorded before they are sent, rest at the paper broker, and fill (or expire) on the next bar."""
+    folder = _recent_bars(tmp_path)
+    led = str(tmp_path / "led" / "ledger.db")
+    args = ["trade", "--paper", "--strategy", "maxdiff", "--only", "ewma-vol", "--symbols", "SYN0,SYN1", "--once"]
+    args += ["--data-root", str(folder), "--ledger", led, "--json"]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    (bar,) = json.loads(first.stdout)["bars"]
+    assert bar["status"] == "done" and bar["orders"] >= 1
+    orders = json.loads(runner.invoke(app, ["trade", "orders", "--ledger", led, "--json"]).stdout)
+    assert {o["status"] for o in orders} == {"new"}  # resting at the broker until the next bar
+    assert {o["order_type"] for o in orders} <= {"limit", "stop", "moo", "moc"}
+    events = [json.loads(line) for line in _export(tmp_path, led)]
+    decision = next(e for e in events if e["kind"] == "decision")
+    assert decision["data"]["inputs"]["models"] == {"SYN0": "ewma-vol", "SYN1": "ewma-vol"}
+    kinds = [e["kind"] for e in events]
+    assert kinds.index("order_intent") < kinds.index("order_sent" if "order_sent" in kinds else "equity")
+    for f in folder.glob("*.csv"):  # the next bar arrives
+        f.write_text(f.read_text() + (tmp_path / f.name).read_text())
+    nxt = runner.invoke(app, args)
+    assert nxt.exit_code == 0, nxt.output
+    assert json.loads(nxt.stdout)["bars"][0]["status"] == "done"
+    after = {
+        o["client_order_id"]: o
+        for o in json.loads(runner.invoke(app, ["trade", "orders", "--ledger", led, "--json"]).stdout)
+    }
+    for o in orders:  # the first bar's orders are final now: filled, or expired unfilled
+        assert after[o["client_order_id"]]["status"] in ("filled", "expired", "cancelled")
+
+
+def _export(tmp_path, led):
+    out = tmp_path / "events.jsonl"
+    res = runner.invoke(app, ["trade", "export", str(out), "--ledger", led])
+    assert res.exit_code == 0, res.output
+    return out.read_text().splitlines()
+
+
+def test_strategy_without_a_selection_record_names_forecast_select(tmp_path):
+    folder = _recent_bars(tmp_path)
+    args = ["trade", "--paper", "--strategy", "maxdiff", "--symbols", "SYN0,SYN1", "--once"]
+    res = runner.invoke(app, [*args, "--data-root", str(folder), "--ledger", str(tmp_path / "x" / "l.db")])
+    assert res.exit_code == 1
+    assert "SYN0" in res.output and "mqc forecast select" in res.output and "--by pnl" in res.output
+    assert not (tmp_path / "x" / "l.db").exists()  # nothing opened, nothing sent
+
+
+def test_strategy_or_checkpoint_is_required(tmp_path):
+    res = runner.invoke(app, ["trade", "--paper", "--once", "--ledger", str(tmp_path / "l.db")])
+    assert res.exit_code == 2
+    res = runner.invoke(
+        app, ["trade", "--paper", "--only", "naive", "-c", "latest", "--ledger", str(tmp_path / "l.db")]
+    )
+    assert res.exit_code == 2 and "--strategy only" in res.output
+
+
+def test_strategy_once_on_a_tiny_chronos2(tmp_path):
+    """mqc trade --paper --strategy maxdiff --only chronos2 --model-path DIR --once (random-init weights)."""
+    pytest.importorskip("chronos")
+    from mqc.core.forecast.randinit import save_random_chronos2
+
+    weights = save_random_chronos2(tmp_path / "chronos2", size="tiny")
+    folder = _recent_bars(tmp_path, n_bars=120)
+    led = str(tmp_path / "led" / "ledger.db")
+    args = ["trade", "--paper", "--strategy", "maxdiff", "--only", "chronos2", "--model-path", str(weights)]
+    args += ["--symbols", "SYN0,SYN1", "--once", "--data-root", str(folder), "--ledger", led, "--json"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    (bar,) = json.loads(res.stdout)["bars"]
+    assert bar["status"] == "done"
+    events = [json.loads(line) for line in _export(tmp_path, led)]
+    decision = next(e for e in events if e["kind"] == "decision")
+    assert decision["data"]["inputs"]["models"] == {"SYN0": "chronos2", "SYN1": "chronos2"}

@@ -38,7 +38,12 @@ def trade(
     ctx: typer.Context,
     checkpoint: str = o.CHECKPOINT(help="Trade a trained policy's target weights (run dir, file or 'latest')."),
     strategy: str = o.STRATEGY(help="Forecast-driven strategy (maxdiff, simple, ...)."),
-    only: str = typer.Option(None, "--only", help="Use this forecaster for every symbol (chronos2, kronos, ...)."),
+    only: str = typer.Option(
+        None, "--only", help="--strategy: this forecaster for every symbol (naive, ewma-vol, chronos2, ...)."
+    ),
+    model_path: str = o.MODEL_PATH(help="--strategy: model weights (Chronos, Kronos): local dir or cached HF id."),
+    refit_every: int = o.REFIT_EVERY(help="--strategy: bars between walk-forward re-fits (replays)."),
+    fit_window: int = o.FIT_WINDOW(help="--strategy: trailing bars per fit (0: the strategy's defaults)."),
     symbols: str = o.SYMBOLS(help="Comma-separated symbols (default: [trade] symbols, else the checkpoint's)."),
     paper: bool = typer.Option(False, "--paper", help="The local paper broker (the default broker)."),
     broker: str = typer.Option(None, "--broker", help="paper or alpaca (default: [trade] broker)."),
@@ -57,7 +62,8 @@ def trade(
 ) -> None:
     """Every bar: update bars, decide, check risk, record the intent, send, record the fills.
 
-    Example: mqc trade --paper --checkpoint latest --once
+    Examples: mqc trade --paper --checkpoint latest --once;
+    mqc trade --paper --strategy maxdiff --only ewma-vol --symbols AAPL,MSFT --once
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -65,23 +71,36 @@ def trade(
     import threading
 
     from mqc.core.data.config import DataConfig
-    from mqc.core.errors import ConfigError, UsageError
+    from mqc.core.errors import UsageError
     from mqc.core.profiles import resolve_with_profile
     from mqc.core.trade.runner import run_trade
 
-    if strategy is not None or only is not None:
-        raise ConfigError(
-            "--strategy / --only need the forecast-driven strategies (maxdiff, ...), which this mqc does not have yet",
-            hint="trade a trained policy: mqc trade --paper --checkpoint RUN",
-        )
-    if checkpoint is None:
+    if (checkpoint is None) == (strategy is None):
         raise UsageError(
-            "give --checkpoint RUN (a trained policy)", hint="mqc trade --paper --checkpoint latest --once"
+            "give one of --checkpoint RUN (a trained policy) or --strategy NAME (orders on forecasts)",
+            hint="mqc trade --paper --strategy maxdiff --only naive --symbols AAPL --once",
         )
+    if strategy is None and any(v is not None for v in (only, model_path, refit_every, fit_window)):
+        raise UsageError("--only / --model-path / --refit-every / --fit-window apply to --strategy only")
     if paper and broker not in (None, "paper"):
         raise UsageError("--paper and --broker alpaca contradict each other")
     cfg = _trade_cfg(symbols=split_list(symbols), broker="paper" if paper else broker, on_exit=on_exit)
     data = resolve_with_profile(DataConfig, state().profile, flags=dict(data_root=data_root)).value
+    decider = None
+    if strategy is not None:
+        from mqc.core.market.config import MarketConfig
+        from mqc.core.trade.order_decide import order_decider
+
+        decider = order_decider(
+            strategy,
+            tuple(s.upper() for s in cfg.symbols),
+            data.timeframe,
+            resolve_with_profile(MarketConfig, state().profile).value,
+            only=only,
+            model_path=model_path,
+            order_flags=dict(refit_every=refit_every, fit_window=fit_window),
+            profile=state().profile,
+        )
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
 
@@ -96,6 +115,7 @@ def trade(
             cfg,
             data,
             checkpoint,
+            decider=decider,
             ledger_path=Path(ledger).expanduser() if ledger else None,
             live=live,
             once=once,

@@ -38,9 +38,15 @@ SCRIPT = (
                 os.kill(os.getpid(), signal.SIGKILL)
 
     loop.crash_point = crash
-    decider = checkpoint_decider(run)
+    if run.startswith("strategy:"):  # an order strategy on naive forecasts (limit, market-on-close orders)
+        from mqc.core.market.config import MarketConfig
+        from mqc.core.trade.order_decide import order_decider
+
+        decider = order_decider(run.split(":")[1], ("SYN0", "SYN1"), "1d", MarketConfig(allow_short=True), only="naive")
+    else:
+        decider = checkpoint_decider(run)
     cfg = TradeConfig()
-    session = open_session(cfg, decider, ledger, open_broker(cfg, ledger, decider.market))
+    session = open_session(cfg, decider, ledger, open_broker(cfg, ledger, decider.market, decider=decider))
     replay(session, load_history(decider, DataConfig()), "START", "END")
     """
     )
@@ -107,3 +113,8 @@ def test_sigkill_at_random_points_then_restart_equals_an_uninterrupted_run(tiny_
 @pytest.mark.slow
 def test_many_sigkills(tiny_run, tmp_path):
     _kill_and_restart(tiny_run, tmp_path, kills=16)
+
+
+def test_sigkill_an_order_strategy_then_restart_equals_an_uninterrupted_run(tiny_run, tmp_path):
+    """The same for ``--strategy maxdiff``: its orders rest at the paper broker and fill on the next bar."""
+    _kill_and_restart("strategy:maxdiff", tmp_path, kills=4)

@@ -138,6 +138,13 @@ class OrderBacktestConfig:
         default="grid", metadata={"help": "parameter search: grid, or de (scipy differential evolution)"}
     )
     grid_points: int = field(default=5, metadata={"help": "grid points per parameter (odd: includes the middle)"})
+    engine: Literal["auto", "numba", "numpy"] = field(
+        default="auto",
+        metadata={
+            "help": "order simulation: auto (the compiled kernel when numba is installed), numba or numpy (the "
+            "loop the paper broker of mqc trade runs; equal to the kernel to 1e-12, cash summed in another order)"
+        },
+    )
     de_maxiter: int = field(default=15, metadata={"help": "differential evolution generations per fit"})
     seed: int = field(default=0, metadata={"help": "seed of differential evolution"})
 

@@ -164,6 +164,33 @@ def panel_forecasts(
     return _Merged(arrays, first, None, cached)
 
 
+def place_orders(
+    spec: Any,
+    forecast_cfg: ForecastConfig | dict[str, ForecastConfig],
+    panel: Panel,
+    market: MarketConfig,
+    ocfg: OrderBacktestConfig,
+    lo: int,
+    hi: int,
+    progress: Progress = NULL,
+) -> tuple[Any, Any, Any]:
+    """The orders ``[:hi]`` a strategy places (rows ``>= lo``), with its walk-forward fit and forecasts.
+
+    The one path from bars to orders: ``mqc backtest --strategy`` and ``mqc trade --strategy`` call it."""
+    if spec.needs:
+        fc = panel_forecasts(panel, forecast_cfg, spec.needs, spec.name, progress)
+    else:
+        fc = _NoForecasts()
+    fit = walk_forward(
+        spec, panel.values, panel.timestamps, fc, panel.symbols, panel.asset_classes, market, ocfg, lo, hi
+    )
+    long_only = long_only_mask(panel.asset_classes, market)
+    orders = spec.place(
+        panel.close[:hi], _Rows(fc, hi), {k: v[:hi] for k, v in fit.params.items()}, long_only, start=lo
+    )
+    return orders, fit, fc
+
+
 def run_order_backtest(
     strategy: str,
     forecast_cfg: ForecastConfig | dict[str, ForecastConfig],
@@ -195,18 +222,10 @@ def run_order_backtest(
     per_symbol = forecast_cfg if isinstance(forecast_cfg, dict) else None
     min_context = max(c.min_context for c in per_symbol.values()) if per_symbol else forecast_cfg.min_context
     lo, hi, seg = select_segment(panel, cfg, split_cfg or SplitConfig(), min_context)
-    if spec.needs:
-        fc = panel_forecasts(panel, forecast_cfg, spec.needs, spec.name, progress)
-    else:
-        fc = _NoForecasts()
-    fit = walk_forward(spec, panel.values, panel.timestamps, fc, panel.symbols, panel.asset_classes, mkt, ocfg, lo, hi)
-    long_only = long_only_mask(panel.asset_classes, mkt)
-    orders = spec.place(
-        panel.close[:hi], _Rows(fc, hi), {k: v[:hi] for k, v in fit.params.items()}, long_only, start=lo
-    )
+    orders, fit, fc = place_orders(spec, forecast_cfg, panel, mkt, ocfg, lo, hi, progress)
     seg_orders = type(orders)(*(getattr(orders, f.name)[lo:hi] for f in dataclasses.fields(orders)))
     bars, ts, filled = panel.values[lo:hi], panel.timestamps[lo:hi], panel.filled[lo:hi]
-    kw = dict(participation=ocfg.participation, no_trade=filled)
+    kw = dict(participation=ocfg.participation, no_trade=filled, engine=ocfg.engine)
     res = simulate_orders(bars, ts, seg_orders, panel.asset_classes, mkt, intrabar=ocfg.intrabar, **kw)
     other_rule = "optimistic" if ocfg.intrabar == "conservative" else "conservative"
     other = simulate_orders(bars, ts, seg_orders, panel.asset_classes, mkt, intrabar=other_rule, **kw)

@@ -65,6 +65,17 @@ ENGINES = ("auto", "numba", "numpy")
 MAX_KERNEL_SLOTS = 63  # the kernel marks filled slots in one int64
 
 
+def bar_financing(weights: np.ndarray, market: MarketConfig, dt: float) -> float:
+    """Financing of one bar as a fraction of equity: margin on longs over 1, borrow on shorts, less
+    interest on idle cash, for ``dt`` years (the book ``weights [A]`` held after the close auction)."""
+    long_, short_ = float(np.maximum(weights, 0.0).sum()), float(np.maximum(-weights, 0.0).sum())
+    return (
+        max(0.0, long_ - 1.0) * market.financing_rate
+        + short_ * market.borrow_rate
+        - max(0.0, 1.0 - long_) * market.cash_rate
+    ) * dt
+
+
 def simulate_orders(
     ohlcv: np.ndarray,
     timestamps: np.ndarray,
@@ -156,12 +167,7 @@ def simulate_orders(
         held = pos * c
         weights[t] = held / e
         trades[t] /= e
-        long_, short_ = float(np.maximum(weights[t], 0.0).sum()), float(np.maximum(-weights[t], 0.0).sum())
-        fin[t] = (
-            max(0.0, long_ - 1.0) * market.financing_rate
-            + short_ * market.borrow_rate
-            - max(0.0, 1.0 - long_) * market.cash_rate
-        ) * dt[t]
+        fin[t] = bar_financing(weights[t], market, float(dt[t]))
         cash -= fin[t] * e
         eq_ref = cash + float(np.sum(held))
         final = eq_ref

@@ -33,6 +33,8 @@ class Order:
     order_type: str = "moc"
     target_weight: float | None = None
     limit_price: float | None = None
+    tif: str = "bar"  # order-level orders: bar, day or gtc (see ``market.orders``)
+    slot: int = 0  # order-level orders: the strategy's slot for the symbol (-1: one after them)
 
 
 @dataclass(frozen=True)
@@ -74,13 +76,15 @@ class BarView:
 
     ``timestamp``/``next_timestamp``: ns since the epoch (the next bar's expected time; None when
     unknown). ``close``: last close per symbol; ``stale``: symbols without a real bar here
-    (forward-filled: not tradable); ``asset_classes``: per symbol."""
+    (forward-filled: not tradable); ``asset_classes``: per symbol; ``ohlcv``: open, high, low,
+    close, volume per symbol."""
 
     timestamp: int
     next_timestamp: int | None
     close: dict[str, float]
     stale: frozenset[str] = frozenset()
     asset_classes: dict[str, str] = field(default_factory=dict)
+    ohlcv: dict[str, tuple[float, ...]] = field(default_factory=dict)  # the bar's OHLCV (order-level fills)
 
 
 class Broker(Protocol):

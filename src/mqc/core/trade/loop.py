@@ -132,6 +132,18 @@ def _orders_for(
     return orders
 
 
+def _placed_orders(
+    session: TradeSession, bar: str, history: Any, close: dict[str, float], equity: float
+) -> list[Order]:
+    """An order strategy's orders at this bar's close, one per used slot (leg ``slot<k>``)."""
+    from mqc.core.trade.order_decide import order_list
+
+    placed = session.decider.decide_orders(history)  # type: ignore[attr-defined]
+    rows = order_list(placed, session.decider.symbols, close, equity)
+    # orders are placed at a forward-filled bar too, as in the backtest: nothing fills on a bar without a real price
+    return [Order(session.client_id(bar, r["symbol"], f"slot{r['slot']}"), bar, **r) for r in rows]
+
+
 def trade_bar(
     session: TradeSession, history: Any, next_ts: int | None = None, *, now_ns: int | None = None
 ) -> BarOutcome:
@@ -154,8 +166,10 @@ def trade_bar(
     close = {s: float(history.close[-1, a]) for a, s in enumerate(syms)}
     stale = frozenset(s for a, s in enumerate(syms) if bool(history.filled[-1, a]))
     classes = dict(zip(syms, history.asset_classes, strict=True))
+    ohlcv = {s: tuple(float(v) for v in history.values[-1, a]) for a, s in enumerate(syms)}
+    view = BarView(ts, next_ts, close, stale, classes, ohlcv)
     try:
-        _retry(session, "observe", lambda: broker.observe(BarView(ts, next_ts, close, stale, classes)))
+        _retry(session, "observe", lambda: broker.observe(view))
         reconcile(session, bar)
         pre = _retry(session, "account", broker.account)
     except BrokerError as exc:
@@ -175,9 +189,15 @@ def trade_bar(
         return BarOutcome(bar, "stale", message=f"the last bar ({bar}) is too old to trade on")
     if not ledger.has_event("decision", bar):
         t0 = time.perf_counter()
-        targets = np.asarray(session.decider.decide(history), dtype=np.float64)
+        placed = None
+        if hasattr(session.decider, "decide_orders"):  # an order strategy: its orders, no target weights
+            placed = _placed_orders(session, bar, history, close, pre.equity)
+            targets = np.full(len(syms), np.nan)
+            orders = placed
+        else:
+            targets = np.asarray(session.decider.decide(history), dtype=np.float64)
+            orders = _orders_for(session, bar, targets, close, stale)
         session.stats["decide_s"].append(time.perf_counter() - t0)
-        orders = _orders_for(session, bar, targets, close, stale)
         accepted, rejected = check_orders(orders, cfg, pre.equity, close)
         with ledger.transaction() as c:
             ledger.record(
@@ -192,6 +212,7 @@ def trade_bar(
                         zip(syms, [None if not np.isfinite(x) else float(x) for x in targets], strict=True)
                     ),
                     "prices": close,
+                    **({"orders": [vars(o) for o in placed]} if placed is not None else {}),
                 },
             )
             ledger.add_intents(c, [vars(o) for o in accepted])
@@ -207,8 +228,19 @@ def trade_bar(
                 )
         crash_point("intent")
     pending = [r for r in ledger.orders(bar=bar) if r.status == "pending"]
+    intents = {e["client_order_id"]: e["data"] for e in ledger.events("order_intent", bar=bar)}
     to_send = [
-        Order(r.client_order_id, r.bar, r.symbol, r.side, r.qty, r.order_type, r.target_weight, r.limit_price)
+        Order(
+            r.client_order_id,
+            r.bar,
+            r.symbol,
+            r.side,
+            r.qty,
+            r.order_type,
+            r.target_weight,
+            r.limit_price,
+            **{k: intents[r.client_order_id][k] for k in ("tif", "slot") if k in intents.get(r.client_order_id, {})},
+        )
         for r in pending
     ]
     if to_send:
@@ -227,6 +259,9 @@ def trade_bar(
                 if i == 1:
                     crash_point("fill")  # killed with some of the bar's fills written, not committed
                 apply_state(ledger, s, bar, c)
+    settle = getattr(broker, "settle", None)
+    if settle is not None:
+        settle()  # the paper broker's order book: equity after this bar's close auction
     post = broker.account()
     crash_point("done")
     with ledger.transaction() as c:

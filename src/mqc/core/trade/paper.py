@@ -9,8 +9,9 @@ Its state lives in its own SQLite file (a broker's memory survives the loop's cr
 broker's does): orders by client order id (``UNIQUE``: an id is filled at most once), fills and the
 book. A submit is one transaction, so a crash mid-fill leaves either all of a bar's fills or none.
 
-Orders other than market-on-close need the order-level fill model (limit and stop orders against
-the next bar's OHLC): ``ORDER_FILL_MODELS`` is the seam where it plugs in.
+An order strategy's broker (``order_symbols`` given) books every order instead with the order-level
+fill model (``ORDER_FILL_MODELS``: ``fills.fill_orders``; limit, stop, market-on-open and -close
+orders against the next bar's OHLC): see ``paper_orders``.
 """
 
 from __future__ import annotations
@@ -34,6 +35,18 @@ from mqc.core.trade.broker import Account, BarView, BrokerFill, Order, OrderStat
 # bar's OHLC, issue 13) registers its function under those names.
 ORDER_FILL_MODELS: dict[str, Callable[..., Any]] = {}
 
+
+def _register_order_fills() -> None:
+    """The order-level fill model (``fills.fill_orders``) for every order kind of an order strategy."""
+    from mqc.core.market.fills import fill_orders
+    from mqc.core.trade.paper_orders import KINDS
+
+    for name in KINDS:
+        ORDER_FILL_MODELS.setdefault(name, fill_orders)
+
+
+_register_order_fills()
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS orders(client_order_id TEXT NOT NULL UNIQUE, broker_order_id TEXT NOT NULL,
     bar TEXT, symbol TEXT, side TEXT, qty REAL, target_weight REAL, order_type TEXT, status TEXT, reason TEXT);
@@ -48,9 +61,20 @@ class PaperBroker:
 
     name = "paper"
 
-    def __init__(self, path: str | Path, market: MarketConfig, capital: float, *, durable: bool = True) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        market: MarketConfig,
+        capital: float,
+        *,
+        durable: bool = True,
+        order_symbols: tuple[str, ...] | None = None,
+        fill_cfg: dict[str, Any] | None = None,
+    ) -> None:
         self.path = Path(path)
         self.market = market
+        self.order_symbols = order_symbols
+        self.fill_cfg = fill_cfg or {}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
         self.conn.execute("PRAGMA journal_mode=WAL")
@@ -58,6 +82,17 @@ class PaperBroker:
         self.conn.executescript(_SCHEMA)
         if self._get("capital") is None:
             self._put_many({"capital": capital, "wealth": 1.0, "book": {}, "bar": None, "close": {}, "trade": None})
+        if order_symbols is not None:
+            from mqc.core.trade.paper_orders import new_state
+
+            ob = self._get("ob")
+            if ob is None:
+                self._put_many({"ob": new_state(order_symbols)})
+            elif ob["syms"] != list(order_symbols):
+                raise BrokerError(
+                    f"{self.path}: this paper account trades {', '.join(ob['syms'])}, not {', '.join(order_symbols)}",
+                    hint="use another --ledger for other symbols",
+                )
 
     # -- state ------------------------------------------------------------------------------------
     def _get(self, key: str) -> Any:
@@ -83,6 +118,8 @@ class PaperBroker:
 
     def observe(self, bar: BarView) -> None:
         """Mark the book from the last bar to ``bar`` (nothing when ``bar`` is not newer)."""
+        if self.order_symbols is not None:
+            return self._observe_orders(bar)
         last = self._get("bar")
         if last is not None and bar.timestamp <= last["ts"]:
             return
@@ -142,8 +179,83 @@ class PaperBroker:
         f = step(b, t, np.isnan(t), np.zeros(len(syms)), fees, 0.0, overnight, classes, self.market)
         return syms, (f, t, b, overnight), fees, classes
 
+    # -- order-level book (order strategies) ---------------------------------------------------------
+    def _observe_orders(self, bar: BarView) -> None:
+        from mqc.core.trade import paper_orders
+
+        st = self._get("ob")
+        if st["ts"] is not None and bar.timestamp <= st["ts"]:
+            return
+        fills, status = paper_orders.observe(st, bar, self.market, self._get("capital"), self.fill_cfg)
+        c = self.conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            for f in fills:
+                c.execute(
+                    "INSERT OR IGNORE INTO fills VALUES(?,?,?,?,?,?)",
+                    (f.fill_id, f.client_order_id, f.symbol, f.qty, f.price, f.fee),
+                )
+            for cid, s in status.items():
+                c.execute("UPDATE orders SET status=? WHERE client_order_id=?", (s, cid))
+            self._put_many({"ob": st, "close": dict(zip(st["syms"], st["close"], strict=True))}, conn=c)
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+
+    def settle(self) -> None:
+        """The bar's orders are in: report equity after its close auction (order strategies)."""
+        if self.order_symbols is not None:
+            st = self._get("ob")
+            st["settled"] = True
+            self._put_many({"ob": st})
+
+    def _book_orders(self, orders: list[Order]) -> dict[str, OrderState]:
+        """Rest an order strategy's orders until the next bar (one transaction)."""
+        from mqc.core.trade import paper_orders
+
+        st = self._get("ob")
+        if st["ts"] is None:
+            raise BrokerError("the paper broker has seen no bar yet")
+        for o in orders:
+            if ORDER_FILL_MODELS.get(o.order_type) is None:
+                raise BrokerError(f"{o.order_type} orders: no fill model for them in the paper broker")
+        paper_orders.place(st, orders)
+        c, out = self.conn, {}
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            first = self._count(c)
+            for k, o in enumerate(orders):
+                boid = f"paper-{first + k + 1}"
+                row = (
+                    o.client_order_id,
+                    boid,
+                    o.bar,
+                    o.symbol,
+                    o.side,
+                    o.qty,
+                    o.target_weight,
+                    o.order_type,
+                    "new",
+                    "",
+                )
+                c.execute("INSERT INTO orders VALUES(?,?,?,?,?,?,?,?,?,?)", row)
+                out[o.client_order_id] = OrderState(o.client_order_id, "new", boid)
+            self._put_many({"ob": st}, conn=c)
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        return out
+
     def submit(self, orders: list[Order]) -> list[OrderState]:
-        """Fill the bar's market-on-close orders together (one transaction); known ids are not refilled."""
+        """Fill the bar's market-on-close orders together (one transaction); known ids are not refilled.
+        An order strategy's orders rest until the next bar (see ``paper_orders``)."""
+        if self.order_symbols is not None:
+            known = {o.client_order_id: self.order(o.client_order_id) for o in orders}
+            fresh = [o for o in orders if known[o.client_order_id] is None]
+            booked = self._book_orders(fresh) if fresh else {}
+            return [known[o.client_order_id] or booked[o.client_order_id] for o in orders]
         states: dict[str, OrderState] = {}
         new: list[Order] = []
         for o in orders:
@@ -270,10 +382,38 @@ class PaperBroker:
         return OrderState(client_order_id, row[1], row[0], fills, row[2] or "")
 
     def cancel(self, client_order_id: str) -> OrderState | None:
-        return self.order(client_order_id)  # market-on-close orders are filled on arrival: nothing open
+        """Market-on-close orders are filled on arrival: nothing open. An order strategy's resting
+        order leaves the book and is ``cancelled``."""
+        state = self.order(client_order_id)
+        if self.order_symbols is None or state is None or state.status not in ("new", "partially_filled"):
+            return state
+        st = self._get("ob")
+        for key in ("slots", "pslots"):
+            for slot, cid in list(st.get(key, {}).items()):
+                if cid == client_order_id:
+                    a, k = map(int, slot.split(","))
+                    book = st["resting" if key == "slots" else "placed"]
+                    if book is not None:
+                        book["kind"][a][k] = 0
+                    del st[key][slot]
+        c = self.conn
+        c.execute("BEGIN IMMEDIATE")
+        c.execute("UPDATE orders SET status='cancelled' WHERE client_order_id=?", (client_order_id,))
+        self._put_many({"ob": st}, conn=c)
+        c.execute("COMMIT")
+        return self.order(client_order_id)
 
     def account(self) -> Account:
         """Equity = capital x wealth (after this bar's fills); positions in shares from the fills."""
+        if self.order_symbols is not None:
+            from mqc.core.trade import paper_orders
+
+            st = self._get("ob")
+            equity = paper_orders.equity(st, self._get("capital"))
+            cap = self._get("capital")
+            pos = {s: q * cap for s, q in zip(st["syms"], st["pos"], strict=True) if q != 0.0}
+            close = dict(zip(st["syms"], st["close"] or [0.0] * len(st["syms"]), strict=True))
+            return Account(cash=equity - sum(q * close[s] for s, q in pos.items()), equity=equity, positions=pos)
         wealth = self._get("wealth")
         trade = self._get("trade")
         if trade is not None:

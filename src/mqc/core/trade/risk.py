@@ -18,7 +18,10 @@ def check_orders(
     """Split ``orders`` into (accepted, [(rejected, reason)]) under the limits of ``cfg``."""
     accepted: list[Order] = []
     rejected: list[tuple[Order, str]] = []
-    gross = sum(abs(o.target_weight or 0.0) for o in orders)
+    per_symbol: dict[str, float] = {}  # an order strategy's slots of one symbol are alternatives: its largest
+    for o in orders:
+        per_symbol[o.symbol] = max(per_symbol.get(o.symbol, 0.0), abs(o.target_weight or 0.0))
+    gross = sum(per_symbol.values())
     for o in orders:
         w = o.target_weight
         notional = o.qty * close.get(o.symbol, 0.0)

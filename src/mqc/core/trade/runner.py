@@ -29,9 +29,16 @@ def default_ledger(broker: str, live: bool = False) -> Path:
 
 
 def open_broker(
-    cfg: TradeConfig, ledger_path: Path, market: MarketConfig, *, live: bool = False, durable: bool = True
+    cfg: TradeConfig,
+    ledger_path: Path,
+    market: MarketConfig,
+    *,
+    live: bool = False,
+    durable: bool = True,
+    decider: Any = None,
 ) -> Any:
-    """The broker of ``cfg.broker`` (``live`` only when the flag and the profile both say so).
+    """The broker of ``cfg.broker`` (``live`` only when the flag and the profile both say so); for an
+    order strategy's ``decider`` the paper broker keeps an order-level book of its symbols.
 
     Raises:
         ConfigError: live requested without ``trade.live = true`` (or with the paper broker).
@@ -40,7 +47,10 @@ def open_broker(
     if cfg.broker == "paper":
         from mqc.core.trade.paper import PaperBroker
 
-        return PaperBroker(ledger_path.with_name("paper-broker.db"), market, cfg.capital, durable=durable)
+        kw: dict[str, Any] = {}
+        if decider is not None and hasattr(decider, "decide_orders"):
+            kw = {"order_symbols": tuple(decider.symbols), "fill_cfg": decider.fill_cfg}
+        return PaperBroker(ledger_path.with_name("paper-broker.db"), market, cfg.capital, durable=durable, **kw)
     from mqc.core.trade.alpaca import AlpacaBroker
 
     return AlpacaBroker.from_environment(live=live, timeout_s=cfg.timeout_s)
@@ -134,7 +144,9 @@ def replay(
     from mqc.core.backtest.engine import resolve_bounds
 
     lo, hi = resolve_bounds(panel.timestamps, start or None, end or None)
-    if batch and hasattr(session.decider, "precompute"):
+    if batch and hasattr(session.decider, "decide_orders"):
+        session.decider.precompute(panel.slice(0, hi), lo)  # type: ignore[attr-defined]  # fits anchored at START
+    elif batch and hasattr(session.decider, "precompute"):
         session.decider.precompute(panel.slice(0, hi))
     ts = np.asarray(panel.timestamps).astype("datetime64[ns]").astype(np.int64)
     outcomes = []
@@ -227,8 +239,9 @@ class TradeRun:
 def run_trade(
     cfg: TradeConfig,
     data_cfg: DataConfig,
-    checkpoint: str,
+    checkpoint: str | None,
     *,
+    decider: Any = None,
     ledger_path: Path | None = None,
     live: bool = False,
     once: bool = False,
@@ -238,7 +251,8 @@ def run_trade(
     heartbeat: Callable[[BarOutcome], None] | None = None,
     warn: Callable[[str], None] | None = None,
 ) -> TradeRun:
-    """``mqc trade``: trade ``checkpoint``'s target weights live, once, or over ``replay_range``.
+    """``mqc trade``: trade ``checkpoint``'s target weights (or an order strategy's ``decider``) live,
+    once, or over ``replay_range``.
 
     Raises:
         ConfigError: live without the profile switch; DataError: other symbols, missing bars;
@@ -246,7 +260,8 @@ def run_trade(
     """
     from mqc.core.trade.decide import checkpoint_decider
 
-    decider = checkpoint_decider(checkpoint, cfg.symbols)
+    if decider is None:
+        decider = checkpoint_decider(str(checkpoint), cfg.symbols)
     if replay_range is not None and live:
         raise ConfigError("--replay with --live: a replay never sends real orders", hint="drop --live")
     if ledger_path is None:
@@ -263,7 +278,7 @@ def run_trade(
         warn(f"data: {message}")  # e.g. a mixed crypto/equity close (look-ahead), heavy forward-filling
     Ledger.open(ledger_path).close()  # a corrupt ledger is refused before a broker is touched
     durable = replay_range is None  # a replay sends no real order: no fsync per commit
-    broker = open_broker(cfg, ledger_path, decider.market, live=live, durable=durable)
+    broker = open_broker(cfg, ledger_path, decider.market, live=live, durable=durable, decider=decider)
     session = open_session(cfg, decider, ledger_path, broker, durable=durable)
     if resume:
         session.ledger.record("resume", data={"by": "mqc trade --resume"})
