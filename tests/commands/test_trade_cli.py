@@ -79,10 +79,22 @@ def test_corrupt_ledger_refuses_to_start(run_dir, tmp_path):
     assert bad.read_bytes() == b"this is not sqlite" * 100  # left as it was
 
 
-def test_only_without_a_strategy_names_both_ways_to_decide(run_dir):
-    res = runner.invoke(app, ["trade", "--paper", "--only", "chronos2"])
-    assert res.exit_code == 2  # a usage error: --only chooses the forecaster of --strategy
+def test_neither_a_checkpoint_nor_a_strategy_names_both_ways_to_decide(run_dir):
+    res = runner.invoke(app, ["trade", "--paper", "--once"])
+    assert res.exit_code == 2
     assert "--checkpoint" in res.output and "--strategy" in res.output
+
+
+def test_only_alone_trades_maxdiff_on_the_catalogs_symbols(synth, tmp_path):
+    """What users type: `mqc trade --paper --only MODEL` (MaxDiff on that forecaster, the catalog's daily symbols)."""
+    from mqc.core.data.catalog import Catalog
+
+    cat = Catalog()
+    for sym, df in synth(n_assets=2, n_bars=300, seed=3, timeframe="1d").items():
+        cat.write(sym, df, source="test", timeframe="1d")
+    res = runner.invoke(app, ["trade", "--paper", "--only", "naive", "--once", "--ledger", str(tmp_path / "l.db")])
+    assert res.exit_code == 0, res.output
+    assert "symbols: SYN0, SYN1 (the catalog's 1d symbols" in res.output and (tmp_path / "l.db").exists()
 
 
 def test_missing_ledger_for_status(tmp_path):

@@ -75,6 +75,8 @@ def trade(
     from mqc.core.profiles import resolve_with_profile
     from mqc.core.trade.runner import run_trade
 
+    if strategy is None and checkpoint is None and only is not None:
+        strategy = "maxdiff"  # `mqc trade --paper --only chronos2`: the MaxDiff strategy on that forecaster
     if (checkpoint is None) == (strategy is None):
         raise UsageError(
             "give one of --checkpoint RUN (a trained policy) or --strategy NAME (orders on forecasts)",
@@ -89,11 +91,16 @@ def trade(
     decider = None
     if strategy is not None:
         from mqc.core.market.config import MarketConfig
-        from mqc.core.trade.order_decide import order_decider
+        from mqc.core.trade.order_decide import default_symbols, order_decider
 
+        syms = tuple(s.upper() for s in cfg.symbols)
+        if not syms:  # the profile's [trade] symbols, else every catalog symbol at the bar size
+            syms = default_symbols(data.data_root, data.timeframe)
+            if syms:
+                info(f"symbols: {', '.join(syms)} (the catalog's {data.timeframe} symbols; --symbols to choose)")
         decider = order_decider(
             strategy,
-            tuple(s.upper() for s in cfg.symbols),
+            syms,
             data.timeframe,
             resolve_with_profile(MarketConfig, state().profile).value,
             only=only,

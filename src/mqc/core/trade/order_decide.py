@@ -110,6 +110,16 @@ def order_list(placed: Orders, symbols: tuple[str, ...], close: dict[str, float]
     return rows
 
 
+def default_symbols(data_root: str | None, timeframe: str) -> tuple[str, ...]:
+    """The symbols to trade when neither ``--symbols`` nor ``[trade] symbols`` names any: every symbol
+    the catalog holds at ``timeframe`` (none for a ``--data-root`` folder: it must be named)."""
+    if data_root is not None:
+        return ()
+    from mqc.core.data.catalog import Catalog
+
+    return tuple(sorted({e.symbol for e in Catalog().entries(timeframe)}))
+
+
 def order_decider(
     strategy: str,
     symbols: tuple[str, ...],
