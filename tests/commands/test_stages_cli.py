@@ -56,3 +56,22 @@ def test_bad_input_is_one_line(tmp_path: Path) -> None:
     empty.mkdir()
     r = runner.invoke(app, ["stage1", "--data-root", str(empty)])
     assert r.exit_code == 1 and "Traceback" not in r.output
+
+
+def test_stage_metrics_reach_the_tensorboard_sink(tmp_path: Path) -> None:
+    """`mqc stage1 --tensorboard DIR`: the stage's metrics.jsonl rows as TensorBoard scalars, as for `mqc train`."""
+    import pytest
+
+    pytest.importorskip("tensorboardX")
+    root = tmp_path / "bars"
+    root.mkdir()
+    write_csv(root, "AAA", random_walk(400, 1))
+    tb = tmp_path / "tb"
+    args = ["stage1", "--data-root", str(root), *MODEL, *RUNTIME, "--epochs", "1", "--tokenizer-steps", "20"]
+    r = runner.invoke(app, [*args, "--tensorboard", str(tb), "--json"])
+    assert r.exit_code == 0, r.output
+    run_dir = Path(json.loads(r.stdout)["run_dir"])
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert rows
+    events = list((tb / run_dir.name).glob("events.out.tfevents.*"))
+    assert events and sum(e.stat().st_size for e in events) > 100

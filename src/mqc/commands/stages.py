@@ -27,6 +27,8 @@ CompileOpt = o.COMPILE(sets=None)
 ThreadsOpt = o.THREADS(help="torch CPU threads (default 1).", sets=None)
 SeedOpt = o.SEED(sets=None)
 OutOpt = o.OUT(help="Parent folder of the run directory (default runs/<stage>); same as --save-dir.")
+TbOpt = o.TENSORBOARD()
+WandbOpt = o.WANDB()
 SaveDirOpt = o.SAVE_DIR(help="Parent folder of the run directory (default runs/<stage>).", sets=None)
 InOpt = typer.Option(None, "--in", help="The previous stage's run (default: its latest run).")
 ResumeOpt = o.RESUME(help="Continue this run directory from its latest.pt.")
@@ -45,13 +47,21 @@ def _resolve(cls: type, flags: dict[str, Any]) -> Any:
     return resolve_with_profile(cls, state().profile, flags=flags).value
 
 
-def _run(fn: Any, quiet: bool, json_out: bool, *args: Any, **kw: Any) -> None:
+def _sinks(tensorboard: str | None, wandb: str | None) -> Any:
+    """The ``[log]`` table's metric sinks (--tensorboard, --wandb) around a stage, as for ``mqc train``."""
+    from mqc.core.train.sinks import metric_sinks
+
+    return metric_sinks(c.resolve_log({"log": {"tensorboard": tensorboard, "wandb": wandb}}))
+
+
+def _run(fn: Any, quiet: bool, json_out: bool, *args: Any, sinks: Any = None, **kw: Any) -> None:
+    import contextlib
     import os
 
     main = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 reports
     if quiet or not main:
         state().quiet = True
-    with RichProgress() as progress:
+    with RichProgress() as progress, sinks if main and sinks is not None else contextlib.nullcontext():
         result = fn(*args, progress=progress, command_line=" ".join(["mqc", *sys.argv[1:]]), **kw)
     if main:
         _render(result, json_out)
@@ -115,6 +125,8 @@ def stage1(
     seed: int = SeedOpt,
     out: str = OutOpt,
     save_dir: str = SaveDirOpt,
+    tensorboard: str = TbOpt,
+    wandb: str = WandbOpt,
     resume: str = ResumeOpt,
     quiet: bool = QuietOpt,
     json_out: bool = o.JSON(),
@@ -158,7 +170,16 @@ def stage1(
         ),
     }
     cfg = _resolve(Stage1Config, flags)
-    _run(run_stage1, quiet, json_out, data, _resolve(SplitConfig, {}), cfg, resume=resume)
+    _run(
+        run_stage1,
+        quiet,
+        json_out,
+        data,
+        _resolve(SplitConfig, {}),
+        cfg,
+        sinks=_sinks(tensorboard, wandb),
+        resume=resume,
+    )
 
 
 def stage2(
@@ -178,6 +199,8 @@ def stage2(
     seed: int = SeedOpt,
     out: str = OutOpt,
     save_dir: str = SaveDirOpt,
+    tensorboard: str = TbOpt,
+    wandb: str = WandbOpt,
     resume: str = ResumeOpt,
     quiet: bool = QuietOpt,
     json_out: bool = o.JSON(),
@@ -208,7 +231,16 @@ def stage2(
     csv = csv or data_root
     root = str(Path(csv).expanduser().resolve()) if csv else None
     syms = tuple(s.upper() for s in split_list(symbols) or ())
-    _run(run_stage2, quiet, json_out, _resolve(Stage2Config, flags), symbols=syms, data_root=root, resume=resume)
+    _run(
+        run_stage2,
+        quiet,
+        json_out,
+        _resolve(Stage2Config, flags),
+        symbols=syms,
+        data_root=root,
+        sinks=_sinks(tensorboard, wandb),
+        resume=resume,
+    )
 
 
 def stage3(
@@ -227,6 +259,8 @@ def stage3(
     seed: int = SeedOpt,
     out: str = OutOpt,
     save_dir: str = SaveDirOpt,
+    tensorboard: str = TbOpt,
+    wandb: str = WandbOpt,
     resume: str = ResumeOpt,
     quiet: bool = QuietOpt,
     json_out: bool = o.JSON(),
@@ -256,7 +290,7 @@ def stage3(
             out=out or save_dir,
         ),
     }
-    _run(run_stage3, quiet, json_out, _resolve(Stage3Config, flags), resume=resume)
+    _run(run_stage3, quiet, json_out, _resolve(Stage3Config, flags), sinks=_sinks(tensorboard, wandb), resume=resume)
 
 
 def stage4(
@@ -277,6 +311,8 @@ def stage4(
     seed: int = SeedOpt,
     out: str = OutOpt,
     save_dir: str = SaveDirOpt,
+    tensorboard: str = TbOpt,
+    wandb: str = WandbOpt,
     resume: str = ResumeOpt,
     quiet: bool = QuietOpt,
     json_out: bool = o.JSON(),
@@ -309,4 +345,12 @@ def stage4(
         ),
     }
     market = _resolve(MarketConfig, MarketConfig.cost_fields(cost_bps))
-    _run(run_stage4, quiet, json_out, _resolve(Stage4Config, flags), market, resume=resume)
+    _run(
+        run_stage4,
+        quiet,
+        json_out,
+        _resolve(Stage4Config, flags),
+        market,
+        sinks=_sinks(tensorboard, wandb),
+        resume=resume,
+    )
