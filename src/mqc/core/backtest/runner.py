@@ -90,6 +90,40 @@ def count_clipped_shorts(result: Any, asset_classes: tuple[str, ...], market: Ma
     return int(bad.sum()), bool(market.allow_short and bad.any())
 
 
+def _evaluate(
+    panel: Panel,
+    targets: np.ndarray,
+    market: MarketConfig,
+    cfg: BacktestConfig,
+    lo: int,
+    hi: int,
+    source: dict[str, Any],
+    seg: dict[str, Any],
+    fit_windows: bool | None,
+    progress: Progress,
+) -> BacktestReport:
+    """The one replay + report of every weight-level backtest (checkpoint, weights file, policy)."""
+    return evaluate(
+        panel,
+        targets,
+        market,
+        cfg,
+        lo=lo,
+        hi=hi,
+        source=source,
+        segment=seg,
+        fit_windows=fit_windows,
+        cost_overrides=_overrides(cfg),
+        progress=progress,
+    )
+
+
+def _written(report: BacktestReport, write: bool, out_dir: str | Path | None) -> BacktestReport:
+    if write:
+        write_report(report, out_dir)
+    return report
+
+
 def _add_panel_warnings(segment: dict[str, Any], panel: Panel) -> None:
     """Data warnings from alignment (e.g. heavy forward-filling) travel with the segment's warnings."""
     if panel.report.warnings:
@@ -251,22 +285,8 @@ def run_checkpoint_backtest(
             "these bars differ from the ones the checkpoint was trained and reported on (data fingerprint changed): "
             "figures can differ from the run's report.json"
         )
-    report = evaluate(
-        panel,
-        full,
-        market,
-        cfg,
-        lo=lo,
-        hi=hi,
-        source=source,
-        segment=seg,
-        fit_windows=fit_windows,
-        cost_overrides=_overrides(cfg),
-        progress=progress,
-    )
-    if write:
-        write_report(report, out_dir)
-    return report
+    report = _evaluate(panel, full, market, cfg, lo, hi, source, seg, fit_windows, progress)
+    return _written(report, write, out_dir)
 
 
 def _retarget(strategy: Any, panel: Panel, path: Path) -> tuple[Any, dict[str, Any]]:
@@ -358,19 +378,7 @@ def run_weights_backtest(
     if outside is not None:
         source["rows_outside_bars"] = outside["rows"]
         seg.setdefault("warnings", []).append(outside["warning"])
-    report = evaluate(
-        panel,
-        targets,
-        mkt,
-        cfg,
-        lo=lo,
-        hi=hi,
-        source=source,
-        segment=seg,
-        fit_windows=fit_windows,
-        cost_overrides=_overrides(cfg),
-        progress=progress,
-    )
+    report = _evaluate(panel, targets, mkt, cfg, lo, hi, source, seg, fit_windows, progress)
     shorts, crypto_only = count_clipped_shorts(report.result, panel.asset_classes, mkt)
     report.source["clipped_short_targets"] = shorts
     if shorts:
@@ -389,9 +397,7 @@ def run_weights_backtest(
             f"{capped} target row(s) exceed the leverage cap (max_gross_leverage {mkt.max_gross_leverage:g}, "
             f"overnight {mkt.max_overnight_leverage:g}) and were scaled down proportionally"
         )
-    if write:
-        write_report(report, out_dir)
-    return report
+    return _written(report, write, out_dir)
 
 
 def run_policy_backtest(
@@ -443,19 +449,5 @@ def run_policy_backtest(
         "feature_cube": cube.key,
     }
     _add_panel_warnings(seg, panel)
-    report = evaluate(
-        panel,
-        targets,
-        mkt,
-        cfg,
-        lo=lo,
-        hi=hi,
-        source=source,
-        segment=seg,
-        fit_windows=fit_windows,
-        cost_overrides=_overrides(cfg),
-        progress=progress,
-    )
-    if write:
-        write_report(report, out_dir)
-    return report
+    report = _evaluate(panel, targets, mkt, cfg, lo, hi, source, seg, fit_windows, progress)
+    return _written(report, write, out_dir)

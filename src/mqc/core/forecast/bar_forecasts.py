@@ -71,6 +71,22 @@ def check_fields(model_name: str, fields: tuple[str, ...], needs: tuple[str, ...
         )
 
 
+def _read_cache(
+    path: Path, shape: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[str, ...]] | None:
+    """The cached (high, low, close, fields) at ``path``, or None when there is none of this shape or
+    it cannot be read (a torn or damaged file: the caller recomputes and replaces it)."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path) as z:
+            h, lo, c = z["high"], z["low"], z["close"]
+            fields = tuple(str(f) for f in z["fields"])
+    except (OSError, ValueError, KeyError):
+        return None
+    return (h, lo, c, fields) if h.shape == shape else None
+
+
 def _key(panel: Panel, cfg: ForecastConfig) -> str:
     settings = {k: v for k, v in to_dict(cfg).items() if k not in ("hyperparams_dir", "device", "threads")}
     h = hashlib.sha256()
@@ -122,16 +138,11 @@ def next_bar_forecasts(
     path = paths.cache_dir() / "bar_forecasts" / cfg.model / f"{key}.npz"
     T, A = len(panel), panel.n_assets
     first = max(cfg.min_context - 1, 0)
-    if cache and path.is_file():
-        try:
-            with np.load(path) as z:
-                h, lo, c = z["high"], z["low"], z["close"]
-                cached_fields = tuple(str(f) for f in z["fields"])
-            if h.shape == (T, A):
-                check_fields(cfg.model, cached_fields, needs, strategy)
-                return BarForecasts(cfg.model, h, lo, c, first, path, True)
-        except (OSError, ValueError, KeyError):
-            pass  # a damaged cache file is recomputed and replaced
+    cached = _read_cache(path, (T, A)) if cache else None
+    if cached is not None:
+        h, lo, c, cached_fields = cached
+        check_fields(cfg.model, cached_fields, needs, strategy)
+        return BarForecasts(cfg.model, h, lo, c, first, path, True)
     model = (factory or (lambda n, c: base.create(n, config=c)))(cfg.model, cfg)
     fields = model_fields(model)
     check_fields(cfg.model, fields, needs, strategy)

@@ -88,6 +88,19 @@ def _stored(resume: str, cls: type, table: str) -> Any:
     return value
 
 
+def _start(stage: str, cfg: Any, resume: str | None) -> tuple[dict[str, Any], Path | None, GPTConfig, Any, Any, Any]:
+    """What stages 2-4 begin with: threads set, the input checkpoint (``--in``, or the resumed run's
+    latest.pt), its model config, tokenizer, data and split."""
+    _threads(cfg)
+    if resume is None:
+        ckpt, path = read_input(stage, cfg.in_run)
+    else:
+        ckpt, path = _resume_checkpoint(resume), None
+    gpt_cfg, tok = _model_of(ckpt)
+    data_cfg, split_cfg = _data_of(ckpt)
+    return ckpt, path, gpt_cfg, tok, data_cfg, split_cfg
+
+
 def _resume_checkpoint(resume: str | None) -> dict[str, Any] | None:
     return runs.read_checkpoint(runs.checkpoint_path(Path(resume).expanduser(), runs.LATEST)) if resume else None
 
@@ -125,16 +138,14 @@ def _fit_tokenizers(data: LMData, cfg: Stage1Config) -> tuple[CandleTokenizer, d
     """Fit the chosen quantiser and the other one, and report both side by side on val."""
     train = data.features("train", range(len(data.symbols)))
     val = data.features("val", range(len(data.symbols)))
-    fitted, report = None, {}
+    fitted, report = {}, {}
     for q in (cfg.quantizer, "bsq" if cfg.quantizer == "vq" else "vq"):
         if q == "bsq" and cfg.vocab & (cfg.vocab - 1):
-            continue  # bsq needs 2**bits codes
+            continue  # bsq needs 2**bits codes (Stage1Config refuses it as the chosen quantizer)
         spec = TokenizerSpec(q, cfg.vocab, cfg.code_dim, 64, cfg.commitment, cfg.decay)
-        tok = fit_tokenizer(train, spec, steps=cfg.tokenizer_steps, seed=cfg.seed)
-        report[q] = tokenizer_report(tok, val if len(val) else train)
-        fitted = fitted or tok
-    assert fitted is not None
-    return fitted, report
+        fitted[q] = fit_tokenizer(train, spec, steps=cfg.tokenizer_steps, seed=cfg.seed)
+        report[q] = tokenizer_report(fitted[q], val if len(val) else train)
+    return fitted[cfg.quantizer], report
 
 
 def run_stage1(
@@ -222,11 +233,7 @@ def run_stage2(
 
     if resume:
         cfg = _stored(resume, Stage2Config, "stage2")
-    _threads(cfg)
-    ckpt, path = read_input("stage2", cfg.in_run) if resume is None else (_resume_checkpoint(resume), None)
-    assert ckpt is not None
-    gpt_cfg, tok = _model_of(ckpt)
-    data_cfg, split_cfg = _data_of(ckpt)
+    ckpt, path, gpt_cfg, tok, data_cfg, split_cfg = _start("stage2", cfg, resume)
     syms = tuple(s.upper() for s in symbols) or tuple(ckpt.get("symbols", ()))
     if resume is None and not symbols and not data_root:
         raise ConfigError("stage 2 specialises on a subset: pass --symbols (e.g. --symbols GOOG) or --csv FILE")
@@ -263,11 +270,7 @@ def run_stage3(
 
     if resume:
         cfg = _stored(resume, Stage3Config, "stage3")
-    _threads(cfg)
-    ckpt, path = read_input("stage3", cfg.in_run) if resume is None else (_resume_checkpoint(resume), None)
-    assert ckpt is not None
-    gpt_cfg, tok = _model_of(ckpt)
-    data_cfg, split_cfg = _data_of(ckpt)
+    ckpt, path, gpt_cfg, tok, data_cfg, split_cfg = _start("stage3", cfg, resume)
     data = load_lm_data(data_cfg, split_cfg)
     assets = data.index(ckpt.get("symbols"))
     wins = {s: windows(tok, data, s, assets, cfg.context_len, cfg.horizon) for s in ("train", "val", "test")}
@@ -306,11 +309,7 @@ def run_stage4(
     if resume:
         cfg = _stored(resume, Stage4Config, "stage4")
         market = _stored(resume, MarketConfig, "market")
-    _threads(cfg)
-    ckpt, path = read_input("stage4", cfg.in_run) if resume is None else (_resume_checkpoint(resume), None)
-    assert ckpt is not None
-    gpt_cfg, tok = _model_of(ckpt)
-    data_cfg, split_cfg = _data_of(ckpt)
+    ckpt, path, gpt_cfg, tok, data_cfg, split_cfg = _start("stage4", cfg, resume)
     try:
         context_len, horizon = int(ckpt["context_len"]), int(ckpt["horizon"])
     except KeyError as exc:
