@@ -25,7 +25,7 @@ def _init_worker(panel: Any) -> None:
     _PANEL = panel
     # Ctrl-C is the driver's to handle: it records the sweep so far and then stops the workers
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    # torch threads per trial come from the trainer table's `threads` (set from --cpus-per-trial)
 
 
 def _local_trial(spec: TrialSpec) -> dict[str, Any]:
