@@ -32,6 +32,35 @@ def test_ray_gives_the_same_trial_results_as_the_local_pool(sweep_file, base, tm
         assert remote[key]["status"] == local[key]["status"] == "ok"
         assert remote[key]["val"] == local[key]["val"]  # bit for bit: same seed, one thread per trial
         assert remote[key]["run_dir"].startswith(str(tmp_path / "ray" / "trials" / key))
+    # they ran as Ray Tune trials: one Tune experiment in the sweep directory, a trial folder per trial
+    (experiment,) = (tmp_path / "ray" / "tune").iterdir()
+    assert sorted(p.name.rsplit("-", 1)[0] for p in experiment.iterdir() if p.is_dir()) == sorted(local)
+
+
+def test_tunes_asha_scheduler_stops_a_bad_trial_from_its_reported_val_metrics(sweep_file, base, tmp_path) -> None:
+    # one trial at a time: ASHA's first rung (the first evaluation, step 2 of 4) sees the trials before
+    grid = sweep_file("dm.lookback = [16, 24]\nseed = [0, 1]\n")
+    req = SweepRequest(
+        kind="dm",
+        grid_file=grid,
+        base=base,
+        max_concurrent=1,
+        test=False,
+        backend="ray",
+        pruner="asha",
+        sweep_dir=tmp_path / "s",
+    )
+    result = run_sweep(req)
+    rows = read_trials(tmp_path / "s")
+    pruned = [r for r in rows.values() if r["status"] == "pruned"]
+    ok = [r for r in rows.values() if r["status"] == "ok"]
+    assert pruned and ok and len(pruned) + len(ok) == 4 and result.counts["pruned"] == len(pruned)
+    for r in pruned:  # stopped by Tune at its first report, its reported val metrics kept, its run dir found
+        assert r["steps"] == 2 and "sharpe" in r["val"] and r["error"] is None
+        assert r["run_dir"].startswith(str(tmp_path / "s" / "trials" / r["trial"]))
+    assert all(r["steps"] == 4 and r["best_step"] is not None for r in ok)
+    # a stopped trial does not count toward its configuration's mean, but the configuration was tried
+    assert result.n_configs == 2
 
 
 def test_a_ray_address_that_does_not_answer_fails_within_seconds(sweep_file, base, tmp_path) -> None:

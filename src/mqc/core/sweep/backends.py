@@ -1,14 +1,16 @@
-"""Where trials run: a local process pool or a Ray cluster. Both call ``trial.run_trial``.
+"""Where trials run: a local process pool or Ray Tune on a Ray cluster. Both call ``trial.run_trial``.
 
-A backend takes ``submit(spec) -> handle`` and ``wait(timeout) -> [(handle, row)]`` and
+A backend takes ``submit(spec)``, ``wait(timeout) -> [(spec, row)]``, ``running()`` and
 ``close(cancel)``. The panel is shipped once per worker (local: the pool initialiser) or once per
-cluster (Ray: ``ray.put``), never re-read by each trial.
+cluster (Ray: ``tune.with_parameters``, the object store), never re-read by each trial.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import socket
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -133,10 +135,6 @@ class LocalBackend:
             pool.shutdown(wait=True)
 
 
-def _ray_trial(spec: TrialSpec, panel: Any) -> dict[str, Any]:
-    return run_trial(spec, panel)
-
-
 def check_ray_address(address: str, timeout: float = 3.0) -> None:
     """Fail within ``timeout`` seconds when a ``ray://HOST:PORT`` / ``HOST:PORT`` address does not answer.
 
@@ -160,8 +158,9 @@ def check_ray_address(address: str, timeout: float = 3.0) -> None:
 
 
 class RayBackend:
-    """Trials as Ray tasks with ``cpus_per_trial`` / ``gpus_per_trial``; a local instance when no
-    ``address`` is given (``max_concurrent`` CPUs), else the cluster there."""
+    """Trials as Ray Tune trials (``ray_tune.TuneRunner``) with ``cpus_per_trial`` / ``gpus_per_trial``;
+    a local instance when no ``address`` is given (``max_concurrent x cpus_per_trial`` CPUs), else the
+    cluster there. Tune starts with the first trial (a resumed, finished sweep starts none)."""
 
     name = "ray"
 
@@ -173,14 +172,23 @@ class RayBackend:
         address: str | None = None,
         cpus_per_trial: float = 1.0,
         gpus_per_trial: float = 0.0,
+        sweep_dir: Path | None = None,
+        metric: str = "sharpe",
+        pruner: str = "none",
+        max_t: int = 0,
+        grace: int = 1,
     ) -> None:
         ray = require("ray", "scale", "ray[tune]")
+        require("ray.tune", "scale", "ray[tune]")
         if address:
             check_ray_address(address)
+        from mqc.core.sweep.ray_tune import TUNE_ENV
+
+        os.environ.update(TUNE_ENV)  # read by the Tune controller in this process
         self.ray = ray
         self._started = False
         if not ray.is_initialized():
-            env = {"PYTHONPATH": os.environ.get("PYTHONPATH", ""), "OMP_NUM_THREADS": "1"}
+            env = {"PYTHONPATH": os.environ.get("PYTHONPATH", ""), "OMP_NUM_THREADS": "1", **TUNE_ENV}
             kwargs: dict[str, Any] = {
                 "include_dashboard": False,
                 "log_to_driver": False,
@@ -191,7 +199,7 @@ class RayBackend:
                 if address:
                     ray.init(address=address, **kwargs)
                 else:
-                    ray.init(num_cpus=max(1, int(max_concurrent * cpus_per_trial)), **kwargs)
+                    ray.init(num_cpus=max(1, math.ceil(max_concurrent * cpus_per_trial)), **kwargs)
             except (ConnectionError, TimeoutError, RuntimeError) as exc:
                 raise ConfigError(
                     f"could not connect to Ray at {address or 'a new local instance'}: {str(exc).splitlines()[0]}",
@@ -199,39 +207,55 @@ class RayBackend:
                 ) from exc
             self._started = True
         self.max_concurrent = max_concurrent
-        self._remote = ray.remote(num_cpus=cpus_per_trial, num_gpus=gpus_per_trial, max_retries=0)(_ray_trial)
-        self._panel_ref = ray.put(panel) if panel is not None else None
-        self._pending: dict[Any, TrialSpec] = {}
+        self._settings = dict(
+            max_concurrent=max_concurrent,
+            cpus_per_trial=cpus_per_trial,
+            gpus_per_trial=gpus_per_trial,
+            sweep_dir=sweep_dir or Path.cwd(),
+            metric=metric,
+            pruner=pruner,
+            max_t=max_t,
+            grace=grace,
+        )
+        self.panel = panel
+        self._tune: Any = None
+        self._pending: dict[str, TrialSpec] = {}
 
-    def submit(self, spec: TrialSpec) -> Any:
-        ref = self._remote.remote(spec, self._panel_ref)
-        self._pending[ref] = spec
-        return ref
+    def submit(self, spec: TrialSpec) -> str:
+        if self._tune is None:
+            from mqc.core.sweep.ray_tune import TuneRunner
+
+            self._tune = TuneRunner(self.ray, self.panel, **self._settings)
+        self._tune.submit(spec)
+        self._pending[spec.key] = spec
+        return spec.key
 
     def wait(self, timeout: float) -> list[tuple[TrialSpec, dict[str, Any]]]:
+        from mqc.core.sweep.ray_tune import row_from
+
         if not self._pending:
             return []
-        done, _ = self.ray.wait(list(self._pending), num_returns=1, timeout=timeout)
         out = []
-        for ref in done:
-            spec = self._pending.pop(ref)
-            try:
-                out.append((spec, self.ray.get(ref)))
-            except Exception as exc:  # noqa: BLE001 - a dead worker or a task error: recorded
-                out.append((spec, _failed_row(spec, f"{type(exc).__name__}: {str(exc).splitlines()[0]}")))
+        for item in self._tune.collect(timeout):
+            spec = self._pending.pop(item.get("key"), None)
+            if spec is not None:
+                out.append((spec, row_from(spec, item)))
+        if not out and not self._tune.thread.is_alive():  # Tune itself stopped: nothing more will finish
+            err = self._tune.error
+            why = f"Ray Tune stopped: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+            for key in list(self._pending):
+                spec = self._pending.pop(key)
+                out.append((spec, _failed_row(spec, why if err else "Ray Tune stopped before the trial finished")))
         return out
 
     def running(self) -> int:
         return len(self._pending)
 
     def close(self, cancel: bool = False) -> None:
-        if cancel:
-            for ref in list(self._pending):
-                try:
-                    self.ray.cancel(ref, force=True)
-                except Exception:  # noqa: BLE001,S110 - best effort on the way out
-                    pass
-            self._pending.clear()
+        if self._tune is not None:
+            self._tune.close(cancel)
+            self._tune = None
+        self._pending.clear()
         if self._started:
             self.ray.shutdown()
             self._started = False
@@ -245,8 +269,9 @@ def make_backend(
     address: str | None = None,
     cpus_per_trial: float = 1.0,
     gpus_per_trial: float = 0.0,
+    **tune: Any,
 ) -> LocalBackend | RayBackend:
-    """The backend ``--backend`` names.
+    """The backend ``--backend`` names (``tune``: the Ray backend's sweep_dir, metric, pruner, max_t, grace).
 
     Raises:
         ConfigError: unknown backend, or a Ray address that does not answer; DependencyMissing: no ray.
@@ -257,6 +282,11 @@ def make_backend(
         return LocalBackend(max_concurrent, panel)
     if name == "ray":
         return RayBackend(
-            max_concurrent, panel, address=address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial
+            max_concurrent,
+            panel,
+            address=address,
+            cpus_per_trial=cpus_per_trial,
+            gpus_per_trial=gpus_per_trial,
+            **tune,
         )
     raise ConfigError(f"unknown backend {name!r}; known: local, ray")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,12 +54,16 @@ def build_tables(spec: TrialSpec) -> dict[str, Any]:
     return {t: config.from_dict(tables[t], v, f"trial {spec.key} [{t}]") for t, v in values.items()}
 
 
-def run_trial(spec: TrialSpec, panel: Any = None) -> dict[str, Any]:
+def run_trial(
+    spec: TrialSpec, panel: Any = None, report: Callable[[int, dict[str, float]], None] | None = None
+) -> dict[str, Any]:
     """Train one trial and return its ``trials.jsonl`` row (status ok / pruned / failed).
 
     Args:
         spec: the trial.
         panel: the sweep's loaded panel (None: the trainer loads the data its config names).
+        report: called with (step, val metrics) after every val evaluation, before the Optuna
+            pruner is asked (Ray Tune's ``tune.report``: Tune's scheduler may stop the trial there).
     """
     import torch
 
@@ -87,6 +92,8 @@ def run_trial(spec: TrialSpec, panel: Any = None) -> dict[str, Any]:
 
     def listen(kind: str, step: int, val: dict[str, float]) -> None:
         reported.update(step=step, val=val)
+        if report is not None:
+            report(step, val)
         if trial is not None:
             trial.report(float(val.get(spec.metric, float("nan"))), step)
             if trial.should_prune():
