@@ -112,13 +112,30 @@ def plan(req: SweepRequest) -> _Plan:
     """
     from mqc.core.data.config import DataConfig, FeatureConfig, SplitConfig
     from mqc.core.market.config import MarketConfig
+    from mqc.core.sweep.evals import EVALS, no_prune
     from mqc.core.train.harness import trainer_spec
 
+    if req.kind in EVALS:  # an evaluation sweep (mqc sweep backtest): its tables, no trainer
+        ek = EVALS[req.kind]
+        no_prune(req.kind, req.pruner)
+        tables = tables_of(ek.tables())
+        space = parse_space(read_sweep_file(req.grid_file), tables, req.base, str(req.grid_file), seed_table=ek.own)
+        _check_samples(req, space)
+        return _Plan(space, ek.own, (), req.metric or ek.metric)
     spec = trainer_spec(req.kind)
     classes = [DataConfig, MarketConfig, FeatureConfig, SplitConfig, spec.config, *spec.extra_tables]
     tables = tables_of(classes)
     train_table = config.table_name(spec.config)
     space = parse_space(read_sweep_file(req.grid_file), tables, req.base, str(req.grid_file), seed_table=train_table)
+    _check_samples(req, space)
+    metric = req.metric or str(req.base.get(train_table, {}).get("select_metric", "sharpe"))
+    if req.metric is not None and "select_metric" in config.field_types(spec.config):
+        # higher is better for every metric a trainer may select on: the same choices here
+        metric = config.coerce(req.metric, config.field_types(spec.config)["select_metric"], "--metric")
+    return _Plan(space, train_table, tuple(config.table_name(c) for c in spec.extra_tables), metric)
+
+
+def _check_samples(req: SweepRequest, space: SweepSpace) -> None:
     if req.samples is None:
         space.grid()  # a range without --samples is an error now, not later
     elif req.samples < 1:
@@ -129,11 +146,6 @@ def plan(req: SweepRequest) -> _Plan:
         raise ConfigError(f"unknown sampler {req.sampler!r}; known: {', '.join(SAMPLERS)}")
     if req.max_concurrent < 1:
         raise ConfigError(f"--max-concurrent must be >= 1, got {req.max_concurrent}")
-    metric = req.metric or str(req.base.get(train_table, {}).get("select_metric", "sharpe"))
-    if req.metric is not None and "select_metric" in config.field_types(spec.config):
-        # higher is better for every metric a trainer may select on: the same choices here
-        metric = config.coerce(req.metric, config.field_types(spec.config)["select_metric"], "--metric")
-    return _Plan(space, train_table, tuple(config.table_name(c) for c in spec.extra_tables), metric)
 
 
 def read_trials(sweep_dir: Path) -> dict[str, dict[str, Any]]:
@@ -255,7 +267,8 @@ def run_sweep(req: SweepRequest, *, progress: Progress | None = None, panel: Any
         **(_tune_settings(req, plan_) if req.backend == "ray" else {}),
     )
     base = {t: dict(v) for t, v in req.base.items()}
-    base.setdefault(plan_.train_table, {})["threads"] = max(1, int(req.cpus_per_trial))  # 1 torch thread per trial
+    if "threads" in config.field_types(config.known_tables()[plan_.train_table]):  # 1 torch thread per trial
+        base.setdefault(plan_.train_table, {})["threads"] = max(1, int(req.cpus_per_trial))
     counts = {"done": 0, "failed": 0, "pruned": 0, "running": 0, "skipped": len(finished)}
     best: list[float] = []
     number = len(rows)
@@ -340,13 +353,13 @@ def run_sweep(req: SweepRequest, *, progress: Progress | None = None, panel: Any
         interrupted = True
         backend.close(cancel=True)
         progress.finish()
-        exc.sweep_result = _finish(req, plan_, rows, counts, started, interrupted=True)  # type: ignore[attr-defined]
+        exc.sweep_result = _finish(req, plan_, rows, counts, started, interrupted=True, panel=panel)  # type: ignore[attr-defined]
         raise
     finally:
         if not interrupted:
             backend.close()
             progress.finish()
-    return _finish(req, plan_, rows, counts, started, interrupted=False)
+    return _finish(req, plan_, rows, counts, started, interrupted=False, panel=panel)
 
 
 def _finish(
@@ -357,6 +370,7 @@ def _finish(
     started: float,
     *,
     interrupted: bool,
+    panel: Any = None,
 ) -> SweepResult:
     configs = S.summarize(rows.values(), plan_.metric, plan_.space.seed_key)
     chosen = S.select(configs, plan_.metric)
@@ -375,7 +389,16 @@ def _finish(
     # the table is on disk before the test report runs: a failing backtest loses no trial
     atomic.write_json(req.sweep_dir / S.SUMMARY_JSON, result.to_dict())
     if chosen is not None and req.test and not interrupted:
-        result.test = S.test_once(chosen, n_configs, req.sweep_dir, bootstrap_samples=req.bootstrap_samples)
+        from mqc.core.sweep.evals import EVALS, tester
+
+        backtest = (
+            tester(req.kind, req.base, chosen["overrides"], plan_.space.seed_key, panel, req.bootstrap_samples)
+            if req.kind in EVALS
+            else None
+        )
+        result.test = S.test_once(
+            chosen, n_configs, req.sweep_dir, bootstrap_samples=req.bootstrap_samples, backtest=backtest
+        )
     result.seconds = time.perf_counter() - started
     atomic.write_json(req.sweep_dir / S.SUMMARY_JSON, result.to_dict())
     return result

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -89,12 +89,19 @@ def markdown(configs: list[dict[str, Any]], metric: str, best: str | None) -> st
 
 
 def test_once(
-    best: dict[str, Any], n_configs: int, sweep_dir: Path, *, bootstrap_samples: int = 2000
+    best: dict[str, Any],
+    n_configs: int,
+    sweep_dir: Path,
+    *,
+    bootstrap_samples: int = 2000,
+    backtest: Callable[[dict[str, Any], int, Path], Any] | None = None,
 ) -> dict[str, Any]:
     """Backtest each finished run of the chosen configuration on its test split, once.
 
     The deflated Sharpe ratio uses ``n_configs`` trials. A stored ``test.json`` for the same choice,
     runs and count is returned as it is (the figures are not recomputed, so they cannot be re-rolled).
+    ``backtest(run, n_configs, out_dir)`` makes a run's test report (default: the checkpoint backtest
+    of its run directory; an evaluation sweep passes its own, ``evals.tester``).
     """
     from mqc.core.backtest.config import BacktestConfig
     from mqc.core.backtest.runner import run_checkpoint_backtest
@@ -111,9 +118,11 @@ def test_once(
     cfg = BacktestConfig(n_trials=n_configs, plots=False, write_trades=False, bootstrap_samples=bootstrap_samples)
     per_run = []
     for r in best["runs"]:
-        rep = run_checkpoint_backtest(
-            r["run_dir"], None, cfg, out_dir=sweep_dir / "test" / r["trial"], fit_windows=True
-        )
+        out = sweep_dir / "test" / r["trial"]
+        if backtest is not None:
+            rep = backtest(r, n_configs, out)
+        else:
+            rep = run_checkpoint_backtest(r["run_dir"], None, cfg, out_dir=out, fit_windows=True)
         sig = rep.significance
         per_run.append(
             {

@@ -50,7 +50,8 @@ def build_tables(spec: TrialSpec) -> dict[str, Any]:
 
     tables = config.known_tables()
     values = apply_overrides(spec.base, spec.overrides)
-    values.setdefault(spec.train_table, {})["save_dir"] = spec.save_dir
+    if "save_dir" in config.field_types(tables[spec.train_table]):  # a trainer's table (an evaluation has none)
+        values.setdefault(spec.train_table, {})["save_dir"] = spec.save_dir
     return {t: config.from_dict(tables[t], v, f"trial {spec.key} [{t}]") for t, v in values.items()}
 
 
@@ -67,6 +68,7 @@ def run_trial(
     """
     import torch
 
+    from mqc.core.sweep.evals import EVALS
     from mqc.core.train import api
     from mqc.core.train.config import LogConfig
     from mqc.core.train.harness import eval_listener
@@ -101,6 +103,10 @@ def run_trial(
 
     try:
         tables = build_tables(spec)
+        if spec.kind in EVALS:  # an evaluation (mqc sweep backtest): no training, its val figures
+            row.update(status=OK, **EVALS[spec.kind].run(spec, tables, panel))
+            row["seconds"] = round(time.perf_counter() - started, 3)
+            return row
         log = LogConfig(**spec.log) if spec.log else None
         with metric_sinks(log, spec.key, config=spec.overrides), eval_listener(listen):
             result = api.train(

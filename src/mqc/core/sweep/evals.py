@@ -1,0 +1,139 @@
+"""Sweeps over evaluations that train nothing: ``mqc sweep backtest --strategy NAME``.
+
+A trial of kind ``backtest`` is one ``run_order_backtest`` (the function ``mqc backtest --strategy``
+runs, so there is no second evaluation path) of the trial's ``[orders]`` / ``[forecast]`` /
+``[market]`` / ``[split]`` / ``[data]`` tables on the **val** split, its report written to the
+trial's folder; its row's ``val`` are the report's metrics. Everything else is the sweep's: the grid
+or the Optuna search, resume, both backends, selection on val only, and the chosen configuration's
+test figures, computed once with the deflated Sharpe ratio counting every configuration tried.
+
+Forecaster settings searched this way (``forecast.model``, ``forecast.context_length``, ...) are
+chosen by what their forecasts trade on val, the ``forecast tune`` search "where it fits" a trading
+sweep; forecast-metric tuning (CRPS, MASE) stays ``mqc forecast tune``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class EvalKind:
+    """A sweep kind that evaluates a configuration instead of training one."""
+
+    name: str
+    tables: Callable[[], list[type]]  # the config classes a trial resolves
+    own: str  # the kind's own table (its ``seed`` is the sweep file's ``seed``)
+    metric: str  # default val metric to select on (higher is better)
+    run: Callable[[Any, dict[str, Any], Any], dict[str, Any]]  # (spec, tables, panel) -> row fields
+    test: Callable[..., Any]  # (tables, n_configs, out_dir, panel, bootstrap_samples) -> report
+
+
+def _backtest_tables() -> list[type]:
+    from mqc.core.backtest.config import OrderBacktestConfig
+    from mqc.core.data.config import DataConfig, SplitConfig
+    from mqc.core.forecast.config import ForecastConfig
+    from mqc.core.market.config import MarketConfig
+
+    return [DataConfig, MarketConfig, SplitConfig, OrderBacktestConfig, ForecastConfig]
+
+
+def _order_report(tables: dict[str, Any], split: str, out_dir: Path, panel: Any, **bt: Any) -> Any:
+    from mqc.core.backtest.config import BacktestConfig
+    from mqc.core.backtest.order_runner import run_order_backtest
+
+    if tables["forecast"].model == "best":
+        from mqc.core.errors import ConfigError
+
+        raise ConfigError(
+            "forecast.model = 'best' is a per-symbol choice already made",
+            hint='sweep named models (forecast.model = ["naive", "drift"])',
+        )
+    cfg = BacktestConfig(split=split, plots=False, write_trades=False, **bt)
+    return run_order_backtest(
+        tables["orders"].strategy,
+        tables["forecast"],
+        tables["data"],
+        cfg,
+        tables["orders"],
+        tables["market"],
+        split_cfg=tables["split"],
+        out_dir=str(out_dir),
+        fit_windows=True,
+        panel=panel,
+    )
+
+
+def _numeric(metrics: dict[str, Any]) -> dict[str, float]:
+    return {
+        k: float(v)
+        for k, v in metrics.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    }
+
+
+def _backtest_trial(spec: Any, tables: dict[str, Any], panel: Any) -> dict[str, Any]:
+    out = Path(spec.save_dir) / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    rep = _order_report(tables, "val", out, panel, bootstrap_samples=0)
+    return {"run_dir": str(rep.out_dir or out), "val": _numeric(rep.metrics)}
+
+
+def _backtest_test(tables: dict[str, Any], n_configs: int, out_dir: Path, panel: Any, bootstrap_samples: int) -> Any:
+    return _order_report(tables, "test", out_dir, panel, n_trials=n_configs, bootstrap_samples=bootstrap_samples)
+
+
+EVALS: dict[str, EvalKind] = {
+    "backtest": EvalKind(
+        name="backtest",
+        tables=_backtest_tables,
+        own="orders",
+        metric="sharpe",
+        run=_backtest_trial,
+        test=_backtest_test,
+    ),
+}
+
+
+def tester(
+    kind: str,
+    base: dict[str, dict[str, Any]],
+    overrides: dict[str, Any],
+    seed_key: str,
+    panel: Any,
+    bootstrap_samples: int = 2000,
+) -> Callable[[dict[str, Any], int, Path], Any]:
+    """``summary.test_once``'s backtest of one run of the chosen configuration: the kind's test report
+    of the configuration's tables (its seed that run's), written to the given folder."""
+    from mqc.core import config
+    from mqc.core.sweep.space import apply_overrides
+
+    ek = EVALS[kind]
+    known = config.known_tables()
+
+    def run(record: dict[str, Any], n_configs: int, out_dir: Path) -> Any:
+        ov = {**overrides, seed_key: record["seed"]} if record.get("seed") is not None else overrides
+        values = apply_overrides(base, ov)
+        tables = {t: config.from_dict(known[t], v, f"test [{t}]") for t, v in values.items()}
+        return ek.test(tables, n_configs, out_dir, panel, bootstrap_samples)
+
+    return run
+
+
+def no_prune(kind: str, pruner: str) -> None:
+    """An evaluation reports once, at its end: nothing to prune on.
+
+    Raises:
+        ConfigError: a pruner other than none.
+    """
+    if pruner != "none":
+        from mqc.core.errors import ConfigError
+
+        raise ConfigError(
+            f"--pruner {pruner}: a {kind} trial reports its val figures once, at its end (nothing to stop early)",
+            hint="drop --pruner",
+        )
