@@ -1,4 +1,5 @@
-"""``mqc sweep train KIND --grid FILE``: a grid or an Optuna search over any registered trainer."""
+"""``mqc sweep train KIND --grid FILE`` (any registered trainer) and ``mqc sweep backtest --strategy NAME
+--grid FILE`` (order-strategy and forecaster settings): a grid or an Optuna search, chosen on val."""
 
 from __future__ import annotations
 
@@ -40,24 +41,38 @@ class Pruner(StrEnum):
     asha = "asha"
 
 
+# Options of every `mqc sweep` command (declared once here: only the sweep commands have them).
+SAMPLES = o.Flag(("--samples",), "Sample N configurations (random/TPE) instead of the grid.")
+SAMPLER = o.Flag(("--sampler",), "Sampler of --samples: tpe or random.", default=Sampler.tpe)
+PRUNER = o.Flag(("--pruner",), "Stop bad trials early: none, median or asha.", default=Pruner.none)
+SWEEP_DIR = o.Flag(("--sweep-dir",), "Sweep directory (default: <runs dir>/sweeps/KIND-GRID).")
+STORAGE = o.Flag(("--storage",), "Optuna database URL shared by several machines.")
+BACKEND = o.Flag(("--backend",), "local (process pool) or ray (Ray Tune trials).", default=Backend.local)
+ADDRESS = o.Flag(("--address",), "Ray cluster: ray://HOST:PORT, HOST:PORT or auto (default: a local instance).")
+MAX_CONCURRENT = o.Flag(("--max-concurrent",), "Trials at a time (default: the core count).")
+CPUS_PER_TRIAL = o.Flag(("--cpus-per-trial",), "CPUs (torch threads) per trial.", default=1.0)
+GPUS_PER_TRIAL = o.Flag(("--gpus-per-trial",), "GPUs per trial (Ray).", default=0.0)
+GRID_HELP = "Sweep file (TOML of profile keys: lists, {low, high} ranges)."
+
+
 @app.command("train")
 def train(
     ctx: typer.Context,
     kind: str = typer.Argument(..., help="A trainer of `mqc train` (dm, sharpe, kronos, ...)."),
-    grid: Path = typer.Option(..., "--grid", help="Sweep file (TOML of profile keys: lists, {low, high} ranges)."),
-    samples: int = typer.Option(None, "--samples", help="Sample N configurations (random/TPE) instead of the grid."),
-    sampler: Sampler = typer.Option(Sampler.tpe, "--sampler", help="Sampler of --samples: tpe or random."),
-    pruner: Pruner = typer.Option(Pruner.none, "--pruner", help="Stop bad trials early: none, median or asha."),
+    grid: Path = typer.Option(..., "--grid", help=GRID_HELP),
+    samples: int = SAMPLES(),
+    sampler: Sampler = SAMPLER(),
+    pruner: Pruner = PRUNER(),
     metric: str = typer.Option(
         None, "--metric", help="Val metric to select on (default: the trainer's select_metric)."
     ),
-    sweep_dir: Path = typer.Option(None, "--sweep-dir", help="Sweep directory (default: <runs dir>/sweeps/KIND-GRID)."),
-    storage: str = typer.Option(None, "--storage", help="Optuna database URL shared by several machines."),
-    backend: Backend = typer.Option(Backend.local, "--backend", help="local (process pool) or ray."),
-    address: str = typer.Option(None, "--address", help="Ray cluster: ray://HOST:PORT or auto (default: local)."),
-    max_concurrent: int = typer.Option(None, "--max-concurrent", help="Trials at a time (default: the core count)."),
-    cpus_per_trial: float = typer.Option(1.0, "--cpus-per-trial", help="CPUs (torch threads) per trial."),
-    gpus_per_trial: float = typer.Option(0.0, "--gpus-per-trial", help="GPUs per trial (Ray)."),
+    sweep_dir: Path = SWEEP_DIR(),
+    storage: str = STORAGE(),
+    backend: Backend = BACKEND(),
+    address: str = ADDRESS(),
+    max_concurrent: int = MAX_CONCURRENT(),
+    cpus_per_trial: float = CPUS_PER_TRIAL(),
+    gpus_per_trial: float = GPUS_PER_TRIAL(),
     tensorboard: str = o.TENSORBOARD(),
     wandb: str = o.WANDB(),
     data_root: str = o.DATA_ROOT(),
@@ -75,35 +90,104 @@ def train(
     """
     from mqc.core import config
     from mqc.core.profiles import resolve_with_profile
-    from mqc.core.sweep.runner import SweepRequest, run_sweep
     from mqc.core.train.harness import trainer_spec
 
-    if quiet:
-        state().quiet = True
     spec = trainer_spec(kind)
     flags = o.given(ctx)
     resolved = c.resolve_common(flags)
-    log = c.resolve_log(flags)
     for cls in (spec.config, *spec.extra_tables):
         resolved[config.table_name(cls)] = resolve_with_profile(cls, state().profile)
-    from mqc.core import paths
+    _sweep(ctx, kind, grid, resolved, sweep_dir or Path(f"{kind}-{grid.stem}"), c.resolve_log(flags), quiet, json_out)
 
+
+@app.command("backtest")
+def backtest(
+    ctx: typer.Context,
+    grid: Path = typer.Option(..., "--grid", help=GRID_HELP + " Tables: orders, forecast, market, split, data."),
+    strategy: str = o.STRATEGY("maxdiff", help="Order strategy (the base of orders.strategy)."),
+    model: str = o.MODEL(help="Next-bar forecaster of the strategy (the base of forecast.model)."),
+    model_path: str = o.MODEL_PATH(),
+    fit_window: int = o.FIT_WINDOW(),
+    refit_every: int = o.REFIT_EVERY(),
+    samples: int = SAMPLES(),
+    sampler: Sampler = SAMPLER(),
+    metric: str = typer.Option(None, "--metric", help="Val metric to select on (default: sharpe)."),
+    sweep_dir: Path = SWEEP_DIR(),
+    storage: str = STORAGE(),
+    backend: Backend = BACKEND(),
+    address: str = ADDRESS(),
+    max_concurrent: int = MAX_CONCURRENT(),
+    cpus_per_trial: float = CPUS_PER_TRIAL(),
+    gpus_per_trial: float = GPUS_PER_TRIAL(),
+    data_root: str = o.DATA_ROOT(),
+    symbols: str = o.SYMBOLS(),
+    timeframe: str = o.TIMEFRAME(),
+    start: str = o.START(),
+    end: str = o.END(),
+    cost_bps: float = o.COST_BPS(),
+    quiet: bool = o.QUIET(),
+    json_out: bool = o.JSON(),
+) -> None:
+    """Search `mqc backtest --strategy` settings ([orders], [forecast], ...) on the val split; report the
+    choice's test figures once, its deflated Sharpe ratio counting every configuration tried.
+
+    Example: mqc sweep backtest --strategy maxdiff --model naive --grid orders.toml --symbols SPY,QQQ
+    """
+    from mqc.core.backtest.config import OrderBacktestConfig
+    from mqc.core.forecast.config import ForecastConfig
+    from mqc.core.forecast.service import check_model
+    from mqc.core.profiles import resolve_with_profile
+
+    flags = o.given(ctx)
+    resolved = c.resolve_common(flags)
+    resolved.pop("features")  # an order backtest builds no training features
+    profile = state().profile
+    resolved["orders"] = resolve_with_profile(OrderBacktestConfig, profile, flags=flags.get("orders", {}))
+    fres = resolve_with_profile(
+        ForecastConfig,
+        profile,
+        flags=dict(model=model, model_id=model_path, timeframe=resolved["data"].value.timeframe),
+    )
+    check_model(fres.value.model, fres.sources.get("model", "default"))
+    resolved["forecast"] = fres
+    _sweep(ctx, "backtest", grid, resolved, sweep_dir or Path(f"backtest-{grid.stem}"), None, quiet, json_out)
+
+
+def _sweep(
+    ctx: typer.Context,
+    kind: str,
+    grid: Path,
+    resolved: dict[str, Any],
+    sweep_dir: Path,
+    log: Any,
+    quiet: bool,
+    json_out: bool,
+) -> None:
+    """The sweep options -> ``SweepRequest`` (base tables from ``resolved``), run it, render the table."""
+    from mqc.core import config, paths
+    from mqc.core.sweep.runner import SweepRequest, run_sweep
+
+    if quiet:
+        state().quiet = True
+    p = ctx.params
+    if not sweep_dir.is_absolute() and p.get("sweep_dir") is None:
+        sweep_dir = paths.runs_dir() / "sweeps" / sweep_dir
     req = SweepRequest(
         kind=kind,
         grid_file=grid,
-        sweep_dir=(sweep_dir or paths.runs_dir() / "sweeps" / f"{kind}-{grid.stem}").expanduser().resolve(),
+        sweep_dir=sweep_dir.expanduser().resolve(),
         base={t: config.to_dict(r.value) for t, r in resolved.items()},
         sources={t: dict(r.sources) for t, r in resolved.items()},
-        samples=samples,
-        sampler=sampler.value,
-        pruner=pruner.value,
-        storage=storage,
-        backend=backend.value,
-        address=address,
-        max_concurrent=max_concurrent or os.cpu_count() or 1,
-        cpus_per_trial=cpus_per_trial,
-        gpus_per_trial=gpus_per_trial,
-        metric=metric,
+        samples=p.get("samples"),
+        sampler=p["sampler"].value,
+        pruner=p["pruner"].value if "pruner" in p else "none",
+        storage=p.get("storage"),
+        backend=p["backend"].value,
+        address=p.get("address"),
+        max_concurrent=p.get("max_concurrent") or os.cpu_count() or 1,
+        cpus_per_trial=p["cpus_per_trial"],
+        gpus_per_trial=p["gpus_per_trial"],
+        metric=p.get("metric"),
         command_line=" ".join(["mqc", *sys.argv[1:]]),
         log=log,
     )
@@ -113,13 +197,13 @@ def train(
     except KeyboardInterrupt as exc:
         partial = getattr(exc, "sweep_result", None)
         if partial is not None:
-            render(partial, json_out)
+            render(partial, json_out, kind)
             err.print(f"stopped; re-run the same command to resume (finished trials are kept in {partial.sweep_dir})")
         raise
-    render(result, json_out)
+    render(result, json_out, kind)
 
 
-def render(result: Any, json_out: bool) -> None:
+def render(result: Any, json_out: bool, kind: str = "dm") -> None:
     """The summary table (best mean val metric first), the choice and its test figures."""
     if want_json(json_out):
         print_json(result.to_dict())
@@ -164,7 +248,10 @@ def render(result: Any, json_out: bool) -> None:
             + f", return {fmt_pct(tm['total_return']['mean'])}, max drawdown {fmt_pct(tm['max_drawdown']['mean'])}; "
             f"deflated Sharpe {fmt_num(dsr['mean'])} for {test['n_configs']} configurations tried"
         )
-        out.print(f"next: mqc backtest --checkpoint {test['runs'][0]['run_dir']}")
+        if kind == "backtest":
+            out.print(f"test report: {test['runs'][0]['report']}")
+        else:
+            out.print(f"next: mqc backtest --checkpoint {test['runs'][0]['run_dir']}")
     elif result.interrupted:
         out.print("no test figures: the sweep was interrupted (they are computed once, when it completes)")
     out.print(f"sweep directory: {result.sweep_dir}")
