@@ -121,3 +121,25 @@ def test_an_optuna_storage_that_does_not_work_is_one_clear_error(data_root, tmp_
         + ["--storage", "nosuchdb://host/x", "--sweep-dir", str(tmp_path / "sd")],
     )
     assert res.exit_code == 1 and "Optuna storage nosuchdb://host/x" in res.output and "--storage" in res.output
+
+
+def test_sweep_backtest_strategy_chooses_on_val_and_labels_the_test_with_the_configurations_tried(
+    data_root, tmp_path
+) -> None:
+    grid = tmp_path / "orders.toml"
+    grid.write_text('orders.grid_points = 3\norders.fit_window = [0, 60]\nforecast.model = ["naive", "drift"]\n')
+    args = ["sweep", "backtest", "--strategy", "maxdiff", "--model", "naive", "--grid", str(grid)]
+    args += ["--data-root", str(data_root), "--max-concurrent", "1", "--sweep-dir", str(tmp_path / "bt")]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "forecast.model" in res.output and "orders.fit_window" in res.output
+    assert "for 4 configurations tried" in res.output and "test report:" in res.output
+    doc = json.loads((tmp_path / "bt" / "sweep.json").read_text())
+    assert doc["kind"] == "backtest" and doc["base"]["orders"]["strategy"] == "maxdiff"
+    assert doc["base"]["forecast"]["model"] == "naive"
+    # the test figures came from the backtest report, on the test split, with n_trials = 4
+    test = json.loads((tmp_path / "bt" / "test.json").read_text())
+    report = json.loads((Path(test["runs"][0]["report"]) / "report.json").read_text())
+    assert report["segment"]["split"] == "test" and test["n_configs"] == 4
+    bad = runner.invoke(app, [*args[:-1], str(tmp_path / "bt2"), "--pruner", "asha"])
+    assert bad.exit_code == 2  # a backtest sweep has no --pruner

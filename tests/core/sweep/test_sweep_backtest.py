@@ -102,12 +102,21 @@ def test_backtest_sweep_bad_input_fails_before_anything_runs(bt_base, tmp_path) 
     grid.write_text("dm.lookback = [16]\n")  # a trainer's table: not a backtest's
     with pytest.raises(ConfigError, match="unknown table 'dm'"):
         run_sweep(SweepRequest(kind="backtest", grid_file=grid, base=bt_base, sweep_dir=tmp_path / "s2"))
+    for axis in ('orders.intrabar = ["conservative", "optimistic"]', "market.equity_fee_bps = [0.0, 5.0]"):
+        grid.write_text(GRID + axis + "\n")  # an assumption searched on val: the flattering one would win
+        with pytest.raises(ConfigError, match="assumption about fills or costs") as exc:
+            run_sweep(SweepRequest(kind="backtest", grid_file=grid, base=bt_base, sweep_dir=tmp_path / "s4"))
+        assert "one value" in exc.value.hint
+    grid.write_text(GRID + "market.equity_fee_bps = 5.0\n")  # a fixed assumption is fine
+    from mqc.core.sweep.runner import plan
+
+    assert plan(SweepRequest(kind="backtest", grid_file=grid, base=bt_base, sweep_dir=tmp_path / "s4"))
     grid.write_text(GRID)
     with pytest.raises(ConfigError, match="nothing to stop early"):
         run_sweep(
             SweepRequest(kind="backtest", grid_file=grid, base=bt_base, sweep_dir=tmp_path / "s3", pruner="median")
         )
-    assert not any((tmp_path / d).exists() for d in ("s1", "s2", "s3"))
+    assert not any((tmp_path / d).exists() for d in ("s1", "s2", "s3", "s4"))
 
 
 def test_a_backtest_trial_that_raises_is_recorded_and_the_sweep_goes_on(bt_base, tmp_path) -> None:

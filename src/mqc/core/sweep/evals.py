@@ -32,6 +32,28 @@ class EvalKind:
     metric: str  # default val metric to select on (higher is better)
     run: Callable[[Any, dict[str, Any], Any], dict[str, Any]]  # (spec, tables, panel) -> row fields
     test: Callable[..., Any]  # (tables, n_configs, out_dir, panel, bootstrap_samples) -> report
+    # keys that are assumptions about the market or the simulator, not choices: an axis over them
+    # would pick the most flattering one on val (a table name alone: every key of it but `allowed`)
+    assumptions: tuple[str, ...] = ()
+    allowed: tuple[str, ...] = ()
+
+    def check_axes(self, keys: list[str], where: str) -> None:
+        """Refuse a grid axis or a range over an assumption.
+
+        Raises:
+            ConfigError: naming the key and the fix (a scalar).
+        """
+        for key in keys:
+            table = key.split(".", 1)[0]
+            if key in self.allowed or not (key in self.assumptions or table in self.assumptions):
+                continue
+            from mqc.core.errors import ConfigError
+
+            raise ConfigError(
+                f"{where}: {key} is an assumption about fills or costs, not a setting to choose: searched on "
+                "val, the most flattering value would win",
+                hint=f"give {key} one value (a scalar), and compare assumptions with separate sweeps",
+            )
 
 
 def _backtest_tables() -> list[type]:
@@ -95,6 +117,8 @@ EVALS: dict[str, EvalKind] = {
         metric="sharpe",
         run=_backtest_trial,
         test=_backtest_test,
+        assumptions=("market", "orders.intrabar", "orders.engine", "orders.participation"),
+        allowed=("market.allow_short",),
     ),
 }
 

@@ -120,6 +120,7 @@ def plan(req: SweepRequest) -> _Plan:
         no_prune(req.kind, req.pruner)
         tables = tables_of(ek.tables())
         space = parse_space(read_sweep_file(req.grid_file), tables, req.base, str(req.grid_file), seed_table=ek.own)
+        ek.check_axes([*space.axes, *space.ranges], str(req.grid_file))
         _check_samples(req, space)
         return _Plan(space, ek.own, (), req.metric or ek.metric)
     spec = trainer_spec(req.kind)
