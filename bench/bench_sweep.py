@@ -159,7 +159,8 @@ def main() -> None:
                 flags += ["--horizon", "8", "--hidden-size", "16", "--lookback", str(cfg["dm.lookback"])]
                 cmd = [sys.executable, "-m", "mqc", "-q", "train", "dm", "--data-root", str(root), *flags]
                 subprocess.run([*cmd, "--seed", str(s)], env=env, check=True, capture_output=True)
-        print(f"by hand (8 x `mqc train dm`, one after the other): {time.perf_counter() - t0:.1f} s")
+        hand = time.perf_counter() - t0
+        print(f"by hand (8 x `mqc train dm`, one after the other): {hand:.1f} s")
     line = [f"overhead per trial: local {(med('local mc1', 0) - med('local mc1', 2)) / 8:.2f} s (target < 1 s)"]
     if "ray mc1" in figures:
         line.append(f"ray {(med('ray mc1', 0) - med('ray mc1', 2)) / 8:.2f} s (target < 3 s)")
@@ -168,6 +169,8 @@ def main() -> None:
         + ", ".join(f"{b} {seq / med(f'{b} mc2', 0):.2f}x" for b in backends)
         + " (target >= 0.80x)"
     )
+    if args.by_hand:
+        line.append("vs by hand: " + ", ".join(f"{b} {hand / med(f'{b} mc2', 0):.2f}x" for b in backends))
     print("RESULT " + "; ".join(line))
     print(f"load after: {open('/proc/loadavg').read().split()[:3]}")
 

@@ -199,7 +199,12 @@ class RayBackend:
                 if address:
                     ray.init(address=address, **kwargs)
                 else:
-                    ray.init(num_cpus=max(1, math.ceil(max_concurrent * cpus_per_trial)), **kwargs)
+                    # a local instance listens on the loopback interface only: nothing outside this machine joins it
+                    ray.init(
+                        num_cpus=max(1, math.ceil(max_concurrent * cpus_per_trial)),
+                        _node_ip_address="127.0.0.1",
+                        **kwargs,
+                    )
             except (ConnectionError, TimeoutError, RuntimeError) as exc:
                 raise ConfigError(
                     f"could not connect to Ray at {address or 'a new local instance'}: {str(exc).splitlines()[0]}",

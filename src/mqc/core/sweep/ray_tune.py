@@ -28,9 +28,12 @@ import time
 from collections import deque
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mqc.core.sweep.trial import FAILED, PRUNED, TrialSpec, run_trial
+
+if TYPE_CHECKING:
+    from mqc.core.sweep.runner import SweepRequest, _Plan
 
 ROW = "mqc_row"  # the trial's trials.jsonl row (JSON) in its last Tune result
 VAL = "val_"  # prefix of the val metrics in Tune results (the scheduler's metric is VAL + metric)
@@ -197,6 +200,33 @@ def _tune_classes() -> tuple[type, type, type]:
             return self._stop
 
     return MailboxSearcher, MailboxCallback, CancelStopper
+
+
+def tune_settings(req: SweepRequest, plan_: _Plan) -> dict[str, Any]:
+    """What Ray Tune's scheduler needs: the metric, the pruner, the most steps a trial trains (ASHA's
+    ``max_t``) and the first evaluation step (its grace period), from the trainer table's ``steps`` and
+    ``eval_interval`` over the whole sweep."""
+
+    def values(name: str) -> list[float]:
+        key = f"{plan_.train_table}.{name}"
+        sp = plan_.space
+        if key in sp.fixed:
+            return [sp.fixed[key]]
+        if key in sp.axes:
+            return list(sp.axes[key])
+        if key in sp.ranges:
+            return [sp.ranges[key].low, sp.ranges[key].high]
+        v = req.base.get(plan_.train_table, {}).get(name)
+        return [v] if isinstance(v, (int, float)) else []
+
+    steps, evals = values("steps"), values("eval_interval")
+    return {
+        "sweep_dir": req.sweep_dir,
+        "metric": plan_.metric,
+        "pruner": req.pruner,
+        "max_t": int(max(steps)) if steps else 10**9,
+        "grace": int(min(evals)) if evals else 1,
+    }
 
 
 def make_scheduler(pruner: str, metric: str, max_t: int, grace: int) -> Any:

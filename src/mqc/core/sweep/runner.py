@@ -257,6 +257,7 @@ def run_sweep(req: SweepRequest, *, progress: Progress | None = None, panel: Any
         data = config.from_dict(DataConfig, {**req.base["data"], **_data_fixed(space)}, "sweep [data]")
         panel = load_panel(config=absolute_data_root(data))
     from mqc.core.sweep.backends import make_backend
+    from mqc.core.sweep.ray_tune import tune_settings
 
     backend = make_backend(
         req.backend,
@@ -265,7 +266,7 @@ def run_sweep(req: SweepRequest, *, progress: Progress | None = None, panel: Any
         address=req.address,
         cpus_per_trial=req.cpus_per_trial,
         gpus_per_trial=req.gpus_per_trial,
-        **(_tune_settings(req, plan_) if req.backend == "ray" else {}),
+        **(tune_settings(req, plan_) if req.backend == "ray" else {}),
     )
     base = {t: dict(v) for t, v in req.base.items()}
     if "threads" in config.field_types(config.known_tables()[plan_.train_table]):  # 1 torch thread per trial
@@ -412,33 +413,6 @@ def _sources(base: dict[str, dict[str, str]], overrides: dict[str, Any]) -> dict
         t, n = k.split(".", 1)
         out.setdefault(t, {})[n] = "sweep"
     return out
-
-
-def _tune_settings(req: SweepRequest, plan_: _Plan) -> dict[str, Any]:
-    """What Ray Tune's scheduler needs: the metric, the pruner, the most steps a trial trains (ASHA's
-    ``max_t``) and the first evaluation step (its grace period), from the trainer table's ``steps`` and
-    ``eval_interval`` over the whole sweep."""
-
-    def values(name: str) -> list[float]:
-        key = f"{plan_.train_table}.{name}"
-        sp = plan_.space
-        if key in sp.fixed:
-            return [sp.fixed[key]]
-        if key in sp.axes:
-            return list(sp.axes[key])
-        if key in sp.ranges:
-            return [sp.ranges[key].low, sp.ranges[key].high]
-        v = req.base.get(plan_.train_table, {}).get(name)
-        return [v] if isinstance(v, (int, float)) else []
-
-    steps, evals = values("steps"), values("eval_interval")
-    return {
-        "sweep_dir": req.sweep_dir,
-        "metric": plan_.metric,
-        "pruner": req.pruner,
-        "max_t": int(max(steps)) if steps else 10**9,
-        "grace": int(min(evals)) if evals else 1,
-    }
 
 
 def _data_fixed(space: SweepSpace) -> dict[str, Any]:
