@@ -132,3 +132,20 @@ def test_a_backtest_trial_that_raises_is_recorded_and_the_sweep_goes_on(bt_base,
     failed = next(r for r in rows.values() if r["status"] == "failed")
     assert failed["error"] and "DataError" in failed["error"]
     assert result.chosen is not None and result.test["n_configs"] == 2
+
+
+def test_the_shipped_example_sweep_files_are_valid(bt_base, base, tmp_path) -> None:
+    from mqc.core.sweep.runner import plan
+
+    root = Path(__file__).resolve().parents[3] / "hyperparams" / "sweeps"
+    bt = plan(
+        SweepRequest(
+            kind="backtest",
+            grid_file=root / "maxdiff-small.toml",
+            base={**bt_base, "orders": {**bt_base["orders"], "fit_window": 120}},
+            sweep_dir=tmp_path / "a",
+        )
+    )
+    assert bt.space.size() == 8
+    dm = plan(SweepRequest(kind="dm", grid_file=root / "dm-small.toml", base=base, sweep_dir=tmp_path / "b"))
+    assert dm.space.size() == 4 and dm.space.seeds == (0, 1)
