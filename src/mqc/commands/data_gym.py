@@ -101,7 +101,7 @@ def offline(
     symbols: str = SymbolsOpt,
     out_path: str = o.OUT(..., help="Dataset file to write (.npz, or .h5 with --format d3rlpy)."),
     fmt: str = typer.Option(
-        "npz", "--format", help="npz (mqc's own) or d3rlpy (MDPDataset, HDF5; needs the offline extra)."
+        "npz", "--format", help="npz (mqc's own) or d3rlpy (MDPDataset HDF5, written with h5py; load it with d3rlpy)."
     ),
     segment: str = typer.Option("train", "--segment", help="Split segment replayed: train, val, test or all."),
     forecaster: str = ForecasterOpt,
@@ -123,15 +123,15 @@ def offline(
     from mqc.core.data.config import SplitConfig
     from mqc.core.data.panel import load_panel
     from mqc.core.gym.config import EnvConfig
-    from mqc.core.gym.offline import build_offline, write_dataset
+    from mqc.core.gym.offline import FORMATS, build_offline, check_format, write_dataset
     from mqc.core.gym.policies import POLICIES
     from mqc.core.market.config import MarketConfig
     from mqc.core.profiles import resolve_with_profile
 
     if policy not in POLICIES:
         raise typer.BadParameter(f"{policy!r} is not one of {', '.join(POLICIES)}", param_hint="'--policy'")
-    if fmt not in ("npz", "d3rlpy"):
-        raise typer.BadParameter(f"{fmt!r} is not one of npz, d3rlpy", param_hint="'--format'")
+    if fmt not in FORMATS:
+        raise typer.BadParameter(f"{fmt!r} is not one of {', '.join(FORMATS)}", param_hint="'--format'")
     if segment not in ("train", "val", "test", "all"):
         raise typer.BadParameter(f"{segment!r} is not one of train, val, test, all", param_hint="'--segment'")
     data, cube_cfg = _resolve(
@@ -148,6 +148,7 @@ def offline(
     ).value
     env = resolve_with_profile(EnvConfig, prof, flags=dict(episode_length=episode_length)).value
     split = resolve_with_profile(SplitConfig, prof).value
+    check_format(fmt)  # a missing h5py fails now, not after the feature cube
     panel = load_panel(config=data)
     with RichProgress() as progress:
         ds = build_offline(policy, panel, market, env, cube_cfg, split, segment=segment, progress=progress)

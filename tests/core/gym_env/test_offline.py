@@ -1,4 +1,4 @@
-"""Offline datasets: actions in the env's own space, a round trip through the env, the d3rlpy export."""
+"""Offline datasets: actions in the env's own space, a round trip through the env (d3rlpy: tests/core/gym_offline)."""
 
 from __future__ import annotations
 
@@ -102,17 +102,3 @@ def test_unreadable_dataset(tmp_path):
     (tmp_path / "x.npz").write_bytes(b"nope")
     with pytest.raises(DataError, match="not an mqc offline dataset"):
         read_dataset(tmp_path / "x.npz")
-
-
-def test_d3rlpy_export_trains_bc_and_cql(known_panel, small_cube_cfg, tmp_path):
-    d3 = pytest.importorskip("d3rlpy")
-    ds = build_offline("topk", known_panel, MarketConfig(), EnvConfig(episode_length=40), small_cube_cfg, SplitConfig())
-    path = write_dataset(ds, tmp_path / "ds.h5", "d3rlpy")
-    with open(path, "rb") as fh:
-        loaded = d3.dataset.ReplayBuffer.load(fh, d3.dataset.InfiniteBuffer())
-    assert loaded.transition_count == len(ds)
-    bc = d3.algos.BCConfig(batch_size=32).create(device="cpu:0")
-    bc.fit(loaded, n_steps=5, n_steps_per_epoch=5, show_progress=False, save_interval=10**9)
-    cql = d3.algos.CQLConfig(batch_size=32).create(device="cpu:0")
-    cql.fit(loaded, n_steps=5, n_steps_per_epoch=5, show_progress=False, save_interval=10**9)
-    assert bc.predict(ds.observations[:2]).shape == (2, ds.actions.shape[1])

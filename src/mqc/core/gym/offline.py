@@ -6,8 +6,10 @@ env's), and each transition is recorded: observation (raw, as the env emits it),
 terminal, timeout. An offline-trained policy therefore acts in the same env, with the same decoding.
 
 ``write_dataset`` writes mqc's own NPZ (arrays + a ``metadata`` JSON string: env/cube/market settings,
-symbols, feature names, action mode and bounds, the split segment); ``format="d3rlpy"`` writes a
-d3rlpy ``MDPDataset`` (HDF5) instead (needs the ``offline`` extra).
+symbols, feature names, action mode and bounds, the split segment); ``format="d3rlpy"`` writes the
+HDF5 file of a d3rlpy ``MDPDataset`` instead, with h5py alone: d3rlpy pins gymnasium 1.0.0, so it reads
+the file in its own environment (the ``offline`` extra). Actions stay in the env's box
+(``+-action_bound``): d3rlpy's continuous policies need ``MinMaxActionScaler`` over that box (docs/gym.md).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from mqc.core import atomic, config
-from mqc.core.errors import ConfigError, DataError, require
+from mqc.core.errors import ConfigError, DataError, DependencyMissing, require
 from mqc.core.gym.book import LOGIT_BOUND, Book, EnvData, action_bound
 from mqc.core.gym.config import CubeConfig, EnvConfig
 from mqc.core.market.config import MarketConfig
@@ -143,11 +145,64 @@ def collect(
     )
 
 
-def write_dataset(ds: OfflineDataset, path: str | Path, fmt: str = "npz") -> Path:
-    """Write ``ds`` atomically as mqc's NPZ or a d3rlpy ``MDPDataset`` (``fmt="d3rlpy"``, HDF5).
+FORMATS = ("npz", "d3rlpy")
+D3RLPY_VERSION = "2.1"  # d3rlpy's ``dataset.io.DATASET_VERSION`` (2.x): the layout ``_write_d3rlpy`` writes
+D3RLPY_COLUMNS = ("observations", "actions", "rewards", "terminated")
+
+
+def _h5py() -> Any:
+    try:
+        import h5py
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise DependencyMissing(
+            "writing a d3rlpy dataset needs h5py",
+            hint="pip install h5py  (d3rlpy itself, to train on the file, pins gymnasium 1.0.0: install it "
+            'in its own environment, e.g. pip install -e ".[offline]" in a venv)',
+        ) from exc
+    return h5py
+
+
+def check_format(fmt: str) -> None:
+    """Fail before any work when ``fmt`` is unknown or its writer is not installed.
 
     Raises:
-        ConfigError: unknown format. DependencyMissing: d3rlpy not installed.
+        ConfigError: unknown format. DependencyMissing: ``d3rlpy`` without h5py.
+    """
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown dataset format {fmt!r}; known: {', '.join(FORMATS)}")
+    if fmt == "d3rlpy":
+        _h5py()
+
+
+def _write_d3rlpy(h5: Any, ds: OfflineDataset) -> None:
+    """d3rlpy 2.x's ``ReplayBuffer.dump`` layout, written with h5py alone (d3rlpy cannot share an environment
+    with the core's gymnasium): per episode ``i`` (split after each terminal or timeout) ``observations_i``
+    ``[n, obs]``, ``actions_i`` ``[n, act]``, ``rewards_i`` ``[n, 1]`` (float32) and ``terminated_i`` (bool);
+    plus ``columns``, ``num_episodes``, ``version`` and mqc's metadata JSON (``mqc_metadata``, which d3rlpy
+    does not read). ``d3rlpy.dataset.ReplayBuffer.load(f, InfiniteBuffer())`` reads it (a test holds it equal
+    to d3rlpy's own ``MDPDataset`` of the same arrays)."""
+    ends = np.flatnonzero(ds.terminals | ds.timeouts) + 1
+    if not len(ends) or ends[-1] != len(ds):
+        raise DataError("the dataset's last transition ends no episode (neither terminal nor timeout)")
+    text = _h5py().string_dtype()
+    h5.create_dataset("columns", data=np.array(D3RLPY_COLUMNS, dtype=object), dtype=text)
+    h5.create_dataset("num_episodes", data=np.int64(len(ends)))
+    start = 0
+    for i, end in enumerate(ends):
+        h5.create_dataset(f"observations_{i}", data=ds.observations[start:end].astype(np.float32))
+        h5.create_dataset(f"actions_{i}", data=ds.actions[start:end].astype(np.float32))
+        h5.create_dataset(f"rewards_{i}", data=ds.rewards[start:end].astype(np.float32).reshape(-1, 1))
+        h5.create_dataset(f"terminated_{i}", data=np.bool_(ds.terminals[end - 1]))
+        start = end
+    h5.create_dataset("version", data=D3RLPY_VERSION, dtype=text)
+    h5.create_dataset("mqc_metadata", data=json.dumps(ds.metadata), dtype=text)
+
+
+def write_dataset(ds: OfflineDataset, path: str | Path, fmt: str = "npz") -> Path:
+    """Write ``ds`` atomically as mqc's NPZ or a d3rlpy ``MDPDataset`` (``fmt="d3rlpy"``, HDF5; needs h5py only).
+
+    Raises:
+        ConfigError: unknown format. DependencyMissing: h5py not installed (``d3rlpy``).
     """
     path = Path(path).expanduser()
     if fmt == "npz":
@@ -164,18 +219,52 @@ def write_dataset(ds: OfflineDataset, path: str | Path, fmt: str = "npz") -> Pat
         atomic.write_bytes(path, buf.getvalue())
         return path
     if fmt == "d3rlpy":
-        d3 = require("d3rlpy", "offline")
-        dataset = d3.dataset.MDPDataset(
-            observations=ds.observations,
-            actions=ds.actions,
-            rewards=ds.rewards,
-            terminals=ds.terminals.astype(np.float32),
-            timeouts=ds.timeouts.astype(np.float32),
-        )
-        with atomic.atomic_path(path) as tmp, open(tmp, "wb") as fh:
-            dataset.dump(fh)
+        h5py = _h5py()
+        with atomic.atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
+            _write_d3rlpy(h5, ds)
         return path
-    raise ConfigError(f"unknown dataset format {fmt!r}; known: npz, d3rlpy")
+    raise ConfigError(f"unknown dataset format {fmt!r}; known: {', '.join(FORMATS)}")
+
+
+@dataclass
+class D3rlpyExport:
+    """A d3rlpy export read back with d3rlpy: its ``ReplayBuffer``, mqc's metadata, and the action scaler
+    that maps d3rlpy's tanh policies (``[-1, 1]``) onto the env's own action box."""
+
+    dataset: Any  # d3rlpy.dataset.ReplayBuffer
+    metadata: dict[str, Any]
+    action_scaler: Any  # d3rlpy.preprocessing.MinMaxActionScaler over [-action_bound, action_bound]
+
+
+def load_d3rlpy(path: str | Path) -> D3rlpyExport:
+    """Read a ``--format d3rlpy`` file with d3rlpy (the ``offline`` extra), its action space declared continuous.
+
+    d3rlpy's own ``ReplayBuffer.load`` guesses the action space from the values and takes whole-number
+    actions for discrete ones: a ``topk`` dataset (every logit at the bound, +-5) would read as 6 discrete
+    actions. Pass ``action_scaler`` to the algorithm's config so its actions land in the env's box.
+
+    Raises:
+        DependencyMissing: d3rlpy not installed. DataError: not an mqc d3rlpy export.
+    """
+    d3 = require("d3rlpy", "offline")
+    h5py = _h5py()
+    path = Path(path).expanduser()
+    try:
+        with h5py.File(path, "r") as h5:
+            meta = json.loads(h5["mqc_metadata"][()])
+        with open(path, "rb") as fh:
+            episodes = d3.dataset.load(d3.dataset.Episode, fh)
+    except (OSError, KeyError, ValueError) as exc:
+        raise DataError(
+            f"{path}: not an mqc d3rlpy export ({exc})", hint="write one: mqc data offline --format d3rlpy"
+        ) from exc
+    n = int(episodes[0].actions.shape[1])
+    dataset = d3.dataset.ReplayBuffer(
+        d3.dataset.InfiniteBuffer(), episodes=episodes, action_space=d3.ActionSpace.CONTINUOUS, action_size=n
+    )
+    bound = float(meta["action_bound"])
+    scaler = d3.preprocessing.MinMaxActionScaler(minimum=np.full(n, -bound), maximum=np.full(n, bound))
+    return D3rlpyExport(dataset, meta, scaler)
 
 
 def read_dataset(path: str | Path) -> OfflineDataset:
