@@ -253,3 +253,33 @@ def test_strategy_once_on_a_tiny_chronos2(tmp_path):
     events = [json.loads(line) for line in _export(tmp_path, led)]
     decision = next(e for e in events if e["kind"] == "decision")
     assert decision["data"]["inputs"]["models"] == {"SYN0": "chronos2", "SYN1": "chronos2"}
+
+
+def test_only_chronos2_without_weights_fails_before_anything_is_opened(tmp_path):
+    """mqc trade --paper --only chronos2 --symbols ... with no Chronos-2 weights on the machine: one clear
+    error naming the download and --model-path, exit 1, no ledger (also when the last bar is stale)."""
+    pytest.importorskip("huggingface_hub")
+    folder = _recent_bars(tmp_path, n_bars=60)
+    led = tmp_path / "led" / "ledger.db"
+    args = ["trade", "--paper", "--only", "chronos2", "--symbols", "SYN0,SYN1", "--once"]
+    res = runner.invoke(app, [*args, "--data-root", str(folder), "--ledger", str(led)])
+    assert res.exit_code == 1, res.output
+    assert "not in the local Hugging Face cache" in res.output and "--model-path" in res.output
+    assert not led.exists()
+
+
+def test_only_chronos2_once_on_a_tiny_local_model(tmp_path):
+    """The exact words of the issue: mqc trade --paper --only chronos2 --symbols ... (maxdiff by default)."""
+    pytest.importorskip("chronos")
+    from mqc.core.forecast.randinit import save_random_chronos2
+
+    weights = save_random_chronos2(tmp_path / "chronos2", size="tiny")
+    folder = _recent_bars(tmp_path, n_bars=120)
+    led = str(tmp_path / "led" / "ledger.db")
+    args = ["trade", "--paper", "--only", "chronos2", "--model-path", str(weights), "--symbols", "SYN0,SYN1"]
+    res = runner.invoke(app, [*args, "--once", "--data-root", str(folder), "--ledger", led, "--json"])
+    assert res.exit_code == 0, res.output
+    (bar,) = json.loads(res.stdout)["bars"]
+    assert bar["status"] == "done"
+    decision = next(json.loads(e) for e in _export(tmp_path, led) if '"decision"' in e)
+    assert decision["data"]["strategy"].startswith("maxdiff")

@@ -245,7 +245,12 @@ def trade_bar(
     tf_ns = int(np.median(np.diff(np.asarray(history.timestamps).astype(np.int64)))) if len(history) > 1 else 0
     if now_ns is not None and tf_ns and now_ns - ts > (cfg.stale_bars + 1) * tf_ns:
         ledger.record("stale", bar=bar, data={"age_s": (now_ns - ts) / 1e9})
-        return BarOutcome(bar, "stale", message=f"the last bar ({bar}) is too old to trade on")
+        return BarOutcome(
+            bar,
+            "stale",
+            message=f"the last bar ({bar}) is too old to trade on: update the bars "
+            "(mqc data fetch, or mqc trade --fetch yfinance|ccxt) or trade history (--replay START:END)",
+        )
     if not ledger.has_event("decision", bar):
         t0 = time.perf_counter()
         placed = None

@@ -308,6 +308,7 @@ def run_trade(
     if replay_range is not None and cfg.broker != "paper":
         raise ConfigError("--replay runs on the paper broker only", hint="pass --paper")
     check_live(cfg, live)
+    _check_forecasters(decider)  # missing weights fail now, not at the first bar that is not stale
     if feed is not None and replay_range is None and _unstored(decider):
         # a symbol not stored yet: a first fetch brings the history to start from
         feed.update(decider.symbols, decider.timeframe, time.time(), lambda _: None)
@@ -350,6 +351,22 @@ def run_trade(
     if interrupted:
         raise KeyboardInterrupt
     return TradeRun(ledger_path, outcomes, None, session.stats["decide_s"])
+
+
+def _check_forecasters(decider: Any) -> None:
+    """Build an order strategy's forecasters once (Chronos and Kronos find their weights here).
+
+    Raises:
+        ArtifactNotFound: weights that are not on this machine (the hint names the download).
+    """
+    from mqc.core.forecast import base
+
+    forecast = getattr(decider, "forecast", None)
+    if forecast is None:
+        return
+    configs = list(forecast.values()) if isinstance(forecast, dict) else [forecast]
+    for c in {repr(c): c for c in configs}.values():
+        base.create(c.model, config=c)
 
 
 def _unstored(decider: Any) -> bool:
