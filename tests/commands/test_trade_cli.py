@@ -283,3 +283,19 @@ def test_only_chronos2_once_on_a_tiny_local_model(tmp_path):
     assert bar["status"] == "done"
     decision = next(json.loads(e) for e in _export(tmp_path, led) if '"decision"' in e)
     assert decision["data"]["strategy"].startswith("maxdiff")
+
+
+def test_a_replay_says_how_many_orders_the_risk_limits_rejected(tmp_path):
+    """A replay whose limit orders fall outside the price band: the closing line counts the rejections
+    and mqc trade status names the limit (so a replay that differs from the backtest says why)."""
+    folder = _recent_bars(tmp_path, n_bars=80)
+    assert runner.invoke(app, ["profile", "set", "trade.price_band", "0.001", "-n", "tight"]).exit_code == 0
+    led = str(tmp_path / "led" / "ledger.db")
+    args = ["--profile", "tight", "trade", "--paper", "--only", "naive", "--symbols", "SYN0,SYN1"]
+    res = runner.invoke(app, [*args, "--replay", ":", "--data-root", str(folder), "--ledger", led])
+    assert res.exit_code == 0, res.output
+    summary = res.stderr.strip().splitlines()[-1]
+    assert "bars (" in summary and "rejected by the risk limits" in summary and " 0 rejected by" not in summary
+    status = json.loads(runner.invoke(app, ["trade", "status", "--ledger", led, "--json"]).stdout)
+    assert set(status["risk_rejected"]) == {"price_band"} and status["risk_rejected"]["price_band"] > 0
+    assert status["fetch_errors"] == 0 and status["outages"] == 0

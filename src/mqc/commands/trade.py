@@ -154,6 +154,21 @@ def trade(
         print_json(result)
     else:
         out.print(f"ledger: {res.ledger}")
+        if len(res.outcomes) > 1:
+            info(_summary(res.outcomes))
+
+
+def _summary(outcomes: list[Any]) -> str:
+    """One line over a run's bars: how each ended, orders, risk rejections, last equity."""
+    counts: dict[str, int] = {}
+    for bar in outcomes:
+        counts[bar.status] = counts.get(bar.status, 0) + 1
+    ends = ", ".join(f"{n} {k}" for k, n in counts.items())
+    orders, rejected = sum(b.orders for b in outcomes), sum(b.rejected for b in outcomes)
+    eq = next((b.equity for b in reversed(outcomes) if b.equity == b.equity), None)
+    line = f"{len(outcomes)} bars ({ends}): {orders} order(s), {rejected} rejected by the risk limits"
+    line += "" if not rejected else " (reasons: mqc trade status)"
+    return line + ("" if eq is None else f"; equity {eq:,.2f}")
 
 
 def _show(rows: Any, json_out: bool, title: str) -> None:
