@@ -209,6 +209,18 @@ class FakeAlpaca:
             "filled_avg_price": None,
             "submitted_at": f"{_now()}.{len(self.orders):06d}",
         }
+        if not self.instant and body["side"] == "sell" and self.positions.get(body["symbol"], 0.0) > 0:
+            held = sum(
+                float(d["qty"]) - float(d["filled_qty"])
+                for d in self.orders.values()
+                if d["symbol"] == body["symbol"] and d["side"] == "sell" and d["status"] in OPEN
+            )
+            available = self.positions[body["symbol"]] - held
+            if qty > available + 1e-9:  # Alpaca: shares held for other open orders cannot be sold again
+                return 403, {
+                    "code": 40310000,
+                    "message": f"insufficient qty available for order (available: {available})",
+                }
         if self.instant:  # the error-path tests' fake: filled at once
             doc.update(status="filled", filled_qty=body["qty"], filled_avg_price="100.0")
         elif body["side"] == "buy":

@@ -68,6 +68,8 @@ def test_ledger_orders_and_fills_are_what_the_server_did(tmp_path, alpaca, catal
     ledger = session.ledger
     ours = {r.client_order_id: r for r in ledger.orders()}
     assert ours and set(ours) == set(fake.orders)  # every order went out once, under its id; nothing else
+    assert not ledger.events("order_rejected")  # none refused (e.g. shares already held for another order)
+    assert min(ledger.positions().values(), default=0.0) >= 0  # long-only: two exits never sold a share twice
     kinds = set()
     for cid, doc in fake.orders.items():
         r = ours[cid]
@@ -95,6 +97,25 @@ def test_ledger_orders_and_fills_are_what_the_server_did(tmp_path, alpaca, catal
     # positions and cash: the ledger's equal the server's
     assert ledger.positions() == pytest.approx({s: q for s, q in fake.positions.items() if abs(q) > 1e-12})
     assert ledger.cash() == pytest.approx(fake.cash, rel=1e-12)
+
+
+def test_weight_orders_in_units_share_the_position_they_close():
+    """maxdiff's bar: an entry buy to 0.5, an exit limit sell to 0 and a close order to 0. Holding 10 shares,
+    the exits together sell 10 (the limit takes them; the close order has none left); flat, they sell none."""
+    from mqc.core.trade.loop import _in_units
+
+    rows = [
+        dict(symbol="A", side="buy", qty=0.0, order_type="limit", target_weight=0.5, limit_price=95.0, slot=0),
+        dict(symbol="A", side="sell", qty=0.0, order_type="limit", target_weight=0.0, limit_price=105.0, slot=1),
+        dict(symbol="A", side="either", qty=0.0, order_type="moc", target_weight=0.0, limit_price=None, slot=2),
+    ]
+    held = _in_units(rows, {"A": 10.0}, {"A": 100.0}, 10_000.0)
+    assert [(r["slot"], r["side"], r["qty"]) for r in held] == [
+        (0, "buy", pytest.approx(50 / 0.95 - 10)),
+        (1, "sell", 10.0),
+    ]
+    flat = _in_units(rows, {}, {"A": 100.0}, 10_000.0)
+    assert [(r["slot"], r["side"], r["qty"]) for r in flat] == [(0, "buy", pytest.approx(5000 / 95))]
 
 
 def test_a_partial_fill_then_the_rest_are_two_fills(tmp_path, alpaca, catalog):

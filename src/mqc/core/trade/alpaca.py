@@ -11,6 +11,7 @@ and never logged, printed or stored. The paper endpoint is used unless ``live``.
 from __future__ import annotations
 
 import json
+import math
 import os
 import urllib.error
 import urllib.request
@@ -168,7 +169,8 @@ class AlpacaBroker:
         kind, tif = _TYPES[o.order_type]
         body: dict[str, Any] = {
             "symbol": o.symbol,
-            "qty": f"{o.qty:.6f}",
+            # Alpaca takes 9 decimals; rounded down, so an order never asks for more than the position
+            "qty": f"{math.floor(o.qty * 1e9) / 1e9:.9f}",
             "side": o.side,
             "type": kind,
             # a one-bar order goes out as a day order; the loop cancels it when its bar ends unfilled

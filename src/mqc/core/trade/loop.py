@@ -187,17 +187,25 @@ def _placed_orders(
 def _in_units(rows: list[dict], held: dict[str, float], close: dict[str, float], equity: float) -> list[dict]:
     """Weight-sized orders as the units that take each position to its target weight at the order's
     price (the limit / stop price, else the last close): a buy only buys, a sell only sells, ``either``
-    trades whichever way; an order with nothing left to trade is dropped."""
+    trades whichever way. Orders that reduce a position share it: together they never close more
+    than is held (a broker refuses shares held for another open order); an order with nothing left
+    to trade is dropped."""
+    free = dict(held)  # per symbol: the position not yet committed to an earlier order of this bar
     out = []
     for r in rows:
-        w = r["target_weight"]
+        w, sym = r["target_weight"], r["symbol"]
         if w is None:
             out.append(r)
             continue
-        price = r["limit_price"] or close[r["symbol"]]
-        delta = w * equity / price - held.get(r["symbol"], 0.0)
+        price = r["limit_price"] or close[sym]
+        pos = held.get(sym, 0.0)
+        delta = w * equity / price - pos
         side = r["side"] if r["side"] != "either" else ("buy" if delta > 0 else "sell")
         qty = max(delta, 0.0) if side == "buy" else max(-delta, 0.0)
+        reduces = (side == "sell" and pos > 0) or (side == "buy" and pos < 0)
+        if reduces:
+            qty = min(qty, abs(free.get(sym, 0.0)))
+            free[sym] = free.get(sym, 0.0) + (qty if side == "buy" else -qty)
         if qty > 1e-6:
             out.append({**r, "side": side, "qty": qty})
     return out
