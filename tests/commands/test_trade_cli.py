@@ -299,3 +299,22 @@ def test_a_replay_says_how_many_orders_the_risk_limits_rejected(tmp_path):
     status = json.loads(runner.invoke(app, ["trade", "status", "--ledger", led, "--json"]).stdout)
     assert set(status["risk_rejected"]) == {"price_band"} and status["risk_rejected"]["price_band"] > 0
     assert status["fetch_errors"] == 0 and status["outages"] == 0
+
+
+def test_one_account_is_traded_by_one_decider(run_dir, tmp_path):
+    """The default paper account after an order strategy: another strategy finds the bar decided and says by
+    whom; a checkpoint (target weights, another kind of book) is refused with the way to its own account."""
+    folder = _recent_bars(tmp_path)
+    led = str(tmp_path / "acct" / "ledger.db")
+    base = ["trade", "--paper", "--symbols", "SYN0,SYN1", "--once", "--data-root", str(folder), "--ledger", led]
+    first = runner.invoke(app, [*base, "--only", "naive", "--json"])
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.stdout)["bars"][0]["status"] == "done"
+    again = runner.invoke(app, [*base, "--only", "ewma-vol", "--json"])
+    (bar,) = json.loads(again.stdout)["bars"]
+    assert bar["status"] == "skipped" and "decided before by maxdiff-naive" in bar["message"]
+    ckpt = runner.invoke(
+        app, ["trade", "--paper", "-c", str(run_dir), "--once", "--data-root", str(folder)] + ["--ledger", led]
+    )
+    assert ckpt.exit_code == 1
+    assert "traded by an order strategy" in ckpt.output and "--ledger" in ckpt.output

@@ -225,7 +225,10 @@ def trade_bar(
     ts = int(np.asarray(history.timestamps)[-1].astype("datetime64[ns]").astype(np.int64))
     bar = bar_label(ts)
     if ledger.has_event("bar_done", bar):
-        return BarOutcome(bar, "skipped")
+        done = ledger.events("decision", bar=bar)
+        by = done[-1]["data"].get("strategy") if done else None
+        other = by is not None and by != session.decider.name
+        return BarOutcome(bar, "skipped", message=f"decided before by {by} (this ledger's account)" if other else "")
     kills = ledger.events("kill")
     if kills and kills[-1]["seq"] > max([e["seq"] for e in ledger.events("resume")], default=0):
         return BarOutcome(bar, "killed", message=kills[-1]["data"]["reason"])

@@ -78,6 +78,15 @@ def open_session(
     """Open the ledger, bind it to this broker and (for a new paper account) book the deposit."""
     ledger = Ledger.open(ledger_path, create=create, durable=durable)
     ledger.bind(broker=broker.name, account=getattr(broker, "account_label", broker.name))
+    kind = "orders" if hasattr(decider, "decide_orders") else "weights"
+    have = ledger.meta("decides")
+    if have is not None and have != kind:
+        what = {"orders": "an order strategy (--strategy / --only)", "weights": "a checkpoint's target weights"}
+        raise LedgerError(
+            f"{ledger_path}: this account is traded by {what[have]}, not {what[kind]}",
+            hint="give the other one its own account: --ledger PATH (e.g. --ledger runs/trade/mine/ledger.db)",
+        )
+    ledger.bind(decides=kind)
     if broker.name == "paper" and not ledger.events("deposit"):
         ledger.record("deposit", cash=cfg.capital, dedup="deposit:initial", data={"capital": cfg.capital})
     unknown = broker.unknown_symbols(list(decider.symbols))
