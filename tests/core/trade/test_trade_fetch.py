@@ -195,3 +195,24 @@ def test_fetch_flag_values(tmp_path):
         bar_feed("ccxt", str(tmp_path), None)
     with pytest.raises(ConfigError, match="expected one of"):
         bar_feed("bloomberg", None, None)
+
+
+def test_run_trade_fetches_a_symbol_the_catalog_lacks_before_it_starts(tmp_path, synth):
+    """mqc trade --fetch ccxt --once on an empty catalog: the history comes first, then the loop runs
+    (here on old bars: stale, nothing ordered)."""
+    from mqc.core.trade.runner import run_trade
+
+    frames = synth(n_assets=2, n_bars=120, seed=2, timeframe="1d")
+    rows = {}
+    for pair, df in zip(PAIRS, frames.values(), strict=True):
+        ms = df["timestamp"].astype("datetime64[ns, UTC]").astype("int64").to_numpy() // 1_000_000
+        rows[pair] = np.column_stack([ms, df[["open", "high", "low", "close", "volume"]].to_numpy()])
+    ex = FakeExchange(rows, [int(rows[PAIRS[0]][-1, 0] + 2 * DAY) * 1_000_000])
+    feed = BarFeed(FetchConfig(provider="ccxt", timeframe="1d", retries=0), ImportConfig(), client=ex)
+    decider = order_decider("maxdiff", SYMS, "1d", MarketConfig(), only="naive")
+    assert Catalog().entries("1d") == []
+    res = run_trade(
+        TradeConfig(), DataConfig(), None, decider=decider, ledger_path=tmp_path / "l.db", once=True, feed=feed
+    )
+    assert _rows() == dict.fromkeys(SYMS, 120)
+    assert [o.status for o in res.outcomes] == ["stale"]

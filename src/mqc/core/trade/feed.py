@@ -49,7 +49,8 @@ class BarFeed:
 
     def provider_symbols(self, symbols: tuple[str, ...], timeframe: str) -> tuple[list[str], str | None]:
         """The provider's names of the catalog's ``symbols`` (``BTC-USDT`` was fetched as ``BTC/USDT``:
-        the entry's source says so) and the earliest last stored bar (None: a symbol is not stored)."""
+        the entry's source says so; a ccxt symbol not stored yet is ``BASE/QUOTE``) and the earliest
+        last stored bar (None: a symbol is not stored)."""
         from mqc.core.data.catalog import Catalog
 
         stored = {e.symbol: e for e in Catalog().entries(timeframe)}
@@ -57,7 +58,10 @@ class BarFeed:
         names, lasts = [], []
         for s in symbols:
             e = stored.get(s)
-            names.append(e.source[len(prefix) :] if e is not None and e.source.startswith(prefix) else s)
+            if e is not None and e.source.startswith(prefix):
+                names.append(e.source[len(prefix) :])
+            else:  # not fetched before: ccxt markets are BASE/QUOTE (stored as BASE-QUOTE)
+                names.append(s.replace("-", "/", 1) if self.fetch.provider == "ccxt" else s)
             lasts.append(e.last if e is not None else None)
         return names, (None if None in lasts else min(lasts))  # type: ignore[type-var]
 
