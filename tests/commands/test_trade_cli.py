@@ -253,3 +253,68 @@ def test_strategy_once_on_a_tiny_chronos2(tmp_path):
     events = [json.loads(line) for line in _export(tmp_path, led)]
     decision = next(e for e in events if e["kind"] == "decision")
     assert decision["data"]["inputs"]["models"] == {"SYN0": "chronos2", "SYN1": "chronos2"}
+
+
+def test_only_chronos2_without_weights_fails_before_anything_is_opened(tmp_path):
+    """mqc trade --paper --only chronos2 --symbols ... with no Chronos-2 weights on the machine: one clear
+    error naming the download and --model-path, exit 1, no ledger (also when the last bar is stale)."""
+    pytest.importorskip("huggingface_hub")
+    folder = _recent_bars(tmp_path, n_bars=60)
+    led = tmp_path / "led" / "ledger.db"
+    args = ["trade", "--paper", "--only", "chronos2", "--symbols", "SYN0,SYN1", "--once"]
+    res = runner.invoke(app, [*args, "--data-root", str(folder), "--ledger", str(led)])
+    assert res.exit_code == 1, res.output
+    assert "not in the local Hugging Face cache" in res.output and "--model-path" in res.output
+    assert not led.exists()
+
+
+def test_only_chronos2_once_on_a_tiny_local_model(tmp_path):
+    """The exact words of the issue: mqc trade --paper --only chronos2 --symbols ... (maxdiff by default)."""
+    pytest.importorskip("chronos")
+    from mqc.core.forecast.randinit import save_random_chronos2
+
+    weights = save_random_chronos2(tmp_path / "chronos2", size="tiny")
+    folder = _recent_bars(tmp_path, n_bars=120)
+    led = str(tmp_path / "led" / "ledger.db")
+    args = ["trade", "--paper", "--only", "chronos2", "--model-path", str(weights), "--symbols", "SYN0,SYN1"]
+    res = runner.invoke(app, [*args, "--once", "--data-root", str(folder), "--ledger", led, "--json"])
+    assert res.exit_code == 0, res.output
+    (bar,) = json.loads(res.stdout)["bars"]
+    assert bar["status"] == "done"
+    decision = next(json.loads(e) for e in _export(tmp_path, led) if '"decision"' in e)
+    assert decision["data"]["strategy"].startswith("maxdiff")
+
+
+def test_a_replay_says_how_many_orders_the_risk_limits_rejected(tmp_path):
+    """A replay whose limit orders fall outside the price band: the closing line counts the rejections
+    and mqc trade status names the limit (so a replay that differs from the backtest says why)."""
+    folder = _recent_bars(tmp_path, n_bars=80)
+    assert runner.invoke(app, ["profile", "set", "trade.price_band", "0.001", "-n", "tight"]).exit_code == 0
+    led = str(tmp_path / "led" / "ledger.db")
+    args = ["--profile", "tight", "trade", "--paper", "--only", "naive", "--symbols", "SYN0,SYN1"]
+    res = runner.invoke(app, [*args, "--replay", ":", "--data-root", str(folder), "--ledger", led])
+    assert res.exit_code == 0, res.output
+    summary = res.stderr.strip().splitlines()[-1]
+    assert "bars (" in summary and "rejected by the risk limits" in summary and " 0 rejected by" not in summary
+    status = json.loads(runner.invoke(app, ["trade", "status", "--ledger", led, "--json"]).stdout)
+    assert set(status["risk_rejected"]) == {"price_band"} and status["risk_rejected"]["price_band"] > 0
+    assert status["fetch_errors"] == 0 and status["outages"] == 0
+
+
+def test_one_account_is_traded_by_one_decider(run_dir, tmp_path):
+    """The default paper account after an order strategy: another strategy finds the bar decided and says by
+    whom; a checkpoint (target weights, another kind of book) is refused with the way to its own account."""
+    folder = _recent_bars(tmp_path)
+    led = str(tmp_path / "acct" / "ledger.db")
+    base = ["trade", "--paper", "--symbols", "SYN0,SYN1", "--once", "--data-root", str(folder), "--ledger", led]
+    first = runner.invoke(app, [*base, "--only", "naive", "--json"])
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.stdout)["bars"][0]["status"] == "done"
+    again = runner.invoke(app, [*base, "--only", "ewma-vol", "--json"])
+    (bar,) = json.loads(again.stdout)["bars"]
+    assert bar["status"] == "skipped" and "decided before by maxdiff-naive" in bar["message"]
+    ckpt = runner.invoke(
+        app, ["trade", "--paper", "-c", str(run_dir), "--once", "--data-root", str(folder)] + ["--ledger", led]
+    )
+    assert ckpt.exit_code == 1
+    assert "traded by an order strategy" in ckpt.output and "--ledger" in ckpt.output

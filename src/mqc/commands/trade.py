@@ -17,6 +17,10 @@ app = typer.Typer(
 )
 
 LIVE = o.Flag(("--live",), "Real money: needs live = true in the profile's [trade] table too.", default=False)
+FETCH = o.Flag(
+    ("--fetch",),
+    "Each bar, fetch the new bars from yfinance or ccxt into the catalog first (none: off; [trade] fetch).",
+)
 LedgerOpt = typer.Option(None, "--ledger", help="Ledger file (default: <runs dir>/trade/<broker>/ledger.db).")
 
 
@@ -55,6 +59,7 @@ def trade(
         help="START:END (dates, e.g. 2024-01-02:2024-06-28) - drive the loop over stored bars with a simulated clock.",
     ),
     data_root: str = o.DATA_ROOT(help="Folder of per-symbol bars (re-read every bar) instead of the catalog."),
+    fetch: str = FETCH(),
     ledger: str = LedgerOpt,
     on_exit: str = typer.Option(None, "--on-exit", help="Open orders on Ctrl-C / SIGTERM: cancel or leave."),
     resume: bool = typer.Option(False, "--resume", help="Trade again after a kill switch stopped the loop."),
@@ -86,7 +91,7 @@ def trade(
         raise UsageError("--only / --model-path / --refit-every / --fit-window apply to --strategy only")
     if paper and broker not in (None, "paper"):
         raise UsageError("--paper and --broker alpaca contradict each other")
-    cfg = _trade_cfg(symbols=split_list(symbols), broker="paper" if paper else broker, on_exit=on_exit)
+    cfg = _trade_cfg(symbols=split_list(symbols), broker="paper" if paper else broker, on_exit=on_exit, fetch=fetch)
     data = resolve_with_profile(DataConfig, state().profile, flags=dict(data_root=data_root)).value
     decider = None
     if strategy is not None:
@@ -108,6 +113,9 @@ def trade(
             order_flags=dict(refit_every=refit_every, fit_window=fit_window),
             profile=state().profile,
         )
+    from mqc.core.trade.feed import bar_feed
+
+    feed = None if replay else bar_feed(cfg.fetch, data.data_root, state().profile)
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
 
@@ -131,6 +139,7 @@ def trade(
             stop=stop,
             heartbeat=None if replay and want_json(json_out) else heartbeat,
             warn=warn,
+            feed=feed,
         )
     except KeyboardInterrupt:
         stop.set()
@@ -145,6 +154,21 @@ def trade(
         print_json(result)
     else:
         out.print(f"ledger: {res.ledger}")
+        if len(res.outcomes) > 1:
+            info(_summary(res.outcomes))
+
+
+def _summary(outcomes: list[Any]) -> str:
+    """One line over a run's bars: how each ended, orders, risk rejections, last equity."""
+    counts: dict[str, int] = {}
+    for bar in outcomes:
+        counts[bar.status] = counts.get(bar.status, 0) + 1
+    ends = ", ".join(f"{n} {k}" for k, n in counts.items())
+    orders, rejected = sum(b.orders for b in outcomes), sum(b.rejected for b in outcomes)
+    eq = next((b.equity for b in reversed(outcomes) if b.equity == b.equity), None)
+    line = f"{len(outcomes)} bars ({ends}): {orders} order(s), {rejected} rejected by the risk limits"
+    line += "" if not rejected else " (reasons: mqc trade status)"
+    return line + ("" if eq is None else f"; equity {eq:,.2f}")
 
 
 def _show(rows: Any, json_out: bool, title: str) -> None:

@@ -283,6 +283,7 @@ def fetch_symbols(
     sleep: Callable[[float], None] = time.sleep,
     now: float | None = None,
     progress: Progress = NULL,
+    nothing_new_ok: bool = False,
 ) -> ImportResult:
     """Download (or take from the cache) every symbol, validate all of them, then import in one batch.
 
@@ -290,6 +291,8 @@ def fetch_symbols(
         symbols: provider symbols (``AAPL``, ``^GSPC``; ccxt ``BTC/USDT``). Stored normalised
             (``BTC/USDT`` -> ``BTC-USDT``).
         client: the yfinance module or a ccxt exchange object (default: imported from the extra).
+        nothing_new_ok: a symbol whose bars are all still forming is left out (the trading loop
+            asking for the next bar before the provider has it) instead of an error.
 
     Bars still forming at ``now`` (default: the current time) are not stored. yfinance prices are
     dividend- and split-adjusted (recorded in the entries' ``adjustment``).
@@ -310,6 +313,9 @@ def fetch_symbols(
         ts, cols, cached, forming = download(raw, cfg, client=client, sleep=sleep, now=clock, progress=progress)
         sym = normalise_symbol(raw)
         source = f"{cfg.provider}{':' + cfg.exchange if cfg.provider == 'ccxt' else ''}:{raw}"
+        if ts.size == 0 and nothing_new_ok:
+            progress.advance(1, symbol=sym, cached=cached)
+            continue
         if ts.size == 0:
             raise DataError(
                 f"{source}: every bar returned is still forming at {_iso(clock)}",

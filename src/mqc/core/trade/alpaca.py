@@ -11,6 +11,7 @@ and never logged, printed or stored. The paper endpoint is used unless ``live``.
 from __future__ import annotations
 
 import json
+import math
 import os
 import urllib.error
 import urllib.request
@@ -32,6 +33,15 @@ _STATUS = {
     "rejected": "rejected",
     "expired": "expired",
     "done_for_day": "expired",
+}
+
+# mqc order type -> (Alpaca type, time in force; None: from the order's own tif)
+_TYPES = {
+    "moc": ("market", "cls"),
+    "moo": ("market", "opg"),
+    "market": ("market", "day"),
+    "limit": ("limit", None),
+    "stop": ("stop", None),
 }
 
 
@@ -119,20 +129,27 @@ class AlpacaBroker:
         return bad
 
     def _state(self, doc: dict[str, Any]) -> OrderState:
+        """An order document as an ``OrderState``; its fill is Alpaca's running total (``filled_qty``
+        at ``filled_avg_price``): the ledger records the part it has not seen (``cumulative``)."""
         qty = float(doc.get("filled_qty") or 0.0)
         fills: tuple[BrokerFill, ...] = ()
         if qty:
             sign = 1.0 if doc["side"] == "buy" else -1.0
             fills = (
                 BrokerFill(
-                    f"{doc['id']}-{qty:g}",
+                    f"{doc['id']}-{doc['filled_qty']}",  # one id per running total the server reported
                     doc["client_order_id"],
                     doc["symbol"],
                     sign * qty,
                     float(doc.get("filled_avg_price") or 0.0),
+                    cumulative=True,
                 ),
             )
         return OrderState(doc["client_order_id"], _STATUS.get(doc["status"], doc["status"]), doc["id"], fills)
+
+    def open_orders(self) -> list[OrderState]:
+        """Every order open at Alpaca (``GET /v2/orders?status=open``), newest first."""
+        return [self._state(d) for d in self._request("GET", "/v2/orders?status=open&limit=500&direction=desc")]
 
     def order(self, client_order_id: str) -> OrderState | None:
         try:
@@ -147,18 +164,23 @@ class AlpacaBroker:
         return [self._submit_one(o) for o in orders]
 
     def _submit_one(self, o: Order) -> OrderState:
-        if o.order_type not in ("moc", "market", "limit"):
-            raise BrokerError(f"alpaca: order type {o.order_type} is not supported here")
+        if o.order_type not in _TYPES or o.side not in ("buy", "sell"):
+            return OrderState(o.client_order_id, "rejected", reason=f"alpaca: no {o.order_type} {o.side} orders")
+        kind, tif = _TYPES[o.order_type]
         body: dict[str, Any] = {
             "symbol": o.symbol,
-            "qty": f"{o.qty:.6f}",
+            # Alpaca takes 9 decimals; rounded down, so an order never asks for more than the position
+            "qty": f"{math.floor(o.qty * 1e9) / 1e9:.9f}",
             "side": o.side,
-            "type": "limit" if o.order_type == "limit" else "market",
-            "time_in_force": "cls" if o.order_type == "moc" else "day",
+            "type": kind,
+            # a one-bar order goes out as a day order; the loop cancels it when its bar ends unfilled
+            "time_in_force": tif or ("gtc" if o.tif == "gtc" else "day"),
             "client_order_id": o.client_order_id,
         }
-        if o.limit_price is not None:
-            body["limit_price"] = f"{o.limit_price:.4f}"
+        if kind in ("limit", "stop"):
+            if o.limit_price is None:
+                return OrderState(o.client_order_id, "rejected", reason=f"alpaca: a {kind} order needs a price")
+            body["limit_price" if kind == "limit" else "stop_price"] = f"{o.limit_price:.4f}"
         try:
             return self._state(self._request("POST", "/v2/orders", body))
         except BrokerError as exc:
@@ -181,5 +203,9 @@ class AlpacaBroker:
         state = self.order(client_order_id)
         if state is None or state.status in ("filled", "cancelled", "rejected", "expired"):
             return state
-        self._request("DELETE", f"/v2/orders/{state.broker_order_id}")
+        try:
+            self._request("DELETE", f"/v2/orders/{state.broker_order_id}")
+        except BrokerError as exc:
+            if getattr(exc, "status", None) != 422:  # 422: filled or closed meanwhile (its state says which)
+                raise
         return self.order(client_order_id)

@@ -39,7 +39,9 @@ class Order:
 
 @dataclass(frozen=True)
 class BrokerFill:
-    """One execution: signed ``qty`` (+ bought), its ``price`` and ``fee`` (account currency)."""
+    """One execution: signed ``qty`` (+ bought), its ``price`` and ``fee`` (account currency).
+    ``cumulative``: ``qty`` and ``price`` are the order's totals so far (a broker that reports
+    ``filled_qty`` / ``filled_avg_price``); the ledger records what it has not recorded yet."""
 
     fill_id: str
     client_order_id: str
@@ -47,6 +49,7 @@ class BrokerFill:
     qty: float
     price: float
     fee: float = 0.0
+    cumulative: bool = False
 
 
 @dataclass(frozen=True)

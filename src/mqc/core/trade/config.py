@@ -58,6 +58,10 @@ class TradeConfig:
     retries: int = field(
         default=3, metadata={"help": "broker retries (with backoff) before the bar is skipped", "min": 0}
     )
+    fetch: Literal["none", "yfinance", "ccxt"] = field(
+        default="none",
+        metadata={"help": "fetch the new bars from this provider into the catalog before each decision (none: off)"},
+    )
     timeout_s: float = field(default=10.0, metadata={"help": "HTTP timeout of one broker request, seconds", "min": 0.1})
 
     def __post_init__(self) -> None:

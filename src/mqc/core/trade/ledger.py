@@ -300,6 +300,15 @@ class Ledger:
         )
         return {s: q for s, q in rows.fetchall() if abs(q) > 1e-12}
 
+    def filled(self, cid: str) -> tuple[float, float]:
+        """The recorded fills of one order: signed quantity and signed notional (sum of qty x price)."""
+        row = self.conn.execute(
+            "SELECT COALESCE(SUM(qty), 0.0), COALESCE(SUM(qty * price), 0.0) FROM events "
+            "WHERE kind='fill' AND client_order_id=?",
+            (cid,),
+        ).fetchone()
+        return float(row[0]), float(row[1])
+
     def cash(self) -> float:
         """Deposits, fills, fees and financing: the sum of every event's cash."""
         row = self.conn.execute("SELECT COALESCE(SUM(cash), 0.0) FROM events WHERE cash IS NOT NULL").fetchone()

@@ -92,23 +92,61 @@ def apply_state(ledger: Ledger, state: OrderState, bar: str | None, conn: Any = 
         with ledger.transaction() as c:
             return apply_state(ledger, state, bar, c)
     for f in state.fills:
-        ledger.record_fill(f.client_order_id, f.symbol, f.qty, f.price, f.fee, f.fill_id, bar, conn=conn)
+        qty, price = f.qty, f.price
+        if f.cumulative:  # the order's running total: record the part not recorded yet
+            done, notional = ledger.filled(f.client_order_id)
+            qty = f.qty - done
+            if abs(qty) <= 1e-9 * max(1.0, abs(f.qty)):
+                continue
+            price = (f.qty * f.price - notional) / qty
+        ledger.record_fill(f.client_order_id, f.symbol, qty, price, f.fee, f.fill_id, bar, conn=conn)
     if ledger.status_of(state.client_order_id) != state.status:
         ledger.set_status(state.client_order_id, state.status, state.broker_order_id, reason=state.reason, conn=conn)
     return None
 
 
+def _intent_fields(ledger: Ledger, rows: list[Any]) -> dict[str, dict[str, Any]]:
+    """The order intents (tif, slot, ...) of ``rows``, by client id."""
+    out: dict[str, dict[str, Any]] = {}
+    for b in {r.bar for r in rows}:
+        out.update({e["client_order_id"]: e["data"] for e in ledger.events("order_intent", bar=b)})
+    return out
+
+
 def reconcile(session: TradeSession, bar: str) -> dict[str, int]:
-    """Bring the ledger's open orders up to date with the broker (see the module docstring)."""
+    """Bring the ledger's open orders up to date with the broker (see the module docstring).
+
+    At a real broker (no order book of mqc's own) an order good for one bar (tif ``bar``) that is
+    still open after its bar is cancelled here, as the paper broker expires it."""
     counts = {"updated": 0, "expired": 0}
-    for row in session.ledger.orders(open_only=True):
+    rows = session.ledger.orders(open_only=True)
+    own_book = session.broker.name == "paper"
+    intents = {} if own_book or not rows else _intent_fields(session.ledger, rows)
+    for row in rows:
         state = _retry(session, "lookup", lambda row=row: session.broker.order(row.client_order_id))
+        tif = intents.get(row.client_order_id, {}).get("tif", "bar")
+        if state is not None and state.status in ("new", "partially_filled") and not own_book:
+            if tif == "bar" and row.bar != bar:  # its bar is over: unfilled, it ends here
+                state = _retry(session, "cancel", lambda row=row: session.broker.cancel(row.client_order_id)) or state
         if state is not None:
             apply_state(session.ledger, state, row.bar)
             counts["updated"] += 1
         elif row.bar != bar:  # never reached the broker, and its bar is gone: never send it late
             session.ledger.set_status(row.client_order_id, "expired", reason="not sent before its bar ended")
             counts["expired"] += 1
+    listing = getattr(session.broker, "open_orders", None)
+    if listing is not None:  # a real broker: open mqc orders this ledger never made (another loop on the account?)
+        known = {r.client_order_id for r in rows}
+        for st in _retry(session, "open orders", listing):
+            if st.client_order_id.startswith("mqc-") and st.client_order_id not in known:
+                if session.ledger.status_of(st.client_order_id) is None:
+                    session.ledger.record(
+                        "foreign_order",
+                        bar=bar,
+                        client_order_id=st.client_order_id,
+                        dedup=f"foreign:{st.client_order_id}",
+                        data={"status": st.status, "note": "open at the broker, not in this ledger: left alone"},
+                    )
     if any(counts.values()):
         session.ledger.record("reconcile", bar=bar, data=counts)
     return counts
@@ -140,8 +178,37 @@ def _placed_orders(
 
     placed = session.decider.decide_orders(history)  # type: ignore[attr-defined]
     rows = order_list(placed, session.decider.symbols, close, equity)
+    if session.broker.name != "paper":  # a real broker trades units: size weight orders from the positions now
+        rows = _in_units(rows, session.broker.account().positions, close, equity)
     # orders are placed at a forward-filled bar too, as in the backtest: nothing fills on a bar without a real price
     return [Order(session.client_id(bar, r["symbol"], f"slot{r['slot']}"), bar, **r) for r in rows]
+
+
+def _in_units(rows: list[dict], held: dict[str, float], close: dict[str, float], equity: float) -> list[dict]:
+    """Weight-sized orders as the units that take each position to its target weight at the order's
+    price (the limit / stop price, else the last close): a buy only buys, a sell only sells, ``either``
+    trades whichever way. Orders that reduce a position share it: together they never close more
+    than is held (a broker refuses shares held for another open order); an order with nothing left
+    to trade is dropped."""
+    free = dict(held)  # per symbol: the position not yet committed to an earlier order of this bar
+    out = []
+    for r in rows:
+        w, sym = r["target_weight"], r["symbol"]
+        if w is None:
+            out.append(r)
+            continue
+        price = r["limit_price"] or close[sym]
+        pos = held.get(sym, 0.0)
+        delta = w * equity / price - pos
+        side = r["side"] if r["side"] != "either" else ("buy" if delta > 0 else "sell")
+        qty = max(delta, 0.0) if side == "buy" else max(-delta, 0.0)
+        reduces = (side == "sell" and pos > 0) or (side == "buy" and pos < 0)
+        if reduces:
+            qty = min(qty, abs(free.get(sym, 0.0)))
+            free[sym] = free.get(sym, 0.0) + (qty if side == "buy" else -qty)
+        if qty > 1e-6:
+            out.append({**r, "side": side, "qty": qty})
+    return out
 
 
 def trade_bar(
@@ -158,7 +225,10 @@ def trade_bar(
     ts = int(np.asarray(history.timestamps)[-1].astype("datetime64[ns]").astype(np.int64))
     bar = bar_label(ts)
     if ledger.has_event("bar_done", bar):
-        return BarOutcome(bar, "skipped")
+        done = ledger.events("decision", bar=bar)
+        by = done[-1]["data"].get("strategy") if done else None
+        other = by is not None and by != session.decider.name
+        return BarOutcome(bar, "skipped", message=f"decided before by {by} (this ledger's account)" if other else "")
     kills = ledger.events("kill")
     if kills and kills[-1]["seq"] > max([e["seq"] for e in ledger.events("resume")], default=0):
         return BarOutcome(bar, "killed", message=kills[-1]["data"]["reason"])
@@ -186,7 +256,12 @@ def trade_bar(
     tf_ns = int(np.median(np.diff(np.asarray(history.timestamps).astype(np.int64)))) if len(history) > 1 else 0
     if now_ns is not None and tf_ns and now_ns - ts > (cfg.stale_bars + 1) * tf_ns:
         ledger.record("stale", bar=bar, data={"age_s": (now_ns - ts) / 1e9})
-        return BarOutcome(bar, "stale", message=f"the last bar ({bar}) is too old to trade on")
+        return BarOutcome(
+            bar,
+            "stale",
+            message=f"the last bar ({bar}) is too old to trade on: update the bars "
+            "(mqc data fetch, or mqc trade --fetch yfinance|ccxt) or trade history (--replay START:END)",
+        )
     if not ledger.has_event("decision", bar):
         t0 = time.perf_counter()
         placed = None
@@ -243,6 +318,8 @@ def trade_bar(
         )
         for r in pending
     ]
+    if to_send and broker.name != "paper":
+        _replace_slots(session, to_send)
     if to_send:
         try:
             states = _retry(session, "submit", lambda: broker.submit(to_send))
@@ -276,6 +353,20 @@ def trade_bar(
         ledger.record("bar_done", conn=c, bar=bar, dedup=f"done:{bar}")
     n_rej = len(ledger.events("risk_reject", bar=bar))
     return BarOutcome(bar, "done", orders=len(ledger.orders(bar=bar)), rejected=n_rej, equity=post.equity)
+
+
+def _replace_slots(session: TradeSession, to_send: list[Order]) -> None:
+    """A new order in a (symbol, slot) replaces an older one resting there (a DAY / GTC order at a
+    real broker): cancel it first, as the paper broker's book does."""
+    ledger = session.ledger
+    slots = {(o.symbol, o.slot) for o in to_send if o.order_type in ("limit", "stop", "moo", "moc")}
+    older = [r for r in ledger.orders(open_only=True) if r.bar != to_send[0].bar and r.status != "pending"]
+    intents = _intent_fields(ledger, older) if older and slots else {}
+    for r in older:
+        if (r.symbol, intents.get(r.client_order_id, {}).get("slot", 0)) in slots:
+            state = _retry(session, "cancel", lambda r=r: session.broker.cancel(r.client_order_id))
+            if state is not None:
+                apply_state(ledger, state, r.bar)
 
 
 def _adjust_cash(ledger: Ledger, broker_cash: float, bar: str, conn: Any) -> None:

@@ -78,6 +78,15 @@ def open_session(
     """Open the ledger, bind it to this broker and (for a new paper account) book the deposit."""
     ledger = Ledger.open(ledger_path, create=create, durable=durable)
     ledger.bind(broker=broker.name, account=getattr(broker, "account_label", broker.name))
+    kind = "orders" if hasattr(decider, "decide_orders") else "weights"
+    have = ledger.meta("decides")
+    if have is not None and have != kind:
+        what = {"orders": "an order strategy (--strategy / --only)", "weights": "a checkpoint's target weights"}
+        raise LedgerError(
+            f"{ledger_path}: this account is traded by {what[have]}, not {what[kind]}",
+            hint="give the other one its own account: --ledger PATH (e.g. --ledger runs/trade/mine/ledger.db)",
+        )
+    ledger.bind(decides=kind)
     if broker.name == "paper" and not ledger.events("deposit"):
         ledger.record("deposit", cash=cfg.capital, dedup="deposit:initial", data={"capital": cfg.capital})
     unknown = broker.unknown_symbols(list(decider.symbols))
@@ -186,6 +195,12 @@ def next_bar_close(last_ns: int, timeframe_s: int, calendar_code: str, now_ns: i
     return t
 
 
+def _following_close(last_ns: int, timeframe_s: int, calendar_code: str) -> int:
+    """When the bar after the stored last one closes (ns)."""
+    own = next_bar_close(last_ns, timeframe_s, calendar_code, last_ns)  # the stored bar's own close
+    return next_bar_close(last_ns, timeframe_s, calendar_code, own)
+
+
 def run_loop(
     session: TradeSession,
     load: Callable[[], Any],
@@ -196,13 +211,23 @@ def run_loop(
     calendar_code: str = "XNYS",
     settle_s: float = 5.0,
     max_bars: int | None = None,
+    feed: Any = None,
+    clock: Callable[[], int] = time.time_ns,
 ) -> list[BarOutcome]:
     """Trade live: decide the latest closed bar now (if the ledger has no decision for it), then
-    after each bar closes. ``stop`` ends the loop between bars (Ctrl-C / SIGTERM)."""
+    after each bar closes. ``stop`` ends the loop between bars (Ctrl-C / SIGTERM).
+
+    ``feed`` (a ``feed.BarFeed``): fetch the new bars into the catalog before each decision. A failed
+    fetch is recorded (``fetch_error``) and the bar skipped; while the provider has not delivered a
+    bar that has closed, the loop asks again every ``min(60 s, bar / 10)`` (within the stale limit).
+    ``clock``: ns since the epoch (tests drive a simulated one).
+    """
     from mqc.core.data.timeframe import parse_timeframe
+    from mqc.core.trade.loop import bar_label
 
     stop = stop or threading.Event()
     tf_s = parse_timeframe(session.decider.timeframe)
+    poll_s = min(60.0, tf_s / 10)
     outcomes: list[BarOutcome] = []
     while not stop.is_set():
         if session.ledger.events("kill") and not session.ledger.events("resume"):
@@ -211,17 +236,35 @@ def run_loop(
                 f"({session.ledger.events('kill')[-1]['data']['reason']})",
                 hint="check mqc trade status, then mqc trade --resume",
             )
+        now = clock()
+        failed = None
+        if feed is not None:
+            try:
+                feed.update(
+                    session.decider.symbols,
+                    session.decider.timeframe,
+                    now / 1e9,
+                    lambda m: session.ledger.record("fetch_retry", data={"message": m}),
+                )
+            except DataError as exc:  # an outage after the retries, or a bar refused by validation
+                session.ledger.record("fetch_error", bar=bar_label(now), data={"error": str(exc), "hint": exc.hint})
+                failed = BarOutcome(bar_label(now), "outage", message=f"fetch failed, bar skipped: {exc}")
         panel = load()
         ts = np.asarray(panel.timestamps).astype("datetime64[ns]").astype(np.int64)
-        now = time.time_ns()
         nxt = next_bar_close(int(ts[-1]), tf_s, calendar_code, now)
-        out = trade_bar(session, panel, nxt, now_ns=now)
-        outcomes.append(out)
-        if heartbeat:
-            heartbeat(out)
+        following = _following_close(int(ts[-1]), tf_s, calendar_code)
+        lagging = feed is not None and failed is None and following + settle_s * 1e9 <= now
+        out = failed or trade_bar(session, panel, nxt, now_ns=now)
+        if not (lagging and out.status == "skipped"):  # a poll for a late bar is not a new outcome
+            outcomes.append(out)
+            if heartbeat:
+                heartbeat(out)
         if once or out.status == "killed" or (max_bars is not None and len(outcomes) >= max_bars):
             break
-        wait = max(0.0, (nxt - time.time_ns()) / 1e9 + settle_s)
+        if lagging and now - following < (session.config.stale_bars + 1) * tf_s * 1e9:
+            wait = poll_s  # the provider has not delivered the bar that closed: ask again soon
+        else:
+            wait = max(0.0, (nxt - clock()) / 1e9 + settle_s)
         stop.wait(wait)
     return outcomes
 
@@ -250,6 +293,7 @@ def run_trade(
     stop: threading.Event | None = None,
     heartbeat: Callable[[BarOutcome], None] | None = None,
     warn: Callable[[str], None] | None = None,
+    feed: Any = None,
 ) -> TradeRun:
     """``mqc trade``: trade ``checkpoint``'s target weights (or an order strategy's ``decider``) live,
     once, or over ``replay_range``.
@@ -273,6 +317,10 @@ def run_trade(
     if replay_range is not None and cfg.broker != "paper":
         raise ConfigError("--replay runs on the paper broker only", hint="pass --paper")
     check_live(cfg, live)
+    _check_forecasters(decider)  # missing weights fail now, not at the first bar that is not stale
+    if feed is not None and replay_range is None and _unstored(decider):
+        # a symbol not stored yet: a first fetch brings the history to start from
+        feed.update(decider.symbols, decider.timeframe, time.time(), lambda _: None)
     panel = load_history(decider, data_cfg)  # before any broker or ledger: bad data sends nothing
     for message in panel.report.warnings if warn else ():
         warn(f"data: {message}")  # e.g. a mixed crypto/equity close (look-ahead), heavy forward-filling
@@ -297,6 +345,7 @@ def run_trade(
             stop=stop,
             heartbeat=heartbeat,
             calendar_code=code,
+            feed=feed,
         )
     except KeyboardInterrupt:  # Ctrl-C: leave or cancel the open orders, record the stop, re-raise
         interrupted = True
@@ -311,6 +360,30 @@ def run_trade(
     if interrupted:
         raise KeyboardInterrupt
     return TradeRun(ledger_path, outcomes, None, session.stats["decide_s"])
+
+
+def _check_forecasters(decider: Any) -> None:
+    """Build an order strategy's forecasters once (Chronos and Kronos find their weights here).
+
+    Raises:
+        ArtifactNotFound: weights that are not on this machine (the hint names the download).
+    """
+    from mqc.core.forecast import base
+
+    forecast = getattr(decider, "forecast", None)
+    if forecast is None:
+        return
+    configs = list(forecast.values()) if isinstance(forecast, dict) else [forecast]
+    for c in {repr(c): c for c in configs}.values():
+        base.create(c.model, config=c)
+
+
+def _unstored(decider: Any) -> bool:
+    """Whether the catalog lacks any of the decider's symbols at its bar size."""
+    from mqc.core.data.catalog import Catalog
+
+    stored = {e.symbol for e in Catalog().entries(decider.timeframe)}
+    return not set(decider.symbols) <= stored
 
 
 def flatten_ledger(cfg: TradeConfig, ledger_path: Path, *, live: bool = False) -> list[Any]:

@@ -27,11 +27,23 @@ def status(path: Path) -> dict[str, Any]:
             "positions": len(led.positions()),
             "open_orders": len(led.orders(open_only=True)),
             "bars": len(curve),
+            "risk_rejected": _count_by_reason(led.events("risk_reject")),
+            "fetch_errors": len(led.events("fetch_error")),
+            "outages": len(led.events("outage")),
             "halted": bool(kills) and kills[-1]["seq"] > max([e["seq"] for e in led.events("resume")], default=0),
             "recent": [{"at": e["at"], "kind": e["kind"], "bar": e["bar"], "symbol": e["symbol"]} for e in last],
         }
     finally:
         led.close()
+
+
+def _count_by_reason(events: list[dict[str, Any]]) -> dict[str, int]:
+    """Risk rejections per limit (``price_band``, ``max_position``, ...)."""
+    out: dict[str, int] = {}
+    for e in events:
+        key = str((e["data"] or {}).get("reason", "?")).split(":")[0].split(" ")[0]
+        out[key] = out.get(key, 0) + 1
+    return out
 
 
 def positions(path: Path) -> list[dict[str, Any]]:
