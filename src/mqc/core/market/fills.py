@@ -29,7 +29,7 @@ import numpy as np
 
 from mqc.core.market.config import MarketConfig
 from mqc.core.market.orders import LIMIT, MOC, MOO, NONE, QTY, STOP, Orders
-from mqc.core.market.simulator import SimResult, _is_torch, drifted_weights, simulate
+from mqc.core.market.simulator import SimResult, _is_torch, drifted_weights, holding, settle
 
 
 def leverage_cap(config: MarketConfig, overnight: Any = None) -> np.ndarray:
@@ -58,21 +58,39 @@ def constrain_weights(
     if torch_mode:
         import torch
 
+    if not torch_mode:
+        return _constrain_np(weights, asset_classes, config, _cap_np(config, overnight))
     w = weights
-    crypto = np.array([c == "crypto" for c in asset_classes])
     if not config.allow_short:
-        w = w.clamp(min=0.0) if torch_mode else np.maximum(w, 0.0)
-    elif config.crypto_long_only and crypto.any():
-        mask = torch.as_tensor(crypto, device=w.device) if torch_mode else crypto
-        w = torch.where(mask, w.clamp(min=0.0), w) if torch_mode else np.where(mask, np.maximum(w, 0.0), w)
-    cap_np = leverage_cap(config, overnight)
-    gross = w.abs().sum(-1) if torch_mode else np.abs(w).sum(-1)
-    if torch_mode:
-        cap = torch.as_tensor(cap_np, dtype=w.dtype, device=w.device)
-        scale = torch.clamp(cap / gross.clamp(min=1e-12), max=1.0)
-    else:
-        scale = np.minimum(cap_np / np.maximum(gross, 1e-12), 1.0)
+        w = w.clamp(min=0.0)
+    elif config.crypto_long_only and "crypto" in asset_classes:
+        mask = torch.as_tensor(np.array([c == "crypto" for c in asset_classes]), device=w.device)
+        w = torch.where(mask, w.clamp(min=0.0), w)
+    cap = torch.as_tensor(leverage_cap(config, overnight), dtype=w.dtype, device=w.device)
+    scale = torch.clamp(cap / w.abs().sum(-1).clamp(min=1e-12), max=1.0)
     return w * scale[..., None]
+
+
+def _cap_np(config: MarketConfig, overnight: Any) -> Any:
+    """``leverage_cap``, as a plain number when both caps are equal (it broadcasts to the same results)."""
+    if overnight is None or config.max_overnight_leverage == config.max_gross_leverage:
+        return config.max_overnight_leverage
+    return leverage_cap(config, overnight)
+
+
+def _constrain_np(w: np.ndarray, asset_classes: Any, config: MarketConfig, cap: Any) -> np.ndarray:
+    """``constrain_weights`` in numpy under the caps ``cap``."""
+    if not config.allow_short:
+        # No negative weight is left, so sum |w| == sum w (a sum of zeros may differ in its sign only,
+        # and max(+-0, 1e-12) is the same).
+        w = np.maximum(w, 0.0)
+        gross = w.sum(-1)
+    else:
+        if config.crypto_long_only and "crypto" in asset_classes:
+            crypto = np.array([c == "crypto" for c in asset_classes])
+            w = np.where(crypto, np.maximum(w, 0.0), w)
+        gross = np.abs(w).sum(-1)
+    return w * np.minimum(cap / np.maximum(gross, 1e-12), 1.0)[..., None]
 
 
 def scale_into_room(traded: Any, held_gross: Any, cap: Any) -> Any:
@@ -141,6 +159,23 @@ def fill(
     return fill_traded(traded, hold, book, leverage_cap(config, overnight))
 
 
+def _fill_np(
+    targets: np.ndarray, hold: Any, book: np.ndarray, asset_classes: Any, config: MarketConfig, overnight: Any
+) -> np.ndarray:
+    """``fill`` in numpy; with nothing held (``hold`` None or all False) it skips the held assets'
+    bookkeeping, which then changes nothing: the held gross is 0, the room is the cap."""
+    if hold is not None and hold.any():
+        return fill(targets, hold, book, asset_classes, config, overnight)
+    cap = _cap_np(config, overnight)
+    traded = _constrain_np(targets, asset_classes, config, cap)
+    # scale_into_room(traded, 0, cap): rounding may leave the constrained gross a hair above the cap.
+    gross = traded.sum(-1) if not config.allow_short else np.abs(traded).sum(-1)
+    over = gross > cap
+    if over.any():
+        traded = traded * np.where(over, cap / np.where(over, gross, 1.0), 1.0)[..., None]
+    return traded
+
+
 @dataclass
 class Fill:
     """One bar filled: the executed weights, the bar's market series and the next pre-trade book."""
@@ -176,7 +211,8 @@ def step(
     Args:
         book: ``[..., A]`` pre-trade weights (zeros: all cash).
         targets: ``[..., A]`` target weights decided at this bar's close.
-        hold: bool ``[..., A]``: not traded on this bar (NaN target or forward-filled bar).
+        hold: bool ``[..., A]``: not traded on this bar (NaN target or forward-filled bar); ``None``:
+            nothing held (numpy; a caller that knows no bar of its data is forward-filled).
         returns: ``[..., A]`` simple returns from this close to the next.
         fees: ``[A]`` one-way cost fractions (``fee_rates``).
         dt: bar length in years (scalar or ``[...]``; 0 for the last bar of a backtest).
@@ -188,16 +224,18 @@ def step(
         Fill with the executed weights, the bar's series (``net_returns``, ``costs``, ...) and the
         next pre-trade book.
     """
-    w = fill(targets, hold, book, asset_classes, config, overnight)
-    if _is_torch(w):
+    if _is_torch(targets):
         import torch
 
-        dt_col = torch.as_tensor(dt, dtype=w.dtype, device=w.device)[..., None]
+        w = fill(targets, hold, book, asset_classes, config, overnight)
+        dt = torch.as_tensor(dt, dtype=w.dtype, device=w.device)
+        fees = torch.as_tensor(fees, dtype=w.dtype, device=w.device)
     else:
-        dt_col = np.asarray(dt, dtype=np.float64)[..., None]
-    # One bar whose pre-trade book is given: nothing to solve, a single pass is exact.
-    sim = simulate(w[..., None, :], returns[..., None, :], fees, dt_col, config, prev_weights=book)
-    bar = SimResult(**{name: value[..., 0] for name, value in vars(sim).items()})
+        book = np.asarray(book, dtype=np.float64)
+        returns = np.asarray(returns, dtype=np.float64)
+        w = _fill_np(np.asarray(targets, dtype=np.float64), hold, book, asset_classes, config, overnight)
+    # One bar whose pre-trade book is given: the market equations in a single pass, exact.
+    bar = settle(w, book, fees, holding(w, returns, dt, config))
     growth = bar.net_returns if exact else bar.gross_returns
     return Fill(weights=w, book=drifted_weights(w, returns, growth), bar=bar)
 

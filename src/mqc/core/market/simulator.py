@@ -136,12 +136,7 @@ def simulate(
         fees_t = torch.as_tensor(fees, dtype=weights.dtype, device=weights.device)
         dt = torch.as_tensor(dt_years, dtype=weights.dtype, device=weights.device)
         first = torch.zeros_like(weights[..., :1, :]) if prev_weights is None else prev_weights[..., None, :]
-        port = (weights * returns).sum(-1)
-        cat, absolute = (lambda xs: torch.cat(xs, dim=-2)), torch.abs
-        long_ = weights.clamp(min=0.0).sum(-1)
-        short_ = (-weights).clamp(min=0.0).sum(-1)
-        borrowed = (long_ - 1.0).clamp(min=0.0)
-        idle = (1.0 - long_).clamp(min=0.0)
+        cat = lambda xs: torch.cat(xs, dim=-2)  # noqa: E731
     else:
         weights = np.asarray(weights, dtype=np.float64)
         returns = np.asarray(returns, dtype=np.float64)
@@ -152,38 +147,66 @@ def simulate(
             if prev_weights is None
             else np.asarray(prev_weights, dtype=np.float64)[..., None, :]
         )
-        port = (weights * returns).sum(-1)
-        cat, absolute = (lambda xs: np.concatenate(xs, axis=-2)), np.abs
+        cat = lambda xs: np.concatenate(xs, axis=-2)  # noqa: E731
+    held = holding(weights, returns, dt, config)
+    if weights.shape[-2] == 1:  # one bar: its pre-trade book is given, nothing to solve
+        return settle(weights, first, fees_t, held)
+    # Held value grows by (1 + r); equity by (1 + growth). One pass uses growth = w.r; exact passes
+    # re-solve with growth = net until it stops changing (at most a handful: see ``exact``).
+    grown = weights[..., :-1, :] * (1.0 + returns[..., :-1, :])
+    growth = held.gross_returns
+    passes = _EXACT_MAX_PASSES if exact else 1
+    for k in range(passes):
+        res = settle(weights, cat([first, grown / (1.0 + growth[..., :-1, None])]), fees_t, held)
+        net = res.net_returns
+        if not exact or k == passes - 1:
+            break
+        size = net.numel() if torch_mode else net.size
+        change = float((net - growth).abs().max() if torch_mode else np.abs(net - growth).max()) if size else 0.0
+        growth = net
+        if change <= 1e-15:
+            break
+    return res
+
+
+def holding(weights, returns, dt, config: MarketConfig) -> SimResult:
+    """The part of the equations that depends only on the held weights (any leading shape ``[..., A]``):
+    ``gross_returns``, exposures and ``financing``; the trade-dependent fields are left ``None``
+    (``settle`` fills them). ``dt`` is shaped like ``weights[..., 0]`` (or broadcasts to it)."""
+    if _is_torch(weights):
+        long_ = weights.clamp(min=0.0).sum(-1)
+        short_ = (-weights).clamp(min=0.0).sum(-1)
+        borrowed = (long_ - 1.0).clamp(min=0.0)
+        idle = (1.0 - long_).clamp(min=0.0)
+    else:
         long_ = np.maximum(weights, 0.0).sum(-1)
         short_ = np.maximum(-weights, 0.0).sum(-1)
         borrowed = np.maximum(long_ - 1.0, 0.0)
         idle = np.maximum(1.0 - long_, 0.0)
-    financing = (borrowed * config.financing_rate + short_ * config.borrow_rate - idle * config.cash_rate) * dt
-    # Held value grows by (1 + r); equity by (1 + growth). One pass uses growth = w.r; exact passes
-    # re-solve with growth = net until it stops changing (at most a handful: see ``exact``).
-    grown = weights[..., :-1, :] * (1.0 + returns[..., :-1, :])
-    growth = port
-    passes = _EXACT_MAX_PASSES if exact else 1
-    for k in range(passes):
-        before = cat([first, grown / (1.0 + growth[..., :-1, None])])
-        trade = absolute(weights - before)
-        costs = (trade * fees_t).sum(-1)
-        net = port - costs - financing
-        if not exact or k == passes - 1:
-            break
-        size = net.numel() if torch_mode else net.size
-        change = float(absolute(net - growth).max()) if size else 0.0
-        growth = net
-        if change <= 1e-15:
-            break
-    turnover = trade.sum(-1)
     return SimResult(
-        net_returns=net,
-        gross_returns=port,
-        costs=costs,
-        financing=financing,
-        turnover=turnover,
+        net_returns=None,
+        gross_returns=(weights * returns).sum(-1),
+        costs=None,
+        financing=(borrowed * config.financing_rate + short_ * config.borrow_rate - idle * config.cash_rate) * dt,
+        turnover=None,
         gross_leverage=long_ + short_,
         long_exposure=long_,
         short_exposure=short_,
+    )
+
+
+def settle(weights, before, fees, held: SimResult) -> SimResult:
+    """The bar's trade from the pre-trade book ``before`` (same shape as ``weights``): turnover, costs
+    (``fees`` one way) and the net return, on top of ``holding``'s fields."""
+    trade = (weights - before).abs() if _is_torch(weights) else np.abs(weights - before)
+    costs = (trade * fees).sum(-1)
+    return SimResult(
+        net_returns=held.gross_returns - costs - held.financing,
+        gross_returns=held.gross_returns,
+        costs=costs,
+        financing=held.financing,
+        turnover=trade.sum(-1),
+        gross_leverage=held.gross_leverage,
+        long_exposure=held.long_exposure,
+        short_exposure=held.short_exposure,
     )
