@@ -161,19 +161,34 @@ def fill(
 
 def _fill_np(
     targets: np.ndarray, hold: Any, book: np.ndarray, asset_classes: Any, config: MarketConfig, overnight: Any
-) -> np.ndarray:
-    """``fill`` in numpy; with nothing held (``hold`` None or all False) it skips the held assets'
-    bookkeeping, which then changes nothing: the held gross is 0, the room is the cap."""
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+    """``fill`` in numpy, and the fill's long and short exposures where they are known without summing again.
+
+    With nothing held (``hold`` None or all False) the held assets' bookkeeping changes nothing (the
+    held gross is 0, the room is the cap) and is skipped. Long-only, the filled weights are >= 0, so
+    their long exposure is the gross already summed and their short exposure 0 (unless a row is NaN).
+    """
     if hold is not None and hold.any():
-        return fill(targets, hold, book, asset_classes, config, overnight)
+        return fill(targets, hold, book, asset_classes, config, overnight), None
     cap = _cap_np(config, overnight)
     traded = _constrain_np(targets, asset_classes, config, cap)
     # scale_into_room(traded, 0, cap): rounding may leave the constrained gross a hair above the cap.
     gross = traded.sum(-1) if not config.allow_short else np.abs(traded).sum(-1)
+    ok = gross <= cap
+    if ok.all():
+        return traded, None if config.allow_short else (gross, np.zeros_like(gross))
     over = gross > cap
-    if over.any():
-        traded = traded * np.where(over, cap / np.where(over, gross, 1.0), 1.0)[..., None]
-    return traded
+    if traded.ndim == 1:  # one book (the engine, a broker)
+        if over:
+            traded = traded * (cap / gross)
+            gross = traded.sum(-1)
+    elif over.any():
+        rows = np.flatnonzero(over)  # rows alone: w * 1.0 is w
+        traded[rows] *= ((cap[rows] if np.ndim(cap) else cap) / gross[rows])[:, None]
+        gross[rows] = traded[rows].sum(-1)  # (long only; unused otherwise)
+    if config.allow_short or not (ok | over).all():  # a NaN row: let ``holding`` sum it
+        return traded, None
+    return traded, (gross, np.zeros_like(gross))
 
 
 @dataclass
@@ -227,15 +242,15 @@ def step(
     if _is_torch(targets):
         import torch
 
-        w = fill(targets, hold, book, asset_classes, config, overnight)
+        w, exposure = fill(targets, hold, book, asset_classes, config, overnight), None
         dt = torch.as_tensor(dt, dtype=w.dtype, device=w.device)
         fees = torch.as_tensor(fees, dtype=w.dtype, device=w.device)
     else:
         book = np.asarray(book, dtype=np.float64)
         returns = np.asarray(returns, dtype=np.float64)
-        w = _fill_np(np.asarray(targets, dtype=np.float64), hold, book, asset_classes, config, overnight)
+        w, exposure = _fill_np(np.asarray(targets, dtype=np.float64), hold, book, asset_classes, config, overnight)
     # One bar whose pre-trade book is given: the market equations in a single pass, exact.
-    bar = settle(w, book, fees, holding(w, returns, dt, config))
+    bar = settle(w, book, fees, holding(w, returns, dt, config, exposure))
     growth = bar.net_returns if exact else bar.gross_returns
     return Fill(weights=w, book=drifted_weights(w, returns, growth), bar=bar)
 

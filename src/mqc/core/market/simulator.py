@@ -169,11 +169,16 @@ def simulate(
     return res
 
 
-def holding(weights, returns, dt, config: MarketConfig) -> SimResult:
+def holding(weights, returns, dt, config: MarketConfig, exposure: tuple[Any, Any] | None = None) -> SimResult:
     """The part of the equations that depends only on the held weights (any leading shape ``[..., A]``):
     ``gross_returns``, exposures and ``financing``; the trade-dependent fields are left ``None``
-    (``settle`` fills them). ``dt`` is shaped like ``weights[..., 0]`` (or broadcasts to it)."""
-    if _is_torch(weights):
+    (``settle`` fills them). ``dt`` is shaped like ``weights[..., 0]`` (or broadcasts to it).
+    ``exposure``: the (long, short) exposures when the caller has them already, bit for bit as summed here."""
+    if exposure is not None:
+        long_, short_ = exposure
+        borrowed = np.maximum(long_ - 1.0, 0.0)
+        idle = np.maximum(1.0 - long_, 0.0)
+    elif _is_torch(weights):
         long_ = weights.clamp(min=0.0).sum(-1)
         short_ = (-weights).clamp(min=0.0).sum(-1)
         borrowed = (long_ - 1.0).clamp(min=0.0)
