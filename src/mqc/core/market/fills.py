@@ -173,22 +173,23 @@ def _fill_np(
     cap = _cap_np(config, overnight)
     traded = _constrain_np(targets, asset_classes, config, cap)
     # scale_into_room(traded, 0, cap): rounding may leave the constrained gross a hair above the cap.
-    gross = traded.sum(-1) if not config.allow_short else np.abs(traded).sum(-1)
-    ok = gross <= cap
-    if ok.all():
-        return traded, None if config.allow_short else (gross, np.zeros_like(gross))
+    gross = np.abs(traded).sum(-1) if config.allow_short else traded.sum(-1)
     over = gross > cap
-    if traded.ndim == 1:  # one book (the engine, a broker)
-        if over:
+    if over.any():
+        if traded.ndim == 1:  # one book (the engine, a broker)
             traded = traded * (cap / gross)
-            gross = traded.sum(-1)
-    elif over.any():
-        rows = np.flatnonzero(over)  # rows alone: w * 1.0 is w
-        traded[rows] *= ((cap[rows] if np.ndim(cap) else cap) / gross[rows])[:, None]
-        gross[rows] = traded[rows].sum(-1)  # (long only; unused otherwise)
-    if config.allow_short or not (ok | over).all():  # a NaN row: let ``holding`` sum it
+        else:  # rows under the cap keep a scale of 1 (w * 1.0 is w)
+            scale = np.ones_like(gross)
+            np.divide(cap, gross, out=scale, where=over)
+            traded *= scale[:, None]
+        if config.allow_short:
+            return traded, None
+        gross = traded.sum(-1)
+    elif config.allow_short:
         return traded, None
-    return traded, (gross, np.zeros_like(gross))
+    # Long only: max(w, 0) is w (never -0.0), so the long exposure is the gross, and the short one is
+    # 0 as the sum of max(-w, 0) is (the NaN of a NaN row included).
+    return traded, (gross, np.maximum(-gross, 0.0))
 
 
 @dataclass
