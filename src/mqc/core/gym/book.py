@@ -171,12 +171,33 @@ def decode(action: np.ndarray, mode: str, n_assets: int, include_cash: bool, cap
 
 
 # ----- the book ---------------------------------------------------------------------------------
-@dataclass
 class StepResult:
-    reward: np.ndarray  # [N]
-    terminated: np.ndarray  # bool [N]
-    truncated: np.ndarray  # bool [N]
-    accounting: dict[str, np.ndarray]  # each [N]
+    """A step of N episodes: ``reward``, ``terminated``, ``truncated`` (each ``[N]``) and ``accounting``,
+    the per-step figures (each ``[N]``), gathered into a dict only when read (a throughput run never does)."""
+
+    __slots__ = ("reward", "terminated", "truncated", "_parts", "_accounting")
+
+    def __init__(self, reward: np.ndarray, terminated: np.ndarray, truncated: np.ndarray, parts: tuple) -> None:
+        self.reward, self.terminated, self.truncated = reward, terminated, truncated
+        self._parts = parts
+        self._accounting: dict[str, np.ndarray] | None = None
+
+    @property
+    def accounting(self) -> dict[str, np.ndarray]:
+        if self._accounting is None:
+            t, bar, drawdown, equity, pen = self._parts
+            self._accounting = {
+                "bar": t,
+                "net_return": bar.net_returns,
+                "turnover": bar.turnover,
+                "costs": bar.costs,
+                "financing": bar.financing,
+                "gross_exposure": bar.gross_leverage,
+                "drawdown": drawdown,
+                "equity": equity,
+                **pen,
+            }
+        return self._accounting
 
 
 class Book:
@@ -210,10 +231,13 @@ class Book:
         self.recent = np.zeros(n)
         self.last_targets = np.zeros((n, A))
         self._zero = np.zeros(n)
+        self._no_penalty = dict.fromkeys(PENALTIES, self._zero)
         # Per bar, once: the decoding's caps (only the modes that read them), whether any bar of the
         # segment is held (else ``fills.step`` gets ``hold=None``), whether every observed row is defined.
         seg = slice(self.lo, min(self.hi, data.n_bars))
         self._caps = None if self.mode == "long" else leverage_cap(data.market, data.overnight)
+        m = data.market
+        self._overnight = m.max_overnight_leverage != m.max_gross_leverage  # else the caps are one (overnight=None)
         self._holds = bool(data.hold[seg].any())
         self._rows_ok = bool(data.row_ok[seg].all())
         self._penalties = any(
@@ -280,11 +304,10 @@ class Book:
             raise ConfigError(
                 f"action of shape {action.shape}, the env expects {(self.n, self.n_actions)} ({self.mode} mode)"
             )
-        # A sum in float64 is finite iff every entry is, barring an overflow (then the exact check decides).
-        if not np.isfinite(np.add.reduce(action, axis=None, dtype=np.float64)) and not np.isfinite(action).all():
+        if not np.isfinite(action).all():
             raise ConfigError("NaN/inf in the action")
         d, t = self.data, self.t
-        overnight = d.overnight[t]
+        overnight = d.overnight[t] if self._overnight else None
         cap = None if self._caps is None else self._caps[t]
         targets = decode(action, self.mode, d.n_assets, self.include_cash, cap)
         hold = d.hold[t] if self._holds else None
@@ -296,9 +319,9 @@ class Book:
         drawdown = 1.0 - equity / self.peak
         self.recent = RECENT_DECAY * self.recent + (1.0 - RECENT_DECAY) * net
         reward = np.log1p(np.maximum(net, -1.0 + 1e-12))
-        terminated = None
-        pen = dict.fromkeys(PENALTIES, self._zero)
+        terminated, pen = None, None
         if self._penalties:
+            pen = dict.fromkeys(PENALTIES, self._zero)
             terminated, reward = self._penalise(pen, reward, bar, drawdown, fill.weights, t)
         self.book = fill.book
         self.last_targets = targets
@@ -309,18 +332,7 @@ class Book:
             terminated = np.zeros(self.n, dtype=bool)
         else:
             truncated &= ~terminated
-        accounting = {
-            "bar": t,
-            "net_return": net,
-            "turnover": bar.turnover,
-            "costs": bar.costs,
-            "financing": bar.financing,
-            "gross_exposure": bar.gross_leverage,
-            "drawdown": drawdown,
-            "equity": equity,
-            **pen,
-        }
-        return StepResult(reward=reward, terminated=terminated, truncated=truncated, accounting=accounting)
+        return StepResult(reward, terminated, truncated, (t, bar, drawdown, equity, pen or self._no_penalty))
 
     def _penalise(
         self, pen: dict, reward: np.ndarray, bar: Any, drawdown: np.ndarray, weights: np.ndarray, t: np.ndarray

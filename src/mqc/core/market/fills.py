@@ -232,7 +232,8 @@ def step(
         returns: ``[..., A]`` simple returns from this close to the next.
         fees: ``[A]`` one-way cost fractions (``fee_rates``).
         dt: bar length in years (scalar or ``[...]``; 0 for the last bar of a backtest).
-        overnight: bool (or ``[...]``): the position held from this bar crosses a day boundary.
+        overnight: bool (or ``[...]``): the position held from this bar crosses a day boundary
+            (``None``: the overnight cap; a caller whose two caps are equal may skip the flags).
         asset_classes, config: shorting rules, caps, financing.
         exact: drift the next book with the realised net return (costs and financing leave the
             book, as the backtest engine does); ``False`` drifts with ``w . r`` (the training rollout).

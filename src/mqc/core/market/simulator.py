@@ -73,7 +73,7 @@ def drifted_weights(weights, returns, net_returns):
 
 
 def _is_torch(x: Any) -> bool:
-    return type(x).__module__.startswith("torch")
+    return type(x) is not np.ndarray and type(x).__module__.startswith("torch")
 
 
 def fee_rates(asset_classes: tuple[str, ...] | list[str], config: MarketConfig) -> np.ndarray:
@@ -154,7 +154,7 @@ def simulate(
     # Held value grows by (1 + r); equity by (1 + growth). One pass uses growth = w.r; exact passes
     # re-solve with growth = net until it stops changing (at most a handful: see ``exact``).
     grown = weights[..., :-1, :] * (1.0 + returns[..., :-1, :])
-    growth = held.gross_returns
+    growth = held[0]
     passes = _EXACT_MAX_PASSES if exact else 1
     for k in range(passes):
         res = settle(weights, cat([first, grown / (1.0 + growth[..., :-1, None])]), fees_t, held)
@@ -169,49 +169,40 @@ def simulate(
     return res
 
 
-def holding(weights, returns, dt, config: MarketConfig, exposure: tuple[Any, Any] | None = None) -> SimResult:
+def holding(weights, returns, dt, config: MarketConfig, exposure: tuple[Any, Any] | None = None) -> tuple:
     """The part of the equations that depends only on the held weights (any leading shape ``[..., A]``):
-    ``gross_returns``, exposures and ``financing``; the trade-dependent fields are left ``None``
-    (``settle`` fills them). ``dt`` is shaped like ``weights[..., 0]`` (or broadcasts to it).
-    ``exposure``: the (long, short) exposures when the caller has them already, bit for bit as summed here."""
+    ``(gross_returns, financing, long_exposure, short_exposure)``, each ``[...]``; ``settle`` adds the
+    trade. ``dt`` is shaped like ``weights[..., 0]`` (or broadcasts to it). ``exposure``: the (long,
+    short) exposures when the caller has them already, bit for bit as summed here."""
     if exposure is not None:
         long_, short_ = exposure
-        borrowed = np.maximum(long_ - 1.0, 0.0)
-        idle = np.maximum(1.0 - long_, 0.0)
     elif _is_torch(weights):
         long_ = weights.clamp(min=0.0).sum(-1)
         short_ = (-weights).clamp(min=0.0).sum(-1)
-        borrowed = (long_ - 1.0).clamp(min=0.0)
-        idle = (1.0 - long_).clamp(min=0.0)
     else:
         long_ = np.maximum(weights, 0.0).sum(-1)
         short_ = np.maximum(-weights, 0.0).sum(-1)
-        borrowed = np.maximum(long_ - 1.0, 0.0)
-        idle = np.maximum(1.0 - long_, 0.0)
-    return SimResult(
-        net_returns=None,
-        gross_returns=(weights * returns).sum(-1),
-        costs=None,
-        financing=(borrowed * config.financing_rate + short_ * config.borrow_rate - idle * config.cash_rate) * dt,
-        turnover=None,
-        gross_leverage=long_ + short_,
-        long_exposure=long_,
-        short_exposure=short_,
-    )
+    if _is_torch(long_):
+        borrowed, idle = (long_ - 1.0).clamp(min=0.0), (1.0 - long_).clamp(min=0.0)
+    else:
+        borrowed, idle = np.maximum(long_ - 1.0, 0.0), np.maximum(1.0 - long_, 0.0)
+    financing = (borrowed * config.financing_rate + short_ * config.borrow_rate - idle * config.cash_rate) * dt
+    return (weights * returns).sum(-1), financing, long_, short_
 
 
-def settle(weights, before, fees, held: SimResult) -> SimResult:
+def settle(weights, before, fees, held: tuple) -> SimResult:
     """The bar's trade from the pre-trade book ``before`` (same shape as ``weights``): turnover, costs
-    (``fees`` one way) and the net return, on top of ``holding``'s fields."""
+    (``fees`` one way) and the net return, with ``holding``'s fields."""
+    port, financing, long_, short_ = held
     trade = (weights - before).abs() if _is_torch(weights) else np.abs(weights - before)
     costs = (trade * fees).sum(-1)
     return SimResult(
-        net_returns=held.gross_returns - costs - held.financing,
-        gross_returns=held.gross_returns,
+        net_returns=port - costs - financing,
+        gross_returns=port,
         costs=costs,
-        financing=held.financing,
+        financing=financing,
         turnover=trade.sum(-1),
-        gross_leverage=held.gross_leverage,
-        long_exposure=held.long_exposure,
-        short_exposure=held.short_exposure,
+        gross_leverage=long_ + short_,
+        long_exposure=long_,
+        short_exposure=short_,
     )
