@@ -14,6 +14,7 @@ decisions run from ``max(lo, first)`` to ``hi - 2``, the bars ``mqc backtest`` s
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -284,7 +285,7 @@ class Book:
         obs[:, F + A] = self.equity / self.peak - 1.0
         obs[:, F + A + 1] = self.recent
         # The book's columns: one sum is finite iff all are (float32, each |x| far below 1e38 / 32).
-        if not (self._rows_ok and np.isfinite(np.add.reduce(obs[:, F:], axis=None))):
+        if not (self._rows_ok and math.isfinite(np.add.reduce(obs[:, F:], axis=None))):
             ok = d.row_ok[t] & np.isfinite(obs[:, F:]).all(axis=1)
             if not ok.all():
                 raise DataError(

@@ -168,7 +168,7 @@ def _fill_np(
     held gross is 0, the room is the cap) and is skipped. Long-only, the filled weights are >= 0, so
     their long exposure is the gross already summed and their short exposure 0 (unless a row is NaN).
     """
-    if hold is not None and hold.any():
+    if hold is not None and np.asarray(hold).any():
         return fill(targets, hold, book, asset_classes, config, overnight), None
     cap = _cap_np(config, overnight)
     traded = _constrain_np(targets, asset_classes, config, cap)
