@@ -136,7 +136,10 @@ def action_size(mode: str, n_assets: int, include_cash: bool) -> int:
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
-    z = np.subtract(x, np.maximum.reduce(x, axis=-1, keepdims=True))
+    """Row softmax of ``[N, k]`` logits (in place on one temporary)."""
+    # The row max through a transposed copy: numpy reduces a short last axis slowly, and a max is
+    # exact in any order (no NaN gets here; a max of +-0 only changes the sign of x - m at 0).
+    z = np.subtract(x, np.maximum.reduce(np.ascontiguousarray(x.T), axis=0)[:, None])
     np.exp(z, out=z)
     z /= np.add.reduce(z, axis=-1, keepdims=True)
     return z
@@ -232,6 +235,8 @@ class Book:
         self.recent = np.zeros(n)
         self.last_targets = np.zeros((n, A))
         self._zero = np.zeros(n)
+        self.never = np.zeros(n, dtype=bool)  # ``terminated`` without a loss limit (read-only, shared)
+        self.never.flags.writeable = False
         self._no_penalty = dict.fromkeys(PENALTIES, self._zero)
         # Per bar, once: the decoding's caps (only the modes that read them), whether any bar of the
         # segment is held (else ``fills.step`` gets ``hold=None``), whether every observed row is defined.
@@ -330,7 +335,7 @@ class Book:
         self.t = t + 1
         truncated = self.t >= self.end
         if terminated is None:
-            terminated = np.zeros(self.n, dtype=bool)
+            terminated = self.never
         else:
             truncated &= ~terminated
         return StepResult(reward, terminated, truncated, (t, bar, drawdown, equity, pen or self._no_penalty))
