@@ -3,8 +3,9 @@
     PYTHONPATH=src python bench/bench_gym.py [env|ppo|cube|all]
 
 - env: ``BatchedPortfolioEnv`` (64 envs x 30 assets, infos off, as a throughput run) next to a bare
-  numpy loop of the same arithmetic (softmax decode, long-only cap, costs from the pre-trade book,
-  net return, drift, equity), interleaved rounds, ratio of medians. One core (OMP/MKL threads 1).
+  numpy loop of the same arithmetic (``bare_loop``: decode, caps, costs, financing, net return, drift,
+  equity, drawdown, reward, observations, restarts), interleaved rounds; env-steps/s from wall and from
+  process CPU time (the box is shared), ratio of medians of each, in one line. One core (OMP/MKL threads 1).
 - ppo: SB3 PPO fps (timesteps / s of ``learn``) on the portfolio env (8 envs, batched) and on
   CartPole-v1 (8 envs, DummyVecEnv), same PPO settings.
 - cube: bars x assets per second of the feature cube for ``bootstrap`` (256 samples) and ``ewma-vol``.
