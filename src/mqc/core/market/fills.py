@@ -84,12 +84,12 @@ def _constrain_np(w: np.ndarray, asset_classes: Any, config: MarketConfig, cap: 
         # No negative weight is left, so sum |w| == sum w (a sum of zeros may differ in its sign only,
         # and max(+-0, 1e-12) is the same).
         w = np.maximum(w, 0.0)
-        gross = w.sum(-1)
+        gross = np.add.reduce(w, -1)
     else:
         if config.crypto_long_only and "crypto" in asset_classes:
             crypto = np.array([c == "crypto" for c in asset_classes])
             w = np.where(crypto, np.maximum(w, 0.0), w)
-        gross = np.abs(w).sum(-1)
+        gross = np.add.reduce(np.abs(w), -1)
     return w * np.minimum(cap / np.maximum(gross, 1e-12), 1.0)[..., None]
 
 
@@ -173,7 +173,7 @@ def _fill_np(
     cap = _cap_np(config, overnight)
     traded = _constrain_np(targets, asset_classes, config, cap)
     # scale_into_room(traded, 0, cap): rounding may leave the constrained gross a hair above the cap.
-    gross = np.abs(traded).sum(-1) if config.allow_short else traded.sum(-1)
+    gross = np.add.reduce(np.abs(traded) if config.allow_short else traded, -1)
     over = gross > cap
     if over.any():
         if traded.ndim == 1:  # one book (the engine, a broker)
@@ -184,7 +184,7 @@ def _fill_np(
             traded *= scale[:, None]
         if config.allow_short:
             return traded, None
-        gross = traded.sum(-1)
+        gross = np.add.reduce(traded, -1)
     elif config.allow_short:
         return traded, None
     # Long only: max(w, 0) is w (never -0.0), so the long exposure is the gross, and the short one is

@@ -180,28 +180,34 @@ def holding(weights, returns, dt, config: MarketConfig, exposure: tuple[Any, Any
         long_ = weights.clamp(min=0.0).sum(-1)
         short_ = (-weights).clamp(min=0.0).sum(-1)
     else:
-        long_ = np.maximum(weights, 0.0).sum(-1)
-        short_ = np.maximum(-weights, 0.0).sum(-1)
+        long_ = np.add.reduce(np.maximum(weights, 0.0), -1)
+        short_ = np.add.reduce(np.maximum(-weights, 0.0), -1)
     if _is_torch(long_):
         borrowed, idle = (long_ - 1.0).clamp(min=0.0), (1.0 - long_).clamp(min=0.0)
-    else:
+        port = (weights * returns).sum(-1)
+    else:  # (np.add.reduce is ndarray.sum without its Python wrapper)
         borrowed, idle = np.maximum(long_ - 1.0, 0.0), np.maximum(1.0 - long_, 0.0)
+        port = np.add.reduce(weights * returns, -1)
     financing = (borrowed * config.financing_rate + short_ * config.borrow_rate - idle * config.cash_rate) * dt
-    return (weights * returns).sum(-1), financing, long_, short_
+    return port, financing, long_, short_
 
 
 def settle(weights, before, fees, held: tuple) -> SimResult:
     """The bar's trade from the pre-trade book ``before`` (same shape as ``weights``): turnover, costs
     (``fees`` one way) and the net return, with ``holding``'s fields."""
     port, financing, long_, short_ = held
-    trade = (weights - before).abs() if _is_torch(weights) else np.abs(weights - before)
-    costs = (trade * fees).sum(-1)
+    if _is_torch(weights):
+        trade = (weights - before).abs()
+        costs, turnover = (trade * fees).sum(-1), trade.sum(-1)
+    else:
+        trade = np.abs(weights - before)
+        costs, turnover = np.add.reduce(trade * fees, -1), np.add.reduce(trade, -1)
     return SimResult(
         net_returns=port - costs - financing,
         gross_returns=port,
         costs=costs,
         financing=financing,
-        turnover=trade.sum(-1),
+        turnover=turnover,
         gross_leverage=long_ + short_,
         long_exposure=long_,
         short_exposure=short_,
