@@ -275,3 +275,46 @@ def test_normaliser_round_trip_and_freeze():
     back.update(x + 100.0)  # frozen: no change
     np.testing.assert_array_equal(back.mean, norm.mean)
     assert np.abs(norm(x * 100)).max() <= 5.0
+
+
+@pytest.mark.parametrize("held_bars", [False, True])
+@pytest.mark.parametrize(("mode", "market"), MODES)
+def test_batched_env_accounting_is_the_backtest_engines(data, known_panel, held_bars, mode, market):
+    """Every episode of the batched env, stepped on random actions, books what ``mqc backtest``'s engine
+    (``execute``) books for the env's decoded targets over the same bars: executed weights, net
+    return, costs, turnover, financing, gross exposure. Guards the env's speed path (no held bar in
+    its segment: ``hold=None``; equal caps: no overnight flags) against drifting from the market."""
+    from mqc.core.backtest.engine import execute
+
+    panel = known_panel
+    if held_bars:  # forward-filled bars: held at their drifted weight, never traded
+        filled = np.random.default_rng(3).random(np.shape(panel.filled)) < 0.15
+        panel = dataclasses.replace(panel, filled=filled)
+    d = data(market, panel)
+    n, horizon = 5, 40
+    vec = BatchedPortfolioEnv(d, EnvConfig(action_mode=mode, episode_length=horizon), n, seed=4)
+    vec.reset()
+    starts = vec.core.t.copy()
+    rng = np.random.default_rng(1)
+    targets, weights, acc = [], [], []
+    for _ in range(horizon - 1):  # no episode ends (an end would reset the book)
+        _, _, done, infos = vec.step(rng.uniform(-3, 3, size=(n, vec.core.n_actions)).astype(np.float32))
+        assert not done.any()
+        targets.append(vec.core.last_targets.copy())
+        weights.append(vec.core.last_weights.copy())
+        acc.append(infos)
+    targets, weights = np.array(targets), np.array(weights)
+    assert vec.core._holds is held_bars
+    for i, s in enumerate(starts):
+        bars = slice(s, s + horizon - 1)
+        tg = np.where(d.hold[bars], np.nan, targets[:, i])  # the engine holds where the target is NaN
+        w, sim = execute(tg, d.returns[bars], d.fees, d.dt[bars], d.overnight[bars], d.asset_classes, d.market)
+        np.testing.assert_allclose(weights[:, i], w, rtol=0, atol=1e-12)
+        for key, series in (
+            ("net_return", sim.net_returns),
+            ("costs", sim.costs),
+            ("turnover", sim.turnover),
+            ("financing", sim.financing),
+            ("gross_exposure", sim.gross_leverage),
+        ):
+            np.testing.assert_allclose([a[i][key] for a in acc], series, rtol=0, atol=1e-12, err_msg=key)

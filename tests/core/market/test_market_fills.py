@@ -122,3 +122,45 @@ def test_torch_step_bar_by_bar_equals_the_training_rollout() -> None:
         torch.testing.assert_close(f.costs, sim.costs[..., t], rtol=0, atol=1e-12)
         book = f.book
     assert bool(filled.any())
+
+
+def _same_bits(a, b) -> None:
+    a, b = np.asarray(a), np.asarray(b)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(np.signbit(a), np.signbit(b))
+
+
+@pytest.mark.parametrize("market", [*MARKETS, MarketConfig(), MarketConfig(max_gross_leverage=2.0)])
+@pytest.mark.parametrize("shape", [(64, len(CLASSES)), (len(CLASSES),)])
+def test_step_without_held_assets_is_the_general_fill_and_simulate_bit_for_bit(market, shape) -> None:
+    """``step`` skips the held assets' bookkeeping when nothing is held (``hold`` None or all False) and,
+    long only, reuses the fill's gross as the long exposure: both must equal the general rule
+    (``fill`` with its held-gross room, then ``simulate`` on the one bar) bit for bit, sign of zero
+    included, on rows at and just over the cap (softmax rows), shorts, all-zero and NaN rows."""
+    from mqc.core.market.fills import fill
+    from mqc.core.market.simulator import drifted_weights, simulate
+
+    rng = np.random.default_rng(7)
+    fees = fee_rates(CLASSES, market)
+    for trial in range(40):
+        logits = rng.uniform(-5, 5, shape)
+        z = np.exp(logits - logits.max(-1, keepdims=True))
+        targets = [z / z.sum(-1, keepdims=True), rng.normal(0.05, 0.5, shape) * rng.choice([0.2, 1.0, 4.0])][trial % 2]
+        if len(shape) == 2:
+            targets[0] = 0.0
+            targets[1] = -np.abs(targets[1])
+            if trial % 5 == 0:
+                targets[2, 3] = np.nan  # traded (not held): NaN flows through as the general rule has it
+        book = rng.normal(0.05, 0.3, shape)
+        returns = rng.normal(0.0, 0.02, shape)
+        dt = rng.uniform(0, 0.01, shape[:-1]) if len(shape) == 2 else 0.004
+        overnight = rng.random(shape[:-1]) < 0.5 if len(shape) == 2 else bool(trial % 3)
+        w_ref = fill(targets, np.zeros(shape, dtype=bool), book, CLASSES, market, overnight)
+        dt_col = np.asarray(dt, dtype=np.float64)[..., None]
+        sim = simulate(w_ref[..., None, :], returns[..., None, :], fees, dt_col, market, prev_weights=book)
+        for hold in (None, np.zeros(shape, dtype=bool)):
+            got = step(book, targets, hold, returns, fees, dt, overnight, CLASSES, market)
+            _same_bits(got.weights, w_ref)
+            for name, value in vars(got.bar).items():
+                _same_bits(value, getattr(sim, name)[..., 0])
+            _same_bits(got.book, drifted_weights(w_ref, returns, sim.net_returns[..., 0]))

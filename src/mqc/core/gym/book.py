@@ -14,7 +14,8 @@ decisions run from ``max(lo, first)`` to ``hi - 2``, the bars ``mqc backtest`` s
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,7 @@ from mqc.core.market.simulator import bar_years, fee_rates, overnight_mask, simp
 LOGIT_BOUND = 5.0
 EQUITY_FEATURES = ("drawdown", "recent_return")
 RECENT_DECAY = 0.9  # running mean of net returns: recent = d * recent + (1 - d) * net
+PENALTIES = ("penalty_turnover", "penalty_drawdown", "penalty_cvar", "penalty_uncertainty", "penalty_shutdown")
 
 
 @dataclass
@@ -52,10 +54,18 @@ class EnvData:
     symbols: tuple[str, ...]
     feature_names: tuple[str, ...]
     row_ok: np.ndarray | None = None  # bool [T]: every feature of the bar is finite (checked once, not per step)
+    # float32 [T, obs_size]: the feature rows with room for the book's columns; ``features`` is a view of it,
+    # so a step gathers an observation in one copy (``Book.observe``)
+    obs_rows: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.row_ok is None:
             self.row_ok = np.isfinite(self.features).all(axis=1)
+        if self.obs_rows is None or self.features.base is not self.obs_rows:
+            T, F = self.features.shape
+            self.obs_rows = np.zeros((T, self.obs_size), dtype=np.float32)
+            self.obs_rows[:, :F] = self.features
+            self.features = self.obs_rows[:, :F]
 
     @property
     def n_bars(self) -> int:
@@ -126,8 +136,13 @@ def action_size(mode: str, n_assets: int, include_cash: bool) -> int:
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
-    z = np.exp(x - x.max(axis=-1, keepdims=True))
-    return z / z.sum(axis=-1, keepdims=True)
+    """Row softmax of ``[N, k]`` logits (in place on one temporary)."""
+    # The row max through a transposed copy: numpy reduces a short last axis slowly, and a max is
+    # exact in any order (no NaN gets here; a max of +-0 only changes the sign of x - m at 0).
+    z = np.subtract(x, np.maximum.reduce(np.ascontiguousarray(x.T), axis=0)[:, None])
+    np.exp(z, out=z)
+    z /= np.add.reduce(z, axis=-1, keepdims=True)
+    return z
 
 
 def action_bound(mode: str) -> float:
@@ -135,16 +150,17 @@ def action_bound(mode: str) -> float:
     return 1.0 if mode == "position" else LOGIT_BOUND
 
 
-def decode(action: np.ndarray, mode: str, n_assets: int, include_cash: bool, cap: np.ndarray) -> np.ndarray:
+def decode(action: np.ndarray, mode: str, n_assets: int, include_cash: bool, cap: np.ndarray | None) -> np.ndarray:
     """Target weights ``[N, A]`` from actions ``[N, n_act]`` (clipped to ``action_bound``) and the bars' caps ``[N]``.
 
     ``long``: softmax of the logits over the assets (and cash). ``leverage``: the same times a gross head
     ``cap * sigmoid``. ``long_short``: ``cap * (longs - shorts)``, each a softmax over the assets
     and a cash slot. ``position``: ``cap * action`` per asset. Shorting rules and the caps
-    themselves are applied by the market's fill (``fills.step``), not here.
+    themselves are applied by the market's fill (``fills.step``), not here (``long`` reads no ``cap``).
     """
     bound = action_bound(mode)
-    a = np.clip(np.asarray(action, dtype=np.float64), -bound, bound)
+    a = np.maximum(action, -bound, dtype=np.float64)  # np.clip, without its wrapper's overhead
+    np.minimum(a, bound, out=a)
     A = n_assets
     if mode == "position":
         return a * cap[:, None]
@@ -159,16 +175,42 @@ def decode(action: np.ndarray, mode: str, n_assets: int, include_cash: bool, cap
 
 
 # ----- the book ---------------------------------------------------------------------------------
-@dataclass
 class StepResult:
-    reward: np.ndarray  # [N]
-    terminated: np.ndarray  # bool [N]
-    truncated: np.ndarray  # bool [N]
-    accounting: dict[str, np.ndarray]  # each [N]
+    """A step of N episodes: ``reward``, ``terminated``, ``truncated`` (each ``[N]``) and ``accounting``,
+    the per-step figures (each ``[N]``), gathered into a dict only when read (a throughput run never does)."""
+
+    __slots__ = ("reward", "terminated", "truncated", "_parts", "_accounting")
+
+    def __init__(self, reward: np.ndarray, terminated: np.ndarray, truncated: np.ndarray, parts: tuple) -> None:
+        self.reward, self.terminated, self.truncated = reward, terminated, truncated
+        self._parts = parts
+        self._accounting: dict[str, np.ndarray] | None = None
+
+    @property
+    def accounting(self) -> dict[str, np.ndarray]:
+        if self._accounting is None:
+            t, bar, drawdown, equity, pen = self._parts
+            self._accounting = {
+                "bar": t,
+                "net_return": bar.net_returns,
+                "turnover": bar.turnover,
+                "costs": bar.costs,
+                "financing": bar.financing,
+                "gross_exposure": bar.gross_leverage,
+                "drawdown": drawdown,
+                "equity": equity,
+                **pen,
+            }
+        return self._accounting
 
 
 class Book:
-    """N episodes' state over one ``EnvData`` segment ``[lo, hi)``: bar, book, equity, peak."""
+    """N episodes' state over one ``EnvData`` segment ``[lo, hi)``: bar, book, equity, peak.
+
+    A step is a fixed sequence of whole-array numpy calls (no per-episode loop): what depends only on
+    the data and the config (the bars' caps, whether the segment holds a forward-filled bar or an
+    undefined feature row, which penalties are on) is worked out once here, not per step.
+    """
 
     def __init__(self, data: EnvData, cfg: EnvConfig, n: int, lo: int, hi: int, mode: str | None = None) -> None:
         self.data, self.cfg, self.n = data, cfg, n
@@ -184,14 +226,34 @@ class Book:
             )
         A = data.n_assets
         self.t = np.full(n, self.lo, dtype=np.int64)
+        self.start = self.t.copy()
         self.stop = np.full(n, self.hi - 1, dtype=np.int64)  # exclusive last decision + 1
-        self.steps = np.zeros(n, dtype=np.int64)
+        self.end = np.minimum(self.stop, self.start + cfg.episode_length)  # truncation bar of each episode
         self.book = np.zeros((n, A))
         self.equity = np.ones(n)
         self.peak = np.ones(n)
         self.recent = np.zeros(n)
         self.last_targets = np.zeros((n, A))
         self._zero = np.zeros(n)
+        self.never = np.zeros(n, dtype=bool)  # ``terminated`` without a loss limit (read-only, shared)
+        self.never.flags.writeable = False
+        self._no_penalty = dict.fromkeys(PENALTIES, self._zero)
+        # Per bar, once: the decoding's caps (only the modes that read them), whether any bar of the
+        # segment is held (else ``fills.step`` gets ``hold=None``), whether every observed row is defined.
+        seg = slice(self.lo, min(self.hi, data.n_bars))
+        self._caps = None if self.mode == "long" else leverage_cap(data.market, data.overnight)
+        m = data.market
+        self._overnight = m.max_overnight_leverage != m.max_gross_leverage  # else the caps are one (overnight=None)
+        self._holds = bool(data.hold[seg].any())
+        self._rows_ok = bool(data.row_ok[seg].all())
+        self._penalties = any(
+            (cfg.turnover_penalty, cfg.drawdown_penalty, cfg.cvar_penalty, cfg.uncertainty_penalty)
+        ) or bool(cfg.loss_limit or cfg.shutdown_penalty)
+
+    @property
+    def steps(self) -> np.ndarray:
+        """Decisions made in each episode so far."""
+        return self.t - self.start
 
     @property
     def last_start(self) -> int:
@@ -207,7 +269,8 @@ class Book:
                 hint="pick a start inside the env's segment after the features' warm-up",
             )
         self.t[idx] = starts
-        self.steps[idx] = 0
+        self.start[idx] = starts
+        self.end[idx] = np.minimum(self.stop[idx], starts + self.cfg.episode_length)
         self.book[idx] = 0.0
         self.equity[idx] = 1.0
         self.peak[idx] = 1.0
@@ -219,32 +282,30 @@ class Book:
         Raises:
             DataError: NaN/inf in an observation (a feature undefined at a decision bar).
         """
-        d = self.data
+        d, t = self.data, self.t
         F = d.features.shape[1]
         A = d.n_assets
-        obs = np.empty((self.n, d.obs_size), dtype=np.float32)
-        np.take(d.features, self.t, axis=0, out=obs[:, :F]) if self.n > 1 else obs.__setitem__(
-            (slice(None), slice(0, F)), d.features[self.t]
-        )
+        obs = d.obs_rows.take(t, axis=0)  # the feature row, one copy
         obs[:, F : F + A] = self.book
         obs[:, F + A] = self.equity / self.peak - 1.0
         obs[:, F + A + 1] = self.recent
-        ok = d.row_ok[self.t]
-        if not ok.all() or not np.isfinite(obs[:, F:]).all():
-            bad = int(self.t[~(ok & np.isfinite(obs[:, F:]).all(axis=1))][0])
-            raise DataError(
-                f"NaN/inf in the observation at bar {bad}: a feature is undefined there",
-                hint="check the bars around it (mqc data verify) and rebuild the features (mqc data features)",
-            )
+        # The book's columns: one sum is finite iff all are (float32, each |x| far below 1e38 / 32).
+        if not (self._rows_ok and math.isfinite(np.add.reduce(obs[:, F:], axis=None))):
+            ok = d.row_ok[t] & np.isfinite(obs[:, F:]).all(axis=1)
+            if not ok.all():
+                raise DataError(
+                    f"NaN/inf in the observation at bar {int(t[~ok][0])}: a feature is undefined there",
+                    hint="check the bars around it (mqc data verify) and rebuild the features (mqc data features)",
+                )
         return obs
 
     def step(self, action: np.ndarray) -> StepResult:
         """Decide at the current bars, earn their forward returns, advance one bar.
 
         Raises:
-            ConfigError: an action of the wrong shape.
+            ConfigError: an action of the wrong shape, or with NaN/inf.
         """
-        action = np.asarray(action, dtype=np.float64)
+        action = np.asarray(action)
         if action.shape != (self.n, self.n_actions):
             raise ConfigError(
                 f"action of shape {action.shape}, the env expects {(self.n, self.n_actions)} ({self.mode} mode)"
@@ -252,52 +313,56 @@ class Book:
         if not np.isfinite(action).all():
             raise ConfigError("NaN/inf in the action")
         d, t = self.data, self.t
-        overnight = d.overnight[t]
-        targets = decode(action, self.mode, d.n_assets, self.include_cash, leverage_cap(d.market, overnight))
-        fill = step(self.book, targets, d.hold[t], d.returns[t], d.fees, d.dt[t], overnight, d.asset_classes, d.market)
+        overnight = d.overnight[t] if self._overnight else None
+        cap = None if self._caps is None else self._caps[t]
+        targets = decode(action, self.mode, d.n_assets, self.include_cash, cap)
+        hold = d.hold[t] if self._holds else None
+        fill = step(self.book, targets, hold, d.returns[t], d.fees, d.dt[t], overnight, d.asset_classes, d.market)
         bar = fill.bar
         net = bar.net_returns
-        self.equity = self.equity * (1.0 + net)
-        self.peak = np.maximum(self.peak, self.equity)
-        drawdown = 1.0 - self.equity / self.peak
+        self.equity = equity = self.equity * (1.0 + net)
+        self.peak = np.maximum(self.peak, equity)
+        drawdown = 1.0 - equity / self.peak
         self.recent = RECENT_DECAY * self.recent + (1.0 - RECENT_DECAY) * net
-        cfg = self.cfg
-        zero = self._zero
-        exposure = np.abs(fill.weights) if cfg.cvar_penalty or cfg.uncertainty_penalty else None
-        pen = {
-            "penalty_turnover": cfg.turnover_penalty * bar.turnover if cfg.turnover_penalty else zero,
-            "penalty_drawdown": cfg.drawdown_penalty * drawdown if cfg.drawdown_penalty else zero,
-            "penalty_cvar": cfg.cvar_penalty * (exposure * np.maximum(-d.cvar[t], 0.0)).sum(-1)
-            if cfg.cvar_penalty
-            else zero,
-            "penalty_uncertainty": cfg.uncertainty_penalty * (exposure * d.fc_std[t]).sum(-1)
-            if cfg.uncertainty_penalty
-            else zero,
-        }
-        terminated = (drawdown >= cfg.loss_limit) if cfg.loss_limit > 0 else np.zeros(self.n, dtype=bool)
-        pen["penalty_shutdown"] = np.where(terminated, cfg.shutdown_penalty, 0.0) if cfg.shutdown_penalty else zero
         reward = np.log1p(np.maximum(net, -1.0 + 1e-12))
-        for value in pen.values():
-            if value is not zero:
-                reward = reward - value
+        terminated, pen = None, None
+        if self._penalties:
+            pen = dict.fromkeys(PENALTIES, self._zero)
+            terminated, reward = self._penalise(pen, reward, bar, drawdown, fill.weights, t)
         self.book = fill.book
         self.last_targets = targets
         self.last_weights = fill.weights
         self.t = t + 1
-        self.steps += 1
-        truncated = ~terminated & ((self.t >= self.stop) | (self.steps >= cfg.episode_length))
-        accounting = {
-            "bar": t,
-            "net_return": net,
-            "turnover": bar.turnover,
-            "costs": bar.costs,
-            "financing": bar.financing,
-            "gross_exposure": bar.gross_leverage,
-            "drawdown": drawdown,
-            "equity": self.equity,
-            **pen,
-        }
-        return StepResult(reward=reward, terminated=terminated, truncated=truncated, accounting=accounting)
+        truncated = self.t >= self.end
+        if terminated is None:
+            terminated = self.never
+        else:
+            truncated &= ~terminated
+        return StepResult(reward, terminated, truncated, (t, bar, drawdown, equity, pen or self._no_penalty))
+
+    def _penalise(
+        self, pen: dict, reward: np.ndarray, bar: Any, drawdown: np.ndarray, weights: np.ndarray, t: np.ndarray
+    ) -> tuple[np.ndarray | None, np.ndarray]:
+        """Fill ``pen`` with the step's penalties; returns (terminated or None without a loss limit,
+        reward minus the penalties)."""
+        cfg, d = self.cfg, self.data
+        exposure = np.abs(weights) if cfg.cvar_penalty or cfg.uncertainty_penalty else None
+        if cfg.turnover_penalty:
+            pen["penalty_turnover"] = cfg.turnover_penalty * bar.turnover
+        if cfg.drawdown_penalty:
+            pen["penalty_drawdown"] = cfg.drawdown_penalty * drawdown
+        if cfg.cvar_penalty:
+            pen["penalty_cvar"] = cfg.cvar_penalty * (exposure * np.maximum(-d.cvar[t], 0.0)).sum(-1)
+        if cfg.uncertainty_penalty:
+            pen["penalty_uncertainty"] = cfg.uncertainty_penalty * (exposure * d.fc_std[t]).sum(-1)
+        terminated = (drawdown >= cfg.loss_limit) if cfg.loss_limit > 0 else None
+        if cfg.shutdown_penalty:
+            stop = terminated if terminated is not None else np.zeros(self.n, dtype=bool)
+            pen["penalty_shutdown"] = np.where(stop, cfg.shutdown_penalty, 0.0)
+        for value in pen.values():
+            if value is not self._zero:
+                reward = reward - value
+        return terminated, reward
 
 
 def unbounded(cfg: EnvConfig) -> EnvConfig:

@@ -69,7 +69,7 @@ class BatchedPortfolioEnv(VecEnv):
     def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
         res = self.core.step(self._actions)
         self.ep_return += res.reward
-        done = res.terminated | res.truncated
+        done = res.truncated if res.terminated is self.core.never else res.terminated | res.truncated
         obs = self.core.observe()
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         if self.with_infos:

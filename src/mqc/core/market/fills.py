@@ -29,7 +29,7 @@ import numpy as np
 
 from mqc.core.market.config import MarketConfig
 from mqc.core.market.orders import LIMIT, MOC, MOO, NONE, QTY, STOP, Orders
-from mqc.core.market.simulator import SimResult, _is_torch, drifted_weights, simulate
+from mqc.core.market.simulator import SimResult, _is_torch, drifted_weights, holding, settle
 
 
 def leverage_cap(config: MarketConfig, overnight: Any = None) -> np.ndarray:
@@ -58,21 +58,39 @@ def constrain_weights(
     if torch_mode:
         import torch
 
+    if not torch_mode:
+        return _constrain_np(weights, asset_classes, config, _cap_np(config, overnight))
     w = weights
-    crypto = np.array([c == "crypto" for c in asset_classes])
     if not config.allow_short:
-        w = w.clamp(min=0.0) if torch_mode else np.maximum(w, 0.0)
-    elif config.crypto_long_only and crypto.any():
-        mask = torch.as_tensor(crypto, device=w.device) if torch_mode else crypto
-        w = torch.where(mask, w.clamp(min=0.0), w) if torch_mode else np.where(mask, np.maximum(w, 0.0), w)
-    cap_np = leverage_cap(config, overnight)
-    gross = w.abs().sum(-1) if torch_mode else np.abs(w).sum(-1)
-    if torch_mode:
-        cap = torch.as_tensor(cap_np, dtype=w.dtype, device=w.device)
-        scale = torch.clamp(cap / gross.clamp(min=1e-12), max=1.0)
-    else:
-        scale = np.minimum(cap_np / np.maximum(gross, 1e-12), 1.0)
+        w = w.clamp(min=0.0)
+    elif config.crypto_long_only and "crypto" in asset_classes:
+        mask = torch.as_tensor(np.array([c == "crypto" for c in asset_classes]), device=w.device)
+        w = torch.where(mask, w.clamp(min=0.0), w)
+    cap = torch.as_tensor(leverage_cap(config, overnight), dtype=w.dtype, device=w.device)
+    scale = torch.clamp(cap / w.abs().sum(-1).clamp(min=1e-12), max=1.0)
     return w * scale[..., None]
+
+
+def _cap_np(config: MarketConfig, overnight: Any) -> Any:
+    """``leverage_cap``, as a plain number when both caps are equal (it broadcasts to the same results)."""
+    if overnight is None or config.max_overnight_leverage == config.max_gross_leverage:
+        return config.max_overnight_leverage
+    return leverage_cap(config, overnight)
+
+
+def _constrain_np(w: np.ndarray, asset_classes: Any, config: MarketConfig, cap: Any) -> np.ndarray:
+    """``constrain_weights`` in numpy under the caps ``cap``."""
+    if not config.allow_short:
+        # No negative weight is left, so sum |w| == sum w (a sum of zeros may differ in its sign only,
+        # and max(+-0, 1e-12) is the same).
+        w = np.maximum(w, 0.0)
+        gross = np.add.reduce(w, -1)
+    else:
+        if config.crypto_long_only and "crypto" in asset_classes:
+            crypto = np.array([c == "crypto" for c in asset_classes])
+            w = np.where(crypto, np.maximum(w, 0.0), w)
+        gross = np.add.reduce(np.abs(w), -1)
+    return w * np.minimum(cap / np.maximum(gross, 1e-12), 1.0)[..., None]
 
 
 def scale_into_room(traded: Any, held_gross: Any, cap: Any) -> Any:
@@ -141,6 +159,39 @@ def fill(
     return fill_traded(traded, hold, book, leverage_cap(config, overnight))
 
 
+def _fill_np(
+    targets: np.ndarray, hold: Any, book: np.ndarray, asset_classes: Any, config: MarketConfig, overnight: Any
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+    """``fill`` in numpy, and the fill's long and short exposures where they are known without summing again.
+
+    With nothing held (``hold`` None or all False) the held assets' bookkeeping changes nothing (the
+    held gross is 0, the room is the cap) and is skipped. Long-only, the filled weights are >= 0, so
+    their long exposure is the gross already summed and their short exposure 0 (unless a row is NaN).
+    """
+    if hold is not None and np.asarray(hold).any():
+        return fill(targets, hold, book, asset_classes, config, overnight), None
+    cap = _cap_np(config, overnight)
+    traded = _constrain_np(targets, asset_classes, config, cap)
+    # scale_into_room(traded, 0, cap): rounding may leave the constrained gross a hair above the cap.
+    gross = np.add.reduce(np.abs(traded) if config.allow_short else traded, -1)
+    over = gross > cap
+    if over.any():
+        if traded.ndim == 1:  # one book (the engine, a broker)
+            traded = traded * (cap / gross)
+        else:  # rows under the cap keep a scale of 1 (w * 1.0 is w)
+            scale = np.ones_like(gross)
+            np.divide(cap, gross, out=scale, where=over)
+            traded *= scale[:, None]
+        if config.allow_short:
+            return traded, None
+        gross = np.add.reduce(traded, -1)
+    elif config.allow_short:
+        return traded, None
+    # Long only: max(w, 0) is w (never -0.0), so the long exposure is the gross, and the short one is
+    # 0 as the sum of max(-w, 0) is (the NaN of a NaN row included).
+    return traded, (gross, np.maximum(-gross, 0.0))
+
+
 @dataclass
 class Fill:
     """One bar filled: the executed weights, the bar's market series and the next pre-trade book."""
@@ -176,11 +227,13 @@ def step(
     Args:
         book: ``[..., A]`` pre-trade weights (zeros: all cash).
         targets: ``[..., A]`` target weights decided at this bar's close.
-        hold: bool ``[..., A]``: not traded on this bar (NaN target or forward-filled bar).
+        hold: bool ``[..., A]``: not traded on this bar (NaN target or forward-filled bar); ``None``:
+            nothing held (numpy; a caller that knows no bar of its data is forward-filled).
         returns: ``[..., A]`` simple returns from this close to the next.
         fees: ``[A]`` one-way cost fractions (``fee_rates``).
         dt: bar length in years (scalar or ``[...]``; 0 for the last bar of a backtest).
-        overnight: bool (or ``[...]``): the position held from this bar crosses a day boundary.
+        overnight: bool (or ``[...]``): the position held from this bar crosses a day boundary
+            (``None``: the overnight cap; a caller whose two caps are equal may skip the flags).
         asset_classes, config: shorting rules, caps, financing.
         exact: drift the next book with the realised net return (costs and financing leave the
             book, as the backtest engine does); ``False`` drifts with ``w . r`` (the training rollout).
@@ -188,16 +241,18 @@ def step(
         Fill with the executed weights, the bar's series (``net_returns``, ``costs``, ...) and the
         next pre-trade book.
     """
-    w = fill(targets, hold, book, asset_classes, config, overnight)
-    if _is_torch(w):
+    if _is_torch(targets):
         import torch
 
-        dt_col = torch.as_tensor(dt, dtype=w.dtype, device=w.device)[..., None]
+        w, exposure = fill(targets, hold, book, asset_classes, config, overnight), None
+        dt = torch.as_tensor(dt, dtype=w.dtype, device=w.device)
+        fees = torch.as_tensor(fees, dtype=w.dtype, device=w.device)
     else:
-        dt_col = np.asarray(dt, dtype=np.float64)[..., None]
-    # One bar whose pre-trade book is given: nothing to solve, a single pass is exact.
-    sim = simulate(w[..., None, :], returns[..., None, :], fees, dt_col, config, prev_weights=book)
-    bar = SimResult(**{name: value[..., 0] for name, value in vars(sim).items()})
+        book = np.asarray(book, dtype=np.float64)
+        returns = np.asarray(returns, dtype=np.float64)
+        w, exposure = _fill_np(np.asarray(targets, dtype=np.float64), hold, book, asset_classes, config, overnight)
+    # One bar whose pre-trade book is given: the market equations in a single pass, exact.
+    bar = settle(w, book, fees, holding(w, returns, dt, config, exposure))
     growth = bar.net_returns if exact else bar.gross_returns
     return Fill(weights=w, book=drifted_weights(w, returns, growth), bar=bar)
 

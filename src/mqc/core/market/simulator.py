@@ -73,7 +73,7 @@ def drifted_weights(weights, returns, net_returns):
 
 
 def _is_torch(x: Any) -> bool:
-    return type(x).__module__.startswith("torch")
+    return type(x) is not np.ndarray and type(x).__module__.startswith("torch")
 
 
 def fee_rates(asset_classes: tuple[str, ...] | list[str], config: MarketConfig) -> np.ndarray:
@@ -136,12 +136,7 @@ def simulate(
         fees_t = torch.as_tensor(fees, dtype=weights.dtype, device=weights.device)
         dt = torch.as_tensor(dt_years, dtype=weights.dtype, device=weights.device)
         first = torch.zeros_like(weights[..., :1, :]) if prev_weights is None else prev_weights[..., None, :]
-        port = (weights * returns).sum(-1)
-        cat, absolute = (lambda xs: torch.cat(xs, dim=-2)), torch.abs
-        long_ = weights.clamp(min=0.0).sum(-1)
-        short_ = (-weights).clamp(min=0.0).sum(-1)
-        borrowed = (long_ - 1.0).clamp(min=0.0)
-        idle = (1.0 - long_).clamp(min=0.0)
+        cat = lambda xs: torch.cat(xs, dim=-2)  # noqa: E731
     else:
         weights = np.asarray(weights, dtype=np.float64)
         returns = np.asarray(returns, dtype=np.float64)
@@ -152,33 +147,63 @@ def simulate(
             if prev_weights is None
             else np.asarray(prev_weights, dtype=np.float64)[..., None, :]
         )
-        port = (weights * returns).sum(-1)
-        cat, absolute = (lambda xs: np.concatenate(xs, axis=-2)), np.abs
-        long_ = np.maximum(weights, 0.0).sum(-1)
-        short_ = np.maximum(-weights, 0.0).sum(-1)
-        borrowed = np.maximum(long_ - 1.0, 0.0)
-        idle = np.maximum(1.0 - long_, 0.0)
-    financing = (borrowed * config.financing_rate + short_ * config.borrow_rate - idle * config.cash_rate) * dt
+        cat = lambda xs: np.concatenate(xs, axis=-2)  # noqa: E731
+    held = holding(weights, returns, dt, config)
+    if weights.shape[-2] == 1:  # one bar: its pre-trade book is given, nothing to solve
+        return settle(weights, first, fees_t, held)
     # Held value grows by (1 + r); equity by (1 + growth). One pass uses growth = w.r; exact passes
     # re-solve with growth = net until it stops changing (at most a handful: see ``exact``).
     grown = weights[..., :-1, :] * (1.0 + returns[..., :-1, :])
-    growth = port
+    growth = held[0]
     passes = _EXACT_MAX_PASSES if exact else 1
     for k in range(passes):
-        before = cat([first, grown / (1.0 + growth[..., :-1, None])])
-        trade = absolute(weights - before)
-        costs = (trade * fees_t).sum(-1)
-        net = port - costs - financing
+        res = settle(weights, cat([first, grown / (1.0 + growth[..., :-1, None])]), fees_t, held)
+        net = res.net_returns
         if not exact or k == passes - 1:
             break
         size = net.numel() if torch_mode else net.size
-        change = float(absolute(net - growth).max()) if size else 0.0
+        change = float((net - growth).abs().max() if torch_mode else np.abs(net - growth).max()) if size else 0.0
         growth = net
         if change <= 1e-15:
             break
-    turnover = trade.sum(-1)
+    return res
+
+
+def holding(weights, returns, dt, config: MarketConfig, exposure: tuple[Any, Any] | None = None) -> tuple:
+    """The part of the equations that depends only on the held weights (any leading shape ``[..., A]``):
+    ``(gross_returns, financing, long_exposure, short_exposure)``, each ``[...]``; ``settle`` adds the
+    trade. ``dt`` is shaped like ``weights[..., 0]`` (or broadcasts to it). ``exposure``: the (long,
+    short) exposures when the caller has them already, bit for bit as summed here."""
+    if exposure is not None:
+        long_, short_ = exposure
+    elif _is_torch(weights):
+        long_ = weights.clamp(min=0.0).sum(-1)
+        short_ = (-weights).clamp(min=0.0).sum(-1)
+    else:
+        long_ = np.add.reduce(np.maximum(weights, 0.0), -1)
+        short_ = np.add.reduce(np.maximum(-weights, 0.0), -1)
+    if _is_torch(long_):
+        borrowed, idle = (long_ - 1.0).clamp(min=0.0), (1.0 - long_).clamp(min=0.0)
+        port = (weights * returns).sum(-1)
+    else:  # (np.add.reduce is ndarray.sum without its Python wrapper)
+        borrowed, idle = np.maximum(long_ - 1.0, 0.0), np.maximum(1.0 - long_, 0.0)
+        port = np.add.reduce(weights * returns, -1)
+    financing = (borrowed * config.financing_rate + short_ * config.borrow_rate - idle * config.cash_rate) * dt
+    return port, financing, long_, short_
+
+
+def settle(weights, before, fees, held: tuple) -> SimResult:
+    """The bar's trade from the pre-trade book ``before`` (same shape as ``weights``): turnover, costs
+    (``fees`` one way) and the net return, with ``holding``'s fields."""
+    port, financing, long_, short_ = held
+    if _is_torch(weights):
+        trade = (weights - before).abs()
+        costs, turnover = (trade * fees).sum(-1), trade.sum(-1)
+    else:
+        trade = np.abs(weights - before)
+        costs, turnover = np.add.reduce(trade * fees, -1), np.add.reduce(trade, -1)
     return SimResult(
-        net_returns=net,
+        net_returns=port - costs - financing,
         gross_returns=port,
         costs=costs,
         financing=financing,
