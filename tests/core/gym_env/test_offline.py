@@ -55,6 +55,13 @@ def test_offline_round_trip_replays_in_the_same_env(known_panel, small_cube_cfg,
     assert back.metadata["action_mode"] == "long" and back.metadata["symbols"] == ["UP", "N1", "N2"]
     lo, hi = back.metadata["segment"]
     assert back.metadata["segment_name"] == "train" and hi == back.metadata["split"]["train"][1]
+    # the dates shown are those of the first and last decision, not of the segment's undefined-feature bars
+    first, last = back.metadata["decision_bars"]
+    assert first == max(lo, 60) and last == len(back) + first - 1
+    assert back.metadata["timestamps"] == [
+        str(known_panel.timestamps[first])[:29],
+        str(known_panel.timestamps[last])[:29],
+    ]
     # the same env, fed the stored actions from the stored starts, gives the stored rewards and observations
     env = PortfolioEnv(env_data(known_panel, build_cube(known_panel, small_cube_cfg), market), env_cfg, lo=lo, hi=hi)
     assert env.action_space.contains(back.actions[0]) and env.observation_space.shape == back.observations.shape[1:]

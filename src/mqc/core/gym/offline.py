@@ -105,6 +105,7 @@ def collect(
 
     obs_l, act_l, rew_l, term_l, tout_l = [], [], [], [], []
     start = book.lo
+    t = start
     while start <= book.hi - 2:
         book.reset(np.array([0]), np.array([start]))
         while True:
@@ -133,6 +134,7 @@ def collect(
         "feature_names": list(data.feature_names),
         "obs_layout": "cube row (asset-major: A x F) + pre-trade weights (A) + drawdown + recent return",
         "segment": [lo, hi],
+        "decision_bars": [book.lo, t],  # the first and last bar decided (features undefined before the first)
         **(meta or {}),
     }
     return OfflineDataset(
@@ -323,6 +325,8 @@ def build_offline(
         "feature_cube": cube.key,
         "split": split.to_dict(),
         "segment_name": segment,
-        "timestamps": [str(panel.timestamps[lo])[:29], str(panel.timestamps[hi - 1])[:29]],
     }
-    return collect(targets, data, env_cfg, lo, hi, mode, meta=meta)
+    ds = collect(targets, data, env_cfg, lo, hi, mode, meta=meta)
+    first, last = ds.metadata["decision_bars"]
+    ds.metadata["timestamps"] = [str(panel.timestamps[first])[:29], str(panel.timestamps[last])[:29]]
+    return ds
