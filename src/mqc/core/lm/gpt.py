@@ -86,6 +86,25 @@ class KVCache:
         self.v[layer][:, :, self.pos : end] = v
         return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
 
+    def expand(self, repeats: int, capacity: int | None = None) -> KVCache:
+        """A new cache whose row ``i * repeats + j`` holds row ``i`` of this one (``repeat_interleave``
+        order), with room for ``capacity`` positions (default: this cache's): a shared prefix is
+        computed once and continued by ``repeats`` rows. Differentiable, so a prefix computed with
+        gradients passes them back from every continuation."""
+        cap = self.capacity if capacity is None else capacity
+        if cap < self.pos:
+            raise ConfigError(f"KV cache of {cap} positions cannot hold the {self.pos} filled")
+        out = KVCache.__new__(KVCache)
+        out.k, out.v = [], []
+        for src, dst in ((self.k, out.k), (self.v, out.v)):
+            for t in src:
+                b, h, _, d = t.shape
+                new = t.new_zeros((b * repeats, h, cap, d))
+                new[:, :, : self.pos] = t[:, :, : self.pos].repeat_interleave(repeats, dim=0)
+                dst.append(new)
+        out.pos, out.capacity = self.pos, cap
+        return out
+
 
 class Attention(nn.Module):
     def __init__(self, cfg: GPTConfig, layer: int) -> None:
@@ -174,7 +193,21 @@ class GPT(nn.Module):
         c = self.config
         return KVCache(c.n_layer, batch, c.n_kv_head, capacity, c.head_dim, self.lm_head.weight)
 
-    def forward(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+    def forward(
+        self, idx: torch.Tensor, cache: KVCache | None = None, *, suffix: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Logits ``[B, T, V]`` of ``idx [B, T]`` (continuing ``cache`` when given).
+
+        With ``suffix [B * g, S]``: ``idx`` is a prefix shared by ``g`` consecutive suffix rows, and the
+        result ``[B * g, 1 + S, V]`` is the logits of the prefix's last position and of every suffix
+        position, i.e. ``forward(cat(idx.repeat_interleave(g), suffix))[:, T - 1 :]``, with the prefix
+        run once per row of ``idx`` instead of ``g`` times (gradients reach it from every suffix).
+        """
+        if suffix is not None:
+            return self._grouped(idx, suffix)
+        return self._head(self._hidden(idx, cache))
+
+    def _hidden(self, idx: torch.Tensor, cache: KVCache | None) -> torch.Tensor:
         t = idx.shape[1]
         start = cache.pos if cache is not None else 0
         if start + t > self.cos.shape[0]:
@@ -185,8 +218,22 @@ class GPT(nn.Module):
             x = block(x, cos, sin, cache)
         if cache is not None:
             cache.pos += t
+        return x
+
+    def _head(self, x: torch.Tensor) -> torch.Tensor:
         logits = self.lm_head(norm(x)).float()
         return SOFTCAP * torch.tanh(logits / SOFTCAP)
+
+    def _grouped(self, idx: torch.Tensor, suffix: torch.Tensor) -> torch.Tensor:
+        (b, t), (n, s) = idx.shape, suffix.shape
+        if n % b:
+            raise ConfigError(f"{n} suffix rows do not split into groups over {b} prefix rows")
+        g = n // b
+        cache = self.new_cache(b, t)
+        x = self._hidden(idx, cache)[:, -1:].repeat_interleave(g, dim=0)
+        if s:
+            x = torch.cat([x, self._hidden(suffix, cache.expand(g, t + s))], dim=1)
+        return self._head(x)
 
     def flops_per_token(self) -> float:
         """Training FLOPs per token: 6 x matmul parameters + attention (nanochat's estimate)."""
