@@ -9,9 +9,15 @@ peak is a square fp32 matmul (``--peak-n``) timed in the same process on the sam
 Generation: 8 contexts x 4 samples, 128-token prompt, 32 new tokens, top-k off; the samples must be
 identical with and without the cache (asserted).
 
+Pipeline (``--pipeline``): ``mqc data sample`` into a temporary data directory, then ``mqc stage1``,
+``stage2 --symbols GOOG``, ``stage3 --horizon 32`` and ``stage4`` at their defaults, each a process of
+its own; one line per stage with wall and CPU seconds (``getrusage`` of the child) and the load
+average, then the total against the issue's 10-minute target.
+
     python bench/bench_lm.py --threads 1        # CPU default
     python bench/bench_lm.py --threads 2 --quick
     python bench/bench_lm.py --device cuda --depth 8 --batch 64   # a GPU profile (bf16 autocast)
+    python bench/bench_lm.py --pipeline         # the whole pipeline on the sample data, defaults
 """
 
 from __future__ import annotations
@@ -21,7 +27,13 @@ import contextlib
 import json
 import os
 import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
@@ -106,6 +118,49 @@ def generation(cfg, device: str) -> dict[str, float]:
     }
 
 
+PIPELINE = (
+    ("data sample", ["data", "sample"]),
+    ("stage1", ["stage1"]),
+    ("stage2", ["stage2", "--symbols", "GOOG"]),
+    ("stage3", ["stage3", "--horizon", "32"]),
+    ("stage4", ["stage4"]),
+)
+TARGET_S = 600.0
+
+
+def pipeline(threads: int | None, keep: str | None) -> None:
+    """Run the four stages at their defaults on the sample data; print per-stage and total times."""
+    root = Path(keep or tempfile.mkdtemp(prefix="mqc-lm-pipeline-"))
+    src = Path(__file__).resolve().parents[1] / "src"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")])}
+    env.update({f"MQC_{d}_DIR": str(root / d.lower()) for d in ("DATA", "CONFIG", "CACHE")})
+    env.pop("MQC_RUNS_DIR", None)  # runs under the temporary data directory
+    extra = ["--threads", str(threads)] if threads else []
+    print(f"lm pipeline: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, data dir {root}")
+    total_wall = total_cpu = 0.0
+    for name, argv in PIPELINE:
+        load = os.getloadavg()[0]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t = time.perf_counter()
+        cmd = [sys.executable, "-m", "mqc", *argv, *(extra if name.startswith("stage") else []), "--quiet"]
+        res = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - t
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        if res.returncode:
+            raise SystemExit(f"{' '.join(cmd)} failed ({res.returncode}):\n{res.stdout[-2000:]}{res.stderr[-2000:]}")
+        if name.startswith("stage"):
+            total_wall, total_cpu = total_wall + wall, total_cpu + cpu
+        print(f"lm pipeline {name}: wall {wall:.1f} s, cpu {cpu:.1f} s, load {load:.2f} -> {os.getloadavg()[0]:.2f}")
+    if keep is None:
+        shutil.rmtree(root, ignore_errors=True)
+    verdict = "met" if total_wall < TARGET_S else "not met"
+    print(
+        f"lm pipeline total (stage1..4, tokenizer included): wall {total_wall:.1f} s, cpu {total_cpu:.1f} s "
+        f"(target < {TARGET_S:.0f} s wall on 2 cores: {verdict})"
+    )
+
+
 def main() -> None:
     from mqc.core.lm.gpt import GPTConfig
 
@@ -117,7 +172,12 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--peak-n", type=int, default=1024)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--pipeline", action="store_true", help="time stage1..4 at their defaults on the sample data")
+    ap.add_argument("--keep", default=None, help="--pipeline: data directory to use and keep (default: a temp dir)")
     args = ap.parse_args()
+    if args.pipeline:
+        pipeline(args.threads if args.threads != 1 else None, args.keep)
+        return
     torch.set_num_threads(args.threads)
     cfg = GPTConfig.from_depth(args.depth, 256, 513) if args.depth else GPTConfig()
     if args.device.startswith("cuda"):

@@ -69,41 +69,69 @@ def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tenso
 
 
 class KVCache:
-    """Per-layer keys and values ``[B, Hkv, capacity, D]`` for incremental decoding."""
+    """Per-layer keys and values ``[B, Hkv, capacity, D]`` for incremental decoding.
+
+    A cache made by ``expand`` continues a prefix shared by groups of rows: the prefix's keys and
+    values stay once per group (``shared``, ``[B / group, Hkv, offset, D]``) and the buffers hold the
+    positions after it.
+    """
 
     def __init__(self, n_layer: int, batch: int, n_kv: int, capacity: int, head_dim: int, like: torch.Tensor) -> None:
         shape = (batch, n_kv, capacity, head_dim)
         self.k = [like.new_zeros(shape) for _ in range(n_layer)]
         self.v = [like.new_zeros(shape) for _ in range(n_layer)]
-        self.pos = 0  # positions filled (advanced after the last layer)
+        self.pos = 0  # positions filled (advanced after the last layer), the shared prefix included
         self.capacity = capacity
+        self.offset = 0  # positions held by the shared prefix
+        self.shared: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store ``k, v`` at the next positions; the keys and values of this cache's own positions so far."""
         end = self.pos + k.shape[2]
         if end > self.capacity:
             raise ConfigError(f"KV cache holds {self.capacity} positions, {end} asked for")
-        self.k[layer][:, :, self.pos : end] = k
-        self.v[layer][:, :, self.pos : end] = v
-        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
+        lo, hi = self.pos - self.offset, end - self.offset
+        self.k[layer][:, :, lo:hi] = k
+        self.v[layer][:, :, lo:hi] = v
+        return self.k[layer][:, :, :hi], self.v[layer][:, :, :hi]
 
     def expand(self, repeats: int, capacity: int | None = None) -> KVCache:
-        """A new cache whose row ``i * repeats + j`` holds row ``i`` of this one (``repeat_interleave``
-        order), with room for ``capacity`` positions (default: this cache's): a shared prefix is
-        computed once and continued by ``repeats`` rows. Differentiable, so a prefix computed with
-        gradients passes them back from every continuation."""
+        """A cache for ``repeats`` continuations of each row, row ``i * repeats + j`` continuing row
+        ``i`` (``repeat_interleave`` order), with room for ``capacity`` positions in all (default:
+        this cache's). The filled positions are shared, not copied; attention over them is computed
+        per group (``shared_attention``), and gradients reach them from every continuation."""
         cap = self.capacity if capacity is None else capacity
+        if self.shared is not None:
+            raise ConfigError("a KV cache is expanded once")
         if cap < self.pos:
             raise ConfigError(f"KV cache of {cap} positions cannot hold the {self.pos} filled")
-        out = KVCache.__new__(KVCache)
-        out.k, out.v = [], []
-        for src, dst in ((self.k, out.k), (self.v, out.v)):
-            for t in src:
-                b, h, _, d = t.shape
-                new = t.new_zeros((b * repeats, h, cap, d))
-                new[:, :, : self.pos] = t[:, :, : self.pos].repeat_interleave(repeats, dim=0)
-                dst.append(new)
-        out.pos, out.capacity = self.pos, cap
+        b, n_kv, _, d = self.k[0].shape
+        out = KVCache(len(self.k), b * repeats, n_kv, cap - self.pos, d, self.k[0])
+        out.shared = ([k[:, :, : self.pos] for k in self.k], [v[:, :, : self.pos] for v in self.v])
+        out.pos = out.offset = self.pos
+        out.capacity = cap
         return out
+
+
+def shared_attention(
+    q: torch.Tensor, kp: torch.Tensor, vp: torch.Tensor, k: torch.Tensor, v: torch.Tensor, start: int
+) -> torch.Tensor:
+    """Attention of ``q [B * g, H, t, D]`` over a prefix ``kp, vp [B, H, P, D]`` shared by each group
+    of ``g`` consecutive rows, then the rows' own keys ``k, v [B * g, H, start + t, D]`` (causal): the
+    same as SDPA over the prefix repeated per row, reading each prefix once per group."""
+    n, h, t, d = q.shape
+    b, p = kp.shape[0], kp.shape[2]
+    g = n // b
+    qg = q.reshape(b, g, h, t, d).transpose(1, 2).reshape(b, h, g * t, d)
+    sp = (qg @ kp.transpose(-1, -2)).reshape(b, h, g, t, p).transpose(1, 2).reshape(n, h, t, p)
+    so = q @ k.transpose(-1, -2)
+    if t > 1:  # own query i sees own keys up to start + i
+        mask = torch.ones(t, start + t, dtype=torch.bool, device=q.device).tril(start)
+        so = so.masked_fill(~mask, float("-inf"))
+    w = torch.softmax(torch.cat([sp, so], dim=-1) * d**-0.5, dim=-1)
+    wp = w[..., :p].reshape(b, g, h, t, p).transpose(1, 2).reshape(b, h, g * t, p)
+    yp = (wp @ vp).reshape(b, h, g, t, d).transpose(1, 2).reshape(n, h, t, d)
+    return yp + w[..., p:] @ v
 
 
 class Attention(nn.Module):
@@ -125,10 +153,15 @@ class Attention(nn.Module):
         if cache is not None:
             start = cache.pos
             k, v = cache.update(self.layer, k, v)
-        if self.n_kv != self.n_head:
-            rep = self.n_head // self.n_kv
+        rep = self.n_head // self.n_kv
+        if rep > 1:
             k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
-        if start == 0:
+        if cache is not None and cache.shared is not None:
+            kp, vp = cache.shared[0][self.layer], cache.shared[1][self.layer]
+            if rep > 1:
+                kp, vp = kp.repeat_interleave(rep, dim=1), vp.repeat_interleave(rep, dim=1)
+            y = shared_attention(q, kp, vp, k, v, start - cache.offset)
+        elif start == 0:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         elif t == 1:
             y = F.scaled_dot_product_attention(q, k, v)
