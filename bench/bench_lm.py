@@ -203,7 +203,7 @@ def pipeline(threads: int | None, keep: str | None) -> None:
         load = os.getloadavg()[0]
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t = time.perf_counter()
-        cmd = [sys.executable, "-m", "mqc", *argv, *(extra if name.startswith("stage") else []), "--quiet"]
+        cmd = [sys.executable, "-m", "mqc", *argv, *([*extra, "--quiet"] if name.startswith("stage") else [])]
         res = subprocess.run(cmd, env=env, capture_output=True, text=True)
         wall = time.perf_counter() - t
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
