@@ -26,7 +26,7 @@ def test_stage_chain_through_the_cli(tmp_path: Path) -> None:
     )
     assert r1.exit_code == 0, r1.output
     doc = json.loads(r1.stdout)
-    assert doc["kind"] == "stage1" and set(doc["reports"]["tokenizer"]) == {"vq", "bsq"}
+    assert doc["kind"] == "stage1" and set(doc["reports"]["tokenizer"]) == {"vq", "bsq", "fsq"}
     r2 = runner.invoke(app, ["stage2", "--symbols", "aaa", *RUNTIME, "--epochs", "1", "--quiet"])
     assert r2.exit_code == 0, r2.output
     assert "val before" in r2.stdout and "bits_per_candle_other" in r2.stdout
@@ -52,6 +52,8 @@ def test_bad_input_is_one_line(tmp_path: Path) -> None:
     assert r.exit_code == 2 and "quantizer" in r.output
     r = runner.invoke(app, ["stage1", "--quantizer", "bsq", "--vocab", "500"])
     assert r.exit_code == 2 and "power-of-two" in r.output
+    r = runner.invoke(app, ["stage1", "--quantizer", "fsq", "--vocab", "34"])
+    assert r.exit_code == 2 and "prime factors" in r.output
     empty = tmp_path / "empty"
     empty.mkdir()
     r = runner.invoke(app, ["stage1", "--data-root", str(empty)])

@@ -110,7 +110,7 @@ def stage1(
     kv_heads: int = typer.Option(None, "--kv-heads", help="Key/value heads."),
     embd: int = typer.Option(None, "--embd", help="Model width."),
     depth: int = typer.Option(None, "--depth", help="Size dial: width 64*depth, 64-dim heads (overrides the above)."),
-    quantizer: str = typer.Option(None, "--quantizer", help="vq (EMA codebook) or bsq (binary spherical)."),
+    quantizer: str = typer.Option(None, "--quantizer", help="vq (EMA codebook), bsq or fsq (no codebook)."),
     tokenizer: str = typer.Option(None, "--tokenizer", help="Reuse the tokenizer of this stage-1 run."),
     tokenizer_steps: int = typer.Option(None, "--tokenizer-steps", help="Optimiser steps of the tokenizer fit."),
     epochs: float = EpochsOpt,

@@ -8,7 +8,7 @@ import torch
 from mqc.core.errors import ConfigError
 from mqc.core.lm.engine import generate
 from mqc.core.lm.gpt import GPT, GPTConfig
-from mqc.core.lm.rl import group_advantages, grpo_loss
+from mqc.core.lm.rl import episode_loss, group_advantages, grpo_loss
 from mqc.core.lm.trainer import horizon_loss
 
 
@@ -45,6 +45,87 @@ def test_generation_with_and_without_cache_draws_the_same() -> None:
     b = generate(m, prompt, 10, generator=torch.Generator().manual_seed(3), top_k=5, use_cache=False)
     torch.testing.assert_close(a, b)
     assert int(generate(m, prompt, 10, allowed=16, generator=torch.Generator().manual_seed(0)).max()) < 16
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_group_sampling_draws_what_the_repeated_prompt_draws(use_cache: bool) -> None:
+    """``group=g`` prefills each prompt once and copies its cache to the g rows: the same tokens as
+    sampling the prompt repeated g times (the old path of stage 4 and the SFT evaluation), same seed."""
+    m = _model()
+    prompt = torch.randint(0, 16, (3, 9))
+    kw = {"allowed": 16, "top_k": 0, "use_cache": use_cache}
+    old = generate(m, prompt.repeat_interleave(4, dim=0), 7, generator=torch.Generator().manual_seed(5), **kw)
+    new = generate(m, prompt, 7, group=4, generator=torch.Generator().manual_seed(5), **kw)
+    torch.testing.assert_close(new, old, atol=0, rtol=0)
+    assert len({tuple(r) for r in new.tolist()}) > 3  # the group's rows are distinct samples
+    torch.manual_seed(2)  # stage 4 draws from the global generator
+    a = generate(m, prompt.repeat_interleave(4, dim=0), 7, **kw)
+    torch.manual_seed(2)
+    torch.testing.assert_close(generate(m, prompt, 7, group=4, **kw), a, atol=0, rtol=0)
+    noise = torch.rand(12, 7, 16)
+    torch.testing.assert_close(
+        generate(m, prompt, 7, group=4, noise=noise, **kw),
+        generate(m, prompt.repeat_interleave(4, 0), 7, noise=noise, **kw),
+        atol=0,
+        rtol=0,
+    )
+
+
+def test_grouped_forward_equals_the_full_pass_with_gradients() -> None:
+    """``forward(ctx, suffix=)`` runs each context once for its group; logits and parameter gradients
+    equal the full pass over the repeated context + suffix at the positions from the context's last."""
+    m = _model(kv=1).train()
+    ctx, suffix = torch.randint(0, 17, (3, 10)), torch.randint(0, 16, (6, 5))
+    full = torch.cat([ctx.repeat_interleave(2, dim=0), suffix], dim=1)
+    w = torch.randn(6, 6, 17)
+
+    def grads(out: torch.Tensor) -> list[torch.Tensor]:
+        m.zero_grad()
+        (out * w).sum().backward()
+        return [p.grad.clone() for p in m.parameters()]
+
+    a, b = m(full)[:, 9:], m(ctx, suffix=suffix)
+    torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-5)
+    for ga, gb in zip(grads(a), grads(b), strict=True):
+        torch.testing.assert_close(gb, ga, atol=1e-5, rtol=1e-4)
+    assert m(ctx, suffix=suffix[:, :0]).shape == (6, 1, 17)  # a horizon of one token
+    with pytest.raises(ConfigError, match="groups"):
+        m(ctx, suffix=suffix[:5])
+
+
+def test_stage4_gradient_reaches_the_model_through_sampled_tokens_and_the_kl_only() -> None:
+    """``episode_loss`` (context run once per group) = ``grpo_loss`` on the full pass, gradients
+    included; with zero advantages and no KL the model gets no gradient at all, and the KL alone
+    gives none while the policy equals the frozen reference."""
+    import copy
+
+    torch.manual_seed(1)
+    m = _model().train()
+    ref = copy.deepcopy(m).eval()
+    ctx = torch.randint(0, 16, (2, 8))
+    drawn = generate(m, ctx, 4, group=3, allowed=16, generator=torch.Generator().manual_seed(0))
+    adv = torch.tensor([1.0, -1.0, 0.0, 0.5, -0.5, 0.0])
+    seq = torch.cat([ctx.repeat_interleave(3, dim=0), drawn], dim=1)
+
+    def grads(loss: torch.Tensor) -> list[torch.Tensor]:
+        m.zero_grad()
+        loss.backward()
+        return [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in m.parameters()]
+
+    new, st = episode_loss(m, ref, ctx, drawn, adv, 0.3, 16)
+    with torch.no_grad():
+        ref_full = ref(seq[:, :-1])
+    old, st_old = grpo_loss(m(seq[:, :-1]), ref_full, seq, 4, adv, 0.3, 16)
+    torch.testing.assert_close(new, old, atol=1e-6, rtol=1e-5)
+    assert st["entropy"] == pytest.approx(st_old["entropy"], rel=1e-5)
+    for a, b in zip(grads(new), grads(old), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-4)
+    assert all(float(g.abs().sum()) == 0 for g in grads(episode_loss(m, ref, ctx, drawn, 0 * adv, 0.0, 16)[0]))
+    # the KL gradient is p * (1 - sum p) when policy == reference: zero up to float rounding
+    assert max(float(g.abs().max()) for g in grads(episode_loss(m, ref, ctx, drawn, 0 * adv, 1.0, 16)[0])) < 1e-6
+    assert sum(float(g.abs().sum()) for g in grads(episode_loss(m, ref, ctx, drawn, adv, 0.0, 16)[0])) > 0
+    other = _model(seed=7).eval()  # a reference the policy differs from: the KL alone moves it
+    assert max(float(g.abs().max()) for g in grads(episode_loss(m, other, ctx, drawn, 0 * adv, 1.0, 16)[0])) > 1e-3
 
 
 def test_depth_dial_and_bad_sizes() -> None:

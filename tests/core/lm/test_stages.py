@@ -26,7 +26,7 @@ def _stage1(root: Path, **kw) -> object:
 
 def test_chain_stage1_to_4(csv_root: Path) -> None:
     r1 = _stage1(csv_root)
-    assert r1.train.val_metrics["bits_per_candle"] > 0 and set(r1.reports["tokenizer"]) == {"vq", "bsq"}
+    assert r1.train.val_metrics["bits_per_candle"] > 0 and set(r1.reports["tokenizer"]) == {"vq", "bsq", "fsq"}
     streams = np.load(r1.train.run_dir / "tokens.npz")
     assert set(streams.files) == {"train", "val", "test", "symbols"} and streams["val"][0] == 16  # separator first
     r2 = run_stage2(Stage2Config(**TINY, epochs=1.0), symbols=["AAA"])

@@ -20,7 +20,7 @@ from mqc.core.lm.tokenizer import (
 )
 
 
-@pytest.mark.parametrize("quantizer", ["vq", "bsq"])
+@pytest.mark.parametrize("quantizer", ["vq", "bsq", "fsq"])
 def test_tokens_up_to_t_ignore_later_candles(quantizer: str) -> None:
     ohlc = random_walk(300, 0)
     tok = fit_tokenizer(candle_features(ohlc[:200]), TokenizerSpec(quantizer, 16, 8), steps=30, seed=0)
@@ -78,6 +78,28 @@ def test_report_and_dead_codes_reseeded() -> None:
     assert rep["code_usage"] > 0.3 and rep["perplexity"] > 10  # re-seeding keeps the codebook alive
     bsq = fit_tokenizer(feats[:1500], TokenizerSpec("bsq", 64), steps=300, seed=0, batch=256)
     assert tokenizer_report(bsq, feats[1500:])["return_rmse"] < rep["return_std"]
+    fsq = fit_tokenizer(feats[:1500], TokenizerSpec("fsq", 64), steps=300, seed=0, batch=256)
+    assert tokenizer_report(fsq, feats[1500:])["return_rmse"] < rep["return_std"]
+
+
+def test_fsq_grid_ids_and_vectors_round_trip() -> None:
+    """FSQ: levels multiply to the vocab; every id in range is reachable, and an id decodes to the
+    grid point it was quantised to (dimension 0 is the lowest mixed-radix digit)."""
+    import torch
+
+    from mqc.core.errors import ConfigError
+    from mqc.core.nn import fsq
+
+    assert fsq.levels_for(512) == (8, 8, 8) and fsq.levels_for(1000) == (10, 10, 10)
+    assert fsq.levels_for(6) == (3, 2) and int(np.prod(fsq.levels_for(96))) == 96
+    with pytest.raises(ConfigError, match="prime factors"):
+        fsq.levels_for(34)
+    levels = (5, 4)
+    q, ids = fsq.quantize(torch.randn(4000, 2) * 3, levels)
+    assert set(ids.tolist()) == set(range(20))
+    torch.testing.assert_close(fsq.codes_of(ids, levels), q)
+    corner = fsq.quantize(torch.tensor([[9.0, -9.0]]), levels)  # top level of dim 0, bottom of dim 1
+    assert int(corner[1]) == 4 and corner[0].tolist() == [[1.0, -1.0]]
 
 
 def test_bad_prices_are_refused() -> None:

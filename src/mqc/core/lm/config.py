@@ -67,8 +67,9 @@ class Stage1Config(_LMFields):
     kv_heads: int = field(default=4, metadata={"help": "key/value heads (grouped-query attention)"})
     embd: int = field(default=256, metadata={"help": "model width"})
     depth: int = field(default=0, metadata={"help": "size dial: width 64*depth, 64-dim heads (0: use the above)"})
-    quantizer: Literal["vq", "bsq"] = field(
-        default="vq", metadata={"help": "vq: VQ-VAE with an EMA codebook; bsq: binary spherical (no codebook)"}
+    quantizer: Literal["vq", "bsq", "fsq"] = field(
+        default="vq",
+        metadata={"help": "vq: VQ-VAE with an EMA codebook; bsq: binary spherical; fsq: finite scalar (no codebook)"},
     )
     code_dim: int = field(default=32, metadata={"help": "codebook vector size (vq)"})
     commitment: float = field(default=0.25, metadata={"help": "commitment loss weight"})
@@ -82,6 +83,10 @@ class Stage1Config(_LMFields):
             raise ConfigError(
                 f"--quantizer bsq needs a power-of-two --vocab, got {self.vocab}", hint="e.g. --vocab 512"
             )
+        if self.quantizer == "fsq":
+            from mqc.core.nn.fsq import levels_for
+
+            levels_for(self.vocab)  # raises for a vocab with no grid of small levels
         if not 0 < self.decay < 1:
             raise ConfigError(f"stage1.decay must be in (0, 1), got {self.decay}")
         for name in ("seq_len", "vocab", "layers", "heads", "kv_heads", "embd", "code_dim", "tokenizer_steps"):

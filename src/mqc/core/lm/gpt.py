@@ -69,22 +69,69 @@ def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tenso
 
 
 class KVCache:
-    """Per-layer keys and values ``[B, Hkv, capacity, D]`` for incremental decoding."""
+    """Per-layer keys and values ``[B, Hkv, capacity, D]`` for incremental decoding.
+
+    A cache made by ``expand`` continues a prefix shared by groups of rows: the prefix's keys and
+    values stay once per group (``shared``, ``[B / group, Hkv, offset, D]``) and the buffers hold the
+    positions after it.
+    """
 
     def __init__(self, n_layer: int, batch: int, n_kv: int, capacity: int, head_dim: int, like: torch.Tensor) -> None:
         shape = (batch, n_kv, capacity, head_dim)
         self.k = [like.new_zeros(shape) for _ in range(n_layer)]
         self.v = [like.new_zeros(shape) for _ in range(n_layer)]
-        self.pos = 0  # positions filled (advanced after the last layer)
+        self.pos = 0  # positions filled (advanced after the last layer), the shared prefix included
         self.capacity = capacity
+        self.offset = 0  # positions held by the shared prefix
+        self.shared: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store ``k, v`` at the next positions; the keys and values of this cache's own positions so far."""
         end = self.pos + k.shape[2]
         if end > self.capacity:
             raise ConfigError(f"KV cache holds {self.capacity} positions, {end} asked for")
-        self.k[layer][:, :, self.pos : end] = k
-        self.v[layer][:, :, self.pos : end] = v
-        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
+        lo, hi = self.pos - self.offset, end - self.offset
+        self.k[layer][:, :, lo:hi] = k
+        self.v[layer][:, :, lo:hi] = v
+        return self.k[layer][:, :, :hi], self.v[layer][:, :, :hi]
+
+    def expand(self, repeats: int, capacity: int | None = None) -> KVCache:
+        """A cache for ``repeats`` continuations of each row, row ``i * repeats + j`` continuing row
+        ``i`` (``repeat_interleave`` order), with room for ``capacity`` positions in all (default:
+        this cache's). The filled positions are shared, not copied; attention over them is computed
+        per group (``shared_attention``), and gradients reach them from every continuation."""
+        cap = self.capacity if capacity is None else capacity
+        if self.shared is not None:
+            raise ConfigError("a KV cache is expanded once")
+        if cap < self.pos:
+            raise ConfigError(f"KV cache of {cap} positions cannot hold the {self.pos} filled")
+        b, n_kv, _, d = self.k[0].shape
+        out = KVCache(len(self.k), b * repeats, n_kv, cap - self.pos, d, self.k[0])
+        out.shared = ([k[:, :, : self.pos] for k in self.k], [v[:, :, : self.pos] for v in self.v])
+        out.pos = out.offset = self.pos
+        out.capacity = cap
+        return out
+
+
+def shared_attention(
+    q: torch.Tensor, kp: torch.Tensor, vp: torch.Tensor, k: torch.Tensor, v: torch.Tensor, start: int
+) -> torch.Tensor:
+    """Attention of ``q [B * g, H, t, D]`` over a prefix ``kp, vp [B, H, P, D]`` shared by each group
+    of ``g`` consecutive rows, then the rows' own keys ``k, v [B * g, H, start + t, D]`` (causal): the
+    same as SDPA over the prefix repeated per row, reading each prefix once per group."""
+    n, h, t, d = q.shape
+    b, p = kp.shape[0], kp.shape[2]
+    g = n // b
+    qg = q.reshape(b, g, h, t, d).transpose(1, 2).reshape(b, h, g * t, d)
+    sp = (qg @ kp.transpose(-1, -2)).reshape(b, h, g, t, p).transpose(1, 2).reshape(n, h, t, p)
+    so = q @ k.transpose(-1, -2)
+    if t > 1:  # own query i sees own keys up to start + i
+        mask = torch.ones(t, start + t, dtype=torch.bool, device=q.device).tril(start)
+        so = so.masked_fill(~mask, float("-inf"))
+    w = torch.softmax(torch.cat([sp, so], dim=-1) * d**-0.5, dim=-1)
+    wp = w[..., :p].reshape(b, g, h, t, p).transpose(1, 2).reshape(b, h, g * t, p)
+    yp = (wp @ vp).reshape(b, h, g, t, d).transpose(1, 2).reshape(n, h, t, d)
+    return yp + w[..., p:] @ v
 
 
 class Attention(nn.Module):
@@ -106,10 +153,15 @@ class Attention(nn.Module):
         if cache is not None:
             start = cache.pos
             k, v = cache.update(self.layer, k, v)
-        if self.n_kv != self.n_head:
-            rep = self.n_head // self.n_kv
+        rep = self.n_head // self.n_kv
+        if rep > 1:
             k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
-        if start == 0:
+        if cache is not None and cache.shared is not None:
+            kp, vp = cache.shared[0][self.layer], cache.shared[1][self.layer]
+            if rep > 1:
+                kp, vp = kp.repeat_interleave(rep, dim=1), vp.repeat_interleave(rep, dim=1)
+            y = shared_attention(q, kp, vp, k, v, start - cache.offset)
+        elif start == 0:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         elif t == 1:
             y = F.scaled_dot_product_attention(q, k, v)
@@ -174,7 +226,21 @@ class GPT(nn.Module):
         c = self.config
         return KVCache(c.n_layer, batch, c.n_kv_head, capacity, c.head_dim, self.lm_head.weight)
 
-    def forward(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+    def forward(
+        self, idx: torch.Tensor, cache: KVCache | None = None, *, suffix: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Logits ``[B, T, V]`` of ``idx [B, T]`` (continuing ``cache`` when given).
+
+        With ``suffix [B * g, S]``: ``idx`` is a prefix shared by ``g`` consecutive suffix rows, and the
+        result ``[B * g, 1 + S, V]`` is the logits of the prefix's last position and of every suffix
+        position, i.e. ``forward(cat(idx.repeat_interleave(g), suffix))[:, T - 1 :]``, with the prefix
+        run once per row of ``idx`` instead of ``g`` times (gradients reach it from every suffix).
+        """
+        if suffix is not None:
+            return self._grouped(idx, suffix)
+        return self._head(self._hidden(idx, cache))
+
+    def _hidden(self, idx: torch.Tensor, cache: KVCache | None) -> torch.Tensor:
         t = idx.shape[1]
         start = cache.pos if cache is not None else 0
         if start + t > self.cos.shape[0]:
@@ -185,8 +251,22 @@ class GPT(nn.Module):
             x = block(x, cos, sin, cache)
         if cache is not None:
             cache.pos += t
+        return x
+
+    def _head(self, x: torch.Tensor) -> torch.Tensor:
         logits = self.lm_head(norm(x)).float()
         return SOFTCAP * torch.tanh(logits / SOFTCAP)
+
+    def _grouped(self, idx: torch.Tensor, suffix: torch.Tensor) -> torch.Tensor:
+        (b, t), (n, s) = idx.shape, suffix.shape
+        if n % b:
+            raise ConfigError(f"{n} suffix rows do not split into groups over {b} prefix rows")
+        g = n // b
+        cache = self.new_cache(b, t)
+        x = self._hidden(idx, cache)[:, -1:].repeat_interleave(g, dim=0)
+        if s:
+            x = torch.cat([x, self._hidden(suffix, cache.expand(g, t + s))], dim=1)
+        return self._head(x)
 
     def flops_per_token(self) -> float:
         """Training FLOPs per token: 6 x matmul parameters + attention (nanochat's estimate)."""

@@ -80,12 +80,12 @@ class LMPredictor:
         out = np.empty((len(ohlc), samples, horizon, 4))
         for b in range(len(ohlc)):
             ids = self.tok.encode(candle_features(window[b])[1:])
-            prompt = torch.from_numpy(np.repeat(ids[None], samples, axis=0))
             gen = torch.Generator().manual_seed(int(seed) * 1_000_003 + b)
             drawn = generate(
                 self.model,
-                prompt,
+                torch.from_numpy(ids[None]),
                 horizon,
+                group=samples,
                 generator=gen,
                 temperature=temperature,
                 top_k=top_k,

@@ -38,8 +38,9 @@ def grpo_loss(
     """Policy-gradient loss on the sampled horizon tokens plus the KL to the reference.
 
     Args:
-        policy_logits, ref_logits: ``[N, L+H-1, V]`` logits of ``tokens[:, :-1]``.
-        tokens: ``[N, L+H]`` context then the sampled horizon.
+        policy_logits, ref_logits: ``[N, L+H-1, V]`` logits of ``tokens[:, :-1]`` (or their last
+            ``H`` positions and up).
+        tokens: ``[N, L+H]`` context then the sampled horizon (or the horizon alone).
         advantages: ``[N]`` group-normalised rewards (no gradient).
         codes: the candle ids (below it) the samples were drawn from.
     """
@@ -52,6 +53,24 @@ def grpo_loss(
     entropy = -(p * logp).sum(-1).mean()
     loss = pg + kl * kl_term
     return loss, {"loss": float(loss.detach()), "kl": float(kl_term.detach()), "entropy": float(entropy.detach())}
+
+
+def episode_loss(
+    policy: torch.nn.Module,
+    ref: torch.nn.Module,
+    ctx: torch.Tensor,
+    drawn: torch.Tensor,
+    advantages: torch.Tensor,
+    kl: float,
+    codes: int,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """``grpo_loss`` of the horizons ``drawn [B * g, H]`` sampled after contexts ``ctx [B, L]`` (``g``
+    consecutive rows per context). Policy and reference score the sampled tokens teacher-forced; each
+    context is run once per model and shared by its group (``GPT.forward(..., suffix=)``), which gives
+    the logits of the full pass over context + horizon at the horizon positions, gradients included."""
+    with torch.no_grad():
+        ref_logits = ref(ctx, suffix=drawn[:, :-1])
+    return grpo_loss(policy(ctx, suffix=drawn[:, :-1]), ref_logits, drawn, drawn.shape[1], advantages, kl, codes)
 
 
 def group_advantages(rewards: np.ndarray, group: int) -> np.ndarray:
@@ -126,12 +145,14 @@ class RLTrainer(LMTrainer):
 
     def loss_on(self, t0: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         g, win = self.cfg.group, self.win["train"]
-        rows = np.repeat(t0.cpu().numpy(), g)
-        ctx = torch.from_numpy(win.tokens[rows, : win.context_len]).to(self.device)
+        first = t0.cpu().numpy()
+        rows = np.repeat(first, g)
+        ctx = torch.from_numpy(win.tokens[first, : win.context_len]).to(self.device)
         drawn = generate(
             self.model,
             ctx,
             self.horizon,
+            group=g,
             temperature=self.cfg.temperature,
             top_k=self.cfg.top_k,
             allowed=self.tok.spec.codes,
@@ -148,26 +169,23 @@ class RLTrainer(LMTrainer):
             dt_years=self.dt_years,
         )
         adv = torch.as_tensor(group_advantages(r, g), dtype=torch.float32, device=self.device)
-        seq = torch.cat([ctx, drawn], dim=1)
-        with torch.no_grad():
-            ref_logits = self.ref(seq[:, :-1])
-        loss, st = grpo_loss(
-            self.net(seq[:, :-1]), ref_logits, seq, self.horizon, adv, self.cfg.kl, self.tok.spec.codes
-        )
+        loss, st = episode_loss(self.net, self.ref, ctx, drawn, adv, self.cfg.kl, self.tok.spec.codes)
         st["reward"] = float(r.mean())
         return loss, st
 
     @torch.no_grad()
     def evaluate(self, segment: str) -> dict[str, float]:
         win, g = self.win[segment], self.cfg.group
-        rows = np.repeat(eval_rows(len(win), self.cfg.eval_episodes), g)
-        ctx = torch.from_numpy(win.tokens[rows, : win.context_len]).to(self.device)
+        first = eval_rows(len(win), self.cfg.eval_episodes)
+        rows = np.repeat(first, g)
+        ctx = torch.from_numpy(win.tokens[first, : win.context_len]).to(self.device)
         gen = torch.Generator(device=self.device).manual_seed(self.cfg.seed)
         drawn = (
             generate(
                 self.model,
                 ctx,
                 self.horizon,
+                group=g,
                 generator=gen,
                 temperature=self.cfg.temperature,
                 top_k=self.cfg.top_k,

@@ -24,6 +24,7 @@ from mqc.core.progress import Progress
 from mqc.core.train.harness import TrainResult
 
 STAGES = ("stage1", "stage2", "stage3", "stage4")
+QUANTIZERS = ("vq", "bsq", "fsq")
 TOKENS = "tokens.npz"
 # which runs each stage's --in accepts, the default (its latest run) first
 PREVIOUS = {"stage2": ("stage1",), "stage3": ("stage2", "stage1"), "stage4": ("stage3",)}
@@ -135,13 +136,20 @@ def _data_extra(data_cfg: DataConfig, split_cfg: SplitConfig) -> dict[str, Any]:
 
 
 def _fit_tokenizers(data: LMData, cfg: Stage1Config) -> tuple[CandleTokenizer, dict[str, Any]]:
-    """Fit the chosen quantiser and the other one, and report both side by side on val."""
+    """Fit the chosen quantiser and the others, and report them side by side on val."""
+    from mqc.core.nn.fsq import levels_for
+
     train = data.features("train", range(len(data.symbols)))
     val = data.features("val", range(len(data.symbols)))
     fitted, report = {}, {}
-    for q in (cfg.quantizer, "bsq" if cfg.quantizer == "vq" else "vq"):
+    for q in (cfg.quantizer, *(q for q in QUANTIZERS if q != cfg.quantizer)):
         if q == "bsq" and cfg.vocab & (cfg.vocab - 1):
             continue  # bsq needs 2**bits codes (Stage1Config refuses it as the chosen quantizer)
+        if q == "fsq":
+            try:
+                levels_for(cfg.vocab)
+            except ConfigError:
+                continue  # no grid of small levels for this vocab (refused as the chosen quantizer)
         spec = TokenizerSpec(q, cfg.vocab, cfg.code_dim, 64, cfg.commitment, cfg.decay)
         fitted[q] = fit_tokenizer(train, spec, steps=cfg.tokenizer_steps, seed=cfg.seed)
         report[q] = tokenizer_report(fitted[q], val if len(val) else train)

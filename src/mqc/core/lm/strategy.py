@@ -64,12 +64,10 @@ class LMStrategy:
             ends = [i for i in range(n, len(rows)) if rows[i] >= start]  # ids[1..i] ends at bar rows[i]
             for c in range(0, len(ends), CHUNK):
                 part = ends[c : c + CHUNK]
-                prompt = torch.from_numpy(np.stack([ids[i - n + 1 : i + 1] for i in part])).repeat_interleave(
-                    SAMPLES, dim=0
-                )
+                prompt = torch.from_numpy(np.stack([ids[i - n + 1 : i + 1] for i in part]))
                 # each decision draws from its own seed (asset, bar time): the same whatever else is in the panel
                 noise = torch.cat([self._noise(a, int(stamps[rows[i]]), h, v) for i in part])
-                drawn = generate(self.lm.model, prompt, h, allowed=v, noise=noise)
+                drawn = generate(self.lm.model, prompt, h, allowed=v, noise=noise, group=SAMPLES)
                 cum = self.lm.tok.decode(drawn)[..., 0].sum(-1).reshape(len(part), SAMPLES).mean(1)
                 out[rows[part], a] = positions(cum, self.scale, self.market.allow_short) / len(self.symbols)
         return out

@@ -3,8 +3,9 @@
 Five features of candle t use candles t and t-1 only (log return vs the previous close, body, upper
 wick, lower wick, range); they are standardised with statistics fitted on the train split only
 (``core/nn/candles.py``); a per-candle encoder maps them to a latent that is quantised either by a
-VQ-VAE codebook updated by EMA (dead codes re-seeded from the batch) or by binary spherical
-quantisation (``core/nn/bsq.py``: no codebook to collapse). A per-candle decoder maps a code back
+VQ-VAE codebook updated by EMA (dead codes re-seeded from the batch), by binary spherical
+quantisation (``core/nn/bsq.py``) or by finite scalar quantisation (``core/nn/fsq.py``); the last
+two have no codebook to collapse. A per-candle decoder maps a code back
 to the five features, so a sampled token path decodes to a candle path.
 """
 
@@ -20,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mqc.core.errors import CheckpointError, DataError
-from mqc.core.nn import bsq
+from mqc.core.nn import bsq, fsq
 from mqc.core.nn.candles import fit_scale, standardize
 
 FEATURES = ("log_return", "body", "upper_wick", "lower_wick", "range")
@@ -67,7 +68,7 @@ def candles_from_features(feats: np.ndarray, prev_close: np.ndarray) -> np.ndarr
 class TokenizerSpec:
     """Shape of the tokenizer (stored in every stage checkpoint)."""
 
-    quantizer: str = "vq"  # vq | bsq
+    quantizer: str = "vq"  # vq | bsq | fsq
     codes: int = 512
     code_dim: int = 32
     hidden: int = 64
@@ -76,6 +77,8 @@ class TokenizerSpec:
 
     @property
     def latent_dim(self) -> int:
+        if self.quantizer == "fsq":
+            return len(fsq.levels_for(self.codes))
         return int(math.log2(self.codes)) if self.quantizer == "bsq" else self.code_dim
 
 
@@ -111,6 +114,9 @@ class CandleTokenizer(nn.Module):
             zq, ids = bsq.quantize(z)
             u = F.normalize(z, dim=-1)
             return zq, ids, F.mse_loss(u, zq.detach())
+        if self.spec.quantizer == "fsq":  # a fixed grid: nothing to commit to
+            zq, ids = fsq.quantize(z, fsq.levels_for(self.spec.codes))
+            return zq, ids, z.new_zeros(())
         if self.training and not bool(self.initialised):
             self._seed_codes(z.detach(), torch.arange(self.spec.codes))
             self.initialised.fill_(True)
@@ -143,6 +149,8 @@ class CandleTokenizer(nn.Module):
     def code_vectors(self, ids: torch.Tensor) -> torch.Tensor:
         if self.spec.quantizer == "bsq":
             return bsq.codes_of(bsq.unpack_bits(ids, self.spec.latent_dim))
+        if self.spec.quantizer == "fsq":
+            return fsq.codes_of(ids, fsq.levels_for(self.spec.codes))
         return self.codebook[ids]
 
     # ----- public --------------------------------------------------------------------------------
