@@ -26,7 +26,7 @@ from mqc.core.errors import BrokerError
 from mqc.core.trade.broker import BarView, Broker, Order, OrderState, client_order_id
 from mqc.core.trade.config import TradeConfig
 from mqc.core.trade.decide import Decider
-from mqc.core.trade.ledger import Ledger
+from mqc.core.trade.ledger import Ledger, fill_event, status_event
 from mqc.core.trade.risk import check_orders, kill_reason
 
 
@@ -88,29 +88,54 @@ def _retry(session: TradeSession, what: str, call: Callable[[], Any]) -> Any:
 def apply_state(ledger: Ledger, state: OrderState, bar: str | None, conn: Any = None) -> None:
     """Record what the broker says about an order: new fills (once each), then its status
     (in ``conn``'s transaction, else in one of its own)."""
+    apply_states(ledger, [(state, bar)], conn)
+
+
+def apply_states(ledger: Ledger, states: list[tuple[OrderState, str | None]], conn: Any = None) -> None:
+    """``apply_state`` for many ``(state, bar)`` in one transaction: events in the same order (each
+    order's fills, then its status), written with one ``executemany``."""
     if conn is None:
         with ledger.transaction() as c:
-            return apply_state(ledger, state, bar, c)
-    for f in state.fills:
-        ledger.record_fill(f.client_order_id, f.symbol, f.qty, f.price, f.fee, f.fill_id, bar, conn=conn)
-    if ledger.status_of(state.client_order_id) != state.status:
-        ledger.set_status(state.client_order_id, state.status, state.broker_order_id, reason=state.reason, conn=conn)
+            return apply_states(ledger, states, c)
+    have = ledger.statuses([s.client_order_id for s, _ in states])
+    events, changes = [], []
+    for state, bar in states:
+        events += [fill_event(f.client_order_id, f.symbol, f.qty, f.price, f.fee, f.fill_id, bar) for f in state.fills]
+        if have.get(state.client_order_id) != state.status:
+            change = (state.client_order_id, state.status, state.broker_order_id, state.reason)
+            changes.append(change)
+            events.append(status_event(*change))
+            have[state.client_order_id] = state.status
+    ledger.set_statuses(conn, changes, events)
     return None
 
 
 def reconcile(session: TradeSession, bar: str) -> dict[str, int]:
-    """Bring the ledger's open orders up to date with the broker (see the module docstring)."""
+    """Bring the ledger's open orders up to date with the broker (see the module docstring), in one
+    transaction (a crash before its commit leaves the ledger as it was; the next start does it again)."""
     counts = {"updated": 0, "expired": 0}
-    for row in session.ledger.orders(open_only=True):
-        state = _retry(session, "lookup", lambda row=row: session.broker.order(row.client_order_id))
+    rows = session.ledger.orders(open_only=True)
+    if not rows:
+        return counts
+    many = getattr(session.broker, "orders_by_id", None)  # one look-up for all (the paper broker)
+    if many is not None:
+        found = _retry(session, "lookup", lambda: many([r.client_order_id for r in rows]))
+    else:
+        look = session.broker.order
+        found = {r.client_order_id: _retry(session, "lookup", lambda r=r: look(r.client_order_id)) for r in rows}
+    updates, expired = [], []
+    for row in rows:
+        state = found.get(row.client_order_id)
         if state is not None:
-            apply_state(session.ledger, state, row.bar)
-            counts["updated"] += 1
+            updates.append((state, row.bar))
         elif row.bar != bar:  # never reached the broker, and its bar is gone: never send it late
-            session.ledger.set_status(row.client_order_id, "expired", reason="not sent before its bar ended")
-            counts["expired"] += 1
-    if any(counts.values()):
-        session.ledger.record("reconcile", bar=bar, data=counts)
+            expired.append((row.client_order_id, "expired", None, "not sent before its bar ended"))
+    counts = {"updated": len(updates), "expired": len(expired)}
+    with session.ledger.transaction() as c:
+        apply_states(session.ledger, updates, c)
+        session.ledger.set_statuses(c, expired)
+        if any(counts.values()):
+            session.ledger.record("reconcile", conn=c, bar=bar, data=counts)
     return counts
 
 
@@ -138,6 +163,9 @@ def _placed_orders(
     """An order strategy's orders at this bar's close, one per used slot (leg ``slot<k>``)."""
     from mqc.core.trade.order_decide import order_list
 
+    if getattr(session.decider, "anchor", 0) is None:  # re-fits counted from the strategy's first decided bar
+        first = session.ledger.first_decision(session.decider.name) or bar
+        session.decider.anchor = int(np.datetime64(first.rstrip("Z"), "ns").astype(np.int64))  # type: ignore[attr-defined]
     placed = session.decider.decide_orders(history)  # type: ignore[attr-defined]
     rows = order_list(placed, session.decider.symbols, close, equity)
     # orders are placed at a forward-filled bar too, as in the backtest: nothing fills on a bar without a real price
@@ -216,33 +244,11 @@ def trade_bar(
                 },
             )
             ledger.add_intents(c, [vars(o) for o in accepted])
-            for o, reason in rejected:
-                ledger.record(
-                    "risk_reject",
-                    conn=c,
-                    bar=bar,
-                    client_order_id=o.client_order_id,
-                    symbol=o.symbol,
-                    qty=o.qty,
-                    data={"reason": reason, "order": vars(o)},
-                )
+            ledger.record_many(c, [_reject_event(bar, o, reason) for o, reason in rejected])
         crash_point("intent")
-    pending = [r for r in ledger.orders(bar=bar) if r.status == "pending"]
-    intents = {e["client_order_id"]: e["data"] for e in ledger.events("order_intent", bar=bar)}
-    to_send = [
-        Order(
-            r.client_order_id,
-            r.bar,
-            r.symbol,
-            r.side,
-            r.qty,
-            r.order_type,
-            r.target_weight,
-            r.limit_price,
-            **{k: intents[r.client_order_id][k] for k in ("tif", "slot") if k in intents.get(r.client_order_id, {})},
-        )
-        for r in pending
-    ]
+        to_send = accepted  # just committed, all pending
+    else:
+        to_send = _pending(ledger, bar)  # a restart: the intents committed before the crash
     if to_send:
         try:
             states = _retry(session, "submit", lambda: broker.submit(to_send))
@@ -255,10 +261,9 @@ def trade_bar(
             states = []
         crash_point("sent")
         with ledger.transaction() as c:  # the bar's acks and fills: all recorded, or none
-            for i, s in enumerate(states):
-                if i == 1:
-                    crash_point("fill")  # killed with some of the bar's fills written, not committed
-                apply_state(ledger, s, bar, c)
+            apply_states(ledger, [(s, bar) for s in states], c)
+            if len(states) > 1:
+                crash_point("fill")  # killed with the bar's fills written, not committed
     settle = getattr(broker, "settle", None)
     if settle is not None:
         settle()  # the paper broker's order book: equity after this bar's close auction
@@ -276,6 +281,31 @@ def trade_bar(
         ledger.record("bar_done", conn=c, bar=bar, dedup=f"done:{bar}")
     n_rej = len(ledger.events("risk_reject", bar=bar))
     return BarOutcome(bar, "done", orders=len(ledger.orders(bar=bar)), rejected=n_rej, equity=post.equity)
+
+
+def _reject_event(bar: str, o: Order, reason: str) -> tuple[str, dict[str, Any]]:
+    fields = {"bar": bar, "client_order_id": o.client_order_id, "symbol": o.symbol, "qty": o.qty}
+    return "risk_reject", {**fields, "data": {"reason": reason, "order": vars(o)}}
+
+
+def _pending(ledger: Ledger, bar: str) -> list[Order]:
+    """The bar's intents that never reached the broker, as they were recorded."""
+    pending = [r for r in ledger.orders(bar=bar) if r.status == "pending"]
+    intents = {e["client_order_id"]: e["data"] for e in ledger.events("order_intent", bar=bar)}
+    return [
+        Order(
+            r.client_order_id,
+            r.bar,
+            r.symbol,
+            r.side,
+            r.qty,
+            r.order_type,
+            r.target_weight,
+            r.limit_price,
+            **{k: intents[r.client_order_id][k] for k in ("tif", "slot") if k in intents.get(r.client_order_id, {})},
+        )
+        for r in pending
+    ]
 
 
 def _adjust_cash(ledger: Ledger, broker_cash: float, bar: str, conn: Any) -> None:
