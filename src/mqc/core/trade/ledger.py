@@ -122,6 +122,8 @@ class Ledger:
             conn = sqlite3.connect(p, isolation_level=None, timeout=30.0, cached_statements=256)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            if not durable:  # fewer checkpoints, each an fsync: the WAL may grow to ~40 MB first
+                conn.execute("PRAGMA wal_autocheckpoint=10000")
             ok = conn.execute("PRAGMA quick_check").fetchone()[0]
             if ok != "ok":
                 raise sqlite3.DatabaseError(ok)
@@ -194,7 +196,7 @@ class Ledger:
         if not events:
             return
         at = now_utc()
-        conn.executemany(_INSERT_EVENT, [_event_row(at, kind, dict(f)) for kind, f in events])
+        conn.executemany(_INSERT_EVENT, [_event_row(at, kind, f) for kind, f in events])
 
     def events(self, kind: str | None = None, bar: str | None = None) -> list[dict[str, Any]]:
         sql, args = "SELECT * FROM events WHERE 1=1", []
@@ -370,17 +372,22 @@ class Ledger:
         return [dict(e["data"], bar=e["bar"]) for e in self.events("equity")]
 
 
+_JSON = json.JSONEncoder(default=str)  # one encoder (``json.dumps`` with ``default=`` builds one a call)
+_COL_INDEX = {c: i for i, c in enumerate(_EVENT_COLS)}
+
+
 def _event_row(at: str, kind: str, fields: dict[str, Any]) -> tuple:
     """One ``events`` row (``_EVENT_COLS`` order) from a kind and its fields (``data`` JSON-encoded).
 
     Raises:
-        TypeError: a field that is not an event column."""
-    data = fields.pop("data", None)
-    unknown = set(fields) - set(_EVENT_COLS)
-    if unknown:
-        raise TypeError(f"not an event column: {sorted(unknown)[0]}")
-    fields.update(at=at, kind=kind, data=None if data is None else json.dumps(data, default=str))
-    return tuple(fields.get(c) for c in _EVENT_COLS)
+        KeyError: a field that is not an event column."""
+    row: list[Any] = [None] * len(_EVENT_COLS)
+    row[0], row[2] = at, kind
+    for k, v in fields.items():
+        row[_COL_INDEX[k]] = v
+    data = fields.get("data")
+    row[-1] = None if data is None else _JSON.encode(data)
+    return tuple(row)
 
 
 def fill_event(
