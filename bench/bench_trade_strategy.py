@@ -134,6 +134,7 @@ def main() -> None:
             f"fit window {args.fit_window}, re-fit every {args.refit_every} bars",
         ),
     ):
+        os.environ["MQC_CACHE_DIR"] = str(tmp / f"cache-{len(flags)}")  # the old path's forecast cache: cold
         d = order_decider("maxdiff", syms, "1h", market, only="naive", order_flags=flags)
         load0 = _load()
         ms = live_latency(live, d, args.decisions, args.baseline_every)

@@ -211,10 +211,13 @@ def trade_bar(
         flatten(session, history, reason=why)
         ledger.record("kill", bar=bar, data={"reason": why})
         return BarOutcome(bar, "killed", message=why)
-    tf_ns = int(np.median(np.diff(np.asarray(history.timestamps).astype(np.int64)))) if len(history) > 1 else 0
+    tf_ns = 0
+    if now_ns is not None and len(history) > 1:  # a live clock (a replay's is the bar's own time)
+        tf_ns = int(np.median(np.diff(np.asarray(history.timestamps).astype(np.int64))))
     if now_ns is not None and tf_ns and now_ns - ts > (cfg.stale_bars + 1) * tf_ns:
         ledger.record("stale", bar=bar, data={"age_s": (now_ns - ts) / 1e9})
         return BarOutcome(bar, "stale", message=f"the last bar ({bar}) is too old to trade on")
+    to_send: list[Order] | None = None
     if not ledger.has_event("decision", bar):
         t0 = time.perf_counter()
         placed = None
@@ -246,8 +249,8 @@ def trade_bar(
             ledger.add_intents(c, [vars(o) for o in accepted])
             ledger.record_many(c, [_reject_event(bar, o, reason) for o, reason in rejected])
         crash_point("intent")
-        to_send = accepted  # just committed, all pending
-    else:
+        to_send = accepted  # just committed, all pending (unless the bar holds other intents, below)
+    if to_send is None or len(ledger.orders(bar=bar)) != len(to_send):
         to_send = _pending(ledger, bar)  # a restart: the intents committed before the crash
     if to_send:
         try:
