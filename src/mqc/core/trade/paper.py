@@ -423,9 +423,8 @@ class PaperBroker:
         if self.order_symbols is not None:
             from mqc.core.trade import paper_orders
 
-            st = self._get("ob")
-            equity = paper_orders.equity(st, self._get("capital"))
-            cap = self._get("capital")
+            st, cap = self._get("ob"), self._get("capital")
+            equity = paper_orders.equity(st, cap)
             pos = {s: q * cap for s, q in zip(st["syms"], st["pos"], strict=True) if q != 0.0}
             close = dict(zip(st["syms"], st["close"] or [0.0] * len(st["syms"]), strict=True))
             return Account(cash=equity - sum(q * close[s] for s, q in pos.items()), equity=equity, positions=pos)
