@@ -91,13 +91,16 @@ def apply_state(ledger: Ledger, state: OrderState, bar: str | None, conn: Any = 
     apply_states(ledger, [(state, bar)], conn)
 
 
-def apply_states(ledger: Ledger, states: list[tuple[OrderState, str | None]], conn: Any = None) -> None:
+def apply_states(
+    ledger: Ledger, states: list[tuple[OrderState, str | None]], conn: Any = None, have: dict[str, str] | None = None
+) -> None:
     """``apply_state`` for many ``(state, bar)`` in one transaction: events in the same order (each
-    order's fills, then its status), written with one ``executemany``."""
+    order's fills, then its status), written with one ``executemany``. ``have``: the ledger's status of
+    each order, when the caller read it already."""
     if conn is None:
         with ledger.transaction() as c:
-            return apply_states(ledger, states, c)
-    have = ledger.statuses([s.client_order_id for s, _ in states])
+            return apply_states(ledger, states, c, have)
+    have = dict(have) if have is not None else ledger.statuses([s.client_order_id for s, _ in states])
     events, changes = [], []
     for state, bar in states:
         events += [fill_event(f.client_order_id, f.symbol, f.qty, f.price, f.fee, f.fill_id, bar) for f in state.fills]
@@ -132,7 +135,7 @@ def reconcile(session: TradeSession, bar: str) -> dict[str, int]:
             expired.append((row.client_order_id, "expired", None, "not sent before its bar ended"))
     counts = {"updated": len(updates), "expired": len(expired)}
     with session.ledger.transaction() as c:
-        apply_states(session.ledger, updates, c)
+        apply_states(session.ledger, updates, c, {r.client_order_id: r.status for r in rows})
         session.ledger.set_statuses(c, expired)
         if any(counts.values()):
             session.ledger.record("reconcile", conn=c, bar=bar, data=counts)
@@ -253,6 +256,7 @@ def trade_bar(
     if to_send is None or len(ledger.orders(bar=bar)) != len(to_send):
         to_send = _pending(ledger, bar)  # a restart: the intents committed before the crash
     if to_send:
+        pending_ids = [o.client_order_id for o in to_send]  # all pending in the ledger (either branch above)
         try:
             states = _retry(session, "submit", lambda: broker.submit(to_send))
         except BrokerError as exc:
@@ -264,7 +268,7 @@ def trade_bar(
             states = []
         crash_point("sent")
         with ledger.transaction() as c:  # the bar's acks and fills: all recorded, or none
-            apply_states(ledger, [(s, bar) for s in states], c)
+            apply_states(ledger, [(s, bar) for s in states], c, dict.fromkeys(pending_ids, "pending"))
             if len(states) > 1:
                 crash_point("fill")  # killed with the bar's fills written, not committed
     settle = getattr(broker, "settle", None)

@@ -370,6 +370,8 @@ class PaperBroker:
                 part,
             ).fetchall()
             fills: dict[str, list[BrokerFill]] = {}
+            if not rows:  # none known (a bar's new orders before they are booked): no fills either
+                continue
             for r in self.conn.execute(
                 "SELECT fill_id, client_order_id, symbol, qty, price, fee FROM fills "
                 f"WHERE client_order_id IN ({marks}) ORDER BY rowid",
