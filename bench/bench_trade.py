@@ -112,7 +112,7 @@ def main() -> None:
     )
     rate = n / wall
     print(
-        f"replay (mqc trade --replay, synchronous=NORMAL): {n} bars in {wall:.2f} s wall, {cpus[False]:.2f} s CPU "
+        f"replay (mqc trade --replay, synchronous=OFF): {n} bars in {wall:.2f} s wall, {cpus[False]:.2f} s CPU "
         f"({rate:.0f} bars/s; decision p50 {np.percentile(per_bar, 50):.3f} ms from precomputed rows) "
         f"-> 8,760 h: {8760 / rate:.0f} s, 1,764 h: {1764 / rate:.0f} s (load {os.getloadavg()[0]:.1f})"
     )

@@ -8,7 +8,7 @@ latency per bar, and replay throughput on synthetic and on real hourly bars.
   ``--refit-every``). Interleaved with the old live path on a few bars (forecasts of the whole
   history and the fit at that bar: ``place_orders`` from t), the same-run baseline.
 - replay: ``mqc trade --paper --replay`` (the real loop: ledger, paper broker with the order-level
-  book; ``synchronous=NORMAL``) over ``--replay-bars`` synthetic hourly bars of ``--symbols``
+  book; ``synchronous=OFF``) over ``--replay-bars`` synthetic hourly bars of ``--symbols``
   symbols, and over a year of real hourly bars (``--real-root``: 4 crypto pairs over 2018, 8,760
   bars; 4 US stocks over 2019, ~1,764 session hours).
 

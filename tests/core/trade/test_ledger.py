@@ -25,7 +25,9 @@ def test_pragmas_and_append_only(tmp_path):
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):
         led.conn.execute("DELETE FROM events")
     assert led.cash() == 100.0
-    assert Ledger.open(tmp_path / "r.db", durable=False).conn.execute("PRAGMA synchronous").fetchone()[0] == 1
+    replay = Ledger.open(tmp_path / "r.db", durable=False).conn  # a replay: no fsync, still WAL (atomic commits)
+    assert replay.execute("PRAGMA synchronous").fetchone()[0] == 0
+    assert replay.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
 def test_client_order_id_is_unique_and_fills_count_once(tmp_path):

@@ -79,8 +79,8 @@ class PaperBroker:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
         self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-        if not durable:  # as the replay's ledger: fewer checkpoints (fsyncs)
+        self.conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
+        if not durable:  # as a replay's ledger (``Ledger.open``): no fsync, fewer checkpoints
             self.conn.execute("PRAGMA wal_autocheckpoint=10000")
         self.conn.executescript(_SCHEMA)
         if self._get("capital") is None:
