@@ -68,13 +68,16 @@ def main() -> None:
     d = checkpoint_decider(run)
     panel = load_history(d, DataConfig())
     T = len(panel)
-    lat = []
+    lat, cpu = [], []
+    load0 = os.getloadavg()[0]
     for t in range(T - args.decisions, T):
         h = panel.slice(0, t + 1)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         d.decide(h)
         lat.append(time.perf_counter() - t0)
-    lat_ms = np.asarray(lat) * 1e3
+        cpu.append(time.process_time() - c0)
+    lat_ms, cpu_ms = np.asarray(lat) * 1e3, np.asarray(cpu) * 1e3
+    load1 = os.getloadavg()[0]
     full = []
     for t in range(T - 20, T):
         t0 = time.perf_counter()
@@ -82,31 +85,36 @@ def main() -> None:
         full.append(time.perf_counter() - t0)
     ts = panel.timestamps
     tcfg = TradeConfig()
-    walls = {}
+    walls, cpus = {}, {}
     for durable in (False, True):
         path = tmp / f"replay-{durable}" / "ledger.db"
         broker = open_broker(tcfg, path, d.market, durable=durable)
         session = open_session(tcfg, d, path, broker, durable=durable)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         res = replay(session, panel, str(ts[T - args.replay_bars])[:10], None, batch=True)
-        walls[durable] = time.perf_counter() - t0
+        walls[durable], cpus[durable] = time.perf_counter() - t0, time.process_time() - c0
     wall = walls[False]
     per_bar = np.asarray(session.stats["decide_s"]) * 1e3
-    print(f"cpu: {platform.processor() or platform.machine()}, load average {os.getloadavg()[0]:.1f}, torch threads 1")
+    print(f"cpu: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads 1")
     print(f"{args.symbols} symbols x {T} daily bars; policy window {d.window} bars")
+    A = args.symbols
     print(
-        f"live decision per bar: p50 {np.percentile(lat_ms, 50):.2f} ms, p99 {np.percentile(lat_ms, 99):.2f} ms "
-        f"-> per symbol p50 {np.percentile(lat_ms, 50) / args.symbols:.3f} ms, "
-        f"p99 {np.percentile(lat_ms, 99) / args.symbols:.3f} ms"
+        f"live decision per symbol (dm checkpoint, {A} symbols, {args.decisions} bars): "
+        f"wall p50 {np.percentile(lat_ms, 50) / A:.3f} ms, p99 {np.percentile(lat_ms, 99) / A:.3f} ms; "
+        f"CPU p50 {np.percentile(cpu_ms, 50) / A:.3f} ms, p99 {np.percentile(cpu_ms, 99) / A:.3f} ms "
+        f"[target p99 <= 1 ms] (load {load0:.1f}->{load1:.1f})"
     )
     print(f"full-history decision per bar: median {np.median(full) * 1e3:.1f} ms")
     n = len(res.outcomes)
     print(
-        f"replay with synchronous=FULL (a live ledger): {n} bars in {walls[True]:.2f} s ({n / walls[True]:.0f} bars/s)"
+        f"replay with synchronous=FULL (a live ledger): {n} bars in {walls[True]:.2f} s wall, {cpus[True]:.2f} s CPU "
+        f"({n / walls[True]:.0f} bars/s)"
     )
+    rate = n / wall
     print(
-        f"replay (mqc trade --replay, synchronous=NORMAL): {n} bars in {wall:.2f} s ({n / wall:.0f} bars/s; "
-        f"decision p50 {np.percentile(per_bar, 50):.3f} ms from precomputed rows)"
+        f"replay (mqc trade --replay, synchronous=OFF): {n} bars in {wall:.2f} s wall, {cpus[False]:.2f} s CPU "
+        f"({rate:.0f} bars/s; decision p50 {np.percentile(per_bar, 50):.3f} ms from precomputed rows) "
+        f"-> 8,760 h: {8760 / rate:.0f} s, 1,764 h: {1764 / rate:.0f} s (load {os.getloadavg()[0]:.1f})"
     )
 
 

@@ -117,3 +117,25 @@ def test_open_orders_of_the_last_bar_rest_and_cancel(catalog, tmp_path):
     assert state.status == "cancelled"
     book = session.broker._get("ob")
     assert open_[0].client_order_id not in book["pslots"].values()
+
+
+@pytest.mark.parametrize("n_symbols", [1, 2])
+def test_a_bar_commits_a_few_transactions_whatever_its_order_count(synth, tmp_path, n_symbols):
+    """A bar's ledger writes are batched: reconcile, the bar's mark, the decision with its intents, the acks
+    and fills, the equity. Five commits a bar with 3 orders or with 6 (not one or more per order)."""
+    from mqc.core.data.catalog import Catalog
+
+    cat = Catalog()
+    for sym, df in synth(n_assets=2, n_bars=300, seed=3, timeframe="1d").items():
+        cat.write(sym, df, source="test", timeframe="1d")
+    market = MarketConfig(allow_short=True)
+    decider = order_decider("maxdiff", SYMS[:n_symbols], "1d", market, only="naive")
+    cfg = TradeConfig()
+    path = tmp_path / "ledger.db"
+    session = open_session(cfg, decider, path, open_broker(cfg, path, market, decider=decider))
+    begins: list[str] = []
+    session.ledger.conn.set_trace_callback(lambda q: begins.append(q) if q.startswith("BEGIN") else None)
+    res = replay(session, load_history(decider, DataConfig()), "2015-06-01", "2015-06-30")
+    orders_per_bar = len(session.ledger.orders()) / len(res.outcomes)
+    assert orders_per_bar >= 2.5 * n_symbols  # maxdiff: an entry, an exit and a close order a symbol most bars
+    assert len(begins) <= 5 * len(res.outcomes) + 1

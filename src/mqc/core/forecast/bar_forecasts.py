@@ -104,6 +104,72 @@ def _contexts(panel: Panel, L: int) -> np.ndarray:
     return win.transpose(0, 1, 3, 2)
 
 
+def context_bars(model: object, cfg: ForecastConfig) -> int:
+    """Bars of history one origin's forecast reads (its last ones): the model's window."""
+    if hasattr(model, "predict_arrays"):
+        return int(getattr(model, "context_bars", cfg.context_length))
+    return cfg.context_length
+
+
+def forecast_rows(
+    model, cfg: ForecastConfig, panel: Panel, origins: np.ndarray, *, chunk: int = 256, progress: Progress = NULL
+) -> np.ndarray:
+    """The median next-bar OHLC forecast ``[len(origins), A, 4]`` at each origin (a row of ``panel``)
+    from its last ``context_bars`` bars (NaN left-padded before the panel's first bar).
+
+    ``cfg`` has ``prediction_length`` 1 and the 0.5 level (``next_bar_forecasts`` sets them). The one
+    forecasting step of a whole panel and of a live bar (``order_decide``): a live bar forecasts its
+    own origin on the trailing ``context_bars`` bars, and gets what the whole panel's call gets there."""
+    levels = cfg.quantile_levels
+    med = levels.index(0.5)
+    A = panel.n_assets
+    out = np.full((len(origins), A, 4), np.nan)
+    if hasattr(model, "predict_arrays"):
+        L = context_bars(model, cfg)
+        ctx = _contexts(panel, L)
+        ns = panel.timestamps.astype("datetime64[ns]").astype(np.int64)
+        shares = bool(getattr(model, "shares_across_series", False)) and A > 1
+        step = 1 if shares else max(1, chunk // max(A, 1))
+        for i in range(0, len(origins), step):
+            rows = origins[i : i + step]
+            x = ctx[rows].reshape(len(rows) * A, L, 5)
+            keys = [series_key(s, int(ns[t])) for t in rows for s in panel.symbols]
+            q, _ = model.predict_arrays(x, 1, levels, keys=keys)
+            out[i : i + len(rows)] = q[:, med, 0, :].reshape(len(rows), A, 4)
+            progress.advance(len(rows))
+        return out
+    import pandas as pd
+
+    frames = {
+        s: pd.DataFrame(
+            {
+                "timestamp": pd.to_datetime(panel.timestamps, utc=True),
+                **{f: panel.values[:, j, k] for k, f in enumerate(("open", "high", "low", "close", "volume"))},
+            }
+        )
+        for j, s in enumerate(panel.symbols)
+    }
+    L = cfg.context_length
+    for i, t in enumerate(origins):
+        ctx_frames = {s: f.iloc[max(0, t - L + 1) : t + 1] for s, f in frames.items()}
+        fc = model.predict(ctx_frames, 1, levels)
+        for j, s in enumerate(panel.symbols):
+            out[i, j] = fc[s].quantiles[med, 0, :]
+        progress.advance(1)
+    return out
+
+
+def to_moves(out: np.ndarray, close: np.ndarray, fields: tuple[str, ...]) -> np.ndarray:
+    """OHLC forecasts ``[..., A, 4]`` as moves from the origin's close (``[..., A]``); NaN where the
+    model forecasts no such field."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        moves = out / close[..., None] - 1.0
+    for k, f in enumerate(ALL_FIELDS):
+        if f not in fields:
+            moves[..., k] = np.nan
+    return moves
+
+
 def next_bar_forecasts(
     panel: Panel,
     cfg: ForecastConfig,
@@ -148,51 +214,12 @@ def next_bar_forecasts(
     check_fields(cfg.model, fields, needs, strategy)
     if hasattr(model, "want_samples"):
         model.want_samples = False
-    med = levels.index(0.5)
     out = np.full((T, A, 4), np.nan)
     origins = np.arange(first, T)
-    if hasattr(model, "predict_arrays"):
-        L = int(getattr(model, "context_bars", cfg.context_length))
-        ctx = _contexts(panel, L)
-        ns = panel.timestamps.astype("datetime64[ns]").astype(np.int64)
-        shares = bool(getattr(model, "shares_across_series", False)) and A > 1
-        step = 1 if shares else max(1, chunk // max(A, 1))
-        progress.start(len(origins), f"forecasting {cfg.model}: {A} symbol(s) x {len(origins)} bars")
-        for i in range(0, len(origins), step):
-            rows = origins[i : i + step]
-            x = ctx[rows].reshape(len(rows) * A, L, 5)
-            keys = [series_key(s, int(ns[t])) for t in rows for s in panel.symbols]
-            q, _ = model.predict_arrays(x, 1, levels, keys=keys)
-            out[rows] = q[:, med, 0, :].reshape(len(rows), A, 4)
-            progress.advance(len(rows))
-        progress.finish()
-    else:
-        import pandas as pd
-
-        frames = {
-            s: pd.DataFrame(
-                {
-                    "timestamp": pd.to_datetime(panel.timestamps, utc=True),
-                    **{f: panel.values[:, j, k] for k, f in enumerate(("open", "high", "low", "close", "volume"))},
-                }
-            )
-            for j, s in enumerate(panel.symbols)
-        }
-        L = cfg.context_length
-        progress.start(len(origins), f"forecasting {cfg.model}: {A} symbol(s) x {len(origins)} bars")
-        for t in origins:
-            ctx = {s: f.iloc[max(0, t - L + 1) : t + 1] for s, f in frames.items()}
-            fc = model.predict(ctx, 1, levels)
-            for j, s in enumerate(panel.symbols):
-                out[t, j] = fc[s].quantiles[med, 0, :]
-            progress.advance(1)
-        progress.finish()
-    last = panel.close
-    with np.errstate(divide="ignore", invalid="ignore"):
-        moves = out / last[:, :, None] - 1.0
-    for k, f in enumerate(ALL_FIELDS):
-        if f not in fields:
-            moves[:, :, k] = np.nan
+    progress.start(len(origins), f"forecasting {cfg.model}: {A} symbol(s) x {len(origins)} bars")
+    out[origins] = forecast_rows(model, cfg, panel, origins, chunk=chunk, progress=progress)
+    progress.finish()
+    moves = to_moves(out, panel.close, fields)
     h, lo, c = moves[:, :, 1], moves[:, :, 2], moves[:, :, 3]
     if cache:
         path.parent.mkdir(parents=True, exist_ok=True)

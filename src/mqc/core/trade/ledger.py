@@ -8,6 +8,9 @@
 - ``orders`` holds one row per client order id (``UNIQUE``): its intent is committed before the
   order is sent, so a crash can never send an order the ledger does not know.
 - Fills carry the broker's fill id in ``dedup`` (``UNIQUE``): reconciling twice records a fill once.
+- A bar writes in a handful of transactions (reconcile; decision with its intents; acks and fills;
+  equity), each a batch (``executemany`` over one constant statement, which sqlite3 keeps prepared),
+  not one transaction per order.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +65,15 @@ CREATE TABLE IF NOT EXISTS orders(
     created TEXT NOT NULL,
     updated TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS orders_bar ON orders(bar);
+CREATE INDEX IF NOT EXISTS orders_open ON orders(status)
+    WHERE status NOT IN ('filled', 'cancelled', 'rejected', 'expired');
 """
+_EVENT_COLS = ("at", "bar", "kind", "client_order_id", "symbol", "qty", "price", "fee", "cash", "dedup", "data")
+_INSERT_EVENT = f"INSERT OR IGNORE INTO events({','.join(_EVENT_COLS)}) VALUES({','.join('?' * len(_EVENT_COLS))})"
+_SET_STATUS = (
+    "UPDATE orders SET status=?, broker_order_id=COALESCE(?, broker_order_id), updated=? WHERE client_order_id=?"
+)
 
 
 def now_utc() -> str:
@@ -90,6 +102,7 @@ class Ledger:
     def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
         self.path = path
         self.conn = conn
+        self._cash = (0, 0.0)  # (last event seq summed, sum of cash up to it): ``cash`` reads only newer events
 
     @classmethod
     def open(cls, path: str | Path, *, create: bool = True, durable: bool = True) -> Ledger:
@@ -99,17 +112,21 @@ class Ledger:
             LedgerError: not an SQLite file, failed integrity check, other schema version.
             ArtifactNotFound-like LedgerError: missing and ``create`` is False.
 
-        ``durable=False`` (replays: no real order) commits with ``synchronous=NORMAL``: still atomic
-        and intact after a killed process (WAL), but the last commits may be lost on a power cut.
+        ``durable=False`` (replays: no real order) commits with ``synchronous=OFF``: every commit is
+        still atomic and a killed process (SIGKILL) loses nothing it committed (WAL; the OS holds the
+        writes), but an OS crash or a power cut during the replay may corrupt the file (``open``
+        then refuses it, naming it): run the replay again.
         """
         p = Path(path)
         if not p.exists() and not create:
             raise LedgerError(f"no trading ledger at {p}", hint="start trading first: mqc trade --paper --once")
         p.parent.mkdir(parents=True, exist_ok=True)
         try:
-            conn = sqlite3.connect(p, isolation_level=None, timeout=30.0)
+            conn = sqlite3.connect(p, isolation_level=None, timeout=30.0, cached_statements=256)
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
+            if not durable:  # fewer checkpoints (a page rewritten by many commits is copied once): WAL up to ~40 MB
+                conn.execute("PRAGMA wal_autocheckpoint=10000")
             ok = conn.execute("PRAGMA quick_check").fetchone()[0]
             if ok != "ok":
                 raise sqlite3.DatabaseError(ok)
@@ -138,10 +155,12 @@ class Ledger:
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield self.conn
+            self.conn.execute("COMMIT")
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            self._cash = (0, 0.0)  # rolled-back event numbers are handed out again: sum afresh
             raise
-        self.conn.execute("COMMIT")
 
     # -- meta -------------------------------------------------------------------------------------
     def meta(self, key: str) -> str | None:
@@ -169,14 +188,18 @@ class Ledger:
     def record(self, kind: str, *, conn: sqlite3.Connection | None = None, **fields: Any) -> bool:
         """Append one event; inside ``transaction()`` pass its ``conn``. Returns False when an event
         with the same ``dedup`` key exists already (a fill recorded before)."""
-        data = fields.pop("data", None)
-        cols = ["at", "kind", *fields, "data"]
-        vals = [now_utc(), kind, *fields.values(), None if data is None else json.dumps(data, default=str)]
-        sql = f"INSERT OR IGNORE INTO events({','.join(cols)}) VALUES({','.join('?' * len(cols))})"
+        vals = _event_row(now_utc(), kind, fields)
         if conn is not None:
-            return conn.execute(sql, vals).rowcount == 1
+            return conn.execute(_INSERT_EVENT, vals).rowcount == 1
         with self.transaction() as c:
-            return c.execute(sql, vals).rowcount == 1
+            return c.execute(_INSERT_EVENT, vals).rowcount == 1
+
+    def record_many(self, conn: sqlite3.Connection, events: list[tuple[str, dict[str, Any]]]) -> None:
+        """Append ``(kind, fields)`` events in order, in ``conn``'s transaction (one ``executemany``)."""
+        if not events:
+            return
+        at = now_utc()
+        conn.executemany(_INSERT_EVENT, [_event_row(at, kind, f) for kind, f in events])
 
     def events(self, kind: str | None = None, bar: str | None = None) -> list[dict[str, Any]]:
         sql, args = "SELECT * FROM events WHERE 1=1", []
@@ -198,13 +221,21 @@ class Ledger:
             self.conn.execute("SELECT 1 FROM events WHERE kind=? AND bar=? LIMIT 1", (kind, bar)).fetchone() is not None
         )
 
+    def first_decision(self, strategy: str) -> str | None:
+        """The bar of ``strategy``'s first decision in this ledger (None: it decided nothing yet)."""
+        row = self.conn.execute(
+            "SELECT bar FROM events WHERE kind='decision' AND json_extract(data, '$.strategy')=? ORDER BY seq LIMIT 1",
+            (strategy,),
+        ).fetchone()
+        return None if row is None else row[0]
+
     # -- orders -----------------------------------------------------------------------------------
     def add_intents(self, conn: sqlite3.Connection, orders: list[dict[str, Any]]) -> None:
         """Record orders as ``pending`` (inside the decision's transaction: before anything is sent)."""
         t = now_utc()
-        for o in orders:
-            conn.execute(
-                "INSERT INTO orders VALUES(?,?,?,?,?,?,?,?,'pending',NULL,?,?)",
+        conn.executemany(
+            "INSERT INTO orders VALUES(?,?,?,?,?,?,?,?,'pending',NULL,?,?)",
+            [
                 (
                     o["client_order_id"],
                     o["bar"],
@@ -216,17 +247,26 @@ class Ledger:
                     o.get("limit_price"),
                     t,
                     t,
-                ),
-            )
-            self.record(
-                "order_intent",
-                conn=conn,
-                bar=o["bar"],
-                client_order_id=o["client_order_id"],
-                symbol=o["symbol"],
-                qty=o["qty"],
-                data=o,
-            )
+                )
+                for o in orders
+            ],
+        )
+        self.record_many(
+            conn,
+            [
+                (
+                    "order_intent",
+                    {
+                        "bar": o["bar"],
+                        "client_order_id": o["client_order_id"],
+                        "symbol": o["symbol"],
+                        "qty": o["qty"],
+                        "data": o,
+                    },
+                )
+                for o in orders
+            ],
+        )
 
     def set_status(
         self,
@@ -241,30 +281,50 @@ class Ledger:
         if conn is None:
             with self.transaction() as c:
                 return self.set_status(cid, status, broker_order_id, reason=reason, conn=c)
-        conn.execute(
-            "UPDATE orders SET status=?, broker_order_id=COALESCE(?, broker_order_id), updated=? "
-            "WHERE client_order_id=?",
-            (status, broker_order_id, now_utc(), cid),
-        )
-        data = {"broker_order_id": broker_order_id, "reason": reason} if reason or broker_order_id else None
-        self.record(f"order_{status}", conn=conn, client_order_id=cid, data=data)
+        self.set_statuses(conn, [(cid, status, broker_order_id, reason)])
         return None
+
+    def set_statuses(
+        self,
+        conn: sqlite3.Connection,
+        changes: list[tuple[str, str, str | None, str]],
+        events: list[tuple[str, dict[str, Any]]] | None = None,
+    ) -> None:
+        """``set_status`` for many ``(client id, status, broker order id, reason)`` in ``conn``'s transaction.
+
+        ``events``: what to append instead of the status events alone (e.g. fills, each order's
+        before its status event, as ``loop.apply_states`` lists them)."""
+        if changes:
+            t = now_utc()
+            conn.executemany(_SET_STATUS, [(status, boid, t, cid) for cid, status, boid, _ in changes])
+        self.record_many(conn, [status_event(*ch) for ch in changes] if events is None else events)
+
+    def statuses(self, cids: list[str]) -> dict[str, str]:
+        """The status of each known client order id among ``cids`` (one query per 500 ids)."""
+        out: dict[str, str] = {}
+        for i in range(0, len(cids), 500):
+            part = cids[i : i + 500]
+            sql = f"SELECT client_order_id, status FROM orders WHERE client_order_id IN ({','.join('?' * len(part))})"
+            out.update(self.conn.execute(sql, part).fetchall())
+        return out
 
     def status_of(self, cid: str) -> str | None:
         row = self.conn.execute("SELECT status FROM orders WHERE client_order_id=?", (cid,)).fetchone()
         return None if row is None else row[0]
 
     def orders(self, *, bar: str | None = None, open_only: bool = False) -> list[OrderRow]:
+        # the open orders through the partial index ``orders_open`` (its literal condition), a bar's
+        # through ``orders_bar``: neither reads the whole table, which grows by ~30 orders a bar
+        index = "INDEXED BY orders_open" if open_only and bar is None else ""
         sql, args = (
             "SELECT client_order_id, bar, symbol, side, qty, target_weight, order_type, limit_price, status, "
-            "broker_order_id FROM orders WHERE 1=1",
+            f"broker_order_id FROM orders {index} WHERE 1=1",
             [],
         )
         if bar is not None:
             sql, args = sql + " AND bar=?", [bar]
         if open_only:
-            sql += f" AND status NOT IN ({','.join('?' * len(FINAL))})"
-            args = [*args, *FINAL]
+            sql += " AND status NOT IN (" + ",".join(f"'{s}'" for s in FINAL) + ")"
         return [OrderRow(*r) for r in self.conn.execute(sql + " ORDER BY rowid", args).fetchall()]
 
     def record_fill(
@@ -279,18 +339,8 @@ class Ledger:
         conn: sqlite3.Connection | None = None,
     ) -> bool:
         """A fill (signed ``qty``) and its cash (``-qty*price - fee``), once per broker fill id."""
-        return self.record(
-            "fill",
-            conn=conn,
-            bar=bar,
-            client_order_id=cid,
-            symbol=symbol,
-            qty=qty,
-            price=price,
-            fee=fee,
-            cash=-qty * price - fee,
-            dedup=f"fill:{fill_id}",
-        )
+        kind, fields = fill_event(cid, symbol, qty, price, fee, fill_id, bar)
+        return self.record(kind, conn=conn, **fields)
 
     # -- derived state ----------------------------------------------------------------------------
     def positions(self) -> dict[str, float]:
@@ -310,9 +360,19 @@ class Ledger:
         return float(row[0]), float(row[1])
 
     def cash(self) -> float:
-        """Deposits, fills, fees and financing: the sum of every event's cash."""
-        row = self.conn.execute("SELECT COALESCE(SUM(cash), 0.0) FROM events WHERE cash IS NOT NULL").fetchone()
-        return float(row[0])
+        """Deposits, fills, fees and financing: the sum of every event's cash.
+
+        The sum of the events up to the last one summed before is kept (events are append-only), so a
+        bar reads only the events written since (a replay's ledger grows by ~100 events a bar)."""
+        seq, total = self._cash
+        row = self.conn.execute(
+            "SELECT COALESCE(SUM(cash), 0.0), MAX(seq) FROM events WHERE seq > ? AND cash IS NOT NULL", (seq,)
+        ).fetchone()
+        if row[1] is None:
+            return total
+        total += float(row[0])
+        self._cash = (int(row[1]), total)  # reset by a rollback in ``transaction`` (its events are undone)
+        return total
 
     def last_prices(self) -> dict[str, float]:
         """Each symbol's last close the loop saw (from the latest ``equity`` event)."""
@@ -322,3 +382,46 @@ class Ledger:
     def equity_curve(self) -> list[dict[str, Any]]:
         """One row per decided bar: ``bar``, ``pre`` (equity at the close, before trading), ``post``."""
         return [dict(e["data"], bar=e["bar"]) for e in self.events("equity")]
+
+
+_JSON = json.JSONEncoder(default=str)  # one encoder (``json.dumps`` with ``default=`` builds one a call)
+_COL_INDEX = {c: i for i, c in enumerate(_EVENT_COLS)}
+
+
+def _event_row(at: str, kind: str, fields: dict[str, Any]) -> tuple:
+    """One ``events`` row (``_EVENT_COLS`` order) from a kind and its fields (``data`` JSON-encoded).
+
+    Raises:
+        KeyError: a field that is not an event column."""
+    row: list[Any] = [None] * len(_EVENT_COLS)
+    row[0], row[2] = at, kind
+    for k, v in fields.items():
+        row[_COL_INDEX[k]] = v
+    data = fields.get("data")
+    row[-1] = data if data is None or isinstance(data, _Encoded) else _JSON.encode(data)
+    return tuple(row)
+
+
+def fill_event(
+    cid: str, symbol: str, qty: float, price: float, fee: float, fill_id: str, bar: str | None
+) -> tuple[str, dict[str, Any]]:
+    """The ``fill`` event of a broker fill (``record`` / ``record_many`` it)."""
+    fields = {"bar": bar, "client_order_id": cid, "symbol": symbol, "qty": qty, "price": price, "fee": fee}
+    return "fill", {**fields, "cash": -qty * price - fee, "dedup": f"fill:{fill_id}"}
+
+
+class _Encoded(str):
+    """An event's ``data`` already JSON-encoded (written as it is)."""
+
+
+def _json_str(v: str | None) -> str:
+    return "null" if v is None else encode_basestring_ascii(v)
+
+
+def status_event(cid: str, status: str, broker_order_id: str | None, reason: str) -> tuple[str, dict[str, Any]]:
+    """The ``order_<status>`` event of a status change (its data the JSON of ``{"broker_order_id", "reason"}``,
+    composed directly: a bar writes ~60 of them)."""
+    data = None
+    if reason or broker_order_id:
+        data = _Encoded(f'{{"broker_order_id": {_json_str(broker_order_id)}, "reason": {_json_str(reason)}}}')
+    return f"order_{status}", {"client_order_id": cid, "data": data}

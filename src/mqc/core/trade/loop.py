@@ -26,7 +26,7 @@ from mqc.core.errors import BrokerError
 from mqc.core.trade.broker import BarView, Broker, Order, OrderState, client_order_id
 from mqc.core.trade.config import TradeConfig
 from mqc.core.trade.decide import Decider
-from mqc.core.trade.ledger import Ledger
+from mqc.core.trade.ledger import Ledger, fill_event, status_event
 from mqc.core.trade.risk import check_orders, kill_reason
 
 
@@ -88,20 +88,38 @@ def _retry(session: TradeSession, what: str, call: Callable[[], Any]) -> Any:
 def apply_state(ledger: Ledger, state: OrderState, bar: str | None, conn: Any = None) -> None:
     """Record what the broker says about an order: new fills (once each), then its status
     (in ``conn``'s transaction, else in one of its own)."""
+    apply_states(ledger, [(state, bar)], conn)
+
+
+def apply_states(
+    ledger: Ledger, states: list[tuple[OrderState, str | None]], conn: Any = None, have: dict[str, str] | None = None
+) -> None:
+    """``apply_state`` for many ``(state, bar)`` in one transaction: events in the same order (each
+    order's fills, then its status), written with one ``executemany``. ``have``: the ledger's status of
+    each order, when the caller read it already."""
     if conn is None:
         with ledger.transaction() as c:
-            return apply_state(ledger, state, bar, c)
-    for f in state.fills:
-        qty, price = f.qty, f.price
-        if f.cumulative:  # the order's running total: record the part not recorded yet
-            done, notional = ledger.filled(f.client_order_id)
-            qty = f.qty - done
-            if abs(qty) <= 1e-9 * max(1.0, abs(f.qty)):
-                continue
-            price = (f.qty * f.price - notional) / qty
-        ledger.record_fill(f.client_order_id, f.symbol, qty, price, f.fee, f.fill_id, bar, conn=conn)
-    if ledger.status_of(state.client_order_id) != state.status:
-        ledger.set_status(state.client_order_id, state.status, state.broker_order_id, reason=state.reason, conn=conn)
+            return apply_states(ledger, states, c, have)
+    have = dict(have) if have is not None else ledger.statuses([s.client_order_id for s, _ in states])
+    events, changes = [], []
+    done: dict[str, tuple[float, float]] = {}  # orders reporting running totals: (qty, notional) recorded so far
+    for state, bar in states:
+        for f in state.fills:
+            qty, price = f.qty, f.price
+            if f.cumulative:  # the order's running total: record the part not recorded yet
+                got, notional = done.get(f.client_order_id) or ledger.filled(f.client_order_id)
+                qty = f.qty - got
+                if abs(qty) <= 1e-9 * max(1.0, abs(f.qty)):
+                    continue
+                price = (f.qty * f.price - notional) / qty
+                done[f.client_order_id] = (f.qty, f.qty * f.price)
+            events.append(fill_event(f.client_order_id, f.symbol, qty, price, f.fee, f.fill_id, bar))
+        if have.get(state.client_order_id) != state.status:
+            change = (state.client_order_id, state.status, state.broker_order_id, state.reason)
+            changes.append(change)
+            events.append(status_event(*change))
+            have[state.client_order_id] = state.status
+    ledger.set_statuses(conn, changes, events)
     return None
 
 
@@ -114,26 +132,39 @@ def _intent_fields(ledger: Ledger, rows: list[Any]) -> dict[str, dict[str, Any]]
 
 
 def reconcile(session: TradeSession, bar: str) -> dict[str, int]:
-    """Bring the ledger's open orders up to date with the broker (see the module docstring).
+    """Bring the ledger's open orders up to date with the broker (see the module docstring), in one
+    transaction (a crash before its commit leaves the ledger as it was; the next start does it again).
 
     At a real broker (no order book of mqc's own) an order good for one bar (tif ``bar``) that is
     still open after its bar is cancelled here, as the paper broker expires it."""
-    counts = {"updated": 0, "expired": 0}
     rows = session.ledger.orders(open_only=True)
     own_book = session.broker.name == "paper"
+    many = getattr(session.broker, "orders_by_id", None)  # one look-up for all (the paper broker)
+    found: dict[str, Any] = {}
+    if rows and many is not None:
+        found = _retry(session, "lookup", lambda: many([r.client_order_id for r in rows]))
+    elif rows:
+        look = session.broker.order
+        found = {r.client_order_id: _retry(session, "lookup", lambda r=r: look(r.client_order_id)) for r in rows}
     intents = {} if own_book or not rows else _intent_fields(session.ledger, rows)
+    updates, expired = [], []
     for row in rows:
-        state = _retry(session, "lookup", lambda row=row: session.broker.order(row.client_order_id))
+        state = found.get(row.client_order_id)
         tif = intents.get(row.client_order_id, {}).get("tif", "bar")
         if state is not None and state.status in ("new", "partially_filled") and not own_book:
             if tif == "bar" and row.bar != bar:  # its bar is over: unfilled, it ends here
                 state = _retry(session, "cancel", lambda row=row: session.broker.cancel(row.client_order_id)) or state
         if state is not None:
-            apply_state(session.ledger, state, row.bar)
-            counts["updated"] += 1
+            updates.append((state, row.bar))
         elif row.bar != bar:  # never reached the broker, and its bar is gone: never send it late
-            session.ledger.set_status(row.client_order_id, "expired", reason="not sent before its bar ended")
-            counts["expired"] += 1
+            expired.append((row.client_order_id, "expired", None, "not sent before its bar ended"))
+    counts = {"updated": len(updates), "expired": len(expired)}
+    if rows:
+        with session.ledger.transaction() as c:
+            apply_states(session.ledger, updates, c, {r.client_order_id: r.status for r in rows})
+            session.ledger.set_statuses(c, expired)
+            if any(counts.values()):
+                session.ledger.record("reconcile", conn=c, bar=bar, data=counts)
     listing = getattr(session.broker, "open_orders", None)
     if listing is not None:  # a real broker: open mqc orders this ledger never made (another loop on the account?)
         known = {r.client_order_id for r in rows}
@@ -147,8 +178,6 @@ def reconcile(session: TradeSession, bar: str) -> dict[str, int]:
                         dedup=f"foreign:{st.client_order_id}",
                         data={"status": st.status, "note": "open at the broker, not in this ledger: left alone"},
                     )
-    if any(counts.values()):
-        session.ledger.record("reconcile", bar=bar, data=counts)
     return counts
 
 
@@ -176,6 +205,9 @@ def _placed_orders(
     """An order strategy's orders at this bar's close, one per used slot (leg ``slot<k>``)."""
     from mqc.core.trade.order_decide import order_list
 
+    if getattr(session.decider, "anchor", 0) is None:  # re-fits counted from the strategy's first decided bar
+        first = session.ledger.first_decision(session.decider.name) or bar
+        session.decider.anchor = int(np.datetime64(first.rstrip("Z"), "ns").astype(np.int64))  # type: ignore[attr-defined]
     placed = session.decider.decide_orders(history)  # type: ignore[attr-defined]
     rows = order_list(placed, session.decider.symbols, close, equity)
     if session.broker.name != "paper":  # a real broker trades units: size weight orders from the positions now
@@ -253,7 +285,9 @@ def trade_bar(
         flatten(session, history, reason=why)
         ledger.record("kill", bar=bar, data={"reason": why})
         return BarOutcome(bar, "killed", message=why)
-    tf_ns = int(np.median(np.diff(np.asarray(history.timestamps).astype(np.int64)))) if len(history) > 1 else 0
+    tf_ns = 0
+    if now_ns is not None and len(history) > 1:  # a live clock (a replay's is the bar's own time)
+        tf_ns = int(np.median(np.diff(np.asarray(history.timestamps).astype(np.int64))))
     if now_ns is not None and tf_ns and now_ns - ts > (cfg.stale_bars + 1) * tf_ns:
         ledger.record("stale", bar=bar, data={"age_s": (now_ns - ts) / 1e9})
         return BarOutcome(
@@ -262,6 +296,7 @@ def trade_bar(
             message=f"the last bar ({bar}) is too old to trade on: update the bars "
             "(mqc data fetch, or mqc trade --fetch yfinance|ccxt) or trade history (--replay START:END)",
         )
+    to_send: list[Order] | None = None
     if not ledger.has_event("decision", bar):
         t0 = time.perf_counter()
         placed = None
@@ -291,36 +326,15 @@ def trade_bar(
                 },
             )
             ledger.add_intents(c, [vars(o) for o in accepted])
-            for o, reason in rejected:
-                ledger.record(
-                    "risk_reject",
-                    conn=c,
-                    bar=bar,
-                    client_order_id=o.client_order_id,
-                    symbol=o.symbol,
-                    qty=o.qty,
-                    data={"reason": reason, "order": vars(o)},
-                )
+            ledger.record_many(c, [_reject_event(bar, o, reason) for o, reason in rejected])
         crash_point("intent")
-    pending = [r for r in ledger.orders(bar=bar) if r.status == "pending"]
-    intents = {e["client_order_id"]: e["data"] for e in ledger.events("order_intent", bar=bar)}
-    to_send = [
-        Order(
-            r.client_order_id,
-            r.bar,
-            r.symbol,
-            r.side,
-            r.qty,
-            r.order_type,
-            r.target_weight,
-            r.limit_price,
-            **{k: intents[r.client_order_id][k] for k in ("tif", "slot") if k in intents.get(r.client_order_id, {})},
-        )
-        for r in pending
-    ]
+        to_send = accepted  # just committed, all pending (unless the bar holds other intents, below)
+    if to_send is None or len(ledger.orders(bar=bar)) != len(to_send):
+        to_send = _pending(ledger, bar)  # a restart: the intents committed before the crash
     if to_send and broker.name != "paper":
         _replace_slots(session, to_send)
     if to_send:
+        pending_ids = [o.client_order_id for o in to_send]  # all pending in the ledger (either branch above)
         try:
             states = _retry(session, "submit", lambda: broker.submit(to_send))
         except BrokerError as exc:
@@ -332,10 +346,9 @@ def trade_bar(
             states = []
         crash_point("sent")
         with ledger.transaction() as c:  # the bar's acks and fills: all recorded, or none
-            for i, s in enumerate(states):
-                if i == 1:
-                    crash_point("fill")  # killed with some of the bar's fills written, not committed
-                apply_state(ledger, s, bar, c)
+            apply_states(ledger, [(s, bar) for s in states], c, dict.fromkeys(pending_ids, "pending"))
+            if len(states) > 1:
+                crash_point("fill")  # killed with the bar's fills written, not committed
     settle = getattr(broker, "settle", None)
     if settle is not None:
         settle()  # the paper broker's order book: equity after this bar's close auction
@@ -367,6 +380,31 @@ def _replace_slots(session: TradeSession, to_send: list[Order]) -> None:
             state = _retry(session, "cancel", lambda r=r: session.broker.cancel(r.client_order_id))
             if state is not None:
                 apply_state(ledger, state, r.bar)
+
+
+def _reject_event(bar: str, o: Order, reason: str) -> tuple[str, dict[str, Any]]:
+    fields = {"bar": bar, "client_order_id": o.client_order_id, "symbol": o.symbol, "qty": o.qty}
+    return "risk_reject", {**fields, "data": {"reason": reason, "order": vars(o)}}
+
+
+def _pending(ledger: Ledger, bar: str) -> list[Order]:
+    """The bar's intents that never reached the broker, as they were recorded."""
+    pending = [r for r in ledger.orders(bar=bar) if r.status == "pending"]
+    intents = {e["client_order_id"]: e["data"] for e in ledger.events("order_intent", bar=bar)}
+    return [
+        Order(
+            r.client_order_id,
+            r.bar,
+            r.symbol,
+            r.side,
+            r.qty,
+            r.order_type,
+            r.target_weight,
+            r.limit_price,
+            **{k: intents[r.client_order_id][k] for k in ("tif", "slot") if k in intents.get(r.client_order_id, {})},
+        )
+        for r in pending
+    ]
 
 
 def _adjust_cash(ledger: Ledger, broker_cash: float, bar: str, conn: Any) -> None:

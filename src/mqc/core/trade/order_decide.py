@@ -25,8 +25,10 @@ class OrderDecider:
 
     ``precompute(panel, lo)`` (replays) places the orders of bars ``[lo, len(panel))`` at once, as
     ``mqc backtest --strategy --start`` does (its fits re-fit every ``refit_every`` bars from
-    ``lo``), and serves them; a live bar (``decide_orders`` without it) fits on the
-    ``fit_window`` bars before that bar and places its orders."""
+    ``lo``), and serves them. A live bar (``decide_orders`` without it) is a stateful step
+    (``order_step.OrderStep``): the orders ``mqc backtest --strategy --start ANCHOR`` places at that
+    bar, where ``anchor`` (ns) is the first bar the ledger decided (the loop sets it; unset: the
+    first bar this decider decides)."""
 
     strategy: str
     forecast: Any
@@ -38,6 +40,8 @@ class OrderDecider:
     _rows: Orders | None = field(default=None, repr=False)
     _stamps: np.ndarray | None = field(default=None, repr=False)
     _fits: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    anchor: int | None = None
+    _step: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         from mqc.core.policy.strategy import order_strategy
@@ -72,7 +76,16 @@ class OrderDecider:
         if self._rows is not None and self._stamps is not None and t < len(self._stamps):
             if self._stamps[t] == history.timestamps[-1]:
                 return self._rows.at(t).copy()
-        return self._place(history, t).at(t).copy()
+        from mqc.core.trade.order_step import OrderStep
+
+        ns = np.asarray(history.timestamps).astype("datetime64[ns]").astype(np.int64)
+        if self.anchor is None:
+            self.anchor = int(ns[t])
+        if self._step is None:
+            self._step = OrderStep(self.spec, self.forecast, self.order_cfg, self.market, self.symbols)
+        placed, fit = self._step.decide(history, int(np.searchsorted(ns, self.anchor)))
+        self._fits = [fit] if fit else []
+        return placed
 
     def decide(self, history: Any) -> np.ndarray:
         """No target weights: an order strategy places orders (``decide_orders``)."""

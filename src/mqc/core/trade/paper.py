@@ -53,6 +53,7 @@ CREATE TABLE IF NOT EXISTS orders(client_order_id TEXT NOT NULL UNIQUE, broker_o
 CREATE TABLE IF NOT EXISTS fills(fill_id TEXT NOT NULL UNIQUE, client_order_id TEXT NOT NULL, symbol TEXT,
     qty REAL, price REAL, fee REAL);
 CREATE TABLE IF NOT EXISTS state(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS fills_order ON fills(client_order_id);
 """
 
 
@@ -78,7 +79,9 @@ class PaperBroker:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
         self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+        self.conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
+        if not durable:  # as a replay's ledger (``Ledger.open``): no fsync, fewer checkpoints
+            self.conn.execute("PRAGMA wal_autocheckpoint=10000")
         self.conn.executescript(_SCHEMA)
         if self._get("capital") is None:
             self._put_many({"capital": capital, "wealth": 1.0, "book": {}, "bar": None, "close": {}, "trade": None})
@@ -190,13 +193,11 @@ class PaperBroker:
         c = self.conn
         c.execute("BEGIN IMMEDIATE")
         try:
-            for f in fills:
-                c.execute(
-                    "INSERT OR IGNORE INTO fills VALUES(?,?,?,?,?,?)",
-                    (f.fill_id, f.client_order_id, f.symbol, f.qty, f.price, f.fee),
-                )
-            for cid, s in status.items():
-                c.execute("UPDATE orders SET status=? WHERE client_order_id=?", (s, cid))
+            c.executemany(
+                "INSERT OR IGNORE INTO fills VALUES(?,?,?,?,?,?)",
+                [(f.fill_id, f.client_order_id, f.symbol, f.qty, f.price, f.fee) for f in fills],
+            )
+            c.executemany("UPDATE orders SET status=? WHERE client_order_id=?", [(s, cid) for cid, s in status.items()])
             self._put_many({"ob": st, "close": dict(zip(st["syms"], st["close"], strict=True))}, conn=c)
             c.execute("COMMIT")
         except BaseException:
@@ -225,22 +226,12 @@ class PaperBroker:
         c.execute("BEGIN IMMEDIATE")
         try:
             first = self._count(c)
+            rows = []
             for k, o in enumerate(orders):
                 boid = f"paper-{first + k + 1}"
-                row = (
-                    o.client_order_id,
-                    boid,
-                    o.bar,
-                    o.symbol,
-                    o.side,
-                    o.qty,
-                    o.target_weight,
-                    o.order_type,
-                    "new",
-                    "",
-                )
-                c.execute("INSERT INTO orders VALUES(?,?,?,?,?,?,?,?,?,?)", row)
+                rows.append((o.client_order_id, boid, o.bar, o.symbol, o.side, o.qty, o.target_weight, o.order_type))
                 out[o.client_order_id] = OrderState(o.client_order_id, "new", boid)
+            c.executemany("INSERT INTO orders VALUES(?,?,?,?,?,?,?,?,'new','')", rows)
             self._put_many({"ob": st}, conn=c)
             c.execute("COMMIT")
         except BaseException:
@@ -252,7 +243,7 @@ class PaperBroker:
         """Fill the bar's market-on-close orders together (one transaction); known ids are not refilled.
         An order strategy's orders rest until the next bar (see ``paper_orders``)."""
         if self.order_symbols is not None:
-            known = {o.client_order_id: self.order(o.client_order_id) for o in orders}
+            known = self.orders_by_id([o.client_order_id for o in orders])
             fresh = [o for o in orders if known[o.client_order_id] is None]
             booked = self._book_orders(fresh) if fresh else {}
             return [known[o.client_order_id] or booked[o.client_order_id] for o in orders]
@@ -364,7 +355,32 @@ class PaperBroker:
         return out
 
     def _count(self, c: sqlite3.Connection) -> int:
-        return int(c.execute("SELECT COUNT(*) FROM orders").fetchone()[0])
+        # orders are never deleted, so the last rowid is their count (COUNT(*) would read every row)
+        return int(c.execute("SELECT COALESCE(MAX(rowid), 0) FROM orders").fetchone()[0])
+
+    def orders_by_id(self, client_order_ids: list[str]) -> dict[str, OrderState | None]:
+        """``order`` for many client ids at once (two queries per 500 ids)."""
+        out: dict[str, OrderState | None] = dict.fromkeys(client_order_ids)
+        for i in range(0, len(client_order_ids), 500):
+            part = client_order_ids[i : i + 500]
+            marks = ",".join("?" * len(part))
+            rows = self.conn.execute(
+                "SELECT client_order_id, broker_order_id, status, reason FROM orders "
+                f"WHERE client_order_id IN ({marks})",
+                part,
+            ).fetchall()
+            fills: dict[str, list[BrokerFill]] = {}
+            if not rows:  # none known (a bar's new orders before they are booked): no fills either
+                continue
+            for r in self.conn.execute(
+                "SELECT fill_id, client_order_id, symbol, qty, price, fee FROM fills "
+                f"WHERE client_order_id IN ({marks}) ORDER BY rowid",
+                part,
+            ).fetchall():
+                fills.setdefault(r[1], []).append(BrokerFill(*r))
+            for cid, boid, status, reason in rows:
+                out[cid] = OrderState(cid, status, boid, tuple(fills.get(cid, ())), reason or "")
+        return out
 
     def order(self, client_order_id: str) -> OrderState | None:
         row = self.conn.execute(
@@ -375,7 +391,8 @@ class PaperBroker:
         fills = tuple(
             BrokerFill(*r)
             for r in self.conn.execute(
-                "SELECT fill_id, client_order_id, symbol, qty, price, fee FROM fills WHERE client_order_id=?",
+                "SELECT fill_id, client_order_id, symbol, qty, price, fee FROM fills "
+                "WHERE client_order_id=? ORDER BY rowid",
                 (client_order_id,),
             ).fetchall()
         )
@@ -408,9 +425,8 @@ class PaperBroker:
         if self.order_symbols is not None:
             from mqc.core.trade import paper_orders
 
-            st = self._get("ob")
-            equity = paper_orders.equity(st, self._get("capital"))
-            cap = self._get("capital")
+            st, cap = self._get("ob"), self._get("capital")
+            equity = paper_orders.equity(st, cap)
             pos = {s: q * cap for s, q in zip(st["syms"], st["pos"], strict=True) if q != 0.0}
             close = dict(zip(st["syms"], st["close"] or [0.0] * len(st["syms"]), strict=True))
             return Account(cash=equity - sum(q * close[s] for s, q in pos.items()), equity=equity, positions=pos)
