@@ -317,7 +317,10 @@ class Book:
         cap = None if self._caps is None else self._caps[t]
         targets = decode(action, self.mode, d.n_assets, self.include_cash, cap)
         hold = d.hold[t] if self._holds else None
-        fill = step(self.book, targets, hold, d.returns[t], d.fees, d.dt[t], overnight, d.asset_classes, d.market)
+        fill = step(
+            self.book, targets, hold, d.returns[t], d.fees, d.dt[t], overnight, d.asset_classes, d.market,
+            engine=self.cfg.engine,
+        )  # fmt: skip
         bar = fill.bar
         net = bar.net_returns
         self.equity = equity = self.equity * (1.0 + net)

@@ -18,15 +18,20 @@ What the market lets a book hold, and how one bar fills:
   ``mqc.core.market.orders``) fill against bar t+1's OHLC; see ``fill_orders`` for the rule.
   ``fill_kernel`` restates it as compiled scalar loops for whole backtests; tests hold the two
   equal bit for bit per bar (``tests/core/market/test_order_kernel.py``): change both together.
+- ``step`` on a batch of books (numpy float64 ``[N, A]``, the batched gym env) runs ``step_kernel``,
+  the same one-bar rule as compiled scalar loops, when numba is installed (``engine="auto"``);
+  ``tests/core/market/test_step_kernel.py`` holds it equal to the numpy path bit for bit: change both together.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
+from mqc.core.errors import ConfigError
 from mqc.core.market.config import MarketConfig
 from mqc.core.market.orders import LIMIT, MOC, MOO, NONE, QTY, STOP, Orders
 from mqc.core.market.simulator import SimResult, _is_torch, drifted_weights, holding, settle
@@ -221,6 +226,7 @@ def step(
     config: MarketConfig,
     *,
     exact: bool = True,
+    engine: str = "auto",
 ) -> Fill:
     """Fill one bar and run the market equations on it (numpy or torch, following ``targets``).
 
@@ -237,10 +243,19 @@ def step(
         asset_classes, config: shorting rules, caps, financing.
         exact: drift the next book with the realised net return (costs and financing leave the
             book, as the backtest engine does); ``False`` drifts with ``w . r`` (the training rollout).
+        engine: for a batch of books (numpy float64 ``[N, A]`` targets, book and returns): ``numba``
+            (``step_kernel``, ``pip install 'mqc[fast]'``), ``numpy`` (whole-array calls), or ``auto``:
+            numba when it is installed. Equal bit for bit; other inputs always take the numpy/torch path.
     Returns:
         Fill with the executed weights, the bar's series (``net_returns``, ``costs``, ...) and the
         next pre-trade book.
+    Raises:
+        ConfigError: an unknown ``engine``, or ``numba`` asked for without numba.
     """
+    if engine != "numpy" and _kernel_applies(engine, targets):
+        f = _step_compiled(book, targets, hold, returns, fees, dt, overnight, asset_classes, config, exact)
+        if f is not None:
+            return f
     if _is_torch(targets):
         import torch
 
@@ -255,6 +270,78 @@ def step(
     bar = settle(w, book, fees, holding(w, returns, dt, config, exposure))
     growth = bar.net_returns if exact else bar.gross_returns
     return Fill(weights=w, book=drifted_weights(w, returns, growth), bar=bar)
+
+
+ENGINES = ("auto", "numba", "numpy")
+_ALL_DAY = np.ones(1, dtype=bool)  # ``overnight=None``: the overnight cap for every book
+_NO_HOLD = np.zeros((0, 0), dtype=bool)  # ``hold=None``: nothing held
+
+
+_kernel: Any = None  # the ``step_kernel`` module, imported on the first batch (numba is slow to import)
+
+
+def _step_kernel() -> Any:
+    global _kernel
+    if _kernel is None:
+        from mqc.core.market import step_kernel
+
+        _kernel = step_kernel
+    return _kernel
+
+
+def _kernel_applies(engine: str, targets: Any) -> bool:
+    """Whether ``step`` runs ``step_kernel`` on ``targets`` (a numpy float64 ``[N, A]`` batch)."""
+    if engine not in ENGINES:
+        raise ConfigError(f"engine must be one of {ENGINES}, got {engine!r}")
+    if not _step_kernel().HAVE_NUMBA:
+        if engine == "numba":
+            raise ConfigError("engine 'numba' needs numba", hint="pip install 'mqc[fast]'")
+        return False
+    return type(targets) is np.ndarray and targets.ndim == 2 and targets.dtype == np.float64
+
+
+@lru_cache(maxsize=64)
+def _long_only(asset_classes: tuple[str, ...], allow_short: bool, crypto_long_only: bool) -> np.ndarray:
+    return np.array([not allow_short or (crypto_long_only and c == "crypto") for c in asset_classes], dtype=bool)
+
+
+def _step_compiled(book, targets, hold, returns, fees, dt, overnight, asset_classes, config, exact) -> Fill | None:
+    """``step`` through ``step_kernel.step_batch``; None where the inputs are not one ``[N, A]`` batch
+    (a broadcast book or returns, per-asset ``dt``...): the numpy path takes those."""
+    shape = targets.shape
+    book = np.ascontiguousarray(book, dtype=np.float64)
+    returns = np.ascontiguousarray(returns, dtype=np.float64)
+    fees = np.ascontiguousarray(fees, dtype=np.float64)
+    dt = np.asarray(dt, dtype=np.float64).reshape(-1)
+    overnight = _ALL_DAY if overnight is None else np.asarray(overnight, dtype=bool).reshape(-1)
+    hold = _NO_HOLD if hold is None else np.ascontiguousarray(hold, dtype=bool)
+    if (
+        book.shape != shape
+        or returns.shape != shape
+        or fees.shape != shape[1:]
+        or dt.size not in (1, shape[0])
+        or overnight.size not in (1, shape[0])
+        or (hold.size and hold.shape != shape)
+        or not (isinstance(asset_classes, tuple) or isinstance(asset_classes, list))
+        or len(asset_classes) != shape[1]
+    ):
+        return None
+    c = config
+    w, nxt, series = _step_kernel().step_batch(
+        book,
+        np.ascontiguousarray(targets),
+        hold,
+        returns,
+        fees,
+        dt,
+        overnight,
+        _long_only(tuple(asset_classes), bool(c.allow_short), bool(c.crypto_long_only)),
+        bool(c.allow_short),
+        (float(c.max_gross_leverage), float(c.max_overnight_leverage)),
+        (float(c.financing_rate), float(c.borrow_rate), float(c.cash_rate)),
+        bool(exact),
+    )
+    return Fill(weights=w, book=nxt, bar=SimResult(*series))
 
 
 # ---- order-level fills ------------------------------------------------------------------------
