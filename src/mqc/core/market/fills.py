@@ -26,7 +26,6 @@ What the market lets a book hold, and how one bar fills:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -300,9 +299,24 @@ def _kernel_applies(engine: str, targets: Any) -> bool:
     return type(targets) is np.ndarray and targets.ndim == 2 and targets.dtype == np.float64
 
 
-@lru_cache(maxsize=64)
-def _long_only(asset_classes: tuple[str, ...], allow_short: bool, crypto_long_only: bool) -> np.ndarray:
-    return np.array([not allow_short or (crypto_long_only and c == "crypto") for c in asset_classes], dtype=bool)
+_KERNEL_ARGS: dict[tuple[int, int], tuple] = {}  # (id(config), id(asset_classes)) -> both and the kernel's args
+
+
+def _kernel_args(asset_classes: Any, config: MarketConfig) -> tuple[np.ndarray, bool, np.ndarray]:
+    """The kernel's view of the market: per-asset long-only mask, ``allow_short``, and ``[5]`` caps
+    (intraday, overnight) and rates (financing, borrow, cash); cached per config and asset list."""
+    key = (id(config), id(asset_classes))
+    hit = _KERNEL_ARGS.get(key)
+    if hit is not None and hit[0] is config and hit[1] is asset_classes:
+        return hit[2]
+    c = config
+    long_only = np.array([not c.allow_short or (c.crypto_long_only and k == "crypto") for k in asset_classes])
+    params = [c.max_gross_leverage, c.max_overnight_leverage, c.financing_rate, c.borrow_rate, c.cash_rate]
+    args = (long_only.astype(bool), bool(c.allow_short), np.array(params, dtype=np.float64))
+    if len(_KERNEL_ARGS) > 64:
+        _KERNEL_ARGS.clear()
+    _KERNEL_ARGS[key] = (config, asset_classes, args)  # holding both keeps their ids from being reused
+    return args
 
 
 def _step_compiled(book, targets, hold, returns, fees, dt, overnight, asset_classes, config, exact) -> Fill | None:
@@ -322,24 +336,12 @@ def _step_compiled(book, targets, hold, returns, fees, dt, overnight, asset_clas
         or dt.size not in (1, shape[0])
         or overnight.size not in (1, shape[0])
         or (hold.size and hold.shape != shape)
-        or not (isinstance(asset_classes, tuple) or isinstance(asset_classes, list))
         or len(asset_classes) != shape[1]
     ):
         return None
-    c = config
+    long_only, short_ok, params = _kernel_args(asset_classes, config)
     w, nxt, series = _step_kernel().step_batch(
-        book,
-        np.ascontiguousarray(targets),
-        hold,
-        returns,
-        fees,
-        dt,
-        overnight,
-        _long_only(tuple(asset_classes), bool(c.allow_short), bool(c.crypto_long_only)),
-        bool(c.allow_short),
-        (float(c.max_gross_leverage), float(c.max_overnight_leverage)),
-        (float(c.financing_rate), float(c.borrow_rate), float(c.cash_rate)),
-        bool(exact),
+        book, np.ascontiguousarray(targets), hold, returns, fees, dt, overnight, long_only, short_ok, params, exact
     )
     return Fill(weights=w, book=nxt, bar=SimResult(*series))
 

@@ -160,7 +160,7 @@ def _colsum(v, out, lanes):
 
 @njit(**_JIT)
 def step_batch(
-    book, targets, hold, returns, fees, dt, overnight, long_only, short_ok, caps, rates, exact
+    book, targets, hold, returns, fees, dt, overnight, long_only, short_ok, params, exact
 ):  # pragma: no cover - compiled; its plain-Python body is tested directly
     """One bar of N books (``fills.step`` on ``[N, A]`` numpy arrays).
 
@@ -169,7 +169,7 @@ def step_batch(
         fees: ``[A]``; long_only: bool ``[A]`` (``fills.long_only_mask``); short_ok: ``allow_short``
             (without it the weights are >= 0 and their gross is summed without ``abs``, as numpy does).
         dt: ``[N]`` or ``[1]`` (one for all); overnight: bool ``[N]`` or ``[1]``.
-        caps: ``(intraday, overnight)`` leverage caps; rates: ``(financing, borrow, cash)``.
+        params: ``[5]`` the leverage caps (intraday, overnight), then the financing, borrow and cash rates.
         exact: drift the next book with the net return (else with ``w . r``).
     Returns:
         ``(weights [N, A], next book [N, A], series [8, N])``, the series in ``SimResult`` field order:
@@ -191,7 +191,7 @@ def step_batch(
     cap = np.empty(n)
     held = np.zeros(n, dtype=np.bool_)
     for i in range(n):
-        cap[i] = caps[1] if overnight[i if overnight.shape[0] == n else 0] else caps[0]
+        cap[i] = params[1] if overnight[i if overnight.shape[0] == n else 0] else params[0]
     any_held = False
     if hold.shape[0] == n:
         for i in range(n):
@@ -261,7 +261,7 @@ def step_batch(
     for i in range(n):
         borrowed, idle = _max(long_[i] - 1.0, 0.0), _max(1.0 - long_[i], 0.0)
         dti = dt[i if dt.shape[0] == n else 0]
-        financing = _sub(_add(borrowed * rates[0], short_[i] * rates[1]), idle * rates[2]) * dti
+        financing = _sub(_add(borrowed * params[2], short_[i] * params[3]), idle * params[4]) * dti
         net = _sub(_sub(port[i], costs[i]), financing)
         out[0, i], out[3, i], out[5, i] = net, financing, _add(long_[i], short_[i])
         s2[i] = 1.0 + (net if exact else port[i])
