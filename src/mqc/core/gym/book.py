@@ -350,7 +350,7 @@ class Book:
         if self._fast is not None:
             equity, self.peak, self.recent, drawdown, reward = self._fast.advance(
                 self.equity, self.peak, self.recent, net, RECENT_DECAY
-            )
+            )  # the rows of one new array
             self.equity = equity
             np.log1p(reward, out=reward)
         else:

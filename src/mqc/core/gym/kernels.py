@@ -69,22 +69,21 @@ def softmax(action: np.ndarray, bound: float, c0: int, c1: int, keep: int) -> np
 
 @njit(**_JIT)
 def advance(equity, peak, recent, net, decay):  # pragma: no cover - compiled; equal to Book.step by test
-    """One bar of the episodes' bookkeeping: ``(equity, peak, recent, drawdown, x)``, new arrays; the log
-    reward is ``np.log1p(x)`` (numpy's, as ``exp`` above)."""
+    """One bar of the episodes' bookkeeping: ``[5, N]`` rows equity, peak, recent, drawdown and ``x``, the
+    log reward being ``np.log1p(x)`` (numpy's, as ``exp`` above). One new array (one return to box)."""
     n = equity.shape[0]
-    eq, pk, rc, dd, rw = np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+    out = np.empty((5, n))
     rest = 1.0 - decay
     for i in range(n):
         e = equity[i] * (1.0 + net[i])
         p = peak[i]
         p = p if (p != p or p > e) else e  # np.maximum: NaN first, else the second on a tie
-        eq[i], pk[i] = e, p
-        dd[i] = 1.0 - e / p
-        rc[i] = decay * recent[i] + rest * net[i]
+        out[0, i], out[1, i] = e, p
+        out[2, i] = decay * recent[i] + rest * net[i]
+        out[3, i] = 1.0 - e / p
         x = net[i]
-        x = x if (x != x or x > -1.0 + 1e-12) else -1.0 + 1e-12
-        rw[i] = x
-    return eq, pk, rc, dd, rw
+        out[4, i] = x if (x != x or x > -1.0 + 1e-12) else -1.0 + 1e-12
+    return out
 
 
 @njit(**_JIT)
