@@ -140,3 +140,19 @@ def test_engine_selection_falls_back_to_numpy_without_numba(monkeypatch) -> None
     with pytest.raises(ConfigError, match="engine must be one of"):
         step(*args, engine="cuda")
     assert fills.ENGINES == ("auto", "numba", "numpy")
+
+
+@pytest.mark.parametrize("compiled", [pytest.param(True, marks=needs_numba), False])
+def test_sums_are_numpys_pairwise_sums_bit_for_bit(compiled) -> None:
+    """The kernel's sums add in ``np.add.reduce``'s order for every row length (below 8, blocks of 8 with a
+    rest, halves above 128): values of mixed sign and magnitude, where another order rounds differently."""
+    pairwise = step_kernel.pairwise_sum if compiled else step_kernel.pairwise_sum.py_func
+    colsum = step_kernel._colsum if compiled else step_kernel._colsum.py_func
+    rng = np.random.default_rng(0)
+    for n in (1, 5, 8, 13, 30, 64, 128, 129, 300, 1031):
+        x = rng.normal(0, 1, (6, n)) * 10.0 ** rng.integers(-8, 8, (6, n))
+        ref = np.add.reduce(x, -1)
+        np.testing.assert_array_equal([0.0 + pairwise(row, n) for row in x], ref)
+        out = np.empty(6)
+        colsum(np.ascontiguousarray(x.T), out, np.empty((8, 6)))
+        np.testing.assert_array_equal(out, ref)

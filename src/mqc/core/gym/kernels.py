@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from mqc.core.market.fill_kernel import HAVE_NUMBA, njit
-from mqc.core.market.step_kernel import _block, _pairwise
+from mqc.core.market.step_kernel import block_sum, pairwise_sum
 
 __all__ = ["HAVE_NUMBA", "advance", "observe", "softmax"]
 
@@ -27,7 +27,7 @@ _JIT = dict(cache=True, error_model="numpy", nogil=True)
 @njit(**_JIT)
 def _row_sum(z, n):
     """``np.add.reduce`` of a contiguous row ``z[:n]`` (numpy's pairwise order)."""
-    return 0.0 + (_block(z, 0, n) if n <= 128 else _pairwise(z, n))
+    return 0.0 + (block_sum(z, 0, n) if n <= 128 else pairwise_sum(z, n))
 
 
 @njit(**_JIT)

@@ -4,8 +4,9 @@
 numba is importable (``pip install 'mqc[fast]'``) and otherwise its whole-array numpy path. Per book
 (row) it is the same rule, operation for operation: the shorting rule and the bar's leverage cap
 (``fills._constrain_np``), the held assets' room (``fills.fill_traded``), then ``simulator.holding`` /
-``settle`` and the drift. Every sum over assets is numpy's own pairwise sum (``_sum``: eight
-accumulators, the order ``np.add.reduce`` adds a contiguous row in), and ``_max`` / ``_min`` pick
+``settle`` and the drift. Every sum over assets is numpy's own pairwise sum (``pairwise_sum``: eight
+accumulators, the order ``np.add.reduce`` adds a contiguous row in; ``_colsum`` runs it down the
+books side by side, so it vectorises), and ``_max`` / ``_min`` pick
 the operand ``np.maximum`` / ``np.minimum`` pick (NaN first, then the second on a tie, so the sign of a
 zero follows numpy too). So the two paths agree bit for bit: ``tests/core/market/test_step_kernel.py``
 holds them equal, sign of zero included, on random batches of every branch; change both together.
@@ -18,7 +19,7 @@ import numpy as np
 
 from mqc.core.market.fill_kernel import HAVE_NUMBA, njit
 
-__all__ = ["HAVE_NUMBA", "step_batch"]
+__all__ = ["HAVE_NUMBA", "block_sum", "pairwise_sum", "step_batch"]
 
 _JIT = dict(cache=True, error_model="numpy", nogil=True)
 _BLOCK = 128  # numpy's PW_BLOCKSIZE: rows longer than this are split in two halves
@@ -54,7 +55,7 @@ def _min(a, b):
 
 
 @njit(**_JIT)
-def _block(x, lo, n):
+def block_sum(x, lo, n):
     """numpy's ``pairwise_sum`` of ``x[lo:lo + n]`` for ``n <= 128`` (loops_utils.h): sequential below 8
     values, else eight interleaved accumulators added as a tree, then the rest in order."""
     if n < 8:
@@ -85,11 +86,11 @@ def _block(x, lo, n):
 
 
 @njit(**_JIT)
-def _pairwise(x, n):
+def pairwise_sum(x, n):
     """numpy's ``pairwise_sum`` of ``x[:n]``: above 128 values, the sum of two halves split at a
     multiple of 8, recursively (here with an explicit stack: numba's cache cannot reload recursion)."""
     if n <= _BLOCK:
-        return _block(x, 0, n)
+        return block_sum(x, 0, n)
     los = np.empty(64, dtype=np.int64)  # frames: segment start, length, stage (0: new, 1: left done, 2: both)
     ns = np.empty(64, dtype=np.int64)
     stage = np.zeros(64, dtype=np.int64)
@@ -99,7 +100,7 @@ def _pairwise(x, n):
     while sp >= 0:
         lo, m = los[sp], ns[sp]
         if m <= _BLOCK:
-            vals[vp] = _block(x, lo, m)
+            vals[vp] = block_sum(x, lo, m)
             vp += 1
             sp -= 1
             continue
@@ -130,7 +131,7 @@ def _colsum(v, out, lanes):
         for i in range(n):
             for a in range(A):
                 col[a] = v[a, i]
-            out[i] = 0.0 + _pairwise(col, A)
+            out[i] = 0.0 + pairwise_sum(col, A)
         return
     if A < 8:
         for i in range(n):
