@@ -292,7 +292,7 @@ def _kernel_applies(engine: str, targets: Any) -> bool:
     """Whether ``step`` runs ``step_kernel`` on ``targets`` (a numpy float64 ``[N, A]`` batch)."""
     if engine not in ENGINES:
         raise ConfigError(f"engine must be one of {ENGINES}, got {engine!r}")
-    if not _step_kernel().HAVE_NUMBA:
+    if not (_kernel or _step_kernel()).HAVE_NUMBA:
         if engine == "numba":
             raise ConfigError("engine 'numba' needs numba", hint="pip install 'mqc[fast]'")
         return False
@@ -319,15 +319,25 @@ def _kernel_args(asset_classes: Any, config: MarketConfig) -> tuple[np.ndarray, 
     return args
 
 
+def _f64(x: Any) -> np.ndarray:
+    """``x`` as a C-contiguous float64 array (itself when it is one: the batched env's case, checked cheaply)."""
+    if type(x) is np.ndarray and x.dtype == np.float64 and x.flags.c_contiguous:
+        return x
+    return np.ascontiguousarray(x, dtype=np.float64)
+
+
 def _step_compiled(book, targets, hold, returns, fees, dt, overnight, asset_classes, config, exact) -> Fill | None:
     """``step`` through ``step_kernel.step_batch``; None where the inputs are not one ``[N, A]`` batch
     (a broadcast book or returns, per-asset ``dt``...): the numpy path takes those."""
     shape = targets.shape
-    book = np.ascontiguousarray(book, dtype=np.float64)
-    returns = np.ascontiguousarray(returns, dtype=np.float64)
-    fees = np.ascontiguousarray(fees, dtype=np.float64)
-    dt = np.asarray(dt, dtype=np.float64).reshape(-1)
-    overnight = _ALL_DAY if overnight is None else np.asarray(overnight, dtype=bool).reshape(-1)
+    book, returns, fees = _f64(book), _f64(returns), _f64(fees)
+    dt = _f64(dt)
+    if dt.ndim != 1:
+        dt = dt.reshape(-1)
+    if overnight is None:
+        overnight = _ALL_DAY
+    elif type(overnight) is not np.ndarray or overnight.dtype != np.bool_ or overnight.ndim != 1:
+        overnight = np.asarray(overnight, dtype=bool).reshape(-1)
     hold = _NO_HOLD if hold is None else np.ascontiguousarray(hold, dtype=bool)
     if (
         book.shape != shape
@@ -340,8 +350,8 @@ def _step_compiled(book, targets, hold, returns, fees, dt, overnight, asset_clas
     ):
         return None
     long_only, short_ok, params = _kernel_args(asset_classes, config)
-    w, nxt, series = _step_kernel().step_batch(
-        book, np.ascontiguousarray(targets), hold, returns, fees, dt, overnight, long_only, short_ok, params, exact
+    w, nxt, series = (_kernel or _step_kernel()).step_batch(
+        book, _f64(targets), hold, returns, fees, dt, overnight, long_only, short_ok, params, exact
     )
     return Fill(weights=w, book=nxt, bar=SimResult(*series))
 
