@@ -5,7 +5,9 @@
 - env: ``BatchedPortfolioEnv`` (64 envs x 30 assets, infos off, as a throughput run) next to a bare
   numpy loop of the same arithmetic (``bare_loop``: decode, caps, costs, financing, net return, drift,
   equity, drawdown, reward, observations, restarts), interleaved rounds; env-steps/s from wall and from
-  process CPU time (the box is shared), ratio of medians of each, in one line. One core (OMP/MKL threads 1).
+  process CPU time (the box is shared), ratio of medians of each, in one line. The env runs its default
+  engine (the compiled one-bar step and env pieces when numba is installed, after a warm-up); a second
+  line gives the numpy fallback (``[env] engine = "numpy"``) from the same rounds. One core (OMP/MKL threads 1).
 - ppo: SB3 PPO fps (timesteps / s of ``learn``) on the portfolio env (8 envs, batched) and on
   CartPole-v1 (8 envs, DummyVecEnv), same PPO settings.
 - cube: bars x assets per second of the feature cube for ``bootstrap`` (256 samples) and ``ewma-vol``.
@@ -100,32 +102,47 @@ def _timed(fn) -> tuple[float, float]:
 def env_bench(rounds: int = 7, steps: int = 2000) -> None:
     from mqc.core.gym.config import EnvConfig
     from mqc.core.gym.vec import BatchedPortfolioEnv
+    from mqc.core.market import step_kernel
 
     data = _data()
     n, length = 64, 256
     rng = np.random.default_rng(0)
     actions = rng.uniform(-5, 5, size=(64, n, data.n_assets)).astype(np.float32)
-    env = BatchedPortfolioEnv(data, EnvConfig(episode_length=length), n, seed=0, infos=False)
-    env.reset()
+    engines = ("auto", "numpy")
+    envs = {}
+    for engine in engines:
+        env = BatchedPortfolioEnv(data, EnvConfig(episode_length=length, engine=engine), n, seed=0, infos=False)
+        env.reset()
+        for k in range(64):  # warm-up: numba loads (or compiles) its kernels on the first step, not timed
+            env.step_async(actions[k])
+            env.step_wait()
+        envs[engine] = env
 
-    def ours() -> None:
+    def ours(env) -> None:
         for k in range(steps):
             env.step_async(actions[k % 64])
             env.step_wait()
 
-    res: dict[str, list[tuple[float, float]]] = {"env": [], "bare": []}
-    for _ in range(rounds):  # interleaved, so both see the same load
-        res["env"].append(_timed(ours))
+    res: dict[str, list[tuple[float, float]]] = {"env": [], "numpy": [], "bare": []}
+    for _ in range(rounds):  # interleaved, so all see the same load
+        res["env"].append(_timed(lambda: ours(envs["auto"])))
         res["bare"].append(_timed(lambda: bare_loop(data, n, steps, actions, length)))
+        res["numpy"].append(_timed(lambda: ours(envs["numpy"])))
     rate = {f"{a}_{i}": [n * steps / r[i] for r in res[a]] for a in res for i in (0, 1)}
     med = {k: float(np.median(v)) for k, v in rate.items()}
+    kernel = "compiled step (numba)" if step_kernel.HAVE_NUMBA else "numpy step (numba not installed)"
     print(
-        f"env: 64 envs x 30 assets (infos off): BatchedPortfolioEnv {med['env_0']:,.0f} env-steps/s wall "
-        f"({med['env_1']:,.0f} per CPU-second), bare numpy loop {med['bare_0']:,.0f} wall "
+        f"env: 64 envs x 30 assets (infos off), {kernel}: BatchedPortfolioEnv {med['env_0']:,.0f} env-steps/s "
+        f"wall ({med['env_1']:,.0f} per CPU-second), bare numpy loop {med['bare_0']:,.0f} wall "
         f"({med['bare_1']:,.0f} per CPU-second); ratio of medians {med['env_0'] / med['bare_0']:.2f}x wall, "
         f"{med['env_1'] / med['bare_1']:.2f}x CPU (target >= 0.7x and >= 1,000,000 env-steps/s)"
     )
-    print(f"     rounds (wall): env {[round(x) for x in rate['env_0']]}, bare {[round(x) for x in rate['bare_0']]}")
+    print(
+        f"     numpy fallback (env.engine numpy): {med['numpy_0']:,.0f} env-steps/s wall "
+        f"({med['numpy_1']:,.0f} per CPU-second) = {med['numpy_1'] / med['bare_1']:.2f}x of the bare loop by CPU"
+    )
+    for a in res:
+        print(f"     rounds {a} (wall): {[round(x) for x in rate[a + '_0']]}")
     print(f"     load average after: {os.getloadavg()}")
 
 

@@ -15,6 +15,7 @@ from mqc.core.gym.cube import build_cube
 from mqc.core.gym.env import PortfolioEnv, SingleAssetEnv
 from mqc.core.gym.normalize import ObsNormalizer
 from mqc.core.gym.vec import BatchedPortfolioEnv
+from mqc.core.market import step_kernel
 from mqc.core.market.config import MarketConfig
 from mqc.core.market.fills import step as fill_step
 
@@ -318,3 +319,33 @@ def test_batched_env_accounting_is_the_backtest_engines(data, known_panel, held_
             ("gross_exposure", sim.gross_leverage),
         ):
             np.testing.assert_allclose([a[i][key] for a in acc], series, rtol=0, atol=1e-12, err_msg=key)
+
+
+@pytest.mark.skipif(not step_kernel.HAVE_NUMBA, reason="numba not installed (extra 'fast')")
+@pytest.mark.parametrize("held_bars", [False, True])
+@pytest.mark.parametrize(("mode", "market"), MODES)
+def test_batched_env_is_the_same_on_the_compiled_and_the_numpy_step(data, known_panel, held_bars, mode, market):
+    """``env.engine`` numba (the compiled one-bar step) and numpy give the same observations, rewards,
+    episode ends and accounting bit for bit, through penalties, a loss limit and restarts."""
+    panel = known_panel
+    if held_bars:
+        panel = dataclasses.replace(panel, filled=np.random.default_rng(3).random(np.shape(panel.filled)) < 0.15)
+    d = data(market, panel)
+    cfg = dict(action_mode=mode, episode_length=25, turnover_penalty=0.01, drawdown_penalty=0.1, cvar_penalty=0.05)
+    cfg.update(uncertainty_penalty=0.02, loss_limit=0.05, shutdown_penalty=1.0)
+    envs = [BatchedPortfolioEnv(d, EnvConfig(**cfg, engine=e), 6, seed=9) for e in ("numba", "numpy")]
+    first = [env.reset() for env in envs]
+    np.testing.assert_array_equal(*first)
+    rng = np.random.default_rng(2)
+    for _ in range(60):
+        action = (rng.uniform(-5, 5, size=(6, envs[0].core.n_actions)) * rng.choice([0.3, 3.0])).astype(np.float32)
+        (o1, r1, d1, i1), (o2, r2, d2, i2) = (env.step(action) for env in envs)
+        np.testing.assert_array_equal(o1, o2)
+        np.testing.assert_array_equal(r1, r2)
+        np.testing.assert_array_equal(d1, d2)
+        for a, b in zip(i1, i2, strict=True):
+            assert a.keys() == b.keys()
+            for key in a:
+                if key != "episode":
+                    np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    np.testing.assert_array_equal(envs[0].core.book, envs[1].core.book)

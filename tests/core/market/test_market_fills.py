@@ -132,7 +132,8 @@ def _same_bits(a, b) -> None:
 
 @pytest.mark.parametrize("market", [*MARKETS, MarketConfig(), MarketConfig(max_gross_leverage=2.0)])
 @pytest.mark.parametrize("shape", [(64, len(CLASSES)), (len(CLASSES),)])
-def test_step_without_held_assets_is_the_general_fill_and_simulate_bit_for_bit(market, shape) -> None:
+@pytest.mark.parametrize("engine", ["auto", "numpy"])  # auto: a batch runs the compiled step where numba is
+def test_step_without_held_assets_is_the_general_fill_and_simulate_bit_for_bit(market, shape, engine) -> None:
     """``step`` skips the held assets' bookkeeping when nothing is held (``hold`` None or all False) and,
     long only, reuses the fill's gross as the long exposure: both must equal the general rule
     (``fill`` with its held-gross room, then ``simulate`` on the one bar) bit for bit, sign of zero
@@ -159,7 +160,7 @@ def test_step_without_held_assets_is_the_general_fill_and_simulate_bit_for_bit(m
         dt_col = np.asarray(dt, dtype=np.float64)[..., None]
         sim = simulate(w_ref[..., None, :], returns[..., None, :], fees, dt_col, market, prev_weights=book)
         for hold in (None, np.zeros(shape, dtype=bool)):
-            got = step(book, targets, hold, returns, fees, dt, overnight, CLASSES, market)
+            got = step(book, targets, hold, returns, fees, dt, overnight, CLASSES, market, engine=engine)
             _same_bits(got.weights, w_ref)
             for name, value in vars(got.bar).items():
                 _same_bits(value, getattr(sim, name)[..., 0])

@@ -150,18 +150,29 @@ def action_bound(mode: str) -> float:
     return 1.0 if mode == "position" else LOGIT_BOUND
 
 
-def decode(action: np.ndarray, mode: str, n_assets: int, include_cash: bool, cap: np.ndarray | None) -> np.ndarray:
+def decode(
+    action: np.ndarray, mode: str, n_assets: int, include_cash: bool, cap: np.ndarray | None, fast: Any = None
+) -> np.ndarray:
     """Target weights ``[N, A]`` from actions ``[N, n_act]`` (clipped to ``action_bound``) and the bars' caps ``[N]``.
 
     ``long``: softmax of the logits over the assets (and cash). ``leverage``: the same times a gross head
     ``cap * sigmoid``. ``long_short``: ``cap * (longs - shorts)``, each a softmax over the assets
     and a cash slot. ``position``: ``cap * action`` per asset. Shorting rules and the caps
     themselves are applied by the market's fill (``fills.step``), not here (``long`` reads no ``cap``).
+    ``fast``: the compiled ``gym.kernels`` (the clip and each softmax in one call), or None (numpy).
     """
     bound = action_bound(mode)
+    A = n_assets
+    if fast is not None and mode != "position":
+        k = action.shape[1]
+        if mode == "long":
+            return fast.softmax(action, bound, 0, k, A)
+        if mode == "leverage":
+            head = np.minimum(np.maximum(action[:, -1], -bound, dtype=np.float64), bound)
+            return fast.softmax(action, bound, 0, k - 1, A) * (cap / (1.0 + np.exp(-head)))[:, None]
+        return (fast.softmax(action, bound, 0, A + 1, A) - fast.softmax(action, bound, A + 1, k, A)) * cap[:, None]
     a = np.maximum(action, -bound, dtype=np.float64)  # np.clip, without its wrapper's overhead
     np.minimum(a, bound, out=a)
-    A = n_assets
     if mode == "position":
         return a * cap[:, None]
     if mode == "long":
@@ -246,6 +257,15 @@ class Book:
         self._overnight = m.max_overnight_leverage != m.max_gross_leverage  # else the caps are one (overnight=None)
         self._holds = bool(data.hold[seg].any())
         self._rows_ok = bool(data.row_ok[seg].all())
+        # The env's own arithmetic compiled (``gym.kernels``) where the market step is (``[env] engine``).
+        self._fast: Any = None
+        if cfg.engine != "numpy":
+            from mqc.core.gym import kernels  # numba is slow to import: only for an env that uses it
+
+            if kernels.HAVE_NUMBA:
+                self._fast = kernels
+            elif cfg.engine == "numba":
+                raise ConfigError("env.engine 'numba' needs numba", hint="pip install 'mqc[fast]'")
         self._penalties = any(
             (cfg.turnover_penalty, cfg.drawdown_penalty, cfg.cvar_penalty, cfg.uncertainty_penalty)
         ) or bool(cfg.loss_limit or cfg.shutdown_penalty)
@@ -285,12 +305,16 @@ class Book:
         d, t = self.data, self.t
         F = d.features.shape[1]
         A = d.n_assets
-        obs = d.obs_rows.take(t, axis=0)  # the feature row, one copy
-        obs[:, F : F + A] = self.book
-        obs[:, F + A] = self.equity / self.peak - 1.0
-        obs[:, F + A + 1] = self.recent
-        # The book's columns: one sum is finite iff all are (float32, each |x| far below 1e38 / 32).
-        if not (self._rows_ok and math.isfinite(np.add.reduce(obs[:, F:], axis=None))):
+        if self._fast is not None:
+            obs, finite = self._fast.observe(d.obs_rows, t, self.book, self.equity, self.peak, self.recent)
+        else:
+            obs = d.obs_rows.take(t, axis=0)  # the feature row, one copy
+            obs[:, F : F + A] = self.book
+            obs[:, F + A] = self.equity / self.peak - 1.0
+            obs[:, F + A + 1] = self.recent
+            # The book's columns: one sum is finite iff all are (float32, each |x| far below 1e38 / 32).
+            finite = math.isfinite(np.add.reduce(obs[:, F:], axis=None))
+        if not (self._rows_ok and finite):
             ok = d.row_ok[t] & np.isfinite(obs[:, F:]).all(axis=1)
             if not ok.all():
                 raise DataError(
@@ -315,16 +339,26 @@ class Book:
         d, t = self.data, self.t
         overnight = d.overnight[t] if self._overnight else None
         cap = None if self._caps is None else self._caps[t]
-        targets = decode(action, self.mode, d.n_assets, self.include_cash, cap)
+        targets = decode(action, self.mode, d.n_assets, self.include_cash, cap, self._fast)
         hold = d.hold[t] if self._holds else None
-        fill = step(self.book, targets, hold, d.returns[t], d.fees, d.dt[t], overnight, d.asset_classes, d.market)
+        fill = step(
+            self.book, targets, hold, d.returns[t], d.fees, d.dt[t], overnight, d.asset_classes, d.market,
+            engine=self.cfg.engine,
+        )  # fmt: skip
         bar = fill.bar
         net = bar.net_returns
-        self.equity = equity = self.equity * (1.0 + net)
-        self.peak = np.maximum(self.peak, equity)
-        drawdown = 1.0 - equity / self.peak
-        self.recent = RECENT_DECAY * self.recent + (1.0 - RECENT_DECAY) * net
-        reward = np.log1p(np.maximum(net, -1.0 + 1e-12))
+        if self._fast is not None:
+            equity, self.peak, self.recent, drawdown, reward = self._fast.advance(
+                self.equity, self.peak, self.recent, net, RECENT_DECAY
+            )  # the rows of one new array
+            self.equity = equity
+            np.log1p(reward, out=reward)
+        else:
+            self.equity = equity = self.equity * (1.0 + net)
+            self.peak = np.maximum(self.peak, equity)
+            drawdown = 1.0 - equity / self.peak
+            self.recent = RECENT_DECAY * self.recent + (1.0 - RECENT_DECAY) * net
+            reward = np.log1p(np.maximum(net, -1.0 + 1e-12))
         terminated, pen = None, None
         if self._penalties:
             pen = dict.fromkeys(PENALTIES, self._zero)

@@ -77,6 +77,13 @@ class EnvConfig:
         default=0.0, metadata={"help": "end the episode when the drawdown exceeds this fraction (0: never)"}
     )
     shutdown_penalty: float = field(default=0.0, metadata={"help": "penalty when the loss limit ends an episode"})
+    engine: Literal["auto", "numba", "numpy"] = field(
+        default="auto",
+        metadata={
+            "help": "batched one-bar market step: auto (the compiled kernel when numba is installed), numba or "
+            "numpy (whole-array calls; equal to the kernel bit for bit)"
+        },
+    )
     normalize: bool = field(default=True, metadata={"help": "standardise observations (running train-split stats)"})
     clip_obs: float = field(default=10.0, metadata={"help": "clip standardised observations to +-this"})
 
@@ -93,6 +100,8 @@ class EnvConfig:
                 raise ConfigError(f"env.{name} must be >= 0, got {getattr(self, name)}")
         if not 0.0 <= self.loss_limit < 1.0:
             raise ConfigError(f"env.loss_limit must be in [0, 1), got {self.loss_limit}")
+        if self.engine not in ("auto", "numba", "numpy"):
+            raise ConfigError(f"env.engine must be auto, numba or numpy, got {self.engine!r}")
 
 
 @config_table("ppo")

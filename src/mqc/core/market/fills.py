@@ -18,6 +18,9 @@ What the market lets a book hold, and how one bar fills:
   ``mqc.core.market.orders``) fill against bar t+1's OHLC; see ``fill_orders`` for the rule.
   ``fill_kernel`` restates it as compiled scalar loops for whole backtests; tests hold the two
   equal bit for bit per bar (``tests/core/market/test_order_kernel.py``): change both together.
+- ``step`` on a batch of books (numpy float64 ``[N, A]``, the batched gym env) runs ``step_kernel``,
+  the same one-bar rule as compiled scalar loops, when numba is installed (``engine="auto"``);
+  ``tests/core/market/test_step_kernel.py`` holds it equal to the numpy path bit for bit: change both together.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from mqc.core.errors import ConfigError
 from mqc.core.market.config import MarketConfig
 from mqc.core.market.orders import LIMIT, MOC, MOO, NONE, QTY, STOP, Orders
 from mqc.core.market.simulator import SimResult, _is_torch, drifted_weights, holding, settle
@@ -221,6 +225,7 @@ def step(
     config: MarketConfig,
     *,
     exact: bool = True,
+    engine: str = "auto",
 ) -> Fill:
     """Fill one bar and run the market equations on it (numpy or torch, following ``targets``).
 
@@ -237,10 +242,19 @@ def step(
         asset_classes, config: shorting rules, caps, financing.
         exact: drift the next book with the realised net return (costs and financing leave the
             book, as the backtest engine does); ``False`` drifts with ``w . r`` (the training rollout).
+        engine: for a batch of books (numpy float64 ``[N, A]`` targets, book and returns): ``numba``
+            (``step_kernel``, ``pip install 'mqc[fast]'``), ``numpy`` (whole-array calls), or ``auto``:
+            numba when it is installed. Equal bit for bit; other inputs always take the numpy/torch path.
     Returns:
         Fill with the executed weights, the bar's series (``net_returns``, ``costs``, ...) and the
         next pre-trade book.
+    Raises:
+        ConfigError: an unknown ``engine``, or ``numba`` asked for without numba.
     """
+    if engine != "numpy" and _kernel_applies(engine, targets):
+        f = _step_compiled(book, targets, hold, returns, fees, dt, overnight, asset_classes, config, exact)
+        if f is not None:
+            return f
     if _is_torch(targets):
         import torch
 
@@ -255,6 +269,91 @@ def step(
     bar = settle(w, book, fees, holding(w, returns, dt, config, exposure))
     growth = bar.net_returns if exact else bar.gross_returns
     return Fill(weights=w, book=drifted_weights(w, returns, growth), bar=bar)
+
+
+ENGINES = ("auto", "numba", "numpy")
+_ALL_DAY = np.ones(1, dtype=bool)  # ``overnight=None``: the overnight cap for every book
+_NO_HOLD = np.zeros((0, 0), dtype=bool)  # ``hold=None``: nothing held
+
+
+_kernel: Any = None  # the ``step_kernel`` module, imported on the first batch (numba is slow to import)
+
+
+def _step_kernel() -> Any:
+    global _kernel
+    if _kernel is None:
+        from mqc.core.market import step_kernel
+
+        _kernel = step_kernel
+    return _kernel
+
+
+def _kernel_applies(engine: str, targets: Any) -> bool:
+    """Whether ``step`` runs ``step_kernel`` on ``targets`` (a numpy float64 ``[N, A]`` batch)."""
+    if engine not in ENGINES:
+        raise ConfigError(f"engine must be one of {ENGINES}, got {engine!r}")
+    if not (_kernel or _step_kernel()).HAVE_NUMBA:
+        if engine == "numba":
+            raise ConfigError("engine 'numba' needs numba", hint="pip install 'mqc[fast]'")
+        return False
+    return type(targets) is np.ndarray and targets.ndim == 2 and targets.dtype == np.float64
+
+
+_KERNEL_ARGS: dict[tuple[int, int], tuple] = {}  # (id(config), id(asset_classes)) -> both and the kernel's args
+
+
+def _kernel_args(asset_classes: Any, config: MarketConfig) -> tuple[np.ndarray, bool, np.ndarray]:
+    """The kernel's view of the market: per-asset long-only mask, ``allow_short``, and ``[5]`` caps
+    (intraday, overnight) and rates (financing, borrow, cash); cached per config and asset list."""
+    key = (id(config), id(asset_classes))
+    hit = _KERNEL_ARGS.get(key)
+    if hit is not None and hit[0] is config and hit[1] is asset_classes:
+        return hit[2]
+    c = config
+    long_only = np.array([not c.allow_short or (c.crypto_long_only and k == "crypto") for k in asset_classes])
+    params = [c.max_gross_leverage, c.max_overnight_leverage, c.financing_rate, c.borrow_rate, c.cash_rate]
+    args = (long_only.astype(bool), bool(c.allow_short), np.array(params, dtype=np.float64))
+    if len(_KERNEL_ARGS) > 64:
+        _KERNEL_ARGS.clear()
+    _KERNEL_ARGS[key] = (config, asset_classes, args)  # holding both keeps their ids from being reused
+    return args
+
+
+def _f64(x: Any) -> np.ndarray:
+    """``x`` as a C-contiguous float64 array (itself when it is one: the batched env's case, checked cheaply)."""
+    if type(x) is np.ndarray and x.dtype == np.float64 and x.flags.c_contiguous:
+        return x
+    return np.ascontiguousarray(x, dtype=np.float64)
+
+
+def _step_compiled(book, targets, hold, returns, fees, dt, overnight, asset_classes, config, exact) -> Fill | None:
+    """``step`` through ``step_kernel.step_batch``; None where the inputs are not one ``[N, A]`` batch
+    (a broadcast book or returns, per-asset ``dt``...): the numpy path takes those."""
+    shape = targets.shape
+    book, returns, fees = _f64(book), _f64(returns), _f64(fees)
+    dt = _f64(dt)
+    if dt.ndim != 1:
+        dt = dt.reshape(-1)
+    if overnight is None:
+        overnight = _ALL_DAY
+    elif type(overnight) is not np.ndarray or overnight.dtype != np.bool_ or overnight.ndim != 1:
+        overnight = np.asarray(overnight, dtype=bool).reshape(-1)
+    hold = _NO_HOLD if hold is None else np.ascontiguousarray(hold, dtype=bool)
+    if (
+        book.shape != shape
+        or returns.shape != shape
+        or fees.shape != shape[1:]
+        or dt.size not in (1, shape[0])
+        or overnight.size not in (1, shape[0])
+        or (hold.size and hold.shape != shape)
+        or len(asset_classes) != shape[1]
+    ):
+        return None
+    long_only, short_ok, params = _kernel_args(asset_classes, config)
+    w, nxt, series = (_kernel or _step_kernel()).step_batch(
+        book, _f64(targets), hold, returns, fees, dt, overnight, long_only, short_ok, params, exact
+    )
+    return Fill(weights=w, book=nxt, bar=SimResult(*series))
 
 
 # ---- order-level fills ------------------------------------------------------------------------
