@@ -302,17 +302,19 @@ def render(result: Any, json_out: bool, kind: str = "dm") -> None:
         return fmt_metric(name, x) if fc else fmt_num(x)
 
     side = ("coverage_90" if m != "coverage_90" else "mase") if fc else "total_return"
+    seeds = max((len(c["seeds"]) for c in result.configs), default=1)
     side_label = f"val {metric_header(side)}" if fc else "val return"
     title = (
         f"sweep: {result.n_configs} configurations, {n['done']} trials run now ({n['skipped']} kept), "
         f"{n['failed']} failed, {n['pruned']} pruned; selected on val {m}"
         + (" (lower is better)" if result.lower else "")
+        + ((", mean ± std over symbols" + (" x seeds" if seeds > 1 else "")) if fc else "")
     )
     t = Table(title=title)
     t.add_column("")
     for k in keys:
         t.add_column(k)
-    t.add_column(f"val {metric_header(m) if fc else m} mean ± std" + (" (symbols)" if fc else ""), justify="right")
+    t.add_column(f"val {metric_header(m) if fc else m} mean ± std", justify="right")
     t.add_column(side_label, justify="right")
     t.add_column("seeds ok", justify="right")
     t.add_column("pruned/failed", justify="right")

@@ -191,3 +191,11 @@ def test_hit_rate_is_maximised_and_a_search_minimises_an_error(frames, fc_base, 
     )
     means = [c["val"]["crps"]["mean"] for c in result.configs]
     assert len(means) == 3 and result.chosen["val"]["crps"]["mean"] == min(means)
+
+
+def test_the_shipped_forecast_sweep_file_is_valid(fc_base, tmp_path) -> None:
+    root = Path(__file__).resolve().parents[3] / "hyperparams" / "sweeps"
+    grid = root / "bootstrap-small.toml"
+    base = {**fc_base, "forecast": {**fc_base["forecast"], "model": "bootstrap"}}
+    p = plan(SweepRequest(kind="forecast", grid_file=grid, base=base, sweep_dir=tmp_path / "x"))
+    assert p.space.size() == 6 and p.space.seeds == (0, 1) and p.lower
