@@ -143,3 +143,38 @@ def test_sweep_backtest_strategy_chooses_on_val_and_labels_the_test_with_the_con
     assert report["segment"]["split"] == "test" and test["n_configs"] == 4
     bad = runner.invoke(app, [*args[:-1], str(tmp_path / "bt2"), "--pruner", "asha"])
     assert bad.exit_code == 2  # a backtest sweep has no --pruner
+
+
+def test_sweep_forecast_selects_the_lowest_error_and_saves_the_choice_only_when_asked(synth, tmp_path) -> None:
+    from mqc.core.data.catalog import Catalog
+    from mqc.core.forecast import hyperparams
+
+    cat = Catalog()
+    for s, df in synth(n_assets=2, n_bars=260, seed=4, weekdays_only=True).items():
+        cat.write(s, df, source="synth", timeframe="1d", asset_class="equity")
+    grid = tmp_path / "ewma.toml"
+    grid.write_text("forecast.ewma_lambda = [0.8, 0.97]\n")
+    hp = tmp_path / "hp"
+    args = ["sweep", "forecast", "--model", "ewma-vol", "--symbols", "syn0,syn1", "--grid", str(grid)]
+    args += ["--origins", "60", "--horizon", "1,3", "--max-concurrent", "1", "--hyperparams-dir", str(hp)]
+    res = runner.invoke(app, [*args, "--sweep-dir", str(tmp_path / "fc")])
+    assert res.exit_code == 0, res.output
+    assert "selected on val crps (lower is better)" in res.output and "forecast.ewma_lambda" in res.output
+    assert "no deflated Sharpe ratio; 2 configurations tried" in res.output and "x 2 symbol(s)" in res.output
+    assert not hp.exists()  # nothing written to hyperparams/ unless --save-best
+    doc = json.loads((tmp_path / "fc" / "sweep.json").read_text())
+    assert doc["kind"] == "forecast" and doc["base"]["forecast_eval"]["origins"] == 60
+    assert doc["base"]["forecast_eval"]["horizons"] == [1, 3] and doc["base"]["data"]["symbols"] == ["SYN0", "SYN1"]
+    out = runner.invoke(app, ["--json", *args, "--sweep-dir", str(tmp_path / "fc"), "--save-best"])
+    assert out.exit_code == 0, out.output
+    result = json.loads(out.stdout)
+    assert result["lower_is_better"] and result["test"]["reused"] and len(result["saved"]) == 2
+    lam = result["chosen"]["overrides"]["forecast.ewma_lambda"]
+    assert hyperparams.find("ewma-vol", "SYN0", "1d", str(hp)).config["ewma_lambda"] == lam
+    # a bad --metric is a usage error; a typo in the sweep file one line with a did-you-mean, exit 1
+    bad = runner.invoke(app, [*args, "--metric", "sharpe", "--sweep-dir", str(tmp_path / "x")])
+    assert bad.exit_code == 2
+    grid.write_text("forecast.ewma_lamda = [0.8, 0.97]\n")
+    typo = runner.invoke(app, [*args, "--sweep-dir", str(tmp_path / "y")])
+    assert typo.exit_code == 1 and "did you mean 'ewma_lambda'" in typo.output
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()

@@ -261,6 +261,12 @@ MODEL = Flag(("--model", "-m"), "Forecaster.")
 MODEL_PATH = Flag(
     ("--model-path", "--model-id"), "Model weights (Chronos, or the Kronos predictor): local dir or cached HF id."
 )
+HYPERPARAMS_DIR = Flag(
+    ("--hyperparams-dir",), "Read/write hyperparams here (default: user dir, then repo hyperparams/)."
+)
+# Rolling-origin evaluation (`mqc forecast eval/tune/select`, `mqc sweep forecast`): the [forecast_eval] table.
+ORIGINS = Flag(("--origins",), "Origins per symbol.")
+STEP = Flag(("--step",), "Bars between origins.")
 
 # The forecast feature cube ([cube]: `mqc data features`, `data offline`, `train ppo`, `backtest --policy`).
 FORECASTER = Flag(

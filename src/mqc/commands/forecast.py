@@ -30,14 +30,12 @@ app = typer.Typer(
 )
 
 ModelsOpt = typer.Option("naive,ewma-vol,bootstrap", "--models", help="Comma-separated models to compare.")
-HpDirOpt = typer.Option(
-    None, "--hyperparams-dir", help="Read/write hyperparams here (default: user dir, then repo hyperparams/)."
-)
+HpDirOpt = o.HYPERPARAMS_DIR()
 TF_HELP = "Bar size in the catalog (default 1d)."
 # config fields of these: CONFIG_OPTIONS in _help.py (the forecast commands build their flags by hand)
 MODEL = o.MODEL
-ORIGINS = o.Flag(("--origins",), "Origins per symbol.")
-STEP = o.Flag(("--step",), "Bars between origins.")
+ORIGINS = o.ORIGINS
+STEP = o.STEP
 METRIC = o.Flag(("--metric",), "Metric.")
 QUANTILES = o.Flag(("--quantiles",), "Quantile levels, e.g. 0.1,0.5,0.9.")
 CONTEXT = o.Flag(("--context-length",), "Context bars.")

@@ -1,5 +1,6 @@
-"""``mqc sweep train KIND --grid FILE`` (any registered trainer) and ``mqc sweep backtest --strategy NAME
---grid FILE`` (order-strategy and forecaster settings): a grid or an Optuna search, chosen on val."""
+"""``mqc sweep train KIND --grid FILE`` (any registered trainer), ``mqc sweep backtest --strategy NAME
+--grid FILE`` (order-strategy and forecaster settings, by what they trade) and ``mqc sweep forecast
+--model NAME --grid FILE`` (forecaster settings, by forecast error): a grid or an Optuna search, chosen on val."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from rich.markup import escape
 
 from mqc.commands import _options as o
 from mqc.commands._console import RichProgress, err, out, print_json, state, want_json
+from mqc.commands.forecast import _PER_SYMBOL_METRICS, _choice, _ints
 from mqc.commands.train import _common as c
 
 app = typer.Typer(help="Run experiment grids and searches over a trainer (local pool or Ray).", no_args_is_help=True)
@@ -53,6 +55,11 @@ MAX_CONCURRENT = o.Flag(("--max-concurrent",), "Trials at a time (default: the c
 CPUS_PER_TRIAL = o.Flag(("--cpus-per-trial",), "CPUs (torch threads) per trial.", default=1.0)
 GPUS_PER_TRIAL = o.Flag(("--gpus-per-trial",), "GPUs per trial (Ray).", default=0.0)
 GRID_HELP = "Sweep file (TOML of profile keys: lists, {low, high} ranges)."
+SAVE_BEST = o.Flag(
+    ("--save-best",),
+    "Write the chosen settings as each symbol's hyperparams/<model>/<SYMBOL>.<tf>.json (as mqc forecast tune).",
+    default=False,
+)
 
 
 @app.command("train")
@@ -153,6 +160,75 @@ def backtest(
     _sweep(ctx, "backtest", grid, resolved, sweep_dir or Path(f"backtest-{grid.stem}"), None, quiet, json_out)
 
 
+@app.command("forecast")
+def forecast(
+    ctx: typer.Context,
+    grid: Path = typer.Option(
+        ..., "--grid", help=GRID_HELP + " Tables: forecast (the settings searched), forecast_eval (fixed values)."
+    ),
+    model: str = o.MODEL(help="Forecaster whose settings are searched (the base of forecast.model)."),
+    metric: str = typer.Option(
+        None,
+        "--metric",
+        help=f"Forecast metric to select on: {', '.join(_PER_SYMBOL_METRICS)} (lower is better but hit_rate; "
+        "default: [forecast_eval] metric, crps).",
+        callback=_choice(_PER_SYMBOL_METRICS, "--metric"),
+    ),
+    origins: int = o.ORIGINS(help="Origins per symbol (validation + test), as mqc forecast tune."),
+    step: int = o.STEP(),
+    horizon: str = o.HORIZON(sets=None, help="Horizons scored, e.g. 1,7."),
+    model_path: str = o.MODEL_PATH(),
+    hyperparams_dir: str = o.HYPERPARAMS_DIR(),
+    save_best: bool = SAVE_BEST(),
+    samples: int = SAMPLES(),
+    sampler: Sampler = SAMPLER(),
+    sweep_dir: Path = SWEEP_DIR(),
+    storage: str = STORAGE(),
+    backend: Backend = BACKEND(),
+    address: str = ADDRESS(),
+    max_concurrent: int = MAX_CONCURRENT(),
+    cpus_per_trial: float = CPUS_PER_TRIAL(),
+    gpus_per_trial: float = GPUS_PER_TRIAL(),
+    symbols: str = o.SYMBOLS(help="Comma-separated catalog symbols, each scored on its own origins."),
+    timeframe: str = o.TIMEFRAME(),
+    end: str = o.END(),
+    quiet: bool = o.QUIET(),
+    json_out: bool = o.JSON(),
+) -> None:
+    """Search a forecaster's settings by forecast error (CRPS, MASE, ...) on validation origins, each trial the
+    per-setting evaluation of `mqc forecast tune`; report the choice's test figures once, with the number of
+    configurations tried.
+
+    Example: mqc sweep forecast --model ewma-vol --symbols SPY,QQQ --grid ewma.toml --metric crps
+    """
+    from mqc.core.data.config import DataConfig
+    from mqc.core.forecast.config import EvalConfig, ForecastConfig
+    from mqc.core.forecast.service import check_model
+    from mqc.core.profiles import resolve_with_profile
+
+    profile = state().profile
+    data = resolve_with_profile(DataConfig, profile, flags=o.given(ctx).get("data", {}))
+    ev = resolve_with_profile(
+        EvalConfig,
+        profile,
+        flags={"origins": origins, "step": step, "horizons": _ints(horizon, "--horizon"), "metric": metric},
+    )
+    fres = resolve_with_profile(
+        ForecastConfig,
+        profile,
+        flags={
+            "model": model,
+            "model_id": model_path,
+            "hyperparams_dir": hyperparams_dir,
+            "timeframe": data.value.timeframe,
+        },
+    )
+    check_model(fres.value.model, fres.sources.get("model", "default"))
+    resolved = {"data": data, "forecast": fres, "forecast_eval": ev}
+    name = Path(f"forecast-{fres.value.model}-{grid.stem}")
+    _sweep(ctx, "forecast", grid, resolved, sweep_dir or name, None, quiet, json_out, save_best=save_best)
+
+
 def _sweep(
     ctx: typer.Context,
     kind: str,
@@ -162,6 +238,8 @@ def _sweep(
     log: Any,
     quiet: bool,
     json_out: bool,
+    *,
+    save_best: bool = False,
 ) -> None:
     """The sweep options -> ``SweepRequest`` (base tables from ``resolved``), run it, render the table."""
     from mqc.core import config, paths
@@ -187,7 +265,8 @@ def _sweep(
         max_concurrent=p.get("max_concurrent") or os.cpu_count() or 1,
         cpus_per_trial=p["cpus_per_trial"],
         gpus_per_trial=p["gpus_per_trial"],
-        metric=p.get("metric"),
+        metric=p.get("metric") if kind != "forecast" else None,  # forecast: the [forecast_eval] metric
+        save_best=save_best,
         command_line=" ".join(["mqc", *sys.argv[1:]]),
         log=log,
     )
@@ -216,30 +295,57 @@ def render(result: Any, json_out: bool, kind: str = "dm") -> None:
     m = result.metric
     keys = varying_keys(result.configs)
     n = result.counts
+    fc = kind == "forecast"  # forecast errors: each figure a symbol's, lower is better (but hit_rate)
+    from mqc.commands._forecast_view import fmt_metric, metric_header
+
+    def fmt(name: str, x: float | None) -> str:
+        return fmt_metric(name, x) if fc else fmt_num(x)
+
+    side = ("coverage_90" if m != "coverage_90" else "mase") if fc else "total_return"
+    seeds = max((len(c["seeds"]) for c in result.configs), default=1)
+    side_label = f"val {metric_header(side)}" if fc else "val return"
     title = (
         f"sweep: {result.n_configs} configurations, {n['done']} trials run now ({n['skipped']} kept), "
         f"{n['failed']} failed, {n['pruned']} pruned; selected on val {m}"
+        + (" (lower is better)" if result.lower else "")
+        + ((", mean ± std over symbols" + (" x seeds" if seeds > 1 else "")) if fc else "")
     )
     t = Table(title=title)
     t.add_column("")
     for k in keys:
         t.add_column(k)
-    t.add_column(f"val {m} mean ± std", justify="right")
-    t.add_column("val return", justify="right")
+    t.add_column(f"val {metric_header(m) if fc else m} mean ± std", justify="right")
+    t.add_column(side_label, justify="right")
     t.add_column("seeds ok", justify="right")
     t.add_column("pruned/failed", justify="right")
     chosen = result.chosen["config"] if result.chosen else None
     for cfg in result.configs[:30]:
         v = cfg["val"][m]
-        cell = fmt_num(v["mean"]) + (f" ± {fmt_num(v['std'])}" if v["std"] is not None else "")
+        cell = fmt(m, v["mean"]) + (f" ± {fmt(m, v['std'])}" if v["std"] is not None else "")
         row = ["chosen" if cfg["config"] == chosen else "", *[escape(str(cfg["overrides"].get(k))) for k in keys]]
-        ret = cfg["val"].get("total_return", {}).get("mean")
-        t.add_row(*row, cell, fmt_pct(ret), f"{cfg['ok']}/{len(cfg['seeds'])}", f"{cfg['pruned']}/{cfg['failed']}")
+        ret = cfg["val"].get(side, {}).get("mean")
+        other = fmt(side, ret) if fc else fmt_pct(ret)
+        t.add_row(*row, cell, other, f"{cfg['ok']}/{len(cfg['seeds'])}", f"{cfg['pruned']}/{cfg['failed']}")
     out.print(t)
     if len(result.configs) > 30:
         out.print(f"(top 30 of {len(result.configs)}; all in {result.sweep_dir / 'summary.md'})")
     test = result.test
-    if test:
+    if test and fc:
+        tm = test["metrics"]
+        shown = [x for x in dict.fromkeys([m, "crps", "mase", "coverage_90"]) if x in tm]
+        figures = ", ".join(
+            f"{x} {fmt(x, tm[x]['mean'])}" + (f" ± {fmt(x, tm[x]['std'])}" if tm[x]["std"] is not None else "")
+            for x in shown
+        )
+        n_sym = len(test["runs"][0].get("per_symbol") or {})
+        out.print(
+            f"TEST (once, chosen configuration, {len(test['runs'])} seed(s) x {n_sym} symbol(s)): {figures}; "
+            f"a forecast metric, no deflated Sharpe ratio; {test['n_configs']} configurations tried"
+        )
+        out.print(f"test figures: {test['runs'][0]['report']}")
+        for path in result.saved:
+            out.print(f"wrote {path}")
+    elif test:
         tm, dsr = test["metrics"], test["dsr"]
         sd = tm["sharpe"]["std"]
         out.print(

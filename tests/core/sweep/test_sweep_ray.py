@@ -79,3 +79,33 @@ def test_a_ray_address_that_does_not_answer_fails_within_seconds(sweep_file, bas
         )
     assert time.perf_counter() - t0 < 10 and "ray start --head" in exc.value.hint
     assert not ray.is_initialized() and not (tmp_path / "s" / "trials.jsonl").exists()
+
+
+def test_a_forecast_sweep_on_ray_gives_the_local_pools_figures(synth, tmp_path) -> None:
+    from mqc.core import config
+    from mqc.core.data.catalog import Catalog
+    from mqc.core.data.config import DataConfig
+    from mqc.core.forecast.config import EvalConfig, ForecastConfig
+
+    cat = Catalog()
+    for s, df in synth(n_assets=2, n_bars=260, seed=4, weekdays_only=True).items():
+        cat.write(s, df, source="synth", timeframe="1d", asset_class="equity")
+    base = {
+        "data": config.to_dict(DataConfig(symbols=("SYN0", "SYN1"))),
+        "forecast": config.to_dict(ForecastConfig(model="ewma-vol")),
+        "forecast_eval": config.to_dict(EvalConfig(origins=60, horizons=(1, 3))),
+    }
+    grid = tmp_path / "g.toml"
+    grid.write_text("forecast.ewma_lambda = [0.8, 0.97]\n")
+    common = dict(kind="forecast", grid_file=grid, base=base, max_concurrent=2)
+    local = run_sweep(SweepRequest(sweep_dir=tmp_path / "local", **common))
+    remote = run_sweep(SweepRequest(sweep_dir=tmp_path / "ray", backend="ray", **common))
+    assert not ray.is_initialized()
+    a, b = read_trials(tmp_path / "local"), read_trials(tmp_path / "ray")
+    assert set(a) == set(b) and len(a) == 2
+    for key in a:  # the same trial function on both backends: the same figures, per symbol
+        assert (
+            b[key]["status"] == "ok" and b[key]["per_symbol"] == a[key]["per_symbol"] and b[key]["val"] == a[key]["val"]
+        )
+    assert remote.chosen["config"] == local.chosen["config"]
+    assert remote.test["metrics"] == local.test["metrics"]

@@ -126,6 +126,40 @@ def run_eval(
     return result, path
 
 
+def candidate(cfg: ForecastConfig, eval_config: EvalConfig) -> ForecastConfig:
+    """A setting as scored: ``cfg`` asked for the evaluation's quantile levels."""
+    return dataclasses.replace(cfg, quantile_levels=eval_config.quantile_levels)
+
+
+def windows(data: Mapping[str, pd.DataFrame], min_context: int, eval_config: EvalConfig) -> tuple[Any, Any]:
+    """The validation and test origins of ``tune`` (an embargo of the longest horizon in between).
+
+    ``min_context`` is the most context any compared setting needs (the largest ``min_context`` of
+    the grid), so every setting is scored on the same origins.
+    """
+    grid_all = origin_grid(data, eval_config.origins, eval_config.step, min_context, eval_config.max_horizon)
+    return split_origins(
+        grid_all, eval_config.test_frac, eval_config.max_horizon, eval_config.step, bars=_lengths(data)
+    )
+
+
+def score_setting(
+    data: Mapping[str, pd.DataFrame],
+    cfg: ForecastConfig,
+    eval_config: EvalConfig,
+    grid: Any,
+    *,
+    progress: Progress = NULL,
+) -> tuple[float | None, EvalResult]:
+    """One setting's score on ``grid``'s origins: ``(metric, the evaluation)``, one ``evaluate`` call.
+
+    The per-setting step of ``tune`` (and of each trial of ``mqc sweep forecast``): the metric is
+    the mean over the scored horizons (pooled over the symbols of ``data``).
+    """
+    res = evaluate(data, {cfg.model: cfg}, eval_config, grid=grid, progress=progress)
+    return res.metric(cfg.model, eval_config.metric), res
+
+
 @dataclass
 class TuneResult:
     symbol: str
@@ -168,47 +202,82 @@ def tune(
     data = {symbol: frames[symbol]}
     keys = list(grid)
     combos = [dict(zip(keys, vals, strict=True)) for vals in itertools.product(*(grid[k] for k in keys))] or [{}]
-    cands = []
-    for combo in combos:
-        cfg = dataclasses.replace(base_config, **combo, quantile_levels=eval_config.quantile_levels)
-        cands.append((combo, cfg))
-    min_ctx = max(c.min_context for _, c in cands)
-    grid_all = origin_grid(data, eval_config.origins, eval_config.step, min_ctx, eval_config.max_horizon)
-    val, test = split_origins(
-        grid_all, eval_config.test_frac, eval_config.max_horizon, eval_config.step, bars=_lengths(data)
-    )
+    cands = [(combo, candidate(dataclasses.replace(base_config, **combo), eval_config)) for combo in combos]
+    val, test = windows(data, max(c.min_context for _, c in cands), eval_config)
     trials = []
     for combo, cfg in cands:
-        res = evaluate(data, {cfg.model: cfg}, eval_config, grid=val, progress=progress)
-        trials.append({"settings": combo, "score": res.metric(cfg.model, eval_config.metric), "metrics": res.rows})
+        score, res = score_setting(data, cfg, eval_config, val, progress=progress)
+        trials.append({"settings": combo, "score": score, "metrics": res.rows})
     best_i = int(
         best_candidate(
             {str(i): t["score"] for i, t in enumerate(trials)}, eval_config.metric, f"forecast tune {symbol}"
         )
     )
     combo, cfg = cands[best_i]
-    test_res = evaluate(data, {cfg.model: cfg}, eval_config, grid=test, progress=progress)
-    test_block = {
+    test_score, test_res = score_setting(data, cfg, eval_config, test, progress=progress)
+    test_block = {"metric": eval_config.metric, "score": test_score, "metrics": test_res.rows}
+    validation = {
         "metric": eval_config.metric,
-        "score": test_res.metric(cfg.model, eval_config.metric),
-        "metrics": test_res.rows,
+        "score": trials[best_i]["score"],
+        "best": combo,
+        "trials": [{"settings": t["settings"], "score": t["score"]} for t in trials],
     }
+    path = save_tuned(data, symbol, cfg, base_config, eval_config, validation, test_block, _windows(val, test, symbol))
+    return TuneResult(symbol, cfg.model, eval_config.metric, combo, trials, test_block, path)
+
+
+def save_tuned(
+    data: Mapping[str, pd.DataFrame],
+    symbol: str,
+    cfg: ForecastConfig,
+    base_config: ForecastConfig,
+    eval_config: EvalConfig,
+    validation: dict[str, Any],
+    test_block: dict[str, Any],
+    windows_: dict[str, Any],
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write a tuned setting as ``<hyperparams dir>/<model>/<SYMBOL>.<tf>.json`` (``forecast tune``'s record;
+    ``mqc sweep forecast --save-best`` writes the same). ``cfg`` is stored with ``base_config``'s levels."""
     hp = hyperparams.Hyperparams(
         symbol=symbol,
         model=cfg.model,
         config=hyperparams.stored_config(dataclasses.replace(cfg, quantile_levels=base_config.quantile_levels)),
-        validation={
-            "metric": eval_config.metric,
-            "score": trials[best_i]["score"],
-            "best": combo,
-            "trials": [{"settings": t["settings"], "score": t["score"]} for t in trials],
-        },
+        validation=validation,
         test=test_block,
-        windows=_windows(val, test, symbol),
-        metadata=_metadata(data, {"horizons": list(eval_config.horizons), "step": eval_config.step}),
+        windows=windows_,
+        metadata=_metadata(
+            {symbol: data[symbol]}, {"horizons": list(eval_config.horizons), "step": eval_config.step, **(extra or {})}
+        ),
     )
-    path = hyperparams.save(hp, cfg.model, base_config.hyperparams_dir)
-    return TuneResult(symbol, cfg.model, eval_config.metric, combo, trials, test_block, path)
+    return hyperparams.save(hp, cfg.model, base_config.hyperparams_dir)
+
+
+def score_symbols(
+    frames: Mapping[str, pd.DataFrame],
+    cfg: ForecastConfig,
+    eval_config: EvalConfig,
+    min_context: int,
+    split: str,
+    shown: Sequence[str],
+    *,
+    progress: Progress = NULL,
+) -> dict[str, dict[str, Any]]:
+    """Each symbol scored alone, exactly as ``tune`` scores a setting for it: its own ``windows``
+    (``split`` ``validation`` or ``test``) and one ``score_setting``. Per symbol: ``score`` (the
+    eval metric), ``metrics`` (each of ``shown``, mean over horizons), ``rows`` and ``windows``."""
+    out: dict[str, dict[str, Any]] = {}
+    for s, frame in frames.items():
+        data = {s: frame}
+        val, test = windows(data, min_context, eval_config)
+        score, res = score_setting(data, cfg, eval_config, val if split == "validation" else test, progress=progress)
+        out[s] = {
+            "score": score,
+            "metrics": {m: res.metric(cfg.model, m) for m in dict.fromkeys([eval_config.metric, *shown])},
+            "rows": res.rows,
+            "windows": _windows(val, test, s),
+        }
+    return out
 
 
 @dataclass

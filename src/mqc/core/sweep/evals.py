@@ -8,8 +8,11 @@ or the Optuna search, resume, both backends, selection on val only, and the chos
 test figures, computed once with the deflated Sharpe ratio counting every configuration tried.
 
 Forecaster settings searched this way (``forecast.model``, ``forecast.context_length``, ...) are
-chosen by what their forecasts trade on val, the ``forecast tune`` search "where it fits" a trading
-sweep; forecast-metric tuning (CRPS, MASE) stays ``mqc forecast tune``.
+chosen by what their forecasts trade on val. A trial of kind ``forecast`` (``mqc sweep forecast``)
+chooses them by forecast error instead: each symbol scored alone by ``tuning.score_symbols``, the
+per-setting step of ``mqc forecast tune`` (the same rolling origins, the validation ones only);
+lower is better for the error metrics (CRPS, MASE, ...), and its test figures carry the number of
+configurations tried but no deflated Sharpe ratio (they are not returns).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from mqc.core.sweep import forecast_kind
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,18 @@ class EvalKind:
     # would pick the most flattering one on val (a table name alone: every key of it but `allowed`)
     assumptions: tuple[str, ...] = ()
     allowed: tuple[str, ...] = ()
+    why: str = (
+        "is an assumption about fills or costs, not a setting to choose: searched on val, the most flattering value"
+        " would win"
+    )
+    hint: str = "give {key} one value (a scalar), and compare assumptions with separate sweeps"
+    # (base tables, space) -> what each trial gets as its panel (None: the aligned panel of [data])
+    load: Callable[[dict[str, Any], Any], Any] | None = None
+    # metric -> lower is better (raises for a metric the kind cannot select on); None: higher is better
+    lower: Callable[[str], bool] | None = None
+    default_metric: Callable[[dict[str, Any], Any], str] | None = None  # from the base tables (else ``metric``)
+    shown: tuple[str, ...] = ()  # figures in the summary and test.json besides the metric (() = the sweep's)
+    note: str = "computed once, on the test split, for the configuration chosen on val only"
 
     def check_axes(self, keys: list[str], where: str) -> None:
         """Refuse a grid axis or a range over an assumption.
@@ -49,11 +66,7 @@ class EvalKind:
                 continue
             from mqc.core.errors import ConfigError
 
-            raise ConfigError(
-                f"{where}: {key} is an assumption about fills or costs, not a setting to choose: searched on "
-                "val, the most flattering value would win",
-                hint=f"give {key} one value (a scalar), and compare assumptions with separate sweeps",
-            )
+            raise ConfigError(f"{where}: {key} {self.why}", hint=self.hint.format(key=key))
 
 
 def _backtest_tables() -> list[type]:
@@ -119,6 +132,33 @@ EVALS: dict[str, EvalKind] = {
         test=_backtest_test,
         assumptions=("market", "orders.intrabar", "orders.engine", "orders.participation"),
         allowed=("market.allow_short",),
+    ),
+    "forecast": EvalKind(
+        name="forecast",
+        tables=forecast_kind.tables,
+        own="forecast",
+        metric="crps",
+        run=forecast_kind.trial,
+        test=forecast_kind.on_test,
+        # the yardstick, not settings: the model searched, its bars, the quantiles asked and the origins
+        # and metric of the evaluation (searched on val, the easiest yardstick would win)
+        assumptions=("forecast_eval", "forecast.model", "forecast.timeframe", "forecast.quantile_levels"),
+        why=(
+            "is part of the yardstick (the model searched, its bars, the origins and how they are scored), not a"
+            " setting to choose: searched on val, the easiest yardstick would win"
+        ),
+        hint=(
+            "give {key} one value (a scalar, or its flag: --model, --timeframe, --origins, --metric, ...); compare"
+            " models with mqc forecast select, or with separate sweeps"
+        ),
+        load=forecast_kind.load,
+        lower=forecast_kind.lower,
+        default_metric=forecast_kind.default_metric,
+        shown=forecast_kind.SHOWN,
+        note=(
+            "computed once, on the test origins, for the configuration chosen on val only; a forecast metric: no"
+            " deflated Sharpe ratio, n_configs configurations tried"
+        ),
     ),
 }
 

@@ -52,6 +52,7 @@ class SweepRequest:
     metric: str | None = None  # val metric to select on (default: the trainer's select_metric)
     test: bool = True
     bootstrap_samples: int = 2000
+    save_best: bool = False  # forecast: write the choice as each symbol's <model>/<SYMBOL>.<tf>.json (forecast tune's)
     command_line: str | None = None
     # metric sinks ([log]): one TensorBoard folder for the sweep (a subfolder per trial), one W&B group
     log: LogConfig | None = None
@@ -81,6 +82,8 @@ class SweepResult:
     test: dict[str, Any] | None = None
     interrupted: bool = False
     seconds: float = 0.0
+    lower: bool = False  # the metric is an error: the lowest mean was chosen
+    saved: list[str] = field(default_factory=list)  # hyperparams files written (--save-best)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -91,6 +94,8 @@ class SweepResult:
             "chosen": self.chosen,
             "test": self.test,
             "interrupted": self.interrupted,
+            "lower_is_better": self.lower,
+            "saved": self.saved,
             "configs": self.configs,
             "seconds": round(self.seconds, 3),
         }
@@ -102,6 +107,8 @@ class _Plan:
     train_table: str
     extra_tables: tuple[str, ...]
     metric: str
+    lower: bool = False  # lower is better (a forecast error)
+    shown: tuple[str, ...] = S.SHOWN
 
 
 def plan(req: SweepRequest) -> _Plan:
@@ -115,14 +122,24 @@ def plan(req: SweepRequest) -> _Plan:
     from mqc.core.sweep.evals import EVALS, no_prune
     from mqc.core.train.harness import trainer_spec
 
-    if req.kind in EVALS:  # an evaluation sweep (mqc sweep backtest): its tables, no trainer
+    if req.save_best and req.kind != "forecast":
+        raise ConfigError("save_best writes a forecaster's tuned settings: only a forecast sweep has it")
+    if req.kind in EVALS:  # an evaluation sweep (backtest, forecast): its tables, no trainer
         ek = EVALS[req.kind]
         no_prune(req.kind, req.pruner)
         tables = tables_of(ek.tables())
         space = parse_space(read_sweep_file(req.grid_file), tables, req.base, str(req.grid_file), seed_table=ek.own)
         ek.check_axes([*space.axes, *space.ranges], str(req.grid_file))
         _check_samples(req, space)
-        return _Plan(space, ek.own, (), req.metric or ek.metric)
+        metric = ek.default_metric(req.base, space) if ek.default_metric else ek.metric
+        if ek.default_metric and req.metric not in (None, metric):
+            raise ConfigError(
+                f"metric {req.metric!r} differs from the evaluation's metric {metric!r}",
+                hint="set forecast_eval.metric (--metric of mqc sweep forecast), which the trials score",
+            )
+        metric = req.metric or metric
+        lower = ek.lower(metric) if ek.lower else False
+        return _Plan(space, ek.own, (), metric, lower, ek.shown or S.SHOWN)
     spec = trainer_spec(req.kind)
     classes = [DataConfig, MarketConfig, FeatureConfig, SplitConfig, spec.config, *spec.extra_tables]
     tables = tables_of(classes)
@@ -249,7 +266,12 @@ def run_sweep(req: SweepRequest, *, progress: Progress | None = None, panel: Any
     study = (
         Study(req, plan_, seed=len(rows)) if (req.samples is not None or req.pruner != "none" or req.storage) else None
     )
-    if panel is None and not any(k.startswith("data.") for k in (*space.axes, *space.ranges)):
+    from mqc.core.sweep.evals import EVALS
+
+    loader = EVALS[req.kind].load if req.kind in EVALS else None
+    if panel is None and loader is not None:  # the kind's own data (forecast: each symbol's frame)
+        panel = loader(req.base, space)
+    elif panel is None and not any(k.startswith("data.") for k in (*space.axes, *space.ranges)):
         from mqc.core.data.config import DataConfig
         from mqc.core.data.panel import load_panel
         from mqc.core.train.api import absolute_data_root
@@ -347,7 +369,7 @@ def run_sweep(req: SweepRequest, *, progress: Progress | None = None, panel: Any
                     running=counts["running"],
                     failed=counts["failed"],
                     pruned=counts["pruned"],
-                    best=max(best) if best else None,
+                    best=(min(best) if plan_.lower else max(best)) if best else None,
                 )
                 if row["status"] == FAILED:
                     progress.log(f"trial {row['trial']} failed: {row.get('error')}")
@@ -374,7 +396,7 @@ def _finish(
     interrupted: bool,
     panel: Any = None,
 ) -> SweepResult:
-    configs = S.summarize(rows.values(), plan_.metric, plan_.space.seed_key)
+    configs = S.summarize(rows.values(), plan_.metric, plan_.space.seed_key, lower=plan_.lower, shown=plan_.shown)
     chosen = S.select(configs, plan_.metric)
     n_configs = len(configs)
     result = SweepResult(
@@ -385,6 +407,7 @@ def _finish(
         n_configs=n_configs,
         counts=dict(counts),
         interrupted=interrupted,
+        lower=plan_.lower,
     )
     best_key = chosen["config"] if chosen else None
     atomic.write_text(req.sweep_dir / S.SUMMARY_MD, S.markdown(configs, plan_.metric, best_key))
@@ -398,9 +421,22 @@ def _finish(
             if req.kind in EVALS
             else None
         )
+        ek = EVALS.get(req.kind)
         result.test = S.test_once(
-            chosen, n_configs, req.sweep_dir, bootstrap_samples=req.bootstrap_samples, backtest=backtest
+            chosen,
+            n_configs,
+            req.sweep_dir,
+            bootstrap_samples=req.bootstrap_samples,
+            backtest=backtest,
+            shown=plan_.shown,
+            **({"note": ek.note} if ek else {}),
         )
+        if req.save_best:
+            from mqc.core.sweep import forecast_kind
+
+            result.saved = forecast_kind.save_best(
+                req.base, plan_.space.seed_key, rows, result.test, plan_.metric, panel, req.sweep_dir
+            )
     result.seconds = time.perf_counter() - started
     atomic.write_json(req.sweep_dir / S.SUMMARY_JSON, result.to_dict())
     return result

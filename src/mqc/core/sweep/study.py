@@ -38,7 +38,7 @@ class Study:
                 storage=open_storage(self.url),
                 sampler=sampler,
                 pruner=make_pruner(req.pruner),
-                direction="maximize",
+                direction="minimize" if plan_.lower else "maximize",
                 load_if_exists=True,
             )
         except Exception as exc:  # noqa: BLE001 - a database that does not answer, a bad URL

@@ -25,10 +25,26 @@ def _mean_std(xs: list[float]) -> tuple[float | None, float | None]:
     return m, math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
 
 
-def summarize(rows: Iterable[dict[str, Any]], metric: str, seed_key: str) -> list[dict[str, Any]]:
-    """One entry per configuration (the latest row of each trial), best mean val ``metric`` first.
+def _figures(per_symbol: dict[str, dict[str, Any]] | None, values: dict[str, Any], m: str) -> list[float]:
+    """A finished trial's figures of ``m``: one per symbol when it has ``per_symbol`` figures (a forecast
+    sweep scores each symbol on its own origins), else its one value."""
+    vals = [p.get(m) for p in per_symbol.values()] if per_symbol else [values.get(m)]
+    return [float(v) for v in vals if v is not None]
 
-    Only finished trials count toward the mean; pruned and failed ones are counted apart.
+
+def summarize(
+    rows: Iterable[dict[str, Any]],
+    metric: str,
+    seed_key: str,
+    *,
+    lower: bool = False,
+    shown: tuple[str, ...] = SHOWN,
+) -> list[dict[str, Any]]:
+    """One entry per configuration (the latest row of each trial), best mean val ``metric`` first
+    (the highest, or the lowest with ``lower``: a forecast error).
+
+    Only finished trials count toward the mean; pruned and failed ones are counted apart. The mean
+    and std are over seeds, or over symbols x seeds when the rows carry per-symbol figures.
     """
     configs: dict[str, dict[str, Any]] = {}
     for row in rows:
@@ -49,18 +65,20 @@ def summarize(rows: Iterable[dict[str, Any]], metric: str, seed_key: str) -> lis
         c["ok"], c["pruned"] = len(ok), sum(r["status"] == PRUNED for r in trials)
         c["failed"] = sum(r["status"] == FAILED for r in trials)
         c["val"] = {}
-        for m in dict.fromkeys([metric, *SHOWN]):
-            mean, std = _mean_std([float(r["val"][m]) for r in ok if m in r.get("val", {})])
+        for m in dict.fromkeys([metric, *shown]):
+            mean, std = _mean_std([x for r in ok for x in _figures(r.get("per_symbol"), r.get("val", {}), m)])
             c["val"][m] = {"mean": mean, "std": std}
         c["runs"] = [{"trial": r["trial"], "seed": r.get("seed"), "run_dir": r["run_dir"]} for r in ok]
         c["errors"] = sorted({r["error"] for r in trials if r.get("error")})
         out.append(c)
-    out.sort(key=lambda c: (c["val"][metric]["mean"] is None, -(c["val"][metric]["mean"] or 0.0)))
+    sign = 1.0 if lower else -1.0
+    out.sort(key=lambda c: (c["val"][metric]["mean"] is None, sign * (c["val"][metric]["mean"] or 0.0)))
     return out
 
 
 def select(configs: list[dict[str, Any]], metric: str) -> dict[str, Any] | None:
-    """The configuration with the best mean val ``metric`` (at least one finished trial), else None."""
+    """The configuration with the best mean val ``metric`` (``summarize``'s first with at least one finished
+    trial), else None."""
     ranked = [c for c in configs if c["val"][metric]["mean"] is not None]
     return ranked[0] if ranked else None
 
@@ -95,13 +113,17 @@ def test_once(
     *,
     bootstrap_samples: int = 2000,
     backtest: Callable[[dict[str, Any], int, Path], Any] | None = None,
+    shown: tuple[str, ...] = SHOWN,
+    note: str = "computed once, on the test split, for the configuration chosen on val only",
 ) -> dict[str, Any]:
     """Backtest each finished run of the chosen configuration on its test split, once.
 
     The deflated Sharpe ratio uses ``n_configs`` trials. A stored ``test.json`` for the same choice,
     runs and count is returned as it is (the figures are not recomputed, so they cannot be re-rolled).
     ``backtest(run, n_configs, out_dir)`` makes a run's test report (default: the checkpoint backtest
-    of its run directory; an evaluation sweep passes its own, ``evals.tester``).
+    of its run directory; an evaluation sweep passes its own, ``evals.tester``). A report with
+    ``per_symbol`` figures (a forecast sweep's) is averaged over symbols x runs, and has no
+    significance (no deflated Sharpe ratio for a forecast error).
     """
     from mqc.core.backtest.config import BacktestConfig
     from mqc.core.backtest.runner import run_checkpoint_backtest
@@ -130,14 +152,15 @@ def test_once(
                 "seed": r["seed"],
                 "run_dir": r["run_dir"],
                 "report": str(rep.out_dir) if rep.out_dir else None,
-                "metrics": {m: rep.metrics.get(m) for m in SHOWN},
+                "metrics": {m: rep.metrics.get(m) for m in shown},
+                **({"per_symbol": rep.per_symbol} if getattr(rep, "per_symbol", None) else {}),
                 "dsr": sig.get("dsr"),
                 "psr": sig.get("psr"),
                 "p_value": sig.get("p_value"),
             }
         )
     doc = {
-        "note": "computed once, on the test split, for the configuration chosen on val only",
+        "note": note,
         "config": best["config"],
         "overrides": best["overrides"],
         "n_configs": n_configs,
@@ -147,11 +170,11 @@ def test_once(
             m: dict(
                 zip(
                     ("mean", "std"),
-                    _mean_std([float(p["metrics"][m]) for p in per_run if p["metrics"][m] is not None]),
+                    _mean_std([x for p in per_run for x in _figures(p.get("per_symbol"), p["metrics"], m)]),
                     strict=True,
                 )
             )
-            for m in SHOWN
+            for m in shown
         },
         "dsr": dict(
             zip(("mean", "std"), _mean_std([float(p["dsr"]) for p in per_run if p["dsr"] is not None]), strict=True)
