@@ -376,11 +376,12 @@ def test_fixed_choice_options_are_usage_errors(catalog, args, allowed):
 
 
 def test_cli_metric_lists_match_the_core():
+    from mqc.commands import _options as o
     from mqc.commands import forecast as cmd
     from mqc.core.forecast import config, scoring
 
-    assert cmd._METRICS == config.METRICS == tuple(scoring.LOWER_IS_BETTER)
-    assert cmd._PER_SYMBOL_METRICS == config.PER_SYMBOL_METRICS == scoring.PER_SYMBOL_METRICS
+    assert o.FORECAST_METRICS == config.METRICS == tuple(scoring.LOWER_IS_BETTER)
+    assert o.PER_SYMBOL_METRICS == config.PER_SYMBOL_METRICS == scoring.PER_SYMBOL_METRICS
     assert cmd._DTYPES == config.DTYPE_CHOICES
 
 

@@ -57,6 +57,34 @@ def symbols_from(args: list[str] | None, option: str | None) -> tuple[str, ...]:
     return tuple(seen)
 
 
+def choice(allowed: tuple[str, ...], option: str):
+    """A callback making ``option`` a usage error (exit 2) unless its value is one of ``allowed``."""
+
+    def check(value: str | None) -> str | None:
+        if value is not None and value not in allowed:
+            raise typer.BadParameter(f"{value!r} is not one of {', '.join(allowed)}", param_hint=option)
+        return value
+
+    return check
+
+
+def int_list(text: str | None, name: str) -> tuple[int, ...] | None:
+    """Comma-separated integers (``None`` when not given); not integers is a usage error naming ``name``."""
+    items = split_list(text)
+    if items is None:
+        return None
+    try:
+        return tuple(int(x) for x in items)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{name} must be integers, got {text!r}") from exc
+
+
+# Kept in sync with core/forecast/config.py METRICS / PER_SYMBOL_METRICS (a test checks it); literal
+# here so `mqc --help` does not import the forecast core.
+FORECAST_METRICS = ("mae", "mase", "crps", "wql", "coverage_error", "hit_rate", "rank_ic")
+PER_SYMBOL_METRICS = tuple(m for m in FORECAST_METRICS if m != "rank_ic")
+
+
 def _plain(value: Any) -> Any:
     return value.value if isinstance(value, Enum) else value
 

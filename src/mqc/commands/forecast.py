@@ -43,23 +43,8 @@ ModelPathOpt = o.MODEL_PATH()
 TokenizerPathOpt = typer.Option(None, "--tokenizer-path", help="Kronos tokenizer: local dir or cached HF id.")
 
 
-def _choice(allowed: tuple[str, ...], option: str):
-    """A callback making ``option`` a usage error (exit 2) unless its value is one of ``allowed``."""
-
-    def check(value: str | None) -> str | None:
-        if value is not None and value not in allowed:
-            raise typer.BadParameter(f"{value!r} is not one of {', '.join(allowed)}", param_hint=option)
-        return value
-
-    return check
-
-
 # Kept in sync with core/forecast/config.py DTYPE_CHOICES (a test checks it).
 _DTYPES = ("auto", "fp32", "float32", "bf16", "bfloat16")
-# Kept in sync with core/forecast/config.py METRICS / PER_SYMBOL_METRICS (a test checks it); literal
-# here so `mqc --help` does not import the forecast core.
-_METRICS = ("mae", "mase", "crps", "wql", "coverage_error", "hit_rate", "rank_ic")
-_PER_SYMBOL_METRICS = tuple(m for m in _METRICS if m != "rank_ic")
 
 
 def _levels(text: str | None) -> tuple[float, ...] | None:
@@ -70,16 +55,6 @@ def _levels(text: str | None) -> tuple[float, ...] | None:
         return tuple(float(x) for x in items)
     except ValueError as exc:
         raise typer.BadParameter(f"quantiles must be numbers, got {text!r}") from exc
-
-
-def _ints(text: str | None, name: str) -> tuple[int, ...] | None:
-    items = split_list(text)
-    if items is None:
-        return None
-    try:
-        return tuple(int(x) for x in items)
-    except ValueError as exc:
-        raise typer.BadParameter(f"{name} must be integers, got {text!r}") from exc
 
 
 @app.command("run")
@@ -98,9 +73,9 @@ def run(
     dtype: str = o.DTYPE(
         sets=None,
         help="auto | fp32 | float32 | bf16 | bfloat16 (CUDA); auto = fp32 on CPU, bf16 on CUDA.",
-        callback=_choice(_DTYPES, "--dtype"),
+        callback=o.choice(_DTYPES, "--dtype"),
     ),
-    attn: str = typer.Option(None, "--attn", help="sdpa | eager.", callback=_choice(("sdpa", "eager"), "--attn")),
+    attn: str = typer.Option(None, "--attn", help="sdpa | eager.", callback=o.choice(("sdpa", "eager"), "--attn")),
     compile_: bool = o.COMPILE(sets=None, help="torch.compile (CUDA only)."),
     volume: bool = typer.Option(
         None, "--volume-covariate/--no-volume-covariate", help="Chronos-2: log volume as a past covariate."
@@ -191,7 +166,7 @@ def _eval_config(origins, step, horizon, quantiles, metric=None, test_frac=None,
     flags = {
         "origins": origins,
         "step": step,
-        "horizons": _ints(horizon, "--horizon"),
+        "horizons": o.int_list(horizon, "--horizon"),
         "quantile_levels": _levels(quantiles),
         "metric": metric,
         "test_frac": test_frac,
@@ -313,8 +288,8 @@ def tune(
     model: str = MODEL("chronos2", help="Model whose settings are searched."),
     grid: str = typer.Option(None, "--grid", help="KEY=V1,V2;KEY=... (default: the model's grid)."),
     metric: str = METRIC(
-        help=f"Metric to optimise: {', '.join(_PER_SYMBOL_METRICS)}.",
-        callback=_choice(_PER_SYMBOL_METRICS, "--metric"),
+        help=f"Metric to optimise: {', '.join(o.PER_SYMBOL_METRICS)}.",
+        callback=o.choice(o.PER_SYMBOL_METRICS, "--metric"),
     ),
     origins: int = ORIGINS(help="Origins (validation + test)."),
     step: int = STEP(help="Bars between origins."),
@@ -350,8 +325,8 @@ def select(
     symbols: list[str] = typer.Argument(None, help="Symbols to choose a model for."),
     models: str = ModelsOpt,
     metric: str = METRIC(
-        help=f"Metric deciding the choice: {', '.join(_PER_SYMBOL_METRICS)}.",
-        callback=_choice(_PER_SYMBOL_METRICS, "--metric"),
+        help=f"Metric deciding the choice: {', '.join(o.PER_SYMBOL_METRICS)}.",
+        callback=o.choice(o.PER_SYMBOL_METRICS, "--metric"),
     ),
     origins: int = ORIGINS(help="Origins per symbol (validation + test)."),
     joint_origins: bool = JointOpt,
@@ -364,8 +339,8 @@ def select(
         None,
         "--by",
         help="What decides: pnl (the trading result of --strategy on the val split) or a metric "
-        f"({', '.join(_PER_SYMBOL_METRICS)}; default crps).",
-        callback=_choice(("pnl", *_PER_SYMBOL_METRICS), "--by"),
+        f"({', '.join(o.PER_SYMBOL_METRICS)}; default crps).",
+        callback=o.choice(("pnl", *o.PER_SYMBOL_METRICS), "--by"),
     ),
     strategy: str = o.STRATEGY("maxdiff", help="--by pnl: the order strategy traded on each model's forecasts."),
     fit_window: int = o.FIT_WINDOW(help="--by pnl: trailing bars per walk-forward fit (0: no fit)."),

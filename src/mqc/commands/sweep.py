@@ -15,7 +15,6 @@ from rich.markup import escape
 
 from mqc.commands import _options as o
 from mqc.commands._console import RichProgress, err, out, print_json, state, want_json
-from mqc.commands.forecast import _PER_SYMBOL_METRICS, _choice, _ints
 from mqc.commands.train import _common as c
 
 app = typer.Typer(help="Run experiment grids and searches over a trainer (local pool or Ray).", no_args_is_help=True)
@@ -170,9 +169,9 @@ def forecast(
     metric: str = typer.Option(
         None,
         "--metric",
-        help=f"Forecast metric to select on: {', '.join(_PER_SYMBOL_METRICS)} (lower is better but hit_rate; "
+        help=f"Forecast metric to select on: {', '.join(o.PER_SYMBOL_METRICS)} (lower is better but hit_rate; "
         "default: [forecast_eval] metric, crps).",
-        callback=_choice(_PER_SYMBOL_METRICS, "--metric"),
+        callback=o.choice(o.PER_SYMBOL_METRICS, "--metric"),
     ),
     origins: int = o.ORIGINS(help="Origins per symbol (validation + test), as mqc forecast tune."),
     step: int = o.STEP(),
@@ -211,7 +210,7 @@ def forecast(
     ev = resolve_with_profile(
         EvalConfig,
         profile,
-        flags={"origins": origins, "step": step, "horizons": _ints(horizon, "--horizon"), "metric": metric},
+        flags={"origins": origins, "step": step, "horizons": o.int_list(horizon, "--horizon"), "metric": metric},
     )
     fres = resolve_with_profile(
         ForecastConfig,
