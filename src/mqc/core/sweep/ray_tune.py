@@ -334,25 +334,20 @@ class TuneRunner:
 def row_from(spec: TrialSpec, item: dict[str, Any]) -> dict[str, Any]:
     """The trials.jsonl row of a finished Tune trial: its own row, else pruned (stopped by the
     scheduler, its last reported val metrics kept) or failed (the trial's actor died)."""
-    from mqc.core.sweep.trial import _newest_run
+    from mqc.core.sweep.trial import _newest_run, new_row
 
     res = item.get("result") or {}
     if ROW in res:
         return json.loads(res[ROW])
-    row: dict[str, Any] = {
-        "trial": spec.key,
-        "number": spec.number,
-        "config": spec.config_key,
-        "overrides": spec.overrides,
-        "seed": spec.overrides.get(f"{spec.train_table}.seed"),
-        "run_dir": _newest_run(spec.save_dir),
-        "status": FAILED if item.get("error") else PRUNED,
-        "val": {k[len(VAL) :]: v for k, v in res.items() if k.startswith(VAL)},
-        "best_step": None,
-        "steps": res.get("step"),
-        "error": item.get("error"),
-        "seconds": round(float(res.get("time_total_s") or 0.0), 3),
-    }
+    row = new_row(
+        spec,
+        run_dir=_newest_run(spec.save_dir),
+        status=FAILED if item.get("error") else PRUNED,
+        val={k[len(VAL) :]: v for k, v in res.items() if k.startswith(VAL)},
+        steps=res.get("step"),
+        error=item.get("error"),
+        seconds=round(float(res.get("time_total_s") or 0.0), 3),
+    )
     if item.get("error"):
         row["val"] = {}
     return row

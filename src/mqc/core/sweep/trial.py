@@ -55,6 +55,25 @@ def build_tables(spec: TrialSpec) -> dict[str, Any]:
     return {t: config.from_dict(tables[t], v, f"trial {spec.key} [{t}]") for t, v in values.items()}
 
 
+def new_row(spec: TrialSpec, **fields: Any) -> dict[str, Any]:
+    """A ``trials.jsonl`` row of ``spec`` (failed, no figures, until ``fields`` or the trial say otherwise)."""
+    row: dict[str, Any] = {
+        "trial": spec.key,
+        "number": spec.number,
+        "config": spec.config_key,
+        "overrides": spec.overrides,
+        "seed": spec.overrides.get(f"{spec.train_table}.seed"),
+        "run_dir": None,
+        "status": FAILED,
+        "val": {},
+        "best_step": None,
+        "steps": None,
+        "error": None,
+    }
+    row.update(fields)
+    return row
+
+
 def run_trial(
     spec: TrialSpec, panel: Any = None, report: Callable[[int, dict[str, float]], None] | None = None
 ) -> dict[str, Any]:
@@ -76,19 +95,7 @@ def run_trial(
 
     torch.set_num_threads(1)
     started = time.perf_counter()
-    row: dict[str, Any] = {
-        "trial": spec.key,
-        "number": spec.number,
-        "config": spec.config_key,
-        "overrides": spec.overrides,
-        "seed": spec.overrides.get(f"{spec.train_table}.seed"),
-        "run_dir": None,
-        "status": FAILED,
-        "val": {},
-        "best_step": None,
-        "steps": None,
-        "error": None,
-    }
+    row = new_row(spec)
     reported: dict[str, Any] = {}
     trial = _optuna_trial(spec.study)
 
