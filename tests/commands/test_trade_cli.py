@@ -97,6 +97,25 @@ def test_only_alone_trades_maxdiff_on_the_catalogs_symbols(synth, tmp_path):
     assert "symbols: SYN0, SYN1 (the catalog's 1d symbols" in res.output and (tmp_path / "l.db").exists()
 
 
+def test_timeframe_picks_the_bars_a_strategy_trades_and_must_match_a_checkpoints(synth, run_dir, tmp_path):
+    """`mqc trade --only naive -t 1h` trades the catalog's hourly symbols; a daily checkpoint refuses `-t 1h`."""
+    from mqc.core.data.catalog import Catalog
+
+    cat = Catalog()
+    for sym, df in synth(n_assets=1, n_bars=300, seed=5, timeframe="1h").items():
+        cat.write("HR" + sym, df, source="test", timeframe="1h")
+    led = str(tmp_path / "h.db")
+    res = runner.invoke(app, ["trade", "--paper", "--only", "naive", "-t", "1h", "--once", "--ledger", led])
+    assert res.exit_code == 0, res.output
+    assert "symbols: HRSYN0 (the catalog's 1h symbols" in res.output
+    res = runner.invoke(app, ["trade", "-c", str(run_dir), "-t", "1h", "--once", "--ledger", str(tmp_path / "x.db")])
+    assert res.exit_code == 1
+    assert "the checkpoint trades 1d bars, not --timeframe 1h" in res.output
+    assert not (tmp_path / "x.db").exists()
+    res = runner.invoke(app, ["trade", "-c", str(run_dir), "-t", "24h", "--replay", "2015-05-01:2015-05-08"])
+    assert res.exit_code == 0, res.output  # the same bar size, spelt otherwise
+
+
 def test_missing_ledger_for_status(tmp_path):
     res = runner.invoke(app, ["trade", "status", "--ledger", str(tmp_path / "none.db")])
     assert res.exit_code == 1

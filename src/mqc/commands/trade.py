@@ -59,6 +59,7 @@ def trade(
         help="START:END (dates, e.g. 2024-01-02:2024-06-28) - drive the loop over stored bars with a simulated clock.",
     ),
     data_root: str = o.DATA_ROOT(help="Folder of per-symbol bars (re-read every bar) instead of the catalog."),
+    timeframe: str = o.TIMEFRAME(help="Bar size traded: 1d, 1h, ... (--strategy; a checkpoint trades its own)."),
     fetch: str = FETCH(),
     ledger: str = LedgerOpt,
     on_exit: str = typer.Option(None, "--on-exit", help="Open orders on Ctrl-C / SIGTERM: cancel or leave."),
@@ -92,7 +93,7 @@ def trade(
     if paper and broker not in (None, "paper"):
         raise UsageError("--paper and --broker alpaca contradict each other")
     cfg = _trade_cfg(symbols=split_list(symbols), broker="paper" if paper else broker, on_exit=on_exit, fetch=fetch)
-    data = resolve_with_profile(DataConfig, state().profile, flags=dict(data_root=data_root)).value
+    data = resolve_with_profile(DataConfig, state().profile, flags=dict(data_root=data_root, timeframe=timeframe)).value
     decider = None
     if strategy is not None:
         from mqc.core.market.config import MarketConfig
@@ -131,6 +132,7 @@ def trade(
             data,
             checkpoint,
             decider=decider,
+            timeframe=timeframe,
             ledger_path=Path(ledger).expanduser() if ledger else None,
             live=live,
             once=once,

@@ -294,18 +294,26 @@ def run_trade(
     heartbeat: Callable[[BarOutcome], None] | None = None,
     warn: Callable[[str], None] | None = None,
     feed: Any = None,
+    timeframe: str | None = None,
 ) -> TradeRun:
     """``mqc trade``: trade ``checkpoint``'s target weights (or an order strategy's ``decider``) live,
     once, or over ``replay_range``.
 
     Raises:
-        ConfigError: live without the profile switch; DataError: other symbols, missing bars;
-        LedgerError: a corrupt ledger or one of another account; BrokerError: missing keys.
+        ConfigError: live without the profile switch, a checkpoint of another ``timeframe``;
+        DataError: other symbols, missing bars; LedgerError: a corrupt ledger or one of another account;
+        BrokerError: missing keys.
     """
+    from mqc.core.data.timeframe import parse_timeframe
     from mqc.core.trade.decide import checkpoint_decider
 
     if decider is None:
         decider = checkpoint_decider(str(checkpoint), cfg.symbols)
+        if timeframe is not None and parse_timeframe(timeframe) != parse_timeframe(decider.timeframe):
+            raise ConfigError(
+                f"the checkpoint trades {decider.timeframe} bars, not --timeframe {timeframe}",
+                hint=f"drop --timeframe, or train a checkpoint on {timeframe} bars",
+            )
     if replay_range is not None and live:
         raise ConfigError("--replay with --live: a replay never sends real orders", hint="drop --live")
     if ledger_path is None:
