@@ -30,6 +30,7 @@ class ExportFormat(StrEnum):
 class Provider(StrEnum):
     yfinance = "yfinance"
     ccxt = "ccxt"
+    alpaca = "alpaca"
 
 
 def _val(choice: Enum | None) -> str | None:
@@ -454,11 +455,11 @@ def synth(
 def fetch(
     ctx: typer.Context,
     symbols: list[str] = typer.Argument(
-        ..., help="Provider symbols: AAPL ^GSPC (yfinance) or BTC/USDT (ccxt); commas work too."
+        ..., help="Provider symbols: AAPL ^GSPC (yfinance), BTC/USDT (ccxt), AAPL or BTC/USD (alpaca); commas work too."
     ),
-    provider: Provider = o.Flag(("--provider", "-p"), "yfinance (stocks) or ccxt (crypto).", sets="fetch.provider")(
-        case_sensitive=False
-    ),
+    provider: Provider = o.Flag(
+        ("--provider", "-p"), "yfinance (stocks), ccxt (crypto) or alpaca (stocks, crypto).", sets="fetch.provider"
+    )(case_sensitive=False),
     timeframe: str = o.TIMEFRAME(help="Bar size (default 1d).", sets="fetch.timeframe"),
     start: str = o.START(help="First date (YYYY-MM-DD).", sets="fetch.start"),
     end: str = o.END(help="Last date (YYYY-MM-DD).", sets="fetch.end"),
@@ -468,7 +469,8 @@ def fetch(
     json_out: bool = o.JSON(),
 ) -> None:
     """Download bars (cached, retried on rate limits), validate and import them. Needs yfinance (stocks) or ccxt
-    (crypto): pip install yfinance ccxt, or pip install -e ".\\[fetch]" from the mqc checkout."""
+    (crypto): pip install yfinance ccxt, or pip install -e ".\\[fetch]" from the mqc checkout; alpaca needs only
+    the keys in APCA_API_KEY_ID and APCA_API_SECRET_KEY."""
     from mqc.core.data.config import FetchConfig
     from mqc.core.data.fetch import fetch_symbols
     from mqc.core.profiles import resolve_with_profile

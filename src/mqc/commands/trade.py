@@ -19,7 +19,7 @@ app = typer.Typer(
 LIVE = o.Flag(("--live",), "Real money: needs live = true in the profile's [trade] table too.", default=False)
 FETCH = o.Flag(
     ("--fetch",),
-    "Each bar, fetch the new bars from yfinance or ccxt into the catalog first (none: off; [trade] fetch).",
+    "Each bar, fetch the new bars from yfinance, ccxt or alpaca into the catalog first (none: off; [trade] fetch).",
 )
 LedgerOpt = typer.Option(None, "--ledger", help="Ledger file (default: <runs dir>/trade/<broker>/ledger.db).")
 

@@ -13,11 +13,24 @@ Endpoints: ``GET /v2/account``, ``/v2/clock``, ``/v2/positions``, ``/v2/assets/{
 order id, a missing ``limit_price``/``stop_price``, a bad ``type``/``time_in_force``, qty <= 0;
 403 for too little buying power); ``DELETE /v2/orders/{id}`` (204; 422 when it is no longer
 cancelable; 404 unknown).
+
+Market data (same server, as tests point the data URL at it): ``GET /v2/stocks/bars`` and
+``/v1beta3/crypto/us/bars`` with ``symbols``, ``timeframe``, ``start``/``end`` (RFC 3339, inclusive),
+``limit`` (1..10000, counted over all symbols), ``sort``, ``page_token``; stocks also ``adjustment``
+and ``feed``. Answers ``{"bars": {symbol: [{t, o, h, l, c, v, n, vw}]}, "next_page_token": ...}``
+in pages of at most ``page_size`` bars (the server may cut a page below ``limit``); a symbol it does
+not know is absent from ``bars``; a malformed symbol or parameter is a 400/422. With ``now`` (a
+clock in seconds) only bars started by then are served, the one still forming with partial values
+(open, high, low, close all at its open, no volume): a bar is forming until ``t + bar size``, a
+stock's day until its 16:00 New York close. Bars are set with ``fake.bars[symbol] = [alpaca_bar(...)]``.
 """
 
 from __future__ import annotations
 
+import base64
+import calendar
 import json
+import re
 import threading
 import time
 import uuid
@@ -27,6 +40,19 @@ from urllib.parse import parse_qs, urlparse
 OPEN = ("new", "accepted", "pending_new", "partially_filled")
 TYPES = ("market", "limit", "stop", "stop_limit")
 TIFS = ("day", "gtc", "opg", "cls", "ioc", "fok")
+BAR_SECONDS = {"1Min": 60, "5Min": 300, "15Min": 900, "30Min": 1800, "1Hour": 3600, "4Hour": 14_400, "1Day": 86_400}
+STOCK_SYMBOL = re.compile(r"^[A-Z][A-Z0-9.]{0,9}$")
+CRYPTO_SYMBOL = re.compile(r"^[A-Z0-9]{2,10}/[A-Z]{3,4}$")
+
+
+def alpaca_bar(ts_s: float, o: float, h: float, lo: float, c: float, v: float) -> dict:
+    """One bar as Alpaca writes it: ``t`` its start in UTC (RFC 3339, ``Z``), trade count, VWAP."""
+    t = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts_s))
+    return {"t": t, "o": o, "h": h, "l": lo, "c": c, "v": v, "n": 17, "vw": round((h + lo + c) / 3, 6)}
+
+
+def _epoch(text: str) -> float:
+    return float(calendar.timegm(time.strptime(text[:19], "%Y-%m-%dT%H:%M:%S")))
 
 
 class FakeAlpaca:
@@ -45,6 +71,10 @@ class FakeAlpaca:
         self.last: dict[str, float] = {}
         self.partial: float | None = None  # fraction of the next fill, then None
         self.executions: list[dict] = []  # every fill the fake made: order id, qty (signed), price
+        self.bars: dict[str, list[dict]] = {}  # market data: symbol -> bars (alpaca_bar), ascending
+        self.page_size = 10_000
+        self.now: float | None = None  # the data clock (seconds); None: every bar is closed
+        self.data_requests: list[dict] = []  # the query of each bars request (no headers)
         self.lock = threading.RLock()
         fake = self
 
@@ -106,6 +136,9 @@ class FakeAlpaca:
                     if u.path.startswith("/v2/orders/"):
                         doc = fake.by_id(u.path.rsplit("/", 1)[1])
                         return self._send(200, doc) if doc else self._send(404, {"message": "order not found"})
+                    if u.path in ("/v2/stocks/bars", "/v1beta3/crypto/us/bars"):
+                        fake.data_requests.append(dict(q))
+                        return self._send(*fake.bars_page(q, crypto=u.path.startswith("/v1beta3")))
                 self._send(404, {"message": "no route"})
 
             def do_POST(self):
@@ -141,6 +174,49 @@ class FakeAlpaca:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    # -- market data -------------------------------------------------------------------------------
+    def bars_page(self, q: dict, *, crypto: bool) -> tuple[int, dict]:
+        symbols = [s for s in q.get("symbols", "").split(",") if s]
+        if not symbols:
+            return 400, {"message": "symbols is required"}
+        for s in symbols:
+            if not (CRYPTO_SYMBOL if crypto else STOCK_SYMBOL).match(s):
+                return 400, {"code": 40010001, "message": f"invalid symbol: {s}"}
+        tf = q.get("timeframe")
+        if tf not in BAR_SECONDS:
+            return 400, {"code": 40010001, "message": f"invalid timeframe: {tf}"}
+        limit = int(q.get("limit", 1000))
+        if not 1 <= limit <= 10_000:
+            return 422, {"code": 42210000, "message": "invalid limit: must be between 1 and 10000"}
+        if not crypto and q.get("adjustment", "raw") not in ("raw", "split", "dividend", "all"):
+            return 400, {"message": f"invalid adjustment: {q['adjustment']}"}
+        if not crypto and q.get("feed", "sip") not in ("iex", "sip", "otc"):
+            return 400, {"message": f"invalid feed: {q['feed']}"}
+        try:
+            lo = _epoch(q["start"]) if "start" in q else 0.0
+            hi = _epoch(q["end"]) if "end" in q else float("inf")
+        except ValueError:
+            return 400, {"message": "invalid start or end: expected RFC 3339"}
+        secs = BAR_SECONDS[tf]
+        served = []  # (symbol, bar) over all symbols, in order: the pages cut this list
+        for s in symbols:
+            for b in self.bars.get(s, []):
+                t = _epoch(b["t"])
+                if not lo <= t <= hi or (self.now is not None and t > self.now):
+                    continue
+                end = t + secs if crypto or secs < 86_400 else t + 16 * 3600  # a stock's day: the 16:00 close
+                if self.now is not None and self.now < end:  # still forming: what is known so far
+                    b = {**b, "h": b["o"], "l": b["o"], "c": b["o"], "v": 0.0, "n": 0, "vw": b["o"]}
+                served.append((s, b))
+        offset = int(base64.b64decode(q["page_token"]).decode()) if q.get("page_token") else 0
+        size = min(limit, self.page_size)
+        page, rest = served[offset : offset + size], served[offset + size :]
+        out: dict[str, list] = {}
+        for s, b in page:
+            out.setdefault(s, []).append(b)
+        token = base64.b64encode(str(offset + size).encode()).decode() if rest else None
+        return 200, {"bars": out, "next_page_token": token}
 
     # -- the exchange ------------------------------------------------------------------------------
     def account_doc(self) -> dict:

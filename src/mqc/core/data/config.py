@@ -121,11 +121,12 @@ class ImportConfig:
 @config_table("fetch")
 @dataclass(frozen=True)
 class FetchConfig:
-    """Downloads from market-data providers (``mqc data fetch``; needs yfinance or ccxt: ``pip install -e ".[fetch]"``
-    from the mqc checkout)."""
+    """Downloads from market-data providers (``mqc data fetch``; yfinance or ccxt need ``pip install -e ".[fetch]"``
+    from the mqc checkout; alpaca needs only the keys in APCA_API_KEY_ID / APCA_API_SECRET_KEY)."""
 
-    provider: Literal["yfinance", "ccxt"] = field(
-        default="yfinance", metadata={"help": "yfinance (stocks, ETFs, indices) or ccxt (crypto exchanges)"}
+    provider: Literal["yfinance", "ccxt", "alpaca"] = field(
+        default="yfinance",
+        metadata={"help": "yfinance (stocks, ETFs, indices), ccxt (crypto exchanges) or alpaca (US stocks, crypto)"},
     )
     timeframe: str = field(default="1d", metadata={"help": "bar size to download: 1m, 5m, 15m, 1h, 1d"})
     start: str | None = field(
@@ -142,11 +143,22 @@ class FetchConfig:
         metadata={"help": "reuse a cached download younger than this (ranges that end in the past never expire)"},
     )
     page_limit: int = field(default=1000, metadata={"help": "bars per ccxt request"})
+    alpaca_adjustment: Literal["raw", "split", "dividend", "all"] = field(
+        default="all",
+        metadata={"help": "Alpaca stock prices: all (splits and dividends, as yfinance), split, dividend or raw"},
+    )
+    alpaca_feed: Literal["iex", "sip"] = field(
+        default="iex", metadata={"help": "Alpaca stock feed: iex (free plan) or sip (all US exchanges, paid plan)"}
+    )
+    alpaca_url: str = field(default="https://data.alpaca.markets", metadata={"help": "Alpaca market-data base URL"})
+    timeout_s: float = field(default=30.0, metadata={"help": "HTTP timeout of one Alpaca request, seconds"})
 
     def __post_init__(self) -> None:
         check_timeframe_label(self.timeframe)
         if self.retries < 0 or self.backoff_s < 0 or self.cache_hours < 0:
             raise ConfigError("retries, backoff_s and cache_hours must be >= 0")
+        if self.timeout_s <= 0:
+            raise ConfigError(f"fetch.timeout_s must be > 0, got {self.timeout_s}")
         if self.page_limit < 1:
             raise ConfigError(f"page_limit must be >= 1, got {self.page_limit}")
         check_timestamp(self.start, "fetch.start")

@@ -1,4 +1,4 @@
-"""``mqc data fetch``: download bars from yfinance (stocks) or ccxt (crypto), cache them, import them.
+"""``mqc data fetch``: download bars from yfinance (stocks), ccxt (crypto) or Alpaca, cache them, import them.
 
 Provider clients are injectable (tests pass recorded responses; no network). Rate-limit and network
 errors are retried with exponential backoff. Every download is cached under
@@ -26,7 +26,7 @@ from mqc.core.data.importer import ImportResult, SymbolImport
 from mqc.core.data.reader import normalise_symbol
 from mqc.core.data.timeframe import parse_timeframe
 from mqc.core.data.validate import Issue, validate_arrays
-from mqc.core.errors import DataError, require
+from mqc.core.errors import DataError, MqcError, require
 from mqc.core.progress import NULL, Progress
 
 _RETRYABLE = {
@@ -41,7 +41,10 @@ _RATE_TEXT = re.compile(r"rate.?limit|too many requests|429", re.IGNORECASE)
 
 
 def is_retryable(exc: BaseException) -> bool:
-    """Rate-limit or transient network error of yfinance / ccxt (matched by class name or message)."""
+    """Rate-limit or transient network error of yfinance / ccxt (matched by class name or message), or an
+    error that says it is (``retryable``: Alpaca's 429, 5xx and timeouts)."""
+    if getattr(exc, "retryable", False) is True:
+        return True
     names = {c.__name__ for c in type(exc).__mro__}
     return bool(names & _RETRYABLE) or bool(_RATE_TEXT.search(str(exc)))
 
@@ -64,6 +67,8 @@ def with_retries(
         try:
             return call()
         except Exception as exc:  # provider libraries raise their own hierarchies
+            if isinstance(exc, MqcError) and not is_retryable(exc):
+                raise  # already a clear mqc error (Alpaca: bad keys, an unknown symbol)
             if not is_retryable(exc):
                 raise DataError(
                     f"{what}: {type(exc).__name__}: {str(exc)[:200]}",
@@ -207,6 +212,10 @@ def _download_ccxt(client: Any, symbol: str, cfg: FetchConfig, sleep, progress) 
 
 
 def _client(provider: str, cfg: FetchConfig) -> Any:
+    if provider == "alpaca":
+        from mqc.core.data.alpaca_bars import client
+
+        return client(cfg)
     if provider == "yfinance":
         return require("yfinance", "fetch")
     ccxt = require("ccxt", "fetch")
@@ -224,7 +233,7 @@ def _client(provider: str, cfg: FetchConfig) -> Any:
 def cache_path(symbol: str, cfg: FetchConfig) -> Path:
     """Where a download of ``symbol`` with these settings is cached."""
     # "adj": yfinance caches written before prices were adjusted are not reused.
-    venue = cfg.exchange if cfg.provider == "ccxt" else "adj"
+    venue = {"ccxt": cfg.exchange, "alpaca": f"{cfg.alpaca_feed}-{cfg.alpaca_adjustment}"}.get(cfg.provider, "adj")
     key = f"{cfg.provider}|{venue}|{symbol}|{cfg.timeframe}|{cfg.start}|{cfg.end}"
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
     safe = re.sub(r"[^A-Za-z0-9._-]", "-", symbol)
@@ -261,9 +270,15 @@ def download(
         ts, cols = table_arrays(pq.read_table(path))
         return ts, cols, True, 0
     client = client if client is not None else _client(cfg.provider, cfg)
-    fn = _download_yfinance if cfg.provider == "yfinance" else _download_ccxt
-    ts, cols = fn(client, symbol, cfg, sleep, progress)
-    done = ts + parse_timeframe(check_timeframe(cfg.timeframe)) * 1_000_000_000 <= int(clock * 1e9)
+    if cfg.provider == "alpaca":  # its bar ends come with it (a crypto day may start at 05:00 UTC)
+        from mqc.core.data.alpaca_bars import download_alpaca
+
+        ts, cols, ends = download_alpaca(client, symbol, cfg, sleep, progress)
+    else:
+        fn = _download_yfinance if cfg.provider == "yfinance" else _download_ccxt
+        ts, cols = fn(client, symbol, cfg, sleep, progress)
+        ends = ts + parse_timeframe(check_timeframe(cfg.timeframe)) * 1_000_000_000
+    done = ends <= int(clock * 1e9)
     forming = int((~done).sum())
     if forming:
         ts, cols = ts[done], {c: v[done] for c, v in cols.items()}
@@ -290,7 +305,8 @@ def fetch_symbols(
     Args:
         symbols: provider symbols (``AAPL``, ``^GSPC``; ccxt ``BTC/USDT``). Stored normalised
             (``BTC/USDT`` -> ``BTC-USDT``).
-        client: the yfinance module or a ccxt exchange object (default: imported from the extra).
+        client: the yfinance module, a ccxt exchange object or an Alpaca HTTP client (default: imported
+            from the extra; Alpaca's from the keys in the environment or keyring).
         nothing_new_ok: a symbol whose bars are all still forming is left out (the trading loop
             asking for the next bar before the provider has it) instead of an error.
 
@@ -306,7 +322,7 @@ def fetch_symbols(
     cat = catalog or Catalog()
     tf = check_timeframe(cfg.timeframe)
     clock = time.time() if now is None else now
-    adjustment = YF_ADJUSTMENT if cfg.provider == "yfinance" else ""
+    adjustment = {"yfinance": YF_ADJUSTMENT, "alpaca": _alpaca_adjustment(cfg)}.get(cfg.provider, "")
     pending: list[tuple[SymbolImport, WriteItem]] = []
     progress.start(len(symbols), f"fetching from {cfg.provider}")
     for raw in symbols:
@@ -335,8 +351,9 @@ def fetch_symbols(
         clean, report = validate_arrays(
             bars, on_error=icfg.on_error, spike_sigma=icfg.spike_sigma, bar_seconds=parse_timeframe(tf)
         )
-        asset = icfg.asset_class or ("crypto" if cfg.provider == "ccxt" else None)
-        item = WriteItem(sym, clean.ts, clean.cols, source, tf, asset, adjustment)
+        crypto = cfg.provider == "ccxt" or (cfg.provider == "alpaca" and "/" in raw)
+        asset = icfg.asset_class or ("crypto" if crypto else None)
+        item = WriteItem(sym, clean.ts, clean.cols, source, tf, asset, "" if crypto else adjustment)
         pending.append((SymbolImport("cache" if cached else cfg.provider, sym, tf, report, rows=len(clean)), item))
         progress.advance(1, symbol=sym, cached=cached)
     progress.finish()
@@ -345,6 +362,12 @@ def fetch_symbols(
         si.record_write(res)
         result.items.append(si)
     return result
+
+
+def _alpaca_adjustment(cfg: FetchConfig) -> str:
+    from mqc.core.data.alpaca_bars import ADJUSTMENT_TEXT
+
+    return ADJUSTMENT_TEXT[cfg.alpaca_adjustment]
 
 
 def _iso(seconds: float) -> str:

@@ -1,7 +1,8 @@
 """Alpaca (REST v2) behind the Broker protocol, over plain HTTP with explicit timeouts.
 
 Why not alpaca-py's client: it sets no timeout and retries POSTs on 429/504 by itself, which can
-place an order twice. Here a request is sent once; on a timeout, a 5xx or a 422 for a reused
+place an order twice. Here a request is sent once (``core/alpaca_http.py``, the one Alpaca HTTP client, shared with
+``mqc data fetch --provider alpaca``); on a timeout, a 5xx or a 422 for a reused
 client order id the order is looked up by that id (``GET /v2/orders:by_client_order_id``) and never
 resubmitted under a new id. Keys come from the environment (``APCA_API_KEY_ID``,
 ``APCA_API_SECRET_KEY``) or the OS keyring (service ``mqc-alpaca``); they are sent as headers only
@@ -10,13 +11,11 @@ and never logged, printed or stored. The paper endpoint is used unless ``live``.
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import urllib.error
-import urllib.request
 from typing import Any
 
+from mqc.core.alpaca_http import AlpacaHTTP
+from mqc.core.alpaca_http import alpaca_keys as _keys
 from mqc.core.errors import BrokerError
 from mqc.core.trade.broker import Account, BarView, BrokerFill, Order, OrderState
 
@@ -45,24 +44,6 @@ _TYPES = {
 }
 
 
-def _keys() -> tuple[str, str]:
-    key, secret = os.environ.get("APCA_API_KEY_ID"), os.environ.get("APCA_API_SECRET_KEY")
-    if not (key and secret):
-        try:
-            import keyring
-
-            key = key or keyring.get_password("mqc-alpaca", "key_id")
-            secret = secret or keyring.get_password("mqc-alpaca", "secret_key")
-        except Exception:  # keyring absent or no backend: the environment is the only source
-            pass
-    if not (key and secret):
-        raise BrokerError(
-            "no Alpaca keys: set APCA_API_KEY_ID and APCA_API_SECRET_KEY (or store them in the OS keyring)",
-            hint="export APCA_API_KEY_ID=... APCA_API_SECRET_KEY=...  (never in a profile)",
-        )
-    return key, secret
-
-
 class AlpacaBroker:
     """Alpaca REST adapter (see the module docstring). ``base_url`` is for tests (a local fake)."""
 
@@ -71,8 +52,12 @@ class AlpacaBroker:
     def __init__(self, base_url: str, key: str, secret: str, *, timeout_s: float = 10.0) -> None:
         self.base_url = base_url.rstrip("/")
         self.account_label = "alpaca-live" if base_url == LIVE_URL else "alpaca-paper"
-        self._headers = {"APCA-API-KEY-ID": key, "APCA-API-SECRET-KEY": secret, "Content-Type": "application/json"}
-        self.timeout_s = timeout_s
+        self._http = AlpacaHTTP(base_url, key, secret, timeout_s=timeout_s)
+
+    @property
+    def timeout_s(self) -> float:
+        """Seconds one request may take."""
+        return self._http.timeout_s
 
     def __repr__(self) -> str:  # never show the keys
         return f"AlpacaBroker({self.base_url!r})"
@@ -85,22 +70,7 @@ class AlpacaBroker:
         return cls(base_url or (LIVE_URL if live else PAPER_URL), key, secret, timeout_s=timeout_s)
 
     def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.base_url + path, data=data, method=method, headers=self._headers)
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
-                raw = resp.read()
-        except urllib.error.HTTPError as exc:
-            text = exc.read().decode(errors="replace")[:200]
-            retryable = exc.code == 429 or exc.code >= 500
-            err = BrokerError(f"alpaca {method} {path}: HTTP {exc.code} {text}", retryable=retryable)
-            err.status = exc.code  # type: ignore[attr-defined]
-            raise err from None
-        except (TimeoutError, urllib.error.URLError, ConnectionError) as exc:
-            err = BrokerError(f"alpaca {method} {path}: no answer ({exc})", retryable=True)
-            err.status = 0  # type: ignore[attr-defined]
-            raise err from None
-        return json.loads(raw) if raw else None
+        return self._http.request(method, path, body)
 
     # -- Broker -----------------------------------------------------------------------------------
     def observe(self, bar: BarView) -> None:

@@ -58,7 +58,7 @@ class TradeConfig:
     retries: int = field(
         default=3, metadata={"help": "broker retries (with backoff) before the bar is skipped", "min": 0}
     )
-    fetch: Literal["none", "yfinance", "ccxt"] = field(
+    fetch: Literal["none", "yfinance", "ccxt", "alpaca"] = field(
         default="none",
         metadata={"help": "fetch the new bars from this provider into the catalog before each decision (none: off)"},
     )

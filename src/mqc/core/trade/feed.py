@@ -1,6 +1,6 @@
 """New bars for the live loop: each bar, fetch the traded symbols from a provider into the catalog.
 
-``mqc trade --fetch yfinance|ccxt`` (``[trade] fetch``): before each decision the loop downloads
+``mqc trade --fetch yfinance|ccxt|alpaca`` (``[trade] fetch``): before each decision the loop downloads
 the traded symbols' bars from the last stored one on, through ``mqc data fetch``'s own path
 (``core/data/fetch.py``: the injectable provider client, retries with backoff, still-forming bars
 cut, validate -> catalog import with the profile's ``[import]`` rules). A failed fetch (an outage
@@ -20,7 +20,7 @@ from mqc.core.data.config import FetchConfig, ImportConfig
 from mqc.core.errors import ConfigError
 from mqc.core.progress import NullProgress
 
-PROVIDERS = ("none", "yfinance", "ccxt")
+PROVIDERS = ("none", "yfinance", "ccxt", "alpaca")
 
 
 class _EventLog(NullProgress):
@@ -38,8 +38,9 @@ class BarFeed:
     """Fetches the traded symbols into the catalog, from the last stored bar on (``fetch``: the
     provider, exchange, retries and backoff; its start, end and bar size are the loop's).
 
-    ``client``: the provider client (yfinance module or ccxt exchange; default: imported from the
-    ``fetch`` extra); ``sleep``: the backoff's sleep. Both are for tests.
+    ``client``: the provider client (yfinance module, ccxt exchange or Alpaca HTTP client; default:
+    imported from the ``fetch`` extra, Alpaca's built from the keys); ``sleep``: the backoff's sleep.
+    Both are for tests.
     """
 
     fetch: FetchConfig
@@ -60,6 +61,10 @@ class BarFeed:
             e = stored.get(s)
             if e is not None and e.source.startswith(prefix):
                 names.append(e.source[len(prefix) :])
+            elif self.fetch.provider == "alpaca":  # not fetched before: BTC-USD is Alpaca's BTC/USD
+                from mqc.core.data.alpaca_bars import provider_name
+
+                names.append(provider_name(s))
             else:  # not fetched before: ccxt markets are BASE/QUOTE (stored as BASE-QUOTE)
                 names.append(s.replace("-", "/", 1) if self.fetch.provider == "ccxt" else s)
             lasts.append(e.last if e is not None else None)
@@ -111,5 +116,6 @@ def bar_feed(provider: str, data_root: str | None, profile: str | None) -> BarFe
     from mqc.core.profiles import resolve_with_profile
 
     fetch = resolve_with_profile(FetchConfig, profile, flags={"provider": provider}).value
-    # the provider library is imported now: a missing extra fails before anything is traded
+    # the provider library is imported (Alpaca's keys read) now: a missing extra or key fails before anything
+    # is traded
     return BarFeed(fetch, resolve_with_profile(ImportConfig, profile).value, client=_client(provider, fetch))
