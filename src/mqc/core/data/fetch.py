@@ -74,13 +74,14 @@ def with_retries(
                     f"{what}: {type(exc).__name__}: {str(exc)[:200]}",
                     hint="check the symbol and the provider's spelling of it",
                 ) from exc
+            label = f"HTTP {exc.status}" if getattr(exc, "status", None) else type(exc).__name__  # Alpaca's code
             if attempt == retries:
                 raise DataError(
-                    f"{what}: still rate-limited after {retries} retries ({type(exc).__name__})",
+                    f"{what}: still rate-limited after {retries} retries ({label})",
                     hint="wait a few minutes and run it again; symbols already downloaded are cached",
                 ) from exc
             delay = min(60.0, backoff_s * 2**attempt)
-            progress.log(f"{what}: {type(exc).__name__}; retrying in {delay:.0f}s")
+            progress.log(f"{what}: {label}; retrying in {delay:.0f}s")
             sleep(delay)
     raise AssertionError("unreachable")  # pragma: no cover
 
