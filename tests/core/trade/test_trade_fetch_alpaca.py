@@ -249,7 +249,46 @@ def test_trade_fetch_accepts_alpaca(fake, monkeypatch):
     assert feed is not None and feed.fetch.provider == "alpaca" and feed.fetch.alpaca_url == fake.url
     assert KEY not in repr(feed) and SECRET not in repr(feed)
     assert TradeConfig(fetch="alpaca").fetch == "alpaca"
+    from mqc.core.profiles import resolve_with_profile
+
+    monkeypatch.setenv("MQC_TRADE_FETCH", "alpaca")  # [trade] fetch and [fetch] provider take it
+    monkeypatch.setenv("MQC_FETCH_PROVIDER", "alpaca")
+    assert resolve_with_profile(TradeConfig, None).value.fetch == "alpaca"
+    assert resolve_with_profile(FetchConfig, None).value.provider == "alpaca"
     assert feed.provider_symbols(("BTC-USD", "AAPL"), "1d")[0] == ["BTC/USD", "AAPL"]
     monkeypatch.delenv("APCA_API_SECRET_KEY")
     with pytest.raises(BrokerError, match="APCA_API_KEY_ID and APCA_API_SECRET_KEY"):
         bar_feed("alpaca", None, None)
+
+
+def test_mqc_trade_fetch_alpaca_once_on_the_fake_server(fake, tmp_path):
+    """What users type: ``mqc trade --paper --only naive --symbols BTC-USD,ETH-USD --fetch alpaca --once``
+    on an empty catalog: the history comes from Alpaca first, today's forming bar is left out, the latest
+    closed bar is decided; a second run decides nothing again."""
+    import time
+
+    now = time.time()
+    today = now - now % DAY
+    if now - today > DAY - 120:
+        pytest.skip("too close to 00:00 UTC: the day could close during the test")
+    fake.now = now
+    starts = [today - i * DAY for i in range(200)][::-1]  # the last one is today's, still forming
+    for k, pair in enumerate(PAIRS):
+        fake.bars[pair] = _bars(starts, seed=20 + k)
+    fake.page_size = 90
+    led = tmp_path / "ledger.db"
+    args = ["trade", "--paper", "--only", "naive", "--symbols", "BTC-USD,ETH-USD", "--fetch", "alpaca", "--once"]
+    first = runner.invoke(app, [*args, "--ledger", str(led)])
+    assert first.exit_code == 0, first.output
+    df = Catalog().load("ETH-USD", "1d")
+    np.testing.assert_array_equal(df["close"].to_numpy(), [b["c"] for b in fake.bars["ETH/USD"][:-1]])
+    yesterday = bar_label(int(starts[-2] * 1e9))
+    assert f"{yesterday} done" in first.output
+    second = runner.invoke(app, [*args, "--ledger", str(led)])
+    assert second.exit_code == 0, second.output
+    from mqc.core.trade.ledger import Ledger
+
+    ledger = Ledger.open(led, create=False)
+    assert [e["bar"] for e in ledger.events("decision")] == [yesterday]
+    ledger.close()
+    _no_keys_in(tmp_path, *_dirs(), text=first.output + second.output)
