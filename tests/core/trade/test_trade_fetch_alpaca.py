@@ -106,6 +106,8 @@ def test_mqc_data_fetch_alpaca_stores_the_fakes_bars(fake):
         ("all", "iex", "1Day", "10000")
     }
     assert all("adjustment" not in q for q in fake.data_requests if q["symbols"] == "BTC/USD")
+    cached = sorted(p.name for p in (Path(os.environ["MQC_CACHE_DIR"]) / "fetch" / "alpaca").glob("*.parquet"))
+    assert len(cached) == 3 and cached[0].startswith("AAPL_1d_")  # the cache the grep below reads
     _no_keys_in(*_dirs(), text=r.output)
 
 
