@@ -294,3 +294,21 @@ def test_mqc_trade_fetch_alpaca_once_on_the_fake_server(fake, tmp_path):
     assert [e["bar"] for e in ledger.events("decision")] == [yesterday]
     ledger.close()
     _no_keys_in(tmp_path, *_dirs(), text=first.output + second.output)
+
+
+def test_pages_that_are_empty_or_malformed(fake):
+    """``"bars": null`` (nothing in the range) is no bars; an answer without ``bars`` is a clear error."""
+    from mqc.core.data.alpaca_bars import _page
+
+    class Answer:
+        def __init__(self, doc):
+            self.doc = doc
+
+        def request(self, *a, **k):
+            return self.doc
+
+    assert _page(Answer({"bars": None, "next_page_token": None}), "/v2/stocks/bars", {}, "AAPL")["bars"] == {}
+    with pytest.raises(DataError, match="without a 'bars' object"):
+        _page(Answer({"message": "?"}), "/v2/stocks/bars", {}, "AAPL")
+    with pytest.raises(DataError, match="alpaca returned no bars for AAPL"):
+        alpaca_bars.parse_alpaca([], "AAPL", "1d", crypto=False)

@@ -102,6 +102,8 @@ def _page(http: Any, path: str, query: dict[str, Any], symbol: str) -> dict[str,
             f"alpaca has no bars for {symbol!r}: {exc}",
             hint="check the symbol (stocks AAPL, crypto BTC/USD) and --timeframe",
         ) from None
+    if isinstance(doc, dict) and doc.get("bars", {}) is None:
+        doc["bars"] = {}  # no bar in the range: Alpaca may write null
     if not isinstance(doc, dict) or not isinstance(doc.get("bars"), dict):
         raise DataError(f"alpaca answered {path} for {symbol} without a 'bars' object")
     return doc
