@@ -221,6 +221,10 @@ class Ledger:
             self.conn.execute("SELECT 1 FROM events WHERE kind=? AND bar=? LIMIT 1", (kind, bar)).fetchone() is not None
         )
 
+    def count_events(self, kind: str, bar: str) -> int:
+        """How many ``kind`` events ``bar`` has (through the ``events_kind_bar`` index)."""
+        return int(self.conn.execute("SELECT COUNT(*) FROM events WHERE kind=? AND bar=?", (kind, bar)).fetchone()[0])
+
     def first_decision(self, strategy: str) -> str | None:
         """The bar of ``strategy``'s first decision in this ledger (None: it decided nothing yet)."""
         row = self.conn.execute(
@@ -312,6 +316,10 @@ class Ledger:
         row = self.conn.execute("SELECT status FROM orders WHERE client_order_id=?", (cid,)).fetchone()
         return None if row is None else row[0]
 
+    def count_orders(self, bar: str) -> int:
+        """How many orders ``bar`` has (through the ``orders_bar`` index, no row read)."""
+        return int(self.conn.execute("SELECT COUNT(*) FROM orders WHERE bar=?", (bar,)).fetchone()[0])
+
     def orders(self, *, bar: str | None = None, open_only: bool = False) -> list[OrderRow]:
         # the open orders through the partial index ``orders_open`` (its literal condition), a bar's
         # through ``orders_bar``: neither reads the whole table, which grows by ~30 orders a bar
@@ -385,7 +393,7 @@ class Ledger:
 
 
 _JSON = json.JSONEncoder(default=str)  # one encoder (``json.dumps`` with ``default=`` builds one a call)
-_COL_INDEX = {c: i for i, c in enumerate(_EVENT_COLS)}
+_FIELDS = frozenset(_EVENT_COLS[3:]) | {"bar"}  # what ``fields`` may name (``at`` and ``kind`` are given)
 
 
 def _event_row(at: str, kind: str, fields: dict[str, Any]) -> tuple:
@@ -393,13 +401,25 @@ def _event_row(at: str, kind: str, fields: dict[str, Any]) -> tuple:
 
     Raises:
         KeyError: a field that is not an event column."""
-    row: list[Any] = [None] * len(_EVENT_COLS)
-    row[0], row[2] = at, kind
-    for k, v in fields.items():
-        row[_COL_INDEX[k]] = v
-    data = fields.get("data")
-    row[-1] = data if data is None or isinstance(data, _Encoded) else _JSON.encode(data)
-    return tuple(row)
+    if not _FIELDS.issuperset(fields):
+        raise KeyError(f"not an event column: {sorted(set(fields) - _FIELDS)}")
+    g = fields.get
+    data = g("data")
+    if data is not None and not isinstance(data, _Encoded):
+        data = _JSON.encode(data)
+    return (
+        at,
+        g("bar"),
+        kind,
+        g("client_order_id"),
+        g("symbol"),
+        g("qty"),
+        g("price"),
+        g("fee"),
+        g("cash"),
+        g("dedup"),
+        data,
+    )
 
 
 def fill_event(

@@ -322,14 +322,15 @@ def trade_bar(
                         zip(syms, [None if not np.isfinite(x) else float(x) for x in targets], strict=True)
                     ),
                     "prices": close,
-                    **({"orders": [vars(o) for o in placed]} if placed is not None else {}),
+                    # the placed orders by client id: each is an ``order_intent`` or a ``risk_reject`` event
+                    **({"order_ids": [o.client_order_id for o in placed]} if placed is not None else {}),
                 },
             )
             ledger.add_intents(c, [vars(o) for o in accepted])
             ledger.record_many(c, [_reject_event(bar, o, reason) for o, reason in rejected])
         crash_point("intent")
         to_send = accepted  # just committed, all pending (unless the bar holds other intents, below)
-    if to_send is None or len(ledger.orders(bar=bar)) != len(to_send):
+    if to_send is None or ledger.count_orders(bar) != len(to_send):
         to_send = _pending(ledger, bar)  # a restart: the intents committed before the crash
     if to_send and broker.name != "paper":
         _replace_slots(session, to_send)
@@ -364,8 +365,8 @@ def trade_bar(
             data={"pre": pre.equity, "post": post.equity, "prices": close},
         )
         ledger.record("bar_done", conn=c, bar=bar, dedup=f"done:{bar}")
-    n_rej = len(ledger.events("risk_reject", bar=bar))
-    return BarOutcome(bar, "done", orders=len(ledger.orders(bar=bar)), rejected=n_rej, equity=post.equity)
+    n_rej = ledger.count_events("risk_reject", bar)
+    return BarOutcome(bar, "done", orders=ledger.count_orders(bar), rejected=n_rej, equity=post.equity)
 
 
 def _replace_slots(session: TradeSession, to_send: list[Order]) -> None:

@@ -1,0 +1,79 @@
+"""What a bar writes: the decision references its orders (no second copy of them), the paper broker
+keeps its state in memory without missing another connection's commit or keeping a failed write."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mqc.core.data.config import DataConfig
+from mqc.core.errors import BrokerError
+from mqc.core.market.config import MarketConfig
+from mqc.core.trade.broker import BarView
+from mqc.core.trade.config import TradeConfig
+from mqc.core.trade.order_decide import order_decider
+from mqc.core.trade.paper import PaperBroker
+from mqc.core.trade.runner import load_history, open_broker, open_session, replay
+
+SYMS = ("SYN0", "SYN1")
+
+
+@pytest.fixture
+def session(synth, tmp_path):
+    from mqc.core.data.catalog import Catalog
+
+    cat = Catalog()
+    for sym, df in synth(n_assets=2, n_bars=120, seed=3, timeframe="1d").items():
+        cat.write(sym, df, source="test", timeframe="1d")
+    market = MarketConfig(allow_short=True)
+    decider = order_decider("maxdiff", SYMS, "1d", market, only="naive")
+    cfg = TradeConfig(capital=100_000.0, price_band=0.01)  # some limit orders rejected: both kinds referenced
+    path = tmp_path / "l" / "ledger.db"
+    s = open_session(cfg, decider, path, open_broker(cfg, path, market, decider=decider, durable=False), durable=False)
+    panel = load_history(decider, DataConfig())
+    replay(s, panel, str(panel.timestamps[-30])[:10], None)
+    return s
+
+
+def test_a_decision_references_its_orders_by_client_id(session):
+    """The decision lists its orders' client ids; each is an intent or a risk rejection with the details."""
+    ledger = session.ledger
+    intents = {e["client_order_id"]: e for e in ledger.events("order_intent")}
+    rejects = {e["client_order_id"]: e for e in ledger.events("risk_reject")}
+    assert intents and rejects
+    n = 0
+    for d in ledger.events("decision"):
+        assert "orders" not in d["data"]  # no second copy of the orders
+        for cid in d["data"]["order_ids"]:
+            ev = intents.get(cid) or rejects[cid]
+            assert ev["bar"] == d["bar"]
+            n += 1
+    assert n == len(intents) + len(rejects)
+    assert all(e["data"]["client_order_id"] == cid for cid, e in intents.items())  # intents keep every field
+
+
+def test_settle_writes_the_settled_bar_not_the_book(session):
+    broker = session.broker
+    book = broker.conn.execute("SELECT value FROM state WHERE key='ob'").fetchone()[0]
+    broker.settle()
+    assert broker.conn.execute("SELECT value FROM state WHERE key='ob'").fetchone()[0] == book
+    assert (
+        json.loads(broker.conn.execute("SELECT value FROM state WHERE key='settled'").fetchone()[0])
+        == (json.loads(book)["ts"])
+    )
+
+
+def test_the_kept_state_follows_other_connections_and_drops_failed_writes(session):
+    broker = session.broker
+    before = broker.account()
+    other = PaperBroker(broker.path, broker.market, 0.0, order_symbols=SYMS)  # another process on the file
+    ob = other._get("ob")
+    ob["cash"] += 0.5
+    other._put_many({"ob": ob})
+    assert broker.account().equity != before.equity  # another connection committed: read from the file
+    seen = broker.account()
+    with pytest.raises(BrokerError, match="no OHLCV"):  # fails after the state was changed in memory
+        broker.observe(BarView(ob["ts"] + 1, None, {}, frozenset(), {}, {}))
+    assert broker._get("ob")["ts"] == ob["ts"] and broker.account() == seen
+    other.close()
