@@ -20,19 +20,27 @@ SYMS = ("SYN0", "SYN1")
 
 
 @pytest.fixture
-def session(synth, tmp_path):
+def catalog(synth) -> None:
     from mqc.core.data.catalog import Catalog
 
     cat = Catalog()
     for sym, df in synth(n_assets=2, n_bars=120, seed=3, timeframe="1d").items():
         cat.write(sym, df, source="test", timeframe="1d")
+
+
+@pytest.fixture
+def session(catalog, tmp_path):
+    return _replayed(tmp_path)
+
+
+def _replayed(tmp_path, on_bar=None):
     market = MarketConfig(allow_short=True)
     decider = order_decider("maxdiff", SYMS, "1d", market, only="naive")
     cfg = TradeConfig(capital=100_000.0, price_band=0.01)  # some limit orders rejected: both kinds referenced
     path = tmp_path / "l" / "ledger.db"
     s = open_session(cfg, decider, path, open_broker(cfg, path, market, decider=decider, durable=False), durable=False)
     panel = load_history(decider, DataConfig())
-    replay(s, panel, str(panel.timestamps[-30])[:10], None)
+    replay(s, panel, str(panel.timestamps[-30])[:10], None, on_bar=on_bar and (lambda out: on_bar(s, out)))
     return s
 
 
@@ -77,3 +85,21 @@ def test_the_kept_state_follows_other_connections_and_drops_failed_writes(sessio
         broker.observe(BarView(ob["ts"] + 1, None, {}, frozenset(), {}, {}))
     assert broker._get("ob")["ts"] == ob["ts"] and broker.account() == seen
     other.close()
+
+
+def test_the_order_states_kept_in_memory_are_the_files(catalog, tmp_path):
+    """Every bar, what the paper broker answers for the ledger's orders from memory equals what a
+    broker opened afresh on its file reads (status, broker id, every fill in order)."""
+    seen = []
+
+    def check(s, out):
+        cids = [r[0] for r in s.ledger.conn.execute("SELECT client_order_id FROM orders").fetchall()]
+        kept = [cid for cid in cids if cid in s.broker._states]
+        ours = s.broker.orders_by_id(cids)  # before another connection opens the file
+        fresh = PaperBroker(s.broker.path, s.broker.market, 0.0, order_symbols=SYMS)
+        assert ours == fresh.orders_by_id(cids)
+        fresh.close()
+        seen.append(len(kept))
+
+    _replayed(tmp_path, on_bar=check)
+    assert sum(seen) > 0  # states were answered from memory

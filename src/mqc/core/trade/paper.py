@@ -80,6 +80,7 @@ class PaperBroker:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
         self._cache: dict[str, Any] = {}  # decoded state values, valid while no other connection commits
+        self._states: dict[str, OrderState] = {}  # order-level orders booked or changed lately, as the file has them
         self._version: int | None = None
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
@@ -104,10 +105,7 @@ class PaperBroker:
     def _get(self, key: str) -> Any:
         """A state value, decoded once: kept in memory until another connection commits to the file
         (``PRAGMA data_version``) or one of this broker's transactions fails (``_writing``)."""
-        version = self.conn.execute("PRAGMA data_version").fetchone()[0]
-        if version != self._version:
-            self._cache.clear()
-            self._version = version
+        self._fresh()
         if key in self._cache:
             return self._cache[key]
         row = self.conn.execute("SELECT value FROM state WHERE key=?", (key,)).fetchone()
@@ -123,6 +121,17 @@ class PaperBroker:
         self._cache.update(values)
         return None
 
+    def _fresh(self) -> None:
+        """Forget what is kept in memory when another connection committed to the file since."""
+        version = self.conn.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._version:
+            self._forget()
+            self._version = version
+
+    def _forget(self) -> None:
+        self._cache.clear()
+        self._states.clear()
+
     @contextmanager
     def _writing(self) -> Iterator[sqlite3.Connection]:
         """``BEGIN IMMEDIATE`` ... ``COMMIT``; on any error rolled back, and the state kept in memory
@@ -135,7 +144,7 @@ class PaperBroker:
         except BaseException:
             if c.in_transaction:
                 c.execute("ROLLBACK")
-            self._cache.clear()
+            self._forget()
             raise
 
     def close(self) -> None:
@@ -223,6 +232,20 @@ class PaperBroker:
             )
             c.executemany("UPDATE orders SET status=? WHERE client_order_id=?", [(s, cid) for cid, s in status.items()])
             self._put_many({"ob": st, "close": dict(zip(st["syms"], st["close"], strict=True))}, conn=c)
+            self._keep_states(status, fills)
+
+    def _keep_states(self, status: dict[str, str], fills: list[BrokerFill]) -> None:
+        """The states of the orders ``observe`` changed, from the kept ones (an order not kept is read
+        from the file when asked for); orders that had ended before are let go (read once by the loop)."""
+        new: dict[str, list[BrokerFill]] = {}
+        for f in fills:
+            new.setdefault(f.client_order_id, []).append(f)
+        kept = {cid: st for cid, st in self._states.items() if st.status in ("new", "partially_filled")}
+        for cid, status_now in status.items():
+            old = kept.pop(cid, None)
+            if old is not None:
+                kept[cid] = OrderState(cid, status_now, old.broker_order_id, old.fills + tuple(new.get(cid, ())))
+        self._states = kept
 
     def settle(self) -> None:
         """The bar's orders are in: report equity after its close auction (order strategies). Stored as
@@ -255,6 +278,7 @@ class PaperBroker:
                 out[o.client_order_id] = OrderState(o.client_order_id, "new", boid)
             c.executemany("INSERT INTO orders VALUES(?,?,?,?,?,?,?,?,'new','')", rows)
             self._put_many({"ob": st}, conn=c)
+        self._states.update(out)
         return out
 
     def submit(self, orders: list[Order]) -> list[OrderState]:
@@ -372,9 +396,12 @@ class PaperBroker:
 
     def orders_by_id(self, client_order_ids: list[str]) -> dict[str, OrderState | None]:
         """``order`` for many client ids at once (two queries per 500 ids)."""
-        out: dict[str, OrderState | None] = dict.fromkeys(client_order_ids)
-        for i in range(0, len(client_order_ids), 500):
-            part = client_order_ids[i : i + 500]
+        self._fresh()
+        kept = self._states
+        out: dict[str, OrderState | None] = {cid: kept.get(cid) for cid in client_order_ids}
+        ask = [cid for cid, st in out.items() if st is None]  # the rest from the file
+        for i in range(0, len(ask), 500):
+            part = ask[i : i + 500]
             marks = ",".join("?" * len(part))
             rows = self.conn.execute(
                 "SELECT client_order_id, broker_order_id, status, reason FROM orders "
@@ -428,6 +455,7 @@ class PaperBroker:
                         del st[key][slot]
             c.execute("UPDATE orders SET status='cancelled' WHERE client_order_id=?", (client_order_id,))
             self._put_many({"ob": st}, conn=c)
+        self._states.pop(client_order_id, None)
         return self.order(client_order_id)
 
     def account(self) -> Account:
