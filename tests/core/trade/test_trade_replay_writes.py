@@ -103,3 +103,16 @@ def test_the_order_states_kept_in_memory_are_the_files(catalog, tmp_path):
 
     _replayed(tmp_path, on_bar=check)
     assert sum(seen) > 0  # states were answered from memory
+
+
+def test_a_book_settled_by_an_older_mqc_still_reports_the_settled_equity(session):
+    """A paper broker file written before ``settled`` was a key kept the flag in the book: still read."""
+    broker = session.broker
+    broker.settle()
+    settled = broker.account()
+    ob = broker._get("ob")
+    broker.conn.execute("DELETE FROM state WHERE key='settled'")  # as an older file: the flag in the book
+    older = PaperBroker(broker.path, broker.market, 0.0, order_symbols=SYMS)
+    assert older.account().equity != settled.equity  # neither flag: before the close auction
+    older._put_many({"ob": {**ob, "settled": True}})
+    assert PaperBroker(broker.path, broker.market, 0.0, order_symbols=SYMS).account() == settled
