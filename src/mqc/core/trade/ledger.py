@@ -19,7 +19,7 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii
 from pathlib import Path
@@ -103,6 +103,7 @@ class Ledger:
         self.path = path
         self.conn = conn
         self._cash = (0, 0.0)  # (last event seq summed, sum of cash up to it): ``cash`` reads only newer events
+        self._marks = _Marks()  # the ``mark`` events read so far, summed up (``marks_summary`` reads only newer ones)
 
     @classmethod
     def open(cls, path: str | Path, *, create: bool = True, durable: bool = True) -> Ledger:
@@ -160,6 +161,7 @@ class Ledger:
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
             self._cash = (0, 0.0)  # rolled-back event numbers are handed out again: sum afresh
+            self._marks = _Marks()
             raise
 
     # -- meta -------------------------------------------------------------------------------------
@@ -382,6 +384,25 @@ class Ledger:
         self._cash = (int(row[1]), total)  # reset by a rollback in ``transaction`` (its events are undone)
         return total
 
+    def marks_summary(self, day: str) -> tuple[float, float] | None:
+        """Over the ``mark`` events (equity at each bar's close, before trading): the peak equity and
+        ``day``'s start (the last mark, in ledger order, of an earlier day; else the first mark). None
+        without marks. Reads only the marks written since the last call (a year of bars has 8,760)."""
+        m = self._marks
+        rows = self.conn.execute(
+            "SELECT seq, bar, data FROM events WHERE kind='mark' AND seq > ? ORDER BY seq", (m.seq,)
+        ).fetchall()
+        for seq, bar, data in rows:
+            equity = json.loads(data)["equity"]  # as written (SQLite's own number parsing may round otherwise)
+            m.seq = seq
+            m.first = equity if m.first is None else m.first
+            m.peak = equity if m.peak is None else max(m.peak, equity)
+            m.last[(bar or "")[:10]] = (seq, equity)
+        if m.first is None:
+            return None
+        earlier = [v for d, v in m.last.items() if d < day]
+        return float(m.peak), float(max(earlier)[1] if earlier else m.first)
+
     def last_prices(self) -> dict[str, float]:
         """Each symbol's last close the loop saw (from the latest ``equity`` event)."""
         ev = self.conn.execute("SELECT data FROM events WHERE kind='equity' ORDER BY seq DESC LIMIT 1").fetchone()
@@ -428,6 +449,14 @@ def fill_event(
     """The ``fill`` event of a broker fill (``record`` / ``record_many`` it)."""
     fields = {"bar": bar, "client_order_id": cid, "symbol": symbol, "qty": qty, "price": price, "fee": fee}
     return "fill", {**fields, "cash": -qty * price - fee, "dedup": f"fill:{fill_id}"}
+
+
+@dataclass
+class _Marks:
+    seq: int = 0  # the last mark read
+    first: float | None = None
+    peak: float | None = None
+    last: dict[str, tuple[int, float]] = field(default_factory=dict)  # day -> (seq, equity) of its last mark
 
 
 class _Encoded(str):
