@@ -82,6 +82,7 @@ class PaperBroker:
         self._cache: dict[str, Any] = {}  # decoded state values, valid while no other connection commits
         self._states: dict[str, OrderState] = {}  # order-level orders booked or changed lately, as the file has them
         self._version: int | None = None
+        self._settled_ts: int | None = None  # the bar ``settle`` was called for (see there)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
         if not durable:  # as a replay's ledger (``Ledger.open``): no fsync, fewer checkpoints
@@ -248,14 +249,17 @@ class PaperBroker:
         self._states = kept
 
     def settle(self) -> None:
-        """The bar's orders are in: report equity after its close auction (order strategies). Stored as
-        the settled bar's time (``settled``), not in the book: the book is not written again."""
+        """The bar's orders are in: report equity after its close auction (order strategies).
+
+        Kept in memory, not written: it changes no money, only which of the bar's two equities
+        ``account`` reports, and the loop settles a bar again after a restart before it reads the
+        equity after it (a restarted loop's equity before trading is then the uninterrupted run's)."""
         if self.order_symbols is not None:
-            self._put_many({"settled": self._get("ob")["ts"]})
+            self._settled_ts = self._get("ob")["ts"]
 
     def _settled(self, st: dict[str, Any]) -> bool:
-        """Whether the book's bar is settled (``st["settled"]``: a file written before ``settled`` was a key)."""
-        return st["ts"] is not None and (self._get("settled") == st["ts"] or bool(st.get("settled")))
+        """Whether the book's bar is settled (``st["settled"]``: a file an older mqc settled in the book)."""
+        return st["ts"] is not None and (self._settled_ts == st["ts"] or bool(st.get("settled")))
 
     def _book_orders(self, orders: list[Order]) -> dict[str, OrderState]:
         """Rest an order strategy's orders until the next bar (one transaction)."""
