@@ -279,9 +279,13 @@ def trade_bar(
         if not exc.retryable:
             raise
         return BarOutcome(bar, "outage", message=str(exc))
-    ledger.record("mark", bar=bar, dedup=f"mark:{bar}", data={"equity": pre.equity, "cash": pre.cash, "prices": close})
+    mark = {"bar": bar, "dedup": f"mark:{bar}", "data": {"equity": pre.equity, "cash": pre.cash, "prices": close}}
+    # the bar's mark goes with the bar's next write (the decision's transaction most bars): the kill
+    # switches' answer is the same with or without it (its equity is never below itself; it is no
+    # earlier day's), and a bar decided before has it already (``dedup``: not recorded twice)
     why = kill_reason(ledger, cfg, pre.equity, bar)
     if why:
+        ledger.record("mark", **mark)
         flatten(session, history, reason=why)
         ledger.record("kill", bar=bar, data={"reason": why})
         return BarOutcome(bar, "killed", message=why)
@@ -289,6 +293,7 @@ def trade_bar(
     if now_ns is not None and len(history) > 1:  # a live clock (a replay's is the bar's own time)
         tf_ns = int(np.median(np.diff(np.asarray(history.timestamps).astype(np.int64))))
     if now_ns is not None and tf_ns and now_ns - ts > (cfg.stale_bars + 1) * tf_ns:
+        ledger.record("mark", **mark)
         ledger.record("stale", bar=bar, data={"age_s": (now_ns - ts) / 1e9})
         return BarOutcome(
             bar,
@@ -310,6 +315,7 @@ def trade_bar(
         session.stats["decide_s"].append(time.perf_counter() - t0)
         accepted, rejected = check_orders(orders, cfg, pre.equity, close)
         with ledger.transaction() as c:
+            ledger.record("mark", conn=c, **mark)
             ledger.record(
                 "decision",
                 conn=c,
@@ -330,6 +336,8 @@ def trade_bar(
             ledger.record_many(c, [_reject_event(bar, o, reason) for o, reason in rejected])
         crash_point("intent")
         to_send = accepted  # just committed, all pending (unless the bar holds other intents, below)
+    else:
+        ledger.record("mark", **mark)  # a restart: recorded with the decision before (then ignored)
     if to_send is None or ledger.count_orders(bar) != len(to_send):
         to_send = _pending(ledger, bar)  # a restart: the intents committed before the crash
     if to_send and broker.name != "paper":
