@@ -8,7 +8,7 @@
 - ``orders`` holds one row per client order id (``UNIQUE``): its intent is committed before the
   order is sent, so a crash can never send an order the ledger does not know.
 - Fills carry the broker's fill id in ``dedup`` (``UNIQUE``): reconciling twice records a fill once.
-- A bar writes in a handful of transactions (reconcile; decision with its intents; acks and fills;
+- A bar writes in a handful of transactions (reconcile; decision with its mark and intents; acks and fills;
   equity), each a batch (``executemany`` over one constant statement, which sqlite3 keeps prepared),
   not one transaction per order.
 """
