@@ -109,3 +109,25 @@ def test_a_book_settled_by_an_older_mqc_still_reports_the_settled_equity(session
     older = PaperBroker(broker.path, broker.market, 0.0, order_symbols=SYMS)
     older._put_many({"ob": {**ob, "settled": True}})
     assert PaperBroker(broker.path, broker.market, 0.0, order_symbols=SYMS).account() == settled
+
+
+def test_a_bar_commits_four_times_to_the_ledger_and_twice_to_the_paper_broker(catalog, tmp_path):
+    """Reconcile; mark, decision and intents; acks and fills; equity and bar_done. At the paper broker:
+    the bar's fills, then its booked orders (the settle writes nothing)."""
+    begins = {"ledger": 0, "broker": 0}
+
+    def count(s, out):
+        if not begins["ledger"] and not begins["broker"]:  # from the second bar on: every bar's writes
+            s.ledger.conn.set_trace_callback(lambda q: q == "BEGIN IMMEDIATE" and _add(begins, "ledger"))
+            s.broker.conn.set_trace_callback(lambda q: q == "BEGIN IMMEDIATE" and _add(begins, "broker"))
+        seen.append(out.status)
+
+    seen: list[str] = []
+    _replayed(tmp_path, on_bar=count)
+    bars = len(seen) - 1
+    assert bars > 10 and set(seen) == {"done"}
+    assert begins == {"ledger": 4 * bars, "broker": 2 * bars}
+
+
+def _add(counts: dict[str, int], key: str) -> None:
+    counts[key] += 1
