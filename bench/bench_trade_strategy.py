@@ -73,7 +73,8 @@ def run_replay(tmp: Path, name: str, decider, data_cfg, start: str | None, end: 
     panel = load_history(decider, data_cfg)
     cfg = TradeConfig()
     path = tmp / name / "ledger.db"
-    session = open_session(cfg, decider, path, open_broker(cfg, path, decider.market, durable=False, decider=decider))
+    broker = open_broker(cfg, path, decider.market, durable=False, decider=decider)
+    session = open_session(cfg, decider, path, broker, durable=False)  # as mqc trade --replay: no fsync
     load0 = _load()
     w0, c0 = time.perf_counter(), time.process_time()
     res = replay(session, panel, start, end)

@@ -8,7 +8,7 @@
 - ``orders`` holds one row per client order id (``UNIQUE``): its intent is committed before the
   order is sent, so a crash can never send an order the ledger does not know.
 - Fills carry the broker's fill id in ``dedup`` (``UNIQUE``): reconciling twice records a fill once.
-- A bar writes in a handful of transactions (reconcile; decision with its intents; acks and fills;
+- A bar writes in a handful of transactions (reconcile; decision with its mark and intents; acks and fills;
   equity), each a batch (``executemany`` over one constant statement, which sqlite3 keeps prepared),
   not one transaction per order.
 """
@@ -19,7 +19,7 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii
 from pathlib import Path
@@ -103,6 +103,7 @@ class Ledger:
         self.path = path
         self.conn = conn
         self._cash = (0, 0.0)  # (last event seq summed, sum of cash up to it): ``cash`` reads only newer events
+        self._marks = _Marks()  # the ``mark`` events read so far, summed up (``marks_summary`` reads only newer ones)
 
     @classmethod
     def open(cls, path: str | Path, *, create: bool = True, durable: bool = True) -> Ledger:
@@ -160,6 +161,7 @@ class Ledger:
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
             self._cash = (0, 0.0)  # rolled-back event numbers are handed out again: sum afresh
+            self._marks = _Marks()
             raise
 
     # -- meta -------------------------------------------------------------------------------------
@@ -220,6 +222,10 @@ class Ledger:
         return (
             self.conn.execute("SELECT 1 FROM events WHERE kind=? AND bar=? LIMIT 1", (kind, bar)).fetchone() is not None
         )
+
+    def count_events(self, kind: str, bar: str) -> int:
+        """How many ``kind`` events ``bar`` has (through the ``events_kind_bar`` index)."""
+        return int(self.conn.execute("SELECT COUNT(*) FROM events WHERE kind=? AND bar=?", (kind, bar)).fetchone()[0])
 
     def first_decision(self, strategy: str) -> str | None:
         """The bar of ``strategy``'s first decision in this ledger (None: it decided nothing yet)."""
@@ -312,6 +318,10 @@ class Ledger:
         row = self.conn.execute("SELECT status FROM orders WHERE client_order_id=?", (cid,)).fetchone()
         return None if row is None else row[0]
 
+    def count_orders(self, bar: str) -> int:
+        """How many orders ``bar`` has (through the ``orders_bar`` index, no row read)."""
+        return int(self.conn.execute("SELECT COUNT(*) FROM orders WHERE bar=?", (bar,)).fetchone()[0])
+
     def orders(self, *, bar: str | None = None, open_only: bool = False) -> list[OrderRow]:
         # the open orders through the partial index ``orders_open`` (its literal condition), a bar's
         # through ``orders_bar``: neither reads the whole table, which grows by ~30 orders a bar
@@ -374,6 +384,25 @@ class Ledger:
         self._cash = (int(row[1]), total)  # reset by a rollback in ``transaction`` (its events are undone)
         return total
 
+    def marks_summary(self, day: str) -> tuple[float, float] | None:
+        """Over the ``mark`` events (equity at each bar's close, before trading): the peak equity and
+        ``day``'s start (the last mark, in ledger order, of an earlier day; else the first mark). None
+        without marks. Reads only the marks written since the last call (a year of bars has 8,760)."""
+        m = self._marks
+        rows = self.conn.execute(
+            "SELECT seq, bar, data FROM events WHERE kind='mark' AND seq > ? ORDER BY seq", (m.seq,)
+        ).fetchall()
+        for seq, bar, data in rows:
+            equity = json.loads(data)["equity"]  # as written (SQLite's own number parsing may round otherwise)
+            m.seq = seq
+            m.first = equity if m.first is None else m.first
+            m.peak = equity if m.peak is None else max(m.peak, equity)
+            m.last[(bar or "")[:10]] = (seq, equity)
+        if m.first is None:
+            return None
+        earlier = [v for d, v in m.last.items() if d < day]
+        return float(m.peak), float(max(earlier)[1] if earlier else m.first)
+
     def last_prices(self) -> dict[str, float]:
         """Each symbol's last close the loop saw (from the latest ``equity`` event)."""
         ev = self.conn.execute("SELECT data FROM events WHERE kind='equity' ORDER BY seq DESC LIMIT 1").fetchone()
@@ -385,7 +414,7 @@ class Ledger:
 
 
 _JSON = json.JSONEncoder(default=str)  # one encoder (``json.dumps`` with ``default=`` builds one a call)
-_COL_INDEX = {c: i for i, c in enumerate(_EVENT_COLS)}
+_FIELDS = frozenset(_EVENT_COLS[3:]) | {"bar"}  # what ``fields`` may name (``at`` and ``kind`` are given)
 
 
 def _event_row(at: str, kind: str, fields: dict[str, Any]) -> tuple:
@@ -393,13 +422,25 @@ def _event_row(at: str, kind: str, fields: dict[str, Any]) -> tuple:
 
     Raises:
         KeyError: a field that is not an event column."""
-    row: list[Any] = [None] * len(_EVENT_COLS)
-    row[0], row[2] = at, kind
-    for k, v in fields.items():
-        row[_COL_INDEX[k]] = v
-    data = fields.get("data")
-    row[-1] = data if data is None or isinstance(data, _Encoded) else _JSON.encode(data)
-    return tuple(row)
+    if not _FIELDS.issuperset(fields):
+        raise KeyError(f"not an event column: {sorted(set(fields) - _FIELDS)}")
+    g = fields.get
+    data = g("data")
+    if data is not None and not isinstance(data, _Encoded):
+        data = _JSON.encode(data)
+    return (
+        at,
+        g("bar"),
+        kind,
+        g("client_order_id"),
+        g("symbol"),
+        g("qty"),
+        g("price"),
+        g("fee"),
+        g("cash"),
+        g("dedup"),
+        data,
+    )
 
 
 def fill_event(
@@ -408,6 +449,14 @@ def fill_event(
     """The ``fill`` event of a broker fill (``record`` / ``record_many`` it)."""
     fields = {"bar": bar, "client_order_id": cid, "symbol": symbol, "qty": qty, "price": price, "fee": fee}
     return "fill", {**fields, "cash": -qty * price - fee, "dedup": f"fill:{fill_id}"}
+
+
+@dataclass
+class _Marks:
+    seq: int = 0  # the last mark read
+    first: float | None = None
+    peak: float | None = None
+    last: dict[str, tuple[int, float]] = field(default_factory=dict)  # day -> (seq, equity) of its last mark
 
 
 class _Encoded(str):

@@ -279,9 +279,13 @@ def trade_bar(
         if not exc.retryable:
             raise
         return BarOutcome(bar, "outage", message=str(exc))
-    ledger.record("mark", bar=bar, dedup=f"mark:{bar}", data={"equity": pre.equity, "cash": pre.cash, "prices": close})
+    mark = {"bar": bar, "dedup": f"mark:{bar}", "data": {"equity": pre.equity, "cash": pre.cash, "prices": close}}
+    # the bar's mark goes with the bar's next write (the decision's transaction most bars): the kill
+    # switches' answer is the same with or without it (its equity is never below itself; it is no
+    # earlier day's), and a bar decided before has it already (``dedup``: not recorded twice)
     why = kill_reason(ledger, cfg, pre.equity, bar)
     if why:
+        ledger.record("mark", **mark)
         flatten(session, history, reason=why)
         ledger.record("kill", bar=bar, data={"reason": why})
         return BarOutcome(bar, "killed", message=why)
@@ -289,6 +293,7 @@ def trade_bar(
     if now_ns is not None and len(history) > 1:  # a live clock (a replay's is the bar's own time)
         tf_ns = int(np.median(np.diff(np.asarray(history.timestamps).astype(np.int64))))
     if now_ns is not None and tf_ns and now_ns - ts > (cfg.stale_bars + 1) * tf_ns:
+        ledger.record("mark", **mark)
         ledger.record("stale", bar=bar, data={"age_s": (now_ns - ts) / 1e9})
         return BarOutcome(
             bar,
@@ -310,6 +315,7 @@ def trade_bar(
         session.stats["decide_s"].append(time.perf_counter() - t0)
         accepted, rejected = check_orders(orders, cfg, pre.equity, close)
         with ledger.transaction() as c:
+            ledger.record("mark", conn=c, **mark)
             ledger.record(
                 "decision",
                 conn=c,
@@ -322,14 +328,17 @@ def trade_bar(
                         zip(syms, [None if not np.isfinite(x) else float(x) for x in targets], strict=True)
                     ),
                     "prices": close,
-                    **({"orders": [vars(o) for o in placed]} if placed is not None else {}),
+                    # the placed orders by client id: each is an ``order_intent`` or a ``risk_reject`` event
+                    **({"order_ids": [o.client_order_id for o in placed]} if placed is not None else {}),
                 },
             )
             ledger.add_intents(c, [vars(o) for o in accepted])
             ledger.record_many(c, [_reject_event(bar, o, reason) for o, reason in rejected])
         crash_point("intent")
         to_send = accepted  # just committed, all pending (unless the bar holds other intents, below)
-    if to_send is None or len(ledger.orders(bar=bar)) != len(to_send):
+    else:
+        ledger.record("mark", **mark)  # a restart: recorded with the decision before (then ignored)
+    if to_send is None or ledger.count_orders(bar) != len(to_send):
         to_send = _pending(ledger, bar)  # a restart: the intents committed before the crash
     if to_send and broker.name != "paper":
         _replace_slots(session, to_send)
@@ -364,8 +373,8 @@ def trade_bar(
             data={"pre": pre.equity, "post": post.equity, "prices": close},
         )
         ledger.record("bar_done", conn=c, bar=bar, dedup=f"done:{bar}")
-    n_rej = len(ledger.events("risk_reject", bar=bar))
-    return BarOutcome(bar, "done", orders=len(ledger.orders(bar=bar)), rejected=n_rej, equity=post.equity)
+    n_rej = ledger.count_events("risk_reject", bar)
+    return BarOutcome(bar, "done", orders=ledger.count_orders(bar), rejected=n_rej, equity=post.equity)
 
 
 def _replace_slots(session: TradeSession, to_send: list[Order]) -> None:

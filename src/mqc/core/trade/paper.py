@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,10 @@ class PaperBroker:
         self.fill_cfg = fill_cfg or {}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+        self._cache: dict[str, Any] = {}  # decoded state values, valid while no other connection commits
+        self._states: dict[str, OrderState] = {}  # order-level orders booked or changed lately, as the file has them
+        self._version: int | None = None
+        self._settled_ts: int | None = None  # the bar ``settle`` was called for (see there)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
         if not durable:  # as a replay's ledger (``Ledger.open``): no fsync, fewer checkpoints
@@ -99,18 +104,49 @@ class PaperBroker:
 
     # -- state ------------------------------------------------------------------------------------
     def _get(self, key: str) -> Any:
+        """A state value, decoded once: kept in memory until another connection commits to the file
+        (``PRAGMA data_version``) or one of this broker's transactions fails (``_writing``)."""
+        self._fresh()
+        if key in self._cache:
+            return self._cache[key]
         row = self.conn.execute("SELECT value FROM state WHERE key=?", (key,)).fetchone()
-        return None if row is None else json.loads(row[0])
+        value = None if row is None else json.loads(row[0])
+        self._cache[key] = value
+        return value
 
     def _put_many(self, values: dict[str, Any], conn: sqlite3.Connection | None = None) -> None:
-        c = conn or self.conn
-        own = conn is None
-        if own:
-            c.execute("BEGIN IMMEDIATE")
-        for k, v in values.items():
-            c.execute("INSERT OR REPLACE INTO state VALUES(?, ?)", (k, json.dumps(v)))
-        if own:
+        if conn is None:
+            with self._writing() as c:
+                return self._put_many(values, c)
+        conn.executemany("INSERT OR REPLACE INTO state VALUES(?, ?)", [(k, json.dumps(v)) for k, v in values.items()])
+        self._cache.update(values)
+        return None
+
+    def _fresh(self) -> None:
+        """Forget what is kept in memory when another connection committed to the file since."""
+        version = self.conn.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._version:
+            self._forget()
+            self._version = version
+
+    def _forget(self) -> None:
+        self._cache.clear()
+        self._states.clear()
+
+    @contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT``; on any error rolled back, and the state kept in memory
+        (which the block may have changed) is dropped: the next read is the file's."""
+        c = self.conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            yield c
             c.execute("COMMIT")
+        except BaseException:
+            if c.in_transaction:
+                c.execute("ROLLBACK")
+            self._forget()
+            raise
 
     def close(self) -> None:
         self.conn.close()
@@ -186,30 +222,44 @@ class PaperBroker:
     def _observe_orders(self, bar: BarView) -> None:
         from mqc.core.trade import paper_orders
 
-        st = self._get("ob")
+        st, capital = self._get("ob"), self._get("capital")
         if st["ts"] is not None and bar.timestamp <= st["ts"]:
             return
-        fills, status = paper_orders.observe(st, bar, self.market, self._get("capital"), self.fill_cfg)
-        c = self.conn
-        c.execute("BEGIN IMMEDIATE")
-        try:
+        with self._writing() as c:  # ``observe`` changes ``st`` (the kept state): dropped if this fails
+            fills, status = paper_orders.observe(st, bar, self.market, capital, self.fill_cfg)
             c.executemany(
                 "INSERT OR IGNORE INTO fills VALUES(?,?,?,?,?,?)",
                 [(f.fill_id, f.client_order_id, f.symbol, f.qty, f.price, f.fee) for f in fills],
             )
             c.executemany("UPDATE orders SET status=? WHERE client_order_id=?", [(s, cid) for cid, s in status.items()])
             self._put_many({"ob": st, "close": dict(zip(st["syms"], st["close"], strict=True))}, conn=c)
-            c.execute("COMMIT")
-        except BaseException:
-            c.execute("ROLLBACK")
-            raise
+            self._keep_states(status, fills)
+
+    def _keep_states(self, status: dict[str, str], fills: list[BrokerFill]) -> None:
+        """The states of the orders ``observe`` changed, from the kept ones (an order not kept is read
+        from the file when asked for); orders that had ended before are let go (read once by the loop)."""
+        new: dict[str, list[BrokerFill]] = {}
+        for f in fills:
+            new.setdefault(f.client_order_id, []).append(f)
+        kept = {cid: st for cid, st in self._states.items() if st.status in ("new", "partially_filled")}
+        for cid, status_now in status.items():
+            old = kept.pop(cid, None)
+            if old is not None:
+                kept[cid] = OrderState(cid, status_now, old.broker_order_id, old.fills + tuple(new.get(cid, ())))
+        self._states = kept
 
     def settle(self) -> None:
-        """The bar's orders are in: report equity after its close auction (order strategies)."""
+        """The bar's orders are in: report equity after its close auction (order strategies).
+
+        Kept in memory, not written: it changes no money, only which of the bar's two equities
+        ``account`` reports, and the loop settles a bar again after a restart before it reads the
+        equity after it (a restarted loop's equity before trading is then the uninterrupted run's)."""
         if self.order_symbols is not None:
-            st = self._get("ob")
-            st["settled"] = True
-            self._put_many({"ob": st})
+            self._settled_ts = self._get("ob")["ts"]
+
+    def _settled(self, st: dict[str, Any]) -> bool:
+        """Whether the book's bar is settled (``st["settled"]``: a file an older mqc settled in the book)."""
+        return st["ts"] is not None and (self._settled_ts == st["ts"] or bool(st.get("settled")))
 
     def _book_orders(self, orders: list[Order]) -> dict[str, OrderState]:
         """Rest an order strategy's orders until the next bar (one transaction)."""
@@ -221,10 +271,9 @@ class PaperBroker:
         for o in orders:
             if ORDER_FILL_MODELS.get(o.order_type) is None:
                 raise BrokerError(f"{o.order_type} orders: no fill model for them in the paper broker")
-        paper_orders.place(st, orders)
-        c, out = self.conn, {}
-        c.execute("BEGIN IMMEDIATE")
-        try:
+        out = {}
+        with self._writing() as c:
+            paper_orders.place(st, orders)
             first = self._count(c)
             rows = []
             for k, o in enumerate(orders):
@@ -233,10 +282,7 @@ class PaperBroker:
                 out[o.client_order_id] = OrderState(o.client_order_id, "new", boid)
             c.executemany("INSERT INTO orders VALUES(?,?,?,?,?,?,?,?,'new','')", rows)
             self._put_many({"ob": st}, conn=c)
-            c.execute("COMMIT")
-        except BaseException:
-            c.execute("ROLLBACK")
-            raise
+        self._states.update(out)
         return out
 
     def submit(self, orders: list[Order]) -> list[OrderState]:
@@ -275,9 +321,7 @@ class PaperBroker:
             raise BrokerError("the paper broker has seen no bar yet")
         close = self._get("close")
         out: dict[str, OrderState] = {}
-        c = self.conn
-        c.execute("BEGIN IMMEDIATE")
-        try:
+        with self._writing() as c:
             prev = self._get("trade")
             if prev is not None:
                 # a second batch on the same bar (a flatten after the rebalance): fold the first
@@ -348,10 +392,6 @@ class PaperBroker:
                 "post": float(f.net_return),
             }
             self._put_many({"trade": trade}, conn=c)
-            c.execute("COMMIT")
-        except BaseException:
-            c.execute("ROLLBACK")
-            raise
         return out
 
     def _count(self, c: sqlite3.Connection) -> int:
@@ -360,9 +400,12 @@ class PaperBroker:
 
     def orders_by_id(self, client_order_ids: list[str]) -> dict[str, OrderState | None]:
         """``order`` for many client ids at once (two queries per 500 ids)."""
-        out: dict[str, OrderState | None] = dict.fromkeys(client_order_ids)
-        for i in range(0, len(client_order_ids), 500):
-            part = client_order_ids[i : i + 500]
+        self._fresh()
+        kept = self._states
+        out: dict[str, OrderState | None] = {cid: kept.get(cid) for cid in client_order_ids}
+        ask = [cid for cid, st in out.items() if st is None]  # the rest from the file
+        for i in range(0, len(ask), 500):
+            part = ask[i : i + 500]
             marks = ",".join("?" * len(part))
             rows = self.conn.execute(
                 "SELECT client_order_id, broker_order_id, status, reason FROM orders "
@@ -405,19 +448,18 @@ class PaperBroker:
         if self.order_symbols is None or state is None or state.status not in ("new", "partially_filled"):
             return state
         st = self._get("ob")
-        for key in ("slots", "pslots"):
-            for slot, cid in list(st.get(key, {}).items()):
-                if cid == client_order_id:
-                    a, k = map(int, slot.split(","))
-                    book = st["resting" if key == "slots" else "placed"]
-                    if book is not None:
-                        book["kind"][a][k] = 0
-                    del st[key][slot]
-        c = self.conn
-        c.execute("BEGIN IMMEDIATE")
-        c.execute("UPDATE orders SET status='cancelled' WHERE client_order_id=?", (client_order_id,))
-        self._put_many({"ob": st}, conn=c)
-        c.execute("COMMIT")
+        with self._writing() as c:
+            for key in ("slots", "pslots"):
+                for slot, cid in list(st.get(key, {}).items()):
+                    if cid == client_order_id:
+                        a, k = map(int, slot.split(","))
+                        book = st["resting" if key == "slots" else "placed"]
+                        if book is not None:
+                            book["kind"][a][k] = 0
+                        del st[key][slot]
+            c.execute("UPDATE orders SET status='cancelled' WHERE client_order_id=?", (client_order_id,))
+            self._put_many({"ob": st}, conn=c)
+        self._states.pop(client_order_id, None)
         return self.order(client_order_id)
 
     def account(self) -> Account:
@@ -426,7 +468,7 @@ class PaperBroker:
             from mqc.core.trade import paper_orders
 
             st, cap = self._get("ob"), self._get("capital")
-            equity = paper_orders.equity(st, cap)
+            equity = paper_orders.equity(st, cap, self._settled(st))
             pos = {s: q * cap for s, q in zip(st["syms"], st["pos"], strict=True) if q != 0.0}
             close = dict(zip(st["syms"], st["close"] or [0.0] * len(st["syms"]), strict=True))
             return Account(cash=equity - sum(q * close[s] for s, q in pos.items()), equity=equity, positions=pos)

@@ -191,10 +191,10 @@ def observe(st: dict[str, Any], bar: BarView, market: MarketConfig, capital: flo
     return out_fills, status
 
 
-def equity(st: dict[str, Any], capital: float) -> float:
+def equity(st: dict[str, Any], capital: float, settled: bool) -> float:
     """The book's value: before this bar's close auction until ``settled``, after it then (as the
     backtest's last row)."""
-    if not st["settled"] or st["close"] is None:
+    if not settled or st["close"] is None:
         return capital * st["wealth"]
     value = st["cash"] + float(np.sum(np.asarray(st["pos"]) * np.asarray(st["close"])))
     return capital * (st["wealth"] * (1.0 + (value / float(st["e"]) - 1.0)))

@@ -51,15 +51,12 @@ def kill_reason(ledger: Any, cfg: TradeConfig, equity: float, bar: str) -> str:
     """Why the kill switch fires at ``bar`` with ``equity`` (empty: it does not)."""
     if not (cfg.max_daily_loss or cfg.max_drawdown):
         return ""
-    marks = [(e["bar"], e["data"]["equity"]) for e in ledger.events("mark")]
-    if not marks:
+    summary = ledger.marks_summary(bar[:10])
+    if summary is None:
         return ""
-    peak = max(v for _, v in marks)
+    peak, start = summary
     if cfg.max_drawdown and equity < peak * (1.0 - cfg.max_drawdown):
         return f"max_drawdown: equity {equity:,.2f} is {1 - equity / peak:.2%} below its peak {peak:,.2f}"
-    day = bar[:10]
-    earlier = [v for b, v in marks if b[:10] < day]
-    start = earlier[-1] if earlier else marks[0][1]
     if cfg.max_daily_loss and equity < start * (1.0 - cfg.max_daily_loss):
         return f"max_daily_loss: equity {equity:,.2f} is {1 - equity / start:.2%} below the day's start {start:,.2f}"
     return ""
