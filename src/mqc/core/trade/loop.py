@@ -299,7 +299,7 @@ def trade_bar(
             bar,
             "stale",
             message=f"the last bar ({bar}) is too old to trade on: update the bars "
-            "(mqc data fetch, or mqc trade --fetch yfinance|ccxt) or trade history (--replay START:END)",
+            "(mqc data fetch, or mqc trade --fetch yfinance|ccxt|alpaca) or trade history (--replay START:END)",
         )
     to_send: list[Order] | None = None
     if not ledger.has_event("decision", bar):
