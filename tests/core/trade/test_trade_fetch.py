@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from simclock import SimStop
 
 from mqc.core.data.catalog import Catalog
 from mqc.core.data.config import DataConfig, FetchConfig, ImportConfig
@@ -72,21 +73,6 @@ def market(synth):
     cfg = FetchConfig(provider="ccxt", timeframe="1d", retries=2, backoff_s=1.0)
     fetch_symbols(list(PAIRS), cfg, ImportConfig(), client=ex, now=clock[0] / 1e9)  # the history to start from
     return ex, clock, cfg
-
-
-class SimStop:
-    """A stop event on a simulated clock: ``wait`` moves the clock; set after ``n`` waits."""
-
-    def __init__(self, clock: list[int], n: int) -> None:
-        self.clock, self.n, self.waits = clock, n, []
-
-    def is_set(self) -> bool:
-        return len(self.waits) >= self.n
-
-    def wait(self, seconds: float) -> bool:
-        self.waits.append(seconds)
-        self.clock[0] += int(seconds * 1e9)
-        return False
 
 
 def _session(tmp_path, ex, cfg, **trade):

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from fake_alpaca import FakeAlpaca, alpaca_bar
+from simclock import SimStop
 from typer.testing import CliRunner
 
 from mqc.cli import app
@@ -186,21 +187,6 @@ def test_a_stock_day_is_stored_after_0000_utc_as_yfinance_does(fake):
 
 PAIRS, SYMS = ("BTC/USD", "ETH/USD"), ("BTC-USD", "ETH-USD")
 STORED = 150
-
-
-class SimStop:
-    """A stop event on a simulated clock: ``wait`` moves the clock; set after ``n`` waits."""
-
-    def __init__(self, clock: list[int], n: int) -> None:
-        self.clock, self.n, self.waits = clock, n, []
-
-    def is_set(self) -> bool:
-        return len(self.waits) >= self.n
-
-    def wait(self, seconds: float) -> bool:
-        self.waits.append(seconds)
-        self.clock[0] += int(seconds * 1e9)
-        return False
 
 
 def test_trade_fetch_alpaca_decides_each_new_bar_once(fake, tmp_path):

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from mqc.core.errors import ConfigError, require
-from mqc.core.sweep.trial import FAILED, TrialSpec, run_trial
+from mqc.core.sweep.trial import TrialSpec, new_row, run_trial
 
 _PANEL: Any = None  # the panel of a local worker process, set once by the pool initialiser
 
@@ -35,18 +35,7 @@ def _local_trial(spec: TrialSpec) -> dict[str, Any]:
 
 
 def _failed_row(spec: TrialSpec, error: str) -> dict[str, Any]:
-    return {
-        "trial": spec.key,
-        "number": spec.number,
-        "config": spec.config_key,
-        "overrides": spec.overrides,
-        "seed": spec.overrides.get(f"{spec.train_table}.seed"),
-        "run_dir": None,
-        "status": FAILED,
-        "val": {},
-        "error": error,
-        "seconds": 0.0,
-    }
+    return new_row(spec, error=error, seconds=0.0)
 
 
 def _start_method() -> str:
