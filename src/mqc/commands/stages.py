@@ -56,9 +56,10 @@ def _sinks(tensorboard: str | None, wandb: str | None) -> Any:
 
 def _run(fn: Any, quiet: bool, json_out: bool, *args: Any, sinks: Any = None, **kw: Any) -> None:
     import contextlib
-    import os
 
-    main = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 reports
+    from mqc.core.lm.trainer import world
+
+    main = world()[0] == 0  # under torchrun only rank 0 reports (the trainer's one reading of the launcher)
     if quiet or not main:
         state().quiet = True
     with RichProgress() as progress, sinks if main and sinks is not None else contextlib.nullcontext():
